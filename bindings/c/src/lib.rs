@@ -1,0 +1,1 @@
+//! C face (to come).

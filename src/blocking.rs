@@ -1,0 +1,283 @@
+//! Blocking handles that own their tokio runtime: the layer the C and Python faces wrap.
+//!
+//! [`ServerHandle`] runs a server on its own runtime (start, port, snapshot, wait with a timeout,
+//! stop → report). [`ClientHandle`] runs a client on its own thread (spawn, join with a timeout,
+//! cancel). Waits take a timeout so that a caller can wake up to check for Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientConfig, ClientResult, Workload};
+use crate::error::{Error, Result};
+use crate::report::{ClientReport, Report};
+use crate::server::{Server, ServerConfig, ServerControl};
+
+/// A result that arrives later, once, and can be read many times.
+#[derive(Debug)]
+struct Outcome<T> {
+    value: Mutex<Option<Result<T>>>,
+    ready: Condvar,
+}
+
+impl<T: Clone> Outcome<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Outcome {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        })
+    }
+
+    fn set(&self, v: Result<T>) {
+        let mut g = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(v);
+        }
+        self.ready.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        self.value
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The value, waiting up to `timeout` (`None`: forever). `None` if it did not arrive.
+    fn wait(&self, timeout: Option<Duration>) -> Option<Result<T>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut g = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(v) = g.as_ref() {
+                return Some(v.clone());
+            }
+            g = match deadline {
+                None => self.ready.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.ready
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+fn runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))
+}
+
+/// A server running on its own runtime.
+///
+/// # Examples
+/// ```
+/// use loadmon::blocking::ServerHandle;
+/// use loadmon::server::ServerConfig;
+/// use std::time::Duration;
+///
+/// let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
+/// assert_ne!(server.port(), 0);
+/// assert!(server.wait(Some(Duration::from_millis(10))).is_err()); // nobody came yet
+/// let report = server.stop().unwrap();
+/// assert!(report.clients.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct ServerHandle {
+    runtime: Option<tokio::runtime::Runtime>,
+    control: ServerControl,
+    outcome: Arc<Outcome<Report>>,
+}
+
+impl ServerHandle {
+    /// Binds and starts serving in the background; returns at once.
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    pub fn start(config: ServerConfig) -> Result<ServerHandle> {
+        let rt = runtime(2, "loadmon-server")?;
+        let server = rt.block_on(Server::bind(config))?;
+        let control = server.control();
+        let outcome = Outcome::new();
+        let out = outcome.clone();
+        rt.spawn(async move {
+            let result = server.run().await;
+            out.set(result);
+        });
+        Ok(ServerHandle {
+            runtime: Some(rt),
+            control,
+            outcome,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.control.local_addr()
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Every client so far, with live figures.
+    pub fn snapshot(&self) -> Vec<ClientReport> {
+        self.control.snapshot()
+    }
+
+    /// The report so far (the final one once the server stopped).
+    pub fn report(&self) -> Report {
+        match self.outcome.wait(Some(Duration::ZERO)) {
+            Some(Ok(r)) => r,
+            _ => self.control.report(),
+        }
+    }
+
+    /// A cloneable control for stopping from another thread.
+    pub fn control(&self) -> ServerControl {
+        self.control.clone()
+    }
+
+    /// Whether the server has stopped and its report is ready.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_set()
+    }
+
+    /// Waits until the server stops by itself (or is stopped) and returns the report.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it is still running after `timeout` (`None` waits forever); the
+    /// server's own error (the JSON report could not be written) otherwise.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<Report> {
+        self.outcome.wait(timeout).unwrap_or_else(|| {
+            Err(Error::Timeout(format!(
+                "the server is still running after {:.1} s",
+                timeout.unwrap_or_default().as_secs_f64()
+            )))
+        })
+    }
+
+    /// Stops the server (running clients become ABORTED) and returns the report; on a server
+    /// that already stopped, returns the same report.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::wait`].
+    pub fn stop(&self) -> Result<Report> {
+        self.control.stop();
+        self.wait(None)
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.control.stop();
+        let _ = self.outcome.wait(Some(Duration::from_secs(5)));
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A client running on its own thread.
+#[derive(Debug)]
+pub struct ClientHandle {
+    cancel: CancellationToken,
+    outcome: Arc<Outcome<ClientResult>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl ClientHandle {
+    /// Starts `workload` under a client with `config` on a new thread; returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad setting, [`Error::Internal`] if no thread can be started.
+    pub fn spawn<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientHandle> {
+        let client = Client::new(config)?;
+        let cancel = client.cancel_token();
+        let outcome = Outcome::new();
+        let out = outcome.clone();
+        let thread = std::thread::Builder::new()
+            .name("loadmon-client".into())
+            .spawn(move || {
+                let result = match runtime(1, "loadmon-client") {
+                    Ok(rt) => {
+                        let r = rt.block_on(client.run(workload));
+                        rt.shutdown_timeout(Duration::from_secs(1));
+                        r
+                    }
+                    Err(e) => Err(e),
+                };
+                out.set(result);
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a client thread: {e}")))?;
+        Ok(ClientHandle {
+            cancel,
+            outcome,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Waits for the result.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the client is still running after `timeout` (`None` waits
+    /// forever); otherwise the client's own error.
+    pub fn join(&self, timeout: Option<Duration>) -> Result<ClientResult> {
+        let r = self.outcome.wait(timeout).unwrap_or_else(|| {
+            Err(Error::Timeout(format!(
+                "the client is still running after {:.1} s",
+                timeout.unwrap_or_default().as_secs_f64()
+            )))
+        });
+        if self.outcome.is_set() {
+            if let Some(t) = self
+                .thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                let _ = t.join();
+            }
+        }
+        r
+    }
+
+    /// Asks the client to stop; [`ClientHandle::join`] then returns [`Error::Interrupted`].
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the client has finished.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_set()
+    }
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        if !self.outcome.is_set() {
+            self.cancel.cancel();
+        }
+        let _ = self.join(Some(Duration::from_secs(10)));
+    }
+}
+
+/// Runs a client to the end on the calling thread's behalf.
+///
+/// # Errors
+/// As [`Client::run`].
+pub fn run_client<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientResult> {
+    ClientHandle::spawn(config, workload)?.join(None)
+}

@@ -1,0 +1,634 @@
+//! The generic client: connect → `get_cid` → `ready` → wait for `run_tests` → run a
+//! [`Workload`] → `done`, sending `hb` and stats for the whole run.
+//!
+//! A workload is the seed's "extend the generic client": implement [`Workload::run`], which the
+//! client calls on a blocking thread (never on the async runtime's workers) with a [`Context`]
+//! to report file rollovers, written bytes and stats, and to see whether it should stop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{Connection, FrameError};
+use crate::error::{Error, Result};
+use crate::logging::EventLog;
+use crate::protocol::{round2, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
+use crate::report::BYTES_PER_MB;
+use crate::stats::Sampler;
+
+/// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
+/// 10 s) plus loadmon's connect retry window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// Server host (default `127.0.0.1`).
+    pub host: String,
+    /// Server port (default 1234).
+    pub port: u16,
+    /// Period of `hb` (default 5 s).
+    pub heartbeat_period: Duration,
+    /// Period of `send_stats` (default 10 s).
+    pub stats_period: Duration,
+    /// How long to keep retrying an unreachable server, with backoff (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long to wait for `set_cid` and `run_tests` (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Longest line accepted from the server, bytes (default 4096).
+    pub max_line_bytes: usize,
+    /// Shared secret sent as `token:<secret>` before `get_cid`, if the server wants one.
+    pub token: Option<String>,
+    /// Where to write the session log file (`client_log_<time>.txt`); `None` for no file.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            host: "127.0.0.1".into(),
+            port: 1234,
+            heartbeat_period: Duration::from_secs(5),
+            stats_period: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            token: None,
+            log_dir: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.host.trim().is_empty() {
+            return Err(Error::Config("host must not be empty".into()));
+        }
+        if self.port == 0 {
+            return Err(Error::Config("port must be between 1 and 65535".into()));
+        }
+        for (name, d) in [
+            ("heartbeat_period", self.heartbeat_period),
+            ("stats_period", self.stats_period),
+            ("handshake_timeout", self.handshake_timeout),
+        ] {
+            if d < Duration::from_millis(1) {
+                return Err(Error::Config(format!("{name} must be at least 1 ms")));
+            }
+        }
+        if self.max_line_bytes < 64 {
+            return Err(Error::Config("max_line_bytes must be at least 64".into()));
+        }
+        if matches!(&self.token, Some(t) if t.is_empty() || t.contains(['\n', '\r'])) {
+            return Err(Error::Config(
+                "token must be non-empty and on one line".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a client's workload does once the server says `run_tests`.
+///
+/// # Examples
+/// ```
+/// use loadmon::client::{Context, Workload};
+///
+/// struct Sleeper;
+/// impl Workload for Sleeper {
+///     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
+///         while !ctx.is_stopped() && ctx.elapsed().as_millis() < 50 {
+///             std::thread::sleep(std::time::Duration::from_millis(5));
+///         }
+///         ctx.file_rollover();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Workload: Send + 'static {
+    /// Chunk and file size (MiB) announced in `file_stats` before `start`, if any.
+    fn file_stats(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Runs the test on a blocking thread. Return `Ok` to send `done`; an error is sent to the
+    /// server as `error:<message>` (status FAILED) and returned by [`Client::run`].
+    ///
+    /// # Errors
+    /// Whatever went wrong in the workload.
+    fn run(&mut self, ctx: &Context) -> Result<()>;
+}
+
+/// Counters a workload fills in through its [`Context`].
+#[derive(Debug)]
+struct Counters {
+    files_written: AtomicU64,
+    bytes_written: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Counters {
+            files_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            // 1 µs .. 1 hour at 3 significant digits; these bounds are valid constants.
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
+            ),
+        }
+    }
+
+    fn percentiles_us(&self) -> Option<(u64, u64)> {
+        let h = self.latency_us.lock().ok()?;
+        (!h.is_empty()).then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+    }
+
+    fn write_stats(&self) -> Message {
+        let (p50, p99) = self.percentiles_us().unwrap_or((0, 0));
+        Message::WriteStats {
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            chunk_p50_us: p50,
+            chunk_p99_us: p99,
+        }
+    }
+}
+
+/// What a running workload can see and report. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Context {
+    client_id: u32,
+    started: Instant,
+    tx: mpsc::UnboundedSender<Message>,
+    stopped: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl Context {
+    /// The id the server assigned.
+    pub fn client_id(&self) -> u32 {
+        self.client_id
+    }
+
+    /// Time since the workload started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether the run must end now (the server went away, or the client was cancelled).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Reports one completed file (`file_roll`).
+    pub fn file_rollover(&self) {
+        self.counters.files_written.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(Message::FileRoll);
+    }
+
+    /// Records one write of `bytes` that took `latency` (feeds bytes written, throughput and
+    /// the chunk latency percentiles).
+    pub fn record_write(&self, bytes: u64, latency: Duration) {
+        self.counters
+            .bytes_written
+            .fetch_add(bytes, Ordering::Relaxed);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        if let Ok(mut h) = self.counters.latency_us.lock() {
+            h.saturating_record(us);
+        }
+    }
+
+    /// Sends a `send_stats` line of the workload's own (in addition to the periodic ones).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a value is negative or not finite.
+    pub fn send_stats(&self, cpu_pct: f64, mem_pct: f64) -> Result<()> {
+        if !(cpu_pct.is_finite() && cpu_pct >= 0.0 && mem_pct.is_finite() && (0.0..=100.0).contains(&mem_pct)) {
+            return Err(Error::Config(format!(
+                "send_stats needs finite values with cpu_pct >= 0 and 0 <= mem_pct <= 100, got {cpu_pct}, {mem_pct}"
+            )));
+        }
+        let _ = self.tx.send(Message::SendStats {
+            cpu_pct: round2(cpu_pct),
+            mem_pct: round2(mem_pct),
+        });
+        Ok(())
+    }
+
+    /// Files reported so far.
+    pub fn files_written(&self) -> u64 {
+        self.counters.files_written.load(Ordering::Relaxed)
+    }
+
+    /// Bytes reported so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.counters.bytes_written.load(Ordering::Relaxed)
+    }
+}
+
+/// What a finished client run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientResult {
+    /// The id the server assigned.
+    pub client_id: u32,
+    /// Whole files written.
+    pub files_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Seconds the workload ran.
+    pub run_time_s: f64,
+    /// Bytes written in MiB per second of run time.
+    pub throughput_mb_s: f64,
+    /// Median chunk write latency, milliseconds (`None` if nothing was recorded).
+    pub chunk_p50_ms: Option<f64>,
+    /// 99th percentile chunk write latency, milliseconds.
+    pub chunk_p99_ms: Option<f64>,
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+    /// `send_stats` lines sent.
+    pub stats_sent: u64,
+}
+
+impl ClientResult {
+    /// The result as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// The generic client.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    cancel: CancellationToken,
+}
+
+impl Client {
+    /// A client with `config` (validated here).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad setting.
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        config.validate()?;
+        Ok(Client {
+            config,
+            cancel: CancellationToken::new(),
+        })
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// A token that, when cancelled, stops the run (the workload sees
+    /// [`Context::is_stopped`]; the server gets `error:interrupted`).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Connects, runs `workload` after `run_tests`, and returns the result after `done`.
+    ///
+    /// # Errors
+    /// [`Error::Net`] if the server cannot be reached within `connect_timeout`,
+    /// [`Error::Refused`], [`Error::VersionMismatch`], [`Error::Protocol`] for a bad server
+    /// line (a non-numeric client id, say), [`Error::Disconnected`] if the server goes away,
+    /// [`Error::Interrupted`] if cancelled, or the workload's own error.
+    pub async fn run<W: Workload>(&self, workload: W) -> Result<ClientResult> {
+        let log = Arc::new(EventLog::open("client", self.config.log_dir.as_deref())?);
+        if let Some(p) = log.path() {
+            log.debug(format!("Logging to {}", p.display()));
+        }
+        let mut conn = self.connect(&log).await?;
+        let client_id = match self.handshake(&mut conn, &log).await {
+            Ok(id) => id,
+            Err(e) => {
+                log.warn(format!("Client shutting down: {e}"));
+                conn.close(Duration::from_millis(200)).await;
+                return Err(e);
+            }
+        };
+        let result = self.run_workload(&mut conn, &log, client_id, workload).await;
+        conn.close(Duration::from_millis(500)).await;
+        match &result {
+            Ok(r) => log.info(format!(
+                "Client id {client_id} done: {} file(s), {} bytes, {:.2} MB/s",
+                r.files_written, r.bytes_written, r.throughput_mb_s
+            )),
+            Err(e) => log.warn(format!("Client id {client_id} shutting down: {e}")),
+        }
+        result
+    }
+
+    async fn connect(&self, log: &EventLog) -> Result<Connection> {
+        let addr = format!("{}:{}", self.config.host, self.config.port);
+        let give_up = Instant::now() + self.config.connect_timeout;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let attempt = tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(Error::Interrupted(format!("while connecting to {addr}")));
+                }
+                r = TcpStream::connect(&addr) => r,
+            };
+            match attempt {
+                Ok(stream) => {
+                    log.info(format!("Connected to server {addr}"));
+                    return Ok(Connection::new(stream, self.config.max_line_bytes));
+                }
+                Err(e) if Instant::now() + backoff < give_up => {
+                    log.debug(format!("connect {addr}: {e}; retrying in {backoff:?}"));
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => {
+                            return Err(Error::Interrupted(format!("while connecting to {addr}")));
+                        }
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    return Err(Error::net(
+                        format!(
+                            "connect {addr} (retried for {:.1} s)",
+                            self.config.connect_timeout.as_secs_f64()
+                        ),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sends `hello`, `token`, `get_cid`, `ready`; returns the id once `run_tests` arrived.
+    async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
+        let ctx = "handshake with the server";
+        let (major, minor) = PROTOCOL_VERSION;
+        conn.feed(&Message::Hello { major, minor })
+            .await
+            .map_err(|e| Error::from_frame(e, ctx))?;
+        if let Some(t) = &self.config.token {
+            conn.feed(&Message::Token(t.clone()))
+                .await
+                .map_err(|e| Error::from_frame(e, ctx))?;
+        }
+        for m in [Message::GetCid, Message::Ready] {
+            conn.feed(&m).await.map_err(|e| Error::from_frame(e, ctx))?;
+        }
+        conn.flush().await.map_err(|e| Error::from_frame(e, ctx))?;
+
+        let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
+        let mut client_id = None;
+        loop {
+            let line = tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(Error::Interrupted("during the handshake".into()));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::Timeout(format!(
+                        "no run_tests from the server within {:.1} s",
+                        self.config.handshake_timeout.as_secs_f64()
+                    )));
+                }
+                line = conn.read_line() => line.map_err(|e| Error::from_frame(e, ctx))?,
+            };
+            let Some(line) = line else {
+                return Err(Error::Disconnected(
+                    "the server closed the connection during the handshake".into(),
+                ));
+            };
+            match Message::parse(&line) {
+                Ok(Message::Hello { major: m, minor: n }) => {
+                    if m != major {
+                        return Err(Error::VersionMismatch {
+                            ours: format!("{major}.{minor}"),
+                            theirs: format!("{m}.{n}"),
+                        });
+                    }
+                    log.debug(format!("server speaks protocol {m}.{n}"));
+                }
+                Ok(Message::Refused(reason)) => return Err(Error::Refused(reason)),
+                Ok(Message::SetCid(id)) => {
+                    log.info(format!("Client id received from server: {id}"));
+                    client_id = Some(id);
+                }
+                Ok(Message::RunTests) => match client_id {
+                    Some(id) => {
+                        log.info("Test run request received from server");
+                        return Ok(id);
+                    }
+                    None => {
+                        return Err(Error::Disconnected(
+                            "the server sent run_tests before set_cid".into(),
+                        ))
+                    }
+                },
+                // The id goes into file names: anything but a number is refused.
+                Err(e) if line.starts_with("set_cid") => {
+                    return Err(Error::Protocol(e));
+                }
+                Ok(other) => log.warn(format!("ignored {} from the server", other.command())),
+                Err(e) => log.warn(format!("ignored line from the server: {e}")),
+            }
+        }
+    }
+
+    async fn run_workload<W: Workload>(
+        &self,
+        conn: &mut Connection,
+        log: &Arc<EventLog>,
+        client_id: u32,
+        mut workload: W,
+    ) -> Result<ClientResult> {
+        let ctx_str = "send to the server";
+        let io = |e: FrameError| Error::from_frame(e, ctx_str);
+        if let Some((chunk, file)) = workload.file_stats() {
+            conn.feed(&Message::FileStats {
+                chunk_size_mb: chunk,
+                file_size_mb: file,
+            })
+            .await
+            .map_err(io)?;
+        }
+        conn.send(&Message::Start).await.map_err(io)?;
+        log.info("Running tests...");
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::new());
+        let ctx = Context {
+            client_id,
+            started: Instant::now(),
+            tx,
+            stopped: stopped.clone(),
+            counters: counters.clone(),
+        };
+        let started = ctx.started;
+        let mut work = tokio::task::spawn_blocking(move || {
+            // A panic in user code must not unwind through the runtime: it becomes an error.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload.run(&ctx)))
+                .unwrap_or_else(|p| Err(Error::Workload(panic_message(&p))))
+        });
+
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat_period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stats = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.stats_period,
+            self.config.stats_period,
+        );
+        stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut sampler = Sampler::new();
+        let (mut heartbeats_sent, mut stats_sent) = (0u64, 0u64);
+        let mut trouble: Option<Error> = None;
+        let mut server_open = true;
+
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut work => {
+                    break joined.unwrap_or_else(|e| Err(Error::Internal(format!("workload task: {e}"))));
+                }
+                _ = self.cancel.cancelled(), if trouble.is_none() => {
+                    stopped.store(true, Ordering::Relaxed);
+                    trouble = Some(Error::Interrupted("client run cancelled".into()));
+                }
+                Some(msg) = rx.recv() => {
+                    if server_open {
+                        if let Err(e) = conn.send(&msg).await {
+                            server_open = false;
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(io(e));
+                        }
+                    }
+                }
+                _ = heartbeat.tick(), if server_open => {
+                    match conn.send(&Message::Heartbeat).await {
+                        Ok(()) => { heartbeats_sent += 1; log.debug("Heartbeat sent to server"); }
+                        Err(e) => {
+                            server_open = false;
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(io(e));
+                        }
+                    }
+                }
+                _ = stats.tick(), if server_open => {
+                    let s = sampler.sample();
+                    let batch = [
+                        Message::SendStats { cpu_pct: round2(s.cpu_pct), mem_pct: round2(s.mem_pct) },
+                        Message::ProcStats { cpu_core_pct: round2(s.cpu_core_pct), rss_bytes: s.rss_bytes },
+                        counters.write_stats(),
+                    ];
+                    let mut sent = Ok(());
+                    for m in &batch {
+                        sent = conn.feed(m).await;
+                        if sent.is_err() { break; }
+                    }
+                    if sent.is_ok() { sent = conn.flush().await; }
+                    match sent {
+                        Ok(()) => {
+                            stats_sent += 1;
+                            log.debug(format!("Performance stats sent to server (CPU={:.2} MEM={:.2})", s.cpu_pct, s.mem_pct));
+                        }
+                        Err(e) => {
+                            server_open = false;
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(io(e));
+                        }
+                    }
+                }
+                line = conn.read_line(), if server_open => {
+                    match line {
+                        Ok(Some(l)) => match Message::parse(&l) {
+                            Ok(Message::Refused(r)) => {
+                                stopped.store(true, Ordering::Relaxed);
+                                trouble.get_or_insert(Error::Refused(r));
+                            }
+                            _ => log.warn(format!("ignored line from the server during the run: {l:?}")),
+                        },
+                        Ok(None) => {
+                            server_open = false;
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(Error::Disconnected(
+                                "the server closed the connection during the run".into(),
+                            ));
+                        }
+                        Err(e) => {
+                            server_open = false;
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(Error::from_frame(e, "read from the server"));
+                        }
+                    }
+                }
+            }
+        };
+        let run_time_s = started.elapsed().as_secs_f64();
+
+        // Whatever the workload queued (its last file_roll) goes out before the verdict.
+        rx.close();
+        let mut tail = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            tail.push(m);
+        }
+        let verdict = match (outcome, trouble) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+        if server_open {
+            tail.push(counters.write_stats());
+            tail.push(match &verdict {
+                Ok(()) => Message::Done,
+                Err(e) => Message::Error(e.to_string()),
+            });
+            let mut sent = Ok(());
+            for m in &tail {
+                sent = conn.feed(m).await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+            if sent.is_ok() {
+                sent = conn.flush().await;
+            }
+            if let (Err(e), Ok(())) = (sent, &verdict) {
+                return Err(io(e));
+            }
+        }
+        verdict?;
+        let bytes_written = counters.bytes_written.load(Ordering::Relaxed);
+        let pct = counters.percentiles_us();
+        Ok(ClientResult {
+            client_id,
+            files_written: counters.files_written.load(Ordering::Relaxed),
+            bytes_written,
+            run_time_s,
+            throughput_mb_s: if run_time_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / run_time_s
+            } else {
+                0.0
+            },
+            chunk_p50_ms: pct.map(|p| p.0 as f64 / 1000.0),
+            chunk_p99_ms: pct.map(|p| p.1 as f64 / 1000.0),
+            heartbeats_sent,
+            stats_sent,
+        })
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".into()
+    }
+}

@@ -1,0 +1,64 @@
+//! loadmon: coordinated file-write load tests.
+//!
+//! A server hands out client ids, tells each test client to start, and watches every client
+//! while it writes files: heartbeats, CPU and memory of its writer, files rolled over,
+//! throughput. When all clients are gone it writes a report. The wire protocol is the one of the
+//! original ServerClientModel, byte for byte, plus new commands an old peer ignores.
+//!
+//! # Layout
+//! - [`protocol`]: the [`Message`](protocol::Message) enum, parse and encode; no I/O.
+//! - [`connection`]: framed, length-bounded line I/O over a TCP stream.
+//! - [`server`]: listener, per-client handlers, liveness, stop conditions, report building.
+//! - [`client`]: the generic client (handshake, heartbeat and stats tasks) and the
+//!   [`Workload`](client::Workload) trait.
+//! - [`file_writer`]: the test client's workload (validation, files, rollover, sync, keep_files).
+//! - [`stats`]: CPU and memory of this process, with sysinfo.
+//! - [`report`]: report types (serde), the seed's text report, JSON, atomic writes.
+//! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
+//! - [`demo`]: the seed's demo schedule in one process.
+//! - [`error`]: the one error enum.
+//!
+//! # Example
+//! ```
+//! use loadmon::blocking::{run_client, ServerHandle};
+//! use loadmon::client::ClientConfig;
+//! use loadmon::file_writer::{FileWriter, FileWriterConfig};
+//! use loadmon::server::ServerConfig;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
+//! let writer = FileWriter::new(FileWriterConfig {
+//!     run_time_s: 1.0,
+//!     chunk_size_mb: 1,
+//!     file_size_mb: 2,
+//!     min_chunk_size_mb: 1,
+//!     out_dir: dir.path().to_path_buf(),
+//!     ..Default::default()
+//! })
+//! .unwrap();
+//! let result = run_client(ClientConfig { port: server.port(), ..Default::default() }, writer).unwrap();
+//! assert_eq!(result.client_id, 100);
+//! let report = server.wait(None).unwrap();
+//! assert_eq!(report.clients[0].status, loadmon::Status::Pass);
+//! assert_eq!(report.clients[0].files_written, result.files_written);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod blocking;
+pub mod client;
+pub mod connection;
+pub mod demo;
+pub mod error;
+pub mod file_writer;
+mod logging;
+pub mod protocol;
+pub mod report;
+pub mod server;
+pub mod stats;
+
+pub use error::{Error, Result};
+pub use report::{ClientReport, Report, Status};
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

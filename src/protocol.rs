@@ -1,0 +1,511 @@
+//! The wire format: one [`Message`] per line, parsed and encoded without any I/O.
+//!
+//! The seed protocol (ServerClientModel) is plain ASCII text over TCP, one message per line
+//! terminated by `\n`, fields separated by `:`. Field 0 is the command, the rest are arguments.
+//! loadmon speaks it byte for byte and adds new commands that an old peer logs and ignores.
+//!
+//! ```text
+//! line      = command *( ":" argument ) LF
+//!
+//! ; seed, client -> server
+//! get_cid                                   ask for a client id
+//! ready                                     set up; the server answers run_tests
+//! file_stats:<chunk_mb>:<file_mb>           integers, MiB
+//! start                                     the test started (status RUNNING)
+//! hb                                        heartbeat
+//! send_stats:<cpu_pct>:<mem_pct>            floats, %CPU (100 = one core) and %MEM as `ps` shows
+//! file_roll                                 one whole file written
+//! done                                      test finished (status PASS); the connection closes
+//!
+//! ; seed, server -> client
+//! set_cid:<id>                              the client id (an unsigned integer)
+//! run_tests                                 go
+//!
+//! ; loadmon, client -> server (an old server logs and ignores them)
+//! hello:<major>.<minor>                     protocol version, sent before get_cid
+//! token:<secret>                            shared secret, sent before get_cid when configured
+//! proc_stats:<cpu_core_pct>:<rss_bytes>     CPU normalised to all cores (100 = all busy), RSS
+//! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
+//! error:<reason>                            the client failed; it closes next (status FAILED)
+//!
+//! ; loadmon, server -> client (an old client logs and ignores them)
+//! hello:<major>.<minor>                     the server's version, answer to a client's hello
+//! refused:<reason>                          the server will not serve this client; it closes next
+//! ```
+//!
+//! Free-text arguments (`error`, `refused`) are the rest of the line after the first `:`, so they
+//! may contain `:`; line breaks in them are replaced by spaces when encoding.
+
+use std::fmt;
+
+/// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
+pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
+
+/// Default bound on one line, in bytes, without the terminating `\n`.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+
+/// Largest chunk or file size a peer may announce, in MiB (1 PiB).
+pub const MAX_SIZE_MB: u64 = 1 << 30;
+
+/// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
+pub const MAX_CPU_PCT: f64 = 1_048_576.0;
+
+/// One protocol message, in either direction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// `get_cid`: the client asks for its id.
+    GetCid,
+    /// `ready`: the client is set up.
+    Ready,
+    /// `file_stats:<chunk_mb>:<file_mb>`: the client's chunk and file size in MiB.
+    FileStats {
+        /// Chunk size, MiB.
+        chunk_size_mb: u64,
+        /// File size, MiB.
+        file_size_mb: u64,
+    },
+    /// `start`: the test started.
+    Start,
+    /// `hb`: heartbeat.
+    Heartbeat,
+    /// `send_stats:<cpu>:<mem>`: %CPU (100 = one core) and %MEM (RSS / total RAM).
+    SendStats {
+        /// %CPU as `ps` shows it: 100 = one core fully busy.
+        cpu_pct: f64,
+        /// Resident memory as a percentage of total RAM.
+        mem_pct: f64,
+    },
+    /// `file_roll`: one whole file was written.
+    FileRoll,
+    /// `done`: the test finished.
+    Done,
+    /// `set_cid:<id>`: the server assigns the client id.
+    SetCid(u32),
+    /// `run_tests`: the server tells the client to start.
+    RunTests,
+    /// `hello:<major>.<minor>`: protocol version announcement (new).
+    Hello {
+        /// Major version; a different major is incompatible.
+        major: u32,
+        /// Minor version; informative.
+        minor: u32,
+    },
+    /// `token:<secret>`: the shared secret (new).
+    Token(String),
+    /// `proc_stats:<cpu_core_pct>:<rss_bytes>` (new).
+    ProcStats {
+        /// CPU normalised by the number of cores: 100 = every core busy.
+        cpu_core_pct: f64,
+        /// Resident set size in bytes.
+        rss_bytes: u64,
+    },
+    /// `write_stats:<bytes>:<p50_us>:<p99_us>` (new).
+    WriteStats {
+        /// Bytes written so far by the workload.
+        bytes_written: u64,
+        /// Median chunk write latency, microseconds.
+        chunk_p50_us: u64,
+        /// 99th percentile chunk write latency, microseconds.
+        chunk_p99_us: u64,
+    },
+    /// `error:<reason>`: the client failed (new).
+    Error(String),
+    /// `refused:<reason>`: the server refuses this client (new).
+    Refused(String),
+}
+
+/// Why a line could not be turned into a [`Message`] (or read at all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The line was empty.
+    #[error("empty line")]
+    Empty,
+    /// The command is not one loadmon knows.
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// The command had the wrong number of fields.
+    #[error("{command}: expected {expected} field(s), got {got}")]
+    WrongFieldCount {
+        /// The command.
+        command: &'static str,
+        /// Fields expected, the command included.
+        expected: usize,
+        /// Fields received.
+        got: usize,
+    },
+    /// An argument was not valid for its command.
+    #[error("{command}: invalid {field} {value:?}: {reason}")]
+    InvalidArgument {
+        /// The command.
+        command: &'static str,
+        /// Which argument.
+        field: &'static str,
+        /// The value received (cut to 64 bytes).
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A line exceeded the configured maximum length.
+    #[error("line longer than {max_bytes} bytes")]
+    LineTooLong {
+        /// The bound in force.
+        max_bytes: usize,
+    },
+    /// A line was not valid UTF-8.
+    #[error("line is not valid UTF-8")]
+    InvalidUtf8,
+    /// The peer closed the connection in the middle of a line.
+    #[error("connection closed in the middle of a line")]
+    Truncated,
+}
+
+impl ProtocolError {
+    /// Whether the error ends the connection (framing broke) rather than one line.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ProtocolError::LineTooLong { .. } | ProtocolError::InvalidUtf8 | ProtocolError::Truncated
+        )
+    }
+}
+
+impl Message {
+    /// The command name as it appears on the wire.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Message::GetCid => "get_cid",
+            Message::Ready => "ready",
+            Message::FileStats { .. } => "file_stats",
+            Message::Start => "start",
+            Message::Heartbeat => "hb",
+            Message::SendStats { .. } => "send_stats",
+            Message::FileRoll => "file_roll",
+            Message::Done => "done",
+            Message::SetCid(_) => "set_cid",
+            Message::RunTests => "run_tests",
+            Message::Hello { .. } => "hello",
+            Message::Token(_) => "token",
+            Message::ProcStats { .. } => "proc_stats",
+            Message::WriteStats { .. } => "write_stats",
+            Message::Error(_) => "error",
+            Message::Refused(_) => "refused",
+        }
+    }
+
+    /// Parses one line (without its `\n`; a trailing `\r` is tolerated).
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] saying what is wrong; never panics, whatever the input.
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::protocol::Message;
+    /// assert_eq!(
+    ///     Message::parse("file_stats:10:50").unwrap(),
+    ///     Message::FileStats { chunk_size_mb: 10, file_size_mb: 50 }
+    /// );
+    /// assert!(Message::parse("send_stats:abc:1").is_err());
+    /// ```
+    pub fn parse(line: &str) -> Result<Message, ProtocolError> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            return Err(ProtocolError::Empty);
+        }
+        let (command, rest) = match line.split_once(':') {
+            Some((c, r)) => (c, Some(r)),
+            None => (line, None),
+        };
+        let fields: Vec<&str> = line.split(':').collect();
+        let n = fields.len();
+        let bare = |msg: Message| -> Result<Message, ProtocolError> {
+            expect_fields(msg.command(), n, 1)?;
+            Ok(msg)
+        };
+        match command {
+            "get_cid" => bare(Message::GetCid),
+            "ready" => bare(Message::Ready),
+            "start" => bare(Message::Start),
+            "hb" => bare(Message::Heartbeat),
+            "file_roll" => bare(Message::FileRoll),
+            "done" => bare(Message::Done),
+            "run_tests" => bare(Message::RunTests),
+            "file_stats" => {
+                expect_fields("file_stats", n, 3)?;
+                let chunk_size_mb = parse_size("file_stats", "chunk_mb", fields[1])?;
+                let file_size_mb = parse_size("file_stats", "file_mb", fields[2])?;
+                Ok(Message::FileStats {
+                    chunk_size_mb,
+                    file_size_mb,
+                })
+            }
+            "send_stats" => {
+                expect_fields("send_stats", n, 3)?;
+                Ok(Message::SendStats {
+                    cpu_pct: parse_pct("send_stats", "cpu_pct", fields[1], MAX_CPU_PCT)?,
+                    mem_pct: parse_pct("send_stats", "mem_pct", fields[2], 100.0)?,
+                })
+            }
+            "set_cid" => {
+                expect_fields("set_cid", n, 2)?;
+                let id = fields[1].parse::<u32>().map_err(|_| {
+                    invalid("set_cid", "id", fields[1], "not an unsigned 32-bit integer")
+                })?;
+                Ok(Message::SetCid(id))
+            }
+            "hello" => {
+                expect_fields("hello", n, 2)?;
+                let (major, minor) = fields[1]
+                    .split_once('.')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .ok_or_else(|| {
+                        invalid("hello", "version", fields[1], "expected <major>.<minor>")
+                    })?;
+                Ok(Message::Hello { major, minor })
+            }
+            "token" => {
+                let token = rest.unwrap_or("");
+                if token.is_empty() {
+                    return Err(invalid("token", "token", token, "empty"));
+                }
+                Ok(Message::Token(token.to_string()))
+            }
+            "proc_stats" => {
+                expect_fields("proc_stats", n, 3)?;
+                Ok(Message::ProcStats {
+                    cpu_core_pct: parse_pct("proc_stats", "cpu_core_pct", fields[1], 100.0)?,
+                    rss_bytes: parse_u64("proc_stats", "rss_bytes", fields[2])?,
+                })
+            }
+            "write_stats" => {
+                expect_fields("write_stats", n, 4)?;
+                Ok(Message::WriteStats {
+                    bytes_written: parse_u64("write_stats", "bytes", fields[1])?,
+                    chunk_p50_us: parse_u64("write_stats", "p50_us", fields[2])?,
+                    chunk_p99_us: parse_u64("write_stats", "p99_us", fields[3])?,
+                })
+            }
+            "error" => Ok(Message::Error(rest.unwrap_or("").to_string())),
+            "refused" => Ok(Message::Refused(rest.unwrap_or("").to_string())),
+            other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
+        }
+    }
+
+    /// Encodes the message as one line, without the terminating `\n`.
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::protocol::Message;
+    /// assert_eq!(Message::SetCid(100).encode(), "set_cid:100");
+    /// assert_eq!(Message::SendStats { cpu_pct: 12.5, mem_pct: 0.25 }.encode(), "send_stats:12.5:0.25");
+    /// ```
+    pub fn encode(&self) -> String {
+        let cmd = self.command();
+        match self {
+            Message::GetCid
+            | Message::Ready
+            | Message::Start
+            | Message::Heartbeat
+            | Message::FileRoll
+            | Message::Done
+            | Message::RunTests => cmd.to_string(),
+            Message::FileStats {
+                chunk_size_mb,
+                file_size_mb,
+            } => format!("{cmd}:{chunk_size_mb}:{file_size_mb}"),
+            Message::SendStats { cpu_pct, mem_pct } => format!("{cmd}:{cpu_pct}:{mem_pct}"),
+            Message::SetCid(id) => format!("{cmd}:{id}"),
+            Message::Hello { major, minor } => format!("{cmd}:{major}.{minor}"),
+            Message::Token(t) => format!("{cmd}:{}", one_line(t)),
+            Message::ProcStats {
+                cpu_core_pct,
+                rss_bytes,
+            } => format!("{cmd}:{cpu_core_pct}:{rss_bytes}"),
+            Message::WriteStats {
+                bytes_written,
+                chunk_p50_us,
+                chunk_p99_us,
+            } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
+            Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
+        }
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// Rounds a percentage to two decimals, as `send_stats` carries it.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn invalid(command: &'static str, field: &'static str, value: &str, reason: &'static str) -> ProtocolError {
+    ProtocolError::InvalidArgument {
+        command,
+        field,
+        value: truncate(value, 64),
+        reason,
+    }
+}
+
+fn expect_fields(command: &'static str, got: usize, expected: usize) -> Result<(), ProtocolError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(ProtocolError::WrongFieldCount {
+            command,
+            expected,
+            got,
+        })
+    }
+}
+
+fn parse_u64(command: &'static str, field: &'static str, v: &str) -> Result<u64, ProtocolError> {
+    v.parse::<u64>()
+        .map_err(|_| invalid(command, field, v, "not an unsigned integer"))
+}
+
+fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64, ProtocolError> {
+    let n = parse_u64(command, field, v)?;
+    if n > MAX_SIZE_MB {
+        return Err(invalid(command, field, v, "larger than 1 PiB"));
+    }
+    Ok(n)
+}
+
+fn parse_pct(command: &'static str, field: &'static str, v: &str, max: f64) -> Result<f64, ProtocolError> {
+    let x = v
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| invalid(command, field, v, "not a number"))?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(invalid(command, field, v, "not a finite, non-negative number"));
+    }
+    if x > max {
+        return Err(invalid(command, field, v, "out of range"));
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_lines_parse() {
+        assert_eq!(Message::parse("get_cid"), Ok(Message::GetCid));
+        assert_eq!(Message::parse("ready\r"), Ok(Message::Ready));
+        assert_eq!(Message::parse("hb"), Ok(Message::Heartbeat));
+        assert_eq!(Message::parse("start"), Ok(Message::Start));
+        assert_eq!(Message::parse("file_roll"), Ok(Message::FileRoll));
+        assert_eq!(Message::parse("done"), Ok(Message::Done));
+        assert_eq!(Message::parse("run_tests"), Ok(Message::RunTests));
+        assert_eq!(Message::parse("set_cid:101"), Ok(Message::SetCid(101)));
+        assert_eq!(
+            Message::parse("send_stats:3.4:0.1"),
+            Ok(Message::SendStats {
+                cpu_pct: 3.4,
+                mem_pct: 0.1
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_typed_errors() {
+        assert_eq!(Message::parse(""), Err(ProtocolError::Empty));
+        assert!(matches!(
+            Message::parse("frobnicate:1"),
+            Err(ProtocolError::UnknownCommand(c)) if c == "frobnicate"
+        ));
+        assert!(matches!(
+            Message::parse("send_stats:1"),
+            Err(ProtocolError::WrongFieldCount { got: 2, expected: 3, .. })
+        ));
+        assert!(matches!(
+            Message::parse("send_stats:abc:1"),
+            Err(ProtocolError::InvalidArgument { field: "cpu_pct", .. })
+        ));
+        assert!(Message::parse("send_stats:nan:1").is_err());
+        assert!(Message::parse("send_stats:-1:1").is_err());
+        assert!(Message::parse("send_stats:1:101").is_err());
+        assert!(Message::parse("file_stats:10").is_err());
+        assert!(Message::parse("file_stats:10:x").is_err());
+        assert!(Message::parse("file_stats:99999999999:1").is_err());
+        assert!(Message::parse("set_cid:../../etc").is_err());
+        assert!(Message::parse("set_cid:-1").is_err());
+        assert!(Message::parse("set_cid").is_err());
+        assert!(Message::parse("hb:extra").is_err());
+        assert!(Message::parse("hello:one").is_err());
+        assert!(Message::parse("token:").is_err());
+    }
+
+    #[test]
+    fn free_text_keeps_colons_and_loses_newlines() {
+        let m = Message::Error("write /tmp/x: No space\nleft".into());
+        assert_eq!(m.encode(), "error:write /tmp/x: No space left");
+        assert_eq!(
+            Message::parse(&m.encode()),
+            Ok(Message::Error("write /tmp/x: No space left".into()))
+        );
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let all = [
+            Message::GetCid,
+            Message::Ready,
+            Message::FileStats {
+                chunk_size_mb: 10,
+                file_size_mb: 50,
+            },
+            Message::Start,
+            Message::Heartbeat,
+            Message::SendStats {
+                cpu_pct: 99.25,
+                mem_pct: 0.01,
+            },
+            Message::FileRoll,
+            Message::Done,
+            Message::SetCid(4_000_000_000),
+            Message::RunTests,
+            Message::Hello { major: 1, minor: 7 },
+            Message::Token("s3:cr3t".into()),
+            Message::ProcStats {
+                cpu_core_pct: 12.5,
+                rss_bytes: 1 << 40,
+            },
+            Message::WriteStats {
+                bytes_written: u64::MAX,
+                chunk_p50_us: 0,
+                chunk_p99_us: 17,
+            },
+            Message::Error("boom".into()),
+            Message::Refused("server full: 5 clients max".into()),
+        ];
+        for m in all {
+            assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn fatal_errors_are_framing_errors() {
+        assert!(ProtocolError::InvalidUtf8.is_fatal());
+        assert!(ProtocolError::LineTooLong { max_bytes: 1 }.is_fatal());
+        assert!(!ProtocolError::Empty.is_fatal());
+        assert!(!ProtocolError::UnknownCommand("x".into()).is_fatal());
+    }
+}

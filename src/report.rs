@@ -1,0 +1,378 @@
+//! The report: what the server knows about every client, as serde types with a text rendering
+//! that matches the seed's report and a JSON rendering for machines.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Bytes in one MB as the protocol counts them (MiB).
+pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
+
+/// A client's test status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Connected, has not sent `start`.
+    #[serde(rename = "NOT STARTED")]
+    NotStarted,
+    /// Sent `start`, not yet `done`.
+    #[serde(rename = "RUNNING")]
+    Running,
+    /// Sent `done`.
+    #[serde(rename = "PASS")]
+    Pass,
+    /// The connection closed (or the server stopped) before `done`.
+    #[serde(rename = "ABORTED")]
+    Aborted,
+    /// No heartbeat within the heartbeat timeout; the server closed it.
+    #[serde(rename = "TIMED OUT")]
+    TimedOut,
+    /// The client reported an error.
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl Status {
+    /// The status as the report prints it (`NOT STARTED`, `PASS`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotStarted => "NOT STARTED",
+            Status::Running => "RUNNING",
+            Status::Pass => "PASS",
+            Status::Aborted => "ABORTED",
+            Status::TimedOut => "TIMED OUT",
+            Status::Failed => "FAILED",
+        }
+    }
+
+    /// Whether the client's run is over (PASS, ABORTED, TIMED OUT, FAILED).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Pass | Status::Aborted | Status::TimedOut | Status::Failed
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One client, as the report (or a live snapshot) shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    /// The id the server assigned.
+    pub id: u32,
+    /// Test status.
+    pub status: Status,
+    /// Seconds from `start` to the end (or to now while running); 0 if it never started.
+    pub time_ran_s: f64,
+    /// Average of the `send_stats` %CPU values (100 = one core).
+    pub cpu_avg_pct: f64,
+    /// Average of the `send_stats` %MEM values.
+    pub mem_avg_pct: f64,
+    /// `file_roll` messages received.
+    pub files_written: u64,
+    /// File size from `file_stats`, MiB.
+    pub file_size_mb: u64,
+    /// Chunk size from `file_stats`, MiB.
+    pub chunk_size_mb: u64,
+    /// `hb` messages received.
+    pub heartbeats: u64,
+    /// Valid `send_stats` messages received.
+    pub stats_reports: u64,
+    /// Bytes written: the client's own count (`write_stats`) or, for a seed client,
+    /// files written × file size.
+    pub bytes_written: u64,
+    /// `bytes_written` in MiB divided by `time_ran_s` (0 when it did not run).
+    pub throughput_mb_s: f64,
+    /// Why it was ABORTED, FAILED or TIMED OUT; `None` otherwise.
+    pub reason: Option<String>,
+    /// The peer's address.
+    pub peer: Option<String>,
+    /// The protocol version the client announced; `None` for a seed client.
+    pub protocol_version: Option<String>,
+    /// When it sent `start` (RFC 3339, local time).
+    pub start_time: Option<String>,
+    /// When its run ended (RFC 3339, local time).
+    pub end_time: Option<String>,
+    /// Average CPU normalised by cores (100 = every core busy), from `proc_stats`.
+    pub cpu_core_avg_pct: Option<f64>,
+    /// Average resident memory, bytes, from `proc_stats`.
+    pub rss_avg_bytes: Option<u64>,
+    /// Peak resident memory, bytes, from `proc_stats`.
+    pub rss_peak_bytes: Option<u64>,
+    /// Median chunk write latency the client measured, milliseconds.
+    pub chunk_p50_ms: Option<f64>,
+    /// 99th percentile chunk write latency the client measured, milliseconds.
+    pub chunk_p99_ms: Option<f64>,
+    /// Seconds since the last heartbeat (live snapshots of running clients only).
+    pub last_heartbeat_age_s: Option<f64>,
+}
+
+/// All clients together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Total {
+    /// Clients that got an id.
+    pub clients: usize,
+    /// Clients with status PASS.
+    pub passed: usize,
+    /// Files written by all clients.
+    pub files_written: u64,
+    /// Bytes written by all clients.
+    pub bytes_written: u64,
+    /// All bytes in MiB over the span from the first `start` to the last end.
+    pub throughput_mb_s: f64,
+    /// Time of the first `done` (RFC 3339), if any.
+    pub first_done: Option<String>,
+    /// Time of the last `done` (RFC 3339), if any.
+    pub last_done: Option<String>,
+}
+
+/// The server's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// When the server started (RFC 3339, local time).
+    pub start_time: String,
+    /// When the server stopped (RFC 3339, local time); for a snapshot, now.
+    pub end_time: String,
+    /// Every client that got an id, in id order.
+    pub clients: Vec<ClientReport>,
+    /// All clients together.
+    pub total: Total,
+}
+
+impl Report {
+    /// The JSON report (pretty-printed).
+    pub fn to_json(&self) -> String {
+        // Serialising these plain types cannot fail (no maps with non-string keys, no
+        // non-finite floats: every float is computed from checked input).
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// Parses a JSON report.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the text is not a report.
+    pub fn from_json(text: &str) -> Result<Report> {
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("not a loadmon report: {e}")))
+    }
+
+    /// The seed's text report: same fields, order and wording, plus file and chunk size.
+    ///
+    /// # Examples
+    /// ```
+    /// let report = loadmon::report::Report::from_json(
+    ///     r#"{"start_time":"2026-11-25T10:00:00+00:00","end_time":"2026-11-25T10:00:20+00:00",
+    ///         "clients":[],"total":{"clients":0,"passed":0,"files_written":0,"bytes_written":0,
+    ///         "throughput_mb_s":0.0,"first_done":null,"last_done":null}}"#).unwrap();
+    /// assert!(report.to_text().contains("Total of 0 client(s) ran. Data for each client:"));
+    /// ```
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let line = "=========================================================";
+        let sep = "---------------------------------------------------------";
+        s.push('\n');
+        s.push_str(line);
+        s.push_str("\nAll test clients completed!\n");
+        s.push_str(&format!("    Start time: {}\n", seed_time(&self.start_time)));
+        s.push_str(&format!("    End time:   {}\n", seed_time(&self.end_time)));
+        s.push('\n');
+        s.push_str(&format!(
+            "Total of {} client(s) ran. Data for each client:\n",
+            self.clients.len()
+        ));
+        for c in &self.clients {
+            s.push_str(sep);
+            s.push('\n');
+            s.push_str(&format!("  Client {}\n", c.id));
+            s.push_str(&format!("    Test status:   {}\n", c.status));
+            s.push_str(&format!("    Time ran:      {:.2} sec\n", c.time_ran_s));
+            s.push_str(&format!("    Avg CPU usage: {:.2}%\n", c.cpu_avg_pct));
+            s.push_str(&format!("    Avg MEM usage: {:.2}%\n", c.mem_avg_pct));
+            s.push_str(&format!("    Files written: {}\n", c.files_written));
+            s.push_str(&format!("    File size:     {} MB\n", c.file_size_mb));
+            s.push_str(&format!("    Chunk size:    {} MB\n", c.chunk_size_mb));
+            if let Some(r) = &c.reason {
+                s.push_str(&format!("    Reason:        {r}\n"));
+            }
+        }
+        s.push_str(line);
+        s.push('\n');
+        s
+    }
+
+    /// Writes the JSON report to `path` atomically (temporary file in the same directory,
+    /// fsync, rename), so a reader never sees half a report.
+    ///
+    /// # Errors
+    /// [`Error::File`] with the path.
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_json().as_bytes())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// The seed printed times as `%Y-%m-%d_%H:%M:%S`; the JSON keeps RFC 3339.
+fn seed_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d_%H:%M:%S").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// Writes `bytes` to `path` so that the file is either the old one or the whole new one.
+///
+/// # Errors
+/// [`Error::File`] naming the path that failed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::file("create directory", &dir, e))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::file("create", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::file("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::file("fsync", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::file("rename to", path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(id: u32, status: Status) -> ClientReport {
+        ClientReport {
+            id,
+            status,
+            time_ran_s: 12.345,
+            cpu_avg_pct: 3.0,
+            mem_avg_pct: 0.015,
+            files_written: 4,
+            file_size_mb: 50,
+            chunk_size_mb: 10,
+            heartbeats: 2,
+            stats_reports: 1,
+            bytes_written: 200 << 20,
+            throughput_mb_s: 16.2,
+            reason: None,
+            peer: None,
+            protocol_version: None,
+            start_time: None,
+            end_time: None,
+            cpu_core_avg_pct: None,
+            rss_avg_bytes: None,
+            rss_peak_bytes: None,
+            chunk_p50_ms: None,
+            chunk_p99_ms: None,
+            last_heartbeat_age_s: None,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            start_time: "2026-11-25T10:00:00+01:00".into(),
+            end_time: "2026-11-25T10:00:20+01:00".into(),
+            clients: vec![client(100, Status::Pass), {
+                let mut c = client(101, Status::TimedOut);
+                c.reason = Some("no heartbeat for 15.0 s".into());
+                c
+            }],
+            total: Total {
+                clients: 2,
+                passed: 1,
+                files_written: 8,
+                bytes_written: 400 << 20,
+                throughput_mb_s: 20.0,
+                first_done: None,
+                last_done: None,
+            },
+        }
+    }
+
+    #[test]
+    fn text_report_has_the_seed_wording() {
+        let text = report().to_text();
+        let expected_head = "\n=========================================================\n\
+            All test clients completed!\n    Start time: 2026-11-25_10:00:00\n    \
+            End time:   2026-11-25_10:00:20\n\nTotal of 2 client(s) ran. Data for each client:\n\
+            ---------------------------------------------------------\n  Client 100\n    \
+            Test status:   PASS\n    Time ran:      12.35 sec\n    Avg CPU usage: 3.00%\n    \
+            Avg MEM usage: 0.01%\n    Files written: 4\n";
+        assert!(text.starts_with(expected_head), "{text}");
+        assert!(text.contains("    Test status:   TIMED OUT\n"));
+        assert!(text.contains("    Reason:        no heartbeat for 15.0 s\n"));
+    }
+
+    #[test]
+    fn json_has_the_documented_keys_and_round_trips() {
+        let r = report();
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "id",
+            "status",
+            "time_ran_s",
+            "cpu_avg_pct",
+            "mem_avg_pct",
+            "files_written",
+            "file_size_mb",
+            "chunk_size_mb",
+            "heartbeats",
+            "stats_reports",
+            "bytes_written",
+            "throughput_mb_s",
+            "reason",
+        ] {
+            assert!(v["clients"][0].get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["clients"][1]["status"], "TIMED OUT");
+        assert!(v["clients"][0]["reason"].is_null());
+        assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("report.json");
+        report().write_json(&path).unwrap();
+        let back = Report::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, report());
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn atomic_write_reports_the_path_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = write_atomic(&blocker.join("report.json"), b"{}").unwrap_err();
+        assert!(err.to_string().contains("file"), "{err}");
+    }
+}

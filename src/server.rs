@@ -1,0 +1,815 @@
+//! The server: hands out client ids, tells clients to start, watches them, writes the report.
+//!
+//! [`Server::bind`] binds the listener (port 0 picks a free port), [`Server::run`] serves until
+//! the server stops by itself (at least one client got an id and every connection has closed),
+//! until [`ServerControl::stop`] is called, or until the future given to [`Server::run_until`]
+//! completes (Ctrl-C in the CLI). In every case the report is built, logged and, if configured,
+//! written as JSON.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{Connection, FrameError};
+use crate::error::{Error, Result};
+use crate::logging::EventLog;
+use crate::protocol::{Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
+use crate::report::{ClientReport, Report, Status, Total, BYTES_PER_MB};
+
+/// How long a closing connection waits for the peer to read our last line.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
+/// id 100) with loadmon's timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to bind (default `127.0.0.1`: loopback only).
+    pub host: String,
+    /// Port to bind; 0 picks a free port (default 1234).
+    pub port: u16,
+    /// Most clients connected at once; an extra one is refused (default 5).
+    pub max_clients: usize,
+    /// The first client id; later ones count up (default 100).
+    pub first_client_id: u32,
+    /// A client that sends no `hb` for this long is TIMED OUT and closed (default 15 s,
+    /// 3 × the 5 s heartbeat period).
+    pub heartbeat_timeout: Duration,
+    /// A connection that has not sent `get_cid` after this long is closed (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Longest line accepted from a peer, bytes (default 4096).
+    pub max_line_bytes: usize,
+    /// Shared secret; when set, a client must send `token:<secret>` before `get_cid`.
+    pub token: Option<String>,
+    /// Where to write the JSON report when the server stops.
+    pub report_json: Option<PathBuf>,
+    /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 1234,
+            max_clients: 5,
+            first_client_id: 100,
+            heartbeat_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            token: None,
+            report_json: None,
+            log_dir: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.host.trim().is_empty() {
+            return Err(Error::Config("host must not be empty".into()));
+        }
+        if self.max_clients == 0 {
+            return Err(Error::Config("max_clients must be at least 1".into()));
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err(Error::Config("heartbeat_timeout must be positive".into()));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(Error::Config("handshake_timeout must be positive".into()));
+        }
+        if self.max_line_bytes < 64 {
+            return Err(Error::Config("max_line_bytes must be at least 64".into()));
+        }
+        if matches!(&self.token, Some(t) if t.is_empty() || t.contains(['\n', '\r'])) {
+            return Err(Error::Config(
+                "token must be non-empty and on one line".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the server knows about one client.
+#[derive(Debug)]
+struct ClientState {
+    id: u32,
+    peer: SocketAddr,
+    status: Status,
+    reason: Option<String>,
+    protocol_version: Option<String>,
+    started: Option<(Instant, DateTime<Local>)>,
+    ended: Option<(Instant, DateTime<Local>)>,
+    last_heartbeat: Instant,
+    heartbeats: u64,
+    stats_reports: u64,
+    cpu_total: f64,
+    mem_total: f64,
+    proc_reports: u64,
+    cpu_core_total: f64,
+    rss_total: f64,
+    rss_peak_bytes: u64,
+    files_written: u64,
+    file_size_mb: u64,
+    chunk_size_mb: u64,
+    reported_bytes: Option<u64>,
+    chunk_p50_us: Option<u64>,
+    chunk_p99_us: Option<u64>,
+}
+
+impl ClientState {
+    fn new(id: u32, peer: SocketAddr, protocol_version: Option<String>) -> Self {
+        ClientState {
+            id,
+            peer,
+            status: Status::NotStarted,
+            reason: None,
+            protocol_version,
+            started: None,
+            ended: None,
+            last_heartbeat: Instant::now(),
+            heartbeats: 0,
+            stats_reports: 0,
+            cpu_total: 0.0,
+            mem_total: 0.0,
+            proc_reports: 0,
+            cpu_core_total: 0.0,
+            rss_total: 0.0,
+            rss_peak_bytes: 0,
+            files_written: 0,
+            file_size_mb: 0,
+            chunk_size_mb: 0,
+            reported_bytes: None,
+            chunk_p50_us: None,
+            chunk_p99_us: None,
+        }
+    }
+
+    /// Ends the run with `status` unless it already ended.
+    fn finish(&mut self, status: Status, reason: Option<String>) -> bool {
+        if self.status.is_final() {
+            return false;
+        }
+        self.status = status;
+        self.reason = reason;
+        self.ended = Some((Instant::now(), Local::now()));
+        true
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.reported_bytes.unwrap_or_else(|| {
+            self.files_written
+                .saturating_mul(self.file_size_mb)
+                .saturating_mul(1 << 20)
+        })
+    }
+
+    fn time_ran_s(&self, now: Instant) -> f64 {
+        match (self.started, self.ended) {
+            (Some((s, _)), Some((e, _))) => e.saturating_duration_since(s).as_secs_f64(),
+            (Some((s, _)), None) => now.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    fn to_report(&self, now: Instant) -> ClientReport {
+        let time_ran_s = self.time_ran_s(now);
+        let bytes_written = self.bytes_written();
+        let avg = |total: f64, n: u64| if n == 0 { 0.0 } else { total / n as f64 };
+        ClientReport {
+            id: self.id,
+            status: self.status,
+            time_ran_s,
+            cpu_avg_pct: avg(self.cpu_total, self.stats_reports),
+            mem_avg_pct: avg(self.mem_total, self.stats_reports),
+            files_written: self.files_written,
+            file_size_mb: self.file_size_mb,
+            chunk_size_mb: self.chunk_size_mb,
+            heartbeats: self.heartbeats,
+            stats_reports: self.stats_reports,
+            bytes_written,
+            throughput_mb_s: if time_ran_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / time_ran_s
+            } else {
+                0.0
+            },
+            reason: self.reason.clone(),
+            peer: Some(self.peer.to_string()),
+            protocol_version: self.protocol_version.clone(),
+            start_time: self.started.map(|(_, t)| t.to_rfc3339()),
+            end_time: self.ended.map(|(_, t)| t.to_rfc3339()),
+            cpu_core_avg_pct: (self.proc_reports > 0)
+                .then(|| avg(self.cpu_core_total, self.proc_reports)),
+            rss_avg_bytes: (self.proc_reports > 0)
+                .then(|| avg(self.rss_total, self.proc_reports).round() as u64),
+            rss_peak_bytes: (self.proc_reports > 0).then_some(self.rss_peak_bytes),
+            chunk_p50_ms: self.chunk_p50_us.map(|us| us as f64 / 1000.0),
+            chunk_p99_ms: self.chunk_p99_us.map(|us| us as f64 / 1000.0),
+            last_heartbeat_age_s: (!self.status.is_final())
+                .then(|| now.saturating_duration_since(self.last_heartbeat).as_secs_f64()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    clients: BTreeMap<u32, ClientState>,
+    next_id: u32,
+    end_time: Option<DateTime<Local>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    stop: CancellationToken,
+    start_time: DateTime<Local>,
+    local_addr: SocketAddr,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A handler that panicked while holding the lock leaves consistent-enough counters;
+        // keep serving rather than poisoning every other client.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_client<R>(&self, id: u32, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
+        self.lock().clients.get_mut(&id).map(f)
+    }
+
+    fn report(&self) -> Report {
+        let now = Instant::now();
+        let st = self.lock();
+        let clients: Vec<ClientReport> = st.clients.values().map(|c| c.to_report(now)).collect();
+        let first_start = st.clients.values().filter_map(|c| c.started).map(|s| s.0).min();
+        let last_end = st
+            .clients
+            .values()
+            .filter(|c| c.started.is_some())
+            .map(|c| c.ended.map_or(now, |e| e.0))
+            .max();
+        let dones: Vec<DateTime<Local>> = st
+            .clients
+            .values()
+            .filter(|c| c.status == Status::Pass)
+            .filter_map(|c| c.ended.map(|e| e.1))
+            .collect();
+        let bytes_written: u64 = clients.iter().map(|c| c.bytes_written).sum();
+        let span_s = match (first_start, last_end) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        };
+        let total = Total {
+            clients: clients.len(),
+            passed: clients.iter().filter(|c| c.status == Status::Pass).count(),
+            files_written: clients.iter().map(|c| c.files_written).sum(),
+            bytes_written,
+            throughput_mb_s: if span_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / span_s
+            } else {
+                0.0
+            },
+            first_done: dones.iter().min().map(|t| t.to_rfc3339()),
+            last_done: dones.iter().max().map(|t| t.to_rfc3339()),
+        };
+        Report {
+            start_time: self.start_time.to_rfc3339(),
+            end_time: st.end_time.unwrap_or_else(Local::now).to_rfc3339(),
+            clients,
+            total,
+        }
+    }
+}
+
+/// A cheap, cloneable handle to a server: live snapshot, report so far, stop.
+#[derive(Debug, Clone)]
+pub struct ServerControl {
+    shared: Arc<Shared>,
+}
+
+impl ServerControl {
+    /// Every client so far, with live figures for the running ones.
+    pub fn snapshot(&self) -> Vec<ClientReport> {
+        self.shared.report().clients
+    }
+
+    /// The report as it would be if the server stopped now.
+    pub fn report(&self) -> Report {
+        self.shared.report()
+    }
+
+    /// Asks the server to stop: running clients become ABORTED ("server stopped") and the
+    /// report is written. Returns at once; [`Server::run`] returns the report.
+    pub fn stop(&self) {
+        self.shared.stop.cancel();
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.is_cancelled()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    shared: Arc<Shared>,
+    log: Arc<EventLog>,
+}
+
+impl Server {
+    /// Validates `config`, opens the log file and binds the listener.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad setting, [`Error::Net`] if the address cannot be bound,
+    /// [`Error::File`] if the log file cannot be created.
+    pub async fn bind(config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        let log = EventLog::open("server", config.log_dir.as_deref())?;
+        if let Some(p) = log.path() {
+            log.info(format!("Logging to {}", p.display()));
+        }
+        let addr = format!("{}:{}", config.host, config.port);
+        log.info(format!("Initializing server on {addr}"));
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::net(format!("bind {addr}"), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::net(format!("local address of {addr}"), e))?;
+        if !local_addr.ip().is_loopback() && config.token.is_none() {
+            log.warn(format!(
+                "listening on non-loopback address {local_addr} without a token: any host that can \
+                 reach it can join the test (set a token)"
+            ));
+        }
+        log.info("Initialization complete!");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                clients: BTreeMap::new(),
+                next_id: config.first_client_id,
+                end_time: None,
+            }),
+            stop: CancellationToken::new(),
+            start_time: Local::now(),
+            local_addr,
+        });
+        Ok(Server {
+            listener,
+            config: Arc::new(config),
+            shared,
+            log: Arc::new(log),
+        })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// A handle for snapshots and stopping, usable while [`run`](Server::run) runs.
+    pub fn control(&self) -> ServerControl {
+        ServerControl {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until the server stops by itself or is stopped; returns the final report.
+    ///
+    /// # Errors
+    /// [`Error::File`] if the JSON report cannot be written (the report is still logged).
+    pub async fn run(self) -> Result<Report> {
+        self.run_until(std::future::pending::<()>()).await
+    }
+
+    /// As [`run`](Server::run), and also stops when `shutdown` completes (e.g. Ctrl-C).
+    ///
+    /// # Errors
+    /// [`Error::File`] if the JSON report cannot be written (the report is still logged).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<Report> {
+        let Server {
+            listener,
+            config,
+            shared,
+            log,
+        } = self;
+        log.info(format!(
+            "Server now accepting client connections on {}.",
+            shared.local_addr
+        ));
+        let slots = Arc::new(Semaphore::new(config.max_clients));
+        let mut tasks = JoinSet::new();
+        let mut accept_backoff = Duration::from_millis(10);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    log.info("Shutdown requested: stopping server...");
+                    break;
+                }
+                _ = shared.stop.cancelled() => {
+                    log.info("Stop requested: stopping server...");
+                    break;
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        accept_backoff = Duration::from_millis(10);
+                        let conn = Connection::new(stream, config.max_line_bytes);
+                        match slots.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let h = Handler {
+                                    shared: shared.clone(),
+                                    config: config.clone(),
+                                    log: log.clone(),
+                                    peer,
+                                    id: None,
+                                    authenticated: config.token.is_none(),
+                                    protocol_version: None,
+                                    last_heartbeat: Instant::now(),
+                                };
+                                tasks.spawn(async move {
+                                    h.serve(conn).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => {
+                                let reason = format!(
+                                    "server full: {} clients max", config.max_clients
+                                );
+                                log.warn(format!("Refusing connection from {peer}: {reason}"));
+                                tasks.spawn(refuse(conn, reason));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        log.warn(format!("accept failed: {e}; retrying in {accept_backoff:?}"));
+                        tokio::time::sleep(accept_backoff).await;
+                        accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+                    }
+                },
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = joined {
+                        log.warn(format!("a connection handler failed: {e}"));
+                    }
+                    if tasks.is_empty() && !shared.lock().clients.is_empty() {
+                        log.info("All client connections closed.");
+                        break;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        // Tell every handler to wrap up ("server stopped"), then wait for them.
+        shared.stop.cancel();
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined {
+                log.warn(format!("a connection handler failed: {e}"));
+            }
+        }
+        {
+            let mut st = shared.lock();
+            for c in st.clients.values_mut() {
+                c.finish(
+                    Status::Aborted,
+                    Some("connection handler ended unexpectedly".into()),
+                );
+            }
+            st.end_time = Some(Local::now());
+        }
+        let report = shared.report();
+        for line in report.to_text().lines() {
+            log.log(crate::logging::Level::Report, line);
+        }
+        if let Some(path) = &config.report_json {
+            report.write_json(path)?;
+            log.info(format!("JSON report written to {}", path.display()));
+        }
+        Ok(report)
+    }
+}
+
+/// Sends `refused:<reason>` and closes.
+async fn refuse(mut conn: Connection, reason: String) {
+    let _ = conn.send(&Message::Refused(reason)).await;
+    conn.close(CLOSE_LINGER).await;
+}
+
+/// What to do after a message.
+enum Step {
+    Continue,
+    Close,
+}
+
+/// One connection's handler.
+struct Handler {
+    shared: Arc<Shared>,
+    config: Arc<ServerConfig>,
+    log: Arc<EventLog>,
+    peer: SocketAddr,
+    id: Option<u32>,
+    authenticated: bool,
+    protocol_version: Option<String>,
+    /// When the last `hb` arrived (or the id was assigned): the liveness clock.
+    last_heartbeat: Instant,
+}
+
+impl Handler {
+    fn name(&self) -> String {
+        match self.id {
+            Some(id) => id.to_string(),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// Ends the client's run (if it has an id and has not ended) and logs why.
+    fn finish(&self, status: Status, reason: Option<String>) {
+        let Some(id) = self.id else { return };
+        let changed = self
+            .shared
+            .with_client(id, |c| c.finish(status, reason.clone()))
+            .unwrap_or(false);
+        if changed {
+            match (&reason, status) {
+                (_, Status::Pass) => self.log.info(format!("{id}: Client finished running tests")),
+                (Some(r), _) => self.log.warn(format!("Client {id} {status}: {r}")),
+                (None, _) => self.log.warn(format!("Client {id} {status}")),
+            }
+        }
+    }
+
+    async fn serve(mut self, mut conn: Connection) {
+        let mut deadline = Instant::now() + self.config.handshake_timeout;
+        loop {
+            tokio::select! {
+                _ = self.shared.stop.cancelled() => {
+                    self.finish(Status::Aborted, Some("server stopped".into()));
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    match self.id {
+                        None => self.log.warn(format!(
+                            "Closing connection from {}: no get_cid within {:.1} s",
+                            self.peer,
+                            self.config.handshake_timeout.as_secs_f64()
+                        )),
+                        Some(_) => self.finish(
+                            Status::TimedOut,
+                            Some(format!(
+                                "no heartbeat for {:.1} s",
+                                self.config.heartbeat_timeout.as_secs_f64()
+                            )),
+                        ),
+                    }
+                    break;
+                }
+                line = conn.read_line() => match line {
+                    Ok(Some(line)) => match self.on_line(&line, &mut conn).await {
+                        Step::Continue => {
+                            if self.id.is_some() {
+                                deadline = self.last_heartbeat + self.config.heartbeat_timeout;
+                            }
+                        }
+                        Step::Close => break,
+                    },
+                    Ok(None) => {
+                        self.finish(Status::Aborted, Some("connection closed before done".into()));
+                        break;
+                    }
+                    Err(FrameError::Protocol(p)) => {
+                        self.log.warn(format!("{}: protocol error: {p}", self.name()));
+                        self.finish(Status::Aborted, Some(format!("protocol error: {p}")));
+                        break;
+                    }
+                    Err(FrameError::Io(e)) => {
+                        self.finish(Status::Aborted, Some(format!("connection error: {e}")));
+                        break;
+                    }
+                }
+            }
+        }
+        conn.close(CLOSE_LINGER).await;
+    }
+
+    async fn on_line(&mut self, line: &str, conn: &mut Connection) -> Step {
+        let msg = match Message::parse(line) {
+            Ok(m) => m,
+            Err(e) => {
+                // The seed logs an unknown command and carries on; so do we for every bad line.
+                self.log.warn(format!("{}: ignored line: {e}", self.name()));
+                return Step::Continue;
+            }
+        };
+        match self.on_message(msg) {
+            Reply::None => Step::Continue,
+            Reply::Send(m) => match conn.send(&m).await {
+                Ok(()) => Step::Continue,
+                Err(e) => {
+                    self.finish(Status::Aborted, Some(format!("connection error: {e}")));
+                    Step::Close
+                }
+            },
+            Reply::Close => Step::Close,
+            Reply::Refuse(reason) => {
+                self.log.warn(format!("Refusing {}: {reason}", self.peer));
+                let _ = conn.send(&Message::Refused(reason)).await;
+                Step::Close
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Reply {
+        let name = self.name();
+        let Some(id) = self.id else {
+            return self.before_registration(msg);
+        };
+        let log = self.log.clone();
+        if msg == Message::Heartbeat {
+            self.last_heartbeat = Instant::now();
+        }
+        let reply = self.shared.with_client(id, |c| match msg {
+            Message::GetCid => Reply::Send(Message::SetCid(id)),
+            Message::Ready => {
+                log.info(format!("{id}: Client ready, sending test request"));
+                Reply::Send(Message::RunTests)
+            }
+            Message::FileStats {
+                chunk_size_mb,
+                file_size_mb,
+            } => {
+                log.info(format!(
+                    "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: {file_size_mb} MB"
+                ));
+                c.chunk_size_mb = chunk_size_mb;
+                c.file_size_mb = file_size_mb;
+                Reply::None
+            }
+            Message::Start => {
+                if c.status == Status::NotStarted {
+                    log.info(format!("{id}: Client started running tests"));
+                    c.status = Status::Running;
+                    c.started = Some((Instant::now(), Local::now()));
+                } else {
+                    log.warn(format!("{id}: ignored start: status is already {}", c.status));
+                }
+                Reply::None
+            }
+            Message::Heartbeat => {
+                log.debug(format!("{id}: Heartbeat received"));
+                c.heartbeats += 1;
+                c.last_heartbeat = Instant::now();
+                Reply::None
+            }
+            Message::SendStats { cpu_pct, mem_pct } => {
+                log.debug(format!(
+                    "{id}: Performance stats received. CPU: {cpu_pct} Mem: {mem_pct}"
+                ));
+                c.stats_reports += 1;
+                c.cpu_total += cpu_pct;
+                c.mem_total += mem_pct;
+                Reply::None
+            }
+            Message::ProcStats {
+                cpu_core_pct,
+                rss_bytes,
+            } => {
+                c.proc_reports += 1;
+                c.cpu_core_total += cpu_core_pct;
+                c.rss_total += rss_bytes as f64;
+                c.rss_peak_bytes = c.rss_peak_bytes.max(rss_bytes);
+                Reply::None
+            }
+            Message::WriteStats {
+                bytes_written,
+                chunk_p50_us,
+                chunk_p99_us,
+            } => {
+                c.reported_bytes = Some(bytes_written);
+                c.chunk_p50_us = Some(chunk_p50_us);
+                c.chunk_p99_us = Some(chunk_p99_us);
+                Reply::None
+            }
+            Message::FileRoll => {
+                log.debug(format!("{id}: File rolled over"));
+                c.files_written = c.files_written.saturating_add(1);
+                Reply::None
+            }
+            Message::Done => {
+                if c.finish(Status::Pass, None) {
+                    log.info(format!("{id}: Client finished running tests"));
+                }
+                Reply::Close
+            }
+            Message::Error(reason) => {
+                let reason = if reason.is_empty() {
+                    "client reported an error".to_string()
+                } else {
+                    reason
+                };
+                if c.finish(Status::Failed, Some(reason.clone())) {
+                    log.warn(format!("Client {id} FAILED: {reason}"));
+                }
+                Reply::Close
+            }
+            Message::Hello { .. } | Message::Token(_) => {
+                log.warn(format!("{id}: ignored {} after get_cid", msg.command()));
+                Reply::None
+            }
+            Message::SetCid(_) | Message::RunTests | Message::Refused(_) => {
+                log.warn(format!("{id}: ignored server-only command {}", msg.command()));
+                Reply::None
+            }
+        });
+        reply.unwrap_or_else(|| {
+            self.log.warn(format!("{name}: client record missing"));
+            Reply::Close
+        })
+    }
+
+    fn before_registration(&mut self, msg: Message) -> Reply {
+        match msg {
+            Message::Hello { major, minor } => {
+                let theirs = format!("{major}.{minor}");
+                if major != PROTOCOL_VERSION.0 {
+                    return Reply::Refuse(format!(
+                        "protocol version mismatch: server speaks {}.{}, client speaks {theirs}",
+                        PROTOCOL_VERSION.0, PROTOCOL_VERSION.1
+                    ));
+                }
+                self.protocol_version = Some(theirs);
+                Reply::Send(Message::Hello {
+                    major: PROTOCOL_VERSION.0,
+                    minor: PROTOCOL_VERSION.1,
+                })
+            }
+            Message::Token(t) => {
+                let ok = match &self.config.token {
+                    Some(expected) => bool::from(expected.as_bytes().ct_eq(t.as_bytes())),
+                    None => true,
+                };
+                if !ok {
+                    return Reply::Refuse("wrong token".into());
+                }
+                self.authenticated = true;
+                Reply::None
+            }
+            Message::GetCid => {
+                if !self.authenticated {
+                    return Reply::Refuse("a token is required (send token:<secret> first)".into());
+                }
+                let mut st = self.shared.lock();
+                let id = st.next_id;
+                st.next_id = st.next_id.saturating_add(1);
+                st.clients.insert(
+                    id,
+                    ClientState::new(id, self.peer, self.protocol_version.clone()),
+                );
+                drop(st);
+                self.id = Some(id);
+                self.last_heartbeat = Instant::now();
+                self.log.info(format!(
+                    "Client connection from {}, assigning client id {id}",
+                    self.peer
+                ));
+                Reply::Send(Message::SetCid(id))
+            }
+            other => {
+                self.log.warn(format!(
+                    "{}: ignored {} before get_cid",
+                    self.peer,
+                    other.command()
+                ));
+                Reply::None
+            }
+        }
+    }
+}
+
+/// The answer to one message.
+enum Reply {
+    None,
+    Send(Message),
+    Close,
+    Refuse(String),
+}
