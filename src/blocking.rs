@@ -242,12 +242,7 @@ impl ClientHandle {
             )))
         });
         if self.outcome.is_set() {
-            if let Some(t) = self
-                .thread
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
+            if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();
             }
         }

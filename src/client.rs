@@ -202,7 +202,9 @@ impl Context {
         self.counters
             .bytes_written
             .fetch_add(bytes, Ordering::Relaxed);
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         if let Ok(mut h) = self.counters.latency_us.lock() {
             h.saturating_record(us);
         }
@@ -213,7 +215,11 @@ impl Context {
     /// # Errors
     /// [`Error::Config`] if a value is negative or not finite.
     pub fn send_stats(&self, cpu_pct: f64, mem_pct: f64) -> Result<()> {
-        if !(cpu_pct.is_finite() && cpu_pct >= 0.0 && mem_pct.is_finite() && (0.0..=100.0).contains(&mem_pct)) {
+        if !(cpu_pct.is_finite()
+            && cpu_pct >= 0.0
+            && mem_pct.is_finite()
+            && (0.0..=100.0).contains(&mem_pct))
+        {
             return Err(Error::Config(format!(
                 "send_stats needs finite values with cpu_pct >= 0 and 0 <= mem_pct <= 100, got {cpu_pct}, {mem_pct}"
             )));
@@ -318,7 +324,9 @@ impl Client {
                 return Err(e);
             }
         };
-        let result = self.run_workload(&mut conn, &log, client_id, workload).await;
+        let result = self
+            .run_workload(&mut conn, &log, client_id, workload)
+            .await;
         conn.close(Duration::from_millis(500)).await;
         match &result {
             Ok(r) => log.info(format!(

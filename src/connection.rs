@@ -69,7 +69,9 @@ impl Decoder for LineCodec {
             Some(line) => Ok(Some(line)),
             None if buf.is_empty() => Ok(None),
             None => {
+                // Drop the partial line, and the codec's memory of it.
                 buf.clear();
+                self.inner = LinesCodec::new_with_max_length(self.max_line_bytes);
                 Err(ProtocolError::Truncated.into())
             }
         }
@@ -176,7 +178,9 @@ mod tests {
         let mut long = BytesMut::from(&b"0123456789abc"[..]);
         assert!(matches!(
             c.decode(&mut long),
-            Err(FrameError::Protocol(ProtocolError::LineTooLong { max_bytes: 8 }))
+            Err(FrameError::Protocol(ProtocolError::LineTooLong {
+                max_bytes: 8
+            }))
         ));
     }
 

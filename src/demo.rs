@@ -26,16 +26,46 @@ pub struct DemoClient {
 
 /// The seed's schedule.
 pub const SEED_SCHEDULE: [DemoClient; 3] = [
-    DemoClient { delay_s: 2.0, run_time_s: 20.0, chunk_size_mb: 10, file_size_mb: 100 },
-    DemoClient { delay_s: 4.0, run_time_s: 12.0, chunk_size_mb: 15, file_size_mb: 80 },
-    DemoClient { delay_s: 6.0, run_time_s: 15.0, chunk_size_mb: 25, file_size_mb: 50 },
+    DemoClient {
+        delay_s: 2.0,
+        run_time_s: 20.0,
+        chunk_size_mb: 10,
+        file_size_mb: 100,
+    },
+    DemoClient {
+        delay_s: 4.0,
+        run_time_s: 12.0,
+        chunk_size_mb: 15,
+        file_size_mb: 80,
+    },
+    DemoClient {
+        delay_s: 6.0,
+        run_time_s: 15.0,
+        chunk_size_mb: 25,
+        file_size_mb: 50,
+    },
 ];
 
 /// A short schedule of the same shape for tests (about 3 s, small files, 1 MB minimum chunk).
 pub const QUICK_SCHEDULE: [DemoClient; 3] = [
-    DemoClient { delay_s: 0.2, run_time_s: 2.0, chunk_size_mb: 1, file_size_mb: 4 },
-    DemoClient { delay_s: 0.4, run_time_s: 1.5, chunk_size_mb: 2, file_size_mb: 4 },
-    DemoClient { delay_s: 0.6, run_time_s: 1.8, chunk_size_mb: 1, file_size_mb: 2 },
+    DemoClient {
+        delay_s: 0.2,
+        run_time_s: 2.0,
+        chunk_size_mb: 1,
+        file_size_mb: 4,
+    },
+    DemoClient {
+        delay_s: 0.4,
+        run_time_s: 1.5,
+        chunk_size_mb: 2,
+        file_size_mb: 4,
+    },
+    DemoClient {
+        delay_s: 0.6,
+        run_time_s: 1.8,
+        chunk_size_mb: 1,
+        file_size_mb: 2,
+    },
 ];
 
 /// Demo settings.
@@ -71,7 +101,11 @@ impl Default for DemoOptions {
 /// # Errors
 /// Any client's or the server's error.
 pub fn run(opts: &DemoOptions) -> Result<Report> {
-    let schedule = if opts.quick { QUICK_SCHEDULE } else { SEED_SCHEDULE };
+    let schedule = if opts.quick {
+        QUICK_SCHEDULE
+    } else {
+        SEED_SCHEDULE
+    };
     let created_dir = !opts.out_dir.exists();
     let server = ServerHandle::start(ServerConfig {
         port: opts.port,
@@ -95,8 +129,16 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
         });
         let config = ClientConfig {
             port: server.port(),
-            heartbeat_period: if opts.quick { Duration::from_millis(200) } else { Duration::from_secs(5) },
-            stats_period: if opts.quick { Duration::from_millis(400) } else { Duration::from_secs(10) },
+            heartbeat_period: if opts.quick {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            },
+            stats_period: if opts.quick {
+                Duration::from_millis(400)
+            } else {
+                Duration::from_secs(10)
+            },
             log_dir: opts.log_dir.as_ref().map(|d| d.join("client_logs")),
             ..Default::default()
         };
@@ -112,7 +154,11 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
             first_error.get_or_insert(e);
         }
     }
-    let report = if clients.is_empty() { server.stop() } else { server.wait(None) };
+    let report = if clients.is_empty() {
+        server.stop()
+    } else {
+        server.wait(None)
+    };
     for i in 0..schedule.len() {
         let _ = std::fs::remove_dir_all(opts.out_dir.join(format!("demo_client_{}", i + 1)));
     }

@@ -33,7 +33,8 @@ impl EventLog {
         let file = match dir {
             None => None,
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| Error::file("create directory", dir, e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::file("create directory", dir, e))?;
                 let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
                 let mut path = dir.join(format!("{role}_log_{stamp}.txt"));
                 // Two sessions in the same second (tests, the demo) must not share a file.
@@ -115,11 +116,23 @@ mod tests {
         let b = EventLog::open("server", Some(dir.path())).unwrap();
         a.info("hello");
         a.debug("details");
-        let name = a.path().unwrap().file_name().unwrap().to_string_lossy().to_string();
-        assert!(name.starts_with("server_log_") && name.ends_with(".txt"), "{name}");
+        let name = a
+            .path()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            name.starts_with("server_log_") && name.ends_with(".txt"),
+            "{name}"
+        );
         assert_ne!(a.path(), b.path());
         drop(a);
         let text = std::fs::read_to_string(dir.path().join(&name)).unwrap();
-        assert!(text.contains("INFO hello") && text.contains("DEBUG details"), "{text}");
+        assert!(
+            text.contains("INFO hello") && text.contains("DEBUG details"),
+            "{text}"
+        );
     }
 }

@@ -143,8 +143,10 @@ struct DemoArgs {
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if x.is_finite() && x >= 0.0 && x < 1e9 {
+    let x: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.0..1e9).contains(&x) {
         Ok(x)
     } else {
         Err(format!("{s} is not a valid number of seconds"))
@@ -164,8 +166,9 @@ fn init_tracing(cli: &Cli) {
         "info"
     };
     // The report is printed on stdout; its log copy (target loadmon::report) goes to the file.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},loadmon::report=off")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},loadmon::report=off"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -229,6 +232,8 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let server = Server::bind(config).await?;
+        // Always said, whatever the log level: with --port 0 this is how callers learn the port.
+        eprintln!("loadmon server listening on {}", server.local_addr());
         server.run_until(shutdown_signal()).await
     })?;
     print!("{}", report.to_text());

@@ -164,7 +164,9 @@ impl ProtocolError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ProtocolError::LineTooLong { .. } | ProtocolError::InvalidUtf8 | ProtocolError::Truncated
+            ProtocolError::LineTooLong { .. }
+                | ProtocolError::InvalidUtf8
+                | ProtocolError::Truncated
         )
     }
 }
@@ -353,7 +355,12 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-fn invalid(command: &'static str, field: &'static str, value: &str, reason: &'static str) -> ProtocolError {
+fn invalid(
+    command: &'static str,
+    field: &'static str,
+    value: &str,
+    reason: &'static str,
+) -> ProtocolError {
     ProtocolError::InvalidArgument {
         command,
         field,
@@ -387,13 +394,23 @@ fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64
     Ok(n)
 }
 
-fn parse_pct(command: &'static str, field: &'static str, v: &str, max: f64) -> Result<f64, ProtocolError> {
+fn parse_pct(
+    command: &'static str,
+    field: &'static str,
+    v: &str,
+    max: f64,
+) -> Result<f64, ProtocolError> {
     let x = v
         .trim()
         .parse::<f64>()
         .map_err(|_| invalid(command, field, v, "not a number"))?;
     if !x.is_finite() || x < 0.0 {
-        return Err(invalid(command, field, v, "not a finite, non-negative number"));
+        return Err(invalid(
+            command,
+            field,
+            v,
+            "not a finite, non-negative number",
+        ));
     }
     if x > max {
         return Err(invalid(command, field, v, "out of range"));
@@ -433,11 +450,18 @@ mod tests {
         ));
         assert!(matches!(
             Message::parse("send_stats:1"),
-            Err(ProtocolError::WrongFieldCount { got: 2, expected: 3, .. })
+            Err(ProtocolError::WrongFieldCount {
+                got: 2,
+                expected: 3,
+                ..
+            })
         ));
         assert!(matches!(
             Message::parse("send_stats:abc:1"),
-            Err(ProtocolError::InvalidArgument { field: "cpu_pct", .. })
+            Err(ProtocolError::InvalidArgument {
+                field: "cpu_pct",
+                ..
+            })
         ));
         assert!(Message::parse("send_stats:nan:1").is_err());
         assert!(Message::parse("send_stats:-1:1").is_err());

@@ -180,7 +180,10 @@ impl Report {
         s.push('\n');
         s.push_str(line);
         s.push_str("\nAll test clients completed!\n");
-        s.push_str(&format!("    Start time: {}\n", seed_time(&self.start_time)));
+        s.push_str(&format!(
+            "    Start time: {}\n",
+            seed_time(&self.start_time)
+        ));
         s.push_str(&format!("    End time:   {}\n", seed_time(&self.end_time)));
         s.push('\n');
         s.push_str(&format!(
@@ -250,7 +253,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let result = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp).map_err(|e| Error::file("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::file("write", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::file("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::file("fsync", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::file("rename to", path, e))
     })();

@@ -219,8 +219,10 @@ impl ClientState {
             rss_peak_bytes: (self.proc_reports > 0).then_some(self.rss_peak_bytes),
             chunk_p50_ms: self.chunk_p50_us.map(|us| us as f64 / 1000.0),
             chunk_p99_ms: self.chunk_p99_us.map(|us| us as f64 / 1000.0),
-            last_heartbeat_age_s: (!self.status.is_final())
-                .then(|| now.saturating_duration_since(self.last_heartbeat).as_secs_f64()),
+            last_heartbeat_age_s: (!self.status.is_final()).then(|| {
+                now.saturating_duration_since(self.last_heartbeat)
+                    .as_secs_f64()
+            }),
         }
     }
 }
@@ -255,7 +257,12 @@ impl Shared {
         let now = Instant::now();
         let st = self.lock();
         let clients: Vec<ClientReport> = st.clients.values().map(|c| c.to_report(now)).collect();
-        let first_start = st.clients.values().filter_map(|c| c.started).map(|s| s.0).min();
+        let first_start = st
+            .clients
+            .values()
+            .filter_map(|c| c.started)
+            .map(|s| s.0)
+            .min();
         let last_end = st
             .clients
             .values()
@@ -448,10 +455,7 @@ impl Server {
                                     protocol_version: None,
                                     last_heartbeat: Instant::now(),
                                 };
-                                tasks.spawn(async move {
-                                    h.serve(conn).await;
-                                    drop(permit);
-                                });
+                                tasks.spawn(h.serve(conn, permit));
                             }
                             Err(_) => {
                                 let reason = format!(
@@ -552,14 +556,18 @@ impl Handler {
             .unwrap_or(false);
         if changed {
             match (&reason, status) {
-                (_, Status::Pass) => self.log.info(format!("{id}: Client finished running tests")),
+                (_, Status::Pass) => self
+                    .log
+                    .info(format!("{id}: Client finished running tests")),
                 (Some(r), _) => self.log.warn(format!("Client {id} {status}: {r}")),
                 (None, _) => self.log.warn(format!("Client {id} {status}")),
             }
         }
     }
 
-    async fn serve(mut self, mut conn: Connection) {
+    /// Serves one connection; the slot (`permit`) is given back before the socket closes, so a
+    /// peer that sees the close can reconnect at once.
+    async fn serve(mut self, mut conn: Connection, permit: tokio::sync::OwnedSemaphorePermit) {
         let mut deadline = Instant::now() + self.config.handshake_timeout;
         loop {
             tokio::select! {
@@ -609,6 +617,7 @@ impl Handler {
                 }
             }
         }
+        drop(permit);
         conn.close(CLOSE_LINGER).await;
     }
 

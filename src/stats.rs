@@ -113,6 +113,9 @@ mod tests {
         let sample = s.sample();
         assert!(sample.rss_bytes > 0, "{sample:?}");
         assert!(sample.mem_pct > 0.0 && sample.mem_pct < 100.0, "{sample:?}");
-        assert!(sample.cpu_pct >= 0.0 && sample.cpu_core_pct <= 100.0, "{sample:?}");
+        assert!(
+            sample.cpu_pct >= 0.0 && sample.cpu_core_pct <= 100.0,
+            "{sample:?}"
+        );
     }
 }

@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests: a server on 127.0.0.1:0 and a raw line client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use loadmon::server::{Server, ServerConfig, ServerControl};
+use loadmon::Report;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+/// Bound on every wait in the tests, so a broken build fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub control: ServerControl,
+    pub task: JoinHandle<loadmon::Result<Report>>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> TestServer {
+        let server = Server::bind(ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            ..config
+        })
+        .await
+        .expect("bind");
+        let addr = server.local_addr();
+        let control = server.control();
+        let task = tokio::spawn(server.run());
+        TestServer {
+            addr,
+            control,
+            task,
+        }
+    }
+
+    /// Waits for the server to stop by itself.
+    pub async fn report(self) -> Report {
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server did not stop in time")
+            .expect("server task")
+            .expect("server result")
+    }
+
+    /// Stops the server and returns its report.
+    pub async fn stop(self) -> Report {
+        self.control.stop();
+        self.report().await
+    }
+}
+
+/// A client that speaks raw lines, as an old seed client would.
+pub struct Raw {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        // Without this, Nagle + delayed ACK holds back each second small line by ~40 ms.
+        stream.set_nodelay(true).expect("nodelay");
+        let (r, w) = stream.into_split();
+        Raw {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes()).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("send");
+    }
+
+    /// The next line (without `\n`), `None` at end of stream.
+    pub async fn recv(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line))
+            .await
+            .expect("no line in time")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        Some(line.trim_end_matches('\n').to_string())
+    }
+
+    /// Whether the server closed the connection (reads to the end, bounded).
+    pub async fn closed(&mut self) -> bool {
+        loop {
+            match self.recv().await {
+                None => return true,
+                Some(_) => continue,
+            }
+        }
+    }
+
+    /// The seed's handshake: `get_cid`, `ready` → `set_cid:<id>`, `run_tests`. Returns the id.
+    pub async fn seed_handshake(&mut self) -> u32 {
+        self.send("get_cid").await;
+        self.send("ready").await;
+        let set = self.recv().await.expect("set_cid");
+        let id = set
+            .strip_prefix("set_cid:")
+            .unwrap_or_else(|| panic!("expected set_cid, got {set:?}"))
+            .parse()
+            .expect("numeric id");
+        assert_eq!(self.recv().await.as_deref(), Some("run_tests"));
+        id
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.writer.shutdown().await;
+    }
+}

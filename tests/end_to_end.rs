@@ -1,0 +1,218 @@
+//! Full runs over loopback with the real file writer, through the async and blocking APIs.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{TestServer, WAIT};
+use loadmon::blocking::{ClientHandle, ServerHandle};
+use loadmon::client::{Client, ClientConfig};
+use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::server::ServerConfig;
+use loadmon::{Error, Report, Status};
+
+fn writer(dir: &Path, run_time_s: f64, chunk: u64, file: u64) -> FileWriter {
+    FileWriter::new(FileWriterConfig {
+        run_time_s,
+        chunk_size_mb: chunk,
+        file_size_mb: file,
+        min_chunk_size_mb: 1,
+        out_dir: dir.to_path_buf(),
+        ..Default::default()
+    })
+    .expect("valid writer")
+}
+
+fn fast(port: u16) -> ClientConfig {
+    ClientConfig {
+        port,
+        heartbeat_period: Duration::from_millis(100),
+        stats_period: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+fn data_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_file_writers_pass_and_the_report_matches_what_they_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("out").join("report.json");
+    let logs = tmp.path().join("server_logs");
+    let server = TestServer::start(ServerConfig {
+        report_json: Some(json.clone()),
+        log_dir: Some(logs.clone()),
+        ..Default::default()
+    })
+    .await;
+    let port = server.addr.port();
+    let params = [(1.0, 1, 4), (1.2, 2, 4), (0.8, 1, 2)];
+    let mut runs = Vec::new();
+    for (i, (t, c, f)) in params.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("c{i}"));
+        let w = writer(&dir, t, c, f);
+        let client = Client::new(fast(port)).unwrap();
+        runs.push((dir, tokio::spawn(async move { client.run(w).await })));
+    }
+    let mut results = Vec::new();
+    for (dir, run) in runs {
+        let r = tokio::time::timeout(WAIT, run)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        // keep_files = 2 by default: never more than two finished files left.
+        let files = data_files(&dir);
+        assert!(files.len() <= 2, "{files:?}");
+        let prefix = format!("client_{}_", r.client_id);
+        assert!(files.iter().all(|f| f.starts_with(&prefix)), "{files:?}");
+        results.push(r);
+    }
+    let report = server.report().await;
+    assert_eq!(report.clients.len(), 3);
+    for (r, (_, chunk, file)) in results.iter().zip(params) {
+        let c = report.clients.iter().find(|c| c.id == r.client_id).unwrap();
+        assert_eq!(c.status, Status::Pass);
+        assert_eq!(c.files_written, r.files_written);
+        assert!(r.files_written >= 2, "{r:?}");
+        assert_eq!(c.bytes_written, r.bytes_written);
+        assert!(r.bytes_written >= r.files_written * file * 1024 * 1024);
+        assert_eq!((c.chunk_size_mb, c.file_size_mb), (chunk, file));
+        assert!(c.heartbeats >= 2 && c.stats_reports >= 1, "{c:?}");
+        assert_eq!(c.heartbeats, r.heartbeats_sent);
+        assert_eq!(c.stats_reports, r.stats_sent);
+        assert!(c.rss_peak_bytes.unwrap() > 0);
+        assert!(c.mem_avg_pct > 0.0, "two decimals, so not 0.0: {c:?}");
+        assert!(c.chunk_p99_ms.unwrap() >= c.chunk_p50_ms.unwrap());
+        assert!(r.throughput_mb_s > 0.0 && c.throughput_mb_s > 0.0);
+        assert!(c.reason.is_none());
+    }
+    assert_eq!(report.total.clients, 3);
+    assert_eq!(report.total.passed, 3);
+    assert_eq!(
+        report.total.bytes_written,
+        results.iter().map(|r| r.bytes_written).sum::<u64>()
+    );
+    assert!(report.total.first_done.is_some() && report.total.last_done.is_some());
+    let on_disk = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(on_disk, report);
+    let log_files = data_files(&logs);
+    assert_eq!(log_files.len(), 1, "{log_files:?}");
+    let log = std::fs::read_to_string(logs.join(&log_files[0])).unwrap();
+    assert!(log.contains("All test clients completed!"), "{log}");
+}
+
+#[test]
+fn blocking_handles_start_wait_and_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(matches!(
+        server.wait(Some(Duration::from_millis(20))),
+        Err(Error::Timeout(_))
+    ));
+    let client = ClientHandle::spawn(fast(server.port()), writer(tmp.path(), 5.0, 1, 2)).unwrap();
+    // Watch it run through the live snapshot.
+    let t = std::time::Instant::now();
+    loop {
+        let snap = server.snapshot();
+        if snap
+            .first()
+            .is_some_and(|c| c.status == Status::Running && c.heartbeats > 0)
+        {
+            assert!(snap[0].last_heartbeat_age_s.is_some());
+            assert!(snap[0].time_ran_s > 0.0);
+            break;
+        }
+        assert!(t.elapsed() < WAIT, "never saw the client running: {snap:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = server.stop().unwrap();
+    assert_eq!(report.clients[0].status, Status::Aborted);
+    assert_eq!(report.clients[0].reason.as_deref(), Some("server stopped"));
+    assert_eq!(server.stop().unwrap(), report, "stop again: same report");
+    assert_eq!(server.wait(None).unwrap(), report);
+    let e = client.join(Some(WAIT)).unwrap_err();
+    assert!(matches!(e, Error::Disconnected(_)), "{e:?}");
+    assert!(client.is_finished());
+}
+
+#[test]
+fn a_cancelled_client_stops_and_the_server_marks_it_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let client = ClientHandle::spawn(fast(server.port()), writer(tmp.path(), 30.0, 1, 2)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    client.cancel();
+    let e = client.join(Some(WAIT)).unwrap_err();
+    assert!(matches!(e, Error::Interrupted(_)), "{e:?}");
+    let report = server.wait(Some(WAIT)).unwrap();
+    assert_eq!(report.clients[0].status, Status::Failed);
+    assert!(report.clients[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("interrupted"));
+}
+
+#[test]
+fn sync_modes_write_whole_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (mode, keep) in [
+        (SyncMode::File, KeepFiles::All),
+        (SyncMode::Direct, KeepFiles::Newest(1)),
+    ] {
+        let dir = tmp.path().join(mode.to_string());
+        let w = FileWriter::new(FileWriterConfig {
+            run_time_s: 1.0,
+            chunk_size_mb: 1,
+            file_size_mb: 2,
+            min_chunk_size_mb: 1,
+            out_dir: dir.clone(),
+            sync: mode,
+            keep_files: keep,
+        });
+        let w = match (mode, w) {
+            (_, Ok(w)) => w,
+            // O_DIRECT is refused by some filesystems (tmpfs): that must be a clear error.
+            (SyncMode::Direct, Err(e)) => {
+                assert!(e.is_config() && e.to_string().contains("O_DIRECT"), "{e}");
+                continue;
+            }
+            (_, Err(e)) => panic!("{e}"),
+        };
+        let server = ServerHandle::start(ServerConfig {
+            port: 0,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = loadmon::blocking::run_client(fast(server.port()), w).unwrap();
+        let report = server.wait(Some(WAIT)).unwrap();
+        assert_eq!(report.clients[0].status, Status::Pass);
+        let files = data_files(&dir);
+        match keep {
+            KeepFiles::All => assert_eq!(files.len() as u64, r.files_written),
+            KeepFiles::Newest(n) => assert!(files.len() <= n),
+        }
+        for f in &files {
+            assert_eq!(std::fs::metadata(dir.join(f)).unwrap().len(), 2 << 20);
+        }
+    }
+}
