@@ -105,8 +105,11 @@ impl ClientConfig {
 ///
 /// struct Sleeper;
 /// impl Workload for Sleeper {
+///     fn run_time(&self) -> Option<std::time::Duration> {
+///         Some(std::time::Duration::from_millis(50))
+///     }
 ///     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
-///         while !ctx.is_stopped() && ctx.elapsed().as_millis() < 50 {
+///         while !ctx.time_is_up() {
 ///             std::thread::sleep(std::time::Duration::from_millis(5));
 ///         }
 ///         ctx.file_rollover();
@@ -117,6 +120,12 @@ impl ClientConfig {
 pub trait Workload: Send + 'static {
     /// Chunk and file size (MiB) announced in `file_stats` before `start`, if any.
     fn file_stats(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// How long the test is meant to run, if it has a set run time: [`Context::remaining`] and
+    /// [`Context::time_is_up`] count down from it.
+    fn run_time(&self) -> Option<Duration> {
         None
     }
 
@@ -169,6 +178,7 @@ impl Counters {
 pub struct Context {
     client_id: u32,
     started: Instant,
+    deadline: Option<Instant>,
     tx: mpsc::UnboundedSender<Message>,
     stopped: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -185,9 +195,20 @@ impl Context {
         self.started.elapsed()
     }
 
-    /// Whether the run must end now (the server went away, or the client was cancelled).
+    /// Whether the run must end now: the server went away, or the client was cancelled.
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Time left of the workload's [`Workload::run_time`] (`None` if it has none).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the run should end: stopped, or the run time is over.
+    pub fn time_is_up(&self) -> bool {
+        self.is_stopped() || self.remaining().is_some_and(|r| r.is_zero())
     }
 
     /// Reports one completed file (`file_roll`).
@@ -473,14 +494,15 @@ impl Client {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let stopped = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::new());
+        let started = Instant::now();
         let ctx = Context {
             client_id,
-            started: Instant::now(),
+            started,
+            deadline: workload.run_time().map(|t| started + t),
             tx,
             stopped: stopped.clone(),
             counters: counters.clone(),
         };
-        let started = ctx.started;
         let mut work = tokio::task::spawn_blocking(move || {
             // A panic in user code must not unwind through the runtime: it becomes an error.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload.run(&ctx)))

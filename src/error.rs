@@ -10,6 +10,7 @@ use crate::protocol::ProtocolError;
 /// Everything that can go wrong in loadmon. Cloneable so that a stored result (a server's final
 /// report, say) can be handed out more than once.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A setting is invalid (exit code 2 in the CLI).
     #[error("invalid configuration: {0}")]

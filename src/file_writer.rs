@@ -322,18 +322,20 @@ impl Workload for FileWriter {
         Some((self.config.chunk_size_mb, self.config.file_size_mb))
     }
 
+    fn run_time(&self) -> Option<Duration> {
+        Some(Duration::from_secs_f64(self.config.run_time_s))
+    }
+
     fn run(&mut self, ctx: &Context) -> Result<()> {
         let cfg = &self.config;
-        let deadline = Instant::now() + Duration::from_secs_f64(cfg.run_time_s);
         std::fs::create_dir_all(&cfg.out_dir)
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
         let chunk_bytes = cfg.chunk_size_mb * MIB;
         let file_bytes = cfg.file_size_mb * MIB;
         let buf = ChunkBuf::new(chunk_bytes)?;
         let mut kept: VecDeque<PathBuf> = VecDeque::new();
-        let time_up = || Instant::now() >= deadline || ctx.is_stopped();
         let mut n: u64 = 0;
-        while !time_up() {
+        while !ctx.time_is_up() {
             n += 1;
             let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
             // The id is a u32 from the protocol parser: it cannot contain a path separator.
@@ -344,7 +346,7 @@ impl Workload for FileWriter {
             let mut remaining = file_bytes;
             let mut complete = true;
             while remaining > 0 {
-                if time_up() {
+                if ctx.time_is_up() {
                     complete = false;
                     break;
                 }
