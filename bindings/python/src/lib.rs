@@ -870,8 +870,9 @@ impl PyClient {
 /// The native module behind `import loadmon`.
 #[pymodule]
 fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Rust log records → Python logging, logger "loadmon" (and its children).
-    let _ = pyo3_log::try_init();
+    // Rust log records → Python logging, logger "loadmon" (and its children). Levels are not
+    // cached, so logging configuration done after import (basicConfig, caplog) takes effect.
+    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?.install();
     m.add("__version__", loadmon::VERSION)?;
     let (major, minor) = loadmon::protocol::PROTOCOL_VERSION;
     m.add("PROTOCOL_VERSION", format!("{major}.{minor}"))?;

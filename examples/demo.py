@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""The original ServerClientModel demo, on the loadmon engine.
+
+Run:  python examples/demo.py          (the seed's schedule: about 30 s)
+      python examples/demo.py --quick  (the same shape in about 3 s, small files)
+
+A server and three test clients started 2 s, 4 s and 6 s after it, with
+(run time s, chunk MB, file MB) = (20, 10, 100), (12, 15, 80), (15, 25, 50); then the server's
+report is printed. Data files go to a temporary directory that is removed at the end.
+Pairs with ``loadmon demo`` (the same schedule from the CLI) and examples/demo.c.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import loadmon
+
+# (delay after the server starts s, run time s, chunk MB, file MB)
+SEED_SCHEDULE = [(2.0, 20.0, 10, 100), (4.0, 12.0, 15, 80), (6.0, 15.0, 25, 50)]
+QUICK_SCHEDULE = [(0.2, 2.0, 1, 4), (0.4, 1.5, 2, 4), (0.6, 1.8, 1, 2)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 3-second version with small files")
+    parser.add_argument("--report-json", type=Path, help="also write the JSON report here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the engine's log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+    schedule = QUICK_SCHEDULE if args.quick else SEED_SCHEDULE
+    periods = {"heartbeat_period": 0.2, "stats_period": 0.4} if args.quick else {}
+    work_dir = Path(tempfile.mkdtemp(prefix="loadmon-demo-"))
+    try:
+        with loadmon.Server(port=0, report_json=args.report_json) as server:
+            print(f"server listening on 127.0.0.1:{server.port}", flush=True)
+            started = time.monotonic()
+            clients = []
+            for n, (delay, run_time, chunk, size) in enumerate(schedule, start=1):
+                time.sleep(max(0.0, delay - (time.monotonic() - started)))
+                client = loadmon.TestClient(
+                    port=server.port,
+                    run_time=run_time,
+                    chunk_size=chunk,
+                    file_size=size,
+                    min_chunk_size=1 if args.quick else 10,
+                    out_dir=work_dir / f"client_{n}",
+                    **periods,
+                )
+                client.start()
+                print(f"client {n} started: {run_time:g} s, {chunk} MB chunks, {size} MB files", flush=True)
+                clients.append(client)
+            for client in clients:
+                result = client.join()
+                print(
+                    f"client {result.client_id} done: {result.files_written} files, "
+                    f"{result.throughput_mb_s:.1f} MB/s",
+                    flush=True,
+                )
+            report = server.wait(timeout=60)
+        print(report)
+        return 0 if all(c.status == "PASS" for c in report.clients) else 1
+    except loadmon.LoadmonError as e:
+        print(f"demo failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Checked with `mypy --strict` by test_typing.py: the stubs must describe real usage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import loadmon
+
+
+class Writer(loadmon.Client):
+    def run_tests(self, ctx: loadmon.Context) -> None:
+        while not ctx.stopped:
+            ctx.record_write(1 << 20, 0.001)
+            ctx.file_rollover()
+        remaining: float | None = ctx.remaining
+        _ = remaining
+
+
+def use(out: Path) -> str:
+    with loadmon.Server(port=0, report_json=out / "r.json", heartbeat_timeout=15.0) as server:
+        client = loadmon.TestClient(port=server.port, run_time=2, out_dir=out, sync="file",
+                                    keep_files="all")
+        result: loadmon.ClientResult = client.run()
+        total_mb: float = result.throughput_mb_s * result.run_time_s
+        _ = total_mb
+        Writer(port=server.port, run_time=1.0).run()
+        report: loadmon.Report = server.wait(timeout=30)
+    statuses: list[str] = [c.status for c in report.clients]
+    reasons: list[str | None] = [c.reason for c in report.clients]
+    _ = reasons
+    try:
+        loadmon.TestClient(chunk_size=1)
+    except loadmon.ConfigError as e:
+        statuses.append(str(e))
+    return str(report) + ",".join(statuses)
