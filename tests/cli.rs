@@ -97,8 +97,20 @@ fn the_quick_demo_passes() {
     assert!(!data.exists(), "the demo removes its data files");
 }
 
-/// Starts `loadmon server` and reads its port from the log.
-fn spawn_server(extra: &[&str]) -> (std::process::Child, u16) {
+/// A child process that is killed if the test fails before it exits.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `loadmon server` and reads its port from its stderr.
+fn spawn_server(extra: &[&str]) -> (Guard, u16) {
     let mut child = Command::new(BIN)
         .args(["server", "--port", "0", "--no-log-files"])
         .args(extra)
@@ -107,6 +119,7 @@ fn spawn_server(extra: &[&str]) -> (std::process::Child, u16) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let child = Guard(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -127,14 +140,14 @@ fn spawn_server(extra: &[&str]) -> (std::process::Child, u16) {
     (child, port)
 }
 
-fn wait_exit(child: &mut std::process::Child) -> i32 {
+fn wait_exit(child: &mut Guard) -> i32 {
+    let child = &mut child.0;
     let t = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
             return s.code().unwrap_or(-1);
         }
         if t.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
             panic!("process did not exit");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -174,7 +187,7 @@ fn server_and_client_processes_run_a_test() {
     assert!(out.starts_with("client 100: "), "{out}");
     assert_eq!(wait_exit(&mut server), 0);
     let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut server.stdout.take().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(&mut server.0.stdout.take().unwrap(), &mut stdout).unwrap();
     assert!(
         stdout.contains("  Client 100\n    Test status:   PASS\n"),
         "{stdout}"
@@ -198,7 +211,7 @@ fn sigterm_writes_the_report_and_exits_3() {
     r.read_line(&mut line).unwrap();
     assert_eq!(line, "set_cid:100\n");
     let st = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -50,14 +51,17 @@ def test_ctrl_c_interrupts_a_blocking_call(tmp_path: Path, what: str) -> None:
     )
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
-    t = time.monotonic()
-    os.kill(p.pid, signal.SIGINT)
     try:
+        readable, _, _ = select.select([p.stdout], [], [], 30)
+        assert readable, "the child never got ready"
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        t = time.monotonic()
+        os.kill(p.pid, signal.SIGINT)
         code = p.wait(timeout=20)
     finally:
         p.kill()
+        p.wait()
     assert code == 42
     assert p.stdout.read().strip() == "interrupted"
     assert time.monotonic() - t < 15

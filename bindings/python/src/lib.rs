@@ -58,7 +58,12 @@ fn seconds(py: Python<'_>, name: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| config_error(py, format!("{name} must be a positive number of seconds, not {s}")))
+        .ok_or_else(|| {
+            config_error(
+                py,
+                format!("{name} must be a positive number of seconds, not {s}"),
+            )
+        })
 }
 
 /// Waits for `poll` with the GIL released, waking every 100 ms for Ctrl-C. On Ctrl-C,
@@ -73,7 +78,12 @@ fn wait_interruptibly<T: Send>(
     let deadline = match timeout {
         None => None,
         Some(t) if t >= 0.0 && t.is_finite() => Some(Instant::now() + Duration::from_secs_f64(t)),
-        Some(t) => return Err(config_error(py, format!("timeout must be >= 0 seconds, not {t}"))),
+        Some(t) => {
+            return Err(config_error(
+                py,
+                format!("timeout must be >= 0 seconds, not {t}"),
+            ))
+        }
     };
     loop {
         let slice = match deadline {
@@ -208,7 +218,10 @@ impl PyReport {
     /// All clients together, as a dict.
     #[getter]
     fn total<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_string(&self.inner.total).unwrap_or_default())
+        json_to_py(
+            py,
+            &serde_json::to_string(&self.inner.total).unwrap_or_default(),
+        )
     }
 
     /// The report as a dict (the JSON report's structure).
@@ -302,7 +315,10 @@ struct PyServer {
 impl PyServer {
     fn handle(&self, py: Python<'_>) -> PyResult<Arc<ServerHandle>> {
         lock(&self.handle).clone().ok_or_else(|| {
-            to_py(py, Error::Config("the server is not started: call start() first".into()))
+            to_py(
+                py,
+                Error::Config("the server is not started: call start() first".into()),
+            )
         })
     }
 }
@@ -355,10 +371,15 @@ impl PyServer {
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let mut slot = lock(&self.handle);
         if slot.is_some() {
-            return Err(to_py(py, Error::Config("the server is already started".into())));
+            return Err(to_py(
+                py,
+                Error::Config("the server is already started".into()),
+            ));
         }
         let config = self.config.clone();
-        let handle = py.detach(|| ServerHandle::start(config)).map_err(|e| to_py(py, e))?;
+        let handle = py
+            .detach(|| ServerHandle::start(config))
+            .map_err(|e| to_py(py, e))?;
         *slot = Some(Arc::new(handle));
         Ok(())
     }
@@ -380,7 +401,9 @@ impl PyServer {
     /// Whether the server has been started and has not stopped yet.
     #[getter]
     fn running(&self) -> bool {
-        lock(&self.handle).as_ref().is_some_and(|h| !h.is_finished())
+        lock(&self.handle)
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
     }
 
     /// A live snapshot of every client so far.
@@ -445,7 +468,11 @@ impl PyServer {
 }
 
 /// Runs a client handle to the end, interruptibly; Ctrl-C cancels it.
-fn run_handle(py: Python<'_>, h: Arc<ClientHandle>, timeout: Option<f64>) -> PyResult<PyClientResult> {
+fn run_handle(
+    py: Python<'_>,
+    h: Arc<ClientHandle>,
+    timeout: Option<f64>,
+) -> PyResult<PyClientResult> {
     let h2 = h.clone();
     wait_interruptibly(
         py,
@@ -468,7 +495,10 @@ fn run_handle(py: Python<'_>, h: Arc<ClientHandle>, timeout: Option<f64>) -> PyR
 fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
     if let Ok(n) = v.extract::<usize>() {
         if n == 0 {
-            return Err(config_error(py, "keep_files must be at least 1 (or \"all\")".into()));
+            return Err(config_error(
+                py,
+                "keep_files must be at least 1 (or \"all\")".into(),
+            ));
         }
         return Ok(KeepFiles::Newest(n));
     }
@@ -494,7 +524,10 @@ impl PyTestClient {
     fn spawn(&self, py: Python<'_>) -> PyResult<Arc<ClientHandle>> {
         let mut slot = lock(&self.handle);
         if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-            return Err(to_py(py, Error::Config("this client is already running".into())));
+            return Err(to_py(
+                py,
+                Error::Config("this client is already running".into()),
+            ));
         }
         let validated = lock(&self.validated).take();
         let (client, writer) = (self.client.clone(), self.writer.clone());
@@ -586,7 +619,10 @@ impl PyTestClient {
     #[pyo3(signature = (timeout=None))]
     fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyClientResult> {
         let h = lock(&self.handle).clone().ok_or_else(|| {
-            to_py(py, Error::Config("the client is not started: call start() first".into()))
+            to_py(
+                py,
+                Error::Config("the client is not started: call start() first".into()),
+            )
         })?;
         run_handle(py, h, timeout)
     }
@@ -693,7 +729,9 @@ impl PyContext {
 
     /// Sends `send_stats:<cpu_pct>:<mem_pct>`.
     fn send_stats(&self, py: Python<'_>, cpu_pct: f64, mem_pct: f64) -> PyResult<()> {
-        self.inner.send_stats(cpu_pct, mem_pct).map_err(|e| to_py(py, e))
+        self.inner
+            .send_stats(cpu_pct, mem_pct)
+            .map_err(|e| to_py(py, e))
     }
 
     /// Files reported so far.
@@ -838,7 +876,10 @@ impl PyClient {
         let h = {
             let mut slot = lock(&this.handle);
             if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-                return Err(to_py(py, Error::Config("this client is already running".into())));
+                return Err(to_py(
+                    py,
+                    Error::Config("this client is already running".into()),
+                ));
             }
             let h = Arc::new(ClientHandle::spawn(s.config, workload).map_err(|e| to_py(py, e))?);
             *slot = Some(h.clone());
