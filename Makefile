@@ -10,7 +10,15 @@ VENV_OK := $(VENV)/.deps-installed
 # pyo3 finds the interpreter it builds against here (clippy/cargo on the Python crate).
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test python rust-test py-test lint
+.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install
+
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CBUILD  := target/c
+CFLAGS_BASE   := -std=c11 -Wall -Wextra -Werror -g
+CFLAGS_STRICT := $(CFLAGS_BASE) -Iinclude
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer
+RPATH   := -Wl,-rpath,$(abspath target/debug)
 
 help:
 	@echo "make demo   - build everything into .venv and run python examples/demo.py"
@@ -39,5 +47,49 @@ rust-test:
 py-test: python
 	$(PY) -m pytest -q
 
-test: lint rust-test py-test
+# libloadmon.so and libloadmon.a (debug build, for the tests and the C demo).
+c-lib:
+	cargo build -p loadmon-c
+
+# Regenerates include/loadmon.h from the code (the test suite fails if it is stale).
+header:
+	LOADMON_BLESS=1 cargo test -p loadmon-c --test header
+
+c-demo: c-lib
+	@mkdir -p $(CBUILD)
+	$(CC) $(CFLAGS_STRICT) examples/demo.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
+	$(CBUILD)/demo $(DEMO_ARGS)
+
+# C tests: ASan + UBSan suite, the demo under valgrind, a static link, C++ header check,
+# and an install + pkg-config build.
+c-test: c-lib
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	@command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config; }
+	@mkdir -p $(CBUILD)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) tests/c/test_loadmon.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/test_loadmon
+	ASAN_OPTIONS=detect_leaks=1 $(CBUILD)/test_loadmon
+	$(CC) $(CFLAGS_STRICT) examples/demo.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
+	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 $(CBUILD)/demo --quick > $(CBUILD)/demo-valgrind.out
+	grep -c "Test status:   PASS" $(CBUILD)/demo-valgrind.out | grep -qx 3
+	$(CC) $(CFLAGS_STRICT) examples/demo.c target/debug/libloadmon.a -lpthread -ldl -lm -o $(CBUILD)/demo_static
+	$(CBUILD)/demo_static --quick | grep -c "Test status:   PASS" | grep -qx 3
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude tests/c/header_check.cpp -Ltarget/debug -lloadmon $(RPATH) -o $(CBUILD)/header_check
+	$(CBUILD)/header_check
+	rm -rf $(CBUILD)/prefix
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(CBUILD)/prefix) PROFILE=debug
+	PKG_CONFIG_PATH=$(abspath $(CBUILD)/prefix)/lib/pkgconfig sh -c '$(CC) $(CFLAGS_BASE) examples/demo.c $$(pkg-config --cflags --libs loadmon) -lpthread -o $(CBUILD)/demo_pc'
+	$(CBUILD)/demo_pc --quick | grep -c "Test status:   PASS" | grep -qx 3
+	@echo "c-test: all C checks passed"
+
+# Installs the header, both libraries and loadmon.pc under $(PREFIX).
+PROFILE ?= release
+install:
+	cargo build -p loadmon-c $(if $(filter release,$(PROFILE)),--release,)
+	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -m 644 include/loadmon.h $(PREFIX)/include/
+	install -m 755 target/$(PROFILE)/libloadmon.so $(PREFIX)/lib/
+	install -m 644 target/$(PROFILE)/libloadmon.a $(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/loadmon.pc.in > $(PREFIX)/lib/pkgconfig/loadmon.pc
+
+test: lint rust-test c-test py-test
 	@echo "make test: all suites passed"

@@ -1,0 +1,29 @@
+//! include/loadmon.h must be exactly what cbindgen generates from the code.
+//! `LOADMON_BLESS=1 cargo test -p loadmon-c --test header` (or `make header`) rewrites it.
+
+use std::path::Path;
+
+#[test]
+fn header_matches_the_code() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = crate_dir.join("../../include/loadmon.h");
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut generated = Vec::new();
+    cbindgen::Builder::new()
+        .with_crate(crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen")
+        .write(&mut generated);
+    let generated = String::from_utf8(generated).expect("utf-8 header");
+    if std::env::var_os("LOADMON_BLESS").is_some() {
+        std::fs::write(&header, &generated).expect("write include/loadmon.h");
+        return;
+    }
+    let committed = std::fs::read_to_string(&header).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/loadmon.h is stale: run `make header` and commit it"
+    );
+}

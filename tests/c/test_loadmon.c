@@ -1,0 +1,321 @@
+/* C tests of the loadmon ABI: a full run, every error path, a custom workload callback.
+ * Built by `make c-test` with -Wall -Wextra -Werror and ASan + UBSan. Ends with the line
+ * "N passed, N failed". */
+#define _DEFAULT_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "loadmon.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            passed++;                                                                      \
+        } else {                                                                           \
+            failed++;                                                                      \
+            const char *e_ = loadmon_last_error();                                         \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, \
+                    #cond, e_ ? e_ : "(none)");                                            \
+        }                                                                                  \
+    } while (0)
+
+static int count(const char *haystack, const char *needle) {
+    int n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+static int last_error_contains(const char *needle) {
+    const char *e = loadmon_last_error();
+    return e != NULL && strstr(e, needle) != NULL;
+}
+
+static char out_dir[256];
+
+static LoadmonTestClientConfig small_client(uint16_t port) {
+    LoadmonTestClientConfig c;
+    loadmon_test_client_config_default(&c);
+    c.port = port;
+    c.run_time_s = 1;
+    c.chunk_size_mb = 1;
+    c.file_size_mb = 2;
+    c.min_chunk_size_mb = 1;
+    c.out_dir = out_dir;
+    c.heartbeat_period_ms = 100;
+    c.stats_period_ms = 200;
+    return c;
+}
+
+static LoadmonServer *start_server(void) {
+    LoadmonServerConfig cfg;
+    loadmon_server_config_default(&cfg);
+    cfg.port = 0;
+    LoadmonServer *s = NULL;
+    int rc = loadmon_server_start(&cfg, &s);
+    CHECK(rc == LOADMON_OK && s != NULL);
+    return s;
+}
+
+struct client_run {
+    LoadmonTestClientConfig cfg;
+    int rc;
+    char *result;
+};
+
+static void *client_thread(void *arg) {
+    struct client_run *r = arg;
+    r->rc = loadmon_test_client_run(&r->cfg, &r->result);
+    return NULL;
+}
+
+static void test_full_run(void) {
+    LoadmonServer *s = start_server();
+    uint16_t port = loadmon_server_port(s);
+    CHECK(port != 0);
+    struct client_run runs[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        runs[i].cfg = small_client(port);
+        runs[i].result = NULL;
+        pthread_create(&threads[i], NULL, client_thread, &runs[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(runs[i].rc == LOADMON_OK);
+        CHECK(runs[i].result != NULL && strstr(runs[i].result, "\"files_written\"") != NULL);
+        loadmon_string_free(runs[i].result);
+    }
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 2);
+    CHECK(report != NULL && strstr(report, "\"throughput_mb_s\"") != NULL);
+    char *text = NULL;
+    CHECK(loadmon_report_text(report, &text) == LOADMON_OK);
+    CHECK(text != NULL && count(text, "    Test status:   PASS\n") == 2);
+    loadmon_string_free(text);
+    char *again = NULL;
+    CHECK(loadmon_server_stop(s, &again) == LOADMON_OK);
+    CHECK(again != NULL && report != NULL && strcmp(again, report) == 0);
+    loadmon_string_free(again);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+}
+
+static void test_error_paths(void) {
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(NULL, &s) == LOADMON_INVALID_ARGUMENT && s == NULL);
+    CHECK(last_error_contains("NULL"));
+    LoadmonServerConfig cfg;
+    loadmon_server_config_default(&cfg);
+    cfg.port = 0;
+    CHECK(loadmon_server_start(&cfg, NULL) == LOADMON_INVALID_ARGUMENT);
+    cfg.host = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT && s == NULL);
+    CHECK(last_error_contains("host is NULL"));
+    cfg.host = "\xff\xfe";
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("UTF-8"));
+    cfg.host = "127.0.0.1";
+    cfg.max_clients = 0;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG);
+    CHECK(last_error_contains("max_clients"));
+
+    /* A port in use: an I/O error naming the address. */
+    LoadmonServer *first = start_server();
+    loadmon_server_config_default(&cfg);
+    cfg.port = loadmon_server_port(first);
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_IO && s == NULL);
+    CHECK(last_error_contains("bind 127.0.0.1:"));
+    /* Nobody came: waiting times out. */
+    char *report = NULL;
+    CHECK(loadmon_server_wait(first, 50, &report) == LOADMON_TIMEOUT && report == NULL);
+    CHECK(last_error_contains("still running"));
+    CHECK(loadmon_server_stop(first, NULL) == LOADMON_OK);
+    loadmon_server_free(first);
+
+    /* NULL handles and strings. */
+    loadmon_server_free(NULL);
+    loadmon_string_free(NULL);
+    loadmon_server_config_default(NULL);
+    loadmon_test_client_config_default(NULL);
+    CHECK(loadmon_server_port(NULL) == 0);
+    CHECK(loadmon_server_wait(NULL, 0, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_stop(NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_snapshot(NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_test_client_run(NULL, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_report_text("not json", &report) == LOADMON_CONFIG);
+    CHECK(loadmon_report_text(NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_version() != NULL && strlen(loadmon_version()) > 0);
+
+    /* The seed's validation rules, and other bad settings. */
+    LoadmonTestClientConfig c = small_client(1);
+    c.min_chunk_size_mb = 10;
+    char *result = NULL;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG && result == NULL);
+    CHECK(last_error_contains("below the minimum of 10 MB"));
+    c = small_client(1);
+    c.chunk_size_mb = 4;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("larger than file size"));
+    c = small_client(1);
+    c.sync = "sometimes";
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("sync must be"));
+    c = small_client(1);
+    c.out_dir = NULL;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_INVALID_ARGUMENT);
+
+    /* An unreachable server: an I/O error after the retry window. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    c = small_client(ntohs(a.sin_port));
+    c.connect_timeout_ms = 200;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_IO && result == NULL);
+    CHECK(last_error_contains("connect 127.0.0.1:"));
+
+    /* A server that wants a token refuses a client without one: a protocol error. */
+    loadmon_server_config_default(&cfg);
+    cfg.port = 0;
+    cfg.token = "s3cret";
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK);
+    c = small_client(loadmon_server_port(s));
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_PROTOCOL);
+    CHECK(last_error_contains("token"));
+    c.token = "s3cret";
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_OK);
+    loadmon_string_free(result);
+    CHECK(loadmon_server_wait(s, 20000, NULL) == LOADMON_OK);
+    loadmon_server_free(s);
+}
+
+static void *fresh_thread(void *arg) {
+    (void)arg;
+    return (void *)loadmon_last_error();
+}
+
+static void test_last_error_is_per_thread(void) {
+    pthread_t t;
+    void *seen = (void *)1;
+    pthread_create(&t, NULL, fresh_thread, NULL);
+    pthread_join(t, &seen);
+    CHECK(seen == NULL);
+}
+
+struct workload_state {
+    uint32_t client_id;
+    int rollovers;
+    int fail;
+};
+
+static int run_tests(LoadmonClientContext *ctx, void *user_data) {
+    struct workload_state *st = user_data;
+    st->client_id = loadmon_client_context_id(ctx);
+    if (st->fail) {
+        loadmon_client_context_set_error(ctx, "the C workload gave up");
+        return 1;
+    }
+    while (!loadmon_client_context_time_is_up(ctx)) {
+        usleep(20000);
+        loadmon_client_context_record_write(ctx, 1 << 20, 1500);
+        loadmon_client_context_file_rollover(ctx);
+        st->rollovers++;
+    }
+    if (loadmon_client_context_send_stats(ctx, -1.0, 0.5) != LOADMON_CONFIG) return 2;
+    if (loadmon_client_context_send_stats(ctx, 12.5, 0.5) != LOADMON_OK) return 3;
+    if (loadmon_client_context_remaining_ms(ctx) != 0) return 4;
+    return 0;
+}
+
+static void test_custom_workload(void) {
+    LoadmonServer *s = start_server();
+    LoadmonClientConfig cfg;
+    loadmon_client_config_default(&cfg);
+    cfg.port = loadmon_server_port(s);
+    cfg.run_time_ms = 400;
+    cfg.heartbeat_period_ms = 50;
+    cfg.stats_period_ms = 100;
+    cfg.chunk_size_mb = 1;
+    cfg.file_size_mb = 1;
+    struct workload_state st = {0, 0, 0};
+    char *result = NULL;
+    CHECK(loadmon_client_run(&cfg, run_tests, &st, &result) == LOADMON_OK);
+    CHECK(st.client_id == 100 && st.rollovers >= 5);
+    CHECK(result != NULL && strstr(result, "\"client_id\": 100") != NULL);
+    loadmon_string_free(result);
+    CHECK(loadmon_client_run(&cfg, NULL, &st, &result) == LOADMON_INVALID_ARGUMENT);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 1);
+    char files[64];
+    snprintf(files, sizeof files, "\"files_written\": %d", st.rollovers);
+    CHECK(report != NULL && strstr(report, files) != NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+
+    /* A callback that fails: LOADMON_WORKLOAD here, FAILED with the reason on the server. */
+    s = start_server();
+    cfg.port = loadmon_server_port(s);
+    st.fail = 1;
+    CHECK(loadmon_client_run(&cfg, run_tests, &st, &result) == LOADMON_WORKLOAD);
+    CHECK(last_error_contains("the C workload gave up"));
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK);
+    CHECK(report != NULL && strstr(report, "\"status\": \"FAILED\"") != NULL);
+    CHECK(report != NULL &&
+          strstr(report, "\"reason\": \"workload failed: the C workload gave up\"") != NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+}
+
+static void test_snapshot_and_stop_mid_run(void) {
+    LoadmonServer *s = start_server();
+    struct client_run run;
+    run.cfg = small_client(loadmon_server_port(s));
+    run.cfg.run_time_s = 30;
+    run.result = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, client_thread, &run);
+    char *snap = NULL;
+    int running = 0;
+    for (int i = 0; i < 500 && !running; i++) {
+        usleep(20000);
+        CHECK(loadmon_server_snapshot(s, &snap) == LOADMON_OK);
+        running = snap != NULL && strstr(snap, "\"status\":\"RUNNING\"") != NULL;
+        loadmon_string_free(snap);
+    }
+    CHECK(running);
+    char *report = NULL;
+    CHECK(loadmon_server_stop(s, &report) == LOADMON_OK);
+    CHECK(report != NULL && strstr(report, "\"reason\": \"server stopped\"") != NULL);
+    loadmon_string_free(report);
+    pthread_join(t, NULL);
+    CHECK(run.rc == LOADMON_IO && run.result == NULL);
+    loadmon_server_free(s);
+}
+
+int main(void) {
+    snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
+    test_full_run();
+    test_error_paths();
+    test_last_error_is_per_thread();
+    test_custom_workload();
+    test_snapshot_and_stop_mid_run();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
