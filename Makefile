@@ -10,7 +10,7 @@ VENV_OK := $(VENV)/.deps-installed
 # pyo3 finds the interpreter it builds against here (clippy/cargo on the Python crate).
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install
+.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz
 
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -41,7 +41,7 @@ lint: $(VENV_OK)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-rust-test:
+rust-test: system-deps
 	cargo test --workspace --exclude loadmon-python
 
 py-test: python
@@ -60,11 +60,21 @@ c-demo: c-lib
 	$(CC) $(CFLAGS_STRICT) examples/demo.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
 	$(CBUILD)/demo $(DEMO_ARGS)
 
+# Debian packages some tests need (valgrind, pkg-config, iproute2 for the network-namespace
+# test); installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
 # C tests: ASan + UBSan suite, the demo under valgrind, a static link, C++ header check,
 # and an install + pkg-config build.
-c-test: c-lib
-	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
-	@command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config; }
+c-test: c-lib system-deps
 	@mkdir -p $(CBUILD)
 	$(CC) $(CFLAGS_STRICT) $(SANITIZE) tests/c/test_loadmon.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/test_loadmon
 	ASAN_OPTIONS=detect_leaks=1 $(CBUILD)/test_loadmon

@@ -252,6 +252,15 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         ..Default::default()
     };
     let client = Client::new(config)?;
+    let rt = runtime()?;
+    // A file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, which kills the process by default.
+    // With a handler installed, write() fails with EFBIG instead, the client reports the
+    // error to the server (FAILED) and exits 1 with a message.
+    #[cfg(unix)]
+    let _sigxfsz = {
+        let _enter = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).ok()
+    };
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s: a.run_time_s,
         chunk_size_mb: a.chunk_size_mb,
@@ -261,7 +270,6 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         sync: a.sync,
         keep_files: a.keep_files,
     })?;
-    let rt = runtime()?;
     let cancel = client.cancel_token();
     rt.spawn(async move {
         shutdown_signal().await;

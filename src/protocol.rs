@@ -265,11 +265,11 @@ impl Message {
                 Ok(Message::Hello { major, minor })
             }
             "token" => {
-                let token = rest.unwrap_or("");
+                let token = one_line(rest.unwrap_or(""));
                 if token.is_empty() {
-                    return Err(invalid("token", "token", token, "empty"));
+                    return Err(invalid("token", "token", &token, "empty"));
                 }
-                Ok(Message::Token(token.to_string()))
+                Ok(Message::Token(token))
             }
             "proc_stats" => {
                 expect_fields("proc_stats", n, 3)?;
@@ -286,8 +286,9 @@ impl Message {
                     chunk_p99_us: parse_u64("write_stats", "p99_us", fields[3])?,
                 })
             }
-            "error" => Ok(Message::Error(rest.unwrap_or("").to_string())),
-            "refused" => Ok(Message::Refused(rest.unwrap_or("").to_string())),
+            // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
+            "error" => Ok(Message::Error(one_line(rest.unwrap_or("")))),
+            "refused" => Ok(Message::Refused(one_line(rest.unwrap_or("")))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
     }
@@ -485,6 +486,13 @@ mod tests {
             Message::parse(&m.encode()),
             Ok(Message::Error("write /tmp/x: No space left".into()))
         );
+    }
+
+    #[test]
+    fn a_carriage_return_inside_free_text_is_normalised() {
+        let m = Message::parse("error:a\rb").unwrap();
+        assert_eq!(m, Message::Error("a b".into()));
+        assert_eq!(Message::parse(&m.encode()), Ok(m));
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub struct ClientReport {
     pub heartbeats: u64,
     /// Valid `send_stats` messages received.
     pub stats_reports: u64,
-    /// Bytes written: the client's own count (`write_stats`) or, for a seed client,
-    /// files written × file size.
+    /// Bytes written: the client's own count (`write_stats`), at least files written × file
+    /// size (all a seed client tells).
     pub bytes_written: u64,
     /// `bytes_written` in MiB divided by `time_ran_s` (0 when it did not run).
     pub throughput_mb_s: f64,

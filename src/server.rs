@@ -170,12 +170,15 @@ impl ClientState {
         true
     }
 
+    /// The client's own count (`write_stats`), but never less than the whole files it reported:
+    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
+    /// sends no `write_stats` at all.
     fn bytes_written(&self) -> u64 {
-        self.reported_bytes.unwrap_or_else(|| {
-            self.files_written
-                .saturating_mul(self.file_size_mb)
-                .saturating_mul(1 << 20)
-        })
+        let whole_files = self
+            .files_written
+            .saturating_mul(self.file_size_mb)
+            .saturating_mul(1 << 20);
+        self.reported_bytes.unwrap_or(0).max(whole_files)
     }
 
     fn time_ran_s(&self, now: Instant) -> f64 {

@@ -201,6 +201,15 @@ fn server_and_client_processes_run_a_test() {
 
 #[test]
 fn sigterm_writes_the_report_and_exits_3() {
+    a_signal_writes_the_report_and_exits_3("-TERM");
+}
+
+#[test]
+fn sigint_writes_the_report_and_exits_3() {
+    a_signal_writes_the_report_and_exits_3("-INT");
+}
+
+fn a_signal_writes_the_report_and_exits_3(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("report.json");
     let (mut server, port) = spawn_server(&["--report-json", json.to_str().unwrap(), "-q"]);
@@ -211,7 +220,7 @@ fn sigterm_writes_the_report_and_exits_3() {
     r.read_line(&mut line).unwrap();
     assert_eq!(line, "set_cid:100\n");
     let st = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args([signal, &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());

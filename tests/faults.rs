@@ -461,3 +461,55 @@ async fn an_unreachable_server_is_a_clear_error_after_retrying() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_times_two_hundred_messages_lose_nothing() {
+    const CLIENTS: usize = 50;
+    const K: u64 = 200;
+    let server = TestServer::start(ServerConfig {
+        max_clients: CLIENTS,
+        ..Default::default()
+    })
+    .await;
+    let addr = server.addr;
+    // Connect everyone first, so the server does not stop between two clients.
+    let mut conns = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut c = Raw::connect(addr).await;
+        c.seed_handshake().await;
+        conns.push(c);
+    }
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            tokio::spawn(async move {
+                c.send("start").await;
+                for k in 0..K {
+                    c.send("hb").await;
+                    c.send(&format!("send_stats:{}:{}", i % 7, k % 3)).await;
+                    if k % 20 == 0 {
+                        c.send("file_roll").await;
+                    }
+                }
+                c.send("done").await;
+                assert!(c.closed().await);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = server.report().await;
+    assert_eq!(report.clients.len(), CLIENTS);
+    for (i, c) in report.clients.iter().enumerate() {
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert_eq!(c.heartbeats, K, "client {}", c.id);
+        assert_eq!(c.stats_reports, K, "client {}", c.id);
+        assert_eq!(c.files_written, K / 20, "client {}", c.id);
+        // The ids are given in connection order, so client i sent cpu = i % 7.
+        assert_eq!(c.cpu_avg_pct, (i % 7) as f64, "client {}", c.id);
+        let mem_avg = (0..K).map(|k| (k % 3) as f64).sum::<f64>() / K as f64;
+        assert!((c.mem_avg_pct - mem_avg).abs() < 1e-9, "client {}", c.id);
+    }
+}

@@ -1,0 +1,148 @@
+//! A protocol load generator: N clients that each heartbeat and report stats every period,
+//! then send `done`. Used by `scripts/soak.sh` (1,000 clients for 60 s) and the server-scale
+//! benchmark.
+//!
+//! Run: `cargo run --release --example loadgen -- --port 1234 --clients 1000 --duration 60 --period 1`
+//! against a running `loadmon server --max-clients 1000`. Pairs with `scripts/soak.sh`.
+//! Exits 0 when every client got its id, ran the whole duration and was closed after `done`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use loadmon::connection::Connection;
+use loadmon::protocol::Message;
+use tokio::net::TcpStream;
+
+#[derive(Parser, Debug)]
+#[command(about = "Hold N protocol clients against a loadmon server")]
+struct Args {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 1234)]
+    port: u16,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Seconds each client runs after all have connected.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds between one client's heartbeats (and stats).
+    #[arg(long, default_value_t = 1.0)]
+    period: f64,
+    /// Connections opened per second while ramping up.
+    #[arg(long, default_value_t = 2000.0)]
+    ramp_per_s: f64,
+}
+
+#[derive(Default)]
+struct Counts {
+    connected: AtomicU64,
+    passed: AtomicU64,
+    failed: AtomicU64,
+    lines: AtomicU64,
+}
+
+async fn one_client(
+    addr: String,
+    start_at: tokio::time::Instant,
+    stop_at: tokio::time::Instant,
+    period: Duration,
+    counts: Arc<Counts>,
+) -> Result<(), String> {
+    let stream = TcpStream::connect(&addr).await.map_err(|e| format!("connect: {e}"))?;
+    let mut conn = Connection::new(stream, 4096);
+    for m in [Message::GetCid, Message::Ready] {
+        conn.feed(&m).await.map_err(|e| e.to_string())?;
+    }
+    conn.flush().await.map_err(|e| e.to_string())?;
+    let mut got_id = false;
+    loop {
+        match conn.read_line().await.map_err(|e| e.to_string())? {
+            None => return Err("closed during the handshake".into()),
+            Some(l) => match Message::parse(&l) {
+                Ok(Message::SetCid(_)) => got_id = true,
+                Ok(Message::RunTests) if got_id => break,
+                Ok(Message::Refused(r)) => return Err(format!("refused: {r}")),
+                _ => {}
+            },
+        }
+    }
+    counts.connected.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep_until(start_at).await;
+    conn.feed(&Message::FileStats {
+        chunk_size_mb: 10,
+        file_size_mb: 50,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    conn.send(&Message::Start).await.map_err(|e| e.to_string())?;
+    let mut tick = tokio::time::interval(period);
+    while tokio::time::Instant::now() < stop_at {
+        tick.tick().await;
+        conn.feed(&Message::Heartbeat).await.map_err(|e| e.to_string())?;
+        conn.send(&Message::SendStats {
+            cpu_pct: 1.5,
+            mem_pct: 0.25,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        counts.lines.fetch_add(2, Ordering::Relaxed);
+    }
+    conn.send(&Message::Done).await.map_err(|e| e.to_string())?;
+    // The server closes after done.
+    match tokio::time::timeout(Duration::from_secs(30), conn.read_line()).await {
+        Ok(Ok(None)) => Ok(()),
+        other => Err(format!("not closed after done: {other:?}")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let addr = format!("{}:{}", args.host, args.port);
+    let counts = Arc::new(Counts::default());
+    let ramp = Duration::from_secs_f64(args.clients as f64 / args.ramp_per_s.max(1.0));
+    let start_at = tokio::time::Instant::now() + ramp + Duration::from_secs(1);
+    let stop_at = start_at + Duration::from_secs_f64(args.duration);
+    let period = Duration::from_secs_f64(args.period.max(0.001));
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let gap = Duration::from_secs_f64(1.0 / args.ramp_per_s.max(1.0));
+    for _ in 0..args.clients {
+        let (addr, counts) = (addr.clone(), counts.clone());
+        tasks.spawn(async move {
+            let r = one_client(addr, start_at, stop_at, period, counts.clone()).await;
+            match &r {
+                Ok(()) => counts.passed.fetch_add(1, Ordering::Relaxed),
+                Err(_) => counts.failed.fetch_add(1, Ordering::Relaxed),
+            };
+            r
+        });
+        tokio::time::sleep(gap).await;
+    }
+    let mut first_error = None;
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "loadgen: {} clients, {} connected, {} passed, {} failed, {} lines sent in {:.1} s",
+        args.clients,
+        c(&counts.connected),
+        c(&counts.passed),
+        c(&counts.failed),
+        c(&counts.lines),
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(e) = first_error {
+        eprintln!("loadgen: first error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}

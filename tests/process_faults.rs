@@ -1,0 +1,163 @@
+//! Faults that need real processes: a client killed with SIGKILL, a client whose disk is full.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, WAIT};
+use loadmon::server::ServerConfig;
+use loadmon::Status;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
+
+/// Kills the child if the test fails before it exits.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn client_args(port: u16, run_time: &str, file_mb: &str, out_dir: &std::path::Path) -> Vec<String> {
+    [
+        "client",
+        "--port",
+        &port.to_string(),
+        "-r",
+        run_time,
+        "-c",
+        "1",
+        "--min-chunksize",
+        "1",
+        "-f",
+        file_mb,
+        "--heartbeat-period",
+        "0.1",
+        "--stats-period",
+        "0.2",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--no-log-files",
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn wait_child(child: &mut Guard) -> std::process::Output {
+    let t = Instant::now();
+    loop {
+        if child.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t.elapsed() < WAIT, "child did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut out = std::process::Output {
+        status: child.0.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    if let Some(mut e) = child.0.stderr.take() {
+        e.read_to_end(&mut out.stderr).unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_mid_run_is_aborted_and_its_files_stay_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig::default()).await;
+    let port = server.addr.port();
+    let mut victim = Guard(
+        Command::new(BIN)
+            .args(client_args(port, "60", "2", &tmp.path().join("victim")))
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until the victim has written something, then start the healthy client.
+    let t = Instant::now();
+    while !server
+        .control
+        .snapshot()
+        .first()
+        .is_some_and(|c| c.files_written >= 2)
+    {
+        assert!(t.elapsed() < WAIT, "the victim never wrote a file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut healthy = Guard(
+        Command::new(BIN)
+            .args(client_args(port, "1", "2", &tmp.path().join("healthy")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    victim.0.kill().unwrap(); // SIGKILL: no goodbye, no done
+    let files_before_kill = server.control.snapshot()[0].files_written;
+    let out = wait_child(&mut healthy).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = server.report().await;
+    let (v, h) = (&report.clients[0], &report.clients[1]);
+    assert_eq!(v.status, Status::Aborted);
+    assert_eq!(v.reason.as_deref(), Some("connection closed before done"));
+    assert!(
+        v.files_written >= files_before_kill && v.files_written >= 2,
+        "{v:?}"
+    );
+    assert!(
+        v.bytes_written >= v.files_written * 2 * 1024 * 1024,
+        "{v:?}"
+    );
+    assert_eq!(h.status, Status::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_client_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig::default()).await;
+    let args = client_args(server.addr.port(), "5", "4", &tmp.path().join("data"))
+        .into_iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // RLIMIT_FSIZE of 3 MiB (6144 blocks of 512 bytes): the probe (2 x 1 MiB) fits, the first
+    // 4 MiB file does not. The write fails with EFBIG, like a disk filling up.
+    let script = format!("ulimit -f 6144 && exec '{BIN}' {args}");
+    let mut child = Guard(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = wait_child(&mut child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("loadmon: write ") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report = server.report().await;
+    let c = &report.clients[0];
+    assert_eq!(c.status, Status::Failed);
+    let reason = c.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("write ") && reason.contains("File too large"),
+        "{reason}"
+    );
+}

@@ -1,0 +1,134 @@
+//! Property tests of the wire format: every encodable message round-trips, no input panics,
+//! the line decoder's memory stays bounded whatever it is fed.
+
+use loadmon::connection::{FrameError, LineCodec};
+use loadmon::protocol::{Message, ProtocolError};
+use proptest::prelude::*;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+/// A float as a peer could send it: finite, non-negative, within `max`.
+fn pct(max: f64) -> impl Strategy<Value = f64> {
+    (0.0..=max).prop_map(|x: f64| x)
+}
+
+/// Free text on one line (the encoder folds line breaks, so generate without them).
+fn text() -> impl Strategy<Value = String> {
+    "[^\r\n]{0,200}"
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        Just(Message::GetCid),
+        Just(Message::Ready),
+        Just(Message::Start),
+        Just(Message::Heartbeat),
+        Just(Message::FileRoll),
+        Just(Message::Done),
+        Just(Message::RunTests),
+        (0u64..=(1 << 30), 0u64..=(1 << 30)).prop_map(|(c, f)| Message::FileStats {
+            chunk_size_mb: c,
+            file_size_mb: f
+        }),
+        (pct(1_048_576.0), pct(100.0)).prop_map(|(c, m)| Message::SendStats {
+            cpu_pct: c,
+            mem_pct: m
+        }),
+        any::<u32>().prop_map(Message::SetCid),
+        (any::<u32>(), any::<u32>()).prop_map(|(major, minor)| Message::Hello { major, minor }),
+        "[^\r\n]{1,100}".prop_map(Message::Token),
+        (pct(100.0), any::<u64>()).prop_map(|(c, r)| Message::ProcStats {
+            cpu_core_pct: c,
+            rss_bytes: r
+        }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(b, p50, p99)| {
+            Message::WriteStats {
+                bytes_written: b,
+                chunk_p50_us: p50,
+                chunk_p99_us: p99,
+            }
+        }),
+        text().prop_map(Message::Error),
+        text().prop_map(Message::Refused),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_encodable_message_round_trips(m in message()) {
+        let line = m.encode();
+        prop_assert!(!line.contains('\n'));
+        prop_assert_eq!(Message::parse(&line), Ok(m));
+    }
+
+    #[test]
+    fn parse_never_panics_and_what_parses_round_trips(s in any::<String>()) {
+        if let Ok(m) = Message::parse(&s) {
+            prop_assert_eq!(Message::parse(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn parse_never_panics_on_protocol_shaped_text(
+        cmd in prop_oneof![
+            Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
+            Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
+            Just("error"), Just("hb"),
+        ],
+        args in proptest::collection::vec("[-+0-9a-zA-Z.eE:]{0,24}", 0..5),
+    ) {
+        let line = std::iter::once(cmd.to_string()).chain(args).collect::<Vec<_>>().join(":");
+        if let Ok(m) = Message::parse(&line) {
+            // Whatever parses re-encodes to something that parses to the same message.
+            prop_assert_eq!(Message::parse(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn the_decoder_never_panics_and_stays_bounded(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..8)
+    ) {
+        let max = 256;
+        let mut codec = LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        for chunk in chunks {
+            buf.extend_from_slice(&chunk);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(line)) => prop_assert!(line.len() <= max),
+                    Ok(None) => break,
+                    Err(FrameError::Protocol(p)) => { prop_assert!(p.is_fatal()); return Ok(()); }
+                    Err(FrameError::Io(e)) => prop_assert!(false, "io error {e}"),
+                }
+            }
+            // Without a complete line, what the codec holds is bounded by the line limit
+            // plus one read.
+            prop_assert!(buf.len() <= max + 1 + 3000, "buffer grew to {}", buf.len());
+        }
+        let _ = codec.decode_eof(&mut buf);
+    }
+}
+
+#[test]
+fn a_megabyte_without_a_newline_is_cut_off_at_the_bound() {
+    let mut codec = LineCodec::new(4096);
+    let mut buf = BytesMut::new();
+    let piece = [b'x'; 8192];
+    let mut fed = 0;
+    let err = loop {
+        buf.extend_from_slice(&piece);
+        fed += piece.len();
+        match codec.decode(&mut buf) {
+            Ok(None) => assert!(fed < 1 << 20, "never refused"),
+            Ok(Some(_)) => panic!("no line was sent"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(
+        err,
+        FrameError::Protocol(ProtocolError::LineTooLong { max_bytes: 4096 })
+    ));
+    assert!(fed <= 8192, "refused after {fed} bytes");
+}
