@@ -10,7 +10,7 @@ VENV_OK := $(VENV)/.deps-installed
 # pyo3 finds the interpreter it builds against here (clippy/cargo on the Python crate).
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz
+.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz soak
 
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -90,6 +90,17 @@ c-test: c-lib system-deps
 	PKG_CONFIG_PATH=$(abspath $(CBUILD)/prefix)/lib/pkgconfig sh -c '$(CC) $(CFLAGS_BASE) examples/demo.c $$(pkg-config --cflags --libs loadmon) -lpthread -o $(CBUILD)/demo_pc'
 	$(CBUILD)/demo_pc --quick | grep -c "Test status:   PASS" | grep -qx 3
 	@echo "c-test: all C checks passed"
+
+# A bounded coverage-guided fuzz run of the line decoder + parser (libFuzzer via cargo fuzz).
+# cargo fuzz needs nightly flags: RUSTC_BOOTSTRAP lets the one stable toolchain accept them.
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 cargo fuzz run line_decoder -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+# 1,000 clients for 60 s (see scripts/soak.sh); not part of `make test`.
+soak:
+	scripts/soak.sh
 
 # Installs the header, both libraries and loadmon.pc under $(PREFIX).
 PROFILE ?= release
