@@ -53,7 +53,9 @@ async fn one_client(
     period: Duration,
     counts: Arc<Counts>,
 ) -> Result<(), String> {
-    let stream = TcpStream::connect(&addr).await.map_err(|e| format!("connect: {e}"))?;
+    let stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let mut conn = Connection::new(stream, 4096);
     for m in [Message::GetCid, Message::Ready] {
         conn.feed(&m).await.map_err(|e| e.to_string())?;
@@ -79,11 +81,15 @@ async fn one_client(
     })
     .await
     .map_err(|e| e.to_string())?;
-    conn.send(&Message::Start).await.map_err(|e| e.to_string())?;
+    conn.send(&Message::Start)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(period);
     while tokio::time::Instant::now() < stop_at {
         tick.tick().await;
-        conn.feed(&Message::Heartbeat).await.map_err(|e| e.to_string())?;
+        conn.feed(&Message::Heartbeat)
+            .await
+            .map_err(|e| e.to_string())?;
         conn.send(&Message::SendStats {
             cpu_pct: 1.5,
             mem_pct: 0.25,

@@ -334,7 +334,7 @@ impl Client {
     pub async fn run<W: Workload>(&self, workload: W) -> Result<ClientResult> {
         let log = Arc::new(EventLog::open("client", self.config.log_dir.as_deref())?);
         if let Some(p) = log.path() {
-            log.debug(format!("Logging to {}", p.display()));
+            log.debug(|| format!("Logging to {}", p.display()));
         }
         let mut conn = self.connect(&log).await?;
         let client_id = match self.handshake(&mut conn, &log).await {
@@ -376,7 +376,7 @@ impl Client {
                     return Ok(Connection::new(stream, self.config.max_line_bytes));
                 }
                 Err(e) if Instant::now() + backoff < give_up => {
-                    log.debug(format!("connect {addr}: {e}; retrying in {backoff:?}"));
+                    log.debug(|| format!("connect {addr}: {e}; retrying in {backoff:?}"));
                     tokio::select! {
                         _ = self.cancel.cancelled() => {
                             return Err(Error::Interrupted(format!("while connecting to {addr}")));
@@ -443,7 +443,7 @@ impl Client {
                             theirs: format!("{m}.{n}"),
                         });
                     }
-                    log.debug(format!("server speaks protocol {m}.{n}"));
+                    log.debug(|| format!("server speaks protocol {m}.{n}"));
                 }
                 Ok(Message::Refused(reason)) => return Err(Error::Refused(reason)),
                 Ok(Message::SetCid(id)) => {
@@ -541,7 +541,7 @@ impl Client {
                 }
                 _ = heartbeat.tick(), if server_open => {
                     match conn.send(&Message::Heartbeat).await {
-                        Ok(()) => { heartbeats_sent += 1; log.debug("Heartbeat sent to server"); }
+                        Ok(()) => { heartbeats_sent += 1; log.debug(|| "Heartbeat sent to server".into()); }
                         Err(e) => {
                             server_open = false;
                             stopped.store(true, Ordering::Relaxed);
@@ -565,7 +565,7 @@ impl Client {
                     match sent {
                         Ok(()) => {
                             stats_sent += 1;
-                            log.debug(format!("Performance stats sent to server (CPU={:.2} MEM={:.2})", s.cpu_pct, s.mem_pct));
+                            log.debug(|| format!("Performance stats sent to server (CPU={:.2} MEM={:.2})", s.cpu_pct, s.mem_pct));
                         }
                         Err(e) => {
                             server_open = false;

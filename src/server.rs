@@ -688,13 +688,13 @@ impl Handler {
                 Reply::None
             }
             Message::Heartbeat => {
-                log.debug(format!("{id}: Heartbeat received"));
+                log.debug(|| format!("{id}: Heartbeat received"));
                 c.heartbeats += 1;
                 c.last_heartbeat = Instant::now();
                 Reply::None
             }
             Message::SendStats { cpu_pct, mem_pct } => {
-                log.debug(format!(
+                log.debug(|| format!(
                     "{id}: Performance stats received. CPU: {cpu_pct} Mem: {mem_pct}"
                 ));
                 c.stats_reports += 1;
@@ -723,7 +723,7 @@ impl Handler {
                 Reply::None
             }
             Message::FileRoll => {
-                log.debug(format!("{id}: File rolled over"));
+                log.debug(|| format!("{id}: File rolled over"));
                 c.files_written = c.files_written.saturating_add(1);
                 Reply::None
             }

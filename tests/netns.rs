@@ -14,7 +14,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 const TOKEN: &str = "netns-test-token";
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
     assert!(
         out.status.success(),
         "ip {}: {}",
@@ -46,11 +49,21 @@ impl Net {
             let n = i + 1;
             ip(&["netns", "add", c]);
             let veth = format!("veth{n}");
-            ip(&["-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", &veth, "netns", s]);
+            ip(&[
+                "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", &veth, "netns", s,
+            ]);
             ip(&["-n", s, "link", "set", &veth, "master", "br0"]);
             ip(&["-n", s, "link", "set", &veth, "up"]);
             ip(&["-n", c, "link", "set", "lo", "up"]);
-            ip(&["-n", c, "addr", "add", &format!("10.77.0.{}/24", 10 + n), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                c,
+                "addr",
+                "add",
+                &format!("10.77.0.{}/24", 10 + n),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", c, "link", "set", "eth0", "up"]);
         }
         net
@@ -58,13 +71,24 @@ impl Net {
 
     /// Cuts client `n`'s link (1-based) at the server's side.
     fn cut(&self, n: usize) {
-        ip(&["-n", &self.server_ns, "link", "set", &format!("veth{n}"), "down"]);
+        ip(&[
+            "-n",
+            &self.server_ns,
+            "link",
+            "set",
+            &format!("veth{n}"),
+            "down",
+        ]);
     }
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for ns in self.client_ns.iter().chain(std::iter::once(&self.server_ns)) {
+        for ns in self
+            .client_ns
+            .iter()
+            .chain(std::iter::once(&self.server_ns))
+        {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
@@ -101,9 +125,22 @@ fn three_hosts_one_link_cut_mid_run() {
 
     let mut server = Guard(
         Command::new("ip")
-            .args(["netns", "exec", &net.server_ns, BIN, "server", "--host", "10.77.0.1"])
+            .args([
+                "netns",
+                "exec",
+                &net.server_ns,
+                BIN,
+                "server",
+                "--host",
+                "10.77.0.1",
+            ])
             .args(["--port", "0", "--token", TOKEN, "--heartbeat-timeout", "2"])
-            .args(["--report-json", report_path.to_str().unwrap(), "--no-log-files", "-q"])
+            .args([
+                "--report-json",
+                report_path.to_str().unwrap(),
+                "--no-log-files",
+                "-q",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -118,7 +155,9 @@ fn three_hosts_one_link_cut_mid_run() {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("server address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server address");
     assert!(addr.starts_with("10.77.0.1:"), "{addr}");
     let port = addr.rsplit(':').next().unwrap().to_string();
 
@@ -132,7 +171,14 @@ fn three_hosts_one_link_cut_mid_run() {
                 Command::new("ip")
                     .args(["netns", "exec", ns, BIN, "client", "--host", "10.77.0.1"])
                     .args(["--port", &port, "--token", TOKEN, "-r", "6", "-c", "1"])
-                    .args(["--min-chunksize", "1", "-f", "2", "--heartbeat-period", "0.2"])
+                    .args([
+                        "--min-chunksize",
+                        "1",
+                        "-f",
+                        "2",
+                        "--heartbeat-period",
+                        "0.2",
+                    ])
                     .args(["--stats-period", "0.5", "--out-dir", out.to_str().unwrap()])
                     .args(["--no-log-files", "-q"])
                     .stdout(Stdio::null())
@@ -164,7 +210,10 @@ fn three_hosts_one_link_cut_mid_run() {
             assert_eq!(c.status, Status::TimedOut, "{c:?}");
             assert_eq!(c.reason.as_deref(), Some("no heartbeat for 2.0 s"));
         } else {
-            assert!(peer.starts_with("10.77.0.11:") || peer.starts_with("10.77.0.13:"), "{peer}");
+            assert!(
+                peer.starts_with("10.77.0.11:") || peer.starts_with("10.77.0.13:"),
+                "{peer}"
+            );
             assert_eq!(c.status, Status::Pass, "{c:?}");
         }
     }
