@@ -57,20 +57,17 @@ async fn one_client(
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let mut conn = Connection::new(stream, 4096);
-    for m in [Message::GetCid, Message::Ready] {
-        conn.feed(&m).await.map_err(|e| e.to_string())?;
-    }
+    conn.feed(&Message::GetCid);
+    conn.feed(&Message::Ready);
     conn.flush().await.map_err(|e| e.to_string())?;
     let mut got_id = false;
     loop {
-        match conn.read_line().await.map_err(|e| e.to_string())? {
+        match conn.read_message().await.map_err(|e| e.to_string())? {
             None => return Err("closed during the handshake".into()),
-            Some(l) => match Message::parse(&l) {
-                Ok(Message::SetCid(_)) => got_id = true,
-                Ok(Message::RunTests) if got_id => break,
-                Ok(Message::Refused(r)) => return Err(format!("refused: {r}")),
-                _ => {}
-            },
+            Some(Ok(Message::SetCid(_))) => got_id = true,
+            Some(Ok(Message::RunTests)) if got_id => break,
+            Some(Ok(Message::Refused(r))) => return Err(format!("refused: {r}")),
+            Some(_) => {}
         }
     }
     counts.connected.fetch_add(1, Ordering::Relaxed);
@@ -78,18 +75,14 @@ async fn one_client(
     conn.feed(&Message::FileStats {
         chunk_size_mb: 10,
         file_size_mb: 50,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    });
     conn.send(&Message::Start)
         .await
         .map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(period);
     while tokio::time::Instant::now() < stop_at {
         tick.tick().await;
-        conn.feed(&Message::Heartbeat)
-            .await
-            .map_err(|e| e.to_string())?;
+        conn.feed(&Message::Heartbeat);
         conn.send(&Message::SendStats {
             cpu_pct: 1.5,
             mem_pct: 0.25,
@@ -100,7 +93,7 @@ async fn one_client(
     }
     conn.send(&Message::Done).await.map_err(|e| e.to_string())?;
     // The server closes after done.
-    match tokio::time::timeout(Duration::from_secs(30), conn.read_line()).await {
+    match tokio::time::timeout(Duration::from_secs(30), conn.read_message()).await {
         Ok(Ok(None)) => Ok(()),
         other => Err(format!("not closed after done: {other:?}")),
     }

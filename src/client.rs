@@ -402,23 +402,18 @@ impl Client {
     async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
         let ctx = "handshake with the server";
         let (major, minor) = PROTOCOL_VERSION;
-        conn.feed(&Message::Hello { major, minor })
-            .await
-            .map_err(|e| Error::from_frame(e, ctx))?;
+        conn.feed(&Message::Hello { major, minor });
         if let Some(t) = &self.config.token {
-            conn.feed(&Message::Token(t.clone()))
-                .await
-                .map_err(|e| Error::from_frame(e, ctx))?;
+            conn.feed(&Message::Token(t.clone()));
         }
-        for m in [Message::GetCid, Message::Ready] {
-            conn.feed(&m).await.map_err(|e| Error::from_frame(e, ctx))?;
-        }
+        conn.feed(&Message::GetCid);
+        conn.feed(&Message::Ready);
         conn.flush().await.map_err(|e| Error::from_frame(e, ctx))?;
 
         let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
         let mut client_id = None;
         loop {
-            let line = tokio::select! {
+            let parsed = tokio::select! {
                 _ = self.cancel.cancelled() => {
                     return Err(Error::Interrupted("during the handshake".into()));
                 }
@@ -428,14 +423,14 @@ impl Client {
                         self.config.handshake_timeout.as_secs_f64()
                     )));
                 }
-                line = conn.read_line() => line.map_err(|e| Error::from_frame(e, ctx))?,
+                m = conn.read_message() => m.map_err(|e| Error::from_frame(e, ctx))?,
             };
-            let Some(line) = line else {
+            let Some(parsed) = parsed else {
                 return Err(Error::Disconnected(
                     "the server closed the connection during the handshake".into(),
                 ));
             };
-            match Message::parse(&line) {
+            match parsed {
                 Ok(Message::Hello { major: m, minor: n }) => {
                     if m != major {
                         return Err(Error::VersionMismatch {
@@ -462,7 +457,7 @@ impl Client {
                     }
                 },
                 // The id goes into file names: anything but a number is refused.
-                Err(e) if line.starts_with("set_cid") => {
+                Err(e) if e.command() == Some("set_cid") => {
                     return Err(Error::Protocol(e));
                 }
                 Ok(other) => log.warn(format!("ignored {} from the server", other.command())),
@@ -484,9 +479,7 @@ impl Client {
             conn.feed(&Message::FileStats {
                 chunk_size_mb: chunk,
                 file_size_mb: file,
-            })
-            .await
-            .map_err(io)?;
+            });
         }
         conn.send(&Message::Start).await.map_err(io)?;
         log.info("Running tests...");
@@ -556,13 +549,10 @@ impl Client {
                         Message::ProcStats { cpu_core_pct: round2(s.cpu_core_pct), rss_bytes: s.rss_bytes },
                         counters.write_stats(),
                     ];
-                    let mut sent = Ok(());
                     for m in &batch {
-                        sent = conn.feed(m).await;
-                        if sent.is_err() { break; }
+                        conn.feed(m);
                     }
-                    if sent.is_ok() { sent = conn.flush().await; }
-                    match sent {
+                    match conn.flush().await {
                         Ok(()) => {
                             stats_sent += 1;
                             log.debug(|| format!("Performance stats sent to server (CPU={:.2} MEM={:.2})", s.cpu_pct, s.mem_pct));
@@ -574,15 +564,15 @@ impl Client {
                         }
                     }
                 }
-                line = conn.read_line(), if server_open => {
-                    match line {
-                        Ok(Some(l)) => match Message::parse(&l) {
-                            Ok(Message::Refused(r)) => {
-                                stopped.store(true, Ordering::Relaxed);
-                                trouble.get_or_insert(Error::Refused(r));
-                            }
-                            _ => log.warn(format!("ignored line from the server during the run: {l:?}")),
-                        },
+                msg = conn.read_message(), if server_open => {
+                    match msg {
+                        Ok(Some(Ok(Message::Refused(r)))) => {
+                            stopped.store(true, Ordering::Relaxed);
+                            trouble.get_or_insert(Error::Refused(r));
+                        }
+                        Ok(Some(other)) => {
+                            log.warn(format!("ignored line from the server during the run: {other:?}"));
+                        }
                         Ok(None) => {
                             server_open = false;
                             stopped.store(true, Ordering::Relaxed);
@@ -617,17 +607,10 @@ impl Client {
                 Ok(()) => Message::Done,
                 Err(e) => Message::Error(e.to_string()),
             });
-            let mut sent = Ok(());
             for m in &tail {
-                sent = conn.feed(m).await;
-                if sent.is_err() {
-                    break;
-                }
+                conn.feed(m);
             }
-            if sent.is_ok() {
-                sent = conn.flush().await;
-            }
-            if let (Err(e), Ok(())) = (sent, &verdict) {
+            if let (Err(e), Ok(())) = (conn.flush().await, &verdict) {
                 return Err(io(e));
             }
         }

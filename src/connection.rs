@@ -1,19 +1,22 @@
 //! Framed line I/O over a TCP stream, with a bound on the length of a line.
 //!
-//! [`LineCodec`] turns bytes into lines (and [`Message`]s into bytes); [`Connection`] wraps a
-//! [`TcpStream`] with it. A clean end of stream is `Ok(None)`; an end in the middle of a line, an
-//! over-long line or invalid UTF-8 is a fatal [`ProtocolError`] for that peer.
+//! [`LineBuffer`] (no I/O) finds `\n`-terminated lines in received bytes and parses each into a
+//! [`Message`] in place, without copying or allocating for the common messages; [`Connection`]
+//! wraps a [`TcpStream`] with it. A clean end of stream is `Ok(None)`; an end in the middle of
+//! a line, an over-long line or invalid UTF-8 is a fatal [`ProtocolError`] for that peer; a line
+//! that does not parse is handed back as a non-fatal `Err` inside `Ok(Some(..))`.
 
 use std::io;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder, Framed, LinesCodec, LinesCodecError};
+use tokio_util::bytes::{Buf, BytesMut};
 
 use crate::protocol::{Message, ProtocolError};
+
+/// How much room one read asks for.
+const READ_CHUNK: usize = 4096;
 
 /// An error while reading or writing lines.
 #[derive(Debug, thiserror::Error)]
@@ -26,74 +29,103 @@ pub enum FrameError {
     Protocol(#[from] ProtocolError),
 }
 
-/// A `\n`-terminated line codec with a maximum line length.
+/// One received line, parsed: the message, or why it is not one (not fatal).
+pub type Parsed = Result<Message, ProtocolError>;
+
+/// Received bytes not yet consumed, cut into lines of at most `max_line_bytes`.
+///
+/// # Examples
+/// ```
+/// use loadmon::connection::LineBuffer;
+/// use loadmon::protocol::Message;
+///
+/// let mut lines = LineBuffer::new(64);
+/// lines.extend(b"hb\nsend_stats:1.5:0.2\r\nfile_r");
+/// assert_eq!(lines.next_message().unwrap(), Some(Ok(Message::Heartbeat)));
+/// assert!(matches!(lines.next_message().unwrap(), Some(Ok(Message::SendStats { .. }))));
+/// assert_eq!(lines.next_message().unwrap(), None); // "file_r" waits for the rest
+/// assert!(lines.finish().is_err()); // ... and at the end of the stream it is truncated
+/// ```
 #[derive(Debug)]
-pub struct LineCodec {
-    inner: LinesCodec,
+pub struct LineBuffer {
+    buf: BytesMut,
     max_line_bytes: usize,
 }
 
-impl LineCodec {
-    /// A codec that refuses lines longer than `max_line_bytes` (without the `\n`).
+impl LineBuffer {
+    /// An empty buffer refusing lines longer than `max_line_bytes` (without the `\n`).
     pub fn new(max_line_bytes: usize) -> Self {
-        LineCodec {
-            inner: LinesCodec::new_with_max_length(max_line_bytes),
+        LineBuffer {
+            buf: BytesMut::new(),
             max_line_bytes,
         }
     }
 
-    fn map_err(&self, e: LinesCodecError) -> FrameError {
-        match e {
-            LinesCodecError::MaxLineLengthExceeded => ProtocolError::LineTooLong {
+    /// Appends received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes held (at most the line bound plus one read, whatever the peer sends).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Calls `f` on the next complete line (without `\n` and a `\r` before it) and consumes it.
+    /// `Ok(None)` if no complete line is buffered yet.
+    ///
+    /// # Errors
+    /// [`ProtocolError::LineTooLong`] or [`ProtocolError::InvalidUtf8`]: fatal for the peer.
+    pub fn next_line<R>(&mut self, f: impl FnOnce(&str) -> R) -> Result<Option<R>, ProtocolError> {
+        let scan = self.buf.len().min(self.max_line_bytes.saturating_add(1));
+        match self.buf[..scan].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let raw = &self.buf[..i];
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let line = std::str::from_utf8(raw).map_err(|_| ProtocolError::InvalidUtf8)?;
+                let r = f(line);
+                self.buf.advance(i + 1);
+                Ok(Some(r))
+            }
+            None if self.buf.len() > self.max_line_bytes => Err(ProtocolError::LineTooLong {
                 max_bytes: self.max_line_bytes,
-            }
-            .into(),
-            LinesCodecError::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
-                ProtocolError::InvalidUtf8.into()
-            }
-            LinesCodecError::Io(e) => e.into(),
+            }),
+            None => Ok(None),
         }
     }
-}
 
-impl Decoder for LineCodec {
-    type Item = String;
-    type Error = FrameError;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
-        self.inner.decode(buf).map_err(|e| self.map_err(e))
+    /// The next complete line, parsed. `Ok(None)` if none is buffered yet.
+    ///
+    /// # Errors
+    /// As [`LineBuffer::next_line`].
+    pub fn next_message(&mut self) -> Result<Option<Parsed>, ProtocolError> {
+        self.next_line(Message::parse)
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
-        match self.decode(buf)? {
-            Some(line) => Ok(Some(line)),
-            None if buf.is_empty() => Ok(None),
-            None => {
-                // Drop the partial line, and the codec's memory of it.
-                buf.clear();
-                self.inner = LinesCodec::new_with_max_length(self.max_line_bytes);
-                Err(ProtocolError::Truncated.into())
-            }
+    /// At the end of the stream: an error if a partial line is left.
+    ///
+    /// # Errors
+    /// [`ProtocolError::Truncated`].
+    pub fn finish(&self) -> Result<(), ProtocolError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtocolError::Truncated)
         }
-    }
-}
-
-impl Encoder<&Message> for LineCodec {
-    type Error = FrameError;
-
-    fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let line = msg.encode();
-        dst.reserve(line.len() + 1);
-        dst.extend_from_slice(line.as_bytes());
-        dst.extend_from_slice(b"\n");
-        Ok(())
     }
 }
 
 /// One peer: a TCP stream framed into lines.
 #[derive(Debug)]
 pub struct Connection {
-    framed: Framed<TcpStream, LineCodec>,
+    stream: TcpStream,
+    lines: LineBuffer,
+    out: Vec<u8>,
 }
 
 impl Connection {
@@ -102,16 +134,35 @@ impl Connection {
         // Small messages both ways; latency matters more than batching.
         let _ = stream.set_nodelay(true);
         Connection {
-            framed: Framed::new(stream, LineCodec::new(max_line_bytes)),
+            stream,
+            lines: LineBuffer::new(max_line_bytes),
+            out: Vec::new(),
         }
     }
 
-    /// The next line, `Ok(None)` on a clean end of stream. Cancel-safe.
+    /// The next message (or unparsable line), `Ok(None)` on a clean end of stream. Cancel-safe.
     ///
     /// # Errors
     /// [`FrameError::Protocol`] for a broken frame (fatal for the peer), [`FrameError::Io`].
-    pub async fn read_line(&mut self) -> Result<Option<String>, FrameError> {
-        self.framed.next().await.transpose()
+    pub async fn read_message(&mut self) -> Result<Option<Parsed>, FrameError> {
+        loop {
+            if let Some(m) = self.lines.next_message()? {
+                return Ok(Some(m));
+            }
+            self.lines.buf.reserve(READ_CHUNK);
+            if self.stream.read_buf(&mut self.lines.buf).await? == 0 {
+                self.lines.finish()?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next message already received, without waiting (`Ok(None)` if none is complete).
+    ///
+    /// # Errors
+    /// [`FrameError::Protocol`] for a broken frame.
+    pub fn buffered_message(&mut self) -> Result<Option<Parsed>, FrameError> {
+        Ok(self.lines.next_message()?)
     }
 
     /// Sends one message and flushes it.
@@ -119,41 +170,43 @@ impl Connection {
     /// # Errors
     /// The socket's error.
     pub async fn send(&mut self, msg: &Message) -> Result<(), FrameError> {
-        self.framed.send(msg).await
+        self.feed(msg);
+        self.flush().await
     }
 
-    /// Queues a message without flushing; call [`Connection::flush`] after a batch.
-    ///
-    /// # Errors
-    /// The socket's error.
-    pub async fn feed(&mut self, msg: &Message) -> Result<(), FrameError> {
-        self.framed.feed(msg).await
+    /// Queues a message without sending; [`Connection::flush`] sends the batch in one write.
+    pub fn feed(&mut self, msg: &Message) {
+        self.out.extend_from_slice(msg.encode().as_bytes());
+        self.out.push(b'\n');
     }
 
-    /// Flushes queued messages.
+    /// Sends queued messages.
     ///
     /// # Errors
     /// The socket's error.
     pub async fn flush(&mut self) -> Result<(), FrameError> {
-        SinkExt::<&Message>::flush(&mut self.framed).await
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            r?;
+        }
+        Ok(())
     }
 
     /// The peer's address, if the socket still knows it.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.framed.get_ref().peer_addr().ok()
+        self.stream.peer_addr().ok()
     }
 
     /// Closes politely: flushes, shuts the write half, then drains what the peer still sends for
     /// up to `linger` so that the last line we wrote is not lost to a reset.
     pub async fn close(mut self, linger: Duration) {
-        let _ = SinkExt::<&Message>::flush(&mut self.framed).await;
-        let mut stream = self.framed.into_inner();
-        let _ = stream.shutdown().await;
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
         let mut sink = [0u8; 1024];
         let _ = tokio::time::timeout(linger, async {
             loop {
-                use tokio::io::AsyncReadExt;
-                match stream.read(&mut sink).await {
+                match self.stream.read(&mut sink).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -168,46 +221,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_lines_and_bounds_length() {
-        let mut c = LineCodec::new(8);
-        let mut buf = BytesMut::from(&b"hb\nready\r\n"[..]);
-        assert_eq!(c.decode(&mut buf).unwrap().as_deref(), Some("hb"));
-        assert_eq!(c.decode(&mut buf).unwrap().as_deref(), Some("ready"));
-        assert_eq!(c.decode(&mut buf).unwrap(), None);
+    fn splits_lines_and_bounds_length() {
+        let mut b = LineBuffer::new(8);
+        b.extend(b"hb\nready\r\n");
+        assert_eq!(b.next_message().unwrap(), Some(Ok(Message::Heartbeat)));
+        assert_eq!(b.next_message().unwrap(), Some(Ok(Message::Ready)));
+        assert_eq!(b.next_message().unwrap(), None);
+        assert!(b.is_empty());
 
-        let mut long = BytesMut::from(&b"0123456789abc"[..]);
-        assert!(matches!(
-            c.decode(&mut long),
-            Err(FrameError::Protocol(ProtocolError::LineTooLong {
-                max_bytes: 8
-            }))
-        ));
+        let mut exact = LineBuffer::new(8);
+        exact.extend(b"12345678\n");
+        assert_eq!(
+            exact.next_line(|l| l.len()).unwrap(),
+            Some(8),
+            "a line of exactly the bound is fine"
+        );
+        let mut long = LineBuffer::new(8);
+        long.extend(b"123456789");
+        assert_eq!(
+            long.next_message(),
+            Err(ProtocolError::LineTooLong { max_bytes: 8 })
+        );
     }
 
     #[test]
-    fn invalid_utf8_and_truncation_are_protocol_errors() {
-        let mut c = LineCodec::new(64);
-        let mut bad = BytesMut::from(&b"h\xffb\n"[..]);
+    fn bad_lines_are_non_fatal_and_framing_errors_are_fatal() {
+        let mut b = LineBuffer::new(64);
+        b.extend(b"frob\nhb\n");
         assert!(matches!(
-            c.decode(&mut bad),
-            Err(FrameError::Protocol(ProtocolError::InvalidUtf8))
+            b.next_message().unwrap(),
+            Some(Err(ProtocolError::UnknownCommand(_)))
         ));
-        let mut c = LineCodec::new(64);
-        let mut partial = BytesMut::from(&b"don"[..]);
-        assert!(matches!(
-            c.decode_eof(&mut partial),
-            Err(FrameError::Protocol(ProtocolError::Truncated))
-        ));
-        let mut empty = BytesMut::new();
-        assert!(c.decode_eof(&mut empty).unwrap().is_none());
-    }
+        assert_eq!(b.next_message().unwrap(), Some(Ok(Message::Heartbeat)));
 
-    #[test]
-    fn encodes_with_newline() {
-        let mut c = LineCodec::new(64);
-        let mut out = BytesMut::new();
-        c.encode(&Message::SetCid(100), &mut out).unwrap();
-        c.encode(&Message::RunTests, &mut out).unwrap();
-        assert_eq!(&out[..], b"set_cid:100\nrun_tests\n");
+        let mut bad = LineBuffer::new(64);
+        bad.extend(b"h\xffb\n");
+        assert_eq!(bad.next_message(), Err(ProtocolError::InvalidUtf8));
+
+        let mut partial = LineBuffer::new(64);
+        partial.extend(b"don");
+        assert_eq!(partial.next_message().unwrap(), None);
+        assert_eq!(partial.finish(), Err(ProtocolError::Truncated));
+        assert_eq!(LineBuffer::new(64).finish(), Ok(()));
     }
 }

@@ -160,6 +160,16 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
+    /// The command the bad line had, when the line got that far.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            ProtocolError::WrongFieldCount { command, .. }
+            | ProtocolError::InvalidArgument { command, .. } => Some(command),
+            ProtocolError::UnknownCommand(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Whether the error ends the connection (framing broke) rather than one line.
     pub fn is_fatal(&self) -> bool {
         matches!(
@@ -213,12 +223,27 @@ impl Message {
         if line.is_empty() {
             return Err(ProtocolError::Empty);
         }
-        let (command, rest) = match line.split_once(':') {
-            Some((c, r)) => (c, Some(r)),
-            None => (line, None),
-        };
-        let fields: Vec<&str> = line.split(':').collect();
-        let n = fields.len();
+        // Up to four fields without allocating (no command has more); `n` counts them all.
+        // A byte scan: ':' is ASCII, so every cut is on a char boundary.
+        let mut fields = [""; 4];
+        let mut n = 0;
+        let mut start = 0;
+        for (i, &b) in line.as_bytes().iter().enumerate() {
+            if b == b':' {
+                if n < fields.len() {
+                    fields[n] = &line[start..i];
+                }
+                n += 1;
+                start = i + 1;
+            }
+        }
+        if n < fields.len() {
+            fields[n] = &line[start..];
+        }
+        n += 1;
+        let command = fields[0];
+        // Everything after the first ':' (free text may contain ':').
+        let rest = (n > 1).then(|| &line[command.len() + 1..]);
         let bare = |msg: Message| -> Result<Message, ProtocolError> {
             expect_fields(msg.command(), n, 1)?;
             Ok(msg)

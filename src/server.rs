@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{Connection, FrameError};
+use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::EventLog;
 use crate::protocol::{Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
@@ -571,51 +571,90 @@ impl Handler {
     /// Serves one connection; the slot (`permit`) is given back before the socket closes, so a
     /// peer that sees the close can reconnect at once.
     async fn serve(mut self, mut conn: Connection, permit: tokio::sync::OwnedSemaphorePermit) {
-        let mut deadline = Instant::now() + self.config.handshake_timeout;
+        // The stop future and the liveness timer are created once: re-arming a timer for every
+        // line would cost more than handling the line. The timer fires at the handshake
+        // deadline, then at most once per heartbeat period, and is moved forward lazily.
+        let stop = self.shared.stop.clone();
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
+        let timer = tokio::time::sleep(self.config.handshake_timeout);
+        tokio::pin!(timer);
         loop {
             tokio::select! {
-                _ = self.shared.stop.cancelled() => {
-                    self.finish(Status::Aborted, Some("server stopped".into()));
-                    break;
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    match self.id {
-                        None => self.log.warn(format!(
-                            "Closing connection from {}: no get_cid within {:.1} s",
-                            self.peer,
-                            self.config.handshake_timeout.as_secs_f64()
-                        )),
-                        Some(_) => self.finish(
-                            Status::TimedOut,
-                            Some(format!(
-                                "no heartbeat for {:.1} s",
-                                self.config.heartbeat_timeout.as_secs_f64()
-                            )),
-                        ),
-                    }
-                    break;
-                }
-                line = conn.read_line() => match line {
-                    Ok(Some(line)) => match self.on_line(&line, &mut conn).await {
-                        Step::Continue => {
-                            if self.id.is_some() {
-                                deadline = self.last_heartbeat + self.config.heartbeat_timeout;
+                biased;
+                msg = conn.read_message() => match msg {
+                    Ok(Some(first)) => {
+                        // Handle this message and every other complete one already received,
+                        // before going back to waiting.
+                        let was_registered = self.id.is_some();
+                        let now = Instant::now();
+                        let mut next = Some(first);
+                        let mut close = false;
+                        while let Some(parsed) = next.take() {
+                            if let Step::Close = self.on_parsed(parsed, &mut conn, now) {
+                                close = true;
+                                break;
+                            }
+                            match conn.buffered_message() {
+                                Ok(m) => next = m,
+                                Err(e) => {
+                                    self.on_frame_error(e);
+                                    close = true;
+                                }
                             }
                         }
-                        Step::Close => break,
-                    },
+                        if close {
+                            break;
+                        }
+                        if let Err(e) = conn.flush().await {
+                            self.on_frame_error(e);
+                            break;
+                        }
+                        if !was_registered && self.id.is_some() {
+                            // From now on the liveness clock is the heartbeat timeout.
+                            timer
+                                .as_mut()
+                                .reset(self.last_heartbeat + self.config.heartbeat_timeout);
+                        }
+                    }
                     Ok(None) => {
                         self.finish(Status::Aborted, Some("connection closed before done".into()));
                         break;
                     }
-                    Err(FrameError::Protocol(p)) => {
-                        self.log.warn(format!("{}: protocol error: {p}", self.name()));
-                        self.finish(Status::Aborted, Some(format!("protocol error: {p}")));
+                    Err(e) => {
+                        self.on_frame_error(e);
                         break;
                     }
-                    Err(FrameError::Io(e)) => {
-                        self.finish(Status::Aborted, Some(format!("connection error: {e}")));
-                        break;
+                },
+                _ = &mut stopped => {
+                    self.finish(Status::Aborted, Some("server stopped".into()));
+                    break;
+                }
+                _ = &mut timer => {
+                    match self.id {
+                        None => {
+                            self.log.warn(format!(
+                                "Closing connection from {}: no get_cid within {:.1} s",
+                                self.peer,
+                                self.config.handshake_timeout.as_secs_f64()
+                            ));
+                            break;
+                        }
+                        Some(_) => {
+                            let due = self.last_heartbeat + self.config.heartbeat_timeout;
+                            if due > Instant::now() {
+                                timer.as_mut().reset(due);
+                                continue;
+                            }
+                            self.finish(
+                                Status::TimedOut,
+                                Some(format!(
+                                    "no heartbeat for {:.1} s",
+                                    self.config.heartbeat_timeout.as_secs_f64()
+                                )),
+                            );
+                            break;
+                        }
                     }
                 }
             }
@@ -624,8 +663,23 @@ impl Handler {
         conn.close(CLOSE_LINGER).await;
     }
 
-    async fn on_line(&mut self, line: &str, conn: &mut Connection) -> Step {
-        let msg = match Message::parse(line) {
+    /// A broken frame or a failed socket: the client is ABORTED with the reason.
+    fn on_frame_error(&self, e: FrameError) {
+        match e {
+            FrameError::Protocol(p) => {
+                self.log
+                    .warn(format!("{}: protocol error: {p}", self.name()));
+                self.finish(Status::Aborted, Some(format!("protocol error: {p}")));
+            }
+            FrameError::Io(e) => {
+                self.finish(Status::Aborted, Some(format!("connection error: {e}")));
+            }
+        }
+    }
+
+    /// Handles one received line; replies are queued on `conn` (flushed once per batch).
+    fn on_parsed(&mut self, parsed: Parsed, conn: &mut Connection, now: Instant) -> Step {
+        let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
                 // The seed logs an unknown command and carries on; so do we for every bad line.
@@ -633,33 +687,31 @@ impl Handler {
                 return Step::Continue;
             }
         };
-        match self.on_message(msg) {
+        match self.on_message(msg, now) {
             Reply::None => Step::Continue,
-            Reply::Send(m) => match conn.send(&m).await {
-                Ok(()) => Step::Continue,
-                Err(e) => {
-                    self.finish(Status::Aborted, Some(format!("connection error: {e}")));
-                    Step::Close
-                }
-            },
+            Reply::Send(m) => {
+                conn.feed(&m);
+                Step::Continue
+            }
             Reply::Close => Step::Close,
             Reply::Refuse(reason) => {
                 self.log.warn(format!("Refusing {}: {reason}", self.peer));
-                let _ = conn.send(&Message::Refused(reason)).await;
+                conn.feed(&Message::Refused(reason));
                 Step::Close
             }
         }
     }
 
-    fn on_message(&mut self, msg: Message) -> Reply {
-        let name = self.name();
+    /// `now` is the arrival time of the batch the message came in (one clock read per read
+    /// from the socket, not per message).
+    fn on_message(&mut self, msg: Message, now: Instant) -> Reply {
         let Some(id) = self.id else {
             return self.before_registration(msg);
         };
-        let log = self.log.clone();
         if msg == Message::Heartbeat {
-            self.last_heartbeat = Instant::now();
+            self.last_heartbeat = now;
         }
+        let (log, now) = (&self.log, self.last_heartbeat);
         let reply = self.shared.with_client(id, |c| match msg {
             Message::GetCid => Reply::Send(Message::SetCid(id)),
             Message::Ready => {
@@ -690,7 +742,7 @@ impl Handler {
             Message::Heartbeat => {
                 log.debug(|| format!("{id}: Heartbeat received"));
                 c.heartbeats += 1;
-                c.last_heartbeat = Instant::now();
+                c.last_heartbeat = now;
                 Reply::None
             }
             Message::SendStats { cpu_pct, mem_pct } => {
@@ -754,7 +806,7 @@ impl Handler {
             }
         });
         reply.unwrap_or_else(|| {
-            self.log.warn(format!("{name}: client record missing"));
+            self.log.warn(format!("{id}: client record missing"));
             Reply::Close
         })
     }

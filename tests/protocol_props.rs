@@ -1,11 +1,9 @@
 //! Property tests of the wire format: every encodable message round-trips, no input panics,
 //! the line decoder's memory stays bounded whatever it is fed.
 
-use loadmon::connection::{FrameError, LineCodec};
+use loadmon::connection::LineBuffer;
 use loadmon::protocol::{Message, ProtocolError};
 use proptest::prelude::*;
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::Decoder;
 
 /// A float as a peer could send it: finite, non-negative, within `max`.
 fn pct(max: f64) -> impl Strategy<Value = f64> {
@@ -91,44 +89,37 @@ proptest! {
         chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..8)
     ) {
         let max = 256;
-        let mut codec = LineCodec::new(max);
-        let mut buf = BytesMut::new();
+        let mut lines = LineBuffer::new(max);
         for chunk in chunks {
-            buf.extend_from_slice(&chunk);
+            lines.extend(&chunk);
             loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(line)) => prop_assert!(line.len() <= max),
+                match lines.next_line(|l| l.len()) {
+                    Ok(Some(len)) => prop_assert!(len <= max),
                     Ok(None) => break,
-                    Err(FrameError::Protocol(p)) => { prop_assert!(p.is_fatal()); return Ok(()); }
-                    Err(FrameError::Io(e)) => prop_assert!(false, "io error {e}"),
+                    Err(p) => { prop_assert!(p.is_fatal()); return Ok(()); }
                 }
             }
-            // Without a complete line, what the codec holds is bounded by the line limit
-            // plus one read.
-            prop_assert!(buf.len() <= max + 1 + 3000, "buffer grew to {}", buf.len());
+            // Without a complete line, what is held is bounded by the line limit plus one read.
+            prop_assert!(lines.len() <= max + 1 + 3000, "buffer grew to {}", lines.len());
         }
-        let _ = codec.decode_eof(&mut buf);
+        let _ = lines.finish();
     }
 }
 
 #[test]
 fn a_megabyte_without_a_newline_is_cut_off_at_the_bound() {
-    let mut codec = LineCodec::new(4096);
-    let mut buf = BytesMut::new();
+    let mut lines = LineBuffer::new(4096);
     let piece = [b'x'; 8192];
     let mut fed = 0;
     let err = loop {
-        buf.extend_from_slice(&piece);
+        lines.extend(&piece);
         fed += piece.len();
-        match codec.decode(&mut buf) {
+        match lines.next_message() {
             Ok(None) => assert!(fed < 1 << 20, "never refused"),
             Ok(Some(_)) => panic!("no line was sent"),
             Err(e) => break e,
         }
     };
-    assert!(matches!(
-        err,
-        FrameError::Protocol(ProtocolError::LineTooLong { max_bytes: 4096 })
-    ));
+    assert_eq!(err, ProtocolError::LineTooLong { max_bytes: 4096 });
     assert!(fed <= 8192, "refused after {fed} bytes");
 }

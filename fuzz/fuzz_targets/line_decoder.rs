@@ -5,10 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loadmon::connection::{FrameError, LineCodec};
+use loadmon::connection::LineBuffer;
 use loadmon::protocol::Message;
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::Decoder;
 
 const MAX_LINE: usize = 128;
 
@@ -16,27 +14,25 @@ fuzz_target!(|data: &[u8]| {
     // The first byte picks the piece size, the rest is the stream.
     let Some((&split, stream)) = data.split_first() else { return };
     let piece = usize::from(split).max(1);
-    let mut codec = LineCodec::new(MAX_LINE);
-    let mut buf = BytesMut::new();
+    let mut lines = LineBuffer::new(MAX_LINE);
     for chunk in stream.chunks(piece) {
-        buf.extend_from_slice(chunk);
+        lines.extend(chunk);
         loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(line)) => {
-                    assert!(line.len() <= MAX_LINE);
-                    if let Ok(m) = Message::parse(&line) {
+            match lines.next_line(|l| (l.len(), Message::parse(l))) {
+                Ok(Some((len, parsed))) => {
+                    assert!(len <= MAX_LINE);
+                    if let Ok(m) = parsed {
                         assert_eq!(Message::parse(&m.encode()), Ok(m));
                     }
                 }
                 Ok(None) => break,
-                Err(FrameError::Protocol(p)) => {
+                Err(p) => {
                     assert!(p.is_fatal());
                     return;
                 }
-                Err(FrameError::Io(e)) => panic!("unexpected I/O error {e}"),
             }
         }
-        assert!(buf.len() <= MAX_LINE + 1 + piece);
+        assert!(lines.len() <= MAX_LINE + 1 + piece);
     }
-    let _ = codec.decode_eof(&mut buf);
+    let _ = lines.finish();
 });

@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""loadmon's benchmark suite: `make bench` writes BENCHMARKS.md.
+
+Every figure is measured side by side in one run (this machine is shared and noisy: absolute
+times mean little alone), repeated, and reported as median with the min-max spread.
+
+  1. writer vs fio (and a dd loop): buffered, fsync-per-file and O_DIRECT
+  2. server scale: N protocol clients heartbeating once per second (CPU % of one core, peak RSS)
+  3. message rate: lines/s the server accepts vs a bare tokio line counter
+  4. monitoring overhead of the heartbeat and stats tasks
+  5. the Python face vs the CLI on the same file-writer run
+  6. protocol micro-benchmarks (criterion)
+
+`--tiny` runs each once at a tiny size (what `make test` does, so they cannot rot) and judges
+nothing. Needs: a release build (the script builds it), fio (Debian package), .venv with loadmon
+for section 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+REL = ROOT / "target" / "release"
+LOADMON = REL / "loadmon"
+EX = REL / "examples"
+MIB = 1024 * 1024
+
+
+def sh(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def med(xs: list[float]) -> str:
+    if not xs:
+        return "-"
+    m = statistics.median(xs)
+    if len(xs) == 1:
+        return f"{m:.4g}"
+    return f"{m:.4g} ({min(xs):.4g}–{max(xs):.4g})"
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """`loadmon server --port 0` as a child process."""
+
+    def __init__(self, *extra: str) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="lm-bench-srv-"))
+        self.report_path = self.tmp / "report.json"
+        self.proc = subprocess.Popen(
+            [str(LOADMON), "-q", "server", "--port", "0", "--no-log-files",
+             "--report-json", str(self.report_path), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        m = re.search(r"listening on .*:(\d+)$", line.strip())
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.port = int(m.group(1))
+
+    def report(self, timeout: float = 120) -> dict[str, Any]:
+        self.proc.wait(timeout=timeout)
+        data: dict[str, Any] = json.loads(self.report_path.read_text())
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return data
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# 1. writer vs fio ------------------------------------------------------------------------
+
+def loadmon_write(d: Path, mode: str, run_s: int, chunk: int, size: int) -> dict[str, Any]:
+    srv = Server()
+    try:
+        out = d / "result.json"
+        sh([str(LOADMON), "-q", "client", "--port", str(srv.port), "-r", str(run_s),
+            "-c", str(chunk), "-f", str(size), "--min-chunksize", "1", "--sync", mode,
+            "--keep-files", "all", "--out-dir", str(d / "lm"), "--no-log-files",
+            "--result-json", str(out)])
+        srv.report()
+        return json.loads(out.read_text())
+    finally:
+        srv.kill()
+        shutil.rmtree(d / "lm", ignore_errors=True)
+
+
+def fio_write(d: Path, mode: str, run_s: int, chunk: int, size: int) -> float:
+    nrfiles = 4000
+    args = ["fio", "--name=w", f"--directory={d / 'fio'}", "--rw=write", "--ioengine=psync",
+            f"--bs={chunk}M", f"--filesize={size}M", f"--nrfiles={nrfiles}",
+            f"--size={size * nrfiles}M", "--file_service_type=sequential",
+            "--create_on_open=1", f"--runtime={run_s}", "--output-format=json"]
+    if mode == "file":
+        args.append("--fsync_on_close=1")
+    if mode == "direct":
+        args.append("--direct=1")
+    (d / "fio").mkdir(exist_ok=True)
+    try:
+        res = json.loads(sh(args).stdout)
+        return float(res["jobs"][0]["write"]["bw_bytes"]) / MIB
+    finally:
+        shutil.rmtree(d / "fio", ignore_errors=True)
+
+
+def dd_write(d: Path, mode: str, run_s: int, chunk: int, size: int) -> float:
+    (d / "dd").mkdir(exist_ok=True)
+    flags = {"none": [], "file": ["conv=fsync"], "direct": ["oflag=direct"]}[mode]
+    t0 = time.monotonic()
+    n = 0
+    try:
+        while time.monotonic() - t0 < run_s:
+            sh(["dd", "if=/dev/zero", f"of={d / 'dd' / f'f{n}'}", f"bs={chunk}M",
+                f"count={size // chunk}", "status=none", *flags])
+            n += 1
+        return n * size / (time.monotonic() - t0)
+    finally:
+        shutil.rmtree(d / "dd", ignore_errors=True)
+
+
+def bench_writer(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
+    run_s, chunk, size = (1, 1, 2) if tiny else (5, 10, 50)
+    rows = ["| mode | loadmon MB/s | fio MB/s | dd loop MB/s | loadmon / fio | chunk p50 / p99 ms |",
+            "|---|---|---|---|---|---|"]
+    for mode in ["none", "file", "direct"]:
+        lm: list[float] = []
+        fio: list[float] = []
+        dd: list[float] = []
+        p50: list[float] = []
+        p99: list[float] = []
+        for i in range(repeats):
+            # Alternate who goes first, so neither always gets the fresher page cache.
+            steps = ["lm", "fio", "dd"] if i % 2 == 0 else ["fio", "dd", "lm"]
+            for step in steps:
+                sh(["sync"])
+                if step == "lm":
+                    r = loadmon_write(data_dir, mode, run_s, chunk, size)
+                    lm.append(r["throughput_mb_s"])
+                    p50.append(r["chunk_p50_ms"] or 0.0)
+                    p99.append(r["chunk_p99_ms"] or 0.0)
+                elif step == "fio":
+                    fio.append(fio_write(data_dir, mode, run_s, chunk, size))
+                else:
+                    dd.append(dd_write(data_dir, mode, run_s, chunk, size))
+        ratios = [a / b for a, b in zip(lm, fio) if b > 0]
+        rows.append(f"| {mode} | {med(lm)} | {med(fio)} | {med(dd)} | {med(ratios)} | "
+                    f"{med(p50)} / {med(p99)} |")
+    head = (f"Run time {run_s} s, chunk {chunk} MB, file {size} MB, new files back to back in "
+            f"`{data_dir}`; {repeats} repeats, interleaved. fio: `--rw=write --ioengine=psync "
+            f"--bs={chunk}M --filesize={size}M --file_service_type=sequential --create_on_open=1` "
+            f"(+ `--fsync_on_close=1` / `--direct=1`); loadmon: `loadmon client --sync MODE "
+            f"--keep-files all`; dd: `dd bs={chunk}M count={size // chunk}` per file "
+            f"(+ `conv=fsync` / `oflag=direct`). MB = MiB.")
+    return [head, "", *rows]
+
+
+# 2. server scale -------------------------------------------------------------------------
+
+def bench_scale(tiny: bool, repeats: int) -> list[str]:
+    ns = [10] if tiny else [10, 100, 1000, 10000]
+    duration = 2 if tiny else 20
+    rows = ["| clients | lines/s sent | server CPU % of one core | server peak RSS MiB | PASS |",
+            "|---|---|---|---|---|"]
+    for n in ns:
+        cpus: list[float] = []
+        rss: list[float] = []
+        passed = ""
+        rate = 0.0
+        for _ in range(repeats):
+            srv = Server("--max-clients", str(n), "--heartbeat-timeout", "60")
+            ramp_s = n / 2000 + 1
+            try:
+                gen = subprocess.Popen(
+                    [str(EX / "loadgen"), "--port", str(srv.port), "--clients", str(n),
+                     "--duration", str(duration), "--period", "1", "--ramp-per-s", "2000"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                # Measure the steady phase: after the ramp, before the end.
+                time.sleep(ramp_s + 1)
+                c0, t0 = proc_cpu_s(srv.proc.pid), time.monotonic()
+                time.sleep(max(0.5, duration - 2))
+                c1, t1 = proc_cpu_s(srv.proc.pid), time.monotonic()
+                hwm = proc_hwm_kib(srv.proc.pid)
+                out, err = gen.communicate(timeout=duration + 120)
+                if gen.returncode != 0:
+                    raise RuntimeError(f"loadgen failed: {out} {err}")
+                report = srv.report()
+            finally:
+                srv.kill()
+            cpus.append(100 * (c1 - c0) / (t1 - t0))
+            rss.append(hwm / 1024)
+            ok = sum(c["status"] == "PASS" for c in report["clients"])
+            passed = f"{ok}/{n}"
+            rate = 2 * n
+        rows.append(f"| {n} | {rate:.0f} | {med(cpus)} | {med(rss)} | {passed} |")
+    head = (f"`loadmon server` (release) and `examples/loadgen` in two processes over loopback: "
+            f"each client sends `hb` and `send_stats` once per second for {duration} s; CPU "
+            f"from /proc/PID/stat over the steady phase, peak RSS = VmHWM; {repeats} repeats.")
+    return [head, "", *rows]
+
+
+# 3. message rate -------------------------------------------------------------------------
+
+def blast(port: int, conns: int, secs: float, protocol: bool) -> float:
+    out = sh([str(EX / "blaster"), "--port", str(port), "--connections", str(conns),
+              "--duration", str(secs), *(["--protocol"] if protocol else [])]).stdout
+    m = re.search(r"sent (\d+) in ([\d.]+)", out)
+    assert m, out
+    return float(m.group(2))
+
+
+def bench_rate(tiny: bool, repeats: int) -> list[str]:
+    conns_list = [1] if tiny else [1, 5, 100]
+    secs = 0.5 if tiny else 3.0
+    rows = ["| connections | loadmon lines/s | bare tokio lines/s | loadmon / bare |",
+            "|---|---|---|---|"]
+    for conns in conns_list:
+        lm: list[float] = []
+        bare: list[float] = []
+        for _ in range(repeats):
+            srv = Server("--max-clients", str(conns + 10))
+            try:
+                elapsed = blast(srv.port, conns, secs, True)
+                report = srv.report()
+            finally:
+                srv.kill()
+            lm.append(sum(c["heartbeats"] for c in report["clients"]) / elapsed)
+            b = subprocess.Popen([str(EX / "bare_lines"), "--port", "0"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            assert b.stderr is not None
+            port = int(b.stderr.readline().strip().rsplit(":", 1)[1])
+            elapsed = blast(port, conns, secs, False)
+            out, _ = b.communicate(timeout=60)
+            bare.append(int(out.split()[1]) / elapsed)
+        ratios = [a / b for a, b in zip(lm, bare)]
+        rows.append(f"| {conns} | {med(lm)} | {med(bare)} | {med(ratios)} |")
+    head = (f"`examples/blaster` writes `hb\\n` lines as fast as the socket takes them for {secs} s "
+            f"per run, then `done`; lines/s = lines the server counted (loadmon: the report's "
+            f"heartbeats; bare: `examples/bare_lines`, LinesCodec and nothing else) / time until "
+            f"the server had read them all. {repeats} repeats.")
+    return [head, "", *rows]
+
+
+# 4. monitoring overhead ------------------------------------------------------------------
+
+def bench_monitoring(tiny: bool, repeats: int) -> list[str]:
+    secs = 1 if tiny else 20
+    rows = ["| heartbeat / stats period | client CPU % of one core |", "|---|---|"]
+    for hb, st in [(5, 10), (1, 1)]:
+        cpu: list[float] = []
+        for _ in range(repeats):
+            srv = Server()
+            try:
+                out = sh([str(EX / "idle_client"), "--port", str(srv.port), "--duration",
+                          str(secs), "--hb", str(hb), "--stats", str(st)]).stdout
+                srv.report()
+            finally:
+                srv.kill()
+            cpu.append(float(out.split()[1]))
+        rows.append(f"| {hb} s / {st} s | {med(cpu)} |")
+    head = (f"`examples/idle_client`: a generic client whose workload only sleeps for {secs} s, "
+            f"so its process CPU time (/proc/self/stat) is the heartbeat and stats tasks plus the "
+            f"runtime; sysinfo refreshes this process only. {repeats} repeats.")
+    return [head, "", *rows]
+
+
+# 5. Python face vs CLI --------------------------------------------------------------------
+
+def bench_python(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
+    py = ROOT / ".venv" / "bin" / "python"
+    if not py.exists():
+        return ["(skipped: .venv missing; run `make python` first)"]
+    run_s, chunk, size = (1, 1, 2) if tiny else (5, 10, 50)
+    script = (
+        "import json,sys,loadmon\n"
+        "with loadmon.Server(port=0) as s:\n"
+        f"    r=loadmon.TestClient(port=s.port,run_time={run_s},chunk_size={chunk},"
+        f"file_size={size},min_chunk_size=1,out_dir=sys.argv[1],keep_files='all').run()\n"
+        "    s.wait(60)\n"
+        "print(r.throughput_mb_s)\n")
+    pyv: list[float] = []
+    cli: list[float] = []
+    for i in range(repeats):
+        for step in (["py", "cli"] if i % 2 == 0 else ["cli", "py"]):
+            sh(["sync"])
+            if step == "py":
+                out = sh([str(py), "-c", script, str(data_dir / "py")]).stdout
+                shutil.rmtree(data_dir / "py", ignore_errors=True)
+                pyv.append(float(out.strip()))
+            else:
+                cli.append(loadmon_write(data_dir, "none", run_s, chunk, size)["throughput_mb_s"])
+    ratios = [a / b for a, b in zip(pyv, cli)]
+    return [f"Buffered file writer, {run_s} s, chunk {chunk} MB, file {size} MB, keep all; "
+            f"`loadmon.TestClient(...).run()` vs `loadmon client`; {repeats} repeats, interleaved.",
+            "", "| Python MB/s | CLI MB/s | Python / CLI |", "|---|---|---|",
+            f"| {med(pyv)} | {med(cli)} | {med(ratios)} |"]
+
+
+# 6. criterion ----------------------------------------------------------------------------
+
+def bench_protocol(tiny: bool) -> list[str]:
+    if tiny:
+        sh(["cargo", "test", "--release", "--bench", "protocol"], cwd=ROOT)
+        return ["(tiny run: each benchmark executed once via `cargo test --bench protocol`)"]
+    out = sh(["cargo", "bench", "--bench", "protocol", "--", "--noplot"], cwd=ROOT).stdout
+    rows = ["| message | parse ns | encode ns |", "|---|---|---|"]
+    found: dict[str, dict[str, str]] = {}
+    for m in re.finditer(r"(parse|encode)/(\w+)\s+time:\s+\[([\d.]+ \w+) ([\d.]+ \w+) ([\d.]+ \w+)\]", out):
+        found.setdefault(m.group(2), {})[m.group(1)] = f"{m.group(4)} ({m.group(3)}–{m.group(5)})"
+    for name, v in found.items():
+        rows.append(f"| {name} | {v.get('parse', '-')} | {v.get('encode', '-')} |")
+    return ["`cargo bench --bench protocol` (criterion; estimate with its confidence interval).",
+            "", *rows]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="each benchmark once, tiny sizes")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
+    ap.add_argument("--only", help="comma-separated sections: writer,scale,rate,monitoring,python,protocol")
+    args = ap.parse_args()
+    repeats = 1 if args.tiny else args.repeats
+    if shutil.which("fio") is None:
+        print("bench: fio is missing (Debian package fio; `make system-deps` installs it)", file=sys.stderr)
+        return 1
+    sh(["cargo", "build", "--release", "--quiet", "--bin", "loadmon", "--examples"], cwd=ROOT)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
+    sections: list[tuple[str, str, Callable[[], list[str]]]] = [
+        ("writer", "1. File writer vs fio", lambda: bench_writer(args.tiny, repeats, args.data_dir)),
+        ("scale", "2. Server scale", lambda: bench_scale(args.tiny, repeats)),
+        ("rate", "3. Message rate", lambda: bench_rate(args.tiny, repeats)),
+        ("monitoring", "4. Monitoring overhead", lambda: bench_monitoring(args.tiny, repeats)),
+        ("python", "5. Python face vs CLI", lambda: bench_python(args.tiny, repeats, args.data_dir)),
+        ("protocol", "6. Protocol micro-benchmarks", lambda: bench_protocol(args.tiny)),
+    ]
+    fio_v = sh(["fio", "--version"]).stdout.strip()
+    rustc_v = sh(["rustc", "--version"]).stdout.strip()
+    lines = ["# Benchmarks", "",
+             f"Generated by `make bench` (`benches/bench.py`) on {time.strftime('%Y-%m-%d %H:%M %Z')}: "
+             f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, {rustc_v}, {fio_v}. "
+             f"Median (min–max) over repeats; figures from one run, side by side.", ""]
+    for key, title, fn in sections:
+        if only and key not in only:
+            continue
+        t = time.monotonic()
+        print(f"bench: {title} ...", file=sys.stderr, flush=True)
+        lines += [f"## {title}", "", *fn(), ""]
+        print(f"bench: {title} done in {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
+    shutil.rmtree(args.data_dir, ignore_errors=True)
+    args.output.write_text("\n".join(lines))
+    print(f"bench: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
