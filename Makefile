@@ -10,7 +10,7 @@ VENV_OK := $(VENV)/.deps-installed
 # pyo3 finds the interpreter it builds against here (clippy/cargo on the Python crate).
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz soak
+.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz soak bench bench-tiny
 
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -61,12 +61,13 @@ c-demo: c-lib
 	$(CBUILD)/demo $(DEMO_ARGS)
 
 # Debian packages some tests need (valgrind, pkg-config, iproute2 for the network-namespace
-# test); installed only when missing.
+# test, fio for the benchmarks); installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v fio >/dev/null || missing="$$missing fio"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -98,6 +99,14 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	RUSTC_BOOTSTRAP=1 cargo fuzz run line_decoder -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
+# The benchmark suite: writes BENCHMARKS.md (about 15 minutes). `make test` runs it once at a
+# tiny size (bench-tiny) so it cannot rot, without judging speed.
+bench: python system-deps
+	$(PY) benches/bench.py --output BENCHMARKS.md
+
+bench-tiny: python system-deps
+	$(PY) benches/bench.py --tiny --output target/bench-tiny.md
+
 # 1,000 clients for 60 s (see scripts/soak.sh); not part of `make test`.
 soak:
 	scripts/soak.sh
@@ -112,5 +121,5 @@ install:
 	install -m 644 target/$(PROFILE)/libloadmon.a $(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/loadmon.pc.in > $(PREFIX)/lib/pkgconfig/loadmon.pc
 
-test: lint rust-test c-test py-test
+test: lint rust-test c-test py-test bench-tiny
 	@echo "make test: all suites passed"

@@ -188,7 +188,7 @@ def bench_writer(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
 
 def bench_scale(tiny: bool, repeats: int) -> list[str]:
     ns = [10] if tiny else [10, 100, 1000, 10000]
-    duration = 2 if tiny else 20
+    duration = 2 if tiny else 10
     rows = ["| clients | lines/s sent | server CPU % of one core | server peak RSS MiB | PASS |",
             "|---|---|---|---|---|"]
     for n in ns:
@@ -273,7 +273,7 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
 # 4. monitoring overhead ------------------------------------------------------------------
 
 def bench_monitoring(tiny: bool, repeats: int) -> list[str]:
-    secs = 1 if tiny else 20
+    secs = 1 if tiny else 10
     rows = ["| heartbeat / stats period | client CPU % of one core |", "|---|---|"]
     for hb, st in [(5, 10), (1, 1)]:
         cpu: list[float] = []

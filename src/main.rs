@@ -229,7 +229,12 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         ..Default::default()
     };
     config.validate()?;
-    let rt = runtime()?;
+    // One thread serves every connection: the work per message is tiny, and a single thread
+    // spares the cross-thread wake-ups that dominate a multi-threaded scheduler at this load.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
     let report = rt.block_on(async {
         let server = Server::bind(config).await?;
         // Always said, whatever the log level: with --port 0 this is how callers learn the port.
