@@ -247,7 +247,8 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
         lm: list[float] = []
         bare: list[float] = []
         for _ in range(repeats):
-            srv = Server("--max-clients", str(conns + 10))
+            # Two serving threads, as the bare server's runtime has (one per core here).
+            srv = Server("--max-clients", str(conns + 10), "--threads", "2")
             try:
                 elapsed = blast(srv.port, conns, secs, True)
                 report = srv.report()
@@ -266,7 +267,8 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
     head = (f"`examples/blaster` writes `hb\\n` lines as fast as the socket takes them for {secs} s "
             f"per run, then `done`; lines/s = lines the server counted (loadmon: the report's "
             f"heartbeats; bare: `examples/bare_lines`, LinesCodec and nothing else) / time until "
-            f"the server had read them all. {repeats} repeats.")
+            f"the server had read them all. Both servers run two threads (`loadmon server --threads 2`; "
+            f"the default of one thread is for CPU economy at scale, section 2). {repeats} repeats.")
     return [head, "", *rows]
 
 
@@ -288,8 +290,8 @@ def bench_monitoring(tiny: bool, repeats: int) -> list[str]:
             cpu.append(float(out.split()[1]))
         rows.append(f"| {hb} s / {st} s | {med(cpu)} |")
     head = (f"`examples/idle_client`: a generic client whose workload only sleeps for {secs} s, "
-            f"so its process CPU time (/proc/self/stat) is the heartbeat and stats tasks plus the "
-            f"runtime; sysinfo refreshes this process only. {repeats} repeats.")
+            f"so its process CPU time is the heartbeat and stats tasks plus the "
+            f"runtime (getrusage, all threads); sysinfo refreshes this process only. {repeats} repeats.")
     return [head, "", *rows]
 
 
@@ -304,7 +306,7 @@ def bench_python(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
         "import json,sys,loadmon\n"
         "with loadmon.Server(port=0) as s:\n"
         f"    r=loadmon.TestClient(port=s.port,run_time={run_s},chunk_size={chunk},"
-        f"file_size={size},min_chunk_size=1,out_dir=sys.argv[1],keep_files='all').run()\n"
+        f"file_size={size},min_chunk_size=1,out_dir=sys.argv[1],keep_files='all',sync='direct').run()\n"
         "    s.wait(60)\n"
         "print(r.throughput_mb_s)\n")
     pyv: list[float] = []
@@ -317,9 +319,10 @@ def bench_python(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
                 shutil.rmtree(data_dir / "py", ignore_errors=True)
                 pyv.append(float(out.strip()))
             else:
-                cli.append(loadmon_write(data_dir, "none", run_s, chunk, size)["throughput_mb_s"])
+                cli.append(loadmon_write(data_dir, "direct", run_s, chunk, size)["throughput_mb_s"])
     ratios = [a / b for a, b in zip(pyv, cli)]
-    return [f"Buffered file writer, {run_s} s, chunk {chunk} MB, file {size} MB, keep all; "
+    return [f"O_DIRECT file writer (buffered writes swing by ±50% with the page cache's writeback, "
+            f"which would drown the comparison), {run_s} s, chunk {chunk} MB, file {size} MB, keep all; "
             f"`loadmon.TestClient(...).run()` vs `loadmon client`; {repeats} repeats, interleaved.",
             "", "| Python MB/s | CLI MB/s | Python / CLI |", "|---|---|---|",
             f"| {med(pyv)} | {med(cli)} | {med(ratios)} |"]
@@ -345,7 +348,7 @@ def bench_protocol(tiny: bool) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="each benchmark once, tiny sizes")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
     ap.add_argument("--only", help="comma-separated sections: writer,scale,rate,monitoring,python,protocol")
@@ -359,7 +362,7 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     sections: list[tuple[str, str, Callable[[], list[str]]]] = [
         ("writer", "1. File writer vs fio", lambda: bench_writer(args.tiny, repeats, args.data_dir)),
-        ("scale", "2. Server scale", lambda: bench_scale(args.tiny, repeats)),
+        ("scale", "2. Server scale", lambda: bench_scale(args.tiny, min(repeats, 3))),
         ("rate", "3. Message rate", lambda: bench_rate(args.tiny, repeats)),
         ("monitoring", "4. Monitoring overhead", lambda: bench_monitoring(args.tiny, repeats)),
         ("python", "5. Python face vs CLI", lambda: bench_python(args.tiny, repeats, args.data_dir)),

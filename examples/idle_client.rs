@@ -2,7 +2,7 @@
 //! is what the heartbeat and stats tasks (sysinfo refreshing this process only) cost.
 //!
 //! Run: `cargo run --release --example idle_client -- --port P --duration 10 --hb 5 --stats 10`
-//! against a running server. Prints `cpu_pct_of_one_core <x>` measured with getrusage.
+//! against a running server. Prints `cpu_pct_of_one_core <x>` measured with getrusage (all threads, µs resolution).
 
 use std::time::Duration;
 
@@ -30,18 +30,15 @@ fn arg(name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// User + system CPU time of this process (all threads), microsecond resolution.
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc/self/stat (fields 14 and 15, in clock ticks).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // After the ")": state is field 3, so utime (14) and stime (15) are at 11 and 12 here,
-    // counting the non-numeric state as skipped.
-    let ticks = f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0);
-    ticks / 100.0
+    // SAFETY: getrusage only writes the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn main() {

@@ -85,15 +85,7 @@ impl ClientConfig {
                 return Err(Error::Config(format!("{name} must be at least 1 ms")));
             }
         }
-        if self.max_line_bytes < 64 {
-            return Err(Error::Config("max_line_bytes must be at least 64".into()));
-        }
-        if matches!(&self.token, Some(t) if t.is_empty() || t.contains(['\n', '\r'])) {
-            return Err(Error::Config(
-                "token must be non-empty and on one line".into(),
-            ));
-        }
-        Ok(())
+        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`report`]: report types (serde), the seed's text report, JSON, atomic writes.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule in one process.
+//! - `config` (private): checks shared by the server's and the client's settings.
 //! - [`error`]: the one error enum.
 //!
 //! # Example
@@ -47,6 +48,7 @@
 
 pub mod blocking;
 pub mod client;
+mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;

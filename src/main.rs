@@ -69,6 +69,10 @@ struct ServerArgs {
     /// Do not write a log file.
     #[arg(long)]
     no_log_files: bool,
+    /// Threads serving connections. 1 (the default) is plenty for heartbeats and stats from
+    /// thousands of clients and costs the least CPU; more help only a flood of messages.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
 }
 
 #[derive(Args, Debug)]
@@ -216,6 +220,7 @@ fn report_exit(report: &Report) -> ExitCode {
 }
 
 fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
+    let threads = a.threads;
     let config = ServerConfig {
         host: a.host,
         port: a.port,
@@ -229,9 +234,16 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         ..Default::default()
     };
     config.validate()?;
-    // One thread serves every connection: the work per message is tiny, and a single thread
-    // spares the cross-thread wake-ups that dominate a multi-threaded scheduler at this load.
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // By default one thread serves every connection: the work per message is tiny, and a
+    // single thread spares the cross-thread wake-ups of a multi-threaded scheduler.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(threads));
+        b
+    };
+    let rt = builder
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;

@@ -92,15 +92,7 @@ impl ServerConfig {
         if self.handshake_timeout.is_zero() {
             return Err(Error::Config("handshake_timeout must be positive".into()));
         }
-        if self.max_line_bytes < 64 {
-            return Err(Error::Config("max_line_bytes must be at least 64".into()));
-        }
-        if matches!(&self.token, Some(t) if t.is_empty() || t.contains(['\n', '\r'])) {
-            return Err(Error::Config(
-                "token must be non-empty and on one line".into(),
-            ));
-        }
-        Ok(())
+        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
 }
 
@@ -230,9 +222,18 @@ impl ClientState {
     }
 }
 
+/// One client's record, locked by its own handler on every message and by snapshots: no lock
+/// is shared between connections on the message path.
+type ClientCell = Arc<Mutex<ClientState>>;
+
+fn lock_cell(c: &ClientCell) -> MutexGuard<'_, ClientState> {
+    // A handler that panicked while holding the lock leaves consistent-enough counters.
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[derive(Debug)]
 struct State {
-    clients: BTreeMap<u32, ClientState>,
+    clients: BTreeMap<u32, ClientCell>,
     next_id: u32,
     end_time: Option<DateTime<Local>>,
 }
@@ -252,32 +253,28 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with_client<R>(&self, id: u32, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
-        self.lock().clients.get_mut(&id).map(f)
+    fn cells(&self) -> Vec<ClientCell> {
+        self.lock().clients.values().cloned().collect()
     }
 
     fn report(&self) -> Report {
         let now = Instant::now();
-        let st = self.lock();
-        let clients: Vec<ClientReport> = st.clients.values().map(|c| c.to_report(now)).collect();
-        let first_start = st
-            .clients
-            .values()
-            .filter_map(|c| c.started)
-            .map(|s| s.0)
-            .min();
-        let last_end = st
-            .clients
-            .values()
-            .filter(|c| c.started.is_some())
-            .map(|c| c.ended.map_or(now, |e| e.0))
-            .max();
-        let dones: Vec<DateTime<Local>> = st
-            .clients
-            .values()
-            .filter(|c| c.status == Status::Pass)
-            .filter_map(|c| c.ended.map(|e| e.1))
-            .collect();
+        let end_time = self.lock().end_time;
+        let mut clients = Vec::new();
+        let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
+        let mut dones: Vec<DateTime<Local>> = Vec::new();
+        for cell in self.cells() {
+            let c = lock_cell(&cell);
+            clients.push(c.to_report(now));
+            if let Some((s, _)) = c.started {
+                first_start = Some(first_start.map_or(s, |f| f.min(s)));
+                let e = c.ended.map_or(now, |e| e.0);
+                last_end = Some(last_end.map_or(e, |l| l.max(e)));
+            }
+            if c.status == Status::Pass {
+                dones.extend(c.ended.map(|e| e.1));
+            }
+        }
         let bytes_written: u64 = clients.iter().map(|c| c.bytes_written).sum();
         let span_s = match (first_start, last_end) {
             (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
@@ -298,7 +295,7 @@ impl Shared {
         };
         Report {
             start_time: self.start_time.to_rfc3339(),
-            end_time: st.end_time.unwrap_or_else(Local::now).to_rfc3339(),
+            end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             clients,
             total,
         }
@@ -457,6 +454,7 @@ impl Server {
                                     authenticated: config.token.is_none(),
                                     protocol_version: None,
                                     last_heartbeat: Instant::now(),
+                                    cell: None,
                                 };
                                 tasks.spawn(h.serve(conn, permit));
                             }
@@ -495,16 +493,13 @@ impl Server {
                 log.warn(format!("a connection handler failed: {e}"));
             }
         }
-        {
-            let mut st = shared.lock();
-            for c in st.clients.values_mut() {
-                c.finish(
-                    Status::Aborted,
-                    Some("connection handler ended unexpectedly".into()),
-                );
-            }
-            st.end_time = Some(Local::now());
+        for cell in shared.cells() {
+            lock_cell(&cell).finish(
+                Status::Aborted,
+                Some("connection handler ended unexpectedly".into()),
+            );
         }
+        shared.lock().end_time = Some(Local::now());
         let report = shared.report();
         for line in report.to_text().lines() {
             log.log(crate::logging::Level::Report, line);
@@ -540,6 +535,8 @@ struct Handler {
     protocol_version: Option<String>,
     /// When the last `hb` arrived (or the id was assigned): the liveness clock.
     last_heartbeat: Instant,
+    /// This client's record, once it has an id.
+    cell: Option<ClientCell>,
 }
 
 impl Handler {
@@ -554,9 +551,9 @@ impl Handler {
     fn finish(&self, status: Status, reason: Option<String>) {
         let Some(id) = self.id else { return };
         let changed = self
-            .shared
-            .with_client(id, |c| c.finish(status, reason.clone()))
-            .unwrap_or(false);
+            .cell
+            .as_ref()
+            .is_some_and(|c| lock_cell(c).finish(status, reason.clone()));
         if changed {
             match (&reason, status) {
                 (_, Status::Pass) => self
@@ -712,7 +709,12 @@ impl Handler {
             self.last_heartbeat = now;
         }
         let (log, now) = (&self.log, self.last_heartbeat);
-        let reply = self.shared.with_client(id, |c| match msg {
+        let Some(cell) = self.cell.as_ref() else {
+            self.log.warn(format!("{id}: client record missing"));
+            return Reply::Close;
+        };
+        let c = &mut *lock_cell(cell);
+        match msg {
             Message::GetCid => Reply::Send(Message::SetCid(id)),
             Message::Ready => {
                 log.info(format!("{id}: Client ready, sending test request"));
@@ -735,7 +737,10 @@ impl Handler {
                     c.status = Status::Running;
                     c.started = Some((Instant::now(), Local::now()));
                 } else {
-                    log.warn(format!("{id}: ignored start: status is already {}", c.status));
+                    log.warn(format!(
+                        "{id}: ignored start: status is already {}",
+                        c.status
+                    ));
                 }
                 Reply::None
             }
@@ -746,9 +751,9 @@ impl Handler {
                 Reply::None
             }
             Message::SendStats { cpu_pct, mem_pct } => {
-                log.debug(|| format!(
-                    "{id}: Performance stats received. CPU: {cpu_pct} Mem: {mem_pct}"
-                ));
+                log.debug(|| {
+                    format!("{id}: Performance stats received. CPU: {cpu_pct} Mem: {mem_pct}")
+                });
                 c.stats_reports += 1;
                 c.cpu_total += cpu_pct;
                 c.mem_total += mem_pct;
@@ -801,14 +806,13 @@ impl Handler {
                 Reply::None
             }
             Message::SetCid(_) | Message::RunTests | Message::Refused(_) => {
-                log.warn(format!("{id}: ignored server-only command {}", msg.command()));
+                log.warn(format!(
+                    "{id}: ignored server-only command {}",
+                    msg.command()
+                ));
                 Reply::None
             }
-        });
-        reply.unwrap_or_else(|| {
-            self.log.warn(format!("{id}: client record missing"));
-            Reply::Close
-        })
+        }
     }
 
     fn before_registration(&mut self, msg: Message) -> Reply {
@@ -845,12 +849,15 @@ impl Handler {
                 let mut st = self.shared.lock();
                 let id = st.next_id;
                 st.next_id = st.next_id.saturating_add(1);
-                st.clients.insert(
+                let cell = Arc::new(Mutex::new(ClientState::new(
                     id,
-                    ClientState::new(id, self.peer, self.protocol_version.clone()),
-                );
+                    self.peer,
+                    self.protocol_version.clone(),
+                )));
+                st.clients.insert(id, cell.clone());
                 drop(st);
                 self.id = Some(id);
+                self.cell = Some(cell);
                 self.last_heartbeat = Instant::now();
                 self.log.info(format!(
                     "Client connection from {}, assigning client id {id}",

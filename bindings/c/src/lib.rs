@@ -132,6 +132,11 @@ fn millis(ms: u32) -> Duration {
     Duration::from_millis(u64::from(ms))
 }
 
+/// A duration as whole milliseconds for a C config field (saturating).
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
 /// Settings of a server. Initialise with `loadmon_server_config_default()`, then change fields.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -234,9 +239,9 @@ pub unsafe extern "C" fn loadmon_server_config_default(cfg: *mut LoadmonServerCo
         port: d.port,
         max_clients: u32::try_from(d.max_clients).unwrap_or(u32::MAX),
         first_client_id: d.first_client_id,
-        heartbeat_timeout_ms: u32::try_from(d.heartbeat_timeout.as_millis()).unwrap_or(u32::MAX),
+        heartbeat_timeout_ms: ms(d.heartbeat_timeout),
         report_json_path: std::ptr::null(),
-        handshake_timeout_ms: u32::try_from(d.handshake_timeout.as_millis()).unwrap_or(u32::MAX),
+        handshake_timeout_ms: ms(d.handshake_timeout),
         token: std::ptr::null(),
         log_dir: std::ptr::null(),
     };
@@ -255,7 +260,6 @@ pub unsafe extern "C" fn loadmon_test_client_config_default(cfg: *mut LoadmonTes
         return;
     }
     let (c, w) = (ClientConfig::default(), FileWriterConfig::default());
-    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
     let v = LoadmonTestClientConfig {
         host: DEFAULT_HOST.as_ptr(),
         port: c.port,
@@ -285,7 +289,6 @@ pub unsafe extern "C" fn loadmon_client_config_default(cfg: *mut LoadmonClientCo
         return;
     }
     let c = ClientConfig::default();
-    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
     let v = LoadmonClientConfig {
         host: DEFAULT_HOST.as_ptr(),
         port: c.port,

@@ -467,6 +467,31 @@ impl PyServer {
     }
 }
 
+/// Starts a client run in `slot` unless one is still running there.
+fn start_in(
+    py: Python<'_>,
+    slot: &Mutex<Option<Arc<ClientHandle>>>,
+    spawn: impl FnOnce() -> loadmon::Result<ClientHandle> + Send,
+) -> PyResult<Arc<ClientHandle>> {
+    let mut slot = lock(slot);
+    if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+        return Err(to_py(
+            py,
+            Error::Config("this client is already running".into()),
+        ));
+    }
+    let handle = Arc::new(py.detach(spawn).map_err(|e| to_py(py, e))?);
+    *slot = Some(handle.clone());
+    Ok(handle)
+}
+
+/// Cancels the run in `slot`, if any.
+fn cancel_in(slot: &Mutex<Option<Arc<ClientHandle>>>) {
+    if let Some(h) = lock(slot).as_ref() {
+        h.cancel();
+    }
+}
+
 /// Runs a client handle to the end, interruptibly; Ctrl-C cancels it.
 fn run_handle(
     py: Python<'_>,
@@ -522,27 +547,15 @@ struct PyTestClient {
 
 impl PyTestClient {
     fn spawn(&self, py: Python<'_>) -> PyResult<Arc<ClientHandle>> {
-        let mut slot = lock(&self.handle);
-        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-            return Err(to_py(
-                py,
-                Error::Config("this client is already running".into()),
-            ));
-        }
         let validated = lock(&self.validated).take();
         let (client, writer) = (self.client.clone(), self.writer.clone());
-        let handle = py
-            .detach(|| {
-                let w = match validated {
-                    Some(w) => w,
-                    None => FileWriter::new(writer)?,
-                };
-                ClientHandle::spawn(client, w)
-            })
-            .map_err(|e| to_py(py, e))?;
-        let handle = Arc::new(handle);
-        *slot = Some(handle.clone());
-        Ok(handle)
+        start_in(py, &self.handle, move || {
+            let w = match validated {
+                Some(w) => w,
+                None => FileWriter::new(writer)?,
+            };
+            ClientHandle::spawn(client, w)
+        })
     }
 }
 
@@ -629,9 +642,7 @@ impl PyTestClient {
 
     /// Asks a running client to stop (its join() then raises InterruptedError).
     fn cancel(&self) {
-        if let Some(h) = lock(&self.handle).as_ref() {
-            h.cancel();
-        }
+        cancel_in(&self.handle);
     }
 
     /// Run time, seconds.
@@ -873,26 +884,15 @@ impl PyClient {
             run_time: s.run_time,
             file_stats: s.file_stats,
         };
-        let h = {
-            let mut slot = lock(&this.handle);
-            if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-                return Err(to_py(
-                    py,
-                    Error::Config("this client is already running".into()),
-                ));
-            }
-            let h = Arc::new(ClientHandle::spawn(s.config, workload).map_err(|e| to_py(py, e))?);
-            *slot = Some(h.clone());
-            h
-        };
+        let h = start_in(py, &this.handle, move || {
+            ClientHandle::spawn(s.config, workload)
+        })?;
         run_handle(py, h, None)
     }
 
     /// Asks a running client to stop.
     fn cancel(&self) {
-        if let Some(h) = lock(&self.handle).as_ref() {
-            h.cancel();
-        }
+        cancel_in(&self.handle);
     }
 
     /// The server host.
