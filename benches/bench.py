@@ -38,6 +38,15 @@ LOADMON = REL / "loadmon"
 EX = REL / "examples"
 MIB = 1024 * 1024
 
+# (what, target, measured, met?) collected by the sections for the summary table.
+TARGETS: list[tuple[str, str, str, bool]] = []
+
+
+def target(what: str, goal: str, xs: list[float], ok: Callable[[float], bool]) -> None:
+    if xs:
+        m = statistics.median(xs)
+        TARGETS.append((what, goal, f"{m:.3g}", ok(m)))
+
 
 def sh(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
@@ -173,6 +182,7 @@ def bench_writer(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
                 else:
                     dd.append(dd_write(data_dir, mode, run_s, chunk, size))
         ratios = [a / b for a, b in zip(lm, fio) if b > 0]
+        target(f"writer / fio, sync={mode}", ">= 0.95", ratios, lambda m: m >= 0.95)
         rows.append(f"| {mode} | {med(lm)} | {med(fio)} | {med(dd)} | {med(ratios)} | "
                     f"{med(p50)} / {med(p99)} |")
     head = (f"Run time {run_s} s, chunk {chunk} MB, file {size} MB, new files back to back in "
@@ -221,6 +231,9 @@ def bench_scale(tiny: bool, repeats: int) -> list[str]:
             ok = sum(c["status"] == "PASS" for c in report["clients"])
             passed = f"{ok}/{n}"
             rate = 2 * n
+        if n == 10000:
+            target("server CPU at 10,000 clients, % of one core", "< 10", cpus, lambda m: m < 10)
+            target("server peak RSS at 10,000 clients, MiB", "< 100", rss, lambda m: m < 100)
         rows.append(f"| {n} | {rate:.0f} | {med(cpus)} | {med(rss)} | {passed} |")
     head = (f"`loadmon server` (release) and `examples/loadgen` in two processes over loopback: "
             f"each client sends `hb` and `send_stats` once per second for {duration} s; CPU "
@@ -263,6 +276,7 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
             out, _ = b.communicate(timeout=60)
             bare.append(int(out.split()[1]) / elapsed)
         ratios = [a / b for a, b in zip(lm, bare)]
+        target(f"message rate / bare tokio, {conns} connection(s)", ">= 0.8", ratios, lambda m: m >= 0.8)
         rows.append(f"| {conns} | {med(lm)} | {med(bare)} | {med(ratios)} |")
     head = (f"`examples/blaster` writes `hb\\n` lines as fast as the socket takes them for {secs} s "
             f"per run, then `done`; lines/s = lines the server counted (loadmon: the report's "
@@ -288,6 +302,7 @@ def bench_monitoring(tiny: bool, repeats: int) -> list[str]:
             finally:
                 srv.kill()
             cpu.append(float(out.split()[1]))
+        target(f"monitoring CPU per client ({hb} s / {st} s), % of one core", "< 1", cpu, lambda m: m < 1)
         rows.append(f"| {hb} s / {st} s | {med(cpu)} |")
     head = (f"`examples/idle_client`: a generic client whose workload only sleeps for {secs} s, "
             f"so its process CPU time is the heartbeat and stats tasks plus the "
@@ -321,6 +336,7 @@ def bench_python(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
             else:
                 cli.append(loadmon_write(data_dir, "direct", run_s, chunk, size)["throughput_mb_s"])
     ratios = [a / b for a, b in zip(pyv, cli)]
+    target("Python / CLI throughput", ">= 0.98", ratios, lambda m: m >= 0.98)
     return [f"O_DIRECT file writer (buffered writes swing by ±50% with the page cache's writeback, "
             f"which would drown the comparison), {run_s} s, chunk {chunk} MB, file {size} MB, keep all; "
             f"`loadmon.TestClient(...).run()` vs `loadmon client`; {repeats} repeats, interleaved.",
@@ -382,6 +398,12 @@ def main() -> int:
         lines += [f"## {title}", "", *fn(), ""]
         print(f"bench: {title} done in {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
     shutil.rmtree(args.data_dir, ignore_errors=True)
+    if TARGETS and not args.tiny:
+        summary = ["## Targets", "", "| what | target | median | met |", "|---|---|---|---|"]
+        summary += [f"| {w} | {g} | {m} | {'yes' if ok else '**no**'} |" for w, g, m, ok in TARGETS]
+        notes = ROOT / "benches" / "NOTES.md"
+        extra = ["", notes.read_text().strip(), ""] if notes.exists() else []
+        lines[4:4] = [*summary, "", *extra]
     args.output.write_text("\n".join(lines))
     print(f"bench: wrote {args.output}", file=sys.stderr)
     return 0
