@@ -9,14 +9,14 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_util::bytes::{Buf, BytesMut};
 
 use crate::protocol::{Message, ProtocolError};
 
 /// How much room one read asks for.
-const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// An error while reading or writing lines.
 #[derive(Debug, thiserror::Error)]
@@ -149,10 +149,31 @@ impl Connection {
             if let Some(m) = self.lines.next_message()? {
                 return Ok(Some(m));
             }
+            self.stream.readable().await?;
             self.lines.buf.reserve(READ_CHUNK);
-            if self.stream.read_buf(&mut self.lines.buf).await? == 0 {
-                self.lines.finish()?;
-                return Ok(None);
+            let room = self.lines.buf.capacity() - self.lines.buf.len();
+            let (stream, buf) = (&self.stream, &mut self.lines.buf);
+            let mut got = 0;
+            // One recv per wake-up: a read that does not fill the buffer has drained the
+            // socket, so report "would block" to tokio, which then waits for the next readiness
+            // event instead of paying a second recv just to hear EAGAIN. (tokio clears the
+            // readiness only if no new event arrived meanwhile, so no data can be missed.)
+            let read = stream.try_io(Interest::READABLE, || {
+                got = stream.try_read_buf(buf)?;
+                if got > 0 && got < room {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(got)
+                }
+            });
+            match read {
+                Ok(0) => {
+                    self.lines.finish()?;
+                    return Ok(None);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
