@@ -132,6 +132,26 @@ fn millis(ms: u32) -> Duration {
     Duration::from_millis(u64::from(ms))
 }
 
+/// The core client settings from the fields both C client configs share.
+fn client_config(
+    host: String,
+    port: u16,
+    heartbeat_period_ms: u32,
+    stats_period_ms: u32,
+    connect_timeout_ms: u32,
+    token: Option<String>,
+) -> ClientConfig {
+    ClientConfig {
+        host,
+        port,
+        heartbeat_period: millis(heartbeat_period_ms),
+        stats_period: millis(stats_period_ms),
+        connect_timeout: millis(connect_timeout_ms),
+        token,
+        ..ClientConfig::default()
+    }
+}
+
 /// A duration as whole milliseconds for a C config field (saturating).
 fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
@@ -269,7 +289,10 @@ pub unsafe extern "C" fn loadmon_test_client_config_default(cfg: *mut LoadmonTes
         out_dir: DEFAULT_OUT_DIR.as_ptr(),
         min_chunk_size_mb: w.min_chunk_size_mb as u32,
         sync: std::ptr::null(),
-        keep_files: 2,
+        keep_files: match w.keep_files {
+            KeepFiles::All => 0,
+            KeepFiles::Newest(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        },
         heartbeat_period_ms: ms(c.heartbeat_period),
         stats_period_ms: ms(c.stats_period),
         connect_timeout_ms: ms(c.connect_timeout),
@@ -505,15 +528,14 @@ pub unsafe extern "C" fn loadmon_test_client_run(
             Ok(s) => s.unwrap_or_default(),
             Err(e) => return fail(e),
         };
-        let client = ClientConfig {
+        let client = client_config(
             host,
-            port: c.port,
-            heartbeat_period: millis(c.heartbeat_period_ms),
-            stats_period: millis(c.stats_period_ms),
-            connect_timeout: millis(c.connect_timeout_ms),
+            c.port,
+            c.heartbeat_period_ms,
+            c.stats_period_ms,
+            c.connect_timeout_ms,
             token,
-            ..ClientConfig::default()
-        };
+        );
         let writer = FileWriterConfig {
             run_time_s: f64::from(c.run_time_s),
             chunk_size_mb: u64::from(c.chunk_size_mb),
@@ -618,15 +640,14 @@ pub unsafe extern "C" fn loadmon_client_run(
             (Ok(h), Ok(t)) => (h, t),
             (Err(code), _) | (_, Err(code)) => return code,
         };
-        let config = ClientConfig {
+        let config = client_config(
             host,
-            port: c.port,
-            heartbeat_period: millis(c.heartbeat_period_ms),
-            stats_period: millis(c.stats_period_ms),
-            connect_timeout: millis(c.connect_timeout_ms),
+            c.port,
+            c.heartbeat_period_ms,
+            c.stats_period_ms,
+            c.connect_timeout_ms,
             token,
-            ..ClientConfig::default()
-        };
+        );
         let workload = CWorkload {
             run_tests,
             user_data,
