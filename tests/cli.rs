@@ -2,7 +2,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::ChildGuard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 
@@ -97,20 +101,8 @@ fn the_quick_demo_passes() {
     assert!(!data.exists(), "the demo removes its data files");
 }
 
-/// A child process that is killed if the test fails before it exits.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts `loadmon server` and reads its port from its stderr.
-fn spawn_server(extra: &[&str]) -> (Guard, u16) {
+fn spawn_server(extra: &[&str]) -> (ChildGuard, u16) {
     let mut child = Command::new(BIN)
         .args(["server", "--port", "0", "--no-log-files"])
         .args(extra)
@@ -119,7 +111,7 @@ fn spawn_server(extra: &[&str]) -> (Guard, u16) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let child = Guard(child);
+    let child = ChildGuard(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -140,18 +132,8 @@ fn spawn_server(extra: &[&str]) -> (Guard, u16) {
     (child, port)
 }
 
-fn wait_exit(child: &mut Guard) -> i32 {
-    let child = &mut child.0;
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > Duration::from_secs(30) {
-            panic!("process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_exit(child: &mut ChildGuard) -> i32 {
+    child.wait_for(Duration::from_secs(30)).code().unwrap_or(-1)
 }
 
 #[test]

@@ -5,10 +5,14 @@
 //! everything is removed at the end, also when the test fails.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use loadmon::{Report, Status};
+
+mod common;
+
+use common::ChildGuard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 const TOKEN: &str = "netns-test-token";
@@ -94,36 +98,13 @@ impl Drop for Net {
     }
 }
 
-/// Kills the child if the test ends before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn wait_exit(child: &mut Guard, limit: Duration) -> Option<i32> {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            return s.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 #[test]
 fn three_hosts_one_link_cut_mid_run() {
     let tmp = tempfile::tempdir().unwrap();
     let net = Net::create(3);
     let report_path = tmp.path().join("report.json");
 
-    let mut server = Guard(
+    let mut server = ChildGuard(
         Command::new("ip")
             .args([
                 "netns",
@@ -161,13 +142,13 @@ fn three_hosts_one_link_cut_mid_run() {
     assert!(addr.starts_with("10.77.0.1:"), "{addr}");
     let port = addr.rsplit(':').next().unwrap().to_string();
 
-    let mut clients: Vec<Guard> = net
+    let mut clients: Vec<ChildGuard> = net
         .client_ns
         .iter()
         .enumerate()
         .map(|(i, ns)| {
             let out = tmp.path().join(format!("c{}", i + 1));
-            Guard(
+            ChildGuard(
                 Command::new("ip")
                     .args(["netns", "exec", ns, BIN, "client", "--host", "10.77.0.1"])
                     .args(["--port", &port, "--token", TOKEN, "-r", "6", "-c", "1"])
@@ -194,14 +175,14 @@ fn three_hosts_one_link_cut_mid_run() {
 
     for n in [0, 2] {
         assert_eq!(
-            wait_exit(&mut clients[n], Duration::from_secs(30)),
+            clients[n].wait_for(Duration::from_secs(30)).code(),
             Some(0),
             "client {} should pass",
             n + 1
         );
     }
     // Not every client passed: the server exits 3 once all connections are gone.
-    assert_eq!(wait_exit(&mut server, Duration::from_secs(30)), Some(3));
+    assert_eq!(server.wait_for(Duration::from_secs(30)).code(), Some(3));
     let report = Report::from_json(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     assert_eq!(report.clients.len(), 3, "{report:#?}");
     for c in &report.clients {

@@ -2,26 +2,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, WAIT};
+use common::{ChildGuard, TestServer, WAIT};
 use loadmon::server::ServerConfig;
 use loadmon::Status;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
-
-/// Kills the child if the test fails before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn client_args(port: u16, run_time: &str, file_mb: &str, out_dir: &std::path::Path) -> Vec<String> {
     [
@@ -50,7 +38,7 @@ fn client_args(port: u16, run_time: &str, file_mb: &str, out_dir: &std::path::Pa
     .collect()
 }
 
-async fn wait_child(child: &mut Guard) -> std::process::Output {
+async fn wait_child(child: &mut ChildGuard) -> std::process::Output {
     let t = Instant::now();
     loop {
         if child.0.try_wait().unwrap().is_some() {
@@ -76,7 +64,7 @@ async fn a_client_killed_mid_run_is_aborted_and_its_files_stay_in_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let server = TestServer::start(ServerConfig::default()).await;
     let port = server.addr.port();
-    let mut victim = Guard(
+    let mut victim = ChildGuard(
         Command::new(BIN)
             .args(client_args(port, "60", "2", &tmp.path().join("victim")))
             .spawn()
@@ -93,7 +81,7 @@ async fn a_client_killed_mid_run_is_aborted_and_its_files_stay_in_the_report() {
         assert!(t.elapsed() < WAIT, "the victim never wrote a file");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut healthy = Guard(
+    let mut healthy = ChildGuard(
         Command::new(BIN)
             .args(client_args(port, "1", "2", &tmp.path().join("healthy")))
             .stdout(Stdio::null())
@@ -137,7 +125,7 @@ async fn a_full_disk_fails_the_client_with_the_reason() {
     // RLIMIT_FSIZE of 3 MiB (6144 blocks of 512 bytes): the probe (2 x 1 MiB) fits, the first
     // 4 MiB file does not. The write fails with EFBIG, like a disk filling up.
     let script = format!("ulimit -f 6144 && exec '{BIN}' {args}");
-    let mut child = Guard(
+    let mut child = ChildGuard(
         Command::new("sh")
             .args(["-c", &script])
             .stderr(Stdio::piped())

@@ -122,3 +122,32 @@ impl Raw {
         let _ = self.writer.shutdown().await;
     }
 }
+
+/// A child process that is killed (and reaped) if the test ends before it exits.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    /// Waits for the child to exit, polling; panics if it is still running after `limit`.
+    pub fn wait_for(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "the child did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
