@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientConfig, ClientResult, Workload};
 use crate::error::{Error, Result};
+use crate::events::{Event, EventStream};
 use crate::report::{ClientReport, Report};
 use crate::server::{Server, ServerConfig, ServerControl};
 
@@ -155,6 +156,20 @@ impl ServerHandle {
         }
     }
 
+    /// The HTTP listener's address, if the server has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.control.http_addr()
+    }
+
+    /// Subscribes to the live event stream (see [`crate::events`]); the stream ends after the
+    /// final report.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if the small runtime that waits for events cannot start.
+    pub fn events(&self) -> Result<Events> {
+        Events::new(self.control.subscribe())
+    }
+
     /// A cloneable control for stopping from another thread.
     pub fn control(&self) -> ServerControl {
         self.control.clone()
@@ -171,12 +186,18 @@ impl ServerHandle {
     /// [`Error::Timeout`] if it is still running after `timeout` (`None` waits forever); the
     /// server's own error (the JSON report could not be written) otherwise.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<Report> {
-        self.outcome.wait(timeout).unwrap_or_else(|| {
+        self.try_wait(timeout).unwrap_or_else(|| {
             Err(Error::Timeout(format!(
                 "the server is still running after {:.1} s",
                 timeout.unwrap_or_default().as_secs_f64()
             )))
         })
+    }
+
+    /// Like [`ServerHandle::wait`], but `None` when the server is still running after `timeout`:
+    /// a caller polling in slices cannot mistake a late report for a timeout.
+    pub fn try_wait(&self, timeout: Option<Duration>) -> Option<Result<Report>> {
+        self.outcome.wait(timeout)
     }
 
     /// Stops the server (running clients become ABORTED) and returns the report; on a server
@@ -197,6 +218,62 @@ impl Drop for ServerHandle {
             if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();
             }
+        }
+    }
+}
+
+/// What [`Events::next_timeout`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventPoll {
+    /// The next event.
+    Event(Box<Event>),
+    /// None arrived within the timeout.
+    Timeout,
+    /// The stream is over (the final report was the last event).
+    Ended,
+}
+
+/// A blocking subscription to a server's events. Also an [`Iterator`] that blocks for each
+/// event and ends after the final report.
+#[derive(Debug)]
+pub struct Events {
+    rt: tokio::runtime::Runtime,
+    stream: EventStream,
+}
+
+impl Events {
+    fn new(stream: EventStream) -> Result<Events> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+        Ok(Events { rt, stream })
+    }
+
+    /// The next event, waiting at most `timeout` (`None`: as long as it takes).
+    pub fn next_timeout(&mut self, timeout: Option<Duration>) -> EventPoll {
+        let stream = &mut self.stream;
+        let got = match timeout {
+            None => Some(self.rt.block_on(stream.next())),
+            Some(t) => self
+                .rt
+                .block_on(async { tokio::time::timeout(t, stream.next()).await.ok() }),
+        };
+        match got {
+            None => EventPoll::Timeout,
+            Some(None) => EventPoll::Ended,
+            Some(Some(e)) => EventPoll::Event(Box::new(e)),
+        }
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        match self.next_timeout(None) {
+            EventPoll::Event(e) => Some(*e),
+            EventPoll::Timeout | EventPoll::Ended => None,
         }
     }
 }
@@ -246,18 +323,22 @@ impl ClientHandle {
     /// [`Error::Timeout`] if the client is still running after `timeout` (`None` waits
     /// forever); otherwise the client's own error.
     pub fn join(&self, timeout: Option<Duration>) -> Result<ClientResult> {
-        let r = self.outcome.wait(timeout).unwrap_or_else(|| {
+        self.try_join(timeout).unwrap_or_else(|| {
             Err(Error::Timeout(format!(
                 "the client is still running after {:.1} s",
                 timeout.unwrap_or_default().as_secs_f64()
             )))
-        });
-        if self.outcome.is_set() {
-            if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                let _ = t.join();
-            }
+        })
+    }
+
+    /// Like [`ClientHandle::join`], but `None` when the client is still running after
+    /// `timeout`: a caller polling in slices cannot mistake a late result for a timeout.
+    pub fn try_join(&self, timeout: Option<Duration>) -> Option<Result<ClientResult>> {
+        let r = self.outcome.wait(timeout)?;
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
         }
-        r
+        Some(r)
     }
 
     /// Asks the client to stop; [`ClientHandle::join`] then returns [`Error::Interrupted`].

@@ -285,11 +285,71 @@ impl ClientResult {
     }
 }
 
+/// A live view of a client's run, for progress bars: see [`Client::progress`].
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    run: Arc<Mutex<Option<RunProgress>>>,
+}
+
+#[derive(Debug, Clone)]
+struct RunProgress {
+    client_id: u32,
+    started: Instant,
+    run_time: Option<Duration>,
+    counters: Arc<Counters>,
+}
+
+/// What [`Progress::get`] returns while a workload runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProgressSnapshot {
+    /// The id the server assigned.
+    pub client_id: u32,
+    /// Time since the workload started.
+    pub elapsed: Duration,
+    /// The workload's run time, if it has one.
+    pub run_time: Option<Duration>,
+    /// Bytes written so far.
+    pub bytes_written: u64,
+    /// Files finished so far.
+    pub files_written: u64,
+}
+
+impl ProgressSnapshot {
+    /// Average MiB/s since the workload started.
+    pub fn throughput_mb_s(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.bytes_written as f64 / BYTES_PER_MB / s
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Progress {
+    /// The run's figures so far; `None` before the workload starts.
+    pub fn get(&self) -> Option<ProgressSnapshot> {
+        let run = self.run.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        Some(ProgressSnapshot {
+            client_id: run.client_id,
+            elapsed: run.started.elapsed(),
+            run_time: run.run_time,
+            bytes_written: run.counters.bytes_written.load(Ordering::Relaxed),
+            files_written: run.counters.files_written.load(Ordering::Relaxed),
+        })
+    }
+
+    fn set(&self, run: RunProgress) {
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = Some(run);
+    }
+}
+
 /// The generic client.
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
     cancel: CancellationToken,
+    progress: Progress,
 }
 
 impl Client {
@@ -302,12 +362,18 @@ impl Client {
         Ok(Client {
             config,
             cancel: CancellationToken::new(),
+            progress: Progress::default(),
         })
     }
 
     /// The client's settings.
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// A live view of the run (for a progress bar), usable from any thread.
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
     }
 
     /// A token that, when cancelled, stops the run (the workload sees
@@ -480,6 +546,12 @@ impl Client {
         let stopped = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::new());
         let started = Instant::now();
+        self.progress.set(RunProgress {
+            client_id,
+            started,
+            run_time: workload.run_time(),
+            counters: counters.clone(),
+        });
         let ctx = Context {
             client_id,
             started,
@@ -536,10 +608,12 @@ impl Client {
                 }
                 _ = stats.tick(), if server_open => {
                     let s = sampler.sample();
+                    // send_stats last: the server takes its time-series point on it, with the
+                    // bytes and memory of the two lines before.
                     let batch = [
-                        Message::SendStats { cpu_pct: round2(s.cpu_pct), mem_pct: round2(s.mem_pct) },
-                        Message::ProcStats { cpu_core_pct: round2(s.cpu_core_pct), rss_bytes: s.rss_bytes },
                         counters.write_stats(),
+                        Message::ProcStats { cpu_core_pct: round2(s.cpu_core_pct), rss_bytes: s.rss_bytes },
+                        Message::SendStats { cpu_pct: round2(s.cpu_pct), mem_pct: round2(s.mem_pct) },
                     ];
                     for m in &batch {
                         conn.feed(m);

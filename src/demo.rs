@@ -81,6 +81,14 @@ pub struct DemoOptions {
     pub report_json: Option<PathBuf>,
     /// Where to write the session logs, if anywhere.
     pub log_dir: Option<PathBuf>,
+    /// Where to write the CSV report, if anywhere.
+    pub report_csv: Option<PathBuf>,
+    /// Where to write the HTML report (table and charts), if anywhere.
+    pub report_html: Option<PathBuf>,
+    /// `host:port` for the HTTP API and dashboard, if any.
+    pub http: Option<String>,
+    /// Show the live console table (a terminal) or status lines (otherwise).
+    pub live: bool,
 }
 
 impl Default for DemoOptions {
@@ -91,6 +99,10 @@ impl Default for DemoOptions {
             out_dir: PathBuf::from("client_files"),
             report_json: None,
             log_dir: None,
+            report_csv: None,
+            report_html: None,
+            http: None,
+            live: false,
         }
     }
 }
@@ -110,9 +122,15 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
     let server = ServerHandle::start(ServerConfig {
         port: opts.port,
         report_json: opts.report_json.clone(),
+        report_csv: opts.report_csv.clone(),
+        report_html: opts.report_html.clone(),
+        http: opts.http.clone(),
         log_dir: opts.log_dir.as_ref().map(|d| d.join("server_logs")),
         ..Default::default()
     })?;
+    let live = opts
+        .live
+        .then(|| crate::console::LiveView::server(server.control(), Duration::from_secs(5)));
     let started = std::time::Instant::now();
     let mut clients = Vec::new();
     let mut first_error = None;
@@ -134,10 +152,11 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
             } else {
                 Duration::from_secs(5)
             },
+            // Shorter than the seed's 10 s so that the charts of a 12–20 s run have points.
             stats_period: if opts.quick {
                 Duration::from_millis(400)
             } else {
-                Duration::from_secs(10)
+                Duration::from_secs(2)
             },
             log_dir: opts.log_dir.as_ref().map(|d| d.join("client_logs")),
             ..Default::default()
@@ -159,6 +178,7 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
     } else {
         server.wait(None)
     };
+    drop(live);
     for i in 0..schedule.len() {
         let _ = std::fs::remove_dir_all(opts.out_dir.join(format!("demo_client_{}", i + 1)));
     }

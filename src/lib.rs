@@ -13,7 +13,11 @@
 //!   [`Workload`](client::Workload) trait.
 //! - [`file_writer`]: the test client's workload (validation, files, rollover, sync, keep_files).
 //! - [`stats`]: CPU and memory of this process, with sysinfo.
-//! - [`report`]: report types (serde), the seed's text report, JSON, atomic writes.
+//! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML, atomic writes.
+//! - [`series`]: bounded per-client time series (throughput, CPU, memory) for charts.
+//! - [`events`]: the live event stream (client connected, status change, stats sample, …).
+//! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
+//! - [`console`]: the live console table and the plain status lines of the CLI.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule in one process.
 //! - `config` (private): checks shared by the server's and the client's settings.
@@ -50,12 +54,17 @@ pub mod blocking;
 pub mod client;
 mod config;
 pub mod connection;
+pub mod console;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod file_writer;
+mod html_report;
+mod http;
 mod logging;
 pub mod protocol;
 pub mod report;
+pub mod series;
 pub mod server;
 pub mod stats;
 

@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::{IsTerminal, Write};
+
 use clap::{Args, Parser, Subcommand};
 use loadmon::client::{Client, ClientConfig};
+use loadmon::console::{LiveView, SuspendingStderr};
+use loadmon::events::EventStream;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::{Server, ServerConfig};
 use loadmon::{Error, Report, Status};
@@ -73,6 +77,55 @@ struct ServerArgs {
     /// thousands of clients and costs the least CPU; more help only a flood of messages.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+/// Live output and extra reports, shared by `server` and `demo`.
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Serve the HTTP JSON API, Prometheus /metrics and the dashboard on HOST:PORT
+    /// (e.g. 127.0.0.1:8080; port 0 picks one). Off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
+    /// Keep the HTTP listener up this many seconds after the run, serving the final report.
+    #[arg(long, default_value_t = 0.0, value_parser = seconds, value_name = "SECONDS")]
+    http_linger: f64,
+    /// Write every event as one JSON line to PATH as it happens ("-" for stdout).
+    #[arg(long, value_name = "PATH")]
+    json_stream: Option<PathBuf>,
+    /// Write the report as CSV (one row per client).
+    #[arg(long, value_name = "PATH")]
+    report_csv: Option<PathBuf>,
+    /// Write the report as a self-contained HTML page with charts.
+    #[arg(long, value_name = "PATH")]
+    report_html: Option<PathBuf>,
+    /// Seconds between status lines when stdout is not a terminal (0: none).
+    #[arg(long, default_value_t = 10.0, value_parser = seconds, value_name = "SECONDS")]
+    status_interval: f64,
+    /// No live table or status lines.
+    #[arg(long)]
+    no_live: bool,
+}
+
+impl WatchArgs {
+    fn stream_to_stdout(&self) -> bool {
+        self.json_stream.as_deref() == Some(std::path::Path::new("-"))
+    }
+
+    /// The live view, unless turned off (or stdout carries the JSON stream).
+    fn live(&self, control: loadmon::server::ServerControl) -> Option<LiveView> {
+        if self.no_live || self.stream_to_stdout() {
+            return None;
+        }
+        if !std::io::stdout().is_terminal() && self.status_interval == 0.0 {
+            return None;
+        }
+        Some(LiveView::server(
+            control,
+            secs(self.status_interval.max(0.1)),
+        ))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +197,18 @@ struct DemoArgs {
     /// Do not write log files.
     #[arg(long)]
     no_log_files: bool,
+    /// Write the HTML report here (its path is printed at the end).
+    #[arg(long, default_value = "loadmon_demo_report.html")]
+    report_html: PathBuf,
+    /// Write the CSV report here.
+    #[arg(long)]
+    report_csv: Option<PathBuf>,
+    /// Serve the HTTP API and dashboard on HOST:PORT while the demo runs.
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
+    /// No live table or status lines.
+    #[arg(long)]
+    no_live: bool,
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -175,7 +240,7 @@ fn init_tracing(cli: &Cli) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(SuspendingStderr)
         .with_target(false)
         .init();
 }
@@ -230,6 +295,10 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         handshake_timeout: secs(a.handshake_timeout),
         token: a.token,
         report_json: a.report_json,
+        report_csv: a.watch.report_csv.clone(),
+        report_html: a.watch.report_html.clone(),
+        http: a.watch.http.clone(),
+        http_linger: secs(a.watch.http_linger),
         log_dir: (!a.no_log_files).then_some(a.log_dir),
         ..Default::default()
     };
@@ -247,14 +316,62 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+    let watch = a.watch;
     let report = rt.block_on(async {
         let server = Server::bind(config).await?;
         // Always said, whatever the log level: with --port 0 this is how callers learn the port.
         eprintln!("loadmon server listening on {}", server.local_addr());
-        server.run_until(shutdown_signal()).await
+        if let Some(h) = server.control().http_addr() {
+            eprintln!("loadmon dashboard on http://{h}/");
+        }
+        let stream = match &watch.json_stream {
+            Some(path) => Some(json_stream(path, server.control().subscribe())?),
+            None => None,
+        };
+        let live = watch.live(server.control());
+        let report = server.run_until(shutdown_signal()).await;
+        drop(live);
+        if let Some(task) = stream {
+            // The stream ends with the final report; wait for it to be written.
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        report
     })?;
-    print!("{}", report.to_text());
+    if watch.stream_to_stdout() {
+        // stdout carries the JSON lines: keep it machine-readable.
+        eprint!("{}", report.to_text());
+    } else {
+        print!("{}", report.to_text());
+    }
     Ok(report_exit(&report))
+}
+
+/// Writes every event of `events` as a JSON line to `path` ("-": stdout), flushed at once.
+/// A write error (full disk) is logged once and ends the stream, never the server.
+fn json_stream(
+    path: &std::path::Path,
+    mut events: EventStream,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let mut out: Box<dyn Write + Send> = if path == std::path::Path::new("-") {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| Error::file("create the JSON stream", path, e))?,
+        )
+    };
+    let name = path.display().to_string();
+    Ok(tokio::spawn(async move {
+        while let Some(e) = events.next().await {
+            let r = out
+                .write_all(e.to_json_line().as_bytes())
+                .and_then(|()| out.flush());
+            if let Err(err) = r {
+                tracing::warn!("JSON stream {name}: {err}; no more events are written");
+                return;
+            }
+        }
+    }))
 }
 
 fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
@@ -292,7 +409,10 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         shutdown_signal().await;
         cancel.cancel();
     });
-    let result = rt.block_on(client.run(writer))?;
+    let bar = LiveView::client(client.progress());
+    let result = rt.block_on(client.run(writer));
+    drop(bar);
+    let result = result?;
     println!(
         "client {}: {} file(s), {} bytes in {:.2} s, {:.2} MB/s, chunk latency p50 {} ms, p99 {} ms",
         result.client_id,
@@ -320,8 +440,13 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Error> {
         out_dir: a.out_dir,
         report_json: a.report_json,
         log_dir: (!a.no_log_files).then_some(a.log_dir),
+        report_csv: a.report_csv,
+        report_html: Some(a.report_html.clone()),
+        http: a.http,
+        live: !a.no_live,
     })?;
     print!("{}", report.to_text());
+    println!("HTML report: {}", a.report_html.display());
     Ok(report_exit(&report))
 }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::series::ClientSeries;
 
 /// Bytes in one MB as the protocol counts them (MiB).
 pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
@@ -113,6 +114,15 @@ pub struct ClientReport {
     pub chunk_p99_ms: Option<f64>,
     /// Seconds since the last heartbeat (live snapshots of running clients only).
     pub last_heartbeat_age_s: Option<f64>,
+    /// The latest `send_stats` %CPU (100 = one core).
+    #[serde(default)]
+    pub cpu_last_pct: Option<f64>,
+    /// The latest `send_stats` %MEM.
+    #[serde(default)]
+    pub mem_last_pct: Option<f64>,
+    /// The latest resident memory from `proc_stats`, bytes.
+    #[serde(default)]
+    pub rss_last_bytes: Option<u64>,
 }
 
 /// All clients together.
@@ -134,6 +144,36 @@ pub struct Total {
     pub last_done: Option<String>,
 }
 
+/// The CSV header: [`ClientReport`]'s fields in order.
+const CSV_HEADER: [&str; 26] = [
+    "id",
+    "status",
+    "time_ran_s",
+    "cpu_avg_pct",
+    "mem_avg_pct",
+    "files_written",
+    "file_size_mb",
+    "chunk_size_mb",
+    "heartbeats",
+    "stats_reports",
+    "bytes_written",
+    "throughput_mb_s",
+    "reason",
+    "peer",
+    "protocol_version",
+    "start_time",
+    "end_time",
+    "cpu_core_avg_pct",
+    "rss_avg_bytes",
+    "rss_peak_bytes",
+    "chunk_p50_ms",
+    "chunk_p99_ms",
+    "last_heartbeat_age_s",
+    "cpu_last_pct",
+    "mem_last_pct",
+    "rss_last_bytes",
+];
+
 /// The server's report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -145,6 +185,10 @@ pub struct Report {
     pub clients: Vec<ClientReport>,
     /// All clients together.
     pub total: Total,
+    /// Each client's throughput, CPU and memory over time (bounded; see
+    /// [`series`](crate::series)), for the clients that sent stats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<ClientSeries>,
 }
 
 impl Report {
@@ -217,6 +261,61 @@ impl Report {
     /// [`Error::File`] with the path.
     pub fn write_json(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_json().as_bytes())
+    }
+
+    /// The clients as CSV: a header row with the JSON report's field names, then one row per
+    /// client (an absent value is an empty cell).
+    ///
+    /// # Examples
+    /// ```
+    /// let report = loadmon::report::Report::from_json(
+    ///     r#"{"start_time":"2026-11-25T10:00:00+00:00","end_time":"2026-11-25T10:00:20+00:00",
+    ///         "clients":[],"total":{"clients":0,"passed":0,"files_written":0,"bytes_written":0,
+    ///         "throughput_mb_s":0.0,"first_done":null,"last_done":null}}"#).unwrap();
+    /// assert!(report.to_csv().starts_with("id,status,time_ran_s,"));
+    /// ```
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        // The header comes from the first serialised row; with no client, write it by hand.
+        let mut result = if self.clients.is_empty() {
+            w.write_record(CSV_HEADER)
+        } else {
+            self.clients.iter().try_for_each(|c| w.serialize(c))
+        };
+        let bytes = match w.into_inner() {
+            Ok(b) => b,
+            Err(e) => {
+                result = Err(csv::Error::from(e.into_error()));
+                Vec::new()
+            }
+        };
+        match result {
+            // Plain numbers and strings: writing to memory cannot fail.
+            Ok(()) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => format!("error\n{e}\n"),
+        }
+    }
+
+    /// A self-contained HTML page: the report table and inline SVG charts of each client's
+    /// throughput and CPU over time (from [`Report::series`]).
+    pub fn to_html(&self) -> String {
+        crate::html_report::render(self)
+    }
+
+    /// Writes [`Report::to_csv`] to `path` atomically.
+    ///
+    /// # Errors
+    /// [`Error::File`] with the path.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_csv().as_bytes())
+    }
+
+    /// Writes [`Report::to_html`] to `path` atomically.
+    ///
+    /// # Errors
+    /// [`Error::File`] with the path.
+    pub fn write_html(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_html().as_bytes())
     }
 }
 
@@ -293,6 +392,9 @@ mod tests {
             chunk_p50_ms: None,
             chunk_p99_ms: None,
             last_heartbeat_age_s: None,
+            cpu_last_pct: None,
+            mem_last_pct: None,
+            rss_last_bytes: None,
         }
     }
 
@@ -314,7 +416,57 @@ mod tests {
                 first_done: None,
                 last_done: None,
             },
+            series: vec![],
         }
+    }
+
+    #[test]
+    fn csv_has_the_json_field_names_and_one_row_per_client() {
+        let mut r = report();
+        r.clients[1].reason = Some("no heartbeat, \"really\"".into());
+        let text = r.to_csv();
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, CSV_HEADER);
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][0], "100");
+        assert_eq!(&rows[1][1], "TIMED OUT");
+        assert_eq!(&rows[1][12], "no heartbeat, \"really\"");
+        assert_eq!(&rows[0][12], "");
+        // No client: the header alone.
+        r.clients.clear();
+        assert_eq!(r.to_csv().lines().count(), 1);
+        assert!(r.to_csv().starts_with("id,status,"));
+    }
+
+    #[test]
+    fn html_is_self_contained_with_a_row_per_client_and_charts() {
+        use crate::series::{ClientSeries, Sample};
+        let mut r = report();
+        r.clients[1].reason = Some("<script>alert(1)</script>".into());
+        let sample = |t_s: f64, cpu_pct: f64| Sample {
+            t_s,
+            bytes_written: 0,
+            throughput_mb_s: 5.0,
+            cpu_pct,
+            mem_pct: 0.1,
+            rss_bytes: None,
+        };
+        r.series = vec![ClientSeries {
+            id: 100,
+            samples: vec![sample(1.0, 10.0), sample(2.0, 20.0)],
+        }];
+        let html = r.to_html();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(html.matches("<tr><td>").count(), 2);
+        assert!(!html.contains("<script>"), "reason must be escaped");
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert_eq!(html.matches(r#"data-points="2""#).count(), 2);
+        assert!(!html.contains("http://") || !html.contains("src=\"http"));
+        assert!(!html.contains("<link") && !html.contains("<script"));
+        r.series.clear();
+        assert!(r.to_html().contains("no charts"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,9 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
+use crate::events::{EventBus, EventKind, EventStream};
 use crate::logging::EventLog;
 use crate::protocol::{Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
 use crate::report::{ClientReport, Report, Status, Total, BYTES_PER_MB};
+use crate::series::{ClientSeries, Sample, Series};
 
 /// How long a closing connection waits for the peer to read our last line.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
@@ -55,6 +58,16 @@ pub struct ServerConfig {
     pub report_json: Option<PathBuf>,
     /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
     pub log_dir: Option<PathBuf>,
+    /// Where to write the CSV report (one row per client) when the server stops.
+    pub report_csv: Option<PathBuf>,
+    /// Where to write the HTML report (table and charts) when the server stops.
+    pub report_html: Option<PathBuf>,
+    /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
+    /// default) for none. Port 0 picks a free port. The same token as the protocol port
+    /// applies (sent as `Authorization: Bearer <token>`).
+    pub http: Option<String>,
+    /// How long the HTTP listener keeps serving the final report after the run (default 0).
+    pub http_linger: Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +83,10 @@ impl Default for ServerConfig {
             token: None,
             report_json: None,
             log_dir: None,
+            report_csv: None,
+            report_html: None,
+            http: None,
+            http_linger: Duration::ZERO,
         }
     }
 }
@@ -91,6 +108,11 @@ impl ServerConfig {
         }
         if self.handshake_timeout.is_zero() {
             return Err(Error::Config("handshake_timeout must be positive".into()));
+        }
+        if self.http.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err(Error::Config(
+                "http must be host:port (e.g. 127.0.0.1:8080), not empty".into(),
+            ));
         }
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
@@ -121,6 +143,12 @@ struct ClientState {
     reported_bytes: Option<u64>,
     chunk_p50_us: Option<u64>,
     chunk_p99_us: Option<u64>,
+    cpu_last_pct: Option<f64>,
+    mem_last_pct: Option<f64>,
+    rss_last_bytes: Option<u64>,
+    series: Series,
+    /// (time, bytes) of the previous stats sample, for the live throughput.
+    previous_sample: (f64, u64),
 }
 
 impl ClientState {
@@ -148,6 +176,11 @@ impl ClientState {
             reported_bytes: None,
             chunk_p50_us: None,
             chunk_p99_us: None,
+            cpu_last_pct: None,
+            mem_last_pct: None,
+            rss_last_bytes: None,
+            series: Series::default(),
+            previous_sample: (0.0, 0),
         }
     }
 
@@ -218,6 +251,9 @@ impl ClientState {
                 now.saturating_duration_since(self.last_heartbeat)
                     .as_secs_f64()
             }),
+            cpu_last_pct: self.cpu_last_pct,
+            mem_last_pct: self.mem_last_pct,
+            rss_last_bytes: self.rss_last_bytes,
         }
     }
 }
@@ -238,12 +274,65 @@ struct State {
     end_time: Option<DateTime<Local>>,
 }
 
+/// Every command the server counts (`loadmon_messages_total`), and `invalid` for lines that
+/// did not parse.
+pub const COUNTED_COMMANDS: [&str; 17] = [
+    "get_cid",
+    "ready",
+    "file_stats",
+    "start",
+    "hb",
+    "send_stats",
+    "file_roll",
+    "done",
+    "set_cid",
+    "run_tests",
+    "hello",
+    "token",
+    "proc_stats",
+    "write_stats",
+    "error",
+    "refused",
+    "invalid",
+];
+const INVALID: usize = 16;
+
+fn command_index(m: &Message) -> usize {
+    match m {
+        Message::GetCid => 0,
+        Message::Ready => 1,
+        Message::FileStats { .. } => 2,
+        Message::Start => 3,
+        Message::Heartbeat => 4,
+        Message::SendStats { .. } => 5,
+        Message::FileRoll => 6,
+        Message::Done => 7,
+        Message::SetCid(_) => 8,
+        Message::RunTests => 9,
+        Message::Hello { .. } => 10,
+        Message::Token(_) => 11,
+        Message::ProcStats { .. } => 12,
+        Message::WriteStats { .. } => 13,
+        Message::Error(_) => 14,
+        Message::Refused(_) => 15,
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     stop: CancellationToken,
     start_time: DateTime<Local>,
+    started: Instant,
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    events: EventBus,
+    /// Lines received per command ([`COUNTED_COMMANDS`] order).
+    messages: [AtomicU64; COUNTED_COMMANDS.len()],
+    connections: AtomicU64,
+    refused: AtomicU64,
+    /// The final report, once the server stopped.
+    final_report: Mutex<Option<Report>>,
 }
 
 impl Shared {
@@ -257,15 +346,44 @@ impl Shared {
         self.lock().clients.values().cloned().collect()
     }
 
+    fn count(&self, index: usize) {
+        if let Some(c) = self.messages.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
+        self.final_report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The final report if the server stopped, the report so far otherwise.
+    fn current_report(&self) -> Report {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.clone();
+        }
+        self.report()
+    }
+
+    fn seconds_since_start(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.started).as_secs_f64()
+    }
+
     fn report(&self) -> Report {
         let now = Instant::now();
         let end_time = self.lock().end_time;
         let mut clients = Vec::new();
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut dones: Vec<DateTime<Local>> = Vec::new();
+        let mut series = Vec::new();
         for cell in self.cells() {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
+            if !c.series.samples().is_empty() {
+                series.push(ClientSeries {
+                    id: c.id,
+                    samples: c.series.samples().to_vec(),
+                });
+            }
             if let Some((s, _)) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.map_or(now, |e| e.0);
@@ -298,6 +416,7 @@ impl Shared {
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             clients,
             total,
+            series,
         }
     }
 }
@@ -311,12 +430,77 @@ pub struct ServerControl {
 impl ServerControl {
     /// Every client so far, with live figures for the running ones.
     pub fn snapshot(&self) -> Vec<ClientReport> {
-        self.shared.report().clients
+        let now = Instant::now();
+        self.shared
+            .cells()
+            .iter()
+            .map(|c| lock_cell(c).to_report(now))
+            .collect()
     }
 
-    /// The report as it would be if the server stopped now.
+    /// The report as it would be if the server stopped now; the final report once it stopped.
     pub fn report(&self) -> Report {
-        self.shared.report()
+        self.shared.current_report()
+    }
+
+    /// Each client's time series so far (see [`crate::series`]).
+    pub fn series(&self) -> Vec<ClientSeries> {
+        self.shared
+            .cells()
+            .iter()
+            .filter_map(|cell| {
+                let c = lock_cell(cell);
+                (!c.series.samples().is_empty()).then(|| ClientSeries {
+                    id: c.id,
+                    samples: c.series.samples().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Lines received so far per command, in [`COUNTED_COMMANDS`] order (`invalid` counts
+    /// lines that did not parse).
+    pub fn message_counts(&self) -> Vec<(&'static str, u64)> {
+        COUNTED_COMMANDS
+            .iter()
+            .zip(&self.shared.messages)
+            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Connections accepted so far, and connections refused (server full, wrong token, …).
+    pub fn connection_counts(&self) -> (u64, u64) {
+        (
+            self.shared.connections.load(Ordering::Relaxed),
+            self.shared.refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime_s(&self) -> f64 {
+        self.shared.started.elapsed().as_secs_f64()
+    }
+
+    /// Subscribes to the live event stream. Subscribe before clients connect to see every
+    /// event; a subscription made after the server stopped yields the final report only.
+    pub fn subscribe(&self) -> EventStream {
+        let fin = self.shared.final_report();
+        match fin.as_ref() {
+            Some(r) => EventStream::finished(self.shared.events.event(EventKind::Report {
+                report: Box::new(r.clone()),
+            })),
+            None => EventStream::live(self.shared.events.subscribe()),
+        }
+    }
+
+    /// Whether the run is over and the final report is ready.
+    pub fn is_finished(&self) -> bool {
+        self.shared.final_report().is_some()
+    }
+
+    /// The HTTP listener's address, if the server has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.shared.http_addr
     }
 
     /// Asks the server to stop: running clients become ABORTED ("server stopped") and the
@@ -340,6 +524,7 @@ impl ServerControl {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    http: Option<TcpListener>,
     config: Arc<ServerConfig>,
     shared: Arc<Shared>,
     log: Arc<EventLog>,
@@ -371,6 +556,25 @@ impl Server {
                  reach it can join the test (set a token)"
             ));
         }
+        let (http, http_addr) = match &config.http {
+            None => (None, None),
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::net(format!("bind HTTP {addr}"), e))?;
+                let a = l
+                    .local_addr()
+                    .map_err(|e| Error::net(format!("local address of HTTP {addr}"), e))?;
+                if !a.ip().is_loopback() && config.token.is_none() {
+                    log.warn(format!(
+                        "HTTP on non-loopback address {a} without a token: any host that can reach \
+                         it can read the results (set a token)"
+                    ));
+                }
+                log.info(format!("HTTP API, metrics and dashboard on http://{a}/"));
+                (Some(l), Some(a))
+            }
+        };
         log.info("Initialization complete!");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -380,10 +584,18 @@ impl Server {
             }),
             stop: CancellationToken::new(),
             start_time: Local::now(),
+            started: Instant::now(),
             local_addr,
+            http_addr,
+            events: EventBus::new(),
+            messages: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            final_report: Mutex::new(None),
         });
         Ok(Server {
             listener,
+            http,
             config: Arc::new(config),
             shared,
             log: Arc::new(log),
@@ -417,10 +629,23 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<Report> {
         let Server {
             listener,
+            http,
             config,
             shared,
             log,
         } = self;
+        let http_stop = CancellationToken::new();
+        let http_task = http.map(|l| {
+            tokio::spawn(crate::http::serve(
+                l,
+                ServerControl {
+                    shared: shared.clone(),
+                },
+                config.token.clone(),
+                http_stop.clone(),
+                log.clone(),
+            ))
+        });
         log.info(format!(
             "Server now accepting client connections on {}.",
             shared.local_addr
@@ -442,6 +667,8 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         accept_backoff = Duration::from_millis(10);
+                        shared.connections.fetch_add(1, Ordering::Relaxed);
+                        shared.events.emit(|| EventKind::ClientConnected { peer: peer.to_string() });
                         let conn = Connection::new(stream, config.max_line_bytes);
                         match slots.clone().try_acquire_owned() {
                             Ok(permit) => {
@@ -454,6 +681,7 @@ impl Server {
                                     authenticated: config.token.is_none(),
                                     protocol_version: None,
                                     last_heartbeat: Instant::now(),
+                                    missed_reported: false,
                                     cell: None,
                                 };
                                 tasks.spawn(h.serve(conn, permit));
@@ -463,6 +691,11 @@ impl Server {
                                     "server full: {} clients max", config.max_clients
                                 );
                                 log.warn(format!("Refusing connection from {peer}: {reason}"));
+                                shared.refused.fetch_add(1, Ordering::Relaxed);
+                                shared.events.emit(|| EventKind::Refused {
+                                    peer: peer.to_string(),
+                                    reason: reason.clone(),
+                                });
                                 tasks.spawn(refuse(conn, reason));
                             }
                         }
@@ -494,21 +727,66 @@ impl Server {
             }
         }
         for cell in shared.cells() {
-            lock_cell(&cell).finish(
-                Status::Aborted,
-                Some("connection handler ended unexpectedly".into()),
-            );
+            let mut c = lock_cell(&cell);
+            let previous = c.status;
+            let reason = "connection handler ended unexpectedly";
+            if c.finish(Status::Aborted, Some(reason.into())) {
+                shared.events.emit(|| EventKind::StatusChanged {
+                    client_id: c.id,
+                    previous,
+                    status: Status::Aborted,
+                    reason: Some(reason.into()),
+                });
+            }
         }
         shared.lock().end_time = Some(Local::now());
         let report = shared.report();
         for line in report.to_text().lines() {
             log.log(crate::logging::Level::Report, line);
         }
-        if let Some(path) = &config.report_json {
-            report.write_json(path)?;
-            log.info(format!("JSON report written to {}", path.display()));
+        // Every report file is attempted; the first failure is returned after the others.
+        let mut written = Ok(());
+        let files: [(
+            &Option<PathBuf>,
+            &str,
+            fn(&Report, &std::path::Path) -> Result<()>,
+        ); 3] = [
+            (&config.report_json, "JSON", Report::write_json),
+            (&config.report_csv, "CSV", Report::write_csv),
+            (&config.report_html, "HTML", Report::write_html),
+        ];
+        for (path, kind, write) in files {
+            if let Some(path) = path {
+                match write(&report, path) {
+                    Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
+                    Err(e) => {
+                        log.warn(format!("{kind} report not written: {e}"));
+                        if written.is_ok() {
+                            written = Err(e);
+                        }
+                    }
+                }
+            }
         }
-        Ok(report)
+        {
+            let mut fin = shared.final_report();
+            *fin = Some(report.clone());
+            shared.events.emit(|| EventKind::Report {
+                report: Box::new(report.clone()),
+            });
+        }
+        if let Some(task) = http_task {
+            if !config.http_linger.is_zero() {
+                log.info(format!(
+                    "HTTP keeps serving the final report for {:.1} s",
+                    config.http_linger.as_secs_f64()
+                ));
+                tokio::time::sleep(config.http_linger).await;
+            }
+            http_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        written.map(|()| report)
     }
 }
 
@@ -535,6 +813,8 @@ struct Handler {
     protocol_version: Option<String>,
     /// When the last `hb` arrived (or the id was assigned): the liveness clock.
     last_heartbeat: Instant,
+    /// Whether a `heartbeat_missed` event was sent for the current gap.
+    missed_reported: bool,
     /// This client's record, once it has an id.
     cell: Option<ClientCell>,
 }
@@ -550,11 +830,18 @@ impl Handler {
     /// Ends the client's run (if it has an id and has not ended) and logs why.
     fn finish(&self, status: Status, reason: Option<String>) {
         let Some(id) = self.id else { return };
-        let changed = self
-            .cell
-            .as_ref()
-            .is_some_and(|c| lock_cell(c).finish(status, reason.clone()));
-        if changed {
+        let previous = self.cell.as_ref().and_then(|c| {
+            let mut c = lock_cell(c);
+            let previous = c.status;
+            c.finish(status, reason.clone()).then_some(previous)
+        });
+        if let Some(previous) = previous {
+            self.shared.events.emit(|| EventKind::StatusChanged {
+                client_id: id,
+                previous,
+                status,
+                reason: reason.clone(),
+            });
             match (&reason, status) {
                 (_, Status::Pass) => self
                     .log
@@ -609,9 +896,7 @@ impl Handler {
                         }
                         if !was_registered && self.id.is_some() {
                             // From now on the liveness clock is the heartbeat timeout.
-                            timer
-                                .as_mut()
-                                .reset(self.last_heartbeat + self.config.heartbeat_timeout);
+                            timer.as_mut().reset(self.liveness_deadline().0);
                         }
                     }
                     Ok(None) => {
@@ -637,10 +922,18 @@ impl Handler {
                             ));
                             break;
                         }
-                        Some(_) => {
-                            let due = self.last_heartbeat + self.config.heartbeat_timeout;
-                            if due > Instant::now() {
+                        Some(id) => {
+                            let (due, missed) = self.liveness_deadline();
+                            let now = Instant::now();
+                            if due > now {
                                 timer.as_mut().reset(due);
+                                continue;
+                            }
+                            if missed {
+                                self.missed_reported = true;
+                                let age_s = now.saturating_duration_since(self.last_heartbeat).as_secs_f64();
+                                self.shared.events.emit(|| EventKind::HeartbeatMissed { client_id: id, age_s });
+                                timer.as_mut().reset(self.liveness_deadline().0);
                                 continue;
                             }
                             self.finish(
@@ -660,6 +953,17 @@ impl Handler {
         conn.close(CLOSE_LINGER).await;
     }
 
+    /// When the liveness timer must next fire, and whether that is the "heartbeat missed"
+    /// warning (only while someone listens to events) rather than the timeout.
+    fn liveness_deadline(&self) -> (Instant, bool) {
+        let timeout = self.config.heartbeat_timeout;
+        if !self.missed_reported && self.shared.events.active() {
+            (self.last_heartbeat + timeout * 2 / 3, true)
+        } else {
+            (self.last_heartbeat + timeout, false)
+        }
+    }
+
     /// A broken frame or a failed socket: the client is ABORTED with the reason.
     fn on_frame_error(&self, e: FrameError) {
         match e {
@@ -677,8 +981,12 @@ impl Handler {
     /// Handles one received line; replies are queued on `conn` (flushed once per batch).
     fn on_parsed(&mut self, parsed: Parsed, conn: &mut Connection, now: Instant) -> Step {
         let msg = match parsed {
-            Ok(m) => m,
+            Ok(m) => {
+                self.shared.count(command_index(&m));
+                m
+            }
             Err(e) => {
+                self.shared.count(INVALID);
                 // The seed logs an unknown command and carries on; so do we for every bad line.
                 self.log.warn(format!("{}: ignored line: {e}", self.name()));
                 return Step::Continue;
@@ -693,6 +1001,11 @@ impl Handler {
             Reply::Close => Step::Close,
             Reply::Refuse(reason) => {
                 self.log.warn(format!("Refusing {}: {reason}", self.peer));
+                self.shared.refused.fetch_add(1, Ordering::Relaxed);
+                self.shared.events.emit(|| EventKind::Refused {
+                    peer: self.peer.to_string(),
+                    reason: reason.clone(),
+                });
                 conn.feed(&Message::Refused(reason));
                 Step::Close
             }
@@ -707,8 +1020,10 @@ impl Handler {
         };
         if msg == Message::Heartbeat {
             self.last_heartbeat = now;
+            self.missed_reported = false;
         }
-        let (log, now) = (&self.log, self.last_heartbeat);
+        let arrived = now;
+        let (log, now, shared) = (&self.log, self.last_heartbeat, &self.shared);
         let Some(cell) = self.cell.as_ref() else {
             self.log.warn(format!("{id}: client record missing"));
             return Reply::Close;
@@ -735,7 +1050,17 @@ impl Handler {
                 if c.status == Status::NotStarted {
                     log.info(format!("{id}: Client started running tests"));
                     c.status = Status::Running;
-                    c.started = Some((Instant::now(), Local::now()));
+                    let t = Instant::now();
+                    c.started = Some((t, Local::now()));
+                    let t_s = shared.seconds_since_start(t);
+                    c.series.start(t_s, c.bytes_written());
+                    c.previous_sample = (t_s, c.bytes_written());
+                    shared.events.emit(|| EventKind::StatusChanged {
+                        client_id: id,
+                        previous: Status::NotStarted,
+                        status: Status::Running,
+                        reason: None,
+                    });
                 } else {
                     log.warn(format!(
                         "{id}: ignored start: status is already {}",
@@ -757,6 +1082,29 @@ impl Handler {
                 c.stats_reports += 1;
                 c.cpu_total += cpu_pct;
                 c.mem_total += mem_pct;
+                c.cpu_last_pct = Some(cpu_pct);
+                c.mem_last_pct = Some(mem_pct);
+                // A loadmon client sends write_stats and proc_stats just before, so the point
+                // has this period's bytes and memory.
+                let sample = Sample {
+                    t_s: shared.seconds_since_start(arrived),
+                    bytes_written: c.bytes_written(),
+                    throughput_mb_s: 0.0,
+                    cpu_pct,
+                    mem_pct,
+                    rss_bytes: c.rss_last_bytes,
+                };
+                let mut previous = c.previous_sample;
+                let throughput_mb_s = c.series.record(sample, &mut previous);
+                c.previous_sample = previous;
+                shared.events.emit(|| EventKind::StatsSample {
+                    client_id: id,
+                    cpu_pct,
+                    mem_pct,
+                    rss_bytes: sample.rss_bytes,
+                    bytes_written: sample.bytes_written,
+                    throughput_mb_s,
+                });
                 Reply::None
             }
             Message::ProcStats {
@@ -767,6 +1115,7 @@ impl Handler {
                 c.cpu_core_total += cpu_core_pct;
                 c.rss_total += rss_bytes as f64;
                 c.rss_peak_bytes = c.rss_peak_bytes.max(rss_bytes);
+                c.rss_last_bytes = Some(rss_bytes);
                 Reply::None
             }
             Message::WriteStats {
@@ -782,11 +1131,22 @@ impl Handler {
             Message::FileRoll => {
                 log.debug(|| format!("{id}: File rolled over"));
                 c.files_written = c.files_written.saturating_add(1);
+                shared.events.emit(|| EventKind::FileRollover {
+                    client_id: id,
+                    files_written: c.files_written,
+                });
                 Reply::None
             }
             Message::Done => {
+                let previous = c.status;
                 if c.finish(Status::Pass, None) {
                     log.info(format!("{id}: Client finished running tests"));
+                    shared.events.emit(|| EventKind::StatusChanged {
+                        client_id: id,
+                        previous,
+                        status: Status::Pass,
+                        reason: None,
+                    });
                 }
                 Reply::Close
             }
@@ -796,8 +1156,15 @@ impl Handler {
                 } else {
                     reason
                 };
+                let previous = c.status;
                 if c.finish(Status::Failed, Some(reason.clone())) {
                     log.warn(format!("Client {id} FAILED: {reason}"));
+                    shared.events.emit(|| EventKind::StatusChanged {
+                        client_id: id,
+                        previous,
+                        status: Status::Failed,
+                        reason: Some(reason.clone()),
+                    });
                 }
                 Reply::Close
             }
@@ -863,6 +1230,10 @@ impl Handler {
                     "Client connection from {}, assigning client id {id}",
                     self.peer
                 ));
+                self.shared.events.emit(|| EventKind::IdAssigned {
+                    client_id: id,
+                    peer: self.peer.to_string(),
+                });
                 Reply::Send(Message::SetCid(id))
             }
             other => {

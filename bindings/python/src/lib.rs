@@ -428,10 +428,7 @@ impl PyServer {
             py,
             timeout,
             "the server is",
-            |slice| match h.wait(Some(slice)) {
-                Err(Error::Timeout(_)) => None,
-                r => Some(r),
-            },
+            |slice| h.try_wait(Some(slice)),
             |_| {},
         )?;
         Ok(PyReport { inner })
@@ -503,10 +500,7 @@ fn run_handle(
         py,
         timeout,
         "the client is",
-        |slice| match h.join(Some(slice)) {
-            Err(Error::Timeout(_)) if !h.is_finished() => None,
-            r => Some(r),
-        },
+        |slice| h.try_join(Some(slice)),
         move |py| {
             h2.cancel();
             py.detach(|| {

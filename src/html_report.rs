@@ -1,0 +1,274 @@
+//! The self-contained HTML report: the report table and inline SVG charts of each client's
+//! throughput and CPU over time. No script, no external file: it opens anywhere, offline.
+
+use std::fmt::Write as _;
+
+use crate::report::{Report, BYTES_PER_MB};
+
+/// Line colours, cycled per client (colour-blind-friendly Okabe–Ito palette).
+const COLOURS: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+];
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "–".into(), |v| v.to_string())
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
+fn nice_ceiling(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= max)
+        .unwrap_or(10.0 * p)
+}
+
+/// One line chart as inline SVG: `lines` are (label, points (x = seconds, y)).
+fn svg_chart(title: &str, unit: &str, lines: &[(String, Vec<(f64, f64)>)]) -> String {
+    let (w, h, left, right, top, bottom) = (760.0, 260.0, 60.0, 140.0, 30.0, 40.0);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let pts = lines.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let y1 = nice_ceiling(y1);
+    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| top + ph - (y / y1) * ph;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}">"#,
+        t = escape(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{left}" y="18" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for i in 0..=4 {
+        let y = y1 * f64::from(i) / 4.0;
+        let py = sy(y);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{} {}</text>"##,
+            left + pw,
+            left - 6.0,
+            py + 4.0,
+            trim_number(y),
+            escape(unit)
+        );
+    }
+    for i in 0..=4 {
+        let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{:.0} s</text>"#,
+            sx(x),
+            top + ph + 16.0,
+            x
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    );
+    for (i, (label, points)) in lines.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline class="series" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
+            l = escape(label),
+            n = points.len(),
+            p = path.join(" ")
+        );
+        for &(x, y) in points {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{} at {:.1} s: {}</title></circle>"#,
+                sx(x),
+                sy(y),
+                escape(label),
+                x,
+                trim_number(y)
+            );
+        }
+        let ly = top + 14.0 + 18.0 * i as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{:.1}" width="12" height="4" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+            left + pw + 12.0,
+            ly - 4.0,
+            left + pw + 30.0,
+            ly,
+            escape(label)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn trim_number(v: f64) -> String {
+    if v >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The whole report as one HTML page.
+pub(crate) fn render(report: &Report) -> String {
+    let mut s = String::new();
+    s.push_str(concat!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>loadmon report</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0}",
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}",
+        "th{background:#f3f3f3}td.l{text-align:left}",
+        ".PASS{color:#0a7d2c}.ABORTED,.FAILED,.TIMED{color:#b00020}",
+        "svg.chart{display:block;margin:1em 0}",
+        "</style></head><body>\n"
+    ));
+    let t = &report.total;
+    let _ = write!(
+        s,
+        "<h1>loadmon report</h1><p>Start {} · end {} · {} client(s), {} PASS · {} file(s), {:.1} MB written, {:.2} MB/s overall</p>\n",
+        escape(&report.start_time),
+        escape(&report.end_time),
+        t.clients,
+        t.passed,
+        t.files_written,
+        t.bytes_written as f64 / BYTES_PER_MB,
+        t.throughput_mb_s
+    );
+    s.push_str(concat!(
+        "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th><th>Time ran (s)</th>",
+        "<th>Files</th><th>File / chunk (MB)</th><th>Written (MB)</th><th>MB/s</th>",
+        "<th>Avg CPU %</th><th>Avg MEM %</th><th>Peak RSS (MiB)</th><th>Chunk p50 / p99 (ms)</th>",
+        "<th>Heartbeats</th><th>Reason</th></tr></thead><tbody>\n"
+    ));
+    for c in &report.clients {
+        let status = c.status.as_str();
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td class=\"l {}\">{}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            c.id,
+            status.split(' ').next().unwrap_or(status),
+            status,
+            c.time_ran_s,
+            c.files_written,
+            c.file_size_mb,
+            c.chunk_size_mb,
+            c.bytes_written as f64 / BYTES_PER_MB,
+            c.throughput_mb_s,
+            c.cpu_avg_pct,
+            c.mem_avg_pct,
+            opt(c.rss_peak_bytes.map(|b| format!("{:.1}", b as f64 / BYTES_PER_MB))),
+            opt(c.chunk_p50_ms.map(|v| format!("{v:.2}"))),
+            opt(c.chunk_p99_ms.map(|v| format!("{v:.2}"))),
+            c.heartbeats,
+            escape(c.reason.as_deref().unwrap_or(""))
+        );
+    }
+    s.push_str("</tbody></table>\n");
+    if report.series.is_empty() {
+        s.push_str("<p>No client sent stats: no charts.</p>\n");
+    } else {
+        let lines = |f: fn(&crate::series::Sample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            report
+                .series
+                .iter()
+                .map(|cs| {
+                    let pts = cs.samples.iter().map(|p| (p.t_s, f(p))).collect();
+                    (format!("client {}", cs.id), pts)
+                })
+                .collect()
+        };
+        s.push_str(&svg_chart(
+            "Throughput per client",
+            "MB/s",
+            &lines(|p| p.throughput_mb_s),
+        ));
+        s.push('\n');
+        s.push_str(&svg_chart("CPU per client", "%", &lines(|p| p.cpu_pct)));
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "<p><small>Generated by loadmon {}.</small></p></body></html>",
+        crate::VERSION
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn axis_ceilings_are_round() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(7.3), 10.0);
+        assert_eq!(nice_ceiling(130.0), 200.0);
+        assert_eq!(nice_ceiling(0.42), 0.5);
+    }
+
+    #[test]
+    fn a_chart_draws_every_point_of_every_line() {
+        let svg = svg_chart(
+            "t",
+            "MB/s",
+            &[
+                ("a".into(), vec![(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]),
+                ("b<".into(), vec![(0.5, 0.5)]),
+            ],
+        );
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(r#"data-client="a" data-points="3""#));
+        assert!(svg.contains("b&lt;"));
+        assert!(!svg.contains("NaN"));
+    }
+}

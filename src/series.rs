@@ -1,0 +1,156 @@
+//! Bounded per-client time series of throughput, CPU and memory, kept by the server for the
+//! dashboard's charts and the HTML report.
+//!
+//! A series holds at most [`MAX_SAMPLES`] points however long the run: when it is full, every
+//! other point is dropped and from then on only every second sample is kept (then every fourth,
+//! and so on), so the series always covers the whole run at an even resolution. Throughput is
+//! recomputed between the points kept, so it stays the true average over each interval.
+
+use serde::{Deserialize, Serialize};
+
+/// Most points kept per client (about 7 KiB per client at most).
+pub const MAX_SAMPLES: usize = 128;
+
+/// One point of a client's series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the server started.
+    pub t_s: f64,
+    /// Bytes written by then.
+    pub bytes_written: u64,
+    /// MiB/s over the interval since the previous point (since `start` for the first).
+    pub throughput_mb_s: f64,
+    /// %CPU the client reported (100 = one core).
+    pub cpu_pct: f64,
+    /// %MEM the client reported.
+    pub mem_pct: f64,
+    /// Resident memory the client reported, bytes (loadmon clients only).
+    pub rss_bytes: Option<u64>,
+}
+
+/// One client's series, as the report and `/api/series` carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientSeries {
+    /// The client.
+    pub id: u32,
+    /// Its points, oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// A bounded series being recorded.
+#[derive(Debug, Default)]
+pub(crate) struct Series {
+    samples: Vec<Sample>,
+    /// (time, bytes) at `start`: the base of the first interval.
+    origin: (f64, u64),
+    /// Keep one sample in `stride`.
+    stride: u32,
+    /// Samples seen since the last one kept.
+    seen: u32,
+}
+
+impl Series {
+    /// Marks the start of the run at `t_s`.
+    pub(crate) fn start(&mut self, t_s: f64, bytes_written: u64) {
+        self.origin = (t_s, bytes_written);
+    }
+
+    /// Records a sample (throughput is filled in here); returns the throughput over the
+    /// interval since the previous sample recorded (kept or not), for the live event.
+    pub(crate) fn record(&mut self, mut s: Sample, previous: &mut (f64, u64)) -> f64 {
+        let since_last = rate(*previous, (s.t_s, s.bytes_written));
+        *previous = (s.t_s, s.bytes_written);
+        self.stride = self.stride.max(1);
+        self.seen += 1;
+        if self.seen < self.stride {
+            return since_last;
+        }
+        self.seen = 0;
+        if self.samples.len() >= MAX_SAMPLES {
+            // Keep every other point, newest included, and halve the rate of keeping.
+            let mut i = 0;
+            self.samples.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+            self.stride = self.stride.saturating_mul(2);
+            self.recompute();
+        }
+        let base = self
+            .samples
+            .last()
+            .map_or(self.origin, |p| (p.t_s, p.bytes_written));
+        s.throughput_mb_s = rate(base, (s.t_s, s.bytes_written));
+        self.samples.push(s);
+        since_last
+    }
+
+    fn recompute(&mut self) {
+        let mut base = self.origin;
+        for p in &mut self.samples {
+            p.throughput_mb_s = rate(base, (p.t_s, p.bytes_written));
+            base = (p.t_s, p.bytes_written);
+        }
+    }
+
+    pub(crate) fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+}
+
+/// MiB/s between two (time, bytes) points; 0 for an empty interval.
+fn rate(from: (f64, u64), to: (f64, u64)) -> f64 {
+    let dt = to.0 - from.0;
+    if dt <= 0.0 {
+        return 0.0;
+    }
+    to.1.saturating_sub(from.1) as f64 / crate::report::BYTES_PER_MB / dt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t_s: f64, bytes_written: u64) -> Sample {
+        Sample {
+            t_s,
+            bytes_written,
+            throughput_mb_s: 0.0,
+            cpu_pct: 1.0,
+            mem_pct: 2.0,
+            rss_bytes: None,
+        }
+    }
+
+    #[test]
+    fn throughput_is_the_rate_over_each_interval() {
+        let mut s = Series::default();
+        let mut prev = (10.0, 0);
+        s.start(10.0, 0);
+        let mb = 1 << 20;
+        assert_eq!(s.record(sample(11.0, 4 * mb), &mut prev), 4.0);
+        assert_eq!(s.record(sample(13.0, 8 * mb), &mut prev), 2.0);
+        let got: Vec<f64> = s.samples().iter().map(|p| p.throughput_mb_s).collect();
+        assert_eq!(got, vec![4.0, 2.0]);
+    }
+
+    #[test]
+    fn stays_bounded_covers_the_whole_run_and_keeps_true_averages() {
+        let mut s = Series::default();
+        let mut prev = (0.0, 0);
+        let mb = 1 << 20;
+        // 10,000 one-second samples at a steady 3 MiB/s.
+        for i in 1..=10_000u64 {
+            s.record(sample(i as f64, 3 * mb * i), &mut prev);
+            assert!(s.samples().len() <= MAX_SAMPLES);
+        }
+        let pts = s.samples();
+        assert!(pts.len() >= MAX_SAMPLES / 2, "{} points", pts.len());
+        assert!(pts[0].t_s < 10_000.0 / MAX_SAMPLES as f64 * 2.0);
+        assert!(pts[pts.len() - 1].t_s > 9_800.0);
+        for p in pts {
+            assert!((p.throughput_mb_s - 3.0).abs() < 1e-9, "{p:?}");
+        }
+        assert!(pts.windows(2).all(|w| w[0].t_s < w[1].t_s));
+    }
+}
