@@ -6,7 +6,9 @@ Run:  python examples/demo.py          (the seed's schedule: about 30 s)
 
 A server and three test clients started 2 s, 4 s and 6 s after it, with
 (run time s, chunk MB, file MB) = (20, 10, 100), (12, 15, 80), (15, 25, 50); then the server's
-report is printed. Data files go to a temporary directory that is removed at the end.
+report is printed and written as a self-contained HTML page with charts (its path is printed).
+With --http HOST:PORT the server also serves its live dashboard there while the demo runs.
+Data files go to a temporary directory that is removed at the end.
 Pairs with ``loadmon demo`` (the same schedule from the CLI) and examples/demo.c.
 """
 
@@ -31,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 3-second version with small files")
     parser.add_argument("--report-json", type=Path, help="also write the JSON report here")
+    parser.add_argument(
+        "--report-html",
+        type=Path,
+        default=Path("loadmon_demo_report.html"),
+        help="write the HTML report here (default: %(default)s)",
+    )
+    parser.add_argument("--http", metavar="HOST:PORT", help="serve the live dashboard here")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the engine's log")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -39,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     schedule = QUICK_SCHEDULE if args.quick else SEED_SCHEDULE
-    periods = {"heartbeat_period": 0.2, "stats_period": 0.4} if args.quick else {}
+    # Stats every 2 s (the seed sent them every 10 s) so that the charts of a 12-20 s run
+    # have points.
+    periods = {"heartbeat_period": 0.2, "stats_period": 0.4} if args.quick else {"stats_period": 2.0}
     work_dir = Path(tempfile.mkdtemp(prefix="loadmon-demo-"))
     try:
-        with loadmon.Server(port=0, report_json=args.report_json) as server:
+        with loadmon.Server(port=0, report_json=args.report_json, http=args.http) as server:
             print(f"server listening on 127.0.0.1:{server.port}", flush=True)
+            if server.http_url:
+                print(f"dashboard: {server.http_url}", flush=True)
             started = time.monotonic()
             clients = []
             for n, (delay, run_time, chunk, size) in enumerate(schedule, start=1):
@@ -69,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             report = server.wait(timeout=60)
         print(report)
+        args.report_html.write_text(report.to_html(), encoding="utf-8")
+        print(f"HTML report: {args.report_html.resolve()}")
         return 0 if all(c.status == "PASS" for c in report.clients) else 1
     except loadmon.LoadmonError as e:
         print(f"demo failed: {e}", file=sys.stderr)

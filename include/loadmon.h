@@ -94,6 +94,19 @@ typedef struct LoadmonServerConfig {
    * Directory for the session log file; NULL for no file.
    */
   const char *log_dir;
+  /**
+   * "host:port" for the HTTP JSON API, Prometheus /metrics and dashboard (port 0 picks one;
+   * read it with `loadmon_server_http_port`); NULL (the default) for none.
+   */
+  const char *http;
+  /**
+   * Where to write the CSV report when the server stops; NULL for none.
+   */
+  const char *report_csv_path;
+  /**
+   * Where to write the HTML report (table and charts) when the server stops; NULL for none.
+   */
+  const char *report_html_path;
 } LoadmonServerConfig;
 
 /**
@@ -254,6 +267,14 @@ int loadmon_server_start(const struct LoadmonServerConfig *cfg, struct LoadmonSe
  * `server` is NULL or a live handle from `loadmon_server_start`.
  */
 uint16_t loadmon_server_port(const struct LoadmonServer *server);
+
+/**
+ * The HTTP listener's port; 0 if the server has none or `server` is NULL.
+ *
+ * # Safety
+ * `server` is NULL or a live handle from `loadmon_server_start`.
+ */
+uint16_t loadmon_server_http_port(const struct LoadmonServer *server);
 
 /**
  * Waits until the server stops by itself (at least one client came and all are gone), up to

@@ -165,9 +165,9 @@ pub(crate) fn render(report: &Report) -> String {
         "</style></head><body>\n"
     ));
     let t = &report.total;
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<h1>loadmon report</h1><p>Start {} · end {} · {} client(s), {} PASS · {} file(s), {:.1} MB written, {:.2} MB/s overall</p>\n",
+        "<h1>loadmon report</h1><p>Start {} · end {} · {} client(s), {} PASS · {} file(s), {:.1} MB written, {:.2} MB/s overall</p>",
         escape(&report.start_time),
         escape(&report.end_time),
         t.clients,

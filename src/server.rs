@@ -746,11 +746,7 @@ impl Server {
         }
         // Every report file is attempted; the first failure is returned after the others.
         let mut written = Ok(());
-        let files: [(
-            &Option<PathBuf>,
-            &str,
-            fn(&Report, &std::path::Path) -> Result<()>,
-        ); 3] = [
+        let files: [(&Option<PathBuf>, &str, WriteReport); 3] = [
             (&config.report_json, "JSON", Report::write_json),
             (&config.report_csv, "CSV", Report::write_csv),
             (&config.report_html, "HTML", Report::write_html),
@@ -789,6 +785,9 @@ impl Server {
         written.map(|()| report)
     }
 }
+
+/// Writes a report file in one format.
+type WriteReport = fn(&Report, &std::path::Path) -> Result<()>;
 
 /// Sends `refused:<reason>` and closes.
 async fn refuse(mut conn: Connection, reason: String) {

@@ -36,6 +36,9 @@ class ClientInfo:
     chunk_p50_ms: float | None
     chunk_p99_ms: float | None
     last_heartbeat_age_s: float | None
+    cpu_last_pct: float | None
+    mem_last_pct: float | None
+    rss_last_bytes: int | None
     json: str
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict (the JSON report's keys)."""
@@ -61,6 +64,23 @@ class Report:
         """The report as a dict (the JSON report's structure)."""
     def to_json(self) -> str:
         """The JSON report."""
+    def to_csv(self) -> str:
+        """The clients as CSV: a header row with the JSON field names, one row per client."""
+    def to_html(self) -> str:
+        """A self-contained HTML page: the report table and inline SVG charts of each
+        client's throughput and CPU over time."""
+    @property
+    def series(self) -> list[dict[str, Any]]:
+        """Each client's time series: ``{"id": int, "samples": [{"t_s", "bytes_written",
+        "throughput_mb_s", "cpu_pct", "mem_pct", "rss_bytes"}, ...]}``."""
+
+@final
+class Events:
+    """Iterator over a server's live events (dicts; ``event`` names the kind). It ends after
+    the ``report`` event; each wait releases the GIL and Ctrl-C interrupts it."""
+
+    def __iter__(self) -> "Events": ...
+    def __next__(self) -> dict[str, Any]: ...
 
 @final
 class ClientResult:
@@ -98,9 +118,23 @@ class Server:
         log_dir: _Path | None = None,
         handshake_timeout: float | None = None,
         token: str | None = None,
+        http: str | None = None,
+        http_linger: float = 0.0,
+        report_csv: _Path | None = None,
+        report_html: _Path | None = None,
     ) -> None: ...
     def start(self) -> None:
         """Bind and serve in the background."""
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP port once started (``None`` without ``http=``)."""
+    @property
+    def http_url(self) -> str | None:
+        """The dashboard's URL once started (``None`` without ``http=``)."""
+    def events(self, timeout: float | None = None) -> Events:
+        """Live events as dicts: client_connected, id_assigned, status_changed, stats_sample,
+        file_rollover, heartbeat_missed, refused, lagged, and report (the last one).
+        ``timeout`` bounds each wait (TimeoutError)."""
     @property
     def port(self) -> int:
         """The bound port (the real one once started)."""

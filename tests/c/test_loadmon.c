@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "loadmon.h"
@@ -306,6 +307,97 @@ static void test_snapshot_and_stop_mid_run(void) {
     loadmon_server_free(s);
 }
 
+/* GET `path` from 127.0.0.1:`port` (HTTP/1.0); the whole response in `buf`. */
+static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)r;
+    buf[len] = 0;
+    close(fd);
+    return (int)len;
+}
+
+static void test_http_and_reports(void) {
+    char html_path[300], csv_path[300];
+    snprintf(html_path, sizeof html_path, "%s-report.html", out_dir);
+    snprintf(csv_path, sizeof csv_path, "%s-report.csv", out_dir);
+    LoadmonServerConfig cfg;
+    loadmon_server_config_default(&cfg);
+    CHECK(cfg.http == NULL && cfg.report_html_path == NULL && cfg.report_csv_path == NULL);
+    cfg.port = 0;
+    cfg.http = "127.0.0.1:0";
+    cfg.report_html_path = html_path;
+    cfg.report_csv_path = csv_path;
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    uint16_t http = loadmon_server_http_port(s);
+    CHECK(http != 0 && http != loadmon_server_port(s));
+    /* The HTTP listener lives as long as the run: ask while the client writes. */
+    struct client_run run;
+    run.cfg = small_client(loadmon_server_port(s));
+    run.cfg.run_time_s = 3;
+    run.result = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, client_thread, &run);
+    static char buf[65536];
+    int seen = 0;
+    for (int i = 0; i < 500 && !seen; i++) {
+        usleep(20000);
+        seen = http_get(http, "/metrics", buf, sizeof buf) > 0 &&
+               strstr(buf, "loadmon_client_files_written_total{client_id=\"100\"}") != NULL;
+    }
+    CHECK(seen);
+    CHECK(strstr(buf, "200 OK") != NULL);
+    CHECK(strstr(buf, "# TYPE loadmon_messages_total counter") != NULL);
+    CHECK(http_get(http, "/api/clients", buf, sizeof buf) > 0);
+    CHECK(strstr(buf, "\"id\":100") != NULL && strstr(buf, "\"last_heartbeat_age_s\"") != NULL);
+    pthread_join(t, NULL);
+    CHECK(run.rc == LOADMON_OK);
+    loadmon_string_free(run.result);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    FILE *f = fopen(html_path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        CHECK(strstr(buf, "<svg") != NULL && strstr(buf, "<td>100</td>") != NULL);
+    }
+    f = fopen(csv_path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        CHECK(strncmp(buf, "id,status,", 10) == 0 && strstr(buf, "\n100,PASS,") != NULL);
+    }
+    remove(html_path);
+    remove(csv_path);
+    /* A NULL http server has no HTTP port. */
+    CHECK(loadmon_server_http_port(NULL) == 0);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -313,6 +405,7 @@ int main(void) {
     test_last_error_is_per_thread();
     test_custom_workload();
     test_snapshot_and_stop_mid_run();
+    test_http_and_reports();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

@@ -179,6 +179,13 @@ pub struct LoadmonServerConfig {
     pub token: *const c_char,
     /// Directory for the session log file; NULL for no file.
     pub log_dir: *const c_char,
+    /// "host:port" for the HTTP JSON API, Prometheus /metrics and dashboard (port 0 picks one;
+    /// read it with `loadmon_server_http_port`); NULL (the default) for none.
+    pub http: *const c_char,
+    /// Where to write the CSV report when the server stops; NULL for none.
+    pub report_csv_path: *const c_char,
+    /// Where to write the HTML report (table and charts) when the server stops; NULL for none.
+    pub report_html_path: *const c_char,
 }
 
 /// Settings of a file-writing test client. Initialise with
@@ -264,6 +271,9 @@ pub unsafe extern "C" fn loadmon_server_config_default(cfg: *mut LoadmonServerCo
         handshake_timeout_ms: ms(d.handshake_timeout),
         token: std::ptr::null(),
         log_dir: std::ptr::null(),
+        http: std::ptr::null(),
+        report_csv_path: std::ptr::null(),
+        report_html_path: std::ptr::null(),
     };
     // SAFETY: non-NULL and writable per the contract.
     unsafe { cfg.write(c) };
@@ -350,7 +360,7 @@ pub unsafe extern "C" fn loadmon_server_start(
         }
         // SAFETY: non-NULL per the check; valid per the contract.
         let c = unsafe { *cfg };
-        // SAFETY (all three): strings are NULL or NUL-terminated per the contract.
+        // SAFETY (every optional_str/required_str below): strings are NULL or NUL-terminated per the contract.
         let parsed = (|| -> Result<ServerConfig, c_int> {
             Ok(ServerConfig {
                 host: unsafe { required_str(c.host, "host") }?,
@@ -363,6 +373,11 @@ pub unsafe extern "C" fn loadmon_server_start(
                 report_json: unsafe { optional_str(c.report_json_path, "report_json_path") }?
                     .map(PathBuf::from),
                 log_dir: unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from),
+                http: unsafe { optional_str(c.http, "http") }?,
+                report_csv: unsafe { optional_str(c.report_csv_path, "report_csv_path") }?
+                    .map(PathBuf::from),
+                report_html: unsafe { optional_str(c.report_html_path, "report_html_path") }?
+                    .map(PathBuf::from),
                 ..ServerConfig::default()
             })
         })();
@@ -390,6 +405,22 @@ pub unsafe extern "C" fn loadmon_server_port(server: *const LoadmonServer) -> u1
     // SAFETY: NULL or live per the contract.
     match unsafe { server.as_ref() } {
         Some(s) => catch_unwind(AssertUnwindSafe(|| s.handle.port())).unwrap_or(0),
+        None => 0,
+    }
+}
+
+/// The HTTP listener's port; 0 if the server has none or `server` is NULL.
+///
+/// # Safety
+/// `server` is NULL or a live handle from `loadmon_server_start`.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_server_http_port(server: *const LoadmonServer) -> u16 {
+    // SAFETY: NULL or live per the contract.
+    match unsafe { server.as_ref() } {
+        Some(s) => catch_unwind(AssertUnwindSafe(|| {
+            s.handle.http_addr().map_or(0, |a| a.port())
+        }))
+        .unwrap_or(0),
         None => 0,
     }
 }

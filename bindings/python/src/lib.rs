@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use loadmon::blocking::{ClientHandle, ServerHandle};
+use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle};
 use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::ServerConfig;
@@ -140,6 +140,9 @@ struct PyClientInfo {
     chunk_p50_ms: Option<f64>,
     chunk_p99_ms: Option<f64>,
     last_heartbeat_age_s: Option<f64>,
+    cpu_last_pct: Option<f64>,
+    mem_last_pct: Option<f64>,
+    rss_last_bytes: Option<u64>,
     json: String,
 }
 
@@ -169,6 +172,9 @@ impl From<&ClientReport> for PyClientInfo {
             chunk_p50_ms: c.chunk_p50_ms,
             chunk_p99_ms: c.chunk_p99_ms,
             last_heartbeat_age_s: c.last_heartbeat_age_s,
+            cpu_last_pct: c.cpu_last_pct,
+            mem_last_pct: c.mem_last_pct,
+            rss_last_bytes: c.rss_last_bytes,
             json: serde_json::to_string(c).unwrap_or_default(),
         }
     }
@@ -232,6 +238,26 @@ impl PyReport {
     /// The JSON report.
     fn to_json(&self) -> String {
         self.inner.to_json()
+    }
+
+    /// The clients as CSV (header row with the JSON field names, one row per client).
+    fn to_csv(&self) -> String {
+        self.inner.to_csv()
+    }
+
+    /// A self-contained HTML page: the report table and SVG charts of each client's
+    /// throughput and CPU over time.
+    fn to_html(&self) -> String {
+        self.inner.to_html()
+    }
+
+    /// Each client's time series: a list of dicts `{"id": ..., "samples": [...]}`.
+    #[getter]
+    fn series<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(
+            py,
+            &serde_json::to_string(&self.inner.series).unwrap_or_else(|_| "[]".into()),
+        )
     }
 
     /// The seed's text report.
@@ -327,7 +353,8 @@ impl PyServer {
 impl PyServer {
     #[new]
     #[pyo3(signature = (host="127.0.0.1".to_string(), port=1234, max_clients=5, first_client_id=100,
-        heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None, token=None))]
+        heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None, token=None,
+        http=None, http_linger=0.0, report_csv=None, report_html=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -340,6 +367,10 @@ impl PyServer {
         log_dir: Option<PathBuf>,
         handshake_timeout: Option<f64>,
         token: Option<String>,
+        http: Option<String>,
+        http_linger: f64,
+        report_csv: Option<PathBuf>,
+        report_html: Option<PathBuf>,
     ) -> PyResult<Self> {
         let defaults = ServerConfig::default();
         let config = ServerConfig {
@@ -358,6 +389,14 @@ impl PyServer {
             token,
             report_json,
             log_dir,
+            http,
+            http_linger: if http_linger == 0.0 {
+                Duration::ZERO
+            } else {
+                seconds(py, "http_linger", http_linger)?
+            },
+            report_csv,
+            report_html,
             ..defaults
         };
         config.validate().map_err(|e| to_py(py, e))?;
@@ -396,6 +435,46 @@ impl PyServer {
     #[getter]
     fn host(&self) -> &str {
         &self.config.host
+    }
+
+    /// The HTTP port once started (`None` without `http=`).
+    #[getter]
+    fn http_port(&self) -> Option<u16> {
+        lock(&self.handle)
+            .as_ref()
+            .and_then(|h| h.http_addr())
+            .map(|a| a.port())
+    }
+
+    /// The dashboard's URL once started (`None` without `http=`).
+    #[getter]
+    fn http_url(&self) -> Option<String> {
+        lock(&self.handle)
+            .as_ref()
+            .and_then(|h| h.http_addr())
+            .map(|a| format!("http://{a}/"))
+    }
+
+    /// An iterator over the live events, as dicts (`event` names the kind: `client_connected`,
+    /// `id_assigned`, `status_changed`, `stats_sample`, `file_rollover`, `heartbeat_missed`,
+    /// `refused`, `lagged`, and `report` last). Each wait releases the GIL; `timeout` bounds
+    /// the wait for each event (TimeoutError). Call it before clients connect to see them all.
+    #[pyo3(signature = (timeout=None))]
+    fn events(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyEvents> {
+        let h = self.handle(py)?;
+        if let Some(t) = timeout {
+            if !(t >= 0.0 && t.is_finite()) {
+                return Err(config_error(
+                    py,
+                    format!("timeout must be >= 0 seconds, not {t}"),
+                ));
+            }
+        }
+        let events = h.events().map_err(|e| to_py(py, e))?;
+        Ok(PyEvents {
+            events: Mutex::new(Some(events)),
+            timeout,
+        })
     }
 
     /// Whether the server has been started and has not stopped yet.
@@ -461,6 +540,69 @@ impl PyServer {
             self.port(),
             self.running()
         )
+    }
+}
+
+/// The iterator `Server.events()` returns.
+#[pyclass(name = "Events", module = "loadmon._loadmon", frozen)]
+struct PyEvents {
+    events: Mutex<Option<Events>>,
+    timeout: Option<f64>,
+}
+
+#[pymethods]
+impl PyEvents {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // Never wait for this lock with the GIL held: another thread may hold it while it
+        // waits (GIL released) for an event and then needs the GIL back.
+        let mut slot = match self.events.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(to_py(
+                    py,
+                    Error::Config(
+                        "this events iterator is already in use by another thread".into(),
+                    ),
+                ))
+            }
+        };
+        let Some(events) = slot.as_mut() else {
+            return Ok(None);
+        };
+        let deadline = self
+            .timeout
+            .map(|t| Instant::now() + Duration::from_secs_f64(t));
+        loop {
+            let slice = match deadline {
+                None => SIGNAL_POLL,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_POLL),
+            };
+            match py.detach(|| events.next_timeout(Some(slice))) {
+                EventPoll::Event(e) => {
+                    return json_to_py(py, e.to_json_line().trim_end()).map(Some);
+                }
+                EventPoll::Ended => {
+                    *slot = None;
+                    return Ok(None);
+                }
+                EventPoll::Timeout => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(to_py(
+                    py,
+                    Error::Timeout(format!(
+                        "no event within {:.1} s",
+                        self.timeout.unwrap_or_default()
+                    )),
+                ));
+            }
+        }
     }
 }
 
@@ -916,6 +1058,7 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyClient>()?;
     m.add_class::<PyContext>()?;
     m.add_class::<PyReport>()?;
+    m.add_class::<PyEvents>()?;
     m.add_class::<PyClientInfo>()?;
     m.add_class::<PyClientResult>()?;
     Ok(())
