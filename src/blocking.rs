@@ -116,6 +116,7 @@ impl ServerHandle {
             .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
         let server = rt.block_on(Server::bind(config))?;
         let control = server.control();
+        let lingering = control.clone();
         let outcome = Outcome::new();
         let out = outcome.clone();
         let thread = std::thread::Builder::new()
@@ -123,6 +124,8 @@ impl ServerHandle {
             .spawn(move || {
                 let result = rt.block_on(server.run());
                 out.set(result);
+                // The HTTP listener may linger to serve the final report.
+                rt.block_on(lingering.http_closed());
                 rt.shutdown_background();
             })
             .map_err(|e| Error::Internal(format!("cannot start the server thread: {e}")))?;
@@ -214,6 +217,7 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.control.stop();
+        self.control.close_http();
         if self.outcome.wait(Some(Duration::from_secs(10))).is_some() {
             if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();

@@ -328,30 +328,43 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
             Some(path) => Some(json_stream(path, server.control().subscribe())?),
             None => None,
         };
-        let live = watch.live(server.control());
+        let control = server.control();
+        let live = watch.live(control.clone());
         let report = server.run_until(shutdown_signal()).await;
         drop(live);
-        if let Some(task) = stream {
-            // The stream ends with the final report; wait for it to be written.
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        if let Some(thread) = stream {
+            // The stream ends with the final report; give the writer time to write it.
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while !thread.is_finished() && std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
-        report
+        let report = report?;
+        if watch.stream_to_stdout() {
+            // stdout carries the JSON lines: keep it machine-readable, and never wait for its
+            // lock (a stalled reader leaves the stream's writer holding it).
+            eprint!("{}", report.to_text());
+        } else {
+            print!("{}", report.to_text());
+            let _ = std::io::stdout().flush();
+        }
+        // With --http-linger, the final report stays on HTTP for a while (Ctrl-C ends it).
+        tokio::select! {
+            _ = control.http_closed() => {}
+            _ = shutdown_signal() => control.close_http(),
+        }
+        Ok::<_, Error>(report)
     })?;
-    if watch.stream_to_stdout() {
-        // stdout carries the JSON lines: keep it machine-readable.
-        eprint!("{}", report.to_text());
-    } else {
-        print!("{}", report.to_text());
-    }
     Ok(report_exit(&report))
 }
 
-/// Writes every event of `events` as a JSON line to `path` ("-": stdout), flushed at once.
-/// A write error (full disk) is logged once and ends the stream, never the server.
+/// Writes every event of `events` as a JSON line to `path` ("-": stdout), flushed at once, on
+/// a thread of its own: a slow reader makes the stream lag (it then says how many events it
+/// missed), never the server. A write error (full disk) is logged once and ends the stream.
 fn json_stream(
     path: &std::path::Path,
     mut events: EventStream,
-) -> Result<tokio::task::JoinHandle<()>, Error> {
+) -> Result<std::thread::JoinHandle<()>, Error> {
     let mut out: Box<dyn Write + Send> = if path == std::path::Path::new("-") {
         Box::new(std::io::stdout())
     } else {
@@ -361,17 +374,25 @@ fn json_stream(
         )
     };
     let name = path.display().to_string();
-    Ok(tokio::spawn(async move {
-        while let Some(e) = events.next().await {
-            let r = out
-                .write_all(e.to_json_line().as_bytes())
-                .and_then(|()| out.flush());
-            if let Err(err) = r {
-                tracing::warn!("JSON stream {name}: {err}; no more events are written");
-                return;
-            }
-        }
-    }))
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("loadmon-json-stream".into())
+        .spawn(move || {
+            rt.block_on(async {
+                while let Some(e) = events.next().await {
+                    let r = out
+                        .write_all(e.to_json_line().as_bytes())
+                        .and_then(|()| out.flush());
+                    if let Err(err) = r {
+                        tracing::warn!("JSON stream {name}: {err}; no more events are written");
+                        return;
+                    }
+                }
+            })
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the JSON stream thread: {e}")))
 }
 
 fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {

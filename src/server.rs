@@ -333,6 +333,10 @@ struct Shared {
     refused: AtomicU64,
     /// The final report, once the server stopped.
     final_report: Mutex<Option<Report>>,
+    /// Stops the HTTP listener (after the run and its linger).
+    http_stop: CancellationToken,
+    /// Cancelled once the HTTP listener is gone (at once if there is none).
+    http_done: CancellationToken,
 }
 
 impl Shared {
@@ -503,6 +507,17 @@ impl ServerControl {
         self.shared.http_addr
     }
 
+    /// Ends the HTTP listener's linger after the run (it stops with the run anyway when
+    /// [`ServerConfig::http_linger`] is zero).
+    pub fn close_http(&self) {
+        self.shared.http_stop.cancel();
+    }
+
+    /// Completes once the run is over and the HTTP listener (if any) has closed.
+    pub async fn http_closed(&self) {
+        self.shared.http_done.cancelled().await;
+    }
+
     /// Asks the server to stop: running clients become ABORTED ("server stopped") and the
     /// report is written. Returns at once; [`Server::run`] returns the report.
     pub fn stop(&self) {
@@ -592,6 +607,8 @@ impl Server {
             connections: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             final_report: Mutex::new(None),
+            http_stop: CancellationToken::new(),
+            http_done: CancellationToken::new(),
         });
         Ok(Server {
             listener,
@@ -634,7 +651,7 @@ impl Server {
             shared,
             log,
         } = self;
-        let http_stop = CancellationToken::new();
+        let http_stop = shared.http_stop.clone();
         let http_task = http.map(|l| {
             tokio::spawn(crate::http::serve(
                 l,
@@ -771,16 +788,28 @@ impl Server {
                 report: Box::new(report.clone()),
             });
         }
-        if let Some(task) = http_task {
-            if !config.http_linger.is_zero() {
-                log.info(format!(
-                    "HTTP keeps serving the final report for {:.1} s",
-                    config.http_linger.as_secs_f64()
-                ));
-                tokio::time::sleep(config.http_linger).await;
+        match http_task {
+            // The listener serves the final report for the linger time (or until
+            // close_http), in the background: the report is returned now.
+            Some(task) => {
+                if !config.http_linger.is_zero() {
+                    log.info(format!(
+                        "HTTP keeps serving the final report for {:.1} s",
+                        config.http_linger.as_secs_f64()
+                    ));
+                }
+                let (linger, done) = (config.http_linger, shared.http_done.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(linger) => {}
+                        _ = http_stop.cancelled() => {}
+                    }
+                    http_stop.cancel();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    done.cancel();
+                });
             }
-            http_stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            None => shared.http_done.cancel(),
         }
         written.map(|()| report)
     }

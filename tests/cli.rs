@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
@@ -88,6 +89,7 @@ fn an_unreachable_server_exits_1() {
 fn the_quick_demo_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let html = tmp.path().join("demo.html");
     let (code, out, err) = run(&[
         "demo",
         "--quick",
@@ -95,14 +97,35 @@ fn the_quick_demo_passes() {
         "-q",
         "--out-dir",
         data.to_str().unwrap(),
+        "--report-html",
+        html.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.matches("Test status:   PASS").count(), 3, "{out}");
+    assert!(
+        out.contains(&format!("HTML report: {}", html.display())),
+        "{out}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<tr><td>").count(), 3);
+    assert_eq!(
+        page.matches("class=\"series\"").count(),
+        6,
+        "two charts, three clients"
+    );
     assert!(!data.exists(), "the demo removes its data files");
 }
 
 /// Starts `loadmon server` and reads its port from its stderr.
 fn spawn_server(extra: &[&str]) -> (ChildGuard, u16) {
+    let (child, port, _) = spawn_server_logged(extra);
+    (child, port)
+}
+
+/// As [`spawn_server`], also collecting everything the server writes on stderr.
+fn spawn_server_logged(extra: &[&str]) -> (ChildGuard, u16, Arc<Mutex<String>>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
     let mut child = Command::new(BIN)
         .args(["server", "--port", "0", "--no-log-files"])
         .args(extra)
@@ -115,6 +138,7 @@ fn spawn_server(extra: &[&str]) -> (ChildGuard, u16) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
             if let Some(rest) = line.split("loadmon server listening on ").nth(1) {
                 let port = rest
                     .trim_end_matches('.')
@@ -129,7 +153,208 @@ fn spawn_server(extra: &[&str]) -> (ChildGuard, u16) {
     let port = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("server port");
-    (child, port)
+    (child, port, log)
+}
+
+/// The arguments of a short test client run against `port`.
+fn client_args(port: u16, data: &std::path::Path) -> Vec<String> {
+    [
+        "client",
+        "--port",
+        &port.to_string(),
+        "-r",
+        "2",
+        "-c",
+        "1",
+        "--min-chunksize",
+        "1",
+        "-f",
+        "2",
+        "--heartbeat-period",
+        "0.1",
+        "--stats-period",
+        "0.2",
+        "--out-dir",
+        data.to_str().unwrap(),
+        "--no-log-files",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn json_stream_on_stdout_status_lines_and_report_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, html) = (tmp.path().join("r.csv"), tmp.path().join("r.html"));
+    let (mut server, port, log) = spawn_server_logged(&[
+        "--json-stream",
+        "-",
+        "--report-csv",
+        csv.to_str().unwrap(),
+        "--report-html",
+        html.to_str().unwrap(),
+        "--status-interval",
+        "0.2",
+        "--no-live",
+    ]);
+    // Read the stream as it comes (thousands of file_rollover events: more than a pipe holds).
+    let mut out = server.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(wait_exit(&mut server), 0);
+    let stdout = reader.join().unwrap();
+    // stdout is nothing but JSON lines, from the connection to the final report.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "client_connected", "{kinds:?}");
+    assert_eq!(kinds[1], "id_assigned");
+    assert_eq!(*kinds.last().unwrap(), "report");
+    for k in ["status_changed", "stats_sample", "file_rollover"] {
+        assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+    }
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "status_changed" && e["status"] == "PASS"));
+    assert_eq!(
+        events.last().unwrap()["report"]["clients"][0]["status"],
+        "PASS"
+    );
+    // The text report went to stderr instead, and so did the status lines (with
+    // --no-live none would be printed; here the JSON stream is on stdout, so no table).
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("    Test status:   PASS"), "{log}");
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        csv_text.starts_with("id,status,") && csv_text.contains("\n100,PASS,"),
+        "{csv_text}"
+    );
+    let html_text = std::fs::read_to_string(&html).unwrap();
+    assert!(html_text.contains("<td>100</td>") && html_text.contains("<svg"));
+}
+
+#[test]
+fn plain_status_lines_when_stdout_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, port, log) = spawn_server_logged(&["--status-interval", "0.2"]);
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(wait_exit(&mut server), 0);
+    let log = log.lock().unwrap().clone();
+    let status: Vec<&str> = log.lines().filter(|l| l.contains("client(s): ")).collect();
+    assert!(status.len() >= 3, "{log}");
+    assert!(
+        status
+            .iter()
+            .any(|l| l.contains("1 client(s): 1 running, 0 pass")),
+        "{log}"
+    );
+    // Plain lines: no cursor movement.
+    assert!(
+        !log.contains("\x1b[1A") && !log.contains("\x1b[2K"),
+        "{log}"
+    );
+}
+
+/// Runs `cmd` under `script`, which gives it a terminal; returns what it printed.
+fn in_a_terminal(cmd: &str) -> std::process::Child {
+    Command::new("script")
+        .args(["-qfec", cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs a command in a pseudo-terminal")
+}
+
+#[test]
+fn a_live_table_and_a_progress_bar_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = ChildGuard(in_a_terminal(&format!(
+        "{BIN} server --port 0 --no-log-files -q"
+    )));
+    let out = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut buf = Vec::new();
+        let mut sent = false;
+        while r
+            .read_until(b'\n', &mut buf)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            let line = String::from_utf8_lossy(&buf).into_owned();
+            buf.clear();
+            if !sent {
+                if let Some(rest) = line.split("loadmon server listening on ").nth(1) {
+                    let port: String = rest
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    let _ = tx.send(port.parse::<u16>().unwrap());
+                    sent = true;
+                }
+            }
+            sink.lock().unwrap().push_str(&line);
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server port");
+    let args = client_args(port, &tmp.path().join("data")).join(" ");
+    let mut client = ChildGuard(in_a_terminal(&format!("{BIN} {args} -q")));
+    let mut client_stdout = client.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut client_stdout, &mut s);
+        s
+    });
+    assert!(client.wait_for(Duration::from_secs(30)).success());
+    let client_stdout = reader.join().unwrap();
+    assert_eq!(wait_exit(&mut server), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let screen = screen.lock().unwrap().clone();
+    // The table's header and a RUNNING row for the client, redrawn in place.
+    assert!(screen.contains("client  status"), "{screen}");
+    assert!(
+        screen.contains("mem MiB") && screen.contains("hb age"),
+        "{screen}"
+    );
+    assert!(screen.contains("100  RUNNING"), "{screen}");
+    assert!(
+        screen.contains("1 client(s): 1 running, 0 pass"),
+        "{screen}"
+    );
+    assert!(screen.contains("Test status:   PASS"), "{screen}");
+    // The client's bar: run time and MB/s.
+    let bar = String::from_utf8_lossy(&client_stdout);
+    assert!(
+        bar.contains("client 100 [") && bar.contains("MB/s"),
+        "{bar}"
+    );
 }
 
 fn wait_exit(child: &mut ChildGuard) -> i32 {
@@ -210,4 +435,19 @@ fn a_signal_writes_the_report_and_exits_3(signal: &str) {
     let report = loadmon::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report.clients[0].status, loadmon::Status::Aborted);
     assert_eq!(report.clients[0].reason.as_deref(), Some("server stopped"));
+}
+
+#[test]
+fn a_json_stream_reader_that_never_reads_does_not_stall_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    // stdout is a pipe nobody reads: after 64 KiB the stream's writes block.
+    let (mut server, port, log) = spawn_server_logged(&["--json-stream", "-"]);
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(wait_exit(&mut server), 0);
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("    Test status:   PASS"), "{log}");
 }
