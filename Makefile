@@ -61,16 +61,21 @@ c-demo: c-lib
 	$(CBUILD)/demo $(DEMO_ARGS)
 
 # Debian packages some tests need (valgrind, pkg-config, iproute2 for the network-namespace
-# test, fio for the benchmarks); installed only when missing.
+# test, fio for the benchmarks, promtool from prometheus for the /metrics check, chromium for
+# the dashboard test, script from bsdutils for the terminal test); installed only when
+# missing, without recommended packages (prometheus alone would pull in node-exporter).
 system-deps:
 	@missing=""; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v fio >/dev/null || missing="$$missing fio"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v script >/dev/null || missing="$$missing bsdutils"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 # C tests: ASan + UBSan suite, the demo under valgrind, a static link, C++ header check,

@@ -67,9 +67,15 @@ def test_ctrl_c_interrupts_a_blocking_call(tmp_path: Path, what: str) -> None:
     assert time.monotonic() - t < 15
 
 
-def test_demo_quick_passes() -> None:
+def test_demo_quick_passes(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), "--quick"],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "demo.py"),
+            "--quick",
+            "--report-html",
+            str(tmp_path / "r.html"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

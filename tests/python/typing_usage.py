@@ -33,3 +33,17 @@ def use(out: Path) -> str:
     except loadmon.ConfigError as e:
         statuses.append(str(e))
     return str(report) + ",".join(statuses)
+
+
+def watch(out: Path) -> str:
+    with loadmon.Server(port=0, http="127.0.0.1:0", http_linger=1.0, report_csv=out / "r.csv",
+                        report_html=out / "r.html") as server:
+        url: str | None = server.http_url
+        port: int | None = server.http_port
+        events: loadmon.Events = server.events(timeout=5.0)
+        kinds: list[str] = [str(e["event"]) for e in events]
+        report = server.wait()
+    mem: int | None = report.clients[0].rss_last_bytes if report.clients else None
+    _ = (url, port, mem)
+    series: list[dict[str, object]] = report.series
+    return report.to_csv() + report.to_html() + ",".join(kinds) + str(len(series))
