@@ -71,30 +71,37 @@ fn svg_chart(title: &str, unit: &str, lines: &[(String, Vec<(f64, f64)>)]) -> St
     );
     let _ = write!(
         s,
-        r#"<text x="{left}" y="18" font-weight="bold">{}</text>"#,
-        escape(title)
+        r#"<text x="{left}" y="18" font-weight="bold">{} ({})</text>"#,
+        escape(title),
+        escape(unit)
     );
     for i in 0..=4 {
         let y = y1 * f64::from(i) / 4.0;
         let py = sy(y);
         let _ = write!(
             s,
-            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{} {}</text>"##,
+            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"##,
             left + pw,
             left - 6.0,
             py + 4.0,
-            trim_number(y),
-            escape(unit)
+            trim_number(y)
         );
     }
+    // Enough decimals that the five time ticks differ.
+    let decimals = if x1 - x0 >= 20.0 {
+        0
+    } else if x1 - x0 >= 2.0 {
+        1
+    } else {
+        2
+    };
     for i in 0..=4 {
         let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{:.0} s</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{x:.decimals$} s</text>"#,
             sx(x),
             top + ph + 16.0,
-            x
         );
     }
     let _ = write!(
@@ -140,6 +147,13 @@ fn svg_chart(title: &str, unit: &str, lines: &[(String, Vec<(f64, f64)>)]) -> St
     s
 }
 
+/// An RFC 3339 time as `YYYY-mm-dd HH:MM:SS` (as given if it does not parse).
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
 fn trim_number(v: f64) -> String {
     if v >= 100.0 || v == v.trunc() {
         format!("{v:.0}")
@@ -168,8 +182,8 @@ pub(crate) fn render(report: &Report) -> String {
     let _ = writeln!(
         s,
         "<h1>loadmon report</h1><p>Start {} · end {} · {} client(s), {} PASS · {} file(s), {:.1} MB written, {:.2} MB/s overall</p>",
-        escape(&report.start_time),
-        escape(&report.end_time),
+        escape(&local_time(&report.start_time)),
+        escape(&local_time(&report.end_time)),
         t.clients,
         t.passed,
         t.files_written,
