@@ -382,10 +382,10 @@ impl Shared {
         for cell in self.cells() {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
-            if !c.series.samples().is_empty() {
+            if !c.series.is_empty() {
                 series.push(ClientSeries {
                     id: c.id,
-                    samples: c.series.samples().to_vec(),
+                    samples: c.series.samples(),
                 });
             }
             if let Some((s, _)) = c.started {
@@ -454,9 +454,9 @@ impl ServerControl {
             .iter()
             .filter_map(|cell| {
                 let c = lock_cell(cell);
-                (!c.series.samples().is_empty()).then(|| ClientSeries {
+                (!c.series.is_empty()).then(|| ClientSeries {
                     id: c.id,
-                    samples: c.series.samples().to_vec(),
+                    samples: c.series.samples(),
                 })
             })
             .collect()
