@@ -167,6 +167,34 @@ impl ServerHandle {
     /// Subscribes to the live event stream (see [`crate::events`]); the stream ends after the
     /// final report.
     ///
+    /// # Examples
+    /// ```
+    /// use loadmon::blocking::{ClientHandle, ServerHandle};
+    /// use loadmon::client::ClientConfig;
+    /// use loadmon::events::EventKind;
+    /// use loadmon::file_writer::{FileWriter, FileWriterConfig};
+    /// use loadmon::server::ServerConfig;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
+    /// let events = server.events().unwrap(); // before any client: every event is seen
+    /// let writer = FileWriter::new(FileWriterConfig {
+    ///     run_time_s: 0.5,
+    ///     chunk_size_mb: 1,
+    ///     file_size_mb: 1,
+    ///     min_chunk_size_mb: 1,
+    ///     out_dir: dir.path().to_path_buf(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let client = ClientHandle::spawn(ClientConfig { port: server.port(), ..Default::default() }, writer).unwrap();
+    /// let kinds: Vec<EventKind> = events.map(|e| e.kind).collect(); // ends after the report
+    /// assert!(matches!(kinds[0], EventKind::ClientConnected { .. }));
+    /// assert!(matches!(kinds[1], EventKind::IdAssigned { client_id: 100, .. }));
+    /// assert!(matches!(kinds.last(), Some(EventKind::Report { .. })));
+    /// client.join(None).unwrap();
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Internal`] if the small runtime that waits for events cannot start.
     pub fn events(&self) -> Result<Events> {

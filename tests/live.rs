@@ -287,9 +287,18 @@ fn promtool_accepts_the_metrics_of_a_real_run() {
     let (_done, _) = seed_client(port, true);
     let (_open, open_id) = seed_client(port, false);
     let c = test_client(port, dir.path(), 1.5);
-    wait_until("three clients", || {
+    let invalid = |server: &ServerHandle| {
+        server
+            .control()
+            .message_counts()
+            .into_iter()
+            .find(|(cmd, _)| *cmd == "invalid")
+            .map_or(0, |(_, n)| n)
+    };
+    wait_until("three clients, every seed line handled", || {
         let snap = server.snapshot();
         snap.len() == 3
+            && invalid(&server) == 2
             && snap.iter().any(|c| c.status == Status::Pass)
             && snap
                 .iter()
@@ -324,9 +333,14 @@ fn promtool_accepts_the_metrics_of_a_real_run() {
 #[test]
 fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, base) = http_server(ServerConfig::default());
-    let a = test_client(server.port(), &dir.path().join("a"), 6.0);
-    let b = test_client(server.port(), &dir.path().join("b"), 6.0);
+    // The page is opened while both clients run (8 s); the listener lingers in case Chromium
+    // is slow to start, so that a slow start fails on the RUNNING check, not on a dead port.
+    let (server, base) = http_server(ServerConfig {
+        http_linger: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let a = test_client(server.port(), &dir.path().join("a"), 8.0);
+    let b = test_client(server.port(), &dir.path().join("b"), 8.0);
     wait_until("three samples per client", || {
         let s = server.control().series();
         s.len() == 2 && s.iter().all(|c| c.samples.len() >= 3)
