@@ -350,9 +350,9 @@ impl Shared {
         self.lock().clients.values().cloned().collect()
     }
 
-    fn count(&self, index: usize) {
+    fn count(&self, index: usize, n: u64) {
         if let Some(c) = self.messages.get(index) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -699,6 +699,7 @@ impl Server {
                                     protocol_version: None,
                                     last_heartbeat: Instant::now(),
                                     missed_reported: false,
+                                    counts: [0; COUNTED_COMMANDS.len()],
                                     cell: None,
                                 };
                                 tasks.spawn(h.serve(conn, permit));
@@ -843,6 +844,8 @@ struct Handler {
     last_heartbeat: Instant,
     /// Whether a `heartbeat_missed` event was sent for the current gap.
     missed_reported: bool,
+    /// Lines received per command since the last flush to the server's counters.
+    counts: [u64; COUNTED_COMMANDS.len()],
     /// This client's record, once it has an id.
     cell: Option<ClientCell>,
 }
@@ -902,18 +905,31 @@ impl Handler {
                         let now = Instant::now();
                         let mut next = Some(first);
                         let mut close = false;
+                        let mut broken = None;
+                        // The client's record is locked once for the whole batch, not per line
+                        // (in a block: the guard must be gone before the next await).
+                        {
+                        let cell = self.cell.clone();
+                        let mut locked = cell.as_ref().map(lock_cell);
                         while let Some(parsed) = next.take() {
-                            if let Step::Close = self.on_parsed(parsed, &mut conn, now) {
+                            if let Step::Close =
+                                self.on_parsed(parsed, &mut conn, now, locked.as_deref_mut())
+                            {
                                 close = true;
                                 break;
                             }
                             match conn.buffered_message() {
                                 Ok(m) => next = m,
                                 Err(e) => {
-                                    self.on_frame_error(e);
+                                    broken = Some(e);
                                     close = true;
                                 }
                             }
+                        }
+                        }
+                        self.flush_counts();
+                        if let Some(e) = broken {
+                            self.on_frame_error(e);
                         }
                         if close {
                             break;
@@ -1006,21 +1022,40 @@ impl Handler {
         }
     }
 
+    /// Adds this connection's message counts to the server's (once per batch: a shared
+    /// atomic per line would bounce a cache line between threads).
+    fn flush_counts(&mut self) {
+        for (i, n) in self.counts.iter_mut().enumerate() {
+            if *n > 0 {
+                self.shared.count(i, *n);
+                *n = 0;
+            }
+        }
+    }
+
     /// Handles one received line; replies are queued on `conn` (flushed once per batch).
-    fn on_parsed(&mut self, parsed: Parsed, conn: &mut Connection, now: Instant) -> Step {
+    /// `locked` is the client's record, already locked for the batch (`None` before it has
+    /// an id).
+    fn on_parsed(
+        &mut self,
+        parsed: Parsed,
+        conn: &mut Connection,
+        now: Instant,
+        locked: Option<&mut ClientState>,
+    ) -> Step {
         let msg = match parsed {
             Ok(m) => {
-                self.shared.count(command_index(&m));
+                self.counts[command_index(&m)] += 1;
                 m
             }
             Err(e) => {
-                self.shared.count(INVALID);
+                self.counts[INVALID] += 1;
                 // The seed logs an unknown command and carries on; so do we for every bad line.
                 self.log.warn(format!("{}: ignored line: {e}", self.name()));
                 return Step::Continue;
             }
         };
-        match self.on_message(msg, now) {
+        match self.on_message(msg, now, locked) {
             Reply::None => Step::Continue,
             Reply::Send(m) => {
                 conn.feed(&m);
@@ -1042,7 +1077,12 @@ impl Handler {
 
     /// `now` is the arrival time of the batch the message came in (one clock read per read
     /// from the socket, not per message).
-    fn on_message(&mut self, msg: Message, now: Instant) -> Reply {
+    fn on_message(
+        &mut self,
+        msg: Message,
+        now: Instant,
+        locked: Option<&mut ClientState>,
+    ) -> Reply {
         let Some(id) = self.id else {
             return self.before_registration(msg);
         };
@@ -1052,11 +1092,19 @@ impl Handler {
         }
         let arrived = now;
         let (log, now, shared) = (&self.log, self.last_heartbeat, &self.shared);
-        let Some(cell) = self.cell.as_ref() else {
-            self.log.warn(format!("{id}: client record missing"));
-            return Reply::Close;
+        let mut own;
+        let c: &mut ClientState = match (locked, self.cell.as_ref()) {
+            (Some(c), _) => c,
+            // Registered during this batch: lock it for this message.
+            (None, Some(cell)) => {
+                own = lock_cell(cell);
+                &mut own
+            }
+            (None, None) => {
+                self.log.warn(format!("{id}: client record missing"));
+                return Reply::Close;
+            }
         };
-        let c = &mut *lock_cell(cell);
         match msg {
             Message::GetCid => Reply::Send(Message::SetCid(id)),
             Message::Ready => {
