@@ -152,11 +152,13 @@ impl LiveView {
         LiveView { stop, thread }
     }
 
-    /// Shows the server's clients: a live table on stdout if it is a terminal, else a
-    /// status line (through `tracing`, target `loadmon::status`) every `status_every`.
-    pub fn server(control: ServerControl, status_every: Duration) -> LiveView {
-        if std::io::stdout().is_terminal() {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+    /// Shows the server's clients: a live table on stdout if it is a terminal that can
+    /// redraw (not `TERM=dumb`), else a status line (through `tracing`, target `loadmon::status`) every `status_every`.
+    pub fn server(control: ServerControl, status_every: Option<Duration>) -> LiveView {
+        // A terminal that can redraw (not TERM=dumb) gets the table; anything else, lines.
+        let target = ProgressDrawTarget::stdout();
+        if std::io::stdout().is_terminal() && !target.is_hidden() {
+            let bar = ProgressBar::with_draw_target(None, target);
             bar.set_style(
                 ProgressStyle::with_template("{msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -165,10 +167,10 @@ impl LiveView {
             LiveView::spawn(Duration::from_secs(1), move || {
                 bar.set_message(table(&control.snapshot()));
             })
-        } else {
+        } else if let Some(every) = status_every {
             let started = Instant::now();
             let mut first = true;
-            LiveView::spawn(status_every, move || {
+            LiveView::spawn(every, move || {
                 // The first tick is at start: nothing to say yet.
                 if std::mem::take(&mut first) {
                     return;
@@ -183,18 +185,26 @@ impl LiveView {
                     );
                 }
             })
+        } else {
+            LiveView::inert()
+        }
+    }
+
+    /// A view that shows nothing.
+    fn inert() -> LiveView {
+        LiveView {
+            stop: Arc::new((Mutex::new(true), Condvar::new())),
+            thread: None,
         }
     }
 
     /// A progress bar of a client's run time with MB/s, on stderr if it is a terminal.
     pub fn client(progress: Progress) -> LiveView {
-        if !std::io::stderr().is_terminal() {
-            return LiveView {
-                stop: Arc::new((Mutex::new(true), Condvar::new())),
-                thread: None,
-            };
+        let target = ProgressDrawTarget::stderr();
+        if !std::io::stderr().is_terminal() || target.is_hidden() {
+            return LiveView::inert();
         }
-        let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(1000), target);
         bar.set_style(
             ProgressStyle::with_template("client {prefix} [{bar:40}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())

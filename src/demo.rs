@@ -130,7 +130,7 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
     })?;
     let live = opts
         .live
-        .then(|| crate::console::LiveView::server(server.control(), Duration::from_secs(5)));
+        .then(|| crate::console::LiveView::server(server.control(), Some(Duration::from_secs(5))));
     let started = std::time::Instant::now();
     let mut clients = Vec::new();
     let mut first_error = None;

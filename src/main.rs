@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 use loadmon::client::{Client, ClientConfig};
@@ -118,13 +118,8 @@ impl WatchArgs {
         if self.no_live || self.stream_to_stdout() {
             return None;
         }
-        if !std::io::stdout().is_terminal() && self.status_interval == 0.0 {
-            return None;
-        }
-        Some(LiveView::server(
-            control,
-            secs(self.status_interval.max(0.1)),
-        ))
+        let lines_every = (self.status_interval > 0.0).then(|| secs(self.status_interval));
+        Some(LiveView::server(control, lines_every))
     }
 }
 

@@ -273,10 +273,12 @@ fn plain_status_lines_when_stdout_is_not_a_terminal() {
     );
 }
 
-/// Runs `cmd` under `script`, which gives it a terminal; returns what it printed.
-fn in_a_terminal(cmd: &str) -> std::process::Child {
+/// Runs `cmd` under `script`, which gives it a pseudo-terminal of type `term`.
+fn in_a_terminal(cmd: &str, term: &str) -> std::process::Child {
     Command::new("script")
         .args(["-qfec", cmd, "/dev/null"])
+        // Set explicitly: CI runs without TERM.
+        .env("TERM", term)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -284,17 +286,18 @@ fn in_a_terminal(cmd: &str) -> std::process::Child {
         .expect("script (util-linux) runs a command in a pseudo-terminal")
 }
 
-#[test]
-fn a_live_table_and_a_progress_bar_on_a_terminal() {
+/// A server and a 2 s client, each in a terminal of type `term`: what each printed.
+fn terminal_session(term: &str, server_args: &str) -> (String, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut server = ChildGuard(in_a_terminal(&format!(
-        "{BIN} server --port 0 --no-log-files -q"
-    )));
+    let mut server = ChildGuard(in_a_terminal(
+        &format!("{BIN} server --port 0 --no-log-files {server_args}"),
+        term,
+    ));
     let out = server.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let screen = Arc::new(Mutex::new(String::new()));
     let sink = screen.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(out);
         let mut buf = Vec::new();
         let mut sent = false;
@@ -325,18 +328,24 @@ fn a_live_table_and_a_progress_bar_on_a_terminal() {
         .recv_timeout(Duration::from_secs(20))
         .expect("server port");
     let args = client_args(port, &tmp.path().join("data")).join(" ");
-    let mut client = ChildGuard(in_a_terminal(&format!("{BIN} {args} -q")));
+    let mut client = ChildGuard(in_a_terminal(&format!("{BIN} {args} -q"), term));
     let mut client_stdout = client.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
+    let client_reader = std::thread::spawn(move || {
         let mut s = Vec::new();
         let _ = std::io::Read::read_to_end(&mut client_stdout, &mut s);
         s
     });
     assert!(client.wait_for(Duration::from_secs(30)).success());
-    let client_stdout = reader.join().unwrap();
+    let client_out = String::from_utf8_lossy(&client_reader.join().unwrap()).into_owned();
     assert_eq!(wait_exit(&mut server), 0);
-    std::thread::sleep(Duration::from_millis(200));
+    reader.join().unwrap();
     let screen = screen.lock().unwrap().clone();
+    (screen, client_out)
+}
+
+#[test]
+fn a_live_table_and_a_progress_bar_on_a_terminal() {
+    let (screen, bar) = terminal_session("xterm-256color", "-q");
     // The table's header and a RUNNING row for the client, redrawn in place.
     assert!(screen.contains("client  status"), "{screen}");
     assert!(
@@ -350,11 +359,22 @@ fn a_live_table_and_a_progress_bar_on_a_terminal() {
     );
     assert!(screen.contains("Test status:   PASS"), "{screen}");
     // The client's bar: run time and MB/s.
-    let bar = String::from_utf8_lossy(&client_stdout);
     assert!(
         bar.contains("client 100 [") && bar.contains("MB/s"),
         "{bar}"
     );
+}
+
+#[test]
+fn a_terminal_that_cannot_redraw_gets_plain_status_lines() {
+    let (screen, bar) = terminal_session("dumb", "--status-interval 0.2");
+    assert!(!screen.contains("hb age"), "{screen}");
+    assert!(
+        screen.contains("] 1 client(s): 1 running, 0 pass"),
+        "{screen}"
+    );
+    assert!(screen.contains("Test status:   PASS"), "{screen}");
+    assert!(!bar.contains("client 100 ["), "{bar}");
 }
 
 fn wait_exit(child: &mut ChildGuard) -> i32 {
