@@ -50,6 +50,11 @@ typedef enum LoadmonStatus {
 typedef struct LoadmonClientContext LoadmonClientContext;
 
 /**
+ * A subscription to a server's live events (see `loadmon_server_events`).
+ */
+typedef struct LoadmonEvents LoadmonEvents;
+
+/**
  * A running server (opaque).
  */
 typedef struct LoadmonServer LoadmonServer;
@@ -275,6 +280,36 @@ uint16_t loadmon_server_port(const struct LoadmonServer *server);
  * `server` is NULL or a live handle from `loadmon_server_start`.
  */
 uint16_t loadmon_server_http_port(const struct LoadmonServer *server);
+
+/**
+ * Subscribes to the server's live events (client connected, id assigned, status changed,
+ * stats sample, file rollover, heartbeat missed, refused, lagged, and the final report last)
+ * and returns the subscription in `*out`, to read with `loadmon_events_next` and free with
+ * `loadmon_events_free`. Subscribe before clients connect to see every event.
+ *
+ * # Safety
+ * `server` is a live handle; `out` is writable.
+ */
+int loadmon_server_events(const struct LoadmonServer *server, struct LoadmonEvents **out);
+
+/**
+ * Waits up to `timeout_ms` (0 = as long as it takes) for the next event. `LOADMON_OK` with
+ * the event as one line of JSON (no newline; `"event"` names the kind) in `*event_json`, to
+ * free with `loadmon_string_free`; `LOADMON_OK` with `*event_json` set to NULL once the stream
+ * is over (after the final report); `LOADMON_TIMEOUT` if none came in time.
+ *
+ * # Safety
+ * `events` is a live subscription used by one thread at a time; `event_json` is writable.
+ */
+int loadmon_events_next(struct LoadmonEvents *events, uint32_t timeout_ms, char **event_json);
+
+/**
+ * Frees a subscription. NULL is a no-op.
+ *
+ * # Safety
+ * `events` is NULL or a live subscription, not used afterwards.
+ */
+void loadmon_events_free(struct LoadmonEvents *events);
 
 /**
  * Waits until the server stops by itself (at least one client came and all are gone), up to

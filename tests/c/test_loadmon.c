@@ -348,6 +348,8 @@ static void test_http_and_reports(void) {
     LoadmonServer *s = NULL;
     CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
     if (s == NULL) return;
+    LoadmonEvents *events = NULL;
+    CHECK(loadmon_server_events(s, &events) == LOADMON_OK && events != NULL);
     uint16_t http = loadmon_server_http_port(s);
     CHECK(http != 0 && http != loadmon_server_port(s));
     /* The HTTP listener lives as long as the run: ask while the client writes. */
@@ -375,6 +377,25 @@ static void test_http_and_reports(void) {
     char *report = NULL;
     CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK);
     loadmon_string_free(report);
+    /* Every event, from the connection to the final report, then the end (NULL). */
+    int n = 0, rollovers = 0, first_ok = 0, last_report = 0, ended = 0, rc = LOADMON_OK;
+    for (int i = 0; i < 1000000 && !ended; i++) {
+        char *ev = NULL;
+        rc = loadmon_events_next(events, 5000, &ev);
+        if (rc != LOADMON_OK) break;
+        if (ev == NULL) {
+            ended = 1;
+            break;
+        }
+        if (n == 0) first_ok = strstr(ev, "\"event\":\"client_connected\"") != NULL;
+        rollovers += strstr(ev, "\"event\":\"file_rollover\"") != NULL;
+        last_report = strstr(ev, "\"event\":\"report\"") != NULL;
+        n++;
+        loadmon_string_free(ev);
+    }
+    CHECK(rc == LOADMON_OK && ended);
+    CHECK(n > 3 && first_ok && last_report && rollovers > 0);
+    loadmon_events_free(events);
     loadmon_server_free(s);
     FILE *f = fopen(html_path, "r");
     CHECK(f != NULL);
@@ -396,6 +417,27 @@ static void test_http_and_reports(void) {
     remove(csv_path);
     /* A NULL http server has no HTTP port. */
     CHECK(loadmon_server_http_port(NULL) == 0);
+    /* Events: a timeout while nothing happens, NULL arguments refused, free(NULL) a no-op. */
+    s = start_server();
+    events = NULL;
+    CHECK(loadmon_server_events(s, &events) == LOADMON_OK);
+    char *ev = NULL;
+    CHECK(loadmon_events_next(events, 50, &ev) == LOADMON_TIMEOUT && ev == NULL);
+    CHECK(last_error_contains("no event within 50 ms"));
+    CHECK(loadmon_events_next(events, 50, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_events_next(NULL, 50, &ev) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_events(NULL, &events) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_events(s, NULL) == LOADMON_INVALID_ARGUMENT);
+    char *stopped = NULL;
+    CHECK(loadmon_server_stop(s, &stopped) == LOADMON_OK);
+    loadmon_string_free(stopped);
+    CHECK(loadmon_events_next(events, 5000, &ev) == LOADMON_OK && ev != NULL &&
+          strstr(ev, "\"event\":\"report\"") != NULL);
+    loadmon_string_free(ev);
+    CHECK(loadmon_events_next(events, 5000, &ev) == LOADMON_OK && ev == NULL);
+    loadmon_events_free(events);
+    loadmon_events_free(NULL);
+    loadmon_server_free(s);
 }
 
 int main(void) {

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use loadmon::blocking::{run_client, ServerHandle};
+use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle};
 use loadmon::client::{ClientConfig, Context, Workload};
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::ServerConfig;
@@ -422,6 +422,92 @@ pub unsafe extern "C" fn loadmon_server_http_port(server: *const LoadmonServer) 
         }))
         .unwrap_or(0),
         None => 0,
+    }
+}
+
+/// A subscription to a server's live events (see `loadmon_server_events`).
+pub struct LoadmonEvents {
+    events: Events,
+}
+
+/// Subscribes to the server's live events (client connected, id assigned, status changed,
+/// stats sample, file rollover, heartbeat missed, refused, lagged, and the final report last)
+/// and returns the subscription in `*out`, to read with `loadmon_events_next` and free with
+/// `loadmon_events_free`. Subscribe before clients connect to see every event.
+///
+/// # Safety
+/// `server` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_server_events(
+    server: *const LoadmonServer,
+    out: *mut *mut LoadmonEvents,
+) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or live per the contract.
+        let Some(s) = (unsafe { server.as_ref() }) else {
+            return invalid("loadmon_server_events: server is NULL");
+        };
+        if out.is_null() {
+            return invalid("loadmon_server_events: out is NULL");
+        }
+        match s.handle.events() {
+            Ok(events) => {
+                // SAFETY: `out` is non-NULL and writable.
+                unsafe { *out = Box::into_raw(Box::new(LoadmonEvents { events })) };
+                LOADMON_OK as c_int
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Waits up to `timeout_ms` (0 = as long as it takes) for the next event. `LOADMON_OK` with
+/// the event as one line of JSON (no newline; `"event"` names the kind) in `*event_json`, to
+/// free with `loadmon_string_free`; `LOADMON_OK` with `*event_json` set to NULL once the stream
+/// is over (after the final report); `LOADMON_TIMEOUT` if none came in time.
+///
+/// # Safety
+/// `events` is a live subscription used by one thread at a time; `event_json` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_events_next(
+    events: *mut LoadmonEvents,
+    timeout_ms: u32,
+    event_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or live, and not shared between threads, per the contract.
+        let Some(ev) = (unsafe { events.as_mut() }) else {
+            return invalid("loadmon_events_next: events is NULL");
+        };
+        if event_json.is_null() {
+            return invalid("loadmon_events_next: event_json is NULL");
+        }
+        let timeout = (timeout_ms > 0).then(|| millis(timeout_ms));
+        match ev.events.next_timeout(timeout) {
+            EventPoll::Event(e) => {
+                // SAFETY: non-NULL and writable per the check and the contract.
+                unsafe { give_string(event_json, e.to_json_line().trim_end().to_string()) };
+                LOADMON_OK as c_int
+            }
+            EventPoll::Ended => {
+                // SAFETY: as above.
+                unsafe { *event_json = std::ptr::null_mut() };
+                LOADMON_OK as c_int
+            }
+            EventPoll::Timeout => fail(Error::Timeout(format!("no event within {timeout_ms} ms"))),
+        }
+    })
+}
+
+/// Frees a subscription. NULL is a no-op.
+///
+/// # Safety
+/// `events` is NULL or a live subscription, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_events_free(events: *mut LoadmonEvents) {
+    if !events.is_null() {
+        // SAFETY: a live subscription from `loadmon_server_events`, given up by the caller.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(events) })));
     }
 }
 
