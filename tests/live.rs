@@ -122,8 +122,8 @@ fn http_api_serves_live_clients_series_metrics_and_then_the_final_report() {
         http_linger: Duration::from_secs(5),
         ..Default::default()
     });
-    let a = test_client(server.port(), &dir.path().join("a"), 2.0);
-    let b = test_client(server.port(), &dir.path().join("b"), 2.0);
+    let a = test_client(server.port(), &dir.path().join("a"), 4.0);
+    let b = test_client(server.port(), &dir.path().join("b"), 4.0);
 
     // Both running with stats: the live fields are there.
     let mut clients = Value::Null;
@@ -357,6 +357,7 @@ fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-dev-shm-usage",
             "--virtual-time-budget=3000",
             "--dump-dom",
         ])
