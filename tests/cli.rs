@@ -11,7 +11,7 @@ use common::ChildGuard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 
-fn run(args: &[&str]) -> (i32, String, String) {
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().expect("run loadmon");
     (
         out.status.code().unwrap_or(-1),
@@ -205,10 +205,7 @@ fn json_stream_on_stdout_status_lines_and_report_files() {
         std::io::Read::read_to_string(&mut out, &mut s).unwrap();
         s
     });
-    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data")));
     assert_eq!(code, 0, "{err}");
     assert_eq!(wait_exit(&mut server), 0);
     let stdout = reader.join().unwrap();
@@ -251,10 +248,7 @@ fn json_stream_on_stdout_status_lines_and_report_files() {
 fn plain_status_lines_when_stdout_is_not_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut server, port, log) = spawn_server_logged(&["--status-interval", "0.2"]);
-    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data")));
     assert_eq!(code, 0, "{err}");
     assert_eq!(wait_exit(&mut server), 0);
     let log = log.lock().unwrap().clone();
@@ -387,29 +381,13 @@ fn server_and_client_processes_run_a_test() {
     let json = tmp.path().join("report.json");
     let (mut server, port) = spawn_server(&["--report-json", json.to_str().unwrap(), "-q"]);
     let result = tmp.path().join("result.json");
-    let (code, out, err) = run(&[
-        "client",
-        "--port",
-        &port.to_string(),
-        "-r",
-        "1",
-        "-c",
-        "1",
-        "--min-chunksize",
-        "1",
-        "-f",
-        "2",
-        "--heartbeat-period",
-        "0.1",
-        "--stats-period",
-        "0.2",
-        "--out-dir",
-        tmp.path().join("data").to_str().unwrap(),
-        "--no-log-files",
-        "-q",
-        "--result-json",
-        result.to_str().unwrap(),
+    let mut args = client_args(port, &tmp.path().join("data"));
+    args.extend([
+        "-q".into(),
+        "--result-json".into(),
+        result.display().to_string(),
     ]);
+    let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("client 100: "), "{out}");
     assert_eq!(wait_exit(&mut server), 0);
@@ -462,10 +440,7 @@ fn a_json_stream_reader_that_never_reads_does_not_stall_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     // stdout is a pipe nobody reads: after 64 KiB the stream's writes block.
     let (mut server, port, log) = spawn_server_logged(&["--json-stream", "-"]);
-    let (code, _, err) = run(&client_args(port, &tmp.path().join("data"))
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let (code, _, err) = run(&client_args(port, &tmp.path().join("data")));
     assert_eq!(code, 0, "{err}");
     assert_eq!(wait_exit(&mut server), 0);
     let log = log.lock().unwrap().clone();
