@@ -181,27 +181,52 @@ impl ProtocolError {
     }
 }
 
+/// Every command name as it appears on the wire, in the order of [`Message::kind`].
+pub const COMMANDS: [&str; 16] = [
+    "get_cid",
+    "ready",
+    "file_stats",
+    "start",
+    "hb",
+    "send_stats",
+    "file_roll",
+    "done",
+    "set_cid",
+    "run_tests",
+    "hello",
+    "token",
+    "proc_stats",
+    "write_stats",
+    "error",
+    "refused",
+];
+
 impl Message {
+    /// The message's command as an index into [`COMMANDS`] (for per-command counters).
+    pub fn kind(&self) -> usize {
+        match self {
+            Message::GetCid => 0,
+            Message::Ready => 1,
+            Message::FileStats { .. } => 2,
+            Message::Start => 3,
+            Message::Heartbeat => 4,
+            Message::SendStats { .. } => 5,
+            Message::FileRoll => 6,
+            Message::Done => 7,
+            Message::SetCid(_) => 8,
+            Message::RunTests => 9,
+            Message::Hello { .. } => 10,
+            Message::Token(_) => 11,
+            Message::ProcStats { .. } => 12,
+            Message::WriteStats { .. } => 13,
+            Message::Error(_) => 14,
+            Message::Refused(_) => 15,
+        }
+    }
+
     /// The command name as it appears on the wire.
     pub fn command(&self) -> &'static str {
-        match self {
-            Message::GetCid => "get_cid",
-            Message::Ready => "ready",
-            Message::FileStats { .. } => "file_stats",
-            Message::Start => "start",
-            Message::Heartbeat => "hb",
-            Message::SendStats { .. } => "send_stats",
-            Message::FileRoll => "file_roll",
-            Message::Done => "done",
-            Message::SetCid(_) => "set_cid",
-            Message::RunTests => "run_tests",
-            Message::Hello { .. } => "hello",
-            Message::Token(_) => "token",
-            Message::ProcStats { .. } => "proc_stats",
-            Message::WriteStats { .. } => "write_stats",
-            Message::Error(_) => "error",
-            Message::Refused(_) => "refused",
-        }
+        COMMANDS[self.kind()]
     }
 
     /// Parses one line (without its `\n`; a trailing `\r` is tolerated).

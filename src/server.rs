@@ -26,7 +26,7 @@ use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, EventKind, EventStream};
 use crate::logging::EventLog;
-use crate::protocol::{Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
+use crate::protocol::{Message, COMMANDS, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
 use crate::report::{ClientReport, Report, Status, Total, BYTES_PER_MB};
 use crate::series::{ClientSeries, Sample, Series};
 
@@ -214,6 +214,14 @@ impl ClientState {
         }
     }
 
+    /// The client's time series, if it has points.
+    fn series_report(&self) -> Option<ClientSeries> {
+        (!self.series.is_empty()).then(|| ClientSeries {
+            id: self.id,
+            samples: self.series.samples(),
+        })
+    }
+
     fn to_report(&self, now: Instant) -> ClientReport {
         let time_ran_s = self.time_ran_s(now);
         let bytes_written = self.bytes_written();
@@ -274,49 +282,8 @@ struct State {
     end_time: Option<DateTime<Local>>,
 }
 
-/// Every command the server counts (`loadmon_messages_total`), and `invalid` for lines that
-/// did not parse.
-pub const COUNTED_COMMANDS: [&str; 17] = [
-    "get_cid",
-    "ready",
-    "file_stats",
-    "start",
-    "hb",
-    "send_stats",
-    "file_roll",
-    "done",
-    "set_cid",
-    "run_tests",
-    "hello",
-    "token",
-    "proc_stats",
-    "write_stats",
-    "error",
-    "refused",
-    "invalid",
-];
-const INVALID: usize = 16;
-
-fn command_index(m: &Message) -> usize {
-    match m {
-        Message::GetCid => 0,
-        Message::Ready => 1,
-        Message::FileStats { .. } => 2,
-        Message::Start => 3,
-        Message::Heartbeat => 4,
-        Message::SendStats { .. } => 5,
-        Message::FileRoll => 6,
-        Message::Done => 7,
-        Message::SetCid(_) => 8,
-        Message::RunTests => 9,
-        Message::Hello { .. } => 10,
-        Message::Token(_) => 11,
-        Message::ProcStats { .. } => 12,
-        Message::WriteStats { .. } => 13,
-        Message::Error(_) => 14,
-        Message::Refused(_) => 15,
-    }
-}
+/// Where lines that did not parse are counted, after the commands' own counters.
+const INVALID: usize = COMMANDS.len();
 
 #[derive(Debug)]
 struct Shared {
@@ -327,8 +294,8 @@ struct Shared {
     local_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
     events: EventBus,
-    /// Lines received per command ([`COUNTED_COMMANDS`] order).
-    messages: [AtomicU64; COUNTED_COMMANDS.len()],
+    /// Lines received per command ([`COMMANDS`] order), then lines that did not parse.
+    messages: [AtomicU64; COMMANDS.len() + 1],
     connections: AtomicU64,
     refused: AtomicU64,
     /// The final report, once the server stopped.
@@ -382,12 +349,7 @@ impl Shared {
         for cell in self.cells() {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
-            if !c.series.is_empty() {
-                series.push(ClientSeries {
-                    id: c.id,
-                    samples: c.series.samples(),
-                });
-            }
+            series.extend(c.series_report());
             if let Some((s, _)) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.map_or(now, |e| e.0);
@@ -452,23 +414,19 @@ impl ServerControl {
         self.shared
             .cells()
             .iter()
-            .filter_map(|cell| {
-                let c = lock_cell(cell);
-                (!c.series.is_empty()).then(|| ClientSeries {
-                    id: c.id,
-                    samples: c.series.samples(),
-                })
-            })
+            .filter_map(|cell| lock_cell(cell).series_report())
             .collect()
     }
 
-    /// Lines received so far per command, in [`COUNTED_COMMANDS`] order (`invalid` counts
-    /// lines that did not parse).
+    /// Lines received so far per command, in [`COMMANDS`] order, then `("invalid", n)` for
+    /// lines that did not parse.
     pub fn message_counts(&self) -> Vec<(&'static str, u64)> {
-        COUNTED_COMMANDS
+        COMMANDS
             .iter()
+            .copied()
+            .chain(["invalid"])
             .zip(&self.shared.messages)
-            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+            .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
             .collect()
     }
 
@@ -699,7 +657,7 @@ impl Server {
                                     protocol_version: None,
                                     last_heartbeat: Instant::now(),
                                     missed_reported: false,
-                                    counts: [0; COUNTED_COMMANDS.len()],
+                                    counts: [0; COMMANDS.len() + 1],
                                     cell: None,
                                 };
                                 tasks.spawn(h.serve(conn, permit));
@@ -845,7 +803,7 @@ struct Handler {
     /// Whether a `heartbeat_missed` event was sent for the current gap.
     missed_reported: bool,
     /// Lines received per command since the last flush to the server's counters.
-    counts: [u64; COUNTED_COMMANDS.len()],
+    counts: [u64; COMMANDS.len() + 1],
     /// This client's record, once it has an id.
     cell: Option<ClientCell>,
 }
@@ -1045,7 +1003,7 @@ impl Handler {
     ) -> Step {
         let msg = match parsed {
             Ok(m) => {
-                self.counts[command_index(&m)] += 1;
+                self.counts[m.kind()] += 1;
                 m
             }
             Err(e) => {
