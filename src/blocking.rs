@@ -153,10 +153,7 @@ impl ServerHandle {
 
     /// The report so far (the final one once the server stopped).
     pub fn report(&self) -> Report {
-        match self.outcome.wait(Some(Duration::ZERO)) {
-            Some(Ok(r)) => r,
-            _ => self.control.report(),
-        }
+        self.control.report()
     }
 
     /// The HTTP listener's address, if the server has one.
