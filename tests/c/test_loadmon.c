@@ -76,6 +76,15 @@ static void *client_thread(void *arg) {
     return NULL;
 }
 
+/* Starts a small client against `s` for `run_time_s` on thread `*t`. */
+static void start_client_thread(LoadmonServer *s, uint32_t run_time_s, struct client_run *run,
+                                pthread_t *t) {
+    run->cfg = small_client(loadmon_server_port(s));
+    run->cfg.run_time_s = run_time_s;
+    run->result = NULL;
+    pthread_create(t, NULL, client_thread, run);
+}
+
 static void test_full_run(void) {
     LoadmonServer *s = start_server();
     uint16_t port = loadmon_server_port(s);
@@ -284,11 +293,8 @@ static void test_custom_workload(void) {
 static void test_snapshot_and_stop_mid_run(void) {
     LoadmonServer *s = start_server();
     struct client_run run;
-    run.cfg = small_client(loadmon_server_port(s));
-    run.cfg.run_time_s = 30;
-    run.result = NULL;
     pthread_t t;
-    pthread_create(&t, NULL, client_thread, &run);
+    start_client_thread(s, 30, &run, &t);
     char *snap = NULL;
     int running = 0;
     for (int i = 0; i < 500 && !running; i++) {
@@ -354,11 +360,8 @@ static void test_http_and_reports(void) {
     CHECK(http != 0 && http != loadmon_server_port(s));
     /* The HTTP listener lives as long as the run: ask while the client writes. */
     struct client_run run;
-    run.cfg = small_client(loadmon_server_port(s));
-    run.cfg.run_time_s = 3;
-    run.result = NULL;
     pthread_t t;
-    pthread_create(&t, NULL, client_thread, &run);
+    start_client_thread(s, 3, &run, &t);
     static char buf[65536];
     int seen = 0;
     for (int i = 0; i < 500 && !seen; i++) {
