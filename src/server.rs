@@ -517,33 +517,21 @@ impl Server {
         }
         let addr = format!("{}:{}", config.host, config.port);
         log.info(format!("Initializing server on {addr}"));
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|e| Error::net(format!("bind {addr}"), e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::net(format!("local address of {addr}"), e))?;
-        if !local_addr.ip().is_loopback() && config.token.is_none() {
-            log.warn(format!(
-                "listening on non-loopback address {local_addr} without a token: any host that can \
-                 reach it can join the test (set a token)"
-            ));
-        }
+        let tokenless = config.token.is_none();
+        let (listener, local_addr) =
+            bind(&addr, "", tokenless, "listening on", "join the test", &log).await?;
         let (http, http_addr) = match &config.http {
             None => (None, None),
             Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| Error::net(format!("bind HTTP {addr}"), e))?;
-                let a = l
-                    .local_addr()
-                    .map_err(|e| Error::net(format!("local address of HTTP {addr}"), e))?;
-                if !a.ip().is_loopback() && config.token.is_none() {
-                    log.warn(format!(
-                        "HTTP on non-loopback address {a} without a token: any host that can reach \
-                         it can read the results (set a token)"
-                    ));
-                }
+                let (l, a) = bind(
+                    addr,
+                    "HTTP ",
+                    tokenless,
+                    "HTTP on",
+                    "read the results",
+                    &log,
+                )
+                .await?;
                 log.info(format!("HTTP API, metrics and dashboard on http://{a}/"));
                 (Some(l), Some(a))
             }
@@ -772,6 +760,31 @@ impl Server {
         }
         written.map(|()| report)
     }
+}
+
+/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Both listeners follow
+/// one rule: a non-loopback address without a token is served, with a warning.
+async fn bind(
+    addr: &str,
+    what: &str,
+    tokenless: bool,
+    listening: &str,
+    anyone_can: &str,
+    log: &EventLog,
+) -> Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::net(format!("bind {what}{addr}"), e))?;
+    let a = l
+        .local_addr()
+        .map_err(|e| Error::net(format!("local address of {what}{addr}"), e))?;
+    if !a.ip().is_loopback() && tokenless {
+        log.warn(format!(
+            "{listening} non-loopback address {a} without a token: any host that can reach it \
+             can {anyone_can} (set a token)"
+        ));
+    }
+    Ok((l, a))
 }
 
 /// Writes a report file in one format.
