@@ -271,7 +271,13 @@ pub struct Events {
 }
 
 impl Events {
-    fn new(stream: EventStream) -> Result<Events> {
+    /// Blocking access to `stream` (e.g. from
+    /// [`ServerControl::subscribe`](crate::server::ServerControl::subscribe)), for a thread
+    /// outside the server's runtime.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if the small runtime that waits for events cannot start.
+    pub fn new(stream: EventStream) -> Result<Events> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

@@ -11,6 +11,7 @@ use std::time::Duration;
 use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
+use loadmon::blocking::Events;
 use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
 use loadmon::events::EventStream;
@@ -358,7 +359,7 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
 /// missed), never the server. A write error (full disk) is logged once and ends the stream.
 fn json_stream(
     path: &std::path::Path,
-    mut events: EventStream,
+    events: EventStream,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let mut out: Box<dyn Write + Send> = if path == std::path::Path::new("-") {
         Box::new(std::io::stdout())
@@ -369,23 +370,19 @@ fn json_stream(
         )
     };
     let name = path.display().to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+    let events = Events::new(events)?;
     std::thread::Builder::new()
         .name("loadmon-json-stream".into())
         .spawn(move || {
-            rt.block_on(async {
-                while let Some(e) = events.next().await {
-                    let r = out
-                        .write_all(e.to_json_line().as_bytes())
-                        .and_then(|()| out.flush());
-                    if let Err(err) = r {
-                        tracing::warn!("JSON stream {name}: {err}; no more events are written");
-                        return;
-                    }
+            for e in events {
+                let r = out
+                    .write_all(e.to_json_line().as_bytes())
+                    .and_then(|()| out.flush());
+                if let Err(err) = r {
+                    tracing::warn!("JSON stream {name}: {err}; no more events are written");
+                    return;
                 }
-            })
+            }
         })
         .map_err(|e| Error::Internal(format!("cannot start the JSON stream thread: {e}")))
 }
