@@ -67,12 +67,13 @@ fn seconds(py: Python<'_>, name: &str, s: f64) -> PyResult<Duration> {
 }
 
 /// Waits for `poll` with the GIL released, waking every 100 ms for Ctrl-C. On Ctrl-C,
-/// `on_interrupt` runs and KeyboardInterrupt is raised; past `timeout`, TimeoutError.
+/// `on_interrupt` runs and KeyboardInterrupt is raised; past `timeout`, TimeoutError saying
+/// "`what` after N s".
 fn wait_interruptibly<T: Send>(
     py: Python<'_>,
     timeout: Option<f64>,
     what: &str,
-    poll: impl Fn(Duration) -> Option<loadmon::Result<T>> + Sync,
+    mut poll: impl FnMut(Duration) -> Option<loadmon::Result<T>> + Send,
     on_interrupt: impl FnOnce(Python<'_>),
 ) -> PyResult<T> {
     let deadline = match timeout {
@@ -100,10 +101,7 @@ fn wait_interruptibly<T: Send>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(to_py(
                 py,
-                Error::Timeout(format!(
-                    "{what} still running after {:.1} s",
-                    timeout.unwrap_or_default()
-                )),
+                Error::Timeout(format!("{what} after {:.1} s", timeout.unwrap_or_default())),
             ));
         }
     }
@@ -506,7 +504,7 @@ impl PyServer {
         let inner = wait_interruptibly(
             py,
             timeout,
-            "the server is",
+            "the server is still running",
             |slice| h.try_wait(Some(slice)),
             |_| {},
         )?;
@@ -574,33 +572,22 @@ impl PyEvents {
         let Some(events) = slot.as_mut() else {
             return Ok(None);
         };
-        let deadline = self
-            .timeout
-            .map(|t| Instant::now() + Duration::from_secs_f64(t));
-        loop {
-            let slice = match deadline {
-                None => SIGNAL_POLL,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_POLL),
-            };
-            match py.detach(|| events.next_timeout(Some(slice))) {
-                EventPoll::Event(e) => {
-                    return json_to_py(py, e.to_json_line().trim_end()).map(Some);
-                }
-                EventPoll::Ended => {
-                    *slot = None;
-                    return Ok(None);
-                }
-                EventPoll::Timeout => {}
-            }
-            py.check_signals()?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(to_py(
-                    py,
-                    Error::Timeout(format!(
-                        "no event within {:.1} s",
-                        self.timeout.unwrap_or_default()
-                    )),
-                ));
+        let next = wait_interruptibly(
+            py,
+            self.timeout,
+            "no event",
+            |slice| match events.next_timeout(Some(slice)) {
+                EventPoll::Event(e) => Some(Ok(Some(e))),
+                EventPoll::Ended => Some(Ok(None)),
+                EventPoll::Timeout => None,
+            },
+            |_| {},
+        )?;
+        match next {
+            Some(e) => json_to_py(py, e.to_json_line().trim_end()).map(Some),
+            None => {
+                *slot = None;
+                Ok(None)
             }
         }
     }
@@ -641,7 +628,7 @@ fn run_handle(
     wait_interruptibly(
         py,
         timeout,
-        "the client is",
+        "the client is still running",
         |slice| h.try_join(Some(slice)),
         move |py| {
             h2.cancel();
