@@ -18,6 +18,7 @@
 //! - [`events`]: the live event stream (client connected, status change, stats sample, …).
 //! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
 //! - [`console`]: the live console table and the plain status lines of the CLI.
+//! - [`text`]: peer text escaped for terminals, logs and the text report.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule in one process.
 //! - `config` (private): checks shared by the server's and the client's settings.
@@ -67,6 +68,7 @@ pub mod report;
 pub mod series;
 pub mod server;
 pub mod stats;
+pub mod text;
 
 pub use error::{Error, Result};
 pub use report::{ClientReport, Report, Status};
