@@ -82,19 +82,33 @@ impl LineBuffer {
     /// # Errors
     /// [`ProtocolError::LineTooLong`] or [`ProtocolError::InvalidUtf8`]: fatal for the peer.
     pub fn next_line<R>(&mut self, f: impl FnOnce(&str) -> R) -> Result<Option<R>, ProtocolError> {
-        let scan = self.buf.len().min(self.max_line_bytes.saturating_add(1));
+        // A line of the bound may end in `\r\n` as well as `\n`: look one byte further for the
+        // `\n`, then check the length of the line itself.
+        let scan = self.buf.len().min(self.max_line_bytes.saturating_add(2));
         match self.buf[..scan].iter().position(|&b| b == b'\n') {
             Some(i) => {
                 let raw = &self.buf[..i];
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                if raw.len() > self.max_line_bytes {
+                    return Err(ProtocolError::LineTooLong {
+                        max_bytes: self.max_line_bytes,
+                    });
+                }
                 let line = std::str::from_utf8(raw).map_err(|_| ProtocolError::InvalidUtf8)?;
                 let r = f(line);
                 self.buf.advance(i + 1);
                 Ok(Some(r))
             }
-            None if self.buf.len() > self.max_line_bytes => Err(ProtocolError::LineTooLong {
-                max_bytes: self.max_line_bytes,
-            }),
+            // Still waiting for the `\n`: too long unless all that is over the bound is the
+            // `\r` of a `\r\n`.
+            None if self.buf.len() > self.max_line_bytes
+                && (self.buf.len() > self.max_line_bytes.saturating_add(1)
+                    || self.buf.last() != Some(&b'\r')) =>
+            {
+                Err(ProtocolError::LineTooLong {
+                    max_bytes: self.max_line_bytes,
+                })
+            }
             None => Ok(None),
         }
     }
@@ -256,6 +270,22 @@ mod tests {
             exact.next_line(|l| l.len()).unwrap(),
             Some(8),
             "a line of exactly the bound is fine"
+        );
+        let mut crlf = LineBuffer::new(8);
+        crlf.extend(b"12345678\r\n");
+        assert_eq!(
+            crlf.next_line(|l| l.len()).unwrap(),
+            Some(8),
+            "a line of exactly the bound may end in CRLF too"
+        );
+        let mut half = LineBuffer::new(8);
+        half.extend(b"12345678\r");
+        assert_eq!(half.next_message(), Ok(None), "the \\n of a CRLF may come later");
+        let mut cr_long = LineBuffer::new(8);
+        cr_long.extend(b"123456789\n");
+        assert_eq!(
+            cr_long.next_message(),
+            Err(ProtocolError::LineTooLong { max_bytes: 8 })
         );
         let mut long = LineBuffer::new(8);
         long.extend(b"123456789");

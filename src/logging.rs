@@ -55,7 +55,11 @@ impl EventLog {
         self.file.as_ref().map(|(p, _)| p.as_path())
     }
 
+    /// Logs `msg`; control characters in it (peer text: an `error:` reason, a bad line) are
+    /// written as visible escapes, so no log line can drive a terminal or forge another line.
     pub(crate) fn log(&self, level: Level, msg: &str) {
+        let msg = crate::text::escape_control(msg);
+        let msg = msg.as_ref();
         match (self.role, level) {
             ("server", Level::Debug) => tracing::debug!(target: "loadmon::server", "{msg}"),
             ("server", Level::Info) => tracing::info!(target: "loadmon::server", "{msg}"),

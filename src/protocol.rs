@@ -466,7 +466,9 @@ fn parse_pct(
     if x > max {
         return Err(invalid(command, field, v, "out of range"));
     }
-    Ok(x)
+    // `-0` passes the checks above; adding +0.0 turns it into 0 so that it is never shown as
+    // "-0" (IEEE 754: -0 + 0 = +0).
+    Ok(x + 0.0)
 }
 
 #[cfg(test)]
