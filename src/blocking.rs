@@ -80,7 +80,9 @@ fn runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))
 }
 
-/// A server running on its own runtime.
+/// A server running on its own runtime, with what its configuration asks for around it: the
+/// HTTP listener (while the run lasts, then for [`ServerConfig::http_linger`]) and the report
+/// files (checked before the run, written after it).
 ///
 /// # Examples
 /// ```
@@ -98,42 +100,132 @@ fn runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime> {
 pub struct ServerHandle {
     control: ServerControl,
     outcome: Arc<Outcome<Report>>,
+    /// Set once the HTTP listener (if any) has closed.
+    http_closed: Arc<Outcome<()>>,
+    http_stop: CancellationToken,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ServerHandle {
-    /// Binds and starts serving on a thread of its own; returns at once.
+    /// Checks the configuration (report paths included), binds the protocol port and the
+    /// HTTP listener, and starts serving on a thread of its own; returns at once.
     ///
     /// The server runs on a single-threaded runtime: the work per message is tiny, and one
     /// thread spares the cross-thread wake-ups of a multi-threaded scheduler.
     ///
     /// # Errors
-    /// As [`Server::bind`].
+    /// As [`Server::bind`]; [`Error::Net`] if the HTTP address cannot be bound.
     pub fn start(config: ServerConfig) -> Result<ServerHandle> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+        Self::start_on(config, 1)
+    }
+
+    /// As [`ServerHandle::start`], on a runtime of `worker_threads` threads (1: the
+    /// single-threaded runtime).
+    ///
+    /// # Errors
+    /// As [`ServerHandle::start`].
+    pub fn start_on(config: ServerConfig, worker_threads: usize) -> Result<ServerHandle> {
+        let rt = if worker_threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?
+        } else {
+            runtime(worker_threads, "loadmon-server")?
+        };
         let server = rt.block_on(Server::bind(config))?;
         let control = server.control();
-        let lingering = control.clone();
+        let config = control.config().clone();
+        let log = control.log();
+        let http = match &config.http {
+            None => None,
+            Some(addr) => {
+                let (l, a) = rt.block_on(crate::server::bind(
+                    addr,
+                    "HTTP ",
+                    config.token.is_none(),
+                    "HTTP on",
+                    "read the results",
+                    &log,
+                ))?;
+                log.info(format!("HTTP API, metrics and dashboard on http://{a}/"));
+                control.set_http_addr(a);
+                Some(l)
+            }
+        };
         let outcome = Outcome::new();
-        let out = outcome.clone();
+        let http_closed = Outcome::new();
+        let http_stop = CancellationToken::new();
+        let (out, closed, stop, ctl) = (
+            outcome.clone(),
+            http_closed.clone(),
+            http_stop.clone(),
+            control.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("loadmon-server".into())
             .spawn(move || {
-                let result = rt.block_on(server.run());
+                let http_task = http.map(|l| {
+                    rt.spawn(crate::http::serve(
+                        l,
+                        ctl.clone(),
+                        config.token.clone(),
+                        stop.clone(),
+                        log.clone(),
+                    ))
+                });
+                // Whatever happens in the run, the result is set: a panic is an error result,
+                // never a handle that waits for ever.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    rt.block_on(server.run())
+                }));
+                let result = match run {
+                    Ok(Ok(report)) => write_report_files(&config, &report, &log).map(|()| report),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(Error::Internal("the server thread panicked".into())),
+                };
                 out.set(result);
-                // The HTTP listener may linger to serve the final report.
-                rt.block_on(lingering.http_closed());
+                if let Some(task) = http_task {
+                    // The listener serves the final report for the linger time (or until
+                    // close_http), then stops.
+                    if !config.http_linger.is_zero() && !stop.is_cancelled() {
+                        log.info(format!(
+                            "HTTP keeps serving the final report for {:.1} s",
+                            config.http_linger.as_secs_f64()
+                        ));
+                    }
+                    rt.block_on(async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(config.http_linger) => {}
+                            _ = stop.cancelled() => {}
+                        }
+                        stop.cancel();
+                        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    });
+                }
+                closed.set(Ok(()));
                 rt.shutdown_background();
             })
             .map_err(|e| Error::Internal(format!("cannot start the server thread: {e}")))?;
         Ok(ServerHandle {
             control,
             outcome,
+            http_closed,
+            http_stop,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Ends the HTTP listener's linger after the run (it stops with the run anyway when
+    /// [`ServerConfig::http_linger`] is zero).
+    pub fn close_http(&self) {
+        self.http_stop.cancel();
+    }
+
+    /// Waits up to `timeout` (`None`: as long as it takes) until the run is over and the HTTP
+    /// listener, if any, has closed; whether it has.
+    pub fn wait_http_closed(&self, timeout: Option<Duration>) -> bool {
+        self.http_closed.wait(timeout).is_some()
     }
 
     /// The bound address.
@@ -239,10 +331,28 @@ impl ServerHandle {
     }
 }
 
+/// Writes the report files `config` asks for; every file is attempted, each is logged, and the
+/// first failure is returned after the others.
+fn write_report_files(config: &ServerConfig, report: &Report, log: &crate::logging::EventLog) -> Result<()> {
+    let mut written = Ok(());
+    for (kind, path, r) in config.report_files().write(report) {
+        match r {
+            Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
+            Err(e) => {
+                log.warn(format!("{kind} report not written: {e}"));
+                if written.is_ok() {
+                    written = Err(e);
+                }
+            }
+        }
+    }
+    written
+}
+
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.control.stop();
-        self.control.close_http();
+        self.http_stop.cancel();
         if self.outcome.wait(Some(Duration::from_secs(10))).is_some() {
             if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();

@@ -139,7 +139,18 @@ impl LineBuffer {
 pub struct Connection {
     stream: TcpStream,
     lines: LineBuffer,
-    out: Vec<u8>,
+    out: BytesMut,
+}
+
+/// What one non-blocking read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    /// Bytes were added to the buffer.
+    Data,
+    /// Nothing to read now.
+    Nothing,
+    /// The peer closed its side cleanly (no partial line left).
+    Eof,
 }
 
 impl Connection {
@@ -150,7 +161,7 @@ impl Connection {
         Connection {
             stream,
             lines: LineBuffer::new(max_line_bytes),
-            out: Vec::new(),
+            out: BytesMut::new(),
         }
     }
 
@@ -192,6 +203,72 @@ impl Connection {
         }
     }
 
+    /// The stream, to wait for readiness ([`TcpStream::readable`], [`TcpStream::writable`])
+    /// before [`Connection::try_fill`] or [`Connection::try_flush`].
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads what the socket has, without waiting (at most one read).
+    ///
+    /// # Errors
+    /// [`FrameError::Protocol`] for a stream that ends inside a line, [`FrameError::Io`].
+    pub fn try_fill(&mut self) -> Result<Filled, FrameError> {
+        self.lines.buf.reserve(READ_CHUNK);
+        let room = self.lines.buf.capacity() - self.lines.buf.len();
+        let (stream, buf) = (&self.stream, &mut self.lines.buf);
+        let mut got = 0;
+        // As in `read_message`: a read that does not fill the buffer has drained the socket,
+        // so tell tokio "would block" and spare the next wake-up a recv that only hears EAGAIN.
+        let read = stream.try_io(Interest::READABLE, || {
+            got = stream.try_read_buf(buf)?;
+            if got > 0 && got < room {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        match read {
+            Ok(0) => {
+                self.lines.finish()?;
+                Ok(Filled::Eof)
+            }
+            Ok(_) => Ok(Filled::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(if got > 0 {
+                Filled::Data
+            } else {
+                Filled::Nothing
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn pending_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Sends as much of the queue as the socket takes now, without waiting. Returns the bytes
+    /// sent (0 if the socket is full).
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn try_flush(&mut self) -> io::Result<usize> {
+        let mut sent = 0;
+        while !self.out.is_empty() {
+            match self.stream.try_write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.advance(n);
+                    sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
     /// The next message already received, without waiting (`Ok(None)` if none is complete).
     ///
     /// # Errors
@@ -212,7 +289,7 @@ impl Connection {
     /// Queues a message without sending; [`Connection::flush`] sends the batch in one write.
     pub fn feed(&mut self, msg: &Message) {
         self.out.extend_from_slice(msg.encode().as_bytes());
-        self.out.push(b'\n');
+        self.out.extend_from_slice(b"\n");
     }
 
     /// Sends queued messages.
@@ -233,13 +310,14 @@ impl Connection {
         self.stream.peer_addr().ok()
     }
 
-    /// Closes politely: flushes, shuts the write half, then drains what the peer still sends for
-    /// up to `linger` so that the last line we wrote is not lost to a reset.
+    /// Closes politely within `linger` whatever the peer does: sends what is queued (as far as
+    /// the peer reads it), shuts the write half, then drains what the peer still sends so that
+    /// the last line we wrote is not lost to a reset.
     pub async fn close(mut self, linger: Duration) {
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
-        let mut sink = [0u8; 1024];
         let _ = tokio::time::timeout(linger, async {
+            let _ = self.flush().await;
+            let _ = self.stream.shutdown().await;
+            let mut sink = [0u8; 1024];
             loop {
                 match self.stream.read(&mut sink).await {
                     Ok(0) | Err(_) => break,

@@ -5,18 +5,19 @@
 //! (including clients ABORTED because the server was stopped by SIGINT/SIGTERM).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
-use loadmon::blocking::Events;
+use loadmon::blocking::{Events, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
 use loadmon::events::EventStream;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
-use loadmon::server::{Server, ServerConfig};
+use loadmon::server::ServerConfig;
 use loadmon::{Error, Report, Status};
 
 #[derive(Parser, Debug)]
@@ -62,6 +63,16 @@ struct ServerArgs {
     /// Seconds a new connection has to send get_cid.
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     handshake_timeout: f64,
+    /// Most connections still in the handshake (no id yet) at once; more are refused.
+    #[arg(long, default_value_t = 256)]
+    max_pending: usize,
+    /// Most client ids one run hands out; then get_cid is refused.
+    #[arg(long, default_value_t = 100_000)]
+    max_ids: u64,
+    /// Seconds a peer may leave our replies unread before it is closed (ABORTED, "peer not
+    /// reading").
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    write_timeout: f64,
     /// Shared secret clients must send.
     #[arg(long, env = "LOADMON_TOKEN")]
     token: Option<String>,
@@ -281,7 +292,6 @@ fn report_exit(report: &Report) -> ExitCode {
 }
 
 fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
-    let threads = a.threads;
     let config = ServerConfig {
         host: a.host,
         port: a.port,
@@ -289,6 +299,9 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         first_client_id: a.first_client_id,
         heartbeat_timeout: secs(a.heartbeat_timeout),
         handshake_timeout: secs(a.handshake_timeout),
+        max_pending: a.max_pending,
+        max_ids: a.max_ids,
+        write_timeout: secs(a.write_timeout),
         token: a.token,
         report_json: a.report_json,
         report_csv: a.watch.report_csv.clone(),
@@ -298,60 +311,69 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         log_dir: (!a.no_log_files).then_some(a.log_dir),
         ..Default::default()
     };
-    config.validate()?;
-    // By default one thread serves every connection: the work per message is tiny, and a
-    // single thread spares the cross-thread wake-ups of a multi-threaded scheduler.
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(usize::from(threads));
-        b
+    let watch = a.watch;
+    // One thread serves every connection by default (see ServerHandle::start_on). The report
+    // paths are checked here, before anything listens.
+    let server = Arc::new(ServerHandle::start_on(config, usize::from(a.threads))?);
+    // Always said, whatever the log level: with --port 0 this is how callers learn the port.
+    eprintln!("loadmon server listening on {}", server.local_addr());
+    if let Some(h) = server.http_addr() {
+        eprintln!("loadmon dashboard on http://{h}/");
+    }
+    let stream = match &watch.json_stream {
+        Some(path) => Some(json_stream(path, server.control().subscribe())?),
+        None => None,
     };
-    let rt = builder
+    let live = watch.live(server.control());
+    watch_signals(server.clone())?;
+    let outcome = server.wait(None);
+    drop(live);
+    if let Some(thread) = stream {
+        // The stream ends with the final report; give the writer time to write it.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !thread.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // The final report, whatever happened to the report files.
+    let report = server.report();
+    if watch.stream_to_stdout() {
+        // stdout carries the JSON lines: keep it machine-readable, and never wait for its
+        // lock (a stalled reader leaves the stream's writer holding it).
+        eprint!("{}", report.to_text());
+    } else {
+        print!("{}", report.to_text());
+        let _ = std::io::stdout().flush();
+    }
+    // With --http-linger, the final report stays on HTTP for a while (Ctrl-C ends it).
+    server.wait_http_closed(None);
+    outcome?;
+    Ok(report_exit(&report))
+}
+
+/// On Ctrl-C or SIGTERM: stops the run, or, once it is over, ends the HTTP linger. Signals are
+/// watched on a thread of their own for the life of the process.
+fn watch_signals(server: Arc<ServerHandle>) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
-    let watch = a.watch;
-    let report = rt.block_on(async {
-        let server = Server::bind(config).await?;
-        // Always said, whatever the log level: with --port 0 this is how callers learn the port.
-        eprintln!("loadmon server listening on {}", server.local_addr());
-        if let Some(h) = server.control().http_addr() {
-            eprintln!("loadmon dashboard on http://{h}/");
-        }
-        let stream = match &watch.json_stream {
-            Some(path) => Some(json_stream(path, server.control().subscribe())?),
-            None => None,
-        };
-        let control = server.control();
-        let live = watch.live(control.clone());
-        let report = server.run_until(shutdown_signal()).await;
-        drop(live);
-        if let Some(thread) = stream {
-            // The stream ends with the final report; give the writer time to write it.
-            let until = std::time::Instant::now() + Duration::from_secs(10);
-            while !thread.is_finished() && std::time::Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let report = report?;
-        if watch.stream_to_stdout() {
-            // stdout carries the JSON lines: keep it machine-readable, and never wait for its
-            // lock (a stalled reader leaves the stream's writer holding it).
-            eprint!("{}", report.to_text());
-        } else {
-            print!("{}", report.to_text());
-            let _ = std::io::stdout().flush();
-        }
-        // With --http-linger, the final report stays on HTTP for a while (Ctrl-C ends it).
-        tokio::select! {
-            _ = control.http_closed() => {}
-            _ = shutdown_signal() => control.close_http(),
-        }
-        Ok::<_, Error>(report)
-    })?;
-    Ok(report_exit(&report))
+    std::thread::Builder::new()
+        .name("loadmon-signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                loop {
+                    shutdown_signal().await;
+                    if server.is_finished() {
+                        server.close_http();
+                    } else {
+                        server.control().stop();
+                    }
+                }
+            })
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
 }
 
 /// Writes every event of `events` as a JSON line to `path` ("-": stdout), flushed at once, on

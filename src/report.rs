@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,47 @@ pub struct Total {
     pub last_done: Option<String>,
 }
 
+impl Total {
+    /// The totals of `clients` whose runs span `span_s` seconds (first `start` to last end).
+    /// Sums saturate: a peer reporting `u64::MAX` bytes cannot make the total wrap.
+    pub fn of(clients: &[ClientReport], span_s: f64) -> Total {
+        let bytes_written = clients
+            .iter()
+            .fold(0u64, |t, c| t.saturating_add(c.bytes_written));
+        let dones = clients
+            .iter()
+            .filter(|c| c.status == Status::Pass)
+            .filter_map(|c| {
+                let t = c.end_time.as_deref()?;
+                Some((chrono::DateTime::parse_from_rfc3339(t).ok()?, t))
+            });
+        let (mut first, mut last) = (None, None::<(chrono::DateTime<chrono::FixedOffset>, &str)>);
+        for d in dones {
+            if first.as_ref().is_none_or(|f: &(chrono::DateTime<chrono::FixedOffset>, &str)| d.0 < f.0) {
+                first = Some(d);
+            }
+            if last.as_ref().is_none_or(|l| d.0 > l.0) {
+                last = Some(d);
+            }
+        }
+        Total {
+            clients: clients.len(),
+            passed: clients.iter().filter(|c| c.status == Status::Pass).count(),
+            files_written: clients
+                .iter()
+                .fold(0u64, |t, c| t.saturating_add(c.files_written)),
+            bytes_written,
+            throughput_mb_s: if span_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / span_s
+            } else {
+                0.0
+            },
+            first_done: first.map(|f| f.1.to_string()),
+            last_done: last.map(|l| l.1.to_string()),
+        }
+    }
+}
+
 /// The CSV header: [`ClientReport`]'s fields in order.
 const CSV_HEADER: [&str; 26] = [
     "id",
@@ -189,6 +230,10 @@ pub struct Report {
     /// [`series`](crate::series)), for the clients that sent stats.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<ClientSeries>,
+    /// Whether the run was stopped (Ctrl-C, SIGTERM, a stop call) rather than ending by itself
+    /// when its clients were gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl Report {
@@ -223,7 +268,9 @@ impl Report {
         let sep = "---------------------------------------------------------";
         s.push('\n');
         s.push_str(line);
-        s.push_str("\nAll test clients completed!\n");
+        s.push('\n');
+        s.push_str(self.headline());
+        s.push('\n');
         s.push_str(&format!(
             "    Start time: {}\n",
             seed_time(&self.start_time)
@@ -246,12 +293,29 @@ impl Report {
             s.push_str(&format!("    File size:     {} MB\n", c.file_size_mb));
             s.push_str(&format!("    Chunk size:    {} MB\n", c.chunk_size_mb));
             if let Some(r) = &c.reason {
+                // Peer text: escaped for the terminal (the JSON keeps it exact).
+                let r = crate::text::escape_control(r);
                 s.push_str(&format!("    Reason:        {r}\n"));
             }
         }
         s.push_str(line);
         s.push('\n');
         s
+    }
+
+    /// The text report's first line: the seed's "All test clients completed!" when the run
+    /// ended by itself (or every client had finished when it was stopped), and what happened
+    /// otherwise.
+    fn headline(&self) -> &'static str {
+        let interrupted = self
+            .clients
+            .iter()
+            .any(|c| c.reason.as_deref() == Some(STOPPED_REASON));
+        match (self.stopped, self.clients.is_empty(), interrupted) {
+            (true, true, _) => "Server stopped before any test client connected!",
+            (true, false, true) => "Server stopped before every test client completed!",
+            _ => "All test clients completed!",
+        }
     }
 
     /// Writes the JSON report to `path` atomically (temporary file in the same directory,
@@ -332,30 +396,170 @@ fn seed_time(rfc3339: &str) -> String {
         .unwrap_or_else(|_| rfc3339.to_string())
 }
 
-/// Writes `bytes` to `path` so that the file is either the old one or the whole new one.
+/// The reason of a client that was running when the server was stopped.
+pub const STOPPED_REASON: &str = "server stopped";
+
+/// The report files of a run (each optional): checked before the run, written after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// The JSON report.
+    pub json: Option<PathBuf>,
+    /// The CSV report (one row per client).
+    pub csv: Option<PathBuf>,
+    /// The HTML report (table and charts).
+    pub html: Option<PathBuf>,
+}
+
+impl ReportFiles {
+    fn each(&self) -> impl Iterator<Item = (&'static str, &Path)> {
+        [("JSON", &self.json), ("CSV", &self.csv), ("HTML", &self.html)]
+            .into_iter()
+            .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
+    }
+
+    /// Checks every path before the run, so that a report is never lost to a path found
+    /// unusable afterwards: see [`check_report_path`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the report and the path.
+    pub fn check(&self) -> Result<()> {
+        for (kind, path) in self.each() {
+            check_report_path(path)
+                .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Writes every report file (each is attempted even if another failed); one
+    /// `(kind, path, result)` per file.
+    pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
+        self.each()
+            .map(|(kind, path)| {
+                let r = match kind {
+                    "JSON" => report.write_json(path),
+                    "CSV" => report.write_csv(path),
+                    _ => report.write_html(path),
+                };
+                (kind, path.to_path_buf(), r)
+            })
+            .collect()
+    }
+}
+
+/// A unique name for a temporary file beside `name` (process id and a counter).
+fn temp_name(name: &std::ffi::OsStr) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())
+}
+
+/// Checks that a report can be written to `path`: it names a file (not a directory), it is
+/// absent or a regular file (a symlink to one is written through), and its directory exists
+/// and is writable, or can be created under a writable one. Nothing is left behind.
+///
+/// # Errors
+/// Why not, as text.
+pub fn check_report_path(path: &Path) -> std::result::Result<(), String> {
+    if path.file_name().is_none() {
+        return Err("not a file path".into());
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(
+                    "exists and is not a regular file (reports replace only regular files)".into(),
+                )
+            }
+            Err(e) => return Err(format!("a symlink to nothing usable: {e}")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let target = resolve(path);
+    let mut dir = parent_dir(&target);
+    // The nearest existing ancestor must be a writable directory.
+    while !dir.exists() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let probe = dir.join(temp_name(std::ffi::OsStr::new("loadmon-probe")));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot write in {}: {e}", dir.display())),
+    }
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `path`, or what it points to if it is a symlink (so the link is kept and its target
+/// replaced).
+fn resolve(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Writes `bytes` to `path` so that the file is either the old one or the whole new one
+/// (temporary file in the same directory, fsync, rename). Only a regular file is replaced: a
+/// symlink is written through (the link stays), and a directory, device, FIFO or socket is
+/// an error, never renamed over.
 ///
 /// # Errors
 /// [`Error::File`] naming the path that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let target = resolve(path);
+    match std::fs::metadata(&target) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::file(
+                "replace",
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file (reports replace only regular files)",
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let dir = parent_dir(&target);
     std::fs::create_dir_all(&dir).map_err(|e| Error::file("create directory", &dir, e))?;
-    let file_name = path
+    let file_name = target
         .file_name()
         .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(temp_name(file_name));
     let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::file("create", &tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::file("create", &tmp, e))?;
         f.write_all(bytes)
             .map_err(|e| Error::file("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::file("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::file("rename to", path, e))
+        std::fs::rename(&tmp, &target).map_err(|e| Error::file("rename to", path, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

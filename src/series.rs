@@ -137,6 +137,11 @@ impl Series {
         }
     }
 
+    /// Gives back the room reserved for points that will not come (a finished client).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.samples.shrink_to_fit();
+    }
+
     /// Whether nothing was recorded.
     pub(crate) fn is_empty(&self) -> bool {
         self.samples.is_empty()

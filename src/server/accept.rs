@@ -1,0 +1,180 @@
+//! Admission: which connections get served, and when a run ends.
+//!
+//! A new connection needs one of `max_pending` places (connections without an id yet); the
+//! place is given back when the connection gets an id or closes, and the handshake deadline
+//! bounds how long it can be held. A `max_clients` slot and an id are taken only at `get_cid`,
+//! after the token: silent or unauthenticated sockets can never lock out a client that has the
+//! token. Refusals are sent without waiting for the peer and linger only while few are in
+//! flight, so a flood of connections cannot pin descriptors.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::session::ClientState;
+use super::{ClientCell, Shared};
+use crate::connection::Connection;
+use crate::events::EventKind;
+use crate::protocol::Message;
+
+/// How long a closing connection waits for the peer to read our last line.
+pub(super) const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Refused connections that may linger at once to let the peer read why; more are closed as
+/// soon as the line is handed to the kernel.
+pub(super) const LINGERING_REFUSALS: usize = 64;
+
+/// Accepts and serves connections until the run ends; returns whether it was stopped (by
+/// `shutdown` or [`super::ServerControl::stop`]) rather than ending by itself. Every
+/// connection has been closed when this returns.
+pub(super) async fn serve(
+    listener: TcpListener,
+    shared: &Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> bool {
+    let log = shared.log.clone();
+    let mut tasks = JoinSet::new();
+    let mut accept_backoff = Duration::from_millis(10);
+    tokio::pin!(shutdown);
+    let stopped = loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                log.info("Shutdown requested: stopping server...");
+                break true;
+            }
+            _ = shared.stop.cancelled() => {
+                log.info("Stop requested: stopping server...");
+                break true;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    accept_backoff = Duration::from_millis(10);
+                    admit(shared, &mut tasks, stream, peer);
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    log.warn(format!("accept failed: {e}; retrying in {accept_backoff:?}"));
+                    tokio::time::sleep(accept_backoff).await;
+                    accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+                }
+            },
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = joined {
+                    log.warn(format!("a connection handler failed: {e}"));
+                }
+                if tasks.is_empty() && !shared.lock().clients.is_empty() {
+                    log.info("All client connections closed.");
+                    break false;
+                }
+            }
+        }
+    };
+    drop(listener);
+    // Tell every connection to wrap up ("server stopped"), then wait for them: each one ends
+    // within its close linger, whatever its peer does.
+    shared.stop.cancel();
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            log.warn(format!("a connection handler failed: {e}"));
+        }
+    }
+    // A handler that panicked left its client unfinished.
+    let now = Instant::now();
+    for cell in shared.cells() {
+        let event = super::lock_cell(&cell).set_status(
+            crate::report::Status::Aborted,
+            Some("connection handler ended unexpectedly".into()),
+            now,
+        );
+        if let Some(e) = event {
+            shared.events.emit(|| e);
+        }
+    }
+    stopped
+}
+
+/// Serves `stream` if a handshake place is free, refuses it otherwise.
+fn admit(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
+    shared
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.events.emit(|| EventKind::ClientConnected {
+        peer: peer.to_string(),
+    });
+    let conn = Connection::new(stream, shared.config.max_line_bytes);
+    match shared.pending.clone().try_acquire_owned() {
+        Ok(place) => {
+            tasks.spawn(super::conn::serve(shared.clone(), conn, peer, place));
+        }
+        Err(_) => {
+            let reason = format!(
+                "too many connections in handshake ({} max); retry later",
+                shared.config.max_pending
+            );
+            tasks.spawn(refuse(shared.clone(), conn, peer, reason));
+        }
+    }
+}
+
+/// Sends `refused:<reason>` (without waiting for the peer) and closes.
+pub(super) async fn refuse(shared: Arc<Shared>, mut conn: Connection, peer: SocketAddr, reason: String) {
+    shared.note_refusal(peer, &reason);
+    conn.feed(&Message::Refused(reason));
+    let _ = conn.try_flush();
+    match shared.refusing.clone().try_acquire_owned() {
+        Ok(_lingering) => conn.close(CLOSE_LINGER).await,
+        Err(_) => drop(conn),
+    }
+}
+
+/// A client's slot and id, taken at `get_cid`.
+pub(super) struct Admitted {
+    pub id: u32,
+    pub cell: ClientCell,
+    /// Given back when the connection ends.
+    pub slot: OwnedSemaphorePermit,
+}
+
+/// Takes a `max_clients` slot and the next id for `peer`, or says why not.
+pub(super) fn register(
+    shared: &Shared,
+    peer: SocketAddr,
+    protocol_version: Option<String>,
+    now: Instant,
+) -> Result<Admitted, String> {
+    let slot = shared.slots.clone().try_acquire_owned().map_err(|_| {
+        format!(
+            "server full: {} clients max",
+            shared.config.max_clients
+        )
+    })?;
+    let mut st = shared.lock();
+    if st.issued >= shared.config.max_ids {
+        return Err(format!(
+            "client id limit reached: this run hands out at most {} ids",
+            shared.config.max_ids
+        ));
+    }
+    let Some(id) = st.next_id else {
+        return Err(format!(
+            "client ids exhausted: the last id ({}) was given",
+            u32::MAX
+        ));
+    };
+    st.next_id = id.checked_add(1);
+    st.issued += 1;
+    let cell = Arc::new(std::sync::Mutex::new(ClientState::new(
+        id,
+        peer,
+        protocol_version,
+        now,
+    )));
+    st.clients.insert(id, cell.clone());
+    Ok(Admitted { id, cell, slot })
+}

@@ -1,0 +1,329 @@
+//! The connection driver: socket I/O, timers and the stop signal around one [`Session`].
+//!
+//! Reads and writes never block each other. Replies are queued (bounded) and sent as far as
+//! the socket takes them without waiting; while the queue is over [`READ_PAUSE_BYTES`] the
+//! peer's lines are not read, and a queue that does not move for the write timeout closes the
+//! connection (`peer not reading`). The liveness timer, the write deadline and the server's
+//! stop signal are armed in every state, so a peer can neither stall the server nor outlive it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{sleep_until, Instant};
+
+use super::accept::{self, Admitted, CLOSE_LINGER};
+use super::session::{ClientState, Next, Note, Session, Step, Timer, WarnBudget};
+use super::{lock_cell, ClientCell, Shared, INVALID};
+use crate::connection::{Connection, FrameError, Filled, Parsed};
+use crate::events::EventKind;
+use crate::protocol::{Message, COMMANDS};
+use crate::report::Status;
+
+/// While this many reply bytes wait for the peer, its lines are not read.
+pub(super) const READ_PAUSE_BYTES: usize = 16 * 1024;
+
+/// Why a connection ended.
+enum End {
+    /// The session ended it (done, error, refusal, handshake expired); nothing more to record.
+    Quiet,
+    /// The client (if it has an id) ends with this status and reason.
+    Client(Status, String),
+}
+
+/// One connection being served.
+struct Driver {
+    shared: Arc<Shared>,
+    session: Session,
+    peer: SocketAddr,
+    cell: Option<ClientCell>,
+    /// The `max_clients` slot, once the peer has an id.
+    slot: Option<OwnedSemaphorePermit>,
+    /// The handshake place, until the peer has an id.
+    place: Option<OwnedSemaphorePermit>,
+    warnings: WarnBudget,
+    /// Lines received per command since the last flush to the server's counters.
+    counts: [u64; COMMANDS.len() + 1],
+}
+
+/// Serves one connection until it ends; the slot and place are given back before the socket
+/// closes, so a peer that sees the close can reconnect at once.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    mut conn: Connection,
+    peer: SocketAddr,
+    place: OwnedSemaphorePermit,
+) {
+    let now = Instant::now();
+    let mut d = Driver {
+        session: Session::new(peer, &shared.rules, now),
+        shared: shared.clone(),
+        peer,
+        cell: None,
+        slot: None,
+        place: Some(place),
+        warnings: WarnBudget::new(now),
+        counts: [0; COMMANDS.len() + 1],
+    };
+    let write_timeout = shared.config.write_timeout;
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(stopped);
+    // The liveness timer is created once and moved lazily: re-arming a timer for every line
+    // would cost more than handling the line.
+    let timer = sleep_until(d.session.deadline(&shared.rules, shared.events.active()));
+    tokio::pin!(timer);
+    // Armed while replies wait for the peer; moved on whenever the peer takes some.
+    let write_deadline = sleep_until(now + write_timeout);
+    tokio::pin!(write_deadline);
+    let end = loop {
+        let queued = conn.pending_bytes();
+        tokio::select! {
+            biased;
+            _ = &mut stopped => break End::Client(Status::Aborted, "server stopped".into()),
+            ready = conn.stream().readable(), if queued < READ_PAUSE_BYTES => {
+                if let Err(e) = ready {
+                    break End::Client(Status::Aborted, format!("connection error: {e}"));
+                }
+                let was_registered = d.session.id().is_some();
+                match conn.try_fill() {
+                    Ok(Filled::Eof) => {
+                        d.handle_buffered(&mut conn);
+                        break End::Client(Status::Aborted, "connection closed before done".into());
+                    }
+                    Ok(Filled::Data | Filled::Nothing) => {}
+                    Err(e) => break d.frame_error(e),
+                }
+                if let Some(end) = d.handle_buffered(&mut conn) {
+                    break end;
+                }
+                let before = conn.pending_bytes();
+                match conn.try_flush() {
+                    Ok(_) => {}
+                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                }
+                if before == 0 && conn.pending_bytes() > 0 {
+                    write_deadline.as_mut().reset(Instant::now() + write_timeout);
+                }
+                if !was_registered && d.session.id().is_some() {
+                    // From now on the timer is the heartbeat's.
+                    timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
+                }
+            }
+            ready = conn.stream().writable(), if queued > 0 => {
+                if let Err(e) = ready {
+                    break End::Client(Status::Aborted, format!("connection error: {e}"));
+                }
+                match conn.try_flush() {
+                    Ok(0) => {}
+                    Ok(_) => write_deadline.as_mut().reset(Instant::now() + write_timeout),
+                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                }
+            }
+            _ = &mut write_deadline, if queued > 0 => {
+                break End::Client(
+                    Status::Aborted,
+                    format!(
+                        "peer not reading: {queued} reply bytes unread for {:.1} s",
+                        write_timeout.as_secs_f64()
+                    ),
+                );
+            }
+            _ = &mut timer => {
+                let now = Instant::now();
+                let active = shared.events.active();
+                let cell = d.cell.clone();
+                let mut record = cell.as_ref().map(lock_cell);
+                match d.session.on_timer(now, &shared.rules, active, record.as_deref_mut()) {
+                    Timer::Wait(due) => timer.as_mut().reset(due),
+                    Timer::Missed(event, due) => {
+                        shared.events.emit(|| event);
+                        timer.as_mut().reset(due);
+                    }
+                    Timer::HandshakeExpired(warning) => {
+                        drop(record);
+                        d.warn(&warning);
+                        break End::Quiet;
+                    }
+                    Timer::TimedOut(event, reason) => {
+                        drop(record);
+                        d.ended(event, &reason);
+                        break End::Quiet;
+                    }
+                }
+            }
+        }
+    };
+    if let End::Client(status, reason) = end {
+        d.finish(status, reason);
+    }
+    d.flush_counts();
+    let suppressed = d.warnings.suppressed();
+    if suppressed > 0 {
+        shared.log.warn(format!(
+            "{}: {suppressed} more warnings about this peer were not logged",
+            d.session.name()
+        ));
+    }
+    // Give the slot and place back before the (bounded) close.
+    drop(d);
+    conn.close(CLOSE_LINGER).await;
+}
+
+impl Driver {
+    /// Handles every complete line received; `Some(end)` if the connection must close.
+    fn handle_buffered(&mut self, conn: &mut Connection) -> Option<End> {
+        let now = Instant::now();
+        let end = 'batch: loop {
+            // The client's record is locked once per batch, not per line; registering in the
+            // middle of a batch starts a new batch with the new record locked.
+            let cell = self.cell.clone();
+            let mut record = cell.as_ref().map(lock_cell);
+            loop {
+                let parsed = match conn.buffered_message() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break 'batch None,
+                    Err(e) => {
+                        drop(record);
+                        break 'batch Some(self.frame_error(e));
+                    }
+                };
+                let step = match self.on_parsed(parsed, now, record.as_deref_mut()) {
+                    Some(step) => step,
+                    None => continue,
+                };
+                let next = step.next.clone();
+                self.apply(step, conn);
+                match next {
+                    Next::Stay => {}
+                    Next::Close => break 'batch Some(End::Quiet),
+                    Next::Refuse(reason) => {
+                        self.refuse(conn, reason);
+                        break 'batch Some(End::Quiet);
+                    }
+                    Next::Register => {
+                        drop(record);
+                        let version = self.session.protocol_version().map(str::to_string);
+                        match accept::register(&self.shared, self.peer, version, now) {
+                            Ok(Admitted { id, cell, slot }) => {
+                                self.cell = Some(cell);
+                                self.slot = Some(slot);
+                                // The handshake place is free for the next peer.
+                                self.place = None;
+                                let step = self.session.registered(id, now);
+                                self.apply(step, conn);
+                                continue 'batch;
+                            }
+                            Err(reason) => {
+                                self.refuse(conn, reason);
+                                break 'batch Some(End::Quiet);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.flush_counts();
+        end
+    }
+
+    /// Counts and decides one line; `None` for a line that did not parse (warned about).
+    fn on_parsed(
+        &mut self,
+        parsed: Parsed,
+        now: Instant,
+        record: Option<&mut ClientState>,
+    ) -> Option<Step> {
+        match parsed {
+            Ok(msg) => {
+                self.counts[msg.kind()] += 1;
+                self.session.check_token(&msg, &self.shared.rules);
+                Some(
+                    self.session
+                        .on_message(msg, now, record, self.shared.started),
+                )
+            }
+            Err(e) => {
+                self.counts[INVALID] += 1;
+                // The seed logs a bad line and carries on; so do we (rate-limited per peer).
+                let name = self.session.name();
+                self.warn(&format!("{name}: ignored line: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Carries out a step's reply, event and log line.
+    fn apply(&mut self, step: Step, conn: &mut Connection) {
+        if let Some(reply) = &step.reply {
+            conn.feed(reply);
+        }
+        if let Some(event) = step.event {
+            self.shared.events.emit(|| event);
+        }
+        match step.note {
+            Note::None => {}
+            Note::Info(line) => self.shared.log.info(line),
+            Note::Warn(line) => self.warn(&line),
+        }
+    }
+
+    /// A warning about this peer, within its budget.
+    fn warn(&mut self, line: &str) {
+        match self.warnings.allow(Instant::now()) {
+            Some(0) => self.shared.log.warn(line),
+            Some(n) => self
+                .shared
+                .log
+                .warn(format!("{line} ({n} more warnings about this peer not logged)")),
+            None => {}
+        }
+    }
+
+    fn refuse(&mut self, conn: &mut Connection, reason: String) {
+        self.shared.note_refusal(self.peer, &reason);
+        conn.feed(&Message::Refused(reason));
+    }
+
+    /// A broken frame: the client is ABORTED with the reason.
+    fn frame_error(&mut self, e: FrameError) -> End {
+        match e {
+            FrameError::Protocol(p) => {
+                let name = self.session.name();
+                self.warn(&format!("{name}: protocol error: {p}"));
+                End::Client(Status::Aborted, format!("protocol error: {p}"))
+            }
+            FrameError::Io(e) => End::Client(Status::Aborted, format!("connection error: {e}")),
+        }
+    }
+
+    /// Ends the client's run (if it has an id and has not ended).
+    fn finish(&mut self, status: Status, reason: String) {
+        let Some(cell) = self.cell.clone() else {
+            return;
+        };
+        let event = lock_cell(&cell).set_status(status, Some(reason.clone()), Instant::now());
+        self.ended(event, &reason);
+    }
+
+    /// Announces and logs a status change (`None`: the client had already ended).
+    fn ended(&mut self, event: Option<EventKind>, reason: &str) {
+        let Some(event) = event else { return };
+        if let (EventKind::StatusChanged { status, .. }, Some(id)) = (&event, self.session.id()) {
+            self.shared
+                .log
+                .warn(format!("Client {id} {status}: {reason}"));
+        }
+        self.shared.events.emit(|| event);
+    }
+
+    /// Adds this connection's message counts to the server's (once per batch: a shared
+    /// atomic per line would bounce a cache line between threads).
+    fn flush_counts(&mut self) {
+        for (i, n) in self.counts.iter_mut().enumerate() {
+            if *n > 0 {
+                self.shared.count(i, *n);
+                *n = 0;
+            }
+        }
+    }
+}

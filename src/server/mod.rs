@@ -1,0 +1,663 @@
+//! The server: hands out client ids, tells clients to start, watches them, builds the report.
+//!
+//! [`Server::bind`] binds the listener (port 0 picks a free port), [`Server::run`] serves until
+//! the server stops by itself (at least one client got an id and every connection has closed),
+//! until [`ServerControl::stop`] is called, or until the future given to [`Server::run_until`]
+//! completes (Ctrl-C in the CLI). In every case the final report is built, logged and returned.
+//!
+//! The server serves the protocol only: the report files, the HTTP listener and the event
+//! stream's writer are started by the caller ([`crate::blocking::ServerHandle`] and the CLI),
+//! so that none of them can stall the run or lose the report.
+//!
+//! # Parts
+//! - [`session`](self) (private): one peer's protocol state, no I/O — `(state, message, now)
+//!   -> step`; every status change happens there.
+//! - `conn` (private): the connection driver — reads and writes never block each other;
+//!   replies go through a bounded outbound queue with a write deadline.
+//! - `accept` (private): admission — a small, short-lived budget for connections still in
+//!   the handshake; a `max_clients` slot and an id only at `get_cid`, after the token.
+
+mod accept;
+mod conn;
+mod session;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::events::{EventBus, EventKind, EventStream};
+use crate::logging::EventLog;
+use crate::protocol::{COMMANDS, DEFAULT_MAX_LINE_BYTES};
+use crate::report::{ClientReport, Report, ReportFiles, Total};
+use crate::series::ClientSeries;
+
+use session::{ClientState, Rules, WarnBudget};
+
+/// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`].
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// Upper bound of [`ServerConfig::max_ids`].
+pub const MAX_IDS_LIMIT: u64 = 100_000_000;
+/// Upper bound of every duration setting (about 31.7 years).
+pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+/// Upper bound of [`ServerConfig::max_line_bytes`].
+pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
+
+/// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
+/// id 100) with loadmon's timeouts and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to bind (default `127.0.0.1`: loopback only).
+    pub host: String,
+    /// Port to bind; 0 picks a free port (default 1234).
+    pub port: u16,
+    /// Most clients with an id connected at once (1 to 1,000,000, default 5). A slot is taken
+    /// at `get_cid` (after the token); one more gets `refused:server full…`.
+    pub max_clients: usize,
+    /// Most connections still in the handshake (no id yet) at once (1 to 1,000,000, default
+    /// 256); one more is refused at once (`refused:too many connections in handshake…`).
+    pub max_pending: usize,
+    /// Most ids one run hands out (1 to 100,000,000, default 100,000); then `get_cid` is
+    /// refused (`refused:client id limit reached…`). Bounds the report and the server's memory
+    /// whatever peers do (connect, `get_cid`, close, again).
+    pub max_ids: u64,
+    /// The first client id; later ones count up (default 100). When the id space ends
+    /// (4294967295 was given), `get_cid` is refused: an id is never given twice.
+    pub first_client_id: u32,
+    /// A client that sends no `hb` for this long is TIMED OUT and closed (default 15 s,
+    /// 3 × the 5 s heartbeat period).
+    pub heartbeat_timeout: Duration,
+    /// A connection that has not sent `get_cid` after this long is closed (default 10 s).
+    pub handshake_timeout: Duration,
+    /// A peer that leaves our replies unread this long is closed; a client with an id ends
+    /// ABORTED, `peer not reading` (default 10 s).
+    pub write_timeout: Duration,
+    /// Longest line accepted from a peer, bytes (64 to 1 MiB, default 4096).
+    pub max_line_bytes: usize,
+    /// Shared secret; when set, a client must send `token:<secret>` before `get_cid`.
+    pub token: Option<String>,
+    /// Where to write the JSON report when the server stops (checked when the server starts;
+    /// written by [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
+    /// [`ServerConfig::report_files`]).
+    pub report_json: Option<PathBuf>,
+    /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
+    pub log_dir: Option<PathBuf>,
+    /// Where to write the CSV report (one row per client) when the server stops.
+    pub report_csv: Option<PathBuf>,
+    /// Where to write the HTML report (table and charts) when the server stops.
+    pub report_html: Option<PathBuf>,
+    /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
+    /// default) for none. Port 0 picks a free port. The same token as the protocol port
+    /// applies (sent as `Authorization: Bearer <token>`). Started by
+    /// [`ServerHandle`](crate::blocking::ServerHandle).
+    pub http: Option<String>,
+    /// How long the HTTP listener keeps serving the final report after the run (default 0).
+    pub http_linger: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 1234,
+            max_clients: 5,
+            max_pending: 256,
+            max_ids: 100_000,
+            first_client_id: 100,
+            heartbeat_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            token: None,
+            report_json: None,
+            log_dir: None,
+            report_csv: None,
+            report_html: None,
+            http: None,
+            http_linger: Duration::ZERO,
+        }
+    }
+}
+
+/// Checks that `d` is positive (unless `zero_ok`) and at most [`MAX_DURATION`].
+fn check_duration(name: &str, d: Duration, zero_ok: bool) -> Result<()> {
+    if d.is_zero() && !zero_ok {
+        return Err(Error::Config(format!("{name} must be positive")));
+    }
+    if d > MAX_DURATION {
+        return Err(Error::Config(format!(
+            "{name} must be at most {} s",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `n` is within `1..=max`.
+fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
+    if n == 0 || n > max {
+        return Err(Error::Config(format!(
+            "{name} must be between 1 and {max}, not {n}"
+        )));
+    }
+    Ok(())
+}
+
+impl ServerConfig {
+    /// Checks every setting against its bounds (the report paths too: see
+    /// [`ReportFiles::check`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.host.trim().is_empty() {
+            return Err(Error::Config("host must not be empty".into()));
+        }
+        let limit = MAX_CONNECTIONS_LIMIT as u64;
+        check_count("max_clients", self.max_clients as u64, limit)?;
+        check_count("max_pending", self.max_pending as u64, limit)?;
+        check_count("max_ids", self.max_ids, MAX_IDS_LIMIT)?;
+        check_duration("heartbeat_timeout", self.heartbeat_timeout, false)?;
+        check_duration("handshake_timeout", self.handshake_timeout, false)?;
+        check_duration("write_timeout", self.write_timeout, false)?;
+        check_duration("http_linger", self.http_linger, true)?;
+        if self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
+            return Err(Error::Config(format!(
+                "max_line_bytes must be at most {MAX_LINE_BYTES_LIMIT}"
+            )));
+        }
+        if let Some(h) = &self.http {
+            check_http_addr(h)?;
+        }
+        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
+        self.report_files().check()
+    }
+
+    /// The report files this configuration asks for.
+    pub fn report_files(&self) -> ReportFiles {
+        ReportFiles {
+            json: self.report_json.clone(),
+            csv: self.report_csv.clone(),
+            html: self.report_html.clone(),
+        }
+    }
+
+    fn rules(&self) -> Rules {
+        Rules {
+            token: self.token.clone(),
+            handshake_timeout: self.handshake_timeout,
+            heartbeat_timeout: self.heartbeat_timeout,
+        }
+    }
+}
+
+/// `host:port` with a port in range, for the HTTP listener.
+fn check_http_addr(h: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "http must be host:port (e.g. 127.0.0.1:8080), not {h:?}: {why}"
+        ))
+    };
+    let (host, port) = h.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    if host.trim().is_empty() {
+        return Err(bad("no host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    Ok(())
+}
+
+/// One client's record, locked by its own connection on every read and by snapshots: no lock
+/// is shared between connections on the message path.
+type ClientCell = Arc<Mutex<ClientState>>;
+
+fn lock_cell(c: &ClientCell) -> MutexGuard<'_, ClientState> {
+    // A handler that panicked while holding the lock leaves consistent-enough counters.
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ids handed out and the clients that got them.
+#[derive(Debug)]
+struct State {
+    clients: BTreeMap<u32, ClientCell>,
+    /// The next id to give; `None` once the id space is used up.
+    next_id: Option<u32>,
+    /// Ids given so far.
+    issued: u64,
+    end_time: Option<DateTime<Local>>,
+    /// Whether the run was stopped (signal, [`ServerControl::stop`]) rather than ending by
+    /// itself.
+    stopped: bool,
+}
+
+/// Where lines that did not parse are counted, after the commands' own counters.
+const INVALID: usize = COMMANDS.len();
+
+/// What every connection and every control shares.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    config: ServerConfig,
+    rules: Rules,
+    log: Arc<EventLog>,
+    stop: CancellationToken,
+    start_time: DateTime<Local>,
+    started: Instant,
+    local_addr: SocketAddr,
+    /// The HTTP listener's address, once whoever started it says so.
+    http_addr: OnceLock<SocketAddr>,
+    events: EventBus,
+    /// Lines received per command ([`COMMANDS`] order), then lines that did not parse.
+    messages: [AtomicU64; COMMANDS.len() + 1],
+    connections: AtomicU64,
+    refused: AtomicU64,
+    /// `max_clients` slots, taken at `get_cid`.
+    slots: Arc<Semaphore>,
+    /// `max_pending` places for connections without an id.
+    pending: Arc<Semaphore>,
+    /// Refusals that linger to let the peer read the reason (more are closed at once).
+    refusing: Arc<Semaphore>,
+    /// Warnings about refused connections (a flood of them must not flood the log).
+    refusal_warnings: Mutex<WarnBudget>,
+    /// The final report, once the server stopped.
+    final_report: Mutex<Option<Report>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A handler that panicked while holding the lock leaves consistent-enough counters;
+        // keep serving rather than poisoning every other client.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cells(&self) -> Vec<ClientCell> {
+        self.lock().clients.values().cloned().collect()
+    }
+
+    fn count(&self, index: usize, n: u64) {
+        if let Some(c) = self.messages.get(index) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
+        self.final_report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The final report if the server stopped, the report so far otherwise.
+    fn current_report(&self) -> Report {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.clone();
+        }
+        self.report()
+    }
+
+    /// Records a refusal: counted, announced, logged (rate-limited).
+    fn note_refusal(&self, peer: SocketAddr, reason: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(|| EventKind::Refused {
+            peer: peer.to_string(),
+            reason: reason.to_string(),
+        });
+        let allowed = self
+            .refusal_warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(Instant::now());
+        match allowed {
+            Some(0) => self.log.warn(format!("Refusing {peer}: {reason}")),
+            Some(n) => self.log.warn(format!(
+                "Refusing {peer}: {reason} ({n} more refusals not logged)"
+            )),
+            None => {}
+        }
+    }
+
+    fn report(&self) -> Report {
+        let now = Instant::now();
+        let (end_time, stopped) = {
+            let st = self.lock();
+            (st.end_time, st.stopped)
+        };
+        let mut clients = Vec::new();
+        let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
+        let mut series = Vec::new();
+        for cell in self.cells() {
+            let c = lock_cell(&cell);
+            clients.push(c.to_report(now));
+            series.extend(c.series_report());
+            if let Some((s, _)) = c.started {
+                first_start = Some(first_start.map_or(s, |f| f.min(s)));
+                let e = c.ended.map_or(now, |e| e.0);
+                last_end = Some(last_end.map_or(e, |l| l.max(e)));
+            }
+        }
+        let span_s = match (first_start, last_end) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        };
+        Report {
+            start_time: self.start_time.to_rfc3339(),
+            end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
+            total: Total::of(&clients, span_s),
+            clients,
+            series,
+            stopped,
+        }
+    }
+}
+
+/// A cheap, cloneable handle to a server: live snapshot, report so far, stop.
+#[derive(Debug, Clone)]
+pub struct ServerControl {
+    shared: Arc<Shared>,
+}
+
+impl ServerControl {
+    /// Every client so far, with live figures for the running ones.
+    pub fn snapshot(&self) -> Vec<ClientReport> {
+        let now = Instant::now();
+        self.shared
+            .cells()
+            .iter()
+            .map(|c| lock_cell(c).to_report(now))
+            .collect()
+    }
+
+    /// The report as it would be if the server stopped now; the final report once it stopped.
+    pub fn report(&self) -> Report {
+        self.shared.current_report()
+    }
+
+    /// Each client's time series so far (see [`crate::series`]).
+    pub fn series(&self) -> Vec<ClientSeries> {
+        self.shared
+            .cells()
+            .iter()
+            .filter_map(|cell| lock_cell(cell).series_report())
+            .collect()
+    }
+
+    /// Lines received so far per command, in [`COMMANDS`] order, then `("invalid", n)` for
+    /// lines that did not parse.
+    pub fn message_counts(&self) -> Vec<(&'static str, u64)> {
+        COMMANDS
+            .iter()
+            .copied()
+            .chain(["invalid"])
+            .zip(&self.shared.messages)
+            .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Connections accepted so far, and connections refused (server full, wrong token, …).
+    pub fn connection_counts(&self) -> (u64, u64) {
+        (
+            self.shared.connections.load(Ordering::Relaxed),
+            self.shared.refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime_s(&self) -> f64 {
+        self.shared.started.elapsed().as_secs_f64()
+    }
+
+    /// Subscribes to the live event stream. Subscribe before clients connect to see every
+    /// event; a subscription made after the server stopped yields the final report only.
+    pub fn subscribe(&self) -> EventStream {
+        let fin = self.shared.final_report();
+        match fin.as_ref() {
+            Some(r) => EventStream::finished(self.shared.events.event(EventKind::Report {
+                report: Box::new(r.clone()),
+            })),
+            None => EventStream::live(self.shared.events.subscribe()),
+        }
+    }
+
+    /// Whether the run is over and the final report is ready.
+    pub fn is_finished(&self) -> bool {
+        self.shared.final_report().is_some()
+    }
+
+    /// The HTTP listener's address, if one was started for this server (by
+    /// [`ServerHandle`](crate::blocking::ServerHandle)).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.shared.http_addr.get().copied()
+    }
+
+    /// Records the HTTP listener's address (for `/api/server` and the handles).
+    pub(crate) fn set_http_addr(&self, addr: SocketAddr) {
+        let _ = self.shared.http_addr.set(addr);
+    }
+
+    /// The server's log (for the listeners its caller starts beside it).
+    pub(crate) fn log(&self) -> Arc<EventLog> {
+        self.shared.log.clone()
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Asks the server to stop: running clients become ABORTED ("server stopped"). Returns at
+    /// once; [`Server::run`] returns the report.
+    pub fn stop(&self) {
+        self.shared.stop.cancel();
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.is_cancelled()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Validates `config` (report paths included), opens the log file and binds the listener.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad setting, [`Error::Net`] if the address cannot be bound,
+    /// [`Error::File`] if the log file cannot be created.
+    pub async fn bind(config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        let log = EventLog::open("server", config.log_dir.as_deref())?;
+        if let Some(p) = log.path() {
+            log.info(format!("Logging to {}", p.display()));
+        }
+        let addr = format!("{}:{}", config.host, config.port);
+        log.info(format!("Initializing server on {addr}"));
+        let (listener, local_addr) = bind(
+            &addr,
+            "",
+            config.token.is_none(),
+            "listening on",
+            "join the test",
+            &log,
+        )
+        .await?;
+        log.info("Initialization complete!");
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                clients: BTreeMap::new(),
+                next_id: Some(config.first_client_id),
+                issued: 0,
+                end_time: None,
+                stopped: false,
+            }),
+            rules: config.rules(),
+            slots: Arc::new(Semaphore::new(config.max_clients)),
+            pending: Arc::new(Semaphore::new(config.max_pending)),
+            refusing: Arc::new(Semaphore::new(accept::LINGERING_REFUSALS)),
+            refusal_warnings: Mutex::new(WarnBudget::new(now)),
+            config,
+            log: Arc::new(log),
+            stop: CancellationToken::new(),
+            start_time: Local::now(),
+            started: now,
+            local_addr,
+            http_addr: OnceLock::new(),
+            events: EventBus::new(),
+            messages: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            final_report: Mutex::new(None),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// A handle for snapshots and stopping, usable while [`run`](Server::run) runs.
+    pub fn control(&self) -> ServerControl {
+        ServerControl {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until the server stops by itself or is stopped; returns the final report.
+    ///
+    /// # Errors
+    /// None today: the report is always returned. (Report files are the caller's: see
+    /// [`ServerConfig::report_files`].)
+    pub async fn run(self) -> Result<Report> {
+        self.run_until(std::future::pending::<()>()).await
+    }
+
+    /// As [`run`](Server::run), and also stops when `shutdown` completes (e.g. Ctrl-C).
+    ///
+    /// # Errors
+    /// As [`run`](Server::run).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<Report> {
+        let Server { listener, shared } = self;
+        let log = shared.log.clone();
+        log.info(format!(
+            "Server now accepting client connections on {}.",
+            shared.local_addr
+        ));
+        let stopped = accept::serve(listener, &shared, shutdown).await;
+        let report = {
+            let mut st = shared.lock();
+            st.end_time = Some(Local::now());
+            st.stopped = stopped;
+            drop(st);
+            shared.report()
+        };
+        for line in report.to_text().lines() {
+            log.log(crate::logging::Level::Report, line);
+        }
+        *shared.final_report() = Some(report.clone());
+        shared.events.emit(|| EventKind::Report {
+            report: Box::new(report.clone()),
+        });
+        Ok(report)
+    }
+}
+
+/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
+/// one rule: a non-loopback address without a token is served, with a warning.
+pub(crate) async fn bind(
+    addr: &str,
+    what: &str,
+    tokenless: bool,
+    listening: &str,
+    anyone_can: &str,
+    log: &EventLog,
+) -> Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::net(format!("bind {what}{addr}"), e))?;
+    let a = l
+        .local_addr()
+        .map_err(|e| Error::net(format!("local address of {what}{addr}"), e))?;
+    if !a.ip().is_loopback() && tokenless {
+        log.warn(format!(
+            "{listening} non-loopback address {a} without a token: any host that can reach it \
+             can {anyone_can} (set a token)"
+        ));
+    }
+    Ok((l, a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_has_bounds() {
+        let ok = ServerConfig::default();
+        assert!(ok.validate().is_ok());
+        let bad = [
+            ServerConfig {
+                max_clients: 2305843009213693952,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_clients: 0,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_pending: 0,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_ids: MAX_IDS_LIMIT + 1,
+                ..ok.clone()
+            },
+            ServerConfig {
+                heartbeat_timeout: Duration::from_secs(u64::MAX),
+                ..ok.clone()
+            },
+            ServerConfig {
+                write_timeout: Duration::ZERO,
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_linger: MAX_DURATION + Duration::from_secs(1),
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_line_bytes: MAX_LINE_BYTES_LIMIT + 1,
+                ..ok.clone()
+            },
+            ServerConfig {
+                http: Some("127.0.0.1:99999".into()),
+                ..ok.clone()
+            },
+            ServerConfig {
+                http: Some("not-an-address".into()),
+                ..ok.clone()
+            },
+        ];
+        for c in bad {
+            let e = c.validate().expect_err("out of bounds");
+            assert!(e.is_config(), "{e}");
+        }
+    }
+}

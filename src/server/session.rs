@@ -1,0 +1,854 @@
+//! One connection's protocol state, with no I/O: `(state, message, now) -> step`.
+//!
+//! A [`Session`] is what the server knows about one peer before and after it got an id; a
+//! [`ClientState`] is the client's record (shared with snapshots). Every status change goes
+//! through [`ClientState::set_status`]; liveness (handshake deadline, heartbeat timeout, the
+//! "heartbeat missed" warning), authentication and the stats rules are decided here, from the
+//! `now` the caller passes in, so they are tested without sockets or real time. The connection
+//! driver ([`super::conn`]) does the I/O and carries out each [`Step`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+use subtle::ConstantTimeEq;
+use tokio::time::Instant;
+
+use crate::events::EventKind;
+use crate::protocol::{Message, PROTOCOL_VERSION};
+use crate::report::{ClientReport, Status, BYTES_PER_MB};
+use crate::series::{ClientSeries, Sample, Series};
+
+/// The rules a session follows (from [`ServerConfig`](super::ServerConfig)).
+#[derive(Debug, Clone)]
+pub(crate) struct Rules {
+    /// Shared secret a peer must send (`token:<secret>`) before `get_cid`.
+    pub token: Option<String>,
+    /// No `get_cid` within this long after the connection opened: closed.
+    pub handshake_timeout: Duration,
+    /// No `hb` for this long after the id: TIMED OUT.
+    pub heartbeat_timeout: Duration,
+}
+
+/// Warnings about one peer: a burst, then one per [`WARN_REFILL`]; the rest are counted.
+const WARN_BURST: u32 = 5;
+/// How often one more warning about a peer is allowed after the burst.
+const WARN_REFILL: Duration = Duration::from_secs(10);
+
+/// A token bucket for warnings about one peer, so that a peer sending junk cannot fill the
+/// log: [`WARN_BURST`] warnings, then one per [`WARN_REFILL`], and the next one allowed says
+/// how many were suppressed.
+#[derive(Debug, Clone)]
+pub(crate) struct WarnBudget {
+    tokens: u32,
+    refilled: Instant,
+    suppressed: u64,
+}
+
+impl WarnBudget {
+    pub(crate) fn new(now: Instant) -> Self {
+        WarnBudget {
+            tokens: WARN_BURST,
+            refilled: now,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` if a warning may be logged now (`n` were suppressed since the last one);
+    /// `None` if this one must be suppressed (it is counted).
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.refilled);
+        if elapsed >= WARN_REFILL {
+            let periods = elapsed.as_secs_f64() / WARN_REFILL.as_secs_f64();
+            let add = periods.min(f64::from(WARN_BURST)) as u32;
+            self.tokens = (self.tokens + add).min(WARN_BURST);
+            self.refilled = now;
+        }
+        if self.tokens == 0 {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return None;
+        }
+        self.tokens -= 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+
+    /// Warnings suppressed and not yet reported.
+    pub(crate) fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+}
+
+/// A line to log, as the session decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Note {
+    /// Nothing to log.
+    None,
+    /// An information line.
+    Info(String),
+    /// A warning about the peer (the driver rate-limits these per peer).
+    Warn(String),
+}
+
+/// What the connection does after a message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Next {
+    /// Keep reading.
+    Stay,
+    /// Allocate an id and a slot, then call [`Session::registered`] (or refuse).
+    Register,
+    /// Close the connection (after sending the reply, if any).
+    Close,
+    /// Send `refused:<reason>` and close.
+    Refuse(String),
+}
+
+/// The outcome of one message: at most one reply, one event and one log line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Step {
+    pub reply: Option<Message>,
+    pub event: Option<EventKind>,
+    pub note: Note,
+    pub next: Next,
+}
+
+impl Step {
+    fn stay() -> Self {
+        Step {
+            reply: None,
+            event: None,
+            note: Note::None,
+            next: Next::Stay,
+        }
+    }
+    fn reply(m: Message) -> Self {
+        Step {
+            reply: Some(m),
+            ..Step::stay()
+        }
+    }
+    fn warn(msg: String) -> Self {
+        Step {
+            note: Note::Warn(msg),
+            ..Step::stay()
+        }
+    }
+    fn refuse(reason: impl Into<String>) -> Self {
+        Step {
+            next: Next::Refuse(reason.into()),
+            ..Step::stay()
+        }
+    }
+}
+
+/// What the liveness timer found.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Timer {
+    /// Not due: sleep until then.
+    Wait(Instant),
+    /// The client's heartbeat is late (two thirds of the timeout): tell listeners, keep waiting.
+    Missed(EventKind, Instant),
+    /// The handshake deadline passed with no `get_cid`: close, with this warning.
+    HandshakeExpired(String),
+    /// The heartbeat timeout passed: the client is TIMED OUT.
+    TimedOut(Option<EventKind>, String),
+}
+
+/// What the server knows about one client (its record in the report).
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    pub id: u32,
+    pub peer: SocketAddr,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub protocol_version: Option<String>,
+    pub started: Option<(Instant, DateTime<Local>)>,
+    pub ended: Option<(Instant, DateTime<Local>)>,
+    pub last_heartbeat: Instant,
+    pub heartbeats: u64,
+    pub stats_reports: u64,
+    pub cpu_total: f64,
+    pub mem_total: f64,
+    pub proc_reports: u64,
+    pub cpu_core_total: f64,
+    pub rss_total: f64,
+    pub rss_peak_bytes: u64,
+    pub files_written: u64,
+    pub file_size_mb: u64,
+    pub chunk_size_mb: u64,
+    pub reported_bytes: Option<u64>,
+    pub chunk_p50_us: Option<u64>,
+    pub chunk_p99_us: Option<u64>,
+    pub cpu_last_pct: Option<f64>,
+    pub mem_last_pct: Option<f64>,
+    pub rss_last_bytes: Option<u64>,
+    pub series: Series,
+    /// (time, bytes) of the previous stats sample, for the live throughput.
+    pub previous_sample: (f64, u64),
+}
+
+impl ClientState {
+    pub(crate) fn new(
+        id: u32,
+        peer: SocketAddr,
+        protocol_version: Option<String>,
+        now: Instant,
+    ) -> Self {
+        ClientState {
+            id,
+            peer,
+            status: Status::NotStarted,
+            reason: None,
+            protocol_version,
+            started: None,
+            ended: None,
+            last_heartbeat: now,
+            heartbeats: 0,
+            stats_reports: 0,
+            cpu_total: 0.0,
+            mem_total: 0.0,
+            proc_reports: 0,
+            cpu_core_total: 0.0,
+            rss_total: 0.0,
+            rss_peak_bytes: 0,
+            files_written: 0,
+            file_size_mb: 0,
+            chunk_size_mb: 0,
+            reported_bytes: None,
+            chunk_p50_us: None,
+            chunk_p99_us: None,
+            cpu_last_pct: None,
+            mem_last_pct: None,
+            rss_last_bytes: None,
+            series: Series::default(),
+            previous_sample: (0.0, 0),
+        }
+    }
+
+    /// The one place a status changes. NOT STARTED → RUNNING, then any → a final status once;
+    /// nothing leaves a final status. Returns the `status_changed` event, or `None` if the
+    /// change is not allowed (already final, or RUNNING again).
+    pub(crate) fn set_status(
+        &mut self,
+        status: Status,
+        reason: Option<String>,
+        now: Instant,
+    ) -> Option<EventKind> {
+        let previous = self.status;
+        let allowed = match status {
+            Status::NotStarted => false,
+            Status::Running => previous == Status::NotStarted,
+            _ => !previous.is_final(),
+        };
+        if !allowed {
+            return None;
+        }
+        self.status = status;
+        if status == Status::Running {
+            self.started = Some((now, Local::now()));
+        } else {
+            self.reason = reason.clone();
+            self.ended = Some((now, Local::now()));
+            // A finished client's record stops growing: its series keeps what it has, in
+            // no more memory than it needs.
+            self.series.shrink_to_fit();
+        }
+        Some(EventKind::StatusChanged {
+            client_id: self.id,
+            previous,
+            status,
+            reason,
+        })
+    }
+
+    /// The client's own count (`write_stats`), but never less than the whole files it reported:
+    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
+    /// sends no `write_stats` at all.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        let whole_files = self
+            .files_written
+            .saturating_mul(self.file_size_mb)
+            .saturating_mul(1 << 20);
+        self.reported_bytes.unwrap_or(0).max(whole_files)
+    }
+
+    fn time_ran_s(&self, now: Instant) -> f64 {
+        match (self.started, self.ended) {
+            (Some((s, _)), Some((e, _))) => e.saturating_duration_since(s).as_secs_f64(),
+            (Some((s, _)), None) => now.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    /// The client's time series, if it has points.
+    pub(crate) fn series_report(&self) -> Option<ClientSeries> {
+        (!self.series.is_empty()).then(|| ClientSeries {
+            id: self.id,
+            samples: self.series.samples(),
+        })
+    }
+
+    pub(crate) fn to_report(&self, now: Instant) -> ClientReport {
+        let time_ran_s = self.time_ran_s(now);
+        let bytes_written = self.bytes_written();
+        let avg = |total: f64, n: u64| if n == 0 { 0.0 } else { total / n as f64 };
+        ClientReport {
+            id: self.id,
+            status: self.status,
+            time_ran_s,
+            cpu_avg_pct: avg(self.cpu_total, self.stats_reports),
+            mem_avg_pct: avg(self.mem_total, self.stats_reports),
+            files_written: self.files_written,
+            file_size_mb: self.file_size_mb,
+            chunk_size_mb: self.chunk_size_mb,
+            heartbeats: self.heartbeats,
+            stats_reports: self.stats_reports,
+            bytes_written,
+            throughput_mb_s: if time_ran_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / time_ran_s
+            } else {
+                0.0
+            },
+            reason: self.reason.clone(),
+            peer: Some(self.peer.to_string()),
+            protocol_version: self.protocol_version.clone(),
+            start_time: self.started.map(|(_, t)| t.to_rfc3339()),
+            end_time: self.ended.map(|(_, t)| t.to_rfc3339()),
+            cpu_core_avg_pct: (self.proc_reports > 0)
+                .then(|| avg(self.cpu_core_total, self.proc_reports)),
+            rss_avg_bytes: (self.proc_reports > 0)
+                .then(|| avg(self.rss_total, self.proc_reports).round() as u64),
+            rss_peak_bytes: (self.proc_reports > 0).then_some(self.rss_peak_bytes),
+            chunk_p50_ms: self.chunk_p50_us.map(|us| us as f64 / 1000.0),
+            chunk_p99_ms: self.chunk_p99_us.map(|us| us as f64 / 1000.0),
+            last_heartbeat_age_s: (!self.status.is_final()).then(|| {
+                now.saturating_duration_since(self.last_heartbeat)
+                    .as_secs_f64()
+            }),
+            cpu_last_pct: self.cpu_last_pct,
+            mem_last_pct: self.mem_last_pct,
+            rss_last_bytes: self.rss_last_bytes,
+        }
+    }
+}
+
+/// One peer's protocol state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    peer: SocketAddr,
+    /// When the connection opened (the handshake deadline counts from here).
+    opened: Instant,
+    authenticated: bool,
+    protocol_version: Option<String>,
+    id: Option<u32>,
+    /// When the last `hb` arrived (or the id was assigned): the liveness clock.
+    last_heartbeat: Instant,
+    /// Whether a `heartbeat_missed` event was sent for the current gap.
+    missed_reported: bool,
+}
+
+impl Session {
+    /// A new connection from `peer` at `now`.
+    pub(crate) fn new(peer: SocketAddr, rules: &Rules, now: Instant) -> Self {
+        Session {
+            peer,
+            opened: now,
+            authenticated: rules.token.is_none(),
+            protocol_version: None,
+            id: None,
+            last_heartbeat: now,
+            missed_reported: false,
+        }
+    }
+
+    /// The client id, once assigned.
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.id
+    }
+
+    /// The protocol version the peer announced (`hello`), if any.
+    pub(crate) fn protocol_version(&self) -> Option<&str> {
+        self.protocol_version.as_deref()
+    }
+
+    /// How the peer is named in logs: its id once it has one, its address before.
+    pub(crate) fn name(&self) -> String {
+        match self.id {
+            Some(id) => id.to_string(),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// Handles one message at `now`. `record` is the client's record once it has an id.
+    pub(crate) fn on_message(
+        &mut self,
+        msg: Message,
+        now: Instant,
+        record: Option<&mut ClientState>,
+        started: Instant,
+    ) -> Step {
+        let (Some(id), Some(c)) = (self.id, record) else {
+            return self.before_registration(msg);
+        };
+        match msg {
+            Message::GetCid => Step::reply(Message::SetCid(id)),
+            Message::Ready => Step {
+                note: Note::Info(format!("{id}: Client ready, sending test request")),
+                ..Step::reply(Message::RunTests)
+            },
+            Message::FileStats {
+                chunk_size_mb,
+                file_size_mb,
+            } => {
+                c.chunk_size_mb = chunk_size_mb;
+                c.file_size_mb = file_size_mb;
+                Step {
+                    note: Note::Info(format!(
+                        "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: \
+                         {file_size_mb} MB"
+                    )),
+                    ..Step::stay()
+                }
+            }
+            Message::Start => match c.set_status(Status::Running, None, now) {
+                Some(event) => {
+                    let t_s = seconds_since(started, now);
+                    c.series.start(t_s, c.bytes_written());
+                    c.previous_sample = (t_s, c.bytes_written());
+                    Step {
+                        event: Some(event),
+                        note: Note::Info(format!("{id}: Client started running tests")),
+                        ..Step::stay()
+                    }
+                }
+                None => Step::warn(format!(
+                    "{id}: ignored start: status is already {}",
+                    c.status
+                )),
+            },
+            Message::Heartbeat => {
+                self.last_heartbeat = now;
+                self.missed_reported = false;
+                c.heartbeats = c.heartbeats.saturating_add(1);
+                c.last_heartbeat = now;
+                Step::stay()
+            }
+            Message::SendStats { cpu_pct, mem_pct } => {
+                c.stats_reports = c.stats_reports.saturating_add(1);
+                c.cpu_total += cpu_pct;
+                c.mem_total += mem_pct;
+                c.cpu_last_pct = Some(cpu_pct);
+                c.mem_last_pct = Some(mem_pct);
+                // A loadmon client sends write_stats and proc_stats just before, so the point
+                // has this period's bytes and memory.
+                let sample = Sample {
+                    t_s: seconds_since(started, now),
+                    bytes_written: c.bytes_written(),
+                    throughput_mb_s: 0.0,
+                    cpu_pct,
+                    mem_pct,
+                    rss_bytes: c.rss_last_bytes,
+                };
+                let mut previous = c.previous_sample;
+                let throughput_mb_s = c.series.record(sample, &mut previous);
+                c.previous_sample = previous;
+                Step {
+                    event: Some(EventKind::StatsSample {
+                        client_id: id,
+                        cpu_pct,
+                        mem_pct,
+                        rss_bytes: sample.rss_bytes,
+                        bytes_written: sample.bytes_written,
+                        throughput_mb_s,
+                    }),
+                    ..Step::stay()
+                }
+            }
+            Message::ProcStats {
+                cpu_core_pct,
+                rss_bytes,
+            } => {
+                c.proc_reports = c.proc_reports.saturating_add(1);
+                c.cpu_core_total += cpu_core_pct;
+                c.rss_total += rss_bytes as f64;
+                c.rss_peak_bytes = c.rss_peak_bytes.max(rss_bytes);
+                c.rss_last_bytes = Some(rss_bytes);
+                Step::stay()
+            }
+            Message::WriteStats {
+                bytes_written,
+                chunk_p50_us,
+                chunk_p99_us,
+            } => {
+                // A byte count only grows (it is a counter on /metrics): a smaller value than
+                // one already reported is ignored.
+                c.reported_bytes = Some(c.reported_bytes.map_or(bytes_written, |b| b.max(bytes_written)));
+                c.chunk_p50_us = Some(chunk_p50_us);
+                c.chunk_p99_us = Some(chunk_p99_us);
+                Step::stay()
+            }
+            Message::FileRoll => {
+                c.files_written = c.files_written.saturating_add(1);
+                Step {
+                    event: Some(EventKind::FileRollover {
+                        client_id: id,
+                        files_written: c.files_written,
+                    }),
+                    ..Step::stay()
+                }
+            }
+            Message::Done => Step {
+                note: Note::Info(format!("{id}: Client finished running tests")),
+                event: c.set_status(Status::Pass, None, now),
+                next: Next::Close,
+                reply: None,
+            },
+            Message::Error(reason) => {
+                let reason = if reason.is_empty() {
+                    "client reported an error".to_string()
+                } else {
+                    reason
+                };
+                let event = c.set_status(Status::Failed, Some(reason.clone()), now);
+                Step {
+                    note: if event.is_some() {
+                        Note::Warn(format!("Client {id} FAILED: {reason}"))
+                    } else {
+                        Note::None
+                    },
+                    event,
+                    next: Next::Close,
+                    reply: None,
+                }
+            }
+            Message::Hello { .. } | Message::Token(_) => {
+                Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
+            }
+            Message::SetCid(_) | Message::RunTests | Message::Refused(_) => Step::warn(format!(
+                "{id}: ignored server-only command {}",
+                msg.command()
+            )),
+        }
+    }
+
+    fn before_registration(&mut self, msg: Message) -> Step {
+        match msg {
+            Message::Hello { major, minor } => {
+                let theirs = format!("{major}.{minor}");
+                if major != PROTOCOL_VERSION.0 {
+                    return Step::refuse(format!(
+                        "protocol version mismatch: server speaks {}.{}, client speaks {theirs}",
+                        PROTOCOL_VERSION.0, PROTOCOL_VERSION.1
+                    ));
+                }
+                self.protocol_version = Some(theirs);
+                Step::reply(Message::Hello {
+                    major: PROTOCOL_VERSION.0,
+                    minor: PROTOCOL_VERSION.1,
+                })
+            }
+            Message::Token(_) => {
+                if self.authenticated {
+                    return Step::stay();
+                }
+                // Called only when a token is configured (otherwise authenticated from the
+                // start); compared in constant time.
+                Step::refuse("wrong token")
+            }
+            Message::GetCid if !self.authenticated => {
+                Step::refuse("a token is required (send token:<secret> first)")
+            }
+            Message::GetCid => Step {
+                next: Next::Register,
+                ..Step::stay()
+            },
+            other => Step::warn(format!(
+                "{}: ignored {} before get_cid",
+                self.peer,
+                other.command()
+            )),
+        }
+    }
+
+    /// Checks `token:<secret>` against the rules; the message handler then sees it as
+    /// authenticated (or refuses it).
+    pub(crate) fn check_token(&mut self, msg: &Message, rules: &Rules) {
+        if let (Message::Token(t), Some(expected)) = (msg, &rules.token) {
+            if bool::from(expected.as_bytes().ct_eq(t.as_bytes())) {
+                self.authenticated = true;
+            }
+        }
+    }
+
+    /// The peer got `id` at `now` (after [`Next::Register`]): reply `set_cid:<id>`.
+    pub(crate) fn registered(&mut self, id: u32, now: Instant) -> Step {
+        self.id = Some(id);
+        self.last_heartbeat = now;
+        self.missed_reported = false;
+        Step {
+            reply: Some(Message::SetCid(id)),
+            event: Some(EventKind::IdAssigned {
+                client_id: id,
+                peer: self.peer.to_string(),
+            }),
+            note: Note::Info(format!(
+                "Client connection from {}, assigning client id {id}",
+                self.peer
+            )),
+            next: Next::Stay,
+        }
+    }
+
+    /// When the timer must next fire: the handshake deadline before `get_cid`; after it, the
+    /// "heartbeat missed" warning (only while someone listens to events), then the timeout.
+    pub(crate) fn deadline(&self, rules: &Rules, events_active: bool) -> Instant {
+        match self.id {
+            None => self.opened + rules.handshake_timeout,
+            Some(_) if !self.missed_reported && events_active => {
+                self.last_heartbeat + rules.heartbeat_timeout * 2 / 3
+            }
+            Some(_) => self.last_heartbeat + rules.heartbeat_timeout,
+        }
+    }
+
+    /// The timer fired at `now`.
+    pub(crate) fn on_timer(
+        &mut self,
+        now: Instant,
+        rules: &Rules,
+        events_active: bool,
+        record: Option<&mut ClientState>,
+    ) -> Timer {
+        let due = self.deadline(rules, events_active);
+        if due > now {
+            return Timer::Wait(due);
+        }
+        let Some(id) = self.id else {
+            return Timer::HandshakeExpired(format!(
+                "Closing connection from {}: no get_cid within {:.1} s",
+                self.peer,
+                rules.handshake_timeout.as_secs_f64()
+            ));
+        };
+        let age = now.saturating_duration_since(self.last_heartbeat);
+        if age < rules.heartbeat_timeout {
+            // The warning point (two thirds of the timeout) passed.
+            self.missed_reported = true;
+            let event = EventKind::HeartbeatMissed {
+                client_id: id,
+                age_s: age.as_secs_f64(),
+            };
+            return Timer::Missed(event, self.deadline(rules, events_active));
+        }
+        let reason = format!(
+            "no heartbeat for {:.1} s",
+            rules.heartbeat_timeout.as_secs_f64()
+        );
+        let event = record.and_then(|c| c.set_status(Status::TimedOut, Some(reason.clone()), now));
+        Timer::TimedOut(event, reason)
+    }
+}
+
+/// Seconds from `started` (the server's start) to `t`.
+pub(crate) fn seconds_since(started: Instant, t: Instant) -> f64 {
+    t.saturating_duration_since(started).as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(token: Option<&str>) -> Rules {
+        Rules {
+            token: token.map(Into::into),
+            handshake_timeout: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(15),
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    /// A registered session and its record, at `now`.
+    fn registered(now: Instant) -> (Session, ClientState) {
+        let r = rules(None);
+        let mut s = Session::new(peer(), &r, now);
+        assert_eq!(s.on_message(Message::GetCid, now, None, now).next, Next::Register);
+        let step = s.registered(100, now);
+        assert_eq!(step.reply, Some(Message::SetCid(100)));
+        (s, ClientState::new(100, peer(), None, now))
+    }
+
+    fn status_change(step: &Step) -> Option<(Status, Status)> {
+        match &step.event {
+            Some(EventKind::StatusChanged {
+                previous, status, ..
+            }) => Some((*previous, *status)),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_seed_sequence_runs_to_pass() {
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        let ready = s.on_message(Message::Ready, t0, Some(&mut c), t0);
+        assert_eq!(ready.reply, Some(Message::RunTests));
+        let start = s.on_message(Message::Start, t0, Some(&mut c), t0);
+        assert_eq!(
+            status_change(&start),
+            Some((Status::NotStarted, Status::Running))
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let done = s.on_message(Message::Done, Instant::now(), Some(&mut c), t0);
+        assert_eq!(status_change(&done), Some((Status::Running, Status::Pass)));
+        assert_eq!(done.next, Next::Close);
+        assert_eq!(c.to_report(Instant::now()).time_ran_s, 3.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_status_never_changes_and_start_counts_once() {
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        s.on_message(Message::Start, t0, Some(&mut c), t0);
+        let again = s.on_message(Message::Start, t0, Some(&mut c), t0);
+        assert!(again.event.is_none());
+        assert!(matches!(again.note, Note::Warn(_)));
+        let failed = s.on_message(Message::Error("disk full".into()), t0, Some(&mut c), t0);
+        assert_eq!(status_change(&failed), Some((Status::Running, Status::Failed)));
+        assert!(c.set_status(Status::Pass, None, t0).is_none());
+        assert!(c.set_status(Status::Running, None, t0).is_none());
+        assert_eq!(c.status, Status::Failed);
+        assert_eq!(c.reason.as_deref(), Some("disk full"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handshake_deadline_closes_a_silent_peer() {
+        let r = rules(None);
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), &r, t0);
+        assert_eq!(s.deadline(&r, false), t0 + Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(matches!(s.on_timer(Instant::now(), &r, false, None), Timer::Wait(_)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(
+            s.on_timer(Instant::now(), &r, false, None),
+            Timer::HandshakeExpired(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_keep_a_client_alive_and_silence_times_it_out() {
+        let r = rules(None);
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        s.on_message(Message::Start, t0, Some(&mut c), t0);
+        tokio::time::advance(Duration::from_secs(14)).await;
+        s.on_message(Message::Heartbeat, Instant::now(), Some(&mut c), t0);
+        tokio::time::advance(Duration::from_secs(14)).await;
+        assert!(matches!(
+            s.on_timer(Instant::now(), &r, false, Some(&mut c)),
+            Timer::Wait(_)
+        ));
+        // With a listener, two thirds of the timeout is a warning first.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        match s.on_timer(now, &r, false, Some(&mut c)) {
+            Timer::TimedOut(Some(EventKind::StatusChanged { status, .. }), reason) => {
+                assert_eq!(status, Status::TimedOut);
+                assert_eq!(reason, "no heartbeat for 15.0 s");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(c.status, Status::TimedOut);
+        assert_eq!(c.heartbeats, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_heartbeat_is_announced_once_before_the_timeout() {
+        let r = rules(None);
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        assert_eq!(s.deadline(&r, true), t0 + Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let now = Instant::now();
+        match s.on_timer(now, &r, true, Some(&mut c)) {
+            Timer::Missed(EventKind::HeartbeatMissed { age_s, .. }, next) => {
+                assert_eq!(age_s, 10.0);
+                assert_eq!(next, t0 + Duration::from_secs(15));
+            }
+            other => panic!("expected a missed heartbeat, got {other:?}"),
+        }
+        // A heartbeat resets the warning.
+        s.on_message(Message::Heartbeat, now, Some(&mut c), t0);
+        assert_eq!(s.deadline(&r, true), now + Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_token_is_required_before_get_cid() {
+        let r = rules(Some("s3cret"));
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), &r, t0);
+        let no_token = s.on_message(Message::GetCid, t0, None, t0);
+        assert!(matches!(no_token.next, Next::Refuse(ref m) if m.contains("token is required")));
+
+        let mut wrong = Session::new(peer(), &r, t0);
+        let msg = Message::Token("nope".into());
+        wrong.check_token(&msg, &r);
+        assert_eq!(wrong.on_message(msg, t0, None, t0).next, Next::Refuse("wrong token".into()));
+
+        let mut right = Session::new(peer(), &r, t0);
+        let msg = Message::Token("s3cret".into());
+        right.check_token(&msg, &r);
+        assert_eq!(right.on_message(msg, t0, None, t0).next, Next::Stay);
+        assert_eq!(right.on_message(Message::GetCid, t0, None, t0).next, Next::Register);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_major_version_mismatch_is_refused() {
+        let r = rules(None);
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), &r, t0);
+        let step = s.on_message(Message::Hello { major: 9, minor: 0 }, t0, None, t0);
+        assert!(matches!(step.next, Next::Refuse(ref m) if m.contains("version mismatch")));
+        let ok = s.on_message(Message::Hello { major: PROTOCOL_VERSION.0, minor: 7 }, t0, None, t0);
+        assert!(matches!(ok.reply, Some(Message::Hello { .. })));
+        assert_eq!(s.protocol_version(), Some(&*format!("{}.7", PROTOCOL_VERSION.0)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn byte_counts_never_go_down_and_stats_average() {
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        let ws = |b| Message::WriteStats {
+            bytes_written: b,
+            chunk_p50_us: 1,
+            chunk_p99_us: 2,
+        };
+        s.on_message(ws(u64::MAX), t0, Some(&mut c), t0);
+        s.on_message(ws(5), t0, Some(&mut c), t0);
+        assert_eq!(c.bytes_written(), u64::MAX);
+        for cpu in [10.0, 30.0] {
+            let st = s.on_message(Message::SendStats { cpu_pct: cpu, mem_pct: 1.0 }, t0, Some(&mut c), t0);
+            assert!(matches!(st.event, Some(EventKind::StatsSample { .. })));
+        }
+        let r = c.to_report(t0);
+        assert_eq!((r.cpu_avg_pct, r.stats_reports), (20.0, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warnings_about_a_peer_are_rate_limited_and_counted() {
+        let t0 = Instant::now();
+        let mut b = WarnBudget::new(t0);
+        for _ in 0..WARN_BURST {
+            assert_eq!(b.allow(t0), Some(0));
+        }
+        for _ in 0..1000 {
+            assert_eq!(b.allow(t0), None);
+        }
+        assert_eq!(b.suppressed(), 1000);
+        tokio::time::advance(WARN_REFILL).await;
+        assert_eq!(b.allow(Instant::now()), Some(1000), "the next one says how many");
+        assert_eq!(b.suppressed(), 0);
+    }
+}
