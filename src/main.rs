@@ -64,10 +64,10 @@ struct ServerArgs {
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     handshake_timeout: f64,
     /// Most connections still in the handshake (no id yet) at once; more are refused.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = ServerConfig::default().max_pending)]
     max_pending: usize,
     /// Most client ids one run hands out; then get_cid is refused.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = ServerConfig::default().max_ids)]
     max_ids: u64,
     /// Seconds a peer may leave our replies unread before it is closed (ABORTED, "peer not
     /// reading").

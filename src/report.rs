@@ -621,6 +621,7 @@ mod tests {
                 last_done: None,
             },
             series: vec![],
+            stopped: false,
         }
     }
 

@@ -546,21 +546,33 @@ fn report_files_in_every_format_are_written_at_the_end() {
     assert!(text.contains("<td>100</td>") && text.contains("data-points="));
     assert!(!report.series.is_empty() && report.series[0].samples.len() >= 3);
 
-    // An unwritable CSV path: the error is returned, and the other files are still written.
+    // An unusable CSV path is a configuration error before anything listens.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
+    let e = ServerHandle::start(ServerConfig {
+        port: 0,
+        report_csv: Some(blocker.join("r.csv")),
+        ..Default::default()
+    })
+    .expect_err("CSV under a file");
+    assert!(e.is_config() && e.to_string().contains("r.csv"), "{e}");
+
+    // A path that breaks during the run: the error is returned, the other files are still
+    // written, and the report is still there.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
     let html2 = dir.path().join("r2.html");
     let server = ServerHandle::start(ServerConfig {
         port: 0,
-        report_csv: Some(blocker.join("r.csv")),
+        report_csv: Some(sub.join("r.csv")),
         report_html: Some(html2.clone()),
         ..Default::default()
     })
     .unwrap();
-    let e = server.stop().expect_err("CSV under a file");
-    assert!(
-        e.to_string().contains("r.csv") || e.to_string().contains("file"),
-        "{e}"
-    );
+    std::fs::remove_dir(&sub).unwrap();
+    std::fs::write(&sub, "now a file").unwrap();
+    let e = server.stop().expect_err("CSV under what became a file");
+    assert!(e.to_string().contains("r.csv"), "{e}");
     assert!(html2.exists());
+    assert!(server.is_finished() && server.report().stopped);
 }
