@@ -322,27 +322,56 @@ fn init_tracing(cli: &Cli) {
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM, with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment this is made: a signal that comes
+/// before the first [`recv`](ShutdownSignals::recv) (right after "listening on", say) is kept
+/// for it instead of killing the process without a report.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers; call inside the runtime.
+    fn new() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => "SIGINT",
-        _ = term => "SIGTERM",
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    /// Completes on the next Ctrl-C or SIGTERM, with the signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                let got = match s {
+                    Some(s) => s.recv().await,
+                    None => None,
+                };
+                if got.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.int) => "SIGINT",
+                _ = next(&mut self.term) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
     }
 }
 
@@ -403,6 +432,7 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
     let watch = a.watch;
     let report = rt.block_on(async {
+        let mut signals = ShutdownSignals::new();
         let server = Server::bind(config).await?;
         // Always said, whatever the log level: with --port 0 this is how callers learn the port.
         say(
@@ -421,7 +451,7 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         let stopped_by = std::sync::OnceLock::new();
         let report = server
             .run_until(async {
-                let signal = shutdown_signal().await;
+                let signal = signals.recv().await;
                 let _ = stopped_by.set(signal);
             })
             .await;
@@ -452,7 +482,7 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         // With --http-linger, the final report stays on HTTP for a while (Ctrl-C ends it).
         tokio::select! {
             _ = control.http_closed() => {}
-            _ = shutdown_signal() => control.close_http(),
+            _ = signals.recv() => control.close_http(),
         }
         Ok::<_, Error>(report)
     })?;
@@ -682,8 +712,12 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     check_out_dir(&writer_config.out_dir)?;
     let writer = FileWriter::new(writer_config)?;
     let cancel = client.cancel_token();
+    let mut signals = {
+        let _enter = rt.enter();
+        ShutdownSignals::new()
+    };
     rt.spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         cancel.cancel();
     });
     let bar = LiveView::client(client.progress());
