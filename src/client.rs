@@ -498,7 +498,12 @@ impl Client {
                     }
                     log.debug(|| format!("server speaks protocol {m}.{n}"));
                 }
-                Ok(Message::Refused(reason)) => return Err(Error::Refused(reason)),
+                // The reason is the peer's text: escaped before it reaches a terminal or a log.
+                Ok(Message::Refused(reason)) => {
+                    return Err(Error::Refused(
+                        crate::text::escape_control(&reason).into_owned(),
+                    ))
+                }
                 Ok(Message::SetCid(id)) => {
                     log.info(format!("Client id received from server: {id}"));
                     client_id = Some(id);
@@ -634,7 +639,7 @@ impl Client {
                     match msg {
                         Ok(Some(Ok(Message::Refused(r)))) => {
                             stopped.store(true, Ordering::Relaxed);
-                            trouble.get_or_insert(Error::Refused(r));
+                            trouble.get_or_insert(Error::Refused(crate::text::escape_control(&r).into_owned()));
                         }
                         Ok(Some(other)) => {
                             log.warn(format!("ignored line from the server during the run: {other:?}"));

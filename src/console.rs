@@ -29,18 +29,26 @@ fn set_active(bar: Option<ProgressBar>) {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SuspendingStderr;
 
+/// A closed stderr (EPIPE) swallows log lines: logging must never fail or panic the run.
+fn ignore_closed(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 impl Write for SuspendingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let bar = ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match bar {
-            Some(b) => b.suspend(|| std::io::stderr().write_all(buf))?,
-            None => std::io::stderr().write_all(buf)?,
-        }
+        ignore_closed(match bar {
+            Some(b) => b.suspend(|| std::io::stderr().write_all(buf)),
+            None => std::io::stderr().write_all(buf),
+        })?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        ignore_closed(std::io::stderr().flush())
     }
 }
 

@@ -1,24 +1,33 @@
 //! The `loadmon` command: `loadmon server`, `loadmon client`, `loadmon demo`.
 //!
-//! Exit codes: 0 success (for `server` and `demo`: every client PASS); 1 runtime error;
-//! 2 configuration or usage error; 3 the report was written but not every client PASSed
-//! (including clients ABORTED because the server was stopped by SIGINT/SIGTERM).
+//! Exit codes: 0 success (for `server` and `demo`: every client PASS, and at least one client
+//! ran); 1 runtime error; 2 configuration or usage error; 3 the report was written but not every
+//! client PASSed (including clients ABORTED because the server was stopped by SIGINT/SIGTERM,
+//! and a run stopped before any client got an id).
+//!
+//! Nothing here uses `print!`/`eprint!`: those panic when stdout or stderr is a closed pipe
+//! (`loadmon server | head -1`). Console text goes through [`say`], which stops writing to a
+//! closed stream quietly while the run goes on. (SIGPIPE stays ignored, as Rust sets it up.)
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use std::io::Write;
-
 use clap::{Args, Parser, Subcommand};
-use loadmon::blocking::{Events, ServerHandle};
+use loadmon::blocking::{EventPoll, Events, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
-use loadmon::events::EventStream;
+use loadmon::events::{Event, EventKind, EventStream};
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::ServerConfig;
+use loadmon::text::escape_control;
 use loadmon::{Error, Report, Status};
+
+/// Most clients a server may take at once (`--max-clients`).
+const MAX_CLIENTS: u64 = 1_000_000;
 
 #[derive(Parser, Debug)]
 #[command(name = "loadmon", version, about = "Coordinated file-write load tests")]
@@ -51,8 +60,9 @@ struct ServerArgs {
     /// Port to bind (0 = any free port; the port is logged).
     #[arg(long, default_value_t = 1234)]
     port: u16,
-    /// Most clients at once; extra ones are refused.
-    #[arg(long, default_value_t = 5)]
+    /// Most clients at once (1 to 1000000); extra ones are refused.
+    #[arg(long, default_value_t = 5,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
     max_clients: usize,
     /// The first client id.
     #[arg(long, default_value_t = 100)]
@@ -98,7 +108,7 @@ struct ServerArgs {
 struct WatchArgs {
     /// Serve the HTTP JSON API, Prometheus /metrics and the dashboard on HOST:PORT
     /// (e.g. 127.0.0.1:8080; port 0 picks one). Off by default.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = http_addr)]
     http: Option<String>,
     /// Keep the HTTP listener up this many seconds after the run, serving the final report.
     #[arg(long, default_value_t = 0.0, value_parser = seconds, value_name = "SECONDS")]
@@ -211,21 +221,85 @@ struct DemoArgs {
     #[arg(long)]
     report_csv: Option<PathBuf>,
     /// Serve the HTTP API and dashboard on HOST:PORT while the demo runs.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = http_addr)]
     http: Option<String>,
     /// No live table or status lines.
     #[arg(long)]
     no_live: bool,
 }
 
+/// Largest number of seconds any duration option takes.
+const MAX_SECONDS: f64 = 1e9;
+
+/// A duration option: a finite number of seconds from 0 to [`MAX_SECONDS`] (NaN, infinities
+/// and negative values are refused; clap exits 2).
 fn seconds(s: &str) -> Result<f64, String> {
     let x: f64 = s
+        .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if (0.0..1e9).contains(&x) {
-        Ok(x)
+    // `contains` is false for NaN; -0 counts as 0.
+    if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) {
+        Ok(x.max(0.0))
     } else {
-        Err(format!("{s} is not a valid number of seconds"))
+        Err(format!(
+            "{s} is not a valid number of seconds (0 to {MAX_SECONDS:e})"
+        ))
+    }
+}
+
+/// `--http`: a HOST:PORT the listener can bind (checked, and resolved, before anything runs;
+/// the text is kept as given for the server).
+fn http_addr(s: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let expected = "expected HOST:PORT, e.g. 127.0.0.1:8080 (port 0 picks one)";
+    match s.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(s.to_string()),
+        Ok(None) => Err(format!("{s:?} names no address; {expected}")),
+        Err(e) => Err(format!("{s:?} is not a usable address ({e}); {expected}")),
+    }
+}
+
+/// Streams the console stops writing to once they are closed.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Which console stream [`say`] writes to.
+#[derive(Debug, Clone, Copy)]
+enum Console {
+    Out,
+    Err,
+}
+
+/// Writes `text` to stdout or stderr and flushes, never panicking: a closed pipe (EPIPE) or
+/// any other write error ends output to that stream, quietly (a failed stdout is mentioned
+/// once on stderr unless it was a closed pipe); the run itself goes on.
+fn say(to: Console, text: &str) {
+    let gone = match to {
+        Console::Out => &STDOUT_GONE,
+        Console::Err => &STDERR_GONE,
+    };
+    if gone.load(Ordering::Relaxed) {
+        return;
+    }
+    let result = match to {
+        Console::Out => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+        Console::Err => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        }
+    };
+    if let Err(e) = result {
+        let first = !gone.swap(true, Ordering::Relaxed);
+        if first && matches!(to, Console::Out) && e.kind() != std::io::ErrorKind::BrokenPipe {
+            say(
+                Console::Err,
+                &format!("loadmon: stdout: {e}; nothing more is written there\n"),
+            );
+        }
     }
 }
 
@@ -248,31 +322,67 @@ fn init_tracing(cli: &Cli) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(SuspendingStderr)
+        // Colours for a terminal only: a log piped to a file or a program gets plain text.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false)
+        // Its own report of a failed write would be an eprintln! (a panic on a closed stderr).
+        .log_internal_errors(false)
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment this is made: a signal that comes
+/// before the first [`recv`](ShutdownSignals::recv) (right after "listening on", say) is kept
+/// for it instead of killing the process without a report.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers; call inside the runtime.
+    fn new() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    /// Completes on the next Ctrl-C or SIGTERM, with the signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                let got = match s {
+                    Some(s) => s.recv().await,
+                    None => None,
+                };
+                if got.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.int) => "SIGINT",
+                _ = next(&mut self.term) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
     }
 }
 
@@ -283,8 +393,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))
 }
 
+/// 0 if every client PASSed (and there was at least one), else 3.
 fn report_exit(report: &Report) -> ExitCode {
-    if report.clients.iter().all(|c| c.status == Status::Pass) {
+    // No client at all (a run stopped by a signal before any got an id) is no success.
+    if !report.clients.is_empty() && report.clients.iter().all(|c| c.status == Status::Pass) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
@@ -311,21 +423,33 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
         log_dir: (!a.no_log_files).then_some(a.log_dir),
         ..Default::default()
     };
+    config.validate()?;
+    // Opened before the server binds: a path that cannot be written fails before anything
+    // runs, and a FIFO without a reader blocks nothing.
+    let stream_target = match &a.watch.json_stream {
+        Some(path) => Some((path.clone(), StreamTarget::open(path)?)),
+        None => None,
+    };
     let watch = a.watch;
+    // Caught from here on: a signal right after "listening on" still ends with a report.
+    let signals = Signals::install()?;
     // One thread serves every connection by default (see ServerHandle::start_on). The report
     // paths are checked here, before anything listens.
     let server = Arc::new(ServerHandle::start_on(config, usize::from(a.threads))?);
     // Always said, whatever the log level: with --port 0 this is how callers learn the port.
-    eprintln!("loadmon server listening on {}", server.local_addr());
+    say(
+        Console::Err,
+        &format!("loadmon server listening on {}\n", server.local_addr()),
+    );
     if let Some(h) = server.http_addr() {
-        eprintln!("loadmon dashboard on http://{h}/");
+        say(Console::Err, &format!("loadmon dashboard on http://{h}/\n"));
     }
-    let stream = match &watch.json_stream {
-        Some(path) => Some(json_stream(path, server.control().subscribe())?),
+    let stream = match stream_target {
+        Some((path, target)) => Some(json_stream(path, target, server.control().subscribe())?),
         None => None,
     };
     let live = watch.live(server.control());
-    watch_signals(server.clone())?;
+    let stopped_by = signals.watch(server.clone())?;
     let outcome = server.wait(None);
     drop(live);
     if let Some(thread) = stream {
@@ -337,13 +461,19 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
     }
     // The final report, whatever happened to the report files.
     let report = server.report();
+    let text = report_text(&report);
     if watch.stream_to_stdout() {
         // stdout carries the JSON lines: keep it machine-readable, and never wait for its
         // lock (a stalled reader leaves the stream's writer holding it).
-        eprint!("{}", report.to_text());
+        say(Console::Err, &text);
     } else {
-        print!("{}", report.to_text());
-        let _ = std::io::stdout().flush();
+        say(Console::Out, &text);
+    }
+    if let Some(signal) = stopped_by.get() {
+        say(
+            Console::Err,
+            &format!("{}\n", stopped_line(signal, &report)),
+        );
     }
     // With --http-linger, the final report stays on HTTP for a while (Ctrl-C ends it).
     server.wait_http_closed(None);
@@ -351,62 +481,240 @@ fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
     Ok(report_exit(&report))
 }
 
-/// On Ctrl-C or SIGTERM: stops the run, or, once it is over, ends the HTTP linger. Signals are
-/// watched on a thread of their own for the life of the process.
-fn watch_signals(server: Arc<ServerHandle>) -> Result<(), Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
-    std::thread::Builder::new()
-        .name("loadmon-signals".into())
-        .spawn(move || {
-            rt.block_on(async {
-                loop {
-                    shutdown_signal().await;
-                    if server.is_finished() {
-                        server.close_http();
-                    } else {
-                        server.control().stop();
-                    }
-                }
-            })
-        })
-        .map_err(|e| Error::Internal(format!("cannot start the signal thread: {e}")))?;
-    Ok(())
+/// Ctrl-C and SIGTERM for the server, on a thread of their own: installed before the server
+/// starts, then [`Signals::watch`] stops the run on the first one (or, once the run is over,
+/// ends the HTTP linger).
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    signals: ShutdownSignals,
 }
 
-/// Writes every event of `events` as a JSON line to `path` ("-": stdout), flushed at once, on
-/// a thread of its own: a slow reader makes the stream lag (it then says how many events it
-/// missed), never the server. A write error (full disk) is logged once and ends the stream.
+impl Signals {
+    fn install() -> Result<Signals, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+        let signals = {
+            let _in_runtime = rt.enter();
+            ShutdownSignals::new()
+        };
+        Ok(Signals { rt, signals })
+    }
+
+    /// Watches for the life of the process; the returned cell names the signal that stopped
+    /// the run, if one did.
+    fn watch(self, server: Arc<ServerHandle>) -> Result<Arc<OnceLock<&'static str>>, Error> {
+        let stopped_by = Arc::new(OnceLock::new());
+        let cell = stopped_by.clone();
+        let Signals { rt, mut signals } = self;
+        std::thread::Builder::new()
+            .name("loadmon-signals".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    loop {
+                        let signal = signals.recv().await;
+                        if server.is_finished() {
+                            server.close_http();
+                        } else {
+                            let _ = cell.set(signal);
+                            server.control().stop();
+                        }
+                    }
+                })
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the signal thread: {e}")))?;
+        Ok(stopped_by)
+    }
+}
+
+/// The text report for the console, each line with its control characters escaped (a
+/// client's reason comes from the peer: `error:<reason>`).
+fn report_text(report: &Report) -> String {
+    let mut s = String::new();
+    for line in report.to_text().lines() {
+        s.push_str(&escape_control(line));
+        s.push('\n');
+    }
+    s
+}
+
+/// What to say after a run stopped by `signal`: the text report says "All test clients
+/// completed!" whatever happened.
+fn stopped_line(signal: &str, report: &Report) -> String {
+    let total = report.clients.len();
+    let not_passed = report
+        .clients
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .count();
+    if total == 0 {
+        format!(
+            "loadmon: stopped by {signal} before any client got an id: no client ran \
+             (exit code 3)"
+        )
+    } else if not_passed > 0 {
+        format!(
+            "loadmon: stopped by {signal}: {not_passed} of {total} client(s) had not finished \
+             or did not PASS (exit code 3)"
+        )
+    } else {
+        format!("loadmon: stopped by {signal} after all {total} client(s) had PASSed")
+    }
+}
+
+/// Where `--json-stream` writes, as first opened (without blocking).
+enum StreamTarget {
+    /// `-`.
+    Stdout,
+    /// A regular file, created (truncated).
+    File(std::fs::File),
+    /// Anything else (a FIFO with a reader, a terminal), opened without blocking; the
+    /// writer's thread opens it again for ordinary writes, then drops this one.
+    Special(std::fs::File),
+    /// A FIFO that no reader has opened yet.
+    NoReader,
+}
+
+impl StreamTarget {
+    /// Opens `path` without ever blocking (a FIFO without a reader is [`StreamTarget::NoReader`]).
+    ///
+    /// # Errors
+    /// [`Error::File`] if `path` cannot be opened for writing.
+    fn open(path: &Path) -> Result<StreamTarget, Error> {
+        if path == Path::new("-") {
+            return Ok(StreamTarget::Stdout);
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Opening a FIFO for writing blocks until a reader opens it; with O_NONBLOCK it
+            // fails with ENXIO instead.
+            options.custom_flags(libc::O_NONBLOCK);
+        }
+        let file = match options.open(path) {
+            Ok(f) => f,
+            #[cfg(unix)]
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(StreamTarget::NoReader),
+            Err(e) => return Err(Error::file("create the JSON stream", path, e)),
+        };
+        match file.metadata() {
+            // O_NONBLOCK means nothing for a regular file's writes.
+            Ok(m) if m.is_file() => Ok(StreamTarget::File(file)),
+            _ => Ok(StreamTarget::Special(file)),
+        }
+    }
+
+    /// A writer for the stream, `None` while a FIFO has no reader. May block (a FIFO whose
+    /// reader just left): called on the writer's thread only.
+    fn writer(self, path: &Path) -> std::io::Result<Option<Box<dyn Write + Send>>> {
+        Ok(match self {
+            StreamTarget::Stdout => Some(Box::new(std::io::stdout())),
+            StreamTarget::File(f) => Some(Box::new(f)),
+            StreamTarget::Special(probe) => {
+                // Opened while `probe` still holds the pipe: the reader sees no end of file.
+                let f = std::fs::OpenOptions::new().write(true).open(path)?;
+                drop(probe);
+                Some(Box::new(f))
+            }
+            StreamTarget::NoReader => None,
+        })
+    }
+}
+
+/// Writes every event of `events` as a JSON line to `target` (`path` "-": stdout), flushed at
+/// once, on a thread of its own: a slow reader makes the stream lag (it then says how many
+/// events it missed), never the server. A FIFO that no reader has opened yet is tried again
+/// every 200 ms; until then events are dropped (a warning says so, and the first line the
+/// reader gets is a `lagged` event with their number). A write error (full disk, reader gone)
+/// is logged once and ends the stream.
 fn json_stream(
-    path: &std::path::Path,
+    path: PathBuf,
+    target: StreamTarget,
     events: EventStream,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
-    let mut out: Box<dyn Write + Send> = if path == std::path::Path::new("-") {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::File::create(path)
-                .map_err(|e| Error::file("create the JSON stream", path, e))?,
-        )
-    };
-    let name = path.display().to_string();
-    let events = Events::new(events)?;
+    let name = escape_control(&path.display().to_string()).into_owned();
+    let mut events = Events::new(events)?;
+    if matches!(target, StreamTarget::NoReader) {
+        tracing::warn!(
+            "JSON stream {name}: no reader has opened this FIFO yet; events are dropped until one does"
+        );
+    }
     std::thread::Builder::new()
         .name("loadmon-json-stream".into())
         .spawn(move || {
-            for e in events {
-                let r = out
-                    .write_all(e.to_json_line().as_bytes())
-                    .and_then(|()| out.flush());
-                if let Err(err) = r {
-                    tracing::warn!("JSON stream {name}: {err}; no more events are written");
+            let mut out = match target.writer(&path) {
+                Ok(w) => w,
+                Err(err) => {
+                    tracing::warn!("JSON stream {name}: {err}; no events are written");
                     return;
                 }
+            };
+            let mut dropped: u64 = 0;
+            loop {
+                // While waiting for a reader, wake up now and then to try again.
+                let wait = out.is_none().then(|| Duration::from_millis(200));
+                let event = match events.next_timeout(wait) {
+                    EventPoll::Event(e) => Some(e),
+                    EventPoll::Timeout => None,
+                    EventPoll::Ended => break,
+                };
+                if out.is_none() {
+                    match StreamTarget::open(&path).and_then(|t| {
+                        t.writer(&path)
+                            .map_err(|e| Error::file("open the JSON stream", &path, e))
+                    }) {
+                        Ok(Some(mut w)) => {
+                            tracing::info!("JSON stream {name}: a reader opened it");
+                            if dropped > 0 {
+                                let lagged = Event {
+                                    time: chrono::Local::now().to_rfc3339(),
+                                    elapsed_s: event.as_ref().map_or(0.0, |e| e.elapsed_s),
+                                    kind: EventKind::Lagged { missed: dropped },
+                                };
+                                if let Err(err) = write_line(&mut w, &lagged) {
+                                    tracing::warn!(
+                                        "JSON stream {name}: {err}; no more events are written"
+                                    );
+                                    return;
+                                }
+                                dropped = 0;
+                            }
+                            out = Some(w);
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::warn!("JSON stream {name}: {err}; no more events are written");
+                            return;
+                        }
+                    }
+                }
+                let Some(event) = event else { continue };
+                match out.as_mut() {
+                    Some(w) => {
+                        if let Err(err) = write_line(w, &event) {
+                            tracing::warn!("JSON stream {name}: {err}; no more events are written");
+                            return;
+                        }
+                    }
+                    None => dropped += 1,
+                }
+            }
+            if out.is_none() {
+                tracing::warn!(
+                    "JSON stream {name}: no reader ever opened this FIFO; {dropped} event(s), \
+                     the final report included, were not written"
+                );
             }
         })
         .map_err(|e| Error::Internal(format!("cannot start the JSON stream thread: {e}")))
+}
+
+fn write_line(out: &mut Box<dyn Write + Send>, event: &Event) -> std::io::Result<()> {
+    out.write_all(event.to_json_line().as_bytes())
+        .and_then(|()| out.flush())
 }
 
 fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
@@ -430,7 +738,7 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         let _enter = rt.enter();
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).ok()
     };
-    let writer = FileWriter::new(FileWriterConfig {
+    let writer_config = FileWriterConfig {
         run_time_s: a.run_time_s,
         chunk_size_mb: a.chunk_size_mb,
         file_size_mb: a.file_size_mb,
@@ -438,18 +746,25 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         out_dir: a.out_dir,
         sync: a.sync,
         keep_files: a.keep_files,
-    })?;
+    };
+    writer_config.validate()?;
+    check_out_dir(&writer_config.out_dir)?;
+    let writer = FileWriter::new(writer_config)?;
     let cancel = client.cancel_token();
+    let mut signals = {
+        let _enter = rt.enter();
+        ShutdownSignals::new()
+    };
     rt.spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         cancel.cancel();
     });
     let bar = LiveView::client(client.progress());
     let result = rt.block_on(client.run(writer));
     drop(bar);
     let result = result?;
-    println!(
-        "client {}: {} file(s), {} bytes in {:.2} s, {:.2} MB/s, chunk latency p50 {} ms, p99 {} ms",
+    say(Console::Out, &format!(
+        "client {}: {} file(s), {} bytes in {:.2} s, {:.2} MB/s, chunk latency p50 {} ms, p99 {} ms\n",
         result.client_id,
         result.files_written,
         result.bytes_written,
@@ -457,11 +772,37 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         result.throughput_mb_s,
         fmt_ms(result.chunk_p50_ms),
         fmt_ms(result.chunk_p99_ms),
-    );
+    ));
     if let Some(path) = &a.result_json {
         loadmon::report::write_atomic(path, result.to_json().as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--out-dir` is usable: it exists or can be created, and a file can be created and removed
+/// in it. Checked before connecting, so that a bad directory is a configuration error
+/// (exit 2), not a failure in the middle of a run.
+///
+/// # Errors
+/// [`Error::Config`] naming the directory and the reason.
+fn check_out_dir(dir: &Path) -> Result<(), Error> {
+    let bad = |what: &str, e: std::io::Error| {
+        Error::Config(format!("--out-dir {}: cannot {what}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| bad("create the directory", e))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(
+        ".loadmon_write_check_{}_{nanos}",
+        std::process::id()
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| bad("create a file in it", e))?;
+    std::fs::remove_file(&probe).map_err(|e| bad("remove a file from it", e))
 }
 
 fn fmt_ms(x: Option<f64>) -> String {
@@ -480,8 +821,11 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Error> {
         http: a.http,
         live: !a.no_live,
     })?;
-    print!("{}", report.to_text());
-    println!("HTML report: {}", a.report_html.display());
+    say(Console::Out, &report_text(&report));
+    say(
+        Console::Out,
+        &format!("HTML report: {}\n", a.report_html.display()),
+    );
     Ok(report_exit(&report))
 }
 
@@ -496,7 +840,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("loadmon: {e}");
+            // The message may quote a peer (a server's refusal reason): escaped.
+            say(
+                Console::Err,
+                &format!("loadmon: {}\n", escape_control(&e.to_string())),
+            );
             if e.is_config() {
                 ExitCode::from(2)
             } else {
