@@ -333,7 +333,11 @@ impl ServerHandle {
 
 /// Writes the report files `config` asks for; every file is attempted, each is logged, and the
 /// first failure is returned after the others.
-fn write_report_files(config: &ServerConfig, report: &Report, log: &crate::logging::EventLog) -> Result<()> {
+fn write_report_files(
+    config: &ServerConfig,
+    report: &Report,
+    log: &crate::logging::EventLog,
+) -> Result<()> {
     let mut written = Ok(());
     for (kind, path, r) in config.report_files().write(report) {
         match r {

@@ -358,7 +358,11 @@ mod tests {
         );
         let mut half = LineBuffer::new(8);
         half.extend(b"12345678\r");
-        assert_eq!(half.next_message(), Ok(None), "the \\n of a CRLF may come later");
+        assert_eq!(
+            half.next_message(),
+            Ok(None),
+            "the \\n of a CRLF may come later"
+        );
         let mut cr_long = LineBuffer::new(8);
         cr_long.extend(b"123456789\n");
         assert_eq!(

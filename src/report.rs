@@ -160,7 +160,10 @@ impl Total {
             });
         let (mut first, mut last) = (None, None::<(chrono::DateTime<chrono::FixedOffset>, &str)>);
         for d in dones {
-            if first.as_ref().is_none_or(|f: &(chrono::DateTime<chrono::FixedOffset>, &str)| d.0 < f.0) {
+            if first
+                .as_ref()
+                .is_none_or(|f: &(chrono::DateTime<chrono::FixedOffset>, &str)| d.0 < f.0)
+            {
                 first = Some(d);
             }
             if last.as_ref().is_none_or(|l| d.0 > l.0) {
@@ -412,9 +415,13 @@ pub struct ReportFiles {
 
 impl ReportFiles {
     fn each(&self) -> impl Iterator<Item = (&'static str, &Path)> {
-        [("JSON", &self.json), ("CSV", &self.csv), ("HTML", &self.html)]
-            .into_iter()
-            .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
+        [
+            ("JSON", &self.json),
+            ("CSV", &self.csv),
+            ("HTML", &self.html),
+        ]
+        .into_iter()
+        .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
     }
 
     /// Checks every path before the run, so that a report is never lost to a path found
@@ -517,7 +524,9 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// replaced).
 fn resolve(path: &Path) -> PathBuf {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
         _ => path.to_path_buf(),
     }
 }
@@ -545,7 +554,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => {}
     }
     let dir = parent_dir(&target);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::file("create directory", &dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::file("create the directory of", path, e))?;
     let file_name = target
         .file_name()
         .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
@@ -570,6 +579,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     fn client(id: u32, status: Status) -> ClientReport {
         ClientReport {
@@ -713,6 +723,82 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn reports_replace_only_regular_files_and_write_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        // A device is never renamed over, and is refused before the run.
+        let dev_null = Path::new("/dev/null");
+        assert!(write_atomic(dev_null, b"{}").is_err());
+        assert!(std::fs::metadata(dev_null)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert!(check_report_path(dev_null)
+            .unwrap_err()
+            .contains("not a regular file"));
+        // A directory neither.
+        assert!(check_report_path(dir.path()).is_err());
+        // A symlink to a regular file: the link stays, its target gets the report.
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(check_report_path(&link), Ok(()));
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        // A dangling symlink is refused.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink(dir.path().join("nowhere/x"), &dangling).unwrap();
+        assert!(check_report_path(&dangling).is_err());
+        // A parent that is a file is refused; a parent to be created is fine, and the check
+        // leaves nothing behind.
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        assert!(check_report_path(&blocker.join("r.json")).is_err());
+        assert_eq!(
+            check_report_path(&dir.path().join("new/sub/r.json")),
+            Ok(())
+        );
+        assert!(!dir.path().join("new").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 4, "no probe file left: {left:?}");
+    }
+
+    #[test]
+    fn totals_saturate_instead_of_wrapping() {
+        let mut a = client(100, Status::Pass);
+        a.bytes_written = u64::MAX;
+        a.files_written = u64::MAX;
+        let b = a.clone();
+        let t = Total::of(&[a, b], 1.0);
+        assert_eq!(t.bytes_written, u64::MAX);
+        assert_eq!(t.files_written, u64::MAX);
+        assert_eq!((t.clients, t.passed), (2, 2));
+    }
+
+    #[test]
+    fn the_headline_says_when_a_run_was_stopped() {
+        let mut r = report();
+        assert!(r.to_text().contains("\nAll test clients completed!\n"));
+        r.stopped = true;
+        r.clients[1].reason = Some(STOPPED_REASON.into());
+        assert!(r
+            .to_text()
+            .contains("\nServer stopped before every test client completed!\n"));
+        r.clients.clear();
+        assert!(r
+            .to_text()
+            .contains("\nServer stopped before any test client connected!\n"));
+        let mut c = client(7, Status::Failed);
+        c.reason = Some("\x1b]0;pwned\x07".into());
+        r.clients.push(c);
+        assert!(r.to_text().contains("Reason:        \\u{1b}]0;pwned\\u{7}"));
     }
 
     #[test]

@@ -123,7 +123,12 @@ fn admit(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, peer:
 }
 
 /// Sends `refused:<reason>` (without waiting for the peer) and closes.
-pub(super) async fn refuse(shared: Arc<Shared>, mut conn: Connection, peer: SocketAddr, reason: String) {
+pub(super) async fn refuse(
+    shared: Arc<Shared>,
+    mut conn: Connection,
+    peer: SocketAddr,
+    reason: String,
+) {
     shared.note_refusal(peer, &reason);
     conn.feed(&Message::Refused(reason));
     let _ = conn.try_flush();
@@ -148,12 +153,11 @@ pub(super) fn register(
     protocol_version: Option<String>,
     now: Instant,
 ) -> Result<Admitted, String> {
-    let slot = shared.slots.clone().try_acquire_owned().map_err(|_| {
-        format!(
-            "server full: {} clients max",
-            shared.config.max_clients
-        )
-    })?;
+    let slot = shared
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| format!("server full: {} clients max", shared.config.max_clients))?;
     let mut st = shared.lock();
     if st.issued >= shared.config.max_ids {
         return Err(format!(

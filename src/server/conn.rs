@@ -15,10 +15,10 @@ use tokio::time::{sleep_until, Instant};
 use super::accept::{self, Admitted, CLOSE_LINGER};
 use super::session::{ClientState, Next, Note, Session, Step, Timer, WarnBudget};
 use super::{lock_cell, ClientCell, Shared, INVALID};
-use crate::connection::{Connection, FrameError, Filled, Parsed};
+use crate::connection::{Connection, Filled, FrameError, Parsed};
 use crate::events::EventKind;
 use crate::protocol::{Message, COMMANDS};
-use crate::report::Status;
+use crate::report::{Status, STOPPED_REASON};
 
 /// While this many reply bytes wait for the peer, its lines are not read.
 pub(super) const READ_PAUSE_BYTES: usize = 16 * 1024;
@@ -79,7 +79,7 @@ pub(super) async fn serve(
         let queued = conn.pending_bytes();
         tokio::select! {
             biased;
-            _ = &mut stopped => break End::Client(Status::Aborted, "server stopped".into()),
+            _ = &mut stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
             ready = conn.stream().readable(), if queued < READ_PAUSE_BYTES => {
                 if let Err(e) = ready {
                     break End::Client(Status::Aborted, format!("connection error: {e}"));
@@ -271,10 +271,9 @@ impl Driver {
     fn warn(&mut self, line: &str) {
         match self.warnings.allow(Instant::now()) {
             Some(0) => self.shared.log.warn(line),
-            Some(n) => self
-                .shared
-                .log
-                .warn(format!("{line} ({n} more warnings about this peer not logged)")),
+            Some(n) => self.shared.log.warn(format!(
+                "{line} ({n} more warnings about this peer not logged)"
+            )),
             None => {}
         }
     }

@@ -481,7 +481,10 @@ impl Session {
             } => {
                 // A byte count only grows (it is a counter on /metrics): a smaller value than
                 // one already reported is ignored.
-                c.reported_bytes = Some(c.reported_bytes.map_or(bytes_written, |b| b.max(bytes_written)));
+                c.reported_bytes = Some(
+                    c.reported_bytes
+                        .map_or(bytes_written, |b| b.max(bytes_written)),
+                );
                 c.chunk_p50_us = Some(chunk_p50_us);
                 c.chunk_p99_us = Some(chunk_p99_us);
                 Step::stay()
@@ -673,7 +676,10 @@ mod tests {
     fn registered(now: Instant) -> (Session, ClientState) {
         let r = rules(None);
         let mut s = Session::new(peer(), &r, now);
-        assert_eq!(s.on_message(Message::GetCid, now, None, now).next, Next::Register);
+        assert_eq!(
+            s.on_message(Message::GetCid, now, None, now).next,
+            Next::Register
+        );
         let step = s.registered(100, now);
         assert_eq!(step.reply, Some(Message::SetCid(100)));
         (s, ClientState::new(100, peer(), None, now))
@@ -715,7 +721,10 @@ mod tests {
         assert!(again.event.is_none());
         assert!(matches!(again.note, Note::Warn(_)));
         let failed = s.on_message(Message::Error("disk full".into()), t0, Some(&mut c), t0);
-        assert_eq!(status_change(&failed), Some((Status::Running, Status::Failed)));
+        assert_eq!(
+            status_change(&failed),
+            Some((Status::Running, Status::Failed))
+        );
         assert!(c.set_status(Status::Pass, None, t0).is_none());
         assert!(c.set_status(Status::Running, None, t0).is_none());
         assert_eq!(c.status, Status::Failed);
@@ -729,7 +738,10 @@ mod tests {
         let mut s = Session::new(peer(), &r, t0);
         assert_eq!(s.deadline(&r, false), t0 + Duration::from_secs(10));
         tokio::time::advance(Duration::from_secs(9)).await;
-        assert!(matches!(s.on_timer(Instant::now(), &r, false, None), Timer::Wait(_)));
+        assert!(matches!(
+            s.on_timer(Instant::now(), &r, false, None),
+            Timer::Wait(_)
+        ));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(matches!(
             s.on_timer(Instant::now(), &r, false, None),
@@ -795,13 +807,19 @@ mod tests {
         let mut wrong = Session::new(peer(), &r, t0);
         let msg = Message::Token("nope".into());
         wrong.check_token(&msg, &r);
-        assert_eq!(wrong.on_message(msg, t0, None, t0).next, Next::Refuse("wrong token".into()));
+        assert_eq!(
+            wrong.on_message(msg, t0, None, t0).next,
+            Next::Refuse("wrong token".into())
+        );
 
         let mut right = Session::new(peer(), &r, t0);
         let msg = Message::Token("s3cret".into());
         right.check_token(&msg, &r);
         assert_eq!(right.on_message(msg, t0, None, t0).next, Next::Stay);
-        assert_eq!(right.on_message(Message::GetCid, t0, None, t0).next, Next::Register);
+        assert_eq!(
+            right.on_message(Message::GetCid, t0, None, t0).next,
+            Next::Register
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -811,9 +829,20 @@ mod tests {
         let mut s = Session::new(peer(), &r, t0);
         let step = s.on_message(Message::Hello { major: 9, minor: 0 }, t0, None, t0);
         assert!(matches!(step.next, Next::Refuse(ref m) if m.contains("version mismatch")));
-        let ok = s.on_message(Message::Hello { major: PROTOCOL_VERSION.0, minor: 7 }, t0, None, t0);
+        let ok = s.on_message(
+            Message::Hello {
+                major: PROTOCOL_VERSION.0,
+                minor: 7,
+            },
+            t0,
+            None,
+            t0,
+        );
         assert!(matches!(ok.reply, Some(Message::Hello { .. })));
-        assert_eq!(s.protocol_version(), Some(&*format!("{}.7", PROTOCOL_VERSION.0)));
+        assert_eq!(
+            s.protocol_version(),
+            Some(&*format!("{}.7", PROTOCOL_VERSION.0))
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -829,7 +858,15 @@ mod tests {
         s.on_message(ws(5), t0, Some(&mut c), t0);
         assert_eq!(c.bytes_written(), u64::MAX);
         for cpu in [10.0, 30.0] {
-            let st = s.on_message(Message::SendStats { cpu_pct: cpu, mem_pct: 1.0 }, t0, Some(&mut c), t0);
+            let st = s.on_message(
+                Message::SendStats {
+                    cpu_pct: cpu,
+                    mem_pct: 1.0,
+                },
+                t0,
+                Some(&mut c),
+                t0,
+            );
             assert!(matches!(st.event, Some(EventKind::StatsSample { .. })));
         }
         let r = c.to_report(t0);
@@ -848,7 +885,11 @@ mod tests {
         }
         assert_eq!(b.suppressed(), 1000);
         tokio::time::advance(WARN_REFILL).await;
-        assert_eq!(b.allow(Instant::now()), Some(1000), "the next one says how many");
+        assert_eq!(
+            b.allow(Instant::now()),
+            Some(1000),
+            "the next one says how many"
+        );
         assert_eq!(b.suppressed(), 0);
     }
 }
