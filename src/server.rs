@@ -607,6 +607,7 @@ impl Server {
                 config.token.clone(),
                 http_stop.clone(),
                 log.clone(),
+                crate::http::HttpLimits::default(),
             ))
         });
         log.info(format!(
