@@ -172,6 +172,7 @@ impl ServerHandle {
                         config.token.clone(),
                         stop.clone(),
                         log.clone(),
+                        config.http_limits,
                     ))
                 });
                 // Whatever happens in the run, the result is set: a panic is an error result,

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::events::{EventBus, EventKind, EventStream};
+pub use crate::http::HttpLimits;
 use crate::logging::EventLog;
 use crate::protocol::{COMMANDS, DEFAULT_MAX_LINE_BYTES};
 use crate::report::{ClientReport, Report, ReportFiles, Total};
@@ -103,6 +104,8 @@ pub struct ServerConfig {
     pub http: Option<String>,
     /// How long the HTTP listener keeps serving the final report after the run (default 0).
     pub http_linger: Duration,
+    /// What HTTP peers may hold: header-read, idle and write timeouts, most connections.
+    pub http_limits: HttpLimits,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             report_html: None,
             http: None,
             http_linger: Duration::ZERO,
+            http_limits: HttpLimits::default(),
         }
     }
 }
@@ -171,6 +175,19 @@ impl ServerConfig {
         check_duration("handshake_timeout", self.handshake_timeout, false)?;
         check_duration("write_timeout", self.write_timeout, false)?;
         check_duration("http_linger", self.http_linger, true)?;
+        let l = &self.http_limits;
+        check_duration(
+            "http_limits.header_read_timeout",
+            l.header_read_timeout,
+            false,
+        )?;
+        check_duration("http_limits.idle_timeout", l.idle_timeout, false)?;
+        check_duration("http_limits.write_timeout", l.write_timeout, false)?;
+        check_count(
+            "http_limits.max_connections",
+            l.max_connections as u64,
+            limit,
+        )?;
         if self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
             return Err(Error::Config(format!(
                 "max_line_bytes must be at most {MAX_LINE_BYTES_LIMIT}"
