@@ -333,6 +333,16 @@ int loadmon_server_wait(struct LoadmonServer *server, uint32_t timeout_ms, char 
 int loadmon_server_stop(struct LoadmonServer *server, char **report_json);
 
 /**
+ * The report in `*report_json`, to free with `loadmon_string_free`: the final report once the
+ * run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO` because a report
+ * file could not be written — and the report so far while it runs.
+ *
+ * # Safety
+ * `server` is a live handle; `report_json` is writable.
+ */
+int loadmon_server_report(const struct LoadmonServer *server, char **report_json);
+
+/**
  * A JSON array of every client so far, with live figures (the JSON report's client objects
  * plus `last_heartbeat_age_s`), in `*clients_json`.
  *

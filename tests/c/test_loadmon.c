@@ -443,6 +443,46 @@ static void test_http_and_reports(void) {
     loadmon_server_free(s);
 }
 
+/* A report file that cannot be written: a path under a regular file is refused before the
+ * run; a directory that breaks during the run makes stop return LOADMON_IO, and the report is
+ * still there through loadmon_server_report. */
+static void test_report_survives_its_files(void) {
+    char blocker[300], bad[330], sub[300], json_path[330], cmd[400];
+    snprintf(blocker, sizeof blocker, "%s-blocker", out_dir);
+    FILE *f = fopen(blocker, "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    snprintf(bad, sizeof bad, "%s/r.json", blocker);
+    LoadmonServerConfig cfg;
+    loadmon_server_config_default(&cfg);
+    cfg.port = 0;
+    cfg.report_json_path = bad;
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("r.json"));
+
+    snprintf(sub, sizeof sub, "%s-sub", out_dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", sub);
+    CHECK(system(cmd) == 0);
+    snprintf(json_path, sizeof json_path, "%s/r.json", sub);
+    cfg.report_json_path = json_path;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    snprintf(cmd, sizeof cmd, "rm -rf %s && touch %s", sub, sub);
+    CHECK(system(cmd) == 0);
+    char *report = NULL;
+    CHECK(loadmon_server_stop(s, &report) == LOADMON_IO && report == NULL);
+    CHECK(last_error_contains("r.json"));
+    CHECK(loadmon_server_report(s, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "\"stopped\": true") != NULL);
+    loadmon_string_free(report);
+    CHECK(loadmon_server_report(NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_report(s, NULL) == LOADMON_INVALID_ARGUMENT);
+    loadmon_server_free(s);
+    remove(sub);
+    remove(blocker);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -451,6 +491,7 @@ int main(void) {
     test_custom_workload();
     test_snapshot_and_stop_mid_run();
     test_http_and_reports();
+    test_report_survives_its_files();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

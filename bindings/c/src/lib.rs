@@ -568,6 +568,31 @@ pub unsafe extern "C" fn loadmon_server_stop(
     })
 }
 
+/// The report in `*report_json`, to free with `loadmon_string_free`: the final report once the
+/// run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO` because a report
+/// file could not be written — and the report so far while it runs.
+///
+/// # Safety
+/// `server` is a live handle; `report_json` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_server_report(
+    server: *const LoadmonServer,
+    report_json: *mut *mut c_char,
+) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or live per the contract.
+        let Some(s) = (unsafe { server.as_ref() }) else {
+            return invalid("loadmon_server_report: server is NULL");
+        };
+        if report_json.is_null() {
+            return invalid("loadmon_server_report: report_json is NULL");
+        }
+        // SAFETY: non-NULL and writable per the check and the contract.
+        unsafe { give_string(report_json, s.handle.report().to_json()) };
+        LOADMON_OK as c_int
+    })
+}
+
 /// A JSON array of every client so far, with live figures (the JSON report's client objects
 /// plus `last_heartbeat_age_s`), in `*clients_json`.
 ///
