@@ -417,6 +417,41 @@ impl Client {
         result
     }
 
+    /// Tells the server that this client cannot run: connects, gets an id, announces
+    /// `file_stats` (if any) and sends `error:<reason>` instead of `start`. The server records
+    /// the client as FAILED with that reason and a time ran of 0. (The seed's client refused to
+    /// start without telling its server, so its failure was missing from the report.)
+    ///
+    /// Returns the id the server gave the client.
+    ///
+    /// # Errors
+    /// As [`Client::run`] for the connection and the handshake.
+    pub async fn report_failure(
+        &self,
+        file_stats: Option<(u64, u64)>,
+        reason: &str,
+    ) -> Result<u32> {
+        let log = EventLog::open("client", self.config.log_dir.as_deref())?;
+        let mut conn = self.connect(&log).await?;
+        let result = async {
+            let id = self.handshake(&mut conn, &log).await?;
+            if let Some((chunk, file)) = file_stats {
+                conn.feed(&Message::FileStats {
+                    chunk_size_mb: chunk,
+                    file_size_mb: file,
+                });
+            }
+            conn.send(&Message::Error(reason.to_string()))
+                .await
+                .map_err(|e| Error::from_frame(e, "send to the server"))?;
+            log.warn(format!("Client id {id} could not run: {reason}"));
+            Ok(id)
+        }
+        .await;
+        conn.close(Duration::from_millis(500)).await;
+        result
+    }
+
     async fn connect(&self, log: &EventLog) -> Result<Connection> {
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let give_up = Instant::now() + self.config.connect_timeout;

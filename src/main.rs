@@ -38,7 +38,7 @@ enum Command {
     Server(ServerArgs),
     /// Run one file-writing test client.
     Client(ClientArgs),
-    /// Run the seed's demo (a server and three clients) in one process.
+    /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
 }
 
@@ -457,6 +457,9 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Error> {
         report_html: Some(a.report_html.clone()),
         http: a.http,
         live: !a.no_live,
+        // Each client its own process, as the seed's demo ran them.
+        client_exe: std::env::current_exe().ok(),
+        schedule: None,
     })?;
     print!("{}", report.to_text());
     println!("HTML report: {}", a.report_html.display());
