@@ -306,7 +306,8 @@ fn a_real_client_block_has_the_seeds_format() {
             a.parse::<u64>().is_ok() && b.len() == 2 && b.parse::<u8>().is_ok()
         })
     };
-    let expect: [(&str, &dyn Fn(&str) -> bool); 8] = [
+    type Check<'a> = &'a dyn Fn(&str) -> bool;
+    let expect: [(&str, Check); 8] = [
         ("  Client ", &|v| v == "100"),
         ("    Test status:   ", &|v| v == "PASS"),
         ("    Time ran:      ", &|v| {
