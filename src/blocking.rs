@@ -518,3 +518,21 @@ impl Drop for ClientHandle {
 pub fn run_client<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientResult> {
     ClientHandle::spawn(config, workload)?.join(None)
 }
+
+/// Tells the server that a client cannot run (see [`Client::report_failure`]): the report then
+/// shows it FAILED with `reason`. Returns the id the server gave it.
+///
+/// # Errors
+/// As [`Client::report_failure`].
+pub fn report_failure(
+    config: ClientConfig,
+    file_stats: Option<(u64, u64)>,
+    reason: &str,
+) -> Result<u32> {
+    let client = Client::new(config)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?
+        .block_on(client.report_failure(file_stats, reason))
+}

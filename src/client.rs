@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::logging::EventLog;
 use crate::protocol::{round2, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
 use crate::report::BYTES_PER_MB;
-use crate::stats::Sampler;
+use crate::stats::{ClientCpu, ProcessClient, Sampler};
 
 /// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
 /// 10 s) plus loadmon's connect retry window.
@@ -417,6 +417,41 @@ impl Client {
         result
     }
 
+    /// Tells the server that this client cannot run: connects, gets an id, announces
+    /// `file_stats` (if any) and sends `error:<reason>` instead of `start`. The server records
+    /// the client as FAILED with that reason and a time ran of 0. (The seed's client refused to
+    /// start without telling its server, so its failure was missing from the report.)
+    ///
+    /// Returns the id the server gave the client.
+    ///
+    /// # Errors
+    /// As [`Client::run`] for the connection and the handshake.
+    pub async fn report_failure(
+        &self,
+        file_stats: Option<(u64, u64)>,
+        reason: &str,
+    ) -> Result<u32> {
+        let log = EventLog::open("client", self.config.log_dir.as_deref())?;
+        let mut conn = self.connect(&log).await?;
+        let result = async {
+            let id = self.handshake(&mut conn, &log).await?;
+            if let Some((chunk, file)) = file_stats {
+                conn.feed(&Message::FileStats {
+                    chunk_size_mb: chunk,
+                    file_size_mb: file,
+                });
+            }
+            conn.send(&Message::Error(reason.to_string()))
+                .await
+                .map_err(|e| Error::from_frame(e, "send to the server"))?;
+            log.warn(format!("Client id {id} could not run: {reason}"));
+            Ok(id)
+        }
+        .await;
+        conn.close(Duration::from_millis(500)).await;
+        result
+    }
+
     async fn connect(&self, log: &EventLog) -> Result<Connection> {
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let give_up = Instant::now() + self.config.connect_timeout;
@@ -565,20 +600,32 @@ impl Client {
             stopped: stopped.clone(),
             counters: counters.clone(),
         };
+        // This client's CPU: its writer thread, and each piece of the work below (see
+        // `crate::stats`). Its memory is the process's, shared with `ProcessClient::live()`
+        // clients.
+        let _in_process = ProcessClient::register();
+        let cpu = ClientCpu::new();
+        let mut sampler = Sampler::for_client(cpu.clone());
+        let writer_cpu = cpu.clone();
         let mut work = tokio::task::spawn_blocking(move || {
+            let _writer = writer_cpu.enter_writer();
             // A panic in user code must not unwind through the runtime: it becomes an error.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload.run(&ctx)))
                 .unwrap_or_else(|p| Err(Error::Workload(panic_message(&p))))
         });
 
-        let mut heartbeat = tokio::time::interval(self.config.heartbeat_period);
+        // The seed's rhythm: the first heartbeat one period after the start, the first stats
+        // one stats period after it (each of its loops slept first).
+        let mut heartbeat = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.heartbeat_period,
+            self.config.heartbeat_period,
+        );
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stats = tokio::time::interval_at(
             tokio::time::Instant::now() + self.config.stats_period,
             self.config.stats_period,
         );
         stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut sampler = Sampler::new();
         let (mut heartbeats_sent, mut stats_sent) = (0u64, 0u64);
         let mut trouble: Option<Error> = None;
         let mut server_open = true;
@@ -593,6 +640,7 @@ impl Client {
                     trouble = Some(Error::Interrupted("client run cancelled".into()));
                 }
                 Some(msg) = rx.recv() => {
+                    let work = cpu.start_work();
                     if server_open {
                         if let Err(e) = conn.send(&msg).await {
                             server_open = false;
@@ -600,8 +648,10 @@ impl Client {
                             trouble.get_or_insert(io(e));
                         }
                     }
+                    cpu.end_work(work);
                 }
                 _ = heartbeat.tick(), if server_open => {
+                    let work = cpu.start_work();
                     match conn.send(&Message::Heartbeat).await {
                         Ok(()) => { heartbeats_sent += 1; log.debug(|| "Heartbeat sent to server".into()); }
                         Err(e) => {
@@ -610,17 +660,12 @@ impl Client {
                             trouble.get_or_insert(io(e));
                         }
                     }
+                    cpu.end_work(work);
                 }
                 _ = stats.tick(), if server_open => {
+                    let work = cpu.start_work();
                     let s = sampler.sample();
-                    // send_stats last: the server takes its time-series point on it, with the
-                    // bytes and memory of the two lines before.
-                    let batch = [
-                        counters.write_stats(),
-                        Message::ProcStats { cpu_core_pct: round2(s.cpu_core_pct), rss_bytes: s.rss_bytes },
-                        Message::SendStats { cpu_pct: round2(s.cpu_pct), mem_pct: round2(s.mem_pct) },
-                    ];
-                    for m in &batch {
+                    for m in &stats_batch(&counters, &s) {
                         conn.feed(m);
                     }
                     match conn.flush().await {
@@ -634,8 +679,10 @@ impl Client {
                             trouble.get_or_insert(io(e));
                         }
                     }
+                    cpu.end_work(work);
                 }
                 msg = conn.read_message(), if server_open => {
+                    let work = cpu.start_work();
                     match msg {
                         Ok(Some(Ok(Message::Refused(r)))) => {
                             stopped.store(true, Ordering::Relaxed);
@@ -657,6 +704,7 @@ impl Client {
                             trouble.get_or_insert(Error::from_frame(e, "read from the server"));
                         }
                     }
+                    cpu.end_work(work);
                 }
             }
         };
@@ -673,7 +721,11 @@ impl Client {
             (Ok(()), None) => Ok(()),
         };
         if server_open {
-            tail.push(counters.write_stats());
+            // One last stats sample, so that every run has CPU, memory and bytes, however
+            // short: a run shorter than the stats period has this one only.
+            let s = sampler.sample();
+            tail.extend(stats_batch(&counters, &s));
+            stats_sent += 1;
             tail.push(match &verdict {
                 Ok(()) => Message::Done,
                 Err(e) => Message::Error(e.to_string()),
@@ -704,6 +756,23 @@ impl Client {
             stats_sent,
         })
     }
+}
+
+/// One stats sample as the three lines a loadmon client sends: `send_stats` last, because the
+/// server takes its time-series point on it, with the bytes and memory of the two lines before.
+fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
+    [
+        counters.write_stats(),
+        Message::ProcStats {
+            cpu_core_pct: round2(s.cpu_core_pct),
+            rss_bytes: s.rss_bytes,
+            process_clients: Some(s.process_clients.max(1)),
+        },
+        Message::SendStats {
+            cpu_pct: round2(s.cpu_pct),
+            mem_pct: round2(s.mem_pct),
+        },
+    ]
 }
 
 /// The text of a panic payload.

@@ -1,12 +1,23 @@
 //! The seed's demo: a server and three test clients started 2 s, 4 s and 6 s after it with
 //! (run time s, chunk MB, file MB) = (20, 10, 100), (12, 15, 80), (15, 25, 50).
+//!
+//! As the seed ran it, each client can be its own process ([`DemoOptions::client_exe`]: the
+//! `loadmon` binary, run as `loadmon client …`; this is what `loadmon demo` does). Without an
+//! executable the clients run on threads of this process: their CPU figures are still their
+//! own (each client measures its own threads, see [`crate::stats`]), but their memory is the
+//! one process's, and the report says that three clients shared it (`process_clients`).
+//!
+//! A client that fails validation (the seed's three rules) does not stop the demo: it is
+//! reported to the server, which lists it as FAILED with the reason, and the others run on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::blocking::{ClientHandle, ServerHandle};
+use crate::blocking::{report_failure, ClientHandle, ServerHandle};
 use crate::client::ClientConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::file_writer::{FileWriter, FileWriterConfig};
 use crate::report::Report;
 use crate::server::ServerConfig;
@@ -89,6 +100,12 @@ pub struct DemoOptions {
     pub http: Option<String>,
     /// Show the live console table (a terminal) or status lines (otherwise).
     pub live: bool,
+    /// The `loadmon` executable: each client runs as its own `loadmon client` process, as the
+    /// seed's demo ran them. `None`: each client runs on threads of this process.
+    pub client_exe: Option<PathBuf>,
+    /// Another schedule than the seed's (or the quick one), e.g. one with a client that fails
+    /// validation.
+    pub schedule: Option<Vec<DemoClient>>,
 }
 
 impl Default for DemoOptions {
@@ -103,21 +120,32 @@ impl Default for DemoOptions {
             report_html: None,
             http: None,
             live: false,
+            client_exe: None,
+            schedule: None,
         }
     }
 }
 
-/// Runs the demo in this process and returns the server's report. The data files written are
-/// removed at the end (the directory too, if the demo created it).
+/// A client that could not run: reported to the server once every client has been started
+/// (reported earlier, while no other client is connected, it would end the server's run).
+struct Failure {
+    file_stats: (u64, u64),
+    reason: String,
+}
+
+/// Runs the demo and returns the server's report, in which every client appears, PASS or not.
+/// The data files written are removed at the end (the directory too, if the demo created it).
 ///
 /// # Errors
-/// Any client's or the server's error.
+/// The server's error, or a client process that cannot be started.
 pub fn run(opts: &DemoOptions) -> Result<Report> {
-    let schedule = if opts.quick {
-        QUICK_SCHEDULE
-    } else {
-        SEED_SCHEDULE
-    };
+    let schedule = opts.schedule.clone().unwrap_or_else(|| {
+        if opts.quick {
+            QUICK_SCHEDULE.to_vec()
+        } else {
+            SEED_SCHEDULE.to_vec()
+        }
+    });
     let created_dir = !opts.out_dir.exists();
     let server = ServerHandle::start(ServerConfig {
         port: opts.port,
@@ -131,49 +159,90 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
     let live = opts
         .live
         .then(|| crate::console::LiveView::server(server.control(), Some(Duration::from_secs(5))));
+    let config = client_config(opts, server.port());
+    let min_chunk_size_mb = if opts.quick { 1 } else { 10 };
     let started = std::time::Instant::now();
-    let mut clients = Vec::new();
-    let mut first_error = None;
+    let (exits_tx, exits) = mpsc::channel::<(usize, Option<i32>, String)>();
+    // Clients on threads; client processes each have a waiter thread that sends
+    // (index, exit code, stderr) on `exits` when the process ends.
+    let mut threads = Vec::new();
+    let mut failures = Vec::new();
     for (i, c) in schedule.iter().enumerate() {
         let wait = Duration::from_secs_f64(c.delay_s).saturating_sub(started.elapsed());
         std::thread::sleep(wait);
-        let writer = FileWriter::new(FileWriterConfig {
-            run_time_s: c.run_time_s,
-            chunk_size_mb: c.chunk_size_mb,
-            file_size_mb: c.file_size_mb,
-            min_chunk_size_mb: if opts.quick { 1 } else { 10 },
-            out_dir: opts.out_dir.join(format!("demo_client_{}", i + 1)),
-            ..Default::default()
-        });
-        let config = ClientConfig {
-            port: server.port(),
-            heartbeat_period: if opts.quick {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(5)
-            },
-            // Shorter than the seed's 10 s so that the charts of a 12–20 s run have points.
-            stats_period: if opts.quick {
-                Duration::from_millis(400)
-            } else {
-                Duration::from_secs(2)
-            },
-            log_dir: opts.log_dir.as_ref().map(|d| d.join("client_logs")),
-            ..Default::default()
-        };
-        match writer.and_then(|w| ClientHandle::spawn(config, w)) {
-            Ok(h) => clients.push(h),
-            Err(e) => {
-                first_error.get_or_insert(e);
+        let out_dir = opts.out_dir.join(format!("demo_client_{}", i + 1));
+        let file_stats = (c.chunk_size_mb, c.file_size_mb);
+        match &opts.client_exe {
+            Some(exe) => {
+                let child = spawn_client(exe, &config, c, min_chunk_size_mb, &out_dir)?;
+                let tx = exits_tx.clone();
+                std::thread::spawn(move || {
+                    let (code, stderr) = match child.wait_with_output() {
+                        Ok(out) => (
+                            out.status.code(),
+                            String::from_utf8_lossy(&out.stderr).into_owned(),
+                        ),
+                        Err(e) => (None, e.to_string()),
+                    };
+                    let _ = tx.send((i, code, stderr));
+                });
+            }
+            None => {
+                let writer = FileWriter::new(FileWriterConfig {
+                    run_time_s: c.run_time_s,
+                    chunk_size_mb: c.chunk_size_mb,
+                    file_size_mb: c.file_size_mb,
+                    min_chunk_size_mb,
+                    out_dir,
+                    ..Default::default()
+                });
+                match writer.and_then(|w| ClientHandle::spawn(config.clone(), w)) {
+                    Ok(h) => threads.push(h),
+                    Err(e) => failures.push(Failure {
+                        file_stats,
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
     }
-    for h in &clients {
-        if let Err(e) = h.join(None) {
-            first_error.get_or_insert(e);
+    drop(exits_tx);
+    let schedule_stats: Vec<(u64, u64)> = schedule
+        .iter()
+        .map(|c| (c.chunk_size_mb, c.file_size_mb))
+        .collect();
+    // Every client has started: failures can be reported now, and as processes end.
+    let report_all = |failures: Vec<Failure>| {
+        let threads: Vec<_> = failures
+            .into_iter()
+            .map(|f| {
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = report_failure(config, Some(f.file_stats), &f.reason) {
+                        tracing::warn!("could not report a failed demo client: {e}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    };
+    report_all(failures);
+    for (i, code, stderr) in exits {
+        // Exit code 2: a configuration error, before connecting (validation failed).
+        if code == Some(2) {
+            report_all(vec![Failure {
+                file_stats: schedule_stats.get(i).copied().unwrap_or((0, 0)),
+                reason: last_error_line(&stderr),
+            }]);
         }
     }
-    let report = if clients.is_empty() {
+    for h in &threads {
+        // Its failures are in the report already (the client sent error:<reason>).
+        let _ = h.join(None);
+    }
+    let report = if server.snapshot().is_empty() {
         server.stop()
     } else {
         server.wait(None)
@@ -185,8 +254,79 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
     if created_dir {
         let _ = std::fs::remove_dir(&opts.out_dir);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => report,
+    report
+}
+
+/// The demo clients' settings: the seed's periods, except stats every 2 s (the seed's 10 s
+/// would give a 12-20 s run one or two chart points).
+fn client_config(opts: &DemoOptions, port: u16) -> ClientConfig {
+    ClientConfig {
+        port,
+        heartbeat_period: if opts.quick {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        },
+        stats_period: if opts.quick {
+            Duration::from_millis(400)
+        } else {
+            Duration::from_secs(2)
+        },
+        log_dir: opts.log_dir.as_ref().map(|d| d.join("client_logs")),
+        ..Default::default()
+    }
+}
+
+/// Starts `exe client …` for one client of the schedule.
+fn spawn_client(
+    exe: &Path,
+    config: &ClientConfig,
+    c: &DemoClient,
+    min_chunk_size_mb: u64,
+    out_dir: &Path,
+) -> Result<std::process::Child> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--quiet")
+        .arg("client")
+        .args(["--host", &config.host])
+        .args(["--port", &config.port.to_string()])
+        .args(["--runtime", &c.run_time_s.to_string()])
+        .args(["--chunksize", &c.chunk_size_mb.to_string()])
+        .args(["--filesize", &c.file_size_mb.to_string()])
+        .args(["--min-chunksize", &min_chunk_size_mb.to_string()])
+        .args([
+            "--heartbeat-period",
+            &config.heartbeat_period.as_secs_f64().to_string(),
+        ])
+        .args([
+            "--stats-period",
+            &config.stats_period.as_secs_f64().to_string(),
+        ])
+        .arg("--out-dir")
+        .arg(out_dir);
+    match &config.log_dir {
+        Some(d) => cmd.arg("--log-dir").arg(d),
+        None => cmd.arg("--no-log-files"),
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::file("start a demo client", exe, e))
+}
+
+/// The reason in a failed `loadmon client`'s stderr: its last line, without the `loadmon: `.
+fn last_error_line(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let line = line.trim();
+    let line = line.strip_prefix("loadmon: ").unwrap_or(line);
+    if line.is_empty() {
+        "the client process failed before connecting".into()
+    } else {
+        line.to_string()
     }
 }

@@ -1,7 +1,7 @@
 //! The test client's workload: write files of `file_size_mb` in `chunk_size_mb` writes, one after
 //! another, for `run_time_s`, reporting each completed file (`file_roll`).
 //!
-//! Files are named as the seed named them, `client_<id>_<n>_<YYYY-mm-dd_HH.MM.SS>`, in
+//! Files are named as the seed named them, `client_<id>_<n>_<YYYY-mm-dd_HH.MM.SS>` (`n` from 0), in
 //! `out_dir`. Only the newest `keep_files` finished files are kept, so a long run cannot fill the
 //! disk. The seed's three validation rules run before connecting: chunk ≥ the minimum (10 MB),
 //! chunk ≤ file, and a timed probe write must show that at least 2 whole files fit in the run time.
@@ -236,7 +236,13 @@ impl FileWriter {
 fn run_probe(config: &FileWriterConfig) -> Result<Probe> {
     let dir = &config.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::file("create directory", dir, e))?;
-    let path = dir.join(format!(".loadmon_probe_{}", std::process::id()));
+    // One probe file per validation: many clients of one process may share an out dir.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = dir.join(format!(
+        ".loadmon_probe_{}_{}",
+        std::process::id(),
+        PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let chunk_bytes = config.chunk_size_mb * MIB;
     let buf = ChunkBuf::new(chunk_bytes)?;
     // Two timed chunk writes, keeping the faster: the first one also pays for first-touch
@@ -342,7 +348,6 @@ impl Workload for FileWriter {
         let mut kept: VecDeque<PathBuf> = VecDeque::new();
         let mut n: u64 = 0;
         while !ctx.time_is_up() {
-            n += 1;
             let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
             // The id is a u32 from the protocol parser: it cannot contain a path separator.
             let path = cfg
@@ -372,6 +377,7 @@ impl Workload for FileWriter {
                 let _ = std::fs::remove_file(&path);
                 break;
             }
+            n += 1;
             if cfg.sync == SyncMode::File {
                 if let Err(e) = f.sync_all() {
                     drop(f);

@@ -1,5 +1,10 @@
 //! The self-contained HTML report: the report table and inline SVG charts of each client's
 //! throughput and CPU over time. No script, no external file: it opens anywhere, offline.
+//!
+//! Throughput is charted for every client that wrote something: from its stats samples where
+//! it sent any, otherwise as its average over its run (from the bytes and files it reported and
+//! its start and end times), so that a seed client, which sends no periodic stats, has a line
+//! too. CPU is charted from stats samples only.
 
 use std::fmt::Write as _;
 
@@ -164,6 +169,40 @@ fn trim_number(v: f64) -> String {
     }
 }
 
+/// Seconds from `from` to `to` (both RFC 3339), if both parse.
+fn seconds_between(from: &str, to: &str) -> Option<f64> {
+    let a = chrono::DateTime::parse_from_rfc3339(from).ok()?;
+    let b = chrono::DateTime::parse_from_rfc3339(to).ok()?;
+    Some((b - a).num_milliseconds() as f64 / 1000.0)
+}
+
+/// Each client's throughput line: its stats samples, or else its average over its run as two
+/// points (start, end) from the bytes and files it reported.
+fn throughput_lines(report: &Report) -> Vec<(String, Vec<(f64, f64)>)> {
+    report
+        .clients
+        .iter()
+        .filter_map(|c| {
+            let pts: Vec<(f64, f64)> = match report.series.iter().find(|cs| cs.id == c.id) {
+                Some(cs) => cs
+                    .samples
+                    .iter()
+                    .map(|p| (p.t_s, p.throughput_mb_s))
+                    .collect(),
+                None if c.bytes_written > 0 && c.time_ran_s > 0.0 => {
+                    let t0 = seconds_between(&report.start_time, c.start_time.as_deref()?)?;
+                    vec![
+                        (t0, c.throughput_mb_s),
+                        (t0 + c.time_ran_s, c.throughput_mb_s),
+                    ]
+                }
+                None => return None,
+            };
+            Some((format!("client {}", c.id), pts))
+        })
+        .collect()
+}
+
 /// The whole report as one HTML page.
 pub(crate) fn render(report: &Report) -> String {
     let mut s = String::new();
@@ -193,14 +232,16 @@ pub(crate) fn render(report: &Report) -> String {
     s.push_str(concat!(
         "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th><th>Time ran (s)</th>",
         "<th>Files</th><th>File / chunk (MB)</th><th>Written (MB)</th><th>MB/s</th>",
-        "<th>Avg CPU %</th><th>Avg MEM %</th><th>Peak RSS (MiB)</th><th>Chunk p50 / p99 (ms)</th>",
+        "<th>Avg CPU %</th><th>Avg MEM %</th><th>Peak RSS (MiB)</th>",
+        "<th title=\"Loadmon clients sharing the client's process: MEM and RSS are that whole process's\">Clients in process</th>",
+        "<th>Chunk p50 / p99 (ms)</th>",
         "<th>Heartbeats</th><th>Reason</th></tr></thead><tbody>\n"
     ));
     for c in &report.clients {
         let status = c.status.as_str();
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td class=\"l {}\">{}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l {}\">{}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             c.id,
             status.split(' ').next().unwrap_or(status),
             status,
@@ -213,6 +254,7 @@ pub(crate) fn render(report: &Report) -> String {
             c.cpu_avg_pct,
             c.mem_avg_pct,
             opt(c.rss_peak_bytes.map(|b| format!("{:.1}", b as f64 / BYTES_PER_MB))),
+            opt(c.process_clients),
             opt(c.chunk_p50_ms.map(|v| format!("{v:.2}"))),
             opt(c.chunk_p99_ms.map(|v| format!("{v:.2}"))),
             c.heartbeats,
@@ -220,27 +262,31 @@ pub(crate) fn render(report: &Report) -> String {
         );
     }
     s.push_str("</tbody></table>\n");
-    if report.series.is_empty() {
-        s.push_str("<p>No client sent stats: no charts.</p>\n");
+    s.push_str(concat!(
+        "<p><small>CPU: the CPU time of each client's own threads (100 % = one core), so ",
+        "clients that share a process each show their own share. MEM and RSS: the whole ",
+        "process's resident memory, shared by the clients in that process.</small></p>\n"
+    ));
+    let throughput = throughput_lines(report);
+    if throughput.is_empty() {
+        s.push_str("<p>No client sent stats or wrote data: no charts.</p>\n");
     } else {
-        let lines = |f: fn(&crate::series::Sample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-            report
-                .series
-                .iter()
-                .map(|cs| {
-                    let pts = cs.samples.iter().map(|p| (p.t_s, f(p))).collect();
-                    (format!("client {}", cs.id), pts)
-                })
-                .collect()
-        };
-        s.push_str(&svg_chart(
-            "Throughput per client",
-            "MB/s",
-            &lines(|p| p.throughput_mb_s),
-        ));
+        s.push_str(&svg_chart("Throughput per client", "MB/s", &throughput));
         s.push('\n');
-        s.push_str(&svg_chart("CPU per client", "%", &lines(|p| p.cpu_pct)));
-        s.push('\n');
+        let cpu: Vec<(String, Vec<(f64, f64)>)> = report
+            .series
+            .iter()
+            .map(|cs| {
+                let pts = cs.samples.iter().map(|p| (p.t_s, p.cpu_pct)).collect();
+                (format!("client {}", cs.id), pts)
+            })
+            .collect();
+        if cpu.is_empty() {
+            s.push_str("<p>No client sent CPU samples: no CPU chart.</p>\n");
+        } else {
+            s.push_str(&svg_chart("CPU per client", "%", &cpu));
+            s.push('\n');
+        }
     }
     let _ = writeln!(
         s,

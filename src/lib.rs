@@ -12,7 +12,8 @@
 //! - [`client`]: the generic client (handshake, heartbeat and stats tasks) and the
 //!   [`Workload`](client::Workload) trait.
 //! - [`file_writer`]: the test client's workload (validation, files, rollover, sync, keep_files).
-//! - [`stats`]: CPU and memory of this process, with sysinfo.
+//! - [`stats`]: a client's CPU from its own threads (per-thread kernel counters), its process's
+//!   memory (sysinfo), and the count of clients running in this process.
 //! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML, atomic writes.
 //! - [`series`]: bounded per-client time series (throughput, CPU, memory) for charts.
 //! - [`events`]: the live event stream (client connected, status change, stats sample, …).
@@ -20,7 +21,8 @@
 //! - [`console`]: the live console table and the plain status lines of the CLI.
 //! - [`text`]: peer text escaped for terminals, logs and the text report.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
-//! - [`demo`]: the seed's demo schedule in one process.
+//! - [`demo`]: the seed's demo schedule, each client in its own `loadmon client` process (or
+//!   on threads of this process).
 //! - `config` (private): checks shared by the server's and the client's settings.
 //! - [`error`]: the one error enum.
 //!

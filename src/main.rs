@@ -48,7 +48,7 @@ enum Command {
     Server(ServerArgs),
     /// Run one file-writing test client.
     Client(ClientArgs),
-    /// Run the seed's demo (a server and three clients) in one process.
+    /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
 }
 
@@ -820,6 +820,9 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Error> {
         report_html: Some(a.report_html.clone()),
         http: a.http,
         live: !a.no_live,
+        // Each client its own process, as the seed's demo ran them.
+        client_exe: std::env::current_exe().ok(),
+        schedule: None,
     })?;
     say(Console::Out, &report_text(&report));
     say(

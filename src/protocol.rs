@@ -24,7 +24,10 @@
 //! ; loadmon, client -> server (an old server logs and ignores them)
 //! hello:<major>.<minor>                     protocol version, sent before get_cid
 //! token:<secret>                            shared secret, sent before get_cid when configured
-//! proc_stats:<cpu_core_pct>:<rss_bytes>     CPU normalised to all cores (100 = all busy), RSS
+//! proc_stats:<cpu_core_pct>:<rss_bytes>[:<process_clients>]
+//!                                           CPU normalised to all cores (100 = all busy), the
+//!                                           process's RSS, and (optional) how many clients
+//!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
 //! error:<reason>                            the client failed; it closes next (status FAILED)
 //!
@@ -92,12 +95,15 @@ pub enum Message {
     },
     /// `token:<secret>`: the shared secret (new).
     Token(String),
-    /// `proc_stats:<cpu_core_pct>:<rss_bytes>` (new).
+    /// `proc_stats:<cpu_core_pct>:<rss_bytes>[:<process_clients>]` (new).
     ProcStats {
         /// CPU normalised by the number of cores: 100 = every core busy.
         cpu_core_pct: f64,
-        /// Resident set size in bytes.
+        /// Resident set size of the client's process in bytes.
         rss_bytes: u64,
+        /// Loadmon clients running in that process (the RSS is theirs together); `None` when
+        /// the peer did not say (an older loadmon client).
+        process_clients: Option<u32>,
     },
     /// `write_stats:<bytes>:<p50_us>:<p99_us>` (new).
     WriteStats {
@@ -322,10 +328,26 @@ impl Message {
                 Ok(Message::Token(token))
             }
             "proc_stats" => {
-                expect_fields("proc_stats", n, 3)?;
+                // The third argument is optional: 3 or 4 fields.
+                if n != 4 {
+                    expect_fields("proc_stats", n, 3)?;
+                }
+                let process_clients = if n == 4 {
+                    Some(fields[3].parse::<u32>().map_err(|_| {
+                        invalid(
+                            "proc_stats",
+                            "process_clients",
+                            fields[3],
+                            "not an unsigned 32-bit integer",
+                        )
+                    })?)
+                } else {
+                    None
+                };
                 Ok(Message::ProcStats {
                     cpu_core_pct: parse_pct("proc_stats", "cpu_core_pct", fields[1], 100.0)?,
                     rss_bytes: parse_u64("proc_stats", "rss_bytes", fields[2])?,
+                    process_clients,
                 })
             }
             "write_stats" => {
@@ -372,7 +394,13 @@ impl Message {
             Message::ProcStats {
                 cpu_core_pct,
                 rss_bytes,
+                process_clients: None,
             } => format!("{cmd}:{cpu_core_pct}:{rss_bytes}"),
+            Message::ProcStats {
+                cpu_core_pct,
+                rss_bytes,
+                process_clients: Some(k),
+            } => format!("{cmd}:{cpu_core_pct}:{rss_bytes}:{k}"),
             Message::WriteStats {
                 bytes_written,
                 chunk_p50_us,
@@ -528,6 +556,30 @@ mod tests {
         assert!(Message::parse("hb:extra").is_err());
         assert!(Message::parse("hello:one").is_err());
         assert!(Message::parse("token:").is_err());
+        assert!(Message::parse("proc_stats:1").is_err());
+        assert!(Message::parse("proc_stats:1:2:x").is_err());
+        assert!(Message::parse("proc_stats:1:2:-1").is_err());
+        assert!(Message::parse("proc_stats:1:2:3:4").is_err());
+    }
+
+    #[test]
+    fn proc_stats_takes_an_optional_process_clients() {
+        assert_eq!(
+            Message::parse("proc_stats:1.5:100"),
+            Ok(Message::ProcStats {
+                cpu_core_pct: 1.5,
+                rss_bytes: 100,
+                process_clients: None
+            })
+        );
+        assert_eq!(
+            Message::parse("proc_stats:1.5:100:3"),
+            Ok(Message::ProcStats {
+                cpu_core_pct: 1.5,
+                rss_bytes: 100,
+                process_clients: Some(3)
+            })
+        );
     }
 
     #[test]
@@ -571,6 +623,12 @@ mod tests {
             Message::ProcStats {
                 cpu_core_pct: 12.5,
                 rss_bytes: 1 << 40,
+                process_clients: None,
+            },
+            Message::ProcStats {
+                cpu_core_pct: 0.0,
+                rss_bytes: 7,
+                process_clients: Some(3),
             },
             Message::WriteStats {
                 bytes_written: u64::MAX,

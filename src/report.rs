@@ -1,5 +1,5 @@
-//! The report: what the server knows about every client, as serde types with a text rendering
-//! that matches the seed's report and a JSON rendering for machines.
+//! The report: what the server knows about every client, as serde types with the seed's text
+//! rendering (byte for byte for every line the seed had) and JSON, CSV and HTML renderings.
 
 use std::fmt;
 use std::io::Write;
@@ -73,9 +73,11 @@ pub struct ClientReport {
     pub status: Status,
     /// Seconds from `start` to the end (or to now while running); 0 if it never started.
     pub time_ran_s: f64,
-    /// Average of the `send_stats` %CPU values (100 = one core).
+    /// Average of the `send_stats` %CPU values (100 = one core). A loadmon client measures the
+    /// CPU of its own threads, so clients sharing a process each report their own share.
     pub cpu_avg_pct: f64,
-    /// Average of the `send_stats` %MEM values.
+    /// Average of the `send_stats` %MEM values: the RSS of the client's whole process (shared
+    /// by [`ClientReport::process_clients`] clients) over total RAM.
     pub mem_avg_pct: f64,
     /// `file_roll` messages received.
     pub files_written: u64,
@@ -123,6 +125,11 @@ pub struct ClientReport {
     /// The latest resident memory from `proc_stats`, bytes.
     #[serde(default)]
     pub rss_last_bytes: Option<u64>,
+    /// How many loadmon clients shared the client's process (from `proc_stats`): its memory
+    /// figures (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its
+    /// process; `None` for a client that did not say (a seed client).
+    #[serde(default)]
+    pub process_clients: Option<u32>,
 }
 
 /// All clients together.
@@ -189,7 +196,7 @@ impl Total {
 }
 
 /// The CSV header: [`ClientReport`]'s fields in order.
-const CSV_HEADER: [&str; 26] = [
+const CSV_HEADER: [&str; 27] = [
     "id",
     "status",
     "time_ran_s",
@@ -216,6 +223,7 @@ const CSV_HEADER: [&str; 26] = [
     "cpu_last_pct",
     "mem_last_pct",
     "rss_last_bytes",
+    "process_clients",
 ];
 
 /// The server's report.
@@ -255,7 +263,11 @@ impl Report {
         serde_json::from_str(text).map_err(|e| Error::Config(format!("not a loadmon report: {e}")))
     }
 
-    /// The seed's text report: same fields, order and wording, plus file and chunk size.
+    /// The seed's text report, byte for byte for every line the seed printed (sizes are plain
+    /// MB integers without a unit, as the seed printed them). New: a `Reason:` line after a
+    /// client that has a reason (ABORTED, FAILED, TIMED OUT), and the statuses `TIMED OUT` and
+    /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
+    /// CSV and HTML reports, not here.
     ///
     /// # Examples
     /// ```
@@ -293,8 +305,8 @@ impl Report {
             s.push_str(&format!("    Avg CPU usage: {:.2}%\n", c.cpu_avg_pct));
             s.push_str(&format!("    Avg MEM usage: {:.2}%\n", c.mem_avg_pct));
             s.push_str(&format!("    Files written: {}\n", c.files_written));
-            s.push_str(&format!("    File size:     {} MB\n", c.file_size_mb));
-            s.push_str(&format!("    Chunk size:    {} MB\n", c.chunk_size_mb));
+            s.push_str(&format!("    File size:     {}\n", c.file_size_mb));
+            s.push_str(&format!("    Chunk size:    {}\n", c.chunk_size_mb));
             if let Some(r) = &c.reason {
                 // Peer text: escaped for the terminal (the JSON keeps it exact).
                 let r = crate::text::escape_control(r);
@@ -609,6 +621,7 @@ mod tests {
             cpu_last_pct: None,
             mem_last_pct: None,
             rss_last_bytes: None,
+            process_clients: Some(1),
         }
     }
 
@@ -682,6 +695,12 @@ mod tests {
         assert!(!html.contains("<link") && !html.contains("<script"));
         r.series.clear();
         assert!(r.to_html().contains("no charts"));
+        // No stats sample (a seed client, say): throughput from its bytes over its run.
+        r.clients[0].start_time = Some("2026-11-25T10:00:02+01:00".into());
+        let html = r.to_html();
+        assert_eq!(html.matches("<svg").count(), 1, "{html}");
+        assert!(html.contains(r#"data-client="client 100" data-points="2""#));
+        assert!(html.contains("no CPU chart"));
     }
 
     #[test]
@@ -694,6 +713,11 @@ mod tests {
             Test status:   PASS\n    Time ran:      12.35 sec\n    Avg CPU usage: 3.00%\n    \
             Avg MEM usage: 0.01%\n    Files written: 4\n";
         assert!(text.starts_with(expected_head), "{text}");
+        assert!(
+            text.contains("    File size:     50\n    Chunk size:    10\n"),
+            "{text}"
+        );
+        assert!(!text.contains(" MB\n"), "{text}");
         assert!(text.contains("    Test status:   TIMED OUT\n"));
         assert!(text.contains("    Reason:        no heartbeat for 15.0 s\n"));
     }

@@ -1,22 +1,229 @@
-//! CPU and memory of this process, sampled with sysinfo (this process only, never the whole
-//! process table).
+//! CPU and memory figures: per client from the client's own threads, per process with sysinfo.
+//!
+//! # What a client's figures mean
+//! - **CPU** is the CPU time of the threads that work for the client: its writer thread (the
+//!   whole thread, from the moment the workload starts until it returns) plus each piece of its
+//!   heartbeat/stats/message work, measured on whatever thread runs it. On Linux both come from
+//!   the kernel's per-thread counters (`/proc/thread-self/schedstat`, nanoseconds; the tick
+//!   counters of `/proc/…/stat` where schedstat is missing), so N clients in one process add up
+//!   to (at most) what the process used. Not counted: the runtime's idle polling between pieces
+//!   of work and the connection's handshake before `start` (microseconds a run). Where the
+//!   platform has no per-thread counters (not Linux), the client falls back to the process's
+//!   CPU, as `ps` shows it, and a shared process is then counted once per client.
+//! - **Memory** is a process property: the process's resident set size, however many clients
+//!   share it. Each sample says how many loadmon clients were running in the process
+//!   ([`Sample::process_clients`]) so that a report can say so; a client alone in its process
+//!   reports exactly its process.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-/// One sample of this process's resource use.
+/// One sample of a client's (or this process's) resource use.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     /// %CPU since the previous sample as `ps` shows it: 100 = one core busy.
     pub cpu_pct: f64,
     /// CPU normalised by the number of logical cores: 100 = every core busy.
     pub cpu_core_pct: f64,
-    /// Resident set size, bytes.
+    /// Resident set size of the process, bytes.
     pub rss_bytes: u64,
     /// RSS as a percentage of total RAM (two decimals on the wire, so a writer is not `0.0`).
     pub mem_pct: f64,
+    /// Loadmon clients running in this process when the sample was taken (1 for a client
+    /// alone in its process; 0 for a process sampler outside any client).
+    pub process_clients: u32,
 }
 
-/// Samples this process. The first sample's CPU is measured from the sampler's creation.
+/// Loadmon clients running in this process (see [`ProcessClient`]).
+static LIVE_CLIENTS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts one running client in this process's registry for as long as it lives.
+#[derive(Debug)]
+pub struct ProcessClient(());
+
+impl ProcessClient {
+    /// Registers a client that starts running.
+    pub fn register() -> ProcessClient {
+        LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed);
+        ProcessClient(())
+    }
+
+    /// Clients running in this process now.
+    pub fn live() -> u32 {
+        LIVE_CLIENTS.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ProcessClient {
+    fn drop(&mut self) {
+        LIVE_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Clock ticks per second of `/proc/…/stat` (`AT_CLKTCK` from `/proc/self/auxv`; 100, the
+/// Linux value, if that cannot be read).
+fn clock_ticks_per_s() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        const AT_CLKTCK: u64 = 17;
+        let word = std::mem::size_of::<usize>();
+        std::fs::read("/proc/self/auxv")
+            .ok()
+            .and_then(|bytes| {
+                let words: Vec<u64> = bytes
+                    .chunks_exact(word)
+                    .map(|c| {
+                        let mut b = [0u8; 8];
+                        b[..word].copy_from_slice(c);
+                        u64::from_ne_bytes(b)
+                    })
+                    .collect();
+                words
+                    .chunks_exact(2)
+                    .find(|kv| kv[0] == AT_CLKTCK)
+                    .map(|kv| kv[1])
+            })
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/…/stat` line, in nanoseconds.
+fn stat_cpu_ns(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    // `rest` starts at field 3 (state); utime is field 14.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime).saturating_mul(1_000_000_000) / clock_ticks_per_s())
+}
+
+/// CPU time of one thread of this process, nanoseconds: `tid` `None` is the calling thread.
+/// `None` where the platform cannot tell (not Linux).
+pub fn thread_cpu_ns(tid: Option<u32>) -> Option<u64> {
+    let dir = match tid {
+        None => "/proc/thread-self".to_string(),
+        Some(t) => format!("/proc/self/task/{t}"),
+    };
+    // schedstat's first field is the time on CPU in ns; stat's ticks where it is missing.
+    if let Ok(s) = std::fs::read_to_string(format!("{dir}/schedstat")) {
+        if let Some(ns) = s
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|f| f.parse().ok())
+        {
+            return Some(ns);
+        }
+    }
+    stat_cpu_ns(&std::fs::read_to_string(format!("{dir}/stat")).ok()?)
+}
+
+/// CPU time of this whole process (every thread, live or ended), nanoseconds; `None` where
+/// the platform cannot tell.
+pub fn process_cpu_ns() -> Option<u64> {
+    stat_cpu_ns(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// The calling thread's id (Linux), as `/proc/self/task/<tid>` names it.
+pub fn current_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// The writer thread of a client, while it runs.
+#[derive(Debug, Clone, Copy)]
+struct WriterThread {
+    tid: u32,
+    start_ns: u64,
+}
+
+/// The CPU time one client's threads used: shared between the writer thread (which registers
+/// itself) and the async side (which adds each piece of its work). Cheap to share in an `Arc`.
+#[derive(Debug, Default)]
+pub struct ClientCpu {
+    /// The writer thread now running, if any.
+    writer: Mutex<Option<WriterThread>>,
+    /// CPU of writer threads that finished, plus every piece of async work, ns.
+    done_ns: AtomicU64,
+    /// Whether per-thread counters work here (set by the first measurement that succeeds).
+    measured: std::sync::atomic::AtomicBool,
+}
+
+impl ClientCpu {
+    /// A new, empty account.
+    pub fn new() -> Arc<ClientCpu> {
+        Arc::new(ClientCpu::default())
+    }
+
+    /// Called on the writer thread when the workload starts; the returned guard, dropped on
+    /// the same thread when the workload returns, closes the account of that thread.
+    pub fn enter_writer(self: &Arc<Self>) -> WriterGuard {
+        let start = current_tid().zip(thread_cpu_ns(None));
+        if let Some((tid, start_ns)) = start {
+            self.measured.store(true, Ordering::Relaxed);
+            *self.writer.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(WriterThread { tid, start_ns });
+        }
+        WriterGuard {
+            cpu: self.clone(),
+            start_ns: start.map(|s| s.1),
+        }
+    }
+
+    /// Starts timing one piece of the client's work on the calling thread.
+    pub fn start_work(&self) -> Option<u64> {
+        thread_cpu_ns(None)
+    }
+
+    /// Ends the piece of work started by [`ClientCpu::start_work`] on the same thread.
+    pub fn end_work(&self, started_ns: Option<u64>) {
+        if let (Some(a), Some(b)) = (started_ns, thread_cpu_ns(None)) {
+            self.measured.store(true, Ordering::Relaxed);
+            self.done_ns
+                .fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+        }
+    }
+
+    /// The client's CPU time so far, ns; `None` if no per-thread measurement worked.
+    pub fn total_ns(&self) -> Option<u64> {
+        // `done_ns` before the writer: a writer that ends in between (its guard clears
+        // `writer`, then adds to `done_ns`) is missed by this reading, never counted twice.
+        let done = self.done_ns.load(Ordering::Relaxed);
+        let writer = *self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let running = writer
+            .and_then(|w| Some(thread_cpu_ns(Some(w.tid))?.saturating_sub(w.start_ns)))
+            .unwrap_or(0);
+        self.measured
+            .load(Ordering::Relaxed)
+            .then_some(done + running)
+    }
+}
+
+/// Closes the writer thread's account when dropped (see [`ClientCpu::enter_writer`]).
+#[derive(Debug)]
+pub struct WriterGuard {
+    cpu: Arc<ClientCpu>,
+    start_ns: Option<u64>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        let end = thread_cpu_ns(None);
+        *self.cpu.writer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let (Some(a), Some(b)) = (self.start_ns, end) {
+            self.cpu
+                .done_ns
+                .fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Samples a client's CPU (from its [`ClientCpu`]) and this process's memory, or the whole
+/// process. The first sample's CPU is measured from the sampler's creation.
 #[derive(Debug)]
 pub struct Sampler {
     /// `None` where sysinfo cannot read this platform: samples are then zeros.
@@ -24,10 +231,12 @@ pub struct Sampler {
     pid: Option<Pid>,
     total_memory_bytes: u64,
     cores: usize,
+    /// The client measured, and (time, its CPU ns) at the previous sample.
+    client: Option<(Arc<ClientCpu>, Instant, u64)>,
 }
 
 impl Sampler {
-    /// A sampler for the current process.
+    /// A sampler for the current process as a whole.
     pub fn new() -> Self {
         let mut system = System::new().ok();
         let total_memory_bytes = system.as_mut().map_or(0, |s| {
@@ -43,9 +252,19 @@ impl Sampler {
             pid,
             total_memory_bytes,
             cores,
+            client: None,
         };
         // Prime the CPU counters so that the first `sample()` covers a real interval.
         s.refresh();
+        s
+    }
+
+    /// A sampler whose CPU is that of one client's threads (see the module docs); memory is
+    /// the process's. Falls back to the process's CPU where threads cannot be measured.
+    pub fn for_client(cpu: Arc<ClientCpu>) -> Self {
+        let mut s = Sampler::new();
+        let ns = cpu.total_ns().unwrap_or(0);
+        s.client = Some((cpu, Instant::now(), ns));
         s
     }
 
@@ -59,7 +278,7 @@ impl Sampler {
         }
     }
 
-    /// Refreshes this process's CPU and memory and returns them. Zeros if the platform cannot
+    /// Refreshes the CPU and memory figures and returns them. Zeros if the platform cannot
     /// tell (the server then simply averages zeros; nothing fails).
     pub fn sample(&mut self) -> Sample {
         self.refresh();
@@ -67,16 +286,23 @@ impl Sampler {
             (Some(system), Some(pid)) => system.process(pid),
             _ => None,
         };
-        let Some(p) = process else {
-            return Sample {
-                cpu_pct: 0.0,
-                cpu_core_pct: 0.0,
-                rss_bytes: 0,
-                mem_pct: 0.0,
+        let process_clients = ProcessClient::live();
+        let (process_cpu_pct, rss_bytes) = process.map_or((0.0, 0), |p| {
+            (f64::from(p.cpu_usage()).max(0.0), p.memory())
+        });
+        let client_cpu_pct = self.client.as_mut().and_then(|(cpu, at, ns)| {
+            let now_ns = cpu.total_ns()?;
+            let now = Instant::now();
+            let wall_ns = now.duration_since(*at).as_nanos() as f64;
+            let pct = if wall_ns > 0.0 {
+                now_ns.saturating_sub(*ns) as f64 * 100.0 / wall_ns
+            } else {
+                0.0
             };
-        };
-        let cpu_pct = f64::from(p.cpu_usage()).max(0.0);
-        let rss_bytes = p.memory();
+            (*at, *ns) = (now, now_ns);
+            Some(pct)
+        });
+        let cpu_pct = client_cpu_pct.unwrap_or(process_cpu_pct);
         let mem_pct = if self.total_memory_bytes > 0 {
             rss_bytes as f64 * 100.0 / self.total_memory_bytes as f64
         } else {
@@ -87,6 +313,7 @@ impl Sampler {
             cpu_core_pct: (cpu_pct / self.cores as f64).min(100.0),
             rss_bytes,
             mem_pct: mem_pct.min(100.0),
+            process_clients,
         }
     }
 }
@@ -101,15 +328,19 @@ impl Default for Sampler {
 mod tests {
     use super::*;
 
+    fn burn(n: u64) -> u64 {
+        let mut x = 0u64;
+        for i in 0..n {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x)
+    }
+
     #[test]
     fn samples_this_process() {
         let mut s = Sampler::new();
         // Burn a little CPU so the interval has something in it.
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
+        burn(5_000_000);
         let sample = s.sample();
         assert!(sample.rss_bytes > 0, "{sample:?}");
         assert!(sample.mem_pct > 0.0 && sample.mem_pct < 100.0, "{sample:?}");
@@ -117,5 +348,43 @@ mod tests {
             sample.cpu_pct >= 0.0 && sample.cpu_core_pct <= 100.0,
             "{sample:?}"
         );
+    }
+
+    #[test]
+    fn parses_stat_lines_with_odd_names() {
+        let line = "17950 (a) b (c) R 1 2 3 0 -1 4194304 128 0 0 0 250 50 0 0 20 0 1 0 29096";
+        let ticks = clock_ticks_per_s();
+        assert_eq!(stat_cpu_ns(line), Some(300 * 1_000_000_000 / ticks));
+        assert_eq!(stat_cpu_ns("garbage"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_threads_cpu_is_its_own() {
+        let cpu = ClientCpu::new();
+        let c = cpu.clone();
+        let worker = std::thread::spawn(move || {
+            let _g = c.enter_writer();
+            burn(50_000_000);
+        });
+        // This thread idles: the account holds only the worker's time.
+        worker.join().unwrap();
+        let writer_ns = cpu.total_ns().unwrap();
+        assert!(writer_ns > 0);
+        let work = cpu.start_work();
+        burn(5_000_000);
+        cpu.end_work(work);
+        assert!(cpu.total_ns().unwrap() > writer_ns);
+        let tid = current_tid().unwrap();
+        assert!(thread_cpu_ns(Some(tid)).unwrap() > 0);
+        assert!(process_cpu_ns().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_registry_counts_live_clients() {
+        let before = ProcessClient::live();
+        let a = ProcessClient::register();
+        assert!(ProcessClient::live() > before);
+        drop(a);
     }
 }

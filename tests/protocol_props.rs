@@ -35,9 +35,12 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(Message::SetCid),
         (any::<u32>(), any::<u32>()).prop_map(|(major, minor)| Message::Hello { major, minor }),
         "[^\r\n]{1,100}".prop_map(Message::Token),
-        (pct(100.0), any::<u64>()).prop_map(|(c, r)| Message::ProcStats {
-            cpu_core_pct: c,
-            rss_bytes: r
+        (pct(100.0), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(|(c, r, k)| {
+            Message::ProcStats {
+                cpu_core_pct: c,
+                rss_bytes: r,
+                process_clients: k,
+            }
         }),
         (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(b, p50, p99)| {
             Message::WriteStats {

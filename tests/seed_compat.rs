@@ -124,6 +124,17 @@ async fn a_loadmon_client_works_against_a_seed_server() {
         .filter(|l| !l.starts_with("hello:") && !l.starts_with("write_stats:"))
         .filter(|l| !l.starts_with("proc_stats:") && *l != "hb")
         .collect();
+    // The last stats sample, sent before done, is a seed send_stats line: exactly 3 fields.
+    let stats = seed_lines[seed_lines.len() - 2];
+    let fields: Vec<&str> = stats.split(':').collect();
+    assert!(
+        fields.len() == 3 && fields[0] == "send_stats",
+        "{seed_lines:?}"
+    );
+    assert!(
+        fields[1..].iter().all(|f| f.parse::<f64>().is_ok()),
+        "{stats}"
+    );
     assert_eq!(
         seed_lines,
         [
@@ -132,6 +143,7 @@ async fn a_loadmon_client_works_against_a_seed_server() {
             "file_stats:10:50",
             "start",
             "file_roll",
+            stats,
             "done"
         ]
     );

@@ -19,6 +19,7 @@ from loadmon._loadmon import (
     Server,
     TestClient,
     __version__,
+    report_failure,
 )
 from loadmon.errors import (
     ConfigError,
@@ -58,4 +59,5 @@ __all__ = [
     "VersionMismatchError",
     "WorkloadError",
     "__version__",
+    "report_failure",
 ]

@@ -39,6 +39,8 @@ class ClientInfo:
     cpu_last_pct: float | None
     mem_last_pct: float | None
     rss_last_bytes: int | None
+    process_clients: int | None
+    """Loadmon clients that shared this client's process: its MEM and RSS are that process's."""
     json: str
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict (the JSON report's keys)."""
@@ -253,3 +255,15 @@ class Client:
     def host(self) -> str: ...
     @property
     def port(self) -> int: ...
+
+def report_failure(
+    reason: str,
+    host: str = "127.0.0.1",
+    port: int = 1234,
+    chunk_size: int | None = None,
+    file_size: int | None = None,
+    connect_timeout: float = 5.0,
+    token: str | None = None,
+) -> int:
+    """Tell the server that a client cannot run (it failed validation, say): the report lists
+    it as FAILED with the reason. Returns the id the server gave it."""

@@ -181,6 +181,8 @@ pub(crate) struct ClientState {
     pub cpu_last_pct: Option<f64>,
     pub mem_last_pct: Option<f64>,
     pub rss_last_bytes: Option<u64>,
+    /// Clients sharing the client's process, from the last `proc_stats` that said.
+    pub process_clients: Option<u32>,
     pub series: Series,
     /// (time, bytes) of the previous stats sample, for the live throughput.
     pub previous_sample: (f64, u64),
@@ -219,6 +221,7 @@ impl ClientState {
             cpu_last_pct: None,
             mem_last_pct: None,
             rss_last_bytes: None,
+            process_clients: None,
             series: Series::default(),
             previous_sample: (0.0, 0),
         }
@@ -327,6 +330,7 @@ impl ClientState {
             cpu_last_pct: self.cpu_last_pct,
             mem_last_pct: self.mem_last_pct,
             rss_last_bytes: self.rss_last_bytes,
+            process_clients: self.process_clients,
         }
     }
 }
@@ -466,7 +470,11 @@ impl Session {
             Message::ProcStats {
                 cpu_core_pct,
                 rss_bytes,
+                process_clients,
             } => {
+                if process_clients.is_some() {
+                    c.process_clients = process_clients;
+                }
                 c.proc_reports = c.proc_reports.saturating_add(1);
                 c.cpu_core_total += cpu_core_pct;
                 c.rss_total += rss_bytes as f64;

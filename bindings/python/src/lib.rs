@@ -141,6 +141,7 @@ struct PyClientInfo {
     cpu_last_pct: Option<f64>,
     mem_last_pct: Option<f64>,
     rss_last_bytes: Option<u64>,
+    process_clients: Option<u32>,
     json: String,
 }
 
@@ -173,6 +174,7 @@ impl From<&ClientReport> for PyClientInfo {
             cpu_last_pct: c.cpu_last_pct,
             mem_last_pct: c.mem_last_pct,
             rss_last_bytes: c.rss_last_bytes,
+            process_clients: c.process_clients,
             json: serde_json::to_string(c).unwrap_or_default(),
         }
     }
@@ -1031,6 +1033,34 @@ impl PyClient {
     }
 }
 
+/// Tells the server that a client cannot run (it failed validation, say): the client gets an
+/// id and the report lists it as FAILED with `reason`. Returns the id.
+#[pyfunction]
+#[pyo3(signature = (reason, host="127.0.0.1".to_string(), port=1234, chunk_size=None,
+    file_size=None, connect_timeout=5.0, token=None))]
+#[allow(clippy::too_many_arguments)]
+fn report_failure(
+    py: Python<'_>,
+    reason: String,
+    host: String,
+    port: u16,
+    chunk_size: Option<u64>,
+    file_size: Option<u64>,
+    connect_timeout: f64,
+    token: Option<String>,
+) -> PyResult<u32> {
+    let config = ClientConfig {
+        host,
+        port,
+        connect_timeout: seconds(py, "connect_timeout", connect_timeout)?,
+        token,
+        ..Default::default()
+    };
+    let file_stats = chunk_size.zip(file_size);
+    py.detach(|| loadmon::blocking::report_failure(config, file_stats, &reason))
+        .map_err(|e| to_py(py, e))
+}
+
 /// The native module behind `import loadmon`.
 #[pymodule]
 fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1048,5 +1078,6 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEvents>()?;
     m.add_class::<PyClientInfo>()?;
     m.add_class::<PyClientResult>()?;
+    m.add_function(wrap_pyfunction!(report_failure, m)?)?;
     Ok(())
 }
