@@ -35,6 +35,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 REL = ROOT / "target" / "release"
 LOADMON = REL / "loadmon"
+# `--baseline PATH`: an earlier `loadmon` binary measured in the same run, interleaved with
+# this one, for the scale and message-rate rows (a change must not cost more than it may).
+BASELINE: Path | None = None
 EX = REL / "examples"
 MIB = 1024 * 1024
 
@@ -78,11 +81,11 @@ def proc_hwm_kib(pid: int) -> int:
 class Server:
     """`loadmon server --port 0` as a child process."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, binary: Path | None = None) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="lm-bench-srv-"))
         self.report_path = self.tmp / "report.json"
         self.proc = subprocess.Popen(
-            [str(LOADMON), "-q", "server", "--port", "0", "--no-log-files",
+            [str(binary or LOADMON), "-q", "server", "--port", "0", "--no-log-files",
              "--report-json", str(self.report_path), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
@@ -199,15 +202,19 @@ def bench_writer(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
 def bench_scale(tiny: bool, repeats: int) -> list[str]:
     ns = [10] if tiny else [10, 100, 1000, 10000]
     duration = 2 if tiny else 10
-    rows = ["| clients | lines/s sent | server CPU % of one core | server peak RSS MiB | PASS |",
-            "|---|---|---|---|---|"]
+    rows = ["| clients | lines/s sent | server CPU % of one core | server peak RSS MiB | PASS |"
+            + (" baseline CPU % | baseline RSS MiB |" if BASELINE else ""),
+            "|---|---|---|---|---|" + ("---|---|" if BASELINE else "")]
     for n in ns:
         cpus: list[float] = []
         rss: list[float] = []
         passed = ""
         rate = 0.0
+        base_cpus: list[float] = []
+        base_rss: list[float] = []
         for _ in range(repeats):
-            srv = Server("--max-clients", str(n), "--heartbeat-timeout", "60")
+          for binary in ([LOADMON, BASELINE] if BASELINE else [LOADMON]):
+            srv = Server("--max-clients", str(n), "--heartbeat-timeout", "60", binary=binary)
             ramp_s = n / 2000 + 1
             try:
                 gen = subprocess.Popen(
@@ -226,6 +233,10 @@ def bench_scale(tiny: bool, repeats: int) -> list[str]:
                 report = srv.report()
             finally:
                 srv.kill()
+            if binary is not LOADMON:
+                base_cpus.append(100 * (c1 - c0) / (t1 - t0))
+                base_rss.append(hwm / 1024)
+                continue
             cpus.append(100 * (c1 - c0) / (t1 - t0))
             rss.append(hwm / 1024)
             ok = sum(c["status"] == "PASS" for c in report["clients"])
@@ -234,7 +245,11 @@ def bench_scale(tiny: bool, repeats: int) -> list[str]:
         if n == 10000:
             target("server CPU at 10,000 clients, % of one core", "< 10", cpus, lambda m: m < 10)
             target("server peak RSS at 10,000 clients, MiB", "< 100", rss, lambda m: m < 100)
-        rows.append(f"| {n} | {rate:.0f} | {med(cpus)} | {med(rss)} | {passed} |")
+            if base_cpus:
+                target("server CPU at 10,000 clients / baseline binary", "<= 1.05",
+                       [statistics.median(cpus) / statistics.median(base_cpus)], lambda m: m <= 1.05)
+        base = f" {med(base_cpus)} | {med(base_rss)} |" if BASELINE else ""
+        rows.append(f"| {n} | {rate:.0f} | {med(cpus)} | {med(rss)} | {passed} |{base}")
     head = (f"`loadmon server` (release) and `examples/loadgen` in two processes over loopback: "
             f"each client sends `hb` and `send_stats` once per second for {duration} s; CPU "
             f"from /proc/PID/stat over the steady phase, peak RSS = VmHWM; {repeats} repeats.")
@@ -254,12 +269,22 @@ def blast(port: int, conns: int, secs: float, protocol: bool) -> float:
 def bench_rate(tiny: bool, repeats: int) -> list[str]:
     conns_list = [1] if tiny else [1, 5, 100]
     secs = 0.5 if tiny else 3.0
-    rows = ["| connections | loadmon lines/s | bare tokio lines/s | loadmon / bare |",
-            "|---|---|---|---|"]
+    rows = ["| connections | loadmon lines/s | bare tokio lines/s | loadmon / bare |"
+            + (" baseline lines/s | baseline / bare |" if BASELINE else ""),
+            "|---|---|---|---|" + ("---|---|" if BASELINE else "")]
     for conns in conns_list:
         lm: list[float] = []
         bare: list[float] = []
+        base_lm: list[float] = []
         for _ in range(repeats):
+            if BASELINE:
+                srv = Server("--max-clients", str(conns + 10), "--threads", "2", binary=BASELINE)
+                try:
+                    elapsed = blast(srv.port, conns, secs, True)
+                    report = srv.report()
+                finally:
+                    srv.kill()
+                base_lm.append(sum(c["heartbeats"] for c in report["clients"]) / elapsed)
             # Two serving threads, as the bare server's runtime has (one per core here).
             srv = Server("--max-clients", str(conns + 10), "--threads", "2")
             try:
@@ -277,7 +302,13 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
             bare.append(int(out.split()[1]) / elapsed)
         ratios = [a / b for a, b in zip(lm, bare)]
         target(f"message rate / bare tokio, {conns} connection(s)", ">= 0.8", ratios, lambda m: m >= 0.8)
-        rows.append(f"| {conns} | {med(lm)} | {med(bare)} | {med(ratios)} |")
+        base = ""
+        if base_lm:
+            base_ratios = [a / b for a, b in zip(base_lm, bare)]
+            target(f"message rate / baseline binary, {conns} connection(s)", ">= 0.95",
+                   [statistics.median(lm) / statistics.median(base_lm)], lambda m: m >= 0.95)
+            base = f" {med(base_lm)} | {med(base_ratios)} |"
+        rows.append(f"| {conns} | {med(lm)} | {med(bare)} | {med(ratios)} |{base}")
     head = (f"`examples/blaster` writes `hb\\n` lines as fast as the socket takes them for {secs} s "
             f"per run, then `done`; lines/s = lines the server counted (loadmon: the report's "
             f"heartbeats; bare: `examples/bare_lines`, LinesCodec and nothing else) / time until "
@@ -367,9 +398,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
+    ap.add_argument("--baseline", type=Path,
+                    help="an earlier loadmon binary to measure side by side (scale, rate)")
     ap.add_argument("--only", help="comma-separated sections: writer,scale,rate,monitoring,python,protocol")
     args = ap.parse_args()
     repeats = 1 if args.tiny else args.repeats
+    global BASELINE
+    BASELINE = args.baseline
     if shutil.which("fio") is None:
         print("bench: fio is missing (Debian package fio; `make system-deps` installs it)", file=sys.stderr)
         return 1

@@ -48,7 +48,8 @@ impl<T: Clone> Outcome<T> {
 
     /// The value, waiting up to `timeout` (`None`: forever). `None` if it did not arrive.
     fn wait(&self, timeout: Option<Duration>) -> Option<Result<T>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now is "forever".
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut g = self.value.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(v) = g.as_ref() {
@@ -178,13 +179,12 @@ impl ServerHandle {
                 // Whatever happens in the run, the result is set: a panic is an error result,
                 // never a handle that waits for ever.
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    rt.block_on(server.run())
+                    rt.block_on(server.run()).and_then(|report| {
+                        write_report_files(&config, &report, &log).map(|()| report)
+                    })
                 }));
-                let result = match run {
-                    Ok(Ok(report)) => write_report_files(&config, &report, &log).map(|()| report),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(Error::Internal("the server thread panicked".into())),
-                };
+                let result = run
+                    .unwrap_or_else(|_| Err(Error::Internal("the server thread panicked".into())));
                 out.set(result);
                 if let Some(task) = http_task {
                     // The listener serves the final report for the linger time (or until

@@ -514,7 +514,7 @@ impl Signals {
                 rt.block_on(async {
                     loop {
                         let signal = signals.recv().await;
-                        if server.is_finished() {
+                        if server.control().is_finished() {
                             server.close_http();
                         } else {
                             let _ = cell.set(signal);

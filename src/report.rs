@@ -479,7 +479,7 @@ fn temp_name(name: &std::ffi::OsStr) -> String {
 /// # Errors
 /// Why not, as text.
 pub fn check_report_path(path: &Path) -> std::result::Result<(), String> {
-    if path.file_name().is_none() {
+    if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
         return Err("not a file path".into());
     }
     match std::fs::symlink_metadata(path) {

@@ -8,7 +8,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Raw, TestServer, WAIT};
+use common::{Raw, WAIT};
+use loadmon::blocking::ServerHandle;
 use loadmon::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,14 +17,39 @@ use tokio::net::TcpStream;
 /// `HttpLimits::default().max_connections` (the README documents it).
 const CAP: usize = 128;
 
-async fn http_server(token: Option<&str>) -> (TestServer, SocketAddr) {
-    let server = TestServer::start(ServerConfig {
+/// A server with its HTTP listener, as `ServerHandle` (which the CLI, C and Python use)
+/// starts them.
+struct HttpServer {
+    handle: std::sync::Arc<ServerHandle>,
+    addr: SocketAddr,
+}
+
+impl HttpServer {
+    async fn stop(self) {
+        let h = self.handle.clone();
+        tokio::task::spawn_blocking(move || h.stop())
+            .await
+            .expect("stop")
+            .expect("report");
+    }
+}
+
+async fn http_server(token: Option<&str>) -> (HttpServer, SocketAddr) {
+    let config = ServerConfig {
+        port: 0,
         http: Some("127.0.0.1:0".into()),
         token: token.map(String::from),
         ..ServerConfig::default()
-    })
-    .await;
-    let addr = server.control.http_addr().expect("http address");
+    };
+    let handle = tokio::task::spawn_blocking(move || ServerHandle::start(config))
+        .await
+        .expect("start")
+        .expect("server");
+    let addr = handle.http_addr().expect("http address");
+    let server = HttpServer {
+        addr: handle.local_addr(),
+        handle: std::sync::Arc::new(handle),
+    };
     (server, addr)
 }
 

@@ -42,6 +42,8 @@ struct Driver {
     /// The handshake place, until the peer has an id.
     place: Option<OwnedSemaphorePermit>,
     warnings: WarnBudget,
+    /// Information lines about this peer (a peer repeating `ready` must not fill the log).
+    infos: WarnBudget,
     /// Lines received per command since the last flush to the server's counters.
     counts: [u64; COMMANDS.len() + 1],
 }
@@ -63,6 +65,7 @@ pub(super) async fn serve(
         slot: None,
         place: Some(place),
         warnings: WarnBudget::new(now),
+        infos: WarnBudget::new(now),
         counts: [0; COMMANDS.len() + 1],
     };
     let write_timeout = shared.config.write_timeout;
@@ -76,49 +79,15 @@ pub(super) async fn serve(
     let write_deadline = sleep_until(now + write_timeout);
     tokio::pin!(write_deadline);
     let end = loop {
+        // Socket readiness spends no scheduling budget: without this, a peer that keeps the
+        // socket full would keep this task running and starve every other connection on a
+        // single-threaded runtime.
+        tokio::task::consume_budget().await;
         let queued = conn.pending_bytes();
         tokio::select! {
             biased;
             _ = &mut stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
-            ready = conn.stream().readable(), if queued < READ_PAUSE_BYTES => {
-                if let Err(e) = ready {
-                    break End::Client(Status::Aborted, format!("connection error: {e}"));
-                }
-                let was_registered = d.session.id().is_some();
-                match conn.try_fill() {
-                    Ok(Filled::Eof) => {
-                        d.handle_buffered(&mut conn);
-                        break End::Client(Status::Aborted, "connection closed before done".into());
-                    }
-                    Ok(Filled::Data | Filled::Nothing) => {}
-                    Err(e) => break d.frame_error(e),
-                }
-                if let Some(end) = d.handle_buffered(&mut conn) {
-                    break end;
-                }
-                let before = conn.pending_bytes();
-                match conn.try_flush() {
-                    Ok(_) => {}
-                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
-                }
-                if before == 0 && conn.pending_bytes() > 0 {
-                    write_deadline.as_mut().reset(Instant::now() + write_timeout);
-                }
-                if !was_registered && d.session.id().is_some() {
-                    // From now on the timer is the heartbeat's.
-                    timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
-                }
-            }
-            ready = conn.stream().writable(), if queued > 0 => {
-                if let Err(e) = ready {
-                    break End::Client(Status::Aborted, format!("connection error: {e}"));
-                }
-                match conn.try_flush() {
-                    Ok(0) => {}
-                    Ok(_) => write_deadline.as_mut().reset(Instant::now() + write_timeout),
-                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
-                }
-            }
+            // Deadlines before reads: a peer that always has more to read cannot outlive them.
             _ = &mut write_deadline, if queued > 0 => {
                 break End::Client(
                     Status::Aborted,
@@ -149,6 +118,46 @@ pub(super) async fn serve(
                         d.ended(event, &reason);
                         break End::Quiet;
                     }
+                }
+            }
+            ready = conn.stream().readable(), if queued < READ_PAUSE_BYTES => {
+                if let Err(e) = ready {
+                    break End::Client(Status::Aborted, format!("connection error: {e}"));
+                }
+                let was_registered = d.session.id().is_some();
+                match conn.try_fill() {
+                    Ok(Filled::Eof) => {
+                        d.handle_buffered(&mut conn);
+                        break End::Client(Status::Aborted, "connection closed before done".into());
+                    }
+                    Ok(Filled::Data | Filled::Nothing) => {}
+                    Err(e) => break d.frame_error(e),
+                }
+                if let Some(end) = d.handle_buffered(&mut conn) {
+                    break end;
+                }
+                match conn.try_flush() {
+                    // The queue was empty: the deadline counts from now. (If it was not, it
+                    // counts from the peer's last progress, moved in the writable arm.)
+                    Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
+                        write_deadline.as_mut().reset(Instant::now() + write_timeout);
+                    }
+                    Ok(_) => {}
+                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                }
+                if !was_registered && d.session.id().is_some() {
+                    // From now on the timer is the heartbeat's.
+                    timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
+                }
+            }
+            ready = conn.stream().writable(), if queued > 0 => {
+                if let Err(e) = ready {
+                    break End::Client(Status::Aborted, format!("connection error: {e}"));
+                }
+                match conn.try_flush() {
+                    Ok(0) => {}
+                    Ok(_) => write_deadline.as_mut().reset(Instant::now() + write_timeout),
+                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
                 }
             }
         }
@@ -262,8 +271,16 @@ impl Driver {
         }
         match step.note {
             Note::None => {}
-            Note::Info(line) => self.shared.log.info(line),
+            Note::Info(line) => match self.infos.allow(Instant::now()) {
+                Some(0) => self.shared.log.info(line),
+                Some(n) => self.shared.log.info(format!(
+                    "{line} ({n} more lines about this peer not logged)"
+                )),
+                None => {}
+            },
             Note::Warn(line) => self.warn(&line),
+            // A status change is always logged.
+            Note::Status(line) => self.shared.log.warn(line),
         }
     }
 

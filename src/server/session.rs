@@ -30,8 +30,9 @@ pub(crate) struct Rules {
     pub heartbeat_timeout: Duration,
 }
 
-/// Warnings about one peer: a burst, then one per [`WARN_REFILL`]; the rest are counted.
-const WARN_BURST: u32 = 5;
+/// Lines about one peer: a burst, then one per [`WARN_REFILL`]; the rest are counted. (A
+/// well-behaved client causes at most 5 information lines and no warning.)
+const WARN_BURST: u32 = 8;
 /// How often one more warning about a peer is allowed after the burst.
 const WARN_REFILL: Duration = Duration::from_secs(10);
 
@@ -87,6 +88,8 @@ pub(crate) enum Note {
     Info(String),
     /// A warning about the peer (the driver rate-limits these per peer).
     Warn(String),
+    /// A status change worth a warning (always logged).
+    Status(String),
 }
 
 /// What the connection does after a message.
@@ -522,7 +525,7 @@ impl Session {
                 let event = c.set_status(Status::Failed, Some(reason.clone()), now);
                 Step {
                     note: if event.is_some() {
-                        Note::Warn(format!("Client {id} FAILED: {reason}"))
+                        Note::Status(format!("Client {id} FAILED: {reason}"))
                     } else {
                         Note::None
                     },
