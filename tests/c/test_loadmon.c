@@ -447,7 +447,7 @@ static void test_http_and_reports(void) {
  * run; a directory that breaks during the run makes stop return LOADMON_IO, and the report is
  * still there through loadmon_server_report. */
 static void test_report_survives_its_files(void) {
-    char blocker[300], bad[330], sub[300], json_path[330], cmd[400];
+    char blocker[300], bad[330], sub[300], json_path[330], cmd[700];
     snprintf(blocker, sizeof blocker, "%s-blocker", out_dir);
     FILE *f = fopen(blocker, "w");
     CHECK(f != NULL);
