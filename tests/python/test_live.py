@@ -81,7 +81,11 @@ def test_without_http_there_is_no_url(server: loadmon.Server) -> None:
 def test_a_bad_http_address_is_a_clear_error() -> None:
     with pytest.raises(loadmon.ConfigError, match="http"):
         loadmon.Server(port=0, http="")
-    s = loadmon.Server(port=0, http="not an address")
+    # Caught when the configuration is checked, before anything listens.
+    with pytest.raises(loadmon.ConfigError, match="host:port"):
+        loadmon.Server(port=0, http="not an address")
+    # Well-formed but not bindable (an address this host does not have): an error at start.
+    s = loadmon.Server(port=0, http="192.0.2.1:0")
     with pytest.raises(loadmon.LoadmonError, match="HTTP"):
         s.start()
 
