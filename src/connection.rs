@@ -175,30 +175,8 @@ impl Connection {
                 return Ok(Some(m));
             }
             self.stream.readable().await?;
-            self.lines.buf.reserve(READ_CHUNK);
-            let room = self.lines.buf.capacity() - self.lines.buf.len();
-            let (stream, buf) = (&self.stream, &mut self.lines.buf);
-            let mut got = 0;
-            // One recv per wake-up: a read that does not fill the buffer has drained the
-            // socket, so report "would block" to tokio, which then waits for the next readiness
-            // event instead of paying a second recv just to hear EAGAIN. (tokio clears the
-            // readiness only if no new event arrived meanwhile, so no data can be missed.)
-            let read = stream.try_io(Interest::READABLE, || {
-                got = stream.try_read_buf(buf)?;
-                if got > 0 && got < room {
-                    Err(io::ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(got)
-                }
-            });
-            match read {
-                Ok(0) => {
-                    self.lines.finish()?;
-                    return Ok(None);
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+            if self.try_fill()? == Filled::Eof {
+                return Ok(None);
             }
         }
     }
@@ -218,8 +196,10 @@ impl Connection {
         let room = self.lines.buf.capacity() - self.lines.buf.len();
         let (stream, buf) = (&self.stream, &mut self.lines.buf);
         let mut got = 0;
-        // As in `read_message`: a read that does not fill the buffer has drained the socket,
-        // so tell tokio "would block" and spare the next wake-up a recv that only hears EAGAIN.
+        // One recv per wake-up: a read that does not fill the buffer has drained the socket,
+        // so report "would block" to tokio, which then waits for the next readiness event
+        // instead of paying a second recv just to hear EAGAIN. (tokio clears the readiness only
+        // if no new event arrived meanwhile, so no data can be missed.)
         let read = stream.try_io(Interest::READABLE, || {
             got = stream.try_read_buf(buf)?;
             if got > 0 && got < room {
