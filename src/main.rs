@@ -848,11 +848,7 @@ fn main() -> ExitCode {
                 Console::Err,
                 &format!("loadmon: {}\n", escape_control(&e.to_string())),
             );
-            if e.is_config() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(e.kind().exit_code())
         }
     }
 }

@@ -301,7 +301,7 @@ pub unsafe extern "C" fn loadmon_test_client_config_default(cfg: *mut LoadmonTes
         sync: std::ptr::null(),
         keep_files: match w.keep_files {
             KeepFiles::All => 0,
-            KeepFiles::Newest(n) => u32::try_from(n).unwrap_or(u32::MAX),
+            KeepFiles::Last(n) => u32::try_from(n).unwrap_or(u32::MAX),
         },
         heartbeat_period_ms: ms(c.heartbeat_period),
         stats_period_ms: ms(c.stats_period),
@@ -687,7 +687,7 @@ pub unsafe extern "C" fn loadmon_test_client_run(
             sync,
             keep_files: match c.keep_files {
                 0 => KeepFiles::All,
-                n => KeepFiles::Newest(n as usize),
+                n => KeepFiles::Last(n as usize),
             },
         };
         match FileWriter::new(writer).and_then(|w| run_client(client, w)) {
@@ -857,10 +857,10 @@ pub unsafe extern "C" fn loadmon_client_context_file_rollover(
 ) -> c_int {
     // SAFETY: NULL or live per the contract.
     match unsafe { ctx.as_ref() } {
-        Some(c) => {
-            c.inner.file_rollover();
-            LOADMON_OK as c_int
-        }
+        Some(c) => match c.inner.file_rollover() {
+            Ok(()) => LOADMON_OK as c_int,
+            Err(e) => fail(e),
+        },
         None => invalid("loadmon_client_context_file_rollover: ctx is NULL"),
     }
 }
@@ -877,11 +877,13 @@ pub unsafe extern "C" fn loadmon_client_context_record_write(
 ) -> c_int {
     // SAFETY: NULL or live per the contract.
     match unsafe { ctx.as_ref() } {
-        Some(c) => {
-            c.inner
-                .record_write(n_bytes, Duration::from_micros(latency_us));
-            LOADMON_OK as c_int
-        }
+        Some(c) => match c
+            .inner
+            .record_write(n_bytes, Duration::from_micros(latency_us))
+        {
+            Ok(()) => LOADMON_OK as c_int,
+            Err(e) => fail(e),
+        },
         None => invalid("loadmon_client_context_record_write: ctx is NULL"),
     }
 }
