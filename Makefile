@@ -37,9 +37,16 @@ python: $(VENV_OK)
 demo: python
 	$(PY) examples/demo.py
 
+# The engine alone (no default features) must build cleanly and pull none of the CLI's,
+# HTTP's or reports' crates; the docs must build without a warning.
+ENGINE_ONLY_FORBIDDEN := clap|indicatif|tracing-subscriber|axum|hyper|csv
 lint: $(VENV_OK)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p loadmon --lib --no-default-features -- -D warnings
+	@if cargo tree -p loadmon -e normal --no-default-features --prefix none | grep -E '^($(ENGINE_ONLY_FORBIDDEN)) '; then \
+		echo "lint: the engine-only build pulls a crate it must not (above)"; exit 1; fi
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p loadmon --quiet
 
 rust-test: system-deps
 	cargo test --workspace --exclude loadmon-python
