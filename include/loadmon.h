@@ -7,7 +7,45 @@
 #include <stddef.h>
 
 /**
- * Status codes returned by every `int` function. Numbers are stable and never reused.
+ * Major version of the library (`LOADMON_VERSION_MAJOR`); the SONAME is
+ * `libloadmon.so.<major>`. Checked against the crate version when the library is built.
+ */
+#define LOADMON_VERSION_MAJOR 0
+
+/**
+ * Minor version of the library.
+ */
+#define LOADMON_VERSION_MINOR 1
+
+/**
+ * Patch version of the library.
+ */
+#define LOADMON_VERSION_PATCH 0
+
+/**
+ * `keep_files`: keep every finished file (can fill the disk on a long run).
+ */
+#define LOADMON_KEEP_ALL -1
+
+/**
+ * `run_time_ms` of `LoadmonClientConfig`: the client has no run time (the callback decides
+ * when it is done).
+ */
+#define LOADMON_NO_RUN_TIME -1
+
+/**
+ * `chunk_size_mb`/`file_size_mb` of `LoadmonClientConfig`: announce no `file_stats`.
+ */
+#define LOADMON_NO_FILE_STATS -1
+
+/**
+ * A `timeout_ms` that waits as long as it takes (any negative value does).
+ */
+#define LOADMON_WAIT_FOREVER -1
+
+/**
+ * Status codes returned by every function that can fail. Numbers are stable and never
+ * reused; `loadmon_status_str()` names them.
  */
 typedef enum LoadmonStatus {
   /**
@@ -15,15 +53,17 @@ typedef enum LoadmonStatus {
    */
   LOADMON_OK = 0,
   /**
-   * A NULL pointer, invalid UTF-8 or an out-of-range value was passed.
+   * A NULL pointer, invalid UTF-8 or a bad `struct_size` was passed.
    */
   LOADMON_INVALID_ARGUMENT = 1,
   /**
-   * A setting is invalid (the seed's validation rules, a bad sync mode, …).
+   * A setting is invalid: out of range (the field is named), the seed's validation rules, a
+   * bad sync mode, …
    */
   LOADMON_CONFIG = 2,
   /**
-   * A file or socket operation failed (the message names the path or address).
+   * A file or socket operation failed, or the peer went away (the message names the path
+   * or address).
    */
   LOADMON_IO = 3,
   /**
@@ -42,7 +82,30 @@ typedef enum LoadmonStatus {
    * The workload (a C callback) failed, or the run was interrupted.
    */
   LOADMON_WORKLOAD = 7,
+  /**
+   * The call does not fit the state of what it is called on (e.g. setting the log callback
+   * from inside the log callback, reporting to a run that is over).
+   */
+  LOADMON_STATE = 8,
 } LoadmonStatus;
+
+/**
+ * Severity of a log record given to the log callback.
+ */
+typedef enum LoadmonLogLevel {
+  /**
+   * Per-message details (not delivered to the callback today).
+   */
+  LOADMON_LOG_DEBUG = 1,
+  /**
+   * Progress: a client connected, got an id, finished; the final text report.
+   */
+  LOADMON_LOG_INFO = 2,
+  /**
+   * Something went wrong with a peer or a file.
+   */
+  LOADMON_LOG_WARN = 3,
+} LoadmonLogLevel;
 
 /**
  * What a custom workload callback receives (opaque). Valid only during the callback.
@@ -60,43 +123,50 @@ typedef struct LoadmonEvents LoadmonEvents;
 typedef struct LoadmonServer LoadmonServer;
 
 /**
- * Settings of a server. Initialise with `loadmon_server_config_default()`, then change fields.
+ * Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
+ * then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
  */
 typedef struct LoadmonServerConfig {
+  /**
+   * `sizeof` the caller's struct, set by `loadmon_server_config_default`; lets a program built
+   * against an older header (a smaller struct) work with a newer library.
+   */
+  size_t struct_size;
   /**
    * Address to bind (default "127.0.0.1"). Must not be NULL.
    */
   const char *host;
   /**
-   * Port to bind; 0 picks a free one (read it with `loadmon_server_port`). Default 1234.
+   * Port to bind, 0 to 65535; 0 picks a free one (read it with `loadmon_server_port`).
+   * Default 1234.
    */
-  uint16_t port;
+  int64_t port;
   /**
    * Most clients at once; extra ones are refused. Default 5.
    */
-  uint32_t max_clients;
+  int64_t max_clients;
   /**
    * The first client id. Default 100.
    */
-  uint32_t first_client_id;
+  int64_t first_client_id;
   /**
-   * Milliseconds without a heartbeat before a client is TIMED OUT. Default 15000.
+   * Milliseconds without a heartbeat before a client is TIMED OUT (positive). Default 15000.
    */
-  uint32_t heartbeat_timeout_ms;
+  int64_t heartbeat_timeout_ms;
   /**
-   * Where to write the JSON report when the server stops; NULL for none.
+   * Milliseconds a new connection has to send get_cid (positive). Default 10000.
+   */
+  int64_t handshake_timeout_ms;
+  /**
+   * Where to write the JSON report when the server stops; NULL (the default) for none.
    */
   const char *report_json_path;
   /**
-   * Milliseconds a new connection has to send get_cid. Default 10000.
-   */
-  uint32_t handshake_timeout_ms;
-  /**
-   * Shared secret clients must send; NULL for none.
+   * Shared secret clients must send; NULL (the default) for none.
    */
   const char *token;
   /**
-   * Directory for the session log file; NULL for no file.
+   * Directory for the session log file; NULL (the default) for no file.
    */
   const char *log_dir;
   /**
@@ -105,40 +175,46 @@ typedef struct LoadmonServerConfig {
    */
   const char *http;
   /**
-   * Where to write the CSV report when the server stops; NULL for none.
+   * Where to write the CSV report when the server stops; NULL (the default) for none.
    */
   const char *report_csv_path;
   /**
-   * Where to write the HTML report (table and charts) when the server stops; NULL for none.
+   * Where to write the HTML report (table and charts) when the server stops; NULL (the
+   * default) for none.
    */
   const char *report_html_path;
 } LoadmonServerConfig;
 
 /**
  * Settings of a file-writing test client. Initialise with
- * `loadmon_test_client_config_default()`, then change fields.
+ * `loadmon_test_client_config_default(&cfg, sizeof cfg)`, then change fields. Durations are
+ * milliseconds, sizes MB (MiB); an out-of-range number is `LOADMON_CONFIG`.
  */
 typedef struct LoadmonTestClientConfig {
+  /**
+   * `sizeof` the caller's struct, set by `loadmon_test_client_config_default`.
+   */
+  size_t struct_size;
   /**
    * Server host (default "127.0.0.1"). Must not be NULL.
    */
   const char *host;
   /**
-   * Server port. Default 1234.
+   * Server port, 1 to 65535. Default 1234.
    */
-  uint16_t port;
+  int64_t port;
   /**
-   * Run time, seconds. Default 15.
+   * Run time, milliseconds (positive, at most 10^12). Default 15000.
    */
-  uint32_t run_time_s;
+  int64_t run_time_ms;
   /**
-   * Chunk size, MB (MiB). Default 10.
+   * Chunk size, MB. Default 10.
    */
-  uint32_t chunk_size_mb;
+  int64_t chunk_size_mb;
   /**
-   * File size, MB (MiB). Default 50.
+   * File size, MB. Default 50.
    */
-  uint32_t file_size_mb;
+  int64_t file_size_mb;
   /**
    * Directory for the data files (default "client_files"). Must not be NULL.
    */
@@ -146,73 +222,80 @@ typedef struct LoadmonTestClientConfig {
   /**
    * Smallest chunk allowed, MB. Default 10.
    */
-  uint32_t min_chunk_size_mb;
+  int64_t min_chunk_size_mb;
   /**
    * "none", "file" (fsync each file) or "direct" (O_DIRECT); NULL means "none".
    */
   const char *sync;
   /**
-   * Finished files to keep; 0 keeps all. Default 2.
+   * Finished files to keep: at least 1, or `LOADMON_KEEP_ALL`; 0 is `LOADMON_CONFIG`.
+   * Default 2.
    */
-  uint32_t keep_files;
+  int64_t keep_files;
   /**
-   * Milliseconds between heartbeats. Default 5000.
+   * Milliseconds between heartbeats (positive). Default 5000.
    */
-  uint32_t heartbeat_period_ms;
+  int64_t heartbeat_period_ms;
   /**
-   * Milliseconds between stats reports. Default 10000.
+   * Milliseconds between stats reports (positive). Default 10000.
    */
-  uint32_t stats_period_ms;
+  int64_t stats_period_ms;
   /**
-   * Milliseconds to keep retrying an unreachable server. Default 5000.
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
    */
-  uint32_t connect_timeout_ms;
+  int64_t connect_timeout_ms;
   /**
-   * Shared secret for the server; NULL for none.
+   * Shared secret for the server; NULL (the default) for none.
    */
   const char *token;
 } LoadmonTestClientConfig;
 
 /**
  * Settings of a generic client (`loadmon_client_run`). Initialise with
- * `loadmon_client_config_default()`.
+ * `loadmon_client_config_default(&cfg, sizeof cfg)`. Durations are milliseconds; an
+ * out-of-range number is `LOADMON_CONFIG`.
  */
 typedef struct LoadmonClientConfig {
+  /**
+   * `sizeof` the caller's struct, set by `loadmon_client_config_default`.
+   */
+  size_t struct_size;
   /**
    * Server host (default "127.0.0.1"). Must not be NULL.
    */
   const char *host;
   /**
-   * Server port. Default 1234.
+   * Server port, 1 to 65535. Default 1234.
    */
-  uint16_t port;
+  int64_t port;
   /**
-   * Milliseconds between heartbeats. Default 5000.
+   * Milliseconds between heartbeats (positive). Default 5000.
    */
-  uint32_t heartbeat_period_ms;
+  int64_t heartbeat_period_ms;
   /**
-   * Milliseconds between stats reports. Default 10000.
+   * Milliseconds between stats reports (positive). Default 10000.
    */
-  uint32_t stats_period_ms;
+  int64_t stats_period_ms;
   /**
-   * Run time the callback can count down with `loadmon_client_context_time_is_up`;
-   * 0 for none. Default 0.
+   * Run time the callback can count down with `loadmon_client_context_time_is_up`
+   * (positive), or `LOADMON_NO_RUN_TIME` (the default) for none.
    */
-  uint32_t run_time_ms;
+  int64_t run_time_ms;
   /**
-   * Milliseconds to keep retrying an unreachable server. Default 5000.
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
    */
-  uint32_t connect_timeout_ms;
+  int64_t connect_timeout_ms;
   /**
-   * File size and chunk size (MB) announced in `file_stats`; 0 and 0 announce nothing.
+   * Chunk size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
+   * Set both sizes or neither: one alone is `LOADMON_CONFIG`.
    */
-  uint32_t chunk_size_mb;
+  int64_t chunk_size_mb;
   /**
-   * See `chunk_size_mb`.
+   * File size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
    */
-  uint32_t file_size_mb;
+  int64_t file_size_mb;
   /**
-   * Shared secret for the server; NULL for none.
+   * Shared secret for the server; NULL (the default) for none.
    */
   const char *token;
 } LoadmonClientConfig;
@@ -224,49 +307,72 @@ typedef struct LoadmonClientConfig {
  */
 typedef int (*LoadmonWorkloadFn)(struct LoadmonClientContext *ctx, void *user_data);
 
+/**
+ * A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"` or
+ * `"loadmon::report"`: the final text report, several lines in one record), `message` (both
+ * strings valid only during the call; do not free them), and the `user` pointer given to
+ * `loadmon_set_log_callback`.
+ */
+typedef void (*LoadmonLogFn)(enum LoadmonLogLevel level,
+                             const char *target,
+                             const char *message,
+                             void *user);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Fills `cfg` with the defaults (loopback, port 1234, 5 clients, first id 100, 15 s heartbeat
- * timeout, no JSON report). Does nothing if `cfg` is NULL.
+ * Fills `*cfg` with the defaults (loopback, port 1234, 5 clients, first id 100, 15 s heartbeat
+ * timeout, no reports): `struct_size` = `struct_size`, and every field that fits in it. Pass
+ * `sizeof *cfg`. `LOADMON_INVALID_ARGUMENT` if `cfg` is NULL or `struct_size` is smaller than
+ * a `size_t` or larger than this library's struct.
  *
  * # Safety
- * `cfg` is NULL or points to a writable `LoadmonServerConfig`.
+ * `cfg` is NULL or points to `struct_size` writable bytes.
  */
-void loadmon_server_config_default(struct LoadmonServerConfig *cfg);
+enum LoadmonStatus loadmon_server_config_default(struct LoadmonServerConfig *cfg,
+                                                 size_t struct_size);
 
 /**
- * Fills `cfg` with the seed's defaults (15 s, 10 MB chunks, 50 MB files, `client_files`).
- * Does nothing if `cfg` is NULL.
+ * Fills `*cfg` with the seed's defaults (15000 ms, 10 MB chunks, 50 MB files, keep 2,
+ * `client_files`), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
  *
  * # Safety
- * `cfg` is NULL or points to a writable `LoadmonTestClientConfig`.
+ * `cfg` is NULL or points to `struct_size` writable bytes.
  */
-void loadmon_test_client_config_default(struct LoadmonTestClientConfig *cfg);
+enum LoadmonStatus loadmon_test_client_config_default(struct LoadmonTestClientConfig *cfg,
+                                                      size_t struct_size);
 
 /**
- * Fills `cfg` with the generic client's defaults. Does nothing if `cfg` is NULL.
+ * Fills `*cfg` with the generic client's defaults (no run time, no file_stats), as
+ * `loadmon_server_config_default` does. Pass `sizeof *cfg`.
  *
  * # Safety
- * `cfg` is NULL or points to a writable `LoadmonClientConfig`.
+ * `cfg` is NULL or points to `struct_size` writable bytes.
  */
-void loadmon_client_config_default(struct LoadmonClientConfig *cfg);
+enum LoadmonStatus loadmon_client_config_default(struct LoadmonClientConfig *cfg,
+                                                 size_t struct_size);
 
 /**
- * Starts a server in the background and returns its handle in `*out`.
+ * Starts a server in the background and returns its handle in `*out`, to free with
+ * `loadmon_server_free`.
  *
- * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`, bad UTF-8),
- * `LOADMON_CONFIG` or `LOADMON_IO` (the address cannot be bound).
+ * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`, bad UTF-8, bad
+ * `struct_size`), `LOADMON_CONFIG` (a setting out of range, a report path that cannot be
+ * written) or `LOADMON_IO` (the address cannot be bound).
  *
  * # Safety
- * `cfg` points to a valid config whose strings are NULL or NUL-terminated; `out` is writable.
+ * `cfg` points to a config initialised by `loadmon_server_config_default` whose strings are
+ * NULL or NUL-terminated; `out` is NULL or writable.
  */
-int loadmon_server_start(const struct LoadmonServerConfig *cfg, struct LoadmonServer **out);
+enum LoadmonStatus loadmon_server_start(const struct LoadmonServerConfig *cfg,
+                                        struct LoadmonServer **out);
 
 /**
- * The port the server is bound to (the real one when 0 was asked); 0 if `server` is NULL.
+ * The port the server is bound to (the real one when 0 was asked). A getter that cannot fail
+ * for a live handle, so it returns the port itself: 0 if `server` is NULL (with
+ * `loadmon_last_error()` set).
  *
  * # Safety
  * `server` is NULL or a live handle from `loadmon_server_start`.
@@ -274,7 +380,9 @@ int loadmon_server_start(const struct LoadmonServerConfig *cfg, struct LoadmonSe
 uint16_t loadmon_server_port(const struct LoadmonServer *server);
 
 /**
- * The HTTP listener's port; 0 if the server has none or `server` is NULL.
+ * The HTTP listener's port. A getter that cannot fail for a live handle, so it returns the
+ * port itself: 0 if the server has no HTTP listener, or if `server` is NULL (with
+ * `loadmon_last_error()` set).
  *
  * # Safety
  * `server` is NULL or a live handle from `loadmon_server_start`.
@@ -288,20 +396,26 @@ uint16_t loadmon_server_http_port(const struct LoadmonServer *server);
  * `loadmon_events_free`. Subscribe before clients connect to see every event.
  *
  * # Safety
- * `server` is a live handle; `out` is writable.
+ * `server` is NULL or a live handle; `out` is NULL or writable.
  */
-int loadmon_server_events(const struct LoadmonServer *server, struct LoadmonEvents **out);
+enum LoadmonStatus loadmon_server_events(const struct LoadmonServer *server,
+                                         struct LoadmonEvents **out);
 
 /**
- * Waits up to `timeout_ms` (0 = as long as it takes) for the next event. `LOADMON_OK` with
- * the event as one line of JSON (no newline; `"event"` names the kind) in `*event_json`, to
- * free with `loadmon_string_free`; `LOADMON_OK` with `*event_json` set to NULL once the stream
- * is over (after the final report); `LOADMON_TIMEOUT` if none came in time.
+ * Waits for the next event: `timeout_ms` > 0 waits up to that many milliseconds, 0 only
+ * polls (returns at once), a negative value (`LOADMON_WAIT_FOREVER`) waits as long as it
+ * takes. `LOADMON_OK` with the event as one line of JSON (no newline; `"event"` names the
+ * kind) in `*event_json`, to free with `loadmon_string_free`; `LOADMON_OK` with `*event_json`
+ * set to NULL once the stream is over (after the final report); `LOADMON_TIMEOUT` if none
+ * came in time.
  *
  * # Safety
- * `events` is a live subscription used by one thread at a time; `event_json` is writable.
+ * `events` is NULL or a live subscription used by one thread at a time; `event_json` is NULL
+ * or writable.
  */
-int loadmon_events_next(struct LoadmonEvents *events, uint32_t timeout_ms, char **event_json);
+enum LoadmonStatus loadmon_events_next(struct LoadmonEvents *events,
+                                       int64_t timeout_ms,
+                                       char **event_json);
 
 /**
  * Frees a subscription. NULL is a no-op.
@@ -312,44 +426,50 @@ int loadmon_events_next(struct LoadmonEvents *events, uint32_t timeout_ms, char 
 void loadmon_events_free(struct LoadmonEvents *events);
 
 /**
- * Waits until the server stops by itself (at least one client came and all are gone), up to
- * `timeout_ms` (0 = wait forever). On `LOADMON_OK`, `*report_json` (if `report_json` is not
- * NULL) receives the JSON report, to free with `loadmon_string_free`. `LOADMON_TIMEOUT` if the
- * server is still running.
+ * Waits until the server stops by itself (at least one client came and all are gone):
+ * `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls (returns at once), a
+ * negative value (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`,
+ * `*report_json` (if `report_json` is not NULL) receives the JSON report, to free with
+ * `loadmon_string_free`. `LOADMON_TIMEOUT` if the server is still running; `LOADMON_IO` if a
+ * report file could not be written (the report is then still there:
+ * `loadmon_server_report`).
  *
  * # Safety
- * `server` is a live handle; `report_json` is NULL or writable.
+ * `server` is NULL or a live handle; `report_json` is NULL or writable.
  */
-int loadmon_server_wait(struct LoadmonServer *server, uint32_t timeout_ms, char **report_json);
+enum LoadmonStatus loadmon_server_wait(struct LoadmonServer *server,
+                                       int64_t timeout_ms,
+                                       char **report_json);
 
 /**
  * Stops the server (running clients become ABORTED, reason "server stopped"), waits for the
- * report and returns it in `*report_json` (if not NULL). Stopping a stopped server returns
- * the same report.
+ * report and returns it in `*report_json` (if not NULL), to free with `loadmon_string_free`.
+ * Stopping a stopped server returns the same report. `LOADMON_IO` if a report file could not
+ * be written (the report is then still there: `loadmon_server_report`).
  *
  * # Safety
- * `server` is a live handle; `report_json` is NULL or writable.
+ * `server` is NULL or a live handle; `report_json` is NULL or writable.
  */
-int loadmon_server_stop(struct LoadmonServer *server, char **report_json);
+enum LoadmonStatus loadmon_server_stop(struct LoadmonServer *server, char **report_json);
 
 /**
- * The report in `*report_json`, to free with `loadmon_string_free`: the final report once the
- * run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO` because a report
- * file could not be written — and the report so far while it runs.
+ * The report as JSON in `*report_json`, to free with `loadmon_string_free`: the final report
+ * once the run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO`
+ * because a report file could not be written — and the report so far while it runs.
  *
  * # Safety
- * `server` is a live handle; `report_json` is writable.
+ * `server` is NULL or a live handle; `report_json` is NULL or writable.
  */
-int loadmon_server_report(const struct LoadmonServer *server, char **report_json);
+enum LoadmonStatus loadmon_server_report(const struct LoadmonServer *server, char **report_json);
 
 /**
  * A JSON array of every client so far, with live figures (the JSON report's client objects
- * plus `last_heartbeat_age_s`), in `*clients_json`.
+ * plus `last_heartbeat_age_s`), in `*clients_json`, to free with `loadmon_string_free`.
  *
  * # Safety
- * `server` is a live handle; `clients_json` is writable.
+ * `server` is NULL or a live handle; `clients_json` is NULL or writable.
  */
-int loadmon_server_snapshot(const struct LoadmonServer *server, char **clients_json);
+enum LoadmonStatus loadmon_server_snapshot(const struct LoadmonServer *server, char **clients_json);
 
 /**
  * Stops the server if it is running and frees the handle. `NULL` is a no-op. Using the
@@ -362,33 +482,38 @@ void loadmon_server_free(struct LoadmonServer *server);
 
 /**
  * Runs one file-writing test client to the end (validation, connect, write for the run time,
- * `done`). On `LOADMON_OK`, `*result_json` (if not NULL) receives the result as JSON
- * (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
- * `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`).
+ * `done`). On `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result
+ * as JSON (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
+ * `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
+ * `loadmon_string_free`.
  *
  * # Safety
- * `cfg` points to a valid config whose strings are NULL or NUL-terminated; `result_json` is
- * NULL or writable.
+ * `cfg` points to a config initialised by `loadmon_test_client_config_default` whose strings
+ * are NULL or NUL-terminated; `result_json` is NULL or writable.
  */
-int loadmon_test_client_run(const struct LoadmonTestClientConfig *cfg, char **result_json);
+enum LoadmonStatus loadmon_test_client_run(const struct LoadmonTestClientConfig *cfg,
+                                           char **result_json);
 
 /**
  * Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine
  * thread after the server's `run_tests`; heartbeats and stats are sent meanwhile. On
- * `LOADMON_OK`, `*result_json` (if not NULL) receives the result. A non-zero return from the
- * callback gives `LOADMON_WORKLOAD`.
+ * `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON, to
+ * free with `loadmon_string_free`. A non-zero return from the callback gives
+ * `LOADMON_WORKLOAD`.
  *
  * # Safety
- * `cfg` is valid; `run_tests` is a valid function; `user_data` is whatever the callback
- * expects (it is used from another thread); `result_json` is NULL or writable.
+ * `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
+ * NULL or a valid function; `user_data` is whatever the callback expects (it is used from
+ * another thread); `result_json` is NULL or writable.
  */
-int loadmon_client_run(const struct LoadmonClientConfig *cfg,
-                       LoadmonWorkloadFn run_tests,
-                       void *user_data,
-                       char **result_json);
+enum LoadmonStatus loadmon_client_run(const struct LoadmonClientConfig *cfg,
+                                      LoadmonWorkloadFn run_tests,
+                                      void *user_data,
+                                      char **result_json);
 
 /**
- * The client id the server assigned; 0 if `ctx` is NULL.
+ * The client id the server assigned. A getter that cannot fail for a live context, so it
+ * returns the id itself: 0 if `ctx` is NULL (with `loadmon_last_error()` set).
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
@@ -396,8 +521,9 @@ int loadmon_client_run(const struct LoadmonClientConfig *cfg,
 uint32_t loadmon_client_context_id(const struct LoadmonClientContext *ctx);
 
 /**
- * 1 if the run should end (run time over, server gone, cancelled), 0 if not; 1 if `ctx` is
- * NULL.
+ * 1 if the run should end (run time over, server gone, cancelled), 0 if not. A getter that
+ * cannot fail for a live context, so it returns the answer itself: 1 if `ctx` is NULL (with
+ * `loadmon_last_error()` set), so that a loop on it ends.
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
@@ -405,7 +531,9 @@ uint32_t loadmon_client_context_id(const struct LoadmonClientContext *ctx);
 int loadmon_client_context_time_is_up(const struct LoadmonClientContext *ctx);
 
 /**
- * Milliseconds left of the run time, or -1 if the client has none (or `ctx` is NULL).
+ * Milliseconds left of the run time, or -1 if the client has none. A getter that cannot fail
+ * for a live context, so it returns the number itself: -1 if `ctx` is NULL (with
+ * `loadmon_last_error()` set).
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
@@ -413,32 +541,34 @@ int loadmon_client_context_time_is_up(const struct LoadmonClientContext *ctx);
 int64_t loadmon_client_context_remaining_ms(const struct LoadmonClientContext *ctx);
 
 /**
- * Reports one completed file (`file_roll`).
+ * Reports one completed file (`file_roll`). `LOADMON_STATE` once the run is over.
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
  */
-int loadmon_client_context_file_rollover(struct LoadmonClientContext *ctx);
+enum LoadmonStatus loadmon_client_context_file_rollover(struct LoadmonClientContext *ctx);
 
 /**
- * Records one write of `n_bytes` that took `latency_us` microseconds.
+ * Records one write of `n_bytes` that took `latency_us` microseconds. `LOADMON_STATE` once
+ * the run is over.
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
  */
-int loadmon_client_context_record_write(struct LoadmonClientContext *ctx,
-                                        uint64_t n_bytes,
-                                        uint64_t latency_us);
+enum LoadmonStatus loadmon_client_context_record_write(struct LoadmonClientContext *ctx,
+                                                       uint64_t n_bytes,
+                                                       uint64_t latency_us);
 
 /**
- * Sends `send_stats:<cpu_pct>:<mem_pct>`; `LOADMON_CONFIG` for a negative or non-finite value.
+ * Sends `send_stats:<cpu_pct>:<mem_pct>`; `LOADMON_CONFIG` for a negative or non-finite value,
+ * `LOADMON_STATE` once the run is over.
  *
  * # Safety
  * `ctx` is NULL or the context passed to the running callback.
  */
-int loadmon_client_context_send_stats(struct LoadmonClientContext *ctx,
-                                      double cpu_pct,
-                                      double mem_pct);
+enum LoadmonStatus loadmon_client_context_send_stats(struct LoadmonClientContext *ctx,
+                                                     double cpu_pct,
+                                                     double mem_pct);
 
 /**
  * Sets the failure reason the server will record if the callback returns non-zero.
@@ -447,16 +577,31 @@ int loadmon_client_context_send_stats(struct LoadmonClientContext *ctx,
  * `ctx` is NULL or the context passed to the running callback; `message` is NULL or a
  * NUL-terminated string.
  */
-int loadmon_client_context_set_error(struct LoadmonClientContext *ctx, const char *message);
+enum LoadmonStatus loadmon_client_context_set_error(struct LoadmonClientContext *ctx,
+                                                    const char *message);
 
 /**
- * Renders a JSON report (from `loadmon_server_wait`/`_stop`) as the seed's text report, in
- * `*text` (free with `loadmon_string_free`). `LOADMON_CONFIG` if the JSON is not a report.
+ * Renders a JSON report (from `loadmon_server_wait`/`_stop`/`_report`) as the seed's text
+ * report, in `*text`, to free with `loadmon_string_free`. `LOADMON_CONFIG` if the JSON is not
+ * a report.
  *
  * # Safety
- * `report_json` is NULL or NUL-terminated; `text` is writable.
+ * `report_json` is NULL or NUL-terminated; `text` is NULL or writable.
  */
-int loadmon_report_text(const char *report_json, char **text);
+enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
+
+/**
+ * Sends loadmon's log records (info and warnings of every server and client of this process,
+ * and the final text report as one record) to `cb(level, target, message, user)`; NULL
+ * removes the callback. The callback is called on the engine's threads, possibly several at
+ * once: it must be thread-safe and must not block (copy the record and return), and must not
+ * call `loadmon_set_log_callback` (`LOADMON_STATE`). Once this function returns, the previous
+ * callback is not running and will not be called again, so its `user` may be freed.
+ *
+ * # Safety
+ * `cb` is NULL or a function callable from any thread with `user` until it is replaced.
+ */
+enum LoadmonStatus loadmon_set_log_callback(LoadmonLogFn cb, void *user);
 
 /**
  * This thread's last error message, or NULL if no call on this thread has failed. Valid until
@@ -473,9 +618,17 @@ const char *loadmon_last_error(void);
 void loadmon_string_free(char *s);
 
 /**
- * The library version, e.g. "0.1.0" (static; do not free).
+ * The library version, e.g. "0.1.0" (static; do not free): the version of the library
+ * loaded at run time, where `LOADMON_VERSION_*` are those of the header compiled against.
  */
 const char *loadmon_version(void);
+
+/**
+ * A static, lower-case description of a status (`"ok"`, `"invalid argument"`, …; do not
+ * free). Takes an `int` so that any value is safe: one this library does not know gives
+ * `"unknown status"`.
+ */
+const char *loadmon_status_str(int status);
 
 #ifdef __cplusplus
 }  // extern "C"
