@@ -6,7 +6,7 @@
 //!   outputs through pointers, only on success; a failing call sets a per-thread message readable
 //!   with `loadmon_last_error()`. A few getters that cannot fail for a live handle return their
 //!   value instead; each one's doc comment says so and what NULL gives.
-//! - Every `extern "C"` function runs inside one guard ([`ffi`], [`ffi_value`], [`ffi_void`]):
+//! - Every `extern "C"` function runs inside one guard (`ffi`, `ffi_value`, `ffi_void`):
 //!   no panic unwinds into C (it becomes `LOADMON_INTERNAL`), NULL arguments are
 //!   `LOADMON_INVALID_ARGUMENT`. A test (`tests/guard.rs`) checks that no function skips it.
 //! - Strings returned to C are freed with `loadmon_string_free()`.
