@@ -174,6 +174,39 @@ pub fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
     Ok(())
 }
 
+/// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two
+/// optional settings: both or neither (`None`: nothing announced), each from 1 to
+/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB). A half-set pair is an error, not `(0, n)`.
+///
+/// # Examples
+/// ```
+/// use loadmon::config::file_stats;
+/// assert_eq!(file_stats(None, None).unwrap(), None);
+/// assert_eq!(file_stats(Some(10), Some(50)).unwrap(), Some((10, 50)));
+/// assert!(file_stats(None, Some(50)).is_err());
+/// assert!(file_stats(Some(0), Some(50)).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] naming the setting.
+pub fn file_stats(
+    chunk_size_mb: Option<u64>,
+    file_size_mb: Option<u64>,
+) -> Result<Option<(u64, u64)>> {
+    let max = crate::protocol::MAX_SIZE_MB;
+    match (chunk_size_mb, file_size_mb) {
+        (None, None) => Ok(None),
+        (Some(chunk), Some(file)) => {
+            check_count("chunk_size", chunk, max)?;
+            check_count("file_size", file, max)?;
+            Ok(Some((chunk, file)))
+        }
+        (Some(_), None) | (None, Some(_)) => Err(Error::Config(
+            "chunk_size and file_size go together (both or neither)".into(),
+        )),
+    }
+}
+
 /// The settings both ends of a connection have: the line bound and the optional token.
 ///
 /// # Errors
