@@ -70,7 +70,8 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     };
     let bad = || {
         Error::Config(format!(
-            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {s}"
+            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {}",
+            number(s)
         ))
     };
     // `contains` is false for NaN; -0.0 counts as 0.
@@ -80,6 +81,15 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     let d = Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| bad())?;
     check_duration(name, d, zero).map_err(|_| bad())?;
     Ok(d)
+}
+
+/// A float as an error message shows it: `1e300`, not its 301 digits.
+fn number(x: f64) -> String {
+    if x.is_finite() && x.abs() >= 1e16 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// A number of milliseconds (an integer from a face) as a [`Duration`], with the bounds of
@@ -215,6 +225,7 @@ mod tests {
         assert_eq!(seconds("x", 1e9, Zero::Rejected).unwrap(), MAX_DURATION);
         let e = seconds("run_time", 1e300, Zero::Rejected).unwrap_err();
         assert!(e.is_config() && e.to_string().contains("run_time"), "{e}");
+        assert!(e.to_string().ends_with("not 1e300"), "{e}");
     }
 
     #[test]
