@@ -196,7 +196,10 @@ mod tests {
             321.01,
         )
         .sample();
-        assert_eq!((s.t_s, s.cpu_pct, s.mem_pct, s.throughput_mb_s), (1.3, 102.42, 0.57, 321.01));
+        assert_eq!(
+            (s.t_s, s.cpu_pct, s.mem_pct, s.throughput_mb_s),
+            (1.3, 102.42, 0.57, 321.01)
+        );
     }
 
     fn sample(t_s: f64, bytes_written: u64) -> Sample {

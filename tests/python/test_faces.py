@@ -741,3 +741,27 @@ def test_no_warnings_on_the_happy_path(server: loadmon.Server, tmp_path: Path) -
         warnings.simplefilter("error")
         small_client(server.port, tmp_path, run_time=0.3).run()
         server.wait(timeout=10)
+
+
+def test_exit_with_a_run_tests_that_ignores_stopped() -> None:
+    # A run_tests that never looks at ctx.stopped: interpreter exit waits for it at most 2 s,
+    # then ends it with the other daemon threads (before, the process aborted or hung).
+    out, took = _run_script(
+        PRELUDE
+        + """
+class Stubborn(loadmon.Client):
+    def run_tests(self, ctx):
+        while True:
+            time.sleep(0.01)
+
+server = loadmon.Server(port=0)
+server.start()
+client = Stubborn(port=server.port, heartbeat_period=0.1)
+client.start()
+running(server)
+print("exiting", flush=True)
+"""
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "exiting"
+    assert took < 6, took

@@ -623,8 +623,7 @@ impl PyServer {
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
-                max_clients: opt_int_arg(py, "max_clients", max_clients)?
-                    .unwrap_or(d.max_clients),
+                max_clients: opt_int_arg(py, "max_clients", max_clients)?.unwrap_or(d.max_clients),
                 first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
                     .unwrap_or(d.first_client_id),
                 heartbeat_timeout: secs(
@@ -665,10 +664,7 @@ impl PyServer {
                 match &*s {
                     ServerState::Idle => *s = ServerState::Starting,
                     ServerState::Starting => {
-                        return Err(state_error(
-                            py,
-                            "the server is starting in another thread",
-                        ))
+                        return Err(state_error(py, "the server is starting in another thread"))
                     }
                     ServerState::Started(h) if h.is_finished() => {
                         return Err(state_error(
@@ -716,9 +712,7 @@ impl PyServer {
     /// The HTTP port once started (``None`` without ``http=``).
     #[getter]
     fn http_port(&self) -> Option<u16> {
-        self.started()
-            .and_then(|h| h.http_addr())
-            .map(|a| a.port())
+        self.started().and_then(|h| h.http_addr()).map(|a| a.port())
     }
 
     /// The dashboard's URL once started (``None`` without ``http=``).
@@ -963,10 +957,7 @@ impl RunSlot {
             let mut s = lock(&self.0);
             match &*s {
                 RunState::Starting { .. } => {
-                    return Err(state_error(
-                        py,
-                        "this client is starting in another thread",
-                    ))
+                    return Err(state_error(py, "this client is starting in another thread"))
                 }
                 RunState::Running(h) if !h.is_finished() => {
                     return Err(state_error(
@@ -1481,9 +1472,39 @@ impl PyContext {
     }
 }
 
-/// A Python object's `run_tests(ctx)` as a core workload. It runs on the client's own thread
-/// and takes the GIL only to call `run_tests`; a coroutine it returns (`async def run_tests`)
-/// is run to its end in an event loop of its own (`asyncio.run`).
+/// How a `run_tests` call ended: `None` while it runs, then `Some(None)` if it returned,
+/// `Some(Some(text))` if it raised (`"RuntimeError: message"`).
+struct RunEnd {
+    end: Mutex<Option<Option<String>>>,
+    ready: Condvar,
+}
+
+/// Handed to `loadmon._workload.start`: its thread calls `finish` when `run_tests` ends.
+#[pyclass(name = "_RunEnd", module = "loadmon._loadmon", frozen)]
+struct PyRunEnd {
+    end: Arc<RunEnd>,
+    caught: Caught,
+}
+
+#[pymethods]
+impl PyRunEnd {
+    /// Records how `run_tests` ended: `exc` is what it raised (None if it returned) and
+    /// `text` its description.
+    #[pyo3(signature = (exc=None, text=None))]
+    fn finish(&self, exc: Option<Py<PyAny>>, text: Option<String>) {
+        let failed = exc.is_some();
+        *lock(&self.caught) = exc;
+        *lock(&self.end.end) = Some(failed.then(|| text.unwrap_or_default()));
+        self.end.ready.notify_all();
+    }
+}
+
+/// A Python object's `run_tests(ctx)` as a core workload. The call runs on a Python daemon
+/// thread (`loadmon._workload`), started with the GIL taken briefly; the client's own thread
+/// then waits for its end without the GIL. A coroutine `run_tests` returns (`async def`) runs
+/// to its end in an event loop of its own (`asyncio.run`). At interpreter exit a `run_tests`
+/// that ignores `ctx.stopped` is ended with the other daemon threads, and no Rust frame is on
+/// its stack when that happens.
 struct PyWorkload {
     obj: Py<PyAny>,
     run_time: Option<Duration>,
@@ -1501,33 +1522,34 @@ impl Workload for PyWorkload {
     }
 
     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
-        Python::attach(|py| {
-            let call = || -> PyResult<()> {
-                let c = Py::new(py, PyContext { inner: ctx.clone() })?;
-                let out = self.obj.call_method1(py, "run_tests", (c,))?;
-                let out = out.bind(py);
-                let inspect = py.import("inspect")?;
-                if inspect.call_method1("iscoroutine", (out,))?.is_truthy()? {
-                    py.import("asyncio")?.call_method1("run", (out,))?;
-                }
-                Ok(())
-            };
-            call().map_err(|e| {
-                let kind = e
-                    .get_type(py)
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| "Exception".into());
-                let msg = e.value(py).to_string();
-                let text = if msg.is_empty() {
-                    kind
-                } else {
-                    format!("{kind}: {msg}")
-                };
-                *lock(&self.caught) = Some(e.into_value(py).into_any());
-                Error::Workload(text)
-            })
+        let end = Arc::new(RunEnd {
+            end: Mutex::new(None),
+            ready: Condvar::new(),
+        });
+        Python::attach(|py| -> PyResult<()> {
+            let c = Py::new(py, PyContext { inner: ctx.clone() })?;
+            let e = Py::new(
+                py,
+                PyRunEnd {
+                    end: end.clone(),
+                    caught: self.caught.clone(),
+                },
+            )?;
+            py.import("loadmon._workload")?
+                .call_method1("start", (self.obj.clone_ref(py), c, e))?;
+            Ok(())
         })
+        .map_err(|e| Error::Workload(format!("cannot start run_tests: {e}")))?;
+        let mut g = lock(&end.end);
+        loop {
+            if let Some(outcome) = g.take() {
+                return match outcome {
+                    None => Ok(()),
+                    Some(text) => Err(Error::Workload(text)),
+                };
+            }
+            g = end.ready.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -1785,6 +1807,7 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyClient>()?;
     m.add_class::<PyContext>()?;
     m.add_class::<PyEvents>()?;
+    m.add_class::<PyRunEnd>()?;
     m.add_function(wrap_pyfunction!(report_failure, m)?)?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(_render_report, m)?)?;
