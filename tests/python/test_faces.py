@@ -69,6 +69,7 @@ BAD_CLIENT = [
     {"run_time": NAN},
     {"chunk_size": -10, "file_size": 10},
     {"stats_period": INF},
+    {"chunk_size": 1, "file_size": 2**60},
 ]
 
 
@@ -101,7 +102,13 @@ def test_client_numbers_out_of_range(kwargs: dict[str, Any]) -> None:
 
 
 def test_report_failure_numbers_out_of_range() -> None:
-    for kw in ({"port": -1}, {"connect_timeout": 1e300}, {"chunk_size": -1, "file_size": 1}):
+    for kw in (
+        {"port": -1},
+        {"connect_timeout": 1e300},
+        {"chunk_size": -1, "file_size": 1},
+        {"chunk_size": 5},  # half-set file stats: the core's rule, as for Client
+        {"chunk_size": 1, "file_size": 2**60},
+    ):
         with pytest.raises(Exception) as info:
             loadmon.report_failure("x", **kw)
         _is_config_error(info.value)

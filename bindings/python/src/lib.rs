@@ -809,11 +809,13 @@ impl PyServer {
         })
     }
 
+    /// Starts the server (``with Server(...) as server:``).
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
         slf.get().start(slf.py())?;
         Ok(slf)
     }
 
+    /// Stops the server if it was started, whatever happened in the block.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
         if self.started().is_some() {
@@ -915,10 +917,12 @@ impl PyEvents {
         *lock(&self.state) = EventsState::Closed;
     }
 
+    /// Returns the iterator (``with server.events() as events:``).
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
+    /// Closes the iterator.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
         self.close();
@@ -1652,16 +1656,7 @@ impl PyClient {
             )?;
             let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
             let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
-            let file_stats = match (chunk, file) {
-                (Some(c), Some(f)) => Some((c, f)),
-                (None, None) => None,
-                _ => {
-                    return Err(config_error(
-                        py,
-                        "chunk_size and file_size go together (both or neither)".into(),
-                    ))
-                }
-            };
+            let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
             let run_time = run_time
                 .map(|v| secs_arg(py, "run_time", v, Zero::Rejected))
                 .transpose()?;
@@ -1787,7 +1782,7 @@ fn report_failure(
         let config = client_config(py, host, port, None, None, connect_timeout, token, None)?;
         let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
         let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
-        let file_stats = chunk.zip(file);
+        let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
         py.detach(|| loadmon::blocking::report_failure(config, file_stats, &reason))
             .map_err(|e| to_py(py, &e))
     })
