@@ -1073,7 +1073,9 @@ fn join_handle<'py>(
         Ok(result) => result_to_py(py, &result),
         Err(e) => {
             let original = match (e.kind(), caught) {
-                (ErrorKind::Workload, Some(c)) => lock(c).as_ref().map(|o| o.clone_ref(py)),
+                // Taken, not copied: the exception's traceback refers back to the slot, a
+                // cycle the garbage collector cannot see through Rust.
+                (ErrorKind::Workload, Some(c)) => lock(c).take(),
                 _ => None,
             };
             match original {
