@@ -55,8 +55,12 @@ lint: $(VENV_OK)
 rust-test: system-deps
 	cargo test --workspace --exclude loadmon-python
 
+# The Python tests, then the typing checks: the package and a usage file under mypy --strict,
+# and the stubs of the native module against the built module (stubtest).
 py-test: python
 	$(PY) -m pytest -q
+	$(PY) -m mypy --strict python/loadmon tests/python/typing_usage.py
+	$(PY) -m mypy.stubtest loadmon
 
 # libloadmon.so and libloadmon.a (debug build, for the tests and the C demo). The library's
 # SONAME is libloadmon.so.$(MAJOR): programs linked against it look for that name at run time.

@@ -70,7 +70,8 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     };
     let bad = || {
         Error::Config(format!(
-            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {s}"
+            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {}",
+            number(s)
         ))
     };
     // `contains` is false for NaN; -0.0 counts as 0.
@@ -80,6 +81,15 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     let d = Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| bad())?;
     check_duration(name, d, zero).map_err(|_| bad())?;
     Ok(d)
+}
+
+/// A float as an error message shows it: `1e300`, not its 301 digits.
+fn number(x: f64) -> String {
+    if x.is_finite() && x.abs() >= 1e16 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// A number of milliseconds (an integer from a face) as a [`Duration`], with the bounds of
@@ -159,6 +169,43 @@ pub fn integer<T: Integer>(name: &str, value: i128) -> Result<T> {
             T::HIGH
         ))
     })
+}
+
+/// The `file_stats` a client announces (chunk and file size, MiB), from a face's two optional
+/// sizes: both or neither (a half-set pair is an error, never sent as a zero), each at most
+/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB) as the server reads them.
+///
+/// # Examples
+/// ```
+/// use loadmon::config::file_stats;
+/// assert_eq!(file_stats(Some(10), Some(50)).unwrap(), Some((10, 50)));
+/// assert_eq!(file_stats(None, None).unwrap(), None);
+/// assert!(file_stats(Some(10), None).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] when only one is set, or one is too large.
+pub fn file_stats(
+    chunk_size_mb: Option<u64>,
+    file_size_mb: Option<u64>,
+) -> Result<Option<(u64, u64)>> {
+    let max = crate::protocol::MAX_SIZE_MB;
+    match (chunk_size_mb, file_size_mb) {
+        (None, None) => Ok(None),
+        (Some(c), Some(f)) => {
+            for (name, v) in [("chunk_size", c), ("file_size", f)] {
+                if v > max {
+                    return Err(Error::Config(format!(
+                        "{name} must be from 0 to {max} MB, not {v}"
+                    )));
+                }
+            }
+            Ok(Some((c, f)))
+        }
+        _ => Err(Error::Config(
+            "chunk_size and file_size go together (both or neither)".into(),
+        )),
+    }
 }
 
 /// Checks that `n` is within `1..=max`.
@@ -248,6 +295,7 @@ mod tests {
         assert_eq!(seconds("x", 1e9, Zero::Rejected).unwrap(), MAX_DURATION);
         let e = seconds("run_time", 1e300, Zero::Rejected).unwrap_err();
         assert!(e.is_config() && e.to_string().contains("run_time"), "{e}");
+        assert!(e.to_string().ends_with("not 1e300"), "{e}");
     }
 
     #[test]

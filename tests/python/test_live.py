@@ -49,7 +49,7 @@ def test_http_api_metrics_and_the_final_report(tmp_path: Path) -> None:
             time.sleep(0.05)
         [c] = clients
         assert c["id"] == 100 and isinstance(c["last_heartbeat_age_s"], float)
-        live = server.clients()[0]
+        live = server.clients[0]
         assert live.cpu_last_pct is not None and live.rss_last_bytes is not None
         code, metrics = fetch(server.http_url + "metrics")
         assert code == 200
@@ -113,7 +113,7 @@ def test_events_iterate_from_connection_to_report(tmp_path: Path) -> None:
 def test_events_time_out_clearly(server: loadmon.Server) -> None:
     events = server.events(timeout=0.2)
     t = time.monotonic()
-    with pytest.raises(loadmon.TimeoutError):
+    with pytest.raises(loadmon.LoadmonTimeoutError):
         next(events)
     assert time.monotonic() - t < 5
     with pytest.raises(loadmon.ConfigError):
