@@ -171,43 +171,6 @@ pub fn integer<T: Integer>(name: &str, value: i128) -> Result<T> {
     })
 }
 
-/// The `file_stats` a client announces (chunk and file size, MiB), from a face's two optional
-/// sizes: both or neither (a half-set pair is an error, never sent as a zero), each at most
-/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB) as the server reads them.
-///
-/// # Examples
-/// ```
-/// use loadmon::config::file_stats;
-/// assert_eq!(file_stats(Some(10), Some(50)).unwrap(), Some((10, 50)));
-/// assert_eq!(file_stats(None, None).unwrap(), None);
-/// assert!(file_stats(Some(10), None).is_err());
-/// ```
-///
-/// # Errors
-/// [`Error::Config`] when only one is set, or one is too large.
-pub fn file_stats(
-    chunk_size_mb: Option<u64>,
-    file_size_mb: Option<u64>,
-) -> Result<Option<(u64, u64)>> {
-    let max = crate::protocol::MAX_SIZE_MB;
-    match (chunk_size_mb, file_size_mb) {
-        (None, None) => Ok(None),
-        (Some(c), Some(f)) => {
-            for (name, v) in [("chunk_size", c), ("file_size", f)] {
-                if v > max {
-                    return Err(Error::Config(format!(
-                        "{name} must be from 0 to {max} MB, not {v}"
-                    )));
-                }
-            }
-            Ok(Some((c, f)))
-        }
-        _ => Err(Error::Config(
-            "chunk_size and file_size go together (both or neither)".into(),
-        )),
-    }
-}
-
 /// Checks that `n` is within `1..=max`.
 ///
 /// # Errors
