@@ -144,6 +144,13 @@ impl FileWriterConfig {
                 self.run_time_s
             )));
         }
+        if self.run_time_s > crate::protocol::MAX_RUN_TIME_S {
+            return Err(Error::Config(format!(
+                "run time must be at most {:e} s, not {:e}",
+                crate::protocol::MAX_RUN_TIME_S,
+                self.run_time_s
+            )));
+        }
         if self.chunk_size_mb < self.min_chunk_size_mb {
             return Err(Error::Config(format!(
                 "chunk size {} MB is below the minimum of {} MB",
