@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn the_default_plan_is_the_seed_test_and_valid() {
         let p = Plan::default();
-        assert_eq!((p.run_time_s, p.chunk_size_mb, p.file_size_mb), (15.0, 10, 50));
+        assert_eq!(
+            (p.run_time_s, p.chunk_size_mb, p.file_size_mb),
+            (15.0, 10, 50)
+        );
         assert!(p.validate().is_ok());
         let back = Plan::from_writer_config(&p.writer_config("x".into()));
         assert_eq!(back, p);

@@ -506,7 +506,12 @@ impl Message {
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => format!(
                 "{cmd}:runtime={}:chunksize={}:filesize={}:min_chunksize={}:sync={}:keep_files={}",
-                p.run_time_s, p.chunk_size_mb, p.file_size_mb, p.min_chunk_size_mb, p.sync, p.keep_files
+                p.run_time_s,
+                p.chunk_size_mb,
+                p.file_size_mb,
+                p.min_chunk_size_mb,
+                p.sync,
+                p.keep_files
             ),
         }
     }
@@ -634,16 +639,21 @@ fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<Plan, ProtocolErr
     }
     // Seven fields, six keys, none twice and none unknown: every key is there.
     match (run_time_s, chunk, file, min_chunk, sync, keep) {
-        (Some(run_time_s), Some(chunk_size_mb), Some(file_size_mb), Some(min_chunk_size_mb), Some(sync), Some(keep_files)) => {
-            Ok(Plan {
-                run_time_s,
-                chunk_size_mb,
-                file_size_mb,
-                min_chunk_size_mb,
-                sync,
-                keep_files,
-            })
-        }
+        (
+            Some(run_time_s),
+            Some(chunk_size_mb),
+            Some(file_size_mb),
+            Some(min_chunk_size_mb),
+            Some(sync),
+            Some(keep_files),
+        ) => Ok(Plan {
+            run_time_s,
+            chunk_size_mb,
+            file_size_mb,
+            min_chunk_size_mb,
+            sync,
+            keep_files,
+        }),
         _ => Err(invalid(C, "argument", fields[1], "a key is missing")),
     }
 }
@@ -864,14 +874,17 @@ mod tests {
 
     #[test]
     fn a_plan_is_key_value_in_any_order_and_every_value_is_bounded() {
-        let line = "plan:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2";
+        let line =
+            "plan:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2";
         let p = Message::parse(line).unwrap();
         assert_eq!(p, Message::Plan(Plan::default()));
         assert_eq!(p.encode(), line);
         let shuffled =
             "plan:keep_files=2:sync=none:min_chunksize=10:filesize=50:chunksize=10:runtime=15";
         assert_eq!(Message::parse(shuffled), Ok(p));
-        let good = |k: &str, v: &str| line.replace(&format!("{k}={}", value_of(line, k)), &format!("{k}={v}"));
+        let good = |k: &str, v: &str| {
+            line.replace(&format!("{k}={}", value_of(line, k)), &format!("{k}={v}"))
+        };
         for (key, value) in [
             ("runtime", "1e300"),
             ("runtime", "inf"),
@@ -889,7 +902,10 @@ mod tests {
         ] {
             let bad = good(key, value);
             assert!(
-                matches!(Message::parse(&bad), Err(ProtocolError::InvalidArgument { .. })),
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument { .. })
+                ),
                 "{bad}"
             );
         }

@@ -906,12 +906,22 @@ mod tests {
             "Fleet: 2 of 3 expected client(s) started together at 2026-11-25_10:00:02 (start \
              timeout); 1 PASS, 8 file(s), 400.0 MB, 20.00 MB/s overall, peak 25.50 MB/s\n"
         );
+        let html = r.to_html();
+        assert!(html.contains(r#"<p id="fleet">Fleet: 2 of 3"#), "{html}");
+        assert!(html.contains(r#"data-client="all clients" data-points="1""#));
         r.total.started_clients = None;
-        assert!(r.to_text().contains("Fleet: 3 client(s) expected, the fleet never started;"));
+        assert!(r
+            .to_text()
+            .contains("Fleet: 3 client(s) expected, the fleet never started;"));
         // The fields round-trip, and a report without them (an older one) still parses.
         assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
         let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        for k in ["expected_clients", "started_clients", "common_start", "series"] {
+        for k in [
+            "expected_clients",
+            "started_clients",
+            "common_start",
+            "series",
+        ] {
             v["total"].as_object_mut().unwrap().remove(k);
         }
         let old = Report::from_json(&v.to_string()).unwrap();

@@ -60,8 +60,8 @@ pub const MAX_TOTAL_SAMPLES: usize = 96;
 /// Bucket widths the all-clients series picks from (seconds): the smallest that keeps it
 /// within [`MAX_TOTAL_SAMPLES`]; beyond a day, whole days.
 const BUCKET_WIDTHS_S: [f64; 17] = [
-    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
-    7200.0, 21600.0, 86400.0,
+    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+    21600.0, 86400.0,
 ];
 
 /// The all-clients series being summed: [`TotalSeries::add`] each client's points, then
@@ -337,7 +337,11 @@ mod tests {
         long.add([(0.0, 0), (1e9, u64::MAX)]);
         long.add([(0.0, u64::MAX), (5.0, 3), (1e9, u64::MAX)]);
         let s = long.finish();
-        assert!(s.len() <= MAX_TOTAL_SAMPLES + 1 && !s.is_empty(), "{}", s.len());
+        assert!(
+            s.len() <= MAX_TOTAL_SAMPLES + 1 && !s.is_empty(),
+            "{}",
+            s.len()
+        );
         assert_eq!(s.last().unwrap().bytes_written, u64::MAX);
         assert!(s.iter().all(|p| p.throughput_mb_s.is_finite()));
         // Empty or backwards spans have no bucket; a client without points adds nothing.

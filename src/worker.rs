@@ -186,7 +186,8 @@ impl Worker {
                 }
                 Attempt::Failed(e) => {
                     summary.failed += 1;
-                    self.log.warn(format!("Run failed: {e}; waiting for the next run"));
+                    self.log
+                        .warn(format!("Run failed: {e}; waiting for the next run"));
                     pause = RETRY_FIRST;
                 }
                 Attempt::NoRun(e) if cancel.is_cancelled() => {
@@ -195,7 +196,8 @@ impl Worker {
                 }
                 Attempt::NoRun(e) if fatal(&e) => return Err(e),
                 Attempt::NoRun(e) => {
-                    self.log.debug(|| format!("no run: {e}; retrying in {pause:?}"));
+                    self.log
+                        .debug(|| format!("no run: {e}; retrying in {pause:?}"));
                     if matches!(&e, Error::Refused(r) if !r.starts_with(LATE_PREFIX)) {
                         // Worth a line: not the usual "come back later".
                         self.log.warn(format!("{e}; retrying"));
@@ -341,9 +343,7 @@ impl Worker {
             .next_line(conn, timeout, "set_cid", |m| match m {
                 Ok(Message::SetCid(id)) => Some(Ok(*id)),
                 // The id goes into file names: anything but a number is refused.
-                Err(e) if e.command() == Some("set_cid") => {
-                    Some(Err(Error::Protocol(e.clone())))
-                }
+                Err(e) if e.command() == Some("set_cid") => Some(Err(Error::Protocol(e.clone()))),
                 Ok(Message::Plan(_) | Message::RunTests) => Some(Err(Error::Disconnected(
                     "the server sent the plan or run_tests before set_cid".into(),
                 ))),
@@ -418,9 +418,7 @@ impl Worker {
                 Ok(other) => self
                     .log
                     .warn(format!("ignored {} from the server", other.command())),
-                Err(e) => self
-                    .log
-                    .warn(format!("ignored line from the server: {e}")),
+                Err(e) => self.log.warn(format!("ignored line from the server: {e}")),
             }
         }
     }
@@ -468,8 +466,9 @@ impl Worker {
         conn.send(&Message::Ready)
             .await
             .map_err(|e| Error::from_frame(e, "send to the server"))?;
-        self.log
-            .info(format!("Client id {id}: ready, waiting for the fleet to start"));
+        self.log.info(format!(
+            "Client id {id}: ready, waiting for the fleet to start"
+        ));
         let cancel = self.cancel_token();
         loop {
             let parsed = tokio::select! {
@@ -481,16 +480,12 @@ impl Worker {
             match parsed {
                 Some(Ok(Message::RunTests)) => break,
                 Some(Ok(Message::Refused(r))) => {
-                    return Err(Error::Refused(
-                        crate::text::escape_control(&r).into_owned(),
-                    ))
+                    return Err(Error::Refused(crate::text::escape_control(&r).into_owned()))
                 }
                 Some(Ok(other)) => self
                     .log
                     .warn(format!("ignored {} from the server", other.command())),
-                Some(Err(e)) => self
-                    .log
-                    .warn(format!("ignored line from the server: {e}")),
+                Some(Err(e)) => self.log.warn(format!("ignored line from the server: {e}")),
                 None => {
                     return Err(Error::Disconnected(
                         "the server closed the connection before the fleet started".into(),

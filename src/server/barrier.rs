@@ -156,13 +156,31 @@ mod tests {
     async fn the_last_expected_client_releases_everyone_at_once() {
         let t0 = Instant::now();
         let mut b = Barrier::new(3, None, t0);
-        assert_eq!(b.join(100, t0), Joined::Waiting { ready: 1, expected: 3 });
+        assert_eq!(
+            b.join(100, t0),
+            Joined::Waiting {
+                ready: 1,
+                expected: 3
+            }
+        );
         tokio::time::advance(Duration::from_secs(600)).await;
         // No timeout: waiting costs nothing and never releases by itself.
         assert_eq!(b.on_timer(Instant::now()), Due::Wait(None));
-        assert_eq!(b.join(101, Instant::now()), Joined::Waiting { ready: 2, expected: 3 });
+        assert_eq!(
+            b.join(101, Instant::now()),
+            Joined::Waiting {
+                ready: 2,
+                expected: 3
+            }
+        );
         // A second ready from the same client counts nothing more.
-        assert_eq!(b.join(101, Instant::now()), Joined::Waiting { ready: 2, expected: 3 });
+        assert_eq!(
+            b.join(101, Instant::now()),
+            Joined::Waiting {
+                ready: 2,
+                expected: 3
+            }
+        );
         let now = Instant::now();
         let release = Release {
             at: now,
@@ -215,7 +233,10 @@ mod tests {
                 timed_out: true
             })
         );
-        assert!(matches!(b.join(102, now), Joined::Late(Release { started: 2, .. })));
+        assert!(matches!(
+            b.join(102, now),
+            Joined::Late(Release { started: 2, .. })
+        ));
         assert_eq!(b.expected(), 3);
     }
 
@@ -228,7 +249,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(matches!(
             b.on_timer(Instant::now()),
-            Due::Released(Release { started: 0, timed_out: true, .. })
+            Due::Released(Release {
+                started: 0,
+                timed_out: true,
+                ..
+            })
         ));
     }
 

@@ -229,8 +229,7 @@ impl Driver {
                 match next {
                     Next::Stay => {}
                     Next::JoinBarrier => {
-                        let (Some(id), Some(c)) = (self.session.id(), record.as_deref_mut())
-                        else {
+                        let (Some(id), Some(c)) = (self.session.id(), record.as_deref_mut()) else {
                             continue;
                         };
                         let Some(joined) = self.shared.join_barrier(id, now) else {

@@ -398,7 +398,9 @@ impl Shared {
 
     /// Client `id` went away: it no longer counts if the fleet has not started.
     fn leave_barrier(&self, id: u32) {
-        let left = self.barrier().map(|mut b| (b.leave(id), b.ready(), b.expected()));
+        let left = self
+            .barrier()
+            .map(|mut b| (b.leave(id), b.ready(), b.expected()));
         if let Some((true, ready, expected)) = left {
             self.log.info(format!(
                 "{id}: Client left before the fleet started: {ready} of {expected} ready"

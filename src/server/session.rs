@@ -454,9 +454,9 @@ impl Session {
                     next: Next::JoinBarrier,
                     ..Step::stay()
                 },
-                StartPhase::Waiting => {
-                    Step::warn(format!("{id}: ignored ready: already waiting for the start"))
-                }
+                StartPhase::Waiting => Step::warn(format!(
+                    "{id}: ignored ready: already waiting for the start"
+                )),
                 // As outside fleet mode: `ready` is answered (the seed server did so).
                 StartPhase::Started => Step::reply(Message::RunTests),
             },
@@ -984,7 +984,10 @@ mod tests {
             status_change(&step),
             Some((Status::NotStarted, Status::Aborted))
         );
-        assert_eq!(c.reason.as_deref(), Some("not ready when the fleet started"));
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("not ready when the fleet started")
+        );
         assert!(!s.is_waiting());
     }
 
