@@ -483,6 +483,42 @@ fn a_worker_whose_plan_cannot_run_here_is_failed_in_the_report() {
 }
 
 #[test]
+fn a_stay_worker_whose_plan_fails_does_not_rejoin_that_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Plan {
+        run_time_s: 0.001,
+        chunk_size_mb: 16,
+        file_size_mb: 16,
+        min_chunk_size_mb: 1,
+        ..Plan::default()
+    };
+    let mut args: Vec<String> = ["--expect-clients", "1", "--start-timeout", "3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(plan_args(&plan));
+    let server = ServerProc::start(dir.path(), &args);
+    // It comes back every 0.2 s at most, for 3 s: many chances to fill the report.
+    let worker = WorkerProc::start(
+        server.port(),
+        &dir.path().join("w"),
+        &["--stay", "--retry-max", "0.2"],
+    );
+    let (code, report, text) = server.finish();
+    assert_eq!(code, 3, "{text}");
+    assert_eq!(
+        report.clients.len(),
+        1,
+        "one FAILED, not one per retry: {text}"
+    );
+    assert_eq!(report.clients[0].status, Status::Failed);
+    worker.signal(libc::SIGTERM);
+    let (code, out, err) = worker.finish();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("worker: 0 run(s) passed, 1 failed"), "{out}");
+}
+
+#[test]
 fn plan_options_need_fleet_mode_and_are_bounded() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN)
@@ -596,11 +632,15 @@ async fn a_peer_that_takes_the_plan_and_never_says_ready_does_not_count() {
     silent.send("hello:1.0:plan").await;
     silent.send("get_cid").await;
     assert_eq!(silent.recv().await.as_deref(), Some("hello:1.0:plan"));
-    assert_eq!(silent.recv().await.as_deref(), Some("set_cid:100"));
-    assert_eq!(
-        silent.recv().await.as_deref(),
-        Some("plan:runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2")
+    let plan_line = silent.recv().await.unwrap();
+    assert!(
+        plan_line.starts_with("plan:run=")
+            && plan_line.ends_with(
+                ":runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2"
+            ),
+        "{plan_line}"
     );
+    assert_eq!(silent.recv().await.as_deref(), Some("set_cid:100"));
     // One real worker: with the silent one the fleet would be 2, but it never said ready.
     let worker = Worker::new(worker_config(server.addr.port(), dir.path())).unwrap();
     let run = tokio::time::timeout(LIMIT, worker.run_once())
@@ -672,11 +712,11 @@ async fn fake_fleet_server(plan: &'static str) -> (u16, tokio::task::JoinHandle<
         let mut seen = Vec::new();
         while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
             match line.split(':').next().unwrap_or("") {
-                "hello" => w.write_all(b"hello:1.0:plan\n").await.unwrap(),
-                "get_cid" => {
-                    let reply = format!("set_cid:100\n{plan}\n");
+                "hello" => {
+                    let reply = format!("hello:1.0:plan\n{plan}\n");
                     w.write_all(reply.as_bytes()).await.unwrap();
                 }
+                "get_cid" => w.write_all(b"set_cid:100\n").await.unwrap(),
                 _ => {}
             }
             seen.push(line);
@@ -691,15 +731,15 @@ async fn a_malformed_plan_is_refused_by_the_worker_and_the_server_told_why() {
     let dir = tempfile::tempdir().unwrap();
     for (plan, why) in [
         (
-            "plan:runtime=1e300:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2",
+            "plan:run=1:runtime=1e300:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2",
             "invalid runtime \"1e300\"",
         ),
         (
-            "plan:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2:rm=rf",
-            "plan: expected 7 field(s), got 8",
+            "plan:run=1:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2:rm=rf",
+            "plan: expected 8 field(s), got 9",
         ),
         (
-            "plan:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=maybe:keep_files=2",
+            "plan:run=1:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=maybe:keep_files=2",
             "invalid sync \"maybe\"",
         ),
     ] {

@@ -268,14 +268,25 @@ impl ServerConfig {
         }
     }
 
-    fn rules(&self) -> Rules {
+    fn rules(&self, run_id: u64) -> Rules {
         Rules {
+            run_id,
             token: self.token.clone(),
             handshake_timeout: self.handshake_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
             plan: self.fleet.as_ref().map(|f| f.plan),
         }
     }
+}
+
+/// An id for this run, sent with the plan: the wall clock in ns and the process id, so that
+/// two runs (one after the other on a port, or side by side) have different ones.
+fn run_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    nanos ^ (u64::from(std::process::id()) << 40) ^ RUNS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The text of a configuration error, without the "invalid configuration: " prefix.
@@ -747,7 +758,7 @@ impl Server {
                 end_time: None,
                 stopped: false,
             }),
-            rules: config.rules(),
+            rules: config.rules(run_id()),
             slots: Arc::new(Semaphore::new(config.max_clients)),
             pending: Arc::new(Semaphore::new(config.max_pending)),
             refusing: Arc::new(Semaphore::new(accept::LINGERING_REFUSALS)),
