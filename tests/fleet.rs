@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ChildGuard, Raw, TestServer};
-use loadmon::blocking::{ServerHandle, WorkerHandle};
+use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
+use loadmon::events::EventKind;
+use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
@@ -627,6 +629,7 @@ async fn a_peer_that_takes_the_plan_and_never_says_ready_does_not_count() {
         f.start_timeout = Some(Duration::from_secs(3));
     }
     let server = TestServer::start(config).await;
+    let mut events = server.control.subscribe();
     // A peer that says it takes plans, gets one, and then sits there.
     let mut silent = Raw::connect(server.addr).await;
     silent.send("hello:1.0:plan").await;
@@ -657,6 +660,79 @@ async fn a_peer_that_takes_the_plan_and_never_says_ready_does_not_count() {
     assert_eq!(by_id(100).status, Status::TimedOut);
     assert_eq!(by_id(101).status, Status::Pass);
     assert_eq!(report.total.started_clients, Some(1));
+    let mut started = Vec::new();
+    while let Some(e) = tokio::time::timeout(LIMIT, events.next()).await.unwrap() {
+        if let EventKind::FleetStarted { .. } = e.kind {
+            started.push(e.kind);
+        }
+    }
+    assert_eq!(
+        started,
+        [EventKind::FleetStarted {
+            expected: 2,
+            started: 1,
+            timed_out: true
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_plain_loadmon_client_waits_at_the_barrier_past_its_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(fleet_server(2, small_plan(0.3), ServerConfig::default())).await;
+    let writer = FileWriter::new(FileWriterConfig {
+        run_time_s: 0.3,
+        chunk_size_mb: 1,
+        file_size_mb: 1,
+        min_chunk_size_mb: 1,
+        out_dir: dir.path().join("plain"),
+        ..Default::default()
+    })
+    .unwrap();
+    let plain = ClientHandle::spawn(
+        ClientConfig {
+            port: server.addr.port(),
+            handshake_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+        writer,
+    )
+    .unwrap();
+    // Five handshake timeouts at the barrier.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!plain.is_finished());
+    let worker = Worker::new(worker_config(server.addr.port(), &dir.path().join("w"))).unwrap();
+    tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .expect("worker");
+    let result = tokio::task::spawn_blocking(move || plain.join(Some(LIMIT)))
+        .await
+        .unwrap()
+        .expect("the plain client ran");
+    assert_eq!(result.client_id, 100);
+    let report = server.report().await;
+    assert!(report.clients.iter().all(|c| c.status == Status::Pass));
+    // Its own parameters, not the plan.
+    assert_eq!(report.clients[0].file_size_mb, 1);
+    assert_eq!(report.clients[1].file_size_mb, 2);
+}
+
+#[test]
+fn an_endless_start_timeout_is_served_and_stopped() {
+    let mut config = fleet_server(3, small_plan(1.0), ServerConfig::default());
+    if let Some(f) = config.fleet.as_mut() {
+        f.start_timeout = Some(loadmon::server::MAX_DURATION);
+    }
+    let server = ServerHandle::start(config).unwrap();
+    assert!(server.wait(Some(Duration::from_millis(300))).is_err());
+    let report = server.stop().unwrap();
+    assert!(report.stopped);
+    assert_eq!(report.total.expected_clients, Some(3));
+    assert_eq!(report.total.started_clients, None);
+    assert!(report
+        .to_text()
+        .contains("Fleet: 3 client(s) expected, the fleet never started;"));
 }
 
 #[tokio::test]
