@@ -74,13 +74,65 @@ impl<T: Clone> Outcome<T> {
     }
 }
 
+/// The one runtime a handle owns: single-threaded (`threads` ≤ 1, the default for every handle)
+/// or multi-threaded with `threads` workers (the CLI's `--threads`).
 fn runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
+    let mut b = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    b.thread_name(name)
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))
+}
+
+/// Runs `f`, turning a panic into an [`Error::Internal`] naming `what`: nothing the engine does
+/// can unwind into a caller (a C program, the Python interpreter) or leave a result unset.
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(Error::from_panic(what, p.as_ref())))
+}
+
+/// Polls `fut` on the calling thread until it completes or `timeout` passes (`None`: no
+/// limit), parking between wake-ups; for futures that need no runtime (tokio's channels).
+fn block_on_timeout<F: std::future::Future>(
+    fut: F,
+    timeout: Option<Duration>,
+) -> Option<F::Output> {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        // No deadline (no timeout, or one too long to add to now): park until woken.
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                std::thread::park_timeout(left);
+            }
+        }
+    }
 }
 
 /// A server running on its own runtime, with what its configuration asks for around it: the
@@ -128,18 +180,18 @@ impl ServerHandle {
     /// # Errors
     /// As [`ServerHandle::start`].
     pub fn start_on(config: ServerConfig, worker_threads: usize) -> Result<ServerHandle> {
-        let rt = if worker_threads <= 1 {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?
-        } else {
-            runtime(worker_threads, "loadmon-server")?
-        };
+        guard("starting the server", || {
+            Self::start_inner(config, worker_threads)
+        })
+    }
+
+    fn start_inner(config: ServerConfig, worker_threads: usize) -> Result<ServerHandle> {
+        let rt = runtime(worker_threads, "loadmon-server")?;
         let server = rt.block_on(Server::bind(config))?;
         let control = server.control();
         let config = control.config().clone();
         let log = control.log();
+        #[cfg(feature = "http")]
         let http = match &config.http {
             None => None,
             Some(addr) => {
@@ -159,15 +211,15 @@ impl ServerHandle {
         let outcome = Outcome::new();
         let http_closed = Outcome::new();
         let http_stop = CancellationToken::new();
-        let (out, closed, stop, ctl) = (
-            outcome.clone(),
-            http_closed.clone(),
-            http_stop.clone(),
-            control.clone(),
-        );
+        let (out, closed, stop) = (outcome.clone(), http_closed.clone(), http_stop.clone());
+        #[cfg(feature = "http")]
+        let ctl = control.clone();
         let thread = std::thread::Builder::new()
             .name("loadmon-server".into())
             .spawn(move || {
+                #[cfg(not(feature = "http"))]
+                let http_task: Option<tokio::task::JoinHandle<()>> = None;
+                #[cfg(feature = "http")]
                 let http_task = http.map(|l| {
                     rt.spawn(crate::http::serve(
                         l,
@@ -180,13 +232,11 @@ impl ServerHandle {
                 });
                 // Whatever happens in the run, the result is set: a panic is an error result,
                 // never a handle that waits for ever.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let result = guard("the server thread", || {
                     rt.block_on(server.run()).and_then(|report| {
                         write_report_files(&config, &report, &log).map(|()| report)
                     })
-                }));
-                let result = run
-                    .unwrap_or_else(|_| Err(Error::Internal("the server thread panicked".into())));
+                });
                 out.set(result);
                 if let Some(task) = http_task {
                     // The listener serves the final report for the linger time (or until
@@ -288,7 +338,7 @@ impl ServerHandle {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Internal`] if the small runtime that waits for events cannot start.
+    /// None today (see [`Events::new`]).
     pub fn events(&self) -> Result<Events> {
         Events::new(self.control.subscribe())
     }
@@ -380,10 +430,10 @@ pub enum EventPoll {
 }
 
 /// A blocking subscription to a server's events. Also an [`Iterator`] that blocks for each
-/// event and ends after the final report.
+/// event and ends after the final report. It needs no runtime of its own: the waiting thread
+/// parks until the server's runtime wakes it (or the timeout passes).
 #[derive(Debug)]
 pub struct Events {
-    rt: tokio::runtime::Runtime,
     stream: EventStream,
 }
 
@@ -393,24 +443,15 @@ impl Events {
     /// outside the server's runtime.
     ///
     /// # Errors
-    /// [`Error::Internal`] if the small runtime that waits for events cannot start.
+    /// None today; the `Result` leaves room for a subscription that can fail.
     pub fn new(stream: EventStream) -> Result<Events> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
-        Ok(Events { rt, stream })
+        Ok(Events { stream })
     }
 
-    /// The next event, waiting at most `timeout` (`None`: as long as it takes).
+    /// The next event, waiting at most `timeout` (`None`: as long as it takes; zero: only
+    /// what is already there).
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> EventPoll {
-        let stream = &mut self.stream;
-        let got = match timeout {
-            None => Some(self.rt.block_on(stream.next())),
-            Some(t) => self
-                .rt
-                .block_on(async { tokio::time::timeout(t, stream.next()).await.ok() }),
-        };
+        let got = block_on_timeout(self.stream.next(), timeout);
         match got {
             None => EventPoll::Timeout,
             Some(None) => EventPoll::Ended,
@@ -444,6 +485,12 @@ impl ClientHandle {
     /// # Errors
     /// [`Error::Config`] for a bad setting, [`Error::Internal`] if no thread can be started.
     pub fn spawn<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientHandle> {
+        guard("starting the client", || {
+            Self::spawn_inner(config, workload)
+        })
+    }
+
+    fn spawn_inner<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientHandle> {
         let client = Client::new(config)?;
         let cancel = client.cancel_token();
         let outcome = Outcome::new();
@@ -451,14 +498,14 @@ impl ClientHandle {
         let thread = std::thread::Builder::new()
             .name("loadmon-client".into())
             .spawn(move || {
-                let result = match runtime(1, "loadmon-client") {
-                    Ok(rt) => {
-                        let r = rt.block_on(client.run(workload));
-                        rt.shutdown_timeout(Duration::from_secs(1));
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
+                // Whatever happens, the result is set: a panic is an error result, never a
+                // handle whose join waits for ever.
+                let result = guard("the client thread", || {
+                    let rt = runtime(1, "loadmon-client")?;
+                    let r = rt.block_on(client.run(workload));
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                    r
+                });
                 out.set(result);
             })
             .map_err(|e| Error::Internal(format!("cannot start a client thread: {e}")))?;
@@ -531,12 +578,10 @@ pub fn report_failure(
     file_stats: Option<(u64, u64)>,
     reason: &str,
 ) -> Result<u32> {
-    let client = Client::new(config)?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?
-        .block_on(client.report_failure(file_stats, reason))
+    guard("reporting a failure", || {
+        let client = Client::new(config)?;
+        runtime(1, "loadmon-client")?.block_on(client.report_failure(file_stats, reason))
+    })
 }
 
 /// A fleet worker running on its own thread (see [`crate::worker`]).
@@ -582,6 +627,10 @@ impl WorkerHandle {
     /// [`Error::Config`] for a bad setting, [`Error::File`] if the log file cannot be made,
     /// [`Error::Internal`] if no thread can be started.
     pub fn spawn(config: WorkerConfig) -> Result<WorkerHandle> {
+        guard("starting the worker", || Self::spawn_inner(config))
+    }
+
+    fn spawn_inner(config: WorkerConfig) -> Result<WorkerHandle> {
         let worker = Worker::new(config)?;
         let cancel = worker.cancel_token();
         let outcome = Outcome::new();
@@ -589,14 +638,14 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new()
             .name("loadmon-worker".into())
             .spawn(move || {
-                let result = match runtime(1, "loadmon-worker") {
-                    Ok(rt) => {
-                        let r = rt.block_on(worker.run());
-                        rt.shutdown_timeout(Duration::from_secs(1));
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
+                // Whatever happens, the result is set: a panic is an error result, never a
+                // handle whose join waits for ever.
+                let result = guard("the worker thread", || {
+                    let rt = runtime(1, "loadmon-worker")?;
+                    let r = rt.block_on(worker.run());
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                    r
+                });
                 out.set(result);
             })
             .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{check_duration, Zero};
 use crate::connection::{Connection, FrameError};
 use crate::error::{Error, Result};
 use crate::logging::EventLog;
@@ -36,7 +37,8 @@ pub struct ClientConfig {
     pub heartbeat_period: Duration,
     /// Period of `send_stats` (default 10 s).
     pub stats_period: Duration,
-    /// How long to keep retrying an unreachable server, with backoff (default 5 s).
+    /// How long to keep retrying an unreachable server, with backoff (default 5 s; 0: one
+    /// attempt, no retry).
     pub connect_timeout: Duration,
     /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
@@ -86,7 +88,10 @@ impl ClientConfig {
             if d < Duration::from_millis(1) {
                 return Err(Error::Config(format!("{name} must be at least 1 ms")));
             }
+            check_duration(name, d, Zero::Rejected)?;
         }
+        // Zero: one attempt, no retry.
+        check_duration("connect_timeout", self.connect_timeout, Zero::Allowed)?;
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
 }
@@ -175,10 +180,28 @@ pub struct Context {
     deadline: Option<Instant>,
     tx: mpsc::UnboundedSender<Message>,
     stopped: Arc<AtomicBool>,
+    /// Set once the run is over: the context is dead (its reports are refused).
+    finished: Arc<AtomicBool>,
     counters: Arc<Counters>,
 }
 
 impl Context {
+    /// [`Error::State`] once the run is over: a report after it would not reach the server.
+    fn alive(&self) -> Result<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Err(Error::State(
+                "this run is over: its context no longer takes reports".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the run is over (the workload returned, or the client gave up): every report
+    /// is then refused, and [`Context::is_stopped`] is true.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     /// The id the server assigned.
     pub fn client_id(&self) -> u32 {
         self.client_id
@@ -189,7 +212,8 @@ impl Context {
         self.started.elapsed()
     }
 
-    /// Whether the run must end now: the server went away, or the client was cancelled.
+    /// Whether the run must end now: the server went away, the client was cancelled, or the
+    /// run is over.
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }
@@ -206,14 +230,23 @@ impl Context {
     }
 
     /// Reports one completed file (`file_roll`).
-    pub fn file_rollover(&self) {
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub fn file_rollover(&self) -> Result<()> {
+        self.alive()?;
         self.counters.files_written.fetch_add(1, Ordering::Relaxed);
         let _ = self.tx.send(Message::FileRoll);
+        Ok(())
     }
 
     /// Records one write of `bytes` that took `latency` (feeds bytes written, throughput and
     /// the chunk latency percentiles).
-    pub fn record_write(&self, bytes: u64, latency: Duration) {
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub fn record_write(&self, bytes: u64, latency: Duration) -> Result<()> {
+        self.alive()?;
         self.counters
             .bytes_written
             .fetch_add(bytes, Ordering::Relaxed);
@@ -223,13 +256,16 @@ impl Context {
         if let Ok(mut h) = self.counters.latency_us.lock() {
             h.saturating_record(us);
         }
+        Ok(())
     }
 
     /// Sends a `send_stats` line of the workload's own (in addition to the periodic ones).
     ///
     /// # Errors
-    /// [`Error::Config`] if a value is negative or not finite.
+    /// [`Error::Config`] if a value is negative or not finite; [`Error::State`] once the run
+    /// is over.
     pub fn send_stats(&self, cpu_pct: f64, mem_pct: f64) -> Result<()> {
+        self.alive()?;
         if !(cpu_pct.is_finite()
             && cpu_pct >= 0.0
             && mem_pct.is_finite()
@@ -596,6 +632,7 @@ impl Client {
 
         let (tx, mut rx) = mpsc::unbounded_channel();
         let stopped = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::new());
         let started = Instant::now();
         self.progress.set(RunProgress {
@@ -607,9 +644,12 @@ impl Client {
         let ctx = Context {
             client_id,
             started,
-            deadline: workload.run_time().map(|t| started + t),
+            // A run time too long to add to now has no deadline (validated settings are
+            // at most 10^9 s).
+            deadline: workload.run_time().and_then(|t| started.checked_add(t)),
             tx,
             stopped: stopped.clone(),
+            finished: finished.clone(),
             counters: counters.clone(),
         };
         // This client's CPU: its writer thread, and each piece of the work below (see
@@ -721,6 +761,10 @@ impl Client {
             }
         };
         let run_time_s = started.elapsed().as_secs_f64();
+        // The context is dead from here: a thread the workload left behind sees it stopped,
+        // and its reports are refused rather than silently lost.
+        stopped.store(true, Ordering::Relaxed);
+        finished.store(true, Ordering::Release);
 
         // Whatever the workload queued (its last file_roll) goes out before the verdict.
         rx.close();

@@ -61,9 +61,99 @@ pub enum Error {
     /// The operation was interrupted (Ctrl-C, stop requested).
     #[error("interrupted: {0}")]
     Interrupted(String),
-    /// A bug: an invariant did not hold. Please report it.
+    /// A call does not fit the handle's state (start twice, join before start, a workload's
+    /// context used after its run).
+    #[error("{0}")]
+    State(String),
+    /// A bug: an invariant did not hold, or a thread of the engine panicked. Please report it.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What kind of error an [`Error`] is: the one mapping a face needs (a Python exception class,
+/// a C status code, a CLI exit code). Exhaustive on purpose: a new kind must be handled by every
+/// face, which a wildcard arm would hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// [`Error::Config`].
+    Config,
+    /// [`Error::File`].
+    File,
+    /// [`Error::Net`].
+    Net,
+    /// [`Error::Protocol`].
+    Protocol,
+    /// [`Error::VersionMismatch`].
+    VersionMismatch,
+    /// [`Error::Refused`].
+    Refused,
+    /// [`Error::Disconnected`].
+    Disconnected,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Workload`].
+    Workload,
+    /// [`Error::Interrupted`].
+    Interrupted,
+    /// [`Error::State`].
+    State,
+    /// [`Error::Internal`].
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Config,
+        ErrorKind::File,
+        ErrorKind::Net,
+        ErrorKind::Protocol,
+        ErrorKind::VersionMismatch,
+        ErrorKind::Refused,
+        ErrorKind::Disconnected,
+        ErrorKind::Timeout,
+        ErrorKind::Workload,
+        ErrorKind::Interrupted,
+        ErrorKind::State,
+        ErrorKind::Internal,
+    ];
+
+    /// A short lower-case name (`"config"`, `"version_mismatch"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::File => "file",
+            ErrorKind::Net => "net",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::VersionMismatch => "version_mismatch",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Disconnected => "disconnected",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Workload => "workload",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::State => "state",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The CLI's exit code for this kind: 2 for a configuration error (a usage error, as
+    /// clap's), 130 for an interruption (128 + SIGINT), 1 otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Config => 2,
+            ErrorKind::Interrupted => 130,
+            ErrorKind::File
+            | ErrorKind::Net
+            | ErrorKind::Protocol
+            | ErrorKind::VersionMismatch
+            | ErrorKind::Refused
+            | ErrorKind::Disconnected
+            | ErrorKind::Timeout
+            | ErrorKind::Workload
+            | ErrorKind::State
+            | ErrorKind::Internal => 1,
+        }
+    }
 }
 
 /// Shorthand for `Result<T, loadmon::Error>`.
@@ -89,7 +179,38 @@ impl Error {
 
     /// Whether this is a configuration error (the CLI exits 2 for those).
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::Config(_))
+        self.kind() == ErrorKind::Config
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) => ErrorKind::Config,
+            Error::File { .. } => ErrorKind::File,
+            Error::Net { .. } => ErrorKind::Net,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::VersionMismatch { .. } => ErrorKind::VersionMismatch,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Disconnected(_) => ErrorKind::Disconnected,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Workload(_) => ErrorKind::Workload,
+            Error::Interrupted(_) => ErrorKind::Interrupted,
+            Error::State(_) => ErrorKind::State,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error for a panic caught at a boundary (`what` says where), with the panic's
+    /// message when it has one.
+    pub fn from_panic(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        Error::Internal(match msg {
+            Some(m) => format!("{what} panicked: {m}"),
+            None => format!("{what} panicked"),
+        })
     }
 
     pub(crate) fn from_frame(e: FrameError, context: &str) -> Self {

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::client::{Context, Workload};
+use crate::config::Zero;
 use crate::error::{Error, Result};
 
 /// One MiB, the protocol's MB.
@@ -63,30 +64,74 @@ impl fmt::Display for SyncMode {
 }
 
 /// How many finished files to keep on disk.
+///
+/// # Examples
+/// ```
+/// use loadmon::file_writer::KeepFiles;
+/// assert_eq!("all".parse::<KeepFiles>().unwrap(), KeepFiles::All);
+/// assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
+/// assert!("0".parse::<KeepFiles>().is_err());
+/// assert!(KeepFiles::last(0).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeepFiles {
+    /// Keep the last N (at least 1); older ones are deleted as new ones complete.
+    Last(usize),
     /// Keep every file (can fill the disk on a long run).
     All,
-    /// Keep the newest N; older ones are deleted as new ones complete.
-    Newest(usize),
 }
 
 impl Default for KeepFiles {
     fn default() -> Self {
-        KeepFiles::Newest(2)
+        KeepFiles::Last(2)
+    }
+}
+
+impl KeepFiles {
+    /// Keep the last `n` files, from a face's integer.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `n` is at least 1 and fits in memory's address space.
+    pub fn last(n: i128) -> Result<KeepFiles> {
+        match crate::config::integer::<usize>("keep_files", n) {
+            Ok(0) | Err(_) => Err(Self::error(&n.to_string())),
+            Ok(n) => Ok(KeepFiles::Last(n)),
+        }
+    }
+
+    /// The number of files kept; `None` for all.
+    pub fn count(self) -> Option<usize> {
+        match self {
+            KeepFiles::Last(n) => Some(n),
+            KeepFiles::All => None,
+        }
+    }
+
+    fn error(v: &str) -> Error {
+        Error::Config(format!(
+            "keep_files must be a whole number of at least 1 or \"all\", not {v}"
+        ))
+    }
+
+    fn check(self) -> Result<()> {
+        match self {
+            KeepFiles::Last(0) => Err(Self::error("0")),
+            KeepFiles::Last(_) | KeepFiles::All => Ok(()),
+        }
     }
 }
 
 impl FromStr for KeepFiles {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("all") {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") {
             return Ok(KeepFiles::All);
         }
-        s.parse::<usize>().map(KeepFiles::Newest).map_err(|_| {
-            Error::Config(format!("keep_files must be a number or \"all\", not {s:?}"))
-        })
+        match t.parse::<i128>() {
+            Ok(n) => KeepFiles::last(n),
+            Err(_) => Err(Self::error(&format!("{s:?}"))),
+        }
     }
 }
 
@@ -94,7 +139,7 @@ impl fmt::Display for KeepFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeepFiles::All => f.write_str("all"),
-            KeepFiles::Newest(n) => write!(f, "{n}"),
+            KeepFiles::Last(n) => write!(f, "{n}"),
         }
     }
 }
@@ -138,19 +183,7 @@ impl FileWriterConfig {
     /// # Errors
     /// [`Error::Config`] saying which rule failed.
     pub fn validate(&self) -> Result<()> {
-        if !(self.run_time_s.is_finite() && self.run_time_s > 0.0) {
-            return Err(Error::Config(format!(
-                "run time must be a positive number of seconds, not {}",
-                self.run_time_s
-            )));
-        }
-        if self.run_time_s > crate::protocol::MAX_RUN_TIME_S {
-            return Err(Error::Config(format!(
-                "run time must be at most {:e} s, not {:e}",
-                crate::protocol::MAX_RUN_TIME_S,
-                self.run_time_s
-            )));
-        }
+        crate::config::seconds("run_time", self.run_time_s, Zero::Rejected)?;
         if self.chunk_size_mb < self.min_chunk_size_mb {
             return Err(Error::Config(format!(
                 "chunk size {} MB is below the minimum of {} MB",
@@ -179,11 +212,7 @@ impl FileWriterConfig {
                 crate::protocol::MAX_SIZE_MB
             )));
         }
-        if self.keep_files == KeepFiles::Newest(0) {
-            return Err(Error::Config(
-                "keep_files must be at least 1 (or \"all\")".into(),
-            ));
-        }
+        self.keep_files.check()?;
         if self.out_dir.as_os_str().is_empty() {
             return Err(Error::Config("out_dir must not be empty".into()));
         }
@@ -342,7 +371,7 @@ impl Workload for FileWriter {
     }
 
     fn run_time(&self) -> Option<Duration> {
-        Some(Duration::from_secs_f64(self.config.run_time_s))
+        Duration::try_from_secs_f64(self.config.run_time_s).ok()
     }
 
     fn run(&mut self, ctx: &Context) -> Result<()> {
@@ -375,7 +404,7 @@ impl Workload for FileWriter {
                     let _ = std::fs::remove_file(&path);
                     return Err(Error::file("write", &path, e));
                 }
-                ctx.record_write(len, t.elapsed());
+                ctx.record_write(len, t.elapsed())?;
                 remaining -= len;
             }
             if !complete {
@@ -393,9 +422,9 @@ impl Workload for FileWriter {
                 }
             }
             drop(f);
-            ctx.file_rollover();
+            ctx.file_rollover()?;
             kept.push_back(path);
-            if let KeepFiles::Newest(k) = cfg.keep_files {
+            if let KeepFiles::Last(k) = cfg.keep_files {
                 while kept.len() > k {
                     if let Some(old) = kept.pop_front() {
                         std::fs::remove_file(&old).map_err(|e| Error::file("remove", &old, e))?;
@@ -427,7 +456,7 @@ mod tests {
         assert_eq!("FILE".parse::<SyncMode>().unwrap(), SyncMode::File);
         assert!("fsync".parse::<SyncMode>().is_err());
         assert_eq!("all".parse::<KeepFiles>().unwrap(), KeepFiles::All);
-        assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Newest(3));
+        assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
         assert!("-1".parse::<KeepFiles>().is_err());
     }
 
@@ -454,7 +483,7 @@ mod tests {
         assert!(FileWriter::new(c).unwrap_err().is_config());
 
         let mut c = cfg(dir.path());
-        c.keep_files = KeepFiles::Newest(0);
+        c.keep_files = KeepFiles::Last(0);
         assert!(FileWriter::new(c).unwrap_err().is_config());
 
         let w = FileWriter::new(cfg(dir.path())).unwrap();

@@ -55,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::logging::EventLog;
 use crate::report::Status;
-use crate::server::ServerControl;
+use crate::server::{HttpLimits, ServerControl};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
@@ -79,37 +79,6 @@ retry-after: 1\r\n\
 connection: close\r\n\
 \r\n\
 too many HTTP connections\n";
-
-/// Bounds on what HTTP peers may hold. Every connection costs a file descriptor the protocol
-/// port needs too, so idle, slow and non-reading peers are closed and the count is capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// A request's headers must be complete within this time from when the server starts
-    /// waiting for them: the connection's opening, or its first byte after an idle
-    /// keep-alive pause. Otherwise the connection is closed (slowloris). Default 10 s.
-    pub header_read_timeout: Duration,
-    /// A keep-alive connection that moves no byte between requests for this long is closed.
-    /// Default 30 s.
-    pub idle_timeout: Duration,
-    /// Most HTTP connections open at once (at least 1); one more gets a minimal `503` and is
-    /// closed at once, so it never holds a descriptor. Default 128.
-    pub max_connections: usize,
-    /// Longest a write may wait on a peer that accepts no byte of the response; the
-    /// connection is then closed. It counts from the last byte the peer took, so a slow but
-    /// reading peer is served. Default 30 s.
-    pub write_timeout: Duration,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            max_connections: 128,
-            write_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 #[derive(Clone)]
 struct App {

@@ -22,11 +22,12 @@
 //! - [`events`]: the live event stream (client connected, status change, stats sample, …).
 //! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
 //! - [`console`]: the live console table and the plain status lines of the CLI.
+//! - [`logging`]: session log files and the log sink a face installs ([`logging::set_log_sink`]).
 //! - [`text`]: peer text escaped for terminals, logs and the text report.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule, each client in its own `loadmon client` process (or
 //!   on threads of this process).
-//! - `config` (private): checks shared by the server's and the client's settings.
+//! - [`config`]: the bounds and conversions every face applies to user numbers.
 //! - [`error`]: the one error enum.
 //!
 //! # Example
@@ -53,21 +54,35 @@
 //! assert_eq!(report.clients[0].status, loadmon::Status::Pass);
 //! assert_eq!(report.clients[0].files_written, result.files_written);
 //! ```
+//!
+//! # Features
+//! - `cli` (default): the `loadmon` command, the live [`console`] and the [`demo`]
+//!   (clap, indicatif, tracing-subscriber); implies `http` and `reports`.
+//! - `http` (default): the HTTP listener ([`ServerConfig::http`](server::ServerConfig::http)).
+//! - `reports` (default): CSV and HTML reports.
+//!
+//! With `default-features = false` the crate is the engine alone: server, client, file writer,
+//! JSON and text reports, events, blocking handles. A setting that needs a missing feature is
+//! a configuration error, never silently ignored.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod blocking;
 pub mod client;
-mod config;
+pub mod config;
 pub mod connection;
+#[cfg(feature = "cli")]
 pub mod console;
+#[cfg(feature = "cli")]
 pub mod demo;
 pub mod error;
 pub mod events;
 pub mod file_writer;
+#[cfg(feature = "reports")]
 mod html_report;
+#[cfg(feature = "http")]
 mod http;
-mod logging;
+pub mod logging;
 pub mod plan;
 pub mod protocol;
 pub mod report;

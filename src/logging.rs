@@ -1,13 +1,107 @@
-//! Session logs: every event goes to `tracing` (console, Python `logging`, …) and, when a log
-//! directory is set, to a per-session file named as the seed named it
+//! Session logs: every event goes to `tracing` (the CLI's console), to the log sink a face
+//! installed ([`set_log_sink`]: a C callback, Python's `logging` through a queue), and, when a
+//! log directory is set, to a per-session file named as the seed named it
 //! (`server_logs/server_log_<YYYY-mm-dd_HH.MM.SS>.txt`, `client_logs/client_log_<…>.txt`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
+
+/// Severity of a record handed to the log sink (ordered: `Debug < Info < Warn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Per-message details (every heartbeat): off unless the sink asks for them.
+    Debug = 1,
+    /// Progress: a client connected, got an id, finished; the report's lines.
+    Info = 2,
+    /// Something went wrong with a peer or a file.
+    Warn = 3,
+}
+
+/// One log record, as the sink receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRecord<'a> {
+    /// Severity.
+    pub level: LogLevel,
+    /// Where it comes from: `loadmon::server`, `loadmon::client` or `loadmon::report` (a line
+    /// of the final text report).
+    pub target: &'static str,
+    /// The message, control characters escaped: one line, except for the final text report,
+    /// which comes as one record (target `loadmon::report`) of several lines.
+    pub message: &'a str,
+}
+
+/// A function that receives log records. It is called on the engine's threads, so it must not
+/// block for long nor wait for anything the caller of the engine holds (Python's GIL): queue
+/// the record and return.
+pub type LogSink = Arc<dyn Fn(&LogRecord<'_>) + Send + Sync>;
+
+static SINK: RwLock<Option<(LogLevel, LogSink)>> = RwLock::new(None);
+/// The sink's level as a number (0: no sink), read on the hot path without the lock.
+static SINK_LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// Installs `sink` for every server and client of this process, receiving records at `level`
+/// and above (`None` removes it). Records also go to `tracing` as before.
+///
+/// # Examples
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use loadmon::logging::{set_log_sink, LogLevel};
+///
+/// let lines = Arc::new(Mutex::new(Vec::new()));
+/// let l = lines.clone();
+/// set_log_sink(Some((LogLevel::Info, Arc::new(move |r| l.lock().unwrap().push((r.target, r.message.to_string()))))));
+/// let server = loadmon::blocking::ServerHandle::start(loadmon::server::ServerConfig {
+///     port: 0,
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// server.stop().unwrap();
+/// set_log_sink(None);
+/// // The final text report arrives as one record.
+/// let lines = lines.lock().unwrap();
+/// let report: Vec<_> = lines.iter().filter(|(t, _)| *t == "loadmon::report").collect();
+/// assert_eq!(report.len(), 1);
+/// assert!(report[0].1.contains('\n'));
+/// ```
+pub fn set_log_sink(sink: Option<(LogLevel, LogSink)>) {
+    let mut g = SINK.write().unwrap_or_else(|p| p.into_inner());
+    SINK_LEVEL.store(
+        sink.as_ref().map_or(0, |(l, _)| *l as u8),
+        Ordering::Release,
+    );
+    *g = sink;
+}
+
+fn sink_wants(level: LogLevel) -> bool {
+    let l = SINK_LEVEL.load(Ordering::Acquire);
+    l != 0 && level as u8 >= l
+}
+
+fn to_sink(level: LogLevel, target: &'static str, message: &str) {
+    if !sink_wants(level) {
+        return;
+    }
+    let sink = SINK
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|(_, s)| s.clone());
+    if let Some(sink) = sink {
+        // A sink that panics must not take the engine down with it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sink(&LogRecord {
+                level,
+                target,
+                message,
+            })
+        }));
+    }
+}
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +154,19 @@ impl EventLog {
     pub(crate) fn log(&self, level: Level, msg: &str) {
         let msg = crate::text::escape_control(msg);
         let msg = msg.as_ref();
+        let target = match (self.role, level) {
+            (_, Level::Report) => "loadmon::report",
+            ("server", _) => "loadmon::server",
+            _ => "loadmon::client",
+        };
+        let sink_level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info | Level::Report => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+        };
+        if level != Level::Report {
+            to_sink(sink_level, target, msg);
+        }
         match (self.role, level) {
             ("server", Level::Debug) => tracing::debug!(target: "loadmon::server", "{msg}"),
             ("server", Level::Info) => tracing::info!(target: "loadmon::server", "{msg}"),
@@ -90,12 +197,25 @@ impl EventLog {
     /// A debug line, formatted only if someone listens: these are per-message lines (every
     /// heartbeat), on the hot path. They go to `tracing` only, not to the session file.
     pub(crate) fn debug(&self, msg: impl FnOnce() -> String) {
-        let enabled = match self.role {
-            "server" => tracing::enabled!(target: "loadmon::server", tracing::Level::DEBUG),
-            _ => tracing::enabled!(target: "loadmon::client", tracing::Level::DEBUG),
-        };
+        let enabled = sink_wants(LogLevel::Debug)
+            || match self.role {
+                "server" => tracing::enabled!(target: "loadmon::server", tracing::Level::DEBUG),
+                _ => tracing::enabled!(target: "loadmon::client", tracing::Level::DEBUG),
+            };
         if enabled {
             self.log(Level::Debug, &msg());
+        }
+    }
+
+    /// The final text report: one record to the sink, a line at a time to `tracing` and the
+    /// session file.
+    pub(crate) fn report(&self, text: &str) {
+        if sink_wants(LogLevel::Info) {
+            let escaped: Vec<_> = text.lines().map(crate::text::escape_control).collect();
+            to_sink(LogLevel::Info, "loadmon::report", &escaped.join("\n"));
+        }
+        for line in text.lines() {
+            self.log(Level::Report, line);
         }
     }
 

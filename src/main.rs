@@ -952,14 +952,17 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     let summary = match rt.block_on(worker.run()) {
         Ok(s) => s,
         // The worker's own settings were checked above (exit 2 for those); a run that fails,
-        // a plan that cannot run here included, is a runtime error (exit 1). The message may
-        // quote the server: escaped.
+        // a plan that cannot run here included, is a runtime error (exit 1); an interrupted
+        // run is 130. The message may quote the server: escaped.
         Err(e) => {
             say(
                 Console::Err,
                 &format!("loadmon: {}\n", escape_control(&e.to_string())),
             );
-            return Ok(ExitCode::FAILURE);
+            return Ok(match e.kind().exit_code() {
+                130 => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            });
         }
     };
     let last = summary.last.as_ref().map_or_else(String::new, |run| {
@@ -1065,11 +1068,7 @@ fn main() -> ExitCode {
                 Console::Err,
                 &format!("loadmon: {}\n", escape_control(&e.to_string())),
             );
-            if e.is_config() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::from(e.kind().exit_code())
         }
     }
 }

@@ -126,7 +126,7 @@ mod tests {
                 ..Plan::default()
             },
             Plan {
-                keep_files: KeepFiles::Newest(0),
+                keep_files: KeepFiles::Last(0),
                 ..Plan::default()
             },
         ];

@@ -65,9 +65,9 @@ pub const MAX_SIZE_MB: u64 = 1 << 30;
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 
-/// Longest run time a plan may carry, seconds (the server's
-/// [`MAX_DURATION`](crate::server::MAX_DURATION), about 31.7 years).
-pub const MAX_RUN_TIME_S: f64 = 1e9;
+/// Longest run time a plan may carry, seconds (every duration's bound,
+/// [`config::MAX_SECONDS`](crate::config::MAX_SECONDS), about 31.7 years).
+pub const MAX_RUN_TIME_S: f64 = crate::config::MAX_SECONDS;
 
 /// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 8).
 const MAX_FIELDS: usize = 8;
@@ -640,7 +640,7 @@ fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<(u64, Plan), Prot
                 let k = if value == "all" {
                     KeepFiles::All
                 } else {
-                    KeepFiles::Newest(value.parse::<usize>().map_err(|_| {
+                    KeepFiles::Last(value.parse::<usize>().map_err(|_| {
                         invalid(C, "keep_files", value, "expected a number or \"all\"")
                     })?)
                 };

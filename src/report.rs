@@ -248,6 +248,7 @@ impl Total {
 }
 
 /// The CSV header: [`ClientReport`]'s fields in order.
+#[cfg(feature = "reports")]
 const CSV_HEADER: [&str; 27] = [
     "id",
     "status",
@@ -399,6 +400,7 @@ impl Report {
         write_atomic(path, self.to_json().as_bytes())
     }
 
+    #[cfg(feature = "reports")]
     /// The clients as CSV: a header row with the JSON report's field names, then one row per
     /// client (an absent value is an empty cell).
     ///
@@ -432,12 +434,14 @@ impl Report {
         }
     }
 
+    #[cfg(feature = "reports")]
     /// A self-contained HTML page: the report table and inline SVG charts of each client's
     /// throughput and CPU over time (from [`Report::series`]).
     pub fn to_html(&self) -> String {
         crate::html_report::render(self)
     }
 
+    #[cfg(feature = "reports")]
     /// Writes [`Report::to_csv`] to `path` atomically.
     ///
     /// # Errors
@@ -446,6 +450,7 @@ impl Report {
         write_atomic(path, self.to_csv().as_bytes())
     }
 
+    #[cfg(feature = "reports")]
     /// Writes [`Report::to_html`] to `path` atomically.
     ///
     /// # Errors
@@ -500,6 +505,12 @@ impl ReportFiles {
     /// [`Error::Config`] naming the report and the path.
     pub fn check(&self) -> Result<()> {
         for (kind, path) in self.each() {
+            if kind != "JSON" && !cfg!(feature = "reports") {
+                return Err(Error::Config(format!(
+                    "{kind} report {}: loadmon was built without the `reports` feature",
+                    path.display()
+                )));
+            }
             check_report_path(path)
                 .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))?;
         }
@@ -513,8 +524,14 @@ impl ReportFiles {
             .map(|(kind, path)| {
                 let r = match kind {
                     "JSON" => report.write_json(path),
+                    #[cfg(feature = "reports")]
                     "CSV" => report.write_csv(path),
+                    #[cfg(feature = "reports")]
                     _ => report.write_html(path),
+                    #[cfg(not(feature = "reports"))]
+                    _ => Err(Error::Config(format!(
+                        "{kind} report: loadmon was built without the `reports` feature"
+                    ))),
                 };
                 (kind, path.to_path_buf(), r)
             })

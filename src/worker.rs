@@ -170,8 +170,9 @@ impl Worker {
     ///
     /// # Errors
     /// Without `stay`, the run's error (as [`Worker::run_once`]); with `stay`, only what no
-    /// later run can cure: a refused token, another protocol major, an unusable log file.
-    /// A stay worker that is cancelled returns its summary.
+    /// later run can cure (a refused token, another protocol major, an unusable log file) and
+    /// [`Error::Interrupted`] if it is cancelled in the middle of a run. A stay worker that is
+    /// cancelled between runs (or while waiting for a fleet to start) returns its summary.
     pub async fn run(&self) -> Result<WorkerSummary> {
         let mut summary = WorkerSummary::default();
         if !self.config.stay {
@@ -192,6 +193,8 @@ impl Worker {
                     summary.last = Some(*run);
                     pause = RETRY_FIRST;
                 }
+                // Stopped in the middle of a run: that run is lost, say so.
+                Attempt::Failed(e @ Error::Interrupted(_)) => return Err(e),
                 Attempt::Failed(e) => {
                     summary.failed += 1;
                     self.log

@@ -177,7 +177,7 @@ fn sync_modes_write_whole_files() {
     let tmp = tempfile::tempdir().unwrap();
     for (mode, keep) in [
         (SyncMode::File, KeepFiles::All),
-        (SyncMode::Direct, KeepFiles::Newest(1)),
+        (SyncMode::Direct, KeepFiles::Last(1)),
     ] {
         let dir = tmp.path().join(mode.to_string());
         let w = FileWriter::new(FileWriterConfig {
@@ -209,7 +209,7 @@ fn sync_modes_write_whole_files() {
         let files = data_files(&dir);
         match keep {
             KeepFiles::All => assert_eq!(files.len() as u64, r.files_written),
-            KeepFiles::Newest(n) => assert!(files.len() <= n),
+            KeepFiles::Last(n) => assert!(files.len() <= n),
         }
         for f in &files {
             assert_eq!(std::fs::metadata(dir.join(f)).unwrap().len(), 2 << 20);

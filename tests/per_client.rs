@@ -43,10 +43,10 @@ impl Workload for Spin {
             for i in 0..200_000u64 {
                 x = x.wrapping_mul(31).wrapping_add(i);
             }
-            ctx.record_write(1 << 20, t.elapsed());
+            ctx.record_write(1 << 20, t.elapsed())?;
         }
         std::hint::black_box(x);
-        ctx.file_rollover();
+        ctx.file_rollover()?;
         Ok(())
     }
 }

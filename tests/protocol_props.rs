@@ -36,7 +36,7 @@ fn plan() -> impl Strategy<Value = Plan> {
         ],
         prop_oneof![
             Just(KeepFiles::All),
-            any::<u32>().prop_map(|n| KeepFiles::Newest(n as usize))
+            any::<u32>().prop_map(|n| KeepFiles::Last(n as usize))
         ],
     )
         .prop_map(

@@ -74,8 +74,8 @@ impl Workload for OneFile {
         Some((10, 50))
     }
     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
-        ctx.record_write(50 << 20, std::time::Duration::from_millis(3));
-        ctx.file_rollover();
+        ctx.record_write(50 << 20, std::time::Duration::from_millis(3))?;
+        ctx.file_rollover()?;
         Ok(())
     }
 }

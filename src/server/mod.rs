@@ -47,9 +47,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{check_count, check_duration, Zero};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, EventKind, EventStream};
-pub use crate::http::HttpLimits;
 use crate::logging::EventLog;
 use crate::plan::Plan;
 use crate::protocol::{COMMANDS, DEFAULT_MAX_LINE_BYTES};
@@ -63,8 +63,8 @@ use session::{ClientState, Rules, WarnBudget};
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// Upper bound of [`ServerConfig::max_ids`].
 pub const MAX_IDS_LIMIT: u64 = 100_000_000;
-/// Upper bound of every duration setting (about 31.7 years).
-pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+/// Upper bound of every duration setting (about 31.7 years); see [`crate::config`].
+pub use crate::config::MAX_DURATION;
 /// Upper bound of [`ServerConfig::max_line_bytes`].
 pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
 
@@ -176,28 +176,35 @@ impl Default for ServerConfig {
     }
 }
 
-/// Checks that `d` is positive (unless `zero_ok`) and at most [`MAX_DURATION`].
-fn check_duration(name: &str, d: Duration, zero_ok: bool) -> Result<()> {
-    if d.is_zero() && !zero_ok {
-        return Err(Error::Config(format!("{name} must be positive")));
-    }
-    if d > MAX_DURATION {
-        return Err(Error::Config(format!(
-            "{name} must be at most {} s",
-            MAX_DURATION.as_secs()
-        )));
-    }
-    Ok(())
+/// Bounds on what HTTP peers may hold. Every connection costs a file descriptor the protocol
+/// port needs too, so idle, slow and non-reading peers are closed and the count is capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must be complete within this time from when the server starts
+    /// waiting for them: the connection's opening, or its first byte after an idle
+    /// keep-alive pause. Otherwise the connection is closed (slowloris). Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection that moves no byte between requests for this long is closed.
+    /// Default 30 s.
+    pub idle_timeout: Duration,
+    /// Most HTTP connections open at once (at least 1); one more gets a minimal `503` and is
+    /// closed at once, so it never holds a descriptor. Default 128.
+    pub max_connections: usize,
+    /// Longest a write may wait on a peer that accepts no byte of the response; the
+    /// connection is then closed. It counts from the last byte the peer took, so a slow but
+    /// reading peer is served. Default 30 s.
+    pub write_timeout: Duration,
 }
 
-/// Checks that `n` is within `1..=max`.
-fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
-    if n == 0 || n > max {
-        return Err(Error::Config(format!(
-            "{name} must be between 1 and {max}, not {n}"
-        )));
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 128,
+            write_timeout: Duration::from_secs(30),
+        }
     }
-    Ok(())
 }
 
 impl ServerConfig {
@@ -214,18 +221,18 @@ impl ServerConfig {
         check_count("max_clients", self.max_clients as u64, limit)?;
         check_count("max_pending", self.max_pending as u64, limit)?;
         check_count("max_ids", self.max_ids, MAX_IDS_LIMIT)?;
-        check_duration("heartbeat_timeout", self.heartbeat_timeout, false)?;
-        check_duration("handshake_timeout", self.handshake_timeout, false)?;
-        check_duration("write_timeout", self.write_timeout, false)?;
-        check_duration("http_linger", self.http_linger, true)?;
+        check_duration("heartbeat_timeout", self.heartbeat_timeout, Zero::Rejected)?;
+        check_duration("handshake_timeout", self.handshake_timeout, Zero::Rejected)?;
+        check_duration("write_timeout", self.write_timeout, Zero::Rejected)?;
+        check_duration("http_linger", self.http_linger, Zero::Allowed)?;
         let l = &self.http_limits;
         check_duration(
             "http_limits.header_read_timeout",
             l.header_read_timeout,
-            false,
+            Zero::Rejected,
         )?;
-        check_duration("http_limits.idle_timeout", l.idle_timeout, false)?;
-        check_duration("http_limits.write_timeout", l.write_timeout, false)?;
+        check_duration("http_limits.idle_timeout", l.idle_timeout, Zero::Rejected)?;
+        check_duration("http_limits.write_timeout", l.write_timeout, Zero::Rejected)?;
         check_count(
             "http_limits.max_connections",
             l.max_connections as u64,
@@ -237,6 +244,11 @@ impl ServerConfig {
             )));
         }
         if let Some(h) = &self.http {
+            if !cfg!(feature = "http") {
+                return Err(Error::Config(
+                    "http: loadmon was built without the `http` feature".into(),
+                ));
+            }
             check_http_addr(h)?;
         }
         if let Some(f) = &self.fleet {
@@ -249,7 +261,7 @@ impl ServerConfig {
                 )));
             }
             if let Some(t) = f.start_timeout {
-                check_duration("start_timeout", t, false)?;
+                check_duration("start_timeout", t, Zero::Rejected)?;
             }
             f.plan
                 .validate()
@@ -653,6 +665,7 @@ impl ServerControl {
     }
 
     /// Records the HTTP listener's address (for `/api/server` and the handles).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn set_http_addr(&self, addr: SocketAddr) {
         let _ = self.shared.http_addr.set(addr);
     }
@@ -821,9 +834,7 @@ impl Server {
             drop(st);
             shared.report()
         };
-        for line in report.to_text().lines() {
-            log.log(crate::logging::Level::Report, line);
-        }
+        log.report(&report.to_text());
         *shared.final_report() = Some(report.clone());
         shared.events.emit(|| EventKind::Report {
             report: Box::new(report.clone()),

@@ -650,7 +650,7 @@ fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
                 "keep_files must be at least 1 (or \"all\")".into(),
             ));
         }
-        return Ok(KeepFiles::Newest(n));
+        return Ok(KeepFiles::Last(n));
     }
     match v.extract::<String>() {
         Ok(s) => s.parse().map_err(|e| to_py(py, e)),
@@ -851,16 +851,17 @@ impl PyContext {
     }
 
     /// Reports one completed file (`file_roll`).
-    fn file_rollover(&self) {
-        self.inner.file_rollover();
+    fn file_rollover(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.file_rollover().map_err(|e| to_py(py, e))
     }
 
     /// Records one write of `n_bytes` that took `seconds`.
     fn record_write(&self, py: Python<'_>, n_bytes: u64, seconds: f64) -> PyResult<()> {
         let d = Duration::try_from_secs_f64(seconds)
             .map_err(|_| config_error(py, format!("seconds must be >= 0, not {seconds}")))?;
-        self.inner.record_write(n_bytes, d);
-        Ok(())
+        self.inner
+            .record_write(n_bytes, d)
+            .map_err(|e| to_py(py, e))
     }
 
     /// Sends `send_stats:<cpu_pct>:<mem_pct>`.

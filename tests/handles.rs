@@ -1,0 +1,161 @@
+//! The blocking handles never leave a result unset and the rules layer refuses absurd numbers:
+//! a panic on an engine thread is an `Internal` error, a run time of 1e300 s a configuration
+//! error, a context used after its run a `State` error.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle};
+use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::error::ErrorKind;
+use loadmon::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::server::ServerConfig;
+
+const JOIN: Option<Duration> = Some(Duration::from_secs(30));
+
+fn server() -> ServerHandle {
+    ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn client(port: u16) -> ClientConfig {
+    ClientConfig {
+        port,
+        heartbeat_period: Duration::from_millis(100),
+        stats_period: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+/// A workload whose `run_time` panics: it is called on the client's engine thread, outside the
+/// workload's own catch.
+struct PanickyRunTime;
+impl Workload for PanickyRunTime {
+    fn run_time(&self) -> Option<Duration> {
+        panic!("run_time exploded")
+    }
+    fn run(&mut self, _ctx: &Context) -> loadmon::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panic_on_the_client_thread_is_an_internal_error_not_a_hang() {
+    let s = server();
+    let h = ClientHandle::spawn(client(s.port()), PanickyRunTime).unwrap();
+    let e = h.join(JOIN).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+    assert!(e.to_string().contains("run_time exploded"), "{e}");
+    // Joining again gives the same answer at once.
+    assert_eq!(
+        h.join(Some(Duration::ZERO)).unwrap_err().kind(),
+        ErrorKind::Internal
+    );
+    drop(s);
+}
+
+/// A workload that claims a run time no clock can add, and ends when cancelled.
+struct Forever(Arc<Mutex<Option<Context>>>);
+impl Workload for Forever {
+    fn run_time(&self) -> Option<Duration> {
+        Some(Duration::MAX)
+    }
+    fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
+        *self.0.lock().unwrap() = Some(ctx.clone());
+        while !ctx.time_is_up() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_huge_run_time_does_not_panic_and_the_context_dies_with_the_run() {
+    let s = server();
+    let seen = Arc::new(Mutex::new(None));
+    let h = ClientHandle::spawn(client(s.port()), Forever(seen.clone())).unwrap();
+    for _ in 0..3000 {
+        if seen.lock().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ctx = seen.lock().unwrap().clone().expect("the workload started");
+    assert!(!ctx.is_finished() && !ctx.is_stopped());
+    ctx.file_rollover().unwrap();
+    h.cancel();
+    let e = h.join(JOIN).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
+    // After the run: stopped, finished, and every report refused.
+    assert!(ctx.is_stopped() && ctx.is_finished());
+    assert_eq!(ctx.file_rollover().unwrap_err().kind(), ErrorKind::State);
+    assert_eq!(
+        ctx.record_write(1, Duration::from_millis(1))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::State
+    );
+    assert_eq!(
+        ctx.send_stats(1.0, 1.0).unwrap_err().kind(),
+        ErrorKind::State
+    );
+    assert_eq!(ctx.files_written(), 1);
+    let report = s.stop().unwrap();
+    assert_eq!(
+        report.clients[0].files_written, 1,
+        "the late report did not count"
+    );
+}
+
+#[test]
+fn absurd_run_times_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for run_time_s in [1e300, 1.8e19, f64::NAN, f64::INFINITY, -1.0, 0.0, 1e9 + 1.0] {
+        let e = FileWriter::new(FileWriterConfig {
+            run_time_s,
+            out_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{run_time_s}: {e}");
+    }
+    let e = ClientHandle::spawn(
+        ClientConfig {
+            connect_timeout: Duration::from_secs(2_000_000_000),
+            ..Default::default()
+        },
+        PanickyRunTime,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
+
+#[test]
+fn events_wait_without_a_runtime_of_their_own() {
+    let s = server();
+    let mut events = s.events().unwrap();
+    // Nothing yet: a zero timeout polls and returns at once.
+    assert_eq!(
+        events.next_timeout(Some(Duration::ZERO)),
+        EventPoll::Timeout
+    );
+    assert_eq!(
+        events.next_timeout(Some(Duration::from_millis(20))),
+        EventPoll::Timeout
+    );
+    // A timeout too long for the clock waits like no timeout: the stop's report wakes it.
+    let ctl = s.control();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        ctl.stop();
+    });
+    match events.next_timeout(Some(Duration::MAX)) {
+        EventPoll::Event(e) => assert!(e.is_final(), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(events.next_timeout(None), EventPoll::Ended);
+    stopper.join().unwrap();
+}
