@@ -183,6 +183,8 @@ impl Worker {
         }
         let cancel = self.cancel_token();
         let mut pause = RETRY_FIRST;
+        // The last unusual refusal warned about (said once, not at every retry).
+        let mut warned = String::new();
         loop {
             if cancel.is_cancelled() {
                 return Ok(summary);
@@ -214,9 +216,12 @@ impl Worker {
                 Attempt::NoRun(e) => {
                     self.log
                         .debug(|| format!("no run: {e}; retrying in {pause:?}"));
-                    if matches!(&e, Error::Refused(r) if !r.starts_with(LATE_PREFIX)) {
-                        // Worth a line: not the usual "come back later".
-                        self.log.warn(format!("{e}; retrying"));
+                    if let Error::Refused(r) = &e {
+                        // Worth a line (once): not the usual "come back later".
+                        if !r.starts_with(LATE_PREFIX) && *r != warned {
+                            self.log.warn(format!("{e}; retrying"));
+                            warned.clone_from(r);
+                        }
                     }
                 }
             }
