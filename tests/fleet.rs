@@ -542,7 +542,7 @@ fn plan_options_need_fleet_mode_and_are_bounded() {
     );
     let (code, err) = run(&["--expect-clients", "2", "-r", "1e300"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not a valid number of seconds"), "{err}");
+    assert!(err.contains("1e300") && err.contains("seconds"), "{err}");
     let (code, err) = run(&["--start-timeout", "5"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--expect-clients"), "{err}");
