@@ -2,10 +2,13 @@
 //!
 //! A new connection needs one of `max_pending` places (connections without an id yet); the
 //! place is given back when the connection gets an id or closes, and the handshake deadline
-//! bounds how long it can be held. A `max_clients` slot and an id are taken only at `get_cid`,
+//! bounds how long it can be held. While every place is taken the server accepts nothing: new
+//! connections wait in the kernel's listen queue (TCP backpressure) and are served, in order,
+//! as places free up. A connection storm (a fleet of thousands starting at once, on a busy
+//! machine) is slowed down, never refused; silent sockets can delay others by at most the
+//! handshake deadline. A `max_clients` slot and an id are taken only at `get_cid`,
 //! after the token: silent or unauthenticated sockets can never lock out a client that has the
-//! token. Refusals are sent without waiting for the peer and linger only while few are in
-//! flight, so a flood of connections cannot pin descriptors. In fleet mode the acceptor also
+//! token. In fleet mode the acceptor also
 //! runs the start timeout, refuses `get_cid` after the fleet started, and does not end the run
 //! when every connection has closed before the start (the fleet may still be gathering).
 
@@ -24,14 +27,9 @@ use super::session::{late_reason, ClientState};
 use super::{ClientCell, Shared};
 use crate::connection::Connection;
 use crate::events::EventKind;
-use crate::protocol::Message;
 
 /// How long a closing connection waits for the peer to read our last line.
 pub(super) const CLOSE_LINGER: Duration = Duration::from_millis(500);
-
-/// Refused connections that may linger at once to let the peer read why; more are closed as
-/// soon as the line is handed to the kernel.
-pub(super) const LINGERING_REFUSALS: usize = 64;
 
 /// Accepts and serves connections until the run ends; returns whether it was stopped (by
 /// `shutdown` or [`super::ServerControl::stop`]) rather than ending by itself. Every
@@ -44,6 +42,8 @@ pub(super) async fn serve(
     let log = shared.log.clone();
     let mut tasks = JoinSet::new();
     let mut accept_backoff = Duration::from_millis(10);
+    // A handshake place, taken before accepting: none free, nothing accepted.
+    let mut place: Option<OwnedSemaphorePermit> = None;
     tokio::pin!(shutdown);
     // Fleet mode's start timeout (fixed from the server's start).
     let start_deadline = shared.barrier().and_then(|b| b.deadline());
@@ -78,10 +78,16 @@ pub(super) async fn serve(
                 log.info("Stop requested: stopping server...");
                 break true;
             }
-            accepted = listener.accept() => match accepted {
+            free = shared.pending.clone().acquire_owned(), if place.is_none() => {
+                // The semaphore is never closed.
+                place = free.ok();
+            }
+            accepted = listener.accept(), if place.is_some() => match accepted {
                 Ok((stream, peer)) => {
                     accept_backoff = Duration::from_millis(10);
-                    admit(shared, &mut tasks, stream, peer);
+                    if let Some(place) = place.take() {
+                        admit(shared, &mut tasks, stream, peer, place);
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -128,8 +134,14 @@ pub(super) async fn serve(
     stopped
 }
 
-/// Serves `stream` if a handshake place is free, refuses it otherwise.
-fn admit(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
+/// Serves `stream` in its handshake `place`.
+fn admit(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    place: OwnedSemaphorePermit,
+) {
     shared
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -137,34 +149,7 @@ fn admit(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, stream: TcpStream, peer:
         peer: peer.to_string(),
     });
     let conn = Connection::new(stream, shared.config.max_line_bytes);
-    match shared.pending.clone().try_acquire_owned() {
-        Ok(place) => {
-            tasks.spawn(super::conn::serve(shared.clone(), conn, peer, place));
-        }
-        Err(_) => {
-            let reason = format!(
-                "too many connections in handshake ({} max); retry later",
-                shared.config.max_pending
-            );
-            tasks.spawn(refuse(shared.clone(), conn, peer, reason));
-        }
-    }
-}
-
-/// Sends `refused:<reason>` (without waiting for the peer) and closes.
-pub(super) async fn refuse(
-    shared: Arc<Shared>,
-    mut conn: Connection,
-    peer: SocketAddr,
-    reason: String,
-) {
-    shared.note_refusal(peer, &reason);
-    conn.feed(&Message::Refused(reason));
-    let _ = conn.try_flush();
-    match shared.refusing.clone().try_acquire_owned() {
-        Ok(_lingering) => conn.close(CLOSE_LINGER).await,
-        Err(_) => drop(conn),
-    }
+    tasks.spawn(super::conn::serve(shared.clone(), conn, peer, place));
 }
 
 /// A client's slot and id, taken at `get_cid`.

@@ -80,7 +80,9 @@ pub struct ServerConfig {
     /// at `get_cid` (after the token); one more gets `refused:server full…`.
     pub max_clients: usize,
     /// Most connections still in the handshake (no id yet) at once (1 to 1,000,000, default
-    /// 256); one more is refused at once (`refused:too many connections in handshake…`).
+    /// 256). While all are taken the server accepts no new connection: they wait in the
+    /// kernel's listen queue (backlog 4096) and are served in order as places free up, so a
+    /// storm of connections is slowed down, never refused.
     pub max_pending: usize,
     /// Most ids one run hands out (1 to 100,000,000, default 100,000); then `get_cid` is
     /// refused (`refused:client id limit reached…`). Bounds the report and the server's memory
@@ -373,8 +375,6 @@ struct Shared {
     slots: Arc<Semaphore>,
     /// `max_pending` places for connections without an id.
     pending: Arc<Semaphore>,
-    /// Refusals that linger to let the peer read the reason (more are closed at once).
-    refusing: Arc<Semaphore>,
     /// Warnings about refused connections (a flood of them must not flood the log).
     refusal_warnings: Mutex<WarnBudget>,
     /// The final report, once the server stopped.
@@ -774,7 +774,6 @@ impl Server {
             rules: config.rules(run_id()),
             slots: Arc::new(Semaphore::new(config.max_clients)),
             pending: Arc::new(Semaphore::new(config.max_pending)),
-            refusing: Arc::new(Semaphore::new(accept::LINGERING_REFUSALS)),
             refusal_warnings: Mutex::new(WarnBudget::new(now)),
             config,
             log: Arc::new(log),
@@ -845,6 +844,36 @@ impl Server {
 
 /// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
 /// one rule: a non-loopback address without a token is served, with a warning.
+/// The listen queue asked for (the kernel caps it at `net.core.somaxconn`): room for a storm of
+/// connections while every handshake place is taken (see `accept`). tokio's default is 1,024.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (the first of its addresses that binds) with [`LISTEN_BACKLOG`], address
+/// reuse as `TcpListener::bind` does.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|s| {
+            #[cfg(unix)]
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
+}
+
 pub(crate) async fn bind(
     addr: &str,
     what: &str,
@@ -853,7 +882,7 @@ pub(crate) async fn bind(
     anyone_can: &str,
     log: &EventLog,
 ) -> Result<(TcpListener, SocketAddr)> {
-    let l = TcpListener::bind(addr)
+    let l = listen(addr)
         .await
         .map_err(|e| Error::net(format!("bind {what}{addr}"), e))?;
     let a = l
