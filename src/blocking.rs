@@ -2,7 +2,8 @@
 //!
 //! [`ServerHandle`] runs a server on its own runtime (start, port, snapshot, wait with a timeout,
 //! stop → report). [`ClientHandle`] runs a client on its own thread (spawn, join with a timeout,
-//! cancel). Waits take a timeout so that a caller can wake up to check for Ctrl-C.
+//! cancel), [`WorkerHandle`] a fleet worker. Waits take a timeout so that a caller can wake up
+//! to check for Ctrl-C.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
 use crate::report::{ClientReport, Report};
 use crate::server::{Server, ServerConfig, ServerControl};
+use crate::worker::{Worker, WorkerConfig, WorkerSummary};
 
 /// A result that arrives later, once, and can be read many times.
 #[derive(Debug)]
@@ -580,4 +582,116 @@ pub fn report_failure(
         let client = Client::new(config)?;
         runtime(1, "loadmon-client")?.block_on(client.report_failure(file_stats, reason))
     })
+}
+
+/// A fleet worker running on its own thread (see [`crate::worker`]).
+///
+/// # Examples
+/// ```
+/// use loadmon::blocking::{ServerHandle, WorkerHandle};
+/// use loadmon::client::ClientConfig;
+/// use loadmon::plan::Plan;
+/// use loadmon::server::{FleetConfig, ServerConfig};
+/// use loadmon::worker::WorkerConfig;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let plan = Plan { run_time_s: 0.5, chunk_size_mb: 1, file_size_mb: 1, min_chunk_size_mb: 1, ..Plan::default() };
+/// let server = ServerHandle::start(ServerConfig {
+///     port: 0,
+///     fleet: Some(FleetConfig::new(1, plan)),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// let worker = WorkerHandle::spawn(WorkerConfig {
+///     client: ClientConfig { port: server.port(), ..Default::default() },
+///     out_dir: dir.path().to_path_buf(),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// let done = worker.join(None).unwrap();
+/// assert_eq!(done.last.unwrap().plan, plan);
+/// let report = server.wait(None).unwrap();
+/// assert_eq!(report.total.started_clients, Some(1));
+/// ```
+#[derive(Debug)]
+pub struct WorkerHandle {
+    cancel: CancellationToken,
+    outcome: Arc<Outcome<WorkerSummary>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl WorkerHandle {
+    /// Starts a worker with `config` on a new thread; returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad setting, [`Error::File`] if the log file cannot be made,
+    /// [`Error::Internal`] if no thread can be started.
+    pub fn spawn(config: WorkerConfig) -> Result<WorkerHandle> {
+        let worker = Worker::new(config)?;
+        let cancel = worker.cancel_token();
+        let outcome = Outcome::new();
+        let out = outcome.clone();
+        let thread = std::thread::Builder::new()
+            .name("loadmon-worker".into())
+            .spawn(move || {
+                let result = match runtime(1, "loadmon-worker") {
+                    Ok(rt) => {
+                        let r = rt.block_on(worker.run());
+                        rt.shutdown_timeout(Duration::from_secs(1));
+                        r
+                    }
+                    Err(e) => Err(e),
+                };
+                out.set(result);
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
+        Ok(WorkerHandle {
+            cancel,
+            outcome,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Waits for the worker to finish: after its run, or (with `stay`) once cancelled.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it is still running after `timeout` (`None` waits forever);
+    /// otherwise the worker's own error (see [`Worker::run`]).
+    pub fn join(&self, timeout: Option<Duration>) -> Result<WorkerSummary> {
+        self.try_join(timeout).unwrap_or_else(|| {
+            Err(Error::Timeout(format!(
+                "the worker is still running after {:.1} s",
+                timeout.unwrap_or_default().as_secs_f64()
+            )))
+        })
+    }
+
+    /// Like [`WorkerHandle::join`], but `None` when the worker is still running after
+    /// `timeout`.
+    pub fn try_join(&self, timeout: Option<Duration>) -> Option<Result<WorkerSummary>> {
+        let r = self.outcome.wait(timeout)?;
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+        Some(r)
+    }
+
+    /// Asks the worker to stop (a running test ends; a `stay` worker returns its summary).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the worker has finished.
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_set()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if !self.outcome.is_set() {
+            self.cancel.cancel();
+        }
+        let _ = self.join(Some(Duration::from_secs(10)));
+    }
 }

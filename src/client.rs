@@ -21,7 +21,7 @@ use crate::config::{check_duration, Zero};
 use crate::connection::{Connection, FrameError};
 use crate::error::{Error, Result};
 use crate::logging::EventLog;
-use crate::protocol::{round2, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
+use crate::protocol::{round2, Capabilities, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
 use crate::report::BYTES_PER_MB;
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 
@@ -40,7 +40,9 @@ pub struct ClientConfig {
     /// How long to keep retrying an unreachable server, with backoff (default 5 s; 0: one
     /// attempt, no retry).
     pub connect_timeout: Duration,
-    /// How long to wait for `set_cid` and `run_tests` (default 10 s).
+    /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
+    /// awaited for as long as the server keeps the connection, as the seed client did: a
+    /// fleet server withholds it until its whole fleet is ready.
     pub handshake_timeout: Duration,
     /// Longest line accepted from the server, bytes (default 4096).
     pub max_line_bytes: usize,
@@ -488,7 +490,8 @@ impl Client {
         result
     }
 
-    async fn connect(&self, log: &EventLog) -> Result<Connection> {
+    /// Connects to the server, retrying with backoff for `connect_timeout`.
+    pub(crate) async fn connect(&self, log: &EventLog) -> Result<Connection> {
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let give_up = Instant::now() + self.config.connect_timeout;
         let mut backoff = Duration::from_millis(50);
@@ -531,7 +534,11 @@ impl Client {
     async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
         let ctx = "handshake with the server";
         let (major, minor) = PROTOCOL_VERSION;
-        conn.feed(&Message::Hello { major, minor });
+        conn.feed(&Message::Hello {
+            major,
+            minor,
+            caps: Capabilities::NONE,
+        });
         if let Some(t) = &self.config.token {
             conn.feed(&Message::Token(t.clone()));
         }
@@ -546,9 +553,10 @@ impl Client {
                 _ = self.cancel.cancelled() => {
                     return Err(Error::Interrupted("during the handshake".into()));
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                // Until the id; then run_tests may take as long as the fleet needs.
+                _ = tokio::time::sleep_until(deadline), if client_id.is_none() => {
                     return Err(Error::Timeout(format!(
-                        "no run_tests from the server within {:.1} s",
+                        "no set_cid from the server within {:.1} s",
                         self.config.handshake_timeout.as_secs_f64()
                     )));
                 }
@@ -560,7 +568,9 @@ impl Client {
                 ));
             };
             match parsed {
-                Ok(Message::Hello { major: m, minor: n }) => {
+                Ok(Message::Hello {
+                    major: m, minor: n, ..
+                }) => {
                     if m != major {
                         return Err(Error::VersionMismatch {
                             ours: format!("{major}.{minor}"),
@@ -600,7 +610,9 @@ impl Client {
         }
     }
 
-    async fn run_workload<W: Workload>(
+    /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
+    /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
+    pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,

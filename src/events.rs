@@ -94,6 +94,16 @@ pub enum EventKind {
         /// Seconds since its last heartbeat.
         age_s: f64,
     },
+    /// Fleet mode: the start barrier released; every client counted gets `run_tests` now.
+    FleetStarted {
+        /// Clients the fleet waited for.
+        expected: usize,
+        /// Clients started together (0: the start timeout found nobody ready; the run gives
+        /// up).
+        started: usize,
+        /// Whether the start timeout released it (rather than the last expected client).
+        timed_out: bool,
+    },
     /// The server stopped; this is its final report. The stream ends after it.
     Report {
         /// The final report.

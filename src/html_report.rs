@@ -1,5 +1,7 @@
-//! The self-contained HTML report: the report table and inline SVG charts of each client's
-//! throughput and CPU over time. No script, no external file: it opens anywhere, offline.
+//! The self-contained HTML report: the report table, a chart of all clients' throughput
+//! together (the report's `total.series`, from the common start), and inline SVG charts of each
+//! client's throughput and CPU over time. No script, no external file: it opens anywhere,
+//! offline.
 //!
 //! Throughput is charted for every client that wrote something: from its stats samples where
 //! it sent any, otherwise as its average over its run (from the bytes and files it reported and
@@ -229,6 +231,9 @@ pub(crate) fn render(report: &Report) -> String {
         t.bytes_written as f64 / BYTES_PER_MB,
         t.throughput_mb_s
     );
+    if let Some(line) = t.fleet_line() {
+        let _ = writeln!(s, "<p id=\"fleet\">{}</p>", escape(&line));
+    }
     s.push_str(concat!(
         "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th><th>Time ran (s)</th>",
         "<th>Files</th><th>File / chunk (MB)</th><th>Written (MB)</th><th>MB/s</th>",
@@ -267,6 +272,19 @@ pub(crate) fn render(report: &Report) -> String {
         "clients that share a process each show their own share. MEM and RSS: the whole ",
         "process's resident memory, shared by the clients in that process.</small></p>\n"
     ));
+    if !t.series.is_empty() {
+        let all: Vec<(f64, f64)> = t
+            .series
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s))
+            .collect();
+        s.push_str(&svg_chart(
+            "All clients together (seconds from the common start)",
+            "MB/s",
+            &[("all clients".to_string(), all)],
+        ));
+        s.push('\n');
+    }
     let throughput = throughput_lines(report);
     if throughput.is_empty() {
         s.push_str("<p>No client sent stats or wrote data: no charts.</p>\n");

@@ -7,7 +7,8 @@
 //! | `GET /api/clients` | live snapshot: the JSON report's client objects |
 //! | `GET /api/report` | the report so far; the final one after the run |
 //! | `GET /api/series` | each client's time series (throughput, CPU, memory) |
-//! | `GET /api/server` | version, addresses, uptime, whether the run is over |
+//! | `GET /api/total` | the report's `total`: all clients together, with the all-clients series |
+//! | `GET /api/server` | version, addresses, uptime, whether the run is over, the fleet's barrier |
 //! | `GET /metrics` | Prometheus text exposition format 0.0.4 |
 //!
 //! With a token set, every route but the dashboard page needs `Authorization: Bearer <token>`
@@ -92,6 +93,7 @@ struct Bodies {
     report: BodyCache,
     clients: BodyCache,
     series: BodyCache,
+    total: BodyCache,
     metrics: BodyCache,
 }
 
@@ -495,6 +497,7 @@ fn router(app: App) -> Router {
         .route("/api/clients", get(clients))
         .route("/api/report", get(report))
         .route("/api/series", get(series))
+        .route("/api/total", get(total))
         .route("/api/server", get(server))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
@@ -607,6 +610,16 @@ async fn series(State(app): State<App>) -> Response {
     )
 }
 
+async fn total(State(app): State<App>) -> Response {
+    let finished = app.control.is_finished();
+    json_response(
+        app.bodies
+            .total
+            .get(finished, true, || to_json(&app.control.report().total))
+            .await,
+    )
+}
+
 async fn server(State(app): State<App>) -> Response {
     let c = &app.control;
     let (connections, refused) = c.connection_counts();
@@ -618,6 +631,7 @@ async fn server(State(app): State<App>) -> Response {
         "finished": c.is_finished(),
         "connections": connections,
         "refused": refused,
+        "fleet": c.fleet(),
     }))
     .into_response()
 }
@@ -735,6 +749,66 @@ pub(crate) fn metrics_text(c: &ServerControl) -> String {
     );
     for (cmd, n) in c.message_counts() {
         let _ = writeln!(s, "loadmon_messages_total{{command=\"{cmd}\"}} {n}");
+    }
+
+    // All clients together (counters: a client's bytes and files only grow, and no client
+    // leaves the report).
+    family(
+        &mut s,
+        "loadmon_fleet_bytes_written_total",
+        "counter",
+        "Bytes written by all clients together.",
+    );
+    let bytes = clients
+        .iter()
+        .fold(0u64, |t, x| t.saturating_add(x.bytes_written));
+    let _ = writeln!(s, "loadmon_fleet_bytes_written_total {bytes}");
+    family(
+        &mut s,
+        "loadmon_fleet_files_written_total",
+        "counter",
+        "Files finished by all clients together.",
+    );
+    let files = clients
+        .iter()
+        .fold(0u64, |t, x| t.saturating_add(x.files_written));
+    let _ = writeln!(s, "loadmon_fleet_files_written_total {files}");
+    if let Some(f) = c.fleet() {
+        let gauges: [(&str, &str, usize); 3] = [
+            (
+                "loadmon_fleet_expected_clients",
+                "Fleet mode: clients the start barrier waits for.",
+                f.expected,
+            ),
+            (
+                "loadmon_fleet_ready_clients",
+                "Fleet mode: clients ready and waiting for the start (0 once started).",
+                f.ready,
+            ),
+            (
+                "loadmon_fleet_started_clients",
+                "Fleet mode: clients started together (0 before the start).",
+                f.started.unwrap_or(0),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            family(&mut s, name, "gauge", help);
+            let _ = writeln!(s, "{name} {v}");
+        }
+        if let Some(t) = f
+            .start_time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            family(
+                &mut s,
+                "loadmon_fleet_start_time_seconds",
+                "gauge",
+                "Fleet mode: when the fleet started, Unix time.",
+            );
+            let unix = t.timestamp_millis() as f64 / 1000.0;
+            let _ = writeln!(s, "loadmon_fleet_start_time_seconds {}", num(unix));
+        }
     }
 
     type Field = fn(&crate::report::ClientReport) -> Option<f64>;

@@ -12,6 +12,9 @@
 //! - [`client`]: the generic client (handshake, heartbeat and stats tasks) and the
 //!   [`Workload`](client::Workload) trait.
 //! - [`file_writer`]: the test client's workload (validation, files, rollover, sync, keep_files).
+//! - [`plan`]: the test a fleet server hands to its workers (the file writer's parameters).
+//! - [`worker`]: the fleet worker (takes the plan, waits for the fleet's start, runs it; with
+//!   `stay`, again for the next run).
 //! - [`stats`]: a client's CPU from its own threads (per-thread kernel counters), its process's
 //!   memory (sysinfo), and the count of clients running in this process.
 //! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML, atomic writes.
@@ -80,12 +83,14 @@ mod html_report;
 #[cfg(feature = "http")]
 mod http;
 pub mod logging;
+pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod series;
 pub mod server;
 pub mod stats;
 pub mod text;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use report::{ClientReport, Report, Status};

@@ -1,4 +1,4 @@
-//! The `loadmon` command: `loadmon server`, `loadmon client`, `loadmon demo`.
+//! The `loadmon` command: `loadmon server`, `loadmon client`, `loadmon worker`, `loadmon demo`.
 //!
 //! Exit codes: 0 success (for `server` and `demo`: every client PASS, and at least one client
 //! ran); 1 runtime error; 2 configuration or usage error; 3 the report was written but not every
@@ -16,14 +16,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use loadmon::blocking::{EventPoll, Events, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
 use loadmon::events::{Event, EventKind, EventStream};
-use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
-use loadmon::server::ServerConfig;
+use loadmon::file_writer::{FileWriter, KeepFiles, SyncMode};
+use loadmon::plan::Plan;
+use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::text::escape_control;
+use loadmon::worker::{Worker, WorkerConfig};
 use loadmon::{Error, Report, Status};
 
 /// Most clients a server may take at once (`--max-clients`).
@@ -44,15 +47,39 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server: hand out ids, watch clients, write the report when all are gone.
+    /// Run the server: hand out ids, watch clients, write the report when all are gone
+    /// (fleet mode with --expect-clients: see the end of `loadmon server --help`).
     Server(ServerArgs),
     /// Run one file-writing test client.
     Client(ClientArgs),
+    /// Run a fleet worker: take the plan from a fleet server (`loadmon server
+    /// --expect-clients N`), wait for the fleet's start, write files as planned; exit 0 on PASS.
+    /// With --stay, come back for the next run until SIGINT/SIGTERM.
+    Worker(WorkerArgs),
     /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
 }
 
+/// The end of `loadmon server --help`: fleet mode in one example.
+const FLEET_HELP: &str = "\
+Fleet mode: with --expect-clients N the server hands every `loadmon worker` the same plan
+(-r/--runtime, -c/--chunksize, -f/--filesize, --min-chunksize, --sync, --keep-files, as
+`loadmon client` takes them) and starts no client until N are ready, then all of them at
+once. A client that arrives after the start is refused (\"run already started\"; a worker
+with --stay comes back for the next run); a ready client that leaves before the start does
+not count. --start-timeout S starts whoever is ready S seconds after the server started.
+Seed clients and `loadmon client` join the start with their own parameters. The report's
+total says how many clients were expected and started, and adds all clients' throughput
+over time (JSON total.series, HTML and dashboard chart, one more text line).
+
+Example, a server and three workers on one host (for other hosts: --host 0.0.0.0 and a
+--token on the server, --host and the same --token on the workers):
+
+  loadmon server --port 7000 --expect-clients 3 -r 5 -c 10 -f 50 --report-json fleet.json &
+  for i in 1 2 3; do loadmon worker --port 7000 --out-dir /tmp/loadmon-w$i & done; wait";
+
 #[derive(Args, Debug)]
+#[command(after_help = FLEET_HELP)]
 struct ServerArgs {
     /// Address to bind (loopback by default).
     #[arg(long, default_value = "127.0.0.1")]
@@ -60,10 +87,11 @@ struct ServerArgs {
     /// Port to bind (0 = any free port; the port is logged).
     #[arg(long, default_value_t = 1234)]
     port: u16,
-    /// Most clients at once (1 to 1000000); extra ones are refused.
-    #[arg(long, default_value_t = 5,
+    /// Most clients at once (1 to 1000000; default 5, or --expect-clients if more); extra
+    /// ones are refused.
+    #[arg(long,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
-    max_clients: usize,
+    max_clients: Option<usize>,
     /// The first client id.
     #[arg(long, default_value_t = 100)]
     first_client_id: u32,
@@ -101,6 +129,130 @@ struct ServerArgs {
     threads: u16,
     #[command(flatten)]
     watch: WatchArgs,
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// The plan of a fleet (with --expect-clients): what every worker runs.
+    #[command(
+        flatten,
+        next_help_heading = "Fleet plan (with --expect-clients; as `loadmon client` takes them)"
+    )]
+    plan: WriterArgs,
+}
+
+/// Fleet mode: the start barrier.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Fleet mode")]
+struct FleetArgs {
+    /// Fleet mode: send each worker the plan below and start no client until N are ready,
+    /// then all at once (at most --max-clients; 1 to 1000000).
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
+    expect_clients: Option<usize>,
+    /// Start whoever is ready this many seconds after the server started (if nobody is,
+    /// give up: exit 3). The report says how many were expected and how many started.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, requires = "expect_clients")]
+    start_timeout: Option<f64>,
+}
+
+/// The file writer's test: `loadmon client`'s own, and a fleet server's plan.
+#[derive(Args, Debug)]
+struct WriterArgs {
+    /// Run time, seconds.
+    #[arg(short = 'r', long = "runtime", visible_alias = "run-time", default_value_t = 15.0, value_parser = seconds)]
+    run_time_s: f64,
+    /// Chunk size, MB (MiB).
+    #[arg(short = 'c', long = "chunksize", default_value_t = 10)]
+    chunk_size_mb: u64,
+    /// File size, MB (MiB).
+    #[arg(short = 'f', long = "filesize", default_value_t = 50)]
+    file_size_mb: u64,
+    /// Smallest chunk size allowed, MB.
+    #[arg(long = "min-chunksize", default_value_t = 10)]
+    min_chunk_size_mb: u64,
+    /// none | file (fsync each file) | direct (O_DIRECT).
+    #[arg(long, default_value = "none")]
+    sync: SyncMode,
+    /// Finished files to keep: a number, or "all".
+    #[arg(long, default_value = "2")]
+    keep_files: KeepFiles,
+}
+
+impl WriterArgs {
+    /// Argument ids, as clap knows them (to tell given flags from defaults).
+    const IDS: [&'static str; 6] = [
+        "run_time_s",
+        "chunk_size_mb",
+        "file_size_mb",
+        "min_chunk_size_mb",
+        "sync",
+        "keep_files",
+    ];
+
+    fn plan(&self) -> Plan {
+        Plan {
+            run_time_s: self.run_time_s,
+            chunk_size_mb: self.chunk_size_mb,
+            file_size_mb: self.file_size_mb,
+            min_chunk_size_mb: self.min_chunk_size_mb,
+            sync: self.sync,
+            keep_files: self.keep_files,
+        }
+    }
+}
+
+/// How to reach the server, and the session log: shared by `client` and `worker`.
+#[derive(Args, Debug)]
+struct ConnectArgs {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 1234)]
+    port: u16,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    heartbeat_period: f64,
+    /// Seconds between stats reports.
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    stats_period: f64,
+    /// Seconds to keep retrying an unreachable server.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    connect_timeout: f64,
+    /// Shared secret for the server.
+    #[arg(long, env = "LOADMON_TOKEN")]
+    token: Option<String>,
+    /// Directory for the session log file.
+    #[arg(long, default_value = "client_logs")]
+    log_dir: PathBuf,
+    /// Do not write a log file.
+    #[arg(long)]
+    no_log_files: bool,
+}
+
+impl ConnectArgs {
+    fn client_config(self) -> ClientConfig {
+        ClientConfig {
+            host: self.host,
+            port: self.port,
+            heartbeat_period: secs(self.heartbeat_period),
+            stats_period: secs(self.stats_period),
+            connect_timeout: secs(self.connect_timeout),
+            token: self.token,
+            log_dir: (!self.no_log_files).then_some(self.log_dir),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where the data files and the result go: shared by `client` and `worker`.
+#[derive(Args, Debug)]
+struct FilesArgs {
+    /// Directory for the data files.
+    #[arg(long, default_value = "client_files")]
+    out_dir: PathBuf,
+    /// Write the result as JSON here (a worker: its last run that passed).
+    #[arg(long)]
+    result_json: Option<PathBuf>,
 }
 
 /// Live output and extra reports, shared by `server` and `demo`.
@@ -147,54 +299,27 @@ impl WatchArgs {
 
 #[derive(Args, Debug)]
 struct ClientArgs {
-    /// Server host.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Server port.
-    #[arg(long, default_value_t = 1234)]
-    port: u16,
-    /// Run time, seconds.
-    #[arg(short = 'r', long = "runtime", default_value_t = 15.0, value_parser = seconds)]
-    run_time_s: f64,
-    /// Chunk size, MB (MiB).
-    #[arg(short = 'c', long = "chunksize", default_value_t = 10)]
-    chunk_size_mb: u64,
-    /// File size, MB (MiB).
-    #[arg(short = 'f', long = "filesize", default_value_t = 50)]
-    file_size_mb: u64,
-    /// Smallest chunk size allowed, MB.
-    #[arg(long = "min-chunksize", default_value_t = 10)]
-    min_chunk_size_mb: u64,
-    /// Directory for the data files.
-    #[arg(long, default_value = "client_files")]
-    out_dir: PathBuf,
-    /// none | file (fsync each file) | direct (O_DIRECT).
-    #[arg(long, default_value = "none")]
-    sync: SyncMode,
-    /// Finished files to keep: a number, or "all".
-    #[arg(long, default_value = "2")]
-    keep_files: KeepFiles,
-    /// Seconds between heartbeats.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
-    heartbeat_period: f64,
-    /// Seconds between stats reports.
-    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
-    stats_period: f64,
-    /// Seconds to keep retrying an unreachable server.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
-    connect_timeout: f64,
-    /// Shared secret for the server.
-    #[arg(long, env = "LOADMON_TOKEN")]
-    token: Option<String>,
-    /// Write the client's result as JSON here.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    writer: WriterArgs,
+    #[command(flatten)]
+    files: FilesArgs,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    files: FilesArgs,
+    /// After each run, connect again for the next one until SIGINT/SIGTERM (fio --server
+    /// style), retrying with capped exponential backoff while the server is away.
     #[arg(long)]
-    result_json: Option<PathBuf>,
-    /// Directory for the session log file.
-    #[arg(long, default_value = "client_logs")]
-    log_dir: PathBuf,
-    /// Do not write a log file.
-    #[arg(long)]
-    no_log_files: bool,
+    stay: bool,
+    /// With --stay, the longest pause between two attempts to reach the server, seconds.
+    #[arg(long, default_value_t = 5.0, value_parser = seconds, value_name = "SECONDS")]
+    retry_max: f64,
 }
 
 #[derive(Args, Debug)]
@@ -393,21 +518,59 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))
 }
 
-/// 0 if every client PASSed (and there was at least one), else 3.
+/// 0 if every client PASSed (and there was at least one, and in fleet mode every expected
+/// client started), else 3.
 fn report_exit(report: &Report) -> ExitCode {
+    let t = &report.total;
+    let fleet_short = t
+        .expected_clients
+        .is_some_and(|n| t.started_clients != Some(n));
     // No client at all (a run stopped by a signal before any got an id) is no success.
-    if !report.clients.is_empty() && report.clients.iter().all(|c| c.status == Status::Pass) {
+    if !fleet_short
+        && !report.clients.is_empty()
+        && report.clients.iter().all(|c| c.status == Status::Pass)
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     }
 }
 
-fn run_server(a: ServerArgs) -> Result<ExitCode, Error> {
+/// The fleet mode of `a`; the plan flags are refused without --expect-clients (they would
+/// do nothing).
+fn fleet_config(a: &ServerArgs, given: &ArgMatches) -> Result<Option<FleetConfig>, Error> {
+    let Some(expect_clients) = a.fleet.expect_clients else {
+        let set: Vec<&str> = WriterArgs::IDS
+            .into_iter()
+            .filter(|id| given.value_source(id) == Some(ValueSource::CommandLine))
+            .collect();
+        if set.is_empty() {
+            return Ok(None);
+        }
+        return Err(Error::Config(format!(
+            "the plan options ({}) set a fleet's plan: they need --expect-clients",
+            set.join(", ")
+        )));
+    };
+    Ok(Some(FleetConfig {
+        expect_clients,
+        start_timeout: a.fleet.start_timeout.map(secs),
+        plan: a.plan.plan(),
+    }))
+}
+
+fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
+    let fleet = fleet_config(&a, given)?;
+    let default_max = ServerConfig::default().max_clients;
     let config = ServerConfig {
         host: a.host,
         port: a.port,
-        max_clients: a.max_clients,
+        max_clients: a.max_clients.unwrap_or_else(|| {
+            fleet
+                .as_ref()
+                .map_or(default_max, |f| f.expect_clients.max(default_max))
+        }),
+        fleet,
         first_client_id: a.first_client_id,
         heartbeat_timeout: secs(a.heartbeat_timeout),
         handshake_timeout: secs(a.handshake_timeout),
@@ -718,17 +881,7 @@ fn write_line(out: &mut Box<dyn Write + Send>, event: &Event) -> std::io::Result
 }
 
 fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
-    let config = ClientConfig {
-        host: a.host,
-        port: a.port,
-        heartbeat_period: secs(a.heartbeat_period),
-        stats_period: secs(a.stats_period),
-        connect_timeout: secs(a.connect_timeout),
-        token: a.token,
-        log_dir: (!a.no_log_files).then_some(a.log_dir),
-        ..Default::default()
-    };
-    let client = Client::new(config)?;
+    let client = Client::new(a.connect.client_config())?;
     let rt = runtime()?;
     // A file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, which kills the process by default.
     // With a handler installed, write() fails with EFBIG instead, the client reports the
@@ -738,15 +891,7 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         let _enter = rt.enter();
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).ok()
     };
-    let writer_config = FileWriterConfig {
-        run_time_s: a.run_time_s,
-        chunk_size_mb: a.chunk_size_mb,
-        file_size_mb: a.file_size_mb,
-        min_chunk_size_mb: a.min_chunk_size_mb,
-        out_dir: a.out_dir,
-        sync: a.sync,
-        keep_files: a.keep_files,
-    };
+    let writer_config = a.writer.plan().writer_config(a.files.out_dir);
     writer_config.validate()?;
     check_out_dir(&writer_config.out_dir)?;
     let writer = FileWriter::new(writer_config)?;
@@ -773,8 +918,61 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         fmt_ms(result.chunk_p50_ms),
         fmt_ms(result.chunk_p99_ms),
     ));
-    if let Some(path) = &a.result_json {
+    if let Some(path) = &a.files.result_json {
         loadmon::report::write_atomic(path, result.to_json().as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
+    check_out_dir(&a.files.out_dir)?;
+    let worker = Worker::new(WorkerConfig {
+        client: a.connect.client_config(),
+        out_dir: a.files.out_dir,
+        stay: a.stay,
+        retry_max: secs(a.retry_max),
+    })?;
+    let rt = runtime()?;
+    // As for the client: a file-size limit is an error reported to the server, not a kill.
+    #[cfg(unix)]
+    let _sigxfsz = {
+        let _enter = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).ok()
+    };
+    let cancel = worker.cancel_token();
+    let mut signals = {
+        let _enter = rt.enter();
+        ShutdownSignals::new()
+    };
+    rt.spawn(async move {
+        let signal = signals.recv().await;
+        tracing::info!("{signal}: stopping the worker");
+        cancel.cancel();
+    });
+    let summary = rt.block_on(worker.run())?;
+    let last = summary.last.as_ref().map_or_else(String::new, |run| {
+        let r = &run.result;
+        format!(
+            "; last: client {}, plan {}: {} file(s), {} bytes in {:.2} s, {:.2} MB/s",
+            r.client_id,
+            run.plan,
+            r.files_written,
+            r.bytes_written,
+            r.run_time_s,
+            r.throughput_mb_s
+        )
+    });
+    say(
+        Console::Out,
+        &format!(
+            "worker: {} run(s) passed, {} failed{last}\n",
+            summary.passed, summary.failed
+        ),
+    );
+    if let (Some(path), Some(run)) = (&a.files.result_json, &summary.last) {
+        let json = serde_json::to_string_pretty(run)
+            .map_err(|e| Error::Internal(format!("result JSON: {e}")))?;
+        loadmon::report::write_atomic(path, json.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -833,11 +1031,18 @@ fn run_demo(a: DemoArgs) -> Result<ExitCode, Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed by hand (as Cli::parse does) to keep the matches: the server tells given plan
+    // options from defaults.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(&cli);
     let result = match cli.command {
-        Command::Server(a) => run_server(a),
+        Command::Server(a) => match matches.subcommand_matches("server") {
+            Some(given) => run_server(a, given),
+            None => Err(Error::Internal("no server arguments".into())),
+        },
         Command::Client(a) => run_client(a),
+        Command::Worker(a) => run_worker(a),
         Command::Demo(a) => run_demo(a),
     };
     match result {

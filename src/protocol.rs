@@ -22,7 +22,9 @@
 //! run_tests                                 go
 //!
 //! ; loadmon, client -> server (an old server logs and ignores them)
-//! hello:<major>.<minor>                     protocol version, sent before get_cid
+//! hello:<major>.<minor>[:<cap>[,<cap>...]]  protocol version, sent before get_cid, and what the
+//!                                           client can do: `plan` = it runs the plan a fleet
+//!                                           server hands out (unknown capabilities are ignored)
 //! token:<secret>                            shared secret, sent before get_cid when configured
 //! proc_stats:<cpu_core_pct>:<rss_bytes>[:<process_clients>]
 //!                                           CPU normalised to all cores (100 = all busy), the
@@ -32,7 +34,13 @@
 //! error:<reason>                            the client failed; it closes next (status FAILED)
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
-//! hello:<major>.<minor>                     the server's version, answer to a client's hello
+//! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
+//!                                           with the capabilities both sides will use (`plan`:
+//!                                           a plan follows set_cid)
+//! plan:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
+//!                                           the test to run (fleet mode), after set_cid, only
+//!                                           to a client that announced `plan`; each key once,
+//!                                           in any order (encoded in this order)
 //! refused:<reason>                          the server will not serve this client; it closes next
 //! ```
 //!
@@ -40,6 +48,9 @@
 //! may contain `:`; line breaks in them are replaced by spaces when encoding.
 
 use std::fmt;
+
+use crate::file_writer::{KeepFiles, SyncMode};
+use crate::plan::Plan;
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
 pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
@@ -52,6 +63,74 @@ pub const MAX_SIZE_MB: u64 = 1 << 30;
 
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
+
+/// Longest run time a plan may carry, seconds (the server's
+/// [`MAX_DURATION`](crate::server::MAX_DURATION), about 31.7 years).
+pub const MAX_RUN_TIME_S: f64 = 1e9;
+
+/// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 7).
+const MAX_FIELDS: usize = 8;
+
+/// What a peer says it can do, in `hello` (`hello:1.0:plan`). Capabilities this version does
+/// not know are ignored when parsing, so a newer peer's `hello` still parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Capabilities(u32);
+
+impl Capabilities {
+    /// Nothing beyond the protocol version (`hello:1.0`).
+    pub const NONE: Capabilities = Capabilities(0);
+    /// `plan`: the client runs the plan a fleet server sends it (a
+    /// [`Worker`](crate::worker::Worker)); from a server, the plan follows `set_cid`.
+    pub const PLAN: Capabilities = Capabilities(1);
+
+    /// Each capability with its wire name, in the order they are encoded.
+    const NAMES: [(Capabilities, &'static str); 1] = [(Capabilities::PLAN, "plan")];
+
+    /// Whether every capability of `other` is in `self`.
+    pub fn contains(self, other: Capabilities) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The capabilities in both.
+    pub fn intersection(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 & other.0)
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses a comma-separated list, ignoring names it does not know and empty items.
+    fn parse(list: &str) -> Capabilities {
+        let mut caps = Capabilities::NONE;
+        for name in list.split(',') {
+            for (c, n) in Capabilities::NAMES {
+                if name.trim() == n {
+                    caps.0 |= c.0;
+                }
+            }
+        }
+        caps
+    }
+}
+
+impl fmt::Display for Capabilities {
+    /// The comma-separated wire names (`plan`); empty for [`Capabilities::NONE`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (c, n) in Capabilities::NAMES {
+            if self.contains(c) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(n)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// One protocol message, in either direction.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,12 +165,14 @@ pub enum Message {
     SetCid(u32),
     /// `run_tests`: the server tells the client to start.
     RunTests,
-    /// `hello:<major>.<minor>`: protocol version announcement (new).
+    /// `hello:<major>.<minor>[:<capabilities>]`: protocol version announcement (new).
     Hello {
         /// Major version; a different major is incompatible.
         major: u32,
         /// Minor version; informative.
         minor: u32,
+        /// What the peer can do (encoded only when not empty, so `hello:1.0` is unchanged).
+        caps: Capabilities,
     },
     /// `token:<secret>`: the shared secret (new).
     Token(String),
@@ -118,6 +199,8 @@ pub enum Message {
     Error(String),
     /// `refused:<reason>`: the server refuses this client (new).
     Refused(String),
+    /// `plan:runtime=…:chunksize=…:…`: the test a fleet server hands to a worker (new).
+    Plan(Plan),
 }
 
 /// Why a line could not be turned into a [`Message`] (or read at all).
@@ -188,7 +271,7 @@ impl ProtocolError {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 16] = [
+pub const COMMANDS: [&str; 17] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -205,6 +288,7 @@ pub const COMMANDS: [&str; 16] = [
     "write_stats",
     "error",
     "refused",
+    "plan",
 ];
 
 impl Message {
@@ -227,6 +311,7 @@ impl Message {
             Message::WriteStats { .. } => 13,
             Message::Error(_) => 14,
             Message::Refused(_) => 15,
+            Message::Plan(_) => 16,
         }
     }
 
@@ -254,9 +339,9 @@ impl Message {
         if line.is_empty() {
             return Err(ProtocolError::Empty);
         }
-        // Up to four fields without allocating (no command has more); `n` counts them all.
-        // A byte scan: ':' is ASCII, so every cut is on a char boundary.
-        let mut fields = [""; 4];
+        // Up to MAX_FIELDS fields without allocating (no command has more); `n` counts them
+        // all. A byte scan: ':' is ASCII, so every cut is on a char boundary.
+        let mut fields = [""; MAX_FIELDS];
         let mut n = 0;
         let mut start = 0;
         for (i, &b) in line.as_bytes().iter().enumerate() {
@@ -311,15 +396,24 @@ impl Message {
                 Ok(Message::SetCid(id))
             }
             "hello" => {
-                expect_fields("hello", n, 2)?;
+                // The capability list is optional: 2 or 3 fields.
+                if n != 3 {
+                    expect_fields("hello", n, 2)?;
+                }
                 let (major, minor) = fields[1]
                     .split_once('.')
                     .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
                     .ok_or_else(|| {
                         invalid("hello", "version", fields[1], "expected <major>.<minor>")
                     })?;
-                Ok(Message::Hello { major, minor })
+                let caps = if n == 3 {
+                    Capabilities::parse(fields[2])
+                } else {
+                    Capabilities::NONE
+                };
+                Ok(Message::Hello { major, minor, caps })
             }
+            "plan" => parse_plan(&fields, n).map(Message::Plan),
             "token" => {
                 let token = one_line(rest.unwrap_or(""));
                 if token.is_empty() {
@@ -389,7 +483,10 @@ impl Message {
             } => format!("{cmd}:{chunk_size_mb}:{file_size_mb}"),
             Message::SendStats { cpu_pct, mem_pct } => format!("{cmd}:{cpu_pct}:{mem_pct}"),
             Message::SetCid(id) => format!("{cmd}:{id}"),
-            Message::Hello { major, minor } => format!("{cmd}:{major}.{minor}"),
+            Message::Hello { major, minor, caps } if caps.is_empty() => {
+                format!("{cmd}:{major}.{minor}")
+            }
+            Message::Hello { major, minor, caps } => format!("{cmd}:{major}.{minor}:{caps}"),
             Message::Token(t) => format!("{cmd}:{}", one_line(t)),
             Message::ProcStats {
                 cpu_core_pct,
@@ -407,6 +504,15 @@ impl Message {
                 chunk_p99_us,
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
+            Message::Plan(p) => format!(
+                "{cmd}:runtime={}:chunksize={}:filesize={}:min_chunksize={}:sync={}:keep_files={}",
+                p.run_time_s,
+                p.chunk_size_mb,
+                p.file_size_mb,
+                p.min_chunk_size_mb,
+                p.sync,
+                p.keep_files
+            ),
         }
     }
 }
@@ -471,6 +577,85 @@ fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64
         return Err(invalid(command, field, v, "larger than 1 PiB"));
     }
     Ok(n)
+}
+
+/// The arguments of `plan` (`fields[1..n]`): each `key=value` once, in any order.
+fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<Plan, ProtocolError> {
+    const C: &str = "plan";
+    expect_fields(C, n, 7)?;
+    let (mut run_time_s, mut chunk, mut file, mut min_chunk, mut sync, mut keep) =
+        (None, None, None, None, None, None);
+    for &field in &fields[1..n] {
+        let (key, value) = field
+            .split_once('=')
+            .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
+        let twice = || invalid(C, "argument", field, "key given twice");
+        match key {
+            "runtime" => {
+                let x = value
+                    .parse::<f64>()
+                    .map_err(|_| invalid(C, "runtime", value, "not a number"))?;
+                // `contains` is false for NaN.
+                if !(x > 0.0 && (0.0..=MAX_RUN_TIME_S).contains(&x)) {
+                    return Err(invalid(
+                        C,
+                        "runtime",
+                        value,
+                        "not a number of seconds above 0 and at most 1e9",
+                    ));
+                }
+                run_time_s.replace(x).map_or(Ok(()), |_| Err(twice()))?;
+            }
+            "chunksize" => chunk
+                .replace(parse_size(C, "chunksize", value)?)
+                .map_or(Ok(()), |_| Err(twice()))?,
+            "filesize" => file
+                .replace(parse_size(C, "filesize", value)?)
+                .map_or(Ok(()), |_| Err(twice()))?,
+            "min_chunksize" => min_chunk
+                .replace(parse_size(C, "min_chunksize", value)?)
+                .map_or(Ok(()), |_| Err(twice()))?,
+            "sync" => {
+                let m = match value {
+                    "none" => SyncMode::None,
+                    "file" => SyncMode::File,
+                    "direct" => SyncMode::Direct,
+                    _ => return Err(invalid(C, "sync", value, "expected none, file or direct")),
+                };
+                sync.replace(m).map_or(Ok(()), |_| Err(twice()))?;
+            }
+            "keep_files" => {
+                let k = if value == "all" {
+                    KeepFiles::All
+                } else {
+                    KeepFiles::Last(value.parse::<usize>().map_err(|_| {
+                        invalid(C, "keep_files", value, "expected a number or \"all\"")
+                    })?)
+                };
+                keep.replace(k).map_or(Ok(()), |_| Err(twice()))?;
+            }
+            _ => return Err(invalid(C, "argument", field, "unknown key")),
+        }
+    }
+    // Seven fields, six keys, none twice and none unknown: every key is there.
+    match (run_time_s, chunk, file, min_chunk, sync, keep) {
+        (
+            Some(run_time_s),
+            Some(chunk_size_mb),
+            Some(file_size_mb),
+            Some(min_chunk_size_mb),
+            Some(sync),
+            Some(keep_files),
+        ) => Ok(Plan {
+            run_time_s,
+            chunk_size_mb,
+            file_size_mb,
+            min_chunk_size_mb,
+            sync,
+            keep_files,
+        }),
+        _ => Err(invalid(C, "argument", fields[1], "a key is missing")),
+    }
 }
 
 fn parse_pct(
@@ -618,7 +803,25 @@ mod tests {
             Message::Done,
             Message::SetCid(4_000_000_000),
             Message::RunTests,
-            Message::Hello { major: 1, minor: 7 },
+            Message::Hello {
+                major: 1,
+                minor: 7,
+                caps: Capabilities::NONE,
+            },
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::PLAN,
+            },
+            Message::Plan(Plan::default()),
+            Message::Plan(Plan {
+                run_time_s: 0.25,
+                chunk_size_mb: 1,
+                file_size_mb: MAX_SIZE_MB,
+                min_chunk_size_mb: 0,
+                sync: SyncMode::Direct,
+                keep_files: KeepFiles::All,
+            }),
             Message::Token("s3:cr3t".into()),
             Message::ProcStats {
                 cpu_core_pct: 12.5,
@@ -641,6 +844,86 @@ mod tests {
         for m in all {
             assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
         }
+    }
+
+    #[test]
+    fn hello_carries_optional_capabilities_and_ignores_unknown_ones() {
+        let plain = Message::Hello {
+            major: 1,
+            minor: 0,
+            caps: Capabilities::NONE,
+        };
+        // Without capabilities the line is the 1.0 line, byte for byte.
+        assert_eq!(plain.encode(), "hello:1.0");
+        assert_eq!(Message::parse("hello:1.0"), Ok(plain.clone()));
+        let worker = Message::parse("hello:1.0:plan").unwrap();
+        assert!(matches!(worker, Message::Hello { caps, .. } if caps.contains(Capabilities::PLAN)));
+        assert_eq!(worker.encode(), "hello:1.0:plan");
+        // A newer peer's capabilities are ignored, known ones kept.
+        assert_eq!(
+            Message::parse("hello:1.3:teleport,plan,"),
+            Ok(Message::Hello {
+                major: 1,
+                minor: 3,
+                caps: Capabilities::PLAN
+            })
+        );
+        assert_eq!(Message::parse("hello:1.0:"), Ok(plain));
+        assert!(Message::parse("hello:1.0:plan:more").is_err());
+    }
+
+    #[test]
+    fn a_plan_is_key_value_in_any_order_and_every_value_is_bounded() {
+        let line =
+            "plan:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2";
+        let p = Message::parse(line).unwrap();
+        assert_eq!(p, Message::Plan(Plan::default()));
+        assert_eq!(p.encode(), line);
+        let shuffled =
+            "plan:keep_files=2:sync=none:min_chunksize=10:filesize=50:chunksize=10:runtime=15";
+        assert_eq!(Message::parse(shuffled), Ok(p));
+        let good = |k: &str, v: &str| {
+            line.replace(&format!("{k}={}", value_of(line, k)), &format!("{k}={v}"))
+        };
+        for (key, value) in [
+            ("runtime", "1e300"),
+            ("runtime", "inf"),
+            ("runtime", "NaN"),
+            ("runtime", "0"),
+            ("runtime", "-1"),
+            ("runtime", "1000000000.5"),
+            ("runtime", "abc"),
+            ("chunksize", "-1"),
+            ("filesize", "99999999999"),
+            ("min_chunksize", "x"),
+            ("sync", "fsync"),
+            ("keep_files", "-2"),
+            ("keep_files", "some"),
+        ] {
+            let bad = good(key, value);
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Message::parse("plan:runtime=15").is_err());
+        assert!(Message::parse(&format!("{line}:extra=1")).is_err());
+        assert!(Message::parse(&line.replace("sync=none", "runtime=3")).is_err());
+        assert!(Message::parse(&line.replace("sync=none", "colour=red")).is_err());
+        assert!(Message::parse(&line.replace("sync=none", "syncnone")).is_err());
+        assert_eq!(
+            Message::parse(&good("runtime", "1e9")).map(|m| m.encode()),
+            Ok(good("runtime", "1000000000"))
+        );
+    }
+
+    fn value_of<'a>(line: &'a str, key: &str) -> &'a str {
+        line.split(':')
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or("")
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::series::ClientSeries;
+use crate::series::{ClientSeries, TotalSample};
 
 /// Bytes in one MB as the protocol counts them (MiB).
 pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
@@ -149,6 +149,21 @@ pub struct Total {
     pub first_done: Option<String>,
     /// Time of the last `done` (RFC 3339), if any.
     pub last_done: Option<String>,
+    /// Fleet mode: the clients the server waited for (`--expect-clients`); `None` otherwise.
+    #[serde(default)]
+    pub expected_clients: Option<usize>,
+    /// Fleet mode: the clients started together (fewer than expected when the start timeout
+    /// started whoever was ready); `None` outside fleet mode and before the start.
+    #[serde(default)]
+    pub started_clients: Option<usize>,
+    /// The common start (RFC 3339): when the fleet started, or outside fleet mode the first
+    /// client's `start`. `total.series` counts from here.
+    #[serde(default)]
+    pub common_start: Option<String>,
+    /// All clients together over time: bytes and MiB/s summed over clients per time bucket
+    /// from the common start (at most 96 buckets; see [`crate::series`]).
+    #[serde(default)]
+    pub series: Vec<TotalSample>,
 }
 
 impl Total {
@@ -191,7 +206,44 @@ impl Total {
             },
             first_done: first.map(|f| f.1.to_string()),
             last_done: last.map(|l| l.1.to_string()),
+            expected_clients: None,
+            started_clients: None,
+            common_start: None,
+            series: Vec::new(),
         }
+    }
+
+    /// Fleet mode's line under the text report (`None` outside fleet mode):
+    /// `Fleet: 3 of 3 expected client(s) started together at 2026-11-25_10:00:02; 3 PASS,
+    /// 12 file(s), 600.0 MB, 41.20 MB/s overall, peak 45.10 MB/s`.
+    pub fn fleet_line(&self) -> Option<String> {
+        let expected = self.expected_clients?;
+        let started = match (self.started_clients, &self.common_start) {
+            (Some(n), Some(at)) if n > 0 => {
+                let how = if n < expected { " (start timeout)" } else { "" };
+                format!(
+                    "{n} of {expected} expected client(s) started together at {}{how}",
+                    seed_time(at)
+                )
+            }
+            (Some(_), _) => {
+                format!("none of {expected} expected client(s) was ready by the start timeout")
+            }
+            (None, _) => format!("{expected} client(s) expected, the fleet never started"),
+        };
+        let peak = self
+            .series
+            .iter()
+            .map(|p| p.throughput_mb_s)
+            .fold(0.0, f64::max);
+        Some(format!(
+            "Fleet: {started}; {} PASS, {} file(s), {:.1} MB, {:.2} MB/s overall, peak {:.2} MB/s",
+            self.passed,
+            self.files_written,
+            self.bytes_written as f64 / BYTES_PER_MB,
+            self.throughput_mb_s,
+            peak
+        ))
     }
 }
 
@@ -268,7 +320,8 @@ impl Report {
     /// MB integers without a unit, as the seed printed them). New: a `Reason:` line after a
     /// client that has a reason (ABORTED, FAILED, TIMED OUT), and the statuses `TIMED OUT` and
     /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
-    /// CSV and HTML reports, not here.
+    /// CSV and HTML reports, not here. In fleet mode one line follows the seed's block
+    /// ([`Total::fleet_line`]).
     ///
     /// # Examples
     /// ```
@@ -316,6 +369,10 @@ impl Report {
         }
         s.push_str(line);
         s.push('\n');
+        if let Some(fleet) = self.total.fleet_line() {
+            s.push_str(&fleet);
+            s.push('\n');
+        }
         s
     }
 
@@ -659,6 +716,10 @@ mod tests {
                 throughput_mb_s: 20.0,
                 first_done: None,
                 last_done: None,
+                expected_clients: None,
+                started_clients: None,
+                common_start: None,
+                series: vec![],
             },
             series: vec![],
             stopped: false,
@@ -840,6 +901,49 @@ mod tests {
         c.reason = Some("\x1b]0;pwned\x07".into());
         r.clients.push(c);
         assert!(r.to_text().contains("Reason:        \\u{1b}]0;pwned\\u{7}"));
+    }
+
+    #[test]
+    fn fleet_mode_adds_one_line_after_the_seed_block() {
+        let mut r = report();
+        let seed = r.to_text();
+        assert!(seed.ends_with("=========================================================\n"));
+        r.total.expected_clients = Some(3);
+        r.total.started_clients = Some(2);
+        r.total.common_start = Some("2026-11-25T10:00:02+01:00".into());
+        r.total.series = vec![TotalSample {
+            t_s: 1.0,
+            bytes_written: 1,
+            throughput_mb_s: 25.5,
+        }];
+        let text = r.to_text();
+        assert!(text.starts_with(&seed), "the seed block is unchanged");
+        assert_eq!(
+            &text[seed.len()..],
+            "Fleet: 2 of 3 expected client(s) started together at 2026-11-25_10:00:02 (start \
+             timeout); 1 PASS, 8 file(s), 400.0 MB, 20.00 MB/s overall, peak 25.50 MB/s\n"
+        );
+        let html = r.to_html();
+        assert!(html.contains(r#"<p id="fleet">Fleet: 2 of 3"#), "{html}");
+        assert!(html.contains(r#"data-client="all clients" data-points="1""#));
+        r.total.started_clients = None;
+        assert!(r
+            .to_text()
+            .contains("Fleet: 3 client(s) expected, the fleet never started;"));
+        // The fields round-trip, and a report without them (an older one) still parses.
+        assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+        let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for k in [
+            "expected_clients",
+            "started_clients",
+            "common_start",
+            "series",
+        ] {
+            v["total"].as_object_mut().unwrap().remove(k);
+        }
+        let old = Report::from_json(&v.to_string()).unwrap();
+        assert_eq!(old.total.expected_clients, None);
+        assert!(old.total.series.is_empty());
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! other point is dropped and from then on only every second sample is kept (then every fourth,
 //! and so on), so the series always covers the whole run at an even resolution. Throughput is
 //! recomputed between the points kept, so it stays the true average over each interval.
+//!
+//! The all-clients series ([`TotalSample`], the report's `total.series`) sums every client's
+//! bytes per time bucket from the common start: each client's bytes over time are its points
+//! (its start, its stats samples, its end) joined by straight lines, read at each bucket's
+//! edges and added up; a bucket's throughput is the growth of that sum over the bucket.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +41,108 @@ pub struct ClientSeries {
     pub id: u32,
     /// Its points, oldest first.
     pub samples: Vec<Sample>,
+}
+
+/// One bucket of the all-clients series: every client's bytes added up.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TotalSample {
+    /// Seconds from the common start to the end of the bucket.
+    pub t_s: f64,
+    /// Bytes written by all clients by then.
+    pub bytes_written: u64,
+    /// MiB/s of all clients together over the bucket.
+    pub throughput_mb_s: f64,
+}
+
+/// Most buckets in the all-clients series.
+pub const MAX_TOTAL_SAMPLES: usize = 96;
+
+/// Bucket widths the all-clients series picks from (seconds): the smallest that keeps it
+/// within [`MAX_TOTAL_SAMPLES`]; beyond a day, whole days.
+const BUCKET_WIDTHS_S: [f64; 17] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+    21600.0, 86400.0,
+];
+
+/// The all-clients series being summed: [`TotalSeries::add`] each client's points, then
+/// [`TotalSeries::finish`]. Memory: one number per bucket edge, whatever the number of clients.
+#[derive(Debug)]
+pub(crate) struct TotalSeries {
+    from: f64,
+    /// Bucket edges (seconds since the server started), `from` first.
+    edges: Vec<f64>,
+    /// Bytes of all clients at each edge (summed without overflow).
+    bytes: Vec<u128>,
+}
+
+impl TotalSeries {
+    /// Buckets from `from` (the common start) to `to` (seconds since the server started).
+    pub(crate) fn new(from: f64, to: f64) -> Self {
+        let span = to - from;
+        let mut edges = Vec::new();
+        if from.is_finite() && span.is_finite() && span > 0.0 {
+            let want = span / MAX_TOTAL_SAMPLES as f64;
+            let width = BUCKET_WIDTHS_S
+                .iter()
+                .copied()
+                .find(|w| *w >= want)
+                .unwrap_or_else(|| (want / 86400.0).ceil() * 86400.0);
+            edges.push(from);
+            let mut k = 1.0;
+            // At most MAX_TOTAL_SAMPLES + 1 edges: the last bucket may be partial.
+            while from + k * width < to && edges.len() <= MAX_TOTAL_SAMPLES {
+                edges.push(from + k * width);
+                k += 1.0;
+            }
+            edges.push(to);
+        }
+        TotalSeries {
+            from,
+            bytes: vec![0; edges.len()],
+            edges,
+        }
+    }
+
+    /// Adds one client's points (time since the server started, bytes so far), oldest first.
+    /// Before its first point the client counts with its first point's bytes, after its last
+    /// point with its last point's.
+    pub(crate) fn add(&mut self, points: impl IntoIterator<Item = (f64, u64)>) {
+        let mut points = points.into_iter();
+        let Some(mut a) = points.next() else { return };
+        let mut b = points.next();
+        for (edge, sum) in self.edges.iter().zip(self.bytes.iter_mut()) {
+            // Move to the segment [a, b] that holds the edge.
+            while let Some(p) = b {
+                if p.0 > *edge {
+                    break;
+                }
+                a = (p.0, p.1.max(a.1));
+                b = points.next();
+            }
+            let at = match b {
+                Some(p) if *edge > a.0 && p.0 > a.0 => {
+                    let f = (*edge - a.0) / (p.0 - a.0);
+                    a.1 as f64 + f * p.1.saturating_sub(a.1) as f64
+                }
+                _ => a.1 as f64,
+            };
+            *sum += at as u128;
+        }
+    }
+
+    /// The buckets.
+    pub(crate) fn finish(self) -> Vec<TotalSample> {
+        let clamp = |b: u128| u64::try_from(b).unwrap_or(u64::MAX);
+        self.edges
+            .windows(2)
+            .zip(self.bytes.windows(2))
+            .map(|(e, b)| TotalSample {
+                t_s: e[1] - self.from,
+                bytes_written: clamp(b[1]),
+                throughput_mb_s: rate((e[0], clamp(b[0])), (e[1], clamp(b[1]))),
+            })
+            .collect()
+    }
 }
 
 /// A point as stored: 32 bytes instead of [`Sample`]'s 56 (times and percentages in `f32`
@@ -137,6 +244,11 @@ impl Series {
         }
     }
 
+    /// (time, bytes) at `start`: where the series begins.
+    pub(crate) fn origin(&self) -> (f64, u64) {
+        self.origin
+    }
+
     /// Gives back the room reserved for points that will not come (a finished client).
     pub(crate) fn shrink_to_fit(&mut self) {
         self.samples.shrink_to_fit();
@@ -194,6 +306,59 @@ mod tests {
         assert_eq!(got, vec![4.0, 2.0]);
         assert_eq!(s.samples()[0].rss_bytes, None);
         assert_eq!(s.samples()[1].cpu_pct, 1.0);
+    }
+
+    #[test]
+    fn the_total_sums_clients_per_bucket_from_the_common_start() {
+        let mb = 1u64 << 20;
+        // From t = 10 to t = 14: 0.5 s buckets (the smallest width).
+        let mut t = TotalSeries::new(10.0, 14.0);
+        // A client at 2 MiB/s from 10 to 14, sampled at 11 and 13.
+        t.add([(10.0, 0), (11.0, 2 * mb), (13.0, 6 * mb), (14.0, 8 * mb)]);
+        // A seed client (start and end only): 4 MiB over 12..14, 2 MiB/s.
+        t.add([(12.0, 0), (14.0, 4 * mb)]);
+        let s = t.finish();
+        assert_eq!(s.len(), 8);
+        assert!(s.windows(2).all(|w| w[0].t_s < w[1].t_s));
+        assert_eq!(s[0].t_s, 0.5);
+        assert_eq!(s[7].t_s, 4.0);
+        assert_eq!(s[7].bytes_written, 12 * mb);
+        for p in &s[..4] {
+            assert!((p.throughput_mb_s - 2.0).abs() < 1e-9, "{p:?}");
+        }
+        for p in &s[4..] {
+            assert!((p.throughput_mb_s - 4.0).abs() < 1e-9, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_total_stays_bounded_and_survives_odd_input() {
+        let mut long = TotalSeries::new(0.0, 1e9);
+        long.add([(0.0, 0), (1e9, u64::MAX)]);
+        long.add([(0.0, u64::MAX), (5.0, 3), (1e9, u64::MAX)]);
+        let s = long.finish();
+        assert!(
+            s.len() <= MAX_TOTAL_SAMPLES + 1 && !s.is_empty(),
+            "{}",
+            s.len()
+        );
+        assert_eq!(s.last().unwrap().bytes_written, u64::MAX);
+        assert!(s.iter().all(|p| p.throughput_mb_s.is_finite()));
+        // Empty or backwards spans have no bucket; a client without points adds nothing.
+        assert!(TotalSeries::new(5.0, 5.0).finish().is_empty());
+        assert!(TotalSeries::new(5.0, 1.0).finish().is_empty());
+        assert!(TotalSeries::new(f64::NAN, 1.0).finish().is_empty());
+        let mut t = TotalSeries::new(0.0, 2.0);
+        t.add(std::iter::empty());
+        // Points out of order are taken as they come, never panicking.
+        t.add([(1.5, 10), (0.5, 20), (1.0, 5)]);
+        assert_eq!(t.finish().len(), 4);
+        // A client that ran before the common start counts only what it wrote after it.
+        let mut t = TotalSeries::new(10.0, 11.0);
+        t.add([(0.0, 0), (10.0, 100 * mb), (11.0, 101 * mb)]);
+        let s = t.finish();
+        let sum: f64 = s.iter().map(|p| p.throughput_mb_s * 0.5).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{s:?}");
     }
 
     #[test]

@@ -377,15 +377,20 @@ fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples
         );
     }
     assert!(dom.contains("RUNNING"), "{dom}");
-    // Two charts (throughput, CPU), one line per client, each with its points.
-    let lines: Vec<u32> = dom
-        .match_indices("class=\"series\"")
-        .map(|(i, _)| {
-            let rest = &dom[i..];
-            let n = rest.split("data-points=\"").nth(1).unwrap();
-            n[..n.find('"').unwrap()].parse().unwrap()
-        })
-        .collect();
+    // The all-clients chart, then two charts (throughput, CPU) with one line per client,
+    // each with its points.
+    let points = |client: &str| -> Vec<u32> {
+        dom.match_indices(&format!("class=\"series\" data-client=\"{client}\""))
+            .map(|(i, _)| {
+                let rest = &dom[i..];
+                let n = rest.split("data-points=\"").nth(1).unwrap();
+                n[..n.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    };
+    let all = points("all");
+    assert!(all.len() == 1 && all[0] >= 1, "{all:?} {dom}");
+    let lines: Vec<u32> = ["100", "101"].iter().flat_map(|c| points(c)).collect();
     assert_eq!(lines.len(), 4, "{dom}");
     assert!(lines.iter().all(|n| *n >= 3), "{lines:?}");
     assert!(dom.matches("<circle").count() >= 12);

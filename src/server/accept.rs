@@ -5,7 +5,8 @@
 //! bounds how long it can be held. A `max_clients` slot and an id are taken only at `get_cid`,
 //! after the token: silent or unauthenticated sockets can never lock out a client that has the
 //! token. Refusals are sent without waiting for the peer and linger only while few are in
-//! flight, so a flood of connections cannot pin descriptors.
+//! flight, so a flood of connections cannot pin descriptors. In fleet mode the acceptor also
+//! runs the start timeout, and `get_cid` after the fleet started is refused.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::session::ClientState;
+use super::barrier::Due;
+use super::session::{late_reason, ClientState};
 use super::{ClientCell, Shared};
 use crate::connection::Connection;
 use crate::events::EventKind;
@@ -42,8 +44,31 @@ pub(super) async fn serve(
     let mut tasks = JoinSet::new();
     let mut accept_backoff = Duration::from_millis(10);
     tokio::pin!(shutdown);
+    // Fleet mode's start timeout (fixed from the server's start).
+    let start_deadline = shared.barrier().and_then(|b| b.deadline());
+    let start_timeout = tokio::time::sleep_until(start_deadline.unwrap_or_else(Instant::now));
+    tokio::pin!(start_timeout);
+    let mut start_timeout_armed = start_deadline.is_some();
     let stopped = loop {
         tokio::select! {
+            _ = &mut start_timeout, if start_timeout_armed => {
+                start_timeout_armed = false;
+                let due = shared.barrier().map(|mut b| b.on_timer(Instant::now()));
+                match due {
+                    Some(Due::Released(r)) => {
+                        shared.released(r);
+                        if r.started == 0 {
+                            // Nobody to start: the run is over.
+                            break true;
+                        }
+                    }
+                    Some(Due::Wait(Some(at))) => {
+                        start_timeout.as_mut().reset(at);
+                        start_timeout_armed = true;
+                    }
+                    Some(Due::Wait(None) | Due::Done) | None => {}
+                }
+            }
             _ = &mut shutdown => {
                 log.info("Shutdown requested: stopping server...");
                 break true;
@@ -153,6 +178,9 @@ pub(super) fn register(
     protocol_version: Option<String>,
     now: Instant,
 ) -> Result<Admitted, String> {
+    if let Some(r) = shared.barrier().and_then(|b| b.released()) {
+        return Err(late_reason(r.started));
+    }
     let slot = shared
         .slots
         .clone()

@@ -5,6 +5,8 @@
 //! peer's lines are not read, and a queue that does not move for the write timeout closes the
 //! connection (`peer not reading`). The liveness timer, the write deadline and the server's
 //! stop signal are armed in every state, so a peer can neither stall the server nor outlive it.
+//! In fleet mode a client waiting at the start barrier also waits for the release, which sends
+//! its `run_tests`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +80,10 @@ pub(super) async fn serve(
     // Armed while replies wait for the peer; moved on whenever the peer takes some.
     let write_deadline = sleep_until(now + write_timeout);
     tokio::pin!(write_deadline);
+    // Fleet mode: completes when the start barrier releases (polled only while waiting).
+    let go = shared.fleet_go.clone();
+    let released = go.cancelled();
+    tokio::pin!(released);
     let end = loop {
         // Socket readiness spends no scheduling budget: without this, a peer that keeps the
         // socket full would keep this task running and starve every other connection on a
@@ -96,6 +102,20 @@ pub(super) async fn serve(
                         write_timeout.as_secs_f64()
                     ),
                 );
+            }
+            _ = &mut released, if d.session.is_waiting() => {
+                let now = Instant::now();
+                let step = d.session.start(now);
+                d.apply(step, &mut conn);
+                match conn.try_flush() {
+                    Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
+                        write_deadline.as_mut().reset(Instant::now() + write_timeout);
+                    }
+                    Ok(_) => {}
+                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                }
+                // From now on the heartbeat clock runs.
+                timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
             }
             _ = &mut timer => {
                 let now = Instant::now();
@@ -165,6 +185,10 @@ pub(super) async fn serve(
     if let End::Client(status, reason) = end {
         d.finish(status, reason);
     }
+    if let (true, Some(id)) = (d.session.is_waiting(), d.session.id()) {
+        // Gone before the start: it no longer counts.
+        shared.leave_barrier(id);
+    }
     d.flush_counts();
     let suppressed = d.warnings.suppressed();
     if suppressed > 0 {
@@ -204,6 +228,21 @@ impl Driver {
                 self.apply(step, conn);
                 match next {
                     Next::Stay => {}
+                    Next::JoinBarrier => {
+                        let (Some(id), Some(c)) = (self.session.id(), record.as_deref_mut()) else {
+                            continue;
+                        };
+                        let Some(joined) = self.shared.join_barrier(id, now) else {
+                            continue;
+                        };
+                        let step = self.session.joined(joined, now, c);
+                        let next = step.next.clone();
+                        self.apply(step, conn);
+                        if let Next::Refuse(reason) = next {
+                            self.refuse(conn, reason);
+                            break 'batch Some(End::Quiet);
+                        }
+                    }
                     Next::Close => break 'batch Some(End::Quiet),
                     Next::Refuse(reason) => {
                         self.refuse(conn, reason);
@@ -218,7 +257,7 @@ impl Driver {
                                 self.slot = Some(slot);
                                 // The handshake place is free for the next peer.
                                 self.place = None;
-                                let step = self.session.registered(id, now);
+                                let step = self.session.registered(id, now, &self.shared.rules);
                                 self.apply(step, conn);
                                 continue 'batch;
                             }
@@ -263,7 +302,7 @@ impl Driver {
 
     /// Carries out a step's reply, event and log line.
     fn apply(&mut self, step: Step, conn: &mut Connection) {
-        if let Some(reply) = &step.reply {
+        for reply in step.reply.iter().chain(&step.then) {
             conn.feed(reply);
         }
         if let Some(event) = step.event {

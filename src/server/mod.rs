@@ -16,8 +16,20 @@
 //!   replies go through a bounded outbound queue with a write deadline.
 //! - `accept` (private): admission — a small, short-lived budget for connections still in
 //!   the handshake; a `max_clients` slot and an id only at `get_cid`, after the token.
+//! - `barrier` (private): fleet mode's start barrier, no I/O — who is ready, when everyone
+//!   starts, who is late.
+//!
+//! # Fleet mode
+//! With [`ServerConfig::fleet`], the server hands every worker the same [`Plan`] and starts
+//! the fleet together: `run_tests` is withheld until [`FleetConfig::expect_clients`] clients
+//! are ready (or the [`FleetConfig::start_timeout`] ends), then sent to all of them at once.
+//! A client that comes after the start is refused (`refused:run already started: …`), so that
+//! every client in the report started together; a ready client that goes away before the
+//! start does not count. Seed clients and plain loadmon clients join the barrier with their own
+//! parameters (they never get a plan). See `docs/PROTOCOL.md`.
 
 mod accept;
+mod barrier;
 mod conn;
 mod session;
 
@@ -39,10 +51,12 @@ use crate::config::{check_count, check_duration, Zero};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, EventKind, EventStream};
 use crate::logging::EventLog;
+use crate::plan::Plan;
 use crate::protocol::{COMMANDS, DEFAULT_MAX_LINE_BYTES};
 use crate::report::{ClientReport, Report, ReportFiles, Total};
-use crate::series::ClientSeries;
+use crate::series::{ClientSeries, TotalSeries};
 
+use barrier::{Barrier, Release};
 use session::{ClientState, Rules, WarnBudget};
 
 /// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`].
@@ -106,6 +120,34 @@ pub struct ServerConfig {
     pub http_linger: Duration,
     /// What HTTP peers may hold: header-read, idle and write timeouts, most connections.
     pub http_limits: HttpLimits,
+    /// Fleet mode: a plan for every worker and a start barrier; `None` (the default) for the
+    /// seed's behaviour (each client starts at its `ready`).
+    pub fleet: Option<FleetConfig>,
+}
+
+/// Fleet mode: how many clients to wait for, for how long, and the plan workers run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// Clients that must be ready before any starts (1 to 1,000,000, at most
+    /// [`ServerConfig::max_clients`]).
+    pub expect_clients: usize,
+    /// Start with whoever is ready this long after the server started (`None`: wait for
+    /// `expect_clients` however long). If nobody is ready then, the run gives up: the server
+    /// stops and its report says so.
+    pub start_timeout: Option<Duration>,
+    /// What every worker runs (workers are clients that announced `plan` in `hello`).
+    pub plan: Plan,
+}
+
+impl FleetConfig {
+    /// `expect_clients` workers running `plan`, with no start timeout.
+    pub fn new(expect_clients: usize, plan: Plan) -> FleetConfig {
+        FleetConfig {
+            expect_clients,
+            start_timeout: None,
+            plan,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -129,6 +171,7 @@ impl Default for ServerConfig {
             http: None,
             http_linger: Duration::ZERO,
             http_limits: HttpLimits::default(),
+            fleet: None,
         }
     }
 }
@@ -208,6 +251,22 @@ impl ServerConfig {
             }
             check_http_addr(h)?;
         }
+        if let Some(f) = &self.fleet {
+            check_count("expect_clients", f.expect_clients as u64, limit)?;
+            if f.expect_clients > self.max_clients {
+                return Err(Error::Config(format!(
+                    "expect_clients ({}) is more than max_clients ({}): the fleet could never \
+                     start (raise max_clients)",
+                    f.expect_clients, self.max_clients
+                )));
+            }
+            if let Some(t) = f.start_timeout {
+                check_duration("start_timeout", t, Zero::Rejected)?;
+            }
+            f.plan
+                .validate()
+                .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))?;
+        }
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
         self.report_files().check()
     }
@@ -226,7 +285,16 @@ impl ServerConfig {
             token: self.token.clone(),
             handshake_timeout: self.handshake_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
+            plan: self.fleet.as_ref().map(|f| f.plan),
         }
+    }
+}
+
+/// The text of a configuration error, without the "invalid configuration: " prefix.
+fn config_message(e: &Error) -> String {
+    match e {
+        Error::Config(m) => m.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -300,6 +368,11 @@ struct Shared {
     refusal_warnings: Mutex<WarnBudget>,
     /// The final report, once the server stopped.
     final_report: Mutex<Option<Report>>,
+    /// Fleet mode: the start barrier.
+    barrier: Option<Mutex<Barrier>>,
+    /// Fleet mode: cancelled when the barrier releases; every waiting connection then sends
+    /// `run_tests`.
+    fleet_go: CancellationToken,
 }
 
 impl Shared {
@@ -317,6 +390,81 @@ impl Shared {
         if let Some(c) = self.messages.get(index) {
             c.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    fn barrier(&self) -> Option<MutexGuard<'_, Barrier>> {
+        self.barrier
+            .as_ref()
+            .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Counts client `id`'s `ready` at the barrier (fleet mode; `None` otherwise), releasing
+    /// it if this one completes the fleet.
+    fn join_barrier(&self, id: u32, now: Instant) -> Option<barrier::Joined> {
+        let joined = self.barrier()?.join(id, now);
+        if let barrier::Joined::Released(r) = joined {
+            self.released(r);
+        }
+        Some(joined)
+    }
+
+    /// Client `id` went away: it no longer counts if the fleet has not started.
+    fn leave_barrier(&self, id: u32) {
+        let left = self
+            .barrier()
+            .map(|mut b| (b.leave(id), b.ready(), b.expected()));
+        if let Some((true, ready, expected)) = left {
+            self.log.info(format!(
+                "{id}: Client left before the fleet started: {ready} of {expected} ready"
+            ));
+        }
+    }
+
+    /// The barrier was released: every waiting connection starts.
+    fn released(&self, r: Release) {
+        let expected = self.barrier().map_or(0, |b| b.expected());
+        let how = if r.timed_out {
+            "start timeout"
+        } else {
+            "all ready"
+        };
+        if r.started == 0 {
+            self.log.warn(format!(
+                "Start timeout: none of the {expected} expected client(s) is ready; giving up"
+            ));
+        } else {
+            self.log.info(format!(
+                "Starting the fleet: {} of {expected} expected client(s) ({how})",
+                r.started
+            ));
+        }
+        self.events.emit(|| EventKind::FleetStarted {
+            expected,
+            started: r.started,
+            timed_out: r.timed_out,
+        });
+        self.fleet_go.cancel();
+    }
+
+    /// Fleet mode: the barrier's state now.
+    fn fleet_status(&self) -> Option<FleetStatus> {
+        let b = self.barrier()?;
+        let released = b.released();
+        Some(FleetStatus {
+            expected: b.expected(),
+            ready: b.ready(),
+            started: released.map(|r| r.started),
+            start_time: released.map(|r| self.wall_time(r.at).to_rfc3339()),
+        })
+    }
+
+    /// The wall-clock time of `t` (from the server's start, so that times in one report agree).
+    fn wall_time(&self, t: Instant) -> DateTime<Local> {
+        let since = t.saturating_duration_since(self.started);
+        chrono::Duration::from_std(since)
+            .ok()
+            .and_then(|d| self.start_time.checked_add_signed(d))
+            .unwrap_or(self.start_time)
     }
 
     fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
@@ -361,6 +509,9 @@ impl Shared {
         let mut clients = Vec::new();
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut series = Vec::new();
+        // Each started client's first and last point (time since the server started, bytes),
+        // for the all-clients series.
+        let mut spans = Vec::new();
         for cell in self.cells() {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
@@ -369,16 +520,53 @@ impl Shared {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.map_or(now, |e| e.0);
                 last_end = Some(last_end.map_or(e, |l| l.max(e)));
+                spans.push((
+                    c.id,
+                    c.series.origin(),
+                    (session::seconds_since(self.started, e), c.bytes_written()),
+                ));
             }
         }
         let span_s = match (first_start, last_end) {
             (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
             _ => 0.0,
         };
+        let mut total = Total::of(&clients, span_s);
+        let fleet = self.fleet_status();
+        // The common start: the fleet's start, or (outside fleet mode) the first start.
+        let release = self.barrier().and_then(|b| b.released());
+        let common = match (&fleet, release) {
+            (Some(_), Some(r)) if r.started > 0 => Some(r.at),
+            (Some(_), _) => None,
+            (None, _) => first_start,
+        };
+        if let (Some(from), Some(to)) = (common, last_end) {
+            let from_s = session::seconds_since(self.started, from);
+            let to_s = session::seconds_since(self.started, to);
+            let mut all = TotalSeries::new(from_s, to_s);
+            let mut samples = series.iter().peekable();
+            for (id, origin, end) in spans {
+                // Both lists are in id order.
+                while samples.next_if(|s| s.id < id).is_some() {}
+                let own = samples.next_if(|s| s.id == id);
+                let points = own.iter().flat_map(|s| s.samples.iter());
+                all.add(
+                    std::iter::once(origin)
+                        .chain(points.map(|p| (p.t_s, p.bytes_written)))
+                        .chain(std::iter::once(end)),
+                );
+            }
+            total.series = all.finish();
+        }
+        total.common_start = common.map(|t| self.wall_time(t).to_rfc3339());
+        if let Some(f) = fleet {
+            total.expected_clients = Some(f.expected);
+            total.started_clients = f.started;
+        }
         Report {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
-            total: Total::of(&clients, span_s),
+            total,
             clients,
             series,
             stopped,
@@ -496,6 +684,25 @@ impl ServerControl {
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
     }
+
+    /// Fleet mode: the start barrier's state now; `None` outside fleet mode.
+    pub fn fleet(&self) -> Option<FleetStatus> {
+        self.shared.fleet_status()
+    }
+}
+
+/// Where a fleet server's start barrier is ([`ServerControl::fleet`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FleetStatus {
+    /// Clients the fleet waits for.
+    pub expected: usize,
+    /// Clients ready and waiting for the start now (0 once started).
+    pub ready: usize,
+    /// Clients started together, once the fleet started (0: the start timeout found nobody
+    /// ready).
+    pub started: Option<usize>,
+    /// When the fleet started (RFC 3339, local time).
+    pub start_time: Option<String>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -530,6 +737,21 @@ impl Server {
         .await?;
         log.info("Initialization complete!");
         let now = Instant::now();
+        let barrier = config
+            .fleet
+            .as_ref()
+            .map(|f| Mutex::new(Barrier::new(f.expect_clients, f.start_timeout, now)));
+        if let Some(f) = &config.fleet {
+            log.info(format!(
+                "Fleet mode: waiting for {} client(s){}; plan: {}",
+                f.expect_clients,
+                f.start_timeout.map_or(String::new(), |t| format!(
+                    " (or {:.1} s, then starting whoever is ready)",
+                    t.as_secs_f64()
+                )),
+                f.plan
+            ));
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 clients: BTreeMap::new(),
@@ -555,6 +777,8 @@ impl Server {
             connections: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             final_report: Mutex::new(None),
+            barrier,
+            fleet_go: CancellationToken::new(),
         });
         Ok(Server { listener, shared })
     }

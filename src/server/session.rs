@@ -6,6 +6,12 @@
 //! "heartbeat missed" warning), authentication and the stats rules are decided here, from the
 //! `now` the caller passes in, so they are tested without sockets or real time. The connection
 //! driver ([`super::conn`]) does the I/O and carries out each [`Step`].
+//!
+//! In fleet mode (a plan in the rules) a session also has a start phase: `ready` asks the
+//! driver to join the [`Barrier`](super::barrier::Barrier) ([`Next::JoinBarrier`]); the
+//! session then waits — without a heartbeat timeout: a seed client sends no `hb` before
+//! `run_tests` — until the driver sees the release and calls [`Session::start`]. A peer that
+//! said `hello:…:plan` gets the plan right after `set_cid`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,8 +20,10 @@ use chrono::{DateTime, Local};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
+use super::barrier::{Joined, LATE_PREFIX};
 use crate::events::EventKind;
-use crate::protocol::{Message, PROTOCOL_VERSION};
+use crate::plan::Plan;
+use crate::protocol::{Capabilities, Message, PROTOCOL_VERSION};
 use crate::report::{ClientReport, Status, BYTES_PER_MB};
 use crate::series::{ClientSeries, Sample, Series};
 
@@ -28,6 +36,19 @@ pub(crate) struct Rules {
     pub handshake_timeout: Duration,
     /// No `hb` for this long after the id: TIMED OUT.
     pub heartbeat_timeout: Duration,
+    /// Fleet mode: the plan for peers that take one; `ready` joins the start barrier.
+    pub plan: Option<Plan>,
+}
+
+impl Rules {
+    /// What this server offers in `hello`.
+    fn offers(&self) -> Capabilities {
+        if self.plan.is_some() {
+            Capabilities::PLAN
+        } else {
+            Capabilities::NONE
+        }
+    }
 }
 
 /// Lines about one peer: a burst, then one per [`WARN_REFILL`]; the rest are counted. (A
@@ -99,16 +120,20 @@ pub(crate) enum Next {
     Stay,
     /// Allocate an id and a slot, then call [`Session::registered`] (or refuse).
     Register,
+    /// Fleet mode: count the client at the start barrier, then call [`Session::joined`].
+    JoinBarrier,
     /// Close the connection (after sending the reply, if any).
     Close,
     /// Send `refused:<reason>` and close.
     Refuse(String),
 }
 
-/// The outcome of one message: at most one reply, one event and one log line.
+/// The outcome of one message: at most two replies, one event and one log line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Step {
     pub reply: Option<Message>,
+    /// A second reply, sent after `reply` (the plan after `set_cid`).
+    pub then: Option<Message>,
     pub event: Option<EventKind>,
     pub note: Note,
     pub next: Next,
@@ -118,6 +143,7 @@ impl Step {
     fn stay() -> Self {
         Step {
             reply: None,
+            then: None,
             event: None,
             note: Note::None,
             next: Next::Stay,
@@ -338,6 +364,17 @@ impl ClientState {
     }
 }
 
+/// Where a client is with the fleet's start (fleet mode only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartPhase {
+    /// Has not sent `ready`.
+    NotReady,
+    /// Counted at the barrier, waiting for the start.
+    Waiting,
+    /// Got `run_tests`.
+    Started,
+}
+
 /// One peer's protocol state.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -351,6 +388,12 @@ pub(crate) struct Session {
     last_heartbeat: Instant,
     /// Whether a `heartbeat_missed` event was sent for the current gap.
     missed_reported: bool,
+    /// What this server offers (`plan` in fleet mode, where `ready` joins the barrier).
+    offers: Capabilities,
+    /// The capabilities agreed in `hello` (what the peer said and this server offers).
+    caps: Capabilities,
+    /// Fleet mode: where the client is with the start.
+    phase: StartPhase,
 }
 
 impl Session {
@@ -364,7 +407,15 @@ impl Session {
             id: None,
             last_heartbeat: now,
             missed_reported: false,
+            offers: rules.offers(),
+            caps: Capabilities::NONE,
+            phase: StartPhase::NotReady,
         }
+    }
+
+    /// Whether the client is counted at the start barrier and waits for the start.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.phase == StartPhase::Waiting
     }
 
     /// The client id, once assigned.
@@ -398,6 +449,17 @@ impl Session {
         };
         match msg {
             Message::GetCid => Step::reply(Message::SetCid(id)),
+            Message::Ready if self.offers.contains(Capabilities::PLAN) => match self.phase {
+                StartPhase::NotReady => Step {
+                    next: Next::JoinBarrier,
+                    ..Step::stay()
+                },
+                StartPhase::Waiting => Step::warn(format!(
+                    "{id}: ignored ready: already waiting for the start"
+                )),
+                // As outside fleet mode: `ready` is answered (the seed server did so).
+                StartPhase::Started => Step::reply(Message::RunTests),
+            },
             Message::Ready => Step {
                 note: Note::Info(format!("{id}: Client ready, sending test request")),
                 ..Step::reply(Message::RunTests)
@@ -514,7 +576,7 @@ impl Session {
                 note: Note::Info(format!("{id}: Client finished running tests")),
                 event: c.set_status(Status::Pass, None, now),
                 next: Next::Close,
-                reply: None,
+                ..Step::stay()
             },
             Message::Error(reason) => {
                 let reason = if reason.is_empty() {
@@ -531,22 +593,74 @@ impl Session {
                     },
                     event,
                     next: Next::Close,
-                    reply: None,
+                    ..Step::stay()
                 }
             }
             Message::Hello { .. } | Message::Token(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
-            Message::SetCid(_) | Message::RunTests | Message::Refused(_) => Step::warn(format!(
-                "{id}: ignored server-only command {}",
-                msg.command()
-            )),
+            Message::SetCid(_) | Message::RunTests | Message::Refused(_) | Message::Plan(_) => {
+                Step::warn(format!(
+                    "{id}: ignored server-only command {}",
+                    msg.command()
+                ))
+            }
+        }
+    }
+
+    /// What the barrier made of this client's `ready` ([`Next::JoinBarrier`]); `record` is the
+    /// client's record.
+    pub(crate) fn joined(&mut self, joined: Joined, now: Instant, c: &mut ClientState) -> Step {
+        let id = c.id;
+        match joined {
+            Joined::Waiting { ready, expected } => {
+                self.phase = StartPhase::Waiting;
+                Step {
+                    note: Note::Info(format!(
+                        "{id}: Client ready, waiting for the fleet: {ready} of {expected} ready"
+                    )),
+                    ..Step::stay()
+                }
+            }
+            Joined::Released(r) => {
+                self.phase = StartPhase::Waiting;
+                Step {
+                    note: Note::Info(format!(
+                        "{id}: Client ready: all {} expected clients are ready",
+                        r.started
+                    )),
+                    ..Step::stay()
+                }
+            }
+            Joined::Late(r) => {
+                let reason = "not ready when the fleet started".to_string();
+                let event = c.set_status(Status::Aborted, Some(reason.clone()), now);
+                Step {
+                    event,
+                    note: Note::Status(format!("Client {id} ABORTED: {reason}")),
+                    next: Next::Refuse(late_reason(r.started)),
+                    ..Step::stay()
+                }
+            }
+        }
+    }
+
+    /// The fleet started (the barrier was released) at `now`: `run_tests`. The heartbeat
+    /// clock starts again from now.
+    pub(crate) fn start(&mut self, now: Instant) -> Step {
+        self.phase = StartPhase::Started;
+        self.last_heartbeat = now;
+        self.missed_reported = false;
+        let id = self.name();
+        Step {
+            note: Note::Info(format!("{id}: Fleet started, sending test request")),
+            ..Step::reply(Message::RunTests)
         }
     }
 
     fn before_registration(&mut self, msg: Message) -> Step {
         match msg {
-            Message::Hello { major, minor } => {
+            Message::Hello { major, minor, caps } => {
                 let theirs = format!("{major}.{minor}");
                 if major != PROTOCOL_VERSION.0 {
                     return Step::refuse(format!(
@@ -555,9 +669,13 @@ impl Session {
                     ));
                 }
                 self.protocol_version = Some(theirs);
+                // Capabilities both sides have; answered only when there is one, so that a
+                // plain client gets the `hello:1.0` it always got.
+                self.caps = caps.intersection(self.offers);
                 Step::reply(Message::Hello {
                     major: PROTOCOL_VERSION.0,
                     minor: PROTOCOL_VERSION.1,
+                    caps: self.caps,
                 })
             }
             Message::Token(_) => {
@@ -593,13 +711,19 @@ impl Session {
         }
     }
 
-    /// The peer got `id` at `now` (after [`Next::Register`]): reply `set_cid:<id>`.
-    pub(crate) fn registered(&mut self, id: u32, now: Instant) -> Step {
+    /// The peer got `id` at `now` (after [`Next::Register`]): reply `set_cid:<id>`, then the
+    /// plan to a peer that takes one.
+    pub(crate) fn registered(&mut self, id: u32, now: Instant, rules: &Rules) -> Step {
         self.id = Some(id);
         self.last_heartbeat = now;
         self.missed_reported = false;
+        let plan = rules
+            .plan
+            .filter(|_| self.caps.contains(Capabilities::PLAN))
+            .map(Message::Plan);
         Step {
             reply: Some(Message::SetCid(id)),
+            then: plan,
             event: Some(EventKind::IdAssigned {
                 client_id: id,
                 peer: self.peer.to_string(),
@@ -643,6 +767,11 @@ impl Session {
                 rules.handshake_timeout.as_secs_f64()
             ));
         };
+        if self.phase == StartPhase::Waiting {
+            // Waiting for the fleet: no heartbeat is due (a seed client sends none before
+            // run_tests). Look again later; the start restarts the clock.
+            return Timer::Wait(now + rules.heartbeat_timeout);
+        }
         let age = now.saturating_duration_since(self.last_heartbeat);
         if age < rules.heartbeat_timeout {
             // The warning point (two thirds of the timeout) passed.
@@ -662,6 +791,14 @@ impl Session {
     }
 }
 
+/// The refusal for a client that comes after the fleet started.
+pub(crate) fn late_reason(started: usize) -> String {
+    format!(
+        "{LATE_PREFIX}: {started} client(s) started together and this run takes no more; \
+         join the next run"
+    )
+}
+
 /// Seconds from `started` (the server's start) to `t`.
 pub(crate) fn seconds_since(started: Instant, t: Instant) -> f64 {
     t.saturating_duration_since(started).as_secs_f64()
@@ -676,6 +813,14 @@ mod tests {
             token: token.map(Into::into),
             handshake_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(15),
+            plan: None,
+        }
+    }
+
+    fn fleet_rules() -> Rules {
+        Rules {
+            plan: Some(Plan::default()),
+            ..rules(None)
         }
     }
 
@@ -691,9 +836,159 @@ mod tests {
             s.on_message(Message::GetCid, now, None, now).next,
             Next::Register
         );
-        let step = s.registered(100, now);
+        let step = s.registered(100, now, &r);
         assert_eq!(step.reply, Some(Message::SetCid(100)));
         (s, ClientState::new(100, peer(), None, now))
+    }
+
+    /// A session of a fleet server registered at `now` after `hello` with `caps`; the
+    /// registration step too.
+    fn fleet_client(caps: Capabilities, now: Instant) -> (Session, ClientState, Step) {
+        let r = fleet_rules();
+        let mut s = Session::new(peer(), &r, now);
+        let hello = Message::Hello {
+            major: PROTOCOL_VERSION.0,
+            minor: PROTOCOL_VERSION.1,
+            caps,
+        };
+        let answer = s.on_message(hello, now, None, now);
+        assert_eq!(
+            answer.reply,
+            Some(Message::Hello {
+                major: PROTOCOL_VERSION.0,
+                minor: PROTOCOL_VERSION.1,
+                caps,
+            }),
+            "the server answers with the capabilities both have"
+        );
+        assert_eq!(
+            s.on_message(Message::GetCid, now, None, now).next,
+            Next::Register
+        );
+        let step = s.registered(100, now, &r);
+        (s, ClientState::new(100, peer(), None, now), step)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_peer_that_takes_a_plan_gets_one_after_set_cid() {
+        let t0 = Instant::now();
+        let (_, _, worker) = fleet_client(Capabilities::PLAN, t0);
+        assert_eq!(worker.reply, Some(Message::SetCid(100)));
+        assert_eq!(worker.then, Some(Message::Plan(Plan::default())));
+        let (_, _, plain) = fleet_client(Capabilities::NONE, t0);
+        assert_eq!(plain.then, None);
+        // Outside fleet mode a worker's hello is answered without capabilities.
+        let r = rules(None);
+        let mut s = Session::new(peer(), &r, t0);
+        let answer = s.on_message(
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::PLAN,
+            },
+            t0,
+            None,
+            t0,
+        );
+        assert_eq!(
+            answer.reply,
+            Some(Message::Hello {
+                major: PROTOCOL_VERSION.0,
+                minor: PROTOCOL_VERSION.1,
+                caps: Capabilities::NONE
+            })
+        );
+        s.on_message(Message::GetCid, t0, None, t0);
+        assert_eq!(s.registered(100, t0, &r).then, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_fleet_ready_waits_for_the_start_without_a_heartbeat_timeout() {
+        let r = fleet_rules();
+        let t0 = Instant::now();
+        // A seed client: get_cid and ready, no hello.
+        let mut s = Session::new(peer(), &r, t0);
+        s.on_message(Message::GetCid, t0, None, t0);
+        s.registered(100, t0, &r);
+        let mut c = ClientState::new(100, peer(), None, t0);
+        let ready = s.on_message(Message::Ready, t0, Some(&mut c), t0);
+        assert_eq!((ready.reply, ready.next), (None, Next::JoinBarrier));
+        let joined = s.joined(
+            Joined::Waiting {
+                ready: 1,
+                expected: 3,
+            },
+            t0,
+            &mut c,
+        );
+        assert!(matches!(joined.note, Note::Info(ref l) if l.contains("1 of 3 ready")));
+        assert!(s.is_waiting());
+        // A second ready is not counted again.
+        let again = s.on_message(Message::Ready, t0, Some(&mut c), t0);
+        assert_eq!(again.next, Next::Stay);
+        // An hour at the barrier: never timed out.
+        for _ in 0..240 {
+            tokio::time::advance(Duration::from_secs(15)).await;
+            assert!(matches!(
+                s.on_timer(Instant::now(), &r, true, Some(&mut c)),
+                Timer::Wait(_)
+            ));
+        }
+        assert_eq!(c.status, Status::NotStarted);
+        // The start: run_tests, and the heartbeat clock runs from now.
+        let now = Instant::now();
+        let go = s.start(now);
+        assert_eq!(go.reply, Some(Message::RunTests));
+        assert!(!s.is_waiting());
+        assert_eq!(s.deadline(&r, false), now + Duration::from_secs(15));
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert!(matches!(
+            s.on_timer(Instant::now(), &r, false, Some(&mut c)),
+            Timer::TimedOut(..)
+        ));
+        // After the start, ready is answered as the seed server did.
+        let (mut s2, mut c2, _) = fleet_client(Capabilities::NONE, now);
+        s2.on_message(Message::Ready, now, Some(&mut c2), now);
+        s2.joined(
+            Joined::Waiting {
+                ready: 1,
+                expected: 2,
+            },
+            now,
+            &mut c2,
+        );
+        s2.start(now);
+        let late_ready = s2.on_message(Message::Ready, now, Some(&mut c2), now);
+        assert_eq!(late_ready.reply, Some(Message::RunTests));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_ready_after_the_start_is_refused_and_aborted() {
+        let t0 = Instant::now();
+        let (mut s, mut c, _) = fleet_client(Capabilities::PLAN, t0);
+        assert_eq!(
+            s.on_message(Message::Ready, t0, Some(&mut c), t0).next,
+            Next::JoinBarrier
+        );
+        let release = super::super::barrier::Release {
+            at: t0,
+            started: 2,
+            timed_out: true,
+        };
+        let step = s.joined(Joined::Late(release), t0, &mut c);
+        assert!(
+            matches!(step.next, Next::Refuse(ref m) if m.starts_with("run already started: 2 client(s)")),
+            "{step:?}"
+        );
+        assert_eq!(
+            status_change(&step),
+            Some((Status::NotStarted, Status::Aborted))
+        );
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("not ready when the fleet started")
+        );
+        assert!(!s.is_waiting());
     }
 
     fn status_change(step: &Step) -> Option<(Status, Status)> {
@@ -838,12 +1133,22 @@ mod tests {
         let r = rules(None);
         let t0 = Instant::now();
         let mut s = Session::new(peer(), &r, t0);
-        let step = s.on_message(Message::Hello { major: 9, minor: 0 }, t0, None, t0);
+        let step = s.on_message(
+            Message::Hello {
+                major: 9,
+                minor: 0,
+                caps: Capabilities::NONE,
+            },
+            t0,
+            None,
+            t0,
+        );
         assert!(matches!(step.next, Next::Refuse(ref m) if m.contains("version mismatch")));
         let ok = s.on_message(
             Message::Hello {
                 major: PROTOCOL_VERSION.0,
                 minor: 7,
+                caps: Capabilities::NONE,
             },
             t0,
             None,
