@@ -949,7 +949,19 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
         tracing::info!("{signal}: stopping the worker");
         cancel.cancel();
     });
-    let summary = rt.block_on(worker.run())?;
+    let summary = match rt.block_on(worker.run()) {
+        Ok(s) => s,
+        // The worker's own settings were checked above (exit 2 for those); a run that fails,
+        // a plan that cannot run here included, is a runtime error (exit 1). The message may
+        // quote the server: escaped.
+        Err(e) => {
+            say(
+                Console::Err,
+                &format!("loadmon: {}\n", escape_control(&e.to_string())),
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let last = summary.last.as_ref().map_or_else(String::new, |run| {
         let r = &run.result;
         format!(

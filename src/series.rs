@@ -106,11 +106,19 @@ impl TotalSeries {
     /// Adds one client's points (time since the server started, bytes so far), oldest first.
     /// Before its first point the client counts with its first point's bytes, after its last
     /// point with its last point's.
+    /// At the last edge (the end of the span) every client counts with its last point's bytes:
+    /// stored sample times are `f32`, so a last sample may sit a hair after the end.
     pub(crate) fn add(&mut self, points: impl IntoIterator<Item = (f64, u64)>) {
         let mut points = points.into_iter();
         let Some(mut a) = points.next() else { return };
         let mut b = points.next();
-        for (edge, sum) in self.edges.iter().zip(self.bytes.iter_mut()) {
+        let Some((_, inner)) = self.edges.split_last() else {
+            return;
+        };
+        let Some((last_sum, inner_sums)) = self.bytes.split_last_mut() else {
+            return;
+        };
+        for (edge, sum) in inner.iter().zip(inner_sums.iter_mut()) {
             // Move to the segment [a, b] that holds the edge.
             while let Some(p) = b {
                 if p.0 > *edge {
@@ -128,6 +136,12 @@ impl TotalSeries {
             };
             *sum += at as u128;
         }
+        let mut last = a.1;
+        while let Some(p) = b {
+            last = last.max(p.1);
+            b = points.next();
+        }
+        *last_sum += u128::from(last);
     }
 
     /// The buckets.
@@ -354,6 +368,7 @@ mod tests {
         t.add([(1.5, 10), (0.5, 20), (1.0, 5)]);
         assert_eq!(t.finish().len(), 4);
         // A client that ran before the common start counts only what it wrote after it.
+        let mb = 1u64 << 20;
         let mut t = TotalSeries::new(10.0, 11.0);
         t.add([(0.0, 0), (10.0, 100 * mb), (11.0, 101 * mb)]);
         let s = t.finish();

@@ -110,9 +110,10 @@ fn the_quick_demo_passes() {
     assert_eq!(page.matches("<tr><td>").count(), 3);
     assert_eq!(
         page.matches("class=\"series\"").count(),
-        6,
-        "two charts, three clients"
+        7,
+        "the all-clients chart, then two charts of three clients"
     );
+    assert_eq!(page.matches("data-client=\"all clients\"").count(), 1);
     assert!(!data.exists(), "the demo removes its data files");
 }
 

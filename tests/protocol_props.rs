@@ -2,7 +2,9 @@
 //! the line decoder's memory stays bounded whatever it is fed.
 
 use loadmon::connection::LineBuffer;
-use loadmon::protocol::{Message, ProtocolError};
+use loadmon::file_writer::{KeepFiles, SyncMode};
+use loadmon::plan::Plan;
+use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_RUN_TIME_S, MAX_SIZE_MB};
 use proptest::prelude::*;
 
 /// A float as a peer could send it: finite, non-negative, within `max`.
@@ -13,6 +15,40 @@ fn pct(max: f64) -> impl Strategy<Value = f64> {
 /// Free text on one line (the encoder folds line breaks, so generate without them).
 fn text() -> impl Strategy<Value = String> {
     "[^\r\n]{0,200}"
+}
+
+/// A plan as a fleet server may send it: every value within the wire's bounds (the file
+/// writer's own rules are checked by the worker, not by the parser).
+fn plan() -> impl Strategy<Value = Plan> {
+    (
+        prop_oneof![
+            (f64::MIN_POSITIVE..=MAX_RUN_TIME_S),
+            Just(MAX_RUN_TIME_S),
+            (1u32..=100_000u32).prop_map(f64::from)
+        ],
+        0u64..=MAX_SIZE_MB,
+        0u64..=MAX_SIZE_MB,
+        0u64..=MAX_SIZE_MB,
+        prop_oneof![
+            Just(SyncMode::None),
+            Just(SyncMode::File),
+            Just(SyncMode::Direct)
+        ],
+        prop_oneof![
+            Just(KeepFiles::All),
+            any::<u32>().prop_map(|n| KeepFiles::Last(n as usize))
+        ],
+    )
+        .prop_map(
+            |(run_time_s, chunk, file, min_chunk, sync, keep_files)| Plan {
+                run_time_s,
+                chunk_size_mb: chunk,
+                file_size_mb: file,
+                min_chunk_size_mb: min_chunk,
+                sync,
+                keep_files,
+            },
+        )
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -33,7 +69,18 @@ fn message() -> impl Strategy<Value = Message> {
             mem_pct: m
         }),
         any::<u32>().prop_map(Message::SetCid),
-        (any::<u32>(), any::<u32>()).prop_map(|(major, minor)| Message::Hello { major, minor }),
+        (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(major, minor, plan)| {
+            Message::Hello {
+                major,
+                minor,
+                caps: if plan {
+                    Capabilities::PLAN
+                } else {
+                    Capabilities::NONE
+                },
+            }
+        }),
+        plan().prop_map(Message::Plan),
         "[^\r\n]{1,100}".prop_map(Message::Token),
         (pct(100.0), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(|(c, r, k)| {
             Message::ProcStats {
@@ -76,7 +123,7 @@ proptest! {
         cmd in prop_oneof![
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
-            Just("error"), Just("hb"),
+            Just("error"), Just("hb"), Just("plan"),
         ],
         args in proptest::collection::vec("[-+0-9a-zA-Z.eE:]{0,24}", 0..5),
     ) {
@@ -84,6 +131,50 @@ proptest! {
         if let Ok(m) = Message::parse(&line) {
             // Whatever parses re-encodes to something that parses to the same message.
             prop_assert_eq!(Message::parse(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn a_plan_in_any_key_order_parses_to_the_same_plan(
+        p in plan(),
+        order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+    ) {
+        let line = Message::Plan(p).encode();
+        prop_assert!(line.len() < 4096, "{}", line.len());
+        let fields: Vec<&str> = line.split(':').skip(1).collect();
+        let shuffled = std::iter::once("plan")
+            .chain(order.iter().map(|&i| fields[i]))
+            .collect::<Vec<_>>()
+            .join(":");
+        prop_assert_eq!(Message::parse(&shuffled), Ok(Message::Plan(p)));
+    }
+
+    #[test]
+    fn plan_and_hello_shaped_junk_never_panics(
+        keys in proptest::collection::vec(
+            prop_oneof![
+                Just("runtime"), Just("chunksize"), Just("filesize"), Just("min_chunksize"),
+                Just("sync"), Just("keep_files"), Just("x"), Just(""),
+            ],
+            0..9,
+        ),
+        values in proptest::collection::vec("[-+0-9a-zA-Z.eE=,]{0,24}", 0..9),
+        caps in "[-a-z0-9,=. ]{0,40}",
+    ) {
+        let args: Vec<String> = keys.iter().zip(values.iter().chain(std::iter::repeat(&String::new())))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for line in [
+            std::iter::once("plan".to_string()).chain(args).collect::<Vec<_>>().join(":"),
+            format!("hello:1.0:{caps}"),
+        ] {
+            if let Ok(m) = Message::parse(&line) {
+                if let Message::Plan(p) = &m {
+                    prop_assert!(p.run_time_s > 0.0 && p.run_time_s <= MAX_RUN_TIME_S);
+                    prop_assert!(p.file_size_mb <= MAX_SIZE_MB);
+                }
+                prop_assert_eq!(Message::parse(&m.encode()), Ok(m));
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 //! after the token: silent or unauthenticated sockets can never lock out a client that has the
 //! token. Refusals are sent without waiting for the peer and linger only while few are in
 //! flight, so a flood of connections cannot pin descriptors. In fleet mode the acceptor also
-//! runs the start timeout, and `get_cid` after the fleet started is refused.
+//! runs the start timeout, refuses `get_cid` after the fleet started, and does not end the run
+//! when every connection has closed before the start (the fleet may still be gathering).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,7 +94,10 @@ pub(super) async fn serve(
                 if let Err(e) = joined {
                     log.warn(format!("a connection handler failed: {e}"));
                 }
-                if tasks.is_empty() && !shared.lock().clients.is_empty() {
+                // In fleet mode, not before the start: a fleet may still be gathering (a
+                // client that came early and left does not end the run).
+                let gathering = shared.barrier().is_some_and(|b| b.released().is_none());
+                if tasks.is_empty() && !gathering && !shared.lock().clients.is_empty() {
                     log.info("All client connections closed.");
                     break false;
                 }
