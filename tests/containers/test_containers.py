@@ -84,6 +84,12 @@ def get_json(port: int, path: str, token: str) -> Any:
         return json.load(r)
 
 
+def forward_rules() -> str:
+    """iptables' FORWARD chain, for a message when containers cannot reach each other."""
+    p = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True)
+    return p.stdout + p.stderr
+
+
 def poll(what: str, fn: Any, timeout: float, every: float = 0.2) -> Any:
     """Calls fn until it returns something truthy (exceptions count as not yet)."""
     deadline = time.monotonic() + timeout
@@ -343,6 +349,18 @@ class ComposeProject:
             rows.append((int(num), name.lstrip("/")))
         return [n for _, n in sorted(rows)]
 
+    def wait_fleet_started(self, n: int, timeout: float) -> dict[str, Any]:
+        """/api/server once the fleet of n started; on failure, says why it may not have."""
+        try:
+            return poll("the fleet to start",
+                        lambda: (s := get_json(self.http_port, "/api/server", self.token))
+                        and s["fleet"]["started"] == n and s, timeout)
+        except AssertionError as e:
+            raise AssertionError(
+                f"{e}\nserver log:\n{self.logs('server')}\nworker logs:\n{self.logs('worker')}"
+                f"\niptables FORWARD (Docker's policy is DROP; its own ACCEPT rules for the "
+                f"project's bridge should be there):\n{forward_rules()}") from None
+
     def wait_server(self, timeout: float) -> int:
         (server,) = self.containers("server")
         return int(run(["docker", "wait", server], timeout=timeout).stdout.strip())
@@ -409,9 +427,7 @@ def test_compose_fleet_starts_together_and_passes(image: str) -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/api/server", timeout=2)
         assert e.value.code == 401
-        server_info = poll("the fleet to start",
-                           lambda: (s := get_json(p.http_port, "/api/server", p.token))
-                           and s["fleet"]["started"] == 3 and s, 60)
+        server_info = p.wait_fleet_started(3, 60)
         assert server_info["fleet"]["expected"] == 3
         metrics = urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{p.http_port}/metrics",
@@ -458,8 +474,7 @@ def test_compose_fleet_kill_and_disconnect(image: str) -> None:
         p.compose("up", "-d")
         killed, cut, kept = p.containers("worker")
         ips = {c: container_ip(c) for c in (killed, cut, kept)}
-        poll("the fleet to start", lambda: get_json(p.http_port, "/api/server", p.token)
-             ["fleet"]["started"] == 3, 60)
+        p.wait_fleet_started(3, 60)
 
         def running() -> bool:
             clients = get_json(p.http_port, "/api/clients", p.token)
@@ -508,6 +523,7 @@ def single_node_swarm() -> Iterator[None]:
     if state == "active":
         yield
         return
+    assert state == "inactive", f"this Docker's swarm is {state!r}: neither in one nor free"
     had_gwbridge = bool(run(["docker", "network", "ls", "-q", "--filter",
                              "name=^docker_gwbridge$"]).stdout.strip())
     try:
