@@ -311,10 +311,27 @@ def test_kubernetes_matches_compose(path: Path) -> None:
             kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_the_fleet_size_is_set_in_one_place() -> None:
+def test_the_fleet_size_is_set_in_one_place(tmp_path: Path) -> None:
     c = compose_config(LOADMON_WORKERS="7")
     assert c["services"]["worker"]["deploy"]["replicas"] == 7
     assert "--expect-clients=7" in c["services"]["server"]["command"]
+    # Kubernetes: an overlay as the README says (patch parallelism, repeat the base's
+    # replacements) moves completions and --expect-clients with it.
+    base = KUSTOMIZE_BASE / "base"
+    replacements = yaml.safe_load((base / "kustomization.yaml").read_text())["replacements"]
+    overlay = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(base, tmp_path)],
+        "patches": [{"target": {"kind": "Job", "name": "loadmon-workers"},
+                     "patch": "- op: replace\n  path: /spec/parallelism\n  value: 7\n"}],
+        "replacements": replacements,
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    k8s = kustomize(tmp_path)
+    spec = k8s[("Job", "loadmon-workers")]["spec"]
+    assert spec["parallelism"] == spec["completions"] == 7
+    assert "--expect-clients=7" in container(k8s[("Job", "loadmon-server")])["args"]
 
 
 # ---------------------------------------------------------------------------------------------
