@@ -49,6 +49,8 @@ _CARGO = tomllib.loads((ROOT / "Cargo.toml").read_text())
 VERSION = _CARGO.get("workspace", {}).get("package", {}).get("version") \
     or _CARGO["package"]["version"]
 MIB = 1 << 20
+# A deploy/.env of the user's would change the defaults (docker-compose reads it): not here.
+COMPOSE_ARGS = ["--env-file", str(Path(__file__).with_name("no.env")), "-f", str(COMPOSE)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ def test_image_is_scratch_with_the_binary_and_a_user(image: str) -> None:
 
 
 def compose_config(**env: str) -> dict[str, Any]:
-    out = run(["docker-compose", "-f", str(COMPOSE), "config"], env=clean_env(**env)).stdout
+    out = run(["docker-compose", *COMPOSE_ARGS, "config"], env=clean_env(**env)).stdout
     return yaml.safe_load(out)
 
 
@@ -311,6 +313,23 @@ def test_kubernetes_matches_compose(path: Path) -> None:
             kubernetes_validate.validate(doc, version, strict=True)
 
 
+def test_swarm_reads_the_compose_file_as_compose_does() -> None:
+    """`docker stack config` (what `docker stack deploy` would deploy; no swarm needed) has
+    the same images, commands, environment and replicas as `docker-compose config`."""
+    for env in ({}, {"LOADMON_WORKERS": "5", "LOADMON_RUN_TIME": "9"}):
+        compose = compose_config(**env)["services"]
+        out = run(["docker", "stack", "config", "-c", str(COMPOSE)], env=clean_env(**env)).stdout
+        swarm = yaml.safe_load(out)["services"]
+        assert swarm.keys() == compose.keys()
+        for name in compose:
+            for key in ("image", "command", "environment"):
+                assert swarm[name][key] == compose[name][key], (name, key)
+            assert swarm[name]["deploy"]["replicas"] == compose[name]["deploy"]["replicas"]
+            assert swarm[name]["deploy"]["restart_policy"] == {"condition": "none"}
+        assert swarm["server"]["deploy"]["endpoint_mode"] == "dnsrr"
+        assert all(p["mode"] == "host" for p in swarm["server"]["ports"])
+
+
 def test_the_fleet_size_is_set_in_one_place(tmp_path: Path) -> None:
     c = compose_config(LOADMON_WORKERS="7")
     assert c["services"]["worker"]["deploy"]["replicas"] == 7
@@ -350,7 +369,7 @@ class ComposeProject:
 
     def compose(self, *args: str, check: bool = True, timeout: float = 120) \
             -> subprocess.CompletedProcess[str]:
-        return run(["docker-compose", "-p", self.name, "-f", str(COMPOSE), *args],
+        return run(["docker-compose", "-p", self.name, *COMPOSE_ARGS, *args],
                    env=self.env, check=check, timeout=timeout)
 
     def containers(self, service: str) -> list[str]:
