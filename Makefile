@@ -14,11 +14,15 @@ export PYO3_PYTHON := $(abspath $(PY))
 
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-CBUILD  := target/c
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+# Cargo's output directory: target/, or $CARGO_TARGET_DIR when it is set.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+LIBDIR  := $(TARGET_DIR)/debug
+CBUILD  := $(TARGET_DIR)/c
 CFLAGS_BASE   := -std=c11 -Wall -Wextra -Werror -g
 CFLAGS_STRICT := $(CFLAGS_BASE) -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer
-RPATH   := -Wl,-rpath,$(abspath target/debug)
+RPATH   := -Wl,-rpath,$(abspath $(LIBDIR))
 
 help:
 	@echo "make demo   - build everything into .venv and run python examples/demo.py"
@@ -52,12 +56,18 @@ lint: $(VENV_OK)
 rust-test: system-deps
 	cargo test --workspace --exclude loadmon-python
 
+# The Python tests, then the typing checks: the package and a usage file under mypy --strict,
+# and the stubs of the native module against the built module (stubtest).
 py-test: python
 	$(PY) -m pytest -q
+	$(PY) -m mypy --strict python/loadmon tests/python/typing_usage.py
+	$(PY) -m mypy.stubtest loadmon
 
-# libloadmon.so and libloadmon.a (debug build, for the tests and the C demo).
+# libloadmon.so and libloadmon.a (debug build, for the tests and the C demo). The library's
+# SONAME is libloadmon.so.$(MAJOR): programs linked against it look for that name at run time.
 c-lib:
 	cargo build -p loadmon-c
+	ln -sf libloadmon.so $(LIBDIR)/libloadmon.so.$(MAJOR)
 
 # Regenerates include/loadmon.h from the code (the test suite fails if it is stale).
 header:
@@ -65,7 +75,7 @@ header:
 
 c-demo: c-lib
 	@mkdir -p $(CBUILD)
-	$(CC) $(CFLAGS_STRICT) examples/demo.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
+	$(CC) $(CFLAGS_STRICT) examples/demo.c -L$(LIBDIR) -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
 	$(CBUILD)/demo $(DEMO_ARGS)
 
 # Debian packages some tests need (valgrind, pkg-config, iproute2 for the network-namespace
@@ -90,19 +100,24 @@ system-deps:
 # and an install + pkg-config build.
 c-test: c-lib system-deps
 	@mkdir -p $(CBUILD)
-	$(CC) $(CFLAGS_STRICT) $(SANITIZE) tests/c/test_loadmon.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/test_loadmon
+	readelf -d $(LIBDIR)/libloadmon.so | grep -q 'Library soname: \[libloadmon.so.$(MAJOR)\]'
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) tests/c/test_loadmon.c -L$(LIBDIR) -lloadmon $(RPATH) -lpthread -o $(CBUILD)/test_loadmon
 	ASAN_OPTIONS=detect_leaks=1 $(CBUILD)/test_loadmon
-	$(CC) $(CFLAGS_STRICT) examples/demo.c -Ltarget/debug -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
+	$(CC) $(CFLAGS_STRICT) examples/demo.c -L$(LIBDIR) -lloadmon $(RPATH) -lpthread -o $(CBUILD)/demo
 	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 $(CBUILD)/demo --quick > $(CBUILD)/demo-valgrind.out
 	grep -c "Test status:   PASS" $(CBUILD)/demo-valgrind.out | grep -qx 3
-	$(CC) $(CFLAGS_STRICT) examples/demo.c target/debug/libloadmon.a -lpthread -ldl -lm -o $(CBUILD)/demo_static
+	$(CC) $(CFLAGS_STRICT) examples/demo.c $(LIBDIR)/libloadmon.a -lpthread -ldl -lm -o $(CBUILD)/demo_static
 	$(CBUILD)/demo_static --quick | grep -c "Test status:   PASS" | grep -qx 3
-	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude tests/c/header_check.cpp -Ltarget/debug -lloadmon $(RPATH) -o $(CBUILD)/header_check
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude tests/c/header_check.cpp -L$(LIBDIR) -lloadmon $(RPATH) -o $(CBUILD)/header_check
 	$(CBUILD)/header_check
 	rm -rf $(CBUILD)/prefix
 	$(MAKE) --no-print-directory install PREFIX=$(abspath $(CBUILD)/prefix) PROFILE=debug
+	! grep -q rpath $(CBUILD)/prefix/lib/pkgconfig/loadmon.pc
+	test "$$(readlink $(CBUILD)/prefix/lib/libloadmon.so)" = libloadmon.so.$(MAJOR)
+	test "$$(readlink $(CBUILD)/prefix/lib/libloadmon.so.$(MAJOR))" = libloadmon.so.$(VERSION)
 	PKG_CONFIG_PATH=$(abspath $(CBUILD)/prefix)/lib/pkgconfig sh -c '$(CC) $(CFLAGS_BASE) examples/demo.c $$(pkg-config --cflags --libs loadmon) -lpthread -o $(CBUILD)/demo_pc'
-	$(CBUILD)/demo_pc --quick | grep -c "Test status:   PASS" | grep -qx 3
+	readelf -d $(CBUILD)/demo_pc | grep -q 'Shared library: \[libloadmon.so.$(MAJOR)\]'
+	LD_LIBRARY_PATH=$(abspath $(CBUILD)/prefix)/lib $(CBUILD)/demo_pc --quick | grep -c "Test status:   PASS" | grep -qx 3
 	@echo "c-test: all C checks passed"
 
 # A bounded coverage-guided fuzz run of the line decoder + parser (libFuzzer via cargo fuzz).
@@ -124,14 +139,19 @@ bench-tiny: python system-deps
 soak:
 	scripts/soak.sh
 
-# Installs the header, both libraries and loadmon.pc under $(PREFIX).
+# Installs the header, both libraries and loadmon.pc under $(PREFIX): libloadmon.so.$(VERSION),
+# with the symlinks libloadmon.so.$(MAJOR) (the SONAME, what programs load) and libloadmon.so
+# (what -lloadmon links). The .pc file has no rpath: outside the linker's default paths, run
+# ldconfig or set LD_LIBRARY_PATH.
 PROFILE ?= release
 install:
 	cargo build -p loadmon-c $(if $(filter release,$(PROFILE)),--release,)
 	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
 	install -m 644 include/loadmon.h $(PREFIX)/include/
-	install -m 755 target/$(PROFILE)/libloadmon.so $(PREFIX)/lib/
-	install -m 644 target/$(PROFILE)/libloadmon.a $(PREFIX)/lib/
+	install -m 755 $(TARGET_DIR)/$(PROFILE)/libloadmon.so $(PREFIX)/lib/libloadmon.so.$(VERSION)
+	ln -sf libloadmon.so.$(VERSION) $(PREFIX)/lib/libloadmon.so.$(MAJOR)
+	ln -sf libloadmon.so.$(MAJOR) $(PREFIX)/lib/libloadmon.so
+	install -m 644 $(TARGET_DIR)/$(PROFILE)/libloadmon.a $(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/loadmon.pc.in > $(PREFIX)/lib/pkgconfig/loadmon.pc
 
 # --- Containers (see Containerfile, deploy/ and the README's "Containers and clusters") ---

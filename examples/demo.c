@@ -1,7 +1,8 @@
 /* The original ServerClientModel demo, from C.
  *
  * Build and run:  make c-demo            (or, after `make install PREFIX=/usr/local`:
- *                 cc examples/demo.c $(pkg-config --cflags --libs loadmon) -o demo && ./demo)
+ *                 cc examples/demo.c $(pkg-config --cflags --libs loadmon) -lpthread -o demo
+ *                 && ./demo; outside the linker's default paths add LD_LIBRARY_PATH)
  *                 ./demo --quick         (the same shape in about 5 s, small files)
  *
  * A server and three test clients started 2 s, 4 s and 6 s after it, in threads, with
@@ -19,13 +20,14 @@
 
 struct plan {
     double delay_s;
-    uint32_t run_time_s, chunk_mb, file_mb;
+    int64_t run_time_ms, chunk_mb, file_mb;
 };
 
-static const struct plan SEED[3] = {{2, 20, 10, 100}, {4, 12, 15, 80}, {6, 15, 25, 50}};
+static const struct plan SEED[3] = {
+    {2, 20000, 10, 100}, {4, 12000, 15, 80}, {6, 15000, 25, 50}};
 /* Small files and 4 s runs: the seed's probe (2 files must fit in the run time) then needs only
  * 1 MB/s, which even a run under valgrind reaches. */
-static const struct plan QUICK[3] = {{0.2, 4, 1, 2}, {0.4, 4, 2, 2}, {0.6, 4, 1, 2}};
+static const struct plan QUICK[3] = {{0.2, 4000, 1, 2}, {0.4, 4000, 2, 2}, {0.6, 4000, 1, 2}};
 
 struct client {
     LoadmonTestClientConfig cfg;
@@ -40,9 +42,16 @@ static void *run_client(void *arg) {
     c->rc = loadmon_test_client_run(&c->cfg, &c->result);
     if (c->rc != LOADMON_OK) {
         const char *e = loadmon_last_error();
-        snprintf(c->error, sizeof c->error, "%s", e ? e : "unknown error");
+        snprintf(c->error, sizeof c->error, "%s: %s", loadmon_status_str(c->rc),
+                 e ? e : "unknown error");
     }
     return NULL;
+}
+
+static void print_warning(LoadmonLogLevel level, const char *target, const char *message,
+                          void *user) {
+    (void)user;
+    if (level == LOADMON_LOG_WARN) fprintf(stderr, "[%s] %s\n", target, message);
 }
 
 static double now_s(void) {
@@ -55,8 +64,11 @@ int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const struct plan *schedule = quick ? QUICK : SEED;
 
+    /* Warnings (a client FAILED or TIMED OUT, a report not written) as they happen. */
+    loadmon_set_log_callback(print_warning, NULL);
+
     LoadmonServerConfig scfg;
-    loadmon_server_config_default(&scfg);
+    loadmon_server_config_default(&scfg, sizeof scfg);
     scfg.port = 0;
     LoadmonServer *server = NULL;
     if (loadmon_server_start(&scfg, &server) != LOADMON_OK) {
@@ -75,9 +87,9 @@ int main(int argc, char **argv) {
         struct client *c = &clients[i];
         memset(c, 0, sizeof *c);
         snprintf(c->out_dir, sizeof c->out_dir, "/tmp/loadmon-demo-c-%d-%d", (int)getpid(), i + 1);
-        loadmon_test_client_config_default(&c->cfg);
+        loadmon_test_client_config_default(&c->cfg, sizeof c->cfg);
         c->cfg.port = port;
-        c->cfg.run_time_s = schedule[i].run_time_s;
+        c->cfg.run_time_ms = schedule[i].run_time_ms;
         c->cfg.chunk_size_mb = schedule[i].chunk_mb;
         c->cfg.file_size_mb = schedule[i].file_mb;
         c->cfg.out_dir = c->out_dir;
@@ -87,8 +99,9 @@ int main(int argc, char **argv) {
             c->cfg.stats_period_ms = 400;
         }
         pthread_create(&threads[i], NULL, run_client, c);
-        printf("client %d started: %u s, %u MB chunks, %u MB files\n", i + 1,
-               schedule[i].run_time_s, schedule[i].chunk_mb, schedule[i].file_mb);
+        printf("client %d started: %lld ms, %lld MB chunks, %lld MB files\n", i + 1,
+               (long long)schedule[i].run_time_ms, (long long)schedule[i].chunk_mb,
+               (long long)schedule[i].file_mb);
         fflush(stdout);
     }
     int failures = 0;
@@ -105,15 +118,17 @@ int main(int argc, char **argv) {
     }
 
     char *report = NULL, *text = NULL;
-    int rc = loadmon_server_wait(server, 60000, &report);
+    LoadmonStatus rc = loadmon_server_wait(server, 60000, &report);
     if (rc != LOADMON_OK) {
-        fprintf(stderr, "demo: %s\n", loadmon_last_error());
+        fprintf(stderr, "demo: %s: %s\n", loadmon_status_str(rc), loadmon_last_error());
         loadmon_server_free(server);
+        loadmon_set_log_callback(NULL, NULL);
         return 1;
     }
     if (loadmon_report_text(report, &text) == LOADMON_OK) fputs(text, stdout);
     loadmon_string_free(text);
     loadmon_string_free(report);
     loadmon_server_free(server);
+    loadmon_set_log_callback(NULL, NULL);
     return failures == 0 ? 0 : 1;
 }

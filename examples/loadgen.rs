@@ -110,18 +110,28 @@ async fn main() -> std::process::ExitCode {
     let period = Duration::from_secs_f64(args.period.max(0.001));
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let gap = Duration::from_secs_f64(1.0 / args.ramp_per_s.max(1.0));
-    for _ in 0..args.clients {
-        let (addr, counts) = (addr.clone(), counts.clone());
-        tasks.spawn(async move {
-            let r = one_client(addr, start_at, stop_at, period, counts.clone()).await;
-            match &r {
-                Ok(()) => counts.passed.fetch_add(1, Ordering::Relaxed),
-                Err(_) => counts.failed.fetch_add(1, Ordering::Relaxed),
-            };
-            r
-        });
-        tokio::time::sleep(gap).await;
+    // The ramp is paced against the clock, not by sleeping between connections: a timer sleeps
+    // at least 1 ms, and longer on a busy machine, so 10,000 clients at 2,000/s would take 10 s
+    // or more and the last ones could arrive after the first had finished (and the server,
+    // with every connection closed, had stopped).
+    let ramp_start = tokio::time::Instant::now();
+    let mut spawned = 0usize;
+    while spawned < args.clients {
+        let due = ((ramp_start.elapsed().as_secs_f64() * args.ramp_per_s.max(1.0)) as usize + 1)
+            .min(args.clients);
+        while spawned < due {
+            let (addr, counts) = (addr.clone(), counts.clone());
+            tasks.spawn(async move {
+                let r = one_client(addr, start_at, stop_at, period, counts.clone()).await;
+                match &r {
+                    Ok(()) => counts.passed.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => counts.failed.fetch_add(1, Ordering::Relaxed),
+                };
+                r
+            });
+            spawned += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let mut first_error = None;
     while let Some(r) = tasks.join_next().await {

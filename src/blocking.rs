@@ -627,6 +627,10 @@ impl WorkerHandle {
     /// [`Error::Config`] for a bad setting, [`Error::File`] if the log file cannot be made,
     /// [`Error::Internal`] if no thread can be started.
     pub fn spawn(config: WorkerConfig) -> Result<WorkerHandle> {
+        guard("starting the worker", || Self::spawn_inner(config))
+    }
+
+    fn spawn_inner(config: WorkerConfig) -> Result<WorkerHandle> {
         let worker = Worker::new(config)?;
         let cancel = worker.cancel_token();
         let outcome = Outcome::new();
@@ -634,14 +638,14 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new()
             .name("loadmon-worker".into())
             .spawn(move || {
-                let result = match runtime(1, "loadmon-worker") {
-                    Ok(rt) => {
-                        let r = rt.block_on(worker.run());
-                        rt.shutdown_timeout(Duration::from_secs(1));
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
+                // Whatever happens, the result is set: a panic is an error result, never a
+                // handle whose join waits for ever.
+                let result = guard("the worker thread", || {
+                    let rt = runtime(1, "loadmon-worker")?;
+                    let r = rt.block_on(worker.run());
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                    r
+                });
                 out.set(result);
             })
             .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;

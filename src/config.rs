@@ -70,7 +70,8 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     };
     let bad = || {
         Error::Config(format!(
-            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {s}"
+            "{name} must be a number of seconds from {range} to {MAX_SECONDS:e}, not {}",
+            number(s)
         ))
     };
     // `contains` is false for NaN; -0.0 counts as 0.
@@ -80,6 +81,15 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     let d = Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| bad())?;
     check_duration(name, d, zero).map_err(|_| bad())?;
     Ok(d)
+}
+
+/// A float as an error message shows it: `1e300`, not its 301 digits.
+fn number(x: f64) -> String {
+    if x.is_finite() && x.abs() >= 1e16 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// A number of milliseconds (an integer from a face) as a [`Duration`], with the bounds of
@@ -174,6 +184,39 @@ pub fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
     Ok(())
 }
 
+/// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two
+/// optional settings: both or neither (`None`: nothing announced), each from 1 to
+/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB). A half-set pair is an error, not `(0, n)`.
+///
+/// # Examples
+/// ```
+/// use loadmon::config::file_stats;
+/// assert_eq!(file_stats(None, None).unwrap(), None);
+/// assert_eq!(file_stats(Some(10), Some(50)).unwrap(), Some((10, 50)));
+/// assert!(file_stats(None, Some(50)).is_err());
+/// assert!(file_stats(Some(0), Some(50)).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] naming the setting.
+pub fn file_stats(
+    chunk_size_mb: Option<u64>,
+    file_size_mb: Option<u64>,
+) -> Result<Option<(u64, u64)>> {
+    let max = crate::protocol::MAX_SIZE_MB;
+    match (chunk_size_mb, file_size_mb) {
+        (None, None) => Ok(None),
+        (Some(chunk), Some(file)) => {
+            check_count("chunk_size", chunk, max)?;
+            check_count("file_size", file, max)?;
+            Ok(Some((chunk, file)))
+        }
+        (Some(_), None) | (None, Some(_)) => Err(Error::Config(
+            "chunk_size and file_size go together (both or neither)".into(),
+        )),
+    }
+}
+
 /// The settings both ends of a connection have: the line bound and the optional token.
 ///
 /// # Errors
@@ -215,6 +258,7 @@ mod tests {
         assert_eq!(seconds("x", 1e9, Zero::Rejected).unwrap(), MAX_DURATION);
         let e = seconds("run_time", 1e300, Zero::Rejected).unwrap_err();
         assert!(e.is_config() && e.to_string().contains("run_time"), "{e}");
+        assert!(e.to_string().ends_with("not 1e300"), "{e}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use loadmon::blocking::{EventPoll, Events, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
 use loadmon::events::{Event, EventKind, EventStream};
-use loadmon::file_writer::{FileWriter, KeepFiles, SyncMode};
+use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::text::escape_control;
@@ -82,10 +82,10 @@ Example, a server and three workers on one host (for other hosts: --host 0.0.0.0
 #[command(after_help = FLEET_HELP)]
 struct ServerArgs {
     /// Address to bind (loopback by default).
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value_t = ServerConfig::default().host)]
     host: String,
     /// Port to bind (0 = any free port; the port is logged).
-    #[arg(long, default_value_t = 1234)]
+    #[arg(long, default_value_t = ServerConfig::default().port)]
     port: u16,
     /// Most clients at once (1 to 1000000; default 5, or --expect-clients if more); extra
     /// ones are refused.
@@ -93,13 +93,13 @@ struct ServerArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CLIENTS))]
     max_clients: Option<usize>,
     /// The first client id.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = ServerConfig::default().first_client_id)]
     first_client_id: u32,
     /// Seconds without a heartbeat before a client is TIMED OUT.
-    #[arg(long, default_value_t = 15.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ServerConfig::default().heartbeat_timeout.as_secs_f64(), value_parser = seconds)]
     heartbeat_timeout: f64,
     /// Seconds a new connection has to send get_cid.
-    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ServerConfig::default().handshake_timeout.as_secs_f64(), value_parser = seconds)]
     handshake_timeout: f64,
     /// Most connections still in the handshake (no id yet) at once; more are refused.
     #[arg(long, default_value_t = ServerConfig::default().max_pending)]
@@ -109,7 +109,7 @@ struct ServerArgs {
     max_ids: u64,
     /// Seconds a peer may leave our replies unread before it is closed (ABORTED, "peer not
     /// reading").
-    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ServerConfig::default().write_timeout.as_secs_f64(), value_parser = seconds)]
     write_timeout: f64,
     /// Shared secret clients must send.
     #[arg(long, env = "LOADMON_TOKEN")]
@@ -158,22 +158,22 @@ struct FleetArgs {
 #[derive(Args, Debug)]
 struct WriterArgs {
     /// Run time, seconds.
-    #[arg(short = 'r', long = "runtime", visible_alias = "run-time", default_value_t = 15.0, value_parser = seconds)]
+    #[arg(short = 'r', long = "runtime", visible_alias = "run-time", default_value_t = FileWriterConfig::default().run_time_s, value_parser = seconds)]
     run_time_s: f64,
     /// Chunk size, MB (MiB).
-    #[arg(short = 'c', long = "chunksize", default_value_t = 10)]
+    #[arg(short = 'c', long = "chunksize", default_value_t = FileWriterConfig::default().chunk_size_mb)]
     chunk_size_mb: u64,
     /// File size, MB (MiB).
-    #[arg(short = 'f', long = "filesize", default_value_t = 50)]
+    #[arg(short = 'f', long = "filesize", default_value_t = FileWriterConfig::default().file_size_mb)]
     file_size_mb: u64,
     /// Smallest chunk size allowed, MB.
-    #[arg(long = "min-chunksize", default_value_t = 10)]
+    #[arg(long = "min-chunksize", default_value_t = FileWriterConfig::default().min_chunk_size_mb)]
     min_chunk_size_mb: u64,
     /// none | file (fsync each file) | direct (O_DIRECT).
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value_t = FileWriterConfig::default().sync)]
     sync: SyncMode,
     /// Finished files to keep: a number, or "all".
-    #[arg(long, default_value = "2")]
+    #[arg(long, default_value_t = FileWriterConfig::default().keep_files)]
     keep_files: KeepFiles,
 }
 
@@ -204,19 +204,19 @@ impl WriterArgs {
 #[derive(Args, Debug)]
 struct ConnectArgs {
     /// Server host.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value_t = ClientConfig::default().host)]
     host: String,
     /// Server port.
-    #[arg(long, default_value_t = 1234)]
+    #[arg(long, default_value_t = ClientConfig::default().port)]
     port: u16,
     /// Seconds between heartbeats.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ClientConfig::default().heartbeat_period.as_secs_f64(), value_parser = seconds)]
     heartbeat_period: f64,
     /// Seconds between stats reports.
-    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ClientConfig::default().stats_period.as_secs_f64(), value_parser = seconds)]
     stats_period: f64,
     /// Seconds to keep retrying an unreachable server.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    #[arg(long, default_value_t = ClientConfig::default().connect_timeout.as_secs_f64(), value_parser = seconds)]
     connect_timeout: f64,
     /// Shared secret for the server.
     #[arg(long, env = "LOADMON_TOKEN")]
@@ -248,7 +248,7 @@ impl ConnectArgs {
 #[derive(Args, Debug)]
 struct FilesArgs {
     /// Directory for the data files.
-    #[arg(long, default_value = "client_files")]
+    #[arg(long, default_value_os_t = FileWriterConfig::default().out_dir)]
     out_dir: PathBuf,
     /// Write the result as JSON here (a worker: its last run that passed).
     #[arg(long)]
@@ -263,7 +263,7 @@ struct WatchArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = http_addr)]
     http: Option<String>,
     /// Keep the HTTP listener up this many seconds after the run, serving the final report.
-    #[arg(long, default_value_t = 0.0, value_parser = seconds, value_name = "SECONDS")]
+    #[arg(long, default_value_t = ServerConfig::default().http_linger.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     http_linger: f64,
     /// Write every event as one JSON line to PATH as it happens ("-" for stdout).
     #[arg(long, value_name = "PATH")]
@@ -318,7 +318,7 @@ struct WorkerArgs {
     #[arg(long)]
     stay: bool,
     /// With --stay, the longest pause between two attempts to reach the server, seconds.
-    #[arg(long, default_value_t = 5.0, value_parser = seconds, value_name = "SECONDS")]
+    #[arg(long, default_value_t = WorkerConfig::default().retry_max.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     retry_max: f64,
 }
 
@@ -353,24 +353,20 @@ struct DemoArgs {
     no_live: bool,
 }
 
-/// Largest number of seconds any duration option takes.
-const MAX_SECONDS: f64 = 1e9;
-
-/// A duration option: a finite number of seconds from 0 to [`MAX_SECONDS`] (NaN, infinities
-/// and negative values are refused; clap exits 2).
+/// A duration option: a number of seconds within the core's bounds (0 to 10^9; NaN,
+/// infinities and negative values are refused, clap exits 2). Whether 0 is allowed is the
+/// core's call, made when the settings are validated.
 fn seconds(s: &str) -> Result<f64, String> {
     let x: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    // `contains` is false for NaN; -0 counts as 0.
-    if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) {
-        Ok(x.max(0.0))
-    } else {
-        Err(format!(
-            "{s} is not a valid number of seconds (0 to {MAX_SECONDS:e})"
-        ))
-    }
+    loadmon::config::seconds("the value", x, loadmon::config::Zero::Allowed)
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| match e {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        })
 }
 
 /// `--http`: a HOST:PORT the listener can bind (checked, and resolved, before anything runs;
@@ -952,14 +948,17 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     let summary = match rt.block_on(worker.run()) {
         Ok(s) => s,
         // The worker's own settings were checked above (exit 2 for those); a run that fails,
-        // a plan that cannot run here included, is a runtime error (exit 1). The message may
-        // quote the server: escaped.
+        // a plan that cannot run here included, is a runtime error (exit 1); an interrupted
+        // run is 130. The message may quote the server: escaped.
         Err(e) => {
             say(
                 Console::Err,
                 &format!("loadmon: {}\n", escape_control(&e.to_string())),
             );
-            return Ok(ExitCode::FAILURE);
+            return Ok(match e.kind().exit_code() {
+                130 => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            });
         }
     };
     let last = summary.last.as_ref().map_or_else(String::new, |run| {

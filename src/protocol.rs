@@ -37,10 +37,11 @@
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
 //!                                           with the capabilities both sides will use (`plan`:
 //!                                           a plan follows set_cid)
-//! plan:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
-//!                                           the test to run (fleet mode), after set_cid, only
-//!                                           to a client that announced `plan`; each key once,
-//!                                           in any order (encoded in this order)
+//! plan:run=<id>:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
+//!                                           the test to run (fleet mode) and the run it
+//!                                           belongs to, after the hello answer (once the token
+//!                                           is in), only to a client that announced `plan`;
+//!                                           each key once, in any order (encoded in this order)
 //! refused:<reason>                          the server will not serve this client; it closes next
 //! ```
 //!
@@ -64,11 +65,11 @@ pub const MAX_SIZE_MB: u64 = 1 << 30;
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 
-/// Longest run time a plan may carry, seconds (the server's
-/// [`MAX_DURATION`](crate::server::MAX_DURATION), about 31.7 years).
-pub const MAX_RUN_TIME_S: f64 = 1e9;
+/// Longest run time a plan may carry, seconds (every duration's bound,
+/// [`config::MAX_SECONDS`](crate::config::MAX_SECONDS), about 31.7 years).
+pub const MAX_RUN_TIME_S: f64 = crate::config::MAX_SECONDS;
 
-/// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 7).
+/// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 8).
 const MAX_FIELDS: usize = 8;
 
 /// What a peer says it can do, in `hello` (`hello:1.0:plan`). Capabilities this version does
@@ -199,8 +200,14 @@ pub enum Message {
     Error(String),
     /// `refused:<reason>`: the server refuses this client (new).
     Refused(String),
-    /// `plan:runtime=…:chunksize=…:…`: the test a fleet server hands to a worker (new).
-    Plan(Plan),
+    /// `plan:run=…:runtime=…:chunksize=…:…`: the test a fleet server hands to a worker (new).
+    Plan {
+        /// The run it belongs to: the same for every worker of one server's run, another for
+        /// the next run (a worker that failed a run does not come back to the same run).
+        run: u64,
+        /// The test.
+        plan: Plan,
+    },
 }
 
 /// Why a line could not be turned into a [`Message`] (or read at all).
@@ -311,7 +318,7 @@ impl Message {
             Message::WriteStats { .. } => 13,
             Message::Error(_) => 14,
             Message::Refused(_) => 15,
-            Message::Plan(_) => 16,
+            Message::Plan { .. } => 16,
         }
     }
 
@@ -413,7 +420,7 @@ impl Message {
                 };
                 Ok(Message::Hello { major, minor, caps })
             }
-            "plan" => parse_plan(&fields, n).map(Message::Plan),
+            "plan" => parse_plan(&fields, n).map(|(run, plan)| Message::Plan { run, plan }),
             "token" => {
                 let token = one_line(rest.unwrap_or(""));
                 if token.is_empty() {
@@ -504,8 +511,9 @@ impl Message {
                 chunk_p99_us,
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
-            Message::Plan(p) => format!(
-                "{cmd}:runtime={}:chunksize={}:filesize={}:min_chunksize={}:sync={}:keep_files={}",
+            Message::Plan { run, plan: p } => format!(
+                "{cmd}:run={run}:runtime={}:chunksize={}:filesize={}:min_chunksize={}:sync={}:\
+                 keep_files={}",
                 p.run_time_s,
                 p.chunk_size_mb,
                 p.file_size_mb,
@@ -580,9 +588,10 @@ fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64
 }
 
 /// The arguments of `plan` (`fields[1..n]`): each `key=value` once, in any order.
-fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<Plan, ProtocolError> {
+fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<(u64, Plan), ProtocolError> {
     const C: &str = "plan";
-    expect_fields(C, n, 7)?;
+    expect_fields(C, n, 8)?;
+    let mut run = None;
     let (mut run_time_s, mut chunk, mut file, mut min_chunk, mut sync, mut keep) =
         (None, None, None, None, None, None);
     for &field in &fields[1..n] {
@@ -591,6 +600,9 @@ fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<Plan, ProtocolErr
             .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
         let twice = || invalid(C, "argument", field, "key given twice");
         match key {
+            "run" => run
+                .replace(parse_u64(C, "run", value)?)
+                .map_or(Ok(()), |_| Err(twice()))?,
             "runtime" => {
                 let x = value
                     .parse::<f64>()
@@ -637,23 +649,27 @@ fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<Plan, ProtocolErr
             _ => return Err(invalid(C, "argument", field, "unknown key")),
         }
     }
-    // Seven fields, six keys, none twice and none unknown: every key is there.
-    match (run_time_s, chunk, file, min_chunk, sync, keep) {
+    // Eight fields, seven keys, none twice and none unknown: every key is there.
+    match (run, run_time_s, chunk, file, min_chunk, sync, keep) {
         (
+            Some(run),
             Some(run_time_s),
             Some(chunk_size_mb),
             Some(file_size_mb),
             Some(min_chunk_size_mb),
             Some(sync),
             Some(keep_files),
-        ) => Ok(Plan {
-            run_time_s,
-            chunk_size_mb,
-            file_size_mb,
-            min_chunk_size_mb,
-            sync,
-            keep_files,
-        }),
+        ) => Ok((
+            run,
+            Plan {
+                run_time_s,
+                chunk_size_mb,
+                file_size_mb,
+                min_chunk_size_mb,
+                sync,
+                keep_files,
+            },
+        )),
         _ => Err(invalid(C, "argument", fields[1], "a key is missing")),
     }
 }
@@ -813,15 +829,21 @@ mod tests {
                 minor: 0,
                 caps: Capabilities::PLAN,
             },
-            Message::Plan(Plan::default()),
-            Message::Plan(Plan {
-                run_time_s: 0.25,
-                chunk_size_mb: 1,
-                file_size_mb: MAX_SIZE_MB,
-                min_chunk_size_mb: 0,
-                sync: SyncMode::Direct,
-                keep_files: KeepFiles::All,
-            }),
+            Message::Plan {
+                run: 0,
+                plan: Plan::default(),
+            },
+            Message::Plan {
+                run: u64::MAX,
+                plan: Plan {
+                    run_time_s: 0.25,
+                    chunk_size_mb: 1,
+                    file_size_mb: MAX_SIZE_MB,
+                    min_chunk_size_mb: 0,
+                    sync: SyncMode::Direct,
+                    keep_files: KeepFiles::All,
+                },
+            },
             Message::Token("s3:cr3t".into()),
             Message::ProcStats {
                 cpu_core_pct: 12.5,
@@ -874,13 +896,19 @@ mod tests {
 
     #[test]
     fn a_plan_is_key_value_in_any_order_and_every_value_is_bounded() {
-        let line =
-            "plan:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2";
+        let line = "plan:run=7:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:\
+                    keep_files=2";
         let p = Message::parse(line).unwrap();
-        assert_eq!(p, Message::Plan(Plan::default()));
+        assert_eq!(
+            p,
+            Message::Plan {
+                run: 7,
+                plan: Plan::default()
+            }
+        );
         assert_eq!(p.encode(), line);
-        let shuffled =
-            "plan:keep_files=2:sync=none:min_chunksize=10:filesize=50:chunksize=10:runtime=15";
+        let shuffled = "plan:keep_files=2:sync=none:min_chunksize=10:filesize=50:chunksize=10:\
+                        runtime=15:run=7";
         assert_eq!(Message::parse(shuffled), Ok(p));
         let good = |k: &str, v: &str| {
             line.replace(&format!("{k}={}", value_of(line, k)), &format!("{k}={v}"))
@@ -899,6 +927,8 @@ mod tests {
             ("sync", "fsync"),
             ("keep_files", "-2"),
             ("keep_files", "some"),
+            ("run", "-1"),
+            ("run", "18446744073709551616"),
         ] {
             let bad = good(key, value);
             assert!(

@@ -186,14 +186,22 @@ impl Stored {
 
     fn sample(&self) -> Sample {
         Sample {
-            t_s: f64::from(self.t_s),
+            t_s: widen(self.t_s),
             bytes_written: self.bytes_written,
-            throughput_mb_s: f64::from(self.throughput_mb_s),
-            cpu_pct: f64::from(self.cpu_pct),
-            mem_pct: f64::from(self.mem_pct),
+            throughput_mb_s: widen(self.throughput_mb_s),
+            cpu_pct: widen(self.cpu_pct),
+            mem_pct: widen(self.mem_pct),
             rss_bytes: (self.rss_bytes != u64::MAX).then_some(self.rss_bytes),
         }
     }
+}
+
+/// A stored `f32` as the `f64` of the same decimal: `102.42_f32` is `102.42`, not the
+/// `102.41999816894531` a plain widening gives (the JSON report, `/api/series` and the faces
+/// show the value that was stored, without float noise).
+fn widen(x: f32) -> f64 {
+    // The shortest decimal that reads back as `x`, read as an f64.
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// A bounded series being recorded.
@@ -296,6 +304,29 @@ fn rate(from: (f64, u64), to: (f64, u64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_values_come_back_without_float_noise() {
+        assert_eq!(widen(102.42), 102.42);
+        assert_eq!(widen(0.1), 0.1);
+        assert_eq!(widen(1e-3), 1e-3);
+        let s = Stored::new(
+            &Sample {
+                t_s: 1.3,
+                bytes_written: 7,
+                throughput_mb_s: 0.0,
+                cpu_pct: 102.42,
+                mem_pct: 0.57,
+                rss_bytes: None,
+            },
+            321.01,
+        )
+        .sample();
+        assert_eq!(
+            (s.t_s, s.cpu_pct, s.mem_pct, s.throughput_mb_s),
+            (1.3, 102.42, 0.57, 321.01)
+        );
+    }
 
     fn sample(t_s: f64, bytes_written: u64) -> Sample {
         Sample {

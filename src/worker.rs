@@ -9,9 +9,9 @@
 //!   hello:1.0:plan   (token:<s>)
 //!                          ◀── hello:1.0:plan     (a server without a plan answers hello:1.0:
 //!                                                  the worker leaves without taking an id)
-//!   get_cid
+//!                          ◀── plan:run=<id>:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2
+//!   get_cid               (unless this run's plan already failed here: see `stay`)
 //!                          ◀── set_cid:100
-//!                          ◀── plan:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2
 //!   (validation and timed probe on this host; hb meanwhile)
 //!   ready                 (or file_stats + error:<why the plan cannot run here> → FAILED)
 //!                          ◀── run_tests          (when the whole fleet is ready)
@@ -22,10 +22,12 @@
 //! valid: …` (the server records the worker FAILED). With `stay`, every failure that the next
 //! run may not have (the server is away, the run already started, the plan did not fit this
 //! host) is logged and retried with capped exponential backoff; a wrong token or another
-//! protocol major ends the worker.
+//! protocol major ends the worker. A run whose plan failed here is not joined again (the plan
+//! carries the run's id, before any id is taken): its report shows this worker FAILED once, and
+//! the worker joins the next run.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +99,8 @@ impl WorkerConfig {
 /// One run that passed: the plan and what the writer did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRun {
+    /// The run's id (from the plan command).
+    pub run: u64,
     /// The plan the server sent (`run_time_s`, `chunk_size_mb`, … as in the plan command).
     #[serde(with = "plan_fields")]
     pub plan: Plan,
@@ -121,6 +125,9 @@ pub struct Worker {
     config: WorkerConfig,
     client: Client,
     log: Arc<EventLog>,
+    /// The last run whose plan failed here (server address and run id), so that a `stay`
+    /// worker does not take an id in that run again.
+    failed: Mutex<Option<String>>,
 }
 
 impl Worker {
@@ -139,6 +146,7 @@ impl Worker {
             config,
             client,
             log,
+            failed: Mutex::new(None),
         })
     }
 
@@ -162,8 +170,9 @@ impl Worker {
     ///
     /// # Errors
     /// Without `stay`, the run's error (as [`Worker::run_once`]); with `stay`, only what no
-    /// later run can cure: a refused token, another protocol major, an unusable log file.
-    /// A stay worker that is cancelled returns its summary.
+    /// later run can cure (a refused token, another protocol major, an unusable log file) and
+    /// [`Error::Interrupted`] if it is cancelled in the middle of a run. A stay worker that is
+    /// cancelled between runs (or while waiting for a fleet to start) returns its summary.
     pub async fn run(&self) -> Result<WorkerSummary> {
         let mut summary = WorkerSummary::default();
         if !self.config.stay {
@@ -174,6 +183,8 @@ impl Worker {
         }
         let cancel = self.cancel_token();
         let mut pause = RETRY_FIRST;
+        // The last unusual refusal warned about (said once, not at every retry).
+        let mut warned = String::new();
         loop {
             if cancel.is_cancelled() {
                 return Ok(summary);
@@ -184,11 +195,18 @@ impl Worker {
                     summary.last = Some(*run);
                     pause = RETRY_FIRST;
                 }
+                // Stopped in the middle of a run: that run is lost, say so.
+                Attempt::Failed(e @ Error::Interrupted(_)) => return Err(e),
                 Attempt::Failed(e) => {
                     summary.failed += 1;
                     self.log
                         .warn(format!("Run failed: {e}; waiting for the next run"));
                     pause = RETRY_FIRST;
+                }
+                Attempt::Skipped => {
+                    self.log
+                        .debug(|| "this run's plan failed here; waiting for the next run".into());
+                    pause = self.config.retry_max;
                 }
                 Attempt::NoRun(e) if cancel.is_cancelled() => {
                     self.log.debug(|| format!("stopped: {e}"));
@@ -198,9 +216,12 @@ impl Worker {
                 Attempt::NoRun(e) => {
                     self.log
                         .debug(|| format!("no run: {e}; retrying in {pause:?}"));
-                    if matches!(&e, Error::Refused(r) if !r.starts_with(LATE_PREFIX)) {
-                        // Worth a line: not the usual "come back later".
-                        self.log.warn(format!("{e}; retrying"));
+                    if let Error::Refused(r) = &e {
+                        // Worth a line (once): not the usual "come back later".
+                        if !r.starts_with(LATE_PREFIX) && *r != warned {
+                            self.log.warn(format!("{e}; retrying"));
+                            warned.clone_from(r);
+                        }
                     }
                 }
             }
@@ -224,6 +245,9 @@ impl Worker {
         match self.attempt().await {
             Attempt::Passed(run) => Ok(*run),
             Attempt::Failed(e) | Attempt::NoRun(e) => Err(e),
+            Attempt::Skipped => Err(Error::Refused(
+                "this run's plan already failed on this worker".into(),
+            )),
         }
     }
 
@@ -233,19 +257,36 @@ impl Worker {
             Ok(c) => c,
             Err(e) => return Attempt::NoRun(e),
         };
-        let taken = self.take_plan(&mut conn).await;
-        let (id, plan) = match taken {
-            Ok(Taken::Plan(id, plan)) => (id, plan),
-            Ok(Taken::Unusable { id, reason, error }) => {
-                // We have an id: the server records why this worker does not run (FAILED).
-                log.warn(format!("Client id {id}: {reason}"));
-                conn.feed(&Message::Error(reason));
-                conn.close(Duration::from_millis(500)).await;
-                return Attempt::Failed(error);
-            }
+        let offer = match self.offer(&mut conn).await {
+            Ok(o) => o,
             Err(e) => {
                 conn.close(Duration::from_millis(200)).await;
                 return Attempt::NoRun(e);
+            }
+        };
+        if self.failed_before(&offer.key) {
+            // This run's plan already failed here: the run's report has this worker's
+            // FAILED once; wait for the next run instead of adding one more.
+            conn.close(Duration::from_millis(200)).await;
+            return Attempt::Skipped;
+        }
+        let id = match self.take_id(&mut conn).await {
+            Ok(id) => id,
+            Err(e) => {
+                conn.close(Duration::from_millis(200)).await;
+                return Attempt::NoRun(e);
+            }
+        };
+        let (run, plan) = match offer.plan {
+            Ok(p) => p,
+            Err(error) => {
+                // The server records why this worker does not run (FAILED).
+                let reason = format!("the plan from the server is not valid: {error}");
+                log.warn(format!("Client id {id}: {reason}"));
+                conn.feed(&Message::Error(reason));
+                conn.close(Duration::from_millis(500)).await;
+                self.remember_failure(offer.key);
+                return Attempt::Failed(error);
             }
         };
         log.info(format!("Client id {id}: plan received: {plan}"));
@@ -257,7 +298,10 @@ impl Worker {
                     // Stopped while checking: nothing ran.
                     Error::Interrupted(_) => Attempt::NoRun(e),
                     // The plan cannot run here; the server was told (FAILED).
-                    e => Attempt::Failed(e),
+                    e => {
+                        self.remember_failure(offer.key);
+                        Attempt::Failed(e)
+                    }
                 };
             }
         };
@@ -275,7 +319,7 @@ impl Worker {
                     "Client id {id} done: {} file(s), {} bytes, {:.2} MB/s",
                     result.files_written, result.bytes_written, result.throughput_mb_s
                 ));
-                Attempt::Passed(Box::new(WorkerRun { plan, result }))
+                Attempt::Passed(Box::new(WorkerRun { run, plan, result }))
             }
             Err(e) => {
                 log.warn(format!("Client id {id} shutting down: {e}"));
@@ -284,8 +328,22 @@ impl Worker {
         }
     }
 
-    /// `hello` with `plan`, the token, `get_cid`; returns the id and the plan.
-    async fn take_plan(&self, conn: &mut Connection) -> Result<Taken> {
+    /// Whether the run behind `key` already failed on this worker.
+    fn failed_before(&self, key: &str) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(key)
+    }
+
+    fn remember_failure(&self, key: String) {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+    }
+
+    /// `hello` with `plan` and the token; returns the plan the server offers (before any id
+    /// is taken).
+    async fn offer(&self, conn: &mut Connection) -> Result<Offer> {
         let ctx = "handshake with the server";
         let (major, minor) = PROTOCOL_VERSION;
         conn.feed(&Message::Hello {
@@ -301,7 +359,7 @@ impl Worker {
         // First the server's hello: only a server that offers a plan gets a get_cid (a seed
         // server, an older loadmon or one outside fleet mode is left without taking an id).
         let offered = self
-            .next_line(conn, timeout, "an answer to hello", |m| match m {
+            .next_line(conn, timeout, "answer to hello", |m| match m {
                 Ok(Message::Hello {
                     major: m,
                     minor: n,
@@ -336,44 +394,46 @@ impl Worker {
             }
             Err(e) => return Err(e),
         }
+        let plan = self
+            .next_line(conn, timeout, "plan", |m| match m {
+                Ok(Message::Plan { run, plan }) => Some(Ok(Ok((*run, *plan)))),
+                Err(e) if e.command() == Some("plan") => Some(Ok(Err(Error::Protocol(e.clone())))),
+                _ => None,
+            })
+            .await;
+        let plan = match plan {
+            Ok(p) => p,
+            // The server offered a plan and sent none: it hears why, as for a bad one.
+            Err(e @ Error::Timeout(_)) => Err(e),
+            Err(e) => return Err(e),
+        };
+        let key = match &plan {
+            Ok((run, _)) => format!("{addr} run {run}"),
+            Err(e) => format!("{addr} {e}"),
+        };
+        Ok(Offer { key, plan })
+    }
+
+    /// `get_cid`; returns the id.
+    async fn take_id(&self, conn: &mut Connection) -> Result<u32> {
         conn.send(&Message::GetCid)
             .await
-            .map_err(|e| Error::from_frame(e, ctx))?;
+            .map_err(|e| Error::from_frame(e, "handshake with the server"))?;
+        let timeout = self.config.client.handshake_timeout;
         let id = self
             .next_line(conn, timeout, "set_cid", |m| match m {
                 Ok(Message::SetCid(id)) => Some(Ok(*id)),
                 // The id goes into file names: anything but a number is refused.
                 Err(e) if e.command() == Some("set_cid") => Some(Err(Error::Protocol(e.clone()))),
-                Ok(Message::Plan(_) | Message::RunTests) => Some(Err(Error::Disconnected(
-                    "the server sent the plan or run_tests before set_cid".into(),
+                Ok(Message::RunTests) => Some(Err(Error::Disconnected(
+                    "the server sent run_tests before set_cid".into(),
                 ))),
                 _ => None,
             })
             .await?;
         self.log
             .info(format!("Client id received from server: {id}"));
-        let plan = self
-            .next_line(conn, timeout, "plan", |m| match m {
-                Ok(Message::Plan(p)) => Some(Ok(Ok(*p))),
-                Err(e) if e.command() == Some("plan") => Some(Ok(Err(Error::Protocol(e.clone())))),
-                Ok(Message::RunTests) => Some(Ok(Err(Error::Disconnected(
-                    "the server sent run_tests without a plan".into(),
-                )))),
-                _ => None,
-            })
-            .await;
-        let unusable = |error: Error| Taken::Unusable {
-            id,
-            reason: format!("the plan from the server is not valid: {error}"),
-            error,
-        };
-        match plan {
-            Ok(Ok(p)) => Ok(Taken::Plan(id, p)),
-            Ok(Err(e)) => Ok(unusable(e)),
-            // The server offered a plan and sent none: it hears why, as for a bad one.
-            Err(e @ Error::Timeout(_)) => Ok(unusable(e)),
-            Err(e) => Err(e),
-        }
+        Ok(id)
     }
 
     /// Reads lines until `want` takes one (`Some`), within `timeout`; refusals and the end of
@@ -498,19 +558,12 @@ impl Worker {
     }
 }
 
-/// What the handshake got.
-enum Taken {
-    /// An id and a plan.
-    Plan(u32, Plan),
-    /// An id, and a plan that did not parse (or none came).
-    Unusable {
-        /// The id.
-        id: u32,
-        /// What to tell the server (`error:<reason>`).
-        reason: String,
-        /// What the worker returns.
-        error: Error,
-    },
+/// What a fleet server offers before any id is taken.
+struct Offer {
+    /// Which run of which server (the failure of a run is remembered by this).
+    key: String,
+    /// The run's id and plan, or why the plan line is no plan.
+    plan: Result<(u64, Plan)>,
 }
 
 /// How one attempt ended.
@@ -521,6 +574,8 @@ enum Attempt {
     Failed(Error),
     /// No run: the server was away, refused, already started, …
     NoRun(Error),
+    /// This run's plan already failed on this worker: no second try in the same run.
+    Skipped,
 }
 
 /// Errors no later attempt can cure.

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ChildGuard, Raw, TestServer};
-use loadmon::blocking::{ServerHandle, WorkerHandle};
+use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
+use loadmon::events::EventKind;
+use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
@@ -483,6 +485,42 @@ fn a_worker_whose_plan_cannot_run_here_is_failed_in_the_report() {
 }
 
 #[test]
+fn a_stay_worker_whose_plan_fails_does_not_rejoin_that_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Plan {
+        run_time_s: 0.001,
+        chunk_size_mb: 16,
+        file_size_mb: 16,
+        min_chunk_size_mb: 1,
+        ..Plan::default()
+    };
+    let mut args: Vec<String> = ["--expect-clients", "1", "--start-timeout", "3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(plan_args(&plan));
+    let server = ServerProc::start(dir.path(), &args);
+    // It comes back every 0.2 s at most, for 3 s: many chances to fill the report.
+    let worker = WorkerProc::start(
+        server.port(),
+        &dir.path().join("w"),
+        &["--stay", "--retry-max", "0.2"],
+    );
+    let (code, report, text) = server.finish();
+    assert_eq!(code, 3, "{text}");
+    assert_eq!(
+        report.clients.len(),
+        1,
+        "one FAILED, not one per retry: {text}"
+    );
+    assert_eq!(report.clients[0].status, Status::Failed);
+    worker.signal(libc::SIGTERM);
+    let (code, out, err) = worker.finish();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("worker: 0 run(s) passed, 1 failed"), "{out}");
+}
+
+#[test]
 fn plan_options_need_fleet_mode_and_are_bounded() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN)
@@ -504,7 +542,7 @@ fn plan_options_need_fleet_mode_and_are_bounded() {
     );
     let (code, err) = run(&["--expect-clients", "2", "-r", "1e300"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not a valid number of seconds"), "{err}");
+    assert!(err.contains("1e300") && err.contains("seconds"), "{err}");
     let (code, err) = run(&["--start-timeout", "5"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--expect-clients"), "{err}");
@@ -591,16 +629,21 @@ async fn a_peer_that_takes_the_plan_and_never_says_ready_does_not_count() {
         f.start_timeout = Some(Duration::from_secs(3));
     }
     let server = TestServer::start(config).await;
+    let mut events = server.control.subscribe();
     // A peer that says it takes plans, gets one, and then sits there.
     let mut silent = Raw::connect(server.addr).await;
     silent.send("hello:1.0:plan").await;
     silent.send("get_cid").await;
     assert_eq!(silent.recv().await.as_deref(), Some("hello:1.0:plan"));
-    assert_eq!(silent.recv().await.as_deref(), Some("set_cid:100"));
-    assert_eq!(
-        silent.recv().await.as_deref(),
-        Some("plan:runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2")
+    let plan_line = silent.recv().await.unwrap();
+    assert!(
+        plan_line.starts_with("plan:run=")
+            && plan_line.ends_with(
+                ":runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2"
+            ),
+        "{plan_line}"
     );
+    assert_eq!(silent.recv().await.as_deref(), Some("set_cid:100"));
     // One real worker: with the silent one the fleet would be 2, but it never said ready.
     let worker = Worker::new(worker_config(server.addr.port(), dir.path())).unwrap();
     let run = tokio::time::timeout(LIMIT, worker.run_once())
@@ -617,6 +660,79 @@ async fn a_peer_that_takes_the_plan_and_never_says_ready_does_not_count() {
     assert_eq!(by_id(100).status, Status::TimedOut);
     assert_eq!(by_id(101).status, Status::Pass);
     assert_eq!(report.total.started_clients, Some(1));
+    let mut started = Vec::new();
+    while let Some(e) = tokio::time::timeout(LIMIT, events.next()).await.unwrap() {
+        if let EventKind::FleetStarted { .. } = e.kind {
+            started.push(e.kind);
+        }
+    }
+    assert_eq!(
+        started,
+        [EventKind::FleetStarted {
+            expected: 2,
+            started: 1,
+            timed_out: true
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_plain_loadmon_client_waits_at_the_barrier_past_its_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(fleet_server(2, small_plan(0.3), ServerConfig::default())).await;
+    let writer = FileWriter::new(FileWriterConfig {
+        run_time_s: 0.3,
+        chunk_size_mb: 1,
+        file_size_mb: 1,
+        min_chunk_size_mb: 1,
+        out_dir: dir.path().join("plain"),
+        ..Default::default()
+    })
+    .unwrap();
+    let plain = ClientHandle::spawn(
+        ClientConfig {
+            port: server.addr.port(),
+            handshake_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+        writer,
+    )
+    .unwrap();
+    // Five handshake timeouts at the barrier.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!plain.is_finished());
+    let worker = Worker::new(worker_config(server.addr.port(), &dir.path().join("w"))).unwrap();
+    tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .expect("worker");
+    let result = tokio::task::spawn_blocking(move || plain.join(Some(LIMIT)))
+        .await
+        .unwrap()
+        .expect("the plain client ran");
+    assert_eq!(result.client_id, 100);
+    let report = server.report().await;
+    assert!(report.clients.iter().all(|c| c.status == Status::Pass));
+    // Its own parameters, not the plan.
+    assert_eq!(report.clients[0].file_size_mb, 1);
+    assert_eq!(report.clients[1].file_size_mb, 2);
+}
+
+#[test]
+fn an_endless_start_timeout_is_served_and_stopped() {
+    let mut config = fleet_server(3, small_plan(1.0), ServerConfig::default());
+    if let Some(f) = config.fleet.as_mut() {
+        f.start_timeout = Some(loadmon::server::MAX_DURATION);
+    }
+    let server = ServerHandle::start(config).unwrap();
+    assert!(server.wait(Some(Duration::from_millis(300))).is_err());
+    let report = server.stop().unwrap();
+    assert!(report.stopped);
+    assert_eq!(report.total.expected_clients, Some(3));
+    assert_eq!(report.total.started_clients, None);
+    assert!(report
+        .to_text()
+        .contains("Fleet: 3 client(s) expected, the fleet never started;"));
 }
 
 #[tokio::test]
@@ -672,11 +788,11 @@ async fn fake_fleet_server(plan: &'static str) -> (u16, tokio::task::JoinHandle<
         let mut seen = Vec::new();
         while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
             match line.split(':').next().unwrap_or("") {
-                "hello" => w.write_all(b"hello:1.0:plan\n").await.unwrap(),
-                "get_cid" => {
-                    let reply = format!("set_cid:100\n{plan}\n");
+                "hello" => {
+                    let reply = format!("hello:1.0:plan\n{plan}\n");
                     w.write_all(reply.as_bytes()).await.unwrap();
                 }
+                "get_cid" => w.write_all(b"set_cid:100\n").await.unwrap(),
                 _ => {}
             }
             seen.push(line);
@@ -691,15 +807,15 @@ async fn a_malformed_plan_is_refused_by_the_worker_and_the_server_told_why() {
     let dir = tempfile::tempdir().unwrap();
     for (plan, why) in [
         (
-            "plan:runtime=1e300:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2",
+            "plan:run=1:runtime=1e300:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2",
             "invalid runtime \"1e300\"",
         ),
         (
-            "plan:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2:rm=rf",
-            "plan: expected 7 field(s), got 8",
+            "plan:run=1:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2:rm=rf",
+            "plan: expected 8 field(s), got 9",
         ),
         (
-            "plan:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=maybe:keep_files=2",
+            "plan:run=1:runtime=1:chunksize=1:filesize=2:min_chunksize=1:sync=maybe:keep_files=2",
             "invalid sync \"maybe\"",
         ),
     ] {

@@ -80,7 +80,7 @@ fn message() -> impl Strategy<Value = Message> {
                 },
             }
         }),
-        plan().prop_map(Message::Plan),
+        (any::<u64>(), plan()).prop_map(|(run, plan)| Message::Plan { run, plan }),
         "[^\r\n]{1,100}".prop_map(Message::Token),
         (pct(100.0), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(|(c, r, k)| {
             Message::ProcStats {
@@ -136,27 +136,28 @@ proptest! {
 
     #[test]
     fn a_plan_in_any_key_order_parses_to_the_same_plan(
+        run in any::<u64>(),
         p in plan(),
-        order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+        order in Just((0..7).collect::<Vec<usize>>()).prop_shuffle(),
     ) {
-        let line = Message::Plan(p).encode();
+        let line = Message::Plan { run, plan: p }.encode();
         prop_assert!(line.len() < 4096, "{}", line.len());
         let fields: Vec<&str> = line.split(':').skip(1).collect();
         let shuffled = std::iter::once("plan")
             .chain(order.iter().map(|&i| fields[i]))
             .collect::<Vec<_>>()
             .join(":");
-        prop_assert_eq!(Message::parse(&shuffled), Ok(Message::Plan(p)));
+        prop_assert_eq!(Message::parse(&shuffled), Ok(Message::Plan { run, plan: p }));
     }
 
     #[test]
     fn plan_and_hello_shaped_junk_never_panics(
         keys in proptest::collection::vec(
             prop_oneof![
-                Just("runtime"), Just("chunksize"), Just("filesize"), Just("min_chunksize"),
-                Just("sync"), Just("keep_files"), Just("x"), Just(""),
+                Just("run"), Just("runtime"), Just("chunksize"), Just("filesize"),
+                Just("min_chunksize"), Just("sync"), Just("keep_files"), Just("x"), Just(""),
             ],
-            0..9,
+            0..10,
         ),
         values in proptest::collection::vec("[-+0-9a-zA-Z.eE=,]{0,24}", 0..9),
         caps in "[-a-z0-9,=. ]{0,40}",
@@ -169,7 +170,7 @@ proptest! {
             format!("hello:1.0:{caps}"),
         ] {
             if let Ok(m) = Message::parse(&line) {
-                if let Message::Plan(p) = &m {
+                if let Message::Plan { plan: p, .. } = &m {
                     prop_assert!(p.run_time_s > 0.0 && p.run_time_s <= MAX_RUN_TIME_S);
                     prop_assert!(p.file_size_mb <= MAX_SIZE_MB);
                 }

@@ -2,36 +2,41 @@
 
 A :class:`Server` hands out client ids and watches every client; a :class:`TestClient` writes
 files for a run time while sending heartbeats and stats; :class:`Client` is the generic client
-to subclass with your own ``run_tests(self, ctx)``. The engine, protocol and report are the Rust
-core's; this package only exposes them.
+to subclass with your own ``run_tests(self, ctx)`` (a plain or an ``async def`` method). The
+engine, protocol, rules and report are the Rust core's; this package only exposes them.
 
-Rust log records go to Python's :mod:`logging` under the logger name ``loadmon``.
+No call ever blocks with the GIL held, and the engine's threads never need it. Engine log
+records reach :mod:`logging` on the loggers ``loadmon.server``, ``loadmon.client`` and
+``loadmon.report`` (see :mod:`loadmon._logging`); the ``loadmon`` logger has a
+:class:`logging.NullHandler`.
 """
 
+from typing import Any
+
+from loadmon import _logging
 from loadmon._loadmon import (
     PROTOCOL_VERSION,
     Client,
-    ClientInfo,
-    ClientResult,
     Context,
     Events,
-    Report,
     Server,
     TestClient,
     __version__,
     report_failure,
 )
+from loadmon._results import ClientInfo, ClientResult, Report, Status
 from loadmon.errors import (
     ConfigError,
     ConnectError,
     DisconnectedError,
     FileError,
     InternalError,
-    InterruptedError,
     LoadmonError,
+    LoadmonInterruptedError,
+    LoadmonTimeoutError,
     ProtocolError,
     RefusedError,
-    TimeoutError,
+    StateError,
     VersionMismatchError,
     WorkloadError,
 )
@@ -48,16 +53,27 @@ __all__ = [
     "Events",
     "FileError",
     "InternalError",
-    "InterruptedError",
     "LoadmonError",
+    "LoadmonInterruptedError",
+    "LoadmonTimeoutError",
     "ProtocolError",
     "RefusedError",
     "Report",
     "Server",
+    "StateError",
+    "Status",
     "TestClient",
-    "TimeoutError",
     "VersionMismatchError",
     "WorkloadError",
     "__version__",
     "report_failure",
 ]
+
+_logging.start()
+
+
+def __getattr__(name: str) -> Any:
+    # loadmon.TimeoutError / loadmon.InterruptedError: the old names, deprecated.
+    from loadmon import errors
+
+    return errors.__getattr__(name)

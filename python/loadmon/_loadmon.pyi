@@ -1,104 +1,66 @@
 """Type stubs for the native module ``loadmon._loadmon``."""
 
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Literal, final
+from types import TracebackType
+from typing import Any, Literal, TypedDict, final
+
+from typing_extensions import disjoint_base
+
+from loadmon._results import ClientInfo, ClientResult, Report
+
+__all__ = [
+    "__version__",
+    "PROTOCOL_VERSION",
+    "Server",
+    "TestClient",
+    "Client",
+    "Context",
+    "Events",
+    "report_failure",
+    "defaults",
+    "_render_report",
+    "_log_next",
+    "_log_wake",
+    "_log_wait",
+    "_log_level",
+    "_shutdown",
+    "_test_panic",
+    "_RunEnd",
+]
 
 __version__: str
 PROTOCOL_VERSION: str
 
 _Path = str | os.PathLike[str]
 
-@final
-class ClientInfo:
-    """One client as the report or a live snapshot shows it (the JSON report's fields)."""
+class _Defaults(TypedDict):
+    server: dict[str, Any]
+    client: dict[str, Any]
+    test_client: dict[str, Any]
 
-    id: int
-    status: str
-    time_ran_s: float
-    cpu_avg_pct: float
-    mem_avg_pct: float
-    files_written: int
-    file_size_mb: int
-    chunk_size_mb: int
-    heartbeats: int
-    stats_reports: int
-    bytes_written: int
-    throughput_mb_s: float
-    reason: str | None
-    peer: str | None
-    protocol_version: str | None
-    start_time: str | None
-    end_time: str | None
-    cpu_core_avg_pct: float | None
-    rss_avg_bytes: int | None
-    rss_peak_bytes: int | None
-    chunk_p50_ms: float | None
-    chunk_p99_ms: float | None
-    last_heartbeat_age_s: float | None
-    cpu_last_pct: float | None
-    mem_last_pct: float | None
-    rss_last_bytes: int | None
-    process_clients: int | None
-    """Loadmon clients that shared this client's process: its MEM and RSS are that process's."""
-    json: str
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (the JSON report's keys)."""
-
-@final
-class Report:
-    """The server's report; ``str(report)`` is the seed's text report."""
-
-    @property
-    def clients(self) -> list[ClientInfo]:
-        """Every client, in id order."""
-    @property
-    def start_time(self) -> str:
-        """When the server started (RFC 3339)."""
-    @property
-    def end_time(self) -> str:
-        """When the server stopped (RFC 3339)."""
-    @property
-    def total(self) -> dict[str, Any]:
-        """All clients together: clients, passed, files_written, bytes_written,
-        throughput_mb_s, first_done, last_done."""
-    def to_dict(self) -> dict[str, Any]:
-        """The report as a dict (the JSON report's structure)."""
-    def to_json(self) -> str:
-        """The JSON report."""
-    def to_csv(self) -> str:
-        """The clients as CSV: a header row with the JSON field names, one row per client."""
-    def to_html(self) -> str:
-        """A self-contained HTML page: the report table and inline SVG charts of each
-        client's throughput and CPU over time."""
-    @property
-    def series(self) -> list[dict[str, Any]]:
-        """Each client's time series: ``{"id": int, "samples": [{"t_s", "bytes_written",
-        "throughput_mb_s", "cpu_pct", "mem_pct", "rss_bytes"}, ...]}``."""
+def defaults() -> _Defaults:
+    """The core's defaults, as the signatures show them."""
 
 @final
 class Events:
     """Iterator over a server's live events (dicts; ``event`` names the kind). It ends after
-    the ``report`` event; each wait releases the GIL and Ctrl-C interrupts it."""
+    the ``report`` event; each wait releases the GIL and Ctrl-C interrupts it. A context
+    manager; ``close()`` ends it early."""
 
     def __iter__(self) -> "Events": ...
     def __next__(self) -> dict[str, Any]: ...
-
-@final
-class ClientResult:
-    """What a finished client run produced."""
-
-    client_id: int
-    files_written: int
-    bytes_written: int
-    run_time_s: float
-    throughput_mb_s: float
-    chunk_p50_ms: float | None
-    chunk_p99_ms: float | None
-    heartbeats_sent: int
-    stats_sent: int
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict."""
+    def close(self) -> None:
+        """End the iteration and drop the subscription."""
+    def __enter__(self) -> "Events": ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool: ...
 
 @final
 class Server:
@@ -106,27 +68,28 @@ class Server:
 
     ``start()`` binds and returns at once (``port=0`` picks a free port, then readable as
     ``port``). The server stops by itself once at least one client got an id and every
-    connection closed. Used as a context manager it starts on enter and stops on exit.
+    connection closed. Used as a context manager it starts on enter and stops on exit. A
+    server runs once; a dropped running server stops within a second and writes its reports.
     """
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 1234,
-        max_clients: int = 5,
-        first_client_id: int = 100,
-        heartbeat_timeout: float | None = None,
+    def __new__(
+        cls,
+        host: str | None = "127.0.0.1",
+        port: int | None = 1234,
+        max_clients: int | None = 5,
+        first_client_id: int | None = 100,
+        heartbeat_timeout: float | None = 15.0,
         report_json: _Path | None = None,
         log_dir: _Path | None = None,
-        handshake_timeout: float | None = None,
+        handshake_timeout: float | None = 10.0,
         token: str | None = None,
         http: str | None = None,
-        http_linger: float = 0.0,
+        http_linger: float | None = 0.0,
         report_csv: _Path | None = None,
         report_html: _Path | None = None,
-    ) -> None: ...
+    ) -> "Server": ...
     def start(self) -> None:
-        """Bind and serve in the background."""
+        """Bind and serve in the background (StateError if started before)."""
     @property
     def http_port(self) -> int | None:
         """The HTTP port once started (``None`` without ``http=``)."""
@@ -134,9 +97,7 @@ class Server:
     def http_url(self) -> str | None:
         """The dashboard's URL once started (``None`` without ``http=``)."""
     def events(self, timeout: float | None = None) -> Events:
-        """Live events as dicts: client_connected, id_assigned, status_changed, stats_sample,
-        file_rollover, heartbeat_missed, refused, lagged, and report (the last one).
-        ``timeout`` bounds each wait (TimeoutError)."""
+        """Live events as dicts; ``timeout`` bounds each wait (LoadmonTimeoutError)."""
     @property
     def port(self) -> int:
         """The bound port (the real one once started)."""
@@ -146,47 +107,60 @@ class Server:
     @property
     def running(self) -> bool:
         """Started and not stopped yet."""
-    def clients(self) -> list[ClientInfo]:
+    @property
+    def clients(self) -> tuple[ClientInfo, ...]:
         """A live snapshot of every client so far."""
     def report(self) -> Report:
         """The report so far (the final one after the server stopped)."""
     def wait(self, timeout: float | None = None) -> Report:
-        """Block (GIL released) until the server stops by itself; TimeoutError on timeout."""
+        """Block (GIL released) until the server stops by itself; LoadmonTimeoutError on
+        timeout (0: only check; None: as long as it takes)."""
+    def wait_async(self, timeout: float | None = None) -> Coroutine[Any, Any, Report]:
+        """``await server.wait_async()``: as wait(), without blocking the event loop."""
     def stop(self) -> Report:
         """Stop (running clients become ABORTED) and return the report; idempotent."""
     def __enter__(self) -> "Server": ...
-    def __exit__(self, *exc: object) -> Literal[False]: ...
+    def __exit__(self, *exc: object) -> bool: ...
 
 @final
 class TestClient:
     """The file-writing test client. The constructor applies the seed's validation (chunk >=
     min_chunk_size, chunk <= file, a timed probe showing >= 2 files fit) and raises ConfigError."""
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 1234,
-        run_time: float = 15,
-        chunk_size: int = 10,
-        file_size: int = 50,
-        out_dir: _Path = "client_files",
-        sync: Literal["none", "file", "direct"] = "none",
-        keep_files: int | Literal["all"] | None = None,
-        min_chunk_size: int = 10,
-        heartbeat_period: float = 5.0,
-        stats_period: float = 10.0,
-        connect_timeout: float = 5.0,
+    def __new__(
+        cls,
+        host: str | None = "127.0.0.1",
+        port: int | None = 1234,
+        run_time: float | None = 15.0,
+        chunk_size: int | None = 10,
+        file_size: int | None = 50,
+        out_dir: _Path | None = "client_files",
+        sync: Literal["none", "file", "direct"] | None = "none",
+        keep_files: int | Literal["all"] | None = 2,
+        min_chunk_size: int | None = 10,
+        heartbeat_period: float | None = 5.0,
+        stats_period: float | None = 10.0,
+        connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
-    ) -> None: ...
+    ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
+    def run_async(self) -> Coroutine[Any, Any, ClientResult]:
+        """``await client.run_async()``: as run(), without blocking the event loop."""
     def start(self) -> None:
         """Run in the background; join() waits for the result."""
     def join(self, timeout: float | None = None) -> ClientResult:
-        """The result of start(); TimeoutError on timeout."""
+        """The result of start(); LoadmonTimeoutError on timeout."""
     def cancel(self) -> None:
         """Ask a running client to stop."""
+    @property
+    def running(self) -> bool:
+        """Whether a run is going on."""
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
     @property
     def run_time(self) -> float: ...
     @property
@@ -194,22 +168,27 @@ class TestClient:
     @property
     def file_size(self) -> int: ...
     @property
+    def min_chunk_size(self) -> int: ...
+    @property
     def out_dir(self) -> Path: ...
     @property
     def sync(self) -> str: ...
     @property
-    def keep_files(self) -> str: ...
+    def keep_files(self) -> int | Literal["all"]: ...
 
 @final
 class Context:
-    """Handed to ``Client.run_tests``."""
+    """Handed to ``Client.run_tests``; dead once the run is over (reports raise StateError)."""
 
     @property
     def client_id(self) -> int:
         """The id the server assigned."""
     @property
     def stopped(self) -> bool:
-        """True once the run should end (run time over, server gone, cancelled)."""
+        """True once the run should end (run time over, server gone, cancelled, run over)."""
+    @property
+    def finished(self) -> bool:
+        """True once the run is over."""
     @property
     def remaining(self) -> float | None:
         """Seconds left of the run time; None without a run time."""
@@ -227,30 +206,41 @@ class Context:
     def send_stats(self, cpu_pct: float, mem_pct: float) -> None:
         """Send ``send_stats:<cpu_pct>:<mem_pct>``."""
 
+@disjoint_base
 class Client:
-    """The generic client. Subclass it and implement ``run_tests(self, ctx)``; ``run()``
-    connects, calls it after the server's ``run_tests``, sends heartbeats and stats from Rust
-    meanwhile, and sends ``done`` when it returns (an error report and FAILED if it raises)."""
+    """The generic client. Subclass it and implement ``run_tests(self, ctx)`` (plain or
+    ``async def``); ``run()`` connects, calls it after the server's ``run_tests``, sends
+    heartbeats and stats from Rust meanwhile, and sends ``done`` when it returns (an error
+    report and FAILED if it raises)."""
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 1234,
-        heartbeat_period: float = 5.0,
-        stats_period: float = 10.0,
+        host: str | None = "127.0.0.1",
+        port: int | None = 1234,
+        heartbeat_period: float | None = 5.0,
+        stats_period: float | None = 10.0,
         run_time: float | None = None,
         chunk_size: int | None = None,
         file_size: int | None = None,
-        connect_timeout: float = 5.0,
+        connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
     ) -> None: ...
-    def run_tests(self, ctx: Context) -> None:
-        """Override: the test to run."""
+    def run_tests(self, ctx: Context) -> Any:
+        """Override: the test to run (may be ``async def``)."""
     def run(self) -> ClientResult:
         """Connect, run, return when done (GIL released while waiting)."""
+    def run_async(self) -> Coroutine[Any, Any, ClientResult]:
+        """``await client.run_async()``: as run(), without blocking the event loop."""
+    def start(self) -> None:
+        """Run in the background; join() waits for the result."""
+    def join(self, timeout: float | None = None) -> ClientResult:
+        """The result of start(); LoadmonTimeoutError on timeout."""
     def cancel(self) -> None:
         """Ask a running client to stop."""
+    @property
+    def running(self) -> bool:
+        """Whether a run is going on."""
     @property
     def host(self) -> str: ...
     @property
@@ -258,12 +248,23 @@ class Client:
 
 def report_failure(
     reason: str,
-    host: str = "127.0.0.1",
-    port: int = 1234,
+    host: str | None = "127.0.0.1",
+    port: int | None = 1234,
     chunk_size: int | None = None,
     file_size: int | None = None,
-    connect_timeout: float = 5.0,
+    connect_timeout: float | None = 5.0,
     token: str | None = None,
 ) -> int:
     """Tell the server that a client cannot run (it failed validation, say): the report lists
     it as FAILED with the reason. Returns the id the server gave it."""
+
+def _render_report(json: str, format: str) -> str: ...
+def _log_next(timeout: float) -> list[tuple[int, str, str]]: ...
+def _log_wake() -> None: ...
+def _log_wait(timeout: float) -> bool: ...
+def _log_level(level: int | None) -> None: ...
+def _shutdown(timeout: float) -> None: ...
+def _test_panic(message: str) -> None: ...
+@final
+class _RunEnd:
+    def finish(self, exc: BaseException | None = None, text: str | None = None) -> None: ...

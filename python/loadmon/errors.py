@@ -1,6 +1,17 @@
-"""Exceptions raised by loadmon. Every one derives from :class:`LoadmonError`."""
+"""Exceptions raised by loadmon. Every one derives from :class:`LoadmonError`.
+
+Each class is also the builtin exception Python code expects for that kind of failure:
+:class:`ConfigError` is a :class:`ValueError`, :class:`StateError` a :class:`RuntimeError`,
+:class:`LoadmonTimeoutError` a :class:`TimeoutError`, and so on. The classes are named so that
+``from loadmon import *`` never shadows a builtin (``TimeoutError``, ``InterruptedError``).
+The engine's error kinds map one to one onto these classes (``_loadmon`` does the mapping).
+"""
+
+from __future__ import annotations
 
 import builtins
+import warnings
+from typing import Any
 
 __all__ = [
     "LoadmonError",
@@ -11,9 +22,10 @@ __all__ = [
     "VersionMismatchError",
     "RefusedError",
     "DisconnectedError",
-    "TimeoutError",
+    "LoadmonTimeoutError",
     "WorkloadError",
-    "InterruptedError",
+    "LoadmonInterruptedError",
+    "StateError",
     "InternalError",
 ]
 
@@ -23,7 +35,7 @@ class LoadmonError(Exception):
 
 
 class ConfigError(LoadmonError, ValueError):
-    """An argument or setting is invalid (the seed raised ValueError for these)."""
+    """An argument or setting is invalid or out of range (also a :class:`ValueError`)."""
 
 
 class FileError(LoadmonError, OSError):
@@ -50,17 +62,39 @@ class DisconnectedError(LoadmonError, builtins.ConnectionError):
     """The connection ended before the exchange was complete."""
 
 
-class TimeoutError(LoadmonError, builtins.TimeoutError):  # noqa: A001 - deliberate
-    """Something did not happen in time (also a builtin TimeoutError)."""
+class LoadmonTimeoutError(LoadmonError, builtins.TimeoutError):
+    """Something did not happen in time (also the builtin :class:`TimeoutError`)."""
 
 
 class WorkloadError(LoadmonError):
-    """The client's workload (run_tests) failed."""
+    """The client's workload (``run_tests``) failed; ``__cause__`` is the workload's own
+    exception, with its traceback, when it raised one."""
 
 
-class InterruptedError(LoadmonError):  # noqa: A001 - deliberate
-    """The run was cancelled."""
+class LoadmonInterruptedError(LoadmonError, builtins.InterruptedError):
+    """The run was cancelled (``cancel()``; also the builtin :class:`InterruptedError`)."""
+
+
+class StateError(LoadmonError, RuntimeError):
+    """A call that does not fit the object's state: ``start()`` twice, ``join()`` before
+    ``start()``, restarting a stopped :class:`~loadmon.Server`, a ``Context`` used after its
+    run (also a :class:`RuntimeError`)."""
 
 
 class InternalError(LoadmonError):
-    """A bug in loadmon: please report it."""
+    """A bug in loadmon (a Rust panic is caught and raised as this): please report it."""
+
+
+# The names of loadmon 0.1, kept for old code but not exported by ``*``: they shadowed the
+# builtins of the same name.
+_RENAMED = {"TimeoutError": "LoadmonTimeoutError", "InterruptedError": "LoadmonInterruptedError"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"loadmon.{name} is deprecated: use loadmon.{new}", DeprecationWarning, stacklevel=2
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

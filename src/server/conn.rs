@@ -257,7 +257,7 @@ impl Driver {
                                 self.slot = Some(slot);
                                 // The handshake place is free for the next peer.
                                 self.place = None;
-                                let step = self.session.registered(id, now, &self.shared.rules);
+                                let step = self.session.registered(id, now);
                                 self.apply(step, conn);
                                 continue 'batch;
                             }
@@ -302,8 +302,14 @@ impl Driver {
 
     /// Carries out a step's reply, event and log line.
     fn apply(&mut self, step: Step, conn: &mut Connection) {
-        for reply in step.reply.iter().chain(&step.then) {
+        if let Some(reply) = &step.reply {
             conn.feed(reply);
+        }
+        if let (true, Some(plan)) = (step.plan, self.shared.rules.plan) {
+            conn.feed(&Message::Plan {
+                run: self.shared.rules.run_id,
+                plan,
+            });
         }
         if let Some(event) = step.event {
             self.shared.events.emit(|| event);

@@ -280,14 +280,25 @@ impl ServerConfig {
         }
     }
 
-    fn rules(&self) -> Rules {
+    fn rules(&self, run_id: u64) -> Rules {
         Rules {
+            run_id,
             token: self.token.clone(),
             handshake_timeout: self.handshake_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
             plan: self.fleet.as_ref().map(|f| f.plan),
         }
     }
+}
+
+/// An id for this run, sent with the plan: the wall clock in ns and the process id, so that
+/// two runs (one after the other on a port, or side by side) have different ones.
+fn run_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    nanos ^ (u64::from(std::process::id()) << 40) ^ RUNS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The text of a configuration error, without the "invalid configuration: " prefix.
@@ -760,7 +771,7 @@ impl Server {
                 end_time: None,
                 stopped: false,
             }),
-            rules: config.rules(),
+            rules: config.rules(run_id()),
             slots: Arc::new(Semaphore::new(config.max_clients)),
             pending: Arc::new(Semaphore::new(config.max_pending)),
             refusing: Arc::new(Semaphore::new(accept::LINGERING_REFUSALS)),
@@ -860,6 +871,52 @@ pub(crate) async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// The acceptor's start timeout on a paused clock (tokio moves time on only when every
+    /// task waits): a seed client waits at the barrier of a fleet of 2; 30 s after the
+    /// server's start it is started alone, and nothing happens before.
+    #[tokio::test(start_paused = true)]
+    async fn the_start_timeout_starts_the_ready_client_after_exactly_its_time() {
+        let server = Server::bind(ServerConfig {
+            port: 0,
+            fleet: Some(FleetConfig {
+                expect_clients: 2,
+                start_timeout: Some(Duration::from_secs(30)),
+                plan: Plan::default(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let t0 = Instant::now();
+        let addr = server.local_addr();
+        let run = tokio::spawn(server.run());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"get_cid\nready\n").await.unwrap();
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("set_cid:100")
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("run_tests")
+        );
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
+            "{waited:?}"
+        );
+        w.write_all(b"start\ndone\n").await.unwrap();
+        let report = run.await.unwrap().unwrap();
+        assert_eq!(report.clients[0].status, crate::Status::Pass);
+        assert_eq!(
+            (report.total.expected_clients, report.total.started_clients),
+            (Some(2), Some(1))
+        );
+    }
 
     #[test]
     fn every_limit_has_bounds() {

@@ -11,7 +11,9 @@
 //! driver to join the [`Barrier`](super::barrier::Barrier) ([`Next::JoinBarrier`]); the
 //! session then waits — without a heartbeat timeout: a seed client sends no `hb` before
 //! `run_tests` — until the driver sees the release and calls [`Session::start`]. A peer that
-//! said `hello:…:plan` gets the plan right after `set_cid`.
+//! said `hello:…:plan` gets the plan ([`Step::plan`]) as soon as it is authenticated: after the
+//! hello answer, or after its token — before `get_cid`, so that a worker can tell a run it
+//! already failed from the next one without taking an id.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub(crate) struct Rules {
     pub heartbeat_timeout: Duration,
     /// Fleet mode: the plan for peers that take one; `ready` joins the start barrier.
     pub plan: Option<Plan>,
+    /// Fleet mode: this run's id, sent with the plan.
+    pub run_id: u64,
 }
 
 impl Rules {
@@ -128,12 +132,12 @@ pub(crate) enum Next {
     Refuse(String),
 }
 
-/// The outcome of one message: at most two replies, one event and one log line.
+/// The outcome of one message: at most one reply (and the plan), one event and one log line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Step {
     pub reply: Option<Message>,
-    /// A second reply, sent after `reply` (the plan after `set_cid`).
-    pub then: Option<Message>,
+    /// Send the plan (`plan:run=…:…`, from the rules) after `reply`.
+    pub plan: bool,
     pub event: Option<EventKind>,
     pub note: Note,
     pub next: Next,
@@ -143,7 +147,7 @@ impl Step {
     fn stay() -> Self {
         Step {
             reply: None,
-            then: None,
+            plan: false,
             event: None,
             note: Note::None,
             next: Next::Stay,
@@ -392,6 +396,8 @@ pub(crate) struct Session {
     offers: Capabilities,
     /// The capabilities agreed in `hello` (what the peer said and this server offers).
     caps: Capabilities,
+    /// Whether the plan was sent.
+    plan_sent: bool,
     /// Fleet mode: where the client is with the start.
     phase: StartPhase,
 }
@@ -409,6 +415,7 @@ impl Session {
             missed_reported: false,
             offers: rules.offers(),
             caps: Capabilities::NONE,
+            plan_sent: false,
             phase: StartPhase::NotReady,
         }
     }
@@ -599,7 +606,7 @@ impl Session {
             Message::Hello { .. } | Message::Token(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
-            Message::SetCid(_) | Message::RunTests | Message::Refused(_) | Message::Plan(_) => {
+            Message::SetCid(_) | Message::RunTests | Message::Refused(_) | Message::Plan { .. } => {
                 Step::warn(format!(
                     "{id}: ignored server-only command {}",
                     msg.command()
@@ -672,15 +679,22 @@ impl Session {
                 // Capabilities both sides have; answered only when there is one, so that a
                 // plain client gets the `hello:1.0` it always got.
                 self.caps = caps.intersection(self.offers);
-                Step::reply(Message::Hello {
-                    major: PROTOCOL_VERSION.0,
-                    minor: PROTOCOL_VERSION.1,
-                    caps: self.caps,
-                })
+                Step {
+                    plan: self.plan_due(),
+                    ..Step::reply(Message::Hello {
+                        major: PROTOCOL_VERSION.0,
+                        minor: PROTOCOL_VERSION.1,
+                        caps: self.caps,
+                    })
+                }
             }
             Message::Token(_) => {
                 if self.authenticated {
-                    return Step::stay();
+                    // The plan waits for the token.
+                    return Step {
+                        plan: self.plan_due(),
+                        ..Step::stay()
+                    };
                 }
                 // Called only when a token is configured (otherwise authenticated from the
                 // start); compared in constant time.
@@ -701,6 +715,14 @@ impl Session {
         }
     }
 
+    /// Whether the plan goes out now (it is sent once, to an authenticated peer that takes it);
+    /// marks it sent.
+    fn plan_due(&mut self) -> bool {
+        let due = self.authenticated && !self.plan_sent && self.caps.contains(Capabilities::PLAN);
+        self.plan_sent |= due;
+        due
+    }
+
     /// Checks `token:<secret>` against the rules; the message handler then sees it as
     /// authenticated (or refuses it).
     pub(crate) fn check_token(&mut self, msg: &Message, rules: &Rules) {
@@ -711,19 +733,14 @@ impl Session {
         }
     }
 
-    /// The peer got `id` at `now` (after [`Next::Register`]): reply `set_cid:<id>`, then the
-    /// plan to a peer that takes one.
-    pub(crate) fn registered(&mut self, id: u32, now: Instant, rules: &Rules) -> Step {
+    /// The peer got `id` at `now` (after [`Next::Register`]): reply `set_cid:<id>`.
+    pub(crate) fn registered(&mut self, id: u32, now: Instant) -> Step {
         self.id = Some(id);
         self.last_heartbeat = now;
         self.missed_reported = false;
-        let plan = rules
-            .plan
-            .filter(|_| self.caps.contains(Capabilities::PLAN))
-            .map(Message::Plan);
         Step {
             reply: Some(Message::SetCid(id)),
-            then: plan,
+            plan: false,
             event: Some(EventKind::IdAssigned {
                 client_id: id,
                 peer: self.peer.to_string(),
@@ -814,6 +831,7 @@ mod tests {
             handshake_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(15),
             plan: None,
+            run_id: 7,
         }
     }
 
@@ -836,13 +854,13 @@ mod tests {
             s.on_message(Message::GetCid, now, None, now).next,
             Next::Register
         );
-        let step = s.registered(100, now, &r);
+        let step = s.registered(100, now);
         assert_eq!(step.reply, Some(Message::SetCid(100)));
         (s, ClientState::new(100, peer(), None, now))
     }
 
-    /// A session of a fleet server registered at `now` after `hello` with `caps`; the
-    /// registration step too.
+    /// A session of a fleet server registered at `now` after `hello` with `caps`; the hello
+    /// answer's step too.
     fn fleet_client(caps: Capabilities, now: Instant) -> (Session, ClientState, Step) {
         let r = fleet_rules();
         let mut s = Session::new(peer(), &r, now);
@@ -865,19 +883,52 @@ mod tests {
             s.on_message(Message::GetCid, now, None, now).next,
             Next::Register
         );
-        let step = s.registered(100, now, &r);
-        (s, ClientState::new(100, peer(), None, now), step)
+        let step = s.registered(100, now);
+        assert_eq!(step.reply, Some(Message::SetCid(100)));
+        assert!(!step.plan);
+        (s, ClientState::new(100, peer(), None, now), answer)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_a_peer_that_takes_a_plan_gets_one_after_set_cid() {
+    async fn only_an_authenticated_peer_that_takes_a_plan_gets_it_once_before_get_cid() {
         let t0 = Instant::now();
         let (_, _, worker) = fleet_client(Capabilities::PLAN, t0);
-        assert_eq!(worker.reply, Some(Message::SetCid(100)));
-        assert_eq!(worker.then, Some(Message::Plan(Plan::default())));
+        assert!(worker.plan, "with the hello answer");
         let (_, _, plain) = fleet_client(Capabilities::NONE, t0);
-        assert_eq!(plain.then, None);
-        // Outside fleet mode a worker's hello is answered without capabilities.
+        assert!(!plain.plan);
+        // With a token, the plan waits for it.
+        let r = Rules {
+            token: Some("s3cret".into()),
+            ..fleet_rules()
+        };
+        let mut s = Session::new(peer(), &r, t0);
+        let hello = Message::Hello {
+            major: 1,
+            minor: 0,
+            caps: Capabilities::PLAN,
+        };
+        assert!(!s.on_message(hello, t0, None, t0).plan);
+        let token = Message::Token("s3cret".into());
+        s.check_token(&token, &r);
+        assert!(s.on_message(token.clone(), t0, None, t0).plan);
+        s.check_token(&token, &r);
+        assert!(!s.on_message(token, t0, None, t0).plan, "once");
+        let mut wrong = Session::new(peer(), &r, t0);
+        wrong.on_message(
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::PLAN,
+            },
+            t0,
+            None,
+            t0,
+        );
+        let bad = Message::Token("nope".into());
+        wrong.check_token(&bad, &r);
+        let step = wrong.on_message(bad, t0, None, t0);
+        assert!(!step.plan && matches!(step.next, Next::Refuse(_)));
+        // Outside fleet mode a worker's hello is answered without capabilities, no plan.
         let r = rules(None);
         let mut s = Session::new(peer(), &r, t0);
         let answer = s.on_message(
@@ -898,8 +949,7 @@ mod tests {
                 caps: Capabilities::NONE
             })
         );
-        s.on_message(Message::GetCid, t0, None, t0);
-        assert_eq!(s.registered(100, t0, &r).then, None);
+        assert!(!answer.plan);
     }
 
     #[tokio::test(start_paused = true)]
@@ -909,7 +959,7 @@ mod tests {
         // A seed client: get_cid and ready, no hello.
         let mut s = Session::new(peer(), &r, t0);
         s.on_message(Message::GetCid, t0, None, t0);
-        s.registered(100, t0, &r);
+        s.registered(100, t0);
         let mut c = ClientState::new(100, peer(), None, t0);
         let ready = s.on_message(Message::Ready, t0, Some(&mut c), t0);
         assert_eq!((ready.reply, ready.next), (None, Next::JoinBarrier));

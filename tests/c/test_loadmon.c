@@ -1,12 +1,17 @@
-/* C tests of the loadmon ABI: a full run, every error path, a custom workload callback.
+/* C tests of the loadmon ABI: a full run, every error path, a custom workload callback, the
+ * guards, status names and version macros, config growth (struct_size), the rules shared with
+ * Python, timeouts (0 polls, negative waits forever) and the log callback.
  * Built by `make c-test` with -Wall -Wextra -Werror and ASan + UBSan. Ends with the line
  * "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -42,9 +47,10 @@ static char out_dir[256];
 
 static LoadmonTestClientConfig small_client(uint16_t port) {
     LoadmonTestClientConfig c;
-    loadmon_test_client_config_default(&c);
+    CHECK(loadmon_test_client_config_default(&c, sizeof c) == LOADMON_OK);
+    CHECK(c.struct_size == sizeof c);
     c.port = port;
-    c.run_time_s = 1;
+    c.run_time_ms = 1000;
     c.chunk_size_mb = 1;
     c.file_size_mb = 2;
     c.min_chunk_size_mb = 1;
@@ -56,7 +62,7 @@ static LoadmonTestClientConfig small_client(uint16_t port) {
 
 static LoadmonServer *start_server(void) {
     LoadmonServerConfig cfg;
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     cfg.port = 0;
     LoadmonServer *s = NULL;
     int rc = loadmon_server_start(&cfg, &s);
@@ -76,11 +82,11 @@ static void *client_thread(void *arg) {
     return NULL;
 }
 
-/* Starts a small client against `s` for `run_time_s` on thread `*t`. */
-static void start_client_thread(LoadmonServer *s, uint32_t run_time_s, struct client_run *run,
+/* Starts a small client against `s` for `run_time_ms` on thread `*t`. */
+static void start_client_thread(LoadmonServer *s, int64_t run_time_ms, struct client_run *run,
                                 pthread_t *t) {
     run->cfg = small_client(loadmon_server_port(s));
-    run->cfg.run_time_s = run_time_s;
+    run->cfg.run_time_ms = run_time_ms;
     run->result = NULL;
     pthread_create(t, NULL, client_thread, run);
 }
@@ -123,7 +129,7 @@ static void test_error_paths(void) {
     CHECK(loadmon_server_start(NULL, &s) == LOADMON_INVALID_ARGUMENT && s == NULL);
     CHECK(last_error_contains("NULL"));
     LoadmonServerConfig cfg;
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     cfg.port = 0;
     CHECK(loadmon_server_start(&cfg, NULL) == LOADMON_INVALID_ARGUMENT);
     cfg.host = NULL;
@@ -139,7 +145,7 @@ static void test_error_paths(void) {
 
     /* A port in use: an I/O error naming the address. */
     LoadmonServer *first = start_server();
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     cfg.port = loadmon_server_port(first);
     CHECK(loadmon_server_start(&cfg, &s) == LOADMON_IO && s == NULL);
     CHECK(last_error_contains("bind 127.0.0.1:"));
@@ -153,8 +159,12 @@ static void test_error_paths(void) {
     /* NULL handles and strings. */
     loadmon_server_free(NULL);
     loadmon_string_free(NULL);
-    loadmon_server_config_default(NULL);
-    loadmon_test_client_config_default(NULL);
+    CHECK(loadmon_server_config_default(NULL, sizeof cfg) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_server_config_default: cfg is NULL"));
+    CHECK(loadmon_test_client_config_default(NULL, sizeof(LoadmonTestClientConfig)) ==
+          LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_client_config_default(NULL, sizeof(LoadmonClientConfig)) ==
+          LOADMON_INVALID_ARGUMENT);
     CHECK(loadmon_server_port(NULL) == 0);
     CHECK(loadmon_server_wait(NULL, 0, &report) == LOADMON_INVALID_ARGUMENT);
     CHECK(loadmon_server_stop(NULL, &report) == LOADMON_INVALID_ARGUMENT);
@@ -198,7 +208,7 @@ static void test_error_paths(void) {
     CHECK(last_error_contains("connect 127.0.0.1:"));
 
     /* A server that wants a token refuses a client without one: a protocol error. */
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     cfg.port = 0;
     cfg.token = "s3cret";
     CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK);
@@ -253,7 +263,8 @@ static int run_tests(LoadmonClientContext *ctx, void *user_data) {
 static void test_custom_workload(void) {
     LoadmonServer *s = start_server();
     LoadmonClientConfig cfg;
-    loadmon_client_config_default(&cfg);
+    CHECK(loadmon_client_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    CHECK(cfg.run_time_ms == LOADMON_NO_RUN_TIME && cfg.chunk_size_mb == LOADMON_NO_FILE_STATS);
     cfg.port = loadmon_server_port(s);
     cfg.run_time_ms = 400;
     cfg.heartbeat_period_ms = 50;
@@ -294,7 +305,7 @@ static void test_snapshot_and_stop_mid_run(void) {
     LoadmonServer *s = start_server();
     struct client_run run;
     pthread_t t;
-    start_client_thread(s, 30, &run, &t);
+    start_client_thread(s, 30000, &run, &t);
     char *snap = NULL;
     int running = 0;
     for (int i = 0; i < 500 && !running; i++) {
@@ -345,7 +356,7 @@ static void test_http_and_reports(void) {
     snprintf(html_path, sizeof html_path, "%s-report.html", out_dir);
     snprintf(csv_path, sizeof csv_path, "%s-report.csv", out_dir);
     LoadmonServerConfig cfg;
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     CHECK(cfg.http == NULL && cfg.report_html_path == NULL && cfg.report_csv_path == NULL);
     cfg.port = 0;
     cfg.http = "127.0.0.1:0";
@@ -361,7 +372,7 @@ static void test_http_and_reports(void) {
     /* The HTTP listener lives as long as the run: ask while the client writes. */
     struct client_run run;
     pthread_t t;
-    start_client_thread(s, 3, &run, &t);
+    start_client_thread(s, 3000, &run, &t);
     static char buf[65536];
     int seen = 0;
     for (int i = 0; i < 500 && !seen; i++) {
@@ -454,7 +465,7 @@ static void test_report_survives_its_files(void) {
     if (f) fclose(f);
     snprintf(bad, sizeof bad, "%s/r.json", blocker);
     LoadmonServerConfig cfg;
-    loadmon_server_config_default(&cfg);
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
     cfg.port = 0;
     cfg.report_json_path = bad;
     LoadmonServer *s = NULL;
@@ -483,6 +494,317 @@ static void test_report_survives_its_files(void) {
     remove(blocker);
 }
 
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A loopback port nobody listens on. */
+static uint16_t dead_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Every status has a distinct name; an unknown number is safe. The version macros are the
+ * library's version. */
+static void test_status_names_and_version(void) {
+    const char *names[9];
+    for (int i = LOADMON_OK; i <= LOADMON_STATE; i++) {
+        names[i] = loadmon_status_str(i);
+        CHECK(names[i] != NULL && strcmp(names[i], "unknown status") != 0);
+        for (int j = 0; j < i; j++) CHECK(strcmp(names[i], names[j]) != 0);
+    }
+    CHECK(strcmp(loadmon_status_str(LOADMON_OK), "ok") == 0);
+    CHECK(strcmp(loadmon_status_str(LOADMON_TIMEOUT), "timeout") == 0);
+    CHECK(strcmp(loadmon_status_str(42), "unknown status") == 0);
+    CHECK(strcmp(loadmon_status_str(-1), "unknown status") == 0);
+    char v[64];
+    snprintf(v, sizeof v, "%d.%d.%d", LOADMON_VERSION_MAJOR, LOADMON_VERSION_MINOR,
+             LOADMON_VERSION_PATCH);
+    CHECK(strcmp(v, loadmon_version()) == 0);
+}
+
+/* The guards: NULL arguments to every context function, the getters' documented values, the
+ * function's name in the message. */
+static void test_guards(void) {
+    CHECK(loadmon_client_context_id(NULL) == 0);
+    CHECK(last_error_contains("loadmon_client_context_id: ctx is NULL"));
+    CHECK(loadmon_client_context_time_is_up(NULL) == 1);
+    CHECK(last_error_contains("loadmon_client_context_time_is_up: ctx is NULL"));
+    CHECK(loadmon_client_context_remaining_ms(NULL) == -1);
+    CHECK(last_error_contains("loadmon_client_context_remaining_ms: ctx is NULL"));
+    CHECK(loadmon_client_context_file_rollover(NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_client_context_file_rollover: ctx is NULL"));
+    CHECK(loadmon_client_context_record_write(NULL, 1, 1) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_client_context_record_write: ctx is NULL"));
+    CHECK(loadmon_client_context_send_stats(NULL, 1, 1) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_client_context_set_error(NULL, "x") == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_server_port(NULL) == 0);
+    CHECK(last_error_contains("loadmon_server_port: server is NULL"));
+    CHECK(loadmon_server_http_port(NULL) == 0);
+    CHECK(loadmon_server_report(NULL, NULL) == LOADMON_INVALID_ARGUMENT);
+    loadmon_string_free(NULL);
+    loadmon_events_free(NULL);
+    loadmon_server_free(NULL);
+    CHECK(loadmon_set_log_callback(NULL, NULL) == LOADMON_OK);
+}
+
+/* Config structs grow: a smaller (older) struct is read only up to its struct_size, the
+ * missing fields take their defaults; _default writes only struct_size bytes; a larger
+ * struct_size (a newer header) or none at all is refused. */
+static void test_config_growth(void) {
+    LoadmonServerConfig cfg;
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    CHECK(cfg.struct_size == sizeof cfg && cfg.port == 1234 && cfg.max_clients == 5);
+    cfg.port = 0;
+    /* An "older" struct that ends before the token: the fields after it hold junk (invalid
+     * UTF-8, which would be LOADMON_INVALID_ARGUMENT if read) and are not read. */
+    cfg.struct_size = offsetof(LoadmonServerConfig, token);
+    cfg.token = cfg.log_dir = cfg.http = cfg.report_csv_path = cfg.report_html_path = "\xff";
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        CHECK(loadmon_server_http_port(s) == 0);
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+    /* The same junk within struct_size is read, and refused. */
+    cfg.struct_size = sizeof cfg;
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT && s == NULL);
+    CHECK(last_error_contains("token is not valid UTF-8"));
+
+    /* _default with an older size writes that many bytes and no more. */
+    unsigned char buf[sizeof(LoadmonTestClientConfig) + 16];
+    memset(buf, 0xab, sizeof buf);
+    size_t older = offsetof(LoadmonTestClientConfig, keep_files);
+    CHECK(loadmon_test_client_config_default((LoadmonTestClientConfig *)(void *)buf, older) ==
+          LOADMON_OK);
+    LoadmonTestClientConfig tc;
+    memcpy(&tc, buf, sizeof tc);
+    CHECK(tc.struct_size == older && tc.run_time_ms == 15000 && tc.chunk_size_mb == 10);
+    int untouched = 1;
+    for (size_t i = older; i < sizeof buf; i++) untouched &= buf[i] == 0xab;
+    CHECK(untouched);
+
+    /* A struct_size from a newer header, or a struct never initialised. */
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg + 8) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("newer"));
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    cfg.struct_size = sizeof cfg + 8;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT);
+    cfg.struct_size = 0;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("struct_size 0"));
+}
+
+/* The rules are the core's, as in Python: out-of-range numbers are LOADMON_CONFIG naming the
+ * field, keep_files 0 is an error and LOADMON_KEEP_ALL keeps all, connect_timeout_ms 0 is one
+ * attempt while a zero period is refused, a half-set file_stats is an error, a huge run time is
+ * refused rather than hanging. */
+static void test_rules_like_python(void) {
+    uint16_t nobody = dead_port();
+    char *result = NULL;
+    LoadmonTestClientConfig c = small_client(nobody);
+    c.keep_files = 0;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG && result == NULL);
+    CHECK(last_error_contains("keep_files"));
+    c.keep_files = -5;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("keep_files"));
+    /* Keep all, and no retry: the settings pass, the connection fails at once. */
+    c.keep_files = LOADMON_KEEP_ALL;
+    c.connect_timeout_ms = 0;
+    double t0 = now_s();
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_IO);
+    CHECK(now_s() - t0 < 3.0);
+    c = small_client(nobody);
+    c.heartbeat_period_ms = 0;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("heartbeat_period"));
+    c = small_client(nobody);
+    c.port = 70000;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("port must be from 0 to 65535, not 70000"));
+    c.port = -1;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    c = small_client(nobody);
+    c.chunk_size_mb = -10;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("chunk_size_mb"));
+    c = small_client(nobody);
+    c.run_time_ms = 0;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("run_time"));
+    c.run_time_ms = INT64_MAX;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("run_time_ms"));
+    c = small_client(nobody);
+    c.stats_period_ms = (int64_t)1000000000000001LL; /* above 10^9 s */
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+
+    LoadmonServerConfig sc;
+    CHECK(loadmon_server_config_default(&sc, sizeof sc) == LOADMON_OK);
+    sc.port = 0;
+    LoadmonServer *s = NULL;
+    sc.max_clients = -1;
+    CHECK(loadmon_server_start(&sc, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("max_clients"));
+    sc.max_clients = 5;
+    sc.heartbeat_timeout_ms = 0;
+    CHECK(loadmon_server_start(&sc, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("heartbeat_timeout"));
+    sc.heartbeat_timeout_ms = 15000;
+    sc.first_client_id = 5000000000LL;
+    CHECK(loadmon_server_start(&sc, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("first_client_id"));
+}
+
+static int never_called(LoadmonClientContext *ctx, void *user_data) {
+    (void)ctx;
+    (void)user_data;
+    return 99;
+}
+
+static void test_file_stats_pairs(void) {
+    uint16_t nobody = dead_port();
+    LoadmonClientConfig g;
+    CHECK(loadmon_client_config_default(&g, sizeof g) == LOADMON_OK);
+    g.port = nobody;
+    g.connect_timeout_ms = 0;
+    char *result = NULL;
+    g.file_size_mb = 50; /* chunk_size_mb left unset: half a pair, not (0, 50) */
+    CHECK(loadmon_client_run(&g, never_called, NULL, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("both or neither"));
+    g.chunk_size_mb = 0;
+    CHECK(loadmon_client_run(&g, never_called, NULL, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("chunk_size"));
+    g.chunk_size_mb = 10;
+    g.run_time_ms = 0;
+    CHECK(loadmon_client_run(&g, never_called, NULL, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("run_time_ms"));
+    /* Both set, a run time: the settings pass, the connection fails (one attempt). */
+    g.run_time_ms = 1000;
+    CHECK(loadmon_client_run(&g, never_called, NULL, &result) == LOADMON_IO && result == NULL);
+}
+
+struct stopper {
+    LoadmonServer *server;
+    useconds_t delay_us;
+};
+
+static void *stop_later(void *arg) {
+    struct stopper *st = arg;
+    usleep(st->delay_us);
+    char *report = NULL;
+    loadmon_server_stop(st->server, &report);
+    loadmon_string_free(report);
+    return NULL;
+}
+
+/* timeout_ms: 0 polls (returns at once), negative waits as long as it takes. */
+static void test_timeouts(void) {
+    LoadmonServer *s = start_server();
+    if (s == NULL) return;
+    LoadmonEvents *events = NULL;
+    CHECK(loadmon_server_events(s, &events) == LOADMON_OK);
+    char *report = NULL, *ev = NULL;
+    double t0 = now_s();
+    CHECK(loadmon_server_wait(s, 0, &report) == LOADMON_TIMEOUT && report == NULL);
+    CHECK(loadmon_events_next(events, 0, &ev) == LOADMON_TIMEOUT && ev == NULL);
+    CHECK(now_s() - t0 < 1.0);
+    /* Forever: returns once another thread stops the server. */
+    struct stopper st = {s, 300000};
+    pthread_t t;
+    pthread_create(&t, NULL, stop_later, &st);
+    t0 = now_s();
+    CHECK(loadmon_server_wait(s, LOADMON_WAIT_FOREVER, &report) == LOADMON_OK && report != NULL);
+    CHECK(now_s() - t0 >= 0.2);
+    pthread_join(t, NULL);
+    loadmon_string_free(report);
+    CHECK(loadmon_events_next(events, -5, &ev) == LOADMON_OK && ev != NULL &&
+          strstr(ev, "\"event\":\"report\"") != NULL);
+    loadmon_string_free(ev);
+    CHECK(loadmon_events_next(events, LOADMON_WAIT_FOREVER, &ev) == LOADMON_OK && ev == NULL);
+    /* A stopped server: a poll gets the report at once. */
+    CHECK(loadmon_server_wait(s, 0, &report) == LOADMON_OK && report != NULL);
+    loadmon_string_free(report);
+    loadmon_events_free(events);
+    loadmon_server_free(s);
+}
+
+/* The log callback. */
+struct log_seen {
+    pthread_mutex_t lock;
+    int server, client, report, warn, other, bad_level, reentry;
+    char report_text[8192];
+};
+
+static void on_log(LoadmonLogLevel level, const char *target, const char *message, void *user) {
+    struct log_seen *seen = user;
+    pthread_mutex_lock(&seen->lock);
+    if (level != LOADMON_LOG_INFO && level != LOADMON_LOG_WARN) seen->bad_level++;
+    if (level == LOADMON_LOG_WARN) seen->warn++;
+    if (strcmp(target, "loadmon::server") == 0) {
+        seen->server++;
+    } else if (strcmp(target, "loadmon::client") == 0) {
+        seen->client++;
+    } else if (strcmp(target, "loadmon::report") == 0) {
+        seen->report++;
+        snprintf(seen->report_text, sizeof seen->report_text, "%s", message);
+    } else {
+        seen->other++;
+    }
+    /* Replacing the callback from inside it is refused (it would deadlock). */
+    if (seen->reentry == 0) seen->reentry = (int)loadmon_set_log_callback(NULL, NULL) + 100;
+    pthread_mutex_unlock(&seen->lock);
+}
+
+static void test_log_callback(void) {
+    static struct log_seen seen;
+    memset(&seen, 0, sizeof seen);
+    pthread_mutex_init(&seen.lock, NULL);
+    CHECK(loadmon_set_log_callback(on_log, &seen) == LOADMON_OK);
+    LoadmonServer *s = start_server();
+    if (s == NULL) return;
+    struct client_run run;
+    pthread_t t;
+    start_client_thread(s, 1000, &run, &t);
+    pthread_join(t, NULL);
+    CHECK(run.rc == LOADMON_OK);
+    loadmon_string_free(run.result);
+    CHECK(loadmon_server_wait(s, 20000, NULL) == LOADMON_OK);
+    loadmon_server_free(s);
+    CHECK(loadmon_set_log_callback(NULL, NULL) == LOADMON_OK);
+    pthread_mutex_lock(&seen.lock);
+    CHECK(seen.server > 2 && seen.client > 2 && seen.other == 0 && seen.bad_level == 0);
+    CHECK(seen.report == 1);
+    CHECK(strstr(seen.report_text, "Test status:   PASS") != NULL &&
+          strchr(seen.report_text, '\n') != NULL);
+    CHECK(seen.reentry == 100 + LOADMON_STATE);
+    int before = seen.server + seen.client + seen.report;
+    pthread_mutex_unlock(&seen.lock);
+    /* Removed: nothing more arrives. */
+    s = start_server();
+    if (s) {
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+    pthread_mutex_lock(&seen.lock);
+    CHECK(seen.server + seen.client + seen.report == before);
+    pthread_mutex_unlock(&seen.lock);
+    pthread_mutex_destroy(&seen.lock);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -492,6 +814,13 @@ int main(void) {
     test_snapshot_and_stop_mid_run();
     test_http_and_reports();
     test_report_survives_its_files();
+    test_status_names_and_version();
+    test_guards();
+    test_config_growth();
+    test_rules_like_python();
+    test_file_stats_pairs();
+    test_timeouts();
+    test_log_callback();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

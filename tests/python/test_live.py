@@ -49,7 +49,7 @@ def test_http_api_metrics_and_the_final_report(tmp_path: Path) -> None:
             time.sleep(0.05)
         [c] = clients
         assert c["id"] == 100 and isinstance(c["last_heartbeat_age_s"], float)
-        live = server.clients()[0]
+        live = server.clients[0]
         assert live.cpu_last_pct is not None and live.rss_last_bytes is not None
         code, metrics = fetch(server.http_url + "metrics")
         assert code == 200
@@ -113,7 +113,7 @@ def test_events_iterate_from_connection_to_report(tmp_path: Path) -> None:
 def test_events_time_out_clearly(server: loadmon.Server) -> None:
     events = server.events(timeout=0.2)
     t = time.monotonic()
-    with pytest.raises(loadmon.TimeoutError):
+    with pytest.raises(loadmon.LoadmonTimeoutError):
         next(events)
     assert time.monotonic() - t < 5
     with pytest.raises(loadmon.ConfigError):
@@ -131,7 +131,8 @@ def test_report_to_csv_and_html_and_files(tmp_path: Path) -> None:
     assert csv_path.read_text() == report.to_csv()
     html = report.to_html()
     assert html.startswith("<!DOCTYPE html>") and "<td>100</td>" in html
-    assert html.count("<svg") == 2 and "<script" not in html
+    # All clients together, then throughput and CPU per client.
+    assert html.count("<svg") == 3 and "<script" not in html
     assert html_path.read_text() == html
     [s] = report.series
     assert s["id"] == 100 and len(s["samples"]) >= 2
@@ -149,4 +150,5 @@ def test_demo_writes_the_html_report(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert f"HTML report: {html.resolve()}" in out.stdout
     page = html.read_text()
-    assert page.count("<tr><td>") == 3 and page.count('class="series"') == 6
+    # The all-clients line, then three lines in each per-client chart.
+    assert page.count("<tr><td>") == 3 and page.count('class="series"') == 7

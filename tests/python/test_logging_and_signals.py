@@ -35,7 +35,10 @@ def test_rust_logs_reach_python_logging(tmp_path: Path, caplog: pytest.LogCaptur
 def test_ctrl_c_interrupts_a_blocking_call(tmp_path: Path, what: str) -> None:
     script = textwrap.dedent(
         f"""
-        import sys, loadmon
+        import signal, sys, loadmon
+        # A child started from a background job inherits SIGINT ignored (then Python installs
+        # no handler): make it a Ctrl-C-able program whatever started the tests.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         server = loadmon.Server(port=0)
         server.start()
         client = loadmon.TestClient(port=server.port, run_time=60, chunk_size=1, file_size=2,

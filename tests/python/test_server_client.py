@@ -59,11 +59,11 @@ def test_context_manager_and_json_report(tmp_path: Path) -> None:
         ({"chunk_size": 5}, "below the minimum of 10 MB"),
         ({"chunk_size": 20, "file_size": 10}, "larger than file size"),
         ({"run_time": 1e-6, "chunk_size": 1, "file_size": 2, "min_chunk_size": 1}, "at least 2 must"),
-        ({"run_time": -1}, "run time must be a positive number"),
+        ({"run_time": -1}, "run_time must be a number of seconds from more than 0"),
         ({"sync": "sometimes"}, "sync must be none, file or direct"),
-        ({"keep_files": 0}, "keep_files must be at least 1"),
-        ({"keep_files": "some"}, "keep_files must be a number"),
-        ({"heartbeat_period": 0}, "heartbeat_period must be a positive number"),
+        ({"keep_files": 0}, "keep_files must be a whole number of at least 1"),
+        ({"keep_files": "some"}, "keep_files must be a whole number of at least 1 or \"all\""),
+        ({"heartbeat_period": 0}, "heartbeat_period must be a number of seconds from more than 0"),
     ],
 )
 def test_validation_errors(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
@@ -117,7 +117,7 @@ def test_wait_times_out(server: loadmon.Server) -> None:
     with pytest.raises(TimeoutError):
         server.wait(timeout=0.2)
     assert time.monotonic() - t >= 0.15
-    with pytest.raises(loadmon.TimeoutError):
+    with pytest.raises(loadmon.LoadmonTimeoutError):
         server.wait(timeout=0)
 
 
@@ -125,10 +125,10 @@ def test_stop_mid_run_aborts(server: loadmon.Server, tmp_path: Path) -> None:
     client = small_client(server.port, tmp_path, run_time=30)
     client.start()
     deadline = time.monotonic() + 10
-    while not any(c.status == "RUNNING" for c in server.clients()):
+    while not any(c.status == "RUNNING" for c in server.clients):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    live = server.clients()[0]
+    live = server.clients[0]
     assert live.last_heartbeat_age_s is not None
     report = server.stop()
     [c] = report.clients
@@ -164,7 +164,7 @@ def test_start_join_and_cancel(server: loadmon.Server, tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         client.join(timeout=0.2)
     client.cancel()
-    with pytest.raises(loadmon.InterruptedError):
+    with pytest.raises(loadmon.LoadmonInterruptedError):
         client.join(timeout=10)
     report = server.wait(timeout=10)
     assert report.clients[0].status == "FAILED"
@@ -173,5 +173,5 @@ def test_start_join_and_cancel(server: loadmon.Server, tmp_path: Path) -> None:
 
 def test_join_before_start_is_an_error(tmp_path: Path) -> None:
     client = small_client(1234, tmp_path)
-    with pytest.raises(loadmon.LoadmonError, match="not started"):
+    with pytest.raises(loadmon.StateError, match="not started"):
         client.join()

@@ -1,4 +1,4 @@
-"""The shipped stubs pass `mypy --strict` on a usage file."""
+"""The shipped stubs pass `mypy --strict` on a usage file, and match the built module."""
 
 from __future__ import annotations
 
@@ -10,16 +10,34 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+needs_mypy = pytest.mark.skipif(
+    shutil.which("mypy") is None and sys.prefix == sys.base_prefix,
+    reason="mypy is installed by the README's test command",
+)
 
 
-@pytest.mark.skipif(shutil.which("mypy") is None and sys.prefix == sys.base_prefix,
-                    reason="mypy is installed by the README's test command")
+@needs_mypy
 def test_stubs_pass_mypy_strict() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", str(HERE / "typing_usage.py")],
+        [sys.executable, "-m", "mypy", "--strict", str(HERE / "typing_usage.py"),
+         str(ROOT / "python" / "loadmon")],
         capture_output=True,
         text=True,
         timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@needs_mypy
+def test_stubs_match_the_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "loadmon"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 

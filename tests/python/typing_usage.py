@@ -47,3 +47,27 @@ def watch(out: Path) -> str:
     _ = (url, port, mem)
     series: list[dict[str, object]] = report.series
     return report.to_csv() + report.to_html() + ",".join(kinds) + str(len(series))
+
+
+async def asynchronous(out: Path) -> int:
+    class AsyncWriter(loadmon.Client):
+        async def run_tests(self, ctx: loadmon.Context) -> None:
+            ctx.file_rollover()
+
+    with loadmon.Server(port=0) as server:
+        result: loadmon.ClientResult = await AsyncWriter(port=server.port).run_async()
+        await loadmon.TestClient(port=server.port, out_dir=out, keep_files=3).run_async()
+        report: loadmon.Report = await server.wait_async(timeout=30.0)
+    status: loadmon.Status = report.clients[0].status
+    started = report.start_time.isoformat()
+    keep: int | str = loadmon.TestClient(out_dir=out).keep_files
+    with server.events(timeout=0) as events:
+        events.close()
+    try:
+        server.start()
+    except loadmon.StateError:
+        pass
+    except loadmon.LoadmonTimeoutError:
+        pass
+    _ = (status, started, keep, server.clients)
+    return result.files_written

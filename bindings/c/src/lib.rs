@@ -1,35 +1,95 @@
 //! The C face of loadmon: a small, stable ABI over `loadmon::blocking`.
 //!
-//! Conventions: opaque handles with `_new`/`_free` (here `_start`/`_free`) pairs; functions
-//! return an `int` status (`LOADMON_OK` = 0, see `LoadmonStatus`); a failing call sets a
-//! per-thread message readable with `loadmon_last_error()`. Outputs are written only on success.
-//! No panic unwinds into C: every entry point catches it and returns `LOADMON_INTERNAL`.
-//! Strings returned to C are freed with `loadmon_string_free()`.
+//! Conventions (the models are rustls-ffi, sqlite3 and libcurl):
+//! - Opaque handles with `_start`/`_free` pairs; `_free(NULL)` is a no-op.
+//! - Every function that can fail returns a `LoadmonStatus` (`LOADMON_OK` = 0) and writes its
+//!   outputs through pointers, only on success; a failing call sets a per-thread message readable
+//!   with `loadmon_last_error()`. A few getters that cannot fail for a live handle return their
+//!   value instead; each one's doc comment says so and what NULL gives.
+//! - Every `extern "C"` function runs inside one guard (`ffi`, `ffi_value`, `ffi_void`):
+//!   no panic unwinds into C (it becomes `LOADMON_INTERNAL`), NULL arguments are
+//!   `LOADMON_INVALID_ARGUMENT`. A test (`tests/guard.rs`) checks that no function skips it.
+//! - Strings returned to C are freed with `loadmon_string_free()`.
+//! - Numbers in configs are `int64_t` and converted with `loadmon::config`, so an out-of-range
+//!   value is `LOADMON_CONFIG` naming the field, as in Python; `-1` stands for Python's `None`
+//!   where a setting has no value (`LOADMON_KEEP_ALL`, `LOADMON_NO_RUN_TIME`,
+//!   `LOADMON_NO_FILE_STATS`). Durations are milliseconds (`_ms`) everywhere.
+//! - Config structs can grow: each starts with `struct_size`, set by its `_default` function
+//!   from the caller's `sizeof`; a smaller (older) struct is accepted and the fields it lacks
+//!   take their defaults. Fields are only ever appended, and no struct has tail padding (a unit
+//!   test checks), so an appended field always starts at or after every older `sizeof`.
 #![allow(non_camel_case_types)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle};
 use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::config::{integer, millis, wait_timeout_ms, Zero};
+use loadmon::error::ErrorKind;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::logging::{set_log_sink, LogLevel, LogRecord};
 use loadmon::server::ServerConfig;
 use loadmon::Error;
 
-/// Status codes returned by every `int` function. Numbers are stable and never reused.
+/// Major version of the library (`LOADMON_VERSION_MAJOR`); the SONAME is
+/// `libloadmon.so.<major>`. Checked against the crate version when the library is built.
+pub const LOADMON_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library.
+pub const LOADMON_VERSION_MINOR: u32 = 1;
+/// Patch version of the library.
+pub const LOADMON_VERSION_PATCH: u32 = 0;
+
+/// A decimal string as a number, at compile time (for the version check).
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0u32;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "version part is not a number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+// The header's version macros are generated from the constants above: a version bump in
+// Cargo.toml that forgets them does not build.
+const _: () = assert!(
+    LOADMON_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR"))
+        && LOADMON_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR"))
+        && LOADMON_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")),
+    "LOADMON_VERSION_* must match the crate version"
+);
+
+/// `keep_files`: keep every finished file (can fill the disk on a long run).
+pub const LOADMON_KEEP_ALL: i64 = -1;
+/// `run_time_ms` of `LoadmonClientConfig`: the client has no run time (the callback decides
+/// when it is done).
+pub const LOADMON_NO_RUN_TIME: i64 = -1;
+/// `chunk_size_mb`/`file_size_mb` of `LoadmonClientConfig`: announce no `file_stats`.
+pub const LOADMON_NO_FILE_STATS: i64 = -1;
+/// A `timeout_ms` that waits as long as it takes (any negative value does).
+pub const LOADMON_WAIT_FOREVER: i64 = -1;
+
+/// Status codes returned by every function that can fail. Numbers are stable and never
+/// reused; `loadmon_status_str()` names them.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadmonStatus {
     /// Success.
     LOADMON_OK = 0,
-    /// A NULL pointer, invalid UTF-8 or an out-of-range value was passed.
+    /// A NULL pointer, invalid UTF-8 or a bad `struct_size` was passed.
     LOADMON_INVALID_ARGUMENT = 1,
-    /// A setting is invalid (the seed's validation rules, a bad sync mode, …).
+    /// A setting is invalid: out of range (the field is named), the seed's validation rules, a
+    /// bad sync mode, …
     LOADMON_CONFIG = 2,
-    /// A file or socket operation failed (the message names the path or address).
+    /// A file or socket operation failed, or the peer went away (the message names the path
+    /// or address).
     LOADMON_IO = 3,
     /// The peer broke the protocol, refused us, or speaks another major version.
     LOADMON_PROTOCOL = 4,
@@ -39,52 +99,134 @@ pub enum LoadmonStatus {
     LOADMON_INTERNAL = 6,
     /// The workload (a C callback) failed, or the run was interrupted.
     LOADMON_WORKLOAD = 7,
+    /// The call does not fit the state of what it is called on (e.g. setting the log callback
+    /// from inside the log callback, reporting to a run that is over).
+    LOADMON_STATE = 8,
 }
 
 use LoadmonStatus::*;
+
+/// The status for an error kind: the one mapping from the core's errors, with no wildcard arm
+/// (a new kind must be mapped here to build).
+fn status_of(kind: ErrorKind) -> LoadmonStatus {
+    match kind {
+        ErrorKind::Config => LOADMON_CONFIG,
+        ErrorKind::File | ErrorKind::Net | ErrorKind::Disconnected => LOADMON_IO,
+        ErrorKind::Protocol | ErrorKind::VersionMismatch | ErrorKind::Refused => LOADMON_PROTOCOL,
+        ErrorKind::Timeout => LOADMON_TIMEOUT,
+        ErrorKind::Workload | ErrorKind::Interrupted => LOADMON_WORKLOAD,
+        ErrorKind::State => LOADMON_STATE,
+        ErrorKind::Internal => LOADMON_INTERNAL,
+    }
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
-fn set_error(msg: impl Into<String>) {
-    let msg = msg.into().replace('\0', " ");
-    let c = CString::new(msg).unwrap_or_default();
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+fn set_error(msg: &str) {
+    let c = c_string(msg);
     LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
 }
 
-/// Records `e` as this thread's last error and returns its status code.
-fn fail(e: Error) -> c_int {
-    let code = match &e {
-        Error::Config(_) => LOADMON_CONFIG,
-        Error::File { .. } | Error::Net { .. } | Error::Disconnected(_) => LOADMON_IO,
-        Error::Protocol(_) | Error::VersionMismatch { .. } | Error::Refused(_) => LOADMON_PROTOCOL,
-        Error::Timeout(_) => LOADMON_TIMEOUT,
-        Error::Workload(_) | Error::Interrupted(_) => LOADMON_WORKLOAD,
-        _ => LOADMON_INTERNAL,
-    };
-    set_error(e.to_string());
-    code as c_int
+/// Why a call failed, before it becomes a status and this thread's last error.
+#[derive(Debug)]
+enum Fail {
+    /// A NULL pointer, bad UTF-8 or a bad `struct_size` (`LOADMON_INVALID_ARGUMENT`).
+    Invalid(String),
+    /// An error of the core (its kind gives the status).
+    Core(Error),
 }
 
-fn invalid(msg: &str) -> c_int {
-    set_error(msg);
-    LOADMON_INVALID_ARGUMENT as c_int
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Core(e)
+    }
 }
 
-/// Runs `body`, turning a panic into `LOADMON_INTERNAL` with a message.
-fn guard(body: impl FnOnce() -> c_int) -> c_int {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(code) => code,
-        Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_error(format!("internal error: panic in loadmon: {what}"));
-            LOADMON_INTERNAL as c_int
+type Res<T = ()> = Result<T, Fail>;
+
+fn invalid(msg: impl Into<String>) -> Fail {
+    Fail::Invalid(msg.into())
+}
+
+/// Records a failure of `name` as this thread's last error; returns its status.
+fn record(name: &str, f: Fail) -> LoadmonStatus {
+    match f {
+        Fail::Invalid(m) => {
+            set_error(&format!("{name}: {m}"));
+            LOADMON_INVALID_ARGUMENT
         }
+        Fail::Core(e) => {
+            set_error(&e.to_string());
+            status_of(e.kind())
+        }
+    }
+}
+
+/// Runs `body` for the function `name`, turning a panic into an internal error: the result
+/// or the panic's error, never an unwind into C.
+fn guarded<T>(name: &str, body: impl FnOnce() -> Res<T>) -> Res<T> {
+    catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|p| Err(Error::from_panic(name, p.as_ref()).into()))
+}
+
+/// The guard of every function returning a status: `LOADMON_OK`, or the failure's status with
+/// this thread's last error set.
+fn ffi(name: &str, body: impl FnOnce() -> Res) -> LoadmonStatus {
+    match guarded(name, body) {
+        Ok(()) => LOADMON_OK,
+        Err(f) => record(name, f),
+    }
+}
+
+/// The guard of a getter that returns its value: `fallback` (documented per getter) on a
+/// failure, with this thread's last error set.
+fn ffi_value<T>(name: &str, fallback: T, body: impl FnOnce() -> Res<T>) -> T {
+    match guarded(name, body) {
+        Ok(v) => v,
+        Err(f) => {
+            record(name, f);
+            fallback
+        }
+    }
+}
+
+/// The guard of a function returning nothing (`_free`): a failure only sets the last error.
+fn ffi_void(name: &str, body: impl FnOnce() -> Res) {
+    if let Err(f) = guarded(name, body) {
+        record(name, f);
+    }
+}
+
+/// A non-NULL pointer as a shared reference.
+///
+/// # Safety
+/// `p` is NULL or valid for reads of a `T` for the call.
+unsafe fn arg<'a, T>(p: *const T, what: &str) -> Res<&'a T> {
+    // SAFETY: NULL or valid per the caller's contract.
+    unsafe { p.as_ref() }.ok_or_else(|| invalid(format!("{what} is NULL")))
+}
+
+/// A non-NULL pointer as a mutable reference.
+///
+/// # Safety
+/// `p` is NULL or valid for reads and writes of a `T` for the call, not aliased.
+unsafe fn arg_mut<'a, T>(p: *mut T, what: &str) -> Res<&'a mut T> {
+    // SAFETY: NULL or valid per the caller's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("{what} is NULL")))
+}
+
+/// A non-NULL output pointer.
+fn out_arg<T>(p: *mut T, what: &str) -> Res<*mut T> {
+    if p.is_null() {
+        Err(invalid(format!("{what} is NULL")))
+    } else {
+        Ok(p)
     }
 }
 
@@ -92,22 +234,22 @@ fn guard(body: impl FnOnce() -> c_int) -> c_int {
 ///
 /// # Safety
 /// `p` is NULL or a NUL-terminated string valid for the call.
-unsafe fn required_str(p: *const c_char, name: &str) -> Result<String, c_int> {
+unsafe fn required_str(p: *const c_char, name: &str) -> Res<String> {
     if p.is_null() {
-        return Err(invalid(&format!("{name} is NULL")));
+        return Err(invalid(format!("{name} is NULL")));
     }
     // SAFETY: non-NULL and NUL-terminated per the caller's contract.
     let s = unsafe { CStr::from_ptr(p) };
     s.to_str()
         .map(str::to_owned)
-        .map_err(|_| invalid(&format!("{name} is not valid UTF-8")))
+        .map_err(|_| invalid(format!("{name} is not valid UTF-8")))
 }
 
 /// An optional C string argument (NULL = not set).
 ///
 /// # Safety
 /// As [`required_str`].
-unsafe fn optional_str(p: *const c_char, name: &str) -> Result<Option<String>, c_int> {
+unsafe fn optional_str(p: *const c_char, name: &str) -> Res<Option<String>> {
     if p.is_null() {
         Ok(None)
     } else {
@@ -120,221 +262,375 @@ unsafe fn optional_str(p: *const c_char, name: &str) -> Result<Option<String>, c
 ///
 /// # Safety
 /// `out` is NULL or valid for one pointer write.
-unsafe fn give_string(out: *mut *mut c_char, s: String) {
+unsafe fn give_string(out: *mut *mut c_char, s: &str) {
     if !out.is_null() {
-        let c = CString::new(s.replace('\0', " ")).unwrap_or_default();
         // SAFETY: non-NULL and writable per the caller's contract.
-        unsafe { *out = c.into_raw() };
+        unsafe { *out = c_string(s).into_raw() };
     }
 }
 
-fn millis(ms: u32) -> Duration {
-    Duration::from_millis(u64::from(ms))
+/// A C integer setting as the core's type (`LOADMON_CONFIG` naming `name` if it does not fit).
+fn int<T: loadmon::config::Integer>(name: &str, v: i64) -> Res<T> {
+    Ok(integer::<T>(name, i128::from(v))?)
 }
 
-/// The core client settings from the fields both C client configs share.
-fn client_config(
-    host: String,
-    port: u16,
-    heartbeat_period_ms: u32,
-    stats_period_ms: u32,
-    connect_timeout_ms: u32,
-    token: Option<String>,
-) -> ClientConfig {
-    ClientConfig {
-        host,
-        port,
-        heartbeat_period: millis(heartbeat_period_ms),
-        stats_period: millis(stats_period_ms),
-        connect_timeout: millis(connect_timeout_ms),
-        token,
-        ..ClientConfig::default()
+/// A C millisecond setting as a duration (negative or above 10^9 s: `LOADMON_CONFIG`); whether
+/// zero is allowed is the core's `validate`'s call.
+fn ms_setting(name: &str, v: i64) -> Res<Duration> {
+    Ok(millis(name, v, Zero::Allowed)?)
+}
+
+/// A duration as whole milliseconds for a C config default.
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// An unsigned default as a C `int64_t`.
+fn num(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+/// A config struct that starts with `struct_size` and grows by appending fields.
+///
+/// # Safety
+/// `FIELDS` lists every field after `struct_size` as (offset, size), in order; the struct is
+/// `repr(C)`, `Copy`, and made of plain data and raw pointers.
+unsafe trait Growable: Copy {
+    /// The struct as the `_default` function fills it, at full size.
+    fn defaults() -> Self;
+    /// (offset, size) of every field after `struct_size`.
+    const FIELDS: &'static [(usize, usize)];
+    /// The name for messages.
+    const NAME: &'static str;
+}
+
+/// The caller's config of `struct_size` bytes over the defaults: each field that lies wholly
+/// within `struct_size` comes from the caller, the others keep their defaults.
+///
+/// # Safety
+/// `p` is NULL or points to at least `p->struct_size` readable bytes laid out as `T`'s prefix.
+unsafe fn read_config<T: Growable>(p: *const T, what: &str) -> Res<T> {
+    if p.is_null() {
+        return Err(invalid(format!("{what} is NULL")));
     }
+    // SAFETY: non-NULL; every config starts with a size_t struct_size.
+    let size = unsafe { p.cast::<usize>().read_unaligned() };
+    check_size::<T>(size, what)?;
+    let mut out = T::defaults();
+    let (src, dst) = (p.cast::<u8>(), (&raw mut out).cast::<u8>());
+    for &(off, len) in T::FIELDS.iter().filter(|&&(off, len)| off + len <= size) {
+        // SAFETY: the field lies within the caller's `size` bytes and within `out`; the
+        // ranges are distinct objects.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(off), dst.add(off), len) };
+    }
+    Ok(out)
 }
 
-/// A duration as whole milliseconds for a C config field (saturating).
-fn ms(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+/// Writes the defaults into the caller's config of `size` bytes: `struct_size`, then each
+/// field that lies wholly within `size`.
+///
+/// # Safety
+/// `p` is NULL or points to at least `size` writable bytes.
+unsafe fn write_defaults<T: Growable>(p: *mut T, size: usize) -> Res {
+    let p = out_arg(p, "cfg")?;
+    check_size::<T>(size, "struct_size")?;
+    let d = T::defaults();
+    let (src, dst) = ((&raw const d).cast::<u8>(), p.cast::<u8>());
+    // SAFETY: `size` writable bytes per the contract; struct_size is the first field.
+    unsafe { dst.cast::<usize>().write_unaligned(size) };
+    for &(off, len) in T::FIELDS.iter().filter(|&&(off, len)| off + len <= size) {
+        // SAFETY: as above; `d` is a distinct local.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(off), dst.add(off), len) };
+    }
+    Ok(())
 }
 
-/// Settings of a server. Initialise with `loadmon_server_config_default()`, then change fields.
+fn check_size<T: Growable>(size: usize, what: &str) -> Res {
+    let full = size_of::<T>();
+    let least = size_of::<usize>();
+    if size < least || size > full {
+        return Err(invalid(format!(
+            "{what}: struct_size {size} is not a {} of {least} to {full} bytes (initialise it \
+             with its _default function and sizeof; a larger one is from a newer loadmon)",
+            T::NAME
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! fields {
+    ($t:ty: $($f:ident),* $(,)?) => {
+        &[$((
+            std::mem::offset_of!($t, $f),
+            {
+                const fn size<T, F>(_: fn(&T) -> &F) -> usize {
+                    size_of::<F>()
+                }
+                size(|c: &$t| &c.$f)
+            },
+        )),*]
+    };
+}
+
+/// Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
+/// then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct LoadmonServerConfig {
+    /// `sizeof` the caller's struct, set by `loadmon_server_config_default`; lets a program built
+    /// against an older header (a smaller struct) work with a newer library.
+    pub struct_size: usize,
     /// Address to bind (default "127.0.0.1"). Must not be NULL.
     pub host: *const c_char,
-    /// Port to bind; 0 picks a free one (read it with `loadmon_server_port`). Default 1234.
-    pub port: u16,
+    /// Port to bind, 0 to 65535; 0 picks a free one (read it with `loadmon_server_port`).
+    /// Default 1234.
+    pub port: i64,
     /// Most clients at once; extra ones are refused. Default 5.
-    pub max_clients: u32,
+    pub max_clients: i64,
     /// The first client id. Default 100.
-    pub first_client_id: u32,
-    /// Milliseconds without a heartbeat before a client is TIMED OUT. Default 15000.
-    pub heartbeat_timeout_ms: u32,
-    /// Where to write the JSON report when the server stops; NULL for none.
+    pub first_client_id: i64,
+    /// Milliseconds without a heartbeat before a client is TIMED OUT (positive). Default 15000.
+    pub heartbeat_timeout_ms: i64,
+    /// Milliseconds a new connection has to send get_cid (positive). Default 10000.
+    pub handshake_timeout_ms: i64,
+    /// Where to write the JSON report when the server stops; NULL (the default) for none.
     pub report_json_path: *const c_char,
-    /// Milliseconds a new connection has to send get_cid. Default 10000.
-    pub handshake_timeout_ms: u32,
-    /// Shared secret clients must send; NULL for none.
+    /// Shared secret clients must send; NULL (the default) for none.
     pub token: *const c_char,
-    /// Directory for the session log file; NULL for no file.
+    /// Directory for the session log file; NULL (the default) for no file.
     pub log_dir: *const c_char,
     /// "host:port" for the HTTP JSON API, Prometheus /metrics and dashboard (port 0 picks one;
     /// read it with `loadmon_server_http_port`); NULL (the default) for none.
     pub http: *const c_char,
-    /// Where to write the CSV report when the server stops; NULL for none.
+    /// Where to write the CSV report when the server stops; NULL (the default) for none.
     pub report_csv_path: *const c_char,
-    /// Where to write the HTML report (table and charts) when the server stops; NULL for none.
+    /// Where to write the HTML report (table and charts) when the server stops; NULL (the
+    /// default) for none.
     pub report_html_path: *const c_char,
-}
-
-/// Settings of a file-writing test client. Initialise with
-/// `loadmon_test_client_config_default()`, then change fields.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct LoadmonTestClientConfig {
-    /// Server host (default "127.0.0.1"). Must not be NULL.
-    pub host: *const c_char,
-    /// Server port. Default 1234.
-    pub port: u16,
-    /// Run time, seconds. Default 15.
-    pub run_time_s: u32,
-    /// Chunk size, MB (MiB). Default 10.
-    pub chunk_size_mb: u32,
-    /// File size, MB (MiB). Default 50.
-    pub file_size_mb: u32,
-    /// Directory for the data files (default "client_files"). Must not be NULL.
-    pub out_dir: *const c_char,
-    /// Smallest chunk allowed, MB. Default 10.
-    pub min_chunk_size_mb: u32,
-    /// "none", "file" (fsync each file) or "direct" (O_DIRECT); NULL means "none".
-    pub sync: *const c_char,
-    /// Finished files to keep; 0 keeps all. Default 2.
-    pub keep_files: u32,
-    /// Milliseconds between heartbeats. Default 5000.
-    pub heartbeat_period_ms: u32,
-    /// Milliseconds between stats reports. Default 10000.
-    pub stats_period_ms: u32,
-    /// Milliseconds to keep retrying an unreachable server. Default 5000.
-    pub connect_timeout_ms: u32,
-    /// Shared secret for the server; NULL for none.
-    pub token: *const c_char,
-}
-
-/// Settings of a generic client (`loadmon_client_run`). Initialise with
-/// `loadmon_client_config_default()`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct LoadmonClientConfig {
-    /// Server host (default "127.0.0.1"). Must not be NULL.
-    pub host: *const c_char,
-    /// Server port. Default 1234.
-    pub port: u16,
-    /// Milliseconds between heartbeats. Default 5000.
-    pub heartbeat_period_ms: u32,
-    /// Milliseconds between stats reports. Default 10000.
-    pub stats_period_ms: u32,
-    /// Run time the callback can count down with `loadmon_client_context_time_is_up`;
-    /// 0 for none. Default 0.
-    pub run_time_ms: u32,
-    /// Milliseconds to keep retrying an unreachable server. Default 5000.
-    pub connect_timeout_ms: u32,
-    /// File size and chunk size (MB) announced in `file_stats`; 0 and 0 announce nothing.
-    pub chunk_size_mb: u32,
-    /// See `chunk_size_mb`.
-    pub file_size_mb: u32,
-    /// Shared secret for the server; NULL for none.
-    pub token: *const c_char,
 }
 
 const DEFAULT_HOST: &CStr = c"127.0.0.1";
 const DEFAULT_OUT_DIR: &CStr = c"client_files";
 
-/// Fills `cfg` with the defaults (loopback, port 1234, 5 clients, first id 100, 15 s heartbeat
-/// timeout, no JSON report). Does nothing if `cfg` is NULL.
-///
-/// # Safety
-/// `cfg` is NULL or points to a writable `LoadmonServerConfig`.
-#[no_mangle]
-pub unsafe extern "C" fn loadmon_server_config_default(cfg: *mut LoadmonServerConfig) {
-    if cfg.is_null() {
-        return;
+// SAFETY: repr(C), Copy, plain data and raw pointers; FIELDS lists every field after struct_size.
+unsafe impl Growable for LoadmonServerConfig {
+    fn defaults() -> Self {
+        let d = ServerConfig::default();
+        LoadmonServerConfig {
+            struct_size: size_of::<Self>(),
+            host: DEFAULT_HOST.as_ptr(),
+            port: i64::from(d.port),
+            max_clients: num(d.max_clients),
+            first_client_id: i64::from(d.first_client_id),
+            heartbeat_timeout_ms: ms(d.heartbeat_timeout),
+            handshake_timeout_ms: ms(d.handshake_timeout),
+            report_json_path: std::ptr::null(),
+            token: std::ptr::null(),
+            log_dir: std::ptr::null(),
+            http: std::ptr::null(),
+            report_csv_path: std::ptr::null(),
+            report_html_path: std::ptr::null(),
+        }
     }
-    let d = ServerConfig::default();
-    let c = LoadmonServerConfig {
-        host: DEFAULT_HOST.as_ptr(),
-        port: d.port,
-        max_clients: u32::try_from(d.max_clients).unwrap_or(u32::MAX),
-        first_client_id: d.first_client_id,
-        heartbeat_timeout_ms: ms(d.heartbeat_timeout),
-        report_json_path: std::ptr::null(),
-        handshake_timeout_ms: ms(d.handshake_timeout),
-        token: std::ptr::null(),
-        log_dir: std::ptr::null(),
-        http: std::ptr::null(),
-        report_csv_path: std::ptr::null(),
-        report_html_path: std::ptr::null(),
-    };
-    // SAFETY: non-NULL and writable per the contract.
-    unsafe { cfg.write(c) };
+    const FIELDS: &'static [(usize, usize)] = fields!(LoadmonServerConfig: host, port,
+        max_clients, first_client_id, heartbeat_timeout_ms, handshake_timeout_ms,
+        report_json_path, token, log_dir, http, report_csv_path, report_html_path);
+    const NAME: &'static str = "LoadmonServerConfig";
 }
 
-/// Fills `cfg` with the seed's defaults (15 s, 10 MB chunks, 50 MB files, `client_files`).
-/// Does nothing if `cfg` is NULL.
-///
-/// # Safety
-/// `cfg` is NULL or points to a writable `LoadmonTestClientConfig`.
-#[no_mangle]
-pub unsafe extern "C" fn loadmon_test_client_config_default(cfg: *mut LoadmonTestClientConfig) {
-    if cfg.is_null() {
-        return;
-    }
-    let (c, w) = (ClientConfig::default(), FileWriterConfig::default());
-    let v = LoadmonTestClientConfig {
-        host: DEFAULT_HOST.as_ptr(),
-        port: c.port,
-        run_time_s: w.run_time_s as u32,
-        chunk_size_mb: w.chunk_size_mb as u32,
-        file_size_mb: w.file_size_mb as u32,
-        out_dir: DEFAULT_OUT_DIR.as_ptr(),
-        min_chunk_size_mb: w.min_chunk_size_mb as u32,
-        sync: std::ptr::null(),
-        keep_files: match w.keep_files {
-            KeepFiles::All => 0,
-            KeepFiles::Last(n) => u32::try_from(n).unwrap_or(u32::MAX),
-        },
-        heartbeat_period_ms: ms(c.heartbeat_period),
-        stats_period_ms: ms(c.stats_period),
-        connect_timeout_ms: ms(c.connect_timeout),
-        token: std::ptr::null(),
-    };
-    // SAFETY: non-NULL and writable per the contract.
-    unsafe { cfg.write(v) };
+/// Settings of a file-writing test client. Initialise with
+/// `loadmon_test_client_config_default(&cfg, sizeof cfg)`, then change fields. Durations are
+/// milliseconds, sizes MB (MiB); an out-of-range number is `LOADMON_CONFIG`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LoadmonTestClientConfig {
+    /// `sizeof` the caller's struct, set by `loadmon_test_client_config_default`.
+    pub struct_size: usize,
+    /// Server host (default "127.0.0.1"). Must not be NULL.
+    pub host: *const c_char,
+    /// Server port, 1 to 65535. Default 1234.
+    pub port: i64,
+    /// Run time, milliseconds (positive, at most 10^12). Default 15000.
+    pub run_time_ms: i64,
+    /// Chunk size, MB. Default 10.
+    pub chunk_size_mb: i64,
+    /// File size, MB. Default 50.
+    pub file_size_mb: i64,
+    /// Directory for the data files (default "client_files"). Must not be NULL.
+    pub out_dir: *const c_char,
+    /// Smallest chunk allowed, MB. Default 10.
+    pub min_chunk_size_mb: i64,
+    /// "none", "file" (fsync each file) or "direct" (O_DIRECT); NULL means "none".
+    pub sync: *const c_char,
+    /// Finished files to keep: at least 1, or `LOADMON_KEEP_ALL`; 0 is `LOADMON_CONFIG`.
+    /// Default 2.
+    pub keep_files: i64,
+    /// Milliseconds between heartbeats (positive). Default 5000.
+    pub heartbeat_period_ms: i64,
+    /// Milliseconds between stats reports (positive). Default 10000.
+    pub stats_period_ms: i64,
+    /// Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+    pub connect_timeout_ms: i64,
+    /// Shared secret for the server; NULL (the default) for none.
+    pub token: *const c_char,
 }
 
-/// Fills `cfg` with the generic client's defaults. Does nothing if `cfg` is NULL.
+// SAFETY: as for LoadmonServerConfig.
+unsafe impl Growable for LoadmonTestClientConfig {
+    fn defaults() -> Self {
+        let (c, w) = (ClientConfig::default(), FileWriterConfig::default());
+        LoadmonTestClientConfig {
+            struct_size: size_of::<Self>(),
+            host: DEFAULT_HOST.as_ptr(),
+            port: i64::from(c.port),
+            run_time_ms: Duration::try_from_secs_f64(w.run_time_s).map_or(i64::MAX, ms),
+            chunk_size_mb: num(w.chunk_size_mb),
+            file_size_mb: num(w.file_size_mb),
+            out_dir: DEFAULT_OUT_DIR.as_ptr(),
+            min_chunk_size_mb: num(w.min_chunk_size_mb),
+            sync: std::ptr::null(),
+            keep_files: match w.keep_files {
+                KeepFiles::All => LOADMON_KEEP_ALL,
+                KeepFiles::Last(n) => num(n),
+            },
+            heartbeat_period_ms: ms(c.heartbeat_period),
+            stats_period_ms: ms(c.stats_period),
+            connect_timeout_ms: ms(c.connect_timeout),
+            token: std::ptr::null(),
+        }
+    }
+    const FIELDS: &'static [(usize, usize)] = fields!(LoadmonTestClientConfig: host, port,
+        run_time_ms, chunk_size_mb, file_size_mb, out_dir, min_chunk_size_mb, sync, keep_files,
+        heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token);
+    const NAME: &'static str = "LoadmonTestClientConfig";
+}
+
+/// Settings of a generic client (`loadmon_client_run`). Initialise with
+/// `loadmon_client_config_default(&cfg, sizeof cfg)`. Durations are milliseconds; an
+/// out-of-range number is `LOADMON_CONFIG`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LoadmonClientConfig {
+    /// `sizeof` the caller's struct, set by `loadmon_client_config_default`.
+    pub struct_size: usize,
+    /// Server host (default "127.0.0.1"). Must not be NULL.
+    pub host: *const c_char,
+    /// Server port, 1 to 65535. Default 1234.
+    pub port: i64,
+    /// Milliseconds between heartbeats (positive). Default 5000.
+    pub heartbeat_period_ms: i64,
+    /// Milliseconds between stats reports (positive). Default 10000.
+    pub stats_period_ms: i64,
+    /// Run time the callback can count down with `loadmon_client_context_time_is_up`
+    /// (positive), or `LOADMON_NO_RUN_TIME` (the default) for none.
+    pub run_time_ms: i64,
+    /// Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+    pub connect_timeout_ms: i64,
+    /// Chunk size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
+    /// Set both sizes or neither: one alone is `LOADMON_CONFIG`.
+    pub chunk_size_mb: i64,
+    /// File size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
+    pub file_size_mb: i64,
+    /// Shared secret for the server; NULL (the default) for none.
+    pub token: *const c_char,
+}
+
+// SAFETY: as for LoadmonServerConfig.
+unsafe impl Growable for LoadmonClientConfig {
+    fn defaults() -> Self {
+        let c = ClientConfig::default();
+        LoadmonClientConfig {
+            struct_size: size_of::<Self>(),
+            host: DEFAULT_HOST.as_ptr(),
+            port: i64::from(c.port),
+            heartbeat_period_ms: ms(c.heartbeat_period),
+            stats_period_ms: ms(c.stats_period),
+            run_time_ms: LOADMON_NO_RUN_TIME,
+            connect_timeout_ms: ms(c.connect_timeout),
+            chunk_size_mb: LOADMON_NO_FILE_STATS,
+            file_size_mb: LOADMON_NO_FILE_STATS,
+            token: std::ptr::null(),
+        }
+    }
+    const FIELDS: &'static [(usize, usize)] = fields!(LoadmonClientConfig: host, port,
+        heartbeat_period_ms, stats_period_ms, run_time_ms, connect_timeout_ms, chunk_size_mb,
+        file_size_mb, token);
+    const NAME: &'static str = "LoadmonClientConfig";
+}
+
+/// The core client settings from the fields both C client configs share.
 ///
 /// # Safety
-/// `cfg` is NULL or points to a writable `LoadmonClientConfig`.
+/// `host` and `token` are NULL or NUL-terminated.
+unsafe fn client_config(
+    host: *const c_char,
+    port: i64,
+    heartbeat_period_ms: i64,
+    stats_period_ms: i64,
+    connect_timeout_ms: i64,
+    token: *const c_char,
+) -> Res<ClientConfig> {
+    Ok(ClientConfig {
+        // SAFETY: forwarded contract.
+        host: unsafe { required_str(host, "host") }?,
+        port: int("port", port)?,
+        heartbeat_period: ms_setting("heartbeat_period_ms", heartbeat_period_ms)?,
+        stats_period: ms_setting("stats_period_ms", stats_period_ms)?,
+        connect_timeout: ms_setting("connect_timeout_ms", connect_timeout_ms)?,
+        // SAFETY: forwarded contract.
+        token: unsafe { optional_str(token, "token") }?,
+        ..ClientConfig::default()
+    })
+}
+
+/// Fills `*cfg` with the defaults (loopback, port 1234, 5 clients, first id 100, 15 s heartbeat
+/// timeout, no reports): `struct_size` = `struct_size`, and every field that fits in it. Pass
+/// `sizeof *cfg`. `LOADMON_INVALID_ARGUMENT` if `cfg` is NULL or `struct_size` is smaller than
+/// a `size_t` or larger than this library's struct.
+///
+/// # Safety
+/// `cfg` is NULL or points to `struct_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn loadmon_client_config_default(cfg: *mut LoadmonClientConfig) {
-    if cfg.is_null() {
-        return;
-    }
-    let c = ClientConfig::default();
-    let v = LoadmonClientConfig {
-        host: DEFAULT_HOST.as_ptr(),
-        port: c.port,
-        heartbeat_period_ms: ms(c.heartbeat_period),
-        stats_period_ms: ms(c.stats_period),
-        run_time_ms: 0,
-        connect_timeout_ms: ms(c.connect_timeout),
-        chunk_size_mb: 0,
-        file_size_mb: 0,
-        token: std::ptr::null(),
-    };
-    // SAFETY: non-NULL and writable per the contract.
-    unsafe { cfg.write(v) };
+pub unsafe extern "C" fn loadmon_server_config_default(
+    cfg: *mut LoadmonServerConfig,
+    struct_size: usize,
+) -> LoadmonStatus {
+    // SAFETY: forwarded contract.
+    ffi("loadmon_server_config_default", || unsafe {
+        write_defaults(cfg, struct_size)
+    })
+}
+
+/// Fills `*cfg` with the seed's defaults (15000 ms, 10 MB chunks, 50 MB files, keep 2,
+/// `client_files`), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+///
+/// # Safety
+/// `cfg` is NULL or points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_test_client_config_default(
+    cfg: *mut LoadmonTestClientConfig,
+    struct_size: usize,
+) -> LoadmonStatus {
+    // SAFETY: forwarded contract.
+    ffi("loadmon_test_client_config_default", || unsafe {
+        write_defaults(cfg, struct_size)
+    })
+}
+
+/// Fills `*cfg` with the generic client's defaults (no run time, no file_stats), as
+/// `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+///
+/// # Safety
+/// `cfg` is NULL or points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_client_config_default(
+    cfg: *mut LoadmonClientConfig,
+    struct_size: usize,
+) -> LoadmonStatus {
+    // SAFETY: forwarded contract.
+    ffi("loadmon_client_config_default", || unsafe {
+        write_defaults(cfg, struct_size)
+    })
 }
 
 /// A running server (opaque).
@@ -342,87 +638,79 @@ pub struct LoadmonServer {
     handle: ServerHandle,
 }
 
-/// Starts a server in the background and returns its handle in `*out`.
+/// Starts a server in the background and returns its handle in `*out`, to free with
+/// `loadmon_server_free`.
 ///
-/// Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`, bad UTF-8),
-/// `LOADMON_CONFIG` or `LOADMON_IO` (the address cannot be bound).
+/// Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`, bad UTF-8, bad
+/// `struct_size`), `LOADMON_CONFIG` (a setting out of range, a report path that cannot be
+/// written) or `LOADMON_IO` (the address cannot be bound).
 ///
 /// # Safety
-/// `cfg` points to a valid config whose strings are NULL or NUL-terminated; `out` is writable.
+/// `cfg` points to a config initialised by `loadmon_server_config_default` whose strings are
+/// NULL or NUL-terminated; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_start(
     cfg: *const LoadmonServerConfig,
     out: *mut *mut LoadmonServer,
-) -> c_int {
-    guard(|| {
-        if cfg.is_null() || out.is_null() {
-            return invalid("loadmon_server_start: cfg and out must not be NULL");
-        }
-        // SAFETY: non-NULL per the check; valid per the contract.
-        let c = unsafe { *cfg };
-        // SAFETY (every optional_str/required_str below): strings are NULL or NUL-terminated per the contract.
-        let parsed = (|| -> Result<ServerConfig, c_int> {
-            Ok(ServerConfig {
-                host: unsafe { required_str(c.host, "host") }?,
-                port: c.port,
-                max_clients: c.max_clients as usize,
-                first_client_id: c.first_client_id,
-                heartbeat_timeout: millis(c.heartbeat_timeout_ms),
-                handshake_timeout: millis(c.handshake_timeout_ms),
-                token: unsafe { optional_str(c.token, "token") }?,
-                report_json: unsafe { optional_str(c.report_json_path, "report_json_path") }?
-                    .map(PathBuf::from),
-                log_dir: unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from),
-                http: unsafe { optional_str(c.http, "http") }?,
-                report_csv: unsafe { optional_str(c.report_csv_path, "report_csv_path") }?
-                    .map(PathBuf::from),
-                report_html: unsafe { optional_str(c.report_html_path, "report_html_path") }?
-                    .map(PathBuf::from),
-                ..ServerConfig::default()
-            })
-        })();
-        let config = match parsed {
-            Ok(c) => c,
-            Err(code) => return code,
+) -> LoadmonStatus {
+    ffi("loadmon_server_start", || {
+        // SAFETY: per the contract.
+        let c = unsafe { read_config(cfg, "cfg") }?;
+        let out = out_arg(out, "out")?;
+        // SAFETY (every optional_str/required_str below): NULL or NUL-terminated per the
+        // contract.
+        let config = ServerConfig {
+            host: unsafe { required_str(c.host, "host") }?,
+            port: int("port", c.port)?,
+            max_clients: int("max_clients", c.max_clients)?,
+            first_client_id: int("first_client_id", c.first_client_id)?,
+            heartbeat_timeout: ms_setting("heartbeat_timeout_ms", c.heartbeat_timeout_ms)?,
+            handshake_timeout: ms_setting("handshake_timeout_ms", c.handshake_timeout_ms)?,
+            token: unsafe { optional_str(c.token, "token") }?,
+            report_json: unsafe { optional_str(c.report_json_path, "report_json_path") }?
+                .map(PathBuf::from),
+            log_dir: unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from),
+            http: unsafe { optional_str(c.http, "http") }?,
+            report_csv: unsafe { optional_str(c.report_csv_path, "report_csv_path") }?
+                .map(PathBuf::from),
+            report_html: unsafe { optional_str(c.report_html_path, "report_html_path") }?
+                .map(PathBuf::from),
+            ..ServerConfig::default()
         };
-        match ServerHandle::start(config) {
-            Ok(handle) => {
-                // SAFETY: `out` is non-NULL and writable.
-                unsafe { *out = Box::into_raw(Box::new(LoadmonServer { handle })) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let handle = ServerHandle::start(config)?;
+        // SAFETY: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(LoadmonServer { handle })) };
+        Ok(())
     })
 }
 
-/// The port the server is bound to (the real one when 0 was asked); 0 if `server` is NULL.
+/// The port the server is bound to (the real one when 0 was asked). A getter that cannot fail
+/// for a live handle, so it returns the port itself: 0 if `server` is NULL (with
+/// `loadmon_last_error()` set).
 ///
 /// # Safety
 /// `server` is NULL or a live handle from `loadmon_server_start`.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_port(server: *const LoadmonServer) -> u16 {
-    // SAFETY: NULL or live per the contract.
-    match unsafe { server.as_ref() } {
-        Some(s) => catch_unwind(AssertUnwindSafe(|| s.handle.port())).unwrap_or(0),
-        None => 0,
-    }
+    ffi_value("loadmon_server_port", 0, || {
+        // SAFETY: NULL or live per the contract.
+        Ok(unsafe { arg(server, "server") }?.handle.port())
+    })
 }
 
-/// The HTTP listener's port; 0 if the server has none or `server` is NULL.
+/// The HTTP listener's port. A getter that cannot fail for a live handle, so it returns the
+/// port itself: 0 if the server has no HTTP listener, or if `server` is NULL (with
+/// `loadmon_last_error()` set).
 ///
 /// # Safety
 /// `server` is NULL or a live handle from `loadmon_server_start`.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_http_port(server: *const LoadmonServer) -> u16 {
-    // SAFETY: NULL or live per the contract.
-    match unsafe { server.as_ref() } {
-        Some(s) => catch_unwind(AssertUnwindSafe(|| {
-            s.handle.http_addr().map_or(0, |a| a.port())
-        }))
-        .unwrap_or(0),
-        None => 0,
-    }
+    ffi_value("loadmon_server_http_port", 0, || {
+        // SAFETY: NULL or live per the contract.
+        let s = unsafe { arg(server, "server") }?;
+        Ok(s.handle.http_addr().map_or(0, |a| a.port()))
+    })
 }
 
 /// A subscription to a server's live events (see `loadmon_server_events`).
@@ -436,65 +724,57 @@ pub struct LoadmonEvents {
 /// `loadmon_events_free`. Subscribe before clients connect to see every event.
 ///
 /// # Safety
-/// `server` is a live handle; `out` is writable.
+/// `server` is NULL or a live handle; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_events(
     server: *const LoadmonServer,
     out: *mut *mut LoadmonEvents,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_server_events", || {
         // SAFETY: NULL or live per the contract.
-        let Some(s) = (unsafe { server.as_ref() }) else {
-            return invalid("loadmon_server_events: server is NULL");
-        };
-        if out.is_null() {
-            return invalid("loadmon_server_events: out is NULL");
-        }
-        match s.handle.events() {
-            Ok(events) => {
-                // SAFETY: `out` is non-NULL and writable.
-                unsafe { *out = Box::into_raw(Box::new(LoadmonEvents { events })) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let s = unsafe { arg(server, "server") }?;
+        let out = out_arg(out, "out")?;
+        let events = s.handle.events()?;
+        // SAFETY: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(LoadmonEvents { events })) };
+        Ok(())
     })
 }
 
-/// Waits up to `timeout_ms` (0 = as long as it takes) for the next event. `LOADMON_OK` with
-/// the event as one line of JSON (no newline; `"event"` names the kind) in `*event_json`, to
-/// free with `loadmon_string_free`; `LOADMON_OK` with `*event_json` set to NULL once the stream
-/// is over (after the final report); `LOADMON_TIMEOUT` if none came in time.
+/// Waits for the next event: `timeout_ms` > 0 waits up to that many milliseconds, 0 only
+/// polls (returns at once), a negative value (`LOADMON_WAIT_FOREVER`) waits as long as it
+/// takes. `LOADMON_OK` with the event as one line of JSON (no newline; `"event"` names the
+/// kind) in `*event_json`, to free with `loadmon_string_free`; `LOADMON_OK` with `*event_json`
+/// set to NULL once the stream is over (after the final report); `LOADMON_TIMEOUT` if none
+/// came in time.
 ///
 /// # Safety
-/// `events` is a live subscription used by one thread at a time; `event_json` is writable.
+/// `events` is NULL or a live subscription used by one thread at a time; `event_json` is NULL
+/// or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_events_next(
     events: *mut LoadmonEvents,
-    timeout_ms: u32,
+    timeout_ms: i64,
     event_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_events_next", || {
         // SAFETY: NULL or live, and not shared between threads, per the contract.
-        let Some(ev) = (unsafe { events.as_mut() }) else {
-            return invalid("loadmon_events_next: events is NULL");
-        };
-        if event_json.is_null() {
-            return invalid("loadmon_events_next: event_json is NULL");
-        }
-        let timeout = (timeout_ms > 0).then(|| millis(timeout_ms));
-        match ev.events.next_timeout(timeout) {
+        let ev = unsafe { arg_mut(events, "events") }?;
+        let out = out_arg(event_json, "event_json")?;
+        match ev.events.next_timeout(wait_timeout_ms(timeout_ms)) {
             EventPoll::Event(e) => {
                 // SAFETY: non-NULL and writable per the check and the contract.
-                unsafe { give_string(event_json, e.to_json_line().trim_end().to_string()) };
-                LOADMON_OK as c_int
+                unsafe { give_string(out, e.to_json_line().trim_end()) };
+                Ok(())
             }
             EventPoll::Ended => {
                 // SAFETY: as above.
-                unsafe { *event_json = std::ptr::null_mut() };
-                LOADMON_OK as c_int
+                unsafe { *out = std::ptr::null_mut() };
+                Ok(())
             }
-            EventPoll::Timeout => fail(Error::Timeout(format!("no event within {timeout_ms} ms"))),
+            EventPoll::Timeout => {
+                Err(Error::Timeout(format!("no event within {timeout_ms} ms")).into())
+            }
         }
     })
 }
@@ -505,116 +785,103 @@ pub unsafe extern "C" fn loadmon_events_next(
 /// `events` is NULL or a live subscription, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_events_free(events: *mut LoadmonEvents) {
-    if !events.is_null() {
-        // SAFETY: a live subscription from `loadmon_server_events`, given up by the caller.
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(events) })));
-    }
+    ffi_void("loadmon_events_free", || {
+        if !events.is_null() {
+            // SAFETY: a live subscription from `loadmon_server_events`, given up by the caller.
+            drop(unsafe { Box::from_raw(events) });
+        }
+        Ok(())
+    });
 }
 
-/// Waits until the server stops by itself (at least one client came and all are gone), up to
-/// `timeout_ms` (0 = wait forever). On `LOADMON_OK`, `*report_json` (if `report_json` is not
-/// NULL) receives the JSON report, to free with `loadmon_string_free`. `LOADMON_TIMEOUT` if the
-/// server is still running.
+/// Waits until the server stops by itself (at least one client came and all are gone):
+/// `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls (returns at once), a
+/// negative value (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`,
+/// `*report_json` (if `report_json` is not NULL) receives the JSON report, to free with
+/// `loadmon_string_free`. `LOADMON_TIMEOUT` if the server is still running; `LOADMON_IO` if a
+/// report file could not be written (the report is then still there:
+/// `loadmon_server_report`).
 ///
 /// # Safety
-/// `server` is a live handle; `report_json` is NULL or writable.
+/// `server` is NULL or a live handle; `report_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_wait(
     server: *mut LoadmonServer,
-    timeout_ms: u32,
+    timeout_ms: i64,
     report_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_server_wait", || {
         // SAFETY: NULL or live per the contract.
-        let Some(s) = (unsafe { server.as_ref() }) else {
-            return invalid("loadmon_server_wait: server is NULL");
-        };
-        let timeout = (timeout_ms > 0).then(|| millis(timeout_ms));
-        match s.handle.wait(timeout) {
-            Ok(report) => {
-                // SAFETY: NULL or writable per the contract.
-                unsafe { give_string(report_json, report.to_json()) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let s = unsafe { arg(server, "server") }?;
+        let report = s.handle.wait(wait_timeout_ms(timeout_ms))?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(report_json, &report.to_json()) };
+        Ok(())
     })
 }
 
 /// Stops the server (running clients become ABORTED, reason "server stopped"), waits for the
-/// report and returns it in `*report_json` (if not NULL). Stopping a stopped server returns
-/// the same report.
+/// report and returns it in `*report_json` (if not NULL), to free with `loadmon_string_free`.
+/// Stopping a stopped server returns the same report. `LOADMON_IO` if a report file could not
+/// be written (the report is then still there: `loadmon_server_report`).
 ///
 /// # Safety
-/// `server` is a live handle; `report_json` is NULL or writable.
+/// `server` is NULL or a live handle; `report_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_stop(
     server: *mut LoadmonServer,
     report_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_server_stop", || {
         // SAFETY: NULL or live per the contract.
-        let Some(s) = (unsafe { server.as_ref() }) else {
-            return invalid("loadmon_server_stop: server is NULL");
-        };
-        match s.handle.stop() {
-            Ok(report) => {
-                // SAFETY: NULL or writable per the contract.
-                unsafe { give_string(report_json, report.to_json()) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let s = unsafe { arg(server, "server") }?;
+        let report = s.handle.stop()?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(report_json, &report.to_json()) };
+        Ok(())
     })
 }
 
-/// The report in `*report_json`, to free with `loadmon_string_free`: the final report once the
-/// run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO` because a report
-/// file could not be written — and the report so far while it runs.
+/// The report as JSON in `*report_json`, to free with `loadmon_string_free`: the final report
+/// once the run is over — also when `loadmon_server_wait`/`_stop` returned `LOADMON_IO`
+/// because a report file could not be written — and the report so far while it runs.
 ///
 /// # Safety
-/// `server` is a live handle; `report_json` is writable.
+/// `server` is NULL or a live handle; `report_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_report(
     server: *const LoadmonServer,
     report_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_server_report", || {
         // SAFETY: NULL or live per the contract.
-        let Some(s) = (unsafe { server.as_ref() }) else {
-            return invalid("loadmon_server_report: server is NULL");
-        };
-        if report_json.is_null() {
-            return invalid("loadmon_server_report: report_json is NULL");
-        }
+        let s = unsafe { arg(server, "server") }?;
+        let out = out_arg(report_json, "report_json")?;
         // SAFETY: non-NULL and writable per the check and the contract.
-        unsafe { give_string(report_json, s.handle.report().to_json()) };
-        LOADMON_OK as c_int
+        unsafe { give_string(out, &s.handle.report().to_json()) };
+        Ok(())
     })
 }
 
 /// A JSON array of every client so far, with live figures (the JSON report's client objects
-/// plus `last_heartbeat_age_s`), in `*clients_json`.
+/// plus `last_heartbeat_age_s`), in `*clients_json`, to free with `loadmon_string_free`.
 ///
 /// # Safety
-/// `server` is a live handle; `clients_json` is writable.
+/// `server` is NULL or a live handle; `clients_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_snapshot(
     server: *const LoadmonServer,
     clients_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_server_snapshot", || {
         // SAFETY: NULL or live per the contract.
-        let Some(s) = (unsafe { server.as_ref() }) else {
-            return invalid("loadmon_server_snapshot: server is NULL");
-        };
-        if clients_json.is_null() {
-            return invalid("loadmon_server_snapshot: clients_json is NULL");
-        }
-        let json = serde_json::to_string(&s.handle.snapshot()).unwrap_or_else(|_| "[]".into());
-        // SAFETY: non-NULL and writable per the contract.
-        unsafe { give_string(clients_json, json) };
-        LOADMON_OK as c_int
+        let s = unsafe { arg(server, "server") }?;
+        let out = out_arg(clients_json, "clients_json")?;
+        let json = serde_json::to_string(&s.handle.snapshot())
+            .map_err(|e| Error::Internal(format!("snapshot as JSON: {e}")))?;
+        // SAFETY: non-NULL and writable per the check and the contract.
+        unsafe { give_string(out, &json) };
+        Ok(())
     })
 }
 
@@ -625,79 +892,66 @@ pub unsafe extern "C" fn loadmon_server_snapshot(
 /// `server` is NULL or a live handle from `loadmon_server_start`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_free(server: *mut LoadmonServer) {
-    if server.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: allocated by Box::into_raw in loadmon_server_start, freed once.
-        drop(unsafe { Box::from_raw(server) });
-    }));
+    ffi_void("loadmon_server_free", || {
+        if !server.is_null() {
+            // SAFETY: allocated by Box::into_raw in loadmon_server_start, freed once.
+            drop(unsafe { Box::from_raw(server) });
+        }
+        Ok(())
+    });
 }
 
 /// Runs one file-writing test client to the end (validation, connect, write for the run time,
-/// `done`). On `LOADMON_OK`, `*result_json` (if not NULL) receives the result as JSON
-/// (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
-/// `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`).
+/// `done`). On `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result
+/// as JSON (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
+/// `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
+/// `loadmon_string_free`.
 ///
 /// # Safety
-/// `cfg` points to a valid config whose strings are NULL or NUL-terminated; `result_json` is
-/// NULL or writable.
+/// `cfg` points to a config initialised by `loadmon_test_client_config_default` whose strings
+/// are NULL or NUL-terminated; `result_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_test_client_run(
     cfg: *const LoadmonTestClientConfig,
     result_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
-        if cfg.is_null() {
-            return invalid("loadmon_test_client_run: cfg is NULL");
-        }
-        // SAFETY: non-NULL; valid per the contract.
-        let c = unsafe { *cfg };
-        // SAFETY (all): strings are NULL or NUL-terminated per the contract.
-        let strings = (|| -> Result<_, c_int> {
-            Ok((
-                unsafe { required_str(c.host, "host") }?,
-                unsafe { required_str(c.out_dir, "out_dir") }?,
-                unsafe { optional_str(c.sync, "sync") }?,
-                unsafe { optional_str(c.token, "token") }?,
-            ))
-        })();
-        let (host, out_dir, sync, token) = match strings {
-            Ok(s) => s,
-            Err(code) => return code,
+) -> LoadmonStatus {
+    ffi("loadmon_test_client_run", || {
+        // SAFETY: per the contract.
+        let c = unsafe { read_config(cfg, "cfg") }?;
+        // SAFETY: strings are NULL or NUL-terminated per the contract.
+        let client = unsafe {
+            client_config(
+                c.host,
+                c.port,
+                c.heartbeat_period_ms,
+                c.stats_period_ms,
+                c.connect_timeout_ms,
+                c.token,
+            )
+        }?;
+        // SAFETY: as above.
+        let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
+        // SAFETY: as above.
+        let sync = match unsafe { optional_str(c.sync, "sync") }? {
+            Some(s) => s.parse::<SyncMode>()?,
+            None => SyncMode::default(),
         };
-        let sync = match sync.as_deref().map(str::parse::<SyncMode>).transpose() {
-            Ok(s) => s.unwrap_or_default(),
-            Err(e) => return fail(e),
-        };
-        let client = client_config(
-            host,
-            c.port,
-            c.heartbeat_period_ms,
-            c.stats_period_ms,
-            c.connect_timeout_ms,
-            token,
-        );
         let writer = FileWriterConfig {
-            run_time_s: f64::from(c.run_time_s),
-            chunk_size_mb: u64::from(c.chunk_size_mb),
-            file_size_mb: u64::from(c.file_size_mb),
-            min_chunk_size_mb: u64::from(c.min_chunk_size_mb),
+            run_time_s: millis("run_time_ms", c.run_time_ms, Zero::Rejected)?.as_secs_f64(),
+            chunk_size_mb: int("chunk_size_mb", c.chunk_size_mb)?,
+            file_size_mb: int("file_size_mb", c.file_size_mb)?,
+            min_chunk_size_mb: int("min_chunk_size_mb", c.min_chunk_size_mb)?,
             out_dir: PathBuf::from(out_dir),
             sync,
             keep_files: match c.keep_files {
-                0 => KeepFiles::All,
-                n => KeepFiles::Last(n as usize),
+                LOADMON_KEEP_ALL => KeepFiles::All,
+                n => KeepFiles::last(i128::from(n))?,
             },
         };
-        match FileWriter::new(writer).and_then(|w| run_client(client, w)) {
-            Ok(r) => {
-                // SAFETY: NULL or writable per the contract.
-                unsafe { give_string(result_json, r.to_json()) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let r = run_client(client, FileWriter::new(writer)?)?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(result_json, &r.to_json()) };
+        Ok(())
     })
 }
 
@@ -751,77 +1005,81 @@ impl Workload for CWorkload {
     }
 }
 
+/// A C size setting that may be `LOADMON_NO_FILE_STATS`.
+fn optional_size(name: &str, v: i64) -> Res<Option<u64>> {
+    match v {
+        LOADMON_NO_FILE_STATS => Ok(None),
+        n => int(name, n).map(Some),
+    }
+}
+
 /// Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine
 /// thread after the server's `run_tests`; heartbeats and stats are sent meanwhile. On
-/// `LOADMON_OK`, `*result_json` (if not NULL) receives the result. A non-zero return from the
-/// callback gives `LOADMON_WORKLOAD`.
+/// `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON, to
+/// free with `loadmon_string_free`. A non-zero return from the callback gives
+/// `LOADMON_WORKLOAD`.
 ///
 /// # Safety
-/// `cfg` is valid; `run_tests` is a valid function; `user_data` is whatever the callback
-/// expects (it is used from another thread); `result_json` is NULL or writable.
+/// `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
+/// NULL or a valid function; `user_data` is whatever the callback expects (it is used from
+/// another thread); `result_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_client_run(
     cfg: *const LoadmonClientConfig,
     run_tests: LoadmonWorkloadFn,
     user_data: *mut c_void,
     result_json: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
-        if cfg.is_null() {
-            return invalid("loadmon_client_run: cfg is NULL");
-        }
-        let Some(run_tests) = run_tests else {
-            return invalid("loadmon_client_run: run_tests is NULL");
-        };
-        // SAFETY: non-NULL; valid per the contract.
-        let c = unsafe { *cfg };
+) -> LoadmonStatus {
+    ffi("loadmon_client_run", || {
+        // SAFETY: per the contract.
+        let c = unsafe { read_config(cfg, "cfg") }?;
+        let run_tests = run_tests.ok_or_else(|| invalid("run_tests is NULL"))?;
         // SAFETY: strings are NULL or NUL-terminated per the contract.
-        let (host, token) = match (unsafe { required_str(c.host, "host") }, unsafe {
-            optional_str(c.token, "token")
-        }) {
-            (Ok(h), Ok(t)) => (h, t),
-            (Err(code), _) | (_, Err(code)) => return code,
-        };
-        let config = client_config(
-            host,
-            c.port,
-            c.heartbeat_period_ms,
-            c.stats_period_ms,
-            c.connect_timeout_ms,
-            token,
-        );
+        let config = unsafe {
+            client_config(
+                c.host,
+                c.port,
+                c.heartbeat_period_ms,
+                c.stats_period_ms,
+                c.connect_timeout_ms,
+                c.token,
+            )
+        }?;
         let workload = CWorkload {
             run_tests,
             user_data,
-            run_time: (c.run_time_ms > 0).then(|| millis(c.run_time_ms)),
-            file_stats: match (c.chunk_size_mb, c.file_size_mb) {
-                (0, 0) => None,
-                (ch, f) => Some((u64::from(ch), u64::from(f))),
+            run_time: match c.run_time_ms {
+                LOADMON_NO_RUN_TIME => None,
+                t => Some(millis("run_time_ms", t, Zero::Rejected)?),
             },
+            file_stats: loadmon::config::file_stats(
+                optional_size("chunk_size_mb", c.chunk_size_mb)?,
+                optional_size("file_size_mb", c.file_size_mb)?,
+            )?,
         };
-        match run_client(config, workload) {
-            Ok(r) => {
-                // SAFETY: NULL or writable per the contract.
-                unsafe { give_string(result_json, r.to_json()) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
-        }
+        let r = run_client(config, workload)?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(result_json, &r.to_json()) };
+        Ok(())
     })
 }
 
-/// The client id the server assigned; 0 if `ctx` is NULL.
+/// The client id the server assigned. A getter that cannot fail for a live context, so it
+/// returns the id itself: 0 if `ctx` is NULL (with `loadmon_last_error()` set).
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_client_context_id(ctx: *const LoadmonClientContext) -> u32 {
-    // SAFETY: NULL or live per the contract.
-    unsafe { ctx.as_ref() }.map_or(0, |c| c.inner.client_id())
+    ffi_value("loadmon_client_context_id", 0, || {
+        // SAFETY: NULL or live per the contract.
+        Ok(unsafe { arg(ctx, "ctx") }?.inner.client_id())
+    })
 }
 
-/// 1 if the run should end (run time over, server gone, cancelled), 0 if not; 1 if `ctx` is
-/// NULL.
+/// 1 if the run should end (run time over, server gone, cancelled), 0 if not. A getter that
+/// cannot fail for a live context, so it returns the answer itself: 1 if `ctx` is NULL (with
+/// `loadmon_last_error()` set), so that a loop on it ends.
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
@@ -829,11 +1087,15 @@ pub unsafe extern "C" fn loadmon_client_context_id(ctx: *const LoadmonClientCont
 pub unsafe extern "C" fn loadmon_client_context_time_is_up(
     ctx: *const LoadmonClientContext,
 ) -> c_int {
-    // SAFETY: NULL or live per the contract.
-    unsafe { ctx.as_ref() }.map_or(1, |c| c_int::from(c.inner.time_is_up()))
+    ffi_value("loadmon_client_context_time_is_up", 1, || {
+        // SAFETY: NULL or live per the contract.
+        Ok(c_int::from(unsafe { arg(ctx, "ctx") }?.inner.time_is_up()))
+    })
 }
 
-/// Milliseconds left of the run time, or -1 if the client has none (or `ctx` is NULL).
+/// Milliseconds left of the run time, or -1 if the client has none. A getter that cannot fail
+/// for a live context, so it returns the number itself: -1 if `ctx` is NULL (with
+/// `loadmon_last_error()` set).
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
@@ -841,31 +1103,29 @@ pub unsafe extern "C" fn loadmon_client_context_time_is_up(
 pub unsafe extern "C" fn loadmon_client_context_remaining_ms(
     ctx: *const LoadmonClientContext,
 ) -> i64 {
-    // SAFETY: NULL or live per the contract.
-    unsafe { ctx.as_ref() }
-        .and_then(|c| c.inner.remaining())
-        .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    ffi_value("loadmon_client_context_remaining_ms", -1, || {
+        // SAFETY: NULL or live per the contract.
+        let c = unsafe { arg(ctx, "ctx") }?;
+        Ok(c.inner.remaining().map_or(-1, ms))
+    })
 }
 
-/// Reports one completed file (`file_roll`).
+/// Reports one completed file (`file_roll`). `LOADMON_STATE` once the run is over.
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_client_context_file_rollover(
     ctx: *mut LoadmonClientContext,
-) -> c_int {
-    // SAFETY: NULL or live per the contract.
-    match unsafe { ctx.as_ref() } {
-        Some(c) => match c.inner.file_rollover() {
-            Ok(()) => LOADMON_OK as c_int,
-            Err(e) => fail(e),
-        },
-        None => invalid("loadmon_client_context_file_rollover: ctx is NULL"),
-    }
+) -> LoadmonStatus {
+    ffi("loadmon_client_context_file_rollover", || {
+        // SAFETY: NULL or live per the contract.
+        Ok(unsafe { arg(ctx, "ctx") }?.inner.file_rollover()?)
+    })
 }
 
-/// Records one write of `n_bytes` that took `latency_us` microseconds.
+/// Records one write of `n_bytes` that took `latency_us` microseconds. `LOADMON_STATE` once
+/// the run is over.
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
@@ -874,21 +1134,17 @@ pub unsafe extern "C" fn loadmon_client_context_record_write(
     ctx: *mut LoadmonClientContext,
     n_bytes: u64,
     latency_us: u64,
-) -> c_int {
-    // SAFETY: NULL or live per the contract.
-    match unsafe { ctx.as_ref() } {
-        Some(c) => match c
-            .inner
-            .record_write(n_bytes, Duration::from_micros(latency_us))
-        {
-            Ok(()) => LOADMON_OK as c_int,
-            Err(e) => fail(e),
-        },
-        None => invalid("loadmon_client_context_record_write: ctx is NULL"),
-    }
+) -> LoadmonStatus {
+    ffi("loadmon_client_context_record_write", || {
+        // SAFETY: NULL or live per the contract.
+        let c = unsafe { arg(ctx, "ctx") }?;
+        Ok(c.inner
+            .record_write(n_bytes, Duration::from_micros(latency_us))?)
+    })
 }
 
-/// Sends `send_stats:<cpu_pct>:<mem_pct>`; `LOADMON_CONFIG` for a negative or non-finite value.
+/// Sends `send_stats:<cpu_pct>:<mem_pct>`; `LOADMON_CONFIG` for a negative or non-finite value,
+/// `LOADMON_STATE` once the run is over.
 ///
 /// # Safety
 /// `ctx` is NULL or the context passed to the running callback.
@@ -897,16 +1153,12 @@ pub unsafe extern "C" fn loadmon_client_context_send_stats(
     ctx: *mut LoadmonClientContext,
     cpu_pct: f64,
     mem_pct: f64,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_client_context_send_stats", || {
         // SAFETY: NULL or live per the contract.
-        match unsafe { ctx.as_ref() } {
-            Some(c) => match c.inner.send_stats(cpu_pct, mem_pct) {
-                Ok(()) => LOADMON_OK as c_int,
-                Err(e) => fail(e),
-            },
-            None => invalid("loadmon_client_context_send_stats: ctx is NULL"),
-        }
+        Ok(unsafe { arg(ctx, "ctx") }?
+            .inner
+            .send_stats(cpu_pct, mem_pct)?)
     })
 }
 
@@ -919,50 +1171,131 @@ pub unsafe extern "C" fn loadmon_client_context_send_stats(
 pub unsafe extern "C" fn loadmon_client_context_set_error(
     ctx: *mut LoadmonClientContext,
     message: *const c_char,
-) -> c_int {
-    guard(|| {
+) -> LoadmonStatus {
+    ffi("loadmon_client_context_set_error", || {
         // SAFETY: NULL or live per the contract.
-        let Some(c) = (unsafe { ctx.as_mut() }) else {
-            return invalid("loadmon_client_context_set_error: ctx is NULL");
-        };
+        let c = unsafe { arg_mut(ctx, "ctx") }?;
         // SAFETY: NULL or NUL-terminated per the contract.
-        match unsafe { required_str(message, "message") } {
-            Ok(m) => {
-                c.error = Some(m);
-                LOADMON_OK as c_int
-            }
-            Err(code) => code,
-        }
+        c.error = Some(unsafe { required_str(message, "message") }?);
+        Ok(())
     })
 }
 
-/// Renders a JSON report (from `loadmon_server_wait`/`_stop`) as the seed's text report, in
-/// `*text` (free with `loadmon_string_free`). `LOADMON_CONFIG` if the JSON is not a report.
+/// Renders a JSON report (from `loadmon_server_wait`/`_stop`/`_report`) as the seed's text
+/// report, in `*text`, to free with `loadmon_string_free`. `LOADMON_CONFIG` if the JSON is not
+/// a report.
 ///
 /// # Safety
-/// `report_json` is NULL or NUL-terminated; `text` is writable.
+/// `report_json` is NULL or NUL-terminated; `text` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_report_text(
     report_json: *const c_char,
     text: *mut *mut c_char,
-) -> c_int {
-    guard(|| {
-        if text.is_null() {
-            return invalid("loadmon_report_text: text is NULL");
-        }
+) -> LoadmonStatus {
+    ffi("loadmon_report_text", || {
+        let out = out_arg(text, "text")?;
         // SAFETY: NULL or NUL-terminated per the contract.
-        let json = match unsafe { required_str(report_json, "report_json") } {
-            Ok(j) => j,
-            Err(code) => return code,
-        };
-        match loadmon::Report::from_json(&json) {
-            Ok(r) => {
-                // SAFETY: non-NULL and writable per the contract.
-                unsafe { give_string(text, r.to_text()) };
-                LOADMON_OK as c_int
-            }
-            Err(e) => fail(e),
+        let json = unsafe { required_str(report_json, "report_json") }?;
+        let r = loadmon::Report::from_json(&json)?;
+        // SAFETY: non-NULL and writable per the check and the contract.
+        unsafe { give_string(out, &r.to_text()) };
+        Ok(())
+    })
+}
+
+/// Severity of a log record given to the log callback.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadmonLogLevel {
+    /// Per-message details (not delivered to the callback today).
+    LOADMON_LOG_DEBUG = 1,
+    /// Progress: a client connected, got an id, finished; the final text report.
+    LOADMON_LOG_INFO = 2,
+    /// Something went wrong with a peer or a file.
+    LOADMON_LOG_WARN = 3,
+}
+
+/// A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"` or
+/// `"loadmon::report"`: the final text report, several lines in one record), `message` (both
+/// strings valid only during the call; do not free them), and the `user` pointer given to
+/// `loadmon_set_log_callback`.
+pub type LoadmonLogFn = Option<
+    unsafe extern "C" fn(
+        level: LoadmonLogLevel,
+        target: *const c_char,
+        message: *const c_char,
+        user: *mut c_void,
+    ),
+>;
+
+struct CLogger {
+    cb: unsafe extern "C" fn(LoadmonLogLevel, *const c_char, *const c_char, *mut c_void),
+    user: *mut c_void,
+}
+
+// SAFETY: the C caller promises the callback and `user` may be used from any thread (documented
+// on loadmon_set_log_callback).
+unsafe impl Send for CLogger {}
+// SAFETY: as above.
+unsafe impl Sync for CLogger {}
+
+/// The installed callback. A record is delivered under the read lock, so that
+/// `loadmon_set_log_callback` (the write lock) returns only once no call of the previous
+/// callback is under way: after it, `user` may be freed.
+static LOGGER: RwLock<Option<CLogger>> = RwLock::new(None);
+
+thread_local! {
+    /// Set while this thread runs the log callback (which must not replace itself: deadlock).
+    static IN_LOG_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn deliver(r: &LogRecord<'_>) {
+    let level = match r.level {
+        LogLevel::Debug => LoadmonLogLevel::LOADMON_LOG_DEBUG,
+        LogLevel::Info => LoadmonLogLevel::LOADMON_LOG_INFO,
+        LogLevel::Warn => LoadmonLogLevel::LOADMON_LOG_WARN,
+    };
+    let (target, message) = (c_string(r.target), c_string(r.message));
+    let g = LOGGER.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(l) = g.as_ref() {
+        IN_LOG_CALLBACK.with(|f| f.set(true));
+        // SAFETY: a valid callback per loadmon_set_log_callback's contract; the strings live
+        // until the call returns.
+        unsafe { (l.cb)(level, target.as_ptr(), message.as_ptr(), l.user) };
+        IN_LOG_CALLBACK.with(|f| f.set(false));
+    }
+}
+
+/// Sends loadmon's log records (info and warnings of every server and client of this process,
+/// and the final text report as one record) to `cb(level, target, message, user)`; NULL
+/// removes the callback. The callback is called on the engine's threads, possibly several at
+/// once: it must be thread-safe, must not block (copy the record and return) and must not call
+/// back into loadmon other than `loadmon_status_str`/`loadmon_version` (calling
+/// `loadmon_set_log_callback` from it returns `LOADMON_STATE`). Once this function returns, the
+/// previous callback is not running and will not be called again, so its `user` may be freed.
+/// Debug records are not delivered. `LOADMON_OK` otherwise.
+///
+/// # Safety
+/// `cb` is NULL or a function callable from any thread with `user` until it is replaced.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_set_log_callback(
+    cb: LoadmonLogFn,
+    user: *mut c_void,
+) -> LoadmonStatus {
+    ffi("loadmon_set_log_callback", || {
+        if IN_LOG_CALLBACK.with(Cell::get) {
+            return Err(Error::State(
+                "loadmon_set_log_callback cannot be called from the log callback".into(),
+            )
+            .into());
         }
+        let mut g = LOGGER.write().unwrap_or_else(|p| p.into_inner());
+        *g = cb.map(|cb| CLogger { cb, user });
+        match cb {
+            Some(_) => set_log_sink(Some((LogLevel::Info, Arc::new(deliver)))),
+            None => set_log_sink(None),
+        }
+        Ok(())
     })
 }
 
@@ -970,7 +1303,9 @@ pub unsafe extern "C" fn loadmon_report_text(
 /// the next failing call on the same thread; do not free it.
 #[no_mangle]
 pub extern "C" fn loadmon_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+    ffi_value("loadmon_last_error", std::ptr::null(), || {
+        Ok(LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr())))
+    })
 }
 
 /// Frees a string returned by loadmon. `NULL` is a no-op.
@@ -979,13 +1314,17 @@ pub extern "C" fn loadmon_last_error() -> *const c_char {
 /// `s` is NULL or a string returned by loadmon, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_string_free(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: allocated by CString::into_raw in give_string, freed once.
-        drop(unsafe { CString::from_raw(s) });
-    }
+    ffi_void("loadmon_string_free", || {
+        if !s.is_null() {
+            // SAFETY: allocated by CString::into_raw in give_string, freed once.
+            drop(unsafe { CString::from_raw(s) });
+        }
+        Ok(())
+    });
 }
 
-/// The library version, e.g. "0.1.0" (static; do not free).
+/// The library version, e.g. "0.1.0" (static; do not free): the version of the library
+/// loaded at run time, where `LOADMON_VERSION_*` are those of the header compiled against.
 #[no_mangle]
 pub extern "C" fn loadmon_version() -> *const c_char {
     static VERSION: &CStr = {
@@ -994,5 +1333,87 @@ pub extern "C" fn loadmon_version() -> *const c_char {
             Err(_) => c"unknown",
         }
     };
-    VERSION.as_ptr()
+    ffi_value("loadmon_version", c"unknown".as_ptr(), || {
+        Ok(VERSION.as_ptr())
+    })
+}
+
+/// A static, lower-case description of a status (`"ok"`, `"invalid argument"`, …; do not
+/// free). Takes an `int` so that any value is safe: one this library does not know gives
+/// `"unknown status"`.
+#[no_mangle]
+pub extern "C" fn loadmon_status_str(status: c_int) -> *const c_char {
+    ffi_value("loadmon_status_str", c"unknown status".as_ptr(), || {
+        let s: &CStr = match status {
+            0 => c"ok",
+            1 => c"invalid argument",
+            2 => c"configuration error",
+            3 => c"I/O error",
+            4 => c"protocol error",
+            5 => c"timeout",
+            6 => c"internal error",
+            7 => c"workload failed",
+            8 => c"state error",
+            _ => c"unknown status",
+        };
+        Ok(s.as_ptr())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covers_every_byte<T: Growable>() {
+        let mut end = size_of::<usize>();
+        for &(off, len) in T::FIELDS {
+            assert_eq!(
+                off,
+                end,
+                "{}: a gap or a missing field before offset {off}",
+                T::NAME
+            );
+            end = off + len;
+        }
+        // No tail padding: a field appended later starts at or after today's sizeof.
+        assert_eq!(
+            end,
+            size_of::<T>(),
+            "{}: tail padding or a field missing",
+            T::NAME
+        );
+    }
+
+    #[test]
+    fn configs_are_growable() {
+        covers_every_byte::<LoadmonServerConfig>();
+        covers_every_byte::<LoadmonTestClientConfig>();
+        covers_every_byte::<LoadmonClientConfig>();
+    }
+
+    #[test]
+    fn a_panic_is_an_internal_error() {
+        let s = ffi("loadmon_test", || panic!("boom"));
+        assert_eq!(s, LOADMON_INTERNAL);
+        // SAFETY: loadmon_last_error returns NULL or a NUL-terminated string.
+        let msg = unsafe { CStr::from_ptr(loadmon_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(msg.contains("loadmon_test panicked: boom"), "{msg}");
+        assert_eq!(ffi_value("loadmon_test", 7u16, || panic!("boom")), 7);
+        ffi_void("loadmon_test", || panic!("boom"));
+    }
+
+    #[test]
+    fn every_kind_has_a_status_with_a_name() {
+        for kind in ErrorKind::ALL {
+            let s = status_of(kind);
+            assert_ne!(s, LOADMON_OK);
+            // SAFETY: a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(loadmon_status_str(s as c_int)) };
+            assert_ne!(name.to_str().unwrap(), "unknown status", "{kind:?}");
+        }
+        assert_eq!(status_of(ErrorKind::State), LOADMON_STATE);
+    }
 }

@@ -1,43 +1,71 @@
 //! `loadmon._loadmon`: the Python face of loadmon.
 //!
-//! Thin by design: it converts arguments and results, maps `loadmon::Error` to the exception
-//! classes of `loadmon.errors`, and calls the core's blocking handle layer
-//! (`loadmon::blocking`) with the GIL released. No engine logic lives here.
+//! Thin by design: it converts Python values to the core's types with the core's rules
+//! (`loadmon::config`), maps `Error::kind()` to the exception classes of `loadmon.errors`, and
+//! calls the core's blocking handle layer (`loadmon::blocking`). It decides no bound, default or
+//! error of its own. Three rules hold everywhere:
+//!
+//! - **No panic crosses into Python**: every entry point runs under [`guard`], which turns a
+//!   Rust panic into `loadmon.InternalError` (pyo3's `PanicException` is a `BaseException`).
+//! - **Nothing blocks with the GIL held**: every wait runs in `py.detach`, in slices so Ctrl-C
+//!   gets through; no `Mutex` of this module is held across `py.detach` or a Python call, so a
+//!   second thread can always read `port` or `cancel()` while another waits.
+//! - **The engine's threads never need the GIL**: log records go into a bounded queue
+//!   ([`LOG`]) that `loadmon._logging` drains on a Python thread of its own. Only a generic
+//!   client's `run_tests` (user Python code) takes the GIL, on its own thread.
+//!
+//! Results (`Report`, `ClientInfo`, `ClientResult`) are plain frozen Python dataclasses of
+//! `loadmon._results`, built from the core's JSON.
 
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle};
 use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
+use loadmon::config::{self, Integer, Zero};
+use loadmon::error::ErrorKind;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::logging::{set_log_sink, LogLevel, LogRecord, LogSink};
 use loadmon::server::ServerConfig;
-use loadmon::{ClientReport, Error, Report};
+use loadmon::{Error, Report};
+use pyo3::exceptions::{PyException, PyOverflowError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 /// How often a blocking wait wakes up to let Ctrl-C through.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
-/// Maps a core error to its `loadmon.errors` class.
-fn to_py(py: Python<'_>, e: Error) -> PyErr {
-    let name = match &e {
-        Error::Config(_) => "ConfigError",
-        Error::File { .. } => "FileError",
-        Error::Net { .. } => "ConnectError",
-        Error::Protocol(_) => "ProtocolError",
-        Error::VersionMismatch { .. } => "VersionMismatchError",
-        Error::Refused(_) => "RefusedError",
-        Error::Disconnected(_) => "DisconnectedError",
-        Error::Timeout(_) => "TimeoutError",
-        Error::Workload(_) => "WorkloadError",
-        Error::Interrupted(_) => "InterruptedError",
-        Error::Internal(_) => "InternalError",
-        _ => "LoadmonError",
-    };
+// ---------------------------------------------------------------------------------------------
+// Errors, panics, conversions
+// ---------------------------------------------------------------------------------------------
+
+/// The `loadmon.errors` class of each kind of core error. Exhaustive: a new kind in the core
+/// does not compile here until it has a class.
+fn class_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Config => "ConfigError",
+        ErrorKind::File => "FileError",
+        ErrorKind::Net => "ConnectError",
+        ErrorKind::Protocol => "ProtocolError",
+        ErrorKind::VersionMismatch => "VersionMismatchError",
+        ErrorKind::Refused => "RefusedError",
+        ErrorKind::Disconnected => "DisconnectedError",
+        ErrorKind::Timeout => "LoadmonTimeoutError",
+        ErrorKind::Workload => "WorkloadError",
+        ErrorKind::Interrupted => "LoadmonInterruptedError",
+        ErrorKind::State => "StateError",
+        ErrorKind::Internal => "InternalError",
+    }
+}
+
+/// Maps a core error to its `loadmon.errors` exception.
+fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     match py
         .import("loadmon.errors")
-        .and_then(|m| m.getattr(name))
+        .and_then(|m| m.getattr(class_name(e.kind())))
         .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
     {
         Ok(cls) => PyErr::from_type(cls, e.to_string()),
@@ -46,389 +74,633 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
 }
 
 fn config_error(py: Python<'_>, msg: String) -> PyErr {
-    to_py(py, Error::Config(msg))
+    to_py(py, &Error::Config(msg))
+}
+
+fn state_error(py: Python<'_>, msg: &str) -> PyErr {
+    to_py(py, &Error::State(msg.into()))
+}
+
+/// Runs an entry point; a Rust panic in it becomes `loadmon.InternalError` naming `what`.
+fn guard<T>(py: Python<'_>, what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(to_py(py, &Error::from_panic(what, p.as_ref()))))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Seconds (a Python float) to a Duration, or a ConfigError naming the argument.
-fn seconds(py: Python<'_>, name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            config_error(
-                py,
-                format!("{name} must be a positive number of seconds, not {s}"),
-            )
-        })
+/// A Python int as the setting's integer type, with the core's range check: out of range
+/// (`port=-1`, `port=70000`, `2**200`) is a ConfigError; a non-integer a TypeError.
+fn int_arg<T: Integer>(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<T> {
+    match v.extract::<i128>() {
+        Ok(i) => config::integer::<T>(name, i).map_err(|e| to_py(py, &e)),
+        // Beyond i128: certainly out of range.
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(config_error(
+            py,
+            format!("{name} must be from {} to {}, not {v}", T::LOW, T::HIGH),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn opt_int_arg<T: Integer>(
+    py: Python<'_>,
+    name: &str,
+    v: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<T>> {
+    v.map(|v| int_arg(py, name, v)).transpose()
+}
+
+/// A Python number as an `f64`; an int too large for a float is infinite (and then refused by
+/// the core's bounds), a non-number a TypeError.
+fn float_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    match v.extract::<f64>() {
+        Ok(f) => Ok(f),
+        Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => Ok(if v.lt(0)? {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Seconds as a Duration with the core's bounds (finite, ≤ 10^9 s, positive unless `zero`).
+fn secs_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>, zero: Zero) -> PyResult<Duration> {
+    config::seconds(name, float_arg(v)?, zero).map_err(|e| to_py(py, &e))
+}
+
+/// A wait's `timeout`: `None` waits as long as it takes, `0` polls, else that many seconds.
+fn timeout_arg(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let t = v.map(float_arg).transpose()?;
+    config::wait_timeout_s(t).map_err(|e| to_py(py, &e))
+}
+
+fn path_arg(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<PathBuf>> {
+    v.map(|v| v.extract::<PathBuf>()).transpose()
 }
 
 /// Waits for `poll` with the GIL released, waking every 100 ms for Ctrl-C. On Ctrl-C,
-/// `on_interrupt` runs and KeyboardInterrupt is raised; past `timeout`, TimeoutError saying
-/// "`what` after N s".
+/// `on_interrupt` runs and KeyboardInterrupt is raised; past `timeout`, LoadmonTimeoutError
+/// saying "`what` after N s". No lock is held meanwhile.
 fn wait_interruptibly<T: Send>(
     py: Python<'_>,
-    timeout: Option<f64>,
+    timeout: Option<Duration>,
     what: &str,
     mut poll: impl FnMut(Duration) -> Option<loadmon::Result<T>> + Send,
     on_interrupt: impl FnOnce(Python<'_>),
-) -> PyResult<T> {
-    let deadline = match timeout {
-        None => None,
-        Some(t) if t >= 0.0 && t.is_finite() => Some(Instant::now() + Duration::from_secs_f64(t)),
-        Some(t) => {
-            return Err(config_error(
-                py,
-                format!("timeout must be >= 0 seconds, not {t}"),
-            ))
-        }
-    };
+) -> PyResult<loadmon::Result<T>> {
+    // A deadline too far to represent is no deadline.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice = match deadline {
             None => SIGNAL_POLL,
             Some(d) => d.saturating_duration_since(Instant::now()).min(SIGNAL_POLL),
         };
         if let Some(r) = py.detach(|| poll(slice)) {
-            return r.map_err(|e| to_py(py, e));
+            flush_logs(py);
+            return Ok(r);
         }
         if let Err(interrupt) = py.check_signals() {
             on_interrupt(py);
             return Err(interrupt);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(to_py(
+            let t = timeout.unwrap_or_default().as_secs_f64();
+            return Err(to_py(py, &Error::Timeout(format!("{what} after {t:.1} s"))));
+        }
+    }
+}
+
+fn results(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    py.import("loadmon._results")
+}
+
+fn report_to_py<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyAny>> {
+    results(py)?
+        .getattr("Report")?
+        .call_method1("_from_json", (r.to_json(),))
+}
+
+fn result_to_py<'py>(py: Python<'py>, r: &ClientResult) -> PyResult<Bound<'py, PyAny>> {
+    results(py)?
+        .getattr("ClientResult")?
+        .call_method1("_from_json", (r.to_json(),))
+}
+
+/// Python repr of a string (quotes as Python writes them).
+fn py_repr(py: Python<'_>, s: &str) -> String {
+    pyo3::types::PyString::new(py, s)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| format!("{s:?}"))
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// Lets `loadmon._logging` set the engine's log level from the loggers' current levels before
+/// an engine starts, so that a level set just before is honoured from the first record.
+fn sync_log_level(py: Python<'_>) {
+    if let Ok(m) = py.import("loadmon._logging") {
+        let _ = m.call_method0("sync_level");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log records: a bounded queue filled by the engine's threads, drained by Python
+// ---------------------------------------------------------------------------------------------
+
+/// Records Python may fall behind by before new ones are counted and dropped.
+const LOG_CAPACITY: usize = 10_000;
+/// Records handed to Python per call.
+const LOG_BATCH: usize = 1_000;
+
+struct LogItems {
+    records: VecDeque<(u8, &'static str, String)>,
+    dropped: u64,
+    woken: bool,
+}
+
+struct LogQueue {
+    items: Mutex<LogItems>,
+    ready: Condvar,
+}
+
+/// The log queue: the sink pushes (never waits for Python), `_log_next` pops.
+static LOG: LogQueue = LogQueue {
+    items: Mutex::new(LogItems {
+        records: VecDeque::new(),
+        dropped: 0,
+        woken: false,
+    }),
+    ready: Condvar::new(),
+};
+
+fn log_sink(r: &LogRecord<'_>) {
+    let mut g = lock(&LOG.items);
+    if g.records.len() >= LOG_CAPACITY {
+        g.dropped += 1;
+        return;
+    }
+    g.records
+        .push_back((r.level as u8, r.target, r.message.to_string()));
+    drop(g);
+    LOG.ready.notify_one();
+}
+
+/// The queued log records, `(level, target, message)` with level 1 debug, 2 info, 3 warning;
+/// waits up to `timeout` seconds (GIL released) for the first one. Used by `loadmon._logging`.
+#[pyfunction]
+fn _log_next(py: Python<'_>, timeout: f64) -> PyResult<Vec<(u8, &'static str, String)>> {
+    guard(py, "_log_next", || {
+        let wait = Duration::try_from_secs_f64(timeout.clamp(0.0, 60.0)).unwrap_or_default();
+        Ok(py.detach(|| {
+            let mut g = lock(&LOG.items);
+            let deadline = Instant::now() + wait;
+            while g.records.is_empty() && !g.woken {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                g = LOG
+                    .ready
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            g.woken = false;
+            let mut out = Vec::new();
+            if g.dropped > 0 {
+                let msg = format!(
+                    "{} log record(s) dropped: Python's logging fell more than {LOG_CAPACITY} behind",
+                    g.dropped
+                );
+                out.push((LogLevel::Warn as u8, "loadmon::client", msg));
+                g.dropped = 0;
+            }
+            let n = g.records.len().min(LOG_BATCH);
+            out.extend(g.records.drain(..n));
+            out
+        }))
+    })
+}
+
+/// Waits up to `timeout` seconds (GIL released) until a record is queued or `_log_wake` is
+/// called; whether records are queued. Takes none out (`_log_next(0)` does).
+#[pyfunction]
+fn _log_wait(py: Python<'_>, timeout: f64) -> PyResult<bool> {
+    guard(py, "_log_wait", || {
+        let wait = Duration::try_from_secs_f64(timeout.clamp(0.0, 60.0)).unwrap_or_default();
+        Ok(py.detach(|| {
+            let mut g = lock(&LOG.items);
+            let deadline = Instant::now() + wait;
+            while g.records.is_empty() && g.dropped == 0 && !g.woken {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                g = LOG
+                    .ready
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            g.woken = false;
+            !g.records.is_empty() || g.dropped > 0
+        }))
+    })
+}
+
+/// Emits on the calling thread the log records queued so far (`loadmon._logging.flush`), so
+/// that what the engine logged before a blocking call returned is logged when it returns.
+fn flush_logs(py: Python<'_>) {
+    if let Ok(m) = py.import("loadmon._logging") {
+        let _ = m.call_method0("flush");
+    }
+}
+
+/// Wakes a `_log_next` that is waiting (the log thread is stopping).
+#[pyfunction]
+fn _log_wake(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_log_wake", || {
+        lock(&LOG.items).woken = true;
+        LOG.ready.notify_all();
+        Ok(())
+    })
+}
+
+/// Sets the lowest level the engine sends (a `logging` level number; None: no records).
+#[pyfunction]
+#[pyo3(signature = (level))]
+fn _log_level(py: Python<'_>, level: Option<i64>) -> PyResult<()> {
+    guard(py, "_log_level", || {
+        let level = level.map(|l| match l {
+            i64::MIN..=10 => LogLevel::Debug,
+            11..=20 => LogLevel::Info,
+            _ => LogLevel::Warn,
+        });
+        set_log_sink(level.map(|l| (l, Arc::new(log_sink) as LogSink)));
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handles still running at interpreter exit
+// ---------------------------------------------------------------------------------------------
+
+enum Live {
+    Server(Weak<ServerHandle>),
+    Client(Weak<ClientHandle>),
+}
+
+impl Live {
+    fn alive(&self) -> bool {
+        match self {
+            Live::Server(w) => w.strong_count() > 0,
+            Live::Client(w) => w.strong_count() > 0,
+        }
+    }
+}
+
+/// Every server and client this process started and still holds, so that interpreter exit
+/// stops them (and the servers write their reports) before Python is torn down.
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+
+fn register(l: Live) {
+    let mut g = lock(&LIVE);
+    g.retain(Live::alive);
+    g.push(l);
+}
+
+/// Cancels every running client and stops every running server, then waits (GIL released) up
+/// to `timeout` seconds for them all. Called by `loadmon._logging` at interpreter exit.
+#[pyfunction]
+fn _shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    guard(py, "_shutdown", || {
+        let live: Vec<Live> = std::mem::take(&mut *lock(&LIVE));
+        let mut servers = Vec::new();
+        let mut clients = Vec::new();
+        for l in live {
+            match l {
+                Live::Server(w) => servers.extend(w.upgrade()),
+                Live::Client(w) => clients.extend(w.upgrade()),
+            }
+        }
+        let wait = Duration::try_from_secs_f64(timeout.clamp(0.0, 60.0)).unwrap_or_default();
+        py.detach(|| {
+            let deadline = Instant::now() + wait;
+            for c in &clients {
+                c.cancel();
+            }
+            for s in &servers {
+                s.control().stop();
+                s.close_http();
+            }
+            for c in &clients {
+                let _ = c.try_join(Some(deadline.saturating_duration_since(Instant::now())));
+            }
+            for s in &servers {
+                let _ = s.try_wait(Some(deadline.saturating_duration_since(Instant::now())));
+            }
+        });
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module functions
+// ---------------------------------------------------------------------------------------------
+
+/// Renders a JSON report as `text` (the seed's report), `csv` or `html`.
+#[pyfunction]
+fn _render_report(py: Python<'_>, json: &str, format: &str) -> PyResult<String> {
+    guard(py, "_render_report", || {
+        let r = Report::from_json(json).map_err(|e| to_py(py, &e))?;
+        match format {
+            "text" => Ok(r.to_text()),
+            "csv" => Ok(r.to_csv()),
+            "html" => Ok(r.to_html()),
+            other => Err(config_error(
                 py,
-                Error::Timeout(format!("{what} after {:.1} s", timeout.unwrap_or_default())),
-            ));
+                format!("format must be text, csv or html, not {other:?}"),
+            )),
         }
-    }
+    })
 }
 
-fn json_to_py<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.call_method1("loads", (json,))
+/// Panics inside the guard (for the tests: a panic must surface as InternalError).
+#[pyfunction]
+fn _test_panic(py: Python<'_>, message: &str) -> PyResult<()> {
+    guard(py, "_test_panic", || panic!("{message}"))
 }
 
-/// One client as the report or a live snapshot shows it.
-#[pyclass(name = "ClientInfo", module = "loadmon._loadmon", frozen, get_all)]
-#[derive(Clone)]
-struct PyClientInfo {
-    id: u32,
-    status: String,
-    time_ran_s: f64,
-    cpu_avg_pct: f64,
-    mem_avg_pct: f64,
-    files_written: u64,
-    file_size_mb: u64,
-    chunk_size_mb: u64,
-    heartbeats: u64,
-    stats_reports: u64,
-    bytes_written: u64,
-    throughput_mb_s: f64,
-    reason: Option<String>,
-    peer: Option<String>,
-    protocol_version: Option<String>,
-    start_time: Option<String>,
-    end_time: Option<String>,
-    cpu_core_avg_pct: Option<f64>,
-    rss_avg_bytes: Option<u64>,
-    rss_peak_bytes: Option<u64>,
-    chunk_p50_ms: Option<f64>,
-    chunk_p99_ms: Option<f64>,
-    last_heartbeat_age_s: Option<f64>,
-    cpu_last_pct: Option<f64>,
-    mem_last_pct: Option<f64>,
-    rss_last_bytes: Option<u64>,
-    process_clients: Option<u32>,
-    json: String,
+fn keep_files_to_py<'py>(py: Python<'py>, k: KeepFiles) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match k.count() {
+        Some(n) => n.into_pyobject(py)?.into_any(),
+        None => "all".into_pyobject(py)?.into_any(),
+    })
 }
 
-impl From<&ClientReport> for PyClientInfo {
-    fn from(c: &ClientReport) -> Self {
-        PyClientInfo {
-            id: c.id,
-            status: c.status.as_str().to_string(),
-            time_ran_s: c.time_ran_s,
-            cpu_avg_pct: c.cpu_avg_pct,
-            mem_avg_pct: c.mem_avg_pct,
-            files_written: c.files_written,
-            file_size_mb: c.file_size_mb,
-            chunk_size_mb: c.chunk_size_mb,
-            heartbeats: c.heartbeats,
-            stats_reports: c.stats_reports,
-            bytes_written: c.bytes_written,
-            throughput_mb_s: c.throughput_mb_s,
-            reason: c.reason.clone(),
-            peer: c.peer.clone(),
-            protocol_version: c.protocol_version.clone(),
-            start_time: c.start_time.clone(),
-            end_time: c.end_time.clone(),
-            cpu_core_avg_pct: c.cpu_core_avg_pct,
-            rss_avg_bytes: c.rss_avg_bytes,
-            rss_peak_bytes: c.rss_peak_bytes,
-            chunk_p50_ms: c.chunk_p50_ms,
-            chunk_p99_ms: c.chunk_p99_ms,
-            last_heartbeat_age_s: c.last_heartbeat_age_s,
-            cpu_last_pct: c.cpu_last_pct,
-            mem_last_pct: c.mem_last_pct,
-            rss_last_bytes: c.rss_last_bytes,
-            process_clients: c.process_clients,
-            json: serde_json::to_string(c).unwrap_or_default(),
-        }
-    }
-}
-
-#[pymethods]
-impl PyClientInfo {
-    /// The fields as a dict (the JSON report's keys).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.json)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "ClientInfo(id={}, status={:?}, time_ran_s={:.2}, files_written={})",
-            self.id, self.status, self.time_ran_s, self.files_written
-        )
-    }
-}
-
-/// The server's report.
-#[pyclass(name = "Report", module = "loadmon._loadmon", frozen)]
-struct PyReport {
-    inner: Report,
-}
-
-#[pymethods]
-impl PyReport {
-    /// Every client, in id order.
-    #[getter]
-    fn clients(&self) -> Vec<PyClientInfo> {
-        self.inner.clients.iter().map(PyClientInfo::from).collect()
-    }
-
-    /// When the server started (RFC 3339).
-    #[getter]
-    fn start_time(&self) -> &str {
-        &self.inner.start_time
-    }
-
-    /// When the server stopped (RFC 3339).
-    #[getter]
-    fn end_time(&self) -> &str {
-        &self.inner.end_time
-    }
-
-    /// All clients together, as a dict.
-    #[getter]
-    fn total<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(
-            py,
-            &serde_json::to_string(&self.inner.total).unwrap_or_default(),
-        )
-    }
-
-    /// The report as a dict (the JSON report's structure).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.inner.to_json())
-    }
-
-    /// The JSON report.
-    fn to_json(&self) -> String {
-        self.inner.to_json()
-    }
-
-    /// The clients as CSV (header row with the JSON field names, one row per client).
-    fn to_csv(&self) -> String {
-        self.inner.to_csv()
-    }
-
-    /// A self-contained HTML page: the report table and SVG charts of each client's
-    /// throughput and CPU over time.
-    fn to_html(&self) -> String {
-        self.inner.to_html()
-    }
-
-    /// Each client's time series: a list of dicts `{"id": ..., "samples": [...]}`.
-    #[getter]
-    fn series<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(
-            py,
-            &serde_json::to_string(&self.inner.series).unwrap_or_else(|_| "[]".into()),
-        )
-    }
-
-    /// The seed's text report.
-    fn __str__(&self) -> String {
-        self.inner.to_text()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Report(clients={}, passed={}, start_time={:?}, end_time={:?})",
-            self.inner.total.clients,
-            self.inner.total.passed,
-            self.inner.start_time,
-            self.inner.end_time
-        )
-    }
-}
-
-/// What a finished client run produced.
-#[pyclass(name = "ClientResult", module = "loadmon._loadmon", frozen, get_all)]
-struct PyClientResult {
-    client_id: u32,
-    files_written: u64,
-    bytes_written: u64,
-    run_time_s: f64,
-    throughput_mb_s: f64,
-    chunk_p50_ms: Option<f64>,
-    chunk_p99_ms: Option<f64>,
-    heartbeats_sent: u64,
-    stats_sent: u64,
-}
-
-impl From<ClientResult> for PyClientResult {
-    fn from(r: ClientResult) -> Self {
-        PyClientResult {
-            client_id: r.client_id,
-            files_written: r.files_written,
-            bytes_written: r.bytes_written,
-            run_time_s: r.run_time_s,
-            throughput_mb_s: r.throughput_mb_s,
-            chunk_p50_ms: r.chunk_p50_ms,
-            chunk_p99_ms: r.chunk_p99_ms,
-            heartbeats_sent: r.heartbeats_sent,
-            stats_sent: r.stats_sent,
-        }
-    }
-}
-
-#[pymethods]
-impl PyClientResult {
-    /// The fields as a dict.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+/// The core's defaults, as the signatures show them: `{"server": {...}, "client": {...},
+/// "test_client": {...}}` (seconds as floats).
+#[pyfunction]
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    guard(py, "defaults", || {
+        let s = ServerConfig::default();
+        let c = ClientConfig::default();
+        let w = FileWriterConfig::default();
+        let server = PyDict::new(py);
+        server.set_item("host", &s.host)?;
+        server.set_item("port", s.port)?;
+        server.set_item("max_clients", s.max_clients)?;
+        server.set_item("first_client_id", s.first_client_id)?;
+        server.set_item("heartbeat_timeout", s.heartbeat_timeout.as_secs_f64())?;
+        server.set_item("handshake_timeout", s.handshake_timeout.as_secs_f64())?;
+        server.set_item("http_linger", s.http_linger.as_secs_f64())?;
+        server.set_item("token", s.token)?;
+        server.set_item("http", s.http)?;
+        server.set_item("report_json", s.report_json)?;
+        server.set_item("report_csv", s.report_csv)?;
+        server.set_item("report_html", s.report_html)?;
+        server.set_item("log_dir", s.log_dir)?;
+        let client = PyDict::new(py);
+        client.set_item("host", &c.host)?;
+        client.set_item("port", c.port)?;
+        client.set_item("heartbeat_period", c.heartbeat_period.as_secs_f64())?;
+        client.set_item("stats_period", c.stats_period.as_secs_f64())?;
+        client.set_item("connect_timeout", c.connect_timeout.as_secs_f64())?;
+        client.set_item("token", &c.token)?;
+        client.set_item("log_dir", &c.log_dir)?;
+        let test_client = client.copy()?;
+        test_client.set_item("run_time", w.run_time_s)?;
+        test_client.set_item("chunk_size", w.chunk_size_mb)?;
+        test_client.set_item("file_size", w.file_size_mb)?;
+        test_client.set_item("min_chunk_size", w.min_chunk_size_mb)?;
+        test_client.set_item("out_dir", w.out_dir.to_string_lossy())?;
+        test_client.set_item("sync", w.sync.to_string())?;
+        test_client.set_item("keep_files", keep_files_to_py(py, w.keep_files)?)?;
+        client.set_item("run_time", py.None())?;
+        client.set_item("chunk_size", py.None())?;
+        client.set_item("file_size", py.None())?;
         let d = PyDict::new(py);
-        d.set_item("client_id", self.client_id)?;
-        d.set_item("files_written", self.files_written)?;
-        d.set_item("bytes_written", self.bytes_written)?;
-        d.set_item("run_time_s", self.run_time_s)?;
-        d.set_item("throughput_mb_s", self.throughput_mb_s)?;
-        d.set_item("chunk_p50_ms", self.chunk_p50_ms)?;
-        d.set_item("chunk_p99_ms", self.chunk_p99_ms)?;
-        d.set_item("heartbeats_sent", self.heartbeats_sent)?;
-        d.set_item("stats_sent", self.stats_sent)?;
+        d.set_item("server", server)?;
+        d.set_item("client", client)?;
+        d.set_item("test_client", test_client)?;
         Ok(d)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "ClientResult(client_id={}, files_written={}, bytes_written={}, throughput_mb_s={:.2})",
-            self.client_id, self.files_written, self.bytes_written, self.throughput_mb_s
-        )
-    }
+    })
 }
 
-/// The server.
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+enum ServerState {
+    Idle,
+    Starting,
+    Started(Arc<ServerHandle>),
+}
+
+/// The loadmon server: hands out client ids from ``first_client_id``, watches every client
+/// (heartbeats, stats, files, statuses), and writes the report when the run is over.
+///
+/// ``start()`` binds and returns at once (``port=0`` picks a free port, then readable as
+/// ``port``); the server runs on threads of its own, which never need the GIL. It stops by
+/// itself once at least one client got an id and every connection closed; ``wait()`` returns
+/// its report then, ``stop()`` ends it at once (running clients become ABORTED). Used as a
+/// context manager it starts on enter and stops on exit.
+///
+/// A server runs once: ``start()`` after it stopped raises StateError (create a new Server).
+/// A started server that is dropped (``del``, garbage collection, an exception, interpreter
+/// exit) is stopped within a second and still writes its report files.
+///
+/// Durations are seconds (floats), from more than 0 to 10**9; numbers out of range raise
+/// ConfigError (a ValueError). ``None`` for any argument means the core's default, which the
+/// signature shows (``loadmon._loadmon.defaults()``).
 #[pyclass(name = "Server", module = "loadmon._loadmon", frozen)]
 struct PyServer {
     config: ServerConfig,
-    handle: Mutex<Option<Arc<ServerHandle>>>,
+    state: Mutex<ServerState>,
 }
 
 impl PyServer {
     fn handle(&self, py: Python<'_>) -> PyResult<Arc<ServerHandle>> {
-        lock(&self.handle).clone().ok_or_else(|| {
-            to_py(
+        match &*lock(&self.state) {
+            ServerState::Started(h) => Ok(h.clone()),
+            ServerState::Starting => Err(state_error(
                 py,
-                Error::Config("the server is not started: call start() first".into()),
-            )
-        })
+                "the server is starting in another thread: wait for start() to return",
+            )),
+            ServerState::Idle => Err(state_error(
+                py,
+                "the server is not started: call start() first",
+            )),
+        }
+    }
+
+    fn started(&self) -> Option<Arc<ServerHandle>> {
+        match &*lock(&self.state) {
+            ServerState::Started(h) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    fn wait_report(
+        &self,
+        py: Python<'_>,
+        h: Arc<ServerHandle>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Report> {
+        let r = wait_interruptibly(
+            py,
+            timeout,
+            "the server is still running",
+            |slice| h.try_wait(Some(slice)),
+            |_| {},
+        )?;
+        r.map_err(|e| to_py(py, &e))
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let state = std::mem::replace(
+            self.state.get_mut().unwrap_or_else(|p| p.into_inner()),
+            ServerState::Idle,
+        );
+        if let ServerState::Started(h) = state {
+            // Stop it, let it write its reports, and join its thread, with the GIL released:
+            // nothing the engine does needs the GIL.
+            let stop = move || {
+                h.control().stop();
+                h.close_http();
+                drop(h);
+            };
+            Python::attach(|py| py.detach(stop));
+        }
     }
 }
 
 #[pymethods]
 impl PyServer {
     #[new]
-    #[pyo3(signature = (host="127.0.0.1".to_string(), port=1234, max_clients=5, first_client_id=100,
-        heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None, token=None,
-        http=None, http_linger=0.0, report_csv=None, report_html=None))]
+    #[pyo3(signature = (host=None, port=None, max_clients=None, first_client_id=None,
+        heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None,
+        token=None, http=None, http_linger=None, report_csv=None, report_html=None),
+        text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
+            heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
+            token=None, http=None, http_linger=0.0, report_csv=None, report_html=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        host: String,
-        port: u16,
-        max_clients: usize,
-        first_client_id: u32,
-        heartbeat_timeout: Option<f64>,
-        report_json: Option<PathBuf>,
-        log_dir: Option<PathBuf>,
-        handshake_timeout: Option<f64>,
+        host: Option<String>,
+        port: Option<&Bound<'_, PyAny>>,
+        max_clients: Option<&Bound<'_, PyAny>>,
+        first_client_id: Option<&Bound<'_, PyAny>>,
+        heartbeat_timeout: Option<&Bound<'_, PyAny>>,
+        report_json: Option<&Bound<'_, PyAny>>,
+        log_dir: Option<&Bound<'_, PyAny>>,
+        handshake_timeout: Option<&Bound<'_, PyAny>>,
         token: Option<String>,
         http: Option<String>,
-        http_linger: f64,
-        report_csv: Option<PathBuf>,
-        report_html: Option<PathBuf>,
+        http_linger: Option<&Bound<'_, PyAny>>,
+        report_csv: Option<&Bound<'_, PyAny>>,
+        report_html: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let defaults = ServerConfig::default();
-        let config = ServerConfig {
-            host,
-            port,
-            max_clients,
-            first_client_id,
-            heartbeat_timeout: match heartbeat_timeout {
-                Some(s) => seconds(py, "heartbeat_timeout", s)?,
-                None => defaults.heartbeat_timeout,
-            },
-            handshake_timeout: match handshake_timeout {
-                Some(s) => seconds(py, "handshake_timeout", s)?,
-                None => defaults.handshake_timeout,
-            },
-            token,
-            report_json,
-            log_dir,
-            http,
-            http_linger: if http_linger == 0.0 {
-                Duration::ZERO
-            } else {
-                seconds(py, "http_linger", http_linger)?
-            },
-            report_csv,
-            report_html,
-            ..defaults
-        };
-        config.validate().map_err(|e| to_py(py, e))?;
-        Ok(PyServer {
-            config,
-            handle: Mutex::new(None),
+        guard(py, "Server()", || {
+            let d = ServerConfig::default();
+            let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
+                Some(v) => secs_arg(py, name, v, zero),
+                None => Ok(default),
+            };
+            let config = ServerConfig {
+                host: host.unwrap_or(d.host.clone()),
+                port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
+                max_clients: opt_int_arg(py, "max_clients", max_clients)?.unwrap_or(d.max_clients),
+                first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
+                    .unwrap_or(d.first_client_id),
+                heartbeat_timeout: secs(
+                    "heartbeat_timeout",
+                    heartbeat_timeout,
+                    Zero::Rejected,
+                    d.heartbeat_timeout,
+                )?,
+                handshake_timeout: secs(
+                    "handshake_timeout",
+                    handshake_timeout,
+                    Zero::Rejected,
+                    d.handshake_timeout,
+                )?,
+                http_linger: secs("http_linger", http_linger, Zero::Allowed, d.http_linger)?,
+                token,
+                report_json: path_arg(report_json)?,
+                log_dir: path_arg(log_dir)?,
+                http,
+                report_csv: path_arg(report_csv)?,
+                report_html: path_arg(report_html)?,
+                ..d
+            };
+            config.validate().map_err(|e| to_py(py, &e))?;
+            Ok(PyServer {
+                config,
+                state: Mutex::new(ServerState::Idle),
+            })
         })
     }
 
-    /// Binds and starts serving in the background; returns at once.
+    /// Binds and starts serving in the background; returns at once. StateError if the server
+    /// was started before (a server runs once); ConnectError if the port cannot be bound.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        let mut slot = lock(&self.handle);
-        if slot.is_some() {
-            return Err(to_py(
-                py,
-                Error::Config("the server is already started".into()),
-            ));
-        }
-        let config = self.config.clone();
-        let handle = py
-            .detach(|| ServerHandle::start(config))
-            .map_err(|e| to_py(py, e))?;
-        *slot = Some(Arc::new(handle));
-        Ok(())
+        guard(py, "Server.start", || {
+            {
+                let mut s = lock(&self.state);
+                match &*s {
+                    ServerState::Idle => *s = ServerState::Starting,
+                    ServerState::Starting => {
+                        return Err(state_error(py, "the server is starting in another thread"))
+                    }
+                    ServerState::Started(h) if h.is_finished() => {
+                        return Err(state_error(
+                            py,
+                            "this server has run and stopped: a Server runs once, create a new one",
+                        ))
+                    }
+                    ServerState::Started(_) => {
+                        return Err(state_error(py, "the server is already started"))
+                    }
+                }
+            }
+            sync_log_level(py);
+            let config = self.config.clone();
+            // No lock held here: another thread may read `port` or call `stop()` meanwhile.
+            let started = py.detach(|| ServerHandle::start(config));
+            let mut s = lock(&self.state);
+            match started {
+                Ok(h) => {
+                    let h = Arc::new(h);
+                    register(Live::Server(Arc::downgrade(&h)));
+                    *s = ServerState::Started(h);
+                    Ok(())
+                }
+                Err(e) => {
+                    *s = ServerState::Idle;
+                    Err(to_py(py, &e))
+                }
+            }
+        })
     }
 
-    /// The port (the real one once started, when 0 was asked).
+    /// The port (the bound one once started, when 0 was asked).
     #[getter]
     fn port(&self) -> u16 {
-        lock(&self.handle)
-            .as_ref()
-            .map_or(self.config.port, |h| h.port())
+        self.started().map_or(self.config.port, |h| h.port())
     }
 
     /// The host the server binds.
@@ -437,117 +709,147 @@ impl PyServer {
         &self.config.host
     }
 
-    /// The HTTP port once started (`None` without `http=`).
+    /// The HTTP port once started (``None`` without ``http=``).
     #[getter]
     fn http_port(&self) -> Option<u16> {
-        lock(&self.handle)
-            .as_ref()
-            .and_then(|h| h.http_addr())
-            .map(|a| a.port())
+        self.started().and_then(|h| h.http_addr()).map(|a| a.port())
     }
 
-    /// The dashboard's URL once started (`None` without `http=`).
+    /// The dashboard's URL once started (``None`` without ``http=``).
     #[getter]
     fn http_url(&self) -> Option<String> {
-        lock(&self.handle)
-            .as_ref()
+        self.started()
             .and_then(|h| h.http_addr())
             .map(|a| format!("http://{a}/"))
     }
 
-    /// An iterator over the live events, as dicts (`event` names the kind: `client_connected`,
-    /// `id_assigned`, `status_changed`, `stats_sample`, `file_rollover`, `heartbeat_missed`,
-    /// `refused`, `lagged`, and `report` last). Each wait releases the GIL; `timeout` bounds
-    /// the wait for each event (TimeoutError). Call it before clients connect to see them all.
+    /// An iterator over the live events, as dicts (``event`` names the kind:
+    /// ``client_connected``, ``id_assigned``, ``status_changed``, ``stats_sample``,
+    /// ``file_rollover``, ``heartbeat_missed``, ``refused``, ``lagged``, and ``report`` last,
+    /// after which it ends). Each wait releases the GIL; ``timeout`` bounds the wait for each
+    /// event (LoadmonTimeoutError; 0 only takes what is there, None waits as long as it
+    /// takes). A context manager: ``with server.events() as ev: ...`` closes it. Call it
+    /// before clients connect to see them all.
     #[pyo3(signature = (timeout=None))]
-    fn events(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyEvents> {
-        let h = self.handle(py)?;
-        if let Some(t) = timeout {
-            if !(t >= 0.0 && t.is_finite()) {
-                return Err(config_error(
-                    py,
-                    format!("timeout must be >= 0 seconds, not {t}"),
-                ));
-            }
-        }
-        let events = h.events().map_err(|e| to_py(py, e))?;
-        Ok(PyEvents {
-            events: Mutex::new(Some(events)),
-            timeout,
+    fn events(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<PyEvents> {
+        guard(py, "Server.events", || {
+            let timeout = timeout_arg(py, timeout)?;
+            let events = self.handle(py)?.events().map_err(|e| to_py(py, &e))?;
+            Ok(PyEvents {
+                state: Mutex::new(EventsState::Ready(events)),
+                timeout,
+            })
         })
     }
 
     /// Whether the server has been started and has not stopped yet.
     #[getter]
     fn running(&self) -> bool {
-        lock(&self.handle)
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
+        self.started().is_some_and(|h| !h.is_finished())
     }
 
-    /// A live snapshot of every client so far.
-    fn clients(&self) -> Vec<PyClientInfo> {
-        lock(&self.handle).as_ref().map_or_else(Vec::new, |h| {
-            h.snapshot().iter().map(PyClientInfo::from).collect()
+    /// A live snapshot of every client so far (a tuple of ClientInfo; empty before start).
+    #[getter]
+    fn clients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Server.clients", || {
+            let snapshot = self.started().map(|h| h.snapshot()).unwrap_or_default();
+            let json = serde_json::to_string(&snapshot)
+                .map_err(|e| to_py(py, &Error::Internal(e.to_string())))?;
+            results(py)?.call_method1("_clients_from_json", (json,))
         })
     }
 
     /// The report so far (the final one after the server stopped).
-    fn report(&self, py: Python<'_>) -> PyResult<PyReport> {
-        Ok(PyReport {
-            inner: self.handle(py)?.report(),
+    fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Server.report", || {
+            let r = self.handle(py)?.report();
+            report_to_py(py, &r)
         })
     }
 
-    /// Blocks until the server stops by itself and returns the report.
+    /// Blocks (GIL released, Ctrl-C interrupts) until the server stops by itself and returns
+    /// its report. ``timeout``: None waits as long as it takes, 0 only checks, else seconds;
+    /// LoadmonTimeoutError (a TimeoutError) when it passes.
     #[pyo3(signature = (timeout=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyReport> {
-        let h = self.handle(py)?;
-        let inner = wait_interruptibly(
-            py,
-            timeout,
-            "the server is still running",
-            |slice| h.try_wait(Some(slice)),
-            |_| {},
-        )?;
-        Ok(PyReport { inner })
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Server.wait", || {
+            let timeout = timeout_arg(py, timeout)?;
+            let h = self.handle(py)?;
+            let r = self.wait_report(py, h, timeout)?;
+            report_to_py(py, &r)
+        })
     }
 
-    /// Stops the server (running clients become ABORTED) and returns the report.
-    fn stop(&self, py: Python<'_>) -> PyResult<PyReport> {
-        let h = self.handle(py)?;
-        h.control().stop();
-        self.wait(py, None)
+    /// ``await server.wait_async()``: as wait(), without blocking the event loop.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Server.wait_async", || {
+            timeout_arg(py, timeout)?;
+            py.import("loadmon._aio")?
+                .call_method1("wait", (slf, timeout))
+        })
     }
 
+    /// Stops the server (running clients become ABORTED), writes its report files and returns
+    /// the report; on a stopped server, returns the same report. StateError before start().
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Server.stop", || {
+            let h = self.handle(py)?;
+            h.control().stop();
+            let r = self.wait_report(py, h, None)?;
+            report_to_py(py, &r)
+        })
+    }
+
+    /// Starts the server (``with Server(...) as server:``).
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
         slf.get().start(slf.py())?;
         Ok(slf)
     }
 
+    /// Stops the server if it was started, whatever happened in the block.
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        if lock(&self.handle).is_some() {
+        if self.started().is_some() {
             self.stop(py)?;
         }
         Ok(false)
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Server(host={:?}, port={}, running={})",
-            self.config.host,
+            "Server(host={}, port={}, running={})",
+            py_repr(py, &self.config.host),
             self.port(),
-            self.running()
+            py_bool(self.running())
         )
     }
 }
 
-/// The iterator `Server.events()` returns.
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+enum EventsState {
+    Ready(Events),
+    InUse,
+    Closed,
+}
+
+/// The iterator ``Server.events()`` returns: each item is a dict (the JSON event), and it
+/// ends after the ``report`` event. A context manager; ``close()`` ends it early.
 #[pyclass(name = "Events", module = "loadmon._loadmon", frozen)]
 struct PyEvents {
-    events: Mutex<Option<Events>>,
-    timeout: Option<f64>,
+    state: Mutex<EventsState>,
+    timeout: Option<Duration>,
 }
 
 #[pymethods]
@@ -557,77 +859,205 @@ impl PyEvents {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        // Never wait for this lock with the GIL held: another thread may hold it while it
-        // waits (GIL released) for an event and then needs the GIL back.
-        let mut slot = match self.events.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                return Err(to_py(
-                    py,
-                    Error::Config(
-                        "this events iterator is already in use by another thread".into(),
-                    ),
-                ))
+        guard(py, "Events.__next__", || {
+            // Take the subscription out; no lock is held while waiting.
+            let mut events = {
+                let mut s = lock(&self.state);
+                match std::mem::replace(&mut *s, EventsState::InUse) {
+                    EventsState::Ready(e) => e,
+                    EventsState::Closed => {
+                        *s = EventsState::Closed;
+                        return Ok(None);
+                    }
+                    EventsState::InUse => {
+                        return Err(state_error(
+                            py,
+                            "this events iterator is in use by another thread",
+                        ))
+                    }
+                }
+            };
+            let state = &self.state;
+            let next = wait_interruptibly(
+                py,
+                self.timeout,
+                "no event",
+                |slice| {
+                    if matches!(*lock(state), EventsState::Closed) {
+                        return Some(Ok(None));
+                    }
+                    match events.next_timeout(Some(slice)) {
+                        EventPoll::Event(e) => Some(Ok(Some(e))),
+                        EventPoll::Ended => Some(Ok(None)),
+                        EventPoll::Timeout => None,
+                    }
+                },
+                |_| {},
+            );
+            let mut s = lock(&self.state);
+            let ended = matches!(next, Ok(Ok(None))) || matches!(*s, EventsState::Closed);
+            *s = if ended {
+                EventsState::Closed
+            } else {
+                EventsState::Ready(events)
+            };
+            drop(s);
+            match next?.map_err(|e| to_py(py, &e))? {
+                Some(e) if !ended => py
+                    .import("json")?
+                    .call_method1("loads", (e.to_json_line().trim_end(),))
+                    .map(Some),
+                _ => Ok(None),
             }
-        };
-        let Some(events) = slot.as_mut() else {
-            return Ok(None);
-        };
-        let next = wait_interruptibly(
-            py,
-            self.timeout,
-            "no event",
-            |slice| match events.next_timeout(Some(slice)) {
-                EventPoll::Event(e) => Some(Ok(Some(e))),
-                EventPoll::Ended => Some(Ok(None)),
-                EventPoll::Timeout => None,
-            },
-            |_| {},
-        )?;
-        match next {
-            Some(e) => json_to_py(py, e.to_json_line().trim_end()).map(Some),
-            None => {
-                *slot = None;
-                Ok(None)
+        })
+    }
+
+    /// Ends the iteration and drops the subscription (a waiting ``next()`` ends too).
+    fn close(&self) {
+        *lock(&self.state) = EventsState::Closed;
+    }
+
+    /// Returns the iterator (``with server.events() as events:``).
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Closes the iterator.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client runs (shared by TestClient and Client)
+// ---------------------------------------------------------------------------------------------
+
+enum RunState {
+    Idle,
+    /// `cancel` is set by a `cancel()` that came while the run was being started.
+    Starting {
+        cancel: bool,
+    },
+    Running(Arc<ClientHandle>),
+}
+
+/// A client's run, started at most once at a time; never locked across a wait.
+struct RunSlot(Mutex<RunState>);
+
+impl RunSlot {
+    fn new() -> Self {
+        RunSlot(Mutex::new(RunState::Idle))
+    }
+
+    /// Starts a run with `spawn` (called with the GIL released and no lock held).
+    fn start(
+        &self,
+        py: Python<'_>,
+        spawn: impl FnOnce() -> loadmon::Result<ClientHandle> + Send,
+    ) -> PyResult<Arc<ClientHandle>> {
+        {
+            let mut s = lock(&self.0);
+            match &*s {
+                RunState::Starting { .. } => {
+                    return Err(state_error(py, "this client is starting in another thread"))
+                }
+                RunState::Running(h) if !h.is_finished() => {
+                    return Err(state_error(
+                        py,
+                        "this client is already running: join() or cancel() it first",
+                    ))
+                }
+                _ => *s = RunState::Starting { cancel: false },
+            }
+        }
+        sync_log_level(py);
+        let spawned = py.detach(spawn);
+        let mut s = lock(&self.0);
+        let cancelled = matches!(*s, RunState::Starting { cancel: true });
+        match spawned {
+            Ok(h) => {
+                let h = Arc::new(h);
+                if cancelled {
+                    h.cancel();
+                }
+                register(Live::Client(Arc::downgrade(&h)));
+                *s = RunState::Running(h.clone());
+                Ok(h)
+            }
+            Err(e) => {
+                *s = RunState::Idle;
+                Err(to_py(py, &e))
+            }
+        }
+    }
+
+    fn handle(&self, py: Python<'_>) -> PyResult<Arc<ClientHandle>> {
+        match &*lock(&self.0) {
+            RunState::Running(h) => Ok(h.clone()),
+            RunState::Starting { .. } => Err(state_error(
+                py,
+                "the client is starting in another thread: wait for start() to return",
+            )),
+            RunState::Idle => Err(state_error(
+                py,
+                "the client is not started: call start() first",
+            )),
+        }
+    }
+
+    fn cancel(&self) {
+        let mut s = lock(&self.0);
+        match &mut *s {
+            RunState::Running(h) => h.cancel(),
+            RunState::Starting { cancel } => *cancel = true,
+            RunState::Idle => {}
+        }
+    }
+
+    fn running(&self) -> bool {
+        match &*lock(&self.0) {
+            RunState::Running(h) => !h.is_finished(),
+            RunState::Starting { .. } => true,
+            RunState::Idle => false,
+        }
+    }
+
+    /// Cancels a run still going and joins it, with the GIL released (a dropped client).
+    fn drop_run(&mut self) {
+        let state = std::mem::replace(
+            self.0.get_mut().unwrap_or_else(|p| p.into_inner()),
+            RunState::Idle,
+        );
+        if let RunState::Running(h) = state {
+            if !h.is_finished() {
+                Python::attach(|py| {
+                    py.detach(move || {
+                        h.cancel();
+                        drop(h);
+                    })
+                });
             }
         }
     }
 }
 
-/// Starts a client run in `slot` unless one is still running there.
-fn start_in(
-    py: Python<'_>,
-    slot: &Mutex<Option<Arc<ClientHandle>>>,
-    spawn: impl FnOnce() -> loadmon::Result<ClientHandle> + Send,
-) -> PyResult<Arc<ClientHandle>> {
-    let mut slot = lock(slot);
-    if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-        return Err(to_py(
-            py,
-            Error::Config("this client is already running".into()),
-        ));
-    }
-    let handle = Arc::new(py.detach(spawn).map_err(|e| to_py(py, e))?);
-    *slot = Some(handle.clone());
-    Ok(handle)
-}
+/// What the last `run_tests` raised, to re-raise from `run()`/`join()`.
+type Caught = Arc<Mutex<Option<Py<PyAny>>>>;
 
-/// Cancels the run in `slot`, if any.
-fn cancel_in(slot: &Mutex<Option<Arc<ClientHandle>>>) {
-    if let Some(h) = lock(slot).as_ref() {
-        h.cancel();
-    }
-}
-
-/// Runs a client handle to the end, interruptibly; Ctrl-C cancels it.
-fn run_handle(
-    py: Python<'_>,
+/// Waits for a client handle's result, interruptibly (Ctrl-C cancels the run), and converts
+/// it. A workload that raised: a BaseException that is not an Exception (SystemExit,
+/// KeyboardInterrupt) is raised as itself; an Exception becomes WorkloadError with the
+/// original (and its traceback) as `__cause__`.
+fn join_handle<'py>(
+    py: Python<'py>,
     h: Arc<ClientHandle>,
-    timeout: Option<f64>,
-) -> PyResult<PyClientResult> {
+    timeout: Option<Duration>,
+    caught: Option<&Caught>,
+) -> PyResult<Bound<'py, PyAny>> {
     let h2 = h.clone();
-    wait_interruptibly(
+    let r = wait_interruptibly(
         py,
         timeout,
         "the client is still running",
@@ -638,43 +1068,58 @@ fn run_handle(
                 let _ = h2.join(Some(Duration::from_secs(10)));
             });
         },
-    )
-    .map(PyClientResult::from)
-}
-
-fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
-    if let Ok(n) = v.extract::<usize>() {
-        if n == 0 {
-            return Err(config_error(
-                py,
-                "keep_files must be at least 1 (or \"all\")".into(),
-            ));
+    )?;
+    match r {
+        Ok(result) => result_to_py(py, &result),
+        Err(e) => {
+            let original = match (e.kind(), caught) {
+                // Taken, not copied: the exception's traceback refers back to the slot, a
+                // cycle the garbage collector cannot see through Rust.
+                (ErrorKind::Workload, Some(c)) => lock(c).take(),
+                _ => None,
+            };
+            match original {
+                Some(o) if !o.bind(py).is_instance_of::<PyException>() => {
+                    Err(PyErr::from_value(o.into_bound(py)))
+                }
+                Some(o) => {
+                    let err = to_py(py, &e);
+                    err.set_cause(py, Some(PyErr::from_value(o.into_bound(py))));
+                    Err(err)
+                }
+                None => Err(to_py(py, &e)),
+            }
         }
-        return Ok(KeepFiles::Last(n));
-    }
-    match v.extract::<String>() {
-        Ok(s) => s.parse().map_err(|e| to_py(py, e)),
-        Err(_) => Err(config_error(
-            py,
-            format!("keep_files must be a positive int or \"all\", not {v}"),
-        )),
     }
 }
 
-/// The file-writing test client.
+// ---------------------------------------------------------------------------------------------
+// TestClient
+// ---------------------------------------------------------------------------------------------
+
+/// The file-writing test client (the seed's ``client.py``): connects to a server, writes
+/// files of ``file_size`` MB in chunks of ``chunk_size`` MB for ``run_time`` seconds, keeps
+/// the last ``keep_files`` (an int, or "all"), and sends heartbeats and stats meanwhile.
+///
+/// The constructor applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a
+/// timed probe showing at least 2 files fit in the run time) and raises ConfigError (a
+/// ValueError) for any invalid or out-of-range argument. ``run()`` blocks (GIL released) and
+/// returns a ClientResult; ``start()`` runs it in the background, ``join()`` waits for it,
+/// ``cancel()`` stops it. A running client that is dropped is cancelled and joined (within a
+/// second). ``None`` for any argument means the core's default, which the signature shows.
 #[pyclass(name = "TestClient", module = "loadmon._loadmon", frozen)]
 struct PyTestClient {
     client: ClientConfig,
     writer: FileWriterConfig,
     validated: Mutex<Option<FileWriter>>,
-    handle: Mutex<Option<Arc<ClientHandle>>>,
+    run: RunSlot,
 }
 
 impl PyTestClient {
     fn spawn(&self, py: Python<'_>) -> PyResult<Arc<ClientHandle>> {
         let validated = lock(&self.validated).take();
         let (client, writer) = (self.client.clone(), self.writer.clone());
-        start_in(py, &self.handle, move || {
+        self.run.start(py, move || {
             let w = match validated {
                 Some(w) => w,
                 None => FileWriter::new(writer)?,
@@ -684,90 +1129,184 @@ impl PyTestClient {
     }
 }
 
+impl Drop for PyTestClient {
+    fn drop(&mut self) {
+        self.run.drop_run();
+    }
+}
+
+/// The ClientConfig of `host`, `port`, periods, token and log_dir, with the core's defaults.
+#[allow(clippy::too_many_arguments)]
+fn client_config(
+    py: Python<'_>,
+    host: Option<String>,
+    port: Option<&Bound<'_, PyAny>>,
+    heartbeat_period: Option<&Bound<'_, PyAny>>,
+    stats_period: Option<&Bound<'_, PyAny>>,
+    connect_timeout: Option<&Bound<'_, PyAny>>,
+    token: Option<String>,
+    log_dir: Option<&Bound<'_, PyAny>>,
+) -> PyResult<ClientConfig> {
+    let d = ClientConfig::default();
+    let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
+        Some(v) => secs_arg(py, name, v, zero),
+        None => Ok(default),
+    };
+    let config = ClientConfig {
+        host: host.unwrap_or(d.host.clone()),
+        port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
+        heartbeat_period: secs(
+            "heartbeat_period",
+            heartbeat_period,
+            Zero::Rejected,
+            d.heartbeat_period,
+        )?,
+        stats_period: secs("stats_period", stats_period, Zero::Rejected, d.stats_period)?,
+        connect_timeout: secs(
+            "connect_timeout",
+            connect_timeout,
+            Zero::Allowed,
+            d.connect_timeout,
+        )?,
+        token,
+        log_dir: path_arg(log_dir)?,
+        ..d
+    };
+    config.validate().map_err(|e| to_py(py, &e))?;
+    Ok(config)
+}
+
 #[pymethods]
 impl PyTestClient {
     #[new]
-    #[pyo3(signature = (host="127.0.0.1".to_string(), port=1234, run_time=15.0, chunk_size=10,
-        file_size=50, out_dir=PathBuf::from("client_files"), sync="none".to_string(), keep_files=None,
-        min_chunk_size=10, heartbeat_period=5.0, stats_period=10.0, connect_timeout=5.0, token=None,
-        log_dir=None))]
+    #[pyo3(signature = (host=None, port=None, run_time=None, chunk_size=None, file_size=None,
+        out_dir=None, sync=None, keep_files=None, min_chunk_size=None, heartbeat_period=None,
+        stats_period=None, connect_timeout=None, token=None, log_dir=None),
+        text_signature = "(host='127.0.0.1', port=1234, run_time=15.0, chunk_size=10, \
+            file_size=50, out_dir='client_files', sync='none', keep_files=2, min_chunk_size=10, \
+            heartbeat_period=5.0, stats_period=10.0, connect_timeout=5.0, token=None, \
+            log_dir=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        host: String,
-        port: u16,
-        run_time: f64,
-        chunk_size: u64,
-        file_size: u64,
-        out_dir: PathBuf,
-        sync: String,
+        host: Option<String>,
+        port: Option<&Bound<'_, PyAny>>,
+        run_time: Option<&Bound<'_, PyAny>>,
+        chunk_size: Option<&Bound<'_, PyAny>>,
+        file_size: Option<&Bound<'_, PyAny>>,
+        out_dir: Option<&Bound<'_, PyAny>>,
+        sync: Option<String>,
         keep_files: Option<&Bound<'_, PyAny>>,
-        min_chunk_size: u64,
-        heartbeat_period: f64,
-        stats_period: f64,
-        connect_timeout: f64,
+        min_chunk_size: Option<&Bound<'_, PyAny>>,
+        heartbeat_period: Option<&Bound<'_, PyAny>>,
+        stats_period: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
         token: Option<String>,
-        log_dir: Option<PathBuf>,
+        log_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let client = ClientConfig {
-            host,
-            port,
-            heartbeat_period: seconds(py, "heartbeat_period", heartbeat_period)?,
-            stats_period: seconds(py, "stats_period", stats_period)?,
-            connect_timeout: seconds(py, "connect_timeout", connect_timeout)?,
-            token,
-            log_dir,
-            ..Default::default()
-        };
-        client.validate().map_err(|e| to_py(py, e))?;
-        let writer = FileWriterConfig {
-            run_time_s: run_time,
-            chunk_size_mb: chunk_size,
-            file_size_mb: file_size,
-            min_chunk_size_mb: min_chunk_size,
-            out_dir,
-            sync: sync.parse::<SyncMode>().map_err(|e| to_py(py, e))?,
-            keep_files: match keep_files {
-                Some(v) => keep_files_arg(py, v)?,
-                None => KeepFiles::default(),
-            },
-        };
-        let w = writer.clone();
-        let validated = py.detach(|| FileWriter::new(w)).map_err(|e| to_py(py, e))?;
-        Ok(PyTestClient {
-            client,
-            writer,
-            validated: Mutex::new(Some(validated)),
-            handle: Mutex::new(None),
+        guard(py, "TestClient()", || {
+            let client = client_config(
+                py,
+                host,
+                port,
+                heartbeat_period,
+                stats_period,
+                connect_timeout,
+                token,
+                log_dir,
+            )?;
+            let d = FileWriterConfig::default();
+            let writer = FileWriterConfig {
+                run_time_s: run_time.map(float_arg).transpose()?.unwrap_or(d.run_time_s),
+                chunk_size_mb: opt_int_arg(py, "chunk_size", chunk_size)?
+                    .unwrap_or(d.chunk_size_mb),
+                file_size_mb: opt_int_arg(py, "file_size", file_size)?.unwrap_or(d.file_size_mb),
+                min_chunk_size_mb: opt_int_arg(py, "min_chunk_size", min_chunk_size)?
+                    .unwrap_or(d.min_chunk_size_mb),
+                out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
+                sync: match sync {
+                    Some(s) => s.parse::<SyncMode>().map_err(|e| to_py(py, &e))?,
+                    None => d.sync,
+                },
+                keep_files: match keep_files {
+                    Some(v) => keep_files_arg(py, v)?,
+                    None => d.keep_files,
+                },
+            };
+            let w = writer.clone();
+            let validated = py
+                .detach(|| FileWriter::new(w))
+                .map_err(|e| to_py(py, &e))?;
+            Ok(PyTestClient {
+                client,
+                writer,
+                validated: Mutex::new(Some(validated)),
+                run: RunSlot::new(),
+            })
         })
     }
 
-    /// Connects, writes files for the run time, returns the result (GIL released).
-    fn run(&self, py: Python<'_>) -> PyResult<PyClientResult> {
-        let h = self.spawn(py)?;
-        run_handle(py, h, None)
+    /// Connects, writes files for the run time, returns the ClientResult (GIL released;
+    /// Ctrl-C cancels the run and raises KeyboardInterrupt).
+    fn run<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "TestClient.run", || {
+            let h = self.spawn(py)?;
+            join_handle(py, h, None, None)
+        })
     }
 
-    /// Starts the run in the background; `join()` waits for its result.
+    /// ``await client.run_async()``: as run(), without blocking the event loop (cancelling
+    /// the task cancels the run).
+    fn run_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "TestClient.run_async", || {
+            py.import("loadmon._aio")?.call_method1("run", (slf,))
+        })
+    }
+
+    /// Starts the run in the background; ``join()`` waits for its result. StateError if it
+    /// is already running.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        self.spawn(py).map(|_| ())
+        guard(py, "TestClient.start", || self.spawn(py).map(|_| ()))
     }
 
-    /// Waits for the result of `start()`.
+    /// Waits (GIL released) for the result of ``start()``. ``timeout``: None waits as long as
+    /// it takes, 0 only checks, else seconds (LoadmonTimeoutError). StateError before start().
     #[pyo3(signature = (timeout=None))]
-    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyClientResult> {
-        let h = lock(&self.handle).clone().ok_or_else(|| {
-            to_py(
-                py,
-                Error::Config("the client is not started: call start() first".into()),
-            )
-        })?;
-        run_handle(py, h, timeout)
+    fn join<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "TestClient.join", || {
+            let timeout = timeout_arg(py, timeout)?;
+            let h = self.run.handle(py)?;
+            join_handle(py, h, timeout, None)
+        })
     }
 
-    /// Asks a running client to stop (its join() then raises InterruptedError).
+    /// Asks a running client to stop (its ``join()`` then raises LoadmonInterruptedError);
+    /// returns at once. Nothing happens if it is not running.
     fn cancel(&self) {
-        cancel_in(&self.handle);
+        self.run.cancel();
+    }
+
+    /// Whether a run is going on (started and not finished).
+    #[getter]
+    fn running(&self) -> bool {
+        self.run.running()
+    }
+
+    /// The server's host.
+    #[getter]
+    fn host(&self) -> &str {
+        &self.client.host
+    }
+
+    /// The server's port.
+    #[getter]
+    fn port(&self) -> u16 {
+        self.client.port
     }
 
     /// Run time, seconds.
@@ -788,6 +1327,12 @@ impl PyTestClient {
         self.writer.file_size_mb
     }
 
+    /// The smallest chunk size accepted, MB.
+    #[getter]
+    fn min_chunk_size(&self) -> u64 {
+        self.writer.min_chunk_size_mb
+    }
+
     /// Directory of the data files.
     #[getter]
     fn out_dir(&self) -> PathBuf {
@@ -800,25 +1345,50 @@ impl PyTestClient {
         self.writer.sync.to_string()
     }
 
-    /// Finished files kept: a number or "all".
+    /// Finished files kept: an int, or "all".
     #[getter]
-    fn keep_files(&self) -> String {
-        self.writer.keep_files.to_string()
+    fn keep_files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        keep_files_to_py(py, self.writer.keep_files)
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "TestClient(host={:?}, port={}, run_time={}, chunk_size={}, file_size={})",
-            self.client.host,
+            "TestClient(host={}, port={}, run_time={:?}, chunk_size={}, file_size={}, running={})",
+            py_repr(py, &self.client.host),
             self.client.port,
             self.writer.run_time_s,
             self.writer.chunk_size_mb,
-            self.writer.file_size_mb
+            self.writer.file_size_mb,
+            py_bool(self.run.running())
         )
     }
 }
 
-/// What `Client.run_tests` gets: the client id, reporting, and whether to stop.
+/// `keep_files`: a positive int, or "all" (the core's `KeepFiles` rules).
+fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
+    if let Ok(s) = v.extract::<String>() {
+        return s.parse().map_err(|e| to_py(py, &e));
+    }
+    match v.extract::<i128>() {
+        Ok(n) => KeepFiles::last(n).map_err(|e| to_py(py, &e)),
+        // Beyond i128: the core's error for the nearest value it can name.
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+            let n = if v.lt(0)? { i128::MIN } else { i128::MAX };
+            KeepFiles::last(n).map_err(|e| to_py(py, &e))
+        }
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "keep_files must be an int or \"all\", not {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Context and the generic Client
+// ---------------------------------------------------------------------------------------------
+
+/// What ``Client.run_tests`` gets: the client id, the run's clock, and reporting. It is dead
+/// once the run is over: ``stopped`` is then True and every report raises StateError.
 #[pyclass(name = "Context", module = "loadmon._loadmon", frozen)]
 struct PyContext {
     inner: Context,
@@ -832,10 +1402,16 @@ impl PyContext {
         self.inner.client_id()
     }
 
-    /// True once the run should end (run time over, server gone, or cancelled).
+    /// True once the run should end: run time over, server gone, cancelled, or the run over.
     #[getter]
     fn stopped(&self) -> bool {
         self.inner.time_is_up()
+    }
+
+    /// True once the run is over (``run_tests`` returned, or the client gave up).
+    #[getter]
+    fn finished(&self) -> bool {
+        self.inner.is_finished()
     }
 
     /// Seconds left of the run time, or None if the client has none.
@@ -850,25 +1426,34 @@ impl PyContext {
         self.inner.elapsed().as_secs_f64()
     }
 
-    /// Reports one completed file (`file_roll`).
+    /// Reports one completed file (``file_roll``). StateError after the run.
     fn file_rollover(&self, py: Python<'_>) -> PyResult<()> {
-        self.inner.file_rollover().map_err(|e| to_py(py, e))
+        guard(py, "Context.file_rollover", || {
+            self.inner.file_rollover().map_err(|e| to_py(py, &e))
+        })
     }
 
-    /// Records one write of `n_bytes` that took `seconds`.
-    fn record_write(&self, py: Python<'_>, n_bytes: u64, seconds: f64) -> PyResult<()> {
-        let d = Duration::try_from_secs_f64(seconds)
-            .map_err(|_| config_error(py, format!("seconds must be >= 0, not {seconds}")))?;
-        self.inner
-            .record_write(n_bytes, d)
-            .map_err(|e| to_py(py, e))
+    /// Records one write of ``n_bytes`` that took ``seconds``. StateError after the run.
+    fn record_write(
+        &self,
+        py: Python<'_>,
+        n_bytes: &Bound<'_, PyAny>,
+        seconds: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        guard(py, "Context.record_write", || {
+            let n = int_arg::<u64>(py, "n_bytes", n_bytes)?;
+            let d = secs_arg(py, "seconds", seconds, Zero::Allowed)?;
+            self.inner.record_write(n, d).map_err(|e| to_py(py, &e))
+        })
     }
 
-    /// Sends `send_stats:<cpu_pct>:<mem_pct>`.
+    /// Sends ``send_stats:<cpu_pct>:<mem_pct>``. StateError after the run.
     fn send_stats(&self, py: Python<'_>, cpu_pct: f64, mem_pct: f64) -> PyResult<()> {
-        self.inner
-            .send_stats(cpu_pct, mem_pct)
-            .map_err(|e| to_py(py, e))
+        guard(py, "Context.send_stats", || {
+            self.inner
+                .send_stats(cpu_pct, mem_pct)
+                .map_err(|e| to_py(py, &e))
+        })
     }
 
     /// Files reported so far.
@@ -882,13 +1467,55 @@ impl PyContext {
     fn bytes_written(&self) -> u64 {
         self.inner.bytes_written()
     }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Context(client_id={}, stopped={}, files_written={})",
+            self.inner.client_id(),
+            py_bool(self.inner.time_is_up()),
+            self.inner.files_written()
+        )
+    }
 }
 
-/// A Python object's `run_tests(ctx)` as a core workload.
+/// How a `run_tests` call ended: `None` while it runs, then `Some(None)` if it returned,
+/// `Some(Some(text))` if it raised (`"RuntimeError: message"`).
+struct RunEnd {
+    end: Mutex<Option<Option<String>>>,
+    ready: Condvar,
+}
+
+/// Handed to `loadmon._workload.start`: its thread calls `finish` when `run_tests` ends.
+#[pyclass(name = "_RunEnd", module = "loadmon._loadmon", frozen)]
+struct PyRunEnd {
+    end: Arc<RunEnd>,
+    caught: Caught,
+}
+
+#[pymethods]
+impl PyRunEnd {
+    /// Records how `run_tests` ended: `exc` is what it raised (None if it returned) and
+    /// `text` its description.
+    #[pyo3(signature = (exc=None, text=None))]
+    fn finish(&self, exc: Option<Py<PyAny>>, text: Option<String>) {
+        let failed = exc.is_some();
+        *lock(&self.caught) = exc;
+        *lock(&self.end.end) = Some(failed.then(|| text.unwrap_or_default()));
+        self.end.ready.notify_all();
+    }
+}
+
+/// A Python object's `run_tests(ctx)` as a core workload. The call runs on a Python daemon
+/// thread (`loadmon._workload`), started with the GIL taken briefly; the client's own thread
+/// then waits for its end without the GIL. A coroutine `run_tests` returns (`async def`) runs
+/// to its end in an event loop of its own (`asyncio.run`). At interpreter exit a `run_tests`
+/// that ignores `ctx.stopped` is ended with the other daemon threads, and no Rust frame is on
+/// its stack when that happens.
 struct PyWorkload {
     obj: Py<PyAny>,
     run_time: Option<Duration>,
     file_stats: Option<(u64, u64)>,
+    caught: Caught,
 }
 
 impl Workload for PyWorkload {
@@ -901,18 +1528,34 @@ impl Workload for PyWorkload {
     }
 
     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
-        Python::attach(|py| {
-            let call = Py::new(py, PyContext { inner: ctx.clone() })
-                .and_then(|c| self.obj.call_method1(py, "run_tests", (c,)));
-            call.map(|_| ()).map_err(|e| {
-                let kind = e
-                    .get_type(py)
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| "Exception".into());
-                Error::Workload(format!("{kind}: {}", e.value(py)))
-            })
+        let end = Arc::new(RunEnd {
+            end: Mutex::new(None),
+            ready: Condvar::new(),
+        });
+        Python::attach(|py| -> PyResult<()> {
+            let c = Py::new(py, PyContext { inner: ctx.clone() })?;
+            let e = Py::new(
+                py,
+                PyRunEnd {
+                    end: end.clone(),
+                    caught: self.caught.clone(),
+                },
+            )?;
+            py.import("loadmon._workload")?
+                .call_method1("start", (self.obj.clone_ref(py), c, e))?;
+            Ok(())
         })
+        .map_err(|e| Error::Workload(format!("cannot start run_tests: {e}")))?;
+        let mut g = lock(&end.end);
+        loop {
+            if let Some(outcome) = g.take() {
+                return match outcome {
+                    None => Ok(()),
+                    Some(text) => Err(Error::Workload(text)),
+                };
+            }
+            g = end.ready.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -923,18 +1566,54 @@ struct ClientSettings {
     file_stats: Option<(u64, u64)>,
 }
 
-/// The generic client, to subclass: implement `run_tests(self, ctx)`.
+/// The generic client (the seed's "extend the generic client"): subclass it and implement
+/// ``run_tests(self, ctx)``, plain or ``async def``. ``run()`` connects, gets an id, calls
+/// ``run_tests(ctx)`` after the server's ``run_tests`` (on a thread of its own, while Rust
+/// sends heartbeats and stats), and sends ``done`` when it returns. If it raises an Exception,
+/// the server gets an error report (FAILED) and ``run()`` raises WorkloadError with that
+/// exception as ``__cause__``; SystemExit and KeyboardInterrupt are raised as themselves.
+///
+/// ``run_time`` (seconds) makes ``ctx.stopped`` true when it is over; ``chunk_size`` and
+/// ``file_size`` (MB, both or neither) are announced to the server with ``file_stats``.
+/// ``None`` for any argument means the core's default, which the signature shows.
 #[pyclass(name = "Client", module = "loadmon._loadmon", subclass, frozen)]
 struct PyClient {
     settings: Mutex<ClientSettings>,
-    handle: Mutex<Option<Arc<ClientHandle>>>,
+    run: RunSlot,
+    caught: Caught,
+}
+
+impl Drop for PyClient {
+    fn drop(&mut self) {
+        self.run.drop_run();
+    }
+}
+
+impl PyClient {
+    fn spawn(slf: &Bound<'_, Self>) -> PyResult<Arc<ClientHandle>> {
+        let py = slf.py();
+        let this = slf.get();
+        let s = lock(&this.settings).clone();
+        *lock(&this.caught) = None;
+        let workload = PyWorkload {
+            obj: slf.clone().into_any().unbind(),
+            run_time: s.run_time,
+            file_stats: s.file_stats,
+            caught: this.caught.clone(),
+        };
+        this.run
+            .start(py, move || ClientHandle::spawn(s.config, workload))
+    }
 }
 
 #[pymethods]
 impl PyClient {
-    /// Accepts any arguments so that subclasses can have their own `__init__`.
+    /// Accepts any arguments so that subclasses can have their own ``__init__``.
     #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
+    #[pyo3(signature = (*_args, **_kwargs),
+        text_signature = "(host='127.0.0.1', port=1234, heartbeat_period=5.0, \
+            stats_period=10.0, run_time=None, chunk_size=None, file_size=None, \
+            connect_timeout=5.0, token=None, log_dir=None)")]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         PyClient {
             settings: Mutex::new(ClientSettings {
@@ -942,132 +1621,181 @@ impl PyClient {
                 run_time: None,
                 file_stats: None,
             }),
-            handle: Mutex::new(None),
+            run: RunSlot::new(),
+            caught: Arc::new(Mutex::new(None)),
         }
     }
 
-    #[pyo3(signature = (host="127.0.0.1".to_string(), port=1234, heartbeat_period=5.0,
-        stats_period=10.0, run_time=None, chunk_size=None, file_size=None, connect_timeout=5.0,
-        token=None, log_dir=None))]
+    /// Settings of the client (see the class). ConfigError for an invalid value.
+    #[pyo3(signature = (host=None, port=None, heartbeat_period=None, stats_period=None,
+        run_time=None, chunk_size=None, file_size=None, connect_timeout=None, token=None,
+        log_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn __init__(
         &self,
         py: Python<'_>,
-        host: String,
-        port: u16,
-        heartbeat_period: f64,
-        stats_period: f64,
-        run_time: Option<f64>,
-        chunk_size: Option<u64>,
-        file_size: Option<u64>,
-        connect_timeout: f64,
+        host: Option<String>,
+        port: Option<&Bound<'_, PyAny>>,
+        heartbeat_period: Option<&Bound<'_, PyAny>>,
+        stats_period: Option<&Bound<'_, PyAny>>,
+        run_time: Option<&Bound<'_, PyAny>>,
+        chunk_size: Option<&Bound<'_, PyAny>>,
+        file_size: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
         token: Option<String>,
-        log_dir: Option<PathBuf>,
+        log_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let config = ClientConfig {
-            host,
-            port,
-            heartbeat_period: seconds(py, "heartbeat_period", heartbeat_period)?,
-            stats_period: seconds(py, "stats_period", stats_period)?,
-            connect_timeout: seconds(py, "connect_timeout", connect_timeout)?,
-            token,
-            log_dir,
-            ..Default::default()
-        };
-        config.validate().map_err(|e| to_py(py, e))?;
-        let file_stats = match (chunk_size, file_size) {
-            (Some(c), Some(f)) => Some((c, f)),
-            (None, None) => None,
-            _ => {
-                return Err(config_error(
-                    py,
-                    "chunk_size and file_size go together (both or neither)".into(),
-                ))
-            }
-        };
-        *lock(&self.settings) = ClientSettings {
-            config,
-            run_time: run_time.map(|s| seconds(py, "run_time", s)).transpose()?,
-            file_stats,
-        };
-        Ok(())
+        guard(py, "Client.__init__", || {
+            let config = client_config(
+                py,
+                host,
+                port,
+                heartbeat_period,
+                stats_period,
+                connect_timeout,
+                token,
+                log_dir,
+            )?;
+            let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
+            let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
+            let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
+            let run_time = run_time
+                .map(|v| secs_arg(py, "run_time", v, Zero::Rejected))
+                .transpose()?;
+            *lock(&self.settings) = ClientSettings {
+                config,
+                run_time,
+                file_stats,
+            };
+            Ok(())
+        })
     }
 
-    /// Override this: the test to run once the server says `run_tests`.
-    fn run_tests(&self, _ctx: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Override this: the test to run once the server says ``run_tests`` (a plain method or
+    /// an ``async def``). Loop until ``ctx.stopped``; report with ``ctx.file_rollover()``,
+    /// ``ctx.record_write()``, ``ctx.send_stats()``.
+    fn run_tests(&self, ctx: &Bound<'_, PyAny>) -> PyResult<()> {
+        let _ = ctx;
         Err(pyo3::exceptions::PyNotImplementedError::new_err(
             "subclasses of loadmon.Client must implement run_tests(self, ctx)",
         ))
     }
 
-    /// Connects, calls `run_tests(ctx)` after `run_tests` from the server, sends `done`.
-    fn run(slf: &Bound<'_, Self>) -> PyResult<PyClientResult> {
+    /// Connects, calls ``run_tests(ctx)`` after the server's ``run_tests``, sends ``done``,
+    /// returns the ClientResult (GIL released while waiting; Ctrl-C cancels the run).
+    fn run<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let this = slf.get();
-        let s = lock(&this.settings).clone();
-        let workload = PyWorkload {
-            obj: slf.clone().into_any().unbind(),
-            run_time: s.run_time,
-            file_stats: s.file_stats,
-        };
-        let h = start_in(py, &this.handle, move || {
-            ClientHandle::spawn(s.config, workload)
-        })?;
-        run_handle(py, h, None)
+        guard(py, "Client.run", || {
+            let h = Self::spawn(slf)?;
+            join_handle(py, h, None, Some(&slf.get().caught))
+        })
     }
 
-    /// Asks a running client to stop.
+    /// ``await client.run_async()``: as run(), without blocking the event loop (cancelling
+    /// the task cancels the run).
+    fn run_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Client.run_async", || {
+            py.import("loadmon._aio")?.call_method1("run", (slf,))
+        })
+    }
+
+    /// Starts the run in the background; ``join()`` waits for its result. StateError if it
+    /// is already running.
+    fn start(slf: &Bound<'_, Self>) -> PyResult<()> {
+        guard(slf.py(), "Client.start", || Self::spawn(slf).map(|_| ()))
+    }
+
+    /// Waits (GIL released) for the result of ``start()``. ``timeout``: None waits as long as
+    /// it takes, 0 only checks, else seconds (LoadmonTimeoutError). StateError before start().
+    #[pyo3(signature = (timeout=None))]
+    fn join<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Client.join", || {
+            let timeout = timeout_arg(py, timeout)?;
+            let h = self.run.handle(py)?;
+            join_handle(py, h, timeout, Some(&self.caught))
+        })
+    }
+
+    /// Asks a running client to stop: ``ctx.stopped`` becomes True, and ``join()`` raises
+    /// LoadmonInterruptedError. Returns at once.
     fn cancel(&self) {
-        cancel_in(&self.handle);
+        self.run.cancel();
     }
 
-    /// The server host.
+    /// Whether a run is going on (started and not finished).
+    #[getter]
+    fn running(&self) -> bool {
+        self.run.running()
+    }
+
+    /// The server's host.
     #[getter]
     fn host(&self) -> String {
         lock(&self.settings).config.host.clone()
     }
 
-    /// The server port.
+    /// The server's port.
     #[getter]
     fn port(&self) -> u16 {
         lock(&self.settings).config.port
     }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let this = slf.get();
+        let (host, port) = {
+            let s = lock(&this.settings);
+            (s.config.host.clone(), s.config.port)
+        };
+        Ok(format!(
+            "{}(host={}, port={}, running={})",
+            slf.get_type().name()?,
+            py_repr(py, &host),
+            port,
+            py_bool(this.run.running())
+        ))
+    }
 }
 
 /// Tells the server that a client cannot run (it failed validation, say): the client gets an
-/// id and the report lists it as FAILED with `reason`. Returns the id.
+/// id and the report lists it as FAILED with ``reason``. Returns the id.
 #[pyfunction]
-#[pyo3(signature = (reason, host="127.0.0.1".to_string(), port=1234, chunk_size=None,
-    file_size=None, connect_timeout=5.0, token=None))]
+#[pyo3(signature = (reason, host=None, port=None, chunk_size=None, file_size=None,
+    connect_timeout=None, token=None),
+    text_signature = "(reason, host='127.0.0.1', port=1234, chunk_size=None, file_size=None, \
+        connect_timeout=5.0, token=None)")]
 #[allow(clippy::too_many_arguments)]
 fn report_failure(
     py: Python<'_>,
     reason: String,
-    host: String,
-    port: u16,
-    chunk_size: Option<u64>,
-    file_size: Option<u64>,
-    connect_timeout: f64,
+    host: Option<String>,
+    port: Option<&Bound<'_, PyAny>>,
+    chunk_size: Option<&Bound<'_, PyAny>>,
+    file_size: Option<&Bound<'_, PyAny>>,
+    connect_timeout: Option<&Bound<'_, PyAny>>,
     token: Option<String>,
 ) -> PyResult<u32> {
-    let config = ClientConfig {
-        host,
-        port,
-        connect_timeout: seconds(py, "connect_timeout", connect_timeout)?,
-        token,
-        ..Default::default()
-    };
-    let file_stats = chunk_size.zip(file_size);
-    py.detach(|| loadmon::blocking::report_failure(config, file_stats, &reason))
-        .map_err(|e| to_py(py, e))
+    guard(py, "report_failure", || {
+        let config = client_config(py, host, port, None, None, connect_timeout, token, None)?;
+        let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
+        let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
+        let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
+        py.detach(|| loadmon::blocking::report_failure(config, file_stats, &reason))
+            .map_err(|e| to_py(py, &e))
+    })
 }
 
 /// The native module behind `import loadmon`.
 #[pymodule]
 fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Rust log records → Python logging, logger "loadmon" (and its children). Levels are not
-    // cached, so logging configuration done after import (basicConfig, caplog) takes effect.
-    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?.install();
+    // Warnings reach the queue from the start; loadmon._logging sets the level the loggers
+    // want as soon as it is imported.
+    set_log_sink(Some((LogLevel::Warn, Arc::new(log_sink) as LogSink)));
     m.add("__version__", loadmon::VERSION)?;
     let (major, minor) = loadmon::protocol::PROTOCOL_VERSION;
     m.add("PROTOCOL_VERSION", format!("{major}.{minor}"))?;
@@ -1075,10 +1803,16 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTestClient>()?;
     m.add_class::<PyClient>()?;
     m.add_class::<PyContext>()?;
-    m.add_class::<PyReport>()?;
     m.add_class::<PyEvents>()?;
-    m.add_class::<PyClientInfo>()?;
-    m.add_class::<PyClientResult>()?;
+    m.add_class::<PyRunEnd>()?;
     m.add_function(wrap_pyfunction!(report_failure, m)?)?;
+    m.add_function(wrap_pyfunction!(defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(_render_report, m)?)?;
+    m.add_function(wrap_pyfunction!(_log_next, m)?)?;
+    m.add_function(wrap_pyfunction!(_log_wake, m)?)?;
+    m.add_function(wrap_pyfunction!(_log_wait, m)?)?;
+    m.add_function(wrap_pyfunction!(_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(_test_panic, m)?)?;
     Ok(())
 }

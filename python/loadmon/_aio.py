@@ -1,0 +1,49 @@
+"""A thin asyncio face: the blocking calls, polled without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from loadmon.errors import LoadmonTimeoutError
+
+if TYPE_CHECKING:
+    from loadmon._results import ClientResult, Report
+
+# How often a coroutine checks whether the engine is done.
+POLL_S = 0.02
+
+
+class _Waitable(Protocol):
+    def wait(self, timeout: float | None = None) -> Report: ...
+
+
+class _Joinable(Protocol):
+    def start(self) -> None: ...
+    def join(self, timeout: float | None = None) -> ClientResult: ...
+    def cancel(self) -> None: ...
+
+
+async def wait(server: _Waitable, timeout: float | None) -> Report:
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        try:
+            return server.wait(timeout=0)
+        except LoadmonTimeoutError:
+            if deadline is not None and loop.time() >= deadline:
+                raise
+        await asyncio.sleep(POLL_S)
+
+
+async def run(client: _Joinable) -> ClientResult:
+    client.start()
+    try:
+        while True:
+            try:
+                return client.join(timeout=0)
+            except LoadmonTimeoutError:
+                await asyncio.sleep(POLL_S)
+    except asyncio.CancelledError:
+        client.cancel()
+        raise

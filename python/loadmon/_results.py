@@ -1,0 +1,204 @@
+"""Result objects: plain, frozen, comparable (``==``) and picklable values.
+
+The engine hands them over as its JSON; these classes only convert types (statuses to
+:class:`Status`, RFC 3339 times to :class:`~datetime.datetime`). ``to_dict()`` gives back the
+engine's JSON structure unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json as _json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from loadmon import _loadmon
+
+__all__ = ["Status", "ClientInfo", "ClientResult", "Report"]
+
+
+class Status(enum.StrEnum):
+    """A client's test status. A ``str``: ``status == "PASS"`` holds for ``Status.PASS``."""
+
+    NOT_STARTED = "NOT STARTED"
+    """Connected, has not sent ``start``."""
+    RUNNING = "RUNNING"
+    """Sent ``start``, not yet ``done``."""
+    PASS = "PASS"
+    """Sent ``done``."""
+    ABORTED = "ABORTED"
+    """The connection closed (or the server stopped) before ``done``."""
+    TIMED_OUT = "TIMED OUT"
+    """No heartbeat within the heartbeat timeout."""
+    FAILED = "FAILED"
+    """The client reported an error."""
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the client's run is over (PASS, ABORTED, TIMED OUT, FAILED)."""
+        return self not in (Status.NOT_STARTED, Status.RUNNING)
+
+
+def _time(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """One client as the report or a live snapshot shows it (the JSON report's fields)."""
+
+    id: int
+    status: Status
+    time_ran_s: float
+    cpu_avg_pct: float
+    mem_avg_pct: float
+    files_written: int
+    file_size_mb: int
+    chunk_size_mb: int
+    heartbeats: int
+    stats_reports: int
+    bytes_written: int
+    throughput_mb_s: float
+    reason: str | None = None
+    peer: str | None = None
+    protocol_version: str | None = None
+    start_time: datetime | None = None
+    """When it sent ``start`` (local time, with its UTC offset)."""
+    end_time: datetime | None = None
+    """When its run ended (local time, with its UTC offset)."""
+    cpu_core_avg_pct: float | None = None
+    rss_avg_bytes: int | None = None
+    rss_peak_bytes: int | None = None
+    chunk_p50_ms: float | None = None
+    chunk_p99_ms: float | None = None
+    last_heartbeat_age_s: float | None = None
+    cpu_last_pct: float | None = None
+    mem_last_pct: float | None = None
+    rss_last_bytes: int | None = None
+    process_clients: int | None = None
+    """Loadmon clients that shared this client's process: its MEM and RSS are that process's."""
+    json: str = field(default="{}", repr=False, compare=False)
+    """The engine's JSON for this client."""
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> ClientInfo:
+        names = {f.name for f in dataclasses.fields(cls)} - {"json"}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["status"] = Status(d["status"])
+        kw["start_time"] = _time(d.get("start_time"))
+        kw["end_time"] = _time(d.get("end_time"))
+        return cls(**kw, json=_json.dumps(d))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (the JSON report's keys and values)."""
+        d: dict[str, Any] = _json.loads(self.json)
+        return d
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    """What a finished client run produced."""
+
+    client_id: int
+    files_written: int
+    bytes_written: int
+    run_time_s: float
+    throughput_mb_s: float
+    chunk_p50_ms: float | None
+    chunk_p99_ms: float | None
+    heartbeats_sent: int
+    stats_sent: int
+
+    @classmethod
+    def _from_json(cls, text: str) -> ClientResult:
+        return cls(**_json.loads(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The server's report; ``str(report)`` is the seed's text report."""
+
+    start_time: datetime
+    """When the server started (local time, with its UTC offset)."""
+    end_time: datetime
+    """When the server stopped (for a report of a running server: when it was taken)."""
+    clients: tuple[ClientInfo, ...]
+    """Every client that got an id, in id order."""
+    total: dict[str, Any]
+    """All clients together: clients, passed, files_written, bytes_written, throughput_mb_s,
+    first_done, last_done."""
+    series: list[dict[str, Any]]
+    """Each client's time series: ``{"id": int, "samples": [{"t_s", "bytes_written",
+    "throughput_mb_s", "cpu_pct", "mem_pct", "rss_bytes"}, ...]}``."""
+    stopped: bool = False
+    """Whether the run was stopped (a stop call, Ctrl-C) rather than ending by itself."""
+    json: str = field(default="{}", repr=False, compare=False)
+    """The JSON report."""
+
+    @classmethod
+    def _from_json(cls, text: str) -> Report:
+        d = _json.loads(text)
+        return cls(
+            start_time=datetime.fromisoformat(d["start_time"]),
+            end_time=datetime.fromisoformat(d["end_time"]),
+            clients=tuple(ClientInfo._from_dict(c) for c in d["clients"]),
+            total=d["total"],
+            series=d.get("series", []),
+            stopped=d.get("stopped", False),
+            json=text,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a dict (the JSON report's structure)."""
+        d: dict[str, Any] = _json.loads(self.json)
+        return d
+
+    def to_json(self) -> str:
+        """The JSON report."""
+        return self.json
+
+    def to_csv(self) -> str:
+        """The clients as CSV: a header row with the JSON field names, one row per client."""
+        return _loadmon._render_report(self.json, "csv")
+
+    def to_html(self) -> str:
+        """A self-contained HTML page: the report table and inline SVG charts of each client's
+        throughput and CPU over time."""
+        return _loadmon._render_report(self.json, "html")
+
+    def __str__(self) -> str:
+        """The seed's text report."""
+        return _loadmon._render_report(self.json, "text")
+
+    def __repr__(self) -> str:
+        return (
+            f"Report(clients={len(self.clients)}, passed={self.total.get('passed')}, "
+            f"start_time={self.start_time!r}, end_time={self.end_time!r})"
+        )
+
+
+class _Clients(tuple[ClientInfo, ...]):
+    """``Server.clients``: a tuple of ClientInfo. Calling it (``server.clients()``, the old
+    method form) still works and returns the same tuple."""
+
+    __slots__ = ()
+
+    def __call__(self) -> _Clients:
+        import warnings
+
+        warnings.warn(
+            "Server.clients is a property now: use server.clients, not server.clients()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self
+
+
+def _clients_from_json(text: str) -> _Clients:
+    return _Clients(ClientInfo._from_dict(c) for c in _json.loads(text))
