@@ -159,16 +159,14 @@ install:
 # deploy/image/assemble.sh puts it and the libraries it links into a build context, and
 # `docker build -f Containerfile` makes the image FROM scratch.
 IMAGE ?= loadmon:$(VERSION)
-# cargo's target directory (CARGO_TARGET_DIR or ./target), asked of cargo itself.
-CARGO_TARGET = $(shell cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 CONTAINER_DEPS := $(VENV)/.container-deps-installed
 
 release-bin:
 	cargo build --release --bin loadmon
 
 image: release-bin
-	deploy/image/assemble.sh $(CARGO_TARGET)/release/loadmon $(CARGO_TARGET)/image-context
-	docker build -f Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) $(CARGO_TARGET)/image-context
+	deploy/image/assemble.sh $(TARGET_DIR)/release/loadmon $(TARGET_DIR)/image-context
+	docker build -f Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) $(TARGET_DIR)/image-context
 
 $(CONTAINER_DEPS): $(VENV_OK)
 	$(PY) -m pip install --quiet "pyyaml>=6" "kubernetes-validate>=1.29"
@@ -179,7 +177,7 @@ $(CONTAINER_DEPS): $(VENV_OK)
 # Kubernetes manifests against the compose file. They build and remove an image of their own
 # (loadmon:test-<random>) and remove every container, network, volume and stack they make.
 container-test: release-bin $(CONTAINER_DEPS)
-	LOADMON_BIN=$(CARGO_TARGET)/release/loadmon $(PY) -m pytest -v -rA -s --durations=0 \
+	LOADMON_BIN=$(TARGET_DIR)/release/loadmon $(PY) -m pytest -v -rA -s --durations=0 \
 		-p no:cacheprovider tests/containers
 
 test: lint rust-test c-test py-test bench-tiny container-test
