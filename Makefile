@@ -10,7 +10,7 @@ VENV_OK := $(VENV)/.deps-installed
 # pyo3 finds the interpreter it builds against here (clippy/cargo on the Python crate).
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz soak bench bench-tiny
+.PHONY: help demo test python rust-test py-test lint c-lib c-test c-demo header install system-deps fuzz soak bench bench-tiny release-bin image container-test
 
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -26,7 +26,8 @@ RPATH   := -Wl,-rpath,$(abspath $(LIBDIR))
 
 help:
 	@echo "make demo   - build everything into .venv and run python examples/demo.py"
-	@echo "make test   - run every test (Rust, C, Python, lints)"
+	@echo "make test   - run every test (Rust, C, Python, lints, containers)"
+	@echo "make image  - build the loadmon container image (loadmon:$(VERSION))"
 
 $(VENV_OK): pyproject.toml
 	python3 -m venv $(VENV)
@@ -153,5 +154,31 @@ install:
 	install -m 644 $(TARGET_DIR)/$(PROFILE)/libloadmon.a $(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/loadmon.pc.in > $(PREFIX)/lib/pkgconfig/loadmon.pc
 
-test: lint rust-test c-test py-test bench-tiny
+# --- Containers (see Containerfile, deploy/ and the README's "Containers and clusters") ---
+# No registry here, so no Rust builder image: the host builds the release binary,
+# deploy/image/assemble.sh puts it and the libraries it links into a build context, and
+# `docker build -f Containerfile` makes the image FROM scratch.
+IMAGE ?= loadmon:$(VERSION)
+CONTAINER_DEPS := $(VENV)/.container-deps-installed
+
+release-bin:
+	cargo build --release --bin loadmon
+
+image: release-bin
+	deploy/image/assemble.sh $(TARGET_DIR)/release/loadmon $(TARGET_DIR)/image-context
+	docker build -f Containerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) $(TARGET_DIR)/image-context
+
+$(CONTAINER_DEPS): $(VENV_OK)
+	$(PY) -m pip install --quiet "pyyaml>=6" "kubernetes-validate>=1.29"
+	touch $@
+
+# The container tests (tests/containers): the image, docker-compose with 3 workers (barrier,
+# plan, report; then a worker killed and one cut off), a single-node Swarm stack, and the
+# Kubernetes manifests against the compose file. They build and remove an image of their own
+# (loadmon:test-<random>) and remove every container, network, volume and stack they make.
+container-test: release-bin $(CONTAINER_DEPS)
+	LOADMON_BIN=$(TARGET_DIR)/release/loadmon $(PY) -m pytest -v -rA -s --durations=0 \
+		-p no:cacheprovider tests/containers
+
+test: lint rust-test c-test py-test bench-tiny container-test
 	@echo "make test: all suites passed"
