@@ -613,7 +613,9 @@ enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
  * Sends loadmon's log records (info and warnings of every server and client of this process,
  * and the final text report as one record) to `cb(level, target, message, user)`; NULL
  * removes the callback. The callback is called on the engine's threads, possibly several at
- * once: it must be thread-safe, must not block (copy the record and return) and must not call
+ * once, and also on the calling thread for the records a call itself produces (a server's
+ * start-up lines inside `loadmon_server_start`, say): it must be thread-safe, must not take a
+ * lock the caller of a loadmon function may hold, must not block (copy the record and return) and must not call
  * back into loadmon other than `loadmon_status_str`/`loadmon_version` (calling
  * `loadmon_set_log_callback` from it returns `LOADMON_STATE`). Once this function returns, the
  * previous callback is not running and will not be called again, so its `user` may be freed.
@@ -622,7 +624,8 @@ enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
  * # Safety
  * `cb` is NULL or a function callable from any thread with `user` until it is replaced.
  */
-enum LoadmonStatus loadmon_set_log_callback(LoadmonLogFn cb, void *user);
+enum LoadmonStatus loadmon_set_log_callback(LoadmonLogFn cb,
+                                            void *user);
 
 /**
  * This thread's last error message, or NULL if no call on this thread has failed. Valid until

@@ -218,10 +218,16 @@ impl Context {
         self.stopped.load(Ordering::Relaxed)
     }
 
-    /// Time left of the workload's [`Workload::run_time`] (`None` if it has none).
+    /// Time left of the workload's [`Workload::run_time`] (`None` if it has none; zero once the
+    /// run is over).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline.map(|d| {
+            if self.is_finished() {
+                Duration::ZERO
+            } else {
+                d.saturating_duration_since(Instant::now())
+            }
+        })
     }
 
     /// Whether the run should end: stopped, or the run time is over.
@@ -247,9 +253,14 @@ impl Context {
     /// [`Error::State`] once the run is over.
     pub fn record_write(&self, bytes: u64, latency: Duration) -> Result<()> {
         self.alive()?;
-        self.counters
-            .bytes_written
-            .fetch_add(bytes, Ordering::Relaxed);
+        // Saturating: a byte count that cannot be represented stays at the maximum rather
+        // than wrapping to a small number.
+        let _ =
+            self.counters
+                .bytes_written
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_add(bytes))
+                });
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);

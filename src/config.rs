@@ -227,10 +227,21 @@ pub(crate) fn check_wire(max_line_bytes: usize, token: Option<&str>) -> Result<(
             "max_line_bytes must be at least {MIN_LINE_BYTES}"
         )));
     }
-    if matches!(token, Some(t) if t.is_empty() || t.contains(['\n', '\r'])) {
-        return Err(Error::Config(
-            "token must be non-empty and on one line".into(),
-        ));
+    if let Some(t) = token {
+        if t.is_empty() || t.chars().any(char::is_control) {
+            return Err(Error::Config(
+                "token must be non-empty, on one line and without control characters".into(),
+            ));
+        }
+        // `token:<secret>` must fit in one line of the peer's bound (and ours).
+        let line = "token:".len() + t.len();
+        if line >= max_line_bytes {
+            return Err(Error::Config(format!(
+                "token is {} bytes; with max_line_bytes {max_line_bytes} it can be at most {}",
+                t.len(),
+                max_line_bytes.saturating_sub("token:".len() + 1)
+            )));
+        }
     }
     Ok(())
 }

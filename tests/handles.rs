@@ -91,6 +91,11 @@ fn a_huge_run_time_does_not_panic_and_the_context_dies_with_the_run() {
     assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
     // After the run: stopped, finished, and every report refused.
     assert!(ctx.is_stopped() && ctx.is_finished());
+    assert_eq!(
+        ctx.remaining(),
+        None,
+        "a run time no clock can add has no deadline"
+    );
     assert_eq!(ctx.file_rollover().unwrap_err().kind(), ErrorKind::State);
     assert_eq!(
         ctx.record_write(1, Duration::from_millis(1))
@@ -158,4 +163,77 @@ fn events_wait_without_a_runtime_of_their_own() {
     }
     assert_eq!(events.next_timeout(None), EventPoll::Ended);
     stopper.join().unwrap();
+}
+
+/// A workload that reports more bytes than a counter holds: the count saturates, never wraps.
+struct Huge(Arc<Mutex<Option<Context>>>);
+impl Workload for Huge {
+    fn run_time(&self) -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+    fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
+        *self.0.lock().unwrap() = Some(ctx.clone());
+        ctx.record_write(u64::MAX - 1, Duration::ZERO)?;
+        ctx.record_write(u64::MAX - 1, Duration::ZERO)?;
+        assert_eq!(ctx.bytes_written(), u64::MAX);
+        Ok(())
+    }
+}
+
+#[test]
+fn byte_counts_saturate() {
+    let s = server();
+    let seen = Arc::new(Mutex::new(None));
+    let r = ClientHandle::spawn(client(s.port()), Huge(seen.clone()))
+        .unwrap()
+        .join(JOIN)
+        .unwrap();
+    assert_eq!(r.bytes_written, u64::MAX);
+    // Once the run is over, no time is left of it (even if it ended early).
+    let ctx = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(ctx.remaining(), Some(Duration::ZERO));
+    let report = s.wait(JOIN).unwrap();
+    assert_eq!(report.clients[0].bytes_written, u64::MAX);
+}
+
+#[test]
+fn a_token_that_cannot_fit_in_a_line_is_a_configuration_error() {
+    let long = "x".repeat(100_000);
+    for token in [long.as_str(), "a\0b", "tab\there"] {
+        let e = ServerHandle::start(ServerConfig {
+            port: 0,
+            token: Some(token.into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let e = ClientHandle::spawn(
+            ClientConfig {
+                token: Some(token.into()),
+                ..Default::default()
+            },
+            Huge(Arc::default()),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    }
+    // The longest token that fits still works end to end.
+    let max = ServerConfig::default().max_line_bytes - "token:".len() - 1;
+    let token = "t".repeat(max);
+    let s = ServerHandle::start(ServerConfig {
+        port: 0,
+        token: Some(token.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let r = ClientHandle::spawn(
+        ClientConfig {
+            token: Some(token),
+            ..client(s.port())
+        },
+        Huge(Arc::default()),
+    )
+    .unwrap()
+    .join(JOIN);
+    assert!(r.is_ok(), "{r:?}");
 }
