@@ -14,7 +14,8 @@
  * - Configs: initialise with the _default function and sizeof (it sets struct_size), then
  *   change fields. Numbers are int64_t: durations in milliseconds (_ms), sizes in MB (MiB); an
  *   out-of-range value is LOADMON_CONFIG naming the field; -1 means "none"
- *   (LOADMON_KEEP_ALL, LOADMON_NO_RUN_TIME, LOADMON_NO_FILE_STATS).
+ *   (LOADMON_KEEP_ALL, LOADMON_NO_RUN_TIME, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET,
+ *   LOADMON_NO_START_TIMEOUT).
  * - Versions: LOADMON_VERSION_* are the header's; loadmon_version() is the library's. The
  *   shared library's SONAME is libloadmon.so.<LOADMON_VERSION_MAJOR>.
  */
@@ -61,6 +62,17 @@
  * A `timeout_ms` that waits as long as it takes (any negative value does).
  */
 #define LOADMON_WAIT_FOREVER -1
+
+/**
+ * `expect_clients` of `LoadmonServerConfig`: no fleet mode (each client starts at its
+ * `ready`, as the seed's server did); 0 is `LOADMON_CONFIG`.
+ */
+#define LOADMON_NO_FLEET -1
+
+/**
+ * `start_timeout_ms` of `LoadmonServerConfig`: wait for every expected client however long.
+ */
+#define LOADMON_NO_START_TIMEOUT -1
 
 /**
  * Status codes returned by every function that can fail. Numbers are stable and never
@@ -142,6 +154,11 @@ typedef struct LoadmonEvents LoadmonEvents;
 typedef struct LoadmonServer LoadmonServer;
 
 /**
+ * A fleet worker running on a thread of its own (opaque).
+ */
+typedef struct LoadmonWorker LoadmonWorker;
+
+/**
  * Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
  * then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
  */
@@ -202,6 +219,44 @@ typedef struct LoadmonServerConfig {
    * default) for none.
    */
   const char *report_html_path;
+  /**
+   * Fleet mode: the clients to wait for before any starts (1 to 1000000, at most
+   * `max_clients`); every worker (`loadmon_worker_start`) gets the plan below. Default
+   * `LOADMON_NO_FLEET`: no fleet mode, and the `plan_` and `start_timeout_ms` fields are not
+   * used.
+   */
+  int64_t expect_clients;
+  /**
+   * Fleet mode: start whoever is ready this many milliseconds after the server started
+   * (positive), or `LOADMON_NO_START_TIMEOUT` (the default) to wait for every expected
+   * client. Set without `expect_clients`: `LOADMON_CONFIG`.
+   */
+  int64_t start_timeout_ms;
+  /**
+   * The fleet's plan: run time, milliseconds (positive). Default 15000.
+   */
+  int64_t plan_run_time_ms;
+  /**
+   * The fleet's plan: chunk size, MB. Default 10.
+   */
+  int64_t plan_chunk_size_mb;
+  /**
+   * The fleet's plan: file size, MB. Default 50.
+   */
+  int64_t plan_file_size_mb;
+  /**
+   * The fleet's plan: smallest chunk allowed, MB. Default 10.
+   */
+  int64_t plan_min_chunk_size_mb;
+  /**
+   * The fleet's plan: "none", "file" or "direct"; NULL means "none".
+   */
+  const char *plan_sync;
+  /**
+   * The fleet's plan: finished files each worker keeps, at least 1, or `LOADMON_KEEP_ALL`.
+   * Default 2.
+   */
+  int64_t plan_keep_files;
 } LoadmonServerConfig;
 
 /**
@@ -318,6 +373,61 @@ typedef struct LoadmonClientConfig {
    */
   const char *token;
 } LoadmonClientConfig;
+
+/**
+ * Settings of a fleet worker (`loadmon_worker_start`): how to reach the fleet server and
+ * where to write; the test itself (run time, sizes, sync, files kept) is the plan the server
+ * sends. Initialise with `loadmon_worker_config_default(&cfg, sizeof cfg)`, then change
+ * fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
+ */
+typedef struct LoadmonWorkerConfig {
+  /**
+   * `sizeof` the caller's struct, set by `loadmon_worker_config_default`.
+   */
+  size_t struct_size;
+  /**
+   * Server host (default "127.0.0.1"). Must not be NULL.
+   */
+  const char *host;
+  /**
+   * Server port, 1 to 65535. Default 1234.
+   */
+  int64_t port;
+  /**
+   * Directory for the data files (default "client_files"). Must not be NULL.
+   */
+  const char *out_dir;
+  /**
+   * Shared secret for the server; NULL (the default) for none.
+   */
+  const char *token;
+  /**
+   * 1: come back for the next run after each one until `loadmon_worker_cancel`; 0 (the
+   * default): one run. Anything else is `LOADMON_CONFIG`.
+   */
+  int64_t stay;
+  /**
+   * With `stay`, the longest pause between two attempts to reach the server, milliseconds
+   * (positive). Default 5000.
+   */
+  int64_t retry_max_ms;
+  /**
+   * Milliseconds between heartbeats (positive). Default 5000.
+   */
+  int64_t heartbeat_period_ms;
+  /**
+   * Milliseconds between stats reports (positive). Default 10000.
+   */
+  int64_t stats_period_ms;
+  /**
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+   */
+  int64_t connect_timeout_ms;
+  /**
+   * Directory for the session log file; NULL (the default) for no file.
+   */
+  const char *log_dir;
+} LoadmonWorkerConfig;
 
 /**
  * A custom workload: called once after the server's `run_tests`. Return 0 for success (the
@@ -512,6 +622,83 @@ void loadmon_server_free(struct LoadmonServer *server);
  */
 enum LoadmonStatus loadmon_test_client_run(const struct LoadmonTestClientConfig *cfg,
                                            char **result_json);
+
+/**
+ * Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
+ * retry cap), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or points to `struct_size` writable bytes.
+ */
+enum LoadmonStatus loadmon_worker_config_default(struct LoadmonWorkerConfig *cfg,
+                                                 size_t struct_size);
+
+/**
+ * Starts a fleet worker in the background and returns its handle in `*out`, to wait for with
+ * `loadmon_worker_join`, stop with `loadmon_worker_cancel` and free with
+ * `loadmon_worker_free`. The worker connects to a fleet server (`expect_clients` set), takes
+ * its plan, checks it on this host (the seed's rules and a timed probe), waits for the
+ * fleet's start and writes files as planned; with `stay` it comes back for the next run.
+ *
+ * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
+ * UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range) or `LOADMON_IO` (the
+ * log file cannot be made).
+ *
+ * # Safety
+ * `cfg` points to a config initialised by `loadmon_worker_config_default` whose strings are
+ * NULL or NUL-terminated; `out` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_worker_start(const struct LoadmonWorkerConfig *cfg,
+                                        struct LoadmonWorker **out);
+
+/**
+ * Waits for the worker to finish: after its run, or with `stay` once cancelled.
+ * `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
+ * (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*summary_json` (if
+ * `summary_json` is not NULL) receives the summary as JSON (`passed`, `failed`, `last`: the
+ * last run that passed, with its `run`, `plan` and `result`, or null), to free with
+ * `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running; otherwise the run's error:
+ * `LOADMON_PROTOCOL` if the server hands out no plan or its run already started,
+ * `LOADMON_CONFIG`/`LOADMON_IO` if the plan cannot run on this host, `LOADMON_WORKLOAD` if it
+ * was cancelled in the middle of a run. Joining again returns the same outcome.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle; `summary_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_worker_join(struct LoadmonWorker *worker,
+                                       int64_t timeout_ms,
+                                       char **summary_json);
+
+/**
+ * Asks the worker to stop and returns at once: a run under way ends (its join gives
+ * `LOADMON_WORKLOAD`), a `stay` worker between runs ends with its summary (`LOADMON_OK`).
+ * Cancelling a finished worker does nothing.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle.
+ */
+enum LoadmonStatus loadmon_worker_cancel(struct LoadmonWorker *worker);
+
+/**
+ * Cancels the worker if it is still running, waits for its thread (about a second at most)
+ * and frees the handle. `NULL` is a no-op. Using the handle afterwards is undefined
+ * behaviour.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle from `loadmon_worker_start`, freed only once.
+ */
+void loadmon_worker_free(struct LoadmonWorker *worker);
+
+/**
+ * Runs one fleet worker to the end on the calling thread's behalf (`loadmon_worker_start`
+ * then `loadmon_worker_join` with no timeout): on `LOADMON_OK`, `*summary_json` (if not
+ * NULL) receives the summary, to free with `loadmon_string_free`. `stay = 1` is
+ * `LOADMON_INVALID_ARGUMENT` here (nothing could cancel it): use `loadmon_worker_start`.
+ *
+ * # Safety
+ * As `loadmon_worker_start`; `summary_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, char **summary_json);
 
 /**
  * Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine

@@ -557,15 +557,12 @@ fn fleet_config(a: &ServerArgs, given: &ArgMatches) -> Result<Option<FleetConfig
 
 fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
     let fleet = fleet_config(&a, given)?;
-    let default_max = ServerConfig::default().max_clients;
     let config = ServerConfig {
         host: a.host,
         port: a.port,
-        max_clients: a.max_clients.unwrap_or_else(|| {
-            fleet
-                .as_ref()
-                .map_or(default_max, |f| f.expect_clients.max(default_max))
-        }),
+        max_clients: a
+            .max_clients
+            .unwrap_or_else(|| ServerConfig::default_max_clients(fleet.as_ref())),
         fleet,
         first_client_id: a.first_client_id,
         heartbeat_timeout: secs(a.heartbeat_timeout),

@@ -2,7 +2,9 @@
 
 A :class:`Server` hands out client ids and watches every client; a :class:`TestClient` writes
 files for a run time while sending heartbeats and stats; :class:`Client` is the generic client
-to subclass with your own ``run_tests(self, ctx)`` (a plain or an ``async def`` method). The
+to subclass with your own ``run_tests(self, ctx)`` (a plain or an ``async def`` method). In
+fleet mode (``Server(expect_clients=N, plan=Plan(...))``) each :class:`Worker` takes the
+server's plan and the whole fleet starts together. The
 engine, protocol, rules and report are the Rust core's; this package only exposes them.
 
 No call ever blocks with the GIL held, and the engine's threads never need it. Engine log
@@ -21,10 +23,20 @@ from loadmon._loadmon import (
     Events,
     Server,
     TestClient,
+    Worker,
     __version__,
     report_failure,
 )
-from loadmon._results import ClientInfo, ClientResult, Report, Status
+from loadmon._results import (
+    ClientInfo,
+    ClientResult,
+    Plan,
+    Report,
+    Status,
+    TotalSample,
+    WorkerRun,
+    WorkerSummary,
+)
 from loadmon.errors import (
     ConfigError,
     ConnectError,
@@ -56,6 +68,7 @@ __all__ = [
     "LoadmonError",
     "LoadmonInterruptedError",
     "LoadmonTimeoutError",
+    "Plan",
     "ProtocolError",
     "RefusedError",
     "Report",
@@ -63,7 +76,11 @@ __all__ = [
     "StateError",
     "Status",
     "TestClient",
+    "TotalSample",
     "VersionMismatchError",
+    "Worker",
+    "WorkerRun",
+    "WorkerSummary",
     "WorkloadError",
     "__version__",
     "report_failure",

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypedDict, final
 
 from typing_extensions import disjoint_base
 
-from loadmon._results import ClientInfo, ClientResult, Report
+from loadmon._results import ClientInfo, ClientResult, Plan, Report, WorkerSummary
 
 __all__ = [
     "__version__",
@@ -18,6 +18,7 @@ __all__ = [
     "Client",
     "Context",
     "Events",
+    "Worker",
     "report_failure",
     "defaults",
     "_render_report",
@@ -27,6 +28,7 @@ __all__ = [
     "_log_level",
     "_shutdown",
     "_test_panic",
+    "_check_plan",
     "_RunEnd",
 ]
 
@@ -39,6 +41,8 @@ class _Defaults(TypedDict):
     server: dict[str, Any]
     client: dict[str, Any]
     test_client: dict[str, Any]
+    plan: dict[str, Any]
+    worker: dict[str, Any]
 
 def defaults() -> _Defaults:
     """The core's defaults, as the signatures show them."""
@@ -70,6 +74,9 @@ class Server:
     ``port``). The server stops by itself once at least one client got an id and every
     connection closed. Used as a context manager it starts on enter and stops on exit. A
     server runs once; a dropped running server stops within a second and writes its reports.
+
+    Fleet mode: ``expect_clients=N`` hands every Worker ``plan`` and starts no client until N
+    are ready (``start_timeout``: start whoever is ready after that many seconds).
     """
 
     def __new__(
@@ -87,6 +94,9 @@ class Server:
         http_linger: float | None = 0.0,
         report_csv: _Path | None = None,
         report_html: _Path | None = None,
+        expect_clients: int | None = None,
+        plan: Plan | None = None,
+        start_timeout: float | None = None,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""
@@ -246,6 +256,47 @@ class Client:
     @property
     def port(self) -> int: ...
 
+@final
+class Worker:
+    """A fleet worker: takes the plan of a fleet server, waits for the fleet's start and writes
+    files as planned. ``stay=True`` comes back for the next run until cancelled. A context
+    manager (started on enter, cancelled and joined on exit)."""
+
+    def __new__(
+        cls,
+        host: str | None = "127.0.0.1",
+        port: int | None = 1234,
+        out_dir: _Path | None = "client_files",
+        token: str | None = None,
+        stay: bool | None = False,
+        retry_max: float | None = 5.0,
+        heartbeat_period: float | None = 5.0,
+        stats_period: float | None = 10.0,
+        connect_timeout: float | None = 5.0,
+        log_dir: _Path | None = None,
+    ) -> "Worker": ...
+    def run(self) -> WorkerSummary:
+        """Run to the end (with ``stay``: until cancelled); GIL released."""
+    def start(self) -> None:
+        """Run in the background; join() waits for the summary."""
+    def join(self, timeout: float | None = None) -> WorkerSummary:
+        """The summary of start(); LoadmonTimeoutError on timeout."""
+    def cancel(self) -> None:
+        """Ask the worker to stop."""
+    @property
+    def running(self) -> bool:
+        """Whether the worker is running."""
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def out_dir(self) -> Path: ...
+    @property
+    def stay(self) -> bool: ...
+    def __enter__(self) -> "Worker": ...
+    def __exit__(self, *exc: object) -> bool: ...
+
 def report_failure(
     reason: str,
     host: str | None = "127.0.0.1",
@@ -265,6 +316,7 @@ def _log_wait(timeout: float) -> bool: ...
 def _log_level(level: int | None) -> None: ...
 def _shutdown(timeout: float) -> None: ...
 def _test_panic(message: str) -> None: ...
+def _check_plan(plan: Plan) -> None: ...
 @final
 class _RunEnd:
     def finish(self, exc: BaseException | None = None, text: str | None = None) -> None: ...

@@ -12,11 +12,22 @@ import enum
 import json as _json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from loadmon import _loadmon
 
-__all__ = ["Status", "ClientInfo", "ClientResult", "Report"]
+__all__ = [
+    "Status",
+    "ClientInfo",
+    "ClientResult",
+    "Report",
+    "TotalSample",
+    "Plan",
+    "WorkerRun",
+    "WorkerSummary",
+]
+
+_PLAN_DEFAULTS: dict[str, Any] = _loadmon.defaults()["plan"]
 
 
 class Status(enum.StrEnum):
@@ -121,6 +132,18 @@ class ClientResult:
 
 
 @dataclass(frozen=True)
+class TotalSample:
+    """One bucket of the all-clients series (the report's ``total.series``)."""
+
+    t_s: float
+    """Seconds from the common start to the end of the bucket."""
+    bytes_written: int
+    """Bytes written by all clients by then."""
+    throughput_mb_s: float
+    """MiB/s of all clients together over the bucket."""
+
+
+@dataclass(frozen=True)
 class Report:
     """The server's report; ``str(report)`` is the seed's text report."""
 
@@ -132,25 +155,41 @@ class Report:
     """Every client that got an id, in id order."""
     total: dict[str, Any]
     """All clients together: clients, passed, files_written, bytes_written, throughput_mb_s,
-    first_done, last_done."""
+    first_done, last_done, and the fleet's fields (typed below)."""
     series: list[dict[str, Any]]
     """Each client's time series: ``{"id": int, "samples": [{"t_s", "bytes_written",
     "throughput_mb_s", "cpu_pct", "mem_pct", "rss_bytes"}, ...]}``."""
     stopped: bool = False
     """Whether the run was stopped (a stop call, Ctrl-C) rather than ending by itself."""
+    expected_clients: int | None = None
+    """Fleet mode: the clients the server waited for (``expect_clients``); None otherwise."""
+    started_clients: int | None = None
+    """Fleet mode: the clients started together (fewer than expected after a start timeout);
+    None outside fleet mode and before the start."""
+    common_start: datetime | None = None
+    """When the fleet started (outside fleet mode: the first client's start);
+    ``total_series`` counts from here."""
+    total_series: tuple[TotalSample, ...] = ()
+    """All clients together over time (the JSON's ``total.series``): bytes and MiB/s summed
+    over clients per time bucket from the common start."""
     json: str = field(default="{}", repr=False, compare=False)
     """The JSON report."""
 
     @classmethod
     def _from_json(cls, text: str) -> Report:
         d = _json.loads(text)
+        total = d["total"]
         return cls(
             start_time=datetime.fromisoformat(d["start_time"]),
             end_time=datetime.fromisoformat(d["end_time"]),
             clients=tuple(ClientInfo._from_dict(c) for c in d["clients"]),
-            total=d["total"],
+            total=total,
             series=d.get("series", []),
             stopped=d.get("stopped", False),
+            expected_clients=total.get("expected_clients"),
+            started_clients=total.get("started_clients"),
+            common_start=_time(total.get("common_start")),
+            total_series=tuple(TotalSample(**p) for p in total.get("series", [])),
             json=text,
         )
 
@@ -181,6 +220,97 @@ class Report:
             f"Report(clients={len(self.clients)}, passed={self.total.get('passed')}, "
             f"start_time={self.start_time!r}, end_time={self.end_time!r})"
         )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker of a fleet runs: ``Server(expect_clients=N, plan=Plan(...))``. The
+    names and units are TestClient's (seconds, MB); the defaults are the core's (the seed's
+    test). The core's rules are applied on construction: ConfigError (a ValueError) for an
+    out-of-range number or a plan that breaks the seed's rules (chunk below the minimum,
+    chunk above the file size). Each worker also runs the timed probe on its own host."""
+
+    run_time: float = _PLAN_DEFAULTS["run_time"]
+    """How long to write, seconds."""
+    chunk_size: int = _PLAN_DEFAULTS["chunk_size"]
+    """Size of one write, MB."""
+    file_size: int = _PLAN_DEFAULTS["file_size"]
+    """Size of one file, MB."""
+    min_chunk_size: int = _PLAN_DEFAULTS["min_chunk_size"]
+    """Smallest chunk allowed, MB."""
+    sync: Literal["none", "file", "direct"] = _PLAN_DEFAULTS["sync"]
+    """Durability mode."""
+    keep_files: int | Literal["all"] = _PLAN_DEFAULTS["keep_files"]
+    """Finished files each worker keeps: an int, or "all"."""
+
+    def __post_init__(self) -> None:
+        _loadmon._check_plan(self)
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Plan:
+        keep = d["keep_files"]
+        return cls(
+            run_time=d["run_time_s"],
+            chunk_size=d["chunk_size_mb"],
+            file_size=d["file_size_mb"],
+            min_chunk_size=d["min_chunk_size_mb"],
+            sync=d["sync"],
+            keep_files=keep if keep == "all" else int(keep),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One run of a worker that passed: the run's id, its plan and what the writer did."""
+
+    run: int
+    """The run's id (from the server's plan command)."""
+    plan: Plan
+    """The plan the server sent."""
+    result: ClientResult
+    """The run's result, as a TestClient reports it."""
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> WorkerRun:
+        return cls(
+            run=d["run"],
+            plan=Plan._from_dict(d["plan"]),
+            result=ClientResult(**d["result"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class WorkerSummary:
+    """What a worker did until it stopped."""
+
+    passed: int
+    """Runs that passed."""
+    failed: int
+    """Runs that took an id and did not pass (the plan could not run here, the run failed)."""
+    last: WorkerRun | None
+    """The last run that passed."""
+
+    @classmethod
+    def _from_json(cls, text: str) -> WorkerSummary:
+        d = _json.loads(text)
+        last = d.get("last")
+        return cls(
+            passed=d["passed"],
+            failed=d["failed"],
+            last=None if last is None else WorkerRun._from_dict(last),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)
 
 
 class _Clients(tuple[ClientInfo, ...]):

@@ -210,6 +210,14 @@ impl Default for HttpLimits {
 }
 
 impl ServerConfig {
+    /// The `max_clients` a server takes when none is given: the default (5), raised to
+    /// `fleet`'s `expect_clients` so that the fleet can start. The CLI (no `--max-clients`)
+    /// and the Python face (`max_clients=None`) use it.
+    pub fn default_max_clients(fleet: Option<&FleetConfig>) -> usize {
+        let d = ServerConfig::default().max_clients;
+        fleet.map_or(d, |f| f.expect_clients.max(d))
+    }
+
     /// Checks every setting against its bounds (the report paths too: see
     /// [`ReportFiles::check`]).
     ///

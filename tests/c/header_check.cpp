@@ -12,6 +12,12 @@ int main() {
     LoadmonTestClientConfig tc;
     if (loadmon_test_client_config_default(&tc, sizeof tc) != LOADMON_OK) return 1;
     if (tc.keep_files == LOADMON_KEEP_ALL) return 1;
+    if (cfg.expect_clients != LOADMON_NO_FLEET || cfg.start_timeout_ms != LOADMON_NO_START_TIMEOUT)
+        return 1;
+    LoadmonWorkerConfig wc;
+    if (loadmon_worker_config_default(&wc, sizeof wc) != LOADMON_OK || wc.stay != 0) return 1;
+    LoadmonWorker *worker = nullptr;
+    loadmon_worker_free(worker);
     if (loadmon_set_log_callback(on_log, nullptr) != LOADMON_OK) return 1;
     if (loadmon_set_log_callback(nullptr, nullptr) != LOADMON_OK) return 1;
     static_assert(LOADMON_VERSION_MAJOR >= 0 && LOADMON_WAIT_FOREVER < 0, "macros");

@@ -2,7 +2,7 @@
  * guards, status names and version macros, config growth (struct_size), the rules shared with
  * Python, timeouts (0 polls, negative waits forever) and the log callback.
  * Built by `make c-test` with -Wall -Wextra -Werror and ASan + UBSan. Ends with the line
- * "N passed, N failed". */
+ * "N passed, N failed". Also fleet mode: a server expecting 2 workers and 2 workers. */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <stddef.h>
@@ -583,6 +583,38 @@ static void test_config_growth(void) {
     CHECK(loadmon_server_start(&cfg, &s) == LOADMON_INVALID_ARGUMENT && s == NULL);
     CHECK(last_error_contains("token is not valid UTF-8"));
 
+    /* An older struct that ends before the fleet fields: junk there (an expect_clients of 0,
+     * which is LOADMON_CONFIG if read, invalid UTF-8) is not read; no fleet mode. */
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    cfg.port = 0;
+    cfg.struct_size = offsetof(LoadmonServerConfig, expect_clients);
+    cfg.expect_clients = 0;
+    cfg.start_timeout_ms = -7;
+    cfg.plan_sync = "\xff";
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        char *r = NULL;
+        CHECK(loadmon_server_stop(s, &r) == LOADMON_OK);
+        CHECK(r != NULL && strstr(r, "\"expected_clients\": null") != NULL);
+        loadmon_string_free(r);
+        loadmon_server_free(s);
+    }
+    cfg.struct_size = sizeof cfg;
+    cfg.plan_sync = NULL;
+    cfg.start_timeout_ms = LOADMON_NO_START_TIMEOUT;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG);
+    CHECK(last_error_contains("expect_clients"));
+    /* A worker config of an older size: the fields it lacks take their defaults. */
+    LoadmonWorkerConfig wold;
+    CHECK(loadmon_worker_config_default(&wold, offsetof(LoadmonWorkerConfig, log_dir)) ==
+          LOADMON_OK);
+    CHECK(wold.struct_size == offsetof(LoadmonWorkerConfig, log_dir));
+    wold.log_dir = "\xff";
+    wold.port = dead_port();
+    wold.connect_timeout_ms = 0;
+    CHECK(loadmon_worker_run(&wold, NULL) == LOADMON_IO); /* log_dir not read */
+
     /* _default with an older size writes that many bytes and no more. */
     unsigned char buf[sizeof(LoadmonTestClientConfig) + 16];
     memset(buf, 0xab, sizeof buf);
@@ -805,6 +837,230 @@ static void test_log_callback(void) {
     pthread_mutex_destroy(&seen.lock);
 }
 
+/* Fleet mode: a server expecting 2 workers, 2 workers started from C; a staying worker
+ * cancelled while it waits for the start; the bad values and NULLs. */
+static LoadmonWorkerConfig small_worker(uint16_t port, const char *dir) {
+    LoadmonWorkerConfig c;
+    CHECK(loadmon_worker_config_default(&c, sizeof c) == LOADMON_OK);
+    CHECK(c.struct_size == sizeof c && c.stay == 0 && c.retry_max_ms == 5000);
+    CHECK(c.out_dir != NULL && strcmp(c.out_dir, "client_files") == 0 && c.log_dir == NULL);
+    c.port = port;
+    c.out_dir = dir;
+    c.heartbeat_period_ms = 100;
+    c.stats_period_ms = 200;
+    return c;
+}
+
+static LoadmonServerConfig fleet_server_config(int64_t expect) {
+    LoadmonServerConfig cfg;
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    cfg.port = 0;
+    cfg.expect_clients = expect;
+    cfg.plan_run_time_ms = 1000;
+    cfg.plan_chunk_size_mb = 1;
+    cfg.plan_file_size_mb = 2;
+    cfg.plan_min_chunk_size_mb = 1;
+    return cfg;
+}
+
+/* Waits until the server has `n` clients (by the snapshot); whether it did. */
+static int wait_for_clients(LoadmonServer *s, int n) {
+    for (int i = 0; i < 1000; i++) {
+        char *snap = NULL;
+        if (loadmon_server_snapshot(s, &snap) != LOADMON_OK) return 0;
+        int seen = count(snap, "\"id\":");
+        loadmon_string_free(snap);
+        if (seen >= n) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+static void test_fleet(void) {
+    LoadmonServerConfig d;
+    CHECK(loadmon_server_config_default(&d, sizeof d) == LOADMON_OK);
+    CHECK(d.expect_clients == LOADMON_NO_FLEET && d.start_timeout_ms == LOADMON_NO_START_TIMEOUT);
+    CHECK(d.plan_run_time_ms == 15000 && d.plan_chunk_size_mb == 10 && d.plan_file_size_mb == 50);
+    CHECK(d.plan_min_chunk_size_mb == 10 && d.plan_sync == NULL && d.plan_keep_files == 2);
+
+    LoadmonServerConfig cfg = fleet_server_config(2);
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    char dirs[2][300];
+    LoadmonWorker *w[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        snprintf(dirs[i], sizeof dirs[i], "%s-w%d", out_dir, i);
+        LoadmonWorkerConfig wc = small_worker(loadmon_server_port(s), dirs[i]);
+        CHECK(loadmon_worker_start(&wc, &w[i]) == LOADMON_OK && w[i] != NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        char *summary = NULL;
+        CHECK(loadmon_worker_join(w[i], 60000, &summary) == LOADMON_OK && summary != NULL);
+        CHECK(summary != NULL && strstr(summary, "\"passed\": 1") != NULL);
+        CHECK(summary != NULL && strstr(summary, "\"chunk_size_mb\": 1") != NULL);
+        CHECK(summary != NULL && strstr(summary, "\"file_size_mb\": 2") != NULL);
+        loadmon_string_free(summary);
+        /* Joining again gives the same outcome. */
+        CHECK(loadmon_worker_join(w[i], 0, NULL) == LOADMON_OK);
+        CHECK(loadmon_worker_cancel(w[i]) == LOADMON_OK);
+        loadmon_worker_free(w[i]);
+    }
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 2);
+    CHECK(report != NULL && strstr(report, "\"expected_clients\": 2") != NULL);
+    CHECK(report != NULL && strstr(report, "\"started_clients\": 2") != NULL);
+    CHECK(report != NULL && count(report, "\"chunk_size_mb\": 1,") == 2);
+    char *text = NULL;
+    CHECK(report != NULL && loadmon_report_text(report, &text) == LOADMON_OK);
+    CHECK(text != NULL && strstr(text, "Fleet: 2 of 2 expected client(s) started together") != NULL);
+    loadmon_string_free(text);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    for (int i = 0; i < 2; i++) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dirs[i]);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dirs[i]);
+    }
+
+    /* A staying worker waits for a fleet of 2 that never fills: join times out, cancel ends it
+     * with its summary (no run). A worker run to the end (loadmon_worker_run) cannot stay. */
+    cfg = fleet_server_config(2);
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    LoadmonWorkerConfig wc = small_worker(loadmon_server_port(s), out_dir);
+    wc.stay = 1;
+    wc.retry_max_ms = 200;
+    char *summary = NULL;
+    CHECK(loadmon_worker_run(&wc, &summary) == LOADMON_INVALID_ARGUMENT && summary == NULL);
+    CHECK(last_error_contains("loadmon_worker_start"));
+    LoadmonWorker *stay = NULL;
+    CHECK(loadmon_worker_start(&wc, &stay) == LOADMON_OK && stay != NULL);
+    CHECK(wait_for_clients(s, 1));
+    CHECK(loadmon_worker_join(stay, 0, &summary) == LOADMON_TIMEOUT && summary == NULL);
+    double t0 = now_s();
+    CHECK(loadmon_worker_cancel(stay) == LOADMON_OK);
+    CHECK(loadmon_worker_join(stay, 10000, &summary) == LOADMON_OK && summary != NULL);
+    CHECK(now_s() - t0 < 1.5);
+    CHECK(summary != NULL && strstr(summary, "\"passed\": 0") != NULL &&
+          strstr(summary, "\"last\": null") != NULL);
+    loadmon_string_free(summary);
+    loadmon_worker_free(stay);
+    /* A worker left running is cancelled by _free. */
+    stay = NULL;
+    CHECK(loadmon_worker_start(&wc, &stay) == LOADMON_OK && stay != NULL);
+    t0 = now_s();
+    loadmon_worker_free(stay);
+    CHECK(now_s() - t0 < 1.5);
+    CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+    loadmon_server_free(s);
+
+    /* A worker against a server outside fleet mode: refused (no plan), a protocol error. */
+    s = start_server();
+    if (s == NULL) return;
+    wc = small_worker(loadmon_server_port(s), out_dir);
+    summary = NULL;
+    CHECK(loadmon_worker_run(&wc, &summary) == LOADMON_PROTOCOL && summary == NULL);
+    CHECK(last_error_contains("not in fleet mode"));
+    CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+    loadmon_server_free(s);
+}
+
+static void test_fleet_bad_values(void) {
+    LoadmonServer *s = NULL;
+    struct {
+        const char *field;
+        LoadmonServerConfig cfg;
+    } bad[12];
+    int n = 0;
+    for (int i = 0; i < 12; i++) bad[i].cfg = fleet_server_config(2);
+    bad[n].field = "expect_clients";
+    bad[n++].cfg.expect_clients = 0;
+    bad[n].field = "expect_clients";
+    bad[n++].cfg.expect_clients = -5;
+    bad[n].field = "max_clients";
+    bad[n++].cfg.expect_clients = 10; /* above max_clients (5) */
+    bad[n].field = "plan_chunk_size_mb";
+    bad[n++].cfg.plan_chunk_size_mb = -1;
+    bad[n].field = "plan: ";
+    bad[n++].cfg.plan_chunk_size_mb = 60; /* above the file size */
+    bad[n].field = "plan_run_time_ms";
+    bad[n++].cfg.plan_run_time_ms = 0;
+    bad[n].field = "keep_files";
+    bad[n++].cfg.plan_keep_files = 0;
+    bad[n].field = "sync";
+    bad[n++].cfg.plan_sync = "sometimes";
+    bad[n].field = "start_timeout";
+    bad[n++].cfg.start_timeout_ms = 0;
+    bad[n].field = "start_timeout_ms";
+    bad[n].cfg.expect_clients = LOADMON_NO_FLEET;
+    bad[n++].cfg.start_timeout_ms = 1000; /* a start timeout without a fleet */
+    bad[n].field = "plan_run_time_ms";
+    bad[n++].cfg.plan_run_time_ms = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        s = NULL;
+        int rc = loadmon_server_start(&bad[i].cfg, &s);
+        CHECK(rc == LOADMON_CONFIG && s == NULL);
+        if (!last_error_contains(bad[i].field)) {
+            failed++;
+            fprintf(stderr, "bad fleet value %d: expected %s in: %s\n", i, bad[i].field,
+                    loadmon_last_error());
+        }
+        if (s) loadmon_server_free(s);
+    }
+    /* Without a fleet the plan fields are not used. */
+    LoadmonServerConfig cfg = fleet_server_config(LOADMON_NO_FLEET);
+    cfg.plan_chunk_size_mb = -1;
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+
+    uint16_t nobody = dead_port();
+    LoadmonWorkerConfig wc = small_worker(nobody, out_dir);
+    LoadmonWorker *w = NULL;
+    wc.stay = 2;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("stay"));
+    wc = small_worker(nobody, out_dir);
+    wc.retry_max_ms = 0;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("retry_max"));
+    wc = small_worker(nobody, out_dir);
+    wc.port = 70000;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("port"));
+    wc = small_worker(nobody, out_dir);
+    wc.heartbeat_period_ms = 0;
+    CHECK(loadmon_worker_run(&wc, NULL) == LOADMON_CONFIG);
+    wc = small_worker(nobody, out_dir);
+    wc.out_dir = NULL;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_INVALID_ARGUMENT && w == NULL);
+    wc = small_worker(nobody, out_dir);
+    wc.host = NULL;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_INVALID_ARGUMENT && w == NULL);
+    /* No server: an I/O error after one attempt. */
+    wc = small_worker(nobody, out_dir);
+    wc.connect_timeout_ms = 0;
+    CHECK(loadmon_worker_run(&wc, NULL) == LOADMON_IO);
+
+    /* NULLs. */
+    CHECK(loadmon_worker_config_default(NULL, sizeof wc) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_worker_config_default: cfg is NULL"));
+    CHECK(loadmon_worker_start(NULL, &w) == LOADMON_INVALID_ARGUMENT && w == NULL);
+    wc = small_worker(nobody, out_dir);
+    CHECK(loadmon_worker_start(&wc, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_worker_join(NULL, 0, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_worker_join: worker is NULL"));
+    CHECK(loadmon_worker_cancel(NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_worker_run(NULL, NULL) == LOADMON_INVALID_ARGUMENT);
+    loadmon_worker_free(NULL);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -821,6 +1077,8 @@ int main(void) {
     test_file_stats_pairs();
     test_timeouts();
     test_log_callback();
+    test_fleet();
+    test_fleet_bad_values();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

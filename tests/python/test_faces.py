@@ -582,6 +582,8 @@ def test_signatures_show_the_core_defaults() -> None:
         (loadmon.Server, d["server"]),
         (loadmon.TestClient, d["test_client"]),
         (loadmon.Client, d["client"]),
+        (loadmon.Worker, d["worker"]),
+        (loadmon.Plan, d["plan"]),
     ):
         params = _params(obj)
         assert params, obj

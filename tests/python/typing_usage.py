@@ -71,3 +71,22 @@ async def asynchronous(out: Path) -> int:
         pass
     _ = (status, started, keep, server.clients)
     return result.files_written
+
+
+def fleet(out: Path) -> int:
+    plan = loadmon.Plan(run_time=1.0, chunk_size=1, file_size=2, min_chunk_size=1, sync="none",
+                        keep_files="all")
+    with loadmon.Server(port=0, expect_clients=2, plan=plan, start_timeout=30.0) as server:
+        with loadmon.Worker(port=server.port, out_dir=out / "a", stay=True, retry_max=1.0) as w:
+            other = loadmon.Worker(port=server.port, out_dir=out / "b", token=None)
+            summary: loadmon.WorkerSummary = other.run()
+            w.cancel()
+            again: loadmon.WorkerSummary = w.join(timeout=5.0)
+        report = server.wait()
+    last: loadmon.WorkerRun | None = summary.last
+    chunk: int = last.plan.chunk_size if last else 0
+    expected: int | None = report.expected_clients
+    series: tuple[loadmon.TotalSample, ...] = report.total_series
+    mb_s: list[float] = [p.throughput_mb_s for p in series]
+    _ = (again, expected, mb_s, report.common_start, report.started_clients)
+    return chunk + summary.passed

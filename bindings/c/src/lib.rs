@@ -13,7 +13,7 @@
 //! - Numbers in configs are `int64_t` and converted with `loadmon::config`, so an out-of-range
 //!   value is `LOADMON_CONFIG` naming the field, as in Python; `-1` stands for Python's `None`
 //!   where a setting has no value (`LOADMON_KEEP_ALL`, `LOADMON_NO_RUN_TIME`,
-//!   `LOADMON_NO_FILE_STATS`). Durations are milliseconds (`_ms`) everywhere.
+//!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`). Durations are milliseconds (`_ms`) everywhere.
 //! - Config structs can grow: each starts with `struct_size`, set by its `_default` function
 //!   from the caller's `sizeof`; a smaller (older) struct is accepted and the fields it lacks
 //!   take their defaults. Fields are only ever appended, and no struct has tail padding (a unit
@@ -27,13 +27,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle};
+use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle, WorkerHandle};
 use loadmon::client::{ClientConfig, Context, Workload};
 use loadmon::config::{integer, millis, wait_timeout_ms, Zero};
 use loadmon::error::ErrorKind;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::logging::{set_log_sink, LogLevel, LogRecord};
-use loadmon::server::ServerConfig;
+use loadmon::plan::Plan;
+use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::worker::{WorkerConfig, WorkerSummary};
 use loadmon::Error;
 
 /// Major version of the library (`LOADMON_VERSION_MAJOR`); the SONAME is
@@ -75,6 +77,11 @@ pub const LOADMON_NO_RUN_TIME: i64 = -1;
 pub const LOADMON_NO_FILE_STATS: i64 = -1;
 /// A `timeout_ms` that waits as long as it takes (any negative value does).
 pub const LOADMON_WAIT_FOREVER: i64 = -1;
+/// `expect_clients` of `LoadmonServerConfig`: no fleet mode (each client starts at its
+/// `ready`, as the seed's server did); 0 is `LOADMON_CONFIG`.
+pub const LOADMON_NO_FLEET: i64 = -1;
+/// `start_timeout_ms` of `LoadmonServerConfig`: wait for every expected client however long.
+pub const LOADMON_NO_START_TIMEOUT: i64 = -1;
 
 /// Status codes returned by every function that can fail. Numbers are stable and never
 /// reused; `loadmon_status_str()` names them.
@@ -290,6 +297,39 @@ fn num(v: impl TryInto<i64>) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
 }
 
+/// A run time in seconds (the core's `f64`) as C milliseconds, for a config default.
+fn run_time_ms(s: f64) -> i64 {
+    Duration::try_from_secs_f64(s).map_or(i64::MAX, ms)
+}
+
+/// `keep_files` as C has it (`LOADMON_KEEP_ALL` for all), for a config default.
+fn keep_files_c(k: KeepFiles) -> i64 {
+    match k {
+        KeepFiles::All => LOADMON_KEEP_ALL,
+        KeepFiles::Last(n) => num(n),
+    }
+}
+
+/// A C `keep_files` setting (`LOADMON_KEEP_ALL` or at least 1) with the core's rules.
+fn keep_files_setting(v: i64) -> Res<KeepFiles> {
+    Ok(match v {
+        LOADMON_KEEP_ALL => KeepFiles::All,
+        n => KeepFiles::last(i128::from(n))?,
+    })
+}
+
+/// A C sync mode (NULL: the default).
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn sync_setting(p: *const c_char, name: &str) -> Res<SyncMode> {
+    // SAFETY: forwarded contract.
+    Ok(match unsafe { optional_str(p, name) }? {
+        Some(s) => s.parse::<SyncMode>()?,
+        None => SyncMode::default(),
+    })
+}
+
 /// A config struct that starts with `struct_size` and grows by appending fields.
 ///
 /// # Safety
@@ -407,6 +447,28 @@ pub struct LoadmonServerConfig {
     /// Where to write the HTML report (table and charts) when the server stops; NULL (the
     /// default) for none.
     pub report_html_path: *const c_char,
+    /// Fleet mode: the clients to wait for before any starts (1 to 1000000, at most
+    /// `max_clients`); every worker (`loadmon_worker_start`) gets the plan below. Default
+    /// `LOADMON_NO_FLEET`: no fleet mode, and the `plan_` and `start_timeout_ms` fields are not
+    /// used.
+    pub expect_clients: i64,
+    /// Fleet mode: start whoever is ready this many milliseconds after the server started
+    /// (positive), or `LOADMON_NO_START_TIMEOUT` (the default) to wait for every expected
+    /// client. Set without `expect_clients`: `LOADMON_CONFIG`.
+    pub start_timeout_ms: i64,
+    /// The fleet's plan: run time, milliseconds (positive). Default 15000.
+    pub plan_run_time_ms: i64,
+    /// The fleet's plan: chunk size, MB. Default 10.
+    pub plan_chunk_size_mb: i64,
+    /// The fleet's plan: file size, MB. Default 50.
+    pub plan_file_size_mb: i64,
+    /// The fleet's plan: smallest chunk allowed, MB. Default 10.
+    pub plan_min_chunk_size_mb: i64,
+    /// The fleet's plan: "none", "file" or "direct"; NULL means "none".
+    pub plan_sync: *const c_char,
+    /// The fleet's plan: finished files each worker keeps, at least 1, or `LOADMON_KEEP_ALL`.
+    /// Default 2.
+    pub plan_keep_files: i64,
 }
 
 const DEFAULT_HOST: &CStr = c"127.0.0.1";
@@ -416,6 +478,7 @@ const DEFAULT_OUT_DIR: &CStr = c"client_files";
 unsafe impl Growable for LoadmonServerConfig {
     fn defaults() -> Self {
         let d = ServerConfig::default();
+        let p = Plan::default();
         LoadmonServerConfig {
             struct_size: size_of::<Self>(),
             host: DEFAULT_HOST.as_ptr(),
@@ -430,11 +493,21 @@ unsafe impl Growable for LoadmonServerConfig {
             http: std::ptr::null(),
             report_csv_path: std::ptr::null(),
             report_html_path: std::ptr::null(),
+            expect_clients: LOADMON_NO_FLEET,
+            start_timeout_ms: LOADMON_NO_START_TIMEOUT,
+            plan_run_time_ms: run_time_ms(p.run_time_s),
+            plan_chunk_size_mb: num(p.chunk_size_mb),
+            plan_file_size_mb: num(p.file_size_mb),
+            plan_min_chunk_size_mb: num(p.min_chunk_size_mb),
+            plan_sync: std::ptr::null(),
+            plan_keep_files: keep_files_c(p.keep_files),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonServerConfig: host, port,
         max_clients, first_client_id, heartbeat_timeout_ms, handshake_timeout_ms,
-        report_json_path, token, log_dir, http, report_csv_path, report_html_path);
+        report_json_path, token, log_dir, http, report_csv_path, report_html_path,
+        expect_clients, start_timeout_ms, plan_run_time_ms, plan_chunk_size_mb,
+        plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -483,16 +556,13 @@ unsafe impl Growable for LoadmonTestClientConfig {
             struct_size: size_of::<Self>(),
             host: DEFAULT_HOST.as_ptr(),
             port: i64::from(c.port),
-            run_time_ms: Duration::try_from_secs_f64(w.run_time_s).map_or(i64::MAX, ms),
+            run_time_ms: run_time_ms(w.run_time_s),
             chunk_size_mb: num(w.chunk_size_mb),
             file_size_mb: num(w.file_size_mb),
             out_dir: DEFAULT_OUT_DIR.as_ptr(),
             min_chunk_size_mb: num(w.min_chunk_size_mb),
             sync: std::ptr::null(),
-            keep_files: match w.keep_files {
-                KeepFiles::All => LOADMON_KEEP_ALL,
-                KeepFiles::Last(n) => num(n),
-            },
+            keep_files: keep_files_c(w.keep_files),
             heartbeat_period_ms: ms(c.heartbeat_period),
             stats_period_ms: ms(c.stats_period),
             connect_timeout_ms: ms(c.connect_timeout),
@@ -556,6 +626,40 @@ unsafe impl Growable for LoadmonClientConfig {
         heartbeat_period_ms, stats_period_ms, run_time_ms, connect_timeout_ms, chunk_size_mb,
         file_size_mb, token);
     const NAME: &'static str = "LoadmonClientConfig";
+}
+
+/// The fleet mode of a C server config (`None` for `LOADMON_NO_FLEET`).
+///
+/// # Safety
+/// `c.plan_sync` is NULL or NUL-terminated.
+unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
+    if c.expect_clients == LOADMON_NO_FLEET {
+        if c.start_timeout_ms != LOADMON_NO_START_TIMEOUT {
+            return Err(Error::Config(
+                "start_timeout_ms sets a fleet's start: it needs expect_clients".into(),
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let expect_clients = int("expect_clients", c.expect_clients)?;
+    let plan = Plan {
+        run_time_s: millis("plan_run_time_ms", c.plan_run_time_ms, Zero::Rejected)?.as_secs_f64(),
+        chunk_size_mb: int("plan_chunk_size_mb", c.plan_chunk_size_mb)?,
+        file_size_mb: int("plan_file_size_mb", c.plan_file_size_mb)?,
+        min_chunk_size_mb: int("plan_min_chunk_size_mb", c.plan_min_chunk_size_mb)?,
+        // SAFETY: forwarded contract.
+        sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
+        keep_files: keep_files_setting(c.plan_keep_files)?,
+    };
+    Ok(Some(FleetConfig {
+        expect_clients,
+        start_timeout: match c.start_timeout_ms {
+            LOADMON_NO_START_TIMEOUT => None,
+            t => Some(ms_setting("start_timeout_ms", t)?),
+        },
+        plan,
+    }))
 }
 
 /// The core client settings from the fields both C client configs share.
@@ -675,6 +779,8 @@ pub unsafe extern "C" fn loadmon_server_start(
                 .map(PathBuf::from),
             report_html: unsafe { optional_str(c.report_html_path, "report_html_path") }?
                 .map(PathBuf::from),
+            // SAFETY: as above.
+            fleet: unsafe { fleet_config(&c) }?,
             ..ServerConfig::default()
         };
         let handle = ServerHandle::start(config)?;
@@ -932,10 +1038,7 @@ pub unsafe extern "C" fn loadmon_test_client_run(
         // SAFETY: as above.
         let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
         // SAFETY: as above.
-        let sync = match unsafe { optional_str(c.sync, "sync") }? {
-            Some(s) => s.parse::<SyncMode>()?,
-            None => SyncMode::default(),
-        };
+        let sync = unsafe { sync_setting(c.sync, "sync") }?;
         let writer = FileWriterConfig {
             run_time_s: millis("run_time_ms", c.run_time_ms, Zero::Rejected)?.as_secs_f64(),
             chunk_size_mb: int("chunk_size_mb", c.chunk_size_mb)?,
@@ -943,14 +1046,252 @@ pub unsafe extern "C" fn loadmon_test_client_run(
             min_chunk_size_mb: int("min_chunk_size_mb", c.min_chunk_size_mb)?,
             out_dir: PathBuf::from(out_dir),
             sync,
-            keep_files: match c.keep_files {
-                LOADMON_KEEP_ALL => KeepFiles::All,
-                n => KeepFiles::last(i128::from(n))?,
-            },
+            keep_files: keep_files_setting(c.keep_files)?,
         };
         let r = run_client(client, FileWriter::new(writer)?)?;
         // SAFETY: NULL or writable per the contract.
         unsafe { give_string(result_json, &r.to_json()) };
+        Ok(())
+    })
+}
+
+/// Settings of a fleet worker (`loadmon_worker_start`): how to reach the fleet server and
+/// where to write; the test itself (run time, sizes, sync, files kept) is the plan the server
+/// sends. Initialise with `loadmon_worker_config_default(&cfg, sizeof cfg)`, then change
+/// fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LoadmonWorkerConfig {
+    /// `sizeof` the caller's struct, set by `loadmon_worker_config_default`.
+    pub struct_size: usize,
+    /// Server host (default "127.0.0.1"). Must not be NULL.
+    pub host: *const c_char,
+    /// Server port, 1 to 65535. Default 1234.
+    pub port: i64,
+    /// Directory for the data files (default "client_files"). Must not be NULL.
+    pub out_dir: *const c_char,
+    /// Shared secret for the server; NULL (the default) for none.
+    pub token: *const c_char,
+    /// 1: come back for the next run after each one until `loadmon_worker_cancel`; 0 (the
+    /// default): one run. Anything else is `LOADMON_CONFIG`.
+    pub stay: i64,
+    /// With `stay`, the longest pause between two attempts to reach the server, milliseconds
+    /// (positive). Default 5000.
+    pub retry_max_ms: i64,
+    /// Milliseconds between heartbeats (positive). Default 5000.
+    pub heartbeat_period_ms: i64,
+    /// Milliseconds between stats reports (positive). Default 10000.
+    pub stats_period_ms: i64,
+    /// Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+    pub connect_timeout_ms: i64,
+    /// Directory for the session log file; NULL (the default) for no file.
+    pub log_dir: *const c_char,
+}
+
+const DEFAULT_WORKER_OUT_DIR: &CStr = c"client_files";
+
+// SAFETY: as for LoadmonServerConfig.
+unsafe impl Growable for LoadmonWorkerConfig {
+    fn defaults() -> Self {
+        let w = WorkerConfig::default();
+        LoadmonWorkerConfig {
+            struct_size: size_of::<Self>(),
+            host: DEFAULT_HOST.as_ptr(),
+            port: i64::from(w.client.port),
+            out_dir: DEFAULT_WORKER_OUT_DIR.as_ptr(),
+            token: std::ptr::null(),
+            stay: i64::from(w.stay),
+            retry_max_ms: ms(w.retry_max),
+            heartbeat_period_ms: ms(w.client.heartbeat_period),
+            stats_period_ms: ms(w.client.stats_period),
+            connect_timeout_ms: ms(w.client.connect_timeout),
+            log_dir: std::ptr::null(),
+        }
+    }
+    const FIELDS: &'static [(usize, usize)] = fields!(LoadmonWorkerConfig: host, port, out_dir,
+        token, stay, retry_max_ms, heartbeat_period_ms, stats_period_ms, connect_timeout_ms,
+        log_dir);
+    const NAME: &'static str = "LoadmonWorkerConfig";
+}
+
+/// The core worker settings of a C worker config (checked by the core's `validate`).
+///
+/// # Safety
+/// `cfg` is NULL or points to a config initialised by `loadmon_worker_config_default` whose
+/// strings are NULL or NUL-terminated.
+unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
+    // SAFETY: per the contract.
+    let c = unsafe { read_config(cfg, "cfg") }?;
+    // SAFETY (every string below): NULL or NUL-terminated per the contract.
+    let mut client = unsafe {
+        client_config(
+            c.host,
+            c.port,
+            c.heartbeat_period_ms,
+            c.stats_period_ms,
+            c.connect_timeout_ms,
+            c.token,
+        )
+    }?;
+    client.log_dir = unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from);
+    let config = WorkerConfig {
+        client,
+        out_dir: PathBuf::from(unsafe { required_str(c.out_dir, "out_dir") }?),
+        stay: match c.stay {
+            0 => false,
+            1 => true,
+            n => return Err(Error::Config(format!("stay must be 0 or 1, not {n}")).into()),
+        },
+        retry_max: ms_setting("retry_max_ms", c.retry_max_ms)?,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// A worker's summary as JSON: `passed`, `failed` (runs), and `last`, the last run that passed
+/// (`run`, `plan` with `run_time_s`, `chunk_size_mb`, `file_size_mb`, `min_chunk_size_mb`,
+/// `sync`, `keep_files`, and `result` as `loadmon_test_client_run` gives it) or null.
+fn summary_to_json(s: &WorkerSummary) -> Res<String> {
+    serde_json::to_string_pretty(s)
+        .map_err(|e| Error::Internal(format!("worker summary as JSON: {e}")).into())
+}
+
+/// Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
+/// retry cap), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+///
+/// # Safety
+/// `cfg` is NULL or points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_config_default(
+    cfg: *mut LoadmonWorkerConfig,
+    struct_size: usize,
+) -> LoadmonStatus {
+    // SAFETY: forwarded contract.
+    ffi("loadmon_worker_config_default", || unsafe {
+        write_defaults(cfg, struct_size)
+    })
+}
+
+/// A fleet worker running on a thread of its own (opaque).
+pub struct LoadmonWorker {
+    handle: WorkerHandle,
+}
+
+/// Starts a fleet worker in the background and returns its handle in `*out`, to wait for with
+/// `loadmon_worker_join`, stop with `loadmon_worker_cancel` and free with
+/// `loadmon_worker_free`. The worker connects to a fleet server (`expect_clients` set), takes
+/// its plan, checks it on this host (the seed's rules and a timed probe), waits for the
+/// fleet's start and writes files as planned; with `stay` it comes back for the next run.
+///
+/// Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
+/// UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range) or `LOADMON_IO` (the
+/// log file cannot be made).
+///
+/// # Safety
+/// `cfg` points to a config initialised by `loadmon_worker_config_default` whose strings are
+/// NULL or NUL-terminated; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_start(
+    cfg: *const LoadmonWorkerConfig,
+    out: *mut *mut LoadmonWorker,
+) -> LoadmonStatus {
+    ffi("loadmon_worker_start", || {
+        // SAFETY: per the contract.
+        let config = unsafe { worker_config(cfg) }?;
+        let out = out_arg(out, "out")?;
+        let handle = WorkerHandle::spawn(config)?;
+        // SAFETY: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(LoadmonWorker { handle })) };
+        Ok(())
+    })
+}
+
+/// Waits for the worker to finish: after its run, or with `stay` once cancelled.
+/// `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
+/// (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*summary_json` (if
+/// `summary_json` is not NULL) receives the summary as JSON (`passed`, `failed`, `last`: the
+/// last run that passed, with its `run`, `plan` and `result`, or null), to free with
+/// `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running; otherwise the run's error:
+/// `LOADMON_PROTOCOL` if the server hands out no plan or its run already started,
+/// `LOADMON_CONFIG`/`LOADMON_IO` if the plan cannot run on this host, `LOADMON_WORKLOAD` if it
+/// was cancelled in the middle of a run. Joining again returns the same outcome.
+///
+/// # Safety
+/// `worker` is NULL or a live handle; `summary_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_join(
+    worker: *mut LoadmonWorker,
+    timeout_ms: i64,
+    summary_json: *mut *mut c_char,
+) -> LoadmonStatus {
+    ffi("loadmon_worker_join", || {
+        // SAFETY: NULL or live per the contract.
+        let w = unsafe { arg(worker, "worker") }?;
+        let summary = w.handle.join(wait_timeout_ms(timeout_ms))?;
+        let json = summary_to_json(&summary)?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(summary_json, &json) };
+        Ok(())
+    })
+}
+
+/// Asks the worker to stop and returns at once: a run under way ends (its join gives
+/// `LOADMON_WORKLOAD`), a `stay` worker between runs ends with its summary (`LOADMON_OK`).
+/// Cancelling a finished worker does nothing.
+///
+/// # Safety
+/// `worker` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_cancel(worker: *mut LoadmonWorker) -> LoadmonStatus {
+    ffi("loadmon_worker_cancel", || {
+        // SAFETY: NULL or live per the contract.
+        unsafe { arg(worker, "worker") }?.handle.cancel();
+        Ok(())
+    })
+}
+
+/// Cancels the worker if it is still running, waits for its thread (about a second at most)
+/// and frees the handle. `NULL` is a no-op. Using the handle afterwards is undefined
+/// behaviour.
+///
+/// # Safety
+/// `worker` is NULL or a live handle from `loadmon_worker_start`, freed only once.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_free(worker: *mut LoadmonWorker) {
+    ffi_void("loadmon_worker_free", || {
+        if !worker.is_null() {
+            // SAFETY: allocated by Box::into_raw in loadmon_worker_start, freed once.
+            drop(unsafe { Box::from_raw(worker) });
+        }
+        Ok(())
+    });
+}
+
+/// Runs one fleet worker to the end on the calling thread's behalf (`loadmon_worker_start`
+/// then `loadmon_worker_join` with no timeout): on `LOADMON_OK`, `*summary_json` (if not
+/// NULL) receives the summary, to free with `loadmon_string_free`. `stay = 1` is
+/// `LOADMON_INVALID_ARGUMENT` here (nothing could cancel it): use `loadmon_worker_start`.
+///
+/// # Safety
+/// As `loadmon_worker_start`; `summary_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_worker_run(
+    cfg: *const LoadmonWorkerConfig,
+    summary_json: *mut *mut c_char,
+) -> LoadmonStatus {
+    ffi("loadmon_worker_run", || {
+        // SAFETY: per the contract.
+        let config = unsafe { worker_config(cfg) }?;
+        if config.stay {
+            return Err(invalid(
+                "stay: a worker that stays runs until cancelled; start it with \
+                 loadmon_worker_start and stop it with loadmon_worker_cancel",
+            ));
+        }
+        let summary = WorkerHandle::spawn(config)?.join(None)?;
+        let json = summary_to_json(&summary)?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(summary_json, &json) };
         Ok(())
     })
 }
@@ -1391,6 +1732,7 @@ mod tests {
         covers_every_byte::<LoadmonServerConfig>();
         covers_every_byte::<LoadmonTestClientConfig>();
         covers_every_byte::<LoadmonClientConfig>();
+        covers_every_byte::<LoadmonWorkerConfig>();
     }
 
     #[test]

@@ -23,13 +23,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle};
+use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle};
 use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
 use loadmon::config::{self, Integer, Zero};
 use loadmon::error::ErrorKind;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::logging::{set_log_sink, LogLevel, LogRecord, LogSink};
-use loadmon::server::ServerConfig;
+use loadmon::plan::Plan;
+use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::worker::{WorkerConfig, WorkerSummary};
 use loadmon::{Error, Report};
 use pyo3::exceptions::{PyException, PyOverflowError};
 use pyo3::prelude::*;
@@ -359,6 +361,7 @@ fn _log_level(py: Python<'_>, level: Option<i64>) -> PyResult<()> {
 enum Live {
     Server(Weak<ServerHandle>),
     Client(Weak<ClientHandle>),
+    Worker(Weak<WorkerHandle>),
 }
 
 impl Live {
@@ -366,11 +369,12 @@ impl Live {
         match self {
             Live::Server(w) => w.strong_count() > 0,
             Live::Client(w) => w.strong_count() > 0,
+            Live::Worker(w) => w.strong_count() > 0,
         }
     }
 }
 
-/// Every server and client this process started and still holds, so that interpreter exit
+/// Every server, client and worker this process started and still holds, so that interpreter exit
 /// stops them (and the servers write their reports) before Python is torn down.
 static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 
@@ -380,7 +384,7 @@ fn register(l: Live) {
     g.push(l);
 }
 
-/// Cancels every running client and stops every running server, then waits (GIL released) up
+/// Cancels every running client and worker and stops every running server, then waits (GIL released) up
 /// to `timeout` seconds for them all. Called by `loadmon._logging` at interpreter exit.
 #[pyfunction]
 fn _shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
@@ -388,10 +392,12 @@ fn _shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
         let live: Vec<Live> = std::mem::take(&mut *lock(&LIVE));
         let mut servers = Vec::new();
         let mut clients = Vec::new();
+        let mut workers = Vec::new();
         for l in live {
             match l {
                 Live::Server(w) => servers.extend(w.upgrade()),
                 Live::Client(w) => clients.extend(w.upgrade()),
+                Live::Worker(w) => workers.extend(w.upgrade()),
             }
         }
         let wait = Duration::try_from_secs_f64(timeout.clamp(0.0, 60.0)).unwrap_or_default();
@@ -400,12 +406,18 @@ fn _shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
             for c in &clients {
                 c.cancel();
             }
+            for w in &workers {
+                w.cancel();
+            }
             for s in &servers {
                 s.control().stop();
                 s.close_http();
             }
             for c in &clients {
                 let _ = c.try_join(Some(deadline.saturating_duration_since(Instant::now())));
+            }
+            for w in &workers {
+                let _ = w.try_join(Some(deadline.saturating_duration_since(Instant::now())));
             }
             for s in &servers {
                 let _ = s.try_wait(Some(deadline.saturating_duration_since(Instant::now())));
@@ -450,7 +462,7 @@ fn keep_files_to_py<'py>(py: Python<'py>, k: KeepFiles) -> PyResult<Bound<'py, P
 }
 
 /// The core's defaults, as the signatures show them: `{"server": {...}, "client": {...},
-/// "test_client": {...}}` (seconds as floats).
+/// "test_client": {...}, "plan": {...}, "worker": {...}}` (seconds as floats).
 #[pyfunction]
 fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     guard(py, "defaults", || {
@@ -490,10 +502,31 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         client.set_item("run_time", py.None())?;
         client.set_item("chunk_size", py.None())?;
         client.set_item("file_size", py.None())?;
+        server.set_item("expect_clients", py.None())?;
+        server.set_item("plan", py.None())?;
+        server.set_item("start_timeout", py.None())?;
+        let p = Plan::default();
+        let plan = PyDict::new(py);
+        plan.set_item("run_time", p.run_time_s)?;
+        plan.set_item("chunk_size", p.chunk_size_mb)?;
+        plan.set_item("file_size", p.file_size_mb)?;
+        plan.set_item("min_chunk_size", p.min_chunk_size_mb)?;
+        plan.set_item("sync", p.sync.to_string())?;
+        plan.set_item("keep_files", keep_files_to_py(py, p.keep_files)?)?;
+        let wd = WorkerConfig::default();
+        let worker = client.copy()?;
+        for k in ["run_time", "chunk_size", "file_size"] {
+            worker.del_item(k)?;
+        }
+        worker.set_item("out_dir", wd.out_dir.to_string_lossy())?;
+        worker.set_item("stay", wd.stay)?;
+        worker.set_item("retry_max", wd.retry_max.as_secs_f64())?;
         let d = PyDict::new(py);
         d.set_item("server", server)?;
         d.set_item("client", client)?;
         d.set_item("test_client", test_client)?;
+        d.set_item("plan", plan)?;
+        d.set_item("worker", worker)?;
         Ok(d)
     })
 }
@@ -520,6 +553,13 @@ enum ServerState {
 /// A server runs once: ``start()`` after it stopped raises StateError (create a new Server).
 /// A started server that is dropped (``del``, garbage collection, an exception, interpreter
 /// exit) is stopped within a second and still writes its report files.
+///
+/// Fleet mode: with ``expect_clients=N`` the server hands every ``Worker`` the same ``plan``
+/// (a ``loadmon.Plan``; the seed's test by default) and withholds ``run_tests`` until N
+/// clients are ready, then starts them all at once; ``start_timeout`` (seconds after the
+/// start) starts whoever is ready by then. ``max_clients=None`` is then at least N. The
+/// report's ``expected_clients``, ``started_clients``, ``common_start`` and ``total_series``
+/// describe the fleet.
 ///
 /// Durations are seconds (floats), from more than 0 to 10**9; numbers out of range raise
 /// ConfigError (a ValueError). ``None`` for any argument means the core's default, which the
@@ -593,10 +633,12 @@ impl PyServer {
     #[new]
     #[pyo3(signature = (host=None, port=None, max_clients=None, first_client_id=None,
         heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None,
-        token=None, http=None, http_linger=None, report_csv=None, report_html=None),
+        token=None, http=None, http_linger=None, report_csv=None, report_html=None,
+        expect_clients=None, plan=None, start_timeout=None),
         text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
             heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
-            token=None, http=None, http_linger=0.0, report_csv=None, report_html=None)")]
+            token=None, http=None, http_linger=0.0, report_csv=None, report_html=None, \
+            expect_clients=None, plan=None, start_timeout=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -613,9 +655,31 @@ impl PyServer {
         http_linger: Option<&Bound<'_, PyAny>>,
         report_csv: Option<&Bound<'_, PyAny>>,
         report_html: Option<&Bound<'_, PyAny>>,
+        expect_clients: Option<&Bound<'_, PyAny>>,
+        plan: Option<&Bound<'_, PyAny>>,
+        start_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let d = ServerConfig::default();
+            let fleet = match opt_int_arg::<usize>(py, "expect_clients", expect_clients)? {
+                Some(expect_clients) => Some(FleetConfig {
+                    expect_clients,
+                    start_timeout: start_timeout
+                        .map(|v| secs_arg(py, "start_timeout", v, Zero::Rejected))
+                        .transpose()?,
+                    plan: plan
+                        .map(|p| plan_arg(py, p))
+                        .transpose()?
+                        .unwrap_or_default(),
+                }),
+                None if plan.is_some() || start_timeout.is_some() => {
+                    return Err(config_error(
+                        py,
+                        "plan and start_timeout set a fleet: they need expect_clients".into(),
+                    ))
+                }
+                None => None,
+            };
             let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
                 Some(v) => secs_arg(py, name, v, zero),
                 None => Ok(default),
@@ -623,7 +687,8 @@ impl PyServer {
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
-                max_clients: opt_int_arg(py, "max_clients", max_clients)?.unwrap_or(d.max_clients),
+                max_clients: opt_int_arg(py, "max_clients", max_clients)?
+                    .unwrap_or_else(|| ServerConfig::default_max_clients(fleet.as_ref())),
                 first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
                     .unwrap_or(d.first_client_id),
                 heartbeat_timeout: secs(
@@ -645,6 +710,7 @@ impl PyServer {
                 http,
                 report_csv: path_arg(report_csv)?,
                 report_html: path_arg(report_html)?,
+                fleet,
                 ..d
             };
             config.validate().map_err(|e| to_py(py, &e))?;
@@ -934,19 +1000,55 @@ impl PyEvents {
 // Client runs (shared by TestClient and Client)
 // ---------------------------------------------------------------------------------------------
 
-enum RunState {
+/// A handle a `RunSlot` holds: a client's or a worker's.
+trait RunHandle: Send + Sync + Sized + 'static {
+    /// "client" or "worker", for messages.
+    const WHAT: &'static str;
+    fn cancel(&self);
+    fn is_finished(&self) -> bool;
+    /// The entry of the interpreter-exit registry.
+    fn live(h: &Arc<Self>) -> Live;
+}
+
+impl RunHandle for ClientHandle {
+    const WHAT: &'static str = "client";
+    fn cancel(&self) {
+        ClientHandle::cancel(self);
+    }
+    fn is_finished(&self) -> bool {
+        ClientHandle::is_finished(self)
+    }
+    fn live(h: &Arc<Self>) -> Live {
+        Live::Client(Arc::downgrade(h))
+    }
+}
+
+impl RunHandle for WorkerHandle {
+    const WHAT: &'static str = "worker";
+    fn cancel(&self) {
+        WorkerHandle::cancel(self);
+    }
+    fn is_finished(&self) -> bool {
+        WorkerHandle::is_finished(self)
+    }
+    fn live(h: &Arc<Self>) -> Live {
+        Live::Worker(Arc::downgrade(h))
+    }
+}
+
+enum RunState<H> {
     Idle,
     /// `cancel` is set by a `cancel()` that came while the run was being started.
     Starting {
         cancel: bool,
     },
-    Running(Arc<ClientHandle>),
+    Running(Arc<H>),
 }
 
-/// A client's run, started at most once at a time; never locked across a wait.
-struct RunSlot(Mutex<RunState>);
+/// A client's or a worker's run, started at most once at a time; never locked across a wait.
+struct RunSlot<H>(Mutex<RunState<H>>);
 
-impl RunSlot {
+impl<H: RunHandle> RunSlot<H> {
     fn new() -> Self {
         RunSlot(Mutex::new(RunState::Idle))
     }
@@ -955,18 +1057,24 @@ impl RunSlot {
     fn start(
         &self,
         py: Python<'_>,
-        spawn: impl FnOnce() -> loadmon::Result<ClientHandle> + Send,
-    ) -> PyResult<Arc<ClientHandle>> {
+        spawn: impl FnOnce() -> loadmon::Result<H> + Send,
+    ) -> PyResult<Arc<H>> {
         {
             let mut s = lock(&self.0);
             match &*s {
                 RunState::Starting { .. } => {
-                    return Err(state_error(py, "this client is starting in another thread"))
+                    return Err(state_error(
+                        py,
+                        &format!("this {} is starting in another thread", H::WHAT),
+                    ))
                 }
                 RunState::Running(h) if !h.is_finished() => {
                     return Err(state_error(
                         py,
-                        "this client is already running: join() or cancel() it first",
+                        &format!(
+                            "this {} is already running: join() or cancel() it first",
+                            H::WHAT
+                        ),
                     ))
                 }
                 _ => *s = RunState::Starting { cancel: false },
@@ -982,7 +1090,7 @@ impl RunSlot {
                 if cancelled {
                     h.cancel();
                 }
-                register(Live::Client(Arc::downgrade(&h)));
+                register(H::live(&h));
                 *s = RunState::Running(h.clone());
                 Ok(h)
             }
@@ -993,16 +1101,19 @@ impl RunSlot {
         }
     }
 
-    fn handle(&self, py: Python<'_>) -> PyResult<Arc<ClientHandle>> {
+    fn handle(&self, py: Python<'_>) -> PyResult<Arc<H>> {
         match &*lock(&self.0) {
             RunState::Running(h) => Ok(h.clone()),
             RunState::Starting { .. } => Err(state_error(
                 py,
-                "the client is starting in another thread: wait for start() to return",
+                &format!(
+                    "the {} is starting in another thread: wait for start() to return",
+                    H::WHAT
+                ),
             )),
             RunState::Idle => Err(state_error(
                 py,
-                "the client is not started: call start() first",
+                &format!("the {} is not started: call start() first", H::WHAT),
             )),
         }
     }
@@ -1024,7 +1135,8 @@ impl RunSlot {
         }
     }
 
-    /// Cancels a run still going and joins it, with the GIL released (a dropped client).
+    /// Cancels a run still going and joins it, with the GIL released (a dropped client or
+    /// worker).
     fn drop_run(&mut self) {
         let state = std::mem::replace(
             self.0.get_mut().unwrap_or_else(|p| p.into_inner()),
@@ -1112,7 +1224,7 @@ struct PyTestClient {
     client: ClientConfig,
     writer: FileWriterConfig,
     validated: Mutex<Option<FileWriter>>,
-    run: RunSlot,
+    run: RunSlot<ClientHandle>,
 }
 
 impl PyTestClient {
@@ -1364,6 +1476,28 @@ impl PyTestClient {
     }
 }
 
+/// A `loadmon.Plan` (any object with its attributes) as the core's plan, checked by the core's
+/// rules (`Plan::validate`: ConfigError saying which rule failed).
+fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
+    let sync: String = v.getattr("sync")?.extract()?;
+    let plan = Plan {
+        run_time_s: float_arg(&v.getattr("run_time")?)?,
+        chunk_size_mb: int_arg(py, "chunk_size", &v.getattr("chunk_size")?)?,
+        file_size_mb: int_arg(py, "file_size", &v.getattr("file_size")?)?,
+        min_chunk_size_mb: int_arg(py, "min_chunk_size", &v.getattr("min_chunk_size")?)?,
+        sync: sync.parse::<SyncMode>().map_err(|e| to_py(py, &e))?,
+        keep_files: keep_files_arg(py, &v.getattr("keep_files")?)?,
+    };
+    plan.validate().map_err(|e| to_py(py, &e))?;
+    Ok(plan)
+}
+
+/// Checks a `loadmon.Plan` with the core's rules (its `__post_init__` calls this).
+#[pyfunction]
+fn _check_plan(py: Python<'_>, plan: &Bound<'_, PyAny>) -> PyResult<()> {
+    guard(py, "Plan()", || plan_arg(py, plan).map(|_| ()))
+}
+
 /// `keep_files`: a positive int, or "all" (the core's `KeepFiles` rules).
 fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
     if let Ok(s) = v.extract::<String>() {
@@ -1579,7 +1713,7 @@ struct ClientSettings {
 #[pyclass(name = "Client", module = "loadmon._loadmon", subclass, frozen)]
 struct PyClient {
     settings: Mutex<ClientSettings>,
-    run: RunSlot,
+    run: RunSlot<ClientHandle>,
     caught: Caught,
 }
 
@@ -1762,6 +1896,227 @@ impl PyClient {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Worker
+// ---------------------------------------------------------------------------------------------
+
+fn summary_to_py<'py>(py: Python<'py>, s: &WorkerSummary) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_string(s).map_err(|e| to_py(py, &Error::Internal(e.to_string())))?;
+    results(py)?
+        .getattr("WorkerSummary")?
+        .call_method1("_from_json", (json,))
+}
+
+/// Waits for a worker's summary, interruptibly (Ctrl-C cancels the worker), and converts it.
+fn join_worker<'py>(
+    py: Python<'py>,
+    h: Arc<WorkerHandle>,
+    timeout: Option<Duration>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let h2 = h.clone();
+    let r = wait_interruptibly(
+        py,
+        timeout,
+        "the worker is still running",
+        |slice| h.try_join(Some(slice)),
+        move |py| {
+            h2.cancel();
+            py.detach(|| {
+                let _ = h2.join(Some(Duration::from_secs(10)));
+            });
+        },
+    )?;
+    match r {
+        Ok(summary) => summary_to_py(py, &summary),
+        Err(e) => Err(to_py(py, &e)),
+    }
+}
+
+/// A fleet worker (``loadmon worker``): connects to a fleet server (``Server(expect_clients=N,
+/// plan=...)``), takes its plan, checks it on this host (the seed's rules and the timed probe),
+/// waits for the fleet's start and writes files as planned into ``out_dir``. ``run()`` blocks
+/// (GIL released) and returns a WorkerSummary; ``start()`` runs it in the background,
+/// ``join()`` waits for it, ``cancel()`` stops it. With ``stay=True`` it comes back for the
+/// next run until cancelled, retrying with backoff (at most ``retry_max`` seconds between
+/// attempts) while the server is away. Used as a context manager it starts on enter and is
+/// cancelled and joined on exit; a running worker that is dropped is cancelled and joined
+/// (within a second). ``None`` for any argument means the core's default, which the signature
+/// shows; out-of-range numbers raise ConfigError.
+#[pyclass(name = "Worker", module = "loadmon._loadmon", frozen)]
+struct PyWorker {
+    config: WorkerConfig,
+    run: RunSlot<WorkerHandle>,
+}
+
+impl Drop for PyWorker {
+    fn drop(&mut self) {
+        self.run.drop_run();
+    }
+}
+
+impl PyWorker {
+    fn spawn(&self, py: Python<'_>) -> PyResult<Arc<WorkerHandle>> {
+        let config = self.config.clone();
+        self.run.start(py, move || WorkerHandle::spawn(config))
+    }
+}
+
+#[pymethods]
+impl PyWorker {
+    #[new]
+    #[pyo3(signature = (host=None, port=None, out_dir=None, token=None, stay=None,
+        retry_max=None, heartbeat_period=None, stats_period=None, connect_timeout=None,
+        log_dir=None),
+        text_signature = "(host='127.0.0.1', port=1234, out_dir='client_files', token=None, \
+            stay=False, retry_max=5.0, heartbeat_period=5.0, stats_period=10.0, \
+            connect_timeout=5.0, log_dir=None)")]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: Option<String>,
+        port: Option<&Bound<'_, PyAny>>,
+        out_dir: Option<&Bound<'_, PyAny>>,
+        token: Option<String>,
+        stay: Option<bool>,
+        retry_max: Option<&Bound<'_, PyAny>>,
+        heartbeat_period: Option<&Bound<'_, PyAny>>,
+        stats_period: Option<&Bound<'_, PyAny>>,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        log_dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, "Worker()", || {
+            let client = client_config(
+                py,
+                host,
+                port,
+                heartbeat_period,
+                stats_period,
+                connect_timeout,
+                token,
+                log_dir,
+            )?;
+            let d = WorkerConfig::default();
+            let config = WorkerConfig {
+                client,
+                out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
+                stay: stay.unwrap_or(d.stay),
+                retry_max: match retry_max {
+                    Some(v) => secs_arg(py, "retry_max", v, Zero::Rejected)?,
+                    None => d.retry_max,
+                },
+            };
+            config.validate().map_err(|e| to_py(py, &e))?;
+            Ok(PyWorker {
+                config,
+                run: RunSlot::new(),
+            })
+        })
+    }
+
+    /// Runs to the end (one run; with ``stay``, until cancelled) and returns the
+    /// WorkerSummary (GIL released; Ctrl-C cancels it and raises KeyboardInterrupt). Raises
+    /// the run's error: RefusedError if the server is not in fleet mode or its run already
+    /// started, ConfigError/FileError if the plan cannot run on this host, ...
+    fn run<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Worker.run", || {
+            let h = self.spawn(py)?;
+            join_worker(py, h, None)
+        })
+    }
+
+    /// Starts the worker in the background; ``join()`` waits for its summary. StateError if
+    /// it is already running.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, "Worker.start", || self.spawn(py).map(|_| ()))
+    }
+
+    /// Waits (GIL released) for the summary of ``start()``. ``timeout``: None waits as long as
+    /// it takes, 0 only checks, else seconds (LoadmonTimeoutError). StateError before start().
+    #[pyo3(signature = (timeout=None))]
+    fn join<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, "Worker.join", || {
+            let timeout = timeout_arg(py, timeout)?;
+            let h = self.run.handle(py)?;
+            join_worker(py, h, timeout)
+        })
+    }
+
+    /// Asks the worker to stop; returns at once. A run under way ends (``join()`` raises
+    /// LoadmonInterruptedError); a ``stay`` worker between runs returns its summary.
+    fn cancel(&self) {
+        self.run.cancel();
+    }
+
+    /// Whether the worker is running (started and not finished).
+    #[getter]
+    fn running(&self) -> bool {
+        self.run.running()
+    }
+
+    /// The server's host.
+    #[getter]
+    fn host(&self) -> &str {
+        &self.config.client.host
+    }
+
+    /// The server's port.
+    #[getter]
+    fn port(&self) -> u16 {
+        self.config.client.port
+    }
+
+    /// Directory of the data files.
+    #[getter]
+    fn out_dir(&self) -> PathBuf {
+        self.config.out_dir.clone()
+    }
+
+    /// Whether it comes back for the next run.
+    #[getter]
+    fn stay(&self) -> bool {
+        self.config.stay
+    }
+
+    /// Starts the worker (``with Worker(...) as worker:``).
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf)
+    }
+
+    /// Cancels the worker if it still runs and waits for it to end (GIL released); its result
+    /// is dropped (use ``join()`` in the block to get it).
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        guard(py, "Worker.__exit__", || {
+            if let Ok(h) = self.run.handle(py) {
+                h.cancel();
+                let _ = wait_interruptibly(
+                    py,
+                    None,
+                    "the worker is still running",
+                    |slice| h.try_join(Some(slice)),
+                    |_| {},
+                )?;
+            }
+            Ok(false)
+        })
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Worker(host={}, port={}, stay={}, running={})",
+            py_repr(py, &self.config.client.host),
+            self.config.client.port,
+            py_bool(self.config.stay),
+            py_bool(self.run.running())
+        )
+    }
+}
+
 /// Tells the server that a client cannot run (it failed validation, say): the client gets an
 /// id and the report lists it as FAILED with ``reason``. Returns the id.
 #[pyfunction]
@@ -1805,6 +2160,8 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyContext>()?;
     m.add_class::<PyEvents>()?;
     m.add_class::<PyRunEnd>()?;
+    m.add_class::<PyWorker>()?;
+    m.add_function(wrap_pyfunction!(_check_plan, m)?)?;
     m.add_function(wrap_pyfunction!(report_failure, m)?)?;
     m.add_function(wrap_pyfunction!(defaults, m)?)?;
     m.add_function(wrap_pyfunction!(_render_report, m)?)?;
