@@ -221,6 +221,8 @@ impl Driver {
                     }
                 };
                 let step = match self.on_parsed(parsed, now, record.as_deref_mut()) {
+                    // Nothing to do (a heartbeat, a stats line): the hot path.
+                    Some(step) if step.is_stay() => continue,
                     Some(step) => step,
                     None => continue,
                 };

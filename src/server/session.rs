@@ -144,6 +144,16 @@ pub(crate) struct Step {
 }
 
 impl Step {
+    /// Whether this step does nothing (no reply, plan, event, note; keep reading): the common
+    /// case (`hb`, stats lines), which the driver skips without moving the step around.
+    pub(crate) fn is_stay(&self) -> bool {
+        self.reply.is_none()
+            && !self.plan
+            && self.event.is_none()
+            && matches!(self.note, Note::None)
+            && matches!(self.next, Next::Stay)
+    }
+
     fn stay() -> Self {
         Step {
             reply: None,
