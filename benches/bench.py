@@ -6,6 +6,8 @@ times mean little alone), repeated, and reported as median with the min-max spre
 
   1. writer vs fio (and a dd loop): buffered, fsync-per-file and O_DIRECT
   2. server scale: N protocol clients heartbeating once per second (CPU % of one core, peak RSS)
+  2b. fleet scale: 19,000 such clients from two generator processes, loadmon vs a bare tokio
+      line server fed the same lines in the same run (CPU, peak RSS, cost per client)
   3. message rate: lines/s the server accepts vs a bare tokio line counter
   4. monitoring overhead of the heartbeat and stats tasks
   5. the Python face vs the CLI on the same file-writer run
@@ -33,7 +35,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-REL = ROOT / "target" / "release"
+# Cargo's output directory: target/, or $CARGO_TARGET_DIR when it is set (relative to the repo,
+# where the script runs cargo).
+REL = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release"
 LOADMON = REL / "loadmon"
 # `--baseline PATH`: an earlier `loadmon` binary measured in the same run, interleaved with
 # this one, for the scale and message-rate rows (a change must not cost more than it may).
@@ -256,6 +260,166 @@ def bench_scale(tiny: bool, repeats: int) -> list[str]:
     return [head, "", *rows]
 
 
+# 2b. fleet scale -------------------------------------------------------------------------
+
+FLEET_GENS = 2  # loadgen processes sharing the fleet (one process cannot hold 19,000 sockets)
+FLEET_FDS_SPARE = 64  # listener, epoll, eventfds, stdio, report, ... beyond one fd per client
+
+
+def need_open_files(need: int) -> None:
+    """Every process of the fleet run needs `need` open files: raise the soft limit up to the
+    hard one if needed, fail clearly if the hard limit is lower."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need or soft == resource.RLIM_INFINITY:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise RuntimeError(
+            f"fleet: this run needs {need} open files per process (one per client plus "
+            f"{FLEET_FDS_SPARE}), but `ulimit -n` is {soft} and its hard limit {hard}; raise the "
+            f"hard limit (limits.conf, systemd LimitNOFILE, docker --ulimit nofile=...) or use --tiny")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else hard, hard))
+
+
+def proc_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fleet_run(kind: str, n: int, duration: int, ramp_per_s: float) -> dict[str, float]:
+    """One run of `n` clients (FLEET_GENS loadgen processes) against loadmon or the bare server:
+    CPU over the steady phase, idle and peak RSS, and whether every client made it."""
+    per = [n // FLEET_GENS + (i < n % FLEET_GENS) for i in range(FLEET_GENS)]
+    srv: Server | None = None
+    bare: subprocess.Popen[str] | None = None
+    if kind == "loadmon":
+        # Every client of the fleet may be in its handshake at once (the default cap of 256
+        # guards a server against connection floods; a fleet connects together).
+        srv = Server("--max-clients", str(n), "--max-pending", str(n), "--heartbeat-timeout", "60")
+        pid, port = srv.proc.pid, srv.port
+    else:
+        # One serving thread, as `loadmon server` has by default.
+        bare = subprocess.Popen([str(EX / "bare_lines"), "--port", "0", "--threads", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert bare.stderr is not None
+        pid, port = bare.pid, int(bare.stderr.readline().strip().rsplit(":", 1)[1])
+    gens: list[subprocess.Popen[str]] = []
+    try:
+        idle = proc_rss_kib(pid)
+        for k in per:
+            gens.append(subprocess.Popen(
+                [str(EX / "loadgen"), "--port", str(port), "--clients", str(k), "--duration",
+                 str(duration), "--period", "1", "--ramp-per-s", str(ramp_per_s / FLEET_GENS),
+                 *(["--bare"] if kind == "bare" else [])],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        # Every generator ramps its share in n / ramp_per_s seconds and starts its steady phase
+        # 1 s later; measure from 1 s into it to 1 s before its end.
+        ramp_s = n / ramp_per_s
+        time.sleep(ramp_s + 2)
+        c0, t0 = proc_cpu_s(pid), time.monotonic()
+        time.sleep(max(0.5, duration - 2))
+        c1, t1 = proc_cpu_s(pid), time.monotonic()
+        hwm = proc_hwm_kib(pid)
+        sent = 0
+        for g in gens:
+            out, err = g.communicate(timeout=duration + ramp_s + 120)
+            if g.returncode != 0:
+                raise RuntimeError(f"loadgen ({kind}) failed: {out} {err}")
+            m = re.search(r"(\d+) lines sent", out)
+            assert m, out
+            sent += int(m.group(1))
+        if srv is not None:
+            report = srv.report()
+            ok = sum(c["status"] == "PASS" for c in report["clients"])
+        else:
+            assert bare is not None
+            out, _ = bare.communicate(timeout=60)
+            counted = int(out.split()[1])
+            # The bare server has no verdict: every line sent was counted, or the run is void.
+            if counted != sent:
+                raise RuntimeError(f"bare server counted {counted} lines of {sent} sent")
+            ok = n
+    finally:
+        for g in gens:
+            if g.poll() is None:
+                g.kill()
+                g.wait()
+        if srv is not None:
+            srv.kill()
+        if bare is not None and bare.poll() is None:
+            bare.kill()
+            bare.wait()
+    return {"cpu_pct": 100 * (c1 - c0) / (t1 - t0), "cpu_s": c1 - c0, "secs": t1 - t0,
+            "rss_mib": hwm / 1024, "idle_mib": idle / 1024, "passed": ok}
+
+
+def bench_fleet(tiny: bool, repeats: int) -> list[str]:
+    n, duration, ramp_per_s = (200, 2, 2000.0) if tiny else (19000, 30, 2000.0)
+    need_open_files(n + FLEET_FDS_SPARE)
+    runs: dict[str, list[dict[str, float]]] = {"loadmon": [], "bare": []}
+    for i in range(repeats):
+        # Alternate who goes first (TIME_WAIT sockets, page cache, the neighbours' load).
+        for kind in (["loadmon", "bare"] if i % 2 == 0 else ["bare", "loadmon"]):
+            runs[kind].append(fleet_run(kind, n, duration, ramp_per_s))
+    lm, bare = runs["loadmon"], runs["bare"]
+    for r in lm:
+        if r["passed"] != n:
+            raise RuntimeError(f"fleet: {r['passed']:.0f}/{n} clients PASS")
+
+    def col(rs: list[dict[str, float]], key: str) -> list[float]:
+        return [r[key] for r in rs]
+
+    def us_per_client_s(rs: list[dict[str, float]]) -> list[float]:
+        return [1e6 * r["cpu_s"] / (r["secs"] * n) for r in rs]
+
+    def kib_per_client(rs: list[dict[str, float]]) -> list[float]:
+        # The slope above the server's footprint before the first client.
+        return [1024 * (r["rss_mib"] - r["idle_mib"]) / n for r in rs]
+
+    cpu_ratio = [a["cpu_pct"] / b["cpu_pct"] for a, b in zip(lm, bare) if b["cpu_pct"] > 0]
+    rss_ratio = [a["rss_mib"] / b["rss_mib"] for a, b in zip(lm, bare) if b["rss_mib"] > 0]
+    # 100,000 clients by the slope (on paper: this machine caps a process at 20,000 files).
+    big = 100_000
+    cores_big = [u * big / 1e6 for u in us_per_client_s(lm)]
+    gb_big = [(r["idle_mib"] * MIB + k * 1024 * big) / 1e9 for r, k in zip(lm, kib_per_client(lm))]
+    target(f"fleet: loadmon CPU / bare server CPU, {n:,} clients", "<= 1.15", cpu_ratio,
+           lambda m: m <= 1.15)
+    target(f"fleet: loadmon peak RSS / bare server peak RSS, {n:,} clients", "<= 1.3", rss_ratio,
+           lambda m: m <= 1.3)
+    target("fleet: loadmon at 100,000 clients by the slope, cores", "< 1", cores_big,
+           lambda m: m < 1)
+    target("fleet: loadmon at 100,000 clients by the slope, RSS GB", "< 1", gb_big,
+           lambda m: m < 1)
+    rows = ["| server | clients | lines/s sent | CPU % of one core | peak RSS MiB | RSS before the "
+            "first client MiB | µs CPU per client-second | KiB per client | PASS |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in [("loadmon server", lm), ("bare tokio (`bare_lines`)", bare)]:
+        passed = f"{min(col(rs, 'passed')):.0f}/{n}" if name.startswith("loadmon") else "n/a (no protocol)"
+        rows.append(f"| {name} | {n} | {2 * n} | {med(col(rs, 'cpu_pct'))} | "
+                    f"{med(col(rs, 'rss_mib'))} | {med(col(rs, 'idle_mib'))} | "
+                    f"{med(us_per_client_s(rs))} | {med(kib_per_client(rs))} | {passed} |")
+    rows += ["", "| loadmon / bare | CPU | peak RSS |", "|---|---|---|",
+             f"| ratio (per repeat) | {med(cpu_ratio)} | {med(rss_ratio)} |",
+             "", f"| loadmon at {big:,} clients by the slope | cores | RSS GB |", "|---|---|---|",
+             f"| µs per client-second × {big:,}; RSS before the first client + KiB per client "
+             f"× {big:,} | {med(cores_big)} | {med(gb_big)} |"]
+    head = (f"{n:,} simulated clients from {FLEET_GENS} `examples/loadgen` processes over "
+            f"loopback (ramp {ramp_per_s:.0f}/s in all), each sending `hb` and `send_stats` in "
+            f"one write once per second for {duration} s, against `loadmon server --max-clients "
+            f"{n} --max-pending {n}` (release, one serving thread: the default) and, in the same "
+            f"run, `examples/bare_lines --threads 1` (tokio, one thread, LinesCodec, counts lines "
+            f"and does nothing else) fed the same lines by `loadgen --bare` (no handshake, no "
+            f"`file_stats`/`start`/`done`, no replies read). CPU from /proc/PID/stat over the "
+            f"steady phase (1 s after it starts to 1 s before it ends), peak RSS = VmHWM; per "
+            f"client: CPU / (clients × seconds), (peak RSS − RSS before the first client) / "
+            f"clients. {repeats} repeats, interleaved; a bare run counts only if the server "
+            f"counted every line sent.")
+    return [head, "", *rows]
+
+
 # 3. message rate -------------------------------------------------------------------------
 
 def blast(port: int, conns: int, secs: float, protocol: bool) -> float:
@@ -400,7 +564,7 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
     ap.add_argument("--baseline", type=Path,
                     help="an earlier loadmon binary to measure side by side (scale, rate)")
-    ap.add_argument("--only", help="comma-separated sections: writer,scale,rate,monitoring,python,protocol")
+    ap.add_argument("--only", help="comma-separated sections: writer,scale,fleet,rate,monitoring,python,protocol")
     args = ap.parse_args()
     repeats = 1 if args.tiny else args.repeats
     global BASELINE
@@ -414,6 +578,8 @@ def main() -> int:
     sections: list[tuple[str, str, Callable[[], list[str]]]] = [
         ("writer", "1. File writer vs fio", lambda: bench_writer(args.tiny, repeats, args.data_dir)),
         ("scale", "2. Server scale", lambda: bench_scale(args.tiny, min(repeats, 3))),
+        ("fleet", "2b. Fleet scale: 19,000 clients vs a bare server",
+         lambda: bench_fleet(args.tiny, min(repeats, 3))),
         ("rate", "3. Message rate", lambda: bench_rate(args.tiny, repeats)),
         ("monitoring", "4. Monitoring overhead", lambda: bench_monitoring(args.tiny, repeats)),
         ("python", "5. Python face vs CLI", lambda: bench_python(args.tiny, repeats, args.data_dir)),

@@ -1,10 +1,15 @@
 //! A protocol load generator: N clients that each heartbeat and report stats every period,
 //! then send `done`. Used by `scripts/soak.sh` (1,000 clients for 60 s) and the server-scale
-//! benchmark.
+//! and fleet benchmarks.
 //!
 //! Run: `cargo run --release --example loadgen -- --port 1234 --clients 1000 --duration 60 --period 1`
 //! against a running `loadmon server --max-clients 1000`. Pairs with `scripts/soak.sh`.
 //! Exits 0 when every client got its id, ran the whole duration and was closed after `done`.
+//!
+//! `--bare` feeds a server that does not speak the protocol (`examples/bare_lines`) the same
+//! lines: each client connects, then sends `hb` and `send_stats` in one write every period,
+//! with no handshake, no `file_stats`/`start`/`done`, and without reading anything; it closes
+//! at the end. Exits 0 when every client connected and wrote for the whole duration.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +41,10 @@ struct Args {
     /// Connections opened per second while ramping up.
     #[arg(long, default_value_t = 2000.0)]
     ramp_per_s: f64,
+    /// No protocol: connect, send the same `hb` + `send_stats` lines every period, read
+    /// nothing, close at the end (for `examples/bare_lines`).
+    #[arg(long)]
+    bare: bool,
 }
 
 #[derive(Default)]
@@ -99,6 +108,35 @@ async fn one_client(
     }
 }
 
+/// `--bare`: the same lines at the same times as [`one_client`]'s steady phase, and nothing else.
+async fn bare_client(
+    addr: String,
+    start_at: tokio::time::Instant,
+    stop_at: tokio::time::Instant,
+    period: Duration,
+    counts: Arc<Counts>,
+) -> Result<(), String> {
+    let stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut conn = Connection::new(stream, 4096);
+    counts.connected.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep_until(start_at).await;
+    let mut tick = tokio::time::interval(period);
+    while tokio::time::Instant::now() < stop_at {
+        tick.tick().await;
+        conn.feed(&Message::Heartbeat);
+        conn.send(&Message::SendStats {
+            cpu_pct: 1.5,
+            mem_pct: 0.25,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        counts.lines.fetch_add(2, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -121,8 +159,13 @@ async fn main() -> std::process::ExitCode {
             .min(args.clients);
         while spawned < due {
             let (addr, counts) = (addr.clone(), counts.clone());
+            let bare = args.bare;
             tasks.spawn(async move {
-                let r = one_client(addr, start_at, stop_at, period, counts.clone()).await;
+                let r = if bare {
+                    bare_client(addr, start_at, stop_at, period, counts.clone()).await
+                } else {
+                    one_client(addr, start_at, stop_at, period, counts.clone()).await
+                };
                 match &r {
                     Ok(()) => counts.passed.fetch_add(1, Ordering::Relaxed),
                     Err(_) => counts.failed.fetch_add(1, Ordering::Relaxed),
