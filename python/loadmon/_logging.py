@@ -183,6 +183,8 @@ def _after_fork_in_child() -> None:
     # The parent's log thread does not exist here, and may have held these locks at the
     # fork: new ones (as logging does for its handlers' locks).
     global _thread, _lock, _emit_lock, _stop, _local
+    _loadmon._fork_child()
+    _pending.clear()
     _lock = threading.Lock()
     _emit_lock = threading.Lock()
     _stop = threading.Event()
@@ -201,5 +203,9 @@ def _at_exit() -> None:
         stop()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_loadmon._fork_prepare,
+    after_in_parent=_loadmon._fork_parent,
+    after_in_child=_after_fork_in_child,
+)
 atexit.register(_at_exit)

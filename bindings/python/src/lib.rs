@@ -260,7 +260,16 @@ static LOG: LogQueue = LogQueue {
 };
 
 fn log_sink(r: &LogRecord<'_>) {
-    let mut g = lock(&LOG.items);
+    // Never blocks while the process forks (`_fork_prepare` holds the lock then): a thread
+    // blocked here at the fork would leave the core's locks held in the child.
+    let mut g = loop {
+        match LOG.items.try_lock() {
+            Ok(g) => break g,
+            Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if FORKING.load(Ordering::SeqCst) => return,
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    };
     if g.records.len() >= LOG_CAPACITY {
         g.dropped += 1;
         return;
@@ -352,6 +361,58 @@ fn _log_discard(py: Python<'_>) -> PyResult<u64> {
         g.records.clear();
         g.dropped = 0;
         Ok(n)
+    })
+}
+
+/// Set while `os.fork()` runs (between `_fork_prepare` and `_fork_parent`/`_fork_child`).
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The log queue's lock, held by the forking thread across the fork: no thread holds it
+    /// at the fork, so the child's copy of it is free.
+    static FORK_GUARD: std::cell::RefCell<Option<MutexGuard<'static, LogItems>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `os.fork()` is about to run (`os.register_at_fork(before=...)`): takes the log queue's
+/// lock (its holders never need the GIL) until `_fork_parent`/`_fork_child`.
+#[pyfunction]
+fn _fork_prepare(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_prepare", || {
+        FORKING.store(true, Ordering::SeqCst);
+        let g = lock(&LOG.items);
+        FORK_GUARD.with(|f| *f.borrow_mut() = Some(g));
+        Ok(())
+    })
+}
+
+/// `os.fork()` returned in the parent: releases the log queue.
+#[pyfunction]
+fn _fork_parent(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_parent", || {
+        FORK_GUARD.with(|f| f.borrow_mut().take());
+        FORKING.store(false, Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// `os.fork()` returned in the child: the parent's servers and clients have no thread here
+/// (interpreter exit must not wait for them) and its queued log records are the parent's
+/// (its log thread emits them): both are forgotten, and the log queue is released.
+#[pyfunction]
+fn _fork_child(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_child", || {
+        lock(&LIVE).clear();
+        FORK_GUARD.with(|f| {
+            if let Some(g) = f.borrow_mut().as_mut() {
+                g.records.clear();
+                g.dropped = 0;
+                g.woken = false;
+            }
+            f.borrow_mut().take()
+        });
+        FORKING.store(false, Ordering::SeqCst);
+        Ok(())
     })
 }
 
@@ -1935,6 +1996,9 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_log_next, m)?)?;
     m.add_function(wrap_pyfunction!(_log_wake, m)?)?;
     m.add_function(wrap_pyfunction!(_log_discard, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(_log_wait, m)?)?;
     m.add_function(wrap_pyfunction!(_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
