@@ -93,4 +93,4 @@ def __getattr__(name: str) -> Any:
     # loadmon.TimeoutError / loadmon.InterruptedError: the old names, deprecated.
     from loadmon import errors
 
-    return errors.__getattr__(name)
+    return errors._renamed(name, __name__, stacklevel=2)

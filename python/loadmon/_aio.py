@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
+from loadmon import _logging
 from loadmon.errors import LoadmonTimeoutError
 
 if TYPE_CHECKING:
@@ -29,7 +30,10 @@ async def wait(server: _Waitable, timeout: float | None) -> Report:
     deadline = None if timeout is None else loop.time() + timeout
     while True:
         try:
-            return server.wait(timeout=0)
+            # No flush while polling (it would run log handlers on the event loop's thread
+            # at every poll); the log thread emits the records.
+            with _logging.no_flush():
+                return server.wait(timeout=0)
         except LoadmonTimeoutError:
             if deadline is not None and loop.time() >= deadline:
                 raise
@@ -41,7 +45,8 @@ async def run(client: _Joinable) -> ClientResult:
     try:
         while True:
             try:
-                return client.join(timeout=0)
+                with _logging.no_flush():
+                    return client.join(timeout=0)
             except LoadmonTimeoutError:
                 await asyncio.sleep(POLL_S)
     except asyncio.CancelledError:

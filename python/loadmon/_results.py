@@ -56,6 +56,54 @@ def _time(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
+_READ_ONLY = "a Report is frozen: its dicts and lists are read-only (to_dict() gives a copy)"
+
+
+class _FrozenDict(dict[str, Any]):
+    """A read-only dict (a Report's nested values): hashable, picklable, still a dict."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(_READ_ONLY)
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_FrozenDict, (dict(self),))
+
+
+class _FrozenList(list[Any]):
+    """A read-only list (a Report's nested values): hashable, picklable, still a list."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(_READ_ONLY)
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_FrozenList, (list(self),))
+
+
+def _freeze(v: Any) -> Any:
+    """``v`` with every dict and list in it made read-only."""
+    if isinstance(v, dict):
+        return _FrozenDict((k, _freeze(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return _FrozenList(_freeze(x) for x in v)
+    return v
+
+
 @dataclass(frozen=True)
 class ClientInfo:
     """One client as the report or a live snapshot shows it (the JSON report's fields)."""
@@ -124,7 +172,9 @@ class ClientResult:
 
     @classmethod
     def _from_json(cls, text: str) -> ClientResult:
-        return cls(**_json.loads(text))
+        # Keys this version does not know (a newer engine's) are ignored, as ClientInfo does.
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in _json.loads(text).items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict."""
@@ -201,6 +251,14 @@ class Report:
     def to_json(self) -> str:
         """The JSON report."""
         return self.json
+
+    def __post_init__(self) -> None:
+        # Frozen through and through: ``report.total["passed"] = 1`` raises TypeError.
+        object.__setattr__(self, "total", _freeze(self.total))
+        object.__setattr__(self, "series", _freeze(self.series))
+
+    def __hash__(self) -> int:
+        return hash((self.start_time, self.end_time, self.clients, self.stopped))
 
     def to_csv(self) -> str:
         """The clients as CSV: a header row with the JSON field names, one row per client."""

@@ -90,11 +90,19 @@ class InternalError(LoadmonError):
 _RENAMED = {"TimeoutError": "LoadmonTimeoutError", "InterruptedError": "LoadmonInterruptedError"}
 
 
-def __getattr__(name: str) -> Any:
+def _renamed(name: str, module: str, stacklevel: int) -> Any:
+    """An old name of ``module`` (deprecated, warned at the user's line), else AttributeError
+    naming ``module``."""
     if name in _RENAMED:
         new = _RENAMED[name]
         warnings.warn(
-            f"loadmon.{name} is deprecated: use loadmon.{new}", DeprecationWarning, stacklevel=2
+            f"loadmon.{name} is deprecated: use loadmon.{new}",
+            DeprecationWarning,
+            stacklevel=stacklevel + 1,
         )
         return globals()[new]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str) -> Any:
+    return _renamed(name, __name__, stacklevel=2)

@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,10 +36,13 @@ use loadmon::worker::{WorkerConfig, WorkerSummary};
 use loadmon::{Error, Report};
 use pyo3::exceptions::{PyException, PyOverflowError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefMethods, PyWeakrefReference};
 
 /// How often a blocking wait wakes up to let Ctrl-C through.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
+/// How long Ctrl-C in a client's `run()`/`join()` waits for the cancelled run to end before
+/// KeyboardInterrupt is raised (a run_tests that ignores `ctx.stopped` is not waited for).
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
 // ---------------------------------------------------------------------------------------------
 // Errors, panics, conversions
@@ -96,6 +100,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A Python int as the setting's integer type, with the core's range check: out of range
 /// (`port=-1`, `port=70000`, `2**200`) is a ConfigError; a non-integer a TypeError.
 fn int_arg<T: Integer>(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<T> {
+    reject_bool(name, v)?;
     match v.extract::<i128>() {
         Ok(i) => config::integer::<T>(name, i).map_err(|e| to_py(py, &e)),
         // Beyond i128: certainly out of range.
@@ -105,6 +110,16 @@ fn int_arg<T: Integer>(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyRe
         )),
         Err(e) => Err(e),
     }
+}
+
+/// `True`/`False` where an int is expected (`port=True`) is a TypeError, not 1 or 0.
+fn reject_bool(name: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} must be an int, not bool"
+        )));
+    }
+    Ok(())
 }
 
 fn opt_int_arg<T: Integer>(
@@ -247,7 +262,16 @@ static LOG: LogQueue = LogQueue {
 };
 
 fn log_sink(r: &LogRecord<'_>) {
-    let mut g = lock(&LOG.items);
+    // Never blocks while the process forks (`_fork_prepare` holds the lock then): a thread
+    // blocked here at the fork would leave the core's locks held in the child.
+    let mut g = loop {
+        match LOG.items.try_lock() {
+            Ok(g) => break g,
+            Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if FORKING.load(Ordering::SeqCst) => return,
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    };
     if g.records.len() >= LOG_CAPACITY {
         g.dropped += 1;
         return;
@@ -327,6 +351,71 @@ fn flush_logs(py: Python<'_>) {
     if let Ok(m) = py.import("loadmon._logging") {
         let _ = m.call_method0("flush");
     }
+}
+
+/// Empties the log queue without emitting it (interpreter exit past its deadline); how many
+/// records were queued or dropped.
+#[pyfunction]
+fn _log_discard(py: Python<'_>) -> PyResult<u64> {
+    guard(py, "_log_discard", || {
+        let mut g = lock(&LOG.items);
+        let n = g.records.len() as u64 + g.dropped;
+        g.records.clear();
+        g.dropped = 0;
+        Ok(n)
+    })
+}
+
+/// Set while `os.fork()` runs (between `_fork_prepare` and `_fork_parent`/`_fork_child`).
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The log queue's lock, held by the forking thread across the fork: no thread holds it
+    /// at the fork, so the child's copy of it is free.
+    static FORK_GUARD: std::cell::RefCell<Option<MutexGuard<'static, LogItems>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `os.fork()` is about to run (`os.register_at_fork(before=...)`): takes the log queue's
+/// lock (its holders never need the GIL) until `_fork_parent`/`_fork_child`.
+#[pyfunction]
+fn _fork_prepare(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_prepare", || {
+        FORKING.store(true, Ordering::SeqCst);
+        let g = lock(&LOG.items);
+        FORK_GUARD.with(|f| *f.borrow_mut() = Some(g));
+        Ok(())
+    })
+}
+
+/// `os.fork()` returned in the parent: releases the log queue.
+#[pyfunction]
+fn _fork_parent(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_parent", || {
+        FORK_GUARD.with(|f| f.borrow_mut().take());
+        FORKING.store(false, Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// `os.fork()` returned in the child: the parent's servers and clients have no thread here
+/// (interpreter exit must not wait for them) and its queued log records are the parent's
+/// (its log thread emits them): both are forgotten, and the log queue is released.
+#[pyfunction]
+fn _fork_child(py: Python<'_>) -> PyResult<()> {
+    guard(py, "_fork_child", || {
+        lock(&LIVE).clear();
+        FORK_GUARD.with(|f| {
+            if let Some(g) = f.borrow_mut().as_mut() {
+                g.records.clear();
+                g.dropped = 0;
+                g.woken = false;
+            }
+            f.borrow_mut().take()
+        });
+        FORKING.store(false, Ordering::SeqCst);
+        Ok(())
+    })
 }
 
 /// Wakes a `_log_next` that is waiting (the log thread is stopping).
@@ -422,6 +511,8 @@ fn _shutdown(py: Python<'_>, timeout: f64) -> PyResult<()> {
             for s in &servers {
                 let _ = s.try_wait(Some(deadline.saturating_duration_since(Instant::now())));
             }
+            // The run_tests still running had their time: their clients stop waiting.
+            PY_GONE.store(true, Ordering::SeqCst);
         });
         Ok(())
     })
@@ -1169,18 +1260,34 @@ fn join_handle<'py>(
     caught: Option<&Caught>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let h2 = h.clone();
+    // A Ctrl-C while the run ends (after the first one) ends the wait at once.
+    let mut second_interrupt = None;
     let r = wait_interruptibly(
         py,
         timeout,
         "the client is still running",
         |slice| h.try_join(Some(slice)),
-        move |py| {
+        |py| {
+            // Cancelled: a run_tests that looks at ctx.stopped ends within the grace (and the
+            // server sees it); one that does not goes on on its own thread, unwaited.
             h2.cancel();
-            py.detach(|| {
-                let _ = h2.join(Some(Duration::from_secs(10)));
-            });
+            let deadline = Instant::now() + CANCEL_GRACE;
+            while Instant::now() < deadline {
+                let slice = deadline.saturating_duration_since(Instant::now());
+                if py
+                    .detach(|| h2.try_join(Some(slice.min(SIGNAL_POLL))))
+                    .is_some()
+                {
+                    break;
+                }
+                if let Err(e) = py.check_signals() {
+                    second_interrupt = Some(e);
+                    break;
+                }
+            }
         },
-    )?;
+    )
+    .map_err(|first| second_interrupt.take().unwrap_or(first))?;
     match r {
         Ok(result) => result_to_py(py, &result),
         Err(e) => {
@@ -1500,8 +1607,17 @@ fn _check_plan(py: Python<'_>, plan: &Bound<'_, PyAny>) -> PyResult<()> {
 
 /// `keep_files`: a positive int, or "all" (the core's `KeepFiles` rules).
 fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
+    reject_bool("keep_files", v)?;
     if let Ok(s) = v.extract::<String>() {
-        return s.parse().map_err(|e| to_py(py, &e));
+        let k: KeepFiles = s.parse().map_err(|e| to_py(py, &e))?;
+        // A number in a string ("3") is refused, as for every other int argument.
+        if k.count().is_some() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "keep_files must be an int or \"all\", not the string {}",
+                py_repr(py, &s)
+            )));
+        }
+        return Ok(k);
     }
     match v.extract::<i128>() {
         Ok(n) => KeepFiles::last(n).map_err(|e| to_py(py, &e)),
@@ -1624,7 +1740,25 @@ struct RunEnd {
 struct PyRunEnd {
     end: Arc<RunEnd>,
     caught: Caught,
+    finished: AtomicBool,
 }
+
+impl Drop for PyRunEnd {
+    /// The thread that should have called `finish` is gone without calling it (it died, or
+    /// could never start): the waiting client thread must not wait for ever.
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::SeqCst) {
+            *lock(&self.end.end) = Some(Some(
+                "run_tests' thread ended without reporting how run_tests ended".into(),
+            ));
+            self.end.ready.notify_all();
+        }
+    }
+}
+
+/// Set once interpreter exit gave the running `run_tests` their time (`_shutdown`): a client
+/// thread still waiting for one stops waiting (its Python thread will never run again).
+static PY_GONE: AtomicBool = AtomicBool::new(false);
 
 #[pymethods]
 impl PyRunEnd {
@@ -1632,6 +1766,7 @@ impl PyRunEnd {
     /// `text` its description.
     #[pyo3(signature = (exc=None, text=None))]
     fn finish(&self, exc: Option<Py<PyAny>>, text: Option<String>) {
+        self.finished.store(true, Ordering::SeqCst);
         let failed = exc.is_some();
         *lock(&self.caught) = exc;
         *lock(&self.end.end) = Some(failed.then(|| text.unwrap_or_default()));
@@ -1646,7 +1781,7 @@ impl PyRunEnd {
 /// that ignores `ctx.stopped` is ended with the other daemon threads, and no Rust frame is on
 /// its stack when that happens.
 struct PyWorkload {
-    obj: Py<PyAny>,
+    obj: Py<PyWeakrefReference>,
     run_time: Option<Duration>,
     file_stats: Option<(u64, u64)>,
     caught: Caught,
@@ -1673,10 +1808,18 @@ impl Workload for PyWorkload {
                 PyRunEnd {
                     end: end.clone(),
                     caught: self.caught.clone(),
+                    finished: AtomicBool::new(false),
                 },
             )?;
+            // Held weakly (no cycle client -> run -> workload -> client): a client dropped
+            // before its run_tests is called is finalized, which cancels the run.
+            let Some(client) = self.obj.bind(py).upgrade() else {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "the client was dropped",
+                ));
+            };
             py.import("loadmon._workload")?
-                .call_method1("start", (self.obj.clone_ref(py), c, e))?;
+                .call_method1("start", (client, c, e))?;
             Ok(())
         })
         .map_err(|e| Error::Workload(format!("cannot start run_tests: {e}")))?;
@@ -1688,7 +1831,16 @@ impl Workload for PyWorkload {
                     Some(text) => Err(Error::Workload(text)),
                 };
             }
-            g = end.ready.wait(g).unwrap_or_else(|p| p.into_inner());
+            if PY_GONE.load(Ordering::SeqCst) {
+                return Err(Error::Workload(
+                    "run_tests did not return before interpreter exit".into(),
+                ));
+            }
+            g = end
+                .ready
+                .wait_timeout(g, SIGNAL_POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
@@ -1710,7 +1862,13 @@ struct ClientSettings {
 /// ``run_time`` (seconds) makes ``ctx.stopped`` true when it is over; ``chunk_size`` and
 /// ``file_size`` (MB, both or neither) are announced to the server with ``file_stats``.
 /// ``None`` for any argument means the core's default, which the signature shows.
-#[pyclass(name = "Client", module = "loadmon._loadmon", subclass, frozen)]
+#[pyclass(
+    name = "Client",
+    module = "loadmon._loadmon",
+    subclass,
+    frozen,
+    weakref
+)]
 struct PyClient {
     settings: Mutex<ClientSettings>,
     run: RunSlot<ClientHandle>,
@@ -1729,8 +1887,11 @@ impl PyClient {
         let this = slf.get();
         let s = lock(&this.settings).clone();
         *lock(&this.caught) = None;
+        // A generator (function) or a non-callable run_tests is refused here (TypeError).
+        py.import("loadmon._workload")?
+            .call_method1("check", (slf,))?;
         let workload = PyWorkload {
-            obj: slf.clone().into_any().unbind(),
+            obj: PyWeakrefReference::new(slf.as_any())?.unbind(),
             run_time: s.run_time,
             file_stats: s.file_stats,
             caught: this.caught.clone(),
@@ -2140,8 +2301,32 @@ fn report_failure(
         let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
         let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
         let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
-        py.detach(|| loadmon::blocking::report_failure(config, file_stats, &reason))
-            .map_err(|e| to_py(py, &e))
+        // On a thread of its own, waited for in slices: Ctrl-C interrupts the connect and the
+        // handshake (the attempt is then abandoned; its thread ends with its connect timeout
+        // or with the process).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("loadmon-report-failure".into())
+            .spawn(move || {
+                let _ = tx.send(loadmon::blocking::report_failure(
+                    config, file_stats, &reason,
+                ));
+            })
+            .map_err(|e| to_py(py, &Error::Internal(format!("cannot start a thread: {e}"))))?;
+        let r = wait_interruptibly(
+            py,
+            None,
+            "report_failure",
+            move |slice| match rx.recv_timeout(slice) {
+                Ok(r) => Some(r),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Some(Err(Error::Internal(
+                    "report_failure's thread ended without a result".into(),
+                ))),
+            },
+            |_| {},
+        )?;
+        r.map_err(|e| to_py(py, &e))
     })
 }
 
@@ -2167,6 +2352,10 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_render_report, m)?)?;
     m.add_function(wrap_pyfunction!(_log_next, m)?)?;
     m.add_function(wrap_pyfunction!(_log_wake, m)?)?;
+    m.add_function(wrap_pyfunction!(_log_discard, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(_log_wait, m)?)?;
     m.add_function(wrap_pyfunction!(_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
