@@ -74,9 +74,7 @@ impl ClientConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad setting.
     pub fn validate(&self) -> Result<()> {
-        if self.host.trim().is_empty() {
-            return Err(Error::Config("host must not be empty".into()));
-        }
+        crate::config::check_host("host", &self.host)?;
         if self.port == 0 {
             return Err(Error::Config("port must be between 1 and 65535".into()));
         }

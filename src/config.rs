@@ -79,6 +79,11 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
         return Err(bad());
     }
     let d = Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| bad())?;
+    if d.is_zero() && s > 0.0 && zero == Zero::Rejected {
+        return Err(Error::Config(format!(
+            "{name} must be at least 1 ns (durations have nanosecond resolution), not {s:e}"
+        )));
+    }
     check_duration(name, d, zero).map_err(|_| bad())?;
     Ok(d)
 }
@@ -169,6 +174,24 @@ pub fn integer<T: Integer>(name: &str, value: i128) -> Result<T> {
             T::HIGH
         ))
     })
+}
+
+/// Checks a host name or address: not empty, no control character (a NUL or a line break would
+/// otherwise surface later as a resolver or socket error naming mangled text).
+///
+/// # Errors
+/// [`Error::Config`] naming `name`.
+pub fn check_host(name: &str, host: &str) -> Result<()> {
+    if host.trim().is_empty() {
+        return Err(Error::Config(format!("{name} must not be empty")));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(Error::Config(format!(
+            "{name} must not contain control characters, not {:?}",
+            crate::text::escape_control(host)
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that `n` is within `1..=max`.
@@ -270,6 +293,18 @@ mod tests {
         let e = seconds("run_time", 1e300, Zero::Rejected).unwrap_err();
         assert!(e.is_config() && e.to_string().contains("run_time"), "{e}");
         assert!(e.to_string().ends_with("not 1e300"), "{e}");
+    }
+
+    #[test]
+    fn below_a_nanosecond_and_odd_hosts() {
+        let e = seconds("heartbeat_timeout", 1e-10, Zero::Rejected).unwrap_err();
+        assert!(e.to_string().contains("at least 1 ns"), "{e}");
+        let e = seconds("heartbeat_timeout", 5e-324, Zero::Rejected).unwrap_err();
+        assert!(e.to_string().len() < 200, "{e}");
+        assert!(check_host("host", "a\0b").is_err());
+        assert!(check_host("host", "h\nx").is_err());
+        assert!(check_host("host", " ").is_err());
+        assert!(check_host("host", "::1").is_ok());
     }
 
     #[test]

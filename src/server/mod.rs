@@ -224,9 +224,7 @@ impl ServerConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad setting.
     pub fn validate(&self) -> Result<()> {
-        if self.host.trim().is_empty() {
-            return Err(Error::Config("host must not be empty".into()));
-        }
+        crate::config::check_host("host", &self.host)?;
         let limit = MAX_CONNECTIONS_LIMIT as u64;
         check_count("max_clients", self.max_clients as u64, limit)?;
         check_count("max_pending", self.max_pending as u64, limit)?;
