@@ -69,12 +69,30 @@ static SINK_LEVEL: AtomicU8 = AtomicU8::new(0);
 /// assert!(report[0].1.contains('\n'));
 /// ```
 pub fn set_log_sink(sink: Option<(LogLevel, LogSink)>) {
-    let mut g = SINK.write().unwrap_or_else(|p| p.into_inner());
-    SINK_LEVEL.store(
-        sink.as_ref().map_or(0, |(l, _)| *l as u8),
-        Ordering::Release,
-    );
-    *g = sink;
+    // Never an unbounded wait: in a child made by fork() the lock may be held by a thread that
+    // does not exist there, and would never be released. The lock is otherwise held only for
+    // an `Arc` clone, so a change waits microseconds; past the bound it is not made (only a
+    // forked child can get there, and it then keeps the sink it inherited).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    loop {
+        let mut g = match SINK.try_write() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if std::time::Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::yield_now();
+                continue;
+            }
+        };
+        SINK_LEVEL.store(
+            sink.as_ref().map_or(0, |(l, _)| *l as u8),
+            Ordering::Release,
+        );
+        *g = sink;
+        return;
+    }
 }
 
 fn sink_wants(level: LogLevel) -> bool {
@@ -86,11 +104,15 @@ fn to_sink(level: LogLevel, target: &'static str, message: &str) {
     if !sink_wants(level) {
         return;
     }
-    let sink = SINK
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .map(|(_, s)| s.clone());
+    // Never waits: a record that meets a sink being changed (or, in a forked child, a lock
+    // held by a thread that is not there) is dropped rather than blocking the engine.
+    let sink = match SINK.try_read() {
+        Ok(g) => g.as_ref().map(|(_, s)| s.clone()),
+        Err(std::sync::TryLockError::Poisoned(p)) => {
+            p.into_inner().as_ref().map(|(_, s)| s.clone())
+        }
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
     if let Some(sink) = sink {
         // A sink that panics must not take the engine down with it.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
