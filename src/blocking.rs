@@ -471,12 +471,90 @@ impl Iterator for Events {
     }
 }
 
+/// Something run to its end on a thread of its own, on its own single-threaded runtime: a
+/// client or a worker. Its result is always set (a panic is an `Internal` result), so `join`
+/// never waits on a dead thread; dropping it cancels a run still going and waits for it.
+#[derive(Debug)]
+struct Task<T: Clone> {
+    /// "client" or "worker", for messages.
+    what: &'static str,
+    cancel: CancellationToken,
+    outcome: Arc<Outcome<T>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl<T: Clone + Send + 'static> Task<T> {
+    /// Runs `run` on a new thread named `loadmon-<what>`; `cancel` is the token `run` obeys.
+    fn spawn<F>(what: &'static str, cancel: CancellationToken, run: F) -> Result<Task<T>>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let outcome = Outcome::new();
+        let out = outcome.clone();
+        let name = format!("loadmon-{what}");
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                // Whatever happens, the result is set: a panic is an error result, never a
+                // handle whose join waits for ever.
+                let result = guard(&format!("the {what} thread"), || {
+                    let rt = runtime(1, &name)?;
+                    let r = rt.block_on(run);
+                    rt.shutdown_timeout(Duration::from_secs(1));
+                    r
+                });
+                out.set(result);
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a {what} thread: {e}")))?;
+        Ok(Task {
+            what,
+            cancel,
+            outcome,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn join(&self, timeout: Option<Duration>) -> Result<T> {
+        self.try_join(timeout).unwrap_or_else(|| {
+            Err(Error::Timeout(format!(
+                "the {} is still running after {:.1} s",
+                self.what,
+                timeout.unwrap_or_default().as_secs_f64()
+            )))
+        })
+    }
+
+    fn try_join(&self, timeout: Option<Duration>) -> Option<Result<T>> {
+        let r = self.outcome.wait(timeout)?;
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+        Some(r)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.outcome.is_set()
+    }
+}
+
+impl<T: Clone> Drop for Task<T> {
+    fn drop(&mut self) {
+        if !self.outcome.is_set() {
+            self.cancel.cancel();
+        }
+        // The same wait as `join`: the thread is joined once the result is in.
+        if self.outcome.wait(Some(Duration::from_secs(10))).is_some() {
+            if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
 /// A client running on its own thread.
 #[derive(Debug)]
 pub struct ClientHandle {
-    cancel: CancellationToken,
-    outcome: Arc<Outcome<ClientResult>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    task: Task<ClientResult>,
 }
 
 impl ClientHandle {
@@ -486,33 +564,10 @@ impl ClientHandle {
     /// [`Error::Config`] for a bad setting, [`Error::Internal`] if no thread can be started.
     pub fn spawn<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientHandle> {
         guard("starting the client", || {
-            Self::spawn_inner(config, workload)
-        })
-    }
-
-    fn spawn_inner<W: Workload>(config: ClientConfig, workload: W) -> Result<ClientHandle> {
-        let client = Client::new(config)?;
-        let cancel = client.cancel_token();
-        let outcome = Outcome::new();
-        let out = outcome.clone();
-        let thread = std::thread::Builder::new()
-            .name("loadmon-client".into())
-            .spawn(move || {
-                // Whatever happens, the result is set: a panic is an error result, never a
-                // handle whose join waits for ever.
-                let result = guard("the client thread", || {
-                    let rt = runtime(1, "loadmon-client")?;
-                    let r = rt.block_on(client.run(workload));
-                    rt.shutdown_timeout(Duration::from_secs(1));
-                    r
-                });
-                out.set(result);
-            })
-            .map_err(|e| Error::Internal(format!("cannot start a client thread: {e}")))?;
-        Ok(ClientHandle {
-            cancel,
-            outcome,
-            thread: Mutex::new(Some(thread)),
+            let client = Client::new(config)?;
+            let cancel = client.cancel_token();
+            let task = Task::spawn("client", cancel, async move { client.run(workload).await })?;
+            Ok(ClientHandle { task })
         })
     }
 
@@ -522,41 +577,23 @@ impl ClientHandle {
     /// [`Error::Timeout`] if the client is still running after `timeout` (`None` waits
     /// forever); otherwise the client's own error.
     pub fn join(&self, timeout: Option<Duration>) -> Result<ClientResult> {
-        self.try_join(timeout).unwrap_or_else(|| {
-            Err(Error::Timeout(format!(
-                "the client is still running after {:.1} s",
-                timeout.unwrap_or_default().as_secs_f64()
-            )))
-        })
+        self.task.join(timeout)
     }
 
     /// Like [`ClientHandle::join`], but `None` when the client is still running after
     /// `timeout`: a caller polling in slices cannot mistake a late result for a timeout.
     pub fn try_join(&self, timeout: Option<Duration>) -> Option<Result<ClientResult>> {
-        let r = self.outcome.wait(timeout)?;
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
-        }
-        Some(r)
+        self.task.try_join(timeout)
     }
 
     /// Asks the client to stop; [`ClientHandle::join`] then returns [`Error::Interrupted`].
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.task.cancel.cancel();
     }
 
     /// Whether the client has finished.
     pub fn is_finished(&self) -> bool {
-        self.outcome.is_set()
-    }
-}
-
-impl Drop for ClientHandle {
-    fn drop(&mut self) {
-        if !self.outcome.is_set() {
-            self.cancel.cancel();
-        }
-        let _ = self.join(Some(Duration::from_secs(10)));
+        self.task.is_finished()
     }
 }
 
@@ -615,9 +652,7 @@ pub fn report_failure(
 /// ```
 #[derive(Debug)]
 pub struct WorkerHandle {
-    cancel: CancellationToken,
-    outcome: Arc<Outcome<WorkerSummary>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    task: Task<WorkerSummary>,
 }
 
 impl WorkerHandle {
@@ -627,32 +662,11 @@ impl WorkerHandle {
     /// [`Error::Config`] for a bad setting, [`Error::File`] if the log file cannot be made,
     /// [`Error::Internal`] if no thread can be started.
     pub fn spawn(config: WorkerConfig) -> Result<WorkerHandle> {
-        guard("starting the worker", || Self::spawn_inner(config))
-    }
-
-    fn spawn_inner(config: WorkerConfig) -> Result<WorkerHandle> {
-        let worker = Worker::new(config)?;
-        let cancel = worker.cancel_token();
-        let outcome = Outcome::new();
-        let out = outcome.clone();
-        let thread = std::thread::Builder::new()
-            .name("loadmon-worker".into())
-            .spawn(move || {
-                // Whatever happens, the result is set: a panic is an error result, never a
-                // handle whose join waits for ever.
-                let result = guard("the worker thread", || {
-                    let rt = runtime(1, "loadmon-worker")?;
-                    let r = rt.block_on(worker.run());
-                    rt.shutdown_timeout(Duration::from_secs(1));
-                    r
-                });
-                out.set(result);
-            })
-            .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
-        Ok(WorkerHandle {
-            cancel,
-            outcome,
-            thread: Mutex::new(Some(thread)),
+        guard("starting the worker", || {
+            let worker = Worker::new(config)?;
+            let cancel = worker.cancel_token();
+            let task = Task::spawn("worker", cancel, async move { worker.run().await })?;
+            Ok(WorkerHandle { task })
         })
     }
 
@@ -662,40 +676,22 @@ impl WorkerHandle {
     /// [`Error::Timeout`] if it is still running after `timeout` (`None` waits forever);
     /// otherwise the worker's own error (see [`Worker::run`]).
     pub fn join(&self, timeout: Option<Duration>) -> Result<WorkerSummary> {
-        self.try_join(timeout).unwrap_or_else(|| {
-            Err(Error::Timeout(format!(
-                "the worker is still running after {:.1} s",
-                timeout.unwrap_or_default().as_secs_f64()
-            )))
-        })
+        self.task.join(timeout)
     }
 
     /// Like [`WorkerHandle::join`], but `None` when the worker is still running after
     /// `timeout`.
     pub fn try_join(&self, timeout: Option<Duration>) -> Option<Result<WorkerSummary>> {
-        let r = self.outcome.wait(timeout)?;
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
-        }
-        Some(r)
+        self.task.try_join(timeout)
     }
 
     /// Asks the worker to stop (a running test ends; a `stay` worker returns its summary).
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.task.cancel.cancel();
     }
 
     /// Whether the worker has finished.
     pub fn is_finished(&self) -> bool {
-        self.outcome.is_set()
-    }
-}
-
-impl Drop for WorkerHandle {
-    fn drop(&mut self) {
-        if !self.outcome.is_set() {
-            self.cancel.cancel();
-        }
-        let _ = self.join(Some(Duration::from_secs(10)));
+        self.task.is_finished()
     }
 }
