@@ -114,6 +114,7 @@ pub(super) async fn serve(
     // Tell every connection to wrap up ("server stopped"), then wait for them: each one ends
     // within its close linger, whatever its peer does.
     shared.stop.cancel();
+    shared.wrap_up.fire();
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
             log.warn(format!("a connection handler failed: {e}"));

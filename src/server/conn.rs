@@ -8,22 +8,41 @@
 //! In fleet mode a client waiting at the start barrier also waits for the release, which sends
 //! its `run_tests`.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant};
 
 use super::accept::{self, Admitted, CLOSE_LINGER};
 use super::session::{ClientState, Next, Note, Session, Step, Timer, WarnBudget};
+use super::signal::Subscription;
 use super::{lock_cell, ClientCell, Shared, INVALID};
 use crate::connection::{Connection, Filled, FrameError, Parsed};
 use crate::events::EventKind;
-use crate::protocol::{Message, COMMANDS};
+use crate::protocol::Message;
 use crate::report::{Status, STOPPED_REASON};
 
 /// While this many reply bytes wait for the peer, its lines are not read.
 pub(super) const READ_PAUSE_BYTES: usize = 16 * 1024;
+
+/// What woke a connection, in the order it is looked at.
+enum Wake {
+    /// The server stops.
+    Stopped,
+    /// Replies waited for the peer longer than the write timeout.
+    WriteStalled,
+    /// The fleet's start barrier released.
+    Released,
+    /// The liveness (or handshake) timer fired.
+    Timer,
+    /// The socket has something to read.
+    Readable,
+    /// The socket takes more of the queued replies.
+    Writable,
+}
 
 /// Why a connection ended.
 enum End {
@@ -46,8 +65,6 @@ struct Driver {
     warnings: WarnBudget,
     /// Information lines about this peer (a peer repeating `ready` must not fill the log).
     infos: WarnBudget,
-    /// Lines received per command since the last flush to the server's counters.
-    counts: [u64; COMMANDS.len() + 1],
 }
 
 /// Serves one connection until it ends; the slot and place are given back before the socket
@@ -68,11 +85,11 @@ pub(super) async fn serve(
         place: Some(place),
         warnings: WarnBudget::new(now),
         infos: WarnBudget::new(now),
-        counts: [0; COMMANDS.len() + 1],
     };
     let write_timeout = shared.config.write_timeout;
-    let stopped = shared.stop.cancelled();
-    tokio::pin!(stopped);
+    // The server's stop and the fleet's start: one flag read per wake-up (see signal.rs).
+    let mut stopped = Subscription::new(&shared.wrap_up);
+    let mut released = Subscription::new(&shared.fleet_go);
     // The liveness timer is created once and moved lazily: re-arming a timer for every line
     // would cost more than handling the line.
     let timer = sleep_until(d.session.deadline(&shared.rules, shared.events.active()));
@@ -80,21 +97,48 @@ pub(super) async fn serve(
     // Armed while replies wait for the peer; moved on whenever the peer takes some.
     let write_deadline = sleep_until(now + write_timeout);
     tokio::pin!(write_deadline);
-    // Fleet mode: completes when the start barrier releases (polled only while waiting).
-    let go = shared.fleet_go.clone();
-    let released = go.cancelled();
-    tokio::pin!(released);
     let end = loop {
-        // Socket readiness spends no scheduling budget: without this, a peer that keeps the
-        // socket full would keep this task running and starve every other connection on a
-        // single-threaded runtime.
-        tokio::task::consume_budget().await;
         let queued = conn.pending_bytes();
-        tokio::select! {
-            biased;
-            _ = &mut stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
-            // Deadlines before reads: a peer that always has more to read cannot outlive them.
-            _ = &mut write_deadline, if queued > 0 => {
+        let waiting = d.session.is_waiting();
+        // What needs doing, in this order: the stop first, deadlines before reads (a peer that
+        // always has more to read cannot outlive them). One hand-written poll rather than a
+        // `select!`: this runs for every line of every client, and each arm here is a flag or
+        // a readiness bit (the socket's own waker slot, no waiter list). Socket readiness
+        // spends the task's scheduling budget, so a peer that keeps the socket full cannot
+        // starve the other connections of a single-threaded runtime.
+        let wake = poll_fn(|cx| {
+            if stopped.poll(cx).is_ready() {
+                return Poll::Ready(Ok(Wake::Stopped));
+            }
+            if queued > 0 && write_deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(Wake::WriteStalled));
+            }
+            if waiting && released.poll(cx).is_ready() {
+                return Poll::Ready(Ok(Wake::Released));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(Wake::Timer));
+            }
+            if queued < READ_PAUSE_BYTES {
+                if let Poll::Ready(r) = conn.stream().poll_read_ready(cx) {
+                    return Poll::Ready(r.map(|()| Wake::Readable));
+                }
+            }
+            if queued > 0 {
+                if let Poll::Ready(r) = conn.stream().poll_write_ready(cx) {
+                    return Poll::Ready(r.map(|()| Wake::Writable));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let wake = match wake {
+            Ok(w) => w,
+            Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+        };
+        match wake {
+            Wake::Stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
+            Wake::WriteStalled => {
                 break End::Client(
                     Status::Aborted,
                     format!(
@@ -103,26 +147,33 @@ pub(super) async fn serve(
                     ),
                 );
             }
-            _ = &mut released, if d.session.is_waiting() => {
+            Wake::Released => {
                 let now = Instant::now();
                 let step = d.session.start(now);
                 d.apply(step, &mut conn);
                 match conn.try_flush() {
                     Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
-                        write_deadline.as_mut().reset(Instant::now() + write_timeout);
+                        write_deadline
+                            .as_mut()
+                            .reset(Instant::now() + write_timeout);
                     }
                     Ok(_) => {}
                     Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
                 }
                 // From now on the heartbeat clock runs.
-                timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
+                timer
+                    .as_mut()
+                    .reset(d.session.deadline(&shared.rules, shared.events.active()));
             }
-            _ = &mut timer => {
+            Wake::Timer => {
                 let now = Instant::now();
                 let active = shared.events.active();
                 let cell = d.cell.clone();
                 let mut record = cell.as_ref().map(lock_cell);
-                match d.session.on_timer(now, &shared.rules, active, record.as_deref_mut()) {
+                match d
+                    .session
+                    .on_timer(now, &shared.rules, active, record.as_deref_mut())
+                {
                     Timer::Wait(due) => timer.as_mut().reset(due),
                     Timer::Missed(event, due) => {
                         shared.events.emit(|| event);
@@ -140,10 +191,7 @@ pub(super) async fn serve(
                     }
                 }
             }
-            ready = conn.stream().readable(), if queued < READ_PAUSE_BYTES => {
-                if let Err(e) = ready {
-                    break End::Client(Status::Aborted, format!("connection error: {e}"));
-                }
+            Wake::Readable => {
                 let was_registered = d.session.id().is_some();
                 match conn.try_fill() {
                     Ok(Filled::Eof) => {
@@ -160,26 +208,27 @@ pub(super) async fn serve(
                     // The queue was empty: the deadline counts from now. (If it was not, it
                     // counts from the peer's last progress, moved in the writable arm.)
                     Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
-                        write_deadline.as_mut().reset(Instant::now() + write_timeout);
+                        write_deadline
+                            .as_mut()
+                            .reset(Instant::now() + write_timeout);
                     }
                     Ok(_) => {}
                     Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
                 }
                 if !was_registered && d.session.id().is_some() {
                     // From now on the timer is the heartbeat's.
-                    timer.as_mut().reset(d.session.deadline(&shared.rules, shared.events.active()));
+                    timer
+                        .as_mut()
+                        .reset(d.session.deadline(&shared.rules, shared.events.active()));
                 }
             }
-            ready = conn.stream().writable(), if queued > 0 => {
-                if let Err(e) = ready {
-                    break End::Client(Status::Aborted, format!("connection error: {e}"));
-                }
-                match conn.try_flush() {
-                    Ok(0) => {}
-                    Ok(_) => write_deadline.as_mut().reset(Instant::now() + write_timeout),
-                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
-                }
-            }
+            Wake::Writable => match conn.try_flush() {
+                Ok(0) => {}
+                Ok(_) => write_deadline
+                    .as_mut()
+                    .reset(Instant::now() + write_timeout),
+                Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+            },
         }
     };
     if let End::Client(status, reason) = end {
@@ -189,7 +238,6 @@ pub(super) async fn serve(
         // Gone before the start: it no longer counts.
         shared.leave_barrier(id);
     }
-    d.flush_counts();
     let suppressed = d.warnings.suppressed();
     if suppressed > 0 {
         shared.log.warn(format!(
@@ -199,17 +247,20 @@ pub(super) async fn serve(
     }
     // Give the slot and place back before the (bounded) close.
     drop(d);
-    conn.close(CLOSE_LINGER).await;
+    // Boxed: the closing future is large and needed once; inline, every connection task
+    // would carry its size for its whole life.
+    Box::pin(conn.close(CLOSE_LINGER)).await;
 }
 
 impl Driver {
     /// Handles every complete line received; `Some(end)` if the connection must close.
     fn handle_buffered(&mut self, conn: &mut Connection) -> Option<End> {
         let now = Instant::now();
+        // The client's record, out of `self` for the batch (no reference count touched).
+        let mut cell = self.cell.take();
         let end = 'batch: loop {
-            // The client's record is locked once per batch, not per line; registering in the
-            // middle of a batch starts a new batch with the new record locked.
-            let cell = self.cell.clone();
+            // The record is locked once per batch, not per line; registering in the middle of
+            // a batch starts a new batch with the new record locked.
             let mut record = cell.as_ref().map(lock_cell);
             loop {
                 let parsed = match conn.buffered_message() {
@@ -254,8 +305,12 @@ impl Driver {
                         drop(record);
                         let version = self.session.protocol_version().map(str::to_string);
                         match accept::register(&self.shared, self.peer, version, now) {
-                            Ok(Admitted { id, cell, slot }) => {
-                                self.cell = Some(cell);
+                            Ok(Admitted {
+                                id,
+                                cell: new,
+                                slot,
+                            }) => {
+                                cell = Some(new);
                                 self.slot = Some(slot);
                                 // The handshake place is free for the next peer.
                                 self.place = None;
@@ -272,7 +327,7 @@ impl Driver {
                 }
             }
         };
-        self.flush_counts();
+        self.cell = cell;
         end
     }
 
@@ -285,7 +340,7 @@ impl Driver {
     ) -> Option<Step> {
         match parsed {
             Ok(msg) => {
-                self.counts[msg.kind()] += 1;
+                self.shared.count(msg.kind());
                 self.session.check_token(&msg, &self.shared.rules);
                 Some(
                     self.session
@@ -293,7 +348,7 @@ impl Driver {
                 )
             }
             Err(e) => {
-                self.counts[INVALID] += 1;
+                self.shared.count(INVALID);
                 // The seed logs a bad line and carries on; so do we (rate-limited per peer).
                 let name = self.session.name();
                 self.warn(&format!("{name}: ignored line: {e}"));
@@ -377,16 +432,5 @@ impl Driver {
                 .warn(format!("Client {id} {status}: {reason}"));
         }
         self.shared.events.emit(|| event);
-    }
-
-    /// Adds this connection's message counts to the server's (once per batch: a shared
-    /// atomic per line would bounce a cache line between threads).
-    fn flush_counts(&mut self) {
-        for (i, n) in self.counts.iter_mut().enumerate() {
-            if *n > 0 {
-                self.shared.count(i, *n);
-                *n = 0;
-            }
-        }
     }
 }

@@ -32,6 +32,7 @@ mod accept;
 mod barrier;
 mod conn;
 mod session;
+mod signal;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -359,6 +360,12 @@ struct State {
 /// Where lines that did not parse are counted, after the commands' own counters.
 const INVALID: usize = COMMANDS.len();
 
+/// Lines received per command, on cache lines of their own: every line of every client adds
+/// to them, and the rest of [`Shared`] is read by every thread.
+#[derive(Debug)]
+#[repr(align(128))]
+struct MessageCounts([AtomicU64; COMMANDS.len() + 1]);
+
 /// What every connection and every control shares.
 #[derive(Debug)]
 struct Shared {
@@ -374,7 +381,7 @@ struct Shared {
     http_addr: OnceLock<SocketAddr>,
     events: EventBus,
     /// Lines received per command ([`COMMANDS`] order), then lines that did not parse.
-    messages: [AtomicU64; COMMANDS.len() + 1],
+    messages: MessageCounts,
     connections: AtomicU64,
     refused: AtomicU64,
     /// `max_clients` slots, taken at `get_cid`.
@@ -387,9 +394,11 @@ struct Shared {
     final_report: Mutex<Option<Report>>,
     /// Fleet mode: the start barrier.
     barrier: Option<Mutex<Barrier>>,
-    /// Fleet mode: cancelled when the barrier releases; every waiting connection then sends
+    /// Fleet mode: fired when the barrier releases; every waiting connection then sends
     /// `run_tests`.
-    fleet_go: CancellationToken,
+    fleet_go: signal::Signal,
+    /// Fired once the server stops accepting: every connection wraps up ("server stopped").
+    wrap_up: signal::Signal,
 }
 
 impl Shared {
@@ -403,9 +412,10 @@ impl Shared {
         self.lock().clients.values().cloned().collect()
     }
 
-    fn count(&self, index: usize, n: u64) {
-        if let Some(c) = self.messages.get(index) {
-            c.fetch_add(n, Ordering::Relaxed);
+    /// Counts one line of kind `index` ([`COMMANDS`] order, then [`INVALID`]).
+    fn count(&self, index: usize) {
+        if let Some(c) = self.messages.0.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -460,7 +470,7 @@ impl Shared {
             started: r.started,
             timed_out: r.timed_out,
         });
-        self.fleet_go.cancel();
+        self.fleet_go.fire();
     }
 
     /// Fleet mode: the barrier's state now.
@@ -629,7 +639,7 @@ impl ServerControl {
             .iter()
             .copied()
             .chain(["invalid"])
-            .zip(&self.shared.messages)
+            .zip(&self.shared.messages.0)
             .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
             .collect()
     }
@@ -789,12 +799,13 @@ impl Server {
             local_addr,
             http_addr: OnceLock::new(),
             events: EventBus::new(),
-            messages: std::array::from_fn(|_| AtomicU64::new(0)),
+            messages: MessageCounts(std::array::from_fn(|_| AtomicU64::new(0))),
             connections: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             final_report: Mutex::new(None),
             barrier,
-            fleet_go: CancellationToken::new(),
+            fleet_go: signal::Signal::default(),
+            wrap_up: signal::Signal::default(),
         });
         Ok(Server { listener, shared })
     }

@@ -197,38 +197,45 @@ pub(crate) enum Timer {
 }
 
 /// What the server knows about one client (its record in the report).
+///
+/// `repr(C)` keeps the fields in this order: those that every `hb` and `send_stats` line
+/// touches come first, on as few cache lines as they fit (at 19,000 clients each record is
+/// cold when its client's next line arrives, and every line of it touched is a cache miss).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct ClientState {
-    pub id: u32,
-    pub peer: SocketAddr,
-    pub status: Status,
-    pub reason: Option<String>,
-    pub protocol_version: Option<String>,
-    pub started: Option<(Instant, DateTime<Local>)>,
-    pub ended: Option<(Instant, DateTime<Local>)>,
+    // Touched by every heartbeat and stats line.
     pub last_heartbeat: Instant,
     pub heartbeats: u64,
     pub stats_reports: u64,
     pub cpu_total: f64,
     pub mem_total: f64,
+    pub cpu_last_pct: Option<f64>,
+    pub mem_last_pct: Option<f64>,
+    /// (time, bytes) of the previous stats sample, for the live throughput.
+    pub previous_sample: (f64, u64),
+    pub series: Series,
+    pub reported_bytes: Option<u64>,
+    pub files_written: u64,
+    pub file_size_mb: u64,
+    pub rss_last_bytes: Option<u64>,
+    // Touched by the other lines, the start and the end.
+    pub id: u32,
+    pub status: Status,
+    pub peer: SocketAddr,
+    pub reason: Option<String>,
+    pub protocol_version: Option<String>,
+    pub started: Option<(Instant, DateTime<Local>)>,
+    pub ended: Option<(Instant, DateTime<Local>)>,
     pub proc_reports: u64,
     pub cpu_core_total: f64,
     pub rss_total: f64,
     pub rss_peak_bytes: u64,
-    pub files_written: u64,
-    pub file_size_mb: u64,
     pub chunk_size_mb: u64,
-    pub reported_bytes: Option<u64>,
     pub chunk_p50_us: Option<u64>,
     pub chunk_p99_us: Option<u64>,
-    pub cpu_last_pct: Option<f64>,
-    pub mem_last_pct: Option<f64>,
-    pub rss_last_bytes: Option<u64>,
     /// Clients sharing the client's process, from the last `proc_stats` that said.
     pub process_clients: Option<u32>,
-    pub series: Series,
-    /// (time, bytes) of the previous stats sample, for the live throughput.
-    pub previous_sample: (f64, u64),
 }
 
 impl ClientState {
