@@ -133,3 +133,198 @@ async fn a_server_flooding_junk_lines_does_not_flood_the_workers_log() {
         "the suppressed lines are counted: {log}"
     );
 }
+
+/// `plan:` with `fields` replacing the good plan's (key=value pairs, `:`-separated).
+fn plan_with(changes: &[(&str, &str)]) -> String {
+    let mut fields: Vec<(String, String)> = PLAN
+        .trim_end()
+        .strip_prefix("plan:")
+        .unwrap()
+        .split(':')
+        .map(|f| {
+            let (k, v) = f.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    for (k, v) in changes {
+        match fields.iter_mut().find(|(key, _)| key == k) {
+            Some(f) => f.1 = v.to_string(),
+            None => fields.push((k.to_string(), v.to_string())),
+        }
+    }
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("plan:{}\n", body.join(":"))
+}
+
+#[tokio::test]
+async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_or_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cases: Vec<(String, &str)> = vec![
+        // Parsed, then refused by the file writer's rules (no chunk buffer is made).
+        (
+            plan_with(&[("chunksize", "0"), ("min_chunksize", "0")]),
+            "chunk size must be at least 1 MB",
+        ),
+        (
+            plan_with(&[("chunksize", "2"), ("filesize", "1")]),
+            "chunk size 2 MB is larger than file size 1 MB",
+        ),
+        (
+            plan_with(&[("chunksize", "1073741824"), ("filesize", "1073741824")]),
+            "above the maximum of 4096 MB",
+        ),
+        (
+            plan_with(&[("min_chunksize", "50")]),
+            "chunk size 1 MB is below the minimum of 50 MB",
+        ),
+        (plan_with(&[("runtime", "1e-300")]), "at least 1 ns"),
+        (plan_with(&[("keep_files", "0")]), "keep_files"),
+        // Not a plan at all.
+        (
+            plan_with(&[("chunksize", "1000000000000000000")]),
+            "larger than 1 PiB",
+        ),
+        (plan_with(&[("chunksize", "-1")]), "invalid chunksize"),
+        (plan_with(&[("runtime", "NaN")]), "invalid runtime"),
+        (plan_with(&[("runtime", "1e300")]), "invalid runtime"),
+        (plan_with(&[("runtime", "0")]), "invalid runtime"),
+        (plan_with(&[("sync", "turbo")]), "invalid sync"),
+        (PLAN.replace("run=1", "runtime=2"), "key given twice"),
+        (
+            PLAN.replace(":keep_files=2", ""),
+            "expected 8 field(s), got 7",
+        ),
+        (
+            PLAN.replace("run=1", "run=99999999999999999999"),
+            "invalid run",
+        ),
+    ];
+    for (plan, why) in cases {
+        let (port, seen) = scripted_server(plan.clone(), Vec::new()).await;
+        let worker = Worker::new(worker_config(port, &out)).unwrap();
+        let e = tokio::time::timeout(LIMIT, worker.run_once())
+            .await
+            .unwrap_or_else(|_| panic!("the worker hangs on {plan}"))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config(_) | Error::Protocol(_)),
+            "{plan}: {e:?}"
+        );
+        assert!(e.to_string().contains(why), "{plan}: {e}");
+        drop(worker);
+        let seen = seen.await.unwrap();
+        let last = seen.last().unwrap();
+        assert!(
+            last.starts_with("error:") && last.contains(why),
+            "{plan}: the server is told why: {seen:?}"
+        );
+        assert!(!seen.iter().any(|l| l == "ready"), "{plan}: {seen:?}");
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "{plan}: {files:?}");
+    }
+}
+
+#[tokio::test]
+async fn run_tests_without_a_plan_or_an_over_long_plan_line_end_the_attempt_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // run_tests where the plan should be: ignored; no plan within the handshake timeout.
+    let (port, seen) = scripted_server("run_tests\n".into(), Vec::new()).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let t = Instant::now();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    assert!(e.to_string().contains("no plan from the server"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(
+        !seen.iter().any(|l| l == "ready" || l == "start"),
+        "{seen:?}"
+    );
+    // A plan line longer than the worker's line bound (4 KiB).
+    let long = format!("{}{}\n", PLAN.trim_end(), ":x".repeat(4000));
+    let (port, _seen) = scripted_server(long, Vec::new()).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(e.to_string().contains("longer than"), "{e}");
+}
+
+#[tokio::test]
+async fn a_second_plan_or_a_plan_after_run_tests_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // After ready: another plan (other run, other sizes), then run_tests, then a plan again.
+    let other = plan_with(&[("run", "2"), ("chunksize", "2"), ("filesize", "4")]);
+    let after_ready = format!("{other}run_tests\n{other}").into_bytes();
+    let (port, seen) = scripted_server(PLAN.to_string(), after_ready).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let result = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap();
+    drop(worker);
+    let seen = seen.await.unwrap();
+    // The server closed right after its script: the run ends early, but with the first plan.
+    let e = result.unwrap_err();
+    assert!(
+        matches!(e, Error::Disconnected(_) | Error::Net { .. }),
+        "{e:?}"
+    );
+    assert!(seen.iter().any(|l| l == "file_stats:1:2"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("file_stats:2")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_fleet_larger_than_the_ids_the_server_may_hand_out_is_a_configuration_error() {
+    use loadmon::plan::Plan;
+    use loadmon::server::{FleetConfig, ServerConfig};
+    let fleet = |n: usize| Some(FleetConfig::new(n, Plan::default()));
+    // Five clients expected, three ids to give: the fleet could never start.
+    let e = ServerConfig {
+        max_clients: 5,
+        max_ids: 3,
+        fleet: fleet(5),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("max_ids"), "{e}");
+    // The id space ends at 4294967295: one id left.
+    let e = ServerConfig {
+        first_client_id: u32::MAX,
+        fleet: fleet(3),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(
+        e.is_config() && e.to_string().contains("first_client_id"),
+        "{e}"
+    );
+    // Exactly enough is fine.
+    for ok in [
+        ServerConfig {
+            max_ids: 3,
+            fleet: fleet(3),
+            ..Default::default()
+        },
+        ServerConfig {
+            first_client_id: u32::MAX - 2,
+            fleet: fleet(3),
+            ..Default::default()
+        },
+    ] {
+        ok.validate().unwrap();
+    }
+}
