@@ -328,3 +328,106 @@ fn a_fleet_larger_than_the_ids_the_server_may_hand_out_is_a_configuration_error(
         ok.validate().unwrap();
     }
 }
+
+mod server_side {
+    use super::common::{Raw, TestServer};
+    use super::*;
+    use loadmon::plan::Plan;
+    use loadmon::server::{FleetConfig, ServerConfig};
+    use loadmon::Status;
+
+    fn fleet(expect: usize) -> ServerConfig {
+        ServerConfig {
+            port: 0,
+            heartbeat_timeout: Duration::from_secs(30),
+            fleet: Some(FleetConfig::new(
+                expect,
+                Plan {
+                    run_time_s: 0.5,
+                    chunk_size_mb: 1,
+                    file_size_mb: 2,
+                    min_chunk_size_mb: 1,
+                    ..Plan::default()
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    async fn id_of(c: &mut Raw) -> u32 {
+        c.send("get_cid").await;
+        let set = c.recv().await.unwrap();
+        set.strip_prefix("set_cid:").unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_client_more_than_expected_is_refused_with_the_reason_and_the_fleet_runs() {
+        let server = TestServer::start(fleet(2)).await;
+        let mut c = Vec::new();
+        for _ in 0..3 {
+            let mut r = Raw::connect(server.addr).await;
+            id_of(&mut r).await;
+            c.push(r);
+        }
+        for r in &mut c[..2] {
+            r.send("ready").await;
+        }
+        for r in &mut c[..2] {
+            assert_eq!(r.recv().await.as_deref(), Some("run_tests"));
+        }
+        c[2].send("ready").await;
+        let refused = c[2].recv().await.unwrap();
+        assert!(
+            refused.starts_with("refused:run already started: 2 client(s) started together"),
+            "{refused}"
+        );
+        assert!(c[2].closed().await);
+        for r in &mut c[..2] {
+            r.send("start").await;
+            r.send("done").await;
+        }
+        let report = server.report().await;
+        assert_eq!(report.total.started_clients, Some(2));
+        let statuses: Vec<Status> = report.clients.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [Status::Pass, Status::Pass, Status::Aborted]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_says_start_and_done_before_the_fleet_starts_is_not_counted_as_run() {
+        let server = TestServer::start(fleet(2)).await;
+        let mut early = Raw::connect(server.addr).await;
+        id_of(&mut early).await;
+        early.send("ready").await;
+        early.send("start").await;
+        early.send("done").await;
+        assert!(early.closed().await);
+        let mut w = Vec::new();
+        for _ in 0..2 {
+            let mut r = Raw::connect(server.addr).await;
+            id_of(&mut r).await;
+            r.send("ready").await;
+            w.push(r);
+        }
+        for r in &mut w {
+            assert_eq!(r.recv().await.as_deref(), Some("run_tests"));
+            r.send("start").await;
+            r.send("done").await;
+        }
+        let report = server.report().await;
+        // It never got run_tests: not RUNNING before the fleet, not PASS.
+        let early = &report.clients[0];
+        assert_eq!(early.status, Status::Aborted, "{}", report.to_text());
+        assert_eq!(
+            early.reason.as_deref(),
+            Some("done before the fleet started")
+        );
+        assert_eq!(early.start_time, None);
+        assert_eq!(report.total.started_clients, Some(2));
+        let passed = report
+            .clients
+            .iter()
+            .filter(|c| c.status == Status::Pass)
+            .count();
+        assert_eq!(passed, 2);
+    }
+}

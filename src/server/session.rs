@@ -385,6 +385,11 @@ impl Session {
         }
     }
 
+    /// Whether this server runs a fleet (a plan, a start barrier).
+    fn fleet_mode(&self) -> bool {
+        self.offers.contains(Capabilities::PLAN)
+    }
+
     /// Whether the client is counted at the start barrier and waits for the start.
     pub(crate) fn is_waiting(&self) -> bool {
         self.phase == StartPhase::Waiting
@@ -421,7 +426,7 @@ impl Session {
         };
         match msg {
             Message::GetCid => Step::reply(Message::SetCid(id)),
-            Message::Ready if self.offers.contains(Capabilities::PLAN) => match self.phase {
+            Message::Ready if self.fleet_mode() => match self.phase {
                 StartPhase::NotReady => Step {
                     next: Next::JoinBarrier,
                     ..Step::stay()
@@ -447,6 +452,25 @@ impl Session {
                         "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: \
                          {file_size_mb} MB"
                     )),
+                    ..Step::stay()
+                }
+            }
+            // Fleet mode: a client runs when the fleet starts (run_tests), not before; its
+            // start would precede the common start and its run would not be the fleet's.
+            Message::Start if self.fleet_mode() && self.phase != StartPhase::Started => Step::warn(
+                format!("{id}: ignored start: the fleet has not started (no run_tests sent)"),
+            ),
+            Message::Done if self.fleet_mode() && self.phase != StartPhase::Started => {
+                let reason = "done before the fleet started".to_string();
+                let event = c.set_status(Status::Aborted, Some(reason.clone()), now);
+                Step {
+                    note: if event.is_some() {
+                        Note::Status(format!("Client {id} ABORTED: {reason}"))
+                    } else {
+                        Note::None
+                    },
+                    event,
+                    next: Next::Close,
                     ..Step::stay()
                 }
             }
