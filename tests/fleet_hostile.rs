@@ -431,3 +431,84 @@ mod server_side {
         assert_eq!(passed, 2);
     }
 }
+
+/// SIGTERM while the plan's probe is stuck in the file system (a FIFO where the probe file
+/// goes stands for a hung NFS mount): the worker exits within its grace, 130, saying so.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_loadmon"))
+        .args(["worker", "--no-log-files", "--port", &port.to_string()])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = common::ChildGuard(child);
+    let pid = child.0.id();
+    let (stream, _) = tokio::time::timeout(LIMIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("hello:1.0:plan")
+    );
+    // The probe's file (its first in this process) is a FIFO nobody reads: opening it blocks.
+    let fifo = out.join(format!(".loadmon_probe_{pid}_0"));
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    w.write_all(format!("hello:1.0:plan\n{PLAN}").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("get_cid"));
+    w.write_all(b"set_cid:100\n").await.unwrap();
+    // The worker is in its probe now (it sends hb meanwhile).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    // SAFETY: signalling our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.0.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .0
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return Some((s, err));
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let (status, err) = status.expect("the worker is still running 20 s after SIGTERM");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: while checking the plan"),
+        "{err}"
+    );
+    assert!(err.contains("did not finish"), "{err}");
+}
