@@ -38,8 +38,9 @@ pub struct ClientConfig {
     pub heartbeat_period: Duration,
     /// Period of `send_stats` (default 10 s).
     pub stats_period: Duration,
-    /// How long to keep retrying an unreachable server, with backoff (default 5 s; 0: one
-    /// attempt, no retry).
+    /// How long to keep retrying an unreachable server, with backoff; an attempt that gets no
+    /// answer (a host dropping SYNs) is given up then too (default 5 s; 0: one attempt, no
+    /// retry, as long as the system's connect takes).
     pub connect_timeout: Duration,
     /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
