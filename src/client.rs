@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{check_duration, Zero};
 use crate::connection::{Connection, FrameError};
 use crate::error::{Error, Result};
-use crate::logging::EventLog;
+use crate::logging::{EventLog, WarnBudget};
+
 use crate::protocol::{round2, Capabilities, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
 use crate::report::BYTES_PER_MB;
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
@@ -37,8 +38,9 @@ pub struct ClientConfig {
     pub heartbeat_period: Duration,
     /// Period of `send_stats` (default 10 s).
     pub stats_period: Duration,
-    /// How long to keep retrying an unreachable server, with backoff (default 5 s; 0: one
-    /// attempt, no retry).
+    /// How long to keep retrying an unreachable server, with backoff; an attempt that gets no
+    /// answer (a host dropping SYNs) is given up then too (default 5 s; 0: one attempt, no
+    /// retry, as long as the system's connect takes).
     pub connect_timeout: Duration,
     /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
@@ -399,6 +401,51 @@ pub struct Client {
     progress: Progress,
 }
 
+/// Lines from the server a client ignores, logged within a budget; what the budget kept out
+/// of the log is counted in one line when the phase ends.
+struct Ignored<'a> {
+    log: &'a EventLog,
+    budget: WarnBudget,
+}
+
+impl<'a> Ignored<'a> {
+    fn new(log: &'a EventLog) -> Self {
+        Ignored {
+            log,
+            budget: WarnBudget::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.log.warn_ignored(&mut self.budget, msg);
+    }
+}
+
+impl Drop for Ignored<'_> {
+    fn drop(&mut self) {
+        self.log.ignored_summary(&mut self.budget);
+    }
+}
+
+/// One connection attempt to `addr`, given up at `give_up`: a host that drops SYNs (down,
+/// firewalled, a full accept queue) would otherwise hold one attempt for the kernel's SYN
+/// retries (about 2 minutes on Linux), whatever `connect_timeout` says. With no time left
+/// (`connect_timeout` 0: one attempt), the attempt takes as long as the system's connect.
+async fn connect_by(addr: &str, give_up: Instant) -> std::io::Result<TcpStream> {
+    let left = give_up.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return TcpStream::connect(addr).await;
+    }
+    tokio::time::timeout(left, TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer to the connection attempt",
+            ))
+        })
+}
+
 impl Client {
     /// A client with `config` (validated here).
     ///
@@ -509,7 +556,7 @@ impl Client {
                 _ = self.cancel.cancelled() => {
                     return Err(Error::Interrupted(format!("while connecting to {addr}")));
                 }
-                r = TcpStream::connect(&addr) => r,
+                r = connect_by(&addr, give_up) => r,
             };
             match attempt {
                 Ok(stream) => {
@@ -556,6 +603,8 @@ impl Client {
         conn.flush().await.map_err(|e| Error::from_frame(e, ctx))?;
 
         let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
+        // Lines from the server that are ignored are logged within a budget.
+        let mut ignored = Ignored::new(log);
         let mut client_id = None;
         loop {
             let parsed = tokio::select! {
@@ -613,8 +662,8 @@ impl Client {
                 Err(e) if e.command() == Some("set_cid") => {
                     return Err(Error::Protocol(e));
                 }
-                Ok(other) => log.warn(format!("ignored {} from the server", other.command())),
-                Err(e) => log.warn(format!("ignored line from the server: {e}")),
+                Ok(other) => ignored.warn(format!("ignored {} from the server", other.command())),
+                Err(e) => ignored.warn(format!("ignored line from the server: {e}")),
             }
         }
     }
@@ -644,6 +693,7 @@ impl Client {
         let finished = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::new());
         let started = Instant::now();
+        let mut ignored = Ignored::new(log);
         self.progress.set(RunProgress {
             client_id,
             started,
@@ -750,7 +800,7 @@ impl Client {
                             trouble.get_or_insert(Error::Refused(crate::text::escape_control(&r).into_owned()));
                         }
                         Ok(Some(other)) => {
-                            log.warn(format!("ignored line from the server during the run: {other:?}"));
+                            ignored.warn(format!("ignored line from the server during the run: {other:?}"));
                         }
                         Ok(None) => {
                             server_open = false;

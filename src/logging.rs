@@ -8,6 +8,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -247,6 +250,81 @@ impl EventLog {
 
     pub(crate) fn warn(&self, msg: impl AsRef<str>) {
         self.log(Level::Warn, msg.as_ref());
+    }
+
+    /// A warning about a line from the server that was ignored, within `budget`: a server
+    /// sending junk (or flooding a waiting client) cannot fill the log or the disk; the next
+    /// one logged says how many were not.
+    pub(crate) fn warn_ignored(&self, budget: &mut WarnBudget, msg: impl AsRef<str>) {
+        match budget.allow(Instant::now()) {
+            Some(0) => self.warn(msg),
+            Some(n) => self.warn(format!(
+                "{} ({n} more lines from the server ignored and not logged)",
+                msg.as_ref()
+            )),
+            None => {}
+        }
+    }
+
+    /// Says how many lines from the server `budget` kept out of the log since the last one
+    /// logged (at the end of a connection's phase), and starts counting again.
+    pub(crate) fn ignored_summary(&self, budget: &mut WarnBudget) {
+        let n = std::mem::take(&mut budget.suppressed);
+        if n > 0 {
+            self.warn(format!(
+                "{n} more lines from the server ignored and not logged"
+            ));
+        }
+    }
+}
+
+/// Lines about one peer (the server's about a client, a client's about its server): a burst,
+/// then one per [`WARN_REFILL`]; the rest are counted. (A well-behaved client causes at most 5
+/// information lines and no warning.)
+pub(crate) const WARN_BURST: u32 = 8;
+/// How often one more warning about a peer is allowed after the burst.
+pub(crate) const WARN_REFILL: Duration = Duration::from_secs(10);
+
+/// A token bucket for warnings about one peer, so that a peer sending junk cannot fill the
+/// log: [`WARN_BURST`] warnings, then one per [`WARN_REFILL`], and the next one allowed says
+/// how many were suppressed.
+#[derive(Debug, Clone)]
+pub(crate) struct WarnBudget {
+    tokens: u32,
+    refilled: Instant,
+    suppressed: u64,
+}
+
+impl WarnBudget {
+    pub(crate) fn new(now: Instant) -> Self {
+        WarnBudget {
+            tokens: WARN_BURST,
+            refilled: now,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` if a warning may be logged now (`n` were suppressed since the last one);
+    /// `None` if this one must be suppressed (it is counted).
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.refilled);
+        if elapsed >= WARN_REFILL {
+            let periods = elapsed.as_secs_f64() / WARN_REFILL.as_secs_f64();
+            let add = periods.min(f64::from(WARN_BURST)) as u32;
+            self.tokens = (self.tokens + add).min(WARN_BURST);
+            self.refilled = now;
+        }
+        if self.tokens == 0 {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return None;
+        }
+        self.tokens -= 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+
+    /// Warnings suppressed and not yet reported.
+    pub(crate) fn suppressed(&self) -> u64 {
+        self.suppressed
     }
 }
 

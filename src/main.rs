@@ -917,8 +917,12 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long a stopped worker waits for its file I/O (a write already in the kernel) to finish.
+const WORKER_STOP_GRACE: Duration = Duration::from_secs(5);
+
 fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     check_out_dir(&a.files.out_dir)?;
+    let out_dir = a.files.out_dir.clone();
     let worker = Worker::new(WorkerConfig {
         client: a.connect.client_config(),
         out_dir: a.files.out_dir,
@@ -942,7 +946,23 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
         tracing::info!("{signal}: stopping the worker");
         cancel.cancel();
     });
-    let summary = match rt.block_on(worker.run()) {
+    let outcome = rt.block_on(worker.run());
+    // File I/O left running (a probe or a chunk write stuck in a hung file system) gets a
+    // bounded time to finish; dropping the runtime would wait for it for ever.
+    let t = std::time::Instant::now();
+    rt.shutdown_timeout(WORKER_STOP_GRACE);
+    if t.elapsed() >= WORKER_STOP_GRACE {
+        say(
+            Console::Err,
+            &format!(
+                "loadmon: file I/O did not finish within {} s of the stop; a file in {} \
+                 (.loadmon_probe_* or client_*) may be left behind\n",
+                WORKER_STOP_GRACE.as_secs(),
+                escape_control(&out_dir.display().to_string())
+            ),
+        );
+    }
+    let summary = match outcome {
         Ok(s) => s,
         // The worker's own settings were checked above (exit 2 for those); a run that fails,
         // a plan that cannot run here included, is a runtime error (exit 1); an interrupted

@@ -38,7 +38,7 @@ use crate::client::{Client, ClientConfig, ClientResult, Progress};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::file_writer::FileWriter;
-use crate::logging::EventLog;
+use crate::logging::{EventLog, WarnBudget};
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, ProtocolError, PROTOCOL_VERSION};
 
@@ -128,6 +128,9 @@ pub struct Worker {
     /// The last run whose plan failed here (server address and run id), so that a `stay`
     /// worker does not take an id in that run again.
     failed: Mutex<Option<String>>,
+    /// Warnings about lines from the server that were ignored (a server flooding a waiting
+    /// worker must not fill its log).
+    ignored: Mutex<WarnBudget>,
 }
 
 impl Worker {
@@ -147,6 +150,7 @@ impl Worker {
             client,
             log,
             failed: Mutex::new(None),
+            ignored: Mutex::new(WarnBudget::new(tokio::time::Instant::now())),
         })
     }
 
@@ -252,6 +256,13 @@ impl Worker {
     }
 
     async fn attempt(&self) -> Attempt {
+        let outcome = self.attempt_once().await;
+        let mut budget = self.ignored.lock().unwrap_or_else(|p| p.into_inner());
+        self.log.ignored_summary(&mut budget);
+        outcome
+    }
+
+    async fn attempt_once(&self) -> Attempt {
         let log = &self.log;
         let mut conn = match self.client.connect(log).await {
             Ok(c) => c,
@@ -325,6 +336,20 @@ impl Worker {
                 log.warn(format!("Client id {id} shutting down: {e}"));
                 Attempt::Failed(e)
             }
+        }
+    }
+
+    /// Logs a line from the server that was ignored (rate-limited).
+    fn ignored(&self, parsed: &std::result::Result<Message, ProtocolError>) {
+        let mut budget = self.ignored.lock().unwrap_or_else(|p| p.into_inner());
+        match parsed {
+            Ok(other) => self.log.warn_ignored(
+                &mut budget,
+                format!("ignored {} from the server", other.command()),
+            ),
+            Err(e) => self
+                .log
+                .warn_ignored(&mut budget, format!("ignored line from the server: {e}")),
         }
     }
 
@@ -474,12 +499,7 @@ impl Worker {
             if let Some(r) = want(&parsed) {
                 return r;
             }
-            match parsed {
-                Ok(other) => self
-                    .log
-                    .warn(format!("ignored {} from the server", other.command())),
-                Err(e) => self.log.warn(format!("ignored line from the server: {e}")),
-            }
+            self.ignored(&parsed);
         }
     }
 
@@ -542,10 +562,7 @@ impl Worker {
                 Some(Ok(Message::Refused(r))) => {
                     return Err(Error::Refused(crate::text::escape_control(&r).into_owned()))
                 }
-                Some(Ok(other)) => self
-                    .log
-                    .warn(format!("ignored {} from the server", other.command())),
-                Some(Err(e)) => self.log.warn(format!("ignored line from the server: {e}")),
+                Some(other) => self.ignored(&other),
                 None => {
                     return Err(Error::Disconnected(
                         "the server closed the connection before the fleet started".into(),

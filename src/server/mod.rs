@@ -269,6 +269,27 @@ impl ServerConfig {
                     f.expect_clients, self.max_clients
                 )));
             }
+            // Each client takes an id: fewer ids than the fleet and it could never start.
+            let id_space = u64::from(u32::MAX) - u64::from(self.first_client_id) + 1;
+            if f.expect_clients as u64 > self.max_ids.min(id_space) {
+                let (limit, why) = if self.max_ids <= id_space {
+                    (self.max_ids, format!("max_ids is {}", self.max_ids))
+                } else {
+                    (
+                        id_space,
+                        format!(
+                            "ids from first_client_id {} to {} are {id_space}",
+                            self.first_client_id,
+                            u32::MAX
+                        ),
+                    )
+                };
+                return Err(Error::Config(format!(
+                    "expect_clients ({}) is more than the {limit} client id(s) this server can \
+                     hand out ({why}): the fleet could never start",
+                    f.expect_clients
+                )));
+            }
             if let Some(t) = f.start_timeout {
                 check_duration("start_timeout", t, Zero::Rejected)?;
             }

@@ -55,54 +55,9 @@ impl Rules {
     }
 }
 
-/// Lines about one peer: a burst, then one per [`WARN_REFILL`]; the rest are counted. (A
-/// well-behaved client causes at most 5 information lines and no warning.)
-const WARN_BURST: u32 = 8;
-/// How often one more warning about a peer is allowed after the burst.
-const WARN_REFILL: Duration = Duration::from_secs(10);
-
-/// A token bucket for warnings about one peer, so that a peer sending junk cannot fill the
-/// log: [`WARN_BURST`] warnings, then one per [`WARN_REFILL`], and the next one allowed says
-/// how many were suppressed.
-#[derive(Debug, Clone)]
-pub(crate) struct WarnBudget {
-    tokens: u32,
-    refilled: Instant,
-    suppressed: u64,
-}
-
-impl WarnBudget {
-    pub(crate) fn new(now: Instant) -> Self {
-        WarnBudget {
-            tokens: WARN_BURST,
-            refilled: now,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(n)` if a warning may be logged now (`n` were suppressed since the last one);
-    /// `None` if this one must be suppressed (it is counted).
-    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
-        let elapsed = now.saturating_duration_since(self.refilled);
-        if elapsed >= WARN_REFILL {
-            let periods = elapsed.as_secs_f64() / WARN_REFILL.as_secs_f64();
-            let add = periods.min(f64::from(WARN_BURST)) as u32;
-            self.tokens = (self.tokens + add).min(WARN_BURST);
-            self.refilled = now;
-        }
-        if self.tokens == 0 {
-            self.suppressed = self.suppressed.saturating_add(1);
-            return None;
-        }
-        self.tokens -= 1;
-        Some(std::mem::take(&mut self.suppressed))
-    }
-
-    /// Warnings suppressed and not yet reported.
-    pub(crate) fn suppressed(&self) -> u64 {
-        self.suppressed
-    }
-}
+pub(crate) use crate::logging::WarnBudget;
+#[cfg(test)]
+use crate::logging::{WARN_BURST, WARN_REFILL};
 
 /// A line to log, as the session decided it.
 #[derive(Debug, Clone, PartialEq)]
@@ -437,6 +392,11 @@ impl Session {
         }
     }
 
+    /// Whether this server runs a fleet (a plan, a start barrier).
+    fn fleet_mode(&self) -> bool {
+        self.offers.contains(Capabilities::PLAN)
+    }
+
     /// Whether the client is counted at the start barrier and waits for the start.
     pub(crate) fn is_waiting(&self) -> bool {
         self.phase == StartPhase::Waiting
@@ -473,7 +433,7 @@ impl Session {
         };
         match msg {
             Message::GetCid => Step::reply(Message::SetCid(id)),
-            Message::Ready if self.offers.contains(Capabilities::PLAN) => match self.phase {
+            Message::Ready if self.fleet_mode() => match self.phase {
                 StartPhase::NotReady => Step {
                     next: Next::JoinBarrier,
                     ..Step::stay()
@@ -499,6 +459,25 @@ impl Session {
                         "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: \
                          {file_size_mb} MB"
                     )),
+                    ..Step::stay()
+                }
+            }
+            // Fleet mode: a client runs when the fleet starts (run_tests), not before; its
+            // start would precede the common start and its run would not be the fleet's.
+            Message::Start if self.fleet_mode() && self.phase != StartPhase::Started => Step::warn(
+                format!("{id}: ignored start: the fleet has not started (no run_tests sent)"),
+            ),
+            Message::Done if self.fleet_mode() && self.phase != StartPhase::Started => {
+                let reason = "done before the fleet started".to_string();
+                let event = c.set_status(Status::Aborted, Some(reason.clone()), now);
+                Step {
+                    note: if event.is_some() {
+                        Note::Status(format!("Client {id} ABORTED: {reason}"))
+                    } else {
+                        Note::None
+                    },
+                    event,
+                    next: Next::Close,
                     ..Step::stay()
                 }
             }

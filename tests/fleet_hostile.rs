@@ -1,0 +1,514 @@
+//! Fleet mode against hostile or broken peers: a worker facing a server that sends odd plans,
+//! floods it or never answers, and a fleet server facing odd clients. On 127.0.0.1 with
+//! ephemeral ports and temporary directories; every wait is bounded.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use loadmon::client::ClientConfig;
+use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::Error;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Bound on every wait (a machine under load is slow, a broken build must still fail).
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn worker_config(port: u16, out_dir: &Path) -> WorkerConfig {
+    WorkerConfig {
+        client: ClientConfig {
+            port,
+            heartbeat_period: Duration::from_millis(200),
+            stats_period: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(500),
+            handshake_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        out_dir: out_dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+/// A listener whose accept queue is full (backlog 0, one connection queued and never
+/// accepted): the kernel drops further SYNs, as a host that is down or firewalled does.
+async fn black_hole() -> (TcpListener, tokio::net::TcpStream) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let filler = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    (listener, filler)
+}
+
+#[tokio::test]
+async fn a_server_whose_syns_are_dropped_is_given_up_after_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, _filler) = black_hole().await;
+    let port = listener.local_addr().unwrap().port();
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let t = Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(20), worker.run_once())
+        .await
+        .expect("connect_timeout 0.5 s bounds the attempt, not the kernel's 2 minutes")
+        .unwrap_err();
+    assert!(matches!(e, Error::Net { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("connect 127.0.0.1:{port} (retried for 0.5 s)")),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+/// A fake fleet server for one connection: answers `hello` with `hello:1.0:plan` and
+/// `greeting`, `get_cid` with `set_cid:100`, `ready` with `after_ready`, then keeps reading
+/// until the peer closes; returns every line it got.
+async fn scripted_server(
+    greeting: String,
+    after_ready: Vec<u8>,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let mut seen = Vec::new();
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
+            let reply: Vec<u8> = match line.split(':').next().unwrap_or("") {
+                "hello" => format!("hello:1.0:plan\n{greeting}").into_bytes(),
+                "get_cid" => b"set_cid:100\n".to_vec(),
+                "ready" => after_ready.clone(),
+                _ => Vec::new(),
+            };
+            seen.push(line);
+            if !reply.is_empty() && w.write_all(&reply).await.is_err() {
+                break;
+            }
+            if seen.last().map(String::as_str) == Some("ready") {
+                // Said its piece: close, so that the worker's wait ends.
+                let _ = w.shutdown().await;
+            }
+        }
+        seen
+    });
+    (port, task)
+}
+
+const PLAN: &str =
+    "plan:run=1:runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2\n";
+
+#[tokio::test]
+async fn a_server_flooding_junk_lines_does_not_flood_the_workers_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    // 20,000 lines the worker ignores, while it waits for the fleet's start.
+    let flood = "hb\n".repeat(20_000).into_bytes();
+    let (port, seen) = scripted_server(PLAN.to_string(), flood).await;
+    let mut config = worker_config(port, &dir.path().join("out"));
+    config.client.log_dir = Some(logs.clone());
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Disconnected(_)), "{e:?}");
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(seen.iter().any(|l| l == "ready"), "{seen:?}");
+    let mut log = String::new();
+    for f in std::fs::read_dir(&logs).unwrap() {
+        log.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    let ignored = log.lines().filter(|l| l.contains("ignored")).count();
+    assert!(
+        ignored <= 100,
+        "{ignored} log lines about ignored lines: a server can fill the worker's disk"
+    );
+    assert!(
+        log.contains("more lines from the server ignored"),
+        "the suppressed lines are counted: {log}"
+    );
+}
+
+/// `plan:` with `fields` replacing the good plan's (key=value pairs, `:`-separated).
+fn plan_with(changes: &[(&str, &str)]) -> String {
+    let mut fields: Vec<(String, String)> = PLAN
+        .trim_end()
+        .strip_prefix("plan:")
+        .unwrap()
+        .split(':')
+        .map(|f| {
+            let (k, v) = f.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    for (k, v) in changes {
+        match fields.iter_mut().find(|(key, _)| key == k) {
+            Some(f) => f.1 = v.to_string(),
+            None => fields.push((k.to_string(), v.to_string())),
+        }
+    }
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("plan:{}\n", body.join(":"))
+}
+
+#[tokio::test]
+async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_or_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cases: Vec<(String, &str)> = vec![
+        // Parsed, then refused by the file writer's rules (no chunk buffer is made).
+        (
+            plan_with(&[("chunksize", "0"), ("min_chunksize", "0")]),
+            "chunk size must be at least 1 MB",
+        ),
+        (
+            plan_with(&[("chunksize", "2"), ("filesize", "1")]),
+            "chunk size 2 MB is larger than file size 1 MB",
+        ),
+        (
+            plan_with(&[("chunksize", "1073741824"), ("filesize", "1073741824")]),
+            "above the maximum of 4096 MB",
+        ),
+        (
+            plan_with(&[("min_chunksize", "50")]),
+            "chunk size 1 MB is below the minimum of 50 MB",
+        ),
+        (plan_with(&[("runtime", "1e-300")]), "at least 1 ns"),
+        (plan_with(&[("keep_files", "0")]), "keep_files"),
+        // Not a plan at all.
+        (
+            plan_with(&[("chunksize", "1000000000000000000")]),
+            "larger than 1 PiB",
+        ),
+        (plan_with(&[("chunksize", "-1")]), "invalid chunksize"),
+        (plan_with(&[("runtime", "NaN")]), "invalid runtime"),
+        (plan_with(&[("runtime", "1e300")]), "invalid runtime"),
+        (plan_with(&[("runtime", "0")]), "invalid runtime"),
+        (plan_with(&[("sync", "turbo")]), "invalid sync"),
+        (PLAN.replace("run=1", "runtime=2"), "key given twice"),
+        (
+            PLAN.replace(":keep_files=2", ""),
+            "expected 8 field(s), got 7",
+        ),
+        (
+            PLAN.replace("run=1", "run=99999999999999999999"),
+            "invalid run",
+        ),
+    ];
+    for (plan, why) in cases {
+        let (port, seen) = scripted_server(plan.clone(), Vec::new()).await;
+        let worker = Worker::new(worker_config(port, &out)).unwrap();
+        let e = tokio::time::timeout(LIMIT, worker.run_once())
+            .await
+            .unwrap_or_else(|_| panic!("the worker hangs on {plan}"))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config(_) | Error::Protocol(_)),
+            "{plan}: {e:?}"
+        );
+        assert!(e.to_string().contains(why), "{plan}: {e}");
+        drop(worker);
+        let seen = seen.await.unwrap();
+        let last = seen.last().unwrap();
+        assert!(
+            last.starts_with("error:") && last.contains(why),
+            "{plan}: the server is told why: {seen:?}"
+        );
+        assert!(!seen.iter().any(|l| l == "ready"), "{plan}: {seen:?}");
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "{plan}: {files:?}");
+    }
+}
+
+#[tokio::test]
+async fn run_tests_without_a_plan_or_an_over_long_plan_line_end_the_attempt_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // run_tests where the plan should be: ignored; no plan within the handshake timeout.
+    let (port, seen) = scripted_server("run_tests\n".into(), Vec::new()).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let t = Instant::now();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    assert!(e.to_string().contains("no plan from the server"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(
+        !seen.iter().any(|l| l == "ready" || l == "start"),
+        "{seen:?}"
+    );
+    // A plan line longer than the worker's line bound (4 KiB).
+    let long = format!("{}{}\n", PLAN.trim_end(), ":x".repeat(4000));
+    let (port, _seen) = scripted_server(long, Vec::new()).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(e.to_string().contains("longer than"), "{e}");
+}
+
+#[tokio::test]
+async fn a_second_plan_or_a_plan_after_run_tests_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // After ready: another plan (other run, other sizes), then run_tests, then a plan again.
+    let other = plan_with(&[("run", "2"), ("chunksize", "2"), ("filesize", "4")]);
+    let after_ready = format!("{other}run_tests\n{other}").into_bytes();
+    let (port, seen) = scripted_server(PLAN.to_string(), after_ready).await;
+    let worker = Worker::new(worker_config(port, dir.path())).unwrap();
+    let result = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap();
+    drop(worker);
+    let seen = seen.await.unwrap();
+    // The server closed right after its script: the run ends early, but with the first plan.
+    let e = result.unwrap_err();
+    assert!(
+        matches!(e, Error::Disconnected(_) | Error::Net { .. }),
+        "{e:?}"
+    );
+    assert!(seen.iter().any(|l| l == "file_stats:1:2"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("file_stats:2")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_fleet_larger_than_the_ids_the_server_may_hand_out_is_a_configuration_error() {
+    use loadmon::plan::Plan;
+    use loadmon::server::{FleetConfig, ServerConfig};
+    let fleet = |n: usize| Some(FleetConfig::new(n, Plan::default()));
+    // Five clients expected, three ids to give: the fleet could never start.
+    let e = ServerConfig {
+        max_clients: 5,
+        max_ids: 3,
+        fleet: fleet(5),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("max_ids"), "{e}");
+    // The id space ends at 4294967295: one id left.
+    let e = ServerConfig {
+        first_client_id: u32::MAX,
+        fleet: fleet(3),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(
+        e.is_config() && e.to_string().contains("first_client_id"),
+        "{e}"
+    );
+    // Exactly enough is fine.
+    for ok in [
+        ServerConfig {
+            max_ids: 3,
+            fleet: fleet(3),
+            ..Default::default()
+        },
+        ServerConfig {
+            first_client_id: u32::MAX - 2,
+            fleet: fleet(3),
+            ..Default::default()
+        },
+    ] {
+        ok.validate().unwrap();
+    }
+}
+
+mod server_side {
+    use super::common::{Raw, TestServer};
+    use super::*;
+    use loadmon::plan::Plan;
+    use loadmon::server::{FleetConfig, ServerConfig};
+    use loadmon::Status;
+
+    fn fleet(expect: usize) -> ServerConfig {
+        ServerConfig {
+            port: 0,
+            heartbeat_timeout: Duration::from_secs(30),
+            fleet: Some(FleetConfig::new(
+                expect,
+                Plan {
+                    run_time_s: 0.5,
+                    chunk_size_mb: 1,
+                    file_size_mb: 2,
+                    min_chunk_size_mb: 1,
+                    ..Plan::default()
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    async fn id_of(c: &mut Raw) -> u32 {
+        c.send("get_cid").await;
+        let set = c.recv().await.unwrap();
+        set.strip_prefix("set_cid:").unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_client_more_than_expected_is_refused_with_the_reason_and_the_fleet_runs() {
+        let server = TestServer::start(fleet(2)).await;
+        let mut c = Vec::new();
+        for _ in 0..3 {
+            let mut r = Raw::connect(server.addr).await;
+            id_of(&mut r).await;
+            c.push(r);
+        }
+        for r in &mut c[..2] {
+            r.send("ready").await;
+        }
+        for r in &mut c[..2] {
+            assert_eq!(r.recv().await.as_deref(), Some("run_tests"));
+        }
+        c[2].send("ready").await;
+        let refused = c[2].recv().await.unwrap();
+        assert!(
+            refused.starts_with("refused:run already started: 2 client(s) started together"),
+            "{refused}"
+        );
+        assert!(c[2].closed().await);
+        for r in &mut c[..2] {
+            r.send("start").await;
+            r.send("done").await;
+        }
+        let report = server.report().await;
+        assert_eq!(report.total.started_clients, Some(2));
+        let statuses: Vec<Status> = report.clients.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [Status::Pass, Status::Pass, Status::Aborted]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_says_start_and_done_before_the_fleet_starts_is_not_counted_as_run() {
+        let server = TestServer::start(fleet(2)).await;
+        let mut early = Raw::connect(server.addr).await;
+        id_of(&mut early).await;
+        early.send("ready").await;
+        early.send("start").await;
+        early.send("done").await;
+        assert!(early.closed().await);
+        let mut w = Vec::new();
+        for _ in 0..2 {
+            let mut r = Raw::connect(server.addr).await;
+            id_of(&mut r).await;
+            r.send("ready").await;
+            w.push(r);
+        }
+        for r in &mut w {
+            assert_eq!(r.recv().await.as_deref(), Some("run_tests"));
+            r.send("start").await;
+            r.send("done").await;
+        }
+        let report = server.report().await;
+        // It never got run_tests: not RUNNING before the fleet, not PASS.
+        let early = &report.clients[0];
+        assert_eq!(early.status, Status::Aborted, "{}", report.to_text());
+        assert_eq!(
+            early.reason.as_deref(),
+            Some("done before the fleet started")
+        );
+        assert_eq!(early.start_time, None);
+        assert_eq!(report.total.started_clients, Some(2));
+        let passed = report
+            .clients
+            .iter()
+            .filter(|c| c.status == Status::Pass)
+            .count();
+        assert_eq!(passed, 2);
+    }
+}
+
+/// SIGTERM while the plan's probe is stuck in the file system (a FIFO where the probe file
+/// goes stands for a hung NFS mount): the worker exits within its grace, 130, saying so.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_loadmon"))
+        .args(["worker", "--no-log-files", "--port", &port.to_string()])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = common::ChildGuard(child);
+    let pid = child.0.id();
+    let (stream, _) = tokio::time::timeout(LIMIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().as_deref(),
+        Some("hello:1.0:plan")
+    );
+    // The probe's file (its first in this process) is a FIFO nobody reads: opening it blocks.
+    let fifo = out.join(format!(".loadmon_probe_{pid}_0"));
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    w.write_all(format!("hello:1.0:plan\n{PLAN}").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("get_cid"));
+    w.write_all(b"set_cid:100\n").await.unwrap();
+    // The worker is in its probe now (it sends hb meanwhile).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    // SAFETY: signalling our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.0.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .0
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return Some((s, err));
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let (status, err) = status.expect("the worker is still running 20 s after SIGTERM");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: while checking the plan"),
+        "{err}"
+    );
+    assert!(err.contains("did not finish"), "{err}");
+}
