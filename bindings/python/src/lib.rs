@@ -130,9 +130,15 @@ fn opt_int_arg<T: Integer>(
     v.map(|v| int_arg(py, name, v)).transpose()
 }
 
-/// A Python number as an `f64`; an int too large for a float is infinite (and then refused by
-/// the core's bounds), a non-number a TypeError.
-fn float_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+/// A Python number of seconds as an `f64`; an int too large for a float is infinite (and then
+/// refused by the core's bounds), a non-number a TypeError, and so is a bool (`retry_max=True`
+/// is a slip, not one second).
+fn float_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} must be a number of seconds, not bool"
+        )));
+    }
     match v.extract::<f64>() {
         Ok(f) => Ok(f),
         Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => Ok(if v.lt(0)? {
@@ -146,12 +152,12 @@ fn float_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 /// Seconds as a Duration with the core's bounds (finite, ≤ 10^9 s, positive unless `zero`).
 fn secs_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>, zero: Zero) -> PyResult<Duration> {
-    config::seconds(name, float_arg(v)?, zero).map_err(|e| to_py(py, &e))
+    config::seconds(name, float_arg(name, v)?, zero).map_err(|e| to_py(py, &e))
 }
 
 /// A wait's `timeout`: `None` waits as long as it takes, `0` polls, else that many seconds.
 fn timeout_arg(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let t = v.map(float_arg).transpose()?;
+    let t = v.map(|v| float_arg("timeout", v)).transpose()?;
     config::wait_timeout_s(t).map_err(|e| to_py(py, &e))
 }
 
@@ -1436,7 +1442,10 @@ impl PyTestClient {
             )?;
             let d = FileWriterConfig::default();
             let writer = FileWriterConfig {
-                run_time_s: run_time.map(float_arg).transpose()?.unwrap_or(d.run_time_s),
+                run_time_s: run_time
+                    .map(|v| float_arg("run_time", v))
+                    .transpose()?
+                    .unwrap_or(d.run_time_s),
                 chunk_size_mb: opt_int_arg(py, "chunk_size", chunk_size)?
                     .unwrap_or(d.chunk_size_mb),
                 file_size_mb: opt_int_arg(py, "file_size", file_size)?.unwrap_or(d.file_size_mb),
@@ -1583,12 +1592,19 @@ impl PyTestClient {
     }
 }
 
-/// A `loadmon.Plan` (any object with its attributes) as the core's plan, checked by the core's
-/// rules (`Plan::validate`: ConfigError saying which rule failed).
+/// A `loadmon.Plan` as the core's plan, checked by the core's rules (`Plan::validate`:
+/// ConfigError saying which rule failed); anything else is a TypeError.
 fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
+    let class = results(py)?.getattr("Plan")?;
+    if !v.is_instance(&class)? {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "plan must be a loadmon.Plan, not {}",
+            v.get_type().name()?
+        )));
+    }
     let sync: String = v.getattr("sync")?.extract()?;
     let plan = Plan {
-        run_time_s: float_arg(&v.getattr("run_time")?)?,
+        run_time_s: float_arg("run_time", &v.getattr("run_time")?)?,
         chunk_size_mb: int_arg(py, "chunk_size", &v.getattr("chunk_size")?)?,
         file_size_mb: int_arg(py, "file_size", &v.getattr("file_size")?)?,
         min_chunk_size_mb: int_arg(py, "min_chunk_size", &v.getattr("min_chunk_size")?)?,
