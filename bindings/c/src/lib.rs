@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle, WorkerHandle};
@@ -471,8 +471,18 @@ pub struct LoadmonServerConfig {
     pub plan_keep_files: i64,
 }
 
-const DEFAULT_HOST: &CStr = c"127.0.0.1";
-const DEFAULT_OUT_DIR: &CStr = c"client_files";
+/// A string default of the core as a C string that lives as long as the program (the `_default`
+/// functions hand out pointers to it): made once, from the core's value.
+fn default_str(cell: &'static OnceLock<CString>, value: impl FnOnce() -> String) -> *const c_char {
+    cell.get_or_init(|| c_string(&value())).as_ptr()
+}
+
+// One per default of the core, each filled from it (never from another struct's default).
+static DEFAULT_SERVER_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_CLIENT_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_WORKER_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_OUT_DIR: OnceLock<CString> = OnceLock::new();
+static DEFAULT_WORKER_OUT_DIR: OnceLock<CString> = OnceLock::new();
 
 // SAFETY: repr(C), Copy, plain data and raw pointers; FIELDS lists every field after struct_size.
 unsafe impl Growable for LoadmonServerConfig {
@@ -481,7 +491,7 @@ unsafe impl Growable for LoadmonServerConfig {
         let p = Plan::default();
         LoadmonServerConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_SERVER_HOST, || d.host.clone()),
             port: i64::from(d.port),
             max_clients: num(d.max_clients),
             first_client_id: i64::from(d.first_client_id),
@@ -554,12 +564,14 @@ unsafe impl Growable for LoadmonTestClientConfig {
         let (c, w) = (ClientConfig::default(), FileWriterConfig::default());
         LoadmonTestClientConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_CLIENT_HOST, || c.host.clone()),
             port: i64::from(c.port),
             run_time_ms: run_time_ms(w.run_time_s),
             chunk_size_mb: num(w.chunk_size_mb),
             file_size_mb: num(w.file_size_mb),
-            out_dir: DEFAULT_OUT_DIR.as_ptr(),
+            out_dir: default_str(&DEFAULT_OUT_DIR, || {
+                w.out_dir.to_string_lossy().into_owned()
+            }),
             min_chunk_size_mb: num(w.min_chunk_size_mb),
             sync: std::ptr::null(),
             keep_files: keep_files_c(w.keep_files),
@@ -611,7 +623,7 @@ unsafe impl Growable for LoadmonClientConfig {
         let c = ClientConfig::default();
         LoadmonClientConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_CLIENT_HOST, || c.host.clone()),
             port: i64::from(c.port),
             heartbeat_period_ms: ms(c.heartbeat_period),
             stats_period_ms: ms(c.stats_period),
@@ -1088,17 +1100,17 @@ pub struct LoadmonWorkerConfig {
     pub log_dir: *const c_char,
 }
 
-const DEFAULT_WORKER_OUT_DIR: &CStr = c"client_files";
-
 // SAFETY: as for LoadmonServerConfig.
 unsafe impl Growable for LoadmonWorkerConfig {
     fn defaults() -> Self {
         let w = WorkerConfig::default();
         LoadmonWorkerConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_WORKER_HOST, || w.client.host.clone()),
             port: i64::from(w.client.port),
-            out_dir: DEFAULT_WORKER_OUT_DIR.as_ptr(),
+            out_dir: default_str(&DEFAULT_WORKER_OUT_DIR, || {
+                w.out_dir.to_string_lossy().into_owned()
+            }),
             token: std::ptr::null(),
             stay: i64::from(w.stay),
             retry_max_ms: ms(w.retry_max),
