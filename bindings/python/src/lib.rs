@@ -155,6 +155,17 @@ fn secs_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>, zero: Zero) -> PyR
     config::seconds(name, float_arg(name, v)?, zero).map_err(|e| to_py(py, &e))
 }
 
+/// An optional seconds argument with its bounds; `None` is the core's `default`.
+fn opt_secs_arg(
+    py: Python<'_>,
+    name: &str,
+    v: Option<&Bound<'_, PyAny>>,
+    zero: Zero,
+    default: Duration,
+) -> PyResult<Duration> {
+    v.map_or(Ok(default), |v| secs_arg(py, name, v, zero))
+}
+
 /// A wait's `timeout`: `None` waits as long as it takes, `0` polls, else that many seconds.
 fn timeout_arg(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let t = v.map(|v| float_arg("timeout", v)).transpose()?;
@@ -777,10 +788,6 @@ impl PyServer {
                 }
                 None => None,
             };
-            let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
-                Some(v) => secs_arg(py, name, v, zero),
-                None => Ok(default),
-            };
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
@@ -788,19 +795,27 @@ impl PyServer {
                     .unwrap_or_else(|| ServerConfig::default_max_clients(fleet.as_ref())),
                 first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
                     .unwrap_or(d.first_client_id),
-                heartbeat_timeout: secs(
+                heartbeat_timeout: opt_secs_arg(
+                    py,
                     "heartbeat_timeout",
                     heartbeat_timeout,
                     Zero::Rejected,
                     d.heartbeat_timeout,
                 )?,
-                handshake_timeout: secs(
+                handshake_timeout: opt_secs_arg(
+                    py,
                     "handshake_timeout",
                     handshake_timeout,
                     Zero::Rejected,
                     d.handshake_timeout,
                 )?,
-                http_linger: secs("http_linger", http_linger, Zero::Allowed, d.http_linger)?,
+                http_linger: opt_secs_arg(
+                    py,
+                    "http_linger",
+                    http_linger,
+                    Zero::Allowed,
+                    d.http_linger,
+                )?,
                 token,
                 report_json: path_arg(report_json)?,
                 log_dir: path_arg(log_dir)?,
@@ -1373,21 +1388,25 @@ fn client_config(
     log_dir: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ClientConfig> {
     let d = ClientConfig::default();
-    let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
-        Some(v) => secs_arg(py, name, v, zero),
-        None => Ok(default),
-    };
     let config = ClientConfig {
         host: host.unwrap_or(d.host.clone()),
         port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
-        heartbeat_period: secs(
+        heartbeat_period: opt_secs_arg(
+            py,
             "heartbeat_period",
             heartbeat_period,
             Zero::Rejected,
             d.heartbeat_period,
         )?,
-        stats_period: secs("stats_period", stats_period, Zero::Rejected, d.stats_period)?,
-        connect_timeout: secs(
+        stats_period: opt_secs_arg(
+            py,
+            "stats_period",
+            stats_period,
+            Zero::Rejected,
+            d.stats_period,
+        )?,
+        connect_timeout: opt_secs_arg(
+            py,
             "connect_timeout",
             connect_timeout,
             Zero::Allowed,
@@ -2177,10 +2196,7 @@ impl PyWorker {
                 client,
                 out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
                 stay: stay.unwrap_or(d.stay),
-                retry_max: match retry_max {
-                    Some(v) => secs_arg(py, "retry_max", v, Zero::Rejected)?,
-                    None => d.retry_max,
-                },
+                retry_max: opt_secs_arg(py, "retry_max", retry_max, Zero::Rejected, d.retry_max)?,
             };
             config.validate().map_err(|e| to_py(py, &e))?;
             Ok(PyWorker {
