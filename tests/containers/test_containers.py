@@ -3,6 +3,8 @@
 - the Kubernetes manifests (`kubectl kustomize`, base and overlay) use the same image, commands,
   arguments and environment as deploy/compose.yaml with its defaults, N is set in one place in
   each, and the rendered manifests pass the Kubernetes schemas (kubernetes-validate, strict);
+- the Kubernetes manifests are operable: ports, one scrape target, Jobs with a deadline and a
+  TTL, hardened pods, room for the workers' files;
 - the image: FROM scratch, the entrypoint, a non-root user, what it holds;
 - docker-compose with 3 workers: all PASS, started within 0.5 s of each other, the plan's chunk
   and file sizes honoured (in the report and on the workers' volumes), the reports written, the
@@ -311,6 +313,94 @@ def test_kubernetes_matches_compose(path: Path) -> None:
     for version in ("1.29.0", kubernetes_validate.latest_version()):
         for (kind, name), doc in k8s.items():
             kubernetes_validate.validate(doc, version, strict=True)
+
+
+def arg_value(args: list[str], flag: str) -> str:
+    """The value of `--flag=value` in `args` (the manifests write every flag that way)."""
+    (value,) = [a.split("=", 1)[1] for a in args if a.startswith(f"{flag}=")]
+    return value
+
+
+@pytest.mark.parametrize("path", [KUSTOMIZE_BASE, KUSTOMIZE_PVC], ids=["base", "pvc-files"])
+def test_kubernetes_is_operable(path: Path) -> None:
+    """What an operator needs beyond "same arguments as compose": ports that are the ones the
+    server listens on, one scrape target, Jobs that end and go away, pods that cannot do more
+    than write their files, and room for those files."""
+    k8s = kustomize(path)
+    compose = compose_config()["services"]
+    server_job, workers_job = k8s[("Job", "loadmon-server")], k8s[("Job", "loadmon-workers")]
+    server_k, worker_k = container(server_job), container(workers_job)
+    service = k8s[("Service", "loadmon-server")]
+    sargs, wargs = server_k["args"], worker_k["args"]
+
+    # The container ports are the ones the server binds; the Service and the probe use them.
+    cports = {p["name"]: p["containerPort"] for p in server_k["ports"]}
+    assert cports["protocol"] == int(arg_value(sargs, "--port"))
+    assert cports["http"] == int(arg_value(sargs, "--http").rsplit(":", 1)[1])
+    for p in service["spec"]["ports"]:
+        assert p["targetPort"] in cports, p
+    assert server_k["readinessProbe"]["httpGet"]["port"] in ("http", cports["http"])
+    # One scrape target: annotations on the Service only (on the pod as well, the usual
+    # kubernetes-pods and kubernetes-service-endpoints jobs would both scrape the server and
+    # every fleet total would count twice), on the HTTP port, at /metrics.
+    notes = service["metadata"]["annotations"]
+    assert (notes["prometheus.io/port"], notes["prometheus.io/path"]) == \
+        (str(cports["http"]), "/metrics")
+    for job in (server_job, workers_job):
+        pod_notes = job["spec"]["template"]["metadata"].get("annotations") or {}
+        assert not any(k.startswith("prometheus.io/") for k in pod_notes), pod_notes
+
+    # Jobs end: a deadline past everything a run may take (workers reaching the server, the
+    # fleet's start timeout, the run, a last heartbeat timeout, the linger), so that workers
+    # left Pending (fewer nodes than N) do not keep the Job open for ever; and they go away a
+    # while after (the report stays on the PVC). The server is never run twice.
+    longest = (int(arg_value(wargs, "--connect-timeout")) + int(arg_value(sargs, "--start-timeout"))
+               + int(arg_value(sargs, "--runtime")) + int(arg_value(sargs, "--heartbeat-timeout"))
+               + int(arg_value(sargs, "--http-linger")))
+    for job in (server_job, workers_job):
+        spec = job["spec"]
+        assert spec["activeDeadlineSeconds"] >= longest + 60, (job["metadata"]["name"], longest)
+        assert spec["ttlSecondsAfterFinished"] >= 3600
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert server_job["spec"]["backoffLimit"] == 0
+
+    # Pods: the image's user, not root, no privilege, read-only root, no API token, and the
+    # same hardening as the compose services.
+    for job, c, svc in ((server_job, server_k, compose["server"]),
+                        (workers_job, worker_k, compose["worker"])):
+        pod = job["spec"]["template"]["spec"]
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == sc["runAsGroup"] == 10001
+        assert pod["automountServiceAccountToken"] is False
+        csc = c["securityContext"]
+        assert csc["readOnlyRootFilesystem"] is True and csc["allowPrivilegeEscalation"] is False
+        assert csc["capabilities"]["drop"] == ["ALL"]
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+        assert {"cpu", "memory"} <= set(c["resources"]["requests"])
+
+    # Room for a worker's files: the finished files it keeps, the one being written and the
+    # probe, in the requested ephemeral storage and the emptyDir's limit (base) or the PVC's
+    # request (overlay).
+    keep, file_mb = arg_value(sargs, "--keep-files"), int(arg_value(sargs, "--filesize"))
+    assert keep != "all", "--keep-files=all fills any volume"
+    need = (int(keep) + 2) * file_mb * MIB
+    (files,) = [v for v in workers_job["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == "files"]
+    if "emptyDir" in files:
+        assert quantity(files["emptyDir"]["sizeLimit"]) >= need
+        assert quantity(worker_k["resources"]["requests"]["ephemeral-storage"]) >= need
+    else:
+        claim = files["ephemeral"]["volumeClaimTemplate"]["spec"]
+        assert quantity(claim["resources"]["requests"]["storage"]) >= need
+
+
+def quantity(q: str) -> int:
+    """A Kubernetes storage quantity (`512Mi`, `1Gi`, `2G`) in bytes."""
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
+             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    m = re.fullmatch(r"(\d+)([KMGT]i|[kMGT])?", str(q))
+    assert m, q
+    return int(m.group(1)) * units.get(m.group(2) or "", 1)
 
 
 def test_swarm_reads_the_compose_file_as_compose_does() -> None:

@@ -13,7 +13,7 @@ import pytest
 import loadmon
 from loadmon import _loadmon
 
-from conftest import FAST
+from conftest import FAST, small_client
 
 # 1 MB chunks, 2 MB files, 1 s: the smallest plan the seed's rules accept with min_chunk_size=1.
 SMALL = loadmon.Plan(run_time=1.0, chunk_size=1, file_size=2, min_chunk_size=1)
@@ -210,3 +210,31 @@ print("exiting", flush=True)
     assert out.stdout.strip() == "exiting"
     assert took < 5, took
     assert report.exists() and '"expected_clients": 2' in report.read_text()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: loadmon.Worker(out_dir=p, retry_max=True),
+        lambda p: loadmon.Worker(out_dir=p, heartbeat_period=True),
+        lambda p: loadmon.Worker(out_dir=p, connect_timeout=False),
+        lambda p: loadmon.Server(port=0, expect_clients=2, start_timeout=True),
+        lambda p: loadmon.Server(port=0, heartbeat_timeout=True),
+        lambda p: loadmon.Plan(run_time=True),
+        lambda p: small_client(1234, p, run_time=True),
+        lambda p: loadmon.Worker(out_dir=p).join(timeout=True),
+    ],
+    ids=["retry_max", "heartbeat_period", "connect_timeout", "start_timeout",
+         "heartbeat_timeout", "plan_run_time", "test_client_run_time", "join_timeout"],
+)
+def test_seconds_are_not_bools(make: Any, tmp_path: Path) -> None:
+    # True is an int to Python, but `retry_max=True` is a slip, not one second: the same
+    # TypeError as `port=True`, naming the argument.
+    with pytest.raises(TypeError, match="must be a number of seconds, not bool"):
+        make(tmp_path)
+
+
+@pytest.mark.parametrize("plan", [5, {}, {"run_time": 1.0}, "SMALL"])
+def test_a_plan_that_is_not_a_plan_is_a_type_error(plan: Any) -> None:
+    with pytest.raises(TypeError, match="plan must be a loadmon.Plan, not"):
+        loadmon.Server(port=0, expect_clients=2, plan=plan)

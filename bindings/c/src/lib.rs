@@ -24,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle, WorkerHandle};
@@ -226,6 +226,17 @@ unsafe fn arg<'a, T>(p: *const T, what: &str) -> Res<&'a T> {
 unsafe fn arg_mut<'a, T>(p: *mut T, what: &str) -> Res<&'a mut T> {
     // SAFETY: NULL or valid per the caller's contract.
     unsafe { p.as_mut() }.ok_or_else(|| invalid(format!("{what} is NULL")))
+}
+
+/// Frees a handle given to C by `Box::into_raw`; NULL is a no-op.
+///
+/// # Safety
+/// `p` is NULL or from `Box::into_raw`, not used afterwards and freed only once.
+unsafe fn free_boxed<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: per the contract.
+        drop(unsafe { Box::from_raw(p) });
+    }
 }
 
 /// A non-NULL output pointer.
@@ -471,8 +482,18 @@ pub struct LoadmonServerConfig {
     pub plan_keep_files: i64,
 }
 
-const DEFAULT_HOST: &CStr = c"127.0.0.1";
-const DEFAULT_OUT_DIR: &CStr = c"client_files";
+/// A string default of the core as a C string that lives as long as the program (the `_default`
+/// functions hand out pointers to it): made once, from the core's value.
+fn default_str(cell: &'static OnceLock<CString>, value: impl FnOnce() -> String) -> *const c_char {
+    cell.get_or_init(|| c_string(&value())).as_ptr()
+}
+
+// One per default of the core, each filled from it (never from another struct's default).
+static DEFAULT_SERVER_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_CLIENT_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_WORKER_HOST: OnceLock<CString> = OnceLock::new();
+static DEFAULT_OUT_DIR: OnceLock<CString> = OnceLock::new();
+static DEFAULT_WORKER_OUT_DIR: OnceLock<CString> = OnceLock::new();
 
 // SAFETY: repr(C), Copy, plain data and raw pointers; FIELDS lists every field after struct_size.
 unsafe impl Growable for LoadmonServerConfig {
@@ -481,7 +502,7 @@ unsafe impl Growable for LoadmonServerConfig {
         let p = Plan::default();
         LoadmonServerConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_SERVER_HOST, || d.host.clone()),
             port: i64::from(d.port),
             max_clients: num(d.max_clients),
             first_client_id: i64::from(d.first_client_id),
@@ -554,12 +575,14 @@ unsafe impl Growable for LoadmonTestClientConfig {
         let (c, w) = (ClientConfig::default(), FileWriterConfig::default());
         LoadmonTestClientConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_CLIENT_HOST, || c.host.clone()),
             port: i64::from(c.port),
             run_time_ms: run_time_ms(w.run_time_s),
             chunk_size_mb: num(w.chunk_size_mb),
             file_size_mb: num(w.file_size_mb),
-            out_dir: DEFAULT_OUT_DIR.as_ptr(),
+            out_dir: default_str(&DEFAULT_OUT_DIR, || {
+                w.out_dir.to_string_lossy().into_owned()
+            }),
             min_chunk_size_mb: num(w.min_chunk_size_mb),
             sync: std::ptr::null(),
             keep_files: keep_files_c(w.keep_files),
@@ -611,7 +634,7 @@ unsafe impl Growable for LoadmonClientConfig {
         let c = ClientConfig::default();
         LoadmonClientConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_CLIENT_HOST, || c.host.clone()),
             port: i64::from(c.port),
             heartbeat_period_ms: ms(c.heartbeat_period),
             stats_period_ms: ms(c.stats_period),
@@ -662,18 +685,41 @@ unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
     }))
 }
 
-/// The core client settings from the fields both C client configs share.
+/// The connection fields every C client config has (test client, generic client, worker).
+trait ClientFields {
+    /// host, port, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token.
+    fn client_fields(&self) -> (*const c_char, i64, i64, i64, i64, *const c_char);
+}
+
+macro_rules! client_fields {
+    ($($t:ty),*) => {$(
+        impl ClientFields for $t {
+            fn client_fields(&self) -> (*const c_char, i64, i64, i64, i64, *const c_char) {
+                (
+                    self.host,
+                    self.port,
+                    self.heartbeat_period_ms,
+                    self.stats_period_ms,
+                    self.connect_timeout_ms,
+                    self.token,
+                )
+            }
+        }
+    )*};
+}
+client_fields!(
+    LoadmonTestClientConfig,
+    LoadmonClientConfig,
+    LoadmonWorkerConfig
+);
+
+/// The core client settings from the connection fields of a C client config.
 ///
 /// # Safety
-/// `host` and `token` are NULL or NUL-terminated.
-unsafe fn client_config(
-    host: *const c_char,
-    port: i64,
-    heartbeat_period_ms: i64,
-    stats_period_ms: i64,
-    connect_timeout_ms: i64,
-    token: *const c_char,
-) -> Res<ClientConfig> {
+/// `c`'s `host` and `token` are NULL or NUL-terminated.
+unsafe fn client_config(c: &impl ClientFields) -> Res<ClientConfig> {
+    let (host, port, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token) =
+        c.client_fields();
     Ok(ClientConfig {
         // SAFETY: forwarded contract.
         host: unsafe { required_str(host, "host") }?,
@@ -892,10 +938,8 @@ pub unsafe extern "C" fn loadmon_events_next(
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_events_free(events: *mut LoadmonEvents) {
     ffi_void("loadmon_events_free", || {
-        if !events.is_null() {
-            // SAFETY: a live subscription from `loadmon_server_events`, given up by the caller.
-            drop(unsafe { Box::from_raw(events) });
-        }
+        // SAFETY: a live subscription from `loadmon_server_events`, given up by the caller.
+        unsafe { free_boxed(events) };
         Ok(())
     });
 }
@@ -999,10 +1043,8 @@ pub unsafe extern "C" fn loadmon_server_snapshot(
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_free(server: *mut LoadmonServer) {
     ffi_void("loadmon_server_free", || {
-        if !server.is_null() {
-            // SAFETY: allocated by Box::into_raw in loadmon_server_start, freed once.
-            drop(unsafe { Box::from_raw(server) });
-        }
+        // SAFETY: allocated by Box::into_raw in loadmon_server_start, freed once.
+        unsafe { free_boxed(server) };
         Ok(())
     });
 }
@@ -1025,16 +1067,7 @@ pub unsafe extern "C" fn loadmon_test_client_run(
         // SAFETY: per the contract.
         let c = unsafe { read_config(cfg, "cfg") }?;
         // SAFETY: strings are NULL or NUL-terminated per the contract.
-        let client = unsafe {
-            client_config(
-                c.host,
-                c.port,
-                c.heartbeat_period_ms,
-                c.stats_period_ms,
-                c.connect_timeout_ms,
-                c.token,
-            )
-        }?;
+        let client = unsafe { client_config(&c) }?;
         // SAFETY: as above.
         let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
         // SAFETY: as above.
@@ -1088,17 +1121,17 @@ pub struct LoadmonWorkerConfig {
     pub log_dir: *const c_char,
 }
 
-const DEFAULT_WORKER_OUT_DIR: &CStr = c"client_files";
-
 // SAFETY: as for LoadmonServerConfig.
 unsafe impl Growable for LoadmonWorkerConfig {
     fn defaults() -> Self {
         let w = WorkerConfig::default();
         LoadmonWorkerConfig {
             struct_size: size_of::<Self>(),
-            host: DEFAULT_HOST.as_ptr(),
+            host: default_str(&DEFAULT_WORKER_HOST, || w.client.host.clone()),
             port: i64::from(w.client.port),
-            out_dir: DEFAULT_WORKER_OUT_DIR.as_ptr(),
+            out_dir: default_str(&DEFAULT_WORKER_OUT_DIR, || {
+                w.out_dir.to_string_lossy().into_owned()
+            }),
             token: std::ptr::null(),
             stay: i64::from(w.stay),
             retry_max_ms: ms(w.retry_max),
@@ -1123,16 +1156,7 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     // SAFETY: per the contract.
     let c = unsafe { read_config(cfg, "cfg") }?;
     // SAFETY (every string below): NULL or NUL-terminated per the contract.
-    let mut client = unsafe {
-        client_config(
-            c.host,
-            c.port,
-            c.heartbeat_period_ms,
-            c.stats_period_ms,
-            c.connect_timeout_ms,
-            c.token,
-        )
-    }?;
+    let mut client = unsafe { client_config(&c) }?;
     client.log_dir = unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from);
     let config = WorkerConfig {
         client,
@@ -1148,12 +1172,19 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     Ok(config)
 }
 
-/// A worker's summary as JSON: `passed`, `failed` (runs), and `last`, the last run that passed
-/// (`run`, `plan` with `run_time_s`, `chunk_size_mb`, `file_size_mb`, `min_chunk_size_mb`,
-/// `sync`, `keep_files`, and `result` as `loadmon_test_client_run` gives it) or null.
-fn summary_to_json(s: &WorkerSummary) -> Res<String> {
-    serde_json::to_string_pretty(s)
-        .map_err(|e| Error::Internal(format!("worker summary as JSON: {e}")).into())
+/// Hands a worker's summary to C as JSON (if `out` is not NULL): `passed`, `failed` (runs),
+/// and `last`, the last run that passed (`run`, `plan` with `run_time_s`, `chunk_size_mb`,
+/// `file_size_mb`, `min_chunk_size_mb`, `sync`, `keep_files`, and `result` as
+/// `loadmon_test_client_run` gives it) or null.
+///
+/// # Safety
+/// `out` is NULL or valid for one pointer write.
+unsafe fn give_summary(out: *mut *mut c_char, s: &WorkerSummary) -> Res {
+    let json = serde_json::to_string_pretty(s)
+        .map_err(|e| Error::Internal(format!("worker summary as JSON: {e}")))?;
+    // SAFETY: forwarded contract.
+    unsafe { give_string(out, &json) };
+    Ok(())
 }
 
 /// Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
@@ -1228,10 +1259,8 @@ pub unsafe extern "C" fn loadmon_worker_join(
         // SAFETY: NULL or live per the contract.
         let w = unsafe { arg(worker, "worker") }?;
         let summary = w.handle.join(wait_timeout_ms(timeout_ms))?;
-        let json = summary_to_json(&summary)?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_string(summary_json, &json) };
-        Ok(())
+        unsafe { give_summary(summary_json, &summary) }
     })
 }
 
@@ -1259,10 +1288,8 @@ pub unsafe extern "C" fn loadmon_worker_cancel(worker: *mut LoadmonWorker) -> Lo
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_worker_free(worker: *mut LoadmonWorker) {
     ffi_void("loadmon_worker_free", || {
-        if !worker.is_null() {
-            // SAFETY: allocated by Box::into_raw in loadmon_worker_start, freed once.
-            drop(unsafe { Box::from_raw(worker) });
-        }
+        // SAFETY: allocated by Box::into_raw in loadmon_worker_start, freed once.
+        unsafe { free_boxed(worker) };
         Ok(())
     });
 }
@@ -1289,10 +1316,8 @@ pub unsafe extern "C" fn loadmon_worker_run(
             ));
         }
         let summary = WorkerHandle::spawn(config)?.join(None)?;
-        let json = summary_to_json(&summary)?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_string(summary_json, &json) };
-        Ok(())
+        unsafe { give_summary(summary_json, &summary) }
     })
 }
 
@@ -1376,16 +1401,7 @@ pub unsafe extern "C" fn loadmon_client_run(
         let c = unsafe { read_config(cfg, "cfg") }?;
         let run_tests = run_tests.ok_or_else(|| invalid("run_tests is NULL"))?;
         // SAFETY: strings are NULL or NUL-terminated per the contract.
-        let config = unsafe {
-            client_config(
-                c.host,
-                c.port,
-                c.heartbeat_period_ms,
-                c.stats_period_ms,
-                c.connect_timeout_ms,
-                c.token,
-            )
-        }?;
+        let config = unsafe { client_config(&c) }?;
         let workload = CWorkload {
             run_tests,
             user_data,

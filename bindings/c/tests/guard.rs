@@ -4,10 +4,15 @@
 
 use std::path::Path;
 
+/// The C face's source.
+fn source() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("src/lib.rs")
+}
+
 #[test]
 fn every_extern_function_is_guarded() {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
-        .expect("src/lib.rs");
+    let src = source();
     let mut seen = 0;
     let mut unguarded = Vec::new();
     let mut rest = src.as_str();
@@ -43,4 +48,48 @@ fn every_extern_function_is_guarded() {
     }
     assert!(seen >= 25, "found only {seen} extern \"C\" functions");
     assert!(unguarded.is_empty(), "not guarded: {unguarded:?}");
+}
+
+/// The C configs' defaults are the core's (`ServerConfig::default()`, `WorkerConfig::default()`,
+/// ...): no `defaults()` body, nor a `DEFAULT_*` item it uses, restates a number or a string.
+#[test]
+fn every_default_comes_from_the_core() {
+    let src = source();
+    let mut bodies = 0;
+    let mut restated = Vec::new();
+    let mut rest = src.as_str();
+    while let Some(at) = rest.find("fn defaults() -> Self {") {
+        let body = &rest[at..];
+        let body = &body[..body.find("const FIELDS").expect("FIELDS after defaults()")];
+        bodies += 1;
+        for line in body.lines().skip(1) {
+            let code = line.split("//").next().unwrap_or_default();
+            let number = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w.starts_with(|c: char| c.is_ascii_digit()));
+            if code.contains('"') || number {
+                restated.push(line.trim().to_owned());
+            }
+        }
+        // Items named DEFAULT_* that the body uses: defined without a literal either.
+        for word in body.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+            if word.starts_with("DEFAULT_") {
+                for def in src.lines().filter(|l| {
+                    (l.contains(&format!("const {word}:"))
+                        || l.contains(&format!("static {word}:")))
+                        && l.contains('"')
+                }) {
+                    restated.push(def.trim().to_owned());
+                }
+            }
+        }
+        rest = &rest[at + 1..];
+    }
+    assert!(bodies >= 4, "found only {bodies} defaults()");
+    restated.sort();
+    restated.dedup();
+    assert!(
+        restated.is_empty(),
+        "defaults restated in the C face: {restated:#?}"
+    );
 }

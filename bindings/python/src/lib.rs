@@ -130,9 +130,15 @@ fn opt_int_arg<T: Integer>(
     v.map(|v| int_arg(py, name, v)).transpose()
 }
 
-/// A Python number as an `f64`; an int too large for a float is infinite (and then refused by
-/// the core's bounds), a non-number a TypeError.
-fn float_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+/// A Python number of seconds as an `f64`; an int too large for a float is infinite (and then
+/// refused by the core's bounds), a non-number a TypeError, and so is a bool (`retry_max=True`
+/// is a slip, not one second).
+fn float_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} must be a number of seconds, not bool"
+        )));
+    }
     match v.extract::<f64>() {
         Ok(f) => Ok(f),
         Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => Ok(if v.lt(0)? {
@@ -146,12 +152,23 @@ fn float_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
 
 /// Seconds as a Duration with the core's bounds (finite, ≤ 10^9 s, positive unless `zero`).
 fn secs_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>, zero: Zero) -> PyResult<Duration> {
-    config::seconds(name, float_arg(v)?, zero).map_err(|e| to_py(py, &e))
+    config::seconds(name, float_arg(name, v)?, zero).map_err(|e| to_py(py, &e))
+}
+
+/// An optional seconds argument with its bounds; `None` is the core's `default`.
+fn opt_secs_arg(
+    py: Python<'_>,
+    name: &str,
+    v: Option<&Bound<'_, PyAny>>,
+    zero: Zero,
+    default: Duration,
+) -> PyResult<Duration> {
+    v.map_or(Ok(default), |v| secs_arg(py, name, v, zero))
 }
 
 /// A wait's `timeout`: `None` waits as long as it takes, `0` polls, else that many seconds.
 fn timeout_arg(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let t = v.map(float_arg).transpose()?;
+    let t = v.map(|v| float_arg("timeout", v)).transpose()?;
     config::wait_timeout_s(t).map_err(|e| to_py(py, &e))
 }
 
@@ -771,10 +788,6 @@ impl PyServer {
                 }
                 None => None,
             };
-            let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
-                Some(v) => secs_arg(py, name, v, zero),
-                None => Ok(default),
-            };
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
@@ -782,19 +795,27 @@ impl PyServer {
                     .unwrap_or_else(|| ServerConfig::default_max_clients(fleet.as_ref())),
                 first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
                     .unwrap_or(d.first_client_id),
-                heartbeat_timeout: secs(
+                heartbeat_timeout: opt_secs_arg(
+                    py,
                     "heartbeat_timeout",
                     heartbeat_timeout,
                     Zero::Rejected,
                     d.heartbeat_timeout,
                 )?,
-                handshake_timeout: secs(
+                handshake_timeout: opt_secs_arg(
+                    py,
                     "handshake_timeout",
                     handshake_timeout,
                     Zero::Rejected,
                     d.handshake_timeout,
                 )?,
-                http_linger: secs("http_linger", http_linger, Zero::Allowed, d.http_linger)?,
+                http_linger: opt_secs_arg(
+                    py,
+                    "http_linger",
+                    http_linger,
+                    Zero::Allowed,
+                    d.http_linger,
+                )?,
                 token,
                 report_json: path_arg(report_json)?,
                 log_dir: path_arg(log_dir)?,
@@ -1367,21 +1388,25 @@ fn client_config(
     log_dir: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ClientConfig> {
     let d = ClientConfig::default();
-    let secs = |name, v: Option<&Bound<'_, PyAny>>, zero, default| match v {
-        Some(v) => secs_arg(py, name, v, zero),
-        None => Ok(default),
-    };
     let config = ClientConfig {
         host: host.unwrap_or(d.host.clone()),
         port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
-        heartbeat_period: secs(
+        heartbeat_period: opt_secs_arg(
+            py,
             "heartbeat_period",
             heartbeat_period,
             Zero::Rejected,
             d.heartbeat_period,
         )?,
-        stats_period: secs("stats_period", stats_period, Zero::Rejected, d.stats_period)?,
-        connect_timeout: secs(
+        stats_period: opt_secs_arg(
+            py,
+            "stats_period",
+            stats_period,
+            Zero::Rejected,
+            d.stats_period,
+        )?,
+        connect_timeout: opt_secs_arg(
+            py,
             "connect_timeout",
             connect_timeout,
             Zero::Allowed,
@@ -1436,7 +1461,10 @@ impl PyTestClient {
             )?;
             let d = FileWriterConfig::default();
             let writer = FileWriterConfig {
-                run_time_s: run_time.map(float_arg).transpose()?.unwrap_or(d.run_time_s),
+                run_time_s: run_time
+                    .map(|v| float_arg("run_time", v))
+                    .transpose()?
+                    .unwrap_or(d.run_time_s),
                 chunk_size_mb: opt_int_arg(py, "chunk_size", chunk_size)?
                     .unwrap_or(d.chunk_size_mb),
                 file_size_mb: opt_int_arg(py, "file_size", file_size)?.unwrap_or(d.file_size_mb),
@@ -1583,12 +1611,19 @@ impl PyTestClient {
     }
 }
 
-/// A `loadmon.Plan` (any object with its attributes) as the core's plan, checked by the core's
-/// rules (`Plan::validate`: ConfigError saying which rule failed).
+/// A `loadmon.Plan` as the core's plan, checked by the core's rules (`Plan::validate`:
+/// ConfigError saying which rule failed); anything else is a TypeError.
 fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
+    let class = results(py)?.getattr("Plan")?;
+    if !v.is_instance(&class)? {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "plan must be a loadmon.Plan, not {}",
+            v.get_type().name()?
+        )));
+    }
     let sync: String = v.getattr("sync")?.extract()?;
     let plan = Plan {
-        run_time_s: float_arg(&v.getattr("run_time")?)?,
+        run_time_s: float_arg("run_time", &v.getattr("run_time")?)?,
         chunk_size_mb: int_arg(py, "chunk_size", &v.getattr("chunk_size")?)?,
         file_size_mb: int_arg(py, "file_size", &v.getattr("file_size")?)?,
         min_chunk_size_mb: int_arg(py, "min_chunk_size", &v.getattr("min_chunk_size")?)?,
@@ -2161,10 +2196,7 @@ impl PyWorker {
                 client,
                 out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
                 stay: stay.unwrap_or(d.stay),
-                retry_max: match retry_max {
-                    Some(v) => secs_arg(py, "retry_max", v, Zero::Rejected)?,
-                    None => d.retry_max,
-                },
+                retry_max: opt_secs_arg(py, "retry_max", retry_max, Zero::Rejected, d.retry_max)?,
             };
             config.validate().map_err(|e| to_py(py, &e))?;
             Ok(PyWorker {
