@@ -53,11 +53,21 @@ enum End {
 }
 
 /// One connection being served.
-struct Driver {
+///
+/// `repr(C)` keeps the fields in this order: what every wake-up touches first, together (at
+/// thousands of connections a connection's state is cold when its next line arrives, and each
+/// of its cache lines touched is a miss), what only the handshake, warnings and the end touch
+/// after.
+#[repr(C)]
+struct Driver<'a> {
+    /// The server's stop and the fleet's start (see signal.rs).
+    stopped: Subscription<'a>,
+    released: Subscription<'a>,
+    cell: Option<ClientCell>,
     shared: Arc<Shared>,
+    conn: Connection,
     session: Session,
     peer: SocketAddr,
-    cell: Option<ClientCell>,
     /// The `max_clients` slot, once the peer has an id.
     slot: Option<OwnedSemaphorePermit>,
     /// The handshake place, until the peer has an id.
@@ -71,12 +81,15 @@ struct Driver {
 /// closes, so a peer that sees the close can reconnect at once.
 pub(super) async fn serve(
     shared: Arc<Shared>,
-    mut conn: Connection,
+    conn: Connection,
     peer: SocketAddr,
     place: OwnedSemaphorePermit,
 ) {
     let now = Instant::now();
     let mut d = Driver {
+        stopped: Subscription::new(&shared.wrap_up),
+        released: Subscription::new(&shared.fleet_go),
+        conn,
         session: Session::new(peer, &shared.rules, now),
         shared: shared.clone(),
         peer,
@@ -87,9 +100,6 @@ pub(super) async fn serve(
         infos: WarnBudget::new(now),
     };
     let write_timeout = shared.config.write_timeout;
-    // The server's stop and the fleet's start: one flag read per wake-up (see signal.rs).
-    let mut stopped = Subscription::new(&shared.wrap_up);
-    let mut released = Subscription::new(&shared.fleet_go);
     // The liveness timer is created once and moved lazily: re-arming a timer for every line
     // would cost more than handling the line.
     let timer = sleep_until(d.session.deadline(&shared.rules, shared.events.active()));
@@ -98,7 +108,7 @@ pub(super) async fn serve(
     let write_deadline = sleep_until(now + write_timeout);
     tokio::pin!(write_deadline);
     let end = loop {
-        let queued = conn.pending_bytes();
+        let queued = d.conn.pending_bytes();
         let waiting = d.session.is_waiting();
         // What needs doing, in this order: the stop first, deadlines before reads (a peer that
         // always has more to read cannot outlive them). One hand-written poll rather than a
@@ -107,25 +117,25 @@ pub(super) async fn serve(
         // spends the task's scheduling budget, so a peer that keeps the socket full cannot
         // starve the other connections of a single-threaded runtime.
         let wake = poll_fn(|cx| {
-            if stopped.poll(cx).is_ready() {
+            if d.stopped.poll(cx).is_ready() {
                 return Poll::Ready(Ok(Wake::Stopped));
             }
             if queued > 0 && write_deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Ok(Wake::WriteStalled));
             }
-            if waiting && released.poll(cx).is_ready() {
+            if waiting && d.released.poll(cx).is_ready() {
                 return Poll::Ready(Ok(Wake::Released));
             }
             if timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Ok(Wake::Timer));
             }
             if queued < READ_PAUSE_BYTES {
-                if let Poll::Ready(r) = conn.stream().poll_read_ready(cx) {
+                if let Poll::Ready(r) = d.conn.stream().poll_read_ready(cx) {
                     return Poll::Ready(r.map(|()| Wake::Readable));
                 }
             }
             if queued > 0 {
-                if let Poll::Ready(r) = conn.stream().poll_write_ready(cx) {
+                if let Poll::Ready(r) = d.conn.stream().poll_write_ready(cx) {
                     return Poll::Ready(r.map(|()| Wake::Writable));
                 }
             }
@@ -150,9 +160,9 @@ pub(super) async fn serve(
             Wake::Released => {
                 let now = Instant::now();
                 let step = d.session.start(now);
-                d.apply(step, &mut conn);
-                match conn.try_flush() {
-                    Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
+                d.apply(step);
+                match d.conn.try_flush() {
+                    Ok(_) if queued == 0 && d.conn.pending_bytes() > 0 => {
                         write_deadline
                             .as_mut()
                             .reset(Instant::now() + write_timeout);
@@ -193,21 +203,21 @@ pub(super) async fn serve(
             }
             Wake::Readable => {
                 let was_registered = d.session.id().is_some();
-                match conn.try_fill() {
+                match d.conn.try_fill() {
                     Ok(Filled::Eof) => {
-                        d.handle_buffered(&mut conn);
+                        d.handle_buffered();
                         break End::Client(Status::Aborted, "connection closed before done".into());
                     }
                     Ok(Filled::Data | Filled::Nothing) => {}
                     Err(e) => break d.frame_error(e),
                 }
-                if let Some(end) = d.handle_buffered(&mut conn) {
+                if let Some(end) = d.handle_buffered() {
                     break end;
                 }
-                match conn.try_flush() {
+                match d.conn.try_flush() {
                     // The queue was empty: the deadline counts from now. (If it was not, it
                     // counts from the peer's last progress, moved in the writable arm.)
-                    Ok(_) if queued == 0 && conn.pending_bytes() > 0 => {
+                    Ok(_) if queued == 0 && d.conn.pending_bytes() > 0 => {
                         write_deadline
                             .as_mut()
                             .reset(Instant::now() + write_timeout);
@@ -222,7 +232,7 @@ pub(super) async fn serve(
                         .reset(d.session.deadline(&shared.rules, shared.events.active()));
                 }
             }
-            Wake::Writable => match conn.try_flush() {
+            Wake::Writable => match d.conn.try_flush() {
                 Ok(0) => {}
                 Ok(_) => write_deadline
                     .as_mut()
@@ -246,15 +256,18 @@ pub(super) async fn serve(
         ));
     }
     // Give the slot and place back before the (bounded) close.
-    drop(d);
+    let Driver {
+        conn, slot, place, ..
+    } = d;
+    drop((slot, place));
     // Boxed: the closing future is large and needed once; inline, every connection task
     // would carry its size for its whole life.
     Box::pin(conn.close(CLOSE_LINGER)).await;
 }
 
-impl Driver {
+impl Driver<'_> {
     /// Handles every complete line received; `Some(end)` if the connection must close.
-    fn handle_buffered(&mut self, conn: &mut Connection) -> Option<End> {
+    fn handle_buffered(&mut self) -> Option<End> {
         let now = Instant::now();
         // The client's record, out of `self` for the batch (no reference count touched).
         let mut cell = self.cell.take();
@@ -263,7 +276,7 @@ impl Driver {
             // a batch starts a new batch with the new record locked.
             let mut record = cell.as_ref().map(lock_cell);
             loop {
-                let parsed = match conn.buffered_message() {
+                let parsed = match self.conn.buffered_message() {
                     Ok(Some(p)) => p,
                     Ok(None) => break 'batch None,
                     Err(e) => {
@@ -272,13 +285,22 @@ impl Driver {
                     }
                 };
                 let step = match self.on_parsed(parsed, now, record.as_deref_mut()) {
-                    // Nothing to do (a heartbeat, a stats line): the hot path.
-                    Some(step) if step.is_stay() => continue,
-                    Some(step) => step,
+                    Some(mut step) => {
+                        if step.event.is_some() && !self.shared.events.active() {
+                            // Nobody listens: a stats line's event is dropped here, so that
+                            // the line takes the hot path below.
+                            step.event = None;
+                        }
+                        // Nothing to do (a heartbeat, a stats line): the hot path.
+                        if step.is_stay() {
+                            continue;
+                        }
+                        step
+                    }
                     None => continue,
                 };
                 let next = step.next.clone();
-                self.apply(step, conn);
+                self.apply(step);
                 match next {
                     Next::Stay => {}
                     Next::JoinBarrier => {
@@ -290,15 +312,15 @@ impl Driver {
                         };
                         let step = self.session.joined(joined, now, c);
                         let next = step.next.clone();
-                        self.apply(step, conn);
+                        self.apply(step);
                         if let Next::Refuse(reason) = next {
-                            self.refuse(conn, reason);
+                            self.refuse(reason);
                             break 'batch Some(End::Quiet);
                         }
                     }
                     Next::Close => break 'batch Some(End::Quiet),
                     Next::Refuse(reason) => {
-                        self.refuse(conn, reason);
+                        self.refuse(reason);
                         break 'batch Some(End::Quiet);
                     }
                     Next::Register => {
@@ -315,11 +337,11 @@ impl Driver {
                                 // The handshake place is free for the next peer.
                                 self.place = None;
                                 let step = self.session.registered(id, now);
-                                self.apply(step, conn);
+                                self.apply(step);
                                 continue 'batch;
                             }
                             Err(reason) => {
-                                self.refuse(conn, reason);
+                                self.refuse(reason);
                                 break 'batch Some(End::Quiet);
                             }
                         }
@@ -358,12 +380,12 @@ impl Driver {
     }
 
     /// Carries out a step's reply, event and log line.
-    fn apply(&mut self, step: Step, conn: &mut Connection) {
+    fn apply(&mut self, step: Step) {
         if let Some(reply) = &step.reply {
-            conn.feed(reply);
+            self.conn.feed(reply);
         }
         if let (true, Some(plan)) = (step.plan, self.shared.rules.plan) {
-            conn.feed(&Message::Plan {
+            self.conn.feed(&Message::Plan {
                 run: self.shared.rules.run_id,
                 plan,
             });
@@ -397,9 +419,9 @@ impl Driver {
         }
     }
 
-    fn refuse(&mut self, conn: &mut Connection, reason: String) {
+    fn refuse(&mut self, reason: String) {
         self.shared.note_refusal(self.peer, &reason);
-        conn.feed(&Message::Refused(reason));
+        self.conn.feed(&Message::Refused(reason));
     }
 
     /// A broken frame: the client is ABORTED with the reason.
