@@ -205,7 +205,8 @@ impl Worker {
                     summary.failed += 1;
                     self.log
                         .warn(format!("Run failed: {e}; waiting for the next run"));
-                    pause = RETRY_FIRST;
+                    // Not reset: runs that keep failing at once (a server that closes after
+                    // the start, a full disk) back off like failed connections; a pass resets.
                 }
                 Attempt::Skipped => {
                     self.log

@@ -512,3 +512,62 @@ async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker
     );
     assert!(err.contains("did not finish"), "{err}");
 }
+
+/// A server that plans a new run for every connection, sends `run_tests` and closes at once:
+/// every run fails as soon as it starts. A staying worker must back off between such runs as
+/// it does between failed connections, not come back ten times a second for ever.
+#[tokio::test]
+async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut accepted = Vec::new();
+        for run in 1..=5u32 {
+            let Ok(Ok((stream, _))) = tokio::time::timeout(LIMIT, listener.accept()).await else {
+                break;
+            };
+            accepted.push(Instant::now());
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
+                let reply = match line.split(':').next().unwrap_or("") {
+                    "hello" => format!(
+                        "hello:1.0:plan\n{}",
+                        PLAN.replace("run=1:", &format!("run={run}:"))
+                    ),
+                    "get_cid" => "set_cid:100\n".to_string(),
+                    "ready" => "run_tests\n".to_string(),
+                    _ => String::new(),
+                };
+                if w.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+                if line == "ready" {
+                    break;
+                }
+            }
+            // Gone right after the start.
+        }
+        accepted
+    });
+    let mut config = worker_config(port, &dir.path().join("out"));
+    config.stay = true;
+    config.retry_max = Duration::from_millis(800);
+    let worker = Worker::new(config).unwrap();
+    let cancel = worker.cancel_token();
+    let run = tokio::spawn(async move { worker.run().await });
+    let accepted = tokio::time::timeout(LIMIT, server).await.unwrap().unwrap();
+    cancel.cancel();
+    let summary = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert!(summary.is_ok(), "{summary:?}");
+    assert_eq!(accepted.len(), 5, "the worker kept coming back");
+    // Pauses of 0.1, 0.2, 0.4 and 0.8 s (capped by retry_max) between the five runs: the
+    // last gap holds at least the 0.8 s pause (a reset backoff made it about 0.1 s).
+    let last_gap = accepted[4] - accepted[3];
+    assert!(
+        last_gap >= Duration::from_millis(750),
+        "the worker came back {last_gap:?} after a run that failed at once; gaps: {:?}",
+        accepted.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+}

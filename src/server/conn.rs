@@ -284,19 +284,19 @@ impl Driver<'_> {
                         break 'batch Some(self.frame_error(e));
                     }
                 };
-                let step = match self.on_parsed(parsed, now, record.as_deref_mut()) {
-                    Some(mut step) => {
-                        if step.event.is_some() && !self.shared.events.active() {
-                            // Nobody listens: a stats line's event is dropped here, so that
-                            // the line takes the hot path below.
-                            step.event = None;
-                        }
-                        // Nothing to do (a heartbeat, a stats line): the hot path.
-                        if step.is_stay() {
-                            continue;
-                        }
-                        step
+                let mut step = self.on_parsed(parsed, now, record.as_deref_mut());
+                if let Some(s) = step.as_mut() {
+                    if s.event.is_some() && !self.shared.events.active() {
+                        // Nobody listens: a stats line's event is dropped here, so that the
+                        // line takes the hot path below.
+                        s.event = None;
                     }
+                }
+                // (Looked at in place: a `Step` is 184 bytes, not to be moved for every line.)
+                let step = match step {
+                    // Nothing to do (a heartbeat, a stats line): the hot path.
+                    Some(s) if s.is_stay() => continue,
+                    Some(s) => s,
                     None => continue,
                 };
                 let next = step.next.clone();
