@@ -44,6 +44,44 @@ enum Wake {
     Writable,
 }
 
+/// Lines received per kind in one batch, added to the server's counters when the batch ends:
+/// one shared atomic add per kind per read, not per line (with several serving threads a
+/// shared add per line bounces a cache line between them; measured: half the message rate).
+/// On the stack, so it costs a connection no memory and no cache miss.
+struct Tally {
+    counts: [u32; INVALID + 1],
+    /// Bit `i` set: `counts[i]` is not 0.
+    touched: u32,
+}
+
+const _: () = assert!(INVALID < 32, "Tally::touched has one bit per kind");
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            counts: [0; INVALID + 1],
+            touched: 0,
+        }
+    }
+
+    fn add(&mut self, kind: usize) {
+        if let Some(n) = self.counts.get_mut(kind) {
+            // A batch is at most one receive buffer of lines: far below u32::MAX.
+            *n = n.saturating_add(1);
+            self.touched |= 1 << kind;
+        }
+    }
+
+    fn flush(&mut self, shared: &Shared) {
+        let mut touched = std::mem::take(&mut self.touched);
+        while touched != 0 {
+            let kind = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            shared.count(kind, u64::from(std::mem::take(&mut self.counts[kind])));
+        }
+    }
+}
+
 /// Why a connection ended.
 enum End {
     /// The session ended it (done, error, refusal, handshake expired); nothing more to record.
@@ -271,6 +309,7 @@ impl Driver<'_> {
         let now = Instant::now();
         // The client's record, out of `self` for the batch (no reference count touched).
         let mut cell = self.cell.take();
+        let mut tally = Tally::new();
         let end = 'batch: loop {
             // The record is locked once per batch, not per line; registering in the middle of
             // a batch starts a new batch with the new record locked.
@@ -284,7 +323,7 @@ impl Driver<'_> {
                         break 'batch Some(self.frame_error(e));
                     }
                 };
-                let mut step = self.on_parsed(parsed, now, record.as_deref_mut());
+                let mut step = self.on_parsed(parsed, now, record.as_deref_mut(), &mut tally);
                 if let Some(s) = step.as_mut() {
                     if s.event.is_some() && !self.shared.events.active() {
                         // Nobody listens: a stats line's event is dropped here, so that the
@@ -350,6 +389,7 @@ impl Driver<'_> {
             }
         };
         self.cell = cell;
+        tally.flush(&self.shared);
         end
     }
 
@@ -359,10 +399,11 @@ impl Driver<'_> {
         parsed: Parsed,
         now: Instant,
         record: Option<&mut ClientState>,
+        tally: &mut Tally,
     ) -> Option<Step> {
         match parsed {
             Ok(msg) => {
-                self.shared.count(msg.kind());
+                tally.add(msg.kind());
                 self.session.check_token(&msg, &self.shared.rules);
                 Some(
                     self.session
@@ -370,7 +411,7 @@ impl Driver<'_> {
                 )
             }
             Err(e) => {
-                self.shared.count(INVALID);
+                tally.add(INVALID);
                 // The seed logs a bad line and carries on; so do we (rate-limited per peer).
                 let name = self.session.name();
                 self.warn(&format!("{name}: ignored line: {e}"));

@@ -381,8 +381,8 @@ struct State {
 /// Where lines that did not parse are counted, after the commands' own counters.
 const INVALID: usize = COMMANDS.len();
 
-/// Lines received per command, on cache lines of their own: every line of every client adds
-/// to them, and the rest of [`Shared`] is read by every thread.
+/// Lines received per command, on cache lines of their own: every read of every connection
+/// adds to them, and the rest of [`Shared`] is read by every thread.
 #[derive(Debug)]
 #[repr(align(128))]
 struct MessageCounts([AtomicU64; COMMANDS.len() + 1]);
@@ -433,10 +433,10 @@ impl Shared {
         self.lock().clients.values().cloned().collect()
     }
 
-    /// Counts one line of kind `index` ([`COMMANDS`] order, then [`INVALID`]).
-    fn count(&self, index: usize) {
+    /// Counts `n` lines of kind `index` ([`COMMANDS`] order, then [`INVALID`]).
+    fn count(&self, index: usize, n: u64) {
         if let Some(c) = self.messages.0.get(index) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 
