@@ -887,6 +887,7 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     let writer_config = a.writer.plan().writer_config(a.files.out_dir);
     writer_config.validate()?;
     check_out_dir(&writer_config.out_dir)?;
+    let out_dir = writer_config.out_dir.clone();
     let writer = FileWriter::new(writer_config)?;
     let cancel = client.cancel_token();
     let mut signals = {
@@ -900,6 +901,9 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     let bar = LiveView::client(client.progress());
     let result = rt.block_on(client.run(writer));
     drop(bar);
+    #[cfg(unix)]
+    drop(_sigxfsz);
+    shut_down_runtime(rt, &out_dir);
     let result = result?;
     say(Console::Out, &format!(
         "client {}: {} file(s), {} bytes in {:.2} s, {:.2} MB/s, chunk latency p50 {} ms, p99 {} ms\n",
@@ -917,8 +921,28 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long a stopped worker waits for its file I/O (a write already in the kernel) to finish.
-const WORKER_STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopped client or worker waits for its file I/O (a write already in the kernel)
+/// to finish.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Shuts a client's or worker's runtime down. File I/O left running (a probe or a chunk write
+/// stuck in a hung file system) gets a bounded time to finish: dropping the runtime would wait
+/// for it for ever, and a stopped process must exit.
+fn shut_down_runtime(rt: tokio::runtime::Runtime, out_dir: &Path) {
+    let t = std::time::Instant::now();
+    rt.shutdown_timeout(STOP_GRACE);
+    if t.elapsed() >= STOP_GRACE {
+        say(
+            Console::Err,
+            &format!(
+                "loadmon: file I/O did not finish within {} s of the stop; a file in {} \
+                 (.loadmon_probe_* or client_*) may be left behind\n",
+                STOP_GRACE.as_secs(),
+                escape_control(&out_dir.display().to_string())
+            ),
+        );
+    }
+}
 
 fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     check_out_dir(&a.files.out_dir)?;
@@ -947,21 +971,7 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
         cancel.cancel();
     });
     let outcome = rt.block_on(worker.run());
-    // File I/O left running (a probe or a chunk write stuck in a hung file system) gets a
-    // bounded time to finish; dropping the runtime would wait for it for ever.
-    let t = std::time::Instant::now();
-    rt.shutdown_timeout(WORKER_STOP_GRACE);
-    if t.elapsed() >= WORKER_STOP_GRACE {
-        say(
-            Console::Err,
-            &format!(
-                "loadmon: file I/O did not finish within {} s of the stop; a file in {} \
-                 (.loadmon_probe_* or client_*) may be left behind\n",
-                WORKER_STOP_GRACE.as_secs(),
-                escape_control(&out_dir.display().to_string())
-            ),
-        );
-    }
+    shut_down_runtime(rt, &out_dir);
     let summary = match outcome {
         Ok(s) => s,
         // The worker's own settings were checked above (exit 2 for those); a run that fails,
