@@ -22,8 +22,6 @@ use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
 use loadmon::{Error, Report, Status};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpListener;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 
@@ -776,32 +774,6 @@ async fn a_ready_client_that_leaves_before_the_start_does_not_count() {
     assert_eq!(report.total.started_clients, Some(2));
 }
 
-/// A fake fleet server that answers the worker's hello and get_cid, sends `plan` as the plan
-/// line, and returns every line it got.
-async fn fake_fleet_server(plan: &'static str) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let (r, mut w) = stream.into_split();
-        let mut lines = TokioBufReader::new(r).lines();
-        let mut seen = Vec::new();
-        while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
-            match line.split(':').next().unwrap_or("") {
-                "hello" => {
-                    let reply = format!("hello:1.0:plan\n{plan}\n");
-                    w.write_all(reply.as_bytes()).await.unwrap();
-                }
-                "get_cid" => w.write_all(b"set_cid:100\n").await.unwrap(),
-                _ => {}
-            }
-            seen.push(line);
-        }
-        seen
-    });
-    (port, task)
-}
-
 #[tokio::test]
 async fn a_malformed_plan_is_refused_by_the_worker_and_the_server_told_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -819,7 +791,7 @@ async fn a_malformed_plan_is_refused_by_the_worker_and_the_server_told_why() {
             "invalid sync \"maybe\"",
         ),
     ] {
-        let (port, seen) = fake_fleet_server(plan).await;
+        let (port, seen) = common::fake_fleet_server(format!("{plan}\n"), Vec::new()).await;
         let worker = Worker::new(worker_config(port, dir.path())).unwrap();
         let e = tokio::time::timeout(LIMIT, worker.run_once())
             .await

@@ -63,41 +63,6 @@ async fn a_server_whose_syns_are_dropped_is_given_up_after_the_connect_timeout()
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
-/// A fake fleet server for one connection: answers `hello` with `hello:1.0:plan` and
-/// `greeting`, `get_cid` with `set_cid:100`, `ready` with `after_ready`, then keeps reading
-/// until the peer closes; returns every line it got.
-async fn scripted_server(
-    greeting: String,
-    after_ready: Vec<u8>,
-) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let (r, mut w) = stream.into_split();
-        let mut lines = BufReader::new(r).lines();
-        let mut seen = Vec::new();
-        while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
-            let reply: Vec<u8> = match line.split(':').next().unwrap_or("") {
-                "hello" => format!("hello:1.0:plan\n{greeting}").into_bytes(),
-                "get_cid" => b"set_cid:100\n".to_vec(),
-                "ready" => after_ready.clone(),
-                _ => Vec::new(),
-            };
-            seen.push(line);
-            if !reply.is_empty() && w.write_all(&reply).await.is_err() {
-                break;
-            }
-            if seen.last().map(String::as_str) == Some("ready") {
-                // Said its piece: close, so that the worker's wait ends.
-                let _ = w.shutdown().await;
-            }
-        }
-        seen
-    });
-    (port, task)
-}
-
 const PLAN: &str =
     "plan:run=1:runtime=0.5:chunksize=1:filesize=2:min_chunksize=1:sync=none:keep_files=2\n";
 
@@ -107,7 +72,7 @@ async fn a_server_flooding_junk_lines_does_not_flood_the_workers_log() {
     let logs = dir.path().join("logs");
     // 20,000 lines the worker ignores, while it waits for the fleet's start.
     let flood = "hb\n".repeat(20_000).into_bytes();
-    let (port, seen) = scripted_server(PLAN.to_string(), flood).await;
+    let (port, seen) = common::fake_fleet_server(PLAN.to_string(), flood).await;
     let mut config = worker_config(port, &dir.path().join("out"));
     config.client.log_dir = Some(logs.clone());
     let worker = Worker::new(config).unwrap();
@@ -201,7 +166,7 @@ async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_o
         ),
     ];
     for (plan, why) in cases {
-        let (port, seen) = scripted_server(plan.clone(), Vec::new()).await;
+        let (port, seen) = common::fake_fleet_server(plan.clone(), Vec::new()).await;
         let worker = Worker::new(worker_config(port, &out)).unwrap();
         let e = tokio::time::timeout(LIMIT, worker.run_once())
             .await
@@ -231,7 +196,7 @@ async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_o
 async fn run_tests_without_a_plan_or_an_over_long_plan_line_end_the_attempt_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     // run_tests where the plan should be: ignored; no plan within the handshake timeout.
-    let (port, seen) = scripted_server("run_tests\n".into(), Vec::new()).await;
+    let (port, seen) = common::fake_fleet_server("run_tests\n".into(), Vec::new()).await;
     let worker = Worker::new(worker_config(port, dir.path())).unwrap();
     let t = Instant::now();
     let e = tokio::time::timeout(LIMIT, worker.run_once())
@@ -249,7 +214,7 @@ async fn run_tests_without_a_plan_or_an_over_long_plan_line_end_the_attempt_with
     );
     // A plan line longer than the worker's line bound (4 KiB).
     let long = format!("{}{}\n", PLAN.trim_end(), ":x".repeat(4000));
-    let (port, _seen) = scripted_server(long, Vec::new()).await;
+    let (port, _seen) = common::fake_fleet_server(long, Vec::new()).await;
     let worker = Worker::new(worker_config(port, dir.path())).unwrap();
     let e = tokio::time::timeout(LIMIT, worker.run_once())
         .await
@@ -265,7 +230,7 @@ async fn a_second_plan_or_a_plan_after_run_tests_changes_nothing() {
     // After ready: another plan (other run, other sizes), then run_tests, then a plan again.
     let other = plan_with(&[("run", "2"), ("chunksize", "2"), ("filesize", "4")]);
     let after_ready = format!("{other}run_tests\n{other}").into_bytes();
-    let (port, seen) = scripted_server(PLAN.to_string(), after_ready).await;
+    let (port, seen) = common::fake_fleet_server(PLAN.to_string(), after_ready).await;
     let worker = Worker::new(worker_config(port, dir.path())).unwrap();
     let result = tokio::time::timeout(LIMIT, worker.run_once())
         .await

@@ -109,6 +109,22 @@ impl Step {
             && matches!(self.next, Next::Stay)
     }
 
+    /// Client `id` ends with `status` and `reason`, said in the log if this changed its status;
+    /// the connection closes.
+    fn end(c: &mut ClientState, id: u32, status: Status, reason: String, now: Instant) -> Self {
+        let event = c.set_status(status, Some(reason.clone()), now);
+        Step {
+            note: if event.is_some() {
+                Note::Status(format!("Client {id} {status}: {reason}"))
+            } else {
+                Note::None
+            },
+            event,
+            next: Next::Close,
+            ..Step::stay()
+        }
+    }
+
     fn stay() -> Self {
         Step {
             reply: None,
@@ -467,20 +483,13 @@ impl Session {
             Message::Start if self.fleet_mode() && self.phase != StartPhase::Started => Step::warn(
                 format!("{id}: ignored start: the fleet has not started (no run_tests sent)"),
             ),
-            Message::Done if self.fleet_mode() && self.phase != StartPhase::Started => {
-                let reason = "done before the fleet started".to_string();
-                let event = c.set_status(Status::Aborted, Some(reason.clone()), now);
-                Step {
-                    note: if event.is_some() {
-                        Note::Status(format!("Client {id} ABORTED: {reason}"))
-                    } else {
-                        Note::None
-                    },
-                    event,
-                    next: Next::Close,
-                    ..Step::stay()
-                }
-            }
+            Message::Done if self.fleet_mode() && self.phase != StartPhase::Started => Step::end(
+                c,
+                id,
+                Status::Aborted,
+                "done before the fleet started".into(),
+                now,
+            ),
             Message::Start => match c.set_status(Status::Running, None, now) {
                 Some(event) => {
                     let t_s = seconds_since(started, now);
@@ -587,17 +596,7 @@ impl Session {
                 } else {
                     reason
                 };
-                let event = c.set_status(Status::Failed, Some(reason.clone()), now);
-                Step {
-                    note: if event.is_some() {
-                        Note::Status(format!("Client {id} FAILED: {reason}"))
-                    } else {
-                        Note::None
-                    },
-                    event,
-                    next: Next::Close,
-                    ..Step::stay()
-                }
+                Step::end(c, id, Status::Failed, reason, now)
             }
             Message::Hello { .. } | Message::Token(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))

@@ -159,3 +159,40 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// A fake fleet server for one connection on 127.0.0.1: answers `hello` with `hello:1.0:plan`
+/// and `greeting` (the plan line(s), newline-terminated), `get_cid` with `set_cid:100`, `ready`
+/// with `after_ready` and then closes its sending side; keeps reading until the peer closes
+/// (each read bounded by 60 s) and returns every line it got.
+pub async fn fake_fleet_server(
+    greeting: String,
+    after_ready: Vec<u8>,
+) -> (u16, JoinHandle<Vec<String>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let mut seen = Vec::new();
+        let limit = Duration::from_secs(60);
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(limit, lines.next_line()).await {
+            let reply: Vec<u8> = match line.split(':').next().unwrap_or("") {
+                "hello" => format!("hello:1.0:plan\n{greeting}").into_bytes(),
+                "get_cid" => b"set_cid:100\n".to_vec(),
+                "ready" => after_ready.clone(),
+                _ => Vec::new(),
+            };
+            seen.push(line);
+            if !reply.is_empty() && w.write_all(&reply).await.is_err() {
+                break;
+            }
+            if seen.last().map(String::as_str) == Some("ready") {
+                // Said its piece: close, so that the worker's wait ends.
+                let _ = w.shutdown().await;
+            }
+        }
+        seen
+    });
+    (port, task)
+}
