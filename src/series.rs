@@ -436,4 +436,55 @@ mod tests {
         }
         assert!(pts.windows(2).all(|w| w[0].t_s < w[1].t_s));
     }
+
+    /// The newest point kept beside the points (`last`) is always what the points say: the
+    /// last point's (time, bytes), or the origin when there is none — through a start before
+    /// and after the first sample, uneven rates, and several halvings. Each new point's
+    /// throughput is the rate from that base, as it was when the base was read from the points.
+    #[test]
+    fn the_kept_newest_point_is_the_points_newest_through_halvings_and_restarts() {
+        let base_of = |s: &Series| {
+            s.samples
+                .last()
+                .map_or(s.origin, |p| (f64::from(p.t_s), p.bytes_written))
+        };
+        let mut s = Series::default();
+        s.start(2.5, 1_000);
+        assert_eq!(s.last, base_of(&s));
+        let mut prev = (2.5, 1_000);
+        let mut bytes = 1_000u64;
+        // Odd times (not exact in f32) and uneven, sometimes falling, byte counts.
+        for i in 1..=2_000u64 {
+            if i == 700 {
+                // A second start with points kept: the base stays the newest point.
+                s.start(700.25, bytes);
+                assert_eq!(s.last, base_of(&s));
+            }
+            bytes = if i % 97 == 0 {
+                bytes / 2
+            } else {
+                bytes + (i * 7_919) % 3_000_017
+            };
+            let t = 2.5 + i as f64 * 1.1 + (i % 3) as f64 * 0.013;
+            let before = base_of(&s);
+            let kept = s.samples.len();
+            let stride = s.stride.max(1);
+            s.record(sample(t, bytes), &mut prev);
+            assert_eq!(s.last, base_of(&s), "after sample {i}");
+            if s.stride == stride && s.samples.len() == kept + 1 {
+                let p = s.samples[s.samples.len() - 1];
+                let want = rate(before, (t, bytes)) as f32;
+                assert_eq!(p.throughput_mb_s, want, "sample {i}");
+            }
+        }
+        assert!(s.stride >= 16, "several halvings: stride {}", s.stride);
+        // A series recorded before its start, then started.
+        let mut early = Series::default();
+        let mut prev = (0.0, 0);
+        early.record(sample(1.0, 10), &mut prev);
+        early.start(0.5, 0);
+        assert_eq!(early.last, base_of(&early));
+        early.record(sample(2.0, 20), &mut prev);
+        assert_eq!(early.last, (2.0, 20));
+    }
 }

@@ -190,4 +190,47 @@ mod tests {
             .collect();
         assert_eq!(woken, [0, 0, 1, 1]);
     }
+
+    /// No lost wake-up on a multi-threaded runtime: tasks that subscribe just before, during
+    /// and just after `fire` (from a thread outside the runtime), some of them polled again on
+    /// other threads in between, all end; a bounded wait instead of a hang.
+    #[test]
+    fn a_fire_racing_with_subscriptions_on_several_threads_wakes_every_task() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        for round in 0..200 {
+            let s = Arc::new(Signal::default());
+            let tasks: Vec<_> = (0..32)
+                .map(|i| {
+                    let s = s.clone();
+                    rt.spawn(async move {
+                        let mut sub = Subscription::new(&s);
+                        // Some register, yield (maybe moving thread), then wait.
+                        for _ in 0..i % 3 {
+                            let _ = std::future::poll_fn(|cx| Poll::Ready(sub.poll(cx))).await;
+                            tokio::task::yield_now().await;
+                        }
+                        std::future::poll_fn(|cx| sub.poll(cx)).await;
+                    })
+                })
+                .collect();
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            let firing = s.clone();
+            std::thread::spawn(move || firing.fire()).join().unwrap();
+            rt.block_on(async {
+                for t in tasks {
+                    tokio::time::timeout(std::time::Duration::from_secs(10), t)
+                        .await
+                        .unwrap_or_else(|_| panic!("round {round}: a task was never woken"))
+                        .unwrap();
+                }
+            });
+            assert!(s.wakers().is_empty(), "every subscription left the list");
+        }
+    }
 }
