@@ -90,6 +90,13 @@ enum End {
     Client(Status, String),
 }
 
+impl End {
+    /// The socket failed: the client (if it has an id) is ABORTED with the error.
+    fn io(e: impl std::fmt::Display) -> End {
+        End::Client(Status::Aborted, format!("connection error: {e}"))
+    }
+}
+
 /// One connection being served.
 ///
 /// `repr(C)` keeps the fields in this order: what every wake-up touches first, together (at
@@ -140,7 +147,7 @@ pub(super) async fn serve(
     let write_timeout = shared.config.write_timeout;
     // The liveness timer is created once and moved lazily: re-arming a timer for every line
     // would cost more than handling the line.
-    let timer = sleep_until(d.session.deadline(&shared.rules, shared.events.active()));
+    let timer = sleep_until(d.deadline());
     tokio::pin!(timer);
     // Armed while replies wait for the peer; moved on whenever the peer takes some.
     let write_deadline = sleep_until(now + write_timeout);
@@ -182,7 +189,7 @@ pub(super) async fn serve(
         .await;
         let wake = match wake {
             Ok(w) => w,
-            Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+            Err(e) => break End::io(e),
         };
         match wake {
             Wake::Stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
@@ -199,19 +206,15 @@ pub(super) async fn serve(
                 let now = Instant::now();
                 let step = d.session.start(now);
                 d.apply(step);
-                match d.conn.try_flush() {
-                    Ok(_) if queued == 0 && d.conn.pending_bytes() > 0 => {
-                        write_deadline
-                            .as_mut()
-                            .reset(Instant::now() + write_timeout);
-                    }
-                    Ok(_) => {}
-                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                match d.send_replies(queued) {
+                    Ok(true) => write_deadline
+                        .as_mut()
+                        .reset(Instant::now() + write_timeout),
+                    Ok(false) => {}
+                    Err(end) => break end,
                 }
                 // From now on the heartbeat clock runs.
-                timer
-                    .as_mut()
-                    .reset(d.session.deadline(&shared.rules, shared.events.active()));
+                timer.as_mut().reset(d.deadline());
             }
             Wake::Timer => {
                 let now = Instant::now();
@@ -252,22 +255,16 @@ pub(super) async fn serve(
                 if let Some(end) = d.handle_buffered() {
                     break end;
                 }
-                match d.conn.try_flush() {
-                    // The queue was empty: the deadline counts from now. (If it was not, it
-                    // counts from the peer's last progress, moved in the writable arm.)
-                    Ok(_) if queued == 0 && d.conn.pending_bytes() > 0 => {
-                        write_deadline
-                            .as_mut()
-                            .reset(Instant::now() + write_timeout);
-                    }
-                    Ok(_) => {}
-                    Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                match d.send_replies(queued) {
+                    Ok(true) => write_deadline
+                        .as_mut()
+                        .reset(Instant::now() + write_timeout),
+                    Ok(false) => {}
+                    Err(end) => break end,
                 }
                 if !was_registered && d.session.id().is_some() {
                     // From now on the timer is the heartbeat's.
-                    timer
-                        .as_mut()
-                        .reset(d.session.deadline(&shared.rules, shared.events.active()));
+                    timer.as_mut().reset(d.deadline());
                 }
             }
             Wake::Writable => match d.conn.try_flush() {
@@ -275,7 +272,7 @@ pub(super) async fn serve(
                 Ok(_) => write_deadline
                     .as_mut()
                     .reset(Instant::now() + write_timeout),
-                Err(e) => break End::Client(Status::Aborted, format!("connection error: {e}")),
+                Err(e) => break End::io(e),
             },
         }
     };
@@ -304,6 +301,23 @@ pub(super) async fn serve(
 }
 
 impl Driver<'_> {
+    /// When the session's timer (handshake, then liveness) is due.
+    fn deadline(&self) -> Instant {
+        self.session
+            .deadline(&self.shared.rules, self.shared.events.active())
+    }
+
+    /// Sends what the socket takes of the replies now, without waiting; `queued` is what
+    /// waited before they were made. `Ok(true)` if replies wait where none did: the write
+    /// deadline counts from now. (If some waited already, it counts from the peer's last
+    /// progress, moved when the socket takes more.)
+    fn send_replies(&mut self, queued: usize) -> Result<bool, End> {
+        match self.conn.try_flush() {
+            Ok(_) => Ok(queued == 0 && self.conn.pending_bytes() > 0),
+            Err(e) => Err(End::io(e)),
+        }
+    }
+
     /// Handles every complete line received; `Some(end)` if the connection must close.
     fn handle_buffered(&mut self) -> Option<End> {
         let now = Instant::now();
@@ -473,7 +487,7 @@ impl Driver<'_> {
                 self.warn(&format!("{name}: protocol error: {p}"));
                 End::Client(Status::Aborted, format!("protocol error: {p}"))
             }
-            FrameError::Io(e) => End::Client(Status::Aborted, format!("connection error: {e}")),
+            FrameError::Io(e) => End::io(e),
         }
     }
 
