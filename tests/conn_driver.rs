@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Raw, TestServer, WAIT};
-use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig, ServerControl};
 use loadmon::Status;
 
@@ -147,16 +146,7 @@ async fn a_stop_from_another_thread_ends_every_client_waiting_at_the_start() {
         max_clients: N + 1,
         heartbeat_timeout: Duration::from_secs(60),
         handshake_timeout: Duration::from_secs(60),
-        fleet: Some(FleetConfig::new(
-            N + 1,
-            Plan {
-                run_time_s: 0.5,
-                chunk_size_mb: 1,
-                file_size_mb: 2,
-                min_chunk_size_mb: 1,
-                ..Plan::default()
-            },
-        )),
+        fleet: Some(FleetConfig::new(N + 1, common::small_plan(0.5))),
         ..Default::default()
     })
     .await;

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Raw, TestServer};
+use common::{small_plan, ChildGuard, Raw, TestServer};
 use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
@@ -27,17 +27,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 
 /// Bound on every wait (a machine under load is slow, a broken build must still fail).
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A small plan for the tests: 1 MiB chunks, 2 MiB files, `run_time_s` seconds.
-fn small_plan(run_time_s: f64) -> Plan {
-    Plan {
-        run_time_s,
-        chunk_size_mb: 1,
-        file_size_mb: 2,
-        min_chunk_size_mb: 1,
-        ..Plan::default()
-    }
-}
 
 /// The same plan as server flags.
 fn plan_args(plan: &Plan) -> Vec<String> {

@@ -297,7 +297,6 @@ fn a_fleet_larger_than_the_ids_the_server_may_hand_out_is_a_configuration_error(
 mod server_side {
     use super::common::{Raw, TestServer};
     use super::*;
-    use loadmon::plan::Plan;
     use loadmon::server::{FleetConfig, ServerConfig};
     use loadmon::Status;
 
@@ -305,16 +304,7 @@ mod server_side {
         ServerConfig {
             port: 0,
             heartbeat_timeout: Duration::from_secs(30),
-            fleet: Some(FleetConfig::new(
-                expect,
-                Plan {
-                    run_time_s: 0.5,
-                    chunk_size_mb: 1,
-                    file_size_mb: 2,
-                    min_chunk_size_mb: 1,
-                    ..Plan::default()
-                },
-            )),
+            fleet: Some(FleetConfig::new(expect, common::small_plan(0.5))),
             ..Default::default()
         }
     }

@@ -196,3 +196,14 @@ pub async fn fake_fleet_server(
     });
     (port, task)
 }
+
+/// A small plan for the tests: 1 MiB chunks, 2 MiB files, `run_time_s` seconds.
+pub fn small_plan(run_time_s: f64) -> loadmon::plan::Plan {
+    loadmon::plan::Plan {
+        run_time_s,
+        chunk_size_mb: 1,
+        file_size_mb: 2,
+        min_chunk_size_mb: 1,
+        ..loadmon::plan::Plan::default()
+    }
+}
