@@ -169,7 +169,7 @@ impl ServerHandle {
     /// thread spares the cross-thread wake-ups of a multi-threaded scheduler.
     ///
     /// # Errors
-    /// As [`Server::bind`]; [`Error::Net`] if the HTTP address cannot be bound.
+    /// As [`Server::bind`]; [`Error::Bind`] if the HTTP address cannot be bound.
     pub fn start(config: ServerConfig) -> Result<ServerHandle> {
         Self::start_on(config, 1)
     }

@@ -26,10 +26,21 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
-    /// A socket operation failed.
+    /// A socket operation failed: the server could not be reached, or the connection broke.
     #[error("{context}: {source}")]
     Net {
         /// What was being done, with the address.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A listening address could not be bound: the port is in use, binding it is not
+    /// permitted, or no socket could be made (file descriptors exhausted). Not a connection
+    /// failure: nothing was being reached.
+    #[error("{context}: {source}")]
+    Bind {
+        /// What was being bound, with the address (`"bind 127.0.0.1:1234"`).
         context: String,
         /// The operating system's error.
         #[source]
@@ -81,6 +92,8 @@ pub enum ErrorKind {
     File,
     /// [`Error::Net`].
     Net,
+    /// [`Error::Bind`].
+    Bind,
     /// [`Error::Protocol`].
     Protocol,
     /// [`Error::VersionMismatch`].
@@ -103,10 +116,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Config,
         ErrorKind::File,
         ErrorKind::Net,
+        ErrorKind::Bind,
         ErrorKind::Protocol,
         ErrorKind::VersionMismatch,
         ErrorKind::Refused,
@@ -124,6 +138,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::File => "file",
             ErrorKind::Net => "net",
+            ErrorKind::Bind => "bind",
             ErrorKind::Protocol => "protocol",
             ErrorKind::VersionMismatch => "version_mismatch",
             ErrorKind::Refused => "refused",
@@ -144,6 +159,7 @@ impl ErrorKind {
             ErrorKind::Interrupted => 130,
             ErrorKind::File
             | ErrorKind::Net
+            | ErrorKind::Bind
             | ErrorKind::Protocol
             | ErrorKind::VersionMismatch
             | ErrorKind::Refused
@@ -177,6 +193,72 @@ impl Error {
         }
     }
 
+    /// A [`Error::Bind`] with a context such as `"bind 127.0.0.1:1234"`.
+    pub fn bind(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Bind {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The operating system's error behind a [`Error::File`], [`Error::Net`] or
+    /// [`Error::Bind`]; `None` for the other kinds.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::File { source, .. } | Error::Net { source, .. } | Error::Bind { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+
+    /// The OS error code (`errno`) behind this error, when the operating system gave one.
+    ///
+    /// ```
+    /// use loadmon::Error;
+    /// let e = Error::file("write", "/data/f", std::io::Error::from_raw_os_error(28));
+    /// assert_eq!(e.raw_os_error(), Some(28)); // ENOSPC on Linux
+    /// assert_eq!(Error::Config("x".into()).raw_os_error(), None);
+    /// ```
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.io_error().and_then(io::Error::raw_os_error)
+    }
+
+    /// The operating system's description of the error behind this one (`strerror`: "No
+    /// space left on device"), or the description of an error without a code; `None` for the
+    /// kinds without an OS error.
+    ///
+    /// ```
+    /// use loadmon::Error;
+    /// let e = Error::file("write", "/data/f", std::io::Error::from_raw_os_error(28));
+    /// assert_eq!(e.os_message().as_deref(), Some("No space left on device"));
+    /// ```
+    pub fn os_message(&self) -> Option<String> {
+        let e = self.io_error()?;
+        let text = e.to_string();
+        // std writes an OS error as "<strerror> (os error <code>)".
+        Some(match e.raw_os_error() {
+            Some(code) => text
+                .strip_suffix(&format!(" (os error {code})"))
+                .map_or_else(|| text.clone(), str::to_string),
+            None => text,
+        })
+    }
+
+    /// The path a [`Error::File`] is about; `None` for the other kinds.
+    ///
+    /// ```
+    /// use loadmon::Error;
+    /// let e = Error::file("create", "/data/f", std::io::Error::from_raw_os_error(13));
+    /// assert_eq!(e.path(), Some(std::path::Path::new("/data/f")));
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// Whether this is a configuration error (the CLI exits 2 for those).
     pub fn is_config(&self) -> bool {
         self.kind() == ErrorKind::Config
@@ -188,6 +270,7 @@ impl Error {
             Error::Config(_) => ErrorKind::Config,
             Error::File { .. } => ErrorKind::File,
             Error::Net { .. } => ErrorKind::Net,
+            Error::Bind { .. } => ErrorKind::Bind,
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::VersionMismatch { .. } => ErrorKind::VersionMismatch,
             Error::Refused(_) => ErrorKind::Refused,
@@ -218,5 +301,38 @@ impl Error {
             FrameError::Io(e) => Error::net(context, e),
             FrameError::Protocol(p) => Error::Protocol(p),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_keeps_its_code_text_and_path() {
+        let e = Error::file("write", "/d/f", io::Error::from_raw_os_error(28));
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert_eq!(e.os_message().as_deref(), Some("No space left on device"));
+        assert_eq!(e.path(), Some(Path::new("/d/f")));
+        assert_eq!(
+            e.to_string(),
+            "write /d/f: No space left on device (os error 28)"
+        );
+        let b = Error::bind("bind 127.0.0.1:1", io::Error::from_raw_os_error(98));
+        assert_eq!(
+            (b.kind(), b.raw_os_error(), b.path()),
+            (ErrorKind::Bind, Some(98), None)
+        );
+        let custom = Error::net("connect x", io::Error::other("gave up"));
+        assert_eq!(custom.raw_os_error(), None);
+        assert_eq!(custom.os_message().as_deref(), Some("gave up"));
+        assert_eq!(Error::Config("c".into()).os_message(), None);
+    }
+
+    #[test]
+    fn every_kind_is_listed_once_with_a_distinct_name() {
+        let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        assert_eq!(ErrorKind::Bind.exit_code(), 1);
     }
 }

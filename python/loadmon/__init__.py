@@ -38,6 +38,7 @@ from loadmon._results import (
     WorkerSummary,
 )
 from loadmon.errors import (
+    BindError,
     ConfigError,
     ConnectError,
     DisconnectedError,
@@ -55,6 +56,7 @@ from loadmon.errors import (
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "BindError",
     "Client",
     "ClientInfo",
     "ClientResult",

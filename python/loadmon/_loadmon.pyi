@@ -4,7 +4,7 @@ import os
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypedDict, final
+from typing import Any, Literal, Self, TypedDict, final
 
 from typing_extensions import disjoint_base
 
@@ -54,11 +54,15 @@ def defaults() -> _Defaults:
 @final
 class Events:
     """Iterator over a server's live events (dicts; ``event`` names the kind). It ends after
-    the ``report`` event; each wait releases the GIL and Ctrl-C interrupts it. A context
-    manager; ``close()`` ends it early."""
+    the ``report`` event; each wait releases the GIL and Ctrl-C interrupts it. Also an async
+    iterator (``async for``) that never blocks the event loop. A context manager;
+    ``close()`` ends it early."""
 
     def __iter__(self) -> "Events": ...
     def __next__(self) -> dict[str, Any]: ...
+    def __aiter__(self) -> "Events": ...
+    def __anext__(self) -> Coroutine[Any, Any, dict[str, Any]]: ...
+    def _next(self, timeout: float | None) -> dict[str, Any] | None: ...
     def close(self) -> None:
         """End the iteration and drop the subscription."""
     def __enter__(self) -> "Events": ...
@@ -76,7 +80,8 @@ class Server:
 
     ``start()`` binds and returns at once (``port=0`` picks a free port, then readable as
     ``port``). The server stops by itself once at least one client got an id and every
-    connection closed. Used as a context manager it starts on enter and stops on exit. A
+    connection closed. Used as a context manager (``with`` or ``async with``) it starts on
+    enter and stops on exit. A
     server runs once; a dropped running server stops within a second and writes its reports.
 
     Fleet mode: ``expect_clients=N`` hands every Worker ``plan`` and starts no client until N
@@ -135,11 +140,18 @@ class Server:
         """Stop (running clients become ABORTED) and return the report; idempotent."""
     def __enter__(self) -> "Server": ...
     def __exit__(self, *exc: object) -> bool: ...
+    def __aenter__(self) -> Coroutine[Any, Any, "Server"]:
+        """``async with Server(...) as server:`` starts it."""
+    def __aexit__(self, *exc: object) -> Coroutine[Any, Any, bool]:
+        """Stops the server and waits for its report without blocking the event loop."""
+    def _request_stop(self) -> bool: ...
 
 @final
 class TestClient:
     """The file-writing test client. The constructor applies the seed's validation (chunk >=
-    min_chunk_size, chunk <= file, a timed probe showing >= 2 files fit) and raises ConfigError."""
+    min_chunk_size, chunk <= file, a timed probe showing >= 2 files fit) and raises ConfigError.
+    A context manager: started on enter; on exit the run is waited for (cancelled first if the
+    block raised)."""
 
     def __new__(
         cls,
@@ -189,6 +201,10 @@ class TestClient:
     def sync(self) -> str: ...
     @property
     def keep_files(self) -> int | Literal["all"]: ...
+    def __enter__(self) -> "TestClient":
+        """Starts the run."""
+    def __exit__(self, *exc: object) -> bool:
+        """Waits for the run (cancelled first if the block raised); join() gives its result."""
 
 @final
 class Context:
@@ -225,7 +241,9 @@ class Client:
     """The generic client. Subclass it and implement ``run_tests(self, ctx)`` (plain or
     ``async def``); ``run()`` connects, calls it after the server's ``run_tests``, sends
     heartbeats and stats from Rust meanwhile, and sends ``done`` when it returns (an error
-    report and FAILED if it raises)."""
+    report and FAILED if it raises). A subclass's ``__init__`` must call ``super().__init__()``
+    (StateError at ``run()`` otherwise). A context manager: started on enter; on exit the run
+    is waited for (cancelled first if the block raised)."""
 
     def __init__(
         self,
@@ -259,6 +277,10 @@ class Client:
     def host(self) -> str: ...
     @property
     def port(self) -> int: ...
+    def __enter__(self) -> Self:
+        """Starts the run."""
+    def __exit__(self, *exc: object) -> bool:
+        """Waits for the run (cancelled first if the block raised); join() gives its result."""
 
 @final
 class Worker:
@@ -281,6 +303,9 @@ class Worker:
     ) -> "Worker": ...
     def run(self) -> WorkerSummary:
         """Run to the end (with ``stay``: until cancelled); GIL released."""
+    def run_async(self) -> Coroutine[Any, Any, WorkerSummary]:
+        """``await worker.run_async()``: as run(), without blocking the event loop (cancelling
+        the task cancels the worker)."""
     def start(self) -> None:
         """Run in the background; join() waits for the summary."""
     def join(self, timeout: float | None = None) -> WorkerSummary:

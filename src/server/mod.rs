@@ -764,7 +764,7 @@ impl Server {
     /// Validates `config` (report paths included), opens the log file and binds the listener.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad setting, [`Error::Net`] if the address cannot be bound,
+    /// [`Error::Config`] for a bad setting, [`Error::Bind`] if the address cannot be bound,
     /// [`Error::File`] if the log file cannot be created.
     pub async fn bind(config: ServerConfig) -> Result<Server> {
         config.validate()?;
@@ -922,10 +922,10 @@ pub(crate) async fn bind(
 ) -> Result<(TcpListener, SocketAddr)> {
     let l = listen(addr)
         .await
-        .map_err(|e| Error::net(format!("bind {what}{addr}"), e))?;
+        .map_err(|e| Error::bind(format!("bind {what}{addr}"), e))?;
     let a = l
         .local_addr()
-        .map_err(|e| Error::net(format!("local address of {what}{addr}"), e))?;
+        .map_err(|e| Error::bind(format!("local address of {what}{addr}"), e))?;
     if !a.ip().is_loopback() && tokenless {
         log.warn(format!(
             "{listening} non-loopback address {a} without a token: any host that can reach it \

@@ -82,7 +82,7 @@ def test_server_validation() -> None:
 
 def test_bind_error_is_a_loadmon_error(server: loadmon.Server) -> None:
     other = loadmon.Server(port=server.port)
-    with pytest.raises(loadmon.ConnectError, match=f"bind 127.0.0.1:{server.port}"):
+    with pytest.raises(loadmon.BindError, match=f"bind 127.0.0.1:{server.port}"):
         other.start()
 
 

@@ -90,3 +90,39 @@ def fleet(out: Path) -> int:
     mb_s: list[float] = [p.throughput_mb_s for p in series]
     _ = (again, expected, mb_s, report.common_start, report.started_clients)
     return chunk + summary.passed
+
+
+def os_errors(out: Path) -> list[int | None]:
+    codes: list[int | None] = []
+    try:
+        loadmon.Server(port=0).start()
+    except loadmon.BindError as e:
+        codes.append(e.errno)
+        strerror: str | None = e.strerror
+        _ = strerror
+    try:
+        loadmon.TestClient(out_dir=out / "x")
+    except loadmon.FileError as e:
+        codes.append(e.errno)
+        filename: str | None = e.filename
+        _ = filename
+    except loadmon.ConnectError as e:
+        codes.append(e.errno)
+    return codes
+
+
+async def faces_round_two(out: Path) -> int:
+    with loadmon.TestClient(port=1, out_dir=out) as client:
+        client.cancel()
+    result: loadmon.ClientResult = client.join(timeout=0)
+    with Writer(port=1, run_time=1.0) as writer:
+        typed: Writer = writer
+        _ = typed
+    async with loadmon.Server(port=0, expect_clients=1) as server:
+        kinds: list[str] = []
+        async for event in server.events(timeout=5.0):
+            kinds.append(str(event["event"]))
+        summary: loadmon.WorkerSummary = await loadmon.Worker(port=server.port,
+                                                              out_dir=out).run_async()
+    _ = (result, kinds)
+    return summary.passed

@@ -118,7 +118,7 @@ use LoadmonStatus::*;
 fn status_of(kind: ErrorKind) -> LoadmonStatus {
     match kind {
         ErrorKind::Config => LOADMON_CONFIG,
-        ErrorKind::File | ErrorKind::Net | ErrorKind::Disconnected => LOADMON_IO,
+        ErrorKind::File | ErrorKind::Net | ErrorKind::Bind | ErrorKind::Disconnected => LOADMON_IO,
         ErrorKind::Protocol | ErrorKind::VersionMismatch | ErrorKind::Refused => LOADMON_PROTOCOL,
         ErrorKind::Timeout => LOADMON_TIMEOUT,
         ErrorKind::Workload | ErrorKind::Interrupted => LOADMON_WORKLOAD,

@@ -55,6 +55,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Config => "ConfigError",
         ErrorKind::File => "FileError",
         ErrorKind::Net => "ConnectError",
+        ErrorKind::Bind => "BindError",
         ErrorKind::Protocol => "ProtocolError",
         ErrorKind::VersionMismatch => "VersionMismatchError",
         ErrorKind::Refused => "RefusedError",
@@ -67,16 +68,31 @@ fn class_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Maps a core error to its `loadmon.errors` exception.
+/// Maps a core error to its `loadmon.errors` exception. An error with an OS error behind it
+/// (its class is an `OSError`) is built with `(errno, strerror, filename)`, so that Python sets
+/// those attributes, and keeps the core's message as its `str()`.
 fn to_py(py: Python<'_>, e: &Error) -> PyErr {
-    match py
-        .import("loadmon.errors")
-        .and_then(|m| m.getattr(class_name(e.kind())))
-        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
-    {
-        Ok(cls) => PyErr::from_type(cls, e.to_string()),
-        Err(import_error) => import_error,
-    }
+    let made = (|| -> PyResult<PyErr> {
+        let errors = py.import("loadmon.errors")?;
+        let cls = errors
+            .getattr(class_name(e.kind()))?
+            .cast_into::<PyType>()
+            .map_err(PyErr::from)?;
+        Ok(match e.os_message() {
+            Some(strerror) => PyErr::from_value(errors.call_method1(
+                "_os_error",
+                (
+                    cls,
+                    e.to_string(),
+                    e.raw_os_error(),
+                    strerror,
+                    e.path().map(|p| p.as_os_str()),
+                ),
+            )?),
+            None => PyErr::from_type(cls, e.to_string()),
+        })
+    })();
+    made.unwrap_or_else(|import_error| import_error)
 }
 
 fn config_error(py: Python<'_>, msg: String) -> PyErr {
@@ -656,7 +672,7 @@ enum ServerState {
 /// ``port``); the server runs on threads of its own, which never need the GIL. It stops by
 /// itself once at least one client got an id and every connection closed; ``wait()`` returns
 /// its report then, ``stop()`` ends it at once (running clients become ABORTED). Used as a
-/// context manager it starts on enter and stops on exit.
+/// context manager (``with`` or ``async with``) it starts on enter and stops on exit.
 ///
 /// A server runs once: ``start()`` after it stopped raises StateError (create a new Server).
 /// A started server that is dropped (``del``, garbage collection, an exception, interpreter
@@ -834,7 +850,8 @@ impl PyServer {
     }
 
     /// Binds and starts serving in the background; returns at once. StateError if the server
-    /// was started before (a server runs once); ConnectError if the port cannot be bound.
+    /// was started before (a server runs once); BindError (an OSError with ``errno``) if the
+    /// address cannot be bound.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         guard(py, "Server.start", || {
             {
@@ -1002,6 +1019,41 @@ impl PyServer {
         Ok(false)
     }
 
+    /// Starts the server (``async with Server(...) as server:``); binding does not wait.
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Server.__aenter__", || {
+            py.import("loadmon._aio")?
+                .call_method1("enter_server", (slf,))
+        })
+    }
+
+    /// Stops the server if it was started, whatever happened in the block, and waits for its
+    /// report (written to its files) without blocking the event loop.
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(
+        slf: &Bound<'py, Self>,
+        _exc: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Server.__aexit__", || {
+            py.import("loadmon._aio")?
+                .call_method1("exit_server", (slf,))
+        })
+    }
+
+    /// Asks a started server to stop and returns at once (``wait()`` then returns its
+    /// report); whether it was started. Used by ``async with``.
+    fn _request_stop(&self) -> bool {
+        match self.started() {
+            Some(h) => {
+                h.control().stop();
+                true
+            }
+            None => false,
+        }
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "Server(host={}, port={}, running={})",
@@ -1030,6 +1082,66 @@ struct PyEvents {
     timeout: Option<Duration>,
 }
 
+impl PyEvents {
+    /// The next event as a dict, waiting at most `timeout` (None: as long as it takes) with
+    /// the GIL released; `None` once the iteration is over.
+    fn next_within<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        // Take the subscription out; no lock is held while waiting.
+        let mut events = {
+            let mut s = lock(&self.state);
+            match std::mem::replace(&mut *s, EventsState::InUse) {
+                EventsState::Ready(e) => e,
+                EventsState::Closed => {
+                    *s = EventsState::Closed;
+                    return Ok(None);
+                }
+                EventsState::InUse => {
+                    return Err(state_error(
+                        py,
+                        "this events iterator is in use by another thread",
+                    ))
+                }
+            }
+        };
+        let state = &self.state;
+        let next = wait_interruptibly(
+            py,
+            timeout,
+            "no event",
+            |slice| {
+                if matches!(*lock(state), EventsState::Closed) {
+                    return Some(Ok(None));
+                }
+                match events.next_timeout(Some(slice)) {
+                    EventPoll::Event(e) => Some(Ok(Some(e))),
+                    EventPoll::Ended => Some(Ok(None)),
+                    EventPoll::Timeout => None,
+                }
+            },
+            |_| {},
+        );
+        let mut s = lock(&self.state);
+        let ended = matches!(next, Ok(Ok(None))) || matches!(*s, EventsState::Closed);
+        *s = if ended {
+            EventsState::Closed
+        } else {
+            EventsState::Ready(events)
+        };
+        drop(s);
+        match next?.map_err(|e| to_py(py, &e))? {
+            Some(e) if !ended => py
+                .import("json")?
+                .call_method1("loads", (e.to_json_line().trim_end(),))
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[pymethods]
 impl PyEvents {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -1037,56 +1149,36 @@ impl PyEvents {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        guard(py, "Events.__next__", || {
-            // Take the subscription out; no lock is held while waiting.
-            let mut events = {
-                let mut s = lock(&self.state);
-                match std::mem::replace(&mut *s, EventsState::InUse) {
-                    EventsState::Ready(e) => e,
-                    EventsState::Closed => {
-                        *s = EventsState::Closed;
-                        return Ok(None);
-                    }
-                    EventsState::InUse => {
-                        return Err(state_error(
-                            py,
-                            "this events iterator is in use by another thread",
-                        ))
-                    }
-                }
-            };
-            let state = &self.state;
-            let next = wait_interruptibly(
-                py,
-                self.timeout,
-                "no event",
-                |slice| {
-                    if matches!(*lock(state), EventsState::Closed) {
-                        return Some(Ok(None));
-                    }
-                    match events.next_timeout(Some(slice)) {
-                        EventPoll::Event(e) => Some(Ok(Some(e))),
-                        EventPoll::Ended => Some(Ok(None)),
-                        EventPoll::Timeout => None,
-                    }
-                },
-                |_| {},
-            );
-            let mut s = lock(&self.state);
-            let ended = matches!(next, Ok(Ok(None))) || matches!(*s, EventsState::Closed);
-            *s = if ended {
-                EventsState::Closed
-            } else {
-                EventsState::Ready(events)
-            };
-            drop(s);
-            match next?.map_err(|e| to_py(py, &e))? {
-                Some(e) if !ended => py
-                    .import("json")?
-                    .call_method1("loads", (e.to_json_line().trim_end(),))
-                    .map(Some),
-                _ => Ok(None),
-            }
+        guard(py, "Events.__next__", || self.next_within(py, self.timeout))
+    }
+
+    /// ``async for event in server.events():``.
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next event, awaited without blocking the event loop (StopAsyncIteration after the
+    /// ``report`` event; the iterator's ``timeout`` bounds each wait).
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Events.__anext__", || {
+            let timeout = slf.get().timeout.map(|d| d.as_secs_f64());
+            py.import("loadmon._aio")?
+                .call_method1("next_event", (slf, timeout))
+        })
+    }
+
+    /// The next event, waiting at most ``timeout`` seconds (LoadmonTimeoutError; 0 only takes
+    /// what is there); None once the iteration is over. Used by ``async for``.
+    #[pyo3(signature = (timeout))]
+    fn _next<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        guard(py, "Events._next", || {
+            let timeout = timeout_arg(py, timeout)?;
+            self.next_within(py, timeout)
         })
     }
 
@@ -1333,6 +1425,31 @@ fn join_handle<'py>(
     }
 }
 
+/// The end of a `with client:` block: a run still going is cancelled if the block raised, and
+/// waited for either way (GIL released; Ctrl-C cancels it and raises KeyboardInterrupt). The
+/// run's result stays with the client: `join()` after the block returns it or raises its error.
+fn exit_client(
+    py: Python<'_>,
+    run: &RunSlot<ClientHandle>,
+    exc: &Bound<'_, PyTuple>,
+) -> PyResult<bool> {
+    let raised = exc.len() > 0 && !exc.get_item(0)?.is_none();
+    if let Ok(h) = run.handle(py) {
+        if raised {
+            h.cancel();
+        }
+        let h2 = h.clone();
+        let _ = wait_interruptibly(
+            py,
+            None,
+            "the client is still running",
+            |slice| h.try_join(Some(slice)),
+            move |_| h2.cancel(),
+        )?;
+    }
+    Ok(false)
+}
+
 // ---------------------------------------------------------------------------------------------
 // TestClient
 // ---------------------------------------------------------------------------------------------
@@ -1346,7 +1463,9 @@ fn join_handle<'py>(
 /// ValueError) for any invalid or out-of-range argument. ``run()`` blocks (GIL released) and
 /// returns a ClientResult; ``start()`` runs it in the background, ``join()`` waits for it,
 /// ``cancel()`` stops it. A running client that is dropped is cancelled and joined (within a
-/// second). ``None`` for any argument means the core's default, which the signature shows.
+/// second). A context manager: ``with TestClient(...) as client:`` starts the run, and the
+/// block's end waits for it (cancelled first if the block raised; ``join()`` then gives the
+/// result). ``None`` for any argument means the core's default, which the signature shows.
 #[pyclass(name = "TestClient", module = "loadmon._loadmon", frozen)]
 struct PyTestClient {
     client: ClientConfig,
@@ -1596,6 +1715,21 @@ impl PyTestClient {
     #[getter]
     fn keep_files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         keep_files_to_py(py, self.writer.keep_files)
+    }
+
+    /// Starts the run (``with TestClient(...) as client:``).
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf)
+    }
+
+    /// Waits for the run to end; if the block raised, cancels it first. The result is kept:
+    /// ``join()`` after the block returns it (or raises the run's error).
+    #[pyo3(signature = (*exc))]
+    fn __exit__(&self, py: Python<'_>, exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        guard(py, "TestClient.__exit__", || {
+            exit_client(py, &self.run, exc)
+        })
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -1896,7 +2030,9 @@ struct ClientSettings {
 ///
 /// ``run_time`` (seconds) makes ``ctx.stopped`` true when it is over; ``chunk_size`` and
 /// ``file_size`` (MB, both or neither) are announced to the server with ``file_stats``.
-/// ``None`` for any argument means the core's default, which the signature shows.
+/// ``None`` for any argument means the core's default, which the signature shows. A
+/// subclass's ``__init__`` must call ``super().__init__(...)`` (``run()`` raises StateError
+/// otherwise). A context manager, as TestClient.
 #[pyclass(
     name = "Client",
     module = "loadmon._loadmon",
@@ -1908,6 +2044,9 @@ struct PyClient {
     settings: Mutex<ClientSettings>,
     run: RunSlot<ClientHandle>,
     caught: Caught,
+    /// Set by `Client.__init__`: a subclass whose `__init__` does not call it has no settings
+    /// of its own, and must not run with the defaults' address.
+    initialized: AtomicBool,
 }
 
 impl Drop for PyClient {
@@ -1920,6 +2059,16 @@ impl PyClient {
     fn spawn(slf: &Bound<'_, Self>) -> PyResult<Arc<ClientHandle>> {
         let py = slf.py();
         let this = slf.get();
+        if !this.initialized.load(Ordering::SeqCst) {
+            let name = slf.get_type().name()?;
+            return Err(state_error(
+                py,
+                &format!(
+                    "{name}.__init__() did not call super().__init__(...): loadmon.Client was \
+                     never initialized (no server address, no settings), so it cannot run"
+                ),
+            ));
+        }
         let s = lock(&this.settings).clone();
         *lock(&this.caught) = None;
         // A generator (function) or a non-callable run_tests is refused here (TypeError).
@@ -1953,6 +2102,7 @@ impl PyClient {
             }),
             run: RunSlot::new(),
             caught: Arc::new(Mutex::new(None)),
+            initialized: AtomicBool::new(false),
         }
     }
 
@@ -1997,6 +2147,7 @@ impl PyClient {
                 run_time,
                 file_stats,
             };
+            self.initialized.store(true, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -2073,6 +2224,22 @@ impl PyClient {
     #[getter]
     fn port(&self) -> u16 {
         lock(&self.settings).config.port
+    }
+
+    /// Starts the run (``with MyClient(...) as client:``).
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        guard(slf.py(), "Client.__enter__", || {
+            Self::spawn(&slf).map(|_| ())
+        })?;
+        Ok(slf)
+    }
+
+    /// Waits for the run to end; if the block raised, cancels it first (``ctx.stopped``
+    /// becomes True). The result is kept: ``join()`` after the block returns it (or raises
+    /// the run's error).
+    #[pyo3(signature = (*exc))]
+    fn __exit__(&self, py: Python<'_>, exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        guard(py, "Client.__exit__", || exit_client(py, &self.run, exc))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -2214,6 +2381,15 @@ impl PyWorker {
         guard(py, "Worker.run", || {
             let h = self.spawn(py)?;
             join_worker(py, h, None)
+        })
+    }
+
+    /// ``await worker.run_async()``: as run(), without blocking the event loop (cancelling
+    /// the task cancels the worker).
+    fn run_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        guard(py, "Worker.run_async", || {
+            py.import("loadmon._aio")?.call_method1("run", (slf,))
         })
     }
 
