@@ -79,9 +79,17 @@ impl ClientConfig {
         crate::config::check_host("host", &self.host)?;
         config::PEER_PORT.check("port", u64::from(self.port))?;
         for (name, d, zero) in [
-            ("heartbeat_period", self.heartbeat_period, config::HEARTBEAT_PERIOD),
+            (
+                "heartbeat_period",
+                self.heartbeat_period,
+                config::HEARTBEAT_PERIOD,
+            ),
             ("stats_period", self.stats_period, config::STATS_PERIOD),
-            ("handshake_timeout", self.handshake_timeout, config::HANDSHAKE_TIMEOUT),
+            (
+                "handshake_timeout",
+                self.handshake_timeout,
+                config::HANDSHAKE_TIMEOUT,
+            ),
         ] {
             if d < Duration::from_millis(1) && zero == Zero::Rejected {
                 return Err(Error::Config(format!("{name} must be at least 1 ms")));
@@ -89,7 +97,11 @@ impl ClientConfig {
             check_duration(name, d, zero)?;
         }
         // Zero: one attempt, no retry.
-        check_duration("connect_timeout", self.connect_timeout, config::CONNECT_TIMEOUT)?;
+        check_duration(
+            "connect_timeout",
+            self.connect_timeout,
+            config::CONNECT_TIMEOUT,
+        )?;
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
 }

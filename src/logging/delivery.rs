@@ -249,11 +249,7 @@ impl LogDelivery {
         if std::thread::current().id() == self.thread_id {
             return;
         }
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
             let _ = t.join();
         }
@@ -371,7 +367,10 @@ mod tests {
         let got = gate.got.lock().unwrap().clone();
         let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
         assert_eq!(messages[..3], ["r0", "r1", "r2"]);
-        assert!(messages[3].starts_with("4 log record(s) dropped here"), "{got:?}");
+        assert!(
+            messages[3].starts_with("4 log record(s) dropped here"),
+            "{got:?}"
+        );
         assert_eq!(got[3].0, LogLevel::Warn);
         assert_eq!(messages[4..], ["r7"]);
         assert_eq!(d.dropped(), 4);

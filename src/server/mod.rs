@@ -61,9 +61,9 @@ use barrier::{Barrier, Release};
 use session::{ClientState, Rules, WarnBudget};
 
 /// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`] (the rule
-/// is [`config::CLIENTS`](crate::config::CLIENTS)).
+/// is [`config::CLIENTS`]).
 pub const MAX_CONNECTIONS_LIMIT: usize = crate::config::CLIENTS.max as usize;
-/// Upper bound of [`ServerConfig::max_ids`] (the rule is [`config::IDS`](crate::config::IDS)).
+/// Upper bound of [`ServerConfig::max_ids`] (the rule is [`config::IDS`]).
 pub const MAX_IDS_LIMIT: u64 = crate::config::IDS.max;
 /// Upper bound of every duration setting (about 31.7 years); see [`crate::config`].
 pub use crate::config::MAX_DURATION;

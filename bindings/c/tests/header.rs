@@ -47,8 +47,16 @@ fn every_callback_says_it_must_not_throw() {
             .rposition(|l| l.starts_with("/**"))
             .expect("a doc comment");
         let doc = lines[start..i].join(" ");
-        for needle in ["must not throw", "longjmp", "aborts the process", "catch (...)"] {
-            assert!(doc.contains(needle), "{line}: its doc lacks {needle:?}: {doc}");
+        for needle in [
+            "must not throw",
+            "longjmp",
+            "aborts the process",
+            "catch (...)",
+        ] {
+            assert!(
+                doc.contains(needle),
+                "{line}: its doc lacks {needle:?}: {doc}"
+            );
         }
     }
     assert!(callbacks >= 2, "no callback typedefs found");
