@@ -1889,8 +1889,9 @@ fn not_from_log_callback(name: &str) -> Res {
 /// queued for it are still delivered to it for up to about a second, then dropped (and
 /// counted). Once this function returns, the previous callback is not running and will never
 /// be called again, so its `user` may be freed. (A call under way when the second runs out is
-/// waited for, however long it takes.) Remove the callback before the program exits if its
-/// `user` is freed at exit. `LOADMON_OK` otherwise.
+/// waited for, however long it takes.) Meanwhile new records already go to the new callback,
+/// on a thread of its own: for that moment the two may run at once. Remove the callback before
+/// the program exits if its `user` is freed at exit. `LOADMON_OK` otherwise.
 ///
 /// # Safety
 /// `cb` is NULL or a function callable from another thread with `user` until it is replaced.
