@@ -97,7 +97,7 @@ system-deps:
 	fi
 
 # C tests: ASan + UBSan suite, the demo under valgrind, a static link, C++ header check,
-# and an install + pkg-config build.
+# C++ callbacks that catch their exceptions (ASan + UBSan), and an install + pkg-config build.
 c-test: c-lib system-deps
 	@mkdir -p $(CBUILD)
 	readelf -d $(LIBDIR)/libloadmon.so | grep -q 'Library soname: \[libloadmon.so.$(MAJOR)\]'
@@ -110,6 +110,8 @@ c-test: c-lib system-deps
 	$(CBUILD)/demo_static --quick | grep -c "Test status:   PASS" | grep -qx 3
 	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude tests/c/header_check.cpp -L$(LIBDIR) -lloadmon $(RPATH) -o $(CBUILD)/header_check
 	$(CBUILD)/header_check
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude $(SANITIZE) tests/c/cpp_callbacks.cpp -L$(LIBDIR) -lloadmon $(RPATH) -lpthread -o $(CBUILD)/cpp_callbacks
+	ASAN_OPTIONS=detect_leaks=1 $(CBUILD)/cpp_callbacks
 	rm -rf $(CBUILD)/prefix
 	$(MAKE) --no-print-directory install PREFIX=$(abspath $(CBUILD)/prefix) PROFILE=debug
 	! grep -q rpath $(CBUILD)/prefix/lib/pkgconfig/loadmon.pc

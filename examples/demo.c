@@ -125,6 +125,8 @@ int main(int argc, char **argv) {
         loadmon_set_log_callback(NULL, NULL);
         return 1;
     }
+    /* The warnings logged so far are printed before the report. */
+    loadmon_log_flush(5000);
     if (loadmon_report_text(report, &text) == LOADMON_OK) fputs(text, stdout);
     loadmon_string_free(text);
     loadmon_string_free(report);

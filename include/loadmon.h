@@ -139,6 +139,14 @@ typedef enum LoadmonLogLevel {
 } LoadmonLogLevel;
 
 /**
+ * A client running on a thread of its own (opaque): a test client from
+ * `loadmon_test_client_start` or a generic one from `loadmon_client_start`. Wait for it with
+ * `loadmon_client_join`, stop it with `loadmon_client_cancel`, free it with
+ * `loadmon_client_free`.
+ */
+typedef struct LoadmonClient LoadmonClient;
+
+/**
  * What a custom workload callback receives (opaque). Valid only during the callback.
  */
 typedef struct LoadmonClientContext LoadmonClientContext;
@@ -322,6 +330,11 @@ typedef struct LoadmonTestClientConfig {
    * Shared secret for the server; NULL (the default) for none.
    */
   const char *token;
+  /**
+   * Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
+   * file.
+   */
+  const char *log_dir;
 } LoadmonTestClientConfig;
 
 /**
@@ -372,6 +385,11 @@ typedef struct LoadmonClientConfig {
    * Shared secret for the server; NULL (the default) for none.
    */
   const char *token;
+  /**
+   * Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
+   * file.
+   */
+  const char *log_dir;
 } LoadmonClientConfig;
 
 /**
@@ -433,14 +451,24 @@ typedef struct LoadmonWorkerConfig {
  * A custom workload: called once after the server's `run_tests`. Return 0 for success (the
  * client sends `done`); anything else fails the run (the server marks the client FAILED with
  * the message given to `loadmon_client_context_set_error`, or a generic one).
+ *
+ * It must return normally: it must not throw a C++ exception nor `longjmp` out of the call.
+ * An exception that reaches loadmon aborts the process (Rust cannot catch foreign
+ * exceptions); in C++, catch everything inside and return non-zero instead
+ * (`try { ... } catch (...) { return 1; }`).
  */
 typedef int (*LoadmonWorkloadFn)(struct LoadmonClientContext *ctx, void *user_data);
 
 /**
- * A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"` or
- * `"loadmon::report"`: the final text report, several lines in one record), `message` (both
- * strings valid only during the call; do not free them), and the `user` pointer given to
+ * A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"`,
+ * `"loadmon::report"`: the final text report, several lines in one record, or
+ * `"loadmon::log"`: a warning that records were dropped), `message` (both strings valid only
+ * during the call; do not free them), and the `user` pointer given to
  * `loadmon_set_log_callback`.
+ *
+ * It must return normally: it must not throw a C++ exception nor `longjmp` out of the call.
+ * An exception that reaches loadmon aborts the process (Rust cannot catch foreign
+ * exceptions); in C++, catch everything inside (`try { ... } catch (...) { ... }`).
  */
 typedef void (*LoadmonLogFn)(enum LoadmonLogLevel level,
                              const char *target,
@@ -611,8 +639,9 @@ void loadmon_server_free(struct LoadmonServer *server);
 
 /**
  * Runs one file-writing test client to the end (validation, connect, write for the run time,
- * `done`). On `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result
- * as JSON (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
+ * `done`): `loadmon_test_client_start` then `loadmon_client_join` with no timeout. On
+ * `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON
+ * (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
  * `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
  * `loadmon_string_free`.
  *
@@ -622,6 +651,65 @@ void loadmon_server_free(struct LoadmonServer *server);
  */
 enum LoadmonStatus loadmon_test_client_run(const struct LoadmonTestClientConfig *cfg,
                                            char **result_json);
+
+/**
+ * Starts one file-writing test client in the background and returns its handle in `*out`:
+ * the settings are checked (the seed's rules, a timed probe in `out_dir`) before it returns,
+ * then the client connects, writes for the run time and ends on a thread of its own. Wait for
+ * it with `loadmon_client_join`, stop it with `loadmon_client_cancel`, free it with
+ * `loadmon_client_free`.
+ *
+ * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
+ * UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range, a rule broken) or
+ * `LOADMON_IO` (`out_dir` or the log file cannot be written).
+ *
+ * # Safety
+ * `cfg` points to a config initialised by `loadmon_test_client_config_default` whose strings
+ * are NULL or NUL-terminated; `out` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_test_client_start(const struct LoadmonTestClientConfig *cfg,
+                                             struct LoadmonClient **out);
+
+/**
+ * Waits for a client started with `loadmon_test_client_start` or `loadmon_client_start` to
+ * finish: `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
+ * (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*result_json` (if
+ * `result_json` is not NULL) receives the result as JSON (as `loadmon_test_client_run` gives
+ * it), to free with `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running;
+ * otherwise the run's own status (`LOADMON_IO` if the server cannot be reached or goes away,
+ * `LOADMON_PROTOCOL` if it refuses the client, `LOADMON_WORKLOAD` if the callback failed or
+ * the client was cancelled, …). Joining again returns the same outcome.
+ *
+ * # Safety
+ * `client` is NULL or a live handle; `result_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_client_join(struct LoadmonClient *client,
+                                       int64_t timeout_ms,
+                                       char **result_json);
+
+/**
+ * Asks the client to stop and returns at once: the server is told (`error:interrupted`), a
+ * generic client's callback sees `loadmon_client_context_time_is_up` return 1, and
+ * `loadmon_client_join` then gives `LOADMON_WORKLOAD`. Cancelling a finished client does
+ * nothing.
+ *
+ * # Safety
+ * `client` is NULL or a live handle.
+ */
+enum LoadmonStatus loadmon_client_cancel(struct LoadmonClient *client);
+
+/**
+ * Cancels the client if it is still running, waits until it has finished and frees the
+ * handle. For a generic client that means until its callback has returned (it sees
+ * `loadmon_client_context_time_is_up` return 1): after this, the callback is not running and
+ * `user_data` may be freed. `NULL` is a no-op. Using the handle afterwards is undefined
+ * behaviour.
+ *
+ * # Safety
+ * `client` is NULL or a live handle from `loadmon_test_client_start` or
+ * `loadmon_client_start`, freed only once.
+ */
+void loadmon_client_free(struct LoadmonClient *client);
 
 /**
  * Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
@@ -702,10 +790,10 @@ enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, cha
 
 /**
  * Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine
- * thread after the server's `run_tests`; heartbeats and stats are sent meanwhile. On
- * `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON, to
- * free with `loadmon_string_free`. A non-zero return from the callback gives
- * `LOADMON_WORKLOAD`.
+ * thread after the server's `run_tests`; heartbeats and stats are sent meanwhile
+ * (`loadmon_client_start` then `loadmon_client_join` with no timeout). On `LOADMON_OK`,
+ * `*result_json` (if `result_json` is not NULL) receives the result as JSON, to free with
+ * `loadmon_string_free`. A non-zero return from the callback gives `LOADMON_WORKLOAD`.
  *
  * # Safety
  * `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
@@ -716,6 +804,26 @@ enum LoadmonStatus loadmon_client_run(const struct LoadmonClientConfig *cfg,
                                       LoadmonWorkloadFn run_tests,
                                       void *user_data,
                                       char **result_json);
+
+/**
+ * Starts a generic client in the background (as `loadmon_client_run` runs one) and returns
+ * its handle in `*out`, to wait for with `loadmon_client_join`, stop with
+ * `loadmon_client_cancel` and free with `loadmon_client_free`. `run_tests(ctx, user_data)` is
+ * called on the client's thread: `user_data` must stay valid until `loadmon_client_join` has
+ * returned something other than `LOADMON_TIMEOUT`, or `loadmon_client_free` has returned.
+ *
+ * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`run_tests`/`out`/`host`, bad
+ * UTF-8, bad `struct_size`) or `LOADMON_CONFIG` (a setting out of range).
+ *
+ * # Safety
+ * `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
+ * NULL or a valid function; `user_data` is whatever the callback expects (it is used from
+ * another thread); `out` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_client_start(const struct LoadmonClientConfig *cfg,
+                                        LoadmonWorkloadFn run_tests,
+                                        void *user_data,
+                                        struct LoadmonClient **out);
 
 /**
  * The client id the server assigned. A getter that cannot fail for a live context, so it
@@ -799,20 +907,49 @@ enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
 /**
  * Sends loadmon's log records (info and warnings of every server and client of this process,
  * and the final text report as one record) to `cb(level, target, message, user)`; NULL
- * removes the callback. The callback is called on the engine's threads, possibly several at
- * once, and also on the calling thread for the records a call itself produces (a server's
- * start-up lines inside `loadmon_server_start`, say): it must be thread-safe, must not take a
- * lock the caller of a loadmon function may hold, must not block (copy the record and return) and must not call
- * back into loadmon other than `loadmon_status_str`/`loadmon_version` (calling
- * `loadmon_set_log_callback` from it returns `LOADMON_STATE`). Once this function returns, the
- * previous callback is not running and will not be called again, so its `user` may be freed.
- * Debug records are not delivered. `LOADMON_OK` otherwise.
+ * removes the callback.
+ *
+ * The engine's threads never wait for the callback: they put each record in a bounded queue
+ * and a thread of loadmon's own calls `cb`, one record at a time, in order. A callback that
+ * falls 10,000 records behind loses the newest ones: they are counted
+ * (`loadmon_log_dropped`) and, in their place, the callback gets a warning (target
+ * `"loadmon::log"`) saying how many it missed. So `cb` may be slow, but records it has not
+ * been given yet wait in memory: use `loadmon_log_flush` to wait for them.
+ *
+ * `cb` is called on that thread only: it must be callable from another thread than the one
+ * that installed it, must not call back into loadmon other than
+ * `loadmon_status_str`/`loadmon_version`/`loadmon_log_dropped` (`loadmon_set_log_callback` and
+ * `loadmon_log_flush` return `LOADMON_STATE` from it), and must not throw or `longjmp` (see
+ * `LoadmonLogFn`). Debug records are not delivered.
+ *
+ * Replacing or removing a callback: the previous one gets no new record; the records already
+ * queued for it are still delivered to it for up to about a second, then dropped (and
+ * counted). Once this function returns, the previous callback is not running and will never
+ * be called again, so its `user` may be freed. (A call under way when the second runs out is
+ * waited for, however long it takes.) Meanwhile new records already go to the new callback,
+ * on a thread of its own: for that moment the two may run at once. Remove the callback before
+ * the program exits if its `user` is freed at exit. `LOADMON_OK` otherwise.
  *
  * # Safety
- * `cb` is NULL or a function callable from any thread with `user` until it is replaced.
+ * `cb` is NULL or a function callable from another thread with `user` until it is replaced.
  */
-enum LoadmonStatus loadmon_set_log_callback(LoadmonLogFn cb,
-                                            void *user);
+enum LoadmonStatus loadmon_set_log_callback(LoadmonLogFn cb, void *user);
+
+/**
+ * Log records dropped since the program started: those that found the callback 10,000
+ * records behind, and those still queued when a callback was replaced or removed. A getter
+ * that cannot fail, so it returns the count itself.
+ */
+uint64_t loadmon_log_dropped(void);
+
+/**
+ * Waits until the log callback has been given every record logged before this call (or they
+ * were dropped): `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative
+ * value (`LOADMON_WAIT_FOREVER`) waits as long as it takes. `LOADMON_OK` once they have (at
+ * once if there is no callback), `LOADMON_TIMEOUT` if not in time, `LOADMON_STATE` from the
+ * log callback itself.
+ */
+enum LoadmonStatus loadmon_log_flush(int64_t timeout_ms);
 
 /**
  * This thread's last error message, or NULL if no call on this thread has failed. Valid until

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{check_duration, Zero};
+use crate::config::{self, check_duration, Zero};
 use crate::connection::{Connection, FrameError};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};
@@ -77,21 +77,31 @@ impl ClientConfig {
     /// [`Error::Config`] naming the first bad setting.
     pub fn validate(&self) -> Result<()> {
         crate::config::check_host("host", &self.host)?;
-        if self.port == 0 {
-            return Err(Error::Config("port must be between 1 and 65535".into()));
-        }
-        for (name, d) in [
-            ("heartbeat_period", self.heartbeat_period),
-            ("stats_period", self.stats_period),
-            ("handshake_timeout", self.handshake_timeout),
+        config::PEER_PORT.check("port", u64::from(self.port))?;
+        for (name, d, zero) in [
+            (
+                "heartbeat_period",
+                self.heartbeat_period,
+                config::HEARTBEAT_PERIOD,
+            ),
+            ("stats_period", self.stats_period, config::STATS_PERIOD),
+            (
+                "handshake_timeout",
+                self.handshake_timeout,
+                config::HANDSHAKE_TIMEOUT,
+            ),
         ] {
-            if d < Duration::from_millis(1) {
+            if d < Duration::from_millis(1) && zero == Zero::Rejected {
                 return Err(Error::Config(format!("{name} must be at least 1 ms")));
             }
-            check_duration(name, d, Zero::Rejected)?;
+            check_duration(name, d, zero)?;
         }
         // Zero: one attempt, no retry.
-        check_duration("connect_timeout", self.connect_timeout, Zero::Allowed)?;
+        check_duration(
+            "connect_timeout",
+            self.connect_timeout,
+            config::CONNECT_TIMEOUT,
+        )?;
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
     }
 }

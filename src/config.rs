@@ -5,6 +5,13 @@
 //! hand typed settings to the core's `validate` methods; no face decides a bound, a default or
 //! an error of its own. Every function returns [`Error::Config`] naming the setting.
 //!
+//! A setting with a rule of its own has it here, once: a [`Count`] (the range of a whole
+//! number: [`CLIENTS`], [`PEER_PORT`], …) or a [`Zero`] (whether a duration may be zero:
+//! [`HEARTBEAT_TIMEOUT`], …). `validate` checks the typed value with it, under the core's name;
+//! a face converts its user's number with it, under the name that user wrote
+//! (`heartbeat_timeout_ms` in C), so that a message states the real bounds of the field the
+//! user set, never those of the integer type behind it.
+//!
 //! # Examples
 //! ```
 //! use loadmon::config::{seconds, wait_timeout_ms, Zero};
@@ -38,6 +45,95 @@ pub enum Zero {
     Allowed,
     /// The setting must be positive.
     Rejected,
+}
+
+/// A server's heartbeat timeout: positive.
+pub const HEARTBEAT_TIMEOUT: Zero = Zero::Rejected;
+/// A server's handshake timeout (a new connection's time to ask for an id): positive.
+pub const HANDSHAKE_TIMEOUT: Zero = Zero::Rejected;
+/// A fleet's start timeout: positive.
+pub const START_TIMEOUT: Zero = Zero::Rejected;
+/// A client's heartbeat period: positive.
+pub const HEARTBEAT_PERIOD: Zero = Zero::Rejected;
+/// A client's stats period: positive.
+pub const STATS_PERIOD: Zero = Zero::Rejected;
+/// How long a client keeps retrying an unreachable server: 0 makes one attempt.
+pub const CONNECT_TIMEOUT: Zero = Zero::Allowed;
+/// A staying worker's longest pause between two attempts to reach the server: positive.
+pub const RETRY_MAX: Zero = Zero::Rejected;
+/// A test's run time: positive.
+pub const RUN_TIME: Zero = Zero::Rejected;
+
+/// The range of a whole-number setting, `min` to `max`: the one rule `validate` checks (with
+/// [`Count::check`]) and every face converts its user's number with (with [`Count::get`]).
+///
+/// # Examples
+/// ```
+/// use loadmon::config::CLIENTS;
+///
+/// assert_eq!(CLIENTS.get::<usize>("max_clients", 5).unwrap(), 5);
+/// let e = CLIENTS.get::<usize>("max_clients", -1).unwrap_err();
+/// assert_eq!(e.to_string(), "invalid configuration: max_clients must be from 1 to 1000000, not -1");
+/// assert!(CLIENTS.check("max_clients", 0).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    /// The smallest value allowed.
+    pub min: u64,
+    /// The largest value allowed.
+    pub max: u64,
+}
+
+/// Clients a server takes at once, clients a fleet expects, pending connections, HTTP
+/// connections: 1 to 1,000,000.
+pub const CLIENTS: Count = Count::new(1, 1_000_000);
+/// Client ids a server may hand out in one run: 1 to 100,000,000.
+pub const IDS: Count = Count::new(1, 100_000_000);
+/// The server port a client connects to: 1 to 65535 (a server may bind port 0, a free one).
+pub const PEER_PORT: Count = Count::new(1, 65_535);
+/// A test's chunk size, MiB: 1 to 4096 (a chunk is held in memory).
+pub const CHUNK_SIZE_MB: Count = Count::new(1, 4096);
+/// A file size, or a chunk or file size a workload announces, MiB: 1 to
+/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB).
+pub const SIZE_MB: Count = Count::new(1, crate::protocol::MAX_SIZE_MB);
+
+impl Count {
+    /// The range `min` to `max`.
+    pub const fn new(min: u64, max: u64) -> Count {
+        Count { min, max }
+    }
+
+    /// The error for `value`, a value of the setting `name` outside the range.
+    pub fn error(self, name: &str, value: impl std::fmt::Display) -> Error {
+        Error::Config(format!(
+            "{name} must be from {} to {}, not {value}",
+            self.min, self.max
+        ))
+    }
+
+    /// Checks a typed value of the setting `name`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `name`, the range and the value.
+    pub fn check(self, name: &str, n: u64) -> Result<()> {
+        if (self.min..=self.max).contains(&n) {
+            Ok(())
+        } else {
+            Err(self.error(name, n))
+        }
+    }
+
+    /// A face's integer (any width, any sign) as the setting's type, within the range.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `name`, the range and the value.
+    pub fn get<T: Integer>(self, name: &str, value: i128) -> Result<T> {
+        let range = i128::from(self.min)..=i128::from(self.max).min(T::HIGH);
+        match T::try_from(value) {
+            Ok(v) if range.contains(&value) => Ok(v),
+            _ => Err(Count::new(self.min, *range.end() as u64).error(name, value)),
+        }
+    }
 }
 
 /// Checks a duration setting: at most [`MAX_DURATION`], and positive unless `zero` allows 0.
@@ -199,12 +295,7 @@ pub fn check_host(name: &str, host: &str) -> Result<()> {
 /// # Errors
 /// [`Error::Config`] naming `name`, its range and the value.
 pub fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
-    if n == 0 || n > max {
-        return Err(Error::Config(format!(
-            "{name} must be from 1 to {max}, not {n}"
-        )));
-    }
-    Ok(())
+    Count::new(1, max).check(name, n)
 }
 
 /// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two
@@ -226,12 +317,11 @@ pub fn file_stats(
     chunk_size_mb: Option<u64>,
     file_size_mb: Option<u64>,
 ) -> Result<Option<(u64, u64)>> {
-    let max = crate::protocol::MAX_SIZE_MB;
     match (chunk_size_mb, file_size_mb) {
         (None, None) => Ok(None),
         (Some(chunk), Some(file)) => {
-            check_count("chunk_size", chunk, max)?;
-            check_count("file_size", file, max)?;
+            SIZE_MB.check("chunk_size", chunk)?;
+            SIZE_MB.check("file_size", file)?;
             Ok(Some((chunk, file)))
         }
         (Some(_), None) | (None, Some(_)) => Err(Error::Config(

@@ -15,7 +15,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::client::{Context, Workload};
-use crate::config::Zero;
 use crate::error::{Error, Result};
 
 /// One MiB, the protocol's MB.
@@ -24,8 +23,9 @@ const MIB: u64 = 1024 * 1024;
 const FILL: u8 = 0x5a;
 /// Alignment for O_DIRECT buffers.
 const DIRECT_ALIGN: usize = 4096;
-/// Largest chunk accepted, MiB (the chunk is held in memory).
-pub const MAX_CHUNK_SIZE_MB: u64 = 4096;
+/// Largest chunk accepted, MiB (the chunk is held in memory; the rule is
+/// [`config::CHUNK_SIZE_MB`](crate::config::CHUNK_SIZE_MB)).
+pub const MAX_CHUNK_SIZE_MB: u64 = crate::config::CHUNK_SIZE_MB.max;
 
 /// How written data is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,8 +93,27 @@ impl KeepFiles {
     /// # Errors
     /// [`Error::Config`] unless `n` is at least 1 and fits in memory's address space.
     pub fn last(n: i128) -> Result<KeepFiles> {
-        match crate::config::integer::<usize>("keep_files", n) {
-            Ok(0) | Err(_) => Err(Self::error(&n.to_string())),
+        Self::setting("keep_files", n, "\"all\"")
+    }
+
+    /// Keep the last `n` files, from a face's integer set as `name`, where the face spells
+    /// "keep all" as `all` (C: `plan_keep_files`, `LOADMON_KEEP_ALL`).
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::file_writer::KeepFiles;
+    ///
+    /// assert_eq!(KeepFiles::setting("plan_keep_files", 3, "ALL").unwrap(), KeepFiles::Last(3));
+    /// let e = KeepFiles::setting("plan_keep_files", 0, "ALL").unwrap_err().to_string();
+    /// assert!(e.ends_with("plan_keep_files must be a whole number of at least 1 or ALL, not 0"), "{e}");
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `name` unless `n` is at least 1 and fits in memory's address
+    /// space.
+    pub fn setting(name: &str, n: i128, all: &str) -> Result<KeepFiles> {
+        match crate::config::integer::<usize>(name, n) {
+            Ok(0) | Err(_) => Err(Self::named_error(name, &n.to_string(), all)),
             Ok(n) => Ok(KeepFiles::Last(n)),
         }
     }
@@ -108,8 +127,12 @@ impl KeepFiles {
     }
 
     fn error(v: &str) -> Error {
+        Self::named_error("keep_files", v, "\"all\"")
+    }
+
+    fn named_error(name: &str, v: &str, all: &str) -> Error {
         Error::Config(format!(
-            "keep_files must be a whole number of at least 1 or \"all\", not {v}"
+            "{name} must be a whole number of at least 1 or {all}, not {v}"
         ))
     }
 
@@ -183,7 +206,7 @@ impl FileWriterConfig {
     /// # Errors
     /// [`Error::Config`] saying which rule failed.
     pub fn validate(&self) -> Result<()> {
-        crate::config::seconds("run_time", self.run_time_s, Zero::Rejected)?;
+        crate::config::seconds("run_time", self.run_time_s, crate::config::RUN_TIME)?;
         if self.chunk_size_mb < self.min_chunk_size_mb {
             return Err(Error::Config(format!(
                 "chunk size {} MB is below the minimum of {} MB",

@@ -22,12 +22,14 @@
 //! - [`events`]: the live event stream (client connected, status change, stats sample, …).
 //! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
 //! - [`console`]: the live console table and the plain status lines of the CLI.
-//! - [`logging`]: session log files and the log sink a face installs ([`logging::set_log_sink`]).
+//! - [`logging`]: session log files and the log sink a face installs ([`logging::set_log_sink`]),
+//!   fed from a bounded queue on a thread of its own if the face wants ([`logging::LogDelivery`]).
 //! - [`text`]: peer text escaped for terminals, logs and the text report.
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule, each client in its own `loadmon client` process (or
 //!   on threads of this process).
-//! - [`config`]: the bounds and conversions every face applies to user numbers.
+//! - [`config`]: the bounds and conversions every face applies to user numbers, and the rule
+//!   (range, zero or not) of each setting that has one.
 //! - [`error`]: the one error enum.
 //!
 //! # Example

@@ -1,7 +1,7 @@
 //! Session logs: every event goes to `tracing` (the CLI's console), to the log sink a face
-//! installed ([`set_log_sink`]: a C callback, Python's `logging` through a queue), and, when a
-//! log directory is set, to a per-session file named as the seed named it
-//! (`server_logs/server_log_<YYYY-mm-dd_HH.MM.SS>.txt`, `client_logs/client_log_<…>.txt`).
+//! installed ([`set_log_sink`]: a C callback through a [`LogDelivery`], Python's `logging`
+//! through a queue), and, when a log directory is set, to a per-session file named as the seed
+//! named it (`server_logs/server_log_<YYYY-mm-dd_HH.MM.SS>.txt`, `client_logs/client_log_<…>.txt`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+
+mod delivery;
+pub use delivery::{LogDelivery, DROPPED_TARGET, LOG_DRAIN, LOG_QUEUE_CAPACITY};
 
 /// Severity of a record handed to the log sink (ordered: `Debug < Info < Warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -48,7 +48,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{check_count, check_duration, Zero};
+use crate::config::{self, check_duration, Zero, CLIENTS};
 use crate::error::{Error, Result};
 use crate::events::{EventBus, EventKind, EventStream};
 use crate::logging::EventLog;
@@ -60,10 +60,11 @@ use crate::series::{ClientSeries, TotalSeries};
 use barrier::{Barrier, Release};
 use session::{ClientState, Rules, WarnBudget};
 
-/// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`].
-pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
-/// Upper bound of [`ServerConfig::max_ids`].
-pub const MAX_IDS_LIMIT: u64 = 100_000_000;
+/// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`] (the rule
+/// is [`config::CLIENTS`]).
+pub const MAX_CONNECTIONS_LIMIT: usize = crate::config::CLIENTS.max as usize;
+/// Upper bound of [`ServerConfig::max_ids`] (the rule is [`config::IDS`]).
+pub const MAX_IDS_LIMIT: u64 = crate::config::IDS.max;
 /// Upper bound of every duration setting (about 31.7 years); see [`crate::config`].
 pub use crate::config::MAX_DURATION;
 /// Upper bound of [`ServerConfig::max_line_bytes`].
@@ -226,12 +227,19 @@ impl ServerConfig {
     /// [`Error::Config`] naming the first bad setting.
     pub fn validate(&self) -> Result<()> {
         crate::config::check_host("host", &self.host)?;
-        let limit = MAX_CONNECTIONS_LIMIT as u64;
-        check_count("max_clients", self.max_clients as u64, limit)?;
-        check_count("max_pending", self.max_pending as u64, limit)?;
-        check_count("max_ids", self.max_ids, MAX_IDS_LIMIT)?;
-        check_duration("heartbeat_timeout", self.heartbeat_timeout, Zero::Rejected)?;
-        check_duration("handshake_timeout", self.handshake_timeout, Zero::Rejected)?;
+        CLIENTS.check("max_clients", self.max_clients as u64)?;
+        CLIENTS.check("max_pending", self.max_pending as u64)?;
+        config::IDS.check("max_ids", self.max_ids)?;
+        check_duration(
+            "heartbeat_timeout",
+            self.heartbeat_timeout,
+            config::HEARTBEAT_TIMEOUT,
+        )?;
+        check_duration(
+            "handshake_timeout",
+            self.handshake_timeout,
+            config::HANDSHAKE_TIMEOUT,
+        )?;
         check_duration("write_timeout", self.write_timeout, Zero::Rejected)?;
         check_duration("http_linger", self.http_linger, Zero::Allowed)?;
         let l = &self.http_limits;
@@ -242,11 +250,7 @@ impl ServerConfig {
         )?;
         check_duration("http_limits.idle_timeout", l.idle_timeout, Zero::Rejected)?;
         check_duration("http_limits.write_timeout", l.write_timeout, Zero::Rejected)?;
-        check_count(
-            "http_limits.max_connections",
-            l.max_connections as u64,
-            limit,
-        )?;
+        CLIENTS.check("http_limits.max_connections", l.max_connections as u64)?;
         if self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
             return Err(Error::Config(format!(
                 "max_line_bytes must be at most {MAX_LINE_BYTES_LIMIT}"
@@ -261,7 +265,7 @@ impl ServerConfig {
             check_http_addr(h)?;
         }
         if let Some(f) = &self.fleet {
-            check_count("expect_clients", f.expect_clients as u64, limit)?;
+            CLIENTS.check("expect_clients", f.expect_clients as u64)?;
             if f.expect_clients > self.max_clients {
                 return Err(Error::Config(format!(
                     "expect_clients ({}) is more than max_clients ({}): the fleet could never \
@@ -291,7 +295,7 @@ impl ServerConfig {
                 )));
             }
             if let Some(t) = f.start_timeout {
-                check_duration("start_timeout", t, Zero::Rejected)?;
+                check_duration("start_timeout", t, config::START_TIMEOUT)?;
             }
             f.plan
                 .validate()

@@ -1,6 +1,7 @@
 /* C tests of the loadmon ABI: a full run, every error path, a custom workload callback, the
  * guards, status names and version macros, config growth (struct_size), the rules shared with
- * Python, timeouts (0 polls, negative waits forever) and the log callback.
+ * Python and their range messages, timeouts (0 polls, negative waits forever), clients in the
+ * background (start, join, cancel, free), and the log callback (a slow one included).
  * Built by `make c-test` with -Wall -Wextra -Werror and ASan + UBSan. Ends with the line
  * "N passed, N failed". Also fleet mode: a server expecting 2 workers and 2 workers. */
 #define _DEFAULT_SOURCE
@@ -666,7 +667,7 @@ static void test_rules_like_python(void) {
     c = small_client(nobody);
     c.port = 70000;
     CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
-    CHECK(last_error_contains("port must be from 0 to 65535, not 70000"));
+    CHECK(last_error_contains("port must be from 1 to 65535, not 70000"));
     c.port = -1;
     CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
     c = small_client(nobody);
@@ -777,7 +778,7 @@ static void test_timeouts(void) {
 /* The log callback. */
 struct log_seen {
     pthread_mutex_t lock;
-    int server, client, report, warn, other, bad_level, reentry;
+    int server, client, report, warn, other, bad_level, reentry, flush_reentry;
     char report_text[8192];
 };
 
@@ -798,6 +799,9 @@ static void on_log(LoadmonLogLevel level, const char *target, const char *messag
     }
     /* Replacing the callback from inside it is refused (it would deadlock). */
     if (seen->reentry == 0) seen->reentry = (int)loadmon_set_log_callback(NULL, NULL) + 100;
+    /* So is waiting for its own deliveries; reading the dropped count is fine. */
+    if (seen->flush_reentry == 0) seen->flush_reentry = (int)loadmon_log_flush(0) + 100;
+    (void)loadmon_log_dropped();
     pthread_mutex_unlock(&seen->lock);
 }
 
@@ -816,10 +820,18 @@ static void test_log_callback(void) {
     loadmon_string_free(run.result);
     CHECK(loadmon_server_wait(s, 20000, NULL) == LOADMON_OK);
     loadmon_server_free(s);
+    /* Records reach the callback on a thread of their own: flush waits until every record
+     * logged so far has been delivered. */
+    CHECK(loadmon_log_flush(10000) == LOADMON_OK);
+    pthread_mutex_lock(&seen.lock);
+    CHECK(seen.report == 1);
+    pthread_mutex_unlock(&seen.lock);
     CHECK(loadmon_set_log_callback(NULL, NULL) == LOADMON_OK);
+    CHECK(loadmon_log_flush(0) == LOADMON_OK); /* no callback: nothing to wait for */
     pthread_mutex_lock(&seen.lock);
     CHECK(seen.server > 2 && seen.client > 2 && seen.other == 0 && seen.bad_level == 0);
     CHECK(seen.report == 1);
+    CHECK(seen.flush_reentry == 100 + LOADMON_STATE);
     CHECK(strstr(seen.report_text, "Test status:   PASS") != NULL &&
           strchr(seen.report_text, '\n') != NULL);
     CHECK(seen.reentry == 100 + LOADMON_STATE);
@@ -968,6 +980,290 @@ static void test_fleet(void) {
     loadmon_server_free(s);
 }
 
+/* A slow log callback (1.5 s a record) does not stall the engine: records reach it from a
+ * bounded queue on a thread of their own, so a healthy client still passes against a server
+ * with a 1 s heartbeat timeout. Removing the callback waits (boundedly) for the queue and for
+ * the call under way: no call after it returns. */
+struct slow_log {
+    int calls;    /* atomic */
+    int in_call;  /* atomic: a call is under way */
+    int overlap;  /* atomic: two calls at once */
+};
+
+static void on_log_slow(LoadmonLogLevel level, const char *target, const char *message,
+                        void *user) {
+    (void)level;
+    (void)target;
+    (void)message;
+    struct slow_log *sl = user;
+    if (__atomic_fetch_add(&sl->in_call, 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_store_n(&sl->overlap, 1, __ATOMIC_SEQ_CST);
+    usleep(1500000);
+    __atomic_fetch_add(&sl->calls, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_sub(&sl->in_call, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_slow_log_callback(void) {
+    static struct slow_log sl;
+    memset(&sl, 0, sizeof sl);
+    uint64_t dropped = loadmon_log_dropped();
+    CHECK(loadmon_set_log_callback(on_log_slow, &sl) == LOADMON_OK);
+    LoadmonServerConfig cfg;
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    cfg.port = 0;
+    cfg.heartbeat_timeout_ms = 1000;
+    LoadmonServer *s = NULL;
+    double t0 = now_s();
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    /* Starting did not wait for the callback (which sleeps 1.5 s on the first record). */
+    CHECK(now_s() - t0 < 1.0);
+    if (s == NULL) return;
+    struct client_run run;
+    pthread_t t;
+    start_client_thread(s, 1000, &run, &t);
+    pthread_join(t, NULL);
+    CHECK(run.rc == LOADMON_OK);
+    loadmon_string_free(run.result);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 1);
+    CHECK(report != NULL && strstr(report, "TIMED OUT") == NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    /* Records still wait for the callback. */
+    CHECK(loadmon_log_flush(0) == LOADMON_TIMEOUT);
+    /* Removing it: the queue is delivered for about a second, the rest dropped and counted;
+     * once this returns, no call is under way and none comes. */
+    t0 = now_s();
+    CHECK(loadmon_set_log_callback(NULL, NULL) == LOADMON_OK);
+    CHECK(now_s() - t0 < 6.0);
+    CHECK(loadmon_log_dropped() > dropped);
+    CHECK(__atomic_load_n(&sl.in_call, __ATOMIC_SEQ_CST) == 0);
+    int calls = __atomic_load_n(&sl.calls, __ATOMIC_SEQ_CST);
+    CHECK(calls >= 1);
+    usleep(200000);
+    CHECK(__atomic_load_n(&sl.calls, __ATOMIC_SEQ_CST) == calls);
+    CHECK(__atomic_load_n(&sl.overlap, __ATOMIC_SEQ_CST) == 0);
+}
+
+/* Every range message names the field as C spells it and states its real bounds. */
+static void test_range_messages(void) {
+    struct {
+        const char *message;
+        LoadmonServerConfig cfg;
+    } bad[12];
+    int n = 0;
+    for (int i = 0; i < 12; i++) bad[i].cfg = fleet_server_config(LOADMON_NO_FLEET);
+    bad[n].message = "max_clients must be from 1 to 1000000, not -1";
+    bad[n++].cfg.max_clients = -1;
+    bad[n].message = "max_clients must be from 1 to 1000000, not 0";
+    bad[n++].cfg.max_clients = 0;
+    bad[n].message = "max_clients must be from 1 to 1000000, not 1000001";
+    bad[n++].cfg.max_clients = 1000001;
+    bad[n].message = "heartbeat_timeout_ms must be from 1 to 1000000000000 ms, not -3";
+    bad[n++].cfg.heartbeat_timeout_ms = -3;
+    bad[n].message = "heartbeat_timeout_ms must be from 1 to 1000000000000 ms, not 0";
+    bad[n++].cfg.heartbeat_timeout_ms = 0;
+    bad[n].message = "handshake_timeout_ms must be from 1 to 1000000000000 ms, not 0";
+    bad[n++].cfg.handshake_timeout_ms = 0;
+    bad[n].message = "expect_clients must be from 1 to 1000000, not -5";
+    bad[n++].cfg.expect_clients = -5;
+    bad[n].message = "expect_clients must be from 1 to 1000000, not 0";
+    bad[n++].cfg.expect_clients = 0;
+    bad[n].message = "plan_keep_files must be";
+    bad[n].cfg.expect_clients = 2;
+    bad[n++].cfg.plan_keep_files = 0;
+    bad[n].message = "start_timeout_ms must be from 1 to 1000000000000 ms, not 0";
+    bad[n].cfg.expect_clients = 2;
+    bad[n++].cfg.start_timeout_ms = 0;
+    bad[n].message = "plan_chunk_size_mb must be from 1 to 4096, not -1";
+    bad[n].cfg.expect_clients = 2;
+    bad[n++].cfg.plan_chunk_size_mb = -1;
+    for (int i = 0; i < n; i++) {
+        LoadmonServer *s = NULL;
+        CHECK(loadmon_server_start(&bad[i].cfg, &s) == LOADMON_CONFIG && s == NULL);
+        if (!last_error_contains(bad[i].message)) {
+            failed++;
+            fprintf(stderr, "range message %d: expected \"%s\" in: %s\n", i, bad[i].message,
+                    loadmon_last_error());
+        }
+        if (s) loadmon_server_free(s);
+    }
+    /* keep_files 0 names the field and the C way to keep all. */
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&bad[8].cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("LOADMON_KEEP_ALL") && !last_error_contains(" keep_files"));
+
+    uint16_t nobody = dead_port();
+    struct {
+        const char *message;
+        LoadmonTestClientConfig cfg;
+    } tc[8];
+    n = 0;
+    for (int i = 0; i < 8; i++) tc[i].cfg = small_client(nobody);
+    tc[n].message = "port must be from 1 to 65535, not 0";
+    tc[n++].cfg.port = 0;
+    tc[n].message = "port must be from 1 to 65535, not -1";
+    tc[n++].cfg.port = -1;
+    tc[n].message = "chunk_size_mb must be from 1 to 4096, not -10";
+    tc[n++].cfg.chunk_size_mb = -10;
+    tc[n].message = "heartbeat_period_ms must be from 1 to 1000000000000 ms, not 0";
+    tc[n++].cfg.heartbeat_period_ms = 0;
+    tc[n].message = "stats_period_ms must be from 1 to 1000000000000 ms, not -1";
+    tc[n++].cfg.stats_period_ms = -1;
+    tc[n].message = "connect_timeout_ms must be from 0 to 1000000000000 ms, not -1";
+    tc[n++].cfg.connect_timeout_ms = -1;
+    tc[n].message = "keep_files must be";
+    tc[n++].cfg.keep_files = -2;
+    for (int i = 0; i < n; i++) {
+        CHECK(loadmon_test_client_run(&tc[i].cfg, NULL) == LOADMON_CONFIG);
+        if (!last_error_contains(tc[i].message)) {
+            failed++;
+            fprintf(stderr, "client range message %d: expected \"%s\" in: %s\n", i,
+                    tc[i].message, loadmon_last_error());
+        }
+    }
+    LoadmonClientConfig g;
+    CHECK(loadmon_client_config_default(&g, sizeof g) == LOADMON_OK);
+    g.port = nobody;
+    g.chunk_size_mb = 0;
+    g.file_size_mb = 50;
+    CHECK(loadmon_client_run(&g, never_called, NULL, NULL) == LOADMON_CONFIG);
+    CHECK(last_error_contains("chunk_size_mb must be from 1 to 1073741824, not 0"));
+    g.chunk_size_mb = 10;
+    g.file_size_mb = -4;
+    CHECK(loadmon_client_run(&g, never_called, NULL, NULL) == LOADMON_CONFIG);
+    CHECK(last_error_contains("file_size_mb must be from 1 to 1073741824, not -4"));
+    LoadmonWorkerConfig wc = small_worker(nobody, out_dir);
+    wc.retry_max_ms = 0;
+    LoadmonWorker *w = NULL;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("retry_max_ms must be from 1 to 1000000000000 ms, not 0"));
+}
+
+/* Clients in the background: start, join with a timeout, cancel, free; a session log file for
+ * each in log_dir. */
+struct spin {
+    int started;  /* atomic */
+    int returned; /* atomic */
+};
+
+static int spin_until_up(LoadmonClientContext *ctx, void *user) {
+    struct spin *sp = user;
+    __atomic_store_n(&sp->started, 1, __ATOMIC_SEQ_CST);
+    while (!loadmon_client_context_time_is_up(ctx)) usleep(5000);
+    __atomic_store_n(&sp->returned, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static int wait_started(struct spin *sp) {
+    for (int i = 0; i < 1000; i++) {
+        if (__atomic_load_n(&sp->started, __ATOMIC_SEQ_CST)) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static int count_files(const char *dir, const char *prefix) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls %s 2>/dev/null | grep -c '^%s'", dir, prefix);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return -1;
+    int n = -1;
+    if (fscanf(p, "%d", &n) != 1) n = -1;
+    pclose(p);
+    return n;
+}
+
+static void test_client_handles(void) {
+    LoadmonServer *s = start_server();
+    if (s == NULL) return;
+    char logs[300];
+    snprintf(logs, sizeof logs, "%s-client-logs", out_dir);
+    LoadmonTestClientConfig c = small_client(loadmon_server_port(s));
+    CHECK(c.log_dir == NULL);
+    c.log_dir = logs;
+    LoadmonClient *tc = NULL;
+    CHECK(loadmon_test_client_start(&c, &tc) == LOADMON_OK && tc != NULL);
+    char *result = NULL;
+    CHECK(loadmon_client_join(tc, 0, &result) == LOADMON_TIMEOUT && result == NULL);
+    CHECK(last_error_contains("still running"));
+    CHECK(loadmon_client_join(tc, 20000, &result) == LOADMON_OK && result != NULL);
+    CHECK(result != NULL && strstr(result, "\"files_written\"") != NULL);
+    loadmon_string_free(result);
+    result = NULL;
+    CHECK(loadmon_client_join(tc, 0, NULL) == LOADMON_OK); /* again: the same outcome */
+    CHECK(loadmon_client_cancel(tc) == LOADMON_OK);        /* finished: nothing to do */
+    loadmon_client_free(tc);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 1);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+
+    /* A generic client with no run time: its callback runs until the client is cancelled. */
+    s = start_server();
+    if (s == NULL) return;
+    LoadmonClientConfig g;
+    CHECK(loadmon_client_config_default(&g, sizeof g) == LOADMON_OK);
+    CHECK(g.log_dir == NULL);
+    g.port = loadmon_server_port(s);
+    g.heartbeat_period_ms = 50;
+    g.stats_period_ms = 100;
+    g.log_dir = logs;
+    struct spin sp = {0, 0};
+    LoadmonClient *gc = NULL;
+    CHECK(loadmon_client_start(&g, spin_until_up, &sp, &gc) == LOADMON_OK && gc != NULL);
+    CHECK(wait_started(&sp));
+    CHECK(loadmon_client_join(gc, 100, &result) == LOADMON_TIMEOUT && result == NULL);
+    double t0 = now_s();
+    CHECK(loadmon_client_cancel(gc) == LOADMON_OK);
+    CHECK(loadmon_client_join(gc, 10000, &result) == LOADMON_WORKLOAD && result == NULL);
+    CHECK(last_error_contains("cancelled"));
+    CHECK(now_s() - t0 < 5.0);
+    CHECK(__atomic_load_n(&sp.returned, __ATOMIC_SEQ_CST) == 1);
+    loadmon_client_free(gc);
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "client run cancelled") != NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+
+    /* Freed while running: cancelled, and its callback has returned when free returns. */
+    s = start_server();
+    if (s == NULL) return;
+    g.port = loadmon_server_port(s);
+    struct spin sp2 = {0, 0};
+    gc = NULL;
+    CHECK(loadmon_client_start(&g, spin_until_up, &sp2, &gc) == LOADMON_OK && gc != NULL);
+    CHECK(wait_started(&sp2));
+    loadmon_client_free(gc);
+    CHECK(__atomic_load_n(&sp2.returned, __ATOMIC_SEQ_CST) == 1);
+
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "client run cancelled") != NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    CHECK(count_files(logs, "client_log_") == 3);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", logs);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", logs);
+
+    /* Bad settings and NULLs: nothing is started. */
+    tc = NULL;
+    c.port = 0;
+    CHECK(loadmon_test_client_start(&c, &tc) == LOADMON_CONFIG && tc == NULL);
+    c.port = 1;
+    CHECK(loadmon_test_client_start(NULL, &tc) == LOADMON_INVALID_ARGUMENT && tc == NULL);
+    CHECK(loadmon_test_client_start(&c, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_client_start(&g, NULL, NULL, &gc) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("run_tests is NULL"));
+    CHECK(loadmon_client_start(&g, spin_until_up, NULL, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_client_join(NULL, 0, NULL) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_client_join: client is NULL"));
+    CHECK(loadmon_client_cancel(NULL) == LOADMON_INVALID_ARGUMENT);
+    loadmon_client_free(NULL);
+}
+
 static void test_fleet_bad_values(void) {
     LoadmonServer *s = NULL;
     struct {
@@ -1079,6 +1375,9 @@ int main(void) {
     test_log_callback();
     test_fleet();
     test_fleet_bad_values();
+    test_range_messages();
+    test_client_handles();
+    test_slow_log_callback();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

@@ -24,15 +24,17 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use loadmon::blocking::{run_client, EventPoll, Events, ServerHandle, WorkerHandle};
-use loadmon::client::{ClientConfig, Context, Workload};
-use loadmon::config::{integer, millis, wait_timeout_ms, Zero};
+use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle};
+use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
+use loadmon::config::{self, integer, millis, wait_timeout_ms, Count, Zero};
 use loadmon::error::ErrorKind;
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
-use loadmon::logging::{set_log_sink, LogLevel, LogRecord};
+use loadmon::logging::{
+    set_log_sink, LogDelivery, LogLevel, LogRecord, LOG_DRAIN, LOG_QUEUE_CAPACITY,
+};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{WorkerConfig, WorkerSummary};
@@ -287,15 +289,22 @@ unsafe fn give_string(out: *mut *mut c_char, s: &str) {
     }
 }
 
-/// A C integer setting as the core's type (`LOADMON_CONFIG` naming `name` if it does not fit).
+/// A C integer setting whose only bounds are its type's (`LOADMON_CONFIG` naming `name` if it
+/// does not fit).
 fn int<T: loadmon::config::Integer>(name: &str, v: i64) -> Res<T> {
     Ok(integer::<T>(name, i128::from(v))?)
 }
 
-/// A C millisecond setting as a duration (negative or above 10^9 s: `LOADMON_CONFIG`); whether
-/// zero is allowed is the core's `validate`'s call.
-fn ms_setting(name: &str, v: i64) -> Res<Duration> {
-    Ok(millis(name, v, Zero::Allowed)?)
+/// A C integer setting with the core's rule for it (`LOADMON_CONFIG` naming `name` and the
+/// rule's bounds if it is outside them).
+fn count<T: loadmon::config::Integer>(rule: Count, name: &str, v: i64) -> Res<T> {
+    Ok(rule.get::<T>(name, i128::from(v))?)
+}
+
+/// A C millisecond setting as a duration, with the core's rule for it (`zero`: whether 0 is
+/// allowed); out of bounds is `LOADMON_CONFIG` naming `name` and the bounds.
+fn ms_setting(name: &str, v: i64, zero: Zero) -> Res<Duration> {
+    Ok(millis(name, v, zero)?)
 }
 
 /// A duration as whole milliseconds for a C config default.
@@ -321,11 +330,12 @@ fn keep_files_c(k: KeepFiles) -> i64 {
     }
 }
 
-/// A C `keep_files` setting (`LOADMON_KEEP_ALL` or at least 1) with the core's rules.
-fn keep_files_setting(v: i64) -> Res<KeepFiles> {
+/// A C `keep_files` setting named `name` (`LOADMON_KEEP_ALL` or at least 1) with the core's
+/// rules.
+fn keep_files_setting(name: &str, v: i64) -> Res<KeepFiles> {
     Ok(match v {
         LOADMON_KEEP_ALL => KeepFiles::All,
-        n => KeepFiles::last(i128::from(n))?,
+        n => KeepFiles::setting(name, i128::from(n), "LOADMON_KEEP_ALL")?,
     })
 }
 
@@ -567,6 +577,9 @@ pub struct LoadmonTestClientConfig {
     pub connect_timeout_ms: i64,
     /// Shared secret for the server; NULL (the default) for none.
     pub token: *const c_char,
+    /// Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
+    /// file.
+    pub log_dir: *const c_char,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -590,11 +603,12 @@ unsafe impl Growable for LoadmonTestClientConfig {
             stats_period_ms: ms(c.stats_period),
             connect_timeout_ms: ms(c.connect_timeout),
             token: std::ptr::null(),
+            log_dir: std::ptr::null(),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonTestClientConfig: host, port,
         run_time_ms, chunk_size_mb, file_size_mb, out_dir, min_chunk_size_mb, sync, keep_files,
-        heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token);
+        heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token, log_dir);
     const NAME: &'static str = "LoadmonTestClientConfig";
 }
 
@@ -626,6 +640,9 @@ pub struct LoadmonClientConfig {
     pub file_size_mb: i64,
     /// Shared secret for the server; NULL (the default) for none.
     pub token: *const c_char,
+    /// Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
+    /// file.
+    pub log_dir: *const c_char,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -643,11 +660,12 @@ unsafe impl Growable for LoadmonClientConfig {
             chunk_size_mb: LOADMON_NO_FILE_STATS,
             file_size_mb: LOADMON_NO_FILE_STATS,
             token: std::ptr::null(),
+            log_dir: std::ptr::null(),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonClientConfig: host, port,
         heartbeat_period_ms, stats_period_ms, run_time_ms, connect_timeout_ms, chunk_size_mb,
-        file_size_mb, token);
+        file_size_mb, token, log_dir);
     const NAME: &'static str = "LoadmonClientConfig";
 }
 
@@ -665,44 +683,60 @@ unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
         }
         return Ok(None);
     }
-    let expect_clients = int("expect_clients", c.expect_clients)?;
+    let expect_clients = count(config::CLIENTS, "expect_clients", c.expect_clients)?;
     let plan = Plan {
-        run_time_s: millis("plan_run_time_ms", c.plan_run_time_ms, Zero::Rejected)?.as_secs_f64(),
-        chunk_size_mb: int("plan_chunk_size_mb", c.plan_chunk_size_mb)?,
-        file_size_mb: int("plan_file_size_mb", c.plan_file_size_mb)?,
+        run_time_s: ms_setting("plan_run_time_ms", c.plan_run_time_ms, config::RUN_TIME)?
+            .as_secs_f64(),
+        chunk_size_mb: count(
+            config::CHUNK_SIZE_MB,
+            "plan_chunk_size_mb",
+            c.plan_chunk_size_mb,
+        )?,
+        file_size_mb: count(config::SIZE_MB, "plan_file_size_mb", c.plan_file_size_mb)?,
         min_chunk_size_mb: int("plan_min_chunk_size_mb", c.plan_min_chunk_size_mb)?,
         // SAFETY: forwarded contract.
         sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
-        keep_files: keep_files_setting(c.plan_keep_files)?,
+        keep_files: keep_files_setting("plan_keep_files", c.plan_keep_files)?,
     };
     Ok(Some(FleetConfig {
         expect_clients,
         start_timeout: match c.start_timeout_ms {
             LOADMON_NO_START_TIMEOUT => None,
-            t => Some(ms_setting("start_timeout_ms", t)?),
+            t => Some(ms_setting("start_timeout_ms", t, config::START_TIMEOUT)?),
         },
         plan,
     }))
 }
 
 /// The connection fields every C client config has (test client, generic client, worker).
+struct ConnectionFields {
+    host: *const c_char,
+    port: i64,
+    heartbeat_period_ms: i64,
+    stats_period_ms: i64,
+    connect_timeout_ms: i64,
+    token: *const c_char,
+    log_dir: *const c_char,
+}
+
+/// A C client config: its connection fields.
 trait ClientFields {
-    /// host, port, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token.
-    fn client_fields(&self) -> (*const c_char, i64, i64, i64, i64, *const c_char);
+    fn client_fields(&self) -> ConnectionFields;
 }
 
 macro_rules! client_fields {
     ($($t:ty),*) => {$(
         impl ClientFields for $t {
-            fn client_fields(&self) -> (*const c_char, i64, i64, i64, i64, *const c_char) {
-                (
-                    self.host,
-                    self.port,
-                    self.heartbeat_period_ms,
-                    self.stats_period_ms,
-                    self.connect_timeout_ms,
-                    self.token,
-                )
+            fn client_fields(&self) -> ConnectionFields {
+                ConnectionFields {
+                    host: self.host,
+                    port: self.port,
+                    heartbeat_period_ms: self.heartbeat_period_ms,
+                    stats_period_ms: self.stats_period_ms,
+                    connect_timeout_ms: self.connect_timeout_ms,
+                    token: self.token,
+                    log_dir: self.log_dir,
+                }
             }
         }
     )*};
@@ -716,19 +750,28 @@ client_fields!(
 /// The core client settings from the connection fields of a C client config.
 ///
 /// # Safety
-/// `c`'s `host` and `token` are NULL or NUL-terminated.
+/// `c`'s `host`, `token` and `log_dir` are NULL or NUL-terminated.
 unsafe fn client_config(c: &impl ClientFields) -> Res<ClientConfig> {
-    let (host, port, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token) =
-        c.client_fields();
+    let f = c.client_fields();
     Ok(ClientConfig {
         // SAFETY: forwarded contract.
-        host: unsafe { required_str(host, "host") }?,
-        port: int("port", port)?,
-        heartbeat_period: ms_setting("heartbeat_period_ms", heartbeat_period_ms)?,
-        stats_period: ms_setting("stats_period_ms", stats_period_ms)?,
-        connect_timeout: ms_setting("connect_timeout_ms", connect_timeout_ms)?,
+        host: unsafe { required_str(f.host, "host") }?,
+        port: count(config::PEER_PORT, "port", f.port)?,
+        heartbeat_period: ms_setting(
+            "heartbeat_period_ms",
+            f.heartbeat_period_ms,
+            config::HEARTBEAT_PERIOD,
+        )?,
+        stats_period: ms_setting("stats_period_ms", f.stats_period_ms, config::STATS_PERIOD)?,
+        connect_timeout: ms_setting(
+            "connect_timeout_ms",
+            f.connect_timeout_ms,
+            config::CONNECT_TIMEOUT,
+        )?,
         // SAFETY: forwarded contract.
-        token: unsafe { optional_str(token, "token") }?,
+        token: unsafe { optional_str(f.token, "token") }?,
+        // SAFETY: forwarded contract.
+        log_dir: unsafe { optional_str(f.log_dir, "log_dir") }?.map(PathBuf::from),
         ..ClientConfig::default()
     })
 }
@@ -812,10 +855,18 @@ pub unsafe extern "C" fn loadmon_server_start(
         let config = ServerConfig {
             host: unsafe { required_str(c.host, "host") }?,
             port: int("port", c.port)?,
-            max_clients: int("max_clients", c.max_clients)?,
+            max_clients: count(config::CLIENTS, "max_clients", c.max_clients)?,
             first_client_id: int("first_client_id", c.first_client_id)?,
-            heartbeat_timeout: ms_setting("heartbeat_timeout_ms", c.heartbeat_timeout_ms)?,
-            handshake_timeout: ms_setting("handshake_timeout_ms", c.handshake_timeout_ms)?,
+            heartbeat_timeout: ms_setting(
+                "heartbeat_timeout_ms",
+                c.heartbeat_timeout_ms,
+                config::HEARTBEAT_TIMEOUT,
+            )?,
+            handshake_timeout: ms_setting(
+                "handshake_timeout_ms",
+                c.handshake_timeout_ms,
+                config::HANDSHAKE_TIMEOUT,
+            )?,
             token: unsafe { optional_str(c.token, "token") }?,
             report_json: unsafe { optional_str(c.report_json_path, "report_json_path") }?
                 .map(PathBuf::from),
@@ -1049,9 +1100,53 @@ pub unsafe extern "C" fn loadmon_server_free(server: *mut LoadmonServer) {
     });
 }
 
+/// A client running on a thread of its own (opaque): a test client from
+/// `loadmon_test_client_start` or a generic one from `loadmon_client_start`. Wait for it with
+/// `loadmon_client_join`, stop it with `loadmon_client_cancel`, free it with
+/// `loadmon_client_free`.
+pub struct LoadmonClient {
+    handle: ClientHandle,
+}
+
+/// Hands a client's result to C as JSON (if `out` is not NULL).
+///
+/// # Safety
+/// `out` is NULL or valid for one pointer write.
+unsafe fn give_result(out: *mut *mut c_char, r: &ClientResult) {
+    // SAFETY: forwarded contract.
+    unsafe { give_string(out, &r.to_json()) };
+}
+
+/// Validates a C test client config (the seed's rules and the timed probe) and starts the
+/// client.
+///
+/// # Safety
+/// As `loadmon_test_client_start`'s `cfg`.
+unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> Res<ClientHandle> {
+    // SAFETY: per the contract.
+    let c = unsafe { read_config(cfg, "cfg") }?;
+    // SAFETY: strings are NULL or NUL-terminated per the contract.
+    let client = unsafe { client_config(&c) }?;
+    // SAFETY: as above.
+    let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
+    // SAFETY: as above.
+    let sync = unsafe { sync_setting(c.sync, "sync") }?;
+    let writer = FileWriterConfig {
+        run_time_s: ms_setting("run_time_ms", c.run_time_ms, config::RUN_TIME)?.as_secs_f64(),
+        chunk_size_mb: count(config::CHUNK_SIZE_MB, "chunk_size_mb", c.chunk_size_mb)?,
+        file_size_mb: count(config::SIZE_MB, "file_size_mb", c.file_size_mb)?,
+        min_chunk_size_mb: int("min_chunk_size_mb", c.min_chunk_size_mb)?,
+        out_dir: PathBuf::from(out_dir),
+        sync,
+        keep_files: keep_files_setting("keep_files", c.keep_files)?,
+    };
+    Ok(ClientHandle::spawn(client, FileWriter::new(writer)?)?)
+}
+
 /// Runs one file-writing test client to the end (validation, connect, write for the run time,
-/// `done`). On `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result
-/// as JSON (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
+/// `done`): `loadmon_test_client_start` then `loadmon_client_join` with no timeout. On
+/// `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON
+/// (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
 /// `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
 /// `loadmon_string_free`.
 ///
@@ -1065,27 +1160,107 @@ pub unsafe extern "C" fn loadmon_test_client_run(
 ) -> LoadmonStatus {
     ffi("loadmon_test_client_run", || {
         // SAFETY: per the contract.
-        let c = unsafe { read_config(cfg, "cfg") }?;
-        // SAFETY: strings are NULL or NUL-terminated per the contract.
-        let client = unsafe { client_config(&c) }?;
-        // SAFETY: as above.
-        let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
-        // SAFETY: as above.
-        let sync = unsafe { sync_setting(c.sync, "sync") }?;
-        let writer = FileWriterConfig {
-            run_time_s: millis("run_time_ms", c.run_time_ms, Zero::Rejected)?.as_secs_f64(),
-            chunk_size_mb: int("chunk_size_mb", c.chunk_size_mb)?,
-            file_size_mb: int("file_size_mb", c.file_size_mb)?,
-            min_chunk_size_mb: int("min_chunk_size_mb", c.min_chunk_size_mb)?,
-            out_dir: PathBuf::from(out_dir),
-            sync,
-            keep_files: keep_files_setting(c.keep_files)?,
-        };
-        let r = run_client(client, FileWriter::new(writer)?)?;
+        let r = unsafe { spawn_test_client(cfg) }?.join(None)?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_string(result_json, &r.to_json()) };
+        unsafe { give_result(result_json, &r) };
         Ok(())
     })
+}
+
+/// Starts one file-writing test client in the background and returns its handle in `*out`:
+/// the settings are checked (the seed's rules, a timed probe in `out_dir`) before it returns,
+/// then the client connects, writes for the run time and ends on a thread of its own. Wait for
+/// it with `loadmon_client_join`, stop it with `loadmon_client_cancel`, free it with
+/// `loadmon_client_free`.
+///
+/// Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
+/// UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range, a rule broken) or
+/// `LOADMON_IO` (`out_dir` or the log file cannot be written).
+///
+/// # Safety
+/// `cfg` points to a config initialised by `loadmon_test_client_config_default` whose strings
+/// are NULL or NUL-terminated; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_test_client_start(
+    cfg: *const LoadmonTestClientConfig,
+    out: *mut *mut LoadmonClient,
+) -> LoadmonStatus {
+    ffi("loadmon_test_client_start", || {
+        let out = out_arg(out, "out")?;
+        // SAFETY: per the contract.
+        let handle = unsafe { spawn_test_client(cfg) }?;
+        // SAFETY: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(LoadmonClient { handle })) };
+        Ok(())
+    })
+}
+
+/// Waits for a client started with `loadmon_test_client_start` or `loadmon_client_start` to
+/// finish: `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
+/// (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*result_json` (if
+/// `result_json` is not NULL) receives the result as JSON (as `loadmon_test_client_run` gives
+/// it), to free with `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running;
+/// otherwise the run's own status (`LOADMON_IO` if the server cannot be reached or goes away,
+/// `LOADMON_PROTOCOL` if it refuses the client, `LOADMON_WORKLOAD` if the callback failed or
+/// the client was cancelled, …). Joining again returns the same outcome.
+///
+/// # Safety
+/// `client` is NULL or a live handle; `result_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_client_join(
+    client: *mut LoadmonClient,
+    timeout_ms: i64,
+    result_json: *mut *mut c_char,
+) -> LoadmonStatus {
+    ffi("loadmon_client_join", || {
+        // SAFETY: NULL or live per the contract.
+        let c = unsafe { arg(client, "client") }?;
+        let r = c.handle.join(wait_timeout_ms(timeout_ms))?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_result(result_json, &r) };
+        Ok(())
+    })
+}
+
+/// Asks the client to stop and returns at once: the server is told (`error:interrupted`), a
+/// generic client's callback sees `loadmon_client_context_time_is_up` return 1, and
+/// `loadmon_client_join` then gives `LOADMON_WORKLOAD`. Cancelling a finished client does
+/// nothing.
+///
+/// # Safety
+/// `client` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_client_cancel(client: *mut LoadmonClient) -> LoadmonStatus {
+    ffi("loadmon_client_cancel", || {
+        // SAFETY: NULL or live per the contract.
+        unsafe { arg(client, "client") }?.handle.cancel();
+        Ok(())
+    })
+}
+
+/// Cancels the client if it is still running, waits until it has finished and frees the
+/// handle. For a generic client that means until its callback has returned (it sees
+/// `loadmon_client_context_time_is_up` return 1): after this, the callback is not running and
+/// `user_data` may be freed. `NULL` is a no-op. Using the handle afterwards is undefined
+/// behaviour.
+///
+/// # Safety
+/// `client` is NULL or a live handle from `loadmon_test_client_start` or
+/// `loadmon_client_start`, freed only once.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_client_free(client: *mut LoadmonClient) {
+    ffi_void("loadmon_client_free", || {
+        if client.is_null() {
+            return Ok(());
+        }
+        // SAFETY: allocated by Box::into_raw in a _start function, freed once.
+        let c = unsafe { Box::from_raw(client) };
+        c.handle.cancel();
+        // The callback, if any, returns before the handle goes (a bounded drop would not wait).
+        let _ = c.handle.join(None);
+        drop(c);
+        Ok(())
+    });
 }
 
 /// Settings of a fleet worker (`loadmon_worker_start`): how to reach the fleet server and
@@ -1156,17 +1331,15 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     // SAFETY: per the contract.
     let c = unsafe { read_config(cfg, "cfg") }?;
     // SAFETY (every string below): NULL or NUL-terminated per the contract.
-    let mut client = unsafe { client_config(&c) }?;
-    client.log_dir = unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from);
     let config = WorkerConfig {
-        client,
+        client: unsafe { client_config(&c) }?,
         out_dir: PathBuf::from(unsafe { required_str(c.out_dir, "out_dir") }?),
         stay: match c.stay {
             0 => false,
             1 => true,
             n => return Err(Error::Config(format!("stay must be 0 or 1, not {n}")).into()),
         },
-        retry_max: ms_setting("retry_max_ms", c.retry_max_ms)?,
+        retry_max: ms_setting("retry_max_ms", c.retry_max_ms, config::RETRY_MAX)?,
     };
     config.validate()?;
     Ok(config)
@@ -1330,6 +1503,11 @@ pub struct LoadmonClientContext {
 /// A custom workload: called once after the server's `run_tests`. Return 0 for success (the
 /// client sends `done`); anything else fails the run (the server marks the client FAILED with
 /// the message given to `loadmon_client_context_set_error`, or a generic one).
+///
+/// It must return normally: it must not throw a C++ exception nor `longjmp` out of the call.
+/// An exception that reaches loadmon aborts the process (Rust cannot catch foreign
+/// exceptions); in C++, catch everything inside and return non-zero instead
+/// (`try { ... } catch (...) { return 1; }`).
 pub type LoadmonWorkloadFn =
     Option<unsafe extern "C" fn(ctx: *mut LoadmonClientContext, user_data: *mut c_void) -> c_int>;
 
@@ -1340,8 +1518,9 @@ struct CWorkload {
     file_stats: Option<(u64, u64)>,
 }
 
-// SAFETY: the C caller hands `user_data` to the engine for the duration of
-// `loadmon_client_run`, documented as used from one engine thread.
+// SAFETY: the C caller hands `user_data` to the engine for the client's run
+// (`loadmon_client_run`, or from `loadmon_client_start` until its join or free), documented as
+// used from one engine thread.
 unsafe impl Send for CWorkload {}
 
 impl Workload for CWorkload {
@@ -1359,7 +1538,7 @@ impl Workload for CWorkload {
             error: None,
         };
         // SAFETY: the function pointer and user_data come from the C caller, who promises the
-        // callback is callable with these arguments while loadmon_client_run runs.
+        // callback is callable with these arguments for the client's run.
         let code = unsafe { (self.run_tests)(&mut c, self.user_data) };
         if code == 0 {
             Ok(())
@@ -1375,15 +1554,44 @@ impl Workload for CWorkload {
 fn optional_size(name: &str, v: i64) -> Res<Option<u64>> {
     match v {
         LOADMON_NO_FILE_STATS => Ok(None),
-        n => int(name, n).map(Some),
+        n => count(config::SIZE_MB, name, n).map(Some),
     }
 }
 
+/// Checks a C generic client config and starts the client with `run_tests(ctx, user_data)`.
+///
+/// # Safety
+/// As `loadmon_client_start`'s arguments.
+unsafe fn spawn_client(
+    cfg: *const LoadmonClientConfig,
+    run_tests: LoadmonWorkloadFn,
+    user_data: *mut c_void,
+) -> Res<ClientHandle> {
+    // SAFETY: per the contract.
+    let c = unsafe { read_config(cfg, "cfg") }?;
+    let run_tests = run_tests.ok_or_else(|| invalid("run_tests is NULL"))?;
+    // SAFETY: strings are NULL or NUL-terminated per the contract.
+    let config = unsafe { client_config(&c) }?;
+    let workload = CWorkload {
+        run_tests,
+        user_data,
+        run_time: match c.run_time_ms {
+            LOADMON_NO_RUN_TIME => None,
+            t => Some(ms_setting("run_time_ms", t, config::RUN_TIME)?),
+        },
+        file_stats: loadmon::config::file_stats(
+            optional_size("chunk_size_mb", c.chunk_size_mb)?,
+            optional_size("file_size_mb", c.file_size_mb)?,
+        )?,
+    };
+    Ok(ClientHandle::spawn(config, workload)?)
+}
+
 /// Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine
-/// thread after the server's `run_tests`; heartbeats and stats are sent meanwhile. On
-/// `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON, to
-/// free with `loadmon_string_free`. A non-zero return from the callback gives
-/// `LOADMON_WORKLOAD`.
+/// thread after the server's `run_tests`; heartbeats and stats are sent meanwhile
+/// (`loadmon_client_start` then `loadmon_client_join` with no timeout). On `LOADMON_OK`,
+/// `*result_json` (if `result_json` is not NULL) receives the result as JSON, to free with
+/// `loadmon_string_free`. A non-zero return from the callback gives `LOADMON_WORKLOAD`.
 ///
 /// # Safety
 /// `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
@@ -1398,25 +1606,39 @@ pub unsafe extern "C" fn loadmon_client_run(
 ) -> LoadmonStatus {
     ffi("loadmon_client_run", || {
         // SAFETY: per the contract.
-        let c = unsafe { read_config(cfg, "cfg") }?;
-        let run_tests = run_tests.ok_or_else(|| invalid("run_tests is NULL"))?;
-        // SAFETY: strings are NULL or NUL-terminated per the contract.
-        let config = unsafe { client_config(&c) }?;
-        let workload = CWorkload {
-            run_tests,
-            user_data,
-            run_time: match c.run_time_ms {
-                LOADMON_NO_RUN_TIME => None,
-                t => Some(millis("run_time_ms", t, Zero::Rejected)?),
-            },
-            file_stats: loadmon::config::file_stats(
-                optional_size("chunk_size_mb", c.chunk_size_mb)?,
-                optional_size("file_size_mb", c.file_size_mb)?,
-            )?,
-        };
-        let r = run_client(config, workload)?;
+        let r = unsafe { spawn_client(cfg, run_tests, user_data) }?.join(None)?;
         // SAFETY: NULL or writable per the contract.
-        unsafe { give_string(result_json, &r.to_json()) };
+        unsafe { give_result(result_json, &r) };
+        Ok(())
+    })
+}
+
+/// Starts a generic client in the background (as `loadmon_client_run` runs one) and returns
+/// its handle in `*out`, to wait for with `loadmon_client_join`, stop with
+/// `loadmon_client_cancel` and free with `loadmon_client_free`. `run_tests(ctx, user_data)` is
+/// called on the client's thread: `user_data` must stay valid until `loadmon_client_join` has
+/// returned something other than `LOADMON_TIMEOUT`, or `loadmon_client_free` has returned.
+///
+/// Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`run_tests`/`out`/`host`, bad
+/// UTF-8, bad `struct_size`) or `LOADMON_CONFIG` (a setting out of range).
+///
+/// # Safety
+/// `cfg` points to a config initialised by `loadmon_client_config_default`; `run_tests` is
+/// NULL or a valid function; `user_data` is whatever the callback expects (it is used from
+/// another thread); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_client_start(
+    cfg: *const LoadmonClientConfig,
+    run_tests: LoadmonWorkloadFn,
+    user_data: *mut c_void,
+    out: *mut *mut LoadmonClient,
+) -> LoadmonStatus {
+    ffi("loadmon_client_start", || {
+        let out = out_arg(out, "out")?;
+        // SAFETY: per the contract.
+        let handle = unsafe { spawn_client(cfg, run_tests, user_data) }?;
+        // SAFETY: `out` is non-NULL and writable.
+        unsafe { *out = Box::into_raw(Box::new(LoadmonClient { handle })) };
         Ok(())
     })
 }
@@ -1572,10 +1794,15 @@ pub enum LoadmonLogLevel {
     LOADMON_LOG_WARN = 3,
 }
 
-/// A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"` or
-/// `"loadmon::report"`: the final text report, several lines in one record), `message` (both
-/// strings valid only during the call; do not free them), and the `user` pointer given to
+/// A log callback: `level`, `target` (`"loadmon::server"`, `"loadmon::client"`,
+/// `"loadmon::report"`: the final text report, several lines in one record, or
+/// `"loadmon::log"`: a warning that records were dropped), `message` (both strings valid only
+/// during the call; do not free them), and the `user` pointer given to
 /// `loadmon_set_log_callback`.
+///
+/// It must return normally: it must not throw a C++ exception nor `longjmp` out of the call.
+/// An exception that reaches loadmon aborts the process (Rust cannot catch foreign
+/// exceptions); in C++, catch everything inside (`try { ... } catch (...) { ... }`).
 pub type LoadmonLogFn = Option<
     unsafe extern "C" fn(
         level: LoadmonLogLevel,
@@ -1590,71 +1817,143 @@ struct CLogger {
     user: *mut c_void,
 }
 
-// SAFETY: the C caller promises the callback and `user` may be used from any thread (documented
-// on loadmon_set_log_callback).
+// SAFETY: the C caller promises the callback and `user` may be used from another thread
+// (documented on loadmon_set_log_callback); loadmon calls it from one thread at a time.
 unsafe impl Send for CLogger {}
-// SAFETY: as above.
-unsafe impl Sync for CLogger {}
 
-/// The installed callback. A record is delivered under the read lock, so that
-/// `loadmon_set_log_callback` (the write lock) returns only once no call of the previous
-/// callback is under way: after it, `user` may be freed.
-static LOGGER: RwLock<Option<CLogger>> = RwLock::new(None);
-
-thread_local! {
-    /// Set while this thread runs the log callback (which must not replace itself: deadlock).
-    static IN_LOG_CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn deliver(r: &LogRecord<'_>) {
-    let level = match r.level {
-        LogLevel::Debug => LoadmonLogLevel::LOADMON_LOG_DEBUG,
-        LogLevel::Info => LoadmonLogLevel::LOADMON_LOG_INFO,
-        LogLevel::Warn => LoadmonLogLevel::LOADMON_LOG_WARN,
-    };
-    let (target, message) = (c_string(r.target), c_string(r.message));
-    let g = LOGGER.read().unwrap_or_else(|p| p.into_inner());
-    if let Some(l) = g.as_ref() {
+impl CLogger {
+    /// Calls the callback with `r` (on the delivery thread).
+    fn deliver(&self, r: &LogRecord<'_>) {
+        let level = match r.level {
+            LogLevel::Debug => LoadmonLogLevel::LOADMON_LOG_DEBUG,
+            LogLevel::Info => LoadmonLogLevel::LOADMON_LOG_INFO,
+            LogLevel::Warn => LoadmonLogLevel::LOADMON_LOG_WARN,
+        };
+        let (target, message) = (c_string(r.target), c_string(r.message));
         IN_LOG_CALLBACK.with(|f| f.set(true));
         // SAFETY: a valid callback per loadmon_set_log_callback's contract; the strings live
         // until the call returns.
-        unsafe { (l.cb)(level, target.as_ptr(), message.as_ptr(), l.user) };
+        unsafe { (self.cb)(level, target.as_ptr(), message.as_ptr(), self.user) };
         IN_LOG_CALLBACK.with(|f| f.set(false));
     }
 }
 
+/// The installed callback's delivery (its thread and bounded queue), and the records the
+/// deliveries before it dropped. Held only to swap or read these, never during a callback or
+/// while a delivery closes, so the callback itself may read `loadmon_log_dropped`.
+struct Logger {
+    delivery: Option<Arc<LogDelivery>>,
+    dropped_before: u64,
+}
+
+static LOGGER: Mutex<Logger> = Mutex::new(Logger {
+    delivery: None,
+    dropped_before: 0,
+});
+
+fn logger() -> std::sync::MutexGuard<'static, Logger> {
+    LOGGER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// Set while this thread runs the log callback (which must not replace itself nor wait
+    /// for its own deliveries: deadlock).
+    static IN_LOG_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn not_from_log_callback(name: &str) -> Res {
+    if IN_LOG_CALLBACK.with(Cell::get) {
+        return Err(Error::State(format!("{name} cannot be called from the log callback")).into());
+    }
+    Ok(())
+}
+
 /// Sends loadmon's log records (info and warnings of every server and client of this process,
 /// and the final text report as one record) to `cb(level, target, message, user)`; NULL
-/// removes the callback. The callback is called on the engine's threads, possibly several at
-/// once, and also on the calling thread for the records a call itself produces (a server's
-/// start-up lines inside `loadmon_server_start`, say): it must be thread-safe, must not take a
-/// lock the caller of a loadmon function may hold, must not block (copy the record and return) and must not call
-/// back into loadmon other than `loadmon_status_str`/`loadmon_version` (calling
-/// `loadmon_set_log_callback` from it returns `LOADMON_STATE`). Once this function returns, the
-/// previous callback is not running and will not be called again, so its `user` may be freed.
-/// Debug records are not delivered. `LOADMON_OK` otherwise.
+/// removes the callback.
+///
+/// The engine's threads never wait for the callback: they put each record in a bounded queue
+/// and a thread of loadmon's own calls `cb`, one record at a time, in order. A callback that
+/// falls 10,000 records behind loses the newest ones: they are counted
+/// (`loadmon_log_dropped`) and, in their place, the callback gets a warning (target
+/// `"loadmon::log"`) saying how many it missed. So `cb` may be slow, but records it has not
+/// been given yet wait in memory: use `loadmon_log_flush` to wait for them.
+///
+/// `cb` is called on that thread only: it must be callable from another thread than the one
+/// that installed it, must not call back into loadmon other than
+/// `loadmon_status_str`/`loadmon_version`/`loadmon_log_dropped` (`loadmon_set_log_callback` and
+/// `loadmon_log_flush` return `LOADMON_STATE` from it), and must not throw or `longjmp` (see
+/// `LoadmonLogFn`). Debug records are not delivered.
+///
+/// Replacing or removing a callback: the previous one gets no new record; the records already
+/// queued for it are still delivered to it for up to about a second, then dropped (and
+/// counted). Once this function returns, the previous callback is not running and will never
+/// be called again, so its `user` may be freed. (A call under way when the second runs out is
+/// waited for, however long it takes.) Meanwhile new records already go to the new callback,
+/// on a thread of its own: for that moment the two may run at once. Remove the callback before
+/// the program exits if its `user` is freed at exit. `LOADMON_OK` otherwise.
 ///
 /// # Safety
-/// `cb` is NULL or a function callable from any thread with `user` until it is replaced.
+/// `cb` is NULL or a function callable from another thread with `user` until it is replaced.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_set_log_callback(
     cb: LoadmonLogFn,
     user: *mut c_void,
 ) -> LoadmonStatus {
     ffi("loadmon_set_log_callback", || {
-        if IN_LOG_CALLBACK.with(Cell::get) {
-            return Err(Error::State(
-                "loadmon_set_log_callback cannot be called from the log callback".into(),
-            )
-            .into());
-        }
-        let mut g = LOGGER.write().unwrap_or_else(|p| p.into_inner());
-        *g = cb.map(|cb| CLogger { cb, user });
-        match cb {
-            Some(_) => set_log_sink(Some((LogLevel::Info, Arc::new(deliver)))),
-            None => set_log_sink(None),
+        not_from_log_callback("loadmon_set_log_callback")?;
+        let new = match cb {
+            Some(cb) => {
+                let c = CLogger { cb, user };
+                Some(Arc::new(LogDelivery::start(
+                    LOG_QUEUE_CAPACITY,
+                    move |r| c.deliver(r),
+                )?))
+            }
+            None => None,
+        };
+        let old = {
+            let mut g = logger();
+            set_log_sink(new.as_ref().map(|d| (LogLevel::Info, d.sink())));
+            std::mem::replace(&mut g.delivery, new)
+        };
+        // Outside the lock: the old callback may be running and read loadmon_log_dropped.
+        if let Some(old) = old {
+            old.close(LOG_DRAIN);
+            logger().dropped_before += old.dropped();
         }
         Ok(())
+    })
+}
+
+/// Log records dropped since the program started: those that found the callback 10,000
+/// records behind, and those still queued when a callback was replaced or removed. A getter
+/// that cannot fail, so it returns the count itself.
+#[no_mangle]
+pub extern "C" fn loadmon_log_dropped() -> u64 {
+    ffi_value("loadmon_log_dropped", 0, || {
+        let g = logger();
+        Ok(g.dropped_before + g.delivery.as_ref().map_or(0, |d| d.dropped()))
+    })
+}
+
+/// Waits until the log callback has been given every record logged before this call (or they
+/// were dropped): `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative
+/// value (`LOADMON_WAIT_FOREVER`) waits as long as it takes. `LOADMON_OK` once they have (at
+/// once if there is no callback), `LOADMON_TIMEOUT` if not in time, `LOADMON_STATE` from the
+/// log callback itself.
+#[no_mangle]
+pub extern "C" fn loadmon_log_flush(timeout_ms: i64) -> LoadmonStatus {
+    ffi("loadmon_log_flush", || {
+        not_from_log_callback("loadmon_log_flush")?;
+        let delivery = logger().delivery.clone();
+        match delivery {
+            Some(d) if !d.flush(wait_timeout_ms(timeout_ms)) => Err(Error::Timeout(format!(
+                "log records still queued for the callback after {timeout_ms} ms"
+            ))
+            .into()),
+            _ => Ok(()),
+        }
     })
 }
 

@@ -27,3 +27,37 @@ fn header_matches_the_code() {
         "include/loadmon.h is stale: run `make header` and commit it"
     );
 }
+
+/// Every callback type in the header says it must not throw nor longjmp: a C++ exception that
+/// reaches the library aborts the process (Rust cannot catch foreign exceptions).
+#[test]
+fn every_callback_says_it_must_not_throw() {
+    let header = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../include/loadmon.h");
+    let text = std::fs::read_to_string(header).expect("include/loadmon.h");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut callbacks = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !(line.starts_with("typedef") && line.contains("(*")) {
+            continue;
+        }
+        callbacks += 1;
+        // The doc comment just above the typedef.
+        let start = lines[..i]
+            .iter()
+            .rposition(|l| l.starts_with("/**"))
+            .expect("a doc comment");
+        let doc = lines[start..i].join(" ");
+        for needle in [
+            "must not throw",
+            "longjmp",
+            "aborts the process",
+            "catch (...)",
+        ] {
+            assert!(
+                doc.contains(needle),
+                "{line}: its doc lacks {needle:?}: {doc}"
+            );
+        }
+    }
+    assert!(callbacks >= 2, "no callback typedefs found");
+}

@@ -138,6 +138,27 @@ fn reject_bool(name: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// An optional Python int for a setting with a rule of the core's (`config::CLIENTS`, …): out
+/// of the rule's range is a ConfigError stating it (`expect_clients=-1`: "from 1 to 1000000").
+fn opt_count_arg<T: Integer>(
+    py: Python<'_>,
+    name: &str,
+    v: Option<&Bound<'_, PyAny>>,
+    rule: config::Count,
+) -> PyResult<Option<T>> {
+    v.map(|v| {
+        reject_bool(name, v)?;
+        match v.extract::<i128>() {
+            Ok(i) => rule.get::<T>(name, i).map_err(|e| to_py(py, &e)),
+            Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+                Err(to_py(py, &rule.error(name, v)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .transpose()
+}
+
 fn opt_int_arg<T: Integer>(
     py: Python<'_>,
     name: &str,
@@ -785,7 +806,12 @@ impl PyServer {
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let d = ServerConfig::default();
-            let fleet = match opt_int_arg::<usize>(py, "expect_clients", expect_clients)? {
+            let fleet = match opt_count_arg::<usize>(
+                py,
+                "expect_clients",
+                expect_clients,
+                config::CLIENTS,
+            )? {
                 Some(expect_clients) => Some(FleetConfig {
                     expect_clients,
                     start_timeout: start_timeout
@@ -807,7 +833,7 @@ impl PyServer {
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
-                max_clients: opt_int_arg(py, "max_clients", max_clients)?
+                max_clients: opt_count_arg(py, "max_clients", max_clients, config::CLIENTS)?
                     .unwrap_or_else(|| ServerConfig::default_max_clients(fleet.as_ref())),
                 first_client_id: opt_int_arg(py, "first_client_id", first_client_id)?
                     .unwrap_or(d.first_client_id),
