@@ -26,7 +26,7 @@
 //! carries the run's id, before any id is taken): its report shows this worker FAILED once, and
 //! the worker joins the next run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,9 +35,10 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientConfig, ClientResult, Progress};
+use crate::config::Zero;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::file_writer::FileWriter;
+use crate::file_writer::{FileWriter, FileWriterConfig, KeepFiles, MAX_CHUNK_SIZE_MB};
 use crate::logging::{EventLog, WarnBudget};
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, ProtocolError, PROTOCOL_VERSION};
@@ -49,8 +50,16 @@ const LATE_PREFIX: &str = "run already started";
 /// [`WorkerConfig::retry_max`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 
+/// Default [`WorkerConfig::max_chunk_mb`]: 256 MiB (the chunk is held in memory).
+pub const DEFAULT_MAX_CHUNK_MB: u64 = 256;
+/// Default [`WorkerConfig::max_run_time`]: 24 h.
+pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Default [`WorkerConfig::max_disk_mb`]: 10 GiB.
+pub const DEFAULT_MAX_DISK_MB: u64 = 10 * 1024;
+
 /// Worker settings. `Default` gives the client's defaults, `client_files` for the data, one
-/// run, and a 5 s cap on the pause between attempts.
+/// run, a 5 s cap on the pause between attempts, and limits a shared host can live with:
+/// chunks up to 256 MB, runs up to 24 h, at most 10 GiB on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerConfig {
     /// How to reach the server (host, port, periods, token, log directory).
@@ -62,6 +71,17 @@ pub struct WorkerConfig {
     /// With `stay`, the longest pause between two attempts to reach the server (the pause
     /// starts at 0.1 s and doubles; default 5 s).
     pub retry_max: Duration,
+    /// The largest chunk a plan may ask for, MiB (default 256; 1 to 4096). The writer holds
+    /// one chunk in memory, so this bounds the worker's memory. A plan beyond it is refused
+    /// (the server lists the worker FAILED with the reason) before anything is allocated.
+    pub max_chunk_mb: u64,
+    /// The longest run time a plan may ask for (default 24 h; at most 10^9 s).
+    pub max_run_time: Duration,
+    /// The most disk space a plan may occupy in `out_dir` at once, MiB (default 10240 =
+    /// 10 GiB): `keep_files` finished files plus the one being written; with `keep_files=all`,
+    /// the files that fit in the run time at the rate the probe measured. The plan must also
+    /// fit in the space free on `out_dir`'s file system.
+    pub max_disk_mb: u64,
 }
 
 impl Default for WorkerConfig {
@@ -71,6 +91,9 @@ impl Default for WorkerConfig {
             out_dir: PathBuf::from("client_files"),
             stay: false,
             retry_max: Duration::from_secs(5),
+            max_chunk_mb: DEFAULT_MAX_CHUNK_MB,
+            max_run_time: DEFAULT_MAX_RUN_TIME,
+            max_disk_mb: DEFAULT_MAX_DISK_MB,
         }
     }
 }
@@ -92,6 +115,13 @@ impl WorkerConfig {
                 crate::server::MAX_DURATION.as_secs()
             )));
         }
+        crate::config::check_count("max_chunk_mb", self.max_chunk_mb, MAX_CHUNK_SIZE_MB)?;
+        crate::config::check_duration("max_run_time", self.max_run_time, Zero::Rejected)?;
+        crate::config::check_count(
+            "max_disk_mb",
+            self.max_disk_mb,
+            crate::config::MAX_SIZE_LIMIT_MB,
+        )?;
         Ok(())
     }
 }
@@ -509,7 +539,8 @@ impl Worker {
     /// (`file_stats` and `error:<why>`: FAILED with the reason).
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
-        let mut probe = tokio::task::spawn_blocking(move || FileWriter::new(config));
+        let limits = Limits::of(&self.config);
+        let mut probe = tokio::task::spawn_blocking(move || limits.check(config));
         let period = self.config.client.heartbeat_period;
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         hb.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -574,6 +605,130 @@ impl Worker {
         self.log.info("Test run request received from server");
         Ok(())
     }
+}
+
+/// A worker's own limits on the plans it runs ([`WorkerConfig::max_chunk_mb`], …).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_chunk_mb: u64,
+    max_run_time: Duration,
+    max_disk_mb: u64,
+}
+
+impl Limits {
+    fn of(c: &WorkerConfig) -> Limits {
+        Limits {
+            max_chunk_mb: c.max_chunk_mb,
+            max_run_time: c.max_run_time,
+            max_disk_mb: c.max_disk_mb,
+        }
+    }
+
+    /// The plan's writer, if the plan is within the file writer's rules and these limits on
+    /// this host: the chunk, the run time and the least disk space the plan needs are checked
+    /// before anything is allocated or written, then the timed probe runs and gives the disk
+    /// space the whole run can occupy (blocking: file system calls).
+    fn check(self, config: FileWriterConfig) -> Result<FileWriter> {
+        config.validate()?;
+        if config.chunk_size_mb > self.max_chunk_mb {
+            return Err(Error::Config(format!(
+                "the plan's chunk size {} MB is above this worker's limit of {} MB \
+                 (max_chunk_mb; a chunk is held in memory)",
+                config.chunk_size_mb, self.max_chunk_mb
+            )));
+        }
+        if config.run_time_s > self.max_run_time.as_secs_f64() {
+            return Err(Error::Config(format!(
+                "the plan's run time {} s is above this worker's limit of {} s (max_run_time)",
+                config.run_time_s,
+                self.max_run_time.as_secs_f64()
+            )));
+        }
+        // Before the probe: two whole files at least (the probe refuses a plan where fewer fit).
+        self.check_disk(&config, None)?;
+        let writer = FileWriter::new(config)?;
+        self.check_disk(writer.config(), Some(writer.probe().files_that_fit))?;
+        Ok(writer)
+    }
+
+    /// Checks the disk space `config` can occupy in its `out_dir` at once against
+    /// `max_disk_mb` and the space free there. Without the probe's `files_that_fit`, the least
+    /// any run of the plan needs (two whole files); with it, `keep_files` (or with `all`, the
+    /// whole files that fit in the run time) plus the one being written.
+    fn check_disk(self, config: &FileWriterConfig, files_that_fit: Option<f64>) -> Result<()> {
+        let file_mb = u128::from(config.file_size_mb);
+        let (files, why) = match files_that_fit {
+            None => (2, "at least two whole files".to_string()),
+            Some(fit) => {
+                // Whole files the run time holds (finite, not negative: from the probe).
+                let fit = if fit.is_finite() && fit > 0.0 {
+                    fit.floor().min(u64::MAX as f64) as u128
+                } else {
+                    u128::from(u64::MAX)
+                };
+                match config.keep_files {
+                    KeepFiles::Last(k) if (k as u128) < fit => (
+                        k as u128 + 1,
+                        format!("keep_files={k} and the one being written"),
+                    ),
+                    keep => (
+                        fit.saturating_add(1),
+                        format!(
+                            "keep_files={keep}: the {fit} whole file(s) the probe's rate fills \
+                             in {} s, and the one being written",
+                            config.run_time_s
+                        ),
+                    ),
+                }
+            }
+        };
+        let need_mb = files.saturating_mul(file_mb);
+        let dir = config.out_dir.display();
+        if need_mb > u128::from(self.max_disk_mb) {
+            return Err(Error::Config(format!(
+                "the plan can occupy {need_mb} MB in {dir} ({why}, of {file_mb} MB each), above \
+                 this worker's limit of {} MB (max_disk_mb)",
+                self.max_disk_mb
+            )));
+        }
+        if let Some(free_mb) = free_mb(&config.out_dir) {
+            if need_mb > u128::from(free_mb) {
+                return Err(Error::Config(format!(
+                    "the plan can occupy {need_mb} MB in {dir} ({why}, of {file_mb} MB each), \
+                     but only {free_mb} MB are free there"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The space free for an unprivileged user on the file system of `dir` (or of its nearest
+/// existing ancestor: the writer creates `dir`), MiB; `None` where it cannot be told.
+fn free_mb(dir: &Path) -> Option<u64> {
+    let existing = dir
+        .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists())?;
+    free_mb_at(existing)
+}
+
+#[cfg(unix)]
+fn free_mb_at(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    let bytes = u128::from(s.f_bavail).saturating_mul(u128::from(s.f_frsize));
+    u64::try_from(bytes >> 20).ok()
+}
+
+#[cfg(not(unix))]
+fn free_mb_at(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// What a fleet server offers before any id is taken.

@@ -526,3 +526,244 @@ async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
         accepted.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
     );
 }
+
+/// The process's peak resident memory, MiB (Linux: `VmHWM`).
+#[cfg(target_os = "linux")]
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// The plan of the issue: 4,096 MB chunks, 1 PiB files, keep every file, 10^9 s. The file
+/// writer's own bounds let it through; the worker's local limits (defaults) refuse it before a
+/// chunk is allocated or a byte written, and the server hears why. Then plans that break one
+/// limit each, and one that fits in no file system.
+#[tokio::test]
+async fn a_plan_beyond_the_workers_own_limits_is_refused_with_the_reason_and_nothing_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hostile = plan_with(&[
+        ("runtime", "1e9"),
+        ("chunksize", "4096"),
+        ("filesize", "1073741824"),
+        ("keep_files", "all"),
+    ]);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            hostile,
+            "the plan's chunk size 4096 MB is above this worker's limit of 256 MB (max_chunk_mb",
+        ),
+        (
+            plan_with(&[("chunksize", "257"), ("filesize", "300")]),
+            "above this worker's limit of 256 MB (max_chunk_mb",
+        ),
+        (
+            plan_with(&[("runtime", "1e9")]),
+            "the plan's run time 1000000000 s is above this worker's limit of 86400 s \
+             (max_run_time)",
+        ),
+        (
+            plan_with(&[("runtime", "86401")]),
+            "limit of 86400 s (max_run_time)",
+        ),
+        // Two whole files at least: 2 PiB.
+        (
+            plan_with(&[("filesize", "1073741824")]),
+            "the plan can occupy 2147483648 MB in",
+        ),
+        (
+            plan_with(&[("filesize", "6000")]),
+            "above this worker's limit of 10240 MB (max_disk_mb)",
+        ),
+    ];
+    for (plan, why) in cases {
+        let (port, seen) = common::fake_fleet_server(plan.clone(), Vec::new()).await;
+        let worker = Worker::new(worker_config(port, &out)).unwrap();
+        let e = tokio::time::timeout(LIMIT, worker.run_once())
+            .await
+            .unwrap_or_else(|_| panic!("the worker hangs on {plan}"))
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{plan}: {e:?}");
+        assert!(e.to_string().contains(why), "{plan}: {e}");
+        drop(worker);
+        let seen = seen.await.unwrap();
+        let last = seen.last().unwrap();
+        assert!(
+            last.starts_with("error:") && last.contains(why),
+            "{plan}: the server is told why: {seen:?}"
+        );
+        assert!(!seen.iter().any(|l| l == "ready"), "{plan}: {seen:?}");
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "{plan}: {files:?}");
+    }
+    // A plan that is within max_disk_mb but not within the space free on out_dir's file
+    // system (no disk has 2 PiB free).
+    let plan = plan_with(&[("filesize", "1073741824")]);
+    let (port, seen) = common::fake_fleet_server(plan, Vec::new()).await;
+    let mut config = worker_config(port, &out);
+    config.max_disk_mb = loadmon::config::MAX_SIZE_LIMIT_MB;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("MB are free there"), "{e}");
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(
+        seen.last().unwrap().contains("MB are free there"),
+        "{seen:?}"
+    );
+    // Nothing of the size of a hostile chunk was ever held (the tests of this binary write
+    // 1 MiB chunks).
+    #[cfg(target_os = "linux")]
+    assert!(
+        peak_rss_mb() < 200,
+        "peak RSS {} MiB: a chunk of the plan was allocated",
+        peak_rss_mb()
+    );
+}
+
+/// keep_files=all: the disk space is what the run time fills at the rate the probe measured,
+/// checked after the probe (which writes and removes its own file).
+#[tokio::test]
+async fn keep_all_is_refused_when_the_run_time_fills_more_than_max_disk_at_the_probes_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // 60 s of 2 MiB files: more than 5 files fill 10 MiB at any rate above 0.2 MiB/s.
+    let plan = plan_with(&[("runtime", "60"), ("keep_files", "all")]);
+    let (port, seen) = common::fake_fleet_server(plan, Vec::new()).await;
+    let mut config = worker_config(port, &out);
+    config.max_disk_mb = 10;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("keep_files=all: the ")
+            && text.contains("whole file(s) the probe's rate fills in 60 s")
+            && text.ends_with("above this worker's limit of 10 MB (max_disk_mb)"),
+        "{text}"
+    );
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(seen.last().unwrap().contains("(max_disk_mb)"), "{seen:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+/// The refusal reaches the server's report (FAILED, with the reason); the same plan within
+/// the worker's limits runs and passes.
+#[tokio::test]
+async fn a_plan_beyond_a_limit_is_failed_in_the_report_and_one_within_the_limits_runs() {
+    use loadmon::server::{FleetConfig, ServerConfig};
+    use loadmon::Status;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = loadmon::plan::Plan {
+        chunk_size_mb: 2,
+        file_size_mb: 4,
+        ..common::small_plan(0.5)
+    };
+    let fleet = || ServerConfig {
+        port: 0,
+        fleet: Some(FleetConfig::new(1, plan)),
+        ..Default::default()
+    };
+    let server = common::TestServer::start(fleet()).await;
+    let mut config = worker_config(server.addr.port(), dir.path());
+    config.max_chunk_mb = 1;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("limit of 1 MB (max_chunk_mb"), "{e}");
+    let report = server.stop().await;
+    assert_eq!(report.clients.len(), 1, "{}", report.to_text());
+    assert_eq!(report.clients[0].status, Status::Failed);
+    let reason = report.clients[0].reason.as_deref().unwrap_or("");
+    assert!(
+        reason.contains("the plan's chunk size 2 MB is above this worker's limit of 1 MB"),
+        "{reason}"
+    );
+    // Within the limits (the defaults): it runs.
+    let server = common::TestServer::start(fleet()).await;
+    let worker = Worker::new(worker_config(server.addr.port(), dir.path())).unwrap();
+    let run = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .expect("a plan within the limits runs");
+    assert_eq!(run.plan, plan);
+    let report = server.report().await;
+    assert_eq!(
+        report.clients[0].status,
+        Status::Pass,
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn the_workers_limits_are_checked_when_it_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = worker_config(1, dir.path());
+    assert_eq!(
+        (ok.max_chunk_mb, ok.max_run_time, ok.max_disk_mb),
+        (256, Duration::from_secs(86_400), 10_240)
+    );
+    for (bad, name) in [
+        (
+            WorkerConfig {
+                max_chunk_mb: 0,
+                ..ok.clone()
+            },
+            "max_chunk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_chunk_mb: 4097,
+                ..ok.clone()
+            },
+            "max_chunk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_run_time: Duration::ZERO,
+                ..ok.clone()
+            },
+            "max_run_time",
+        ),
+        (
+            WorkerConfig {
+                max_run_time: Duration::from_secs(1_000_000_001),
+                ..ok.clone()
+            },
+            "max_run_time",
+        ),
+        (
+            WorkerConfig {
+                max_disk_mb: 0,
+                ..ok.clone()
+            },
+            "max_disk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_disk_mb: u64::MAX,
+                ..ok.clone()
+            },
+            "max_disk_mb",
+        ),
+    ] {
+        let e = Worker::new(bad).unwrap_err();
+        assert!(e.is_config() && e.to_string().contains(name), "{e}");
+    }
+}
