@@ -6,14 +6,17 @@
 //!
 //! ```text
 //! worker                                   fleet server
-//!   hello:1.0:plan   (token:<s>)
-//!                          ◀── hello:1.0:plan     (a server without a plan answers hello:1.0:
+//!   hello:1.0:plan,ping   (token:<s>)
+//!                          ◀── hello:1.0:plan,ping  (a server without a plan answers hello:1.0:
 //!                                                  the worker leaves without taking an id)
 //!                          ◀── plan:run=<id>:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2
 //!   get_cid               (unless this run's plan already failed here: see `stay`)
 //!                          ◀── set_cid:100
 //!   (validation and timed probe on this host; hb meanwhile)
 //!   ready                 (or file_stats + error:<why the plan cannot run here> → FAILED)
+//!   ping                  (every heartbeat period, if the server agreed to ping)
+//!                          ◀── pong               (silence for a heartbeat period + the
+//!                                                  handshake timeout: the worker gives up)
 //!                          ◀── run_tests          (when the whole fleet is ready)
 //!   file_stats, start, hb, stats, file_roll, …, done   (as `loadmon client`)
 //! ```
@@ -25,6 +28,10 @@
 //! protocol major ends the worker. A run whose plan failed here is not joined again (the plan
 //! carries the run's id, before any id is taken): its report shows this worker FAILED once, and
 //! the worker joins the next run.
+//!
+//! A plan beyond the worker's own limits ([`WorkerConfig::max_chunk_mb`],
+//! [`WorkerConfig::max_run_time`], [`WorkerConfig::max_disk_mb`] and the space free in
+//! `out_dir`) cannot run here either: it is refused before anything is allocated or written.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -347,7 +354,7 @@ impl Worker {
                 };
             }
         };
-        if let Err(e) = self.wait_for_start(&mut conn, id).await {
+        if let Err(e) = self.wait_for_start(&mut conn, id, offer.ping).await {
             // Gone before the start (stopped, the server went away, the run started without
             // this worker): nothing ran.
             conn.close(Duration::from_millis(200)).await;
@@ -405,7 +412,7 @@ impl Worker {
         conn.feed(&Message::Hello {
             major,
             minor,
-            caps: Capabilities::PLAN,
+            caps: Capabilities::PLAN.union(Capabilities::PING),
         });
         if let Some(t) = &self.config.client.token {
             conn.feed(&Message::Token(t.clone()));
@@ -427,15 +434,18 @@ impl Worker {
                             theirs: format!("{m}.{n}"),
                         }));
                     }
-                    Some(Ok(caps.contains(Capabilities::PLAN)))
+                    Some(Ok((
+                        caps.contains(Capabilities::PLAN),
+                        caps.contains(Capabilities::PING),
+                    )))
                 }
                 _ => None,
             })
             .await;
         let addr = format!("{}:{}", self.config.client.host, self.config.client.port);
-        match offered {
-            Ok(true) => {}
-            Ok(false) => {
+        let ping = match offered {
+            Ok((true, ping)) => ping,
+            Ok((false, _)) => {
                 return Err(Error::Refused(format!(
                     "the server at {addr} hands out no plan: it is not in fleet mode (start it \
                      with --expect-clients); use `loadmon client` for a server without a plan"
@@ -449,7 +459,7 @@ impl Worker {
                 )))
             }
             Err(e) => return Err(e),
-        }
+        };
         let plan = self
             .next_line(conn, timeout, "plan", |m| match m {
                 Ok(Message::Plan { run, plan }) => Some(Ok(Ok((*run, *plan)))),
@@ -467,7 +477,7 @@ impl Worker {
             Ok((run, _)) => format!("{addr} run {run}"),
             Err(e) => format!("{addr} {e}"),
         };
-        Ok(Offer { key, plan })
+        Ok(Offer { key, plan, ping })
     }
 
     /// `get_cid`; returns the id.
@@ -573,8 +583,12 @@ impl Worker {
         }
     }
 
-    /// `ready`, then waits (as long as the fleet needs) for `run_tests`.
-    async fn wait_for_start(&self, conn: &mut Connection, id: u32) -> Result<()> {
+    /// `ready`, then waits (as long as the fleet needs) for `run_tests`. With `ping` (the
+    /// server agreed to it in `hello`), it pings every heartbeat period and gives up when the
+    /// server has said nothing for a heartbeat period plus the handshake timeout (15 s with
+    /// the defaults): its host died without a FIN reaching the worker, or its process hangs.
+    /// Without it (an older server), TCP keepalive notices a host that went away.
+    async fn wait_for_start(&self, conn: &mut Connection, id: u32, ping: bool) -> Result<()> {
         conn.send(&Message::Ready)
             .await
             .map_err(|e| Error::from_frame(e, "send to the server"))?;
@@ -582,15 +596,36 @@ impl Worker {
             "Client id {id}: ready, waiting for the fleet to start"
         ));
         let cancel = self.cancel_token();
+        let period = self.config.client.heartbeat_period;
+        let silence = period + self.config.client.handshake_timeout;
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         loop {
             let parsed = tokio::select! {
                 _ = cancel.cancelled() => {
                     return Err(Error::Interrupted("while waiting for the fleet to start".into()));
                 }
+                _ = pings.tick(), if ping => {
+                    // Without waiting: a server that does not read must not hold the worker.
+                    conn.feed(&Message::Ping);
+                    conn.try_flush().map_err(|e| Error::net("send to the server", e))?;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(heard + silence), if ping => {
+                    return Err(Error::Timeout(format!(
+                        "the server said nothing for {:.1} s while this worker waited for the \
+                         fleet's start (it pings every {:.1} s): the server or its host is gone",
+                        silence.as_secs_f64(),
+                        period.as_secs_f64()
+                    )));
+                }
                 m = conn.read_message() => m.map_err(|e| Error::from_frame(e, "read from the server"))?,
             };
+            heard = tokio::time::Instant::now();
             match parsed {
                 Some(Ok(Message::RunTests)) => break,
+                Some(Ok(Message::Pong)) => {}
                 Some(Ok(Message::Refused(r))) => {
                     return Err(Error::Refused(crate::text::escape_control(&r).into_owned()))
                 }
@@ -737,6 +772,8 @@ struct Offer {
     key: String,
     /// The run's id and plan, or why the plan line is no plan.
     plan: Result<(u64, Plan)>,
+    /// Whether the server agreed to `ping` (it answers `pong` while the worker waits).
+    ping: bool,
 }
 
 /// How one attempt ended.
