@@ -445,6 +445,22 @@ typedef struct LoadmonWorkerConfig {
    * Directory for the session log file; NULL (the default) for no file.
    */
   const char *log_dir;
+  /**
+   * The largest chunk a plan may ask for, MiB (a chunk is held in memory), 1 to 4096.
+   * Default 256. A plan beyond a limit is refused; the server lists the worker FAILED.
+   */
+  int64_t max_chunk_mb;
+  /**
+   * The longest run time a plan may ask for, milliseconds (positive). Default 86400000
+   * (24 h).
+   */
+  int64_t max_run_time_ms;
+  /**
+   * The most disk space a plan may occupy in `out_dir` at once, MiB (its kept files and
+   * the one being written; with keep-all, what the run time fills at the probe's rate).
+   * Default 10240 (10 GiB). A plan must also fit in the space free there.
+   */
+  int64_t max_disk_mb;
 } LoadmonWorkerConfig;
 
 /**
@@ -713,7 +729,7 @@ void loadmon_client_free(struct LoadmonClient *client);
 
 /**
  * Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
- * retry cap), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+ * retry cap, plans up to 256 MiB chunks, 24 h and 10 GiB on disk), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
  *
  * # Safety
  * `cfg` is NULL or points to `struct_size` writable bytes.

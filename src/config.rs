@@ -96,6 +96,11 @@ pub const CHUNK_SIZE_MB: Count = Count::new(1, 4096);
 /// A file size, or a chunk or file size a workload announces, MiB: 1 to
 /// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB).
 pub const SIZE_MB: Count = Count::new(1, crate::protocol::MAX_SIZE_MB);
+/// A worker's own limit on the disk a plan may fill, MiB: 1 to the largest size whose bytes
+/// fit in 64 bits.
+pub const MAX_DISK_MB: Count = Count::new(1, MAX_SIZE_LIMIT_MB);
+/// A worker's own limit on the run time of a plan: positive.
+pub const MAX_RUN_TIME: Zero = Zero::Rejected;
 
 impl Count {
     /// The range `min` to `max`.
@@ -290,13 +295,56 @@ pub fn check_host(name: &str, host: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `n` is within `1..=max`.
+/// A size in MiB (the protocol's MB) from a command line: a number of MB, or a number with
+/// a binary unit `M`, `G`, `T` or `P` (also written `MB`/`MiB`, `GB`/`GiB`, …; any case).
+/// A fraction is rounded to the nearest MB; the result must be at least 1 MB and its bytes
+/// must fit in 64 bits.
+///
+/// # Examples
+/// ```
+/// use loadmon::config::size_mb;
+/// assert_eq!(size_mb("max_disk", "500").unwrap(), 500);
+/// assert_eq!(size_mb("max_disk", "10G").unwrap(), 10 * 1024);
+/// assert_eq!(size_mb("max_disk", "1.5 GiB").unwrap(), 1536);
+/// assert_eq!(size_mb("max_disk", "2t").unwrap(), 2 * 1024 * 1024);
+/// assert!(size_mb("max_disk", "0").is_err());
+/// assert!(size_mb("max_disk", "10 kB").is_err());
+/// assert!(size_mb("max_disk", "-1G").is_err());
+/// ```
 ///
 /// # Errors
-/// [`Error::Config`] naming `name`, its range and the value.
-pub fn check_count(name: &str, n: u64, max: u64) -> Result<()> {
-    Count::new(1, max).check(name, n)
+/// [`Error::Config`] naming `name` and the value.
+pub fn size_mb(name: &str, s: &str) -> Result<u64> {
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "{name} must be a size in MB, or with a unit M, G, T or P (MiB, GiB, …), {why}: \
+             not {:?}",
+            crate::text::escape_control(s)
+        ))
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => 1.0,
+        "g" | "gb" | "gib" => 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0,
+        "p" | "pb" | "pib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad("with a known unit")),
+    };
+    let value: f64 = number.parse().map_err(|_| bad("a number first"))?;
+    let mb = (value * factor).round();
+    if !(1.0..=MAX_SIZE_LIMIT_MB as f64).contains(&mb) {
+        return Err(bad(&format!("from 1 MB to {MAX_SIZE_LIMIT_MB} MB")));
+    }
+    // In range and whole: the conversion is exact.
+    Ok(mb as u64)
 }
+
+/// The largest size limit in MiB ([`size_mb`]): its bytes fit in 64 bits.
+pub const MAX_SIZE_LIMIT_MB: u64 = u64::MAX >> 20;
 
 /// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two
 /// optional settings: both or neither (`None`: nothing announced), each from 1 to

@@ -171,6 +171,44 @@ pub struct Connection {
     out: BytesMut,
 }
 
+/// Silence on a connection after which TCP keepalive probes start (10 s).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// Time between two unanswered keepalive probes (5 s).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered keepalive probes after which the connection is dead (3: with the above, a peer
+/// whose host vanished is noticed 25 s after the last thing heard from it).
+pub const KEEPALIVE_PROBES: u32 = 3;
+
+/// The keepalive settings of every connection.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    windows
+))]
+fn keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES)
+}
+
+/// The keepalive settings of every connection (the idle time only: the platform's own
+/// interval and probe count).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    windows
+)))]
+fn keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE)
+}
+
 /// What one non-blocking read found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filled {
@@ -184,9 +222,15 @@ pub enum Filled {
 
 impl Connection {
     /// Wraps a connected stream; lines longer than `max_line_bytes` are a protocol error.
+    /// TCP keepalive is turned on ([`KEEPALIVE_IDLE`], [`KEEPALIVE_INTERVAL`],
+    /// [`KEEPALIVE_PROBES`]): a peer whose host went away without a FIN (a crash, a cable, a
+    /// firewall) ends the connection with an error within about 25 s of silence, also while
+    /// nothing is sent (a client waiting for a fleet's start, a server waiting for it).
     pub fn new(stream: TcpStream, max_line_bytes: usize) -> Self {
         // Small messages both ways; latency matters more than batching.
         let _ = stream.set_nodelay(true);
+        // Best effort: a socket that refuses keepalive still works.
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive());
         Connection {
             stream,
             lines: LineBuffer::new(max_line_bytes),

@@ -320,6 +320,27 @@ struct WorkerArgs {
     /// With --stay, the longest pause between two attempts to reach the server, seconds.
     #[arg(long, default_value_t = WorkerConfig::default().retry_max.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     retry_max: f64,
+    /// Refuse a plan whose chunks are larger than this, MB (a chunk is held in memory;
+    /// at most 4096). The server lists the worker FAILED with the reason.
+    #[arg(long, default_value_t = WorkerConfig::default().max_chunk_mb, value_name = "MB")]
+    max_chunk_mb: u64,
+    /// Refuse a plan that runs longer than this, seconds.
+    #[arg(long, default_value_t = WorkerConfig::default().max_run_time.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
+    max_run_time: f64,
+    /// Refuse a plan that can occupy more disk space than this in --out-dir at once: its
+    /// kept files and the one being written (with keep_files=all, what the run time fills at
+    /// the measured rate). MB, or with a unit M, G, T, P (MiB, GiB, …), e.g. 500 or 20G. A
+    /// plan must also fit in the space free there.
+    #[arg(long, default_value_t = WorkerConfig::default().max_disk_mb, value_parser = disk_size, value_name = "SIZE")]
+    max_disk: u64,
+}
+
+/// `--max-disk`: a size in MB or with a unit (the core's [`loadmon::config::size_mb`]).
+fn disk_size(s: &str) -> Result<u64, String> {
+    loadmon::config::size_mb("max_disk", s).map_err(|e| match e {
+        Error::Config(m) => m,
+        other => other.to_string(),
+    })
 }
 
 #[derive(Args, Debug)]
@@ -952,6 +973,9 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
         out_dir: a.files.out_dir,
         stay: a.stay,
         retry_max: secs(a.retry_max),
+        max_chunk_mb: a.max_chunk_mb,
+        max_run_time: secs(a.max_run_time),
+        max_disk_mb: a.max_disk,
     })?;
     let rt = runtime()?;
     // As for the client: a file-size limit is an error reported to the server, not a kill.

@@ -83,9 +83,13 @@ impl Capabilities {
     /// `plan`: the client runs the plan a fleet server sends it (a
     /// [`Worker`](crate::worker::Worker)); from a server, the plan follows `set_cid`.
     pub const PLAN: Capabilities = Capabilities(1);
+    /// `ping`: the client pings while it waits for the fleet's start (`ping`, answered
+    /// `pong`), and a server that agrees holds it to its heartbeat timeout meanwhile.
+    pub const PING: Capabilities = Capabilities(2);
 
     /// Each capability with its wire name, in the order they are encoded.
-    const NAMES: [(Capabilities, &'static str); 1] = [(Capabilities::PLAN, "plan")];
+    const NAMES: [(Capabilities, &'static str); 2] =
+        [(Capabilities::PLAN, "plan"), (Capabilities::PING, "ping")];
 
     /// Whether every capability of `other` is in `self`.
     pub fn contains(self, other: Capabilities) -> bool {
@@ -95,6 +99,11 @@ impl Capabilities {
     /// The capabilities in both.
     pub fn intersection(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 & other.0)
+    }
+
+    /// The capabilities in either.
+    pub const fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 | other.0)
     }
 
     /// Whether there is none.
@@ -208,6 +217,11 @@ pub enum Message {
         /// The test.
         plan: Plan,
     },
+    /// `ping`: a client that said `hello:…:ping` is alive and wants to know the server is
+    /// (sent while it waits for the fleet's start) (new).
+    Ping,
+    /// `pong`: the server's answer to `ping` (new).
+    Pong,
 }
 
 /// Why a line could not be turned into a [`Message`] (or read at all).
@@ -278,7 +292,7 @@ impl ProtocolError {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 17] = [
+pub const COMMANDS: [&str; 19] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -296,6 +310,8 @@ pub const COMMANDS: [&str; 17] = [
     "error",
     "refused",
     "plan",
+    "ping",
+    "pong",
 ];
 
 impl Message {
@@ -319,6 +335,8 @@ impl Message {
             Message::Error(_) => 14,
             Message::Refused(_) => 15,
             Message::Plan { .. } => 16,
+            Message::Ping => 17,
+            Message::Pong => 18,
         }
     }
 
@@ -379,6 +397,8 @@ impl Message {
             "file_roll" => bare(Message::FileRoll),
             "done" => bare(Message::Done),
             "run_tests" => bare(Message::RunTests),
+            "ping" => bare(Message::Ping),
+            "pong" => bare(Message::Pong),
             "file_stats" => {
                 expect_fields("file_stats", n, 3)?;
                 let chunk_size_mb = parse_size("file_stats", "chunk_mb", fields[1])?;
@@ -483,7 +503,9 @@ impl Message {
             | Message::Heartbeat
             | Message::FileRoll
             | Message::Done
-            | Message::RunTests => cmd.to_string(),
+            | Message::RunTests
+            | Message::Ping
+            | Message::Pong => cmd.to_string(),
             Message::FileStats {
                 chunk_size_mb,
                 file_size_mb,
@@ -940,6 +962,13 @@ mod tests {
             },
             Message::Error("boom".into()),
             Message::Refused("server full: 5 clients max".into()),
+            Message::Ping,
+            Message::Pong,
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::PLAN.union(Capabilities::PING),
+            },
         ];
         for m in all {
             assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
@@ -969,6 +998,8 @@ mod tests {
             })
         );
         assert_eq!(Message::parse("hello:1.0:"), Ok(plain));
+        let pinging = Message::parse("hello:1.0:ping,plan").unwrap();
+        assert_eq!(pinging.encode(), "hello:1.0:plan,ping");
         assert!(Message::parse("hello:1.0:plan:more").is_err());
     }
 

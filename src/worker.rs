@@ -6,14 +6,17 @@
 //!
 //! ```text
 //! worker                                   fleet server
-//!   hello:1.0:plan   (token:<s>)
-//!                          ◀── hello:1.0:plan     (a server without a plan answers hello:1.0:
+//!   hello:1.0:plan,ping   (token:<s>)
+//!                          ◀── hello:1.0:plan,ping  (a server without a plan answers hello:1.0:
 //!                                                  the worker leaves without taking an id)
 //!                          ◀── plan:run=<id>:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2
 //!   get_cid               (unless this run's plan already failed here: see `stay`)
 //!                          ◀── set_cid:100
 //!   (validation and timed probe on this host; hb meanwhile)
 //!   ready                 (or file_stats + error:<why the plan cannot run here> → FAILED)
+//!   ping                  (every heartbeat period, if the server agreed to ping)
+//!                          ◀── pong               (silence for a heartbeat period + the
+//!                                                  handshake timeout: the worker gives up)
 //!                          ◀── run_tests          (when the whole fleet is ready)
 //!   file_stats, start, hb, stats, file_roll, …, done   (as `loadmon client`)
 //! ```
@@ -25,8 +28,12 @@
 //! protocol major ends the worker. A run whose plan failed here is not joined again (the plan
 //! carries the run's id, before any id is taken): its report shows this worker FAILED once, and
 //! the worker joins the next run.
+//!
+//! A plan beyond the worker's own limits ([`WorkerConfig::max_chunk_mb`],
+//! [`WorkerConfig::max_run_time`], [`WorkerConfig::max_disk_mb`] and the space free in
+//! `out_dir`) cannot run here either: it is refused before anything is allocated or written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, ClientConfig, ClientResult, Progress};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::file_writer::FileWriter;
+use crate::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 use crate::logging::{EventLog, WarnBudget};
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, ProtocolError, PROTOCOL_VERSION};
@@ -49,8 +56,16 @@ const LATE_PREFIX: &str = "run already started";
 /// [`WorkerConfig::retry_max`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 
+/// Default [`WorkerConfig::max_chunk_mb`]: 256 MiB (the chunk is held in memory).
+pub const DEFAULT_MAX_CHUNK_MB: u64 = 256;
+/// Default [`WorkerConfig::max_run_time`]: 24 h.
+pub const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Default [`WorkerConfig::max_disk_mb`]: 10 GiB.
+pub const DEFAULT_MAX_DISK_MB: u64 = 10 * 1024;
+
 /// Worker settings. `Default` gives the client's defaults, `client_files` for the data, one
-/// run, and a 5 s cap on the pause between attempts.
+/// run, a 5 s cap on the pause between attempts, and limits a shared host can live with:
+/// chunks up to 256 MB, runs up to 24 h, at most 10 GiB on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerConfig {
     /// How to reach the server (host, port, periods, token, log directory).
@@ -62,6 +77,17 @@ pub struct WorkerConfig {
     /// With `stay`, the longest pause between two attempts to reach the server (the pause
     /// starts at 0.1 s and doubles; default 5 s).
     pub retry_max: Duration,
+    /// The largest chunk a plan may ask for, MiB (default 256; 1 to 4096). The writer holds
+    /// one chunk in memory, so this bounds the worker's memory. A plan beyond it is refused
+    /// (the server lists the worker FAILED with the reason) before anything is allocated.
+    pub max_chunk_mb: u64,
+    /// The longest run time a plan may ask for (default 24 h; at most 10^9 s).
+    pub max_run_time: Duration,
+    /// The most disk space a plan may occupy in `out_dir` at once, MiB (default 10240 =
+    /// 10 GiB): `keep_files` finished files plus the one being written; with `keep_files=all`,
+    /// the files that fit in the run time at the rate the probe measured. The plan must also
+    /// fit in the space free on `out_dir`'s file system.
+    pub max_disk_mb: u64,
 }
 
 impl Default for WorkerConfig {
@@ -71,6 +97,9 @@ impl Default for WorkerConfig {
             out_dir: PathBuf::from("client_files"),
             stay: false,
             retry_max: Duration::from_secs(5),
+            max_chunk_mb: DEFAULT_MAX_CHUNK_MB,
+            max_run_time: DEFAULT_MAX_RUN_TIME,
+            max_disk_mb: DEFAULT_MAX_DISK_MB,
         }
     }
 }
@@ -85,13 +114,14 @@ impl WorkerConfig {
         if self.out_dir.as_os_str().is_empty() {
             return Err(Error::Config("out_dir must not be empty".into()));
         }
-        if self.retry_max < Duration::from_millis(1) || self.retry_max > crate::server::MAX_DURATION
-        {
-            return Err(Error::Config(format!(
-                "retry_max must be between 1 ms and {} s",
-                crate::server::MAX_DURATION.as_secs()
-            )));
-        }
+        crate::config::check_duration("retry_max", self.retry_max, crate::config::RETRY_MAX)?;
+        crate::config::CHUNK_SIZE_MB.check("max_chunk_mb", self.max_chunk_mb)?;
+        crate::config::check_duration(
+            "max_run_time",
+            self.max_run_time,
+            crate::config::MAX_RUN_TIME,
+        )?;
+        crate::config::MAX_DISK_MB.check("max_disk_mb", self.max_disk_mb)?;
         Ok(())
     }
 }
@@ -317,7 +347,7 @@ impl Worker {
                 };
             }
         };
-        if let Err(e) = self.wait_for_start(&mut conn, id).await {
+        if let Err(e) = self.wait_for_start(&mut conn, id, offer.ping).await {
             // Gone before the start (stopped, the server went away, the run started without
             // this worker): nothing ran.
             conn.close(Duration::from_millis(200)).await;
@@ -375,7 +405,7 @@ impl Worker {
         conn.feed(&Message::Hello {
             major,
             minor,
-            caps: Capabilities::PLAN,
+            caps: Capabilities::PLAN.union(Capabilities::PING),
         });
         if let Some(t) = &self.config.client.token {
             conn.feed(&Message::Token(t.clone()));
@@ -397,15 +427,18 @@ impl Worker {
                             theirs: format!("{m}.{n}"),
                         }));
                     }
-                    Some(Ok(caps.contains(Capabilities::PLAN)))
+                    Some(Ok((
+                        caps.contains(Capabilities::PLAN),
+                        caps.contains(Capabilities::PING),
+                    )))
                 }
                 _ => None,
             })
             .await;
         let addr = format!("{}:{}", self.config.client.host, self.config.client.port);
-        match offered {
-            Ok(true) => {}
-            Ok(false) => {
+        let ping = match offered {
+            Ok((true, ping)) => ping,
+            Ok((false, _)) => {
                 return Err(Error::Refused(format!(
                     "the server at {addr} hands out no plan: it is not in fleet mode (start it \
                      with --expect-clients); use `loadmon client` for a server without a plan"
@@ -419,7 +452,7 @@ impl Worker {
                 )))
             }
             Err(e) => return Err(e),
-        }
+        };
         let plan = self
             .next_line(conn, timeout, "plan", |m| match m {
                 Ok(Message::Plan { run, plan }) => Some(Ok(Ok((*run, *plan)))),
@@ -437,7 +470,7 @@ impl Worker {
             Ok((run, _)) => format!("{addr} run {run}"),
             Err(e) => format!("{addr} {e}"),
         };
-        Ok(Offer { key, plan })
+        Ok(Offer { key, plan, ping })
     }
 
     /// `get_cid`; returns the id.
@@ -509,7 +542,8 @@ impl Worker {
     /// (`file_stats` and `error:<why>`: FAILED with the reason).
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
-        let mut probe = tokio::task::spawn_blocking(move || FileWriter::new(config));
+        let limits = Limits::of(&self.config);
+        let mut probe = tokio::task::spawn_blocking(move || limits.check(config));
         let period = self.config.client.heartbeat_period;
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         hb.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -542,8 +576,12 @@ impl Worker {
         }
     }
 
-    /// `ready`, then waits (as long as the fleet needs) for `run_tests`.
-    async fn wait_for_start(&self, conn: &mut Connection, id: u32) -> Result<()> {
+    /// `ready`, then waits (as long as the fleet needs) for `run_tests`. With `ping` (the
+    /// server agreed to it in `hello`), it pings every heartbeat period and gives up when the
+    /// server has said nothing for a heartbeat period plus the handshake timeout (15 s with
+    /// the defaults): its host died without a FIN reaching the worker, or its process hangs.
+    /// Without it (an older server), TCP keepalive notices a host that went away.
+    async fn wait_for_start(&self, conn: &mut Connection, id: u32, ping: bool) -> Result<()> {
         conn.send(&Message::Ready)
             .await
             .map_err(|e| Error::from_frame(e, "send to the server"))?;
@@ -551,15 +589,36 @@ impl Worker {
             "Client id {id}: ready, waiting for the fleet to start"
         ));
         let cancel = self.cancel_token();
+        let period = self.config.client.heartbeat_period;
+        let silence = period + self.config.client.handshake_timeout;
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         loop {
             let parsed = tokio::select! {
                 _ = cancel.cancelled() => {
                     return Err(Error::Interrupted("while waiting for the fleet to start".into()));
                 }
+                _ = pings.tick(), if ping => {
+                    // Without waiting: a server that does not read must not hold the worker.
+                    conn.feed(&Message::Ping);
+                    conn.try_flush().map_err(|e| Error::net("send to the server", e))?;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(heard + silence), if ping => {
+                    return Err(Error::Timeout(format!(
+                        "the server said nothing for {:.1} s while this worker waited for the \
+                         fleet's start (it pings every {:.1} s): the server or its host is gone",
+                        silence.as_secs_f64(),
+                        period.as_secs_f64()
+                    )));
+                }
                 m = conn.read_message() => m.map_err(|e| Error::from_frame(e, "read from the server"))?,
             };
+            heard = tokio::time::Instant::now();
             match parsed {
                 Some(Ok(Message::RunTests)) => break,
+                Some(Ok(Message::Pong)) => {}
                 Some(Ok(Message::Refused(r))) => {
                     return Err(Error::Refused(crate::text::escape_control(&r).into_owned()))
                 }
@@ -576,12 +635,138 @@ impl Worker {
     }
 }
 
+/// A worker's own limits on the plans it runs ([`WorkerConfig::max_chunk_mb`], …).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_chunk_mb: u64,
+    max_run_time: Duration,
+    max_disk_mb: u64,
+}
+
+impl Limits {
+    fn of(c: &WorkerConfig) -> Limits {
+        Limits {
+            max_chunk_mb: c.max_chunk_mb,
+            max_run_time: c.max_run_time,
+            max_disk_mb: c.max_disk_mb,
+        }
+    }
+
+    /// The plan's writer, if the plan is within the file writer's rules and these limits on
+    /// this host: the chunk, the run time and the least disk space the plan needs are checked
+    /// before anything is allocated or written, then the timed probe runs and gives the disk
+    /// space the whole run can occupy (blocking: file system calls).
+    fn check(self, config: FileWriterConfig) -> Result<FileWriter> {
+        config.validate()?;
+        if config.chunk_size_mb > self.max_chunk_mb {
+            return Err(Error::Config(format!(
+                "the plan's chunk size {} MB is above this worker's limit of {} MB \
+                 (max_chunk_mb; a chunk is held in memory)",
+                config.chunk_size_mb, self.max_chunk_mb
+            )));
+        }
+        if config.run_time_s > self.max_run_time.as_secs_f64() {
+            return Err(Error::Config(format!(
+                "the plan's run time {} s is above this worker's limit of {} s (max_run_time)",
+                config.run_time_s,
+                self.max_run_time.as_secs_f64()
+            )));
+        }
+        // Before the probe: two whole files at least (the probe refuses a plan where fewer fit).
+        self.check_disk(&config, None)?;
+        let writer = FileWriter::new(config)?;
+        self.check_disk(writer.config(), Some(writer.probe().files_that_fit))?;
+        Ok(writer)
+    }
+
+    /// Checks the disk space `config` can occupy in its `out_dir` at once against
+    /// `max_disk_mb` and the space free there. Without the probe's `files_that_fit`, the least
+    /// any run of the plan needs (two whole files); with it, `keep_files` (or with `all`, the
+    /// whole files that fit in the run time) plus the one being written.
+    fn check_disk(self, config: &FileWriterConfig, files_that_fit: Option<f64>) -> Result<()> {
+        let file_mb = u128::from(config.file_size_mb);
+        let (files, why) = match files_that_fit {
+            None => (2, "at least two whole files".to_string()),
+            Some(fit) => {
+                // Whole files the run time holds (finite, not negative: from the probe).
+                let fit = if fit.is_finite() && fit > 0.0 {
+                    fit.floor().min(u64::MAX as f64) as u128
+                } else {
+                    u128::from(u64::MAX)
+                };
+                match config.keep_files {
+                    KeepFiles::Last(k) if (k as u128) < fit => (
+                        k as u128 + 1,
+                        format!("keep_files={k} and the one being written"),
+                    ),
+                    keep => (
+                        fit.saturating_add(1),
+                        format!(
+                            "keep_files={keep}: the {fit} whole file(s) the probe's rate fills \
+                             in {} s, and the one being written",
+                            config.run_time_s
+                        ),
+                    ),
+                }
+            }
+        };
+        let need_mb = files.saturating_mul(file_mb);
+        let dir = config.out_dir.display();
+        if need_mb > u128::from(self.max_disk_mb) {
+            return Err(Error::Config(format!(
+                "the plan can occupy {need_mb} MB in {dir} ({why}, of {file_mb} MB each), above \
+                 this worker's limit of {} MB (max_disk_mb)",
+                self.max_disk_mb
+            )));
+        }
+        if let Some(free_mb) = free_mb(&config.out_dir) {
+            if need_mb > u128::from(free_mb) {
+                return Err(Error::Config(format!(
+                    "the plan can occupy {need_mb} MB in {dir} ({why}, of {file_mb} MB each), \
+                     but only {free_mb} MB are free there"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The space free for an unprivileged user on the file system of `dir` (or of its nearest
+/// existing ancestor: the writer creates `dir`), MiB; `None` where it cannot be told.
+fn free_mb(dir: &Path) -> Option<u64> {
+    let existing = dir
+        .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists())?;
+    free_mb_at(existing)
+}
+
+#[cfg(unix)]
+fn free_mb_at(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    let bytes = u128::from(s.f_bavail).saturating_mul(u128::from(s.f_frsize));
+    u64::try_from(bytes >> 20).ok()
+}
+
+#[cfg(not(unix))]
+fn free_mb_at(_dir: &Path) -> Option<u64> {
+    None
+}
+
 /// What a fleet server offers before any id is taken.
 struct Offer {
     /// Which run of which server (the failure of a run is remembered by this).
     key: String,
     /// The run's id and plan, or why the plan line is no plan.
     plan: Result<(u64, Plan)>,
+    /// Whether the server agreed to `ping` (it answers `pong` while the worker waits).
+    ping: bool,
 }
 
 /// How one attempt ended.

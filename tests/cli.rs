@@ -52,6 +52,38 @@ fn config_errors_exit_2_with_one_line() {
     assert_eq!(code, 2);
 }
 
+/// `loadmon worker --max-chunk-mb/--max-run-time/--max-disk`: bad values exit 2 saying why;
+/// sizes take units.
+#[test]
+fn worker_limit_flags_are_checked() {
+    for (args, why) in [
+        (
+            &["--max-chunk-mb", "5000"][..],
+            "max_chunk_mb must be from 1 to 4096, not 5000",
+        ),
+        (
+            &["--max-chunk-mb", "0"],
+            "max_chunk_mb must be from 1 to 4096, not 0",
+        ),
+        (&["--max-run-time", "0"], "max_run_time must be positive"),
+        (
+            &["--max-disk", "10kB"],
+            "max_disk must be a size in MB, or with a unit",
+        ),
+        (&["--max-disk", "0"], "max_disk must be a size in MB"),
+    ] {
+        let (code, _, err) =
+            run(&[&["worker", "--no-log-files", "--port", "1"][..], args].concat());
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    let (code, out, _) = run(&["worker", "--help"]);
+    assert_eq!(code, 0);
+    for default in ["[default: 256]", "[default: 86400]", "[default: 10240]"] {
+        assert!(out.contains(default), "{default}: {out}");
+    }
+}
+
 #[test]
 fn an_unreachable_server_exits_1() {
     let tmp = tempfile::tempdir().unwrap();

@@ -789,7 +789,7 @@ async fn a_malformed_plan_is_refused_by_the_worker_and_the_server_told_why() {
         assert!(matches!(e, Error::Protocol(_)), "{e:?}");
         assert!(e.to_string().contains(why), "{e}");
         let seen = seen.await.unwrap();
-        assert_eq!(seen[0], "hello:1.0:plan");
+        assert_eq!(seen[0], "hello:1.0:plan,ping");
         assert_eq!(seen[1], "get_cid");
         let last = seen.last().unwrap();
         assert!(

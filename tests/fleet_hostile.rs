@@ -415,7 +415,7 @@ async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker
     let mut lines = BufReader::new(r).lines();
     assert_eq!(
         lines.next_line().await.unwrap().as_deref(),
-        Some("hello:1.0:plan")
+        Some("hello:1.0:plan,ping")
     );
     // The probe's file (its first in this process) is a FIFO nobody reads: opening it blocks.
     let fifo = out.join(format!(".loadmon_probe_{pid}_0"));
@@ -525,4 +525,515 @@ async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
         "the worker came back {last_gap:?} after a run that failed at once; gaps: {:?}",
         accepted.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
     );
+}
+
+/// The process's peak resident memory, MiB (Linux: `VmHWM`).
+#[cfg(target_os = "linux")]
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// The plan of the issue: 4,096 MB chunks, 1 PiB files, keep every file, 10^9 s. The file
+/// writer's own bounds let it through; the worker's local limits (defaults) refuse it before a
+/// chunk is allocated or a byte written, and the server hears why. Then plans that break one
+/// limit each, and one that fits in no file system.
+#[tokio::test]
+async fn a_plan_beyond_the_workers_own_limits_is_refused_with_the_reason_and_nothing_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hostile = plan_with(&[
+        ("runtime", "1e9"),
+        ("chunksize", "4096"),
+        ("filesize", "1073741824"),
+        ("keep_files", "all"),
+    ]);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            hostile,
+            "the plan's chunk size 4096 MB is above this worker's limit of 256 MB (max_chunk_mb",
+        ),
+        (
+            plan_with(&[("chunksize", "257"), ("filesize", "300")]),
+            "above this worker's limit of 256 MB (max_chunk_mb",
+        ),
+        (
+            plan_with(&[("runtime", "1e9")]),
+            "the plan's run time 1000000000 s is above this worker's limit of 86400 s \
+             (max_run_time)",
+        ),
+        (
+            plan_with(&[("runtime", "86401")]),
+            "limit of 86400 s (max_run_time)",
+        ),
+        // Two whole files at least: 2 PiB.
+        (
+            plan_with(&[("filesize", "1073741824")]),
+            "the plan can occupy 2147483648 MB in",
+        ),
+        (
+            plan_with(&[("filesize", "6000")]),
+            "above this worker's limit of 10240 MB (max_disk_mb)",
+        ),
+    ];
+    for (plan, why) in cases {
+        let (port, seen) = common::fake_fleet_server(plan.clone(), Vec::new()).await;
+        let worker = Worker::new(worker_config(port, &out)).unwrap();
+        let e = tokio::time::timeout(LIMIT, worker.run_once())
+            .await
+            .unwrap_or_else(|_| panic!("the worker hangs on {plan}"))
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{plan}: {e:?}");
+        assert!(e.to_string().contains(why), "{plan}: {e}");
+        drop(worker);
+        let seen = seen.await.unwrap();
+        let last = seen.last().unwrap();
+        assert!(
+            last.starts_with("error:") && last.contains(why),
+            "{plan}: the server is told why: {seen:?}"
+        );
+        assert!(!seen.iter().any(|l| l == "ready"), "{plan}: {seen:?}");
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(files.is_empty(), "{plan}: {files:?}");
+    }
+    // A plan that is within max_disk_mb but not within the space free on out_dir's file
+    // system (no disk has 2 PiB free).
+    let plan = plan_with(&[("filesize", "1073741824")]);
+    let (port, seen) = common::fake_fleet_server(plan, Vec::new()).await;
+    let mut config = worker_config(port, &out);
+    config.max_disk_mb = loadmon::config::MAX_SIZE_LIMIT_MB;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("MB are free there"), "{e}");
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(
+        seen.last().unwrap().contains("MB are free there"),
+        "{seen:?}"
+    );
+    // Nothing of the size of a hostile chunk was ever held (the tests of this binary write
+    // 1 MiB chunks).
+    #[cfg(target_os = "linux")]
+    assert!(
+        peak_rss_mb() < 200,
+        "peak RSS {} MiB: a chunk of the plan was allocated",
+        peak_rss_mb()
+    );
+}
+
+/// keep_files=all: the disk space is what the run time fills at the rate the probe measured,
+/// checked after the probe (which writes and removes its own file).
+#[tokio::test]
+async fn keep_all_is_refused_when_the_run_time_fills_more_than_max_disk_at_the_probes_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // 60 s of 2 MiB files: more than 5 files fill 10 MiB at any rate above 0.2 MiB/s.
+    let plan = plan_with(&[("runtime", "60"), ("keep_files", "all")]);
+    let (port, seen) = common::fake_fleet_server(plan, Vec::new()).await;
+    let mut config = worker_config(port, &out);
+    config.max_disk_mb = 10;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("keep_files=all: the ")
+            && text.contains("whole file(s) the probe's rate fills in 60 s")
+            && text.ends_with("above this worker's limit of 10 MB (max_disk_mb)"),
+        "{text}"
+    );
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(seen.last().unwrap().contains("(max_disk_mb)"), "{seen:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+/// The refusal reaches the server's report (FAILED, with the reason); the same plan within
+/// the worker's limits runs and passes.
+#[tokio::test]
+async fn a_plan_beyond_a_limit_is_failed_in_the_report_and_one_within_the_limits_runs() {
+    use loadmon::server::{FleetConfig, ServerConfig};
+    use loadmon::Status;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = loadmon::plan::Plan {
+        chunk_size_mb: 2,
+        file_size_mb: 4,
+        ..common::small_plan(0.5)
+    };
+    let fleet = || ServerConfig {
+        port: 0,
+        fleet: Some(FleetConfig::new(1, plan)),
+        ..Default::default()
+    };
+    let server = common::TestServer::start(fleet()).await;
+    let mut config = worker_config(server.addr.port(), dir.path());
+    config.max_chunk_mb = 1;
+    let worker = Worker::new(config).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("limit of 1 MB (max_chunk_mb"), "{e}");
+    let report = server.stop().await;
+    assert_eq!(report.clients.len(), 1, "{}", report.to_text());
+    assert_eq!(report.clients[0].status, Status::Failed);
+    let reason = report.clients[0].reason.as_deref().unwrap_or("");
+    assert!(
+        reason.contains("the plan's chunk size 2 MB is above this worker's limit of 1 MB"),
+        "{reason}"
+    );
+    // Within the limits (the defaults): it runs.
+    let server = common::TestServer::start(fleet()).await;
+    let worker = Worker::new(worker_config(server.addr.port(), dir.path())).unwrap();
+    let run = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .expect("a plan within the limits runs");
+    assert_eq!(run.plan, plan);
+    let report = server.report().await;
+    assert_eq!(
+        report.clients[0].status,
+        Status::Pass,
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn the_workers_limits_are_checked_when_it_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = worker_config(1, dir.path());
+    assert_eq!(
+        (ok.max_chunk_mb, ok.max_run_time, ok.max_disk_mb),
+        (256, Duration::from_secs(86_400), 10_240)
+    );
+    for (bad, name) in [
+        (
+            WorkerConfig {
+                max_chunk_mb: 0,
+                ..ok.clone()
+            },
+            "max_chunk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_chunk_mb: 4097,
+                ..ok.clone()
+            },
+            "max_chunk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_run_time: Duration::ZERO,
+                ..ok.clone()
+            },
+            "max_run_time",
+        ),
+        (
+            WorkerConfig {
+                max_run_time: Duration::from_secs(1_000_000_001),
+                ..ok.clone()
+            },
+            "max_run_time",
+        ),
+        (
+            WorkerConfig {
+                max_disk_mb: 0,
+                ..ok.clone()
+            },
+            "max_disk_mb",
+        ),
+        (
+            WorkerConfig {
+                max_disk_mb: u64::MAX,
+                ..ok.clone()
+            },
+            "max_disk_mb",
+        ),
+    ] {
+        let e = Worker::new(bad).unwrap_err();
+        assert!(e.is_config() && e.to_string().contains(name), "{e}");
+    }
+}
+
+/// A fleet server for one connection that offers `ping`: `hello:1.0:plan,ping` and the plan,
+/// `set_cid:100`; after `ready`, every `ping` is answered `pong` for `pong_for` (on the test's
+/// clock); then, with `close`, it closes, else it goes silent and keeps the connection open
+/// (a hung server, or a host gone without a FIN) until the worker closes it. Returns the lines.
+async fn pinging_server(
+    pong_for: Duration,
+    close: bool,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let mut seen = Vec::new();
+        let mut ready_at: Option<tokio::time::Instant> = None;
+        let limit = Duration::from_secs(600);
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(limit, lines.next_line()).await {
+            let answering = ready_at.is_some_and(|t| t.elapsed() < pong_for);
+            let reply = match line.split(':').next().unwrap_or("") {
+                "hello" => format!("hello:1.0:plan,ping\n{PLAN}"),
+                "get_cid" => "set_cid:100\n".to_string(),
+                "ready" => {
+                    ready_at = Some(tokio::time::Instant::now());
+                    String::new()
+                }
+                "ping" if answering => "pong\n".to_string(),
+                "ping" if close => break,
+                _ => String::new(),
+            };
+            seen.push(line);
+            if !reply.is_empty() && w.write_all(reply.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        seen
+    });
+    (port, task)
+}
+
+/// A server that goes silent after the worker said `ready` (the socket stays open: a hung
+/// server process, or its host gone without a FIN) is given up within the heartbeat period
+/// plus the handshake timeout; a server that answers the pings keeps the worker waiting.
+#[tokio::test(start_paused = true)]
+async fn a_ready_worker_gives_up_on_a_server_that_stops_answering_its_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, seen) = pinging_server(Duration::ZERO, false).await;
+    let worker = Worker::new(worker_config(port, &dir.path().join("out"))).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .expect("the ready worker waits for ever on a silent server")
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    assert!(
+        e.to_string().contains(
+            "the server said nothing for 2.2 s while this worker waited for the fleet's start \
+             (it pings every 0.2 s)"
+        ),
+        "{e}"
+    );
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert_eq!(seen[0], "hello:1.0:plan,ping");
+    let ready = seen.iter().position(|l| l == "ready").expect("ready");
+    let pings = seen[ready..].iter().filter(|l| *l == "ping").count();
+    // One every 0.2 s for the 2.2 s of silence.
+    assert!((10..=11).contains(&pings), "{pings} pings: {seen:?}");
+
+    // Answered for a minute, then the server closes: the worker waited the whole minute.
+    let (port, seen) = pinging_server(Duration::from_secs(60), true).await;
+    let worker = Worker::new(worker_config(port, &dir.path().join("out"))).unwrap();
+    let t = tokio::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(600), worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Disconnected(_)), "{e:?}");
+    assert!(t.elapsed() >= Duration::from_secs(60), "{:?}", t.elapsed());
+    drop(worker);
+    let pings = seen.await.unwrap().iter().filter(|l| *l == "ping").count();
+    assert!(pings >= 290, "{pings}");
+}
+
+/// A server that does not offer `ping` (one from before it): the worker does not ping and
+/// waits as long as the server keeps the connection.
+#[tokio::test(start_paused = true)]
+async fn a_worker_does_not_ping_a_server_that_did_not_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, seen) = common::fake_fleet_server(PLAN.to_string(), Vec::new()).await;
+    let worker = Worker::new(worker_config(port, &dir.path().join("out"))).unwrap();
+    let e = tokio::time::timeout(LIMIT, worker.run_once())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Disconnected(_)), "{e:?}");
+    drop(worker);
+    let seen = seen.await.unwrap();
+    assert!(!seen.iter().any(|l| l == "ping"), "{seen:?}");
+}
+
+/// The server's side: a worker that said `hello:…:ping` gets `pong` for each `ping` while it
+/// waits at the barrier, and one whose pings stop (its host died) is TIMED OUT and leaves the
+/// barrier; a seed client at the barrier is not held to a heartbeat.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_worker_whose_pings_stop_is_timed_out_and_leaves_the_barrier() {
+    use common::{Raw, TestServer};
+    use loadmon::server::{FleetConfig, ServerConfig};
+    use loadmon::Status;
+    let server = TestServer::start(ServerConfig {
+        port: 0,
+        heartbeat_timeout: Duration::from_secs(3),
+        fleet: Some(FleetConfig::new(3, common::small_plan(0.5))),
+        ..Default::default()
+    })
+    .await;
+    let mut seed = Raw::connect(server.addr).await;
+    seed.send("get_cid").await;
+    assert_eq!(seed.recv().await.as_deref(), Some("set_cid:100"));
+    seed.send("ready").await;
+    let mut w = Raw::connect(server.addr).await;
+    w.send("hello:1.0:plan,ping").await;
+    assert_eq!(w.recv().await.as_deref(), Some("hello:1.0:plan,ping"));
+    assert!(w.recv().await.unwrap().starts_with("plan:"));
+    w.send("get_cid").await;
+    assert_eq!(w.recv().await.as_deref(), Some("set_cid:101"));
+    w.send("ready").await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        w.send("ping").await;
+        assert_eq!(w.recv().await.as_deref(), Some("pong"));
+    }
+    assert_eq!(server.control.fleet().unwrap().ready, 2);
+    // Silence: after the heartbeat timeout the worker is gone from the barrier.
+    assert!(w.closed().await, "the silent worker is closed");
+    assert_eq!(server.control.fleet().unwrap().ready, 1);
+    // The seed client waited all along, without a heartbeat.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(server.control.fleet().unwrap().ready, 1);
+    let report = server.stop().await;
+    let by_id = |id: u32| report.clients.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(by_id(101).status, Status::TimedOut);
+    assert_eq!(
+        by_id(101).reason.as_deref(),
+        Some("no ping for 3.0 s while waiting for the fleet's start")
+    );
+    assert_eq!(by_id(100).status, Status::Aborted, "stopped, not timed out");
+}
+
+/// Waits (bounded) until `n` clients are ready at the server's barrier.
+async fn until_counted(control: &loadmon::server::ServerControl, n: usize) {
+    for _ in 0..1000 {
+        if control.fleet().is_some_and(|f| f.ready == n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} client(s) never ready at the barrier");
+}
+
+/// The TCP timers of this host's established connections matching `filter` (`ss -tno`).
+#[cfg(target_os = "linux")]
+fn tcp_timers(filter: &[&str]) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .args(filter)
+        .output()
+        .expect("run ss (iproute2)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// [`tcp_timers`] once every line sent is acknowledged (until then the timer shown is the
+/// retransmission's), bounded.
+#[cfg(target_os = "linux")]
+async fn idle_timers(filter: &[&str]) -> String {
+    let mut timers = String::new();
+    for _ in 0..100 {
+        timers = tcp_timers(filter);
+        if !timers.contains("timer:(on,") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    timers
+}
+
+/// TCP keepalive on both ends, so that a peer whose host vanished without a FIN is noticed
+/// where nothing is sent: the server's connection to a seed client waiting at the barrier,
+/// and a worker waiting for the start of a server without `ping`. Checked on the sockets
+/// (`ss` shows a keepalive timer of at most 10 s on an idle connection).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn both_ends_of_a_connection_keep_it_alive_with_tcp_keepalive() {
+    use common::{Raw, TestServer};
+    use loadmon::server::{FleetConfig, ServerConfig};
+    // ss writes 9.5 s as `9.500ms`, 10 s as `10sec`, 0.5 s as `500ms`, 2 h as `120min`.
+    let seconds = |v: &str| -> Option<f64> {
+        if v.contains("min") {
+            return None;
+        }
+        if let Some(s) = v.strip_suffix("sec") {
+            return s.parse().ok();
+        }
+        let ms = v.strip_suffix("ms")?;
+        match ms.split_once('.') {
+            Some((s, ms)) => Some(s.parse::<f64>().ok()? + ms.parse::<f64>().ok()? / 1000.0),
+            None => Some(ms.parse::<f64>().ok()? / 1000.0),
+        }
+    };
+    let keepalive = |timers: &str| {
+        timers.lines().count() == 1
+            && timers
+                .split("timer:(keepalive,")
+                .nth(1)
+                .and_then(|t| t.split(',').next())
+                .and_then(seconds)
+                .is_some_and(|s| s <= 10.0)
+    };
+    // The server's end of a seed client's connection, waiting at the barrier.
+    let server = TestServer::start(ServerConfig {
+        port: 0,
+        fleet: Some(FleetConfig::new(2, common::small_plan(0.5))),
+        ..Default::default()
+    })
+    .await;
+    let mut seed = Raw::connect(server.addr).await;
+    seed.send("get_cid").await;
+    assert_eq!(seed.recv().await.as_deref(), Some("set_cid:100"));
+    seed.send("ready").await;
+    let port = format!(":{}", server.addr.port());
+    until_counted(&server.control, 1).await;
+    let timers = idle_timers(&["sport", "=", &port]).await;
+    assert!(keepalive(&timers), "server side: {timers}");
+    // The test's raw client has none: the timer is the server's.
+    assert!(!tcp_timers(&["dport", "=", &port]).contains("keepalive"));
+    server.stop().await;
+
+    // The worker's end, waiting for the start of a server that does not ping.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let worker = Worker::new(worker_config(port, &dir.path().join("out"))).unwrap();
+    let cancel = worker.cancel_token();
+    let run = tokio::spawn(async move { worker.run_once().await });
+    let (stream, _) = listener.accept().await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Some(line) = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        let reply = match line.split(':').next().unwrap_or("") {
+            "hello" => format!("hello:1.0:plan\n{PLAN}"),
+            "get_cid" => "set_cid:100\n".to_string(),
+            _ => String::new(),
+        };
+        w.write_all(reply.as_bytes()).await.unwrap();
+        if line == "ready" {
+            break;
+        }
+    }
+    let port = format!(":{port}");
+    let timers = idle_timers(&["dport", "=", &port]).await;
+    assert!(keepalive(&timers), "worker side: {timers}");
+    cancel.cancel();
+    let e = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert!(matches!(e, Err(Error::Interrupted(_))), "{e:?}");
 }

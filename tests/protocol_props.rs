@@ -60,6 +60,8 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::FileRoll),
         Just(Message::Done),
         Just(Message::RunTests),
+        Just(Message::Ping),
+        Just(Message::Pong),
         (0u64..=(1 << 30), 0u64..=(1 << 30)).prop_map(|(c, f)| Message::FileStats {
             chunk_size_mb: c,
             file_size_mb: f

@@ -285,8 +285,10 @@ class Client:
 @final
 class Worker:
     """A fleet worker: takes the plan of a fleet server, waits for the fleet's start and writes
-    files as planned. ``stay=True`` comes back for the next run until cancelled. A context
-    manager (started on enter, cancelled and joined on exit)."""
+    files as planned. ``stay=True`` comes back for the next run until cancelled. A plan beyond
+    this host's limits (``max_chunk_mb``, ``max_run_time`` s, ``max_disk_mb`` on disk at once)
+    is refused; the server lists the worker FAILED with the reason. A context manager (started
+    on enter, cancelled and joined on exit)."""
 
     def __new__(
         cls,
@@ -300,6 +302,9 @@ class Worker:
         stats_period: float | None = 10.0,
         connect_timeout: float | None = 5.0,
         log_dir: _Path | None = None,
+        max_chunk_mb: int | None = 256,
+        max_run_time: float | None = 86400.0,
+        max_disk_mb: int | None = 10240,
     ) -> "Worker": ...
     def run(self) -> WorkerSummary:
         """Run to the end (with ``stay``: until cancelled); GIL released."""

@@ -11,6 +11,8 @@
 //! driver to join the [`Barrier`](super::barrier::Barrier) ([`Next::JoinBarrier`]); the
 //! session then waits — without a heartbeat timeout: a seed client sends no `hb` before
 //! `run_tests` — until the driver sees the release and calls [`Session::start`]. A peer that
+//! said `hello:…:ping` (a worker) pings while it waits: each `ping` is answered `pong` and the
+//! heartbeat timeout applies to it meanwhile, so a worker whose host died leaves the barrier. A peer that
 //! said `hello:…:plan` gets the plan ([`Step::plan`]) as soon as it is authenticated: after the
 //! hello answer, or after its token — before `get_cid`, so that a worker can tell a run it
 //! already failed from the next one without taking an id.
@@ -48,7 +50,7 @@ impl Rules {
     /// What this server offers in `hello`.
     fn offers(&self) -> Capabilities {
         if self.plan.is_some() {
-            Capabilities::PLAN
+            Capabilities::PLAN.union(Capabilities::PING)
         } else {
             Capabilities::NONE
         }
@@ -513,6 +515,14 @@ impl Session {
                 c.last_heartbeat = now;
                 Step::stay()
             }
+            // A sign of life (not counted as a heartbeat), answered so that the peer knows
+            // this server is alive too.
+            Message::Ping => {
+                self.last_heartbeat = now;
+                self.missed_reported = false;
+                c.last_heartbeat = now;
+                Step::reply(Message::Pong)
+            }
             Message::SendStats { cpu_pct, mem_pct } => {
                 c.stats_reports = c.stats_reports.saturating_add(1);
                 c.cpu_total += cpu_pct;
@@ -601,12 +611,14 @@ impl Session {
             Message::Hello { .. } | Message::Token(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
-            Message::SetCid(_) | Message::RunTests | Message::Refused(_) | Message::Plan { .. } => {
-                Step::warn(format!(
-                    "{id}: ignored server-only command {}",
-                    msg.command()
-                ))
-            }
+            Message::SetCid(_)
+            | Message::RunTests
+            | Message::Refused(_)
+            | Message::Plan { .. }
+            | Message::Pong => Step::warn(format!(
+                "{id}: ignored server-only command {}",
+                msg.command()
+            )),
         }
     }
 
@@ -779,9 +791,11 @@ impl Session {
                 rules.handshake_timeout.as_secs_f64()
             ));
         };
-        if self.phase == StartPhase::Waiting {
+        let pings = self.caps.contains(Capabilities::PING);
+        if self.phase == StartPhase::Waiting && !pings {
             // Waiting for the fleet: no heartbeat is due (a seed client sends none before
-            // run_tests). Look again later; the start restarts the clock.
+            // run_tests; TCP keepalive notices its host going away). Look again later; the
+            // start restarts the clock. A peer that pings is held to the timeout meanwhile.
             return Timer::Wait(now + rules.heartbeat_timeout);
         }
         let age = now.saturating_duration_since(self.last_heartbeat);
@@ -794,10 +808,17 @@ impl Session {
             };
             return Timer::Missed(event, self.deadline(rules, events_active));
         }
-        let reason = format!(
-            "no heartbeat for {:.1} s",
-            rules.heartbeat_timeout.as_secs_f64()
-        );
+        let reason = if self.phase == StartPhase::Waiting {
+            format!(
+                "no ping for {:.1} s while waiting for the fleet's start",
+                rules.heartbeat_timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "no heartbeat for {:.1} s",
+                rules.heartbeat_timeout.as_secs_f64()
+            )
+        };
         let event = record.and_then(|c| c.set_status(Status::TimedOut, Some(reason.clone()), now));
         Timer::TimedOut(event, reason)
     }
@@ -945,6 +966,85 @@ mod tests {
             })
         );
         assert!(!answer.plan);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_pings_is_answered_and_timed_out_at_the_barrier_when_its_pings_stop() {
+        let r = fleet_rules();
+        let t0 = Instant::now();
+        let both = Capabilities::PLAN.union(Capabilities::PING);
+        let (mut s, mut c, hello) = fleet_client(both, t0);
+        assert!(hello.plan);
+        assert_eq!(
+            hello.reply.map(|m| m.encode()).as_deref(),
+            Some("hello:1.0:plan,ping")
+        );
+        s.on_message(Message::Ready, t0, Some(&mut c), t0);
+        s.joined(
+            Joined::Waiting {
+                ready: 1,
+                expected: 2,
+            },
+            t0,
+            &mut c,
+        );
+        // Pings every 5 s for a minute: answered, alive.
+        for _ in 0..12 {
+            tokio::time::advance(Duration::from_secs(5)).await;
+            let now = Instant::now();
+            assert!(matches!(
+                s.on_timer(now, &r, false, Some(&mut c)),
+                Timer::Wait(_)
+            ));
+            let pong = s.on_message(Message::Ping, now, Some(&mut c), now);
+            assert_eq!((pong.reply, pong.next), (Some(Message::Pong), Next::Stay));
+        }
+        assert_eq!(c.heartbeats, 0, "a ping is not a heartbeat");
+        // Its host died: no ping for the heartbeat timeout, and it leaves the barrier.
+        let last = Instant::now();
+        assert_eq!(s.deadline(&r, false), last + Duration::from_secs(15));
+        tokio::time::advance(Duration::from_secs(15)).await;
+        match s.on_timer(Instant::now(), &r, false, Some(&mut c)) {
+            Timer::TimedOut(_, reason) => assert_eq!(
+                reason,
+                "no ping for 15.0 s while waiting for the fleet's start"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.status, Status::TimedOut);
+        // A worker from before `ping` (plan only) waits as a seed client does.
+        let (mut old, mut oc, _) = fleet_client(Capabilities::PLAN, t0);
+        old.on_message(Message::Ready, t0, Some(&mut oc), t0);
+        old.joined(
+            Joined::Waiting {
+                ready: 1,
+                expected: 2,
+            },
+            t0,
+            &mut oc,
+        );
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(matches!(
+            old.on_timer(Instant::now(), &r, false, Some(&mut oc)),
+            Timer::Wait(_)
+        ));
+        // Outside fleet mode nobody is offered ping.
+        let plain = rules(None);
+        let mut p = Session::new(peer(), &plain, t0);
+        let answer = p.on_message(
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: both,
+            },
+            t0,
+            None,
+            t0,
+        );
+        assert_eq!(
+            answer.reply.map(|m| m.encode()).as_deref(),
+            Some("hello:1.0")
+        );
     }
 
     #[tokio::test(start_paused = true)]

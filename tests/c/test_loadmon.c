@@ -855,6 +855,7 @@ static LoadmonWorkerConfig small_worker(uint16_t port, const char *dir) {
     LoadmonWorkerConfig c;
     CHECK(loadmon_worker_config_default(&c, sizeof c) == LOADMON_OK);
     CHECK(c.struct_size == sizeof c && c.stay == 0 && c.retry_max_ms == 5000);
+    CHECK(c.max_chunk_mb == 256 && c.max_run_time_ms == 86400000 && c.max_disk_mb == 10240);
     CHECK(c.out_dir != NULL && strcmp(c.out_dir, "client_files") == 0 && c.log_dir == NULL);
     c.port = port;
     c.out_dir = dir;
@@ -1326,6 +1327,14 @@ static void test_fleet_bad_values(void) {
     wc.retry_max_ms = 0;
     CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
     CHECK(last_error_contains("retry_max"));
+    wc = small_worker(nobody, out_dir);
+    wc.max_chunk_mb = 4097;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("max_chunk_mb must be from 1 to 4096"));
+    wc = small_worker(nobody, out_dir);
+    wc.max_disk_mb = -1;
+    CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);
+    CHECK(last_error_contains("max_disk_mb"));
     wc = small_worker(nobody, out_dir);
     wc.port = 70000;
     CHECK(loadmon_worker_start(&wc, &w) == LOADMON_CONFIG && w == NULL);

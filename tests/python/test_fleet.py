@@ -164,7 +164,17 @@ def test_max_clients_none_makes_room_for_the_fleet() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"port": 70000}, {"retry_max": 0}, {"retry_max": -1.0}, {"heartbeat_period": 0}, {"out_dir": ""}],
+    [
+        {"port": 70000},
+        {"retry_max": 0},
+        {"retry_max": -1.0},
+        {"heartbeat_period": 0},
+        {"out_dir": ""},
+        {"max_chunk_mb": 4097},
+        {"max_chunk_mb": 0},
+        {"max_run_time": 0},
+        {"max_disk_mb": -1},
+    ],
 )
 def test_out_of_range_workers_are_config_errors(kwargs: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(loadmon.ConfigError):

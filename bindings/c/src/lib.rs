@@ -1294,6 +1294,16 @@ pub struct LoadmonWorkerConfig {
     pub connect_timeout_ms: i64,
     /// Directory for the session log file; NULL (the default) for no file.
     pub log_dir: *const c_char,
+    /// The largest chunk a plan may ask for, MiB (a chunk is held in memory), 1 to 4096.
+    /// Default 256. A plan beyond a limit is refused; the server lists the worker FAILED.
+    pub max_chunk_mb: i64,
+    /// The longest run time a plan may ask for, milliseconds (positive). Default 86400000
+    /// (24 h).
+    pub max_run_time_ms: i64,
+    /// The most disk space a plan may occupy in `out_dir` at once, MiB (its kept files and
+    /// the one being written; with keep-all, what the run time fills at the probe's rate).
+    /// Default 10240 (10 GiB). A plan must also fit in the space free there.
+    pub max_disk_mb: i64,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -1314,11 +1324,14 @@ unsafe impl Growable for LoadmonWorkerConfig {
             stats_period_ms: ms(w.client.stats_period),
             connect_timeout_ms: ms(w.client.connect_timeout),
             log_dir: std::ptr::null(),
+            max_chunk_mb: num(w.max_chunk_mb),
+            max_run_time_ms: ms(w.max_run_time),
+            max_disk_mb: num(w.max_disk_mb),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonWorkerConfig: host, port, out_dir,
         token, stay, retry_max_ms, heartbeat_period_ms, stats_period_ms, connect_timeout_ms,
-        log_dir);
+        log_dir, max_chunk_mb, max_run_time_ms, max_disk_mb);
     const NAME: &'static str = "LoadmonWorkerConfig";
 }
 
@@ -1340,6 +1353,9 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
             n => return Err(Error::Config(format!("stay must be 0 or 1, not {n}")).into()),
         },
         retry_max: ms_setting("retry_max_ms", c.retry_max_ms, config::RETRY_MAX)?,
+        max_chunk_mb: count(config::CHUNK_SIZE_MB, "max_chunk_mb", c.max_chunk_mb)?,
+        max_run_time: ms_setting("max_run_time_ms", c.max_run_time_ms, config::MAX_RUN_TIME)?,
+        max_disk_mb: count(config::MAX_DISK_MB, "max_disk_mb", c.max_disk_mb)?,
     };
     config.validate()?;
     Ok(config)
@@ -1361,7 +1377,7 @@ unsafe fn give_summary(out: *mut *mut c_char, s: &WorkerSummary) -> Res {
 }
 
 /// Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
-/// retry cap), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+/// retry cap, plans up to 256 MiB chunks, 24 h and 10 GiB on disk), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
 ///
 /// # Safety
 /// `cfg` is NULL or points to `struct_size` writable bytes.

@@ -666,6 +666,9 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         worker.set_item("out_dir", wd.out_dir.to_string_lossy())?;
         worker.set_item("stay", wd.stay)?;
         worker.set_item("retry_max", wd.retry_max.as_secs_f64())?;
+        worker.set_item("max_chunk_mb", wd.max_chunk_mb)?;
+        worker.set_item("max_run_time", wd.max_run_time.as_secs_f64())?;
+        worker.set_item("max_disk_mb", wd.max_disk_mb)?;
         let d = PyDict::new(py);
         d.set_item("server", server)?;
         d.set_item("client", client)?;
@@ -2327,7 +2330,9 @@ fn join_worker<'py>(
 /// (GIL released) and returns a WorkerSummary; ``start()`` runs it in the background,
 /// ``join()`` waits for it, ``cancel()`` stops it. With ``stay=True`` it comes back for the
 /// next run until cancelled, retrying with backoff (at most ``retry_max`` seconds between
-/// attempts) while the server is away. Used as a context manager it starts on enter and is
+/// attempts) while the server is away. A plan beyond this host's limits (``max_chunk_mb``,
+/// ``max_run_time`` seconds, ``max_disk_mb`` in ``out_dir`` at once) is refused and the server
+/// lists the worker FAILED with the reason. Used as a context manager it starts on enter and is
 /// cancelled and joined on exit; a running worker that is dropped is cancelled and joined
 /// (within a second). ``None`` for any argument means the core's default, which the signature
 /// shows; out-of-range numbers raise ConfigError.
@@ -2355,10 +2360,11 @@ impl PyWorker {
     #[new]
     #[pyo3(signature = (host=None, port=None, out_dir=None, token=None, stay=None,
         retry_max=None, heartbeat_period=None, stats_period=None, connect_timeout=None,
-        log_dir=None),
+        log_dir=None, max_chunk_mb=None, max_run_time=None, max_disk_mb=None),
         text_signature = "(host='127.0.0.1', port=1234, out_dir='client_files', token=None, \
             stay=False, retry_max=5.0, heartbeat_period=5.0, stats_period=10.0, \
-            connect_timeout=5.0, log_dir=None)")]
+            connect_timeout=5.0, log_dir=None, max_chunk_mb=256, max_run_time=86400.0, \
+            max_disk_mb=10240)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -2372,6 +2378,9 @@ impl PyWorker {
         stats_period: Option<&Bound<'_, PyAny>>,
         connect_timeout: Option<&Bound<'_, PyAny>>,
         log_dir: Option<&Bound<'_, PyAny>>,
+        max_chunk_mb: Option<&Bound<'_, PyAny>>,
+        max_run_time: Option<&Bound<'_, PyAny>>,
+        max_disk_mb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, "Worker()", || {
             let client = client_config(
@@ -2390,6 +2399,16 @@ impl PyWorker {
                 out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
                 stay: stay.unwrap_or(d.stay),
                 retry_max: opt_secs_arg(py, "retry_max", retry_max, Zero::Rejected, d.retry_max)?,
+                max_chunk_mb: opt_int_arg(py, "max_chunk_mb", max_chunk_mb)?
+                    .unwrap_or(d.max_chunk_mb),
+                max_run_time: opt_secs_arg(
+                    py,
+                    "max_run_time",
+                    max_run_time,
+                    Zero::Rejected,
+                    d.max_run_time,
+                )?,
+                max_disk_mb: opt_int_arg(py, "max_disk_mb", max_disk_mb)?.unwrap_or(d.max_disk_mb),
             };
             config.validate().map_err(|e| to_py(py, &e))?;
             Ok(PyWorker {
