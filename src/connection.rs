@@ -255,6 +255,54 @@ impl Connection {
         }
     }
 
+    /// Reads what the kernel holds for the socket now (at most one read), without waiting and
+    /// whatever tokio's readiness says. For a deadline that is due: after a stall of the whole
+    /// process (SIGSTOP, a VM pause) every timer fires at once, before tokio has necessarily
+    /// seen the readiness of the data that came meanwhile, and [`Connection::try_fill`] would
+    /// find nothing. Costs a system call even when nothing waits: not for every wake-up.
+    ///
+    /// # Errors
+    /// As [`Connection::try_fill`].
+    pub fn fill_now(&mut self) -> Result<Filled, FrameError> {
+        use std::io::Read;
+        let buf = &mut self.lines.buf;
+        if buf.capacity() == 0 {
+            *buf = take_spare();
+        }
+        let held = buf.len();
+        buf.resize(held + READ_CHUNK, 0);
+        let read = (&*socket2::SockRef::from(&self.stream)).read(&mut buf[held..]);
+        buf.truncate(held + *read.as_ref().unwrap_or(&0));
+        if buf.is_empty() {
+            give_back(std::mem::take(buf));
+        }
+        match read {
+            Ok(0) => {
+                self.lines.finish()?;
+                Ok(Filled::Eof)
+            }
+            Ok(_) => Ok(Filled::Data),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(Filled::Nothing)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many [`Connection::fill_now`] reads take at most what the socket's receive buffer
+    /// can hold (what may wait unread at any moment).
+    pub fn reads_per_receive_buffer(&self) -> usize {
+        let bytes = socket2::SockRef::from(&self.stream)
+            .recv_buffer_size()
+            .unwrap_or(0);
+        bytes / READ_CHUNK + 1
+    }
+
     /// Bytes queued and not yet sent.
     pub fn pending_bytes(&self) -> usize {
         self.out.len()

@@ -1,9 +1,10 @@
 //! Attacks on the connection driver's hand-written poll (server/conn.rs, server/signal.rs):
 //! a peer that keeps its socket always readable on a single-threaded runtime, a stop from
 //! another thread while hundreds of clients wait at the fleet's start, and exact message
-//! counts when a client registers in the middle of a read that ends the connection.
+//! counts when a client registers in the middle of a read that ends the connection, and a
+//! server whose clock jumps past a deadline (a stall) while the peer's line waits unread.
 //!
-//! Real sockets on 127.0.0.1, short real timeouts, every wait bounded.
+//! Real sockets on 127.0.0.1, short real timeouts (or a paused clock), every wait bounded.
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{Raw, TestServer, WAIT};
 use loadmon::server::{FleetConfig, ServerConfig, ServerControl};
+use loadmon::events::EventKind;
 use loadmon::Status;
 
 /// A peer on an OS thread of its own (so that it does not wait for the runtime under test)
@@ -299,4 +301,84 @@ async fn a_client_that_registers_and_ends_in_one_read_is_counted_and_recorded() 
     assert!(keeper.closed().await);
     let report = server.report().await;
     assert_eq!(report.clients.len(), 3);
+}
+
+/// A server stalled (SIGSTOP, a VM pause) past the heartbeat timeout while its client kept
+/// sending, on a paused clock: a heartbeat is in the socket when the server's clock jumps past
+/// the timeout. The deadline looks at the socket first: the heartbeat counts, no
+/// missed-heartbeat warning (armed: someone listens to the events), no TIMED OUT, and the
+/// client ends PASS. Three stalls in a row.
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_waiting_in_the_socket_when_the_clock_jumps_past_the_timeout_counts() {
+    let timeout = Duration::from_secs(10);
+    let server = TestServer::start(ServerConfig {
+        heartbeat_timeout: timeout,
+        ..Default::default()
+    })
+    .await;
+    let mut events = server.control.subscribe();
+    let mut c = Raw::connect(server.addr).await;
+    c.seed_handshake().await;
+    c.send("start").await;
+    let control = server.control.clone();
+    for sent in 0..3 {
+        // The server has read every line so far and waits for the next one ...
+        until("the heartbeats so far to be read", || {
+            count(&control, "hb") == sent
+        })
+        .await;
+        // ... which arrives while the server is stalled for longer than the timeout.
+        c.send("hb").await;
+        tokio::time::advance(timeout + Duration::from_secs(1)).await;
+    }
+    c.send("done").await;
+    assert!(c.closed().await);
+    let report = server.report().await;
+    let client = &report.clients[0];
+    assert_eq!(client.status, Status::Pass, "{client:?}");
+    assert_eq!(client.heartbeats, 3, "{client:?}");
+    let mut seen = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(WAIT, events.next()).await {
+        seen.push(e.kind);
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|k| matches!(k, EventKind::HeartbeatMissed { .. })),
+        "{seen:?}"
+    );
+}
+
+/// The same for the handshake deadline: a `get_cid` in the socket when the server's clock
+/// jumps past the handshake timeout is answered, not closed as "no get_cid".
+#[tokio::test(start_paused = true)]
+async fn a_get_cid_waiting_in_the_socket_when_the_clock_jumps_past_the_handshake_deadline_is_answered(
+) {
+    let timeout = Duration::from_secs(5);
+    let server = TestServer::start(ServerConfig {
+        handshake_timeout: timeout,
+        ..Default::default()
+    })
+    .await;
+    let mut c = Raw::connect(server.addr).await;
+    let control = server.control.clone();
+    until("the connection to be accepted", || {
+        control.connection_counts().0 == 1
+    })
+    .await;
+    c.send("get_cid").await;
+    tokio::time::advance(timeout + Duration::from_secs(1)).await;
+    let reply = c.recv().await;
+    assert!(
+        reply.as_deref().is_some_and(|r| r.starts_with("set_cid:")),
+        "{reply:?}"
+    );
+    c.send("ready").await;
+    assert_eq!(c.recv().await.as_deref(), Some("run_tests"));
+    c.send("start").await;
+    c.send("hb").await;
+    c.send("done").await;
+    assert!(c.closed().await);
+    let report = server.report().await;
+    assert_eq!(report.clients[0].status, Status::Pass, "{report:?}");
 }
