@@ -329,6 +329,42 @@ impl Connection {
         Ok(sent)
     }
 
+    /// Sends as much of the queue as the socket takes now, whatever tokio's readiness says (as
+    /// [`Connection::fill_now`] reads: for a write deadline that is due). Returns the bytes
+    /// sent (0 if the socket is full).
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn flush_now(&mut self) -> io::Result<usize> {
+        // A peer that reset the connection is an error here, never a SIGPIPE for a program
+        // that did not ignore it (the C face).
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        const FLAGS: libc::c_int = 0;
+        let socket = socket2::SockRef::from(&self.stream);
+        let mut sent = 0;
+        while !self.out.is_empty() {
+            match socket.send_with_flags(&self.out, FLAGS) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.advance(n);
+                    sent += n;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
     /// The next message already received, without waiting (`Ok(None)` if none is complete).
     ///
     /// # Errors

@@ -186,7 +186,10 @@ async fn a_server_stopped_longer_than_the_heartbeat_timeout_times_out_no_healthy
     let (tx, rx) = std::sync::mpsc::channel();
     let log = std::thread::spawn(move || {
         let mut log = String::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(rest) = line.split("loadmon server listening on ").nth(1) {
                 let _ = tx.send(rest.trim().parse::<std::net::SocketAddr>().unwrap());
             }

@@ -194,6 +194,18 @@ pub(super) async fn serve(
         match wake {
             Wake::Stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
             Wake::WriteStalled => {
+                // Due: try the socket first, as for the timer (see `catch_up`). A peer that
+                // took some replies meanwhile gets the full time again.
+                match d.conn.flush_now() {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        write_deadline
+                            .as_mut()
+                            .reset(Instant::now() + write_timeout);
+                        continue;
+                    }
+                    Err(e) => break End::io(e),
+                }
                 break End::Client(
                     Status::Aborted,
                     format!(
