@@ -436,6 +436,44 @@ fn a_signal_writes_the_report_and_exits_3(signal: &str) {
     assert_eq!(report.clients[0].reason.as_deref(), Some("server stopped"));
 }
 
+/// Waits (bounded) until the server's collected stderr contains `what`, and returns it.
+fn log_with(log: &Mutex<String>, what: &str) -> String {
+    let t = std::time::Instant::now();
+    loop {
+        let l = log.lock().unwrap().clone();
+        if l.contains(what) {
+            return l;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no {what:?} in:\n{l}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An IPv4-mapped loopback address (`::ffff:127.0.0.1`) is loopback: no "non-loopback address
+/// without a token" warning for the protocol port nor for the HTTP listener.
+#[test]
+fn a_mapped_loopback_address_is_loopback() {
+    let (mut server, _, log) = spawn_server_logged(&[
+        "--host",
+        "::ffff:127.0.0.1",
+        "--http",
+        "[::ffff:127.0.0.1]:0",
+    ]);
+    let st = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_exit(&mut server), 3);
+    // The last line the server writes: everything before it has been collected.
+    let log = log_with(&log, "loadmon: stopped by SIGTERM");
+    assert!(log.contains("listening on [::ffff:127.0.0.1]:"), "{log}");
+    assert!(!log.contains("non-loopback"), "{log}");
+}
+
 #[test]
 fn a_json_stream_reader_that_never_reads_does_not_stall_the_server() {
     let tmp = tempfile::tempdir().unwrap();

@@ -36,7 +36,7 @@ mod signal;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -880,8 +880,6 @@ impl Server {
     }
 }
 
-/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
-/// one rule: a non-loopback address without a token is served, with a warning.
 /// The listen queue asked for (the kernel caps it at `net.core.somaxconn`): room for a storm of
 /// connections while every handshake place is taken (see `accept`). tokio's default is 1,024.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -912,6 +910,14 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// Whether `ip` is a loopback address: 127.0.0.0/8, `::1`, and `::ffff:127.x.y.z` (an IPv4
+/// loopback address as an IPv6 socket sees it).
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
+/// one rule: a non-loopback address without a token is served, with a warning.
 pub(crate) async fn bind(
     addr: &str,
     what: &str,
@@ -926,7 +932,7 @@ pub(crate) async fn bind(
     let a = l
         .local_addr()
         .map_err(|e| Error::net(format!("local address of {what}{addr}"), e))?;
-    if !a.ip().is_loopback() && tokenless {
+    if !is_loopback(a.ip()) && tokenless {
         log.warn(format!(
             "{listening} non-loopback address {a} without a token: any host that can reach it \
              can {anyone_can} (set a token)"
@@ -983,6 +989,24 @@ mod tests {
             (report.total.expected_clients, report.total.started_clients),
             (Some(2), Some(1))
         );
+    }
+
+    #[test]
+    fn mapped_ipv4_loopback_is_loopback() {
+        for (ip, loopback) in [
+            ("127.0.0.1", true),
+            ("127.1.2.3", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::ffff:127.9.9.9", true),
+            ("::ffff:10.0.0.1", false),
+            ("10.0.0.1", false),
+            ("0.0.0.0", false),
+            ("::", false),
+            ("::127.0.0.1", false),
+        ] {
+            assert_eq!(is_loopback(ip.parse().unwrap()), loopback, "{ip}");
+        }
     }
 
     #[test]
