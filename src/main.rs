@@ -265,6 +265,10 @@ struct WatchArgs {
     /// Keep the HTTP listener up this many seconds after the run, serving the final report.
     #[arg(long, default_value_t = ServerConfig::default().http_linger.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     http_linger: f64,
+    /// A host name the HTTP listener answers to (repeatable; "*" for any). IP addresses and
+    /// localhost always work; a request for any other name gets 421 (DNS rebinding).
+    #[arg(long = "http-allow-host", value_name = "NAME")]
+    http_allow_hosts: Vec<String>,
     /// Write every event as one JSON line to PATH as it happens ("-" for stdout).
     #[arg(long, value_name = "PATH")]
     json_stream: Option<PathBuf>,
@@ -609,6 +613,7 @@ fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
         report_html: a.watch.report_html.clone(),
         http: a.watch.http.clone(),
         http_linger: secs(a.watch.http_linger),
+        http_allow_hosts: a.watch.http_allow_hosts.clone(),
         log_dir: (!a.no_log_files).then_some(a.log_dir),
         ..Default::default()
     };

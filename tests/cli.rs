@@ -584,6 +584,69 @@ fn a_mapped_loopback_address_is_loopback() {
     assert!(!log.contains("non-loopback"), "{log}");
 }
 
+/// One HTTP/1.0 GET of `path` with `Host: host` to `addr`: (status line, whole answer).
+fn http_get(addr: &str, path: &str, host: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    (answer.lines().next().unwrap_or("").to_string(), answer)
+}
+
+/// `--http-allow-host NAME` (repeatable) names the host names the HTTP listener answers to
+/// besides IP addresses and localhost; any other name gets 421, saying how to allow it. A value
+/// that is no host name is a configuration error (exit 2).
+#[test]
+fn http_allow_host_names_the_names_the_listener_answers_to() {
+    let (code, _, err) = run(&[
+        "server",
+        "--port",
+        "0",
+        "--no-log-files",
+        "--http",
+        "127.0.0.1:0",
+        "--http-allow-host",
+        "example.com:8080",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--http-allow-host"), "{err}");
+    let (mut server, _, log) = spawn_server_logged(&[
+        "--http",
+        "127.0.0.1:0",
+        "--http-allow-host",
+        "loadmon.example",
+        "--http-allow-host",
+        "second.example",
+    ]);
+    let line = log_with(&log, "loadmon dashboard on http://");
+    let addr = line
+        .split("loadmon dashboard on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    for host in [
+        "loadmon.example",
+        "second.example:80",
+        "127.0.0.1",
+        "localhost",
+    ] {
+        let (status, answer) = http_get(&addr, "/api/server", host);
+        assert!(status.contains(" 200 "), "{host}: {answer}");
+    }
+    let (status, answer) = http_get(&addr, "/api/report", "evil.example");
+    assert!(status.contains(" 421 "), "{answer}");
+    assert!(answer.contains("--http-allow-host"), "{answer}");
+    let st = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_exit(&mut server), 3);
+}
+
 #[test]
 fn a_json_stream_reader_that_never_reads_does_not_stall_the_server() {
     let tmp = tempfile::tempdir().unwrap();
