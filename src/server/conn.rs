@@ -5,6 +5,9 @@
 //! peer's lines are not read, and a queue that does not move for the write timeout closes the
 //! connection (`peer not reading`). The liveness timer, the write deadline and the server's
 //! stop signal are armed in every state, so a peer can neither stall the server nor outlive it.
+//! A deadline that is due first reads what the socket holds now (or, for the write deadline,
+//! offers it the replies again), so that a stall of the whole server — SIGSTOP, a VM pause —
+//! longer than a timeout expires no peer whose lines waited unread meanwhile.
 //! In fleet mode a client waiting at the start barrier also waits for the release, which sends
 //! its `run_tests`.
 
