@@ -265,6 +265,12 @@ typedef struct LoadmonServerConfig {
    * Default 2.
    */
   int64_t plan_keep_files;
+  /**
+   * Host names the HTTP listener answers to besides IP addresses and "localhost" ("*": any):
+   * an array of strings ended by a NULL entry; NULL (the default) for none. A request for
+   * another name gets 421 (DNS rebinding).
+   */
+  const char *const *http_allow_hosts;
 } LoadmonServerConfig;
 
 /**
@@ -537,7 +543,8 @@ enum LoadmonStatus loadmon_client_config_default(struct LoadmonClientConfig *cfg
  *
  * # Safety
  * `cfg` points to a config initialised by `loadmon_server_config_default` whose strings are
- * NULL or NUL-terminated; `out` is NULL or writable.
+ * NULL or NUL-terminated (and `http_allow_hosts` NULL or an array of them ended by NULL);
+ * `out` is NULL or writable.
  */
 enum LoadmonStatus loadmon_server_start(const struct LoadmonServerConfig *cfg,
                                         struct LoadmonServer **out);

@@ -225,6 +225,7 @@ impl ServerHandle {
                         l,
                         ctl.clone(),
                         config.token.clone(),
+                        config.http_allow_hosts.clone(),
                         stop.clone(),
                         log.clone(),
                         config.http_limits,

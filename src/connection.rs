@@ -299,6 +299,54 @@ impl Connection {
         }
     }
 
+    /// Reads what the kernel holds for the socket now (at most one read), without waiting and
+    /// whatever tokio's readiness says. For a deadline that is due: after a stall of the whole
+    /// process (SIGSTOP, a VM pause) every timer fires at once, before tokio has necessarily
+    /// seen the readiness of the data that came meanwhile, and [`Connection::try_fill`] would
+    /// find nothing. Costs a system call even when nothing waits: not for every wake-up.
+    ///
+    /// # Errors
+    /// As [`Connection::try_fill`].
+    pub fn fill_now(&mut self) -> Result<Filled, FrameError> {
+        use std::io::Read;
+        let buf = &mut self.lines.buf;
+        if buf.capacity() == 0 {
+            *buf = take_spare();
+        }
+        let held = buf.len();
+        buf.resize(held + READ_CHUNK, 0);
+        let read = (&*socket2::SockRef::from(&self.stream)).read(&mut buf[held..]);
+        buf.truncate(held + *read.as_ref().unwrap_or(&0));
+        if buf.is_empty() {
+            give_back(std::mem::take(buf));
+        }
+        match read {
+            Ok(0) => {
+                self.lines.finish()?;
+                Ok(Filled::Eof)
+            }
+            Ok(_) => Ok(Filled::Data),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(Filled::Nothing)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many [`Connection::fill_now`] reads take at most what the socket's receive buffer
+    /// can hold (what may wait unread at any moment).
+    pub fn reads_per_receive_buffer(&self) -> usize {
+        let bytes = socket2::SockRef::from(&self.stream)
+            .recv_buffer_size()
+            .unwrap_or(0);
+        bytes / READ_CHUNK + 1
+    }
+
     /// Bytes queued and not yet sent.
     pub fn pending_bytes(&self) -> usize {
         self.out.len()
@@ -319,6 +367,42 @@ impl Connection {
                     sent += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends as much of the queue as the socket takes now, whatever tokio's readiness says (as
+    /// [`Connection::fill_now`] reads: for a write deadline that is due). Returns the bytes
+    /// sent (0 if the socket is full).
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn flush_now(&mut self) -> io::Result<usize> {
+        // A peer that reset the connection is an error here, never a SIGPIPE for a program
+        // that did not ignore it (the C face).
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        const FLAGS: libc::c_int = 0;
+        let socket = socket2::SockRef::from(&self.stream);
+        let mut sent = 0;
+        while !self.out.is_empty() {
+            match socket.send_with_flags(&self.out, FLAGS) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.advance(n);
+                    sent += n;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    break
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -15,6 +15,15 @@
 //! (the scheme in any case) or `X-Loadmon-Token: <token>`; the page reads the token from its
 //! URL fragment (`http://host:port/#token=…`), which browsers never send to the server.
 //!
+//! DNS rebinding: a web page on a name its attacker points at this listener's address (say
+//! 127.0.0.1) would be same-origin with it in the browser, and could read the report. So every
+//! route answers only requests whose `Host` is an IP address, `localhost`, or a name of
+//! [`ServerConfig::http_allow_hosts`](crate::server::ServerConfig::http_allow_hosts) (`*`:
+//! any); any other name gets `421 Misdirected Request` saying how to allow it. An IP address
+//! or `localhost` cannot be rebound (the attack needs a name its attacker controls); a request
+//! without `Host` (no browser sends one) is served. No CORS header is ever sent, so no other
+//! origin may read an answer.
+//!
 //! The listener shares the process's file descriptors with the protocol port, so no peer may
 //! hold a connection for free ([`HttpLimits`]): at most `max_connections` at once (the next one
 //! gets a minimal `503` and is closed at once), request headers must arrive within
@@ -84,7 +93,84 @@ too many HTTP connections\n";
 struct App {
     control: ServerControl,
     token: Option<Arc<str>>,
+    hosts: Arc<Hosts>,
     bodies: Arc<Bodies>,
+}
+
+/// The `Host` names the listener answers to, besides IP addresses and `localhost`.
+#[derive(Debug, Default)]
+struct Hosts {
+    /// `*` was given: any.
+    any: bool,
+    /// Lower case, without a trailing dot.
+    names: Vec<String>,
+}
+
+/// The host of a `Host` header value, as far as [`Hosts`] cares.
+#[derive(Debug, PartialEq)]
+enum HostName {
+    /// An IP address (`1.2.3.4`, `[::1]`), with or without a port.
+    Ip,
+    /// A name, lower case, without port and trailing dot.
+    Name(String),
+}
+
+impl Hosts {
+    fn new(allow: &[String]) -> Hosts {
+        Hosts {
+            any: allow.iter().any(|h| h == "*"),
+            names: allow
+                .iter()
+                .map(|h| {
+                    let h = h.trim_start_matches('[').trim_end_matches(']');
+                    h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether a request with this `Host` value is served.
+    fn allows(&self, host: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        match host_name(host) {
+            Some(HostName::Ip) => true,
+            Some(HostName::Name(n)) => n == "localhost" || self.names.contains(&n),
+            None => false,
+        }
+    }
+}
+
+/// The host of a `Host` header value (`name`, `name:port`, `1.2.3.4:port`, `[v6]:port`);
+/// `None` if it is none of these.
+fn host_name(value: &str) -> Option<HostName> {
+    let port_ok = |p: Option<&str>| p.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    if let Some(rest) = value.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        return port_ok(port).then_some(HostName::Ip);
+    }
+    let (host, port) = match value.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (value, None),
+    };
+    if !port_ok(port) {
+        return None;
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some(HostName::Ip);
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    valid.then(|| HostName::Name(name.to_ascii_lowercase()))
 }
 
 /// The shared bodies of the routes whose answer can be large.
@@ -149,6 +235,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     control: ServerControl,
     token: Option<String>,
+    allow_hosts: Vec<String>,
     stop: CancellationToken,
     log: Arc<EventLog>,
     limits: HttpLimits,
@@ -156,6 +243,7 @@ pub(crate) async fn serve(
     let app = App {
         control,
         token: token.map(Arc::from),
+        hosts: Arc::new(Hosts::new(&allow_hosts)),
         bodies: Arc::default(),
     };
     serve_app(listener, app, stop, log, limits).await;
@@ -504,7 +592,48 @@ fn router(app: App) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .merge(api)
+        .layer(middleware::from_fn_with_state(app.clone(), require_host))
         .with_state(app)
+}
+
+/// Refuses a request for a host name that is not this listener's (DNS rebinding: see the
+/// module docs), with `421` and how to allow it.
+async fn require_host(State(app): State<App>, req: Request, next: Next) -> Response {
+    let mut given = req.headers().get_all(header::HOST).iter();
+    let refused = match (given.next(), given.next()) {
+        (_, Some(_)) => Some("more than one Host header".to_string()),
+        (Some(v), None) if !app.hosts.allows(v.to_str().unwrap_or("")) => {
+            let shown: String = String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(100)
+                .collect();
+            Some(format!(
+                "this listener does not answer to the host {shown:?}"
+            ))
+        }
+        // No Host (no browser sends such a request), or one it answers to.
+        _ => None,
+    };
+    // An absolute-form request (`GET http://name/ HTTP/1.1`) names its host there too.
+    let refused = refused.or_else(|| {
+        let a = req.uri().authority()?;
+        (!app.hosts.allows(a.as_str()))
+            .then(|| format!("this listener does not answer to the host {:?}", a.as_str()))
+    });
+    let Some(why) = refused else {
+        return next.run(req).await;
+    };
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        Json(serde_json::json!({
+            "error": format!(
+                "{why} (a protection against DNS rebinding): use an IP address or localhost, \
+                 or start the server with --http-allow-host NAME (http_allow_hosts) for each \
+                 name it is reached by"
+            )
+        })),
+    )
+        .into_response()
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
@@ -916,6 +1045,41 @@ mod tests {
     }
 
     #[test]
+    fn host_values_are_read_as_ip_addresses_names_or_nothing() {
+        let name = |n: &str| Some(HostName::Name(n.into()));
+        for (value, expected) in [
+            ("127.0.0.1", Some(HostName::Ip)),
+            ("127.0.0.1:8080", Some(HostName::Ip)),
+            ("[::1]", Some(HostName::Ip)),
+            ("[::ffff:127.0.0.1]:80", Some(HostName::Ip)),
+            ("Example.COM", name("example.com")),
+            ("example.com.:443", name("example.com")),
+            ("localhost", name("localhost")),
+            ("", None),
+            (":80", None),
+            ("example.com:", None),
+            ("example.com:99999", None),
+            ("example.com:http", None),
+            ("[::1", None),
+            ("[::1]80", None),
+            ("[example.com]", None),
+            ("::1", None),
+            ("user@example.com", None),
+            ("exa mple.com", None),
+        ] {
+            assert_eq!(host_name(value), expected, "{value:?}");
+        }
+        let hosts = Hosts::new(&["Loadmon.Example.".into(), "[::2]".into()]);
+        assert!(hosts.allows("loadmon.example:1"));
+        assert!(hosts.allows("LOCALHOST"));
+        assert!(hosts.allows("10.0.0.1"));
+        assert!(!hosts.allows("evil.example"));
+        assert!(!hosts.allows("localhost.evil.example"));
+        assert!(Hosts::new(&["*".into()]).allows("evil.example"));
+        assert!(!Hosts::default().allows("evil.example"));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(num(f64::INFINITY), "+Inf");
@@ -951,6 +1115,7 @@ mod tests {
         let app = App {
             control: server.control(),
             token: token.map(Arc::from),
+            hosts: Arc::default(),
             bodies: Arc::default(),
         };
         (server, app)
@@ -974,7 +1139,7 @@ mod tests {
     /// Sends a keep-alive GET and reads the answer: (status, body); `None` if the connection
     /// closed or broke first.
     async fn get(s: &mut TcpStream, path: &str, headers: &str) -> Option<(u16, Vec<u8>)> {
-        let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\n{headers}\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{headers}\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         read_response(s).await
     }
@@ -1156,7 +1321,7 @@ mod tests {
             CancellationToken::new(),
             log,
         ));
-        peer.write_all(b"GET /api/report HTTP/1.1\r\nhost: x\r\n\r\n")
+        peer.write_all(b"GET /api/report HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             .await
             .expect("write");
         tokio::time::timeout(WAIT, conn)
@@ -1182,7 +1347,7 @@ mod tests {
             CancellationToken::new(),
             log,
         ));
-        peer.write_all(b"GET /api/report HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        peer.write_all(b"GET /api/report HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
             .await
             .expect("write");
         // 64 bytes every 2 s: the whole answer takes far longer than the 5 s write timeout.
@@ -1222,7 +1387,7 @@ mod tests {
         let mut unread = Vec::new();
         for _ in 0..4 {
             let mut s = TcpStream::connect(l.addr).await.expect("connect");
-            s.write_all(b"GET /api/report HTTP/1.1\r\nhost: x\r\n\r\n")
+            s.write_all(b"GET /api/report HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
                 .await
                 .expect("write");
             unread.push(s);

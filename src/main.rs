@@ -2,8 +2,8 @@
 //!
 //! Exit codes: 0 success (for `server` and `demo`: every client PASS, and at least one client
 //! ran); 1 runtime error; 2 configuration or usage error; 3 the report was written but not every
-//! client PASSed (including clients ABORTED because the server was stopped by SIGINT/SIGTERM,
-//! and a run stopped before any client got an id).
+//! client PASSed (including clients ABORTED because the server was stopped by SIGINT, SIGTERM
+//! or SIGHUP, and a run stopped before any client got an id).
 //!
 //! Nothing here uses `print!`/`eprint!`: those panic when stdout or stderr is a closed pipe
 //! (`loadmon server | head -1`). Console text goes through [`say`], which stops writing to a
@@ -54,7 +54,7 @@ enum Command {
     Client(ClientArgs),
     /// Run a fleet worker: take the plan from a fleet server (`loadmon server
     /// --expect-clients N`), wait for the fleet's start, write files as planned; exit 0 on PASS.
-    /// With --stay, come back for the next run until SIGINT/SIGTERM.
+    /// With --stay, come back for the next run until SIGINT/SIGTERM/SIGHUP.
     Worker(WorkerArgs),
     /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
@@ -265,6 +265,10 @@ struct WatchArgs {
     /// Keep the HTTP listener up this many seconds after the run, serving the final report.
     #[arg(long, default_value_t = ServerConfig::default().http_linger.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     http_linger: f64,
+    /// A host name the HTTP listener answers to (repeatable; "*" for any). IP addresses and
+    /// localhost always work; a request for any other name gets 421 (DNS rebinding).
+    #[arg(long = "http-allow-host", value_name = "NAME")]
+    http_allow_hosts: Vec<String>,
     /// Write every event as one JSON line to PATH as it happens ("-" for stdout).
     #[arg(long, value_name = "PATH")]
     json_stream: Option<PathBuf>,
@@ -313,7 +317,7 @@ struct WorkerArgs {
     connect: ConnectArgs,
     #[command(flatten)]
     files: FilesArgs,
-    /// After each run, connect again for the next one until SIGINT/SIGTERM (fio --server
+    /// After each run, connect again for the next one until SIGINT/SIGTERM/SIGHUP (fio --server
     /// style), retrying with capped exponential backoff while the server is away.
     #[arg(long)]
     stay: bool,
@@ -475,14 +479,21 @@ fn init_tracing(cli: &Cli) {
         .init();
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment this is made: a signal that comes
-/// before the first [`recv`](ShutdownSignals::recv) (right after "listening on", say) is kept
-/// for it instead of killing the process without a report.
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP, caught from the moment this is made: a signal that
+/// comes before the first [`recv`](ShutdownSignals::recv) (right after "listening on", say) is
+/// kept for it instead of killing the process without a report.
+///
+/// SIGHUP (the terminal or the ssh session closed) stops a run as SIGTERM does: the server
+/// writes its report, a client or worker ends as stopped. A process started with SIGHUP
+/// ignored (`nohup`, or `trap '' HUP` in a script: it was detached on purpose) keeps ignoring
+/// it and runs on.
 struct ShutdownSignals {
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl ShutdownSignals {
@@ -491,16 +502,23 @@ impl ShutdownSignals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
+            // Looked at before any handler replaces the disposition the process started with.
+            let hup_ignored = *HUP_IGNORED_AT_START.get_or_init(hup_ignored);
             ShutdownSignals {
                 int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
+                hup: if hup_ignored {
+                    None
+                } else {
+                    signal(SignalKind::hangup()).ok()
+                },
             }
         }
         #[cfg(not(unix))]
         ShutdownSignals {}
     }
 
-    /// Completes on the next Ctrl-C or SIGTERM, with the signal's name.
+    /// Completes on the next Ctrl-C, SIGTERM or SIGHUP, with the signal's name.
     async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
         {
@@ -516,6 +534,7 @@ impl ShutdownSignals {
             tokio::select! {
                 _ = next(&mut self.int) => "SIGINT",
                 _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.hup) => "SIGHUP",
             }
         }
         #[cfg(not(unix))]
@@ -526,6 +545,24 @@ impl ShutdownSignals {
             "Ctrl-C"
         }
     }
+}
+
+/// Whether SIGHUP was ignored when the process started (see [`ShutdownSignals`]).
+#[cfg(unix)]
+static HUP_IGNORED_AT_START: OnceLock<bool> = OnceLock::new();
+
+/// Whether this process ignores SIGHUP, from the kernel's view of it (`SigIgn` in
+/// /proc/self/status: bit 0 is SIGHUP). Where there is no /proc, `false`: SIGHUP stops the run.
+#[cfg(unix)]
+fn hup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGHUP - 1)) != 0)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -597,6 +634,7 @@ fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
         report_html: a.watch.report_html.clone(),
         http: a.watch.http.clone(),
         http_linger: secs(a.watch.http_linger),
+        http_allow_hosts: a.watch.http_allow_hosts.clone(),
         log_dir: (!a.no_log_files).then_some(a.log_dir),
         ..Default::default()
     };
@@ -658,9 +696,9 @@ fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
     Ok(report_exit(&report))
 }
 
-/// Ctrl-C and SIGTERM for the server, on a thread of their own: installed before the server
-/// starts, then [`Signals::watch`] stops the run on the first one (or, once the run is over,
-/// ends the HTTP linger).
+/// Ctrl-C, SIGTERM and SIGHUP for the server, on a thread of their own: installed before the
+/// server starts, then [`Signals::watch`] stops the run on the first one (or, once the run is
+/// over, ends the HTTP linger).
 struct Signals {
     rt: tokio::runtime::Runtime,
     signals: ShutdownSignals,

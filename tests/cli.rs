@@ -447,6 +447,116 @@ fn sigint_writes_the_report_and_exits_3() {
     a_signal_writes_the_report_and_exits_3("-INT");
 }
 
+/// SIGHUP (the terminal or the ssh session closed) stops the server as SIGTERM does: the
+/// report is written, exit 3 (before: killed, exit 129, no report).
+#[test]
+fn sighup_writes_the_report_and_exits_3() {
+    a_signal_writes_the_report_and_exits_3("-HUP");
+}
+
+/// A server started with SIGHUP ignored (`nohup`, `trap '' HUP`: detached on purpose) keeps
+/// ignoring it: it runs on and serves, and SIGTERM still ends it with the report.
+#[test]
+fn a_server_started_with_sighup_ignored_runs_on_after_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("report.json");
+    let script = format!(
+        "trap '' HUP; exec '{BIN}' server --port 0 --no-log-files --no-live --report-json '{}'",
+        json.display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("loadmon server listening on ").nth(1) {
+                let _ = tx.send(rest.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+            }
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(20)).expect("port");
+    let kill = |signal: &str| {
+        let st = Command::new("kill")
+            .args([signal, &server.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    kill("-HUP");
+    // Still serving after it.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    std::io::Write::write_all(&mut s, b"get_cid\nready\nstart\n").unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "set_cid:100\n", "{}", log.lock().unwrap());
+    kill("-TERM");
+    assert_eq!(wait_exit(&mut server), 3);
+    let log = log_with(&log, "loadmon: stopped by SIGTERM");
+    assert!(!log.contains("SIGHUP"), "{log}");
+    let report = loadmon::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report.clients[0].reason.as_deref(), Some("server stopped"));
+}
+
+/// SIGHUP ends a running client as SIGTERM does: it says so and exits 130, and the server
+/// records why (before: killed by the signal, nothing said).
+#[test]
+fn sighup_ends_a_client_as_sigterm_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("report.json");
+    let data = tmp.path().join("data");
+    let (mut server, port) = spawn_server(&["--report-json", json.to_str().unwrap(), "-q"]);
+    let mut args = client_args(port, &data);
+    args[4] = "60".into(); // -r: runs until stopped
+    assert_eq!(args[3], "-r");
+    let mut client = ChildGuard(
+        Command::new(BIN)
+            .args(&args)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Running: its first data file is there.
+    let t = std::time::Instant::now();
+    while !std::fs::read_dir(&data).is_ok_and(|d| {
+        d.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("client_"))
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the client never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-HUP", &client.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_exit(&mut client), 130);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut client.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("loadmon: interrupted"), "{err}");
+    assert_eq!(wait_exit(&mut server), 3);
+    let report = loadmon::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        report.clients[0].reason.as_deref(),
+        Some("interrupted: client run cancelled")
+    );
+}
+
 fn a_signal_writes_the_report_and_exits_3(signal: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("report.json");
@@ -466,6 +576,107 @@ fn a_signal_writes_the_report_and_exits_3(signal: &str) {
     let report = loadmon::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report.clients[0].status, loadmon::Status::Aborted);
     assert_eq!(report.clients[0].reason.as_deref(), Some("server stopped"));
+}
+
+/// Waits (bounded) until the server's collected stderr contains `what`, and returns it.
+fn log_with(log: &Mutex<String>, what: &str) -> String {
+    let t = std::time::Instant::now();
+    loop {
+        let l = log.lock().unwrap().clone();
+        if l.contains(what) {
+            return l;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no {what:?} in:\n{l}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An IPv4-mapped loopback address (`::ffff:127.0.0.1`) is loopback: no "non-loopback address
+/// without a token" warning for the protocol port nor for the HTTP listener.
+#[test]
+fn a_mapped_loopback_address_is_loopback() {
+    let (mut server, _, log) = spawn_server_logged(&[
+        "--host",
+        "::ffff:127.0.0.1",
+        "--http",
+        "[::ffff:127.0.0.1]:0",
+    ]);
+    let st = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_exit(&mut server), 3);
+    // The last line the server writes: everything before it has been collected.
+    let log = log_with(&log, "loadmon: stopped by SIGTERM");
+    assert!(log.contains("listening on [::ffff:127.0.0.1]:"), "{log}");
+    assert!(!log.contains("non-loopback"), "{log}");
+}
+
+/// One HTTP/1.0 GET of `path` with `Host: host` to `addr`: (status line, whole answer).
+fn http_get(addr: &str, path: &str, host: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    (answer.lines().next().unwrap_or("").to_string(), answer)
+}
+
+/// `--http-allow-host NAME` (repeatable) names the host names the HTTP listener answers to
+/// besides IP addresses and localhost; any other name gets 421, saying how to allow it. A value
+/// that is no host name is a configuration error (exit 2).
+#[test]
+fn http_allow_host_names_the_names_the_listener_answers_to() {
+    let (code, _, err) = run(&[
+        "server",
+        "--port",
+        "0",
+        "--no-log-files",
+        "--http",
+        "127.0.0.1:0",
+        "--http-allow-host",
+        "example.com:8080",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--http-allow-host"), "{err}");
+    let (mut server, _, log) = spawn_server_logged(&[
+        "--http",
+        "127.0.0.1:0",
+        "--http-allow-host",
+        "loadmon.example",
+        "--http-allow-host",
+        "second.example",
+    ]);
+    let line = log_with(&log, "loadmon dashboard on http://");
+    let addr = line
+        .split("loadmon dashboard on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    for host in [
+        "loadmon.example",
+        "second.example:80",
+        "127.0.0.1",
+        "localhost",
+    ] {
+        let (status, answer) = http_get(&addr, "/api/server", host);
+        assert!(status.contains(" 200 "), "{host}: {answer}");
+    }
+    let (status, answer) = http_get(&addr, "/api/report", "evil.example");
+    assert!(status.contains(" 421 "), "{answer}");
+    assert!(answer.contains("--http-allow-host"), "{answer}");
+    let st = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(wait_exit(&mut server), 3);
 }
 
 #[test]

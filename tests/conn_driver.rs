@@ -1,9 +1,10 @@
 //! Attacks on the connection driver's hand-written poll (server/conn.rs, server/signal.rs):
 //! a peer that keeps its socket always readable on a single-threaded runtime, a stop from
 //! another thread while hundreds of clients wait at the fleet's start, and exact message
-//! counts when a client registers in the middle of a read that ends the connection.
+//! counts when a client registers in the middle of a read that ends the connection, and a
+//! server whose clock jumps past a deadline (a stall) while the peer's line waits unread.
 //!
-//! Real sockets on 127.0.0.1, short real timeouts, every wait bounded.
+//! Real sockets on 127.0.0.1, short real timeouts (or a paused clock), every wait bounded.
 
 mod common;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Raw, TestServer, WAIT};
+use loadmon::events::EventKind;
 use loadmon::server::{FleetConfig, ServerConfig, ServerControl};
 use loadmon::Status;
 
@@ -299,4 +301,168 @@ async fn a_client_that_registers_and_ends_in_one_read_is_counted_and_recorded() 
     assert!(keeper.closed().await);
     let report = server.report().await;
     assert_eq!(report.clients.len(), 3);
+}
+
+/// A server stalled (SIGSTOP, a VM pause) past the heartbeat timeout while its client kept
+/// sending, on a paused clock: a heartbeat is in the socket when the server's clock jumps past
+/// the timeout. The deadline looks at the socket first: the heartbeat counts, no
+/// missed-heartbeat warning (armed: someone listens to the events), no TIMED OUT, and the
+/// client ends PASS. Three stalls in a row.
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_waiting_in_the_socket_when_the_clock_jumps_past_the_timeout_counts() {
+    let timeout = Duration::from_secs(10);
+    let server = TestServer::start(ServerConfig {
+        heartbeat_timeout: timeout,
+        ..Default::default()
+    })
+    .await;
+    let mut events = server.control.subscribe();
+    let mut c = Raw::connect(server.addr).await;
+    c.seed_handshake().await;
+    c.send("start").await;
+    let control = server.control.clone();
+    for sent in 0..3 {
+        // The server has read every line so far and waits for the next one ...
+        until("the heartbeats so far to be read", || {
+            count(&control, "hb") == sent
+        })
+        .await;
+        // ... which arrives while the server is stalled for longer than the timeout.
+        c.send("hb").await;
+        tokio::time::advance(timeout + Duration::from_secs(1)).await;
+    }
+    c.send("done").await;
+    assert!(c.closed().await);
+    let report = server.report().await;
+    let client = &report.clients[0];
+    assert_eq!(client.status, Status::Pass, "{client:?}");
+    assert_eq!(client.heartbeats, 3, "{client:?}");
+    let mut seen = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(WAIT, events.next()).await {
+        seen.push(e.kind);
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|k| matches!(k, EventKind::HeartbeatMissed { .. })),
+        "{seen:?}"
+    );
+}
+
+/// The same for the handshake deadline: a `get_cid` in the socket when the server's clock
+/// jumps past the handshake timeout is answered, not closed as "no get_cid".
+#[tokio::test(start_paused = true)]
+async fn a_get_cid_waiting_in_the_socket_when_the_clock_jumps_past_the_handshake_deadline_is_answered(
+) {
+    let timeout = Duration::from_secs(5);
+    let server = TestServer::start(ServerConfig {
+        handshake_timeout: timeout,
+        ..Default::default()
+    })
+    .await;
+    let mut c = Raw::connect(server.addr).await;
+    let control = server.control.clone();
+    until("the connection to be accepted", || {
+        control.connection_counts().0 == 1
+    })
+    .await;
+    c.send("get_cid").await;
+    tokio::time::advance(timeout + Duration::from_secs(1)).await;
+    let reply = c.recv().await;
+    assert!(
+        reply.as_deref().is_some_and(|r| r.starts_with("set_cid:")),
+        "{reply:?}"
+    );
+    c.send("ready").await;
+    assert_eq!(c.recv().await.as_deref(), Some("run_tests"));
+    c.send("start").await;
+    c.send("hb").await;
+    c.send("done").await;
+    assert!(c.closed().await);
+    let report = server.report().await;
+    assert_eq!(report.clients[0].status, Status::Pass, "{report:?}");
+}
+
+/// The same for the write deadline: replies wait for the peer when the server stalls; the
+/// peer reads them all meanwhile, and the server's clock jumps past the write timeout before
+/// it has seen the socket take more. The deadline tries the socket first: the replies go,
+/// the peer is not closed as "not reading", and it ends PASS.
+#[tokio::test(start_paused = true)]
+async fn replies_the_peer_took_during_a_stall_do_not_trip_the_write_deadline() {
+    use std::io::{ErrorKind, Read};
+    let write_timeout = Duration::from_secs(10);
+    let server = TestServer::start(ServerConfig {
+        write_timeout,
+        heartbeat_timeout: Duration::from_secs(600),
+        ..Default::default()
+    })
+    .await;
+    // A small receive buffer: the replies pile up soon. Non-blocking std socket: the test
+    // reads and writes without ever letting the (paused) clock move.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let mut s = stream.into_std().unwrap();
+    s.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut drain = |s: &mut std::net::TcpStream, got: &mut Vec<u8>| loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    let write_all = |s: &mut std::net::TcpStream, mut bytes: &[u8]| {
+        while !bytes.is_empty() {
+            match s.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+    };
+    write_all(&mut s, b"get_cid\nready\nstart\n");
+    // Repeated `get_cid`s, each answered, never read: until the server stops reading them
+    // (its replies wait for the peer) and the socket takes no more.
+    let chunk = "get_cid\n".repeat(1024);
+    let mut stuck = 0;
+    for _ in 0..1_000_000 {
+        match s.write(chunk.as_bytes()) {
+            Ok(_) => stuck = 0,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => stuck += 1,
+            Err(e) => panic!("write: {e}"),
+        }
+        if stuck > 200 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(stuck > 200, "the server kept reading");
+    // The server stalls; meanwhile the peer reads what was sent, then the clock jumps.
+    drain(&mut s, &mut got);
+    tokio::time::advance(write_timeout + Duration::from_secs(1)).await;
+    // From now on the peer reads everything and ends the run.
+    let mut done_sent = false;
+    let mut closed = false;
+    for _ in 0..10_000_000 {
+        closed = drain(&mut s, &mut got);
+        if closed {
+            break;
+        }
+        if !done_sent {
+            match s.write(b"done\n") {
+                Ok(5) => done_sent = true,
+                Ok(_) => panic!("partial write"),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(closed, "the server never closed the connection");
+    let report = server.report().await;
+    let client = &report.clients[0];
+    assert_eq!(client.status, Status::Pass, "{client:?}");
 }

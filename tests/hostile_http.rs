@@ -35,11 +35,19 @@ impl HttpServer {
 }
 
 async fn http_server(token: Option<&str>) -> (HttpServer, SocketAddr) {
+    http_server_with(ServerConfig {
+        token: token.map(String::from),
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+/// As [`http_server`], with the rest of `config`.
+async fn http_server_with(config: ServerConfig) -> (HttpServer, SocketAddr) {
     let config = ServerConfig {
         port: 0,
         http: Some("127.0.0.1:0".into()),
-        token: token.map(String::from),
-        ..ServerConfig::default()
+        ..config
     };
     let handle = tokio::task::spawn_blocking(move || ServerHandle::start(config))
         .await
@@ -53,10 +61,19 @@ async fn http_server(token: Option<&str>) -> (HttpServer, SocketAddr) {
     (server, addr)
 }
 
-/// Sends a keep-alive GET and reads the answer: (status, body); `None` if the connection
-/// closed or broke first, or nothing came within [`WAIT`].
+/// Sends a keep-alive GET (as a browser on `http://127.0.0.1/` would) and reads the answer:
+/// (status, body); `None` if the connection closed or broke first, or nothing came within
+/// [`WAIT`].
 async fn get(s: &mut TcpStream, path: &str, headers: &str) -> Option<(u16, String)> {
-    let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\n{headers}\r\n");
+    get_raw(s, path, &format!("host: 127.0.0.1\r\n{headers}"))
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// Sends a keep-alive GET with exactly these header lines (each ending in CRLF) and reads the
+/// answer: (status, head in lower case, body).
+async fn get_raw(s: &mut TcpStream, path: &str, headers: &str) -> Option<(u16, String, String)> {
+    let req = format!("GET {path} HTTP/1.1\r\n{headers}\r\n");
     s.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     let head_end = loop {
@@ -77,7 +94,7 @@ async fn get(s: &mut TcpStream, path: &str, headers: &str) -> Option<(u16, Strin
     while body.len() < len {
         read_some(s, &mut body).await?;
     }
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    Some((status, head, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
@@ -187,5 +204,83 @@ async fn slowloris_headers_are_closed_after_the_header_timeout() {
         closed_within(&mut slow, Duration::from_secs(25)).await,
         "a connection with partial headers was kept open for 25 s"
     );
+    server.stop().await;
+}
+
+/// DNS rebinding: a web page whose name the attacker points at 127.0.0.1 reaches the listener
+/// with that name as `Host`, and (no token) would read the report. A name that is not the
+/// listener's gets 421 with the reason, on every route; IP addresses and `localhost` (which no
+/// attacker can point anywhere) are served. No CORS header is sent, whatever the `Origin`.
+#[tokio::test]
+async fn a_request_for_a_foreign_host_name_is_refused() {
+    let (server, addr) = http_server(None).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let port = addr.port();
+    for (host, code) in [
+        (format!("127.0.0.1:{port}"), 200),
+        ("127.0.0.1".into(), 200),
+        (format!("localhost:{port}"), 200),
+        ("LocalHost".into(), 200),
+        ("localhost.".into(), 200),
+        ("[::1]:8080".into(), 200),
+        ("10.1.2.3".into(), 200),
+        (format!("evil.example:{port}"), 421),
+        ("evil.example".into(), 421),
+        ("127.0.0.1.nip.io".into(), 421),
+        ("localhost.evil.example".into(), 421),
+        ("127.0.0.1:port".into(), 421),
+        ("[::1".into(), 421),
+        ("".into(), 421),
+    ] {
+        for path in ["/api/report", "/", "/metrics"] {
+            let got = get_raw(
+                &mut s,
+                path,
+                &format!("host: {host}\r\norigin: http://{host}\r\n"),
+            )
+            .await;
+            let (status, head, body) = got.unwrap_or_else(|| panic!("{host:?} {path}: no answer"));
+            assert_eq!(status, code, "{host:?} {path}: {body}");
+            assert!(!head.contains("access-control-"), "{host:?} {path}: {head}");
+            if code == 421 {
+                assert!(body.contains("--http-allow-host"), "{body}");
+            }
+        }
+    }
+    server.stop().await;
+}
+
+/// The names given in `http_allow_hosts` are served (without case, port and trailing dot),
+/// others still get 421; `*` serves any name.
+#[tokio::test]
+async fn names_given_in_http_allow_hosts_are_served() {
+    let (server, addr) = http_server_with(ServerConfig {
+        http_allow_hosts: vec!["loadmon.example".into(), "Dash.Internal.".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    for (host, code) in [
+        ("loadmon.example", 200),
+        ("LOADMON.example.:8080", 200),
+        ("dash.internal", 200),
+        ("127.0.0.1", 200),
+        ("other.example", 421),
+        ("example", 421),
+        ("sub.loadmon.example", 421),
+    ] {
+        let got = get_raw(&mut s, "/api/server", &format!("host: {host}\r\n")).await;
+        assert_eq!(got.as_ref().map(|r| r.0), Some(code), "{host}: {got:?}");
+    }
+    server.stop().await;
+
+    let (server, addr) = http_server_with(ServerConfig {
+        http_allow_hosts: vec!["*".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let got = get_raw(&mut s, "/api/report", "host: anything.example\r\n").await;
+    assert_eq!(got.as_ref().map(|r| r.0), Some(200), "{got:?}");
     server.stop().await;
 }

@@ -1,11 +1,13 @@
-//! Faults that need real processes: a client killed with SIGKILL, a client whose disk is full.
+//! Faults that need real processes: a client killed with SIGKILL, a client whose disk is full,
+//! a server stopped (SIGSTOP) for longer than its heartbeat timeout.
 
 mod common;
 
+use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TestServer, WAIT};
+use common::{ChildGuard, Raw, TestServer, WAIT};
 use loadmon::server::ServerConfig;
 use loadmon::Status;
 
@@ -148,4 +150,102 @@ async fn a_full_disk_fails_the_client_with_the_reason() {
         reason.contains("write ") && reason.contains("File too large"),
         "{reason}"
     );
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to `pid` with kill(1).
+fn kill(signal: &str, pid: u32) {
+    let st = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill {signal} {pid}");
+}
+
+/// A server stopped (SIGSTOP: a VM pause, a stall) for twice its heartbeat timeout while its
+/// clients keep sending heartbeats, then continued (SIGCONT), three times in a row: no client
+/// is TIMED OUT, every one ends PASS (exit 0). Before the fix, on each resume every deadline
+/// fired before the heartbeats waiting in the sockets were read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_longer_than_the_heartbeat_timeout_times_out_no_healthy_client() {
+    const CLIENTS: usize = 3;
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("report.json");
+    let mut server = ChildGuard(
+        Command::new(BIN)
+            .args(["server", "--port", "0", "--no-log-files", "--no-live"])
+            .args(["--heartbeat-timeout", "1.5", "--max-clients", "3"])
+            .arg("--report-json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Its stderr is read to the end on a thread (a full pipe would block the server).
+    let stderr = server.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("loadmon server listening on ").nth(1) {
+                let _ = tx.send(rest.trim().parse::<std::net::SocketAddr>().unwrap());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let addr = rx.recv_timeout(WAIT).expect("the server's address");
+    let pid = server.0.id();
+
+    // Each client: heartbeats every 0.3 s until told to finish, then `done`.
+    let (finish, _) = tokio::sync::watch::channel(false);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut c = Raw::connect(addr).await;
+        c.seed_handshake().await;
+        c.send("start").await;
+        let mut finish = finish.subscribe();
+        clients.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(300));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => c.send("hb").await,
+                    _ = finish.changed() => break,
+                }
+            }
+            c.send("done").await;
+            c.closed().await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        kill("-STOP", pid);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        kill("-CONT", pid);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    finish.send(true).unwrap();
+    // (A client closed by the server panics on its next send: the report says why.)
+    let mut ended_cleanly = Vec::new();
+    for c in clients {
+        ended_cleanly.push(matches!(tokio::time::timeout(WAIT, c).await, Ok(Ok(true))));
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_for(WAIT);
+        (status, log.join().unwrap())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    let report = loadmon::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report.clients.len(), CLIENTS, "{log}");
+    for c in &report.clients {
+        assert_eq!(c.status, Status::Pass, "{c:?}\n{log}");
+    }
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(ended_cleanly, [true; CLIENTS]);
 }

@@ -1,7 +1,7 @@
 """Type stubs for the native module ``loadmon._loadmon``."""
 
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypedDict, final
@@ -86,6 +86,9 @@ class Server:
 
     Fleet mode: ``expect_clients=N`` hands every Worker ``plan`` and starts no client until N
     are ready (``start_timeout``: start whoever is ready after that many seconds).
+
+    ``http_allow_hosts``: host names the HTTP listener answers to besides IP addresses and
+    ``localhost`` (``"*"``: any); a request for another name gets 421 (DNS rebinding).
     """
 
     def __new__(
@@ -106,6 +109,7 @@ class Server:
         expect_clients: int | None = None,
         plan: Plan | None = None,
         start_timeout: float | None = None,
+        http_allow_hosts: Sequence[str] | None = (),
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""

@@ -5,6 +5,9 @@
 //! peer's lines are not read, and a queue that does not move for the write timeout closes the
 //! connection (`peer not reading`). The liveness timer, the write deadline and the server's
 //! stop signal are armed in every state, so a peer can neither stall the server nor outlive it.
+//! A deadline that is due first reads what the socket holds now (or, for the write deadline,
+//! offers it the replies again), so that a stall of the whole server — SIGSTOP, a VM pause —
+//! longer than a timeout expires no peer whose lines waited unread meanwhile.
 //! In fleet mode a client waiting at the start barrier also waits for the release, which sends
 //! its `run_tests`.
 
@@ -194,6 +197,18 @@ pub(super) async fn serve(
         match wake {
             Wake::Stopped => break End::Client(Status::Aborted, STOPPED_REASON.into()),
             Wake::WriteStalled => {
+                // Due: try the socket first, as for the timer (see `catch_up`). A peer that
+                // took some replies meanwhile gets the full time again.
+                match d.conn.flush_now() {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        write_deadline
+                            .as_mut()
+                            .reset(Instant::now() + write_timeout);
+                        continue;
+                    }
+                    Err(e) => break End::io(e),
+                }
                 break End::Client(
                     Status::Aborted,
                     format!(
@@ -217,6 +232,17 @@ pub(super) async fn serve(
                 timer.as_mut().reset(d.deadline());
             }
             Wake::Timer => {
+                // A due deadline reads what the socket holds first (see `catch_up`).
+                if d.deadline() <= Instant::now() && queued < READ_PAUSE_BYTES {
+                    let caught_up = d.catch_up().and_then(|()| d.send_replies(queued));
+                    match caught_up {
+                        Ok(true) => write_deadline
+                            .as_mut()
+                            .reset(Instant::now() + write_timeout),
+                        Ok(false) => {}
+                        Err(end) => break end,
+                    }
+                }
                 let now = Instant::now();
                 let active = shared.events.active();
                 let cell = d.cell.clone();
@@ -316,6 +342,40 @@ impl Driver<'_> {
             Ok(_) => Ok(queued == 0 && self.conn.pending_bytes() > 0),
             Err(e) => Err(End::io(e)),
         }
+    }
+
+    /// Before a due deadline acts (a handshake that expires, a missed heartbeat, a timeout):
+    /// reads and handles what the socket holds now, so that no deadline expires a peer whose
+    /// lines wait unread. After a stall of the whole server (SIGSTOP, a VM pause, a long
+    /// swap-in) every timer fires at once, ahead of the reads of what the clients sent
+    /// meanwhile, and tokio may not even have seen that data's readiness yet: hence reads
+    /// that bypass it. Stops once the deadline has moved, the socket is empty, the replies
+    /// wait for the peer, or a receive buffer's worth was read (what waited when the
+    /// deadline came: a peer that keeps the socket full does not outlive its deadline).
+    /// Only a due deadline pays for this, never a line.
+    fn catch_up(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        for _ in 0..self.conn.reads_per_receive_buffer() {
+            if self.deadline() > now || self.conn.pending_bytes() >= READ_PAUSE_BYTES {
+                break;
+            }
+            match self.conn.fill_now() {
+                Ok(Filled::Nothing) => break,
+                Ok(Filled::Data) => {}
+                Ok(Filled::Eof) => {
+                    self.handle_buffered();
+                    return Err(End::Client(
+                        Status::Aborted,
+                        "connection closed before done".into(),
+                    ));
+                }
+                Err(e) => return Err(self.frame_error(e)),
+            }
+            if let Some(end) = self.handle_buffered() {
+                return Err(end);
+            }
+        }
+        Ok(())
     }
 
     /// Handles every complete line received; `Some(end)` if the connection must close.

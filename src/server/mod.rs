@@ -36,7 +36,7 @@ mod signal;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -69,6 +69,8 @@ pub const MAX_IDS_LIMIT: u64 = crate::config::IDS.max;
 pub use crate::config::MAX_DURATION;
 /// Upper bound of [`ServerConfig::max_line_bytes`].
 pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
+/// Most names [`ServerConfig::http_allow_hosts`] may hold.
+pub const MAX_HTTP_ALLOW_HOSTS: usize = 256;
 
 /// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
 /// id 100) with loadmon's timeouts and limits.
@@ -122,6 +124,13 @@ pub struct ServerConfig {
     pub http: Option<String>,
     /// How long the HTTP listener keeps serving the final report after the run (default 0).
     pub http_linger: Duration,
+    /// Host names the HTTP listener answers to besides IP addresses and `localhost` (default
+    /// none); `"*"` for any. A request whose `Host` header names anything else gets `421`: a
+    /// web page whose name an attacker points at this listener's address (DNS rebinding)
+    /// cannot read it. Names are compared without case, port and trailing dot; at most
+    /// [`MAX_HTTP_ALLOW_HOSTS`], each ASCII letters, digits, `-`, `.` and `_` (a punycode name
+    /// for an international one).
+    pub http_allow_hosts: Vec<String>,
     /// What HTTP peers may hold: header-read, idle and write timeouts, most connections.
     pub http_limits: HttpLimits,
     /// Fleet mode: a plan for every worker and a start barrier; `None` (the default) for the
@@ -174,6 +183,7 @@ impl Default for ServerConfig {
             report_html: None,
             http: None,
             http_linger: Duration::ZERO,
+            http_allow_hosts: Vec::new(),
             http_limits: HttpLimits::default(),
             fleet: None,
         }
@@ -256,6 +266,7 @@ impl ServerConfig {
                 "max_line_bytes must be at most {MAX_LINE_BYTES_LIMIT}"
             )));
         }
+        check_allow_hosts(&self.http_allow_hosts)?;
         if let Some(h) = &self.http {
             if !cfg!(feature = "http") {
                 return Err(Error::Config(
@@ -356,6 +367,38 @@ fn check_http_addr(h: &str) -> Result<()> {
     }
     port.parse::<u16>()
         .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    Ok(())
+}
+
+/// Checks [`ServerConfig::http_allow_hosts`].
+fn check_allow_hosts(hosts: &[String]) -> Result<()> {
+    if hosts.len() > MAX_HTTP_ALLOW_HOSTS {
+        return Err(Error::Config(format!(
+            "http_allow_hosts (--http-allow-host) holds at most {MAX_HTTP_ALLOW_HOSTS} names, \
+             not {}",
+            hosts.len()
+        )));
+    }
+    for h in hosts {
+        let name = h.strip_suffix('.').unwrap_or(h);
+        let ok = h == "*"
+            || (!name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok();
+        if !ok {
+            return Err(Error::Config(format!(
+                "http_allow_hosts (--http-allow-host): {:?} is not a host name (ASCII letters, digits, '-', '.' and \
+                 '_', no port; punycode for an international name) nor \"*\"",
+                crate::text::escape_control(h)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -884,8 +927,6 @@ impl Server {
     }
 }
 
-/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
-/// one rule: a non-loopback address without a token is served, with a warning.
 /// The listen queue asked for (the kernel caps it at `net.core.somaxconn`): room for a storm of
 /// connections while every handshake place is taken (see `accept`). tokio's default is 1,024.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -916,6 +957,14 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// Whether `ip` is a loopback address: 127.0.0.0/8, `::1`, and `::ffff:127.x.y.z` (an IPv4
+/// loopback address as an IPv6 socket sees it).
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
+/// one rule: a non-loopback address without a token is served, with a warning.
 pub(crate) async fn bind(
     addr: &str,
     what: &str,
@@ -930,7 +979,7 @@ pub(crate) async fn bind(
     let a = l
         .local_addr()
         .map_err(|e| Error::bind(format!("local address of {what}{addr}"), e))?;
-    if !a.ip().is_loopback() && tokenless {
+    if !is_loopback(a.ip()) && tokenless {
         log.warn(format!(
             "{listening} non-loopback address {a} without a token: any host that can reach it \
              can {anyone_can} (set a token)"
@@ -990,9 +1039,41 @@ mod tests {
     }
 
     #[test]
+    fn mapped_ipv4_loopback_is_loopback() {
+        for (ip, loopback) in [
+            ("127.0.0.1", true),
+            ("127.1.2.3", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::ffff:127.9.9.9", true),
+            ("::ffff:10.0.0.1", false),
+            ("10.0.0.1", false),
+            ("0.0.0.0", false),
+            ("::", false),
+            ("::127.0.0.1", false),
+        ] {
+            assert_eq!(is_loopback(ip.parse().unwrap()), loopback, "{ip}");
+        }
+    }
+
+    #[test]
     fn every_limit_has_bounds() {
         let ok = ServerConfig::default();
         assert!(ok.validate().is_ok());
+        let hosts = ServerConfig {
+            http_allow_hosts: [
+                "*",
+                "loadmon.example.",
+                "a-b_c.d",
+                "10.0.0.1",
+                "[::1]",
+                "::1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..ok.clone()
+        };
+        assert!(hosts.validate().is_ok());
         let bad = [
             ServerConfig {
                 max_clients: 2305843009213693952,
@@ -1032,6 +1113,26 @@ mod tests {
             },
             ServerConfig {
                 http: Some("not-an-address".into()),
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["a b".into()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["example.com:8080".into()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec![String::new()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["x".repeat(254)],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["a".into(); MAX_HTTP_ALLOW_HOSTS + 1],
                 ..ok.clone()
             },
         ];

@@ -325,8 +325,10 @@ static void test_snapshot_and_stop_mid_run(void) {
     loadmon_server_free(s);
 }
 
-/* GET `path` from 127.0.0.1:`port` (HTTP/1.0); the whole response in `buf`. */
-static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
+/* GET `path` from 127.0.0.1:`port` (HTTP/1.0) with `Host: host`; the whole response in
+ * `buf`. */
+static int http_get_host(uint16_t port, const char *path, const char *host, char *buf,
+                         size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a;
@@ -339,7 +341,7 @@ static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
         return -1;
     }
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -350,6 +352,40 @@ static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
     buf[len] = 0;
     close(fd);
     return (int)len;
+}
+
+/* GET `path` from 127.0.0.1:`port` (HTTP/1.0); the whole response in `buf`. */
+static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
+    return http_get_host(port, path, "127.0.0.1", buf, cap);
+}
+
+/* DNS rebinding: the HTTP listener answers the names of http_allow_hosts (a NULL-ended
+ * array), IP addresses and localhost; another name gets 421. */
+static void test_http_allow_hosts(void) {
+    LoadmonServerConfig cfg;
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    CHECK(cfg.http_allow_hosts == NULL);
+    const char *bad[] = {"no spaces please", NULL};
+    cfg.port = 0;
+    cfg.http = "127.0.0.1:0";
+    cfg.http_allow_hosts = bad;
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("http_allow_hosts"));
+    const char *names[] = {"loadmon.example", "second.example", NULL};
+    cfg.http_allow_hosts = names;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    uint16_t http = loadmon_server_http_port(s);
+    static char buf[65536];
+    CHECK(http_get_host(http, "/api/server", "loadmon.example", buf, sizeof buf) > 0);
+    CHECK(strstr(buf, " 200 OK") != NULL);
+    CHECK(http_get_host(http, "/api/server", "second.example:80", buf, sizeof buf) > 0);
+    CHECK(strstr(buf, " 200 OK") != NULL);
+    CHECK(http_get_host(http, "/api/report", "evil.example", buf, sizeof buf) > 0);
+    CHECK(strstr(buf, " 421 ") != NULL && strstr(buf, "--http-allow-host") != NULL);
+    CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+    loadmon_server_free(s);
 }
 
 static void test_http_and_reports(void) {
@@ -1374,6 +1410,7 @@ int main(void) {
     test_custom_workload();
     test_snapshot_and_stop_mid_run();
     test_http_and_reports();
+    test_http_allow_hosts();
     test_report_survives_its_files();
     test_status_names_and_version();
     test_guards();

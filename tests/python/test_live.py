@@ -152,3 +152,30 @@ def test_demo_writes_the_html_report(tmp_path: Path) -> None:
     page = html.read_text()
     # The all-clients line, then three lines in each per-client chart.
     assert page.count("<tr><td>") == 3 and page.count('class="series"') == 7
+
+
+def test_the_http_listener_answers_only_its_own_host_names() -> None:
+    """DNS rebinding: a request for a name not given in ``http_allow_hosts`` gets 421."""
+
+    def status(url: str, host: str) -> int:
+        req = urllib.request.Request(url, headers={"Host": host})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    with pytest.raises(loadmon.ConfigError, match="http_allow_hosts"):
+        loadmon.Server(port=0, http="127.0.0.1:0", http_allow_hosts=["a b"])
+    with pytest.raises(TypeError):
+        loadmon.Server(port=0, http="127.0.0.1:0", http_allow_hosts="loadmon.example")
+    server = loadmon.Server(port=0, http="127.0.0.1:0", http_allow_hosts=("loadmon.example",))
+    server.start()
+    try:
+        assert server.http_url is not None
+        url = server.http_url + "api/report"
+        assert status(url, "loadmon.example") == 200
+        assert status(url, "127.0.0.1") == 200
+        assert status(url, "evil.example") == 421
+    finally:
+        server.stop()

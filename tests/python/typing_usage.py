@@ -37,7 +37,7 @@ def use(out: Path) -> str:
 
 def watch(out: Path) -> str:
     with loadmon.Server(port=0, http="127.0.0.1:0", http_linger=1.0, report_csv=out / "r.csv",
-                        report_html=out / "r.html") as server:
+                        report_html=out / "r.html", http_allow_hosts=["dash.example"]) as server:
         url: str | None = server.http_url
         port: int | None = server.http_port
         events: loadmon.Events = server.events(timeout=5.0)

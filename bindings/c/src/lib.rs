@@ -278,6 +278,28 @@ unsafe fn optional_str(p: *const c_char, name: &str) -> Res<Option<String>> {
     }
 }
 
+/// An optional array of C strings ended by a NULL entry (NULL = none). At most `max` + 1
+/// entries are read: more than `max` is the core's error to report.
+///
+/// # Safety
+/// `p` is NULL or points to an array of NUL-terminated strings ended by a NULL entry.
+unsafe fn optional_str_list(p: *const *const c_char, name: &str, max: usize) -> Res<Vec<String>> {
+    let mut out = Vec::new();
+    if p.is_null() {
+        return Ok(out);
+    }
+    for i in 0..=max {
+        // SAFETY: every entry before `i` was non-NULL, so the array goes on to `i` at least.
+        let entry = unsafe { p.add(i).read() };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: a non-NULL entry is NUL-terminated per the contract.
+        out.push(unsafe { required_str(entry, &format!("{name}[{i}]")) }?);
+    }
+    Ok(out)
+}
+
 /// Hands a Rust string to C (freed with `loadmon_string_free`), if the caller wants it.
 ///
 /// # Safety
@@ -490,6 +512,10 @@ pub struct LoadmonServerConfig {
     /// The fleet's plan: finished files each worker keeps, at least 1, or `LOADMON_KEEP_ALL`.
     /// Default 2.
     pub plan_keep_files: i64,
+    /// Host names the HTTP listener answers to besides IP addresses and "localhost" ("*": any):
+    /// an array of strings ended by a NULL entry; NULL (the default) for none. A request for
+    /// another name gets 421 (DNS rebinding).
+    pub http_allow_hosts: *const *const c_char,
 }
 
 /// A string default of the core as a C string that lives as long as the program (the `_default`
@@ -532,13 +558,15 @@ unsafe impl Growable for LoadmonServerConfig {
             plan_min_chunk_size_mb: num(p.min_chunk_size_mb),
             plan_sync: std::ptr::null(),
             plan_keep_files: keep_files_c(p.keep_files),
+            http_allow_hosts: std::ptr::null(),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonServerConfig: host, port,
         max_clients, first_client_id, heartbeat_timeout_ms, handshake_timeout_ms,
         report_json_path, token, log_dir, http, report_csv_path, report_html_path,
         expect_clients, start_timeout_ms, plan_run_time_ms, plan_chunk_size_mb,
-        plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files);
+        plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files,
+        http_allow_hosts);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -840,7 +868,8 @@ pub struct LoadmonServer {
 ///
 /// # Safety
 /// `cfg` points to a config initialised by `loadmon_server_config_default` whose strings are
-/// NULL or NUL-terminated; `out` is NULL or writable.
+/// NULL or NUL-terminated (and `http_allow_hosts` NULL or an array of them ended by NULL);
+/// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn loadmon_server_start(
     cfg: *const LoadmonServerConfig,
@@ -878,6 +907,14 @@ pub unsafe extern "C" fn loadmon_server_start(
                 .map(PathBuf::from),
             // SAFETY: as above.
             fleet: unsafe { fleet_config(&c) }?,
+            // SAFETY: NULL or a NULL-ended array of such strings per the contract.
+            http_allow_hosts: unsafe {
+                optional_str_list(
+                    c.http_allow_hosts,
+                    "http_allow_hosts",
+                    loadmon::server::MAX_HTTP_ALLOW_HOSTS,
+                )
+            }?,
             ..ServerConfig::default()
         };
         let handle = ServerHandle::start(config)?;

@@ -624,6 +624,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         server.set_item("http_linger", s.http_linger.as_secs_f64())?;
         server.set_item("token", s.token)?;
         server.set_item("http", s.http)?;
+        server.set_item("http_allow_hosts", PyTuple::new(py, &s.http_allow_hosts)?)?;
         server.set_item("report_json", s.report_json)?;
         server.set_item("report_csv", s.report_csv)?;
         server.set_item("report_html", s.report_html)?;
@@ -782,11 +783,11 @@ impl PyServer {
     #[pyo3(signature = (host=None, port=None, max_clients=None, first_client_id=None,
         heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None,
         token=None, http=None, http_linger=None, report_csv=None, report_html=None,
-        expect_clients=None, plan=None, start_timeout=None),
+        expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=None),
         text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
             heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
             token=None, http=None, http_linger=0.0, report_csv=None, report_html=None, \
-            expect_clients=None, plan=None, start_timeout=None)")]
+            expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=())")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -806,6 +807,7 @@ impl PyServer {
         expect_clients: Option<&Bound<'_, PyAny>>,
         plan: Option<&Bound<'_, PyAny>>,
         start_timeout: Option<&Bound<'_, PyAny>>,
+        http_allow_hosts: Option<Vec<String>>,
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let d = ServerConfig::default();
@@ -868,6 +870,7 @@ impl PyServer {
                 report_csv: path_arg(report_csv)?,
                 report_html: path_arg(report_html)?,
                 fleet,
+                http_allow_hosts: http_allow_hosts.unwrap_or(d.http_allow_hosts.clone()),
                 ..d
             };
             config.validate().map_err(|e| to_py(py, &e))?;
