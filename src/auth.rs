@@ -132,7 +132,12 @@ fn mac(token: &str, role: Role, server: &Nonce, client: &Nonce) -> HmacSha256 {
 
 /// `role`'s proof for the connection with these nonces.
 pub fn prove(token: &str, role: Role, server: &Nonce, client: &Nonce) -> Proof {
-    Proof(mac(token, role, server, client).finalize().into_bytes().into())
+    Proof(
+        mac(token, role, server, client)
+            .finalize()
+            .into_bytes()
+            .into(),
+    )
 }
 
 /// Whether `proof` is `role`'s proof for these nonces under `token` (in constant time).
@@ -152,7 +157,11 @@ mod tests {
     fn the_proof_is_hmac_sha256_over_the_documented_text() {
         let server = Nonce([0x11; NONCE_BYTES]);
         let client = Nonce([0xab; NONCE_BYTES]);
-        let text = format!("loadmon-auth-1|client|{}|{}", "11".repeat(32), "ab".repeat(32));
+        let text = format!(
+            "loadmon-auth-1|client|{}|{}",
+            "11".repeat(32),
+            "ab".repeat(32)
+        );
         let mut m = <HmacSha256 as KeyInit>::new_from_slice(b"s3cret").unwrap();
         m.update(text.as_bytes());
         let want: [u8; 32] = m.finalize().into_bytes().into();

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{check_duration, Zero};
 use crate::auth::{self, Nonce, Role};
+use crate::config::{check_duration, Zero};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};

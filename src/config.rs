@@ -305,7 +305,7 @@ pub fn read_token_file(path: &Path) -> Result<String> {
     }
     if token.chars().any(char::is_control) {
         return Err(bad(
-            "the token must be one line without control characters".into(),
+            "the token must be one line without control characters".into()
         ));
     }
     Ok(token.to_string())

@@ -941,7 +941,8 @@ mod tests {
             assert!(
                 matches!(
                     Message::parse(&bad),
-                    Err(ProtocolError::InvalidArgument { .. } | ProtocolError::WrongFieldCount { .. })
+                    Err(ProtocolError::InvalidArgument { .. }
+                        | ProtocolError::WrongFieldCount { .. })
                 ),
                 "{bad}"
             );

@@ -224,11 +224,17 @@ mod tests {
         }
         assert_eq!(last, Failed::LockedOut(LOCKOUT_FAILURES));
         let locked = g.check(a, Instant::now()).unwrap_err();
-        assert!(locked.contains("locked out, try again in 60.0 s"), "{locked}");
+        assert!(
+            locked.contains("locked out, try again in 60.0 s"),
+            "{locked}"
+        );
         tokio::time::advance(LOCKOUT - Duration::from_millis(1)).await;
         assert!(g.check(a, Instant::now()).is_err());
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(g.check(a, Instant::now()).is_ok(), "one more try after the lock-out");
+        assert!(
+            g.check(a, Instant::now()).is_ok(),
+            "one more try after the lock-out"
+        );
         assert_eq!(
             g.failed(a, Instant::now()),
             Failed::LockedOut(LOCKOUT_FAILURES + 1),
@@ -283,7 +289,9 @@ mod tests {
         }
         assert_eq!(g.len(), MAX_PEERS);
         // The newest are kept.
-        assert!(g.peers.contains_key(&IpAddr::V4((0x0a00_0000 + MAX_PEERS as u32 * 3 - 1).into())));
+        assert!(g
+            .peers
+            .contains_key(&IpAddr::V4((0x0a00_0000 + MAX_PEERS as u32 * 3 - 1).into())));
         assert!(!g.peers.contains_key(&locked), "the oldest went first");
     }
 }

@@ -652,12 +652,10 @@ impl Session {
             | Message::Refused(_)
             | Message::Plan { .. }
             | Message::Challenge(_)
-            | Message::AuthOk(_) => {
-                Step::warn(format!(
-                    "{id}: ignored server-only command {}",
-                    msg.command()
-                ))
-            }
+            | Message::AuthOk(_) => Step::warn(format!(
+                "{id}: ignored server-only command {}",
+                msg.command()
+            )),
         }
     }
 
@@ -733,7 +731,9 @@ impl Session {
                 if challenge {
                     match Nonce::random() {
                         Ok(n) => self.challenge = Some(n),
-                        Err(e) => return Step::refuse(format!("the server cannot authenticate: {e}")),
+                        Err(e) => {
+                            return Step::refuse(format!("the server cannot authenticate: {e}"))
+                        }
                     }
                 }
                 Step {
@@ -1327,9 +1327,24 @@ mod tests {
             panic!("{ok:?}")
         };
         let server = first.unwrap();
-        assert!(auth::verify("s3cret", Role::Server, &server, &nonce, &proof));
-        assert!(!auth::verify("other", Role::Server, &server, &nonce, &proof));
-        assert_eq!(s.on_message(Message::GetCid, t0, None, t0).next, Next::Register);
+        assert!(auth::verify(
+            "s3cret",
+            Role::Server,
+            &server,
+            &nonce,
+            &proof
+        ));
+        assert!(!auth::verify(
+            "other",
+            Role::Server,
+            &server,
+            &nonce,
+            &proof
+        ));
+        assert_eq!(
+            s.on_message(Message::GetCid, t0, None, t0).next,
+            Next::Register
+        );
 
         // A wrong proof: counted as a failure, refused as a wrong token.
         let mut wrong = Session::new(peer(), &r, t0);
