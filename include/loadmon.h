@@ -198,7 +198,8 @@ typedef struct LoadmonServerConfig {
    */
   const char *report_json_path;
   /**
-   * Shared secret clients must send; NULL (the default) for none.
+   * Shared secret clients must prove they know (it is never sent); NULL (the default) for
+   * none.
    */
   const char *token;
   /**
@@ -257,6 +258,12 @@ typedef struct LoadmonServerConfig {
    * Default 2.
    */
   int64_t plan_keep_files;
+  /**
+   * 1: also take the token in clear (`token:<secret>`) from a loadmon that predates the
+   * challenge-response; 0 (the default): refuse it. Needs `token`. Anything else is
+   * `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonServerConfig;
 
 /**
@@ -427,6 +434,12 @@ typedef struct LoadmonWorkerConfig {
    * Directory for the session log file; NULL (the default) for no file.
    */
   const char *log_dir;
+  /**
+   * 1: send the token in clear to a server that offers no challenge-response (a loadmon
+   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+   * else is `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonWorkerConfig;
 
 /**

@@ -101,6 +101,7 @@ class Server:
         expect_clients: int | None = None,
         plan: Plan | None = None,
         start_timeout: float | None = None,
+        allow_clear_token: bool | None = False,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""
@@ -157,6 +158,7 @@ class TestClient:
         connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
+        allow_clear_token: bool | None = False,
     ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
@@ -239,6 +241,7 @@ class Client:
         connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
+        allow_clear_token: bool | None = False,
     ) -> None: ...
     def run_tests(self, ctx: Context) -> Any:
         """Override: the test to run (may be ``async def``)."""
@@ -278,6 +281,7 @@ class Worker:
         stats_period: float | None = 10.0,
         connect_timeout: float | None = 5.0,
         log_dir: _Path | None = None,
+        allow_clear_token: bool | None = False,
     ) -> "Worker": ...
     def run(self) -> WorkerSummary:
         """Run to the end (with ``stay``: until cancelled); GIL released."""

@@ -446,7 +446,8 @@ pub struct LoadmonServerConfig {
     pub handshake_timeout_ms: i64,
     /// Where to write the JSON report when the server stops; NULL (the default) for none.
     pub report_json_path: *const c_char,
-    /// Shared secret clients must send; NULL (the default) for none.
+    /// Shared secret clients must prove they know (it is never sent); NULL (the default) for
+    /// none.
     pub token: *const c_char,
     /// Directory for the session log file; NULL (the default) for no file.
     pub log_dir: *const c_char,
@@ -480,6 +481,10 @@ pub struct LoadmonServerConfig {
     /// The fleet's plan: finished files each worker keeps, at least 1, or `LOADMON_KEEP_ALL`.
     /// Default 2.
     pub plan_keep_files: i64,
+    /// 1: also take the token in clear (`token:<secret>`) from a loadmon that predates the
+    /// challenge-response; 0 (the default): refuse it. Needs `token`. Anything else is
+    /// `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 /// A string default of the core as a C string that lives as long as the program (the `_default`
@@ -522,13 +527,15 @@ unsafe impl Growable for LoadmonServerConfig {
             plan_min_chunk_size_mb: num(p.min_chunk_size_mb),
             plan_sync: std::ptr::null(),
             plan_keep_files: keep_files_c(p.keep_files),
+            allow_clear_token: i64::from(d.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonServerConfig: host, port,
         max_clients, first_client_id, heartbeat_timeout_ms, handshake_timeout_ms,
         report_json_path, token, log_dir, http, report_csv_path, report_html_path,
         expect_clients, start_timeout_ms, plan_run_time_ms, plan_chunk_size_mb,
-        plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files);
+        plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files,
+        allow_clear_token);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -827,6 +834,7 @@ pub unsafe extern "C" fn loadmon_server_start(
                 .map(PathBuf::from),
             // SAFETY: as above.
             fleet: unsafe { fleet_config(&c) }?,
+            allow_clear_token: flag("allow_clear_token", c.allow_clear_token)?,
             ..ServerConfig::default()
         };
         let handle = ServerHandle::start(config)?;
@@ -1119,6 +1127,10 @@ pub struct LoadmonWorkerConfig {
     pub connect_timeout_ms: i64,
     /// Directory for the session log file; NULL (the default) for no file.
     pub log_dir: *const c_char,
+    /// 1: send the token in clear to a server that offers no challenge-response (a loadmon
+    /// from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+    /// else is `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -1139,11 +1151,12 @@ unsafe impl Growable for LoadmonWorkerConfig {
             stats_period_ms: ms(w.client.stats_period),
             connect_timeout_ms: ms(w.client.connect_timeout),
             log_dir: std::ptr::null(),
+            allow_clear_token: i64::from(w.client.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonWorkerConfig: host, port, out_dir,
         token, stay, retry_max_ms, heartbeat_period_ms, stats_period_ms, connect_timeout_ms,
-        log_dir);
+        log_dir, allow_clear_token);
     const NAME: &'static str = "LoadmonWorkerConfig";
 }
 
@@ -1158,6 +1171,7 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     // SAFETY (every string below): NULL or NUL-terminated per the contract.
     let mut client = unsafe { client_config(&c) }?;
     client.log_dir = unsafe { optional_str(c.log_dir, "log_dir") }?.map(PathBuf::from);
+    client.allow_clear_token = flag("allow_clear_token", c.allow_clear_token)?;
     let config = WorkerConfig {
         client,
         out_dir: PathBuf::from(unsafe { required_str(c.out_dir, "out_dir") }?),
@@ -1170,6 +1184,15 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     };
     config.validate()?;
     Ok(config)
+}
+
+/// A 0/1 setting.
+fn flag(name: &str, v: i64) -> Res<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(Error::Config(format!("{name} must be 0 or 1, not {n}")).into()),
+    }
 }
 
 /// Hands a worker's summary to C as JSON (if `out` is not NULL): `passed`, `failed` (runs),
