@@ -45,7 +45,8 @@ pub struct ClientConfig {
     /// answer (a host dropping SYNs) is given up then too (default 5 s; 0: one attempt, no
     /// retry, as long as the system's connect takes).
     pub connect_timeout: Duration,
-    /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
+    /// How long to wait for the server's `set_cid`, and with a token for each answer of the
+    /// challenge–response before it (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
     /// fleet server withholds it until its whole fleet is ready.
     pub handshake_timeout: Duration,
@@ -615,8 +616,20 @@ impl Client {
         // Lines from the server that are ignored are logged within a budget.
         let mut ignored = Ignored::new(log);
         if self.config.token.is_some() {
-            self.hello(conn, Capabilities::NONE, &mut |p| ignored.parsed(p))
-                .await?;
+            let said = self
+                .hello(conn, Capabilities::NONE, &mut |p| ignored.parsed(p))
+                .await;
+            match said {
+                Ok(_) => {}
+                // A seed server answers nothing to hello (and knows no token).
+                Err(Error::Timeout(m)) if m.starts_with("no answer to hello") => {
+                    return Err(Error::Timeout(format!(
+                        "{m}: a client with a token needs a loadmon server (a seed server \
+                         takes no token)"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             // Without a token nothing waits for the answer: a seed server sends none.
             conn.feed(&Message::Hello {

@@ -16,6 +16,8 @@
 //!   replies go through a bounded outbound queue with a write deadline.
 //! - `accept` (private): admission — a small, short-lived budget for connections still in
 //!   the handshake; a `max_clients` slot and an id only at `get_cid`, after the token.
+//! - `guard` (private): failed token attempts per peer address, no I/O — a slow-down, then a
+//!   lock-out.
 //! - `barrier` (private): fleet mode's start barrier, no I/O — who is ready, when everyone
 //!   starts, who is late.
 //!

@@ -826,10 +826,11 @@ impl Session {
             return;
         }
         match msg {
-            Message::Token(t) if rules.allow_clear_token => {
-                if bool::from(expected.as_bytes().ct_eq(t.as_bytes())) {
-                    self.authenticated = true;
-                }
+            Message::Token(t)
+                if rules.allow_clear_token
+                    && bool::from(expected.as_bytes().ct_eq(t.as_bytes())) =>
+            {
+                self.authenticated = true;
             }
             Message::Auth { nonce, proof } => {
                 let Some(challenge) = &self.challenge else {
