@@ -206,7 +206,8 @@ typedef struct LoadmonServerConfig {
    */
   const char *report_json_path;
   /**
-   * Shared secret clients must send; NULL (the default) for none.
+   * Shared secret clients must prove they know (it is never sent); NULL (the default) for
+   * none.
    */
   const char *token;
   /**
@@ -271,6 +272,12 @@ typedef struct LoadmonServerConfig {
    * another name gets 421 (DNS rebinding).
    */
   const char *const *http_allow_hosts;
+  /**
+   * 1: also take the token in clear (`token:<secret>`) from a loadmon that predates the
+   * challenge-response; 0 (the default): refuse it. Needs `token`. Anything else is
+   * `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonServerConfig;
 
 /**
@@ -341,6 +348,12 @@ typedef struct LoadmonTestClientConfig {
    * file.
    */
   const char *log_dir;
+  /**
+   * 1: send the token in clear to a server that offers no challenge-response (a loadmon
+   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+   * else is `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonTestClientConfig;
 
 /**
@@ -396,6 +409,12 @@ typedef struct LoadmonClientConfig {
    * file.
    */
   const char *log_dir;
+  /**
+   * 1: send the token in clear to a server that offers no challenge-response (a loadmon
+   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+   * else is `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonClientConfig;
 
 /**
@@ -467,6 +486,12 @@ typedef struct LoadmonWorkerConfig {
    * Default 10240 (10 GiB). A plan must also fit in the space free there.
    */
   int64_t max_disk_mb;
+  /**
+   * 1: send the token in clear to a server that offers no challenge-response (a loadmon
+   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+   * else is `LOADMON_CONFIG`.
+   */
+  int64_t allow_clear_token;
 } LoadmonWorkerConfig;
 
 /**

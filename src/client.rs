@@ -17,12 +17,15 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, Nonce, Role};
 use crate::config::{self, check_duration, Zero};
-use crate::connection::{Connection, FrameError};
+use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};
 
-use crate::protocol::{round2, Capabilities, Message, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION};
+use crate::protocol::{
+    round2, Capabilities, Message, ProtocolError, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION,
+};
 use crate::report::BYTES_PER_MB;
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 
@@ -42,14 +45,23 @@ pub struct ClientConfig {
     /// answer (a host dropping SYNs) is given up then too (default 5 s; 0: one attempt, no
     /// retry, as long as the system's connect takes).
     pub connect_timeout: Duration,
-    /// How long to wait for the server's `set_cid` (default 10 s). After it, `run_tests` is
+    /// How long to wait for the server's `set_cid`, and with a token for each answer of the
+    /// challenge–response before it (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
     /// fleet server withholds it until its whole fleet is ready.
     pub handshake_timeout: Duration,
     /// Longest line accepted from the server, bytes (default 4096).
     pub max_line_bytes: usize,
-    /// Shared secret sent as `token:<secret>` before `get_cid`, if the server wants one.
+    /// Shared secret, if the server wants one. It is never sent: before `get_cid` the client
+    /// proves it knows it, and goes on only if the server proves it knows it too
+    /// (challenge–response, [`crate::auth`]); a server that cannot (a server without this
+    /// token, an impostor) is an error.
     pub token: Option<String>,
+    /// Send the token in clear (`token:<secret>`) to a server that offers no
+    /// challenge–response (a loadmon from before it), as such a server wants it; that server
+    /// proves nothing, and anyone who can read the traffic learns the token. Default false:
+    /// such a server is an error. Needs a `token`.
+    pub allow_clear_token: bool,
     /// Where to write the session log file (`client_log_<time>.txt`); `None` for no file.
     pub log_dir: Option<PathBuf>,
 }
@@ -65,6 +77,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             token: None,
+            allow_clear_token: false,
             log_dir: None,
         }
     }
@@ -102,7 +115,8 @@ impl ClientConfig {
             self.connect_timeout,
             config::CONNECT_TIMEOUT,
         )?;
-        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())
+        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
+        crate::config::check_clear_token(self.allow_clear_token, self.token.as_deref())
     }
 }
 
@@ -429,6 +443,14 @@ impl<'a> Ignored<'a> {
     fn warn(&mut self, msg: String) {
         self.log.warn_ignored(&mut self.budget, msg);
     }
+
+    /// A line that was not what the client waited for.
+    fn parsed(&mut self, parsed: &Parsed) {
+        match parsed {
+            Ok(other) => self.warn(format!("ignored {} from the server", other.command())),
+            Err(e) => self.warn(format!("ignored line from the server: {e}")),
+        }
+    }
 }
 
 impl Drop for Ignored<'_> {
@@ -596,25 +618,41 @@ impl Client {
         }
     }
 
-    /// Sends `hello`, `token`, `get_cid`, `ready`; returns the id once `run_tests` arrived.
+    /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
+    /// token, the `hello` exchange and the challenge–response come first ([`Client::hello`]).
     async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
         let ctx = "handshake with the server";
         let (major, minor) = PROTOCOL_VERSION;
-        conn.feed(&Message::Hello {
-            major,
-            minor,
-            caps: Capabilities::NONE,
-        });
-        if let Some(t) = &self.config.token {
-            conn.feed(&Message::Token(t.clone()));
+        // Lines from the server that are ignored are logged within a budget.
+        let mut ignored = Ignored::new(log);
+        if self.config.token.is_some() {
+            let said = self
+                .hello(conn, Capabilities::NONE, &mut |p| ignored.parsed(p))
+                .await;
+            match said {
+                Ok(_) => {}
+                // A seed server answers nothing to hello (and knows no token).
+                Err(Error::Timeout(m)) if m.starts_with("no answer to hello") => {
+                    return Err(Error::Timeout(format!(
+                        "{m}: a client with a token needs a loadmon server (a seed server \
+                         takes no token)"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            // Without a token nothing waits for the answer: a seed server sends none.
+            conn.feed(&Message::Hello {
+                major,
+                minor,
+                caps: Capabilities::NONE,
+            });
         }
         conn.feed(&Message::GetCid);
         conn.feed(&Message::Ready);
         conn.flush().await.map_err(|e| Error::from_frame(e, ctx))?;
 
         let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
-        // Lines from the server that are ignored are logged within a budget.
-        let mut ignored = Ignored::new(log);
         let mut client_id = None;
         loop {
             let parsed = tokio::select! {
@@ -675,6 +713,160 @@ impl Client {
                 Ok(other) => ignored.warn(format!("ignored {} from the server", other.command())),
                 Err(e) => ignored.warn(format!("ignored line from the server: {e}")),
             }
+        }
+    }
+
+    /// Sends `hello` with `caps` (and `auth` with a token) and waits for the server's answer;
+    /// returns the capabilities the server answered with. With a token, then authenticates
+    /// both ways before anything else: answers the server's challenge and checks the server's
+    /// proof (or, to a server that offers no challenge–response and only when
+    /// [`ClientConfig::allow_clear_token`] says so, sends the token in clear). Lines that are
+    /// not awaited go to `ignored`.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] ([`ProtocolError::Auth`]) if the server does not prove it knows
+    /// the token; [`Error::Refused`] for a refusal (a wrong token);
+    /// [`Error::VersionMismatch`]; [`Error::Timeout`] if an answer does not come within the
+    /// handshake timeout; as [`Client::run`] for the connection.
+    pub(crate) async fn hello(
+        &self,
+        conn: &mut Connection,
+        caps: Capabilities,
+        ignored: &mut (dyn FnMut(&Parsed) + Send),
+    ) -> Result<Capabilities> {
+        let (major, minor) = PROTOCOL_VERSION;
+        let token = self.config.token.as_deref();
+        let caps = match token {
+            Some(_) => caps.union(Capabilities::AUTH),
+            None => caps,
+        };
+        conn.send(&Message::Hello { major, minor, caps })
+            .await
+            .map_err(|e| Error::from_frame(e, "handshake with the server"))?;
+        let theirs = self
+            .next_line(conn, "answer to hello", ignored, |m| match m {
+                Ok(Message::Hello {
+                    major: m,
+                    minor: n,
+                    caps,
+                }) => Some(if *m == major {
+                    Ok(*caps)
+                } else {
+                    Err(Error::VersionMismatch {
+                        ours: format!("{major}.{minor}"),
+                        theirs: format!("{m}.{n}"),
+                    })
+                }),
+                _ => None,
+            })
+            .await?;
+        let Some(token) = token else {
+            return Ok(theirs);
+        };
+        let addr = format!("{}:{}", self.config.host, self.config.port);
+        if !theirs.contains(Capabilities::AUTH) {
+            if self.config.allow_clear_token {
+                // An older loadmon server: it wants the token itself.
+                conn.send(&Message::Token(token.to_string()))
+                    .await
+                    .map_err(|e| Error::from_frame(e, "handshake with the server"))?;
+                return Ok(theirs);
+            }
+            return Err(unproven(format!(
+                "the server at {addr} offers no challenge-response (a loadmon from before it, \
+                 or a server without a token), so it cannot prove it knows the token; \
+                 --allow-clear-token (allow_clear_token) sends the token in clear to such a \
+                 server"
+            )));
+        }
+        // Nothing the server says before its proof is taken: not a plan, not an id.
+        let early = |m: &Message| -> Option<Error> {
+            matches!(
+                m,
+                Message::Plan { .. } | Message::SetCid(_) | Message::RunTests
+            )
+            .then(|| {
+                unproven(format!(
+                    "the server at {addr} sent {} before proving it knows the token",
+                    m.command()
+                ))
+            })
+        };
+        let server_nonce = self
+            .next_line(conn, "challenge", ignored, |m| match m {
+                Ok(Message::Challenge(n)) => Some(Ok(*n)),
+                Ok(other) => early(other).map(Err),
+                Err(e) if e.command() == Some("challenge") => Some(Err(Error::Protocol(e.clone()))),
+                Err(_) => None,
+            })
+            .await?;
+        let client_nonce = Nonce::random()?;
+        conn.send(&Message::Auth {
+            nonce: client_nonce,
+            proof: auth::prove(token, Role::Client, &server_nonce, &client_nonce),
+        })
+        .await
+        .map_err(|e| Error::from_frame(e, "handshake with the server"))?;
+        let proof = self
+            .next_line(conn, "auth_ok", ignored, |m| match m {
+                Ok(Message::AuthOk(p)) => Some(Ok(Some(*p))),
+                Ok(other) => early(other).map(Err),
+                Err(e) if e.command() == Some("auth_ok") => Some(Ok(None)),
+                Err(_) => None,
+            })
+            .await?;
+        match proof {
+            Some(p) if auth::verify(token, Role::Server, &server_nonce, &client_nonce, &p) => {
+                Ok(theirs)
+            }
+            _ => Err(unproven(format!(
+                "the server at {addr} did not prove it knows the token (its auth_ok does not \
+                 match): it is not the server with this token"
+            ))),
+        }
+    }
+
+    /// Reads lines until `want` takes one (`Some`), within the handshake timeout; a refusal
+    /// and the end of the connection are errors, other lines go to `ignored`.
+    async fn next_line<T>(
+        &self,
+        conn: &mut Connection,
+        what: &str,
+        ignored: &mut (dyn FnMut(&Parsed) + Send),
+        want: impl Fn(&Parsed) -> Option<Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.config.handshake_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let parsed = tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(Error::Interrupted("during the handshake".into()));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::Timeout(format!(
+                        "no {what} from the server within {:.1} s",
+                        timeout.as_secs_f64()
+                    )));
+                }
+                m = conn.read_message() => {
+                    m.map_err(|e| Error::from_frame(e, "handshake with the server"))?
+                }
+            };
+            let Some(parsed) = parsed else {
+                return Err(Error::Disconnected(format!(
+                    "the server closed the connection while the client waited for {what}"
+                )));
+            };
+            if let Ok(Message::Refused(reason)) = &parsed {
+                // The reason is the peer's text: escaped before it reaches a terminal or a log.
+                return Err(Error::Refused(
+                    crate::text::escape_control(reason).into_owned(),
+                ));
+            }
+            if let Some(r) = want(&parsed) {
+                return r;
+            }
+            ignored(&parsed);
         }
     }
 
@@ -898,6 +1090,11 @@ fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
             mem_pct: round2(s.mem_pct),
         },
     ]
+}
+
+/// The error for a server that did not authenticate.
+fn unproven(why: String) -> Error {
+    Error::Protocol(ProtocolError::Auth(why))
 }
 
 /// The text of a panic payload.

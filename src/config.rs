@@ -25,6 +25,8 @@
 //! assert_eq!(wait_timeout_ms(0), Some(Duration::ZERO)); // zero: poll
 //! ```
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -378,6 +380,92 @@ pub fn file_stats(
     }
 }
 
+/// Longest token file read, bytes (a token is one line).
+pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a token from the file at `path` (the CLI's `--token-file`): its text without one
+/// trailing newline (`\n` or `\r\n`). A token in a file is seen by nobody else, unlike one on a
+/// command line (the process list) or, often, in the environment.
+///
+/// # Errors
+/// [`Error::Config`] naming the file: it cannot be read, it is empty or holds more than one
+/// line, or (on Unix) group or others may read or write it — ssh refuses a private key for
+/// the same (`chmod 600` the file).
+///
+/// # Examples
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::fs::PermissionsExt;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("token");
+/// std::fs::write(&path, "s3cret\n").unwrap();
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// assert_eq!(loadmon::config::read_token_file(&path).unwrap(), "s3cret");
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+/// assert!(loadmon::config::read_token_file(&path).is_err());
+/// # }
+/// ```
+pub fn read_token_file(path: &Path) -> Result<String> {
+    let shown = crate::text::escape_control(&path.display().to_string()).into_owned();
+    let bad = |why: String| Error::Config(format!("token file {shown}: {why}"));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
+    // The opened file's own mode (not the path's, which may change meanwhile).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = file
+            .metadata()
+            .map_err(|e| bad(format!("cannot read its mode: {e}")))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            return Err(bad(format!(
+                "permissions {mode:04o} are too open: group and others must have no access \
+                 to a token (chmod 600 {shown})"
+            )));
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(bad(format!(
+            "more than {MAX_TOKEN_FILE_BYTES} bytes: a token is one line"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let token = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if token.is_empty() {
+        return Err(bad("it is empty: put the token in it".into()));
+    }
+    if token.chars().any(char::is_control) {
+        return Err(bad(
+            "the token must be one line without control characters".into()
+        ));
+    }
+    Ok(token.to_string())
+}
+
+/// `allow_clear_token` needs a token: alone it would do nothing.
+///
+/// # Errors
+/// [`Error::Config`] if it is set without a token.
+pub(crate) fn check_clear_token(allow_clear_token: bool, token: Option<&str>) -> Result<()> {
+    if allow_clear_token && token.is_none() {
+        return Err(Error::Config(
+            "allow_clear_token needs a token (it lets the token travel in clear)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest line of the challenge–response: `auth:<nonce>:<proof>`, 64 hex digits each.
+const AUTH_LINE_BYTES: usize =
+    "auth:".len() + 2 * crate::auth::NONCE_BYTES + 1 + 2 * crate::auth::PROOF_BYTES;
+
 /// The settings both ends of a connection have: the line bound and the optional token.
 ///
 /// # Errors
@@ -393,6 +481,13 @@ pub(crate) fn check_wire(max_line_bytes: usize, token: Option<&str>) -> Result<(
             return Err(Error::Config(
                 "token must be non-empty, on one line and without control characters".into(),
             ));
+        }
+        // `auth:<nonce>:<proof>` (and `challenge`, `auth_ok`) must fit in one line.
+        if AUTH_LINE_BYTES >= max_line_bytes {
+            return Err(Error::Config(format!(
+                "with a token, max_line_bytes must be more than {AUTH_LINE_BYTES} (the \
+                 challenge-response's longest line)"
+            )));
         }
         // `token:<secret>` must fit in one line of the peer's bound (and ours).
         let line = "token:".len() + t.len();

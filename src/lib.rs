@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`protocol`]: the [`Message`](protocol::Message) enum, parse and encode; no I/O.
+//! - [`auth`]: the token's challenge–response (nonces, HMAC proofs); no I/O.
 //! - [`connection`]: framed, length-bounded line I/O over a TCP stream.
 //! - [`server`]: listener, per-client handlers, liveness, stop conditions, report building.
 //! - [`client`]: the generic client (handshake, heartbeat and stats tasks) and the
@@ -69,6 +70,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod blocking;
 pub mod client;
 pub mod config;

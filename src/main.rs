@@ -73,7 +73,7 @@ total says how many clients were expected and started, and adds all clients' thr
 over time (JSON total.series, HTML and dashboard chart, one more text line).
 
 Example, a server and three workers on one host (for other hosts: --host 0.0.0.0 and a
---token on the server, --host and the same --token on the workers):
+--token-file on the server, --host and the same token (--token-file) on the workers):
 
   loadmon server --port 7000 --expect-clients 3 -r 5 -c 10 -f 50 --report-json fleet.json &
   for i in 1 2 3; do loadmon worker --port 7000 --out-dir /tmp/loadmon-w$i & done; wait";
@@ -111,9 +111,8 @@ struct ServerArgs {
     /// reading").
     #[arg(long, default_value_t = ServerConfig::default().write_timeout.as_secs_f64(), value_parser = seconds)]
     write_timeout: f64,
-    /// Shared secret clients must send.
-    #[arg(long, env = "LOADMON_TOKEN")]
-    token: Option<String>,
+    #[command(flatten)]
+    token: ServerTokenArgs,
     /// Write the JSON report here.
     #[arg(long)]
     report_json: Option<PathBuf>,
@@ -218,9 +217,8 @@ struct ConnectArgs {
     /// Seconds to keep retrying an unreachable server.
     #[arg(long, default_value_t = ClientConfig::default().connect_timeout.as_secs_f64(), value_parser = seconds)]
     connect_timeout: f64,
-    /// Shared secret for the server.
-    #[arg(long, env = "LOADMON_TOKEN")]
-    token: Option<String>,
+    #[command(flatten)]
+    token: ClientTokenArgs,
     /// Directory for the session log file.
     #[arg(long, default_value = "client_logs")]
     log_dir: PathBuf,
@@ -230,17 +228,76 @@ struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    fn client_config(self) -> ClientConfig {
-        ClientConfig {
+    fn client_config(self) -> Result<ClientConfig, Error> {
+        Ok(ClientConfig {
             host: self.host,
             port: self.port,
             heartbeat_period: secs(self.heartbeat_period),
             stats_period: secs(self.stats_period),
             connect_timeout: secs(self.connect_timeout),
-            token: self.token,
+            token: token(self.token.token, self.token.token_file.as_deref())?,
+            allow_clear_token: self.token.allow_clear_token,
             log_dir: (!self.no_log_files).then_some(self.log_dir),
             ..Default::default()
+        })
+    }
+}
+
+/// The server's token: never shown by `--help` (its value may come from the environment).
+#[derive(Args, Debug)]
+struct ServerTokenArgs {
+    /// Shared secret clients must prove they know (it never crosses the wire; the server
+    /// proves it knows it too). On the command line it is visible to every user in the process
+    /// list: prefer --token-file or LOADMON_TOKEN.
+    #[arg(long, env = "LOADMON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the token from this file (one line; a trailing newline is dropped). It must not be
+    /// readable by group or others (chmod 600), as ssh requires of a private key.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Also take the token in clear from a loadmon that predates the challenge-response
+    /// (anyone who can read the traffic then learns it). Off by default: such a client is
+    /// refused and told why.
+    #[arg(long)]
+    allow_clear_token: bool,
+}
+
+/// A client's or worker's token: never shown by `--help` (its value may come from the
+/// environment).
+#[derive(Args, Debug)]
+struct ClientTokenArgs {
+    /// Shared secret for the server: the client proves it knows it, and goes on only with a
+    /// server that proves it knows it too (it never crosses the wire). On the command line it
+    /// is visible to every user in the process list: prefer --token-file or LOADMON_TOKEN.
+    #[arg(long, env = "LOADMON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the token from this file (one line; a trailing newline is dropped). It must not be
+    /// readable by group or others (chmod 600), as ssh requires of a private key.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Send the token in clear to a server that offers no challenge-response (a loadmon from
+    /// before it); that server proves nothing, and anyone who can read the traffic learns
+    /// the token. Off by default: such a server is an error.
+    #[arg(long)]
+    allow_clear_token: bool,
+}
+
+/// The token of `--token` (or LOADMON_TOKEN) or of `--token-file`; both is an error (which
+/// one was meant?).
+fn token(given: Option<String>, file: Option<&Path>) -> Result<Option<String>, Error> {
+    match (given, file) {
+        (Some(_), Some(_)) => {
+            let other = if std::env::var_os("LOADMON_TOKEN").is_some() {
+                "LOADMON_TOKEN (set in the environment)"
+            } else {
+                "--token"
+            };
+            Err(Error::Config(format!(
+                "--token-file and {other} both give a token: use one"
+            )))
         }
+        (None, Some(path)) => loadmon::config::read_token_file(path).map(Some),
+        (given, None) => Ok(given),
     }
 }
 
@@ -628,7 +685,8 @@ fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
         max_pending: a.max_pending,
         max_ids: a.max_ids,
         write_timeout: secs(a.write_timeout),
-        token: a.token,
+        token: token(a.token.token, a.token.token_file.as_deref())?,
+        allow_clear_token: a.token.allow_clear_token,
         report_json: a.report_json,
         report_csv: a.watch.report_csv.clone(),
         report_html: a.watch.report_html.clone(),
@@ -933,7 +991,7 @@ fn write_line(out: &mut Box<dyn Write + Send>, event: &Event) -> std::io::Result
 }
 
 fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
-    let client = Client::new(a.connect.client_config())?;
+    let client = Client::new(a.connect.client_config()?)?;
     let rt = runtime()?;
     // A file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, which kills the process by default.
     // With a handler installed, write() fails with EFBIG instead, the client reports the
@@ -1007,7 +1065,7 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     check_out_dir(&a.files.out_dir)?;
     let out_dir = a.files.out_dir.clone();
     let worker = Worker::new(WorkerConfig {
-        client: a.connect.client_config(),
+        client: a.connect.client_config()?,
         out_dir: a.files.out_dir,
         stay: a.stay,
         retry_max: secs(a.retry_max),

@@ -24,8 +24,12 @@
 //! ; loadmon, client -> server (an old server logs and ignores them)
 //! hello:<major>.<minor>[:<cap>[,<cap>...]]  protocol version, sent before get_cid, and what the
 //!                                           client can do: `plan` = it runs the plan a fleet
-//!                                           server hands out (unknown capabilities are ignored)
-//! token:<secret>                            shared secret, sent before get_cid when configured
+//!                                           server hands out, `auth` = it has a token and
+//!                                           proves it (unknown capabilities are ignored)
+//! auth:<client_nonce>:<client_proof>        answer to the server's challenge: 64 hex digits
+//!                                           each (see crate::auth); before get_cid
+//! token:<secret>                            the token in clear: only an older loadmon sends it,
+//!                                           and a server takes it only when allowed
 //! proc_stats:<cpu_core_pct>:<rss_bytes>[:<process_clients>]
 //!                                           CPU normalised to all cores (100 = all busy), the
 //!                                           process's RSS, and (optional) how many clients
@@ -36,11 +40,14 @@
 //! ; loadmon, server -> client (an old client logs and ignores them)
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
 //!                                           with the capabilities both sides will use (`plan`:
-//!                                           a plan follows set_cid)
+//!                                           a plan follows; `auth`: a challenge follows)
+//! challenge:<server_nonce>                  right after that hello when both have `auth`
+//! auth_ok:<server_proof>                    the client's proof was right; this is the
+//!                                           server's (the client goes on only if it checks)
 //! plan:run=<id>:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
 //!                                           the test to run (fleet mode) and the run it
-//!                                           belongs to, after the hello answer (once the token
-//!                                           is in), only to a client that announced `plan`;
+//!                                           belongs to, after the hello answer (after auth_ok
+//!                                           with a token), only to a client that announced `plan`;
 //!                                           each key once, in any order (encoded in this order)
 //! refused:<reason>                          the server will not serve this client; it closes next
 //! ```
@@ -50,6 +57,7 @@
 
 use std::fmt;
 
+use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::file_writer::{KeepFiles, SyncMode};
 use crate::plan::Plan;
 
@@ -86,10 +94,16 @@ impl Capabilities {
     /// `ping`: the client pings while it waits for the fleet's start (`ping`, answered
     /// `pong`), and a server that agrees holds it to its heartbeat timeout meanwhile.
     pub const PING: Capabilities = Capabilities(2);
+    /// `auth`: from a client, it has a token and proves it by the challenge–response
+    /// ([`crate::auth`]); from a server, a `challenge` follows.
+    pub const AUTH: Capabilities = Capabilities(4);
 
     /// Each capability with its wire name, in the order they are encoded.
-    const NAMES: [(Capabilities, &'static str); 2] =
-        [(Capabilities::PLAN, "plan"), (Capabilities::PING, "ping")];
+    const NAMES: [(Capabilities, &'static str); 3] = [
+        (Capabilities::PLAN, "plan"),
+        (Capabilities::PING, "ping"),
+        (Capabilities::AUTH, "auth"),
+    ];
 
     /// Whether every capability of `other` is in `self`.
     pub fn contains(self, other: Capabilities) -> bool {
@@ -184,8 +198,21 @@ pub enum Message {
         /// What the peer can do (encoded only when not empty, so `hello:1.0` is unchanged).
         caps: Capabilities,
     },
-    /// `token:<secret>`: the shared secret (new).
+    /// `token:<secret>`: the shared secret in clear (new; only an older loadmon sends it, see
+    /// [`Message::Auth`]).
     Token(String),
+    /// `challenge:<server_nonce>`: the server's nonce, after its `hello` answer to a client that
+    /// announced `auth` (new; see [`crate::auth`]).
+    Challenge(Nonce),
+    /// `auth:<client_nonce>:<client_proof>`: the client's answer to the challenge (new).
+    Auth {
+        /// The client's nonce.
+        nonce: Nonce,
+        /// The client's proof over both nonces.
+        proof: Proof,
+    },
+    /// `auth_ok:<server_proof>`: the client's proof was right; the server's own (new).
+    AuthOk(Proof),
     /// `proc_stats:<cpu_core_pct>:<rss_bytes>[:<process_clients>]` (new).
     ProcStats {
         /// CPU normalised by the number of cores: 100 = every core busy.
@@ -267,6 +294,10 @@ pub enum ProtocolError {
     /// The peer closed the connection in the middle of a line.
     #[error("connection closed in the middle of a line")]
     Truncated,
+    /// The handshake did not authenticate the peer: a server that did not prove it knows the
+    /// token, or that offers no challenge–response to a client that may not send it in clear.
+    #[error("authentication failed: {0}")]
+    Auth(String),
 }
 
 impl ProtocolError {
@@ -292,7 +323,7 @@ impl ProtocolError {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 19] = [
+pub const COMMANDS: [&str; 22] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -312,6 +343,9 @@ pub const COMMANDS: [&str; 19] = [
     "plan",
     "ping",
     "pong",
+    "challenge",
+    "auth",
+    "auth_ok",
 ];
 
 impl Message {
@@ -337,6 +371,9 @@ impl Message {
             Message::Plan { .. } => 16,
             Message::Ping => 17,
             Message::Pong => 18,
+            Message::Challenge(_) => 19,
+            Message::Auth { .. } => 20,
+            Message::AuthOk(_) => 21,
         }
     }
 
@@ -448,6 +485,27 @@ impl Message {
                 }
                 Ok(Message::Token(token))
             }
+            "challenge" => {
+                expect_fields("challenge", n, 2)?;
+                Ok(Message::Challenge(Nonce(parse_hex(
+                    "challenge",
+                    "nonce",
+                    fields[1],
+                )?)))
+            }
+            "auth" => {
+                expect_fields("auth", n, 3)?;
+                Ok(Message::Auth {
+                    nonce: Nonce(parse_hex::<NONCE_BYTES>("auth", "nonce", fields[1])?),
+                    proof: Proof(parse_hex::<PROOF_BYTES>("auth", "proof", fields[2])?),
+                })
+            }
+            "auth_ok" => {
+                expect_fields("auth_ok", n, 2)?;
+                Ok(Message::AuthOk(Proof(parse_hex(
+                    "auth_ok", "proof", fields[1],
+                )?)))
+            }
             "proc_stats" => {
                 // The third argument is optional: 3 or 4 fields.
                 if n != 4 {
@@ -517,6 +575,9 @@ impl Message {
             }
             Message::Hello { major, minor, caps } => format!("{cmd}:{major}.{minor}:{caps}"),
             Message::Token(t) => format!("{cmd}:{}", one_line(t)),
+            Message::Challenge(nonce) => format!("{cmd}:{nonce}"),
+            Message::Auth { nonce, proof } => format!("{cmd}:{nonce}:{proof}"),
+            Message::AuthOk(proof) => format!("{cmd}:{proof}"),
             Message::ProcStats {
                 cpu_core_pct,
                 rss_bytes,
@@ -556,6 +617,28 @@ impl fmt::Display for Message {
 /// Rounds a percentage to two decimals, as `send_stats` carries it.
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// Exactly `2 * N` hex digits (either case), as `N` bytes.
+fn parse_hex<const N: usize>(
+    command: &'static str,
+    field: &'static str,
+    v: &str,
+) -> Result<[u8; N], ProtocolError> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(v, &mut out).map_err(|_| {
+        invalid(
+            command,
+            field,
+            v,
+            if N == 32 {
+                "expected 64 hex digits"
+            } else {
+                "expected hex digits"
+            },
+        )
+    })?;
+    Ok(out)
 }
 
 fn one_line(s: &str) -> String {
@@ -861,6 +944,64 @@ mod tests {
         assert!(Message::parse("proc_stats:1:2:x").is_err());
         assert!(Message::parse("proc_stats:1:2:-1").is_err());
         assert!(Message::parse("proc_stats:1:2:3:4").is_err());
+        let hex64 = "ab".repeat(32);
+        for bad in [
+            "challenge".to_string(),
+            format!("challenge:{}", &hex64[2..]),
+            format!("challenge:{hex64}00"),
+            format!("challenge:{}", "zz".repeat(32)),
+            format!("challenge:{hex64}:{hex64}"),
+            format!("auth:{hex64}"),
+            format!("auth:{hex64}:{}", &hex64[1..]),
+            format!("auth:{hex64}:{hex64}:{hex64}"),
+            format!("auth_ok:{}", "g".repeat(64)),
+            "auth_ok:".to_string(),
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument { .. }
+                        | ProtocolError::WrongFieldCount { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_challenge_response_lines() {
+        let (n, p) = (Nonce([0xab; NONCE_BYTES]), Proof([0x01; PROOF_BYTES]));
+        assert_eq!(
+            Message::Challenge(n).encode(),
+            format!("challenge:{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            Message::Auth { nonce: n, proof: p }.encode(),
+            format!("auth:{}:{}", "ab".repeat(32), "01".repeat(32))
+        );
+        assert_eq!(
+            Message::AuthOk(p).encode(),
+            format!("auth_ok:{}", "01".repeat(32))
+        );
+        // Upper-case hex is read too.
+        assert_eq!(
+            Message::parse(&format!("challenge:{}", "AB".repeat(32))),
+            Ok(Message::Challenge(n))
+        );
+        let both = Message::parse("hello:1.0:plan,auth").unwrap();
+        assert_eq!(
+            both,
+            Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::PLAN.union(Capabilities::AUTH)
+            }
+        );
+        assert_eq!(both.encode(), "hello:1.0:plan,auth");
+        assert_eq!(
+            Message::parse("hello:1.0:auth").unwrap().encode(),
+            "hello:1.0:auth"
+        );
     }
 
     #[test]
@@ -945,6 +1086,12 @@ mod tests {
                 },
             },
             Message::Token("s3:cr3t".into()),
+            Message::Challenge(Nonce([7; NONCE_BYTES])),
+            Message::Auth {
+                nonce: Nonce([0; NONCE_BYTES]),
+                proof: Proof([255; PROOF_BYTES]),
+            },
+            Message::AuthOk(Proof([0x5a; PROOF_BYTES])),
             Message::ProcStats {
                 cpu_core_pct: 12.5,
                 rss_bytes: 1 << 40,

@@ -6,9 +6,12 @@
 //!
 //! ```text
 //! worker                                   fleet server
-//!   hello:1.0:plan,ping   (token:<s>)
+//!   hello:1.0:plan,ping   (hello:1.0:plan,ping,auth with a token)
 //!                          ◀── hello:1.0:plan,ping  (a server without a plan answers hello:1.0:
 //!                                                  the worker leaves without taking an id)
+//!                          ◀── challenge:<nonce>  (with a token: the challenge–response, see
+//!   auth:<nonce>:<proof>                           crate::auth; the worker takes no plan from
+//!                          ◀── auth_ok:<proof>     a server whose proof does not check out)
 //!                          ◀── plan:run=<id>:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2
 //!   get_cid               (unless this run's plan already failed here: see `stay`)
 //!                          ◀── set_cid:100
@@ -24,8 +27,8 @@
 //! A plan line that does not parse is answered with `error:the plan from the server is not
 //! valid: …` (the server records the worker FAILED). With `stay`, every failure that the next
 //! run may not have (the server is away, the run already started, the plan did not fit this
-//! host) is logged and retried with capped exponential backoff; a wrong token or another
-//! protocol major ends the worker. A run whose plan failed here is not joined again (the plan
+//! host) is logged and retried with capped exponential backoff; a wrong token, a server that
+//! does not prove it knows the token, or another protocol major ends the worker. A run whose plan failed here is not joined again (the plan
 //! carries the run's id, before any id is taken): its report shows this worker FAILED once, and
 //! the worker joins the next run.
 //!
@@ -47,7 +50,7 @@ use crate::error::{Error, Result};
 use crate::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 use crate::logging::{EventLog, WarnBudget};
 use crate::plan::Plan;
-use crate::protocol::{Capabilities, Message, ProtocolError, PROTOCOL_VERSION};
+use crate::protocol::{Capabilities, Message, ProtocolError};
 
 /// The refusal that means "this run already started; come back for the next one".
 const LATE_PREFIX: &str = "run already started";
@@ -397,44 +400,27 @@ impl Worker {
         *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
     }
 
-    /// `hello` with `plan` and the token; returns the plan the server offers (before any id
-    /// is taken).
+    /// `hello` with `plan` and, with a token, the challenge–response (the server must prove
+    /// it knows the token before its plan is taken); returns the plan the server offers
+    /// (before any id is taken).
     async fn offer(&self, conn: &mut Connection) -> Result<Offer> {
-        let ctx = "handshake with the server";
-        let (major, minor) = PROTOCOL_VERSION;
-        conn.feed(&Message::Hello {
-            major,
-            minor,
-            caps: Capabilities::PLAN.union(Capabilities::PING),
-        });
-        if let Some(t) = &self.config.client.token {
-            conn.feed(&Message::Token(t.clone()));
-        }
-        conn.flush().await.map_err(|e| Error::from_frame(e, ctx))?;
         let timeout = self.config.client.handshake_timeout;
         // First the server's hello: only a server that offers a plan gets a get_cid (a seed
         // server, an older loadmon or one outside fleet mode is left without taking an id).
         let offered = self
-            .next_line(conn, timeout, "answer to hello", |m| match m {
-                Ok(Message::Hello {
-                    major: m,
-                    minor: n,
-                    caps,
-                }) => {
-                    if *m != major {
-                        return Some(Err(Error::VersionMismatch {
-                            ours: format!("{major}.{minor}"),
-                            theirs: format!("{m}.{n}"),
-                        }));
-                    }
-                    Some(Ok((
-                        caps.contains(Capabilities::PLAN),
-                        caps.contains(Capabilities::PING),
-                    )))
-                }
-                _ => None,
-            })
-            .await;
+            .client
+            .hello(
+                conn,
+                Capabilities::PLAN.union(Capabilities::PING),
+                &mut |p| self.ignored(p),
+            )
+            .await
+            .map(|caps| {
+                (
+                    caps.contains(Capabilities::PLAN),
+                    caps.contains(Capabilities::PING),
+                )
+            });
         let addr = format!("{}:{}", self.config.client.host, self.config.client.port);
         let ping = match offered {
             Ok((true, ping)) => ping,
@@ -444,7 +430,7 @@ impl Worker {
                      with --expect-clients); use `loadmon client` for a server without a plan"
                 )))
             }
-            Err(Error::Timeout(_)) => {
+            Err(Error::Timeout(m)) if m.starts_with("no answer to hello") => {
                 return Err(Error::Timeout(format!(
                     "no answer to hello from {addr} within {:.1} s: not a loadmon fleet server \
                      (a seed server, or a loadmon without fleet mode)",
@@ -785,6 +771,8 @@ enum Attempt {
 fn fatal(e: &Error) -> bool {
     match e {
         Error::VersionMismatch { .. } | Error::Config(_) | Error::File { .. } => true,
+        // The server does not know the token: the next run's will not either.
+        Error::Protocol(ProtocolError::Auth(_)) => true,
         Error::Refused(r) => {
             r.starts_with("wrong token")
                 || r.starts_with("a token is required")

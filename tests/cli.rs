@@ -690,3 +690,114 @@ fn a_json_stream_reader_that_never_reads_does_not_stall_the_server() {
     let log = log.lock().unwrap().clone();
     assert!(log.contains("    Test status:   PASS"), "{log}");
 }
+
+/// `--help` of every command that takes a token never shows its value (LOADMON_TOKEN from the
+/// environment), and says where a token is safer than on the command line.
+#[test]
+fn help_never_shows_the_token_and_offers_a_token_file() {
+    let secret = "hunter2-very-secret";
+    for cmd in ["server", "client", "worker"] {
+        let out = Command::new(BIN)
+            .args([cmd, "--help"])
+            .env("LOADMON_TOKEN", secret)
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd}: {help}");
+        assert!(!help.contains(secret), "{cmd} shows the token:\n{help}");
+        assert!(help.contains("[env: LOADMON_TOKEN]"), "{cmd}: {help}");
+        assert!(help.contains("--token-file <PATH>"), "{cmd}: {help}");
+        assert!(help.contains("process list"), "{cmd}: {help}");
+        assert!(help.contains("--allow-clear-token"), "{cmd}: {help}");
+    }
+}
+
+/// Writes `text` to `name` in `dir` with `mode`; returns the path.
+#[cfg(unix)]
+fn token_file(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// `--token-file`: the token is the file's line (its newline dropped); a file others may read,
+/// an empty or missing file, and a second token (`--token`, LOADMON_TOKEN) are usage errors.
+#[cfg(unix)]
+#[test]
+fn a_token_file_gives_the_token_and_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = token_file(tmp.path(), "token", "file-token\n", 0o600);
+    let (mut server, port) = spawn_server(&["--token-file", good.to_str().unwrap(), "-q"]);
+    // The client has it from the environment: the server's newline was dropped.
+    let out = Command::new(BIN)
+        .args(client_args(port, &tmp.path().join("data")))
+        .arg("-q")
+        .env("LOADMON_TOKEN", "file-token")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(wait_exit(&mut server), 0);
+
+    let open = token_file(tmp.path(), "open", "file-token\n", 0o644);
+    let empty = token_file(tmp.path(), "empty", "\n", 0o600);
+    let two_lines = token_file(tmp.path(), "two", "a\nb\n", 0o600);
+    let missing = tmp.path().join("missing");
+    let data = tmp.path().join("data");
+    for (extra, env, want) in [
+        (
+            vec!["--token-file", open.to_str().unwrap()],
+            None,
+            "permissions 0644 are too open",
+        ),
+        (
+            vec!["--token-file", empty.to_str().unwrap()],
+            None,
+            "it is empty",
+        ),
+        (
+            vec!["--token-file", two_lines.to_str().unwrap()],
+            None,
+            "one line",
+        ),
+        (
+            vec!["--token-file", missing.to_str().unwrap()],
+            None,
+            "cannot open it",
+        ),
+        (
+            vec!["--token-file", good.to_str().unwrap(), "--token", "x"],
+            None,
+            "--token-file and --token both give a token",
+        ),
+        (
+            vec!["--token-file", good.to_str().unwrap()],
+            Some("x"),
+            "--token-file and LOADMON_TOKEN (set in the environment) both give a token",
+        ),
+    ] {
+        for cmd in ["server", "client", "worker"] {
+            let mut c = Command::new(BIN);
+            c.args([cmd, "--no-log-files"]);
+            if cmd == "server" {
+                c.args(["--port", "0"]);
+            } else {
+                c.args(["--port", "1", "--out-dir"]).arg(&data);
+            }
+            c.args(&extra);
+            match env {
+                Some(v) => c.env("LOADMON_TOKEN", v),
+                None => c.env_remove("LOADMON_TOKEN"),
+            };
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {extra:?}: {err}");
+            assert!(err.contains(want), "{cmd} {extra:?}: {err}");
+        }
+    }
+}

@@ -46,7 +46,7 @@ async fn never_reads(
 async fn passing_client(addr: SocketAddr, token: Option<&str>) -> u32 {
     let mut c = Raw::connect(addr).await;
     if let Some(t) = token {
-        c.send(&format!("token:{t}")).await;
+        c.authenticate(t).await;
     }
     let id = c.seed_handshake().await;
     c.send("file_stats:10:20").await;

@@ -1,6 +1,7 @@
 //! Property tests of the wire format: every encodable message round-trips, no input panics,
 //! the line decoder's memory stays bounded whatever it is fed.
 
+use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
 use loadmon::file_writer::{KeepFiles, SyncMode};
 use loadmon::plan::Plan;
@@ -71,17 +72,24 @@ fn message() -> impl Strategy<Value = Message> {
             mem_pct: m
         }),
         any::<u32>().prop_map(Message::SetCid),
-        (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(major, minor, plan)| {
-            Message::Hello {
-                major,
-                minor,
-                caps: if plan {
-                    Capabilities::PLAN
-                } else {
-                    Capabilities::NONE
-                },
+        (any::<u32>(), any::<u32>(), any::<bool>(), any::<bool>()).prop_map(
+            |(major, minor, plan, auth)| {
+                let mut caps = Capabilities::NONE;
+                if plan {
+                    caps = caps.union(Capabilities::PLAN);
+                }
+                if auth {
+                    caps = caps.union(Capabilities::AUTH);
+                }
+                Message::Hello { major, minor, caps }
             }
+        ),
+        any::<[u8; 32]>().prop_map(|n| Message::Challenge(Nonce(n))),
+        (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(n, p)| Message::Auth {
+            nonce: Nonce(n),
+            proof: Proof(p)
         }),
+        any::<[u8; 32]>().prop_map(|p| Message::AuthOk(Proof(p))),
         (any::<u64>(), plan()).prop_map(|(run, plan)| Message::Plan { run, plan }),
         "[^\r\n]{1,100}".prop_map(Message::Token),
         (pct(100.0), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(|(c, r, k)| {
@@ -125,9 +133,13 @@ proptest! {
         cmd in prop_oneof![
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
-            Just("error"), Just("hb"), Just("plan"),
+            Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
+            Just("auth_ok"),
         ],
-        args in proptest::collection::vec("[-+0-9a-zA-Z.eE:]{0,24}", 0..5),
+        args in proptest::collection::vec(
+            prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],
+            0..5,
+        ),
     ) {
         let line = std::iter::once(cmd.to_string()).chain(args).collect::<Vec<_>>().join(":");
         if let Ok(m) = Message::parse(&line) {

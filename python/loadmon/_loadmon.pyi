@@ -110,6 +110,7 @@ class Server:
         plan: Plan | None = None,
         start_timeout: float | None = None,
         http_allow_hosts: Sequence[str] | None = (),
+        allow_clear_token: bool | None = False,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""
@@ -173,6 +174,7 @@ class TestClient:
         connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
+        allow_clear_token: bool | None = False,
     ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
@@ -261,6 +263,7 @@ class Client:
         connect_timeout: float | None = 5.0,
         token: str | None = None,
         log_dir: _Path | None = None,
+        allow_clear_token: bool | None = False,
     ) -> None: ...
     def run_tests(self, ctx: Context) -> Any:
         """Override: the test to run (may be ``async def``)."""
@@ -309,6 +312,7 @@ class Worker:
         max_chunk_mb: int | None = 256,
         max_run_time: float | None = 86400.0,
         max_disk_mb: int | None = 10240,
+        allow_clear_token: bool | None = False,
     ) -> "Worker": ...
     def run(self) -> WorkerSummary:
         """Run to the end (with ``stay``: until cancelled); GIL released."""

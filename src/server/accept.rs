@@ -8,7 +8,8 @@
 //! machine) is slowed down, never refused; silent sockets can delay others by at most the
 //! handshake deadline. A `max_clients` slot and an id are taken only at `get_cid`,
 //! after the token: silent or unauthenticated sockets can never lock out a client that has the
-//! token. In fleet mode the acceptor also
+//! token. A peer address that keeps sending wrong tokens is slowed down, then locked out for
+//! a while ([`auth_gate`], [`auth_failed`], see `guard.rs`). In fleet mode the acceptor also
 //! runs the start timeout, refuses `get_cid` after the fleet started, and does not end the run
 //! when every connection has closed before the start (the fleet may still be gathering).
 
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::barrier::Due;
+use super::guard::{Failed, LOCKOUT};
 use super::session::{late_reason, ClientState};
 use super::{ClientCell, Shared};
 use crate::connection::Connection;
@@ -151,6 +153,32 @@ fn admit(
     });
     let conn = Connection::new(stream, shared.config.max_line_bytes);
     tasks.spawn(super::conn::serve(shared.clone(), conn, peer, place));
+}
+
+/// Whether `peer` may try a token now ([`guard`](super::guard)); the refusal if not.
+pub(super) fn auth_gate(shared: &Shared, peer: SocketAddr, now: Instant) -> Result<(), String> {
+    shared
+        .auth_guard
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(peer.ip(), now)
+}
+
+/// Counts a wrong token or proof from `peer`; a lock-out it starts is logged (within the
+/// refusals' log budget).
+pub(super) fn auth_failed(shared: &Shared, peer: SocketAddr, now: Instant) {
+    let failed = shared
+        .auth_guard
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .failed(peer.ip(), now);
+    if let Failed::LockedOut(n) = failed {
+        shared.warn_refusal(format!(
+            "Locking out {} for {:.0} s: {n} failed token attempts",
+            peer.ip(),
+            LOCKOUT.as_secs_f64()
+        ));
+    }
 }
 
 /// A client's slot and id, taken at `get_cid`.

@@ -436,6 +436,11 @@ impl Driver<'_> {
                         self.refuse(reason);
                         break 'batch Some(End::Quiet);
                     }
+                    Next::AuthFailed(reason) => {
+                        accept::auth_failed(&self.shared, self.peer, now);
+                        self.refuse(reason);
+                        break 'batch Some(End::Quiet);
+                    }
                     Next::Register => {
                         drop(record);
                         let version = self.session.protocol_version().map(str::to_string);
@@ -478,6 +483,14 @@ impl Driver<'_> {
         match parsed {
             Ok(msg) => {
                 tally.add(msg.kind());
+                if matches!(msg, Message::Token(_) | Message::Auth { .. })
+                    && self.session.needs_auth()
+                {
+                    // An address that keeps guessing waits, unheard.
+                    if let Err(reason) = accept::auth_gate(&self.shared, self.peer, now) {
+                        return Some(Step::refuse(reason));
+                    }
+                }
                 self.session.check_token(&msg, &self.shared.rules);
                 Some(
                     self.session
@@ -498,6 +511,9 @@ impl Driver<'_> {
     fn apply(&mut self, step: Step) {
         if let Some(reply) = &step.reply {
             self.conn.feed(reply);
+        }
+        if let (true, Some(nonce)) = (step.challenge, self.session.challenge()) {
+            self.conn.feed(&Message::Challenge(nonce));
         }
         if let (true, Some(plan)) = (step.plan, self.shared.rules.plan) {
             self.conn.feed(&Message::Plan {

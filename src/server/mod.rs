@@ -16,6 +16,8 @@
 //!   replies go through a bounded outbound queue with a write deadline.
 //! - `accept` (private): admission — a small, short-lived budget for connections still in
 //!   the handshake; a `max_clients` slot and an id only at `get_cid`, after the token.
+//! - `guard` (private): failed token attempts per peer address, no I/O — a slow-down, then a
+//!   lock-out.
 //! - `barrier` (private): fleet mode's start barrier, no I/O — who is ready, when everyone
 //!   starts, who is late.
 //!
@@ -31,6 +33,7 @@
 mod accept;
 mod barrier;
 mod conn;
+mod guard;
 mod session;
 mod signal;
 
@@ -105,8 +108,14 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Longest line accepted from a peer, bytes (64 to 1 MiB, default 4096).
     pub max_line_bytes: usize,
-    /// Shared secret; when set, a client must send `token:<secret>` before `get_cid`.
+    /// Shared secret; when set, a client must prove it knows it before `get_cid`, by a
+    /// challenge–response that never sends it ([`crate::auth`]); the server proves it knows it
+    /// too. Wrong attempts are slowed down, then locked out, per peer address.
     pub token: Option<String>,
+    /// Also take the token in clear (`token:<secret>`), as a loadmon from before the
+    /// challenge–response sends it (default false: such a peer is refused and told why).
+    /// Anyone who can read the traffic then learns the token. Needs a `token`.
+    pub allow_clear_token: bool,
     /// Where to write the JSON report when the server stops (checked when the server starts;
     /// written by [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
     /// [`ServerConfig::report_files`]).
@@ -177,6 +186,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             token: None,
+            allow_clear_token: false,
             report_json: None,
             log_dir: None,
             report_csv: None,
@@ -313,6 +323,7 @@ impl ServerConfig {
                 .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))?;
         }
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
+        crate::config::check_clear_token(self.allow_clear_token, self.token.as_deref())?;
         self.report_files().check()
     }
 
@@ -329,6 +340,7 @@ impl ServerConfig {
         Rules {
             run_id,
             token: self.token.clone(),
+            allow_clear_token: self.allow_clear_token,
             handshake_timeout: self.handshake_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
             plan: self.fleet.as_ref().map(|f| f.plan),
@@ -458,6 +470,8 @@ struct Shared {
     pending: Arc<Semaphore>,
     /// Warnings about refused connections (a flood of them must not flood the log).
     refusal_warnings: Mutex<WarnBudget>,
+    /// Failed token attempts per peer address.
+    auth_guard: Mutex<guard::AuthGuard>,
     /// The final report, once the server stopped.
     final_report: Mutex<Option<Report>>,
     /// Fleet mode: the start barrier.
@@ -574,6 +588,22 @@ impl Shared {
         self.report()
     }
 
+    /// Logs `line` within the refusals' budget (a flood of them must not flood the log).
+    fn warn_refusal(&self, line: String) {
+        let allowed = self
+            .refusal_warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(Instant::now());
+        match allowed {
+            Some(0) => self.log.warn(line),
+            Some(n) => self
+                .log
+                .warn(format!("{line} ({n} more refusals not logged)")),
+            None => {}
+        }
+    }
+
     /// Records a refusal: counted, announced, logged (rate-limited).
     fn note_refusal(&self, peer: SocketAddr, reason: &str) {
         self.refused.fetch_add(1, Ordering::Relaxed);
@@ -581,18 +611,7 @@ impl Shared {
             peer: peer.to_string(),
             reason: reason.to_string(),
         });
-        let allowed = self
-            .refusal_warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allow(Instant::now());
-        match allowed {
-            Some(0) => self.log.warn(format!("Refusing {peer}: {reason}")),
-            Some(n) => self.log.warn(format!(
-                "Refusing {peer}: {reason} ({n} more refusals not logged)"
-            )),
-            None => {}
-        }
+        self.warn_refusal(format!("Refusing {peer}: {reason}"));
     }
 
     fn report(&self) -> Report {
@@ -859,6 +878,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(config.max_clients)),
             pending: Arc::new(Semaphore::new(config.max_pending)),
             refusal_warnings: Mutex::new(WarnBudget::new(now)),
+            auth_guard: Mutex::new(guard::AuthGuard::default()),
             config,
             log: Arc::new(log),
             stop: CancellationToken::new(),

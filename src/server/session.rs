@@ -14,8 +14,15 @@
 //! said `hello:…:ping` (a worker) pings while it waits: each `ping` is answered `pong` and the
 //! heartbeat timeout applies to it meanwhile, so a worker whose host died leaves the barrier. A peer that
 //! said `hello:…:plan` gets the plan ([`Step::plan`]) as soon as it is authenticated: after the
-//! hello answer, or after its token — before `get_cid`, so that a worker can tell a run it
-//! already failed from the next one without taking an id.
+//! hello answer, or after its `auth_ok` (or clear token) — before `get_cid`, so that a worker
+//! can tell a run it already failed from the next one without taking an id.
+//!
+//! With a token, a peer authenticates before `get_cid` by the challenge–response of
+//! [`crate::auth`]: its `hello` announces `auth`, the answer is followed by
+//! `challenge:<nonce>` ([`Step::challenge`]), its `auth:<nonce>:<proof>` is checked
+//! ([`Session::check_token`]) and answered with `auth_ok:<the server's proof>`. The token in
+//! clear (`token:<secret>`, an older loadmon) is taken only when the rules allow it. A wrong
+//! proof or token is [`Next::AuthFailed`]: the driver counts it against the peer's address.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +32,7 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::barrier::{Joined, LATE_PREFIX};
+use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, PROTOCOL_VERSION};
@@ -34,8 +42,10 @@ use crate::series::{ClientSeries, Sample, Series};
 /// The rules a session follows (from [`ServerConfig`](super::ServerConfig)).
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
-    /// Shared secret a peer must send (`token:<secret>`) before `get_cid`.
+    /// Shared secret a peer must prove it knows (challenge–response) before `get_cid`.
     pub token: Option<String>,
+    /// Whether a peer may send the token in clear (`token:<secret>`, an older loadmon).
+    pub allow_clear_token: bool,
     /// No `get_cid` within this long after the connection opened: closed.
     pub handshake_timeout: Duration,
     /// No `hb` for this long after the id: TIMED OUT.
@@ -47,13 +57,16 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
-    /// What this server offers in `hello`.
+    /// What this server offers in `hello`: `plan` in fleet mode, `auth` with a token.
     fn offers(&self) -> Capabilities {
+        let mut caps = Capabilities::NONE;
         if self.plan.is_some() {
-            Capabilities::PLAN.union(Capabilities::PING)
-        } else {
-            Capabilities::NONE
+            caps = caps.union(Capabilities::PLAN).union(Capabilities::PING);
         }
+        if self.token.is_some() {
+            caps = caps.union(Capabilities::AUTH);
+        }
+        caps
     }
 }
 
@@ -87,12 +100,17 @@ pub(crate) enum Next {
     Close,
     /// Send `refused:<reason>` and close.
     Refuse(String),
+    /// A wrong token or proof: count it against the peer's address, send `refused:<reason>`
+    /// and close.
+    AuthFailed(String),
 }
 
 /// The outcome of one message: at most one reply (and the plan), one event and one log line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Step {
     pub reply: Option<Message>,
+    /// Send `challenge:<nonce>` ([`Session::challenge`]) after `reply`.
+    pub challenge: bool,
     /// Send the plan (`plan:run=…:…`, from the rules) after `reply`.
     pub plan: bool,
     pub event: Option<EventKind>,
@@ -105,6 +123,7 @@ impl Step {
     /// case (`hb`, stats lines), which the driver skips without moving the step around.
     pub(crate) fn is_stay(&self) -> bool {
         self.reply.is_none()
+            && !self.challenge
             && !self.plan
             && self.event.is_none()
             && matches!(self.note, Note::None)
@@ -130,6 +149,7 @@ impl Step {
     fn stay() -> Self {
         Step {
             reply: None,
+            challenge: false,
             plan: false,
             event: None,
             note: Note::None,
@@ -148,9 +168,16 @@ impl Step {
             ..Step::stay()
         }
     }
-    fn refuse(reason: impl Into<String>) -> Self {
+    /// `refused:<reason>`, then close.
+    pub(crate) fn refuse(reason: impl Into<String>) -> Self {
         Step {
             next: Next::Refuse(reason.into()),
+            ..Step::stay()
+        }
+    }
+    fn auth_failed(reason: impl Into<String>) -> Self {
+        Step {
+            next: Next::AuthFailed(reason.into()),
             ..Step::stay()
         }
     }
@@ -376,6 +403,12 @@ pub(crate) struct Session {
     /// When the connection opened (the handshake deadline counts from here).
     opened: Instant,
     authenticated: bool,
+    /// Whether the rules take the token in clear.
+    allow_clear_token: bool,
+    /// The nonce of the `challenge` sent, once sent.
+    challenge: Option<Nonce>,
+    /// The server's proof, due in `auth_ok` once the peer's proof checked out.
+    proof: Option<Proof>,
     protocol_version: Option<String>,
     id: Option<u32>,
     /// When the last `hb` arrived (or the id was assigned): the liveness clock.
@@ -399,6 +432,9 @@ impl Session {
             peer,
             opened: now,
             authenticated: rules.token.is_none(),
+            allow_clear_token: rules.allow_clear_token,
+            challenge: None,
+            proof: None,
             protocol_version: None,
             id: None,
             last_heartbeat: now,
@@ -418,6 +454,16 @@ impl Session {
     /// Whether the client is counted at the start barrier and waits for the start.
     pub(crate) fn is_waiting(&self) -> bool {
         self.phase == StartPhase::Waiting
+    }
+
+    /// Whether the peer still has to authenticate (a token is set and it has not).
+    pub(crate) fn needs_auth(&self) -> bool {
+        !self.authenticated
+    }
+
+    /// The nonce of the `challenge` this peer was sent ([`Step::challenge`]).
+    pub(crate) fn challenge(&self) -> Option<Nonce> {
+        self.challenge
     }
 
     /// The client id, once assigned.
@@ -608,14 +654,16 @@ impl Session {
                 };
                 Step::end(c, id, Status::Failed, reason, now)
             }
-            Message::Hello { .. } | Message::Token(_) => {
+            Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
             Message::SetCid(_)
             | Message::RunTests
             | Message::Refused(_)
             | Message::Plan { .. }
-            | Message::Pong => Step::warn(format!(
+            | Message::Pong
+            | Message::Challenge(_)
+            | Message::AuthOk(_) => Step::warn(format!(
                 "{id}: ignored server-only command {}",
                 msg.command()
             )),
@@ -686,7 +734,21 @@ impl Session {
                 // Capabilities both sides have; answered only when there is one, so that a
                 // plain client gets the `hello:1.0` it always got.
                 self.caps = caps.intersection(self.offers);
+                // With a token, a peer that announced `auth` gets one challenge, never a
+                // second (a new hello does not buy a new nonce).
+                let challenge = self.caps.contains(Capabilities::AUTH)
+                    && !self.authenticated
+                    && self.challenge.is_none();
+                if challenge {
+                    match Nonce::random() {
+                        Ok(n) => self.challenge = Some(n),
+                        Err(e) => {
+                            return Step::refuse(format!("the server cannot authenticate: {e}"))
+                        }
+                    }
+                }
                 Step {
+                    challenge,
                     plan: self.plan_due(),
                     ..Step::reply(Message::Hello {
                         major: PROTOCOL_VERSION.0,
@@ -694,6 +756,33 @@ impl Session {
                         caps: self.caps,
                     })
                 }
+            }
+            Message::Auth { .. } => {
+                if let Some(proof) = self.proof.take() {
+                    // check_token found the peer's proof right: the server's own, then the
+                    // plan (the plan waits for the token).
+                    return Step {
+                        plan: self.plan_due(),
+                        ..Step::reply(Message::AuthOk(proof))
+                    };
+                }
+                if self.authenticated {
+                    return Step::warn(format!(
+                        "{}: ignored auth: {}",
+                        self.peer,
+                        if self.offers.contains(Capabilities::AUTH) {
+                            "already authenticated"
+                        } else {
+                            "this server has no token"
+                        }
+                    ));
+                }
+                if self.challenge.is_none() {
+                    return Step::refuse(
+                        "auth before a challenge: announce auth in hello first (hello:1.0:auth)",
+                    );
+                }
+                Step::auth_failed("wrong token")
             }
             Message::Token(_) => {
                 if self.authenticated {
@@ -703,13 +792,21 @@ impl Session {
                         ..Step::stay()
                     };
                 }
-                // Called only when a token is configured (otherwise authenticated from the
-                // start); compared in constant time.
-                Step::refuse("wrong token")
+                // A token is configured (otherwise authenticated from the start).
+                if !self.allow_clear_token {
+                    // Not compared: a refusal that says nothing about the token.
+                    return Step::refuse(CLEAR_TOKEN_REFUSED);
+                }
+                // Compared in constant time by check_token.
+                Step::auth_failed("wrong token")
             }
-            Message::GetCid if !self.authenticated => {
-                Step::refuse("a token is required (send token:<secret> first)")
-            }
+            Message::GetCid if !self.authenticated => Step::refuse(if self.allow_clear_token {
+                "a token is required (announce auth in hello and answer the challenge, or send \
+                 token:<secret> first)"
+            } else {
+                "a token is required (announce auth in hello and answer the challenge: see \
+                 docs/PROTOCOL.md)"
+            }),
             Message::GetCid => Step {
                 next: Next::Register,
                 ..Step::stay()
@@ -730,13 +827,32 @@ impl Session {
         due
     }
 
-    /// Checks `token:<secret>` against the rules; the message handler then sees it as
+    /// Checks a credential against the rules' token, in constant time: the answer to this
+    /// session's challenge (`auth`; the server's proof is then due in `auth_ok`), or the token
+    /// in clear when the rules take it. The message handler then sees the peer as
     /// authenticated (or refuses it).
     pub(crate) fn check_token(&mut self, msg: &Message, rules: &Rules) {
-        if let (Message::Token(t), Some(expected)) = (msg, &rules.token) {
-            if bool::from(expected.as_bytes().ct_eq(t.as_bytes())) {
+        let Some(expected) = &rules.token else { return };
+        if self.authenticated {
+            return;
+        }
+        match msg {
+            Message::Token(t)
+                if rules.allow_clear_token
+                    && bool::from(expected.as_bytes().ct_eq(t.as_bytes())) =>
+            {
                 self.authenticated = true;
             }
+            Message::Auth { nonce, proof } => {
+                let Some(challenge) = &self.challenge else {
+                    return;
+                };
+                if auth::verify(expected, Role::Client, challenge, nonce, proof) {
+                    self.authenticated = true;
+                    self.proof = Some(auth::prove(expected, Role::Server, challenge, nonce));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -747,6 +863,7 @@ impl Session {
         self.missed_reported = false;
         Step {
             reply: Some(Message::SetCid(id)),
+            challenge: false,
             plan: false,
             event: Some(EventKind::IdAssigned {
                 client_id: id,
@@ -824,6 +941,11 @@ impl Session {
     }
 }
 
+/// The refusal for the token in clear when the rules do not take it.
+pub(crate) const CLEAR_TOKEN_REFUSED: &str =
+    "the token in clear (token:<secret>) is not taken by this server: update the client to one \
+     that answers the challenge, or start the server with --allow-clear-token";
+
 /// The refusal for a client that comes after the fleet started.
 pub(crate) fn late_reason(started: usize) -> String {
     format!(
@@ -844,6 +966,7 @@ mod tests {
     fn rules(token: Option<&str>) -> Rules {
         Rules {
             token: token.map(Into::into),
+            allow_clear_token: false,
             handshake_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(15),
             plan: None,
@@ -912,7 +1035,7 @@ mod tests {
         assert!(worker.plan, "with the hello answer");
         let (_, _, plain) = fleet_client(Capabilities::NONE, t0);
         assert!(!plain.plan);
-        // With a token, the plan waits for it.
+        // With a token, the plan waits for the server's proof.
         let r = Rules {
             token: Some("s3cret".into()),
             ..fleet_rules()
@@ -921,29 +1044,41 @@ mod tests {
         let hello = Message::Hello {
             major: 1,
             minor: 0,
+            caps: Capabilities::PLAN.union(Capabilities::AUTH),
+        };
+        let answer = s.on_message(hello, t0, None, t0);
+        assert!(answer.challenge && !answer.plan);
+        let auth = answer_challenge(&s, "s3cret");
+        s.check_token(&auth, &r);
+        let ok = s.on_message(auth.clone(), t0, None, t0);
+        assert!(matches!(ok.reply, Some(Message::AuthOk(_))) && ok.plan);
+        s.check_token(&auth, &r);
+        let again = s.on_message(auth, t0, None, t0);
+        assert!(!again.plan && again.reply.is_none(), "once");
+        // The clear token, where allowed, the same way.
+        let r = Rules {
+            allow_clear_token: true,
+            ..r
+        };
+        let mut s = Session::new(peer(), &r, t0);
+        let hello = Message::Hello {
+            major: 1,
+            minor: 0,
             caps: Capabilities::PLAN,
         };
-        assert!(!s.on_message(hello, t0, None, t0).plan);
+        let answer = s.on_message(hello.clone(), t0, None, t0);
+        assert!(!answer.plan && !answer.challenge);
         let token = Message::Token("s3cret".into());
         s.check_token(&token, &r);
         assert!(s.on_message(token.clone(), t0, None, t0).plan);
         s.check_token(&token, &r);
         assert!(!s.on_message(token, t0, None, t0).plan, "once");
         let mut wrong = Session::new(peer(), &r, t0);
-        wrong.on_message(
-            Message::Hello {
-                major: 1,
-                minor: 0,
-                caps: Capabilities::PLAN,
-            },
-            t0,
-            None,
-            t0,
-        );
+        wrong.on_message(hello, t0, None, t0);
         let bad = Message::Token("nope".into());
         wrong.check_token(&bad, &r);
         let step = wrong.on_message(bad, t0, None, t0);
-        assert!(!step.plan && matches!(step.next, Next::Refuse(_)));
+        assert!(!step.plan && matches!(step.next, Next::AuthFailed(_)));
         // Outside fleet mode a worker's hello is answered without capabilities, no plan.
         let r = rules(None);
         let mut s = Session::new(peer(), &r, t0);
@@ -1247,9 +1382,144 @@ mod tests {
         assert_eq!(s.deadline(&r, true), now + Duration::from_secs(10));
     }
 
+    /// The `auth` line a client with `token` sends in answer to `s`'s challenge.
+    fn answer_challenge(s: &Session, token: &str) -> Message {
+        let server = s.challenge().expect("a challenge was sent");
+        let nonce = Nonce::random().unwrap();
+        Message::Auth {
+            nonce,
+            proof: auth::prove(token, Role::Client, &server, &nonce),
+        }
+    }
+
+    fn auth_hello() -> Message {
+        Message::Hello {
+            major: 1,
+            minor: 0,
+            caps: Capabilities::AUTH,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_challenge_response_authenticates_both_ways() {
+        let r = rules(Some("s3cret"));
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), &r, t0);
+        let answer = s.on_message(auth_hello(), t0, None, t0);
+        assert_eq!(
+            answer.reply,
+            Some(auth_hello()),
+            "the server says it takes auth"
+        );
+        assert!(answer.challenge);
+        let first = s.challenge();
+        // A second hello buys no second challenge.
+        assert!(!s.on_message(auth_hello(), t0, None, t0).challenge);
+        assert_eq!(s.challenge(), first);
+        let auth = answer_challenge(&s, "s3cret");
+        let Message::Auth { nonce, .. } = auth else {
+            unreachable!()
+        };
+        s.check_token(&auth, &r);
+        let ok = s.on_message(auth, t0, None, t0);
+        // The server's proof, over the same nonces, as the client checks it.
+        let Some(Message::AuthOk(proof)) = ok.reply else {
+            panic!("{ok:?}")
+        };
+        let server = first.unwrap();
+        assert!(auth::verify(
+            "s3cret",
+            Role::Server,
+            &server,
+            &nonce,
+            &proof
+        ));
+        assert!(!auth::verify(
+            "other",
+            Role::Server,
+            &server,
+            &nonce,
+            &proof
+        ));
+        assert_eq!(
+            s.on_message(Message::GetCid, t0, None, t0).next,
+            Next::Register
+        );
+
+        // A wrong proof: counted as a failure, refused as a wrong token.
+        let mut wrong = Session::new(peer(), &r, t0);
+        wrong.on_message(auth_hello(), t0, None, t0);
+        let bad = answer_challenge(&wrong, "guess");
+        wrong.check_token(&bad, &r);
+        let step = wrong.on_message(bad, t0, None, t0);
+        assert_eq!(step.next, Next::AuthFailed("wrong token".into()));
+        assert!(wrong.needs_auth());
+        // A proof made for another session's challenge (a replay) is no proof here.
+        let mut other = Session::new(peer(), &r, t0);
+        other.on_message(auth_hello(), t0, None, t0);
+        let replayed = answer_challenge(&s, "s3cret");
+        other.check_token(&replayed, &r);
+        assert!(matches!(
+            other.on_message(replayed, t0, None, t0).next,
+            Next::AuthFailed(_)
+        ));
+        // auth without a challenge (no `auth` in hello): refused, not counted.
+        let mut early = Session::new(peer(), &r, t0);
+        let guess = Message::Auth {
+            nonce: Nonce([0; 32]),
+            proof: auth::Proof([0; 32]),
+        };
+        early.check_token(&guess, &r);
+        assert!(matches!(
+            early.on_message(guess, t0, None, t0).next,
+            Next::Refuse(ref m) if m.starts_with("auth before a challenge")
+        ));
+        // A server without a token offers no auth and sends no challenge.
+        let plain = rules(None);
+        let mut s = Session::new(peer(), &plain, t0);
+        let answer = s.on_message(auth_hello(), t0, None, t0);
+        assert!(!answer.challenge);
+        assert_eq!(
+            answer.reply,
+            Some(Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::NONE
+            })
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clear_token_is_refused_unless_the_rules_allow_it() {
+        let r = rules(Some("s3cret"));
+        let t0 = Instant::now();
+        for token in ["s3cret", "nope"] {
+            let mut s = Session::new(peer(), &r, t0);
+            let msg = Message::Token(token.into());
+            s.check_token(&msg, &r);
+            assert_eq!(
+                s.on_message(msg, t0, None, t0).next,
+                Next::Refuse(CLEAR_TOKEN_REFUSED.into()),
+                "not compared, not counted"
+            );
+            assert!(s.needs_auth());
+        }
+        let no_token = Session::new(peer(), &r, t0)
+            .on_message(Message::GetCid, t0, None, t0)
+            .next;
+        assert!(
+            matches!(no_token, Next::Refuse(ref m) if m.starts_with("a token is required")
+                && !m.contains("token:<secret>")),
+            "{no_token:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_token_is_required_before_get_cid() {
-        let r = rules(Some("s3cret"));
+        let r = Rules {
+            allow_clear_token: true,
+            ..rules(Some("s3cret"))
+        };
         let t0 = Instant::now();
         let mut s = Session::new(peer(), &r, t0);
         let no_token = s.on_message(Message::GetCid, t0, None, t0);
@@ -1260,7 +1530,7 @@ mod tests {
         wrong.check_token(&msg, &r);
         assert_eq!(
             wrong.on_message(msg, t0, None, t0).next,
-            Next::Refuse("wrong token".into())
+            Next::AuthFailed("wrong token".into())
         );
 
         let mut right = Session::new(peer(), &r, t0);

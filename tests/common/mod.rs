@@ -126,6 +126,34 @@ impl Raw {
         id
     }
 
+    /// The challenge–response of a client with `token` (see `loadmon::auth`): `hello:1.0:auth`,
+    /// the server's `hello` and `challenge`, our `auth`, its `auth_ok` (checked).
+    pub async fn authenticate(&mut self, token: &str) {
+        use loadmon::auth::{prove, verify, Nonce, Role};
+        use loadmon::protocol::Message;
+        self.send("hello:1.0:auth").await;
+        assert_eq!(self.recv().await.as_deref(), Some("hello:1.0:auth"));
+        let line = self.recv().await.expect("challenge");
+        let Ok(Message::Challenge(server)) = Message::parse(&line) else {
+            panic!("expected a challenge, got {line:?}")
+        };
+        let client = Nonce::random().unwrap();
+        let proof = prove(token, Role::Client, &server, &client);
+        self.send(
+            &Message::Auth {
+                nonce: client,
+                proof,
+            }
+            .encode(),
+        )
+        .await;
+        let line = self.recv().await.expect("auth_ok");
+        let Ok(Message::AuthOk(theirs)) = Message::parse(&line) else {
+            panic!("expected auth_ok, got {line:?}")
+        };
+        assert!(verify(token, Role::Server, &server, &client, &theirs));
+    }
+
     pub async fn close(mut self) {
         let _ = self.writer.shutdown().await;
     }

@@ -175,3 +175,22 @@ def test_join_before_start_is_an_error(tmp_path: Path) -> None:
     client = small_client(1234, tmp_path)
     with pytest.raises(loadmon.StateError, match="not started"):
         client.join()
+
+
+def test_a_token_is_proven_both_ways_and_the_clear_form_needs_a_token(tmp_path: Path) -> None:
+    with loadmon.Server(port=0, token="s3cret") as server:
+        with pytest.raises(loadmon.RefusedError, match="wrong token"):
+            small_client(server.port, tmp_path, token="guess").run()
+        result = small_client(server.port, tmp_path, token="s3cret").run()
+        assert result.client_id == 100
+        report = server.wait(timeout=10)
+        assert [c.status for c in report.clients] == ["PASS"]
+    # A client with a token goes on only with a server that proves it knows it.
+    with loadmon.Server(port=0) as server:
+        with pytest.raises(loadmon.ProtocolError, match="offers no challenge-response"):
+            small_client(server.port, tmp_path, token="s3cret").run()
+    with pytest.raises(loadmon.ConfigError, match="allow_clear_token needs a token"):
+        loadmon.Server(port=0, allow_clear_token=True)
+    with pytest.raises(loadmon.ConfigError, match="allow_clear_token needs a token"):
+        loadmon.Worker(port=1, allow_clear_token=True)
+    loadmon.Server(port=0, token="t", allow_clear_token=True)

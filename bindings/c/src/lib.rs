@@ -478,7 +478,8 @@ pub struct LoadmonServerConfig {
     pub handshake_timeout_ms: i64,
     /// Where to write the JSON report when the server stops; NULL (the default) for none.
     pub report_json_path: *const c_char,
-    /// Shared secret clients must send; NULL (the default) for none.
+    /// Shared secret clients must prove they know (it is never sent); NULL (the default) for
+    /// none.
     pub token: *const c_char,
     /// Directory for the session log file; NULL (the default) for no file.
     pub log_dir: *const c_char,
@@ -516,6 +517,10 @@ pub struct LoadmonServerConfig {
     /// an array of strings ended by a NULL entry; NULL (the default) for none. A request for
     /// another name gets 421 (DNS rebinding).
     pub http_allow_hosts: *const *const c_char,
+    /// 1: also take the token in clear (`token:<secret>`) from a loadmon that predates the
+    /// challenge-response; 0 (the default): refuse it. Needs `token`. Anything else is
+    /// `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 /// A string default of the core as a C string that lives as long as the program (the `_default`
@@ -559,6 +564,7 @@ unsafe impl Growable for LoadmonServerConfig {
             plan_sync: std::ptr::null(),
             plan_keep_files: keep_files_c(p.keep_files),
             http_allow_hosts: std::ptr::null(),
+            allow_clear_token: i64::from(d.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonServerConfig: host, port,
@@ -566,7 +572,7 @@ unsafe impl Growable for LoadmonServerConfig {
         report_json_path, token, log_dir, http, report_csv_path, report_html_path,
         expect_clients, start_timeout_ms, plan_run_time_ms, plan_chunk_size_mb,
         plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files,
-        http_allow_hosts);
+        http_allow_hosts, allow_clear_token);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -608,6 +614,10 @@ pub struct LoadmonTestClientConfig {
     /// Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
     /// file.
     pub log_dir: *const c_char,
+    /// 1: send the token in clear to a server that offers no challenge-response (a loadmon
+    /// from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+    /// else is `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -632,11 +642,12 @@ unsafe impl Growable for LoadmonTestClientConfig {
             connect_timeout_ms: ms(c.connect_timeout),
             token: std::ptr::null(),
             log_dir: std::ptr::null(),
+            allow_clear_token: i64::from(c.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonTestClientConfig: host, port,
         run_time_ms, chunk_size_mb, file_size_mb, out_dir, min_chunk_size_mb, sync, keep_files,
-        heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token, log_dir);
+        heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token, log_dir, allow_clear_token);
     const NAME: &'static str = "LoadmonTestClientConfig";
 }
 
@@ -671,6 +682,10 @@ pub struct LoadmonClientConfig {
     /// Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
     /// file.
     pub log_dir: *const c_char,
+    /// 1: send the token in clear to a server that offers no challenge-response (a loadmon
+    /// from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+    /// else is `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -689,11 +704,12 @@ unsafe impl Growable for LoadmonClientConfig {
             file_size_mb: LOADMON_NO_FILE_STATS,
             token: std::ptr::null(),
             log_dir: std::ptr::null(),
+            allow_clear_token: i64::from(c.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonClientConfig: host, port,
         heartbeat_period_ms, stats_period_ms, run_time_ms, connect_timeout_ms, chunk_size_mb,
-        file_size_mb, token, log_dir);
+        file_size_mb, token, log_dir, allow_clear_token);
     const NAME: &'static str = "LoadmonClientConfig";
 }
 
@@ -745,6 +761,7 @@ struct ConnectionFields {
     connect_timeout_ms: i64,
     token: *const c_char,
     log_dir: *const c_char,
+    allow_clear_token: i64,
 }
 
 /// A C client config: its connection fields.
@@ -764,6 +781,7 @@ macro_rules! client_fields {
                     connect_timeout_ms: self.connect_timeout_ms,
                     token: self.token,
                     log_dir: self.log_dir,
+                    allow_clear_token: self.allow_clear_token,
                 }
             }
         }
@@ -800,6 +818,7 @@ unsafe fn client_config(c: &impl ClientFields) -> Res<ClientConfig> {
         token: unsafe { optional_str(f.token, "token") }?,
         // SAFETY: forwarded contract.
         log_dir: unsafe { optional_str(f.log_dir, "log_dir") }?.map(PathBuf::from),
+        allow_clear_token: flag("allow_clear_token", f.allow_clear_token)?,
         ..ClientConfig::default()
     })
 }
@@ -915,6 +934,7 @@ pub unsafe extern "C" fn loadmon_server_start(
                     loadmon::server::MAX_HTTP_ALLOW_HOSTS,
                 )
             }?,
+            allow_clear_token: flag("allow_clear_token", c.allow_clear_token)?,
             ..ServerConfig::default()
         };
         let handle = ServerHandle::start(config)?;
@@ -1341,6 +1361,10 @@ pub struct LoadmonWorkerConfig {
     /// the one being written; with keep-all, what the run time fills at the probe's rate).
     /// Default 10240 (10 GiB). A plan must also fit in the space free there.
     pub max_disk_mb: i64,
+    /// 1: send the token in clear to a server that offers no challenge-response (a loadmon
+    /// from before it); 0 (the default): such a server is an error. Needs `token`. Anything
+    /// else is `LOADMON_CONFIG`.
+    pub allow_clear_token: i64,
 }
 
 // SAFETY: as for LoadmonServerConfig.
@@ -1364,11 +1388,12 @@ unsafe impl Growable for LoadmonWorkerConfig {
             max_chunk_mb: num(w.max_chunk_mb),
             max_run_time_ms: ms(w.max_run_time),
             max_disk_mb: num(w.max_disk_mb),
+            allow_clear_token: i64::from(w.client.allow_clear_token),
         }
     }
     const FIELDS: &'static [(usize, usize)] = fields!(LoadmonWorkerConfig: host, port, out_dir,
         token, stay, retry_max_ms, heartbeat_period_ms, stats_period_ms, connect_timeout_ms,
-        log_dir, max_chunk_mb, max_run_time_ms, max_disk_mb);
+        log_dir, max_chunk_mb, max_run_time_ms, max_disk_mb, allow_clear_token);
     const NAME: &'static str = "LoadmonWorkerConfig";
 }
 
@@ -1396,6 +1421,15 @@ unsafe fn worker_config(cfg: *const LoadmonWorkerConfig) -> Res<WorkerConfig> {
     };
     config.validate()?;
     Ok(config)
+}
+
+/// A 0/1 setting.
+fn flag(name: &str, v: i64) -> Res<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(Error::Config(format!("{name} must be 0 or 1, not {n}")).into()),
+    }
 }
 
 /// Hands a worker's summary to C as JSON (if `out` is not NULL): `passed`, `failed` (runs),

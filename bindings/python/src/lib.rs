@@ -623,6 +623,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         server.set_item("handshake_timeout", s.handshake_timeout.as_secs_f64())?;
         server.set_item("http_linger", s.http_linger.as_secs_f64())?;
         server.set_item("token", s.token)?;
+        server.set_item("allow_clear_token", s.allow_clear_token)?;
         server.set_item("http", s.http)?;
         server.set_item("http_allow_hosts", PyTuple::new(py, &s.http_allow_hosts)?)?;
         server.set_item("report_json", s.report_json)?;
@@ -636,6 +637,7 @@ fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         client.set_item("stats_period", c.stats_period.as_secs_f64())?;
         client.set_item("connect_timeout", c.connect_timeout.as_secs_f64())?;
         client.set_item("token", &c.token)?;
+        client.set_item("allow_clear_token", c.allow_clear_token)?;
         client.set_item("log_dir", &c.log_dir)?;
         let test_client = client.copy()?;
         test_client.set_item("run_time", w.run_time_s)?;
@@ -783,11 +785,13 @@ impl PyServer {
     #[pyo3(signature = (host=None, port=None, max_clients=None, first_client_id=None,
         heartbeat_timeout=None, report_json=None, log_dir=None, handshake_timeout=None,
         token=None, http=None, http_linger=None, report_csv=None, report_html=None,
-        expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=None),
+        expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=None,
+        allow_clear_token=None),
         text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
             heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
             token=None, http=None, http_linger=0.0, report_csv=None, report_html=None, \
-            expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=())")]
+            expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=(), \
+            allow_clear_token=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -808,6 +812,7 @@ impl PyServer {
         plan: Option<&Bound<'_, PyAny>>,
         start_timeout: Option<&Bound<'_, PyAny>>,
         http_allow_hosts: Option<Vec<String>>,
+        allow_clear_token: Option<bool>,
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let d = ServerConfig::default();
@@ -864,6 +869,7 @@ impl PyServer {
                     d.http_linger,
                 )?,
                 token,
+                allow_clear_token: allow_clear_token.unwrap_or(d.allow_clear_token),
                 report_json: path_arg(report_json)?,
                 log_dir: path_arg(log_dir)?,
                 http,
@@ -1537,6 +1543,7 @@ fn client_config(
     connect_timeout: Option<&Bound<'_, PyAny>>,
     token: Option<String>,
     log_dir: Option<&Bound<'_, PyAny>>,
+    allow_clear_token: Option<bool>,
 ) -> PyResult<ClientConfig> {
     let d = ClientConfig::default();
     let config = ClientConfig {
@@ -1564,6 +1571,7 @@ fn client_config(
             d.connect_timeout,
         )?,
         token,
+        allow_clear_token: allow_clear_token.unwrap_or(d.allow_clear_token),
         log_dir: path_arg(log_dir)?,
         ..d
     };
@@ -1576,11 +1584,12 @@ impl PyTestClient {
     #[new]
     #[pyo3(signature = (host=None, port=None, run_time=None, chunk_size=None, file_size=None,
         out_dir=None, sync=None, keep_files=None, min_chunk_size=None, heartbeat_period=None,
-        stats_period=None, connect_timeout=None, token=None, log_dir=None),
+        stats_period=None, connect_timeout=None, token=None, log_dir=None,
+        allow_clear_token=None),
         text_signature = "(host='127.0.0.1', port=1234, run_time=15.0, chunk_size=10, \
             file_size=50, out_dir='client_files', sync='none', keep_files=2, min_chunk_size=10, \
             heartbeat_period=5.0, stats_period=10.0, connect_timeout=5.0, token=None, \
-            log_dir=None)")]
+            log_dir=None, allow_clear_token=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1598,6 +1607,7 @@ impl PyTestClient {
         connect_timeout: Option<&Bound<'_, PyAny>>,
         token: Option<String>,
         log_dir: Option<&Bound<'_, PyAny>>,
+        allow_clear_token: Option<bool>,
     ) -> PyResult<Self> {
         guard(py, "TestClient()", || {
             let client = client_config(
@@ -1609,6 +1619,7 @@ impl PyTestClient {
                 connect_timeout,
                 token,
                 log_dir,
+                allow_clear_token,
             )?;
             let d = FileWriterConfig::default();
             let writer = FileWriterConfig {
@@ -2124,7 +2135,7 @@ impl PyClient {
     #[pyo3(signature = (*_args, **_kwargs),
         text_signature = "(host='127.0.0.1', port=1234, heartbeat_period=5.0, \
             stats_period=10.0, run_time=None, chunk_size=None, file_size=None, \
-            connect_timeout=5.0, token=None, log_dir=None)")]
+            connect_timeout=5.0, token=None, log_dir=None, allow_clear_token=False)")]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         PyClient {
             settings: Mutex::new(ClientSettings {
@@ -2141,7 +2152,7 @@ impl PyClient {
     /// Settings of the client (see the class). ConfigError for an invalid value.
     #[pyo3(signature = (host=None, port=None, heartbeat_period=None, stats_period=None,
         run_time=None, chunk_size=None, file_size=None, connect_timeout=None, token=None,
-        log_dir=None))]
+        log_dir=None, allow_clear_token=None))]
     #[allow(clippy::too_many_arguments)]
     fn __init__(
         &self,
@@ -2156,6 +2167,7 @@ impl PyClient {
         connect_timeout: Option<&Bound<'_, PyAny>>,
         token: Option<String>,
         log_dir: Option<&Bound<'_, PyAny>>,
+        allow_clear_token: Option<bool>,
     ) -> PyResult<()> {
         guard(py, "Client.__init__", || {
             let config = client_config(
@@ -2167,6 +2179,7 @@ impl PyClient {
                 connect_timeout,
                 token,
                 log_dir,
+                allow_clear_token,
             )?;
             let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
             let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
@@ -2363,11 +2376,12 @@ impl PyWorker {
     #[new]
     #[pyo3(signature = (host=None, port=None, out_dir=None, token=None, stay=None,
         retry_max=None, heartbeat_period=None, stats_period=None, connect_timeout=None,
-        log_dir=None, max_chunk_mb=None, max_run_time=None, max_disk_mb=None),
+        log_dir=None, max_chunk_mb=None, max_run_time=None, max_disk_mb=None,
+        allow_clear_token=None),
         text_signature = "(host='127.0.0.1', port=1234, out_dir='client_files', token=None, \
             stay=False, retry_max=5.0, heartbeat_period=5.0, stats_period=10.0, \
             connect_timeout=5.0, log_dir=None, max_chunk_mb=256, max_run_time=86400.0, \
-            max_disk_mb=10240)")]
+            max_disk_mb=10240, allow_clear_token=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -2384,6 +2398,7 @@ impl PyWorker {
         max_chunk_mb: Option<&Bound<'_, PyAny>>,
         max_run_time: Option<&Bound<'_, PyAny>>,
         max_disk_mb: Option<&Bound<'_, PyAny>>,
+        allow_clear_token: Option<bool>,
     ) -> PyResult<Self> {
         guard(py, "Worker()", || {
             let client = client_config(
@@ -2395,6 +2410,7 @@ impl PyWorker {
                 connect_timeout,
                 token,
                 log_dir,
+                allow_clear_token,
             )?;
             let d = WorkerConfig::default();
             let config = WorkerConfig {
@@ -2553,7 +2569,17 @@ fn report_failure(
     token: Option<String>,
 ) -> PyResult<u32> {
     guard(py, "report_failure", || {
-        let config = client_config(py, host, port, None, None, connect_timeout, token, None)?;
+        let config = client_config(
+            py,
+            host,
+            port,
+            None,
+            None,
+            connect_timeout,
+            token,
+            None,
+            None,
+        )?;
         let chunk = opt_int_arg::<u64>(py, "chunk_size", chunk_size)?;
         let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
         let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
