@@ -2,12 +2,12 @@
 //! rendering (byte for byte for every line the seed had) and JSON, CSV and HTML renderings.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::out_file::OutFile;
 use crate::series::{ClientSeries, TotalSample};
 
 /// Bytes in one MB as the protocol counts them (MiB).
@@ -476,7 +476,8 @@ fn seed_time(rfc3339: &str) -> String {
 /// The reason of a client that was running when the server was stopped.
 pub const STOPPED_REASON: &str = "server stopped";
 
-/// The report files of a run (each optional): checked before the run, written after it.
+/// The report files of a run (each optional): resolved when the run starts (a relative path
+/// against the working directory of that moment; see [`ReportFiles::open`]), written after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportFiles {
     /// The JSON report.
@@ -504,46 +505,80 @@ impl ReportFiles {
     /// # Errors
     /// [`Error::Config`] naming the report and the path.
     pub fn check(&self) -> Result<()> {
-        for (kind, path) in self.each() {
-            if kind != "JSON" && !cfg!(feature = "reports") {
-                return Err(Error::Config(format!(
-                    "{kind} report {}: loadmon was built without the `reports` feature",
-                    path.display()
-                )));
-            }
-            check_report_path(path)
-                .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))?;
-        }
-        Ok(())
+        self.open().map(drop)
     }
 
-    /// Writes every report file (each is attempted even if another failed); one
-    /// `(kind, path, result)` per file.
+    /// Resolves every path now (see [`OutFile::open`]): a server does this when it starts,
+    /// so that the files are written where the paths pointed then, and never through a link
+    /// planted during the run.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the report and the path.
+    pub fn open(&self) -> Result<OpenReportFiles> {
+        let files = self
+            .each()
+            .map(|(kind, path)| Ok((kind, path.to_path_buf(), ReportFiles::one(kind, path)?)))
+            .collect::<Result<_>>()?;
+        Ok(OpenReportFiles { files })
+    }
+
+    /// Resolves every path now and writes every report file (each is attempted even if
+    /// another failed); one `(kind, path, result)` per file. See [`ReportFiles::open`].
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.each()
             .map(|(kind, path)| {
-                let r = match kind {
-                    "JSON" => report.write_json(path),
-                    #[cfg(feature = "reports")]
-                    "CSV" => report.write_csv(path),
-                    #[cfg(feature = "reports")]
-                    _ => report.write_html(path),
-                    #[cfg(not(feature = "reports"))]
-                    _ => Err(Error::Config(format!(
-                        "{kind} report: loadmon was built without the `reports` feature"
-                    ))),
-                };
+                let r = ReportFiles::one(kind, path)
+                    .and_then(|file| file.write(render(kind, report)?.as_bytes()));
                 (kind, path.to_path_buf(), r)
+            })
+            .collect()
+    }
+
+    fn one(kind: &'static str, path: &Path) -> Result<OutFile> {
+        if kind != "JSON" && !cfg!(feature = "reports") {
+            return Err(Error::Config(format!(
+                "{kind} report {}: loadmon was built without the `reports` feature",
+                path.display()
+            )));
+        }
+        OutFile::resolve(path)
+            .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))
+    }
+}
+
+/// The report files of a run, resolved at its start ([`ReportFiles::open`]).
+#[derive(Debug)]
+pub struct OpenReportFiles {
+    files: Vec<(&'static str, PathBuf, OutFile)>,
+}
+
+impl OpenReportFiles {
+    /// Writes every report file (each is attempted even if another failed); one
+    /// `(kind, path, result)` per file.
+    pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
+        self.files
+            .iter()
+            .map(|(kind, path, file)| {
+                let r = render(kind, report).and_then(|text| file.write(text.as_bytes()));
+                (*kind, path.clone(), r)
             })
             .collect()
     }
 }
 
-/// A unique name for a temporary file beside `name` (process id and a counter).
-fn temp_name(name: &std::ffi::OsStr) -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())
+/// The report file of `kind` (JSON, CSV, HTML).
+fn render(kind: &str, report: &Report) -> Result<String> {
+    match kind {
+        "JSON" => Ok(report.to_json()),
+        #[cfg(feature = "reports")]
+        "CSV" => Ok(report.to_csv()),
+        #[cfg(feature = "reports")]
+        _ => Ok(report.to_html()),
+        #[cfg(not(feature = "reports"))]
+        _ => Err(Error::Config(format!(
+            "{kind} report: loadmon was built without the `reports` feature"
+        ))),
+    }
 }
 
 /// Checks that a report can be written to `path`: it names a file (not a directory), it is
@@ -553,113 +588,20 @@ fn temp_name(name: &std::ffi::OsStr) -> String {
 /// # Errors
 /// Why not, as text.
 pub fn check_report_path(path: &Path) -> std::result::Result<(), String> {
-    if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
-        return Err("not a file path".into());
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(
-                    "exists and is not a regular file (reports replace only regular files)".into(),
-                )
-            }
-            Err(e) => return Err(format!("a symlink to nothing usable: {e}")),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let target = resolve(path);
-    let mut dir = parent_dir(&target);
-    // The nearest existing ancestor must be a writable directory.
-    while !dir.exists() {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
-            _ => {
-                dir = PathBuf::from(".");
-                break;
-            }
-        }
-    }
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let probe = dir.join(temp_name(std::ffi::OsStr::new("loadmon-probe")));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!("cannot write in {}: {e}", dir.display())),
-    }
-}
-
-/// The directory `path` is in (`.` for a bare name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `path`, or what it points to if it is a symlink (so the link is kept and its target
-/// replaced).
-fn resolve(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-        }
-        _ => path.to_path_buf(),
-    }
+    OutFile::resolve(path).map(drop)
 }
 
 /// Writes `bytes` to `path` so that the file is either the old one or the whole new one
 /// (temporary file in the same directory, fsync, rename). Only a regular file is replaced: a
 /// symlink is written through (the link stays), and a directory, device, FIFO or socket is
-/// an error, never renamed over.
+/// an error, never renamed over. The path is resolved now: a file to be written at the end of
+/// a run is better [opened](OutFile::open) at its start.
 ///
 /// # Errors
-/// [`Error::File`] naming the path that failed.
+/// [`Error::Config`] if the path cannot be written (see [`check_report_path`]);
+/// [`Error::File`] naming the path if writing failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let target = resolve(path);
-    match std::fs::metadata(&target) {
-        Ok(m) if !m.is_file() => {
-            return Err(Error::file(
-                "replace",
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a regular file (reports replace only regular files)",
-                ),
-            ))
-        }
-        _ => {}
-    }
-    let dir = parent_dir(&target);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::file("create the directory of", path, e))?;
-    let file_name = target
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(temp_name(file_name));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::file("create", &tmp, e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::file("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::file("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| Error::file("rename to", path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    OutFile::open(path)?.write(bytes)
 }
 
 #[cfg(test)]

@@ -104,9 +104,10 @@ pub struct ServerConfig {
     pub max_line_bytes: usize,
     /// Shared secret; when set, a client must send `token:<secret>` before `get_cid`.
     pub token: Option<String>,
-    /// Where to write the JSON report when the server stops (checked when the server starts;
-    /// written by [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
-    /// [`ServerConfig::report_files`]).
+    /// Where to write the JSON report when the server stops (resolved when the server starts,
+    /// a relative path against the working directory of then; written by
+    /// [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
+    /// [`ServerConfig::report_files`] and [`crate::out_file`]).
     pub report_json: Option<PathBuf>,
     /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
     pub log_dir: Option<PathBuf>,
