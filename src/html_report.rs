@@ -238,7 +238,7 @@ pub(crate) fn render(report: &Report) -> String {
         "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th><th>Time ran (s)</th>",
         "<th>Files</th><th>File / chunk (MB)</th><th>Written (MB)</th><th>MB/s</th>",
         "<th>Avg CPU %</th><th>Avg MEM %</th><th>Peak RSS (MiB)</th>",
-        "<th title=\"Loadmon clients sharing the client's process: MEM and RSS are that whole process's\">Clients in process</th>",
+        "<th title=\"The most loadmon clients that shared the client's process at once during its run: MEM and RSS are that whole process's\">Clients in process</th>",
         "<th>Chunk p50 / p99 (ms)</th>",
         "<th>Heartbeats</th><th>Reason</th></tr></thead><tbody>\n"
     ));

@@ -77,7 +77,7 @@ pub struct ClientReport {
     /// CPU of its own threads, so clients sharing a process each report their own share.
     pub cpu_avg_pct: f64,
     /// Average of the `send_stats` %MEM values: the RSS of the client's whole process (shared
-    /// by [`ClientReport::process_clients`] clients) over total RAM.
+    /// by up to [`ClientReport::process_clients`] clients) over total RAM.
     pub mem_avg_pct: f64,
     /// `file_roll` messages received.
     pub files_written: u64,
@@ -125,9 +125,11 @@ pub struct ClientReport {
     /// The latest resident memory from `proc_stats`, bytes.
     #[serde(default)]
     pub rss_last_bytes: Option<u64>,
-    /// How many loadmon clients shared the client's process (from `proc_stats`): its memory
-    /// figures (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its
-    /// process; `None` for a client that did not say (a seed client).
+    /// The most loadmon clients that shared the client's process at once during its run
+    /// (itself included; the highest `proc_stats` said, and a loadmon client counts every
+    /// client that ran beside it, between its samples too): its memory figures
+    /// (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its process
+    /// the whole run; `None` for a client that did not say (a seed client).
     #[serde(default)]
     pub process_clients: Option<u32>,
 }
