@@ -76,10 +76,7 @@ impl OutFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => given.clone(),
             Err(e) => return Err(e.to_string()),
         };
-        let name = target
-            .file_name()
-            .ok_or("not a file path")?
-            .to_os_string();
+        let name = target.file_name().ok_or("not a file path")?.to_os_string();
         let dir = target.parent().unwrap_or(Path::new("/"));
         // The nearest existing ancestor must be a writable directory; the rest is created
         // when writing.
@@ -97,7 +94,10 @@ impl OutFile {
                     base = parent;
                 }
                 Err(rustix::io::Errno::NOTDIR) => {
-                    return Err(format!("{} is not a directory", nearest_file(base).display()))
+                    return Err(format!(
+                        "{} is not a directory",
+                        nearest_file(base).display()
+                    ))
                 }
                 Err(e) => return Err(format!("cannot open {}: {e}", base.display())),
             }
@@ -181,16 +181,16 @@ impl OutFile {
             }
             let next = rustix::fs::openat(parent, m, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
                 .map_err(|e| match e {
-                    rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!(
-                            "{} is no longer a directory (a link or a file appeared there \
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is no longer a directory (a link or a file appeared there \
                              during the run; it is not followed)",
-                            m.to_string_lossy()
-                        ),
+                        m.to_string_lossy()
                     ),
-                    e => e.into(),
-                })?;
+                ),
+                e => e.into(),
+            })?;
             cur = Some(next);
         }
         Ok(cur)

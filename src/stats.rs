@@ -72,7 +72,9 @@ impl ProcessClient {
     /// Registers a client that starts running.
     pub fn register() -> ProcessClient {
         let mut h = HIGHS.lock().unwrap_or_else(|p| p.into_inner());
-        let live = LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let live = LIVE_CLIENTS
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         ProcessClient {
             number: h.register(live),
         }

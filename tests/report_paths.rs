@@ -96,7 +96,13 @@ fn a_link_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
     })
     .unwrap();
     let st = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ln", "-s"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
         .arg(&victim)
         .arg(&report)
         .status()
@@ -138,7 +144,10 @@ fn a_relative_report_path_is_resolved_against_the_working_directory_at_the_start
     std::env::set_current_dir(&before).unwrap();
     stopped.unwrap();
     for n in ["r.json", "sub/r.csv", "r.html"] {
-        assert!(is_regular_file(&a.join(n)), "{n} where the start's directory said");
+        assert!(
+            is_regular_file(&a.join(n)),
+            "{n} where the start's directory said"
+        );
     }
     assert_eq!(std::fs::read_dir(&b).unwrap().count(), 0);
 }
