@@ -191,6 +191,9 @@ impl ServerHandle {
         let control = server.control();
         let config = control.config().clone();
         let log = control.log();
+        // Resolved now, written at the end: where the paths point now (the working directory
+        // of now for a relative one), never through a link planted during the run.
+        let report_files = config.report_files().open()?;
         #[cfg(feature = "http")]
         let http = match &config.http {
             None => None,
@@ -235,7 +238,7 @@ impl ServerHandle {
                 // never a handle that waits for ever.
                 let result = guard("the server thread", || {
                     rt.block_on(server.run()).and_then(|report| {
-                        write_report_files(&config, &report, &log).map(|()| report)
+                        write_report_files(&report_files, &report, &log).map(|()| report)
                     })
                 });
                 out.set(result);
@@ -385,15 +388,15 @@ impl ServerHandle {
     }
 }
 
-/// Writes the report files `config` asks for; every file is attempted, each is logged, and the
-/// first failure is returned after the others.
+/// Writes the report files (resolved when the server started); every file is attempted, each
+/// is logged, and the first failure is returned after the others.
 fn write_report_files(
-    config: &ServerConfig,
+    files: &crate::report::OpenReportFiles,
     report: &Report,
     log: &crate::logging::EventLog,
 ) -> Result<()> {
     let mut written = Ok(());
-    for (kind, path, r) in config.report_files().write(report) {
+    for (kind, path, r) in files.write(report) {
         match r {
             Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
             Err(e) => {

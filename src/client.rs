@@ -914,11 +914,10 @@ impl Client {
             counters: counters.clone(),
         };
         // This client's CPU: its writer thread, and each piece of the work below (see
-        // `crate::stats`). Its memory is the process's, shared with `ProcessClient::live()`
-        // clients.
-        let _in_process = ProcessClient::register();
+        // `crate::stats`). Its memory is the process's, shared with the other clients
+        // registered in it (the sampler holds this one's registration for the whole run).
         let cpu = ClientCpu::new();
-        let mut sampler = Sampler::for_client(cpu.clone());
+        let mut sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
         let writer_cpu = cpu.clone();
         let mut work = tokio::task::spawn_blocking(move || {
             let _writer = writer_cpu.enter_writer();

@@ -18,7 +18,10 @@
 //!   `stay`, again for the next run).
 //! - [`stats`]: a client's CPU from its own threads (per-thread kernel counters), its process's
 //!   memory (sysinfo), and the count of clients running in this process.
-//! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML, atomic writes.
+//! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML; the report
+//!   files of a run.
+//! - [`out_file`]: files written at the end of a run (reports, result JSON), resolved at its
+//!   start and written atomically relative to the directory opened then.
 //! - [`series`]: bounded per-client time series (throughput, CPU, memory) for charts.
 //! - [`events`]: the live event stream (client connected, status change, stats sample, …).
 //! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
@@ -87,6 +90,7 @@ mod html_report;
 #[cfg(feature = "http")]
 mod http;
 pub mod logging;
+pub mod out_file;
 pub mod plan;
 pub mod protocol;
 pub mod report;

@@ -23,6 +23,7 @@ use loadmon::client::{Client, ClientConfig};
 use loadmon::console::{LiveView, SuspendingStderr};
 use loadmon::events::{Event, EventKind, EventStream};
 use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::out_file::OutFile;
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::text::escape_control;
@@ -843,10 +844,10 @@ enum StreamTarget {
     /// A regular file, created (truncated).
     File(std::fs::File),
     /// Anything else (a FIFO with a reader, a terminal), opened without blocking; the
-    /// writer's thread opens it again for ordinary writes, then drops this one.
+    /// writer's thread makes its writes ordinary (blocking) ones.
     Special(std::fs::File),
     /// A FIFO that no reader has opened yet.
-    NoReader,
+    NoReader(PendingFifo),
 }
 
 impl StreamTarget {
@@ -870,7 +871,11 @@ impl StreamTarget {
         let file = match options.open(path) {
             Ok(f) => f,
             #[cfg(unix)]
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(StreamTarget::NoReader),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return PendingFifo::find(path)
+                    .map(StreamTarget::NoReader)
+                    .map_err(|e| Error::file("open the JSON stream", path, e))
+            }
             Err(e) => return Err(Error::file("create the JSON stream", path, e)),
         };
         match file.metadata() {
@@ -880,20 +885,73 @@ impl StreamTarget {
         }
     }
 
-    /// A writer for the stream, `None` while a FIFO has no reader. May block (a FIFO whose
-    /// reader just left): called on the writer's thread only.
-    fn writer(self, path: &Path) -> std::io::Result<Option<Box<dyn Write + Send>>> {
+    /// A writer for the stream, `None` while a FIFO has no reader. Called on the writer's
+    /// thread only.
+    fn writer(self) -> std::io::Result<Option<Box<dyn Write + Send>>> {
         Ok(match self {
             StreamTarget::Stdout => Some(Box::new(std::io::stdout())),
             StreamTarget::File(f) => Some(Box::new(f)),
-            StreamTarget::Special(probe) => {
-                // Opened while `probe` still holds the pipe: the reader sees no end of file.
-                let f = std::fs::OpenOptions::new().write(true).open(path)?;
-                drop(probe);
+            StreamTarget::Special(f) => {
+                blocking_writes(&f)?;
                 Some(Box::new(f))
             }
-            StreamTarget::NoReader => None,
+            StreamTarget::NoReader(_) => None,
         })
+    }
+}
+
+/// Makes the writes of a file opened with O_NONBLOCK ordinary ones (a FIFO whose reader is
+/// slow then makes the writer wait, as a file does).
+fn blocking_writes(f: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(f)?;
+    rustix::fs::fcntl_setfl(f, flags - rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// A `--json-stream` FIFO that no reader had opened at the start: its directory (opened then)
+/// and name, and which file it was. It is tried again there, never through a link put at the
+/// name since, and only while it is the same FIFO.
+struct PendingFifo {
+    dir: std::os::fd::OwnedFd,
+    name: std::ffi::OsString,
+    found: rustix::fs::Stat,
+}
+
+impl PendingFifo {
+    fn find(path: &Path) -> std::io::Result<PendingFifo> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        let real = std::fs::canonicalize(path)?;
+        let name = real
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("not a file path"))?
+            .to_os_string();
+        let dir = rustix::fs::open(
+            real.parent().unwrap_or(Path::new("/")),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let found = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(PendingFifo { dir, name, found })
+    }
+
+    /// The FIFO, for ordinary writes, once a reader has opened it; `None` until then.
+    fn open(&self) -> std::io::Result<Option<std::fs::File>> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.dir, &self.name, flags, Mode::empty()) {
+            Err(rustix::io::Errno::NXIO) => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)?;
+                if (st.st_dev, st.st_ino) != (self.found.st_dev, self.found.st_ino) {
+                    return Err(std::io::Error::other(
+                        "the FIFO was replaced during the run (the new file is not written)",
+                    ));
+                }
+                blocking_writes(&fd)?;
+                Ok(Some(std::fs::File::from(fd)))
+            }
+        }
     }
 }
 
@@ -910,7 +968,7 @@ fn json_stream(
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let name = escape_control(&path.display().to_string()).into_owned();
     let mut events = Events::new(events)?;
-    if matches!(target, StreamTarget::NoReader) {
+    if matches!(target, StreamTarget::NoReader(_)) {
         tracing::warn!(
             "JSON stream {name}: no reader has opened this FIFO yet; events are dropped until one does"
         );
@@ -918,12 +976,15 @@ fn json_stream(
     std::thread::Builder::new()
         .name("loadmon-json-stream".into())
         .spawn(move || {
-            let mut out = match target.writer(&path) {
-                Ok(w) => w,
-                Err(err) => {
-                    tracing::warn!("JSON stream {name}: {err}; no events are written");
-                    return;
-                }
+            let (mut out, fifo) = match target {
+                StreamTarget::NoReader(fifo) => (None, Some(fifo)),
+                target => match target.writer() {
+                    Ok(w) => (w, None),
+                    Err(err) => {
+                        tracing::warn!("JSON stream {name}: {err}; no events are written");
+                        return;
+                    }
+                },
             };
             let mut dropped: u64 = 0;
             loop {
@@ -934,12 +995,10 @@ fn json_stream(
                     EventPoll::Timeout => None,
                     EventPoll::Ended => break,
                 };
-                if out.is_none() {
-                    match StreamTarget::open(&path).and_then(|t| {
-                        t.writer(&path)
-                            .map_err(|e| Error::file("open the JSON stream", &path, e))
-                    }) {
-                        Ok(Some(mut w)) => {
+                if let (None, Some(fifo)) = (&out, &fifo) {
+                    match fifo.open() {
+                        Ok(Some(f)) => {
+                            let mut w: Box<dyn Write + Send> = Box::new(f);
                             tracing::info!("JSON stream {name}: a reader opened it");
                             if dropped > 0 {
                                 let lagged = Event {
@@ -959,6 +1018,7 @@ fn json_stream(
                         }
                         Ok(None) => {}
                         Err(err) => {
+                            let err = Error::file("open the JSON stream", &path, err);
                             tracing::warn!("JSON stream {name}: {err}; no more events are written");
                             return;
                         }
@@ -1004,6 +1064,7 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
     let writer_config = a.writer.plan().writer_config(a.files.out_dir);
     writer_config.validate()?;
     check_out_dir(&writer_config.out_dir)?;
+    let result_file = result_file(a.files.result_json.as_deref())?;
     let out_dir = writer_config.out_dir.clone();
     let writer = FileWriter::new(writer_config)?;
     let cancel = client.cancel_token();
@@ -1032,8 +1093,8 @@ fn run_client(a: ClientArgs) -> Result<ExitCode, Error> {
         fmt_ms(result.chunk_p50_ms),
         fmt_ms(result.chunk_p99_ms),
     ));
-    if let Some(path) = &a.files.result_json {
-        loadmon::report::write_atomic(path, result.to_json().as_bytes())?;
+    if let Some(file) = &result_file {
+        file.write(result.to_json().as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1063,6 +1124,7 @@ fn shut_down_runtime(rt: tokio::runtime::Runtime, out_dir: &Path) {
 
 fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
     check_out_dir(&a.files.out_dir)?;
+    let result_file = result_file(a.files.result_json.as_deref())?;
     let out_dir = a.files.out_dir.clone();
     let worker = Worker::new(WorkerConfig {
         client: a.connect.client_config()?,
@@ -1127,12 +1189,25 @@ fn run_worker(a: WorkerArgs) -> Result<ExitCode, Error> {
             summary.passed, summary.failed
         ),
     );
-    if let (Some(path), Some(run)) = (&a.files.result_json, &summary.last) {
+    if let (Some(file), Some(run)) = (&result_file, &summary.last) {
         let json = serde_json::to_string_pretty(run)
             .map_err(|e| Error::Internal(format!("result JSON: {e}")))?;
-        loadmon::report::write_atomic(path, json.as_bytes())?;
+        file.write(json.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--result-json`, resolved before the run (see [`OutFile::open`]): a path that cannot be
+/// written is a configuration error (exit 2) before anything runs, and the file lands where
+/// the path pointed then.
+fn result_file(path: Option<&Path>) -> Result<Option<OutFile>, Error> {
+    path.map(|p| {
+        OutFile::open(p).map_err(|e| match e {
+            Error::Config(why) => Error::Config(format!("--result-json {why}")),
+            e => e,
+        })
+    })
+    .transpose()
 }
 
 /// `--out-dir` is usable: it exists or can be created, and a file can be created and removed

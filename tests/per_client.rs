@@ -133,6 +133,43 @@ fn clients_sharing_a_process_add_up_to_no_more_than_it() {
     );
 }
 
+/// The case: a client shared its process the whole run but finished last, when the
+/// others were gone. Its report says it shared the process, not that it was alone.
+#[test]
+fn a_client_that_shared_its_process_and_finished_last_is_not_reported_alone() {
+    let _g = alone();
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let client = |name: &str, run_time_s: f64| {
+        let w = FileWriter::new(FileWriterConfig {
+            run_time_s,
+            chunk_size_mb: 1,
+            file_size_mb: 1,
+            min_chunk_size_mb: 1,
+            out_dir: dir.path().join(name),
+            ..Default::default()
+        })
+        .unwrap();
+        // The default 10 s stats period: each sends one sample, when it ends.
+        ClientHandle::spawn(
+            ClientConfig {
+                port: server.port(),
+                ..Default::default()
+            },
+            w,
+        )
+        .unwrap()
+    };
+    let long = client("long", 2.0);
+    let short = client("short", 0.3);
+    let short = short.join(Some(Duration::from_secs(20))).unwrap();
+    let long = long.join(Some(Duration::from_secs(20))).unwrap();
+    let report = server.wait(Some(Duration::from_secs(20))).unwrap();
+    let of = |id| report.clients.iter().find(|c| c.id == id).unwrap();
+    assert_eq!(of(short.client_id).process_clients, Some(2), "{report:?}");
+    assert_eq!(of(long.client_id).process_clients, Some(2), "{report:?}");
+}
+
 #[test]
 fn a_two_second_cli_client_with_the_default_stats_period_has_stats() {
     let _g = alone();

@@ -137,7 +137,8 @@ class ClientInfo:
     mem_last_pct: float | None = None
     rss_last_bytes: int | None = None
     process_clients: int | None = None
-    """Loadmon clients that shared this client's process: its MEM and RSS are that process's."""
+    """The most loadmon clients that shared this client's process at once during its run (itself
+    included): its MEM and RSS are that process's."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 

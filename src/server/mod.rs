@@ -116,9 +116,10 @@ pub struct ServerConfig {
     /// challenge–response sends it (default false: such a peer is refused and told why).
     /// Anyone who can read the traffic then learns the token. Needs a `token`.
     pub allow_clear_token: bool,
-    /// Where to write the JSON report when the server stops (checked when the server starts;
-    /// written by [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
-    /// [`ServerConfig::report_files`]).
+    /// Where to write the JSON report when the server stops (resolved when the server starts,
+    /// a relative path against the working directory of then; written by
+    /// [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
+    /// [`ServerConfig::report_files`] and [`crate::out_file`]).
     pub report_json: Option<PathBuf>,
     /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
     pub log_dir: Option<PathBuf>,

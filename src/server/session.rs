@@ -234,7 +234,7 @@ pub(crate) struct ClientState {
     pub chunk_size_mb: u64,
     pub chunk_p50_us: Option<u64>,
     pub chunk_p99_us: Option<u64>,
-    /// Clients sharing the client's process, from the last `proc_stats` that said.
+    /// The most clients that shared the client's process, the highest `proc_stats` said.
     pub process_clients: Option<u32>,
 }
 
@@ -605,9 +605,9 @@ impl Session {
                 rss_bytes,
                 process_clients,
             } => {
-                if process_clients.is_some() {
-                    c.process_clients = process_clients;
-                }
+                // The most it said: a client that shared its process is not reported alone
+                // because the others finished before its last sample.
+                c.process_clients = c.process_clients.max(process_clients);
                 c.proc_reports = c.proc_reports.saturating_add(1);
                 c.cpu_core_total += cpu_core_pct;
                 c.rss_total += rss_bytes as f64;
@@ -1602,6 +1602,26 @@ mod tests {
         }
         let r = c.to_report(t0);
         assert_eq!((r.cpu_avg_pct, r.stats_reports), (20.0, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn process_clients_is_the_most_any_proc_stats_said() {
+        let t0 = Instant::now();
+        let (mut s, mut c) = registered(t0);
+        let ps = |k| Message::ProcStats {
+            cpu_core_pct: 1.0,
+            rss_bytes: 1 << 20,
+            process_clients: k,
+        };
+        // Shared with two others, then the others finished: it did not run alone.
+        for k in [Some(3), Some(1), None] {
+            s.on_message(ps(k), t0, Some(&mut c), t0);
+        }
+        assert_eq!(c.to_report(t0).process_clients, Some(3));
+        // A client that never said (a 1.0 client): unknown, not 1.
+        let (mut s, mut c) = registered(t0);
+        s.on_message(ps(None), t0, Some(&mut c), t0);
+        assert_eq!(c.to_report(t0).process_clients, None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,8 +31,13 @@ impl TestServer {
         .expect("bind");
         let addr = server.local_addr();
         let control = server.control();
-        // As the CLI and the blocking handle do: the caller writes the report files.
-        let files = control.config().report_files();
+        // As the CLI and the blocking handle do: the caller resolves the report files at the
+        // start and writes them at the end.
+        let files = control
+            .config()
+            .report_files()
+            .open()
+            .expect("report files");
         let task = tokio::spawn(async move {
             let report = server.run().await?;
             for (_, _, written) in files.write(&report) {
