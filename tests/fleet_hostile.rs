@@ -504,7 +504,10 @@ async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
             }
             // Gone right after the start.
         }
-        accepted
+        // The worker comes back once more after the fifth run: it is between runs (in the
+        // handshake, not in a run) when the test stops it. Held open until then.
+        let back = tokio::time::timeout(LIMIT, listener.accept()).await;
+        (accepted, back)
     });
     let mut config = worker_config(port, &dir.path().join("out"));
     config.stay = true;
@@ -512,7 +515,8 @@ async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
     let worker = Worker::new(config).unwrap();
     let cancel = worker.cancel_token();
     let run = tokio::spawn(async move { worker.run().await });
-    let accepted = tokio::time::timeout(LIMIT, server).await.unwrap().unwrap();
+    let (accepted, back) = tokio::time::timeout(LIMIT, server).await.unwrap().unwrap();
+    assert!(matches!(back, Ok(Ok(_))), "the worker did not come back after the fifth run");
     cancel.cancel();
     let summary = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
     assert!(summary.is_ok(), "{summary:?}");
