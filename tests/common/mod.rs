@@ -31,15 +31,8 @@ impl TestServer {
         .expect("bind");
         let addr = server.local_addr();
         let control = server.control();
-        // As the CLI and the blocking handle do: the caller writes the report files.
-        let files = control.config().report_files();
-        let task = tokio::spawn(async move {
-            let report = server.run().await?;
-            for (_, _, written) in files.write(&report) {
-                written?;
-            }
-            Ok(report)
-        });
+        // The run writes the report files of its configuration.
+        let task = tokio::spawn(server.run());
         TestServer {
             addr,
             control,
