@@ -100,7 +100,9 @@ impl ClientConfig {
 ///
 /// # Examples
 /// ```
-/// use loadmon::client::{Context, Workload};
+/// use loadmon::blocking::{run_client, ServerHandle};
+/// use loadmon::client::{ClientConfig, Context, Workload};
+/// use loadmon::server::ServerConfig;
 ///
 /// struct Sleeper;
 /// impl Workload for Sleeper {
@@ -115,6 +117,10 @@ impl ClientConfig {
 ///         Ok(())
 ///     }
 /// }
+///
+/// let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
+/// let result = run_client(ClientConfig { port: server.port(), ..Default::default() }, Sleeper).unwrap();
+/// assert_eq!(result.files_written, 1);
 /// ```
 pub trait Workload: Send + 'static {
     /// Chunk and file size (MiB) announced in `file_stats` before `start`, if any.

@@ -138,7 +138,10 @@ async fn dropping_a_client_run_stops_its_workload() {
         "the workload of a dropped run must see the stop"
     );
     assert!(ctx.is_finished());
-    assert!(ctx.file_rollover().is_err(), "a dropped run takes no reports");
+    assert!(
+        ctx.file_rollover().is_err(),
+        "a dropped run takes no reports"
+    );
 
     // The client is gone from the server's view: it is no longer running there.
     control.stop();
@@ -280,7 +283,10 @@ async fn dropping_a_server_run_finishes_its_report() {
     }
     assert!(!control.is_finished());
     let gave_up = give_up_on(run).await;
-    assert!(gave_up.is_err(), "the server stopped by itself: {gave_up:?}");
+    assert!(
+        gave_up.is_err(),
+        "the server stopped by itself: {gave_up:?}"
+    );
 
     assert!(control.is_finished(), "a dropped run is over");
     let report = control.report();

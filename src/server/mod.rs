@@ -1047,11 +1047,10 @@ impl Server {
 
         let report = Arc::new(report);
         let (files, r) = (shared.clone(), report.clone());
-        let written = tokio::task::spawn_blocking(move || {
-            write_report_files(&files.config, &r, &files.log)
-        })
-        .await
-        .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))));
+        let written =
+            tokio::task::spawn_blocking(move || write_report_files(&files.config, &r, &files.log))
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))));
 
         if has_http {
             // The listener serves the final report for the linger time (or until
@@ -1106,6 +1105,7 @@ impl Drop for Cancelled<'_> {
 }
 
 /// How long a stopped HTTP listener may take to close its busy connections.
+#[cfg(feature = "http")]
 const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves the HTTP listener `l` as a task of its own on this runtime until
