@@ -209,7 +209,11 @@ impl ServerHandle {
                 let _ = started_tx.send(Ok(control.clone()));
                 // Whatever happens in the run, the result is set: a panic is an error result,
                 // never a handle that waits for ever.
-                let result = guard("the server thread", || rt.block_on(server.run()));
+                let result = guard("the server thread", || {
+                    // The result is set before the text report is logged: a log handler that
+                    // calls `wait` on that record finds it.
+                    rt.block_on(server.run_then(std::future::pending(), |r| out.set(r.clone())))
+                });
                 out.set(result);
                 // The HTTP listener serves the final report for its linger time (or until
                 // close_http); a run that ended in a panic has closed it.

@@ -573,8 +573,9 @@ impl Shared {
         self.final_report.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Ends the run: the end time, the final report (logged, kept, announced as the last
-    /// event). `stopped`: stopped rather than ended by itself.
+    /// Ends the run: the end time, the final report (kept, announced as the last event; its
+    /// text is logged by the caller, see [`Server::run_then`]). `stopped`: stopped rather than
+    /// ended by itself.
     fn finish(&self, stopped: bool) -> Report {
         let report = {
             let mut st = self.lock();
@@ -583,7 +584,6 @@ impl Shared {
             drop(st);
             self.report()
         };
-        self.log.report(&report.to_text());
         *self.final_report() = Some(report.clone());
         self.finished.cancel();
         self.events.emit(|| EventKind::Report {
@@ -614,7 +614,8 @@ impl Shared {
                 self.events.emit(|| e);
             }
         }
-        self.finish(true);
+        let report = self.finish(true);
+        self.log.report(&report.to_text());
     }
 
     /// The final report if the server stopped, the report so far otherwise.
@@ -1021,6 +1022,17 @@ impl Server {
     /// # Errors
     /// As [`run`](Server::run).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<Report> {
+        self.run_then(shutdown, |_| {}).await
+    }
+
+    /// As [`run_until`](Server::run_until); `done` gets the result before the text report is
+    /// logged, so that whoever reads that log record (a face's log handler) finds the result
+    /// where `done` put it (a blocking handle's `wait`).
+    pub(crate) async fn run_then(
+        self,
+        shutdown: impl Future<Output = ()>,
+        done: impl FnOnce(&Result<Report>),
+    ) -> Result<Report> {
         let Server {
             listener,
             http,
@@ -1073,7 +1085,11 @@ impl Server {
         }
         cancelled.phase = Phase::Done;
         let report = Arc::try_unwrap(report).unwrap_or_else(|r| Report::clone(&r));
-        written.map(|()| report)
+        let text = report.to_text();
+        let result = written.map(|()| report);
+        done(&result);
+        log.report(&text);
+        result
     }
 }
 
@@ -1082,7 +1098,8 @@ impl Server {
 enum Phase {
     /// Serving: a drop cancels the run.
     Running,
-    /// The final report is set; the files are being written, the linger has not started.
+    /// The final report is set (its text not logged yet); the files are being written, the
+    /// linger has not started.
     Reporting,
     /// Over: nothing left to do on a drop.
     Done,
@@ -1098,7 +1115,14 @@ impl Drop for Cancelled<'_> {
     fn drop(&mut self) {
         match self.phase {
             Phase::Running => self.shared.cancel_run(),
-            Phase::Reporting => self.shared.http_stop.cancel(),
+            Phase::Reporting => {
+                self.shared.http_stop.cancel();
+                // Not logged under the lock: a log sink may read the report.
+                let text = self.shared.final_report().as_ref().map(Report::to_text);
+                if let Some(text) = text {
+                    self.shared.log.report(&text);
+                }
+            }
             Phase::Done => {}
         }
     }
