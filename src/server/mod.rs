@@ -1057,12 +1057,16 @@ impl Server {
         let report = shared.finish(stopped);
         cancelled.phase = Phase::Reporting;
 
+        // File I/O on a blocking thread, if there is a file to write.
         let report = Arc::new(report);
-        let (files, r) = (shared.clone(), report.clone());
-        let written =
+        let written = if shared.config.report_files() == ReportFiles::default() {
+            Ok(())
+        } else {
+            let (files, r) = (shared.clone(), report.clone());
             tokio::task::spawn_blocking(move || write_report_files(&files.config, &r, &files.log))
                 .await
-                .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))));
+                .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))))
+        };
 
         if has_http {
             // The listener serves the final report for the linger time (or until
