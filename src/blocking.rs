@@ -135,9 +135,11 @@ fn block_on_timeout<F: std::future::Future>(
     }
 }
 
-/// A server running on its own runtime, with what its configuration asks for around it: the
-/// HTTP listener (while the run lasts, then for [`ServerConfig::http_linger`]) and the report
-/// files (checked before the run, written after it).
+/// A server running on its own runtime and thread, with what its configuration asks for around
+/// it (as [`Server::run`]): the HTTP listener (while the run lasts, then for
+/// [`ServerConfig::http_linger`]) and the report files (checked before the run, written after
+/// it). Usable from any thread, async code included: its runtime is started, run and dropped
+/// on its own thread, never on the caller's.
 ///
 /// # Examples
 /// ```
@@ -155,15 +157,13 @@ fn block_on_timeout<F: std::future::Future>(
 pub struct ServerHandle {
     control: ServerControl,
     outcome: Arc<Outcome<Report>>,
-    /// Set once the HTTP listener (if any) has closed.
-    http_closed: Arc<Outcome<()>>,
-    http_stop: CancellationToken,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ServerHandle {
     /// Checks the configuration (report paths included), binds the protocol port and the
-    /// HTTP listener, and starts serving on a thread of its own; returns at once.
+    /// HTTP listener, and starts serving on a thread of its own; returns once the server
+    /// listens.
     ///
     /// The server runs on a single-threaded runtime: the work per message is tiny, and one
     /// thread spares the cross-thread wake-ups of a multi-threaded scheduler.
@@ -174,115 +174,81 @@ impl ServerHandle {
         Self::start_on(config, 1)
     }
 
-    /// As [`ServerHandle::start`], on a runtime of `worker_threads` threads (1: the
-    /// single-threaded runtime).
+    /// As [`ServerHandle::start`], on a runtime of `threads` threads (1: the single-threaded
+    /// runtime; at most [`MAX_SERVER_THREADS`](crate::config::MAX_SERVER_THREADS), see
+    /// [`check_server_threads`](crate::config::check_server_threads)).
     ///
     /// # Errors
-    /// As [`ServerHandle::start`].
-    pub fn start_on(config: ServerConfig, worker_threads: usize) -> Result<ServerHandle> {
-        guard("starting the server", || {
-            Self::start_inner(config, worker_threads)
-        })
+    /// [`Error::Config`] for a thread count out of bounds; as [`ServerHandle::start`].
+    pub fn start_on(config: ServerConfig, threads: usize) -> Result<ServerHandle> {
+        guard("starting the server", || Self::start_inner(config, threads))
     }
 
-    fn start_inner(config: ServerConfig, worker_threads: usize) -> Result<ServerHandle> {
-        let rt = runtime(worker_threads, "loadmon-server")?;
-        let server = rt.block_on(Server::bind(config))?;
-        let control = server.control();
-        let config = control.config().clone();
-        let log = control.log();
-        // Resolved now, written at the end: where the paths point now (the working directory
-        // of now for a relative one), never through a link planted during the run.
-        let report_files = config.report_files().open()?;
-        #[cfg(feature = "http")]
-        let http = match &config.http {
-            None => None,
-            Some(addr) => {
-                let (l, a) = rt.block_on(crate::server::bind(
-                    addr,
-                    "HTTP ",
-                    config.token.is_none(),
-                    "HTTP on",
-                    "read the results",
-                    &log,
-                ))?;
-                log.info(format!("HTTP API, metrics and dashboard on http://{a}/"));
-                control.set_http_addr(a);
-                Some(l)
-            }
-        };
+    fn start_inner(config: ServerConfig, threads: usize) -> Result<ServerHandle> {
+        crate::config::check_server_threads(threads)?;
         let outcome = Outcome::new();
-        let http_closed = Outcome::new();
-        let http_stop = CancellationToken::new();
-        let (out, closed, stop) = (outcome.clone(), http_closed.clone(), http_stop.clone());
-        #[cfg(feature = "http")]
-        let ctl = control.clone();
+        let out = outcome.clone();
+        let (started_tx, started) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("loadmon-server".into())
             .spawn(move || {
-                #[cfg(not(feature = "http"))]
-                let http_task: Option<tokio::task::JoinHandle<()>> = None;
-                #[cfg(feature = "http")]
-                let http_task = http.map(|l| {
-                    rt.spawn(crate::http::serve(
-                        l,
-                        ctl.clone(),
-                        config.token.clone(),
-                        config.http_allow_hosts.clone(),
-                        stop.clone(),
-                        log.clone(),
-                        config.http_limits,
-                    ))
+                // Whatever happens, the caller hears of it: a panic is an error result.
+                let bound = guard("starting the server", || {
+                    let rt = runtime(threads, "loadmon-server")?;
+                    let server = rt.block_on(Server::bind(config))?;
+                    Ok((rt, server))
                 });
+                let (rt, server) = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let control = server.control();
+                let _ = started_tx.send(Ok(control.clone()));
                 // Whatever happens in the run, the result is set: a panic is an error result,
                 // never a handle that waits for ever.
                 let result = guard("the server thread", || {
-                    rt.block_on(server.run()).and_then(|report| {
-                        write_report_files(&report_files, &report, &log).map(|()| report)
-                    })
+                    // The result is set before the text report is logged: a log handler that
+                    // calls `wait` on that record finds it.
+                    rt.block_on(server.run_then(std::future::pending(), |r| out.set(r.clone())))
                 });
                 out.set(result);
-                if let Some(task) = http_task {
-                    // The listener serves the final report for the linger time (or until
-                    // close_http), then stops.
-                    if !config.http_linger.is_zero() && !stop.is_cancelled() {
-                        log.info(format!(
-                            "HTTP keeps serving the final report for {:.1} s",
-                            config.http_linger.as_secs_f64()
-                        ));
-                    }
-                    rt.block_on(async {
-                        tokio::select! {
-                            _ = tokio::time::sleep(config.http_linger) => {}
-                            _ = stop.cancelled() => {}
-                        }
-                        stop.cancel();
-                        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-                    });
-                }
-                closed.set(Ok(()));
+                // The HTTP listener serves the final report for its linger time (or until
+                // close_http); a run that ended in a panic has closed it.
+                rt.block_on(control.http_closed());
                 rt.shutdown_background();
             })
             .map_err(|e| Error::Internal(format!("cannot start the server thread: {e}")))?;
-        Ok(ServerHandle {
-            control,
-            outcome,
-            http_closed,
-            http_stop,
-            thread: Mutex::new(Some(thread)),
-        })
+        let control = started.recv().unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the server thread ended before the server started".into(),
+            ))
+        });
+        match control {
+            Ok(control) => Ok(ServerHandle {
+                control,
+                outcome,
+                thread: Mutex::new(Some(thread)),
+            }),
+            Err(e) => {
+                let _ = thread.join();
+                Err(e)
+            }
+        }
     }
 
     /// Ends the HTTP listener's linger after the run (it stops with the run anyway when
     /// [`ServerConfig::http_linger`] is zero).
     pub fn close_http(&self) {
-        self.http_stop.cancel();
+        self.control.close_http();
     }
 
     /// Waits up to `timeout` (`None`: as long as it takes) until the run is over and the HTTP
     /// listener, if any, has closed; whether it has.
     pub fn wait_http_closed(&self, timeout: Option<Duration>) -> bool {
-        self.http_closed.wait(timeout).is_some()
+        block_on_timeout(self.control.http_closed(), timeout).is_some()
     }
 
     /// The bound address.
@@ -388,32 +354,10 @@ impl ServerHandle {
     }
 }
 
-/// Writes the report files (resolved when the server started); every file is attempted, each
-/// is logged, and the first failure is returned after the others.
-fn write_report_files(
-    files: &crate::report::OpenReportFiles,
-    report: &Report,
-    log: &crate::logging::EventLog,
-) -> Result<()> {
-    let mut written = Ok(());
-    for (kind, path, r) in files.write(report) {
-        match r {
-            Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
-            Err(e) => {
-                log.warn(format!("{kind} report not written: {e}"));
-                if written.is_ok() {
-                    written = Err(e);
-                }
-            }
-        }
-    }
-    written
-}
-
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.control.stop();
-        self.http_stop.cancel();
+        self.control.close_http();
         if self.outcome.wait(Some(Duration::from_secs(10))).is_some() {
             if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();
@@ -621,7 +565,13 @@ pub fn report_failure(
 ) -> Result<u32> {
     guard("reporting a failure", || {
         let client = Client::new(config)?;
-        runtime(1, "loadmon-client")?.block_on(client.report_failure(file_stats, reason))
+        let cancel = client.cancel_token();
+        let reason = reason.to_string();
+        // On a thread of its own, as every handle: callable from async code too.
+        Task::spawn("client", cancel, async move {
+            client.report_failure(file_stats, &reason).await
+        })?
+        .join(None)
     })
 }
 

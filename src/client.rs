@@ -124,7 +124,9 @@ impl ClientConfig {
 ///
 /// # Examples
 /// ```
-/// use loadmon::client::{Context, Workload};
+/// use loadmon::blocking::{run_client, ServerHandle};
+/// use loadmon::client::{ClientConfig, Context, Workload};
+/// use loadmon::server::ServerConfig;
 ///
 /// struct Sleeper;
 /// impl Workload for Sleeper {
@@ -135,10 +137,14 @@ impl ClientConfig {
 ///         while !ctx.time_is_up() {
 ///             std::thread::sleep(std::time::Duration::from_millis(5));
 ///         }
-///         ctx.file_rollover();
+///         ctx.file_rollover()?;
 ///         Ok(())
 ///     }
 /// }
+///
+/// let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
+/// let result = run_client(ClientConfig { port: server.port(), ..Default::default() }, Sleeper).unwrap();
+/// assert_eq!(result.files_written, 1);
 /// ```
 pub trait Workload: Send + 'static {
     /// Chunk and file size (MiB) announced in `file_stats` before `start`, if any.
@@ -509,6 +515,49 @@ impl Client {
     }
 
     /// Connects, runs `workload` after `run_tests`, and returns the result after `done`.
+    ///
+    /// # Cancellation
+    /// [`Client::cancel_token`] ends a run in order: the workload sees [`Context::is_stopped`],
+    /// the server gets `error:…interrupted` (FAILED), and the run returns
+    /// [`Error::Interrupted`]. Dropping the future instead (a `tokio::time::timeout`, a
+    /// `select!` branch not taken) ends it at once: the connection is closed (the server
+    /// records the client ABORTED), and the workload is told to stop ([`Context::is_stopped`]
+    /// and [`Context::is_finished`] become true) and left to return on its blocking thread. A
+    /// runtime shutting down waits for that thread, so a workload that checks its context
+    /// between writes, as [`FileWriter`](crate::file_writer::FileWriter) does, lets the program
+    /// end within one write.
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::client::{Client, ClientConfig, Context, Workload};
+    /// use loadmon::server::{Server, ServerConfig};
+    /// use std::time::Duration;
+    ///
+    /// /// Runs until it is stopped.
+    /// struct UntilStopped;
+    /// impl Workload for UntilStopped {
+    ///     fn run(&mut self, ctx: &Context) -> loadmon::Result<()> {
+    ///         while !ctx.is_stopped() {
+    ///             std::thread::sleep(Duration::from_millis(1));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> loadmon::Result<()> {
+    /// let server = Server::bind(ServerConfig { port: 0, ..Default::default() }).await?;
+    /// let port = server.local_addr().port();
+    /// tokio::spawn(server.run());
+    ///
+    /// let client = Client::new(ClientConfig { port, ..Default::default() })?;
+    /// // A workload without an end of its own: the caller gives up on it after 200 ms, and
+    /// // the workload stops (else this program would never end).
+    /// let run = tokio::time::timeout(Duration::from_millis(200), client.run(UntilStopped));
+    /// assert!(run.await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Net`] if the server cannot be reached within `connect_timeout`,
@@ -919,12 +968,21 @@ impl Client {
         let cpu = ClientCpu::new();
         let mut sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
         let writer_cpu = cpu.clone();
-        let mut work = tokio::task::spawn_blocking(move || {
+        let work = tokio::task::spawn_blocking(move || {
             let _writer = writer_cpu.enter_writer();
             // A panic in user code must not unwind through the runtime: it becomes an error.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload.run(&ctx)))
                 .unwrap_or_else(|p| Err(Error::Workload(panic_message(&p))))
         });
+        // However this future ends (dropped by a timeout or a select! included), the workload
+        // is told to stop before its thread is let go.
+        let mut running = Running {
+            work,
+            stopped: stopped.clone(),
+            finished: finished.clone(),
+            joined: false,
+            log: log.clone(),
+        };
 
         // The seed's rhythm: the first heartbeat one period after the start, the first stats
         // one stats period after it (each of its loops slept first).
@@ -944,7 +1002,8 @@ impl Client {
 
         let outcome = loop {
             tokio::select! {
-                joined = &mut work => {
+                joined = &mut running.work => {
+                    running.joined = true;
                     break joined.unwrap_or_else(|e| Err(Error::Internal(format!("workload task: {e}"))));
                 }
                 _ = self.cancel.cancelled(), if trouble.is_none() => {
@@ -1071,6 +1130,33 @@ impl Client {
             heartbeats_sent,
             stats_sent,
         })
+    }
+}
+
+/// A run's workload on its blocking thread. Dropped with the run (its end, or its future
+/// dropped), it stops the workload first: [`Context::is_stopped`] and
+/// [`Context::is_finished`] become true, so the workload returns at its next check and the
+/// runtime can shut down; only then is the thread let go (detached: a blocking thread cannot be
+/// cancelled, and a `Drop` cannot wait).
+struct Running {
+    work: tokio::task::JoinHandle<Result<()>>,
+    stopped: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    /// Whether the workload has returned.
+    joined: bool,
+    log: Arc<EventLog>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.finished.store(true, Ordering::Release);
+        if !self.joined {
+            self.log.warn(
+                "Client run cancelled (its future was dropped): the workload was told to stop",
+            );
+        }
+        // `work` is dropped after this: the thread is detached once the stop is set.
     }
 }
 

@@ -297,6 +297,31 @@ pub fn check_host(name: &str, host: &str) -> Result<()> {
     Ok(())
 }
 
+/// Upper bound of a server's threads ([`ServerHandle::start_on`](crate::blocking::ServerHandle::start_on),
+/// the CLI's `--threads`): far more than a flood of messages can use, far fewer than a process
+/// can start.
+pub const MAX_SERVER_THREADS: usize = 256;
+
+/// Checks the number of threads a server's runtime gets: 1 (the default, a single-threaded
+/// runtime) to [`MAX_SERVER_THREADS`].
+///
+/// # Examples
+/// ```
+/// use loadmon::config::check_server_threads;
+/// assert!(check_server_threads(1).is_ok());
+/// assert!(check_server_threads(0).is_err());
+/// assert!(check_server_threads(100_000).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] naming `threads`, its range and the value.
+pub fn check_server_threads(threads: usize) -> Result<()> {
+    SERVER_THREADS.check("threads", threads as u64)
+}
+
+/// The range of a server's threads: 1 to [`MAX_SERVER_THREADS`].
+pub const SERVER_THREADS: Count = Count::new(1, MAX_SERVER_THREADS as u64);
+
 /// A size in MiB (the protocol's MB) from a command line: a number of MB, or a number with
 /// a binary unit `M`, `G`, `T` or `P` (also written `MB`/`MiB`, `GB`/`GiB`, …; any case).
 /// A fraction is rounded to the nearest MB; the result must be at least 1 MB and its bytes

@@ -72,6 +72,8 @@
 //! a configuration error, never silently ignored.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Doc examples are code users copy: they compile without a warning (an unused `Result`, say).
+#![doc(test(attr(deny(warnings))))]
 
 pub mod auth;
 pub mod blocking;

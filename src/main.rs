@@ -125,8 +125,8 @@ struct ServerArgs {
     no_log_files: bool,
     /// Threads serving connections. 1 (the default) is plenty for heartbeats and stats from
     /// thousands of clients and costs the least CPU; more help only a flood of messages.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: u16,
+    #[arg(long, default_value_t = 1, value_parser = threads)]
+    threads: usize,
     #[command(flatten)]
     watch: WatchArgs,
     #[command(flatten)]
@@ -439,6 +439,20 @@ struct DemoArgs {
 /// A duration option: a number of seconds within the core's bounds (0 to 10^9; NaN,
 /// infinities and negative values are refused, clap exits 2). Whether 0 is allowed is the
 /// core's call, made when the settings are validated.
+/// `--threads`, by the core's rule ([`loadmon::config::check_server_threads`]).
+fn threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    loadmon::config::check_server_threads(n)
+        .map(|()| n)
+        .map_err(|e| match e {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        })
+}
+
 fn seconds(s: &str) -> Result<f64, String> {
     let x: f64 = s
         .trim()
@@ -709,7 +723,7 @@ fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {
     let signals = Signals::install()?;
     // One thread serves every connection by default (see ServerHandle::start_on). The report
     // paths are checked here, before anything listens.
-    let server = Arc::new(ServerHandle::start_on(config, usize::from(a.threads))?);
+    let server = Arc::new(ServerHandle::start_on(config, a.threads)?);
     // Always said, whatever the log level: with --port 0 this is how callers learn the port.
     say(
         Console::Err,

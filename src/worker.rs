@@ -205,6 +205,47 @@ impl Worker {
 
     /// Runs once, or with [`WorkerConfig::stay`] until cancelled.
     ///
+    /// # Cancellation
+    /// [`Worker::cancel_token`] stops the worker in order (see its docs). Dropping the future
+    /// (a `tokio::time::timeout`, a `select!` branch not taken) stops it at once: its
+    /// connection is closed, and a running plan's file writer is told to stop and returns
+    /// within one write on its blocking thread, as for [`Client::run`]; a plan check in
+    /// progress (the timed probe write) ends on its own thread.
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::client::ClientConfig;
+    /// use loadmon::plan::Plan;
+    /// use loadmon::server::{FleetConfig, Server, ServerConfig};
+    /// use loadmon::worker::{Worker, WorkerConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> loadmon::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let plan = Plan { run_time_s: 0.5, chunk_size_mb: 1, file_size_mb: 1, min_chunk_size_mb: 1, ..Plan::default() };
+    /// let server = Server::bind(ServerConfig {
+    ///     port: 0,
+    ///     fleet: Some(FleetConfig::new(1, plan)),
+    ///     ..Default::default()
+    /// })
+    /// .await?;
+    /// let port = server.local_addr().port();
+    /// let serving = tokio::spawn(server.run());
+    ///
+    /// let worker = Worker::new(WorkerConfig {
+    ///     client: ClientConfig { port, ..Default::default() },
+    ///     out_dir: dir.path().to_path_buf(),
+    ///     ..Default::default()
+    /// })?;
+    /// let summary = worker.run().await?;
+    /// assert_eq!(summary.passed, 1);
+    /// assert_eq!(summary.last.unwrap().plan, plan);
+    /// let report = serving.await.expect("the server task")?;
+    /// assert_eq!(report.total.started_clients, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// Without `stay`, the run's error (as [`Worker::run_once`]); with `stay`, only what no
     /// later run can cure (a refused token, another protocol major, an unusable log file) and
@@ -279,6 +320,8 @@ impl Worker {
     /// in fleet mode, or a seed or older server) or the run already started, [`Error::Timeout`]
     /// if the server does not answer `hello`, [`Error::Protocol`] for a plan that does not
     /// parse, the plan's own error (validation, probe) if it cannot run here.
+    ///
+    /// Dropping the future stops the attempt as for [`Worker::run`].
     pub async fn run_once(&self) -> Result<WorkerRun> {
         match self.attempt().await {
             Attempt::Passed(run) => Ok(*run),

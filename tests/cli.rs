@@ -84,6 +84,22 @@ fn worker_limit_flags_are_checked() {
     }
 }
 
+/// `--threads` follows the core's rule (`loadmon::config::check_server_threads`), with the
+/// core's message.
+#[test]
+fn the_thread_count_is_checked_by_the_core_rule() {
+    let max = loadmon::config::MAX_SERVER_THREADS;
+    for n in [0, max + 1, 100_000] {
+        let n = n.to_string();
+        let (code, _, err) = run(&["server", "--threads", &n, "--no-log-files", "--port", "0"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(&format!("threads must be from 1 to {max}, not {n}")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn an_unreachable_server_exits_1() {
     let tmp = tempfile::tempdir().unwrap();

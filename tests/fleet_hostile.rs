@@ -516,7 +516,10 @@ async fn a_stay_worker_backs_off_from_runs_that_keep_failing_at_once() {
     let cancel = worker.cancel_token();
     let run = tokio::spawn(async move { worker.run().await });
     let (accepted, back) = tokio::time::timeout(LIMIT, server).await.unwrap().unwrap();
-    assert!(matches!(back, Ok(Ok(_))), "the worker did not come back after the fifth run");
+    assert!(
+        matches!(back, Ok(Ok(_))),
+        "the worker did not come back after the fifth run"
+    );
     cancel.cancel();
     let summary = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
     assert!(summary.is_ok(), "{summary:?}");

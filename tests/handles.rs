@@ -237,3 +237,45 @@ fn a_token_that_cannot_fit_in_a_line_is_a_configuration_error() {
     .join(JOIN);
     assert!(r.is_ok(), "{r:?}");
 }
+
+/// The thread count of a server handle is a setting with a bound, checked by the core's rules:
+/// 0 is not silently one thread, and 100,000 is an error, not an aborted process.
+#[test]
+fn the_server_thread_count_is_a_bounded_setting() {
+    let config = || ServerConfig {
+        port: 0,
+        ..Default::default()
+    };
+    let max = loadmon::config::MAX_SERVER_THREADS;
+    for n in [0, max + 1, 100_000] {
+        let e = ServerHandle::start_on(config(), n).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{n}: {e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("threads must be from 1 to {max}, not {n}")),
+            "{e}"
+        );
+    }
+    for n in [1, 2] {
+        let s = ServerHandle::start_on(config(), n).unwrap();
+        assert!(s.stop().unwrap().clients.is_empty());
+    }
+}
+
+/// The blocking handles work when called from async code (a `#[tokio::main]` program): they
+/// own their runtime on a thread of their own, and never start or drop one on the caller's.
+#[tokio::test]
+async fn the_blocking_handles_work_from_async_code() {
+    let s = ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_ne!(s.port(), 0);
+    let id = loadmon::blocking::report_failure(client(s.port()), None, "no disk here").unwrap();
+    assert_eq!(id, 100);
+    let report = s.wait(JOIN).unwrap();
+    assert_eq!(report.clients[0].status, loadmon::Status::Failed);
+    assert_eq!(report.clients[0].reason.as_deref(), Some("no disk here"));
+    drop(s);
+}

@@ -3,11 +3,59 @@
 //! [`Server::bind`] binds the listener (port 0 picks a free port), [`Server::run`] serves until
 //! the server stops by itself (at least one client got an id and every connection has closed),
 //! until [`ServerControl::stop`] is called, or until the future given to [`Server::run_until`]
-//! completes (Ctrl-C in the CLI). In every case the final report is built, logged and returned.
+//! completes (Ctrl-C in the CLI). In every case the final report is built, logged, written to
+//! the report files of the configuration and returned. A server with
+//! [`ServerConfig::http`] serves its HTTP listener during the run and for
+//! [`ServerConfig::http_linger`] after it, as a task on the same runtime; its report files and
+//! HTTP listener are the same whether it runs under [`crate::blocking::ServerHandle`] or on the
+//! caller's own runtime. (The CLI's event stream writer is the CLI's.)
 //!
-//! The server serves the protocol only: the report files, the HTTP listener and the event
-//! stream's writer are started by the caller ([`crate::blocking::ServerHandle`] and the CLI),
-//! so that none of them can stall the run or lose the report.
+//! # Cancellation
+//! Dropping the future of [`Server::run`] (through `tokio::time::timeout`, `select!`, or the end
+//! of a runtime) ends the run at once: every connection is closed, clients still running
+//! become ABORTED ("server stopped"), the HTTP listener closes, and the final report is the
+//! one [`ServerControl::report`] returns ([`ServerControl::is_finished`] is then true, the
+//! event stream ends with it). Only the report files are not written: a run that should end
+//! with its files is stopped with [`ServerControl::stop`] (or the future given to
+//! [`Server::run_until`]) and awaited to the end.
+//!
+//! # Examples
+//! ```
+//! use loadmon::client::{Client, ClientConfig};
+//! use loadmon::file_writer::{FileWriter, FileWriterConfig};
+//! use loadmon::server::{Server, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> loadmon::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let server = Server::bind(ServerConfig {
+//!     port: 0,
+//!     report_json: Some(dir.path().join("report.json")),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! let port = server.local_addr().port();
+//! let serving = tokio::spawn(server.run());
+//!
+//! let writer = FileWriter::new(FileWriterConfig {
+//!     run_time_s: 0.5,
+//!     chunk_size_mb: 1,
+//!     file_size_mb: 1,
+//!     min_chunk_size_mb: 1,
+//!     out_dir: dir.path().join("data"),
+//!     ..Default::default()
+//! })?;
+//! let client = Client::new(ClientConfig { port, ..Default::default() })?;
+//! let result = client.run(writer).await?;
+//!
+//! // The server stops by itself once its only client is done, and writes its report.
+//! let report = serving.await.expect("the server task")?;
+//! assert_eq!(report.clients[0].status, loadmon::Status::Pass);
+//! assert_eq!(report.clients[0].files_written, result.files_written);
+//! assert!(dir.path().join("report.json").exists());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Parts
 //! - [`session`](self) (private): one peer's protocol state, no I/O — `(state, message, now)
@@ -116,9 +164,8 @@ pub struct ServerConfig {
     /// challenge–response sends it (default false: such a peer is refused and told why).
     /// Anyone who can read the traffic then learns the token. Needs a `token`.
     pub allow_clear_token: bool,
-    /// Where to write the JSON report when the server stops (resolved when the server starts,
-    /// a relative path against the working directory of then; written by
-    /// [`ServerHandle`](crate::blocking::ServerHandle) and the CLI, see
+    /// Where to write the JSON report when the server stops (resolved when the server binds,
+    /// a relative path against the working directory of then; written when its run ends; see
     /// [`ServerConfig::report_files`] and [`crate::out_file`]).
     pub report_json: Option<PathBuf>,
     /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
@@ -129,10 +176,11 @@ pub struct ServerConfig {
     pub report_html: Option<PathBuf>,
     /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
     /// default) for none. Port 0 picks a free port. The same token as the protocol port
-    /// applies (sent as `Authorization: Bearer <token>`). Started by
-    /// [`ServerHandle`](crate::blocking::ServerHandle).
+    /// applies (sent as `Authorization: Bearer <token>`). Bound with the server
+    /// ([`Server::bind`]), served while it runs and for [`ServerConfig::http_linger`] after.
     pub http: Option<String>,
-    /// How long the HTTP listener keeps serving the final report after the run (default 0).
+    /// How long the HTTP listener keeps serving the final report after the run (default 0);
+    /// [`ServerControl::close_http`] ends it sooner.
     pub http_linger: Duration,
     /// Host names the HTTP listener answers to besides IP addresses and `localhost` (default
     /// none); `"*"` for any. A request whose `Host` header names anything else gets `421`: a
@@ -482,6 +530,12 @@ struct Shared {
     fleet_go: signal::Signal,
     /// Fired once the server stops accepting: every connection wraps up ("server stopped").
     wrap_up: signal::Signal,
+    /// Fired once the final report is set.
+    finished: CancellationToken,
+    /// Stops the HTTP listener: the linger's end, [`ServerControl::close_http`], a cancelled run.
+    http_stop: CancellationToken,
+    /// Fired once the HTTP listener has closed (at once for a server without one).
+    http_done: CancellationToken,
 }
 
 impl Shared {
@@ -579,6 +633,51 @@ impl Shared {
 
     fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
         self.final_report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the run: the end time, the final report (kept, announced as the last event; its
+    /// text is logged by the caller, see [`Server::run_then`]). `stopped`: stopped rather than
+    /// ended by itself.
+    fn finish(&self, stopped: bool) -> Report {
+        let report = {
+            let mut st = self.lock();
+            st.end_time = Some(Local::now());
+            st.stopped = stopped;
+            drop(st);
+            self.report()
+        };
+        *self.final_report() = Some(report.clone());
+        self.finished.cancel();
+        self.events.emit(|| EventKind::Report {
+            report: Box::new(report.clone()),
+        });
+        report
+    }
+
+    /// The run's future was dropped before its end: no more awaiting, so everything ends here
+    /// and now. The connections (tasks of the dropped acceptor) are aborted by the runtime;
+    /// every client still running is ABORTED ("server stopped"), and the final report is set.
+    /// Nothing here may panic: it runs in a `Drop`, perhaps while a panic unwinds.
+    fn cancel_run(&self) {
+        self.log.warn(
+            "The server's run was cancelled (its future was dropped): closing every connection",
+        );
+        self.stop.cancel();
+        self.wrap_up.fire();
+        self.http_stop.cancel();
+        let now = Instant::now();
+        for cell in self.cells() {
+            let event = lock_cell(&cell).set_status(
+                crate::report::Status::Aborted,
+                Some(crate::report::STOPPED_REASON.into()),
+                now,
+            );
+            if let Some(e) = event {
+                self.events.emit(|| e);
+            }
+        }
+        let report = self.finish(true);
+        self.log.report(&report.to_text());
     }
 
     /// The final report if the server stopped, the report so far otherwise.
@@ -762,21 +861,27 @@ impl ServerControl {
         self.shared.final_report().is_some()
     }
 
-    /// The HTTP listener's address, if one was started for this server (by
-    /// [`ServerHandle`](crate::blocking::ServerHandle)).
+    /// The HTTP listener's address, if the server has one ([`ServerConfig::http`]).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.shared.http_addr.get().copied()
     }
 
-    /// Records the HTTP listener's address (for `/api/server` and the handles).
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    pub(crate) fn set_http_addr(&self, addr: SocketAddr) {
-        let _ = self.shared.http_addr.set(addr);
+    /// Closes the HTTP listener now: ends its linger after the run
+    /// ([`ServerConfig::http_linger`]), or, during the run, stops serving HTTP for the rest of it.
+    pub fn close_http(&self) {
+        self.shared.http_stop.cancel();
     }
 
-    /// The server's log (for the listeners its caller starts beside it).
-    pub(crate) fn log(&self) -> Arc<EventLog> {
-        self.shared.log.clone()
+    /// Completes once the run is over and the HTTP listener, if any, has closed (after its
+    /// linger, or [`ServerControl::close_http`]). Needs no runtime of its own.
+    pub async fn http_closed(&self) {
+        self.shared.finished.cancelled().await;
+        self.shared.http_done.cancelled().await;
+    }
+
+    /// Whether the run is over and the HTTP listener, if any, has closed.
+    pub fn is_http_closed(&self) -> bool {
+        self.shared.finished.is_cancelled() && self.shared.http_done.is_cancelled()
     }
 
     /// The configuration the server runs with.
@@ -824,17 +929,25 @@ pub struct FleetStatus {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The HTTP listener, if the configuration asks for one.
+    http: Option<TcpListener>,
+    /// The report files, resolved when the server was bound.
+    report_files: Arc<crate::report::OpenReportFiles>,
     shared: Arc<Shared>,
 }
 
 impl Server {
-    /// Validates `config` (report paths included), opens the log file and binds the listener.
+    /// Validates `config` (report paths included), opens the log file and binds the listener
+    /// and the HTTP listener, if any ([`ServerConfig::http`]; served once the server runs).
     ///
     /// # Errors
     /// [`Error::Config`] for a bad setting, [`Error::Bind`] if the address cannot be bound,
     /// [`Error::File`] if the log file cannot be created.
     pub async fn bind(config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        // Resolved now, written at the end: where the paths point now (the working directory
+        // of now for a relative one), never through a link planted during the run.
+        let report_files = Arc::new(config.report_files().open()?);
         let log = EventLog::open("server", config.log_dir.as_deref())?;
         if let Some(p) = log.path() {
             log.info(format!("Logging to {}", p.display()));
@@ -895,8 +1008,41 @@ impl Server {
             barrier,
             fleet_go: signal::Signal::default(),
             wrap_up: signal::Signal::default(),
+            finished: CancellationToken::new(),
+            http_stop: CancellationToken::new(),
+            http_done: CancellationToken::new(),
         });
-        Ok(Server { listener, shared })
+        #[cfg(feature = "http")]
+        let http = match &shared.config.http {
+            None => None,
+            Some(addr) => {
+                let (l, a) = bind(
+                    addr,
+                    "HTTP ",
+                    shared.config.token.is_none(),
+                    "HTTP on",
+                    "read the results",
+                    &shared.log,
+                )
+                .await?;
+                shared
+                    .log
+                    .info(format!("HTTP API, metrics and dashboard on http://{a}/"));
+                let _ = shared.http_addr.set(a);
+                Some(l)
+            }
+        };
+        #[cfg(not(feature = "http"))]
+        let http: Option<TcpListener> = None;
+        if http.is_none() {
+            shared.http_done.cancel();
+        }
+        Ok(Server {
+            listener,
+            http,
+            report_files,
+            shared,
+        })
     }
 
     /// The address the listener is bound to (with the real port when 0 was asked).
@@ -911,43 +1057,222 @@ impl Server {
         }
     }
 
-    /// Serves until the server stops by itself or is stopped; returns the final report.
+    /// Serves until the server stops by itself or is stopped; writes the report files
+    /// ([`ServerConfig::report_files`]) and returns the final report. The HTTP listener, if
+    /// any, is served from the start and, after the run, for [`ServerConfig::http_linger`]
+    /// as a task on this runtime ([`ServerControl::http_closed`] tells when it has closed).
+    ///
+    /// Cancel-safe in the sense of the [module docs](self#cancellation): dropping the future
+    /// ends the run at once with a final report (no report files).
+    ///
+    /// # Examples
+    /// Stopping a run from elsewhere, here with a timeout the tokio way:
+    /// ```
+    /// use loadmon::server::{Server, ServerConfig};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> loadmon::Result<()> {
+    /// let server = Server::bind(ServerConfig { port: 0, ..Default::default() }).await?;
+    /// let control = server.control();
+    /// // Nobody comes: the run is given up on after 50 ms.
+    /// assert!(tokio::time::timeout(Duration::from_millis(50), server.run()).await.is_err());
+    /// assert!(control.is_finished());
+    /// assert!(control.report().stopped);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// None today: the report is always returned. (Report files are the caller's: see
-    /// [`ServerConfig::report_files`].)
+    /// [`Error::File`] if a report file could not be written (every file is attempted; the
+    /// report is still [`ServerControl::report`]'s).
     pub async fn run(self) -> Result<Report> {
         self.run_until(std::future::pending::<()>()).await
     }
 
-    /// As [`run`](Server::run), and also stops when `shutdown` completes (e.g. Ctrl-C).
+    /// As [`run`](Server::run), and also stops when `shutdown` completes (e.g. Ctrl-C), as
+    /// [`ServerControl::stop`] does: the report files are written.
     ///
     /// # Errors
     /// As [`run`](Server::run).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<Report> {
-        let Server { listener, shared } = self;
+        self.run_then(shutdown, |_| {}).await
+    }
+
+    /// As [`run_until`](Server::run_until); `done` gets the result before the text report is
+    /// logged, so that whoever reads that log record (a face's log handler) finds the result
+    /// where `done` put it (a blocking handle's `wait`).
+    pub(crate) async fn run_then(
+        self,
+        shutdown: impl Future<Output = ()>,
+        done: impl FnOnce(&Result<Report>),
+    ) -> Result<Report> {
+        let Server {
+            listener,
+            http,
+            report_files,
+            shared,
+        } = self;
+        // Until the final report is set, a dropped future cancels the run; until the linger
+        // started, it closes the HTTP listener.
+        let mut cancelled = Cancelled {
+            shared: &shared,
+            phase: Phase::Running,
+        };
+        let has_http = http.is_some();
+        if let Some(l) = http {
+            serve_http(&shared, l);
+        }
         let log = shared.log.clone();
         log.info(format!(
             "Server now accepting client connections on {}.",
             shared.local_addr
         ));
         let stopped = accept::serve(listener, &shared, shutdown).await;
-        let report = {
-            let mut st = shared.lock();
-            st.end_time = Some(Local::now());
-            st.stopped = stopped;
-            drop(st);
-            shared.report()
+        let report = shared.finish(stopped);
+        cancelled.phase = Phase::Reporting;
+
+        // File I/O on a blocking thread, if there is a file to write.
+        let report = Arc::new(report);
+        let written = if shared.config.report_files() == ReportFiles::default() {
+            Ok(())
+        } else {
+            let (log, r) = (shared.log.clone(), report.clone());
+            tokio::task::spawn_blocking(move || write_report_files(&report_files, &r, &log))
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))))
         };
-        log.report(&report.to_text());
-        *shared.final_report() = Some(report.clone());
-        shared.events.emit(|| EventKind::Report {
-            report: Box::new(report.clone()),
-        });
-        Ok(report)
+
+        if has_http {
+            // The listener serves the final report for the linger time (or until
+            // close_http), then stops.
+            let linger = shared.config.http_linger;
+            let stop = shared.http_stop.clone();
+            if !linger.is_zero() && !stop.is_cancelled() {
+                log.info(format!(
+                    "HTTP keeps serving the final report for {:.1} s",
+                    linger.as_secs_f64()
+                ));
+            }
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    () = stop.cancelled() => {}
+                }
+                stop.cancel();
+            });
+        }
+        cancelled.phase = Phase::Done;
+        let report = Arc::try_unwrap(report).unwrap_or_else(|r| Report::clone(&r));
+        let text = report.to_text();
+        let result = written.map(|()| report);
+        done(&result);
+        log.report(&text);
+        result
     }
 }
 
+/// How far a run got, for [`Cancelled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Serving: a drop cancels the run.
+    Running,
+    /// The final report is set (its text not logged yet); the files are being written, the
+    /// linger has not started.
+    Reporting,
+    /// Over: nothing left to do on a drop.
+    Done,
+}
+
+/// Ends a run whose future is dropped (see [`Shared::cancel_run`]).
+struct Cancelled<'a> {
+    shared: &'a Shared,
+    phase: Phase,
+}
+
+impl Drop for Cancelled<'_> {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::Running => self.shared.cancel_run(),
+            Phase::Reporting => {
+                self.shared.http_stop.cancel();
+                // Not logged under the lock: a log sink may read the report.
+                let text = self.shared.final_report().as_ref().map(Report::to_text);
+                if let Some(text) = text {
+                    self.shared.log.report(&text);
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+}
+
+/// How long a stopped HTTP listener may take to close its busy connections.
+#[cfg(feature = "http")]
+const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the HTTP listener `l` as a task of its own on this runtime until
+/// [`Shared::http_stop`]; then [`Shared::http_done`] fires.
+fn serve_http(shared: &Arc<Shared>, l: TcpListener) {
+    #[cfg(feature = "http")]
+    {
+        let stop = shared.http_stop.clone();
+        let done = shared.http_done.clone();
+        let c = &shared.config;
+        let serve = crate::http::serve(
+            l,
+            ServerControl {
+                shared: shared.clone(),
+            },
+            c.token.clone(),
+            c.http_allow_hosts.clone(),
+            stop.clone(),
+            shared.log.clone(),
+            c.http_limits,
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = serve => {}
+                () = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(HTTP_CLOSE_GRACE).await;
+                } => {}
+            }
+            done.cancel();
+        });
+    }
+    #[cfg(not(feature = "http"))]
+    {
+        // Never bound without the feature (the setting is a configuration error).
+        drop(l);
+        shared.http_done.cancel();
+    }
+}
+
+/// Writes the report files (resolved when the server was bound); every file is attempted, each is logged, and the
+/// first failure is returned after the others.
+fn write_report_files(
+    files: &crate::report::OpenReportFiles,
+    report: &Report,
+    log: &crate::logging::EventLog,
+) -> Result<()> {
+    let mut written = Ok(());
+    for (kind, path, r) in files.write(report) {
+        match r {
+            Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
+            Err(e) => {
+                log.warn(format!("{kind} report not written: {e}"));
+                if written.is_ok() {
+                    written = Err(e);
+                }
+            }
+        }
+    }
+    written
+}
+
+/// Binds `addr` (`what` names the listener in errors: "" or "HTTP "). Every listener follows
+/// one rule: a non-loopback address without a token is served, with a warning.
 /// The listen queue asked for (the kernel caps it at `net.core.somaxconn`): room for a storm of
 /// connections while every handshake place is taken (see `accept`). tokio's default is 1,024.
 const LISTEN_BACKLOG: u32 = 4096;

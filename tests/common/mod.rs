@@ -31,20 +31,8 @@ impl TestServer {
         .expect("bind");
         let addr = server.local_addr();
         let control = server.control();
-        // As the CLI and the blocking handle do: the caller resolves the report files at the
-        // start and writes them at the end.
-        let files = control
-            .config()
-            .report_files()
-            .open()
-            .expect("report files");
-        let task = tokio::spawn(async move {
-            let report = server.run().await?;
-            for (_, _, written) in files.write(&report) {
-                written?;
-            }
-            Ok(report)
-        });
+        // The run writes the report files of its configuration.
+        let task = tokio::spawn(server.run());
         TestServer {
             addr,
             control,
