@@ -157,8 +157,14 @@ fn block_on_timeout<F: std::future::Future>(
 pub struct ServerHandle {
     control: ServerControl,
     outcome: Arc<Outcome<Report>>,
+    /// Set once the final text report has been logged (after `outcome`, which a log handler
+    /// of that record may already read).
+    logged: Arc<Outcome<()>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// How long [`ServerHandle::stop`] waits, after the result, for the text report to be logged.
+const REPORT_LOGGED_WAIT: Duration = Duration::from_secs(5);
 
 impl ServerHandle {
     /// Checks the configuration (report paths included), binds the protocol port and the
@@ -188,6 +194,8 @@ impl ServerHandle {
         crate::config::check_server_threads(threads)?;
         let outcome = Outcome::new();
         let out = outcome.clone();
+        let logged = Outcome::new();
+        let logged_tx = logged.clone();
         let (started_tx, started) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("loadmon-server".into())
@@ -215,6 +223,7 @@ impl ServerHandle {
                     rt.block_on(server.run_then(std::future::pending(), |r| out.set(r.clone())))
                 });
                 out.set(result);
+                logged_tx.set(Ok(()));
                 // The HTTP listener serves the final report for its linger time (or until
                 // close_http); a run that ended in a panic has closed it.
                 rt.block_on(control.http_closed());
@@ -230,6 +239,7 @@ impl ServerHandle {
             Ok(control) => Ok(ServerHandle {
                 control,
                 outcome,
+                logged,
                 thread: Mutex::new(Some(thread)),
             }),
             Err(e) => {
@@ -344,13 +354,28 @@ impl ServerHandle {
     }
 
     /// Stops the server (running clients become ABORTED) and returns the report; on a server
-    /// that already stopped, returns the same report.
+    /// that already stopped, returns the same report. When it returns, the final text report
+    /// has also been logged (a log sink removed right after still got it).
     ///
     /// # Errors
     /// As [`ServerHandle::wait`].
     pub fn stop(&self) -> Result<Report> {
         self.control.stop();
-        self.wait(None)
+        let report = self.wait(None);
+        // The result is there before the final text report is logged (so that a handler of
+        // that record can read it); a caller of stop also has that record when this returns —
+        // unless it is the server's own thread (a log sink calling stop), which would wait
+        // for itself.
+        let own_thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id());
+        if !own_thread {
+            let _ = self.logged.wait(Some(REPORT_LOGGED_WAIT));
+        }
+        report
     }
 }
 
