@@ -139,6 +139,57 @@ pub(crate) enum Level {
     Report,
 }
 
+/// Names tried for one session's log file (`<base>.txt`, then `<base>_2.txt`, …) before giving up.
+const LOG_NAMES: u32 = 1000;
+
+/// Creates the log file `<base>.txt` in `dir`, or `<base>_<n>.txt` if that name is taken: two
+/// sessions in the same second (tests, the demo) must not share a file. The file is always a
+/// new regular file, opened append-only: an existing name of any kind (a file, a symbolic link,
+/// even a dangling one, a FIFO: something planted in a shared log directory) is never opened
+/// nor followed (`O_CREAT|O_EXCL|O_NOFOLLOW`), only skipped.
+pub(crate) fn create_log_file(dir: &Path, base: &str) -> Result<(PathBuf, File)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    for n in 1..=LOG_NAMES {
+        let path = if n == 1 {
+            dir.join(format!("{base}.txt"))
+        } else {
+            dir.join(format!("{base}_{n}.txt"))
+        };
+        match opts.open(&path) {
+            Ok(f) => {
+                return match f.metadata() {
+                    Ok(m) if m.is_file() => Ok((path, f)),
+                    Ok(_) => Err(Error::file(
+                        "create",
+                        &path,
+                        std::io::Error::other("not a regular file"),
+                    )),
+                    Err(e) => Err(Error::file("stat", &path, e)),
+                };
+            }
+            // Taken (ELOOP: a link, should O_EXCL ever let one through): the next name.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ELOOP) => {}
+            Err(e) => return Err(Error::file("create", &path, e)),
+        }
+    }
+    Err(Error::file(
+        "create",
+        &dir.join(format!("{base}_{LOG_NAMES}.txt")),
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("all {LOG_NAMES} names {base}[_<n>].txt are taken"),
+        ),
+    ))
+}
+
 /// A log that writes to `tracing` and optionally to a file.
 #[derive(Debug)]
 pub(crate) struct EventLog {
@@ -155,14 +206,7 @@ impl EventLog {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::file("create directory", dir, e))?;
                 let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
-                let mut path = dir.join(format!("{role}_log_{stamp}.txt"));
-                // Two sessions in the same second (tests, the demo) must not share a file.
-                let mut n = 1;
-                while path.exists() {
-                    n += 1;
-                    path = dir.join(format!("{role}_log_{stamp}_{n}.txt"));
-                }
-                let f = File::create(&path).map_err(|e| Error::file("create", &path, e))?;
+                let (path, f) = create_log_file(dir, &format!("{role}_log_{stamp}"))?;
                 Some((path, Mutex::new(BufWriter::new(f))))
             }
         };

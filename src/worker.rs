@@ -509,11 +509,14 @@ impl Worker {
     /// (`file_stats` and `error:<why>`: FAILED with the reason).
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
-        let mut probe = tokio::task::spawn_blocking(move || FileWriter::new(config));
+        let cancel = self.cancel_token();
+        // The probe stops too when the worker is stopped: no thread of it goes on writing.
+        let stop = cancel.clone();
+        let mut probe =
+            tokio::task::spawn_blocking(move || FileWriter::new_cancellable(config, &stop));
         let period = self.config.client.heartbeat_period;
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         hb.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let cancel = self.cancel_token();
         let checked = loop {
             tokio::select! {
                 r = &mut probe => {
