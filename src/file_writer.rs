@@ -520,7 +520,7 @@ impl ChunkBuf {
 
     fn as_slice(&self, len: u64) -> &[u8] {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        let end = (self.offset + len).min(self.data.len());
+        let end = self.offset.saturating_add(len).min(self.data.len());
         &self.data[self.offset..end]
     }
 }
@@ -673,6 +673,119 @@ mod tests {
         c.out_dir = file.join("sub");
         let e = FileWriter::new(c).unwrap_err().to_string();
         assert!(e.contains("create directory") && e.contains("sub"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_name_of_any_kind_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"someone's").unwrap();
+        for (path, mode) in [
+            (&link, SyncMode::None),
+            (&dangling, SyncMode::None),
+            (&fifo, SyncMode::None),
+            (&fifo, SyncMode::File),
+            (&file, SyncMode::None),
+        ] {
+            // On a thread, bounded: an open that blocks (the FIFO) fails the test.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(create_new(&p, mode).map(|_| ()));
+            });
+            let e = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("blocked in open")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("already taken") && e.contains(&path.display().to_string()),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(std::fs::read(&file).unwrap(), b"someone's");
+    }
+
+    #[test]
+    fn only_the_file_created_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_100_0_x");
+        let (f, own) = create_new(&path, SyncMode::None).unwrap();
+        drop(f);
+        // Someone moves it away and puts their own file under its name.
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::fs::write(&path, b"theirs").unwrap();
+        let e = own.remove().unwrap_err().to_string();
+        assert!(e.contains("left alone"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+        // The file it created, still under its name, is removed.
+        let other = dir.path().join("client_100_1_x");
+        let (_, own) = create_new(&other, SyncMode::None).unwrap();
+        own.remove().unwrap();
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn a_cancelled_probe_ends_within_a_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = FileWriterConfig {
+            run_time_s: 1e6,
+            chunk_size_mb: 1024,
+            file_size_mb: 2048,
+            ..cfg(dir.path())
+        };
+        let cancel = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = cancel.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(FileWriter::new_cancellable(c, &stop).map(|_| ()));
+        });
+        let t = Instant::now();
+        while std::fs::read_dir(dir.path()).unwrap().count() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(20), "no probe file");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cancel.cancel();
+        let e = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the probe went on after the cancel")
+            .unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_large_chunk_is_written_in_pieces_and_a_stop_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _own) = create_new(&dir.path().join("f"), SyncMode::None).unwrap();
+        let buf = ChunkBuf::new(64 * MIB).unwrap();
+        // The buffer is one piece, not the chunk.
+        assert_eq!((buf.data.len() - DIRECT_ALIGN) as u64, PIECE_MB * MIB);
+        let pieces = std::cell::Cell::new(0);
+        let done = write_chunk(&mut f, &buf, 40 * MIB, || {
+            pieces.set(pieces.get() + 1);
+            pieces.get() > 2
+        })
+        .unwrap();
+        assert!(!done);
+        assert_eq!(f.metadata().unwrap().len(), 2 * PIECE_MB * MIB);
+        assert!(write_chunk(&mut f, &buf, 40 * MIB, || false).unwrap());
+        assert_eq!(f.metadata().unwrap().len(), (2 * PIECE_MB + 40) * MIB);
     }
 
     #[test]

@@ -413,4 +413,74 @@ mod tests {
             "debug lines stay out of the file: {text}"
         );
     }
+
+    /// Names `server_log_<stamp>[_n].txt` for every second from now to `secs` on.
+    fn names_ahead(dir: &Path, suffix: &str, secs: i64) -> Vec<PathBuf> {
+        let now = chrono::Local::now();
+        (-1..=secs)
+            .map(|d| {
+                let stamp = (now + chrono::TimeDelta::seconds(d)).format("%Y-%m-%d_%H.%M.%S");
+                dir.join(format!("server_log_{stamp}{suffix}.txt"))
+            })
+            .collect()
+    }
+
+    /// Opens a session log in `dir` on a thread, bounded: a blocked open fails the test.
+    fn open_bounded(dir: &Path) -> EventLog {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(EventLog::open("server", Some(&d)));
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the log file's open blocked")
+            .unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_at_the_log_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("made_through_the_link");
+        for name in names_ahead(dir.path(), "", 10) {
+            std::os::unix::fs::symlink(&target, name).unwrap();
+        }
+        let log = open_bounded(dir.path());
+        log.warn("peer text");
+        let path = log.path().unwrap().to_path_buf();
+        drop(log);
+        assert!(!target.exists(), "a file was created through the link");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert!(path.to_string_lossy().ends_with("_2.txt"), "{}", path.display());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("WARNING peer text"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_at_the_log_name_is_skipped_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        for suffix in ["", "_2"] {
+            for name in names_ahead(dir.path(), suffix, 10) {
+                let st = std::process::Command::new("mkfifo").arg(&name).status();
+                assert!(st.unwrap().success());
+            }
+        }
+        let log = open_bounded(dir.path());
+        let path = log.path().unwrap().to_path_buf();
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert!(path.to_string_lossy().ends_with("_3.txt"), "{}", path.display());
+    }
+
+    #[test]
+    fn a_log_file_is_appended_to_never_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut f) = create_log_file(dir.path(), "x").unwrap();
+        writeln!(f, "one").unwrap();
+        // The name is taken now: the next session gets the next name, the first file stays.
+        let (next, _) = create_log_file(dir.path(), "x").unwrap();
+        assert_eq!(next, dir.path().join("x_2.txt"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+    }
 }
