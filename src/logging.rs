@@ -182,7 +182,7 @@ pub(crate) fn create_log_file(dir: &Path, base: &str) -> Result<(PathBuf, File)>
     }
     Err(Error::file(
         "create",
-        &dir.join(format!("{base}_{LOG_NAMES}.txt")),
+        dir.join(format!("{base}_{LOG_NAMES}.txt")),
         std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             format!("all {LOG_NAMES} names {base}[_<n>].txt are taken"),
@@ -452,7 +452,11 @@ mod tests {
         drop(log);
         assert!(!target.exists(), "a file was created through the link");
         assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
-        assert!(path.to_string_lossy().ends_with("_2.txt"), "{}", path.display());
+        assert!(
+            path.to_string_lossy().ends_with("_2.txt"),
+            "{}",
+            path.display()
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("WARNING peer text"), "{text}");
     }
@@ -470,7 +474,11 @@ mod tests {
         let log = open_bounded(dir.path());
         let path = log.path().unwrap().to_path_buf();
         assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
-        assert!(path.to_string_lossy().ends_with("_3.txt"), "{}", path.display());
+        assert!(
+            path.to_string_lossy().ends_with("_3.txt"),
+            "{}",
+            path.display()
+        );
     }
 
     #[test]

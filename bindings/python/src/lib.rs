@@ -24,9 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use loadmon::blocking::{
-    ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle, WriterCheck,
-};
+use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle, WriterCheck};
 use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
 use loadmon::config::{self, Integer, Zero};
 use loadmon::error::ErrorKind;
