@@ -8,8 +8,10 @@
 //!
 //! `out_dir` may be shared with other users (a world-writable scratch directory): every file is
 //! created new (`O_CREAT|O_EXCL|O_NOFOLLOW`), so a name that already exists, whatever it is (a
-//! file, a symbolic link, a FIFO), is never opened: the run ends with an error naming it. A file
-//! is removed (a partial file, a file past `keep_files`, the probe's) only while its name still
+//! file, a symbolic link, a FIFO), is never opened: the run ends with an error naming it. The one
+//! exception is a regular file of the same user with no other link, a leftover of an earlier run
+//! (the same client id in the same second): it is removed and the file created anew, as the
+//! seed's overwrite did. A file is removed (a partial file, a file past `keep_files`, the probe's) only while its name still
 //! holds the very file the writer created. Writes go out in pieces of at most [`PIECE_MB`], and
 //! a stop (or the end of the run time) takes effect between two pieces.
 
@@ -429,9 +431,29 @@ impl OwnFile {
     }
 }
 
+/// Whether `path` is a regular file of this process's effective user with no other link: a
+/// file another user planted, a link (hard or symbolic), a FIFO or a device is not.
+fn own_leftover(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).is_ok_and(|m| {
+            m.file_type().is_file()
+                && m.nlink() == 1
+                && m.uid() == rustix::process::geteuid().as_raw()
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// Creates `path` for writing, new: an existing name of any kind (a file, a symbolic link, even
 /// a dangling one, a FIFO) is never opened (`O_CREAT|O_EXCL|O_NOFOLLOW`), so nothing planted in
-/// a shared directory can redirect the data or block the open.
+/// a shared directory can redirect the data or block the open. Only a leftover regular file of
+/// this user's own ([`own_leftover`]) is removed first (`unlink` follows no link).
 fn create_new(path: &Path, sync: SyncMode) -> Result<(File, OwnFile)> {
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
@@ -454,7 +476,19 @@ fn create_new(path: &Path, sync: SyncMode) -> Result<(File, OwnFile)> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(flags);
     }
-    let f = opts.open(path).map_err(|e| {
+    let opened = match opts.open(path) {
+        // A leftover of this user's own (an earlier run with the same id in the same second,
+        // a crashed process's probe): removed and created anew, as the seed's overwrite did;
+        // it is never opened. Anything else under the name stays as it is.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && own_leftover(path) => {
+            match std::fs::remove_file(path) {
+                Ok(()) => opts.open(path),
+                Err(_) => Err(e),
+            }
+        }
+        r => r,
+    };
+    let f = opened.map_err(|e| {
         if sync == SyncMode::Direct && e.raw_os_error() == Some(libc::EINVAL) {
             Error::Config(format!(
                 "sync=direct: the filesystem of {} does not support O_DIRECT ({e})",
@@ -693,12 +727,17 @@ mod tests {
             .success());
         let file = dir.path().join("file");
         std::fs::write(&file, b"someone's").unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+        // A file of this user's own with a second (hard) link is not a leftover either.
+        let linked = dir.path().join("linked");
+        std::fs::hard_link(&victim, &linked).unwrap();
         for (path, mode) in [
             (&link, SyncMode::None),
             (&dangling, SyncMode::None),
             (&fifo, SyncMode::None),
             (&fifo, SyncMode::File),
             (&file, SyncMode::None),
+            (&linked, SyncMode::None),
         ] {
             // On a thread, bounded: an open that blocks (the FIFO) fails the test.
             let (tx, rx) = std::sync::mpsc::channel();
@@ -719,6 +758,19 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(!dir.path().join("nowhere").exists());
         assert_eq!(std::fs::read(&file).unwrap(), b"someone's");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_leftover_of_this_users_own_is_created_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_100_0_x");
+        std::fs::write(&path, b"an earlier run's").unwrap();
+        let (mut f, own) = create_new(&path, SyncMode::None).unwrap();
+        f.write_all(b"new").unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        own.remove().unwrap();
     }
 
     #[test]
