@@ -748,17 +748,17 @@ impl Client {
         let mut trouble: Option<Error> = None;
         let mut server_open = true;
         // Once stopped, the workload gets WORKLOAD_STOP_GRACE to return.
-        let mut give_up: Option<tokio::time::Instant> = None;
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
 
         let outcome = loop {
-            if give_up.is_none() && stopped.load(Ordering::Relaxed) {
-                give_up = Some(tokio::time::Instant::now() + WORKLOAD_STOP_GRACE);
+            if stop_deadline.is_none() && stopped.load(Ordering::Relaxed) {
+                stop_deadline = Some(tokio::time::Instant::now() + WORKLOAD_STOP_GRACE);
             }
             tokio::select! {
                 joined = &mut work => {
                     break joined.unwrap_or_else(|e| Err(Error::Internal(format!("workload task: {e}"))));
                 }
-                _ = tokio::time::sleep_until(give_up.unwrap_or_else(tokio::time::Instant::now)), if give_up.is_some() => {
+                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stop_deadline.is_some() => {
                     log.warn(format!(
                         "the workload did not return within {} s of the stop (stuck in a file \
                          system call?): the run ends without it, its thread is left behind",
