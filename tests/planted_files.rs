@@ -352,3 +352,73 @@ fn inner_cancel_ends_a_client_whose_writer_hangs() {
     // The stuck call fails once the file system goes away; the thread then ends.
     drop(hung);
 }
+
+/// `loadmon client` whose writer hangs in a file system that never answers: SIGTERM still ends
+/// it, 130, within the grace of the stuck write plus the runtime's (it used to wait for ever,
+/// heartbeating).
+#[test]
+fn sigterm_ends_a_client_process_whose_writer_hangs_in_the_file_system() {
+    if !hung_fs::available() {
+        eprintln!("skipped: needs root, /dev/fuse, unshare and nsenter");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let server = ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let child = hung_fs::in_own_mount_namespace(Path::new(env!("CARGO_BIN_EXE_loadmon")))
+        .args([
+            "client",
+            "--no-log-files",
+            "--port",
+            &server.port().to_string(),
+        ])
+        .args(["--runtime", "60", "--chunksize", "1", "--filesize", "1"])
+        .args(["--min-chunksize", "1", "--heartbeat-period", "0.2"])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = common::ChildGuard(child);
+    assert!(
+        eventually(LIMIT, || server
+            .snapshot()
+            .first()
+            .is_some_and(|c| c.status == Status::Running)),
+        "the client never started"
+    );
+    // From now on its next file hangs in open().
+    let _hung = HungFs::mount(child.0.id(), &out);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    // SAFETY: signalling our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(libc::pid_t::try_from(child.0.id()).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let status = child.wait_for(LIMIT);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("did not return within"), "{err}");
+    let report = server.wait(Some(LIMIT)).unwrap();
+    assert_ne!(
+        report.clients[0].status,
+        Status::Pass,
+        "{}",
+        report.to_text()
+    );
+}
