@@ -163,6 +163,8 @@ def test_the_event_loop_keeps_ticking_while_an_async_client_probes(tmp_path: Pat
         return max(gaps, default=0.0), probing
 
     gap, probing = asyncio.run(main())
-    assert probing, "the loop never ticked while the probe ran"
-    assert gap < 0.5, f"the event loop stood still for {gap:.2f} s"
+    assert probing, f"the loop never ticked while the probe ran (longest gap {gap:.2f} s)"
+    # Ticks every 20 ms; a busy machine may hold the loop's thread back a little, never for
+    # the probe's whole second or more.
+    assert gap < 1.0, f"the event loop stood still for {gap:.2f} s"
     assert probe_files(tmp_path) == []
