@@ -2,8 +2,8 @@
 //!
 //! [`ServerHandle`] runs a server on its own runtime (start, port, snapshot, wait with a timeout,
 //! stop → report). [`ClientHandle`] runs a client on its own thread (spawn, join with a timeout,
-//! cancel), [`WorkerHandle`] a fleet worker. Waits take a timeout so that a caller can wake up
-//! to check for Ctrl-C.
+//! cancel), [`WorkerHandle`] a fleet worker, [`WriterCheck`] a file writer's validation probe.
+//! Waits take a timeout so that a caller can wake up to check for Ctrl-C.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, ClientConfig, ClientResult, Workload};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
+use crate::file_writer::{FileWriter, FileWriterConfig};
 use crate::report::{ClientReport, Report};
 use crate::server::{Server, ServerConfig, ServerControl};
 use crate::worker::{Worker, WorkerConfig, WorkerSummary};
@@ -672,5 +673,80 @@ impl WorkerHandle {
     /// Whether the worker has finished.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+/// A file writer's validation ([`FileWriter::new_cancellable`]: the seed's rules and the timed
+/// probe) on a thread of its own, for a caller that must stay responsive meanwhile (a face that
+/// checks for Ctrl-C, an event loop): wait in slices with [`WriterCheck::try_join`], stop it
+/// with [`WriterCheck::cancel`] (the probe then ends within one write). Nothing ever waits for
+/// the thread without a bound: dropping the check cancels a probe still going and returns at
+/// once (a probe stuck in a file system call that does not return is left behind).
+///
+/// # Examples
+/// ```
+/// use loadmon::blocking::WriterCheck;
+/// use loadmon::file_writer::FileWriterConfig;
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let check = WriterCheck::spawn(FileWriterConfig {
+///     run_time_s: 30.0,
+///     chunk_size_mb: 1,
+///     file_size_mb: 2,
+///     min_chunk_size_mb: 1,
+///     out_dir: dir.path().to_path_buf(),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// let writer = loop {
+///     if let Some(r) = check.try_join(Some(Duration::from_millis(100))) {
+///         break r.unwrap(); // (a face checks for Ctrl-C between two slices)
+///     }
+/// };
+/// assert!(writer.probe().files_that_fit >= 2.0);
+/// ```
+#[derive(Debug)]
+pub struct WriterCheck {
+    cancel: CancellationToken,
+    outcome: Arc<Outcome<FileWriter>>,
+}
+
+impl WriterCheck {
+    /// Starts validating `config` on a new thread; returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if no thread can be started.
+    pub fn spawn(config: FileWriterConfig) -> Result<WriterCheck> {
+        let cancel = CancellationToken::new();
+        let outcome = Outcome::new();
+        let (stop, out) = (cancel.clone(), outcome.clone());
+        std::thread::Builder::new()
+            .name("loadmon-probe".into())
+            .spawn(move || {
+                out.set(guard("the file writer's probe", || {
+                    FileWriter::new_cancellable(config, &stop)
+                }));
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a probe thread: {e}")))?;
+        Ok(WriterCheck { cancel, outcome })
+    }
+
+    /// The validated writer, or why the configuration cannot run, waiting up to `timeout`
+    /// (`None`: as long as it takes); `None` if the check is still going after it.
+    pub fn try_join(&self, timeout: Option<Duration>) -> Option<Result<FileWriter>> {
+        self.outcome.wait(timeout)
+    }
+
+    /// Stops the probe: [`WriterCheck::try_join`] then gives [`Error::Interrupted`] (or the
+    /// result, if it was already in). Returns at once.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for WriterCheck {
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }

@@ -29,6 +29,13 @@ use crate::protocol::{
 use crate::report::BYTES_PER_MB;
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 
+/// How long a stopped client (cancelled, its server gone) waits for its workload to return: a
+/// [`FileWriter`](crate::file_writer::FileWriter) stops within one write of at most
+/// [`PIECE_MB`](crate::file_writer::PIECE_MB). Past it the run ends without the workload, whose
+/// thread is left behind (stuck in a file system call that does not return: a hung NFS mount);
+/// no stop waits on a file system without a bound.
+pub const WORKLOAD_STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
 /// 10 s) plus loadmon's connect retry window.
 #[derive(Debug, Clone, PartialEq)]
@@ -999,12 +1006,27 @@ impl Client {
         let (mut heartbeats_sent, mut stats_sent) = (0u64, 0u64);
         let mut trouble: Option<Error> = None;
         let mut server_open = true;
+        // Once stopped, the workload gets WORKLOAD_STOP_GRACE to return.
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
 
         let outcome = loop {
+            if stop_deadline.is_none() && stopped.load(Ordering::Relaxed) {
+                stop_deadline = Some(tokio::time::Instant::now() + WORKLOAD_STOP_GRACE);
+            }
             tokio::select! {
                 joined = &mut running.work => {
                     running.joined = true;
                     break joined.unwrap_or_else(|e| Err(Error::Internal(format!("workload task: {e}"))));
+                }
+                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stop_deadline.is_some() => {
+                    log.warn(format!(
+                        "the workload did not return within {} s of the stop (stuck in a file \
+                         system call?): the run ends without it, its thread is left behind",
+                        WORKLOAD_STOP_GRACE.as_secs_f64()
+                    ));
+                    break Err(trouble.take().unwrap_or_else(|| {
+                        Error::Interrupted("client run stopped".into())
+                    }));
                 }
                 _ = self.cancel.cancelled(), if trouble.is_none() => {
                     stopped.store(true, Ordering::Relaxed);

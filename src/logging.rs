@@ -142,6 +142,57 @@ pub(crate) enum Level {
     Report,
 }
 
+/// Names tried for one session's log file (`<base>.txt`, then `<base>_2.txt`, …) before giving up.
+const LOG_NAMES: u32 = 1000;
+
+/// Creates the log file `<base>.txt` in `dir`, or `<base>_<n>.txt` if that name is taken: two
+/// sessions in the same second (tests, the demo) must not share a file. The file is always a
+/// new regular file, opened append-only: an existing name of any kind (a file, a symbolic link,
+/// even a dangling one, a FIFO: something planted in a shared log directory) is never opened
+/// nor followed (`O_CREAT|O_EXCL|O_NOFOLLOW`), only skipped.
+pub(crate) fn create_log_file(dir: &Path, base: &str) -> Result<(PathBuf, File)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    for n in 1..=LOG_NAMES {
+        let path = if n == 1 {
+            dir.join(format!("{base}.txt"))
+        } else {
+            dir.join(format!("{base}_{n}.txt"))
+        };
+        match opts.open(&path) {
+            Ok(f) => {
+                return match f.metadata() {
+                    Ok(m) if m.is_file() => Ok((path, f)),
+                    Ok(_) => Err(Error::file(
+                        "create",
+                        &path,
+                        std::io::Error::other("not a regular file"),
+                    )),
+                    Err(e) => Err(Error::file("stat", &path, e)),
+                };
+            }
+            // Taken (ELOOP: a link, should O_EXCL ever let one through): the next name.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ELOOP) => {}
+            Err(e) => return Err(Error::file("create", &path, e)),
+        }
+    }
+    Err(Error::file(
+        "create",
+        dir.join(format!("{base}_{LOG_NAMES}.txt")),
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("all {LOG_NAMES} names {base}[_<n>].txt are taken"),
+        ),
+    ))
+}
+
 /// A log that writes to `tracing` and optionally to a file.
 #[derive(Debug)]
 pub(crate) struct EventLog {
@@ -158,14 +209,7 @@ impl EventLog {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::file("create directory", dir, e))?;
                 let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
-                let mut path = dir.join(format!("{role}_log_{stamp}.txt"));
-                // Two sessions in the same second (tests, the demo) must not share a file.
-                let mut n = 1;
-                while path.exists() {
-                    n += 1;
-                    path = dir.join(format!("{role}_log_{stamp}_{n}.txt"));
-                }
-                let f = File::create(&path).map_err(|e| Error::file("create", &path, e))?;
+                let (path, f) = create_log_file(dir, &format!("{role}_log_{stamp}"))?;
                 Some((path, Mutex::new(BufWriter::new(f))))
             }
         };
@@ -371,5 +415,83 @@ mod tests {
             !text.contains("details"),
             "debug lines stay out of the file: {text}"
         );
+    }
+
+    /// Names `server_log_<stamp>[_n].txt` for every second from now to `secs` on.
+    fn names_ahead(dir: &Path, suffix: &str, secs: i64) -> Vec<PathBuf> {
+        let now = chrono::Local::now();
+        (-1..=secs)
+            .map(|d| {
+                let stamp = (now + chrono::TimeDelta::seconds(d)).format("%Y-%m-%d_%H.%M.%S");
+                dir.join(format!("server_log_{stamp}{suffix}.txt"))
+            })
+            .collect()
+    }
+
+    /// Opens a session log in `dir` on a thread, bounded: a blocked open fails the test.
+    fn open_bounded(dir: &Path) -> EventLog {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(EventLog::open("server", Some(&d)));
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the log file's open blocked")
+            .unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_at_the_log_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("made_through_the_link");
+        for name in names_ahead(dir.path(), "", 10) {
+            std::os::unix::fs::symlink(&target, name).unwrap();
+        }
+        let log = open_bounded(dir.path());
+        log.warn("peer text");
+        let path = log.path().unwrap().to_path_buf();
+        drop(log);
+        assert!(!target.exists(), "a file was created through the link");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert!(
+            path.to_string_lossy().ends_with("_2.txt"),
+            "{}",
+            path.display()
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("WARNING peer text"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_at_the_log_name_is_skipped_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        for suffix in ["", "_2"] {
+            for name in names_ahead(dir.path(), suffix, 10) {
+                let st = std::process::Command::new("mkfifo").arg(&name).status();
+                assert!(st.unwrap().success());
+            }
+        }
+        let log = open_bounded(dir.path());
+        let path = log.path().unwrap().to_path_buf();
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert!(
+            path.to_string_lossy().ends_with("_3.txt"),
+            "{}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn a_log_file_is_appended_to_never_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut f) = create_log_file(dir.path(), "x").unwrap();
+        writeln!(f, "one").unwrap();
+        // The name is taken now: the next session gets the next name, the first file stays.
+        let (next, _) = create_log_file(dir.path(), "x").unwrap();
+        assert_eq!(next, dir.path().join("x_2.txt"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
     }
 }

@@ -572,11 +572,13 @@ impl Worker {
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
         let limits = Limits::of(&self.config);
-        let mut probe = tokio::task::spawn_blocking(move || limits.check(config));
+        let cancel = self.cancel_token();
+        // The probe stops too when the worker is stopped: no thread of it goes on writing.
+        let stop = cancel.clone();
+        let mut probe = tokio::task::spawn_blocking(move || limits.check(config, &stop));
         let period = self.config.client.heartbeat_period;
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         hb.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let cancel = self.cancel_token();
         let checked = loop {
             tokio::select! {
                 r = &mut probe => {
@@ -685,7 +687,7 @@ impl Limits {
     /// this host: the chunk, the run time and the least disk space the plan needs are checked
     /// before anything is allocated or written, then the timed probe runs and gives the disk
     /// space the whole run can occupy (blocking: file system calls).
-    fn check(self, config: FileWriterConfig) -> Result<FileWriter> {
+    fn check(self, config: FileWriterConfig, stop: &CancellationToken) -> Result<FileWriter> {
         config.validate()?;
         if config.chunk_size_mb > self.max_chunk_mb {
             return Err(Error::Config(format!(
@@ -703,7 +705,7 @@ impl Limits {
         }
         // Before the probe: two whole files at least (the probe refuses a plan where fewer fit).
         self.check_disk(&config, None)?;
-        let writer = FileWriter::new(config)?;
+        let writer = FileWriter::new_cancellable(config, stop)?;
         self.check_disk(writer.config(), Some(writer.probe().files_that_fit))?;
         Ok(writer)
     }

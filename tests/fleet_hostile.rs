@@ -387,41 +387,129 @@ mod server_side {
     }
 }
 
-/// SIGTERM while the plan's probe is stuck in the file system (a FIFO where the probe file
-/// goes stands for a hung NFS mount): the worker exits within its grace, 130, saying so.
+/// A `loadmon worker` in a child process, writing into `out`, that has connected to the
+/// returned listener's first connection and said hello; `wrap` makes its command (the binary
+/// as is, or under `unshare -m`).
 #[cfg(target_os = "linux")]
-#[tokio::test]
-async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker() {
-    use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
+async fn worker_process(
+    out: &Path,
+    wrap: impl FnOnce(&Path) -> std::process::Command,
+) -> (
+    common::ChildGuard,
+    tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    use std::process::Stdio;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_loadmon"))
+    let child = wrap(Path::new(env!("CARGO_BIN_EXE_loadmon")))
         .args(["worker", "--no-log-files", "--port", &port.to_string()])
         .args(["--out-dir", out.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = common::ChildGuard(child);
-    let pid = child.0.id();
+    let child = common::ChildGuard(child);
     let (stream, _) = tokio::time::timeout(LIMIT, listener.accept())
         .await
         .unwrap()
         .unwrap();
-    let (r, mut w) = stream.into_split();
+    let (r, w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     assert_eq!(
         lines.next_line().await.unwrap().as_deref(),
         Some("hello:1.0:plan,ping")
     );
-    // The probe's file (its first in this process) is a FIFO nobody reads: opening it blocks.
-    let fifo = out.join(format!(".loadmon_probe_{pid}_0"));
+    (child, lines, w)
+}
+
+/// Waits (bounded, off the runtime) for `child` to exit; its status and standard error.
+#[cfg(target_os = "linux")]
+async fn exit_of(mut child: common::ChildGuard) -> (std::process::ExitStatus, String) {
+    tokio::task::spawn_blocking(move || {
+        let status = child.wait_for(Duration::from_secs(20));
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, err)
+    })
+    .await
+    .unwrap()
+}
+
+/// A FIFO planted where the plan's probe file goes (its first in this process): the probe
+/// never opens it (it would block there for ever), the worker tells the server why it cannot
+/// run (FAILED) and exits 1 at once.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_fifo_planted_at_the_probe_file_name_fails_the_worker_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (child, mut lines, mut w) =
+        worker_process(&out, |p: &Path| std::process::Command::new(p)).await;
+    let fifo = out.join(format!(".loadmon_probe_{}_0", child.0.id()));
     let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    w.write_all(format!("hello:1.0:plan\n{PLAN}").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("get_cid"));
+    w.write_all(b"set_cid:100\n").await.unwrap();
+    let error = tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("error:") {
+                return line;
+            }
+        }
+        panic!("the worker left without saying why");
+    })
+    .await
+    .expect("the worker is blocked: no error within the limit");
+    assert!(
+        error.contains(".loadmon_probe_") && error.contains("already taken"),
+        "{error}"
+    );
+    let t = Instant::now();
+    let (status, err) = exit_of(child).await;
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("already taken"), "{err}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the planted FIFO is left alone"
+    );
+}
+
+/// SIGTERM while the plan's probe is stuck in a file system that does not answer (a hung NFS
+/// mount, made with FUSE in the worker's own mount namespace): the worker exits within its
+/// grace, 130, saying so.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker() {
+    if !common::hung_fs::available() {
+        eprintln!("skipped: needs root, /dev/fuse, unshare and nsenter");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (child, mut lines, mut w) =
+        worker_process(&out, common::hung_fs::in_own_mount_namespace).await;
+    let pid = child.0.id();
+    // The worker checked its out dir before it connected: from now on the disk hangs.
+    let _hung = common::hung_fs::HungFs::mount(pid, &out);
     w.write_all(format!("hello:1.0:plan\n{PLAN}").as_bytes())
         .await
         .unwrap();
@@ -435,30 +523,7 @@ async fn sigterm_while_the_probe_hangs_in_the_file_system_still_stops_the_worker
         unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGTERM) },
         0
     );
-    let status = tokio::task::spawn_blocking(move || {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = child.0.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                child
-                    .0
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return Some((s, err));
-            }
-            if Instant::now() > until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
-    let (status, err) = status.expect("the worker is still running 20 s after SIGTERM");
+    let (status, err) = exit_of(child).await;
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(

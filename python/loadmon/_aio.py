@@ -54,8 +54,10 @@ async def wait(server: _Waitable, timeout: float | None) -> Report:
 
 async def run(client: _Joinable[_R_co]) -> _R_co:
     """``run_async()`` of a client or a worker: cancelling the task cancels the run."""
-    client.start()
     try:
+        # Off the event loop: start() may run the file writer's probe (a second run of a
+        # TestClient checks its settings again), which takes as long as the disk needs.
+        await asyncio.to_thread(client.start)
         while True:
             try:
                 with _logging.no_flush():

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a server on 127.0.0.1:0 and a raw line client.
 #![allow(dead_code)]
 
+pub mod hung_fs;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

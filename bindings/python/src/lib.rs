@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle};
+use loadmon::blocking::{ClientHandle, EventPoll, Events, ServerHandle, WorkerHandle, WriterCheck};
 use loadmon::client::{ClientConfig, ClientResult, Context, Workload};
 use loadmon::config::{self, Integer, Zero};
 use loadmon::error::ErrorKind;
@@ -1642,10 +1642,21 @@ impl PyTestClient {
                     None => d.keep_files,
                 },
             };
-            let w = writer.clone();
-            let validated = py
-                .detach(|| FileWriter::new(w))
-                .map_err(|e| to_py(py, &e))?;
+            // The probe runs on a thread of its own, waited for in slices (GIL released):
+            // Ctrl-C stops it and raises KeyboardInterrupt at once.
+            let check = WriterCheck::spawn(writer.clone()).map_err(|e| to_py(py, &e))?;
+            let validated = wait_interruptibly(
+                py,
+                None,
+                "the probe is still running",
+                |slice| check.try_join(Some(slice)),
+                |py| {
+                    check.cancel();
+                    // A probe that stops in time removes its file before the interrupt.
+                    let _ = py.detach(|| check.try_join(Some(CANCEL_GRACE)));
+                },
+            )?
+            .map_err(|e| to_py(py, &e))?;
             Ok(PyTestClient {
                 client,
                 writer,
