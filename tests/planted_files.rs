@@ -234,6 +234,10 @@ fn a_worker_cancelled_mid_probe_stops_the_probe_thread_too() {
     let worker = WorkerHandle::spawn(WorkerConfig {
         client: client_config(server.port()),
         out_dir: dir.path().to_path_buf(),
+        // The plan's 1 GiB chunks and 100,000 s are above the worker's default limits (256 MB,
+        // 24 h), which would refuse the plan before any probe.
+        max_chunk_mb: 4096,
+        max_run_time: Duration::from_secs(200_000),
         ..Default::default()
     })
     .unwrap();
