@@ -16,7 +16,7 @@ use common::{Raw, WAIT};
 /// `GET path` on a connection of its own: (status, body).
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
     let mut answer = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut answer))
