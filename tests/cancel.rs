@@ -306,3 +306,35 @@ async fn dropping_a_server_run_finishes_its_report() {
     assert!(matches!(last, Some(EventKind::Report { .. })), "{last:?}");
     assert!(raw.closed().await);
 }
+
+/// A server whose `run` future is dropped (a caller's `tokio::time::timeout`) still writes the
+/// report files it was configured with, as a stop does: the final report exists, and losing
+/// it because the caller gave up on the future would lose the run's result.
+#[tokio::test(start_paused = true)]
+async fn dropping_a_server_run_writes_its_report_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let server = Server::bind(ServerConfig {
+        report_json: Some(json.clone()),
+        ..server_config()
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let control = server.control();
+    let mut run = Box::pin(server.run());
+    let mut raw = Raw::connect(addr).await;
+    tokio::select! {
+        r = &mut run => panic!("the server stopped by itself: {r:?}"),
+        _ = raw.seed_handshake() => {}
+    }
+    let gave_up = give_up_on(run).await;
+    assert!(
+        gave_up.is_err(),
+        "the server stopped by itself: {gave_up:?}"
+    );
+    assert!(control.is_finished());
+    let written = std::fs::read_to_string(&json).expect("the report file of a dropped run");
+    let back = loadmon::Report::from_json(&written).unwrap();
+    assert_eq!(back, control.report());
+}

@@ -176,3 +176,83 @@ fn a_client_result_json_path_that_cannot_be_written_fails_before_connecting() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--result-json"), "{err}");
 }
+
+/// The same link planted *before* the start (a report path in /tmp that another user guessed):
+/// the start-up resolution must not follow it either. The kernel's own rule
+/// (fs.protected_symlinks) does not help: the path is resolved with readlink, not followed by
+/// an open. The start refuses the path, and the victim is untouched.
+#[test]
+fn a_link_planted_by_another_user_in_a_sticky_directory_before_the_start_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root (to act as a second user with setpriv)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = dir.path().join("shared");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = private.join("passwd");
+    std::fs::write(&victim, "root:x:0:0").unwrap();
+    let victim_dir = private.join("etc");
+    std::fs::create_dir(&victim_dir).unwrap();
+    let plant = |target: &Path, at: &Path| {
+        let st = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "ln",
+                "-s",
+            ])
+            .arg(target)
+            .arg(at)
+            .status()
+            .expect("setpriv (util-linux)");
+        assert!(st.success(), "nobody plants the link");
+    };
+    // At the file's name, and as a directory on the way to it.
+    let report = shared.join("report.json");
+    plant(&victim, &report);
+    let via_dir = shared.join("out");
+    plant(&victim_dir, &via_dir);
+    for path in [report.clone(), via_dir.join("r.json")] {
+        let started = ServerHandle::start(ServerConfig {
+            port: 0,
+            report_json: Some(path.clone()),
+            ..Default::default()
+        });
+        if let Ok(server) = started {
+            let _ = server.stop();
+        } else {
+            let err = started.err().unwrap().to_string();
+            assert!(err.contains("another user"), "{path:?}: {err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "root:x:0:0",
+            "{path:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&victim_dir).unwrap().count(),
+            0,
+            "{path:?}"
+        );
+    }
+    // A link of the user's own (or root's) there is the operator's choice: followed.
+    std::fs::remove_file(&report).unwrap();
+    let mine = private.join("mine.json");
+    std::fs::write(&mine, "old").unwrap();
+    std::os::unix::fs::symlink(&mine, &report).unwrap();
+    let server = ServerHandle::start(ServerConfig {
+        port: 0,
+        report_json: Some(report.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    server.stop().unwrap();
+    Report::from_json(&std::fs::read_to_string(&mine).unwrap()).unwrap();
+}

@@ -1118,6 +1118,8 @@ impl Server {
         let mut cancelled = Cancelled {
             shared: &shared,
             phase: Phase::Running,
+            files: (shared.config.report_files() != ReportFiles::default())
+                .then(|| report_files.clone()),
         };
         let has_http = http.is_some();
         if let Some(l) = http {
@@ -1188,12 +1190,22 @@ enum Phase {
 struct Cancelled<'a> {
     shared: &'a Shared,
     phase: Phase,
+    /// The report files to write if the run is dropped while running (`None`: none).
+    files: Option<Arc<crate::report::OpenReportFiles>>,
 }
 
 impl Drop for Cancelled<'_> {
     fn drop(&mut self) {
         match self.phase {
-            Phase::Running => self.shared.cancel_run(),
+            Phase::Running => {
+                self.shared.cancel_run();
+                // The configured files get the final report, as a stop writes them (here,
+                // in the drop: no task outlives the dropped future to write them later).
+                let report = self.shared.final_report().as_ref().cloned();
+                if let (Some(files), Some(report)) = (&self.files, report) {
+                    let _ = write_report_files(files, &report, &self.shared.log);
+                }
+            }
             Phase::Reporting => {
                 self.shared.http_stop.cancel();
                 // Not logged under the lock: a log sink may read the report.
