@@ -426,11 +426,21 @@ async fn replies_the_peer_took_during_a_stall_do_not_trip_the_write_deadline() {
     write_all(&mut s, b"get_cid\nready\nstart\n");
     // Repeated `get_cid`s, each answered, never read: until the server stops reading them
     // (its replies wait for the peer) and the socket takes no more.
+    let line = b"get_cid\n";
     let chunk = "get_cid\n".repeat(1024);
     let mut stuck = 0;
+    // What a partial write left of its last line: sent before `done`, which would otherwise
+    // be glued to half a `get_cid` and never seen as `done`.
+    let mut rest: &[u8] = &[];
     for _ in 0..1_000_000 {
         match s.write(chunk.as_bytes()) {
-            Ok(_) => stuck = 0,
+            Ok(n) => {
+                stuck = 0;
+                rest = &line[n % line.len()..];
+                if rest.len() == line.len() {
+                    rest = &[];
+                }
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => stuck += 1,
             Err(e) => panic!("write: {e}"),
         }
@@ -444,17 +454,18 @@ async fn replies_the_peer_took_during_a_stall_do_not_trip_the_write_deadline() {
     drain(&mut s, &mut got);
     tokio::time::advance(write_timeout + Duration::from_secs(1)).await;
     // From now on the peer reads everything and ends the run.
-    let mut done_sent = false;
+    let mut last = [rest, b"done\n"].concat();
     let mut closed = false;
     for _ in 0..10_000_000 {
         closed = drain(&mut s, &mut got);
         if closed {
             break;
         }
-        if !done_sent {
-            match s.write(b"done\n") {
-                Ok(5) => done_sent = true,
-                Ok(_) => panic!("partial write"),
+        if !last.is_empty() {
+            match s.write(&last) {
+                Ok(n) => {
+                    last.drain(..n);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => panic!("write: {e}"),
             }
