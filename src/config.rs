@@ -65,6 +65,8 @@ pub const CONNECT_TIMEOUT: Zero = Zero::Allowed;
 pub const RETRY_MAX: Zero = Zero::Rejected;
 /// A test's run time: positive.
 pub const RUN_TIME: Zero = Zero::Rejected;
+/// How long a server's HTTP listener keeps serving the final report: 0 closes it with the run.
+pub const HTTP_LINGER: Zero = Zero::Allowed;
 
 /// The range of a whole-number setting, `min` to `max`: the one rule `validate` checks (with
 /// [`Count::check`]) and every face converts its user's number with (with [`Count::get`]).

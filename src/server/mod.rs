@@ -310,7 +310,7 @@ impl ServerConfig {
             config::HANDSHAKE_TIMEOUT,
         )?;
         check_duration("write_timeout", self.write_timeout, Zero::Rejected)?;
-        check_duration("http_linger", self.http_linger, Zero::Allowed)?;
+        check_duration("http_linger", self.http_linger, config::HTTP_LINGER)?;
         let l = &self.http_limits;
         check_duration(
             "http_limits.header_read_timeout",

@@ -825,7 +825,7 @@ impl PyServer {
                 Some(expect_clients) => Some(FleetConfig {
                     expect_clients,
                     start_timeout: start_timeout
-                        .map(|v| secs_arg(py, "start_timeout", v, Zero::Rejected))
+                        .map(|v| secs_arg(py, "start_timeout", v, config::START_TIMEOUT))
                         .transpose()?,
                     plan: plan
                         .map(|p| plan_arg(py, p))
@@ -851,21 +851,21 @@ impl PyServer {
                     py,
                     "heartbeat_timeout",
                     heartbeat_timeout,
-                    Zero::Rejected,
+                    config::HEARTBEAT_TIMEOUT,
                     d.heartbeat_timeout,
                 )?,
                 handshake_timeout: opt_secs_arg(
                     py,
                     "handshake_timeout",
                     handshake_timeout,
-                    Zero::Rejected,
+                    config::HANDSHAKE_TIMEOUT,
                     d.handshake_timeout,
                 )?,
                 http_linger: opt_secs_arg(
                     py,
                     "http_linger",
                     http_linger,
-                    Zero::Allowed,
+                    config::HTTP_LINGER,
                     d.http_linger,
                 )?,
                 token,
@@ -1553,21 +1553,21 @@ fn client_config(
             py,
             "heartbeat_period",
             heartbeat_period,
-            Zero::Rejected,
+            config::HEARTBEAT_PERIOD,
             d.heartbeat_period,
         )?,
         stats_period: opt_secs_arg(
             py,
             "stats_period",
             stats_period,
-            Zero::Rejected,
+            config::STATS_PERIOD,
             d.stats_period,
         )?,
         connect_timeout: opt_secs_arg(
             py,
             "connect_timeout",
             connect_timeout,
-            Zero::Allowed,
+            config::CONNECT_TIMEOUT,
             d.connect_timeout,
         )?,
         token,
@@ -2196,7 +2196,7 @@ impl PyClient {
             let file = opt_int_arg::<u64>(py, "file_size", file_size)?;
             let file_stats = config::file_stats(chunk, file).map_err(|e| to_py(py, &e))?;
             let run_time = run_time
-                .map(|v| secs_arg(py, "run_time", v, Zero::Rejected))
+                .map(|v| secs_arg(py, "run_time", v, config::RUN_TIME))
                 .transpose()?;
             *lock(&self.settings) = ClientSettings {
                 config,
@@ -2428,17 +2428,29 @@ impl PyWorker {
                 client,
                 out_dir: path_arg(out_dir)?.unwrap_or(d.out_dir),
                 stay: stay.unwrap_or(d.stay),
-                retry_max: opt_secs_arg(py, "retry_max", retry_max, Zero::Rejected, d.retry_max)?,
-                max_chunk_mb: opt_int_arg(py, "max_chunk_mb", max_chunk_mb)?
-                    .unwrap_or(d.max_chunk_mb),
+                retry_max: opt_secs_arg(
+                    py,
+                    "retry_max",
+                    retry_max,
+                    config::RETRY_MAX,
+                    d.retry_max,
+                )?,
+                max_chunk_mb: opt_count_arg(
+                    py,
+                    "max_chunk_mb",
+                    max_chunk_mb,
+                    config::CHUNK_SIZE_MB,
+                )?
+                .unwrap_or(d.max_chunk_mb),
                 max_run_time: opt_secs_arg(
                     py,
                     "max_run_time",
                     max_run_time,
-                    Zero::Rejected,
+                    config::MAX_RUN_TIME,
                     d.max_run_time,
                 )?,
-                max_disk_mb: opt_int_arg(py, "max_disk_mb", max_disk_mb)?.unwrap_or(d.max_disk_mb),
+                max_disk_mb: opt_count_arg(py, "max_disk_mb", max_disk_mb, config::MAX_DISK_MB)?
+                    .unwrap_or(d.max_disk_mb),
             };
             config.validate().map_err(|e| to_py(py, &e))?;
             Ok(PyWorker {
