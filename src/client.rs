@@ -38,24 +38,28 @@ pub const WORKLOAD_STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
 /// 10 s) plus loadmon's connect retry window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClientConfig {
     /// Server host (default `127.0.0.1`).
     pub host: String,
     /// Server port (default 1234).
     pub port: u16,
     /// Period of `hb` (default 5 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub heartbeat_period: Duration,
     /// Period of `send_stats` (default 10 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub stats_period: Duration,
     /// How long to keep retrying an unreachable server, with backoff; an attempt that gets no
     /// answer (a host dropping SYNs) is given up then too (default 5 s; 0: one attempt, no
     /// retry, as long as the system's connect takes).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub connect_timeout: Duration,
     /// How long to wait for the server's `set_cid`, and with a token for each answer of the
     /// challenge–response before it (default 10 s). After it, `run_tests` is
     /// awaited for as long as the server keeps the connection, as the seed client did: a
     /// fleet server withholds it until its whole fleet is ready.
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub handshake_timeout: Duration,
     /// Longest line accepted from the server, bytes (default 4096).
     pub max_line_bytes: usize,
@@ -63,6 +67,7 @@ pub struct ClientConfig {
     /// proves it knows it, and goes on only if the server proves it knows it too
     /// (challenge–response, [`crate::auth`]); a server that cannot (a server without this
     /// token, an impostor) is an error.
+    #[serde(serialize_with = "crate::config::ser::redacted")]
     pub token: Option<String>,
     /// Send the token in clear (`token:<secret>`) to a server that offers no
     /// challenge–response (a loadmon from before it), as such a server wants it; that server

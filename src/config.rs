@@ -597,3 +597,39 @@ mod tests {
         assert!(integer::<u32>("id", 4_294_967_296).is_err());
     }
 }
+
+/// How the settings' types serialize (`ServerConfig`, `ClientConfig`, … derive `Serialize` so
+/// that a face shows the core's defaults): durations as seconds, secrets as `"<set>"`, modes as
+/// the text a face takes.
+pub mod ser {
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    /// A duration as seconds (`f64`).
+    pub fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// An optional duration as seconds, or `null`.
+    pub fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// A secret: `"<set>"` when there is one, `null` otherwise; never its value.
+    pub fn redacted<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(_) => s.serialize_str("<set>"),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// A value as its `Display` text (the text the faces parse).
+    pub fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+}

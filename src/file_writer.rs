@@ -184,7 +184,7 @@ impl fmt::Display for KeepFiles {
 }
 
 /// The file writer's settings. `Default` gives the seed's (15 s, 10 MB chunks, 50 MB files).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FileWriterConfig {
     /// How long to write, seconds (default 15).
     pub run_time_s: f64,
@@ -197,8 +197,10 @@ pub struct FileWriterConfig {
     /// Directory for the files (default `client_files`).
     pub out_dir: PathBuf,
     /// Durability mode (default none).
+    #[serde(serialize_with = "crate::config::ser::display")]
     pub sync: SyncMode,
     /// Finished files to keep (default 2).
+    #[serde(serialize_with = "crate::config::ser::display")]
     pub keep_files: KeepFiles,
 }
 

@@ -69,7 +69,7 @@ pub const DEFAULT_MAX_DISK_MB: u64 = 10 * 1024;
 /// Worker settings. `Default` gives the client's defaults, `client_files` for the data, one
 /// run, a 5 s cap on the pause between attempts, and limits a shared host can live with:
 /// chunks up to 256 MB, runs up to 24 h, at most 10 GiB on disk.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkerConfig {
     /// How to reach the server (host, port, periods, token, log directory).
     pub client: ClientConfig,
@@ -79,12 +79,14 @@ pub struct WorkerConfig {
     pub stay: bool,
     /// With `stay`, the longest pause between two attempts to reach the server (the pause
     /// starts at 0.1 s and doubles; default 5 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub retry_max: Duration,
     /// The largest chunk a plan may ask for, MiB (default 256; 1 to 4096). The writer holds
     /// one chunk in memory, so this bounds the worker's memory. A plan beyond it is refused
     /// (the server lists the worker FAILED with the reason) before anything is allocated.
     pub max_chunk_mb: u64,
     /// The longest run time a plan may ask for (default 24 h; at most 10^9 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub max_run_time: Duration,
     /// The most disk space a plan may occupy in `out_dir` at once, MiB (default 10240 =
     /// 10 GiB): `keep_files` finished files plus the one being written; with `keep_files=all`,

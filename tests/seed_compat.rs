@@ -149,3 +149,26 @@ async fn a_loadmon_client_works_against_a_seed_server() {
     );
     assert_eq!(seen[0], "hello:1.0", "the version goes first: {seen:?}");
 }
+
+/// Every settings type serializes (the faces show the core's defaults from it): durations as
+/// seconds, the token never in clear.
+#[test]
+fn settings_serialize_with_seconds_and_no_secret() {
+    let mut server = loadmon::server::ServerConfig {
+        token: Some("sesame".into()),
+        ..Default::default()
+    };
+    server.fleet = Some(loadmon::server::FleetConfig::new(3, Default::default()));
+    let v = serde_json::to_value(&server).unwrap();
+    assert_eq!(v["port"], 1234);
+    assert_eq!(v["token"], "<set>");
+    assert!(v["heartbeat_timeout"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["fleet"]["expect_clients"], 3);
+    let w = serde_json::to_value(loadmon::worker::WorkerConfig::default()).unwrap();
+    assert_eq!(w["client"]["port"], 1234);
+    assert_eq!(w["client"]["token"], serde_json::Value::Null);
+    let f = serde_json::to_value(loadmon::file_writer::FileWriterConfig::default()).unwrap();
+    assert_eq!(f["keep_files"], "2");
+    assert_eq!(f["sync"], "none");
+    assert!(!v.to_string().contains("sesame"));
+}

@@ -125,7 +125,10 @@ pub const MAX_HTTP_ALLOW_HOSTS: usize = 256;
 
 /// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
 /// id 100) with loadmon's timeouts and limits.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializes (durations as seconds, the token as `"<set>"` or `null`) so that every face can
+/// show the core's defaults and a test can find a setting a face lacks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ServerConfig {
     /// Address to bind (default `127.0.0.1`: loopback only).
     pub host: String,
@@ -148,17 +151,21 @@ pub struct ServerConfig {
     pub first_client_id: u32,
     /// A client that sends no `hb` for this long is TIMED OUT and closed (default 15 s,
     /// 3 × the 5 s heartbeat period).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub heartbeat_timeout: Duration,
     /// A connection that has not sent `get_cid` after this long is closed (default 10 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub handshake_timeout: Duration,
     /// A peer that leaves our replies unread this long is closed; a client with an id ends
     /// ABORTED, `peer not reading` (default 10 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub write_timeout: Duration,
     /// Longest line accepted from a peer, bytes (64 to 1 MiB, default 4096).
     pub max_line_bytes: usize,
     /// Shared secret; when set, a client must prove it knows it before `get_cid`, by a
     /// challenge–response that never sends it ([`crate::auth`]); the server proves it knows it
     /// too. Wrong attempts are slowed down, then locked out, per peer address.
+    #[serde(serialize_with = "crate::config::ser::redacted")]
     pub token: Option<String>,
     /// Also take the token in clear (`token:<secret>`), as a loadmon from before the
     /// challenge–response sends it (default false: such a peer is refused and told why).
@@ -181,6 +188,7 @@ pub struct ServerConfig {
     pub http: Option<String>,
     /// How long the HTTP listener keeps serving the final report after the run (default 0);
     /// [`ServerControl::close_http`] ends it sooner.
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub http_linger: Duration,
     /// Host names the HTTP listener answers to besides IP addresses and `localhost` (default
     /// none); `"*"` for any. A request whose `Host` header names anything else gets `421`: a
@@ -197,7 +205,7 @@ pub struct ServerConfig {
 }
 
 /// Fleet mode: how many clients to wait for, for how long, and the plan workers run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FleetConfig {
     /// Clients that must be ready before any starts (1 to 1,000,000, at most
     /// [`ServerConfig::max_clients`]).
@@ -205,8 +213,10 @@ pub struct FleetConfig {
     /// Start with whoever is ready this long after the server started (`None`: wait for
     /// `expect_clients` however long). If nobody is ready then, the run gives up: the server
     /// stops and its report says so.
+    #[serde(serialize_with = "crate::config::ser::opt_secs")]
     pub start_timeout: Option<Duration>,
     /// What every worker runs (workers are clients that announced `plan` in `hello`).
+    #[serde(skip)]
     pub plan: Plan,
 }
 
@@ -251,14 +261,16 @@ impl Default for ServerConfig {
 
 /// Bounds on what HTTP peers may hold. Every connection costs a file descriptor the protocol
 /// port needs too, so idle, slow and non-reading peers are closed and the count is capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HttpLimits {
     /// A request's headers must be complete within this time from when the server starts
     /// waiting for them: the connection's opening, or its first byte after an idle
     /// keep-alive pause. Otherwise the connection is closed (slowloris). Default 10 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub header_read_timeout: Duration,
     /// A keep-alive connection that moves no byte between requests for this long is closed.
     /// Default 30 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub idle_timeout: Duration,
     /// Most HTTP connections open at once (at least 1); one more gets a minimal `503` and is
     /// closed at once, so it never holds a descriptor. Default 128.
@@ -266,6 +278,7 @@ pub struct HttpLimits {
     /// Longest a write may wait on a peer that accepts no byte of the response; the
     /// connection is then closed. It counts from the last byte the peer took, so a slow but
     /// reading peer is served. Default 30 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
     pub write_timeout: Duration,
 }
 
