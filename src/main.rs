@@ -665,24 +665,17 @@ fn report_exit(report: &Report) -> ExitCode {
 /// The fleet mode of `a`; the plan flags are refused without --expect-clients (they would
 /// do nothing).
 fn fleet_config(a: &ServerArgs, given: &ArgMatches) -> Result<Option<FleetConfig>, Error> {
-    let Some(expect_clients) = a.fleet.expect_clients else {
-        let set: Vec<&str> = WriterArgs::IDS
-            .into_iter()
-            .filter(|id| given.value_source(id) == Some(ValueSource::CommandLine))
-            .collect();
-        if set.is_empty() {
-            return Ok(None);
-        }
-        return Err(Error::Config(format!(
-            "the plan options ({}) set a fleet's plan: they need --expect-clients",
-            set.join(", ")
-        )));
-    };
-    Ok(Some(FleetConfig {
-        expect_clients,
-        start_timeout: a.fleet.start_timeout.map(secs),
-        plan: a.plan.plan(),
-    }))
+    let set: Vec<&str> = WriterArgs::IDS
+        .into_iter()
+        .filter(|id| given.value_source(id) == Some(ValueSource::CommandLine))
+        .collect();
+    FleetConfig::from_options(
+        a.fleet.expect_clients,
+        a.fleet.start_timeout.map(secs),
+        Some(a.plan.plan()),
+        &set,
+        "--expect-clients",
+    )
 }
 
 fn run_server(a: ServerArgs, given: &ArgMatches) -> Result<ExitCode, Error> {

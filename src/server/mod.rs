@@ -229,6 +229,46 @@ impl FleetConfig {
             plan,
         }
     }
+
+    /// The fleet a face's flat options describe, the one rule every face applies: no
+    /// `expect_clients`, no fleet, and then any fleet option given (`given`: their names as the
+    /// face spells them) is an error, since it would do nothing. `expect_name` is how the face
+    /// spells `expect_clients` (`--expect-clients` on the command line).
+    ///
+    /// ```
+    /// use loadmon::server::FleetConfig;
+    /// let none = FleetConfig::from_options(None, None, None, &[], "expect_clients").unwrap();
+    /// assert!(none.is_none());
+    /// let err = FleetConfig::from_options(None, None, None, &["plan"], "expect_clients");
+    /// assert!(err.unwrap_err().to_string().contains("they need expect_clients"));
+    /// let fleet = FleetConfig::from_options(Some(3), None, None, &["plan"], "x").unwrap();
+    /// assert_eq!(fleet.unwrap().expect_clients, 3);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when fleet options are given without `expect_clients`.
+    pub fn from_options(
+        expect_clients: Option<usize>,
+        start_timeout: Option<Duration>,
+        plan: Option<Plan>,
+        given: &[&str],
+        expect_name: &str,
+    ) -> Result<Option<FleetConfig>> {
+        let Some(expect_clients) = expect_clients else {
+            if given.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::Config(format!(
+                "the plan options ({}) set a fleet's plan: they need {expect_name}",
+                given.join(", ")
+            )));
+        };
+        Ok(Some(FleetConfig {
+            expect_clients,
+            start_timeout,
+            plan: plan.unwrap_or_default(),
+        }))
+    }
 }
 
 impl Default for ServerConfig {

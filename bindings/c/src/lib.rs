@@ -719,13 +719,18 @@ unsafe impl Growable for LoadmonClientConfig {
 /// `c.plan_sync` is NULL or NUL-terminated.
 unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
     if c.expect_clients == LOADMON_NO_FLEET {
-        if c.start_timeout_ms != LOADMON_NO_START_TIMEOUT {
-            return Err(Error::Config(
-                "start_timeout_ms sets a fleet's start: it needs expect_clients".into(),
-            )
-            .into());
-        }
-        return Ok(None);
+        let given: &[&str] = if c.start_timeout_ms == LOADMON_NO_START_TIMEOUT {
+            &[]
+        } else {
+            &["start_timeout_ms"]
+        };
+        return Ok(FleetConfig::from_options(
+            None,
+            None,
+            None,
+            given,
+            "expect_clients",
+        )?);
     }
     let expect_clients = count(config::CLIENTS, "expect_clients", c.expect_clients)?;
     let plan = Plan {
@@ -742,14 +747,17 @@ unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
         sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
         keep_files: keep_files_setting("plan_keep_files", c.plan_keep_files)?,
     };
-    Ok(Some(FleetConfig {
-        expect_clients,
-        start_timeout: match c.start_timeout_ms {
-            LOADMON_NO_START_TIMEOUT => None,
-            t => Some(ms_setting("start_timeout_ms", t, config::START_TIMEOUT)?),
-        },
-        plan,
-    }))
+    let start_timeout = match c.start_timeout_ms {
+        LOADMON_NO_START_TIMEOUT => None,
+        t => Some(ms_setting("start_timeout_ms", t, config::START_TIMEOUT)?),
+    };
+    Ok(FleetConfig::from_options(
+        Some(expect_clients),
+        start_timeout,
+        Some(plan),
+        &[],
+        "expect_clients",
+    )?)
 }
 
 /// The connection fields every C client config has (test client, generic client, worker).

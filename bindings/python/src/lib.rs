@@ -816,30 +816,23 @@ impl PyServer {
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let d = ServerConfig::default();
-            let fleet = match opt_count_arg::<usize>(
-                py,
+            let given: Vec<&str> = [
+                ("plan", plan.is_some()),
+                ("start_timeout", start_timeout.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            let fleet = FleetConfig::from_options(
+                opt_count_arg::<usize>(py, "expect_clients", expect_clients, config::CLIENTS)?,
+                start_timeout
+                    .map(|v| secs_arg(py, "start_timeout", v, config::START_TIMEOUT))
+                    .transpose()?,
+                plan.map(|p| plan_arg(py, p)).transpose()?,
+                &given,
                 "expect_clients",
-                expect_clients,
-                config::CLIENTS,
-            )? {
-                Some(expect_clients) => Some(FleetConfig {
-                    expect_clients,
-                    start_timeout: start_timeout
-                        .map(|v| secs_arg(py, "start_timeout", v, config::START_TIMEOUT))
-                        .transpose()?,
-                    plan: plan
-                        .map(|p| plan_arg(py, p))
-                        .transpose()?
-                        .unwrap_or_default(),
-                }),
-                None if plan.is_some() || start_timeout.is_some() => {
-                    return Err(config_error(
-                        py,
-                        "plan and start_timeout set a fleet: they need expect_clients".into(),
-                    ))
-                }
-                None => None,
-            };
+            )
+            .map_err(|e| to_py(py, &e))?;
             let config = ServerConfig {
                 host: host.unwrap_or(d.host.clone()),
                 port: opt_int_arg(py, "port", port)?.unwrap_or(d.port),
