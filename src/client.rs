@@ -26,8 +26,8 @@ use crate::logging::{EventLog, WarnBudget};
 use crate::protocol::{
     round2, Capabilities, Message, ProtocolError, DEFAULT_MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
-use crate::report::BYTES_PER_MB;
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
+use crate::units::BYTES_PER_MB;
 
 /// How long a stopped client (cancelled, its server gone) waits for its workload to return: a
 /// [`FileWriter`](crate::file_writer::FileWriter) stops within one write of at most

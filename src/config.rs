@@ -30,15 +30,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::units::{MAX_DURATION, MAX_SECONDS, MAX_SIZE_LIMIT_MB, MAX_SIZE_MB};
 
 /// Smallest line bound a peer may be configured with (the longest seed line fits easily).
 pub const MIN_LINE_BYTES: usize = 64;
-
-/// Upper bound of every duration setting and timeout: 10^9 s (about 31.7 years).
-pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
-
-/// Upper bound of [`MAX_DURATION`] in seconds, as a float.
-pub const MAX_SECONDS: f64 = 1e9;
 
 /// Whether a duration setting may be zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +93,8 @@ pub const PEER_PORT: Count = Count::new(1, 65_535);
 /// A test's chunk size, MiB: 1 to 4096 (a chunk is held in memory).
 pub const CHUNK_SIZE_MB: Count = Count::new(1, 4096);
 /// A file size, or a chunk or file size a workload announces, MiB: 1 to
-/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB).
-pub const SIZE_MB: Count = Count::new(1, crate::protocol::MAX_SIZE_MB);
+/// [`MAX_SIZE_MB`].
+pub const SIZE_MB: Count = Count::new(1, MAX_SIZE_MB);
 /// A worker's own limit on the disk a plan may fill, MiB: 1 to the largest size whose bytes
 /// fit in 64 bits.
 pub const MAX_DISK_MB: Count = Count::new(1, MAX_SIZE_LIMIT_MB);
@@ -372,12 +367,9 @@ pub fn size_mb(name: &str, s: &str) -> Result<u64> {
     Ok(mb as u64)
 }
 
-/// The largest size limit in MiB ([`size_mb`]): its bytes fit in 64 bits.
-pub const MAX_SIZE_LIMIT_MB: u64 = u64::MAX >> 20;
-
 /// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two
 /// optional settings: both or neither (`None`: nothing announced), each from 1 to
-/// [`MAX_SIZE_MB`](crate::protocol::MAX_SIZE_MB). A half-set pair is an error, not `(0, n)`.
+/// [`MAX_SIZE_MB`]. A half-set pair is an error, not `(0, n)`.
 ///
 /// # Examples
 /// ```

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::Progress;
-use crate::report::{ClientReport, Status, BYTES_PER_MB};
+use crate::report::{ClientReport, Status};
 use crate::server::ServerControl;
+use crate::units::BYTES_PER_MB;
 
 /// Most rows the live table shows; the rest are summed up in one line.
 pub const MAX_ROWS: usize = 30;

@@ -29,7 +29,7 @@ use crate::client::{Context, Workload};
 use crate::error::{Error, Result};
 
 /// One MiB, the protocol's MB.
-const MIB: u64 = 1024 * 1024;
+const MIB: u64 = crate::units::BYTES_PER_MB_U64;
 /// The byte the seed filled its files with.
 const FILL: u8 = 0x5a;
 /// Alignment for O_DIRECT buffers.
@@ -246,11 +246,11 @@ impl FileWriterConfig {
                 self.chunk_size_mb
             )));
         }
-        if self.file_size_mb > crate::protocol::MAX_SIZE_MB {
+        if self.file_size_mb > crate::units::MAX_SIZE_MB {
             return Err(Error::Config(format!(
                 "file size {} MB is above the maximum of {} MB",
                 self.file_size_mb,
-                crate::protocol::MAX_SIZE_MB
+                crate::units::MAX_SIZE_MB
             )));
         }
         self.keep_files.check()?;

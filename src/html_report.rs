@@ -20,8 +20,9 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Report, BYTES_PER_MB};
+use crate::report::Report;
 use crate::series::{ClientSeries, Sample};
+use crate::units::BYTES_PER_MB;
 
 /// Line colours, cycled per client (colour-blind-friendly Okabe–Ito palette).
 const COLOURS: [&str; 8] = [

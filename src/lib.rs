@@ -29,6 +29,7 @@
 //! - [`logging`]: session log files and the log sink a face installs ([`logging::set_log_sink`]),
 //!   fed from a bounded queue on a thread of its own if the face wants ([`logging::LogDelivery`]).
 //! - [`text`]: peer text escaped for terminals, logs and the text report.
+//! - [`units`]: units and the bounds every layer shares (a leaf).
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
 //! - [`demo`]: the seed's demo schedule, each client in its own `loadmon client` process (or
 //!   on threads of this process).
@@ -100,6 +101,7 @@ pub mod series;
 pub mod server;
 pub mod stats;
 pub mod text;
+pub mod units;
 pub mod worker;
 
 pub use error::{Error, Result};

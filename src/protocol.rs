@@ -67,15 +67,12 @@ pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
 /// Default bound on one line, in bytes, without the terminating `\n`.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
 
-/// Largest chunk or file size a peer may announce, in MiB (1 PiB).
-pub const MAX_SIZE_MB: u64 = 1 << 30;
-
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 
 /// Longest run time a plan may carry, seconds (every duration's bound,
-/// [`config::MAX_SECONDS`](crate::config::MAX_SECONDS), about 31.7 years).
-pub const MAX_RUN_TIME_S: f64 = crate::config::MAX_SECONDS;
+/// [`units::MAX_SECONDS`](crate::units::MAX_SECONDS), about 31.7 years).
+pub const MAX_RUN_TIME_S: f64 = crate::units::MAX_SECONDS;
 
 /// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 8).
 const MAX_FIELDS: usize = 8;
@@ -686,7 +683,7 @@ fn parse_u64(command: &'static str, field: &'static str, v: &str) -> Result<u64,
 
 fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64, ProtocolError> {
     let n = parse_u64(command, field, v)?;
-    if n > MAX_SIZE_MB {
+    if n > crate::units::MAX_SIZE_MB {
         return Err(invalid(command, field, v, "larger than 1 PiB"));
     }
     Ok(n)
@@ -1079,7 +1076,7 @@ mod tests {
                 plan: Plan {
                     run_time_s: 0.25,
                     chunk_size_mb: 1,
-                    file_size_mb: MAX_SIZE_MB,
+                    file_size_mb: crate::units::MAX_SIZE_MB,
                     min_chunk_size_mb: 0,
                     sync: SyncMode::Direct,
                     keep_files: KeepFiles::All,

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::out_file::OutFile;
 use crate::series::{ClientSeries, TotalSample};
-
-/// Bytes in one MB as the protocol counts them (MiB).
-pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
+use crate::units::BYTES_PER_MB;
 
 /// A client's test status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -307,7 +307,7 @@ fn rate(from: (f64, u64), to: (f64, u64)) -> f64 {
     if dt <= 0.0 {
         return 0.0;
     }
-    to.1.saturating_sub(from.1) as f64 / crate::report::BYTES_PER_MB / dt
+    to.1.saturating_sub(from.1) as f64 / crate::units::BYTES_PER_MB / dt
 }
 
 #[cfg(test)]

@@ -680,7 +680,7 @@ async fn a_plan_beyond_the_workers_own_limits_is_refused_with_the_reason_and_not
     let plan = plan_with(&[("filesize", "1073741824")]);
     let (port, seen) = common::fake_fleet_server(plan, Vec::new()).await;
     let mut config = worker_config(port, &out);
-    config.max_disk_mb = loadmon::config::MAX_SIZE_LIMIT_MB;
+    config.max_disk_mb = loadmon::units::MAX_SIZE_LIMIT_MB;
     let worker = Worker::new(config).unwrap();
     let e = tokio::time::timeout(LIMIT, worker.run_once())
         .await

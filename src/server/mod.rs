@@ -117,7 +117,7 @@ pub const MAX_CONNECTIONS_LIMIT: usize = crate::config::CLIENTS.max as usize;
 /// Upper bound of [`ServerConfig::max_ids`] (the rule is [`config::IDS`]).
 pub const MAX_IDS_LIMIT: u64 = crate::config::IDS.max;
 /// Upper bound of every duration setting (about 31.7 years); see [`crate::config`].
-pub use crate::config::MAX_DURATION;
+pub use crate::units::MAX_DURATION;
 /// Upper bound of [`ServerConfig::max_line_bytes`].
 pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
 /// Most names [`ServerConfig::http_allow_hosts`] may hold.

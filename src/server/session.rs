@@ -36,8 +36,9 @@ use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, PROTOCOL_VERSION};
-use crate::report::{ClientReport, Status, BYTES_PER_MB};
+use crate::report::{ClientReport, Status};
 use crate::series::{ClientSeries, Sample, Series};
+use crate::units::BYTES_PER_MB;
 
 /// The rules a session follows (from [`ServerConfig`](super::ServerConfig)).
 #[derive(Debug, Clone)]
