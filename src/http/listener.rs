@@ -1,5 +1,5 @@
 //! The listener: accepts connections up to the cap, drives each with hyper on the server's
-//! runtime within the [`HttpLimits`] (the timeouts are [`timeouts`](super::timeouts)'), and
+//! runtime within the [`HttpLimits`] (its timeouts: [`timeouts`](super::timeouts)), and
 //! stops when told. It knows no route: it serves whatever [`Router`] it is given.
 
 use std::sync::Arc;

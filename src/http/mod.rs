@@ -25,15 +25,14 @@
 //! origin may read an answer.
 //!
 //! The listener shares the process's file descriptors with the protocol port, so no peer may
-//! hold a connection for free ([`HttpLimits`](crate::server::HttpLimits)): at most `max_connections` at once (the next one
+//! hold a connection for free ([`HttpLimits`]): at most `max_connections` at once (the next one
 //! gets a minimal `503` and is closed at once), request headers must arrive within
 //! `header_read_timeout`, a keep-alive connection idle for `idle_timeout` is closed, and a
 //! response the peer does not read is dropped after `write_timeout` without progress.
 //!
-//! Large bodies are serialised once and shared ([`Bytes`](axum::body::Bytes)) by every request that wants them:
-//! the final report for as long as the listener lives, live data for [`LIVE_TTL`](bodies::LIVE_TTL). N slow
-//! readers therefore hold one copy, not N.
-
+//! Large bodies are serialised once and shared ([`Bytes`](axum::body::Bytes)) by every
+//! request that wants them: the final report for as long as the listener lives, live data for
+//! [`LIVE_TTL`](bodies::LIVE_TTL). N slow readers therefore hold one copy, not N.
 //!
 //! # Rooms
 //!
