@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{Raw, TestServer};
 use loadmon::auth::{prove, Nonce, Role};
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
+use loadmon::workload::{Context, Workload};
 use loadmon::protocol::{Message, ProtocolError};
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};

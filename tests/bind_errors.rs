@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use loadmon::blocking::ServerHandle;
 use loadmon::error::ErrorKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::ServerConfig;
 
 const EADDRINUSE: i32 = 98;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{TestServer, WAIT};
 use loadmon::blocking::{ClientHandle, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
-use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::ServerConfig;
 use loadmon::{Error, Report, Status};
 

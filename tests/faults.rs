@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Raw, TestServer};
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
+use loadmon::workload::{Context, Workload};
 use loadmon::server::ServerConfig;
 use loadmon::{Error, Status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

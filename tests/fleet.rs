@@ -17,7 +17,7 @@ use common::{small_plan, ChildGuard, Raw, TestServer};
 use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};

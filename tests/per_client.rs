@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use loadmon::blocking::{ClientHandle, ServerHandle};
-use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::client::ClientConfig;
+use loadmon::workload::{Context, Workload};
 use loadmon::demo::{DemoClient, DemoOptions};
-use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 use loadmon::report::Report;
 use loadmon::server::ServerConfig;
 use loadmon::stats::process_cpu_ns;
