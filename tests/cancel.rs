@@ -11,11 +11,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use loadmon::client::{Client, ClientConfig};
-use loadmon::workload::{Context, Workload};
 use loadmon::events::EventKind;
-use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::{FleetConfig, Server, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::{Context, Workload};
 use loadmon::Status;
 use tokio::time::error::Elapsed;
 

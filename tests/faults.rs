@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{Raw, TestServer};
 use loadmon::client::{Client, ClientConfig};
-use loadmon::workload::{Context, Workload};
 use loadmon::server::ServerConfig;
+use loadmon::workload::{Context, Workload};
 use loadmon::{Error, Status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle};
 use loadmon::client::ClientConfig;
-use loadmon::workload::{Context, Workload};
 use loadmon::error::ErrorKind;
-use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::{Context, Workload};
 
 const JOIN: Option<Duration> = Some(Duration::from_secs(30));
 

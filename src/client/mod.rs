@@ -28,10 +28,10 @@ mod connect;
 mod handshake;
 mod run;
 
-pub(crate) use handshake::{refusal, Handshake};
 /// The trait of what a client runs, and the context it runs with, at their former path
 /// `loadmon::client` (they live in [`crate::workload`]).
 pub use crate::workload::{Context, Workload};
+pub(crate) use handshake::{refusal, Handshake};
 
 /// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
 /// 10 s) plus loadmon's connect retry window.
@@ -402,5 +402,4 @@ impl Client {
         conn.close(Duration::from_millis(500)).await;
         result
     }
-
 }

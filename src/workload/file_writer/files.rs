@@ -288,7 +288,6 @@ mod tests {
         assert!(!other.exists());
     }
 
-
     #[test]
     fn a_large_chunk_is_written_in_pieces_and_a_stop_ends_it() {
         let dir = tempfile::tempdir().unwrap();

@@ -277,7 +277,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn seed_rules() {
         let dir = tempfile::tempdir().unwrap();
@@ -321,7 +320,6 @@ mod tests {
         assert!(e.contains("create directory") && e.contains("sub"), "{e}");
     }
 
-
     #[test]
     fn a_cancelled_probe_ends_within_a_piece() {
         let dir = tempfile::tempdir().unwrap();
@@ -350,5 +348,4 @@ mod tests {
         assert!(matches!(e, Error::Interrupted(_)), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
-
 }

@@ -241,5 +241,4 @@ mod tests {
         assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
         assert!("-1".parse::<KeepFiles>().is_err());
     }
-
 }
