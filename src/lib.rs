@@ -88,8 +88,6 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod file_writer;
-#[cfg(feature = "reports")]
-mod html_report;
 #[cfg(feature = "http")]
 mod http;
 pub mod logging;
