@@ -6,9 +6,9 @@
 //!   the JSON report's field names, and the CSV columns);
 //! - `text`: the seed's text report ([`Report::to_text`], [`Total::fleet_line`]);
 //! - `json`: [`Report::to_json`], [`Report::from_json`], [`Report::write_json`];
-//! - `csv` (feature `reports`): [`Report::to_csv`], its header and rows from [`ClientReport`]'s
+//! - `csv` (feature `reports`): `Report::to_csv`, its header and rows from [`ClientReport`]'s
 //!   serde derive;
-//! - `html` (feature `reports`): [`Report::to_html`], the self-contained page;
+//! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
 //! - `files`: the report files of a run ([`ReportFiles`], [`OpenReportFiles`]), written through
 //!   [`out_file`](crate::out_file).
 //!
