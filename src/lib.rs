@@ -92,8 +92,6 @@ pub mod console;
 pub mod demo;
 pub mod error;
 pub mod events;
-#[cfg(feature = "reports")]
-mod html_report;
 #[cfg(feature = "http")]
 mod http;
 pub mod logging;
