@@ -75,6 +75,13 @@
 #define LOADMON_NO_START_TIMEOUT -1
 
 /**
+ * `max_clients` of `LoadmonServerConfig`: the core's rule, as the CLI without
+ * `--max-clients` and Python's `max_clients=None` take it: the default, raised to
+ * `expect_clients` in fleet mode so that the fleet can start. (-1 and 0 are `LOADMON_CONFIG`.)
+ */
+#define LOADMON_AUTO_MAX_CLIENTS -2
+
+/**
  * Status codes returned by every function that can fail. Numbers are stable and never
  * reused; `loadmon_status_str()` names them.
  */
@@ -169,6 +176,8 @@ typedef struct LoadmonWorker LoadmonWorker;
 /**
  * Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
  * then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
+ * Each field's default is the core's (`ServerConfig::default()`), as its doc states (a test
+ * checks the two agree).
  */
 typedef struct LoadmonServerConfig {
   /**
@@ -177,113 +186,160 @@ typedef struct LoadmonServerConfig {
    */
   size_t struct_size;
   /**
-   * Address to bind (default "127.0.0.1"). Must not be NULL.
+   * Address to bind. Must not be NULL. Default: "127.0.0.1".
    */
   const char *host;
   /**
    * Port to bind, 0 to 65535; 0 picks a free one (read it with `loadmon_server_port`).
-   * Default 1234.
+   * Default: 1234.
    */
   int64_t port;
   /**
-   * Most clients at once; extra ones are refused. Default 5.
+   * Most clients with an id at once, 1 to 1000000; extra ones are refused. With
+   * `LOADMON_AUTO_MAX_CLIENTS`, the core's rule: its default, raised to `expect_clients` in
+   * fleet mode. Default: 5.
    */
   int64_t max_clients;
   /**
-   * The first client id. Default 100.
+   * The first client id. Default: 100.
    */
   int64_t first_client_id;
   /**
-   * Milliseconds without a heartbeat before a client is TIMED OUT (positive). Default 15000.
+   * Milliseconds without a heartbeat before a client is TIMED OUT (positive). Default: 15000.
    */
   int64_t heartbeat_timeout_ms;
   /**
-   * Milliseconds a new connection has to send get_cid (positive). Default 10000.
+   * Milliseconds a new connection has to send get_cid (positive). Default: 10000.
    */
   int64_t handshake_timeout_ms;
   /**
-   * Where to write the JSON report when the server stops; NULL (the default) for none.
+   * Where to write the JSON report when the server stops; NULL for none. Default: NULL.
    */
   const char *report_json_path;
   /**
-   * Shared secret clients must prove they know (it is never sent); NULL (the default) for
-   * none.
+   * Shared secret clients must prove they know (it is never sent); NULL for none.
+   * Default: NULL.
    */
   const char *token;
   /**
-   * Directory for the session log file; NULL (the default) for no file.
+   * Directory for the session log file; NULL for no file. Default: NULL.
    */
   const char *log_dir;
   /**
    * "host:port" for the HTTP JSON API, Prometheus /metrics and dashboard (port 0 picks one;
-   * read it with `loadmon_server_http_port`); NULL (the default) for none.
+   * read it with `loadmon_server_http_port`); NULL for none. Default: NULL.
    */
   const char *http;
   /**
-   * Where to write the CSV report when the server stops; NULL (the default) for none.
+   * Where to write the CSV report when the server stops; NULL for none. Default: NULL.
    */
   const char *report_csv_path;
   /**
-   * Where to write the HTML report (table and charts) when the server stops; NULL (the
-   * default) for none.
+   * Where to write the HTML report (table and charts) when the server stops; NULL for none.
+   * Default: NULL.
    */
   const char *report_html_path;
   /**
    * Fleet mode: the clients to wait for before any starts (1 to 1000000, at most
-   * `max_clients`); every worker (`loadmon_worker_start`) gets the plan below. Default
+   * `max_clients`); every worker (`loadmon_worker_start`) gets the plan below.
    * `LOADMON_NO_FLEET`: no fleet mode, and the `plan_` and `start_timeout_ms` fields are not
-   * used.
+   * used. Default: `LOADMON_NO_FLEET`.
    */
   int64_t expect_clients;
   /**
    * Fleet mode: start whoever is ready this many milliseconds after the server started
-   * (positive), or `LOADMON_NO_START_TIMEOUT` (the default) to wait for every expected
-   * client. Set without `expect_clients`: `LOADMON_CONFIG`.
+   * (positive), or `LOADMON_NO_START_TIMEOUT` to wait for every expected client. Set
+   * without `expect_clients`: `LOADMON_CONFIG`. Default: `LOADMON_NO_START_TIMEOUT`.
    */
   int64_t start_timeout_ms;
   /**
-   * The fleet's plan: run time, milliseconds (positive). Default 15000.
+   * The fleet's plan: run time, milliseconds (positive). Default: 15000.
    */
   int64_t plan_run_time_ms;
   /**
-   * The fleet's plan: chunk size, MB. Default 10.
+   * The fleet's plan: chunk size, MB. Default: 10.
    */
   int64_t plan_chunk_size_mb;
   /**
-   * The fleet's plan: file size, MB. Default 50.
+   * The fleet's plan: file size, MB. Default: 50.
    */
   int64_t plan_file_size_mb;
   /**
-   * The fleet's plan: smallest chunk allowed, MB. Default 10.
+   * The fleet's plan: smallest chunk allowed, MB. Default: 10.
    */
   int64_t plan_min_chunk_size_mb;
   /**
-   * The fleet's plan: "none", "file" or "direct"; NULL means "none".
+   * The fleet's plan: "none", "file" or "direct"; NULL means "none". Default: NULL.
    */
   const char *plan_sync;
   /**
    * The fleet's plan: finished files each worker keeps, at least 1, or `LOADMON_KEEP_ALL`.
-   * Default 2.
+   * Default: 2.
    */
   int64_t plan_keep_files;
   /**
    * Host names the HTTP listener answers to besides IP addresses and "localhost" ("*": any):
-   * an array of strings ended by a NULL entry; NULL (the default) for none. A request for
-   * another name gets 421 (DNS rebinding).
+   * an array of strings ended by a NULL entry; NULL for none. A request for another name
+   * gets 421 (DNS rebinding). Default: NULL.
    */
   const char *const *http_allow_hosts;
   /**
    * 1: also take the token in clear (`token:<secret>`) from a loadmon that predates the
-   * challenge-response; 0 (the default): refuse it. Needs `token`. Anything else is
-   * `LOADMON_CONFIG`.
+   * challenge-response; 0: refuse it. Needs `token`. Anything else is `LOADMON_CONFIG`.
+   * Default: 0.
    */
   int64_t allow_clear_token;
+  /**
+   * Most connections still in the handshake (no id yet) at once, 1 to 1000000. While all
+   * are taken, new connections wait in the kernel's listen queue (they are slowed down,
+   * never refused). Default: 256.
+   */
+  int64_t max_pending;
+  /**
+   * Most client ids one run hands out, 1 to 100000000; then get_cid is refused. Bounds the
+   * report and the server's memory whatever peers do. Default: 100000.
+   */
+  int64_t max_ids;
+  /**
+   * Milliseconds a peer may leave the server's replies unread before it is closed (a client
+   * with an id ends ABORTED, "peer not reading"); positive. Default: 10000.
+   */
+  int64_t write_timeout_ms;
+  /**
+   * Longest line accepted from a peer, bytes (64 to 1048576). Default: 4096.
+   */
+  int64_t max_line_bytes;
+  /**
+   * Milliseconds the HTTP listener keeps serving the final report after the run; 0 closes it
+   * with the run. Default: 0.
+   */
+  int64_t http_linger_ms;
+  /**
+   * HTTP: milliseconds a request's headers have to arrive (slowloris); positive.
+   * Default: 10000.
+   */
+  int64_t http_header_read_timeout_ms;
+  /**
+   * HTTP: milliseconds an idle keep-alive connection is kept; positive. Default: 30000.
+   */
+  int64_t http_idle_timeout_ms;
+  /**
+   * HTTP: most connections open at once, 1 to 1000000 (one more gets 503). Default: 128.
+   */
+  int64_t http_max_connections;
+  /**
+   * HTTP: milliseconds a response may wait on a peer that takes no byte; positive.
+   * Default: 30000.
+   */
+  int64_t http_write_timeout_ms;
 } LoadmonServerConfig;
 
 /**
  * Settings of a file-writing test client. Initialise with
  * `loadmon_test_client_config_default(&cfg, sizeof cfg)`, then change fields. Durations are
- * milliseconds, sizes MB (MiB); an out-of-range number is `LOADMON_CONFIG`.
+ * milliseconds, sizes MB (MiB); an out-of-range number is `LOADMON_CONFIG`. Each field's
+ * default is the core's (`ClientConfig::default()`, `FileWriterConfig::default()`), as its doc
+ * states (a test checks the two agree).
  */
 typedef struct LoadmonTestClientConfig {
   /**
@@ -291,75 +347,87 @@ typedef struct LoadmonTestClientConfig {
    */
   size_t struct_size;
   /**
-   * Server host (default "127.0.0.1"). Must not be NULL.
+   * Server host. Must not be NULL. Default: "127.0.0.1".
    */
   const char *host;
   /**
-   * Server port, 1 to 65535. Default 1234.
+   * Server port, 1 to 65535. Default: 1234.
    */
   int64_t port;
   /**
-   * Run time, milliseconds (positive, at most 10^12). Default 15000.
+   * Run time, milliseconds (positive, at most 10^12). Default: 15000.
    */
   int64_t run_time_ms;
   /**
-   * Chunk size, MB. Default 10.
+   * Chunk size, MB. Default: 10.
    */
   int64_t chunk_size_mb;
   /**
-   * File size, MB. Default 50.
+   * File size, MB. Default: 50.
    */
   int64_t file_size_mb;
   /**
-   * Directory for the data files (default "client_files"). Must not be NULL.
+   * Directory for the data files. Must not be NULL. Default: "client_files".
    */
   const char *out_dir;
   /**
-   * Smallest chunk allowed, MB. Default 10.
+   * Smallest chunk allowed, MB. Default: 10.
    */
   int64_t min_chunk_size_mb;
   /**
    * "none", "file" (fsync each file) or "direct" (O_DIRECT); NULL means "none".
+   * Default: NULL.
    */
   const char *sync;
   /**
    * Finished files to keep: at least 1, or `LOADMON_KEEP_ALL`; 0 is `LOADMON_CONFIG`.
-   * Default 2.
+   * Default: 2.
    */
   int64_t keep_files;
   /**
-   * Milliseconds between heartbeats (positive). Default 5000.
+   * Milliseconds between heartbeats (positive). Default: 5000.
    */
   int64_t heartbeat_period_ms;
   /**
-   * Milliseconds between stats reports (positive). Default 10000.
+   * Milliseconds between stats reports (positive). Default: 10000.
    */
   int64_t stats_period_ms;
   /**
-   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default: 5000.
    */
   int64_t connect_timeout_ms;
   /**
-   * Shared secret for the server; NULL (the default) for none.
+   * Shared secret for the server; NULL for none. Default: NULL.
    */
   const char *token;
   /**
-   * Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
-   * file.
+   * Directory for the session log file (`client_log_<time>.txt`); NULL for no file.
+   * Default: NULL.
    */
   const char *log_dir;
   /**
    * 1: send the token in clear to a server that offers no challenge-response (a loadmon
-   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
-   * else is `LOADMON_CONFIG`.
+   * from before it); 0: such a server is an error. Needs `token`. Anything else is
+   * `LOADMON_CONFIG`. Default: 0.
    */
   int64_t allow_clear_token;
+  /**
+   * Milliseconds to wait for the server's `set_cid` (and, with a token, for each answer of
+   * the challenge-response before it); positive. Default: 10000.
+   */
+  int64_t handshake_timeout_ms;
+  /**
+   * Longest line accepted from the server, bytes (at least 64; with a token, room for the
+   * challenge-response and the token). Default: 4096.
+   */
+  int64_t max_line_bytes;
 } LoadmonTestClientConfig;
 
 /**
  * Settings of a generic client (`loadmon_client_run`). Initialise with
  * `loadmon_client_config_default(&cfg, sizeof cfg)`. Durations are milliseconds; an
- * out-of-range number is `LOADMON_CONFIG`.
+ * out-of-range number is `LOADMON_CONFIG`. Each field's default is the core's
+ * (`ClientConfig::default()`), as its doc states (a test checks the two agree).
  */
 typedef struct LoadmonClientConfig {
   /**
@@ -367,61 +435,74 @@ typedef struct LoadmonClientConfig {
    */
   size_t struct_size;
   /**
-   * Server host (default "127.0.0.1"). Must not be NULL.
+   * Server host. Must not be NULL. Default: "127.0.0.1".
    */
   const char *host;
   /**
-   * Server port, 1 to 65535. Default 1234.
+   * Server port, 1 to 65535. Default: 1234.
    */
   int64_t port;
   /**
-   * Milliseconds between heartbeats (positive). Default 5000.
+   * Milliseconds between heartbeats (positive). Default: 5000.
    */
   int64_t heartbeat_period_ms;
   /**
-   * Milliseconds between stats reports (positive). Default 10000.
+   * Milliseconds between stats reports (positive). Default: 10000.
    */
   int64_t stats_period_ms;
   /**
    * Run time the callback can count down with `loadmon_client_context_time_is_up`
-   * (positive), or `LOADMON_NO_RUN_TIME` (the default) for none.
+   * (positive), or `LOADMON_NO_RUN_TIME` for none. Default: `LOADMON_NO_RUN_TIME`.
    */
   int64_t run_time_ms;
   /**
-   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default: 5000.
    */
   int64_t connect_timeout_ms;
   /**
-   * Chunk size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
-   * Set both sizes or neither: one alone is `LOADMON_CONFIG`.
+   * Chunk size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS`. Set both sizes
+   * or neither: one alone is `LOADMON_CONFIG`. Default: `LOADMON_NO_FILE_STATS`.
    */
   int64_t chunk_size_mb;
   /**
-   * File size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS` (the default).
+   * File size (MB) announced in `file_stats`, or `LOADMON_NO_FILE_STATS`.
+   * Default: `LOADMON_NO_FILE_STATS`.
    */
   int64_t file_size_mb;
   /**
-   * Shared secret for the server; NULL (the default) for none.
+   * Shared secret for the server; NULL for none. Default: NULL.
    */
   const char *token;
   /**
-   * Directory for the session log file (`client_log_<time>.txt`); NULL (the default) for no
-   * file.
+   * Directory for the session log file (`client_log_<time>.txt`); NULL for no file.
+   * Default: NULL.
    */
   const char *log_dir;
   /**
    * 1: send the token in clear to a server that offers no challenge-response (a loadmon
-   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
-   * else is `LOADMON_CONFIG`.
+   * from before it); 0: such a server is an error. Needs `token`. Anything else is
+   * `LOADMON_CONFIG`. Default: 0.
    */
   int64_t allow_clear_token;
+  /**
+   * Milliseconds to wait for the server's `set_cid` (and, with a token, for each answer of
+   * the challenge-response before it); positive. Default: 10000.
+   */
+  int64_t handshake_timeout_ms;
+  /**
+   * Longest line accepted from the server, bytes (at least 64; with a token, room for the
+   * challenge-response and the token). Default: 4096.
+   */
+  int64_t max_line_bytes;
 } LoadmonClientConfig;
 
 /**
  * Settings of a fleet worker (`loadmon_worker_start`): how to reach the fleet server and
  * where to write; the test itself (run time, sizes, sync, files kept) is the plan the server
  * sends. Initialise with `loadmon_worker_config_default(&cfg, sizeof cfg)`, then change
- * fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
+ * fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`. Each
+ * field's default is the core's (`WorkerConfig::default()`), as its doc states (a test checks
+ * the two agree).
  */
 typedef struct LoadmonWorkerConfig {
   /**
@@ -429,69 +510,79 @@ typedef struct LoadmonWorkerConfig {
    */
   size_t struct_size;
   /**
-   * Server host (default "127.0.0.1"). Must not be NULL.
+   * Server host. Must not be NULL. Default: "127.0.0.1".
    */
   const char *host;
   /**
-   * Server port, 1 to 65535. Default 1234.
+   * Server port, 1 to 65535. Default: 1234.
    */
   int64_t port;
   /**
-   * Directory for the data files (default "client_files"). Must not be NULL.
+   * Directory for the data files. Must not be NULL. Default: "client_files".
    */
   const char *out_dir;
   /**
-   * Shared secret for the server; NULL (the default) for none.
+   * Shared secret for the server; NULL for none. Default: NULL.
    */
   const char *token;
   /**
-   * 1: come back for the next run after each one until `loadmon_worker_cancel`; 0 (the
-   * default): one run. Anything else is `LOADMON_CONFIG`.
+   * 1: come back for the next run after each one until `loadmon_worker_cancel`; 0: one run.
+   * Anything else is `LOADMON_CONFIG`. Default: 0.
    */
   int64_t stay;
   /**
    * With `stay`, the longest pause between two attempts to reach the server, milliseconds
-   * (positive). Default 5000.
+   * (positive). Default: 5000.
    */
   int64_t retry_max_ms;
   /**
-   * Milliseconds between heartbeats (positive). Default 5000.
+   * Milliseconds between heartbeats (positive). Default: 5000.
    */
   int64_t heartbeat_period_ms;
   /**
-   * Milliseconds between stats reports (positive). Default 10000.
+   * Milliseconds between stats reports (positive). Default: 10000.
    */
   int64_t stats_period_ms;
   /**
-   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default 5000.
+   * Milliseconds to keep retrying an unreachable server; 0 makes one attempt. Default: 5000.
    */
   int64_t connect_timeout_ms;
   /**
-   * Directory for the session log file; NULL (the default) for no file.
+   * Directory for the session log file; NULL for no file. Default: NULL.
    */
   const char *log_dir;
   /**
-   * The largest chunk a plan may ask for, MiB (a chunk is held in memory), 1 to 4096.
-   * Default 256. A plan beyond a limit is refused; the server lists the worker FAILED.
+   * The largest chunk a plan may ask for, MiB (a chunk is held in memory), 1 to 4096. A
+   * plan beyond a limit is refused; the server lists the worker FAILED. Default: 256.
    */
   int64_t max_chunk_mb;
   /**
-   * The longest run time a plan may ask for, milliseconds (positive). Default 86400000
-   * (24 h).
+   * The longest run time a plan may ask for, milliseconds (positive).
+   * Default: 86400000 (24 h).
    */
   int64_t max_run_time_ms;
   /**
    * The most disk space a plan may occupy in `out_dir` at once, MiB (its kept files and
    * the one being written; with keep-all, what the run time fills at the probe's rate).
-   * Default 10240 (10 GiB). A plan must also fit in the space free there.
+   * A plan must also fit in the space free there. Default: 10240 (10 GiB).
    */
   int64_t max_disk_mb;
   /**
    * 1: send the token in clear to a server that offers no challenge-response (a loadmon
-   * from before it); 0 (the default): such a server is an error. Needs `token`. Anything
-   * else is `LOADMON_CONFIG`.
+   * from before it); 0: such a server is an error. Needs `token`. Anything else is
+   * `LOADMON_CONFIG`. Default: 0.
    */
   int64_t allow_clear_token;
+  /**
+   * Milliseconds to wait for the server's `set_cid` (and, with a token, for each answer of
+   * the challenge-response before it); positive. Default: 10000.
+   */
+  int64_t handshake_timeout_ms;
+  /**
+   * Longest line accepted from the server, bytes (at least 64; with a token, room for the
+   * challenge-response and the token). Default: 4096.
+   */
+  int64_t max_line_bytes;
 } LoadmonWorkerConfig;
 
 /**
@@ -527,10 +618,37 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Fills `*cfg` with the defaults (loopback, port 1234, 5 clients, first id 100, 15 s heartbeat
- * timeout, no reports): `struct_size` = `struct_size`, and every field that fits in it. Pass
- * `sizeof *cfg`. `LOADMON_INVALID_ARGUMENT` if `cfg` is NULL or `struct_size` is smaller than
- * a `size_t` or larger than this library's struct.
+ * The library version, e.g. "0.1.0" (static; do not free): the version of the library
+ * loaded at run time, where `LOADMON_VERSION_*` are those of the header compiled against.
+ */
+const char *loadmon_version(void);
+
+/**
+ * This thread's last error message, or NULL if no call on this thread has failed. Valid until
+ * the next failing call on the same thread; do not free it.
+ */
+const char *loadmon_last_error(void);
+
+/**
+ * Frees a string returned by loadmon. `NULL` is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or a string returned by loadmon, freed only once.
+ */
+void loadmon_string_free(char *s);
+
+/**
+ * A static, lower-case description of a status (`"ok"`, `"invalid argument"`, …; do not
+ * free). Takes an `int` so that any value is safe: one this library does not know gives
+ * `"unknown status"`.
+ */
+const char *loadmon_status_str(int status);
+
+/**
+ * Fills `*cfg` with the core's defaults (each field's doc states its own):
+ * `struct_size` = `struct_size`, and every field that fits in it. Pass `sizeof *cfg`.
+ * `LOADMON_INVALID_ARGUMENT` if `cfg` is NULL or `struct_size` is smaller than a `size_t` or
+ * larger than this library's struct.
  *
  * # Safety
  * `cfg` is NULL or points to `struct_size` writable bytes.
@@ -539,8 +657,8 @@ enum LoadmonStatus loadmon_server_config_default(struct LoadmonServerConfig *cfg
                                                  size_t struct_size);
 
 /**
- * Fills `*cfg` with the seed's defaults (15000 ms, 10 MB chunks, 50 MB files, keep 2,
- * `client_files`), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+ * Fills `*cfg` with the core's defaults (each field's doc states its own), as
+ * `loadmon_server_config_default` does. Pass `sizeof *cfg`.
  *
  * # Safety
  * `cfg` is NULL or points to `struct_size` writable bytes.
@@ -549,13 +667,23 @@ enum LoadmonStatus loadmon_test_client_config_default(struct LoadmonTestClientCo
                                                       size_t struct_size);
 
 /**
- * Fills `*cfg` with the generic client's defaults (no run time, no file_stats), as
- * `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+ * Fills `*cfg` with the core's defaults (each field's doc states its own; no run time, no
+ * file_stats), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
  *
  * # Safety
  * `cfg` is NULL or points to `struct_size` writable bytes.
  */
 enum LoadmonStatus loadmon_client_config_default(struct LoadmonClientConfig *cfg,
+                                                 size_t struct_size);
+
+/**
+ * Fills `*cfg` with the core's defaults for a worker (each field's doc states its own), as
+ * `loadmon_server_config_default` does. Pass `sizeof *cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or points to `struct_size` writable bytes.
+ */
+enum LoadmonStatus loadmon_worker_config_default(struct LoadmonWorkerConfig *cfg,
                                                  size_t struct_size);
 
 /**
@@ -686,6 +814,16 @@ enum LoadmonStatus loadmon_server_snapshot(const struct LoadmonServer *server, c
 void loadmon_server_free(struct LoadmonServer *server);
 
 /**
+ * Renders a JSON report (from `loadmon_server_wait`/`_stop`/`_report`) as the seed's text
+ * report, in `*text`, to free with `loadmon_string_free`. `LOADMON_CONFIG` if the JSON is not
+ * a report.
+ *
+ * # Safety
+ * `report_json` is NULL or NUL-terminated; `text` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
+
+/**
  * Runs one file-writing test client to the end (validation, connect, write for the run time,
  * `done`): `loadmon_test_client_start` then `loadmon_client_join` with no timeout. On
  * `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON
@@ -758,83 +896,6 @@ enum LoadmonStatus loadmon_client_cancel(struct LoadmonClient *client);
  * `loadmon_client_start`, freed only once.
  */
 void loadmon_client_free(struct LoadmonClient *client);
-
-/**
- * Fills `*cfg` with a worker's defaults (loopback, port 1234, `client_files`, one run, 5000 ms
- * retry cap, plans up to 256 MiB chunks, 24 h and 10 GiB on disk), as `loadmon_server_config_default` does. Pass `sizeof *cfg`.
- *
- * # Safety
- * `cfg` is NULL or points to `struct_size` writable bytes.
- */
-enum LoadmonStatus loadmon_worker_config_default(struct LoadmonWorkerConfig *cfg,
-                                                 size_t struct_size);
-
-/**
- * Starts a fleet worker in the background and returns its handle in `*out`, to wait for with
- * `loadmon_worker_join`, stop with `loadmon_worker_cancel` and free with
- * `loadmon_worker_free`. The worker connects to a fleet server (`expect_clients` set), takes
- * its plan, checks it on this host (the seed's rules and a timed probe), waits for the
- * fleet's start and writes files as planned; with `stay` it comes back for the next run.
- *
- * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
- * UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range) or `LOADMON_IO` (the
- * log file cannot be made).
- *
- * # Safety
- * `cfg` points to a config initialised by `loadmon_worker_config_default` whose strings are
- * NULL or NUL-terminated; `out` is NULL or writable.
- */
-enum LoadmonStatus loadmon_worker_start(const struct LoadmonWorkerConfig *cfg,
-                                        struct LoadmonWorker **out);
-
-/**
- * Waits for the worker to finish: after its run, or with `stay` once cancelled.
- * `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
- * (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*summary_json` (if
- * `summary_json` is not NULL) receives the summary as JSON (`passed`, `failed`, `last`: the
- * last run that passed, with its `run`, `plan` and `result`, or null), to free with
- * `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running; otherwise the run's error:
- * `LOADMON_PROTOCOL` if the server hands out no plan or its run already started,
- * `LOADMON_CONFIG`/`LOADMON_IO` if the plan cannot run on this host, `LOADMON_WORKLOAD` if it
- * was cancelled in the middle of a run. Joining again returns the same outcome.
- *
- * # Safety
- * `worker` is NULL or a live handle; `summary_json` is NULL or writable.
- */
-enum LoadmonStatus loadmon_worker_join(struct LoadmonWorker *worker,
-                                       int64_t timeout_ms,
-                                       char **summary_json);
-
-/**
- * Asks the worker to stop and returns at once: a run under way ends (its join gives
- * `LOADMON_WORKLOAD`), a `stay` worker between runs ends with its summary (`LOADMON_OK`).
- * Cancelling a finished worker does nothing.
- *
- * # Safety
- * `worker` is NULL or a live handle.
- */
-enum LoadmonStatus loadmon_worker_cancel(struct LoadmonWorker *worker);
-
-/**
- * Cancels the worker if it is still running, waits for its thread (about a second at most)
- * and frees the handle. `NULL` is a no-op. Using the handle afterwards is undefined
- * behaviour.
- *
- * # Safety
- * `worker` is NULL or a live handle from `loadmon_worker_start`, freed only once.
- */
-void loadmon_worker_free(struct LoadmonWorker *worker);
-
-/**
- * Runs one fleet worker to the end on the calling thread's behalf (`loadmon_worker_start`
- * then `loadmon_worker_join` with no timeout): on `LOADMON_OK`, `*summary_json` (if not
- * NULL) receives the summary, to free with `loadmon_string_free`. `stay = 1` is
- * `LOADMON_INVALID_ARGUMENT` here (nothing could cancel it): use `loadmon_worker_start`.
- *
- * # Safety
- * As `loadmon_worker_start`; `summary_json` is NULL or writable.
- */
-enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, char **summary_json);
 
 /**
  * Runs a generic client whose workload is `run_tests(ctx, user_data)`, called on an engine
@@ -943,14 +1004,71 @@ enum LoadmonStatus loadmon_client_context_set_error(struct LoadmonClientContext 
                                                     const char *message);
 
 /**
- * Renders a JSON report (from `loadmon_server_wait`/`_stop`/`_report`) as the seed's text
- * report, in `*text`, to free with `loadmon_string_free`. `LOADMON_CONFIG` if the JSON is not
- * a report.
+ * Starts a fleet worker in the background and returns its handle in `*out`, to wait for with
+ * `loadmon_worker_join`, stop with `loadmon_worker_cancel` and free with
+ * `loadmon_worker_free`. The worker connects to a fleet server (`expect_clients` set), takes
+ * its plan, checks it on this host (the seed's rules and a timed probe), waits for the
+ * fleet's start and writes files as planned; with `stay` it comes back for the next run.
+ *
+ * Returns `LOADMON_OK`, `LOADMON_INVALID_ARGUMENT` (NULL `cfg`/`out`/`host`/`out_dir`, bad
+ * UTF-8, bad `struct_size`), `LOADMON_CONFIG` (a setting out of range) or `LOADMON_IO` (the
+ * log file cannot be made).
  *
  * # Safety
- * `report_json` is NULL or NUL-terminated; `text` is NULL or writable.
+ * `cfg` points to a config initialised by `loadmon_worker_config_default` whose strings are
+ * NULL or NUL-terminated; `out` is NULL or writable.
  */
-enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
+enum LoadmonStatus loadmon_worker_start(const struct LoadmonWorkerConfig *cfg,
+                                        struct LoadmonWorker **out);
+
+/**
+ * Waits for the worker to finish: after its run, or with `stay` once cancelled.
+ * `timeout_ms` > 0 waits up to that many milliseconds, 0 only polls, a negative value
+ * (`LOADMON_WAIT_FOREVER`) waits as long as it takes. On `LOADMON_OK`, `*summary_json` (if
+ * `summary_json` is not NULL) receives the summary as JSON (`passed`, `failed`, `last`: the
+ * last run that passed, with its `run`, `plan` and `result`, or null), to free with
+ * `loadmon_string_free`. `LOADMON_TIMEOUT` if it is still running; otherwise the run's error:
+ * `LOADMON_PROTOCOL` if the server hands out no plan or its run already started,
+ * `LOADMON_CONFIG`/`LOADMON_IO` if the plan cannot run on this host, `LOADMON_WORKLOAD` if it
+ * was cancelled in the middle of a run. Joining again returns the same outcome.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle; `summary_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_worker_join(struct LoadmonWorker *worker,
+                                       int64_t timeout_ms,
+                                       char **summary_json);
+
+/**
+ * Asks the worker to stop and returns at once: a run under way ends (its join gives
+ * `LOADMON_WORKLOAD`), a `stay` worker between runs ends with its summary (`LOADMON_OK`).
+ * Cancelling a finished worker does nothing.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle.
+ */
+enum LoadmonStatus loadmon_worker_cancel(struct LoadmonWorker *worker);
+
+/**
+ * Cancels the worker if it is still running, waits for its thread (about a second at most)
+ * and frees the handle. `NULL` is a no-op. Using the handle afterwards is undefined
+ * behaviour.
+ *
+ * # Safety
+ * `worker` is NULL or a live handle from `loadmon_worker_start`, freed only once.
+ */
+void loadmon_worker_free(struct LoadmonWorker *worker);
+
+/**
+ * Runs one fleet worker to the end on the calling thread's behalf (`loadmon_worker_start`
+ * then `loadmon_worker_join` with no timeout): on `LOADMON_OK`, `*summary_json` (if not
+ * NULL) receives the summary, to free with `loadmon_string_free`. `stay = 1` is
+ * `LOADMON_INVALID_ARGUMENT` here (nothing could cancel it): use `loadmon_worker_start`.
+ *
+ * # Safety
+ * As `loadmon_worker_start`; `summary_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, char **summary_json);
 
 /**
  * Sends loadmon's log records (info and warnings of every server and client of this process,
@@ -998,33 +1116,6 @@ uint64_t loadmon_log_dropped(void);
  * log callback itself.
  */
 enum LoadmonStatus loadmon_log_flush(int64_t timeout_ms);
-
-/**
- * This thread's last error message, or NULL if no call on this thread has failed. Valid until
- * the next failing call on the same thread; do not free it.
- */
-const char *loadmon_last_error(void);
-
-/**
- * Frees a string returned by loadmon. `NULL` is a no-op.
- *
- * # Safety
- * `s` is NULL or a string returned by loadmon, freed only once.
- */
-void loadmon_string_free(char *s);
-
-/**
- * The library version, e.g. "0.1.0" (static; do not free): the version of the library
- * loaded at run time, where `LOADMON_VERSION_*` are those of the header compiled against.
- */
-const char *loadmon_version(void);
-
-/**
- * A static, lower-case description of a status (`"ok"`, `"invalid argument"`, …; do not
- * free). Takes an `int` so that any value is safe: one this library does not know gives
- * `"unknown status"`.
- */
-const char *loadmon_status_str(int status);
 
 #ifdef __cplusplus
 }  // extern "C"
