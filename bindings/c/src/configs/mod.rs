@@ -144,6 +144,12 @@ pub use server::{loadmon_server_config_default, LoadmonServerConfig};
 pub(crate) use worker::worker_config;
 pub use worker::{loadmon_worker_config_default, LoadmonWorkerConfig};
 
+// The header's reader, shared with tests/defaults.rs.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/header_doc/mod.rs"]
+mod header_doc;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +172,56 @@ mod tests {
             "{}: tail padding or a field missing",
             T::NAME
         );
+    }
+
+    /// Each field of `T::defaults()` is what the header's doc says it is (`Default: <value>`);
+    /// tests/defaults.rs checks those against the core's.
+    fn defaults_are_documented<T: Growable>() -> Vec<String> {
+        use super::header_doc::{constants, fields, header, stated_default, DocDefault};
+        let h = header();
+        let (consts, doc) = (constants(&h), fields(&h, T::NAME));
+        let d = T::defaults();
+        let base = (&raw const d).cast::<u8>();
+        let mut wrong = Vec::new();
+        for &(name, off, _) in T::FIELDS {
+            let f = doc.iter().find(|f| f.name == name).expect("in the header");
+            // SAFETY: `off` is the offset of a field of `d` of the type the header names.
+            let actual = unsafe {
+                match f.c_type.as_str() {
+                    "int64_t" => DocDefault::Int(base.add(off).cast::<i64>().read()),
+                    "const char *" | "const char *const *" => {
+                        match base.add(off).cast::<*const c_char>().read() {
+                            p if p.is_null() => DocDefault::Null,
+                            p => DocDefault::Str(
+                                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned(),
+                            ),
+                        }
+                    }
+                    t => panic!("{}.{name}: a type this test cannot read: {t}", T::NAME),
+                }
+            };
+            match stated_default(&f.doc, &consts) {
+                Ok(stated) if stated == actual => {}
+                Ok(stated) => wrong.push(format!(
+                    "{}.{name}: the doc says {stated:?}, the _default function gives {actual:?}",
+                    T::NAME
+                )),
+                Err(e) => wrong.push(format!("{}.{name}: {e}", T::NAME)),
+            }
+        }
+        wrong
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let wrong = [
+            defaults_are_documented::<LoadmonServerConfig>(),
+            defaults_are_documented::<LoadmonTestClientConfig>(),
+            defaults_are_documented::<LoadmonClientConfig>(),
+            defaults_are_documented::<LoadmonWorkerConfig>(),
+        ]
+        .concat();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]
