@@ -64,8 +64,7 @@ pub const RUN_TIME: Zero = Zero::Rejected;
 pub const HTTP_LINGER: Zero = Zero::Allowed;
 /// A server's write timeout (a peer leaving its replies unread is closed): positive.
 pub const WRITE_TIMEOUT: Zero = Zero::Rejected;
-/// A server's HTTP header-read, idle and write timeouts (its
-/// [`HttpLimits`](crate::server::HttpLimits)): positive.
+/// A server's HTTP header-read, idle and write timeouts (its `HttpLimits`): positive.
 pub const HTTP_TIMEOUT: Zero = Zero::Rejected;
 
 /// The range of a whole-number setting, `min` to `max`: the one rule `validate` checks (with

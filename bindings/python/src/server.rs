@@ -49,6 +49,12 @@ enum ServerState {
 /// report's ``expected_clients``, ``started_clients``, ``common_start`` and ``total_series``
 /// describe the fleet.
 ///
+/// Bounds on what peers may hold: ``max_pending`` connections in the handshake at once (more
+/// wait in the listen queue, never refused), ``max_ids`` ids handed out in one run,
+/// ``write_timeout`` seconds a peer may leave replies unread, ``max_line_bytes`` per line; the
+/// HTTP listener's ``http_header_read_timeout``, ``http_idle_timeout``,
+/// ``http_write_timeout`` (seconds) and ``http_max_connections``.
+///
 /// Durations are seconds (floats), from more than 0 to 10**9; numbers out of range raise
 /// ConfigError (a ValueError). ``None`` for any argument means the core's default, which the
 /// signature shows (``loadmon._loadmon.defaults()``).
