@@ -460,7 +460,7 @@ impl Shared {
         Ok(Admitted { id, cell, slot })
     }
 
-    /// Whether `peer` may try a token now ([`guard`](super::guard)); the refusal if not.
+    /// Whether `peer` may try a token now ([`guard`]); the refusal if not.
     pub(super) fn auth_gate(&self, peer: SocketAddr, now: Instant) -> Result<(), String> {
         self.auth_guard
             .lock()
