@@ -9,10 +9,11 @@ use crate::series::{ClientSeries, TotalSample};
 use crate::units::BYTES_PER_MB;
 
 /// A client's test status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
-    /// Connected, has not sent `start`.
+    /// Connected, has not sent `start` (the default).
     #[serde(rename = "NOT STARTED")]
+    #[default]
     NotStarted,
     /// Sent `start`, not yet `done`.
     #[serde(rename = "RUNNING")]
@@ -59,8 +60,9 @@ impl fmt::Display for Status {
     }
 }
 
-/// One client, as the report (or a live snapshot) shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One client, as the report (or a live snapshot) shows it. (`Default`: an empty row, NOT
+/// STARTED; the server's client record starts from it.)
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientReport {
     /// The id the server assigned.
     pub id: u32,
