@@ -92,8 +92,6 @@ pub mod console;
 pub mod demo;
 pub mod error;
 pub mod events;
-#[cfg(feature = "http")]
-mod http;
 pub mod logging;
 pub mod out_file;
 pub mod plan;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{self, check_duration, Zero, CLIENTS};
+use crate::config::{self, check_duration, CLIENTS};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
@@ -239,17 +239,17 @@ impl HttpLimits {
         check_duration(
             "http_limits.header_read_timeout",
             self.header_read_timeout,
-            Zero::Rejected,
+            config::HTTP_TIMEOUT,
         )?;
         check_duration(
             "http_limits.idle_timeout",
             self.idle_timeout,
-            Zero::Rejected,
+            config::HTTP_TIMEOUT,
         )?;
         check_duration(
             "http_limits.write_timeout",
             self.write_timeout,
-            Zero::Rejected,
+            config::HTTP_TIMEOUT,
         )?;
         CLIENTS.check("http_limits.max_connections", self.max_connections as u64)?;
         Ok(())
@@ -285,7 +285,7 @@ impl ServerConfig {
             self.handshake_timeout,
             config::HANDSHAKE_TIMEOUT,
         )?;
-        check_duration("write_timeout", self.write_timeout, Zero::Rejected)?;
+        check_duration("write_timeout", self.write_timeout, config::WRITE_TIMEOUT)?;
         check_duration("http_linger", self.http_linger, config::HTTP_LINGER)?;
         self.http_limits.validate()?;
         if self.max_line_bytes > MAX_LINE_BYTES_LIMIT {

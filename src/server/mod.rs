@@ -93,6 +93,8 @@ mod config;
 mod conn;
 mod control;
 mod guard;
+#[cfg(feature = "http")]
+mod http;
 mod record;
 mod session;
 mod shared;
@@ -408,7 +410,7 @@ fn serve_http(shared: &Arc<Shared>, l: TcpListener) {
         let stop = shared.http_stop.clone();
         let done = shared.http_done.clone();
         let c = &shared.config;
-        let serve = crate::http::serve(
+        let serve = http::serve(
             l,
             ServerControl::new(shared.clone()),
             c.token.clone(),
