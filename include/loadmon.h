@@ -15,9 +15,9 @@
  *   change fields. Numbers are int64_t: durations in milliseconds (_ms), sizes in MB (MiB); an
  *   out-of-range value is LOADMON_CONFIG naming the field; -1 means "none"
  *   (LOADMON_KEEP_ALL, LOADMON_NO_RUN_TIME, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET,
- *   LOADMON_NO_START_TIMEOUT); LOADMON_AUTO_MAX_CLIENTS asks for the core's max_clients rule.
- *   Every default is the core's; each field's doc states it ("Default: ..."), checked by
- *   bindings/c/tests/defaults.rs.
+ *   LOADMON_NO_START_TIMEOUT); LOADMON_AUTO_MAX_CLIENTS (max_clients' default) asks for the
+ *   core's max_clients rule. Every default is the core's; each field's doc states it
+ *   ("Default: ..."), checked by bindings/c/tests/defaults.rs.
  * - Versions: LOADMON_VERSION_* are the header's; loadmon_version() is the library's. The
  *   shared library's SONAME is libloadmon.so.<LOADMON_VERSION_MAJOR>.
  */
@@ -77,8 +77,8 @@
 #define LOADMON_NO_START_TIMEOUT -1
 
 /**
- * `max_clients` of `LoadmonServerConfig`: the core's rule, as the CLI without
- * `--max-clients` and Python's `max_clients=None` take it: the default, raised to
+ * `max_clients` of `LoadmonServerConfig`, and its default: the core's rule, as the CLI
+ * without `--max-clients` and Python's `max_clients=None` take it: the default, raised to
  * `expect_clients` in fleet mode so that the fleet can start. (-1 and 0 are `LOADMON_CONFIG`.)
  */
 #define LOADMON_AUTO_MAX_CLIENTS -2
@@ -178,8 +178,9 @@ typedef struct LoadmonWorker LoadmonWorker;
 /**
  * Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
  * then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
- * Each field's default is the core's (`ServerConfig::default()`), as its doc states (a test
- * checks the two agree).
+ * Each field's default is the core's (`ServerConfig::default()`; for `max_clients`, the
+ * core's rule `ServerConfig::default_max_clients`), as its doc states (a test checks the two
+ * agree).
  */
 typedef struct LoadmonServerConfig {
   /**
@@ -197,9 +198,9 @@ typedef struct LoadmonServerConfig {
    */
   int64_t port;
   /**
-   * Most clients with an id at once, 1 to 1000000; extra ones are refused. With
-   * `LOADMON_AUTO_MAX_CLIENTS`, the core's rule: its default, raised to `expect_clients` in
-   * fleet mode. Default: 5.
+   * Most clients with an id at once, 1 to 1000000; extra ones are refused. Default:
+   * `LOADMON_AUTO_MAX_CLIENTS`: the core's default (5), raised to `expect_clients` in fleet
+   * mode (as the CLI without `--max-clients` and Python's `max_clients=None`).
    */
   int64_t max_clients;
   /**
@@ -242,8 +243,8 @@ typedef struct LoadmonServerConfig {
    */
   const char *report_html_path;
   /**
-   * Fleet mode: the clients to wait for before any starts (1 to 1000000, at most
-   * `max_clients`); every worker (`loadmon_worker_start`) gets the plan below.
+   * Fleet mode: the clients to wait for before any starts (1 to 1000000, at most a
+   * `max_clients` that is set); every worker (`loadmon_worker_start`) gets the plan below.
    * `LOADMON_NO_FLEET`: no fleet mode, and the `plan_` and `start_timeout_ms` fields are not
    * used. Default: `LOADMON_NO_FLEET`.
    */

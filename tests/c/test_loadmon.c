@@ -601,7 +601,8 @@ static void test_guards(void) {
 static void test_config_growth(void) {
     LoadmonServerConfig cfg;
     CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
-    CHECK(cfg.struct_size == sizeof cfg && cfg.port == 1234 && cfg.max_clients == 5);
+    CHECK(cfg.struct_size == sizeof cfg && cfg.port == 1234 &&
+          cfg.max_clients == LOADMON_AUTO_MAX_CLIENTS);
     cfg.port = 0;
     /* An "older" struct that ends before the token: the fields after it hold junk (invalid
      * UTF-8, which would be LOADMON_INVALID_ARGUMENT if read) and are not read. */
@@ -1314,6 +1315,7 @@ static void test_fleet_bad_values(void) {
     bad[n].field = "expect_clients";
     bad[n++].cfg.expect_clients = -5;
     bad[n].field = "max_clients";
+    bad[n].cfg.max_clients = 5; /* set: the default (the core's rule) would take the fleet */
     bad[n++].cfg.expect_clients = 10; /* above max_clients (5) */
     bad[n].field = "plan_chunk_size_mb";
     bad[n++].cfg.plan_chunk_size_mb = -1;
@@ -1443,8 +1445,8 @@ static void test_every_setting(void) {
         if (s) loadmon_server_free(s);
     }
 
-    /* LOADMON_AUTO_MAX_CLIENTS: a fleet of 10 starts (max_clients 5 would refuse it), and
-     * without a fleet it is the core's default. */
+    /* LOADMON_AUTO_MAX_CLIENTS (the default): a fleet of 10 starts (max_clients 5 would refuse
+     * it), and without a fleet it is the core's default. */
     LoadmonServerConfig cfg = fleet_server_config(10);
     cfg.max_clients = LOADMON_AUTO_MAX_CLIENTS;
     LoadmonServer *s = NULL;
@@ -1457,6 +1459,15 @@ static void test_every_setting(void) {
     s = NULL;
     CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
     CHECK(last_error_contains("max_clients"));
+    /* The rule is the default: a default config with a fleet of 10 starts too. */
+    cfg = fleet_server_config(10);
+    CHECK(cfg.max_clients == LOADMON_AUTO_MAX_CLIENTS);
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
     cfg = fleet_server_config(LOADMON_NO_FLEET);
     cfg.max_clients = LOADMON_AUTO_MAX_CLIENTS;
     cfg.max_pending = 1;

@@ -14,11 +14,12 @@
 //!   value is `LOADMON_CONFIG` naming the field, as in Python; `-1` stands for Python's `None`
 //!   where a setting has no value (`LOADMON_KEEP_ALL`, `LOADMON_NO_RUN_TIME`,
 //!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`), and
-//!   `LOADMON_AUTO_MAX_CLIENTS` asks for the core's rule for `max_clients`. Durations are
-//!   milliseconds (`_ms`) everywhere.
-//! - Every default is the core's (`Default` of `ServerConfig`, `ClientConfig`, …), and each
-//!   config field's doc states it as `Default: <value>`: `tests/defaults.rs` checks those
-//!   against the core's serialized defaults, and that every core setting has a C field.
+//!   `LOADMON_AUTO_MAX_CLIENTS` (the default) asks for the core's rule for `max_clients`.
+//!   Durations are milliseconds (`_ms`) everywhere.
+//! - Every default is the core's (`Default` of `ServerConfig`, `ClientConfig`, …, or its rule,
+//!   as for `max_clients`), and each config field's doc states it as `Default: <value>`:
+//!   `tests/defaults.rs` checks those against the core's serialized defaults, and that every
+//!   core setting has a C field.
 //! - Config structs can grow: each starts with `struct_size`, set by its `_default` function
 //!   from the caller's `sizeof`; a smaller (older) struct is accepted and the fields it lacks
 //!   take their defaults. Fields are only ever appended, and no struct has tail padding (a unit

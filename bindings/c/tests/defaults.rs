@@ -38,6 +38,10 @@ enum Conv {
     Sync,
     /// Absent (`null`) is the named constant.
     NoneIs(&'static str),
+    /// The core's rule for the setting (e.g. `ServerConfig::default_max_clients`), which C asks
+    /// for with the named constant: the doc states the constant as the default and names the
+    /// core's default number as `the core's default (N)`, which must be the core's.
+    RuleOf(&'static str),
 }
 
 /// Where a C field's default comes from.
@@ -93,7 +97,10 @@ macro_rules! client_fields {
 const SERVER: &[(&str, Source)] = &[
     ("host", Core("host", Str, &[])),
     ("port", Core("port", Num, &[])),
-    ("max_clients", Core("max_clients", Num, &[])),
+    (
+        "max_clients",
+        Core("max_clients", RuleOf("LOADMON_AUTO_MAX_CLIENTS"), &[]),
+    ),
     ("first_client_id", Core("first_client_id", Num, &[])),
     ("heartbeat_timeout_ms", Core("heartbeat_timeout", Ms, &[])),
     ("handshake_timeout_ms", Core("handshake_timeout", Ms, &[])),
@@ -293,6 +300,7 @@ fn as_c(v: &Value, conv: Conv, consts: &BTreeMap<String, i64>) -> Result<DocDefa
     Ok(match (conv, v) {
         (NoneIs(c), Value::Null) => DocDefault::Int(consts[c]),
         (NoneIs(_), v) => return Err(format!("{v}: a value where C says none")),
+        (RuleOf(c), _) => return Err(format!("{c}: a rule is read with its doc (rule_default)")),
         (Num, v) => DocDefault::Int(int(v)?),
         (Ms, v) => {
             let s = v.as_f64().ok_or_else(|| format!("{v} is not seconds"))?;
@@ -307,6 +315,29 @@ fn as_c(v: &Value, conv: Conv, consts: &BTreeMap<String, i64>) -> Result<DocDefa
         (Sync, Value::String(s)) if s == "none" => DocDefault::Null,
         (c, v) => return Err(format!("{v} cannot be read as {c:?} in C")),
     })
+}
+
+/// What the doc of a field whose C default is the core's rule (`RuleOf(constant)`) must state:
+/// the constant, and only if the doc names the core's default (`the core's default (N)`) as the
+/// core has it.
+fn rule_default(
+    doc: &str,
+    core: &Value,
+    constant: &str,
+    consts: &BTreeMap<String, i64>,
+) -> Result<DocDefault, String> {
+    let core = as_c(core, Num, consts)?;
+    let named = doc
+        .split_once("the core's default (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .ok_or_else(|| format!("the doc does not name the core's default (N): {doc:?}"))?
+        .0;
+    match named.parse().map(DocDefault::Int) {
+        Ok(n) if n == core => Ok(DocDefault::Int(consts[constant])),
+        _ => Err(format!(
+            "the doc names the core's default as {named:?}, the core has {core:?}"
+        )),
+    }
 }
 
 #[test]
@@ -330,7 +361,10 @@ fn every_stated_default_is_the_cores() {
                 Some(COnly(c, _why)) => Ok(DocDefault::Int(consts[*c])),
                 Some(Core(key, conv, _)) => match core.get(*key) {
                     None => Err(format!("the core has no setting {key}")),
-                    Some(v) => as_c(v, *conv, &consts),
+                    Some(v) => match conv {
+                        RuleOf(c) => rule_default(&f.doc, v, c, &consts),
+                        _ => as_c(v, *conv, &consts),
+                    },
                 },
             };
             match expected {

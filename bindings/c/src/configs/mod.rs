@@ -23,8 +23,8 @@ pub const LOADMON_WAIT_FOREVER: i64 = -1;
 pub const LOADMON_NO_FLEET: i64 = -1;
 /// `start_timeout_ms` of `LoadmonServerConfig`: wait for every expected client however long.
 pub const LOADMON_NO_START_TIMEOUT: i64 = -1;
-/// `max_clients` of `LoadmonServerConfig`: the core's rule, as the CLI without
-/// `--max-clients` and Python's `max_clients=None` take it: the default, raised to
+/// `max_clients` of `LoadmonServerConfig`, and its default: the core's rule, as the CLI
+/// without `--max-clients` and Python's `max_clients=None` take it: the default, raised to
 /// `expect_clients` in fleet mode so that the fleet can start. (-1 and 0 are `LOADMON_CONFIG`.)
 pub const LOADMON_AUTO_MAX_CLIENTS: i64 = -2;
 

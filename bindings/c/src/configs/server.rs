@@ -22,8 +22,9 @@ use crate::guard::{ffi, LoadmonStatus, Res};
 
 /// Settings of a server. Initialise with `loadmon_server_config_default(&cfg, sizeof cfg)`,
 /// then change fields. Durations are milliseconds; an out-of-range number is `LOADMON_CONFIG`.
-/// Each field's default is the core's (`ServerConfig::default()`), as its doc states (a test
-/// checks the two agree).
+/// Each field's default is the core's (`ServerConfig::default()`; for `max_clients`, the
+/// core's rule `ServerConfig::default_max_clients`), as its doc states (a test checks the two
+/// agree).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct LoadmonServerConfig {
@@ -35,9 +36,9 @@ pub struct LoadmonServerConfig {
     /// Port to bind, 0 to 65535; 0 picks a free one (read it with `loadmon_server_port`).
     /// Default: 1234.
     pub port: i64,
-    /// Most clients with an id at once, 1 to 1000000; extra ones are refused. With
-    /// `LOADMON_AUTO_MAX_CLIENTS`, the core's rule: its default, raised to `expect_clients` in
-    /// fleet mode. Default: 5.
+    /// Most clients with an id at once, 1 to 1000000; extra ones are refused. Default:
+    /// `LOADMON_AUTO_MAX_CLIENTS`: the core's default (5), raised to `expect_clients` in fleet
+    /// mode (as the CLI without `--max-clients` and Python's `max_clients=None`).
     pub max_clients: i64,
     /// The first client id. Default: 100.
     pub first_client_id: i64,
@@ -60,8 +61,8 @@ pub struct LoadmonServerConfig {
     /// Where to write the HTML report (table and charts) when the server stops; NULL for none.
     /// Default: NULL.
     pub report_html_path: *const c_char,
-    /// Fleet mode: the clients to wait for before any starts (1 to 1000000, at most
-    /// `max_clients`); every worker (`loadmon_worker_start`) gets the plan below.
+    /// Fleet mode: the clients to wait for before any starts (1 to 1000000, at most a
+    /// `max_clients` that is set); every worker (`loadmon_worker_start`) gets the plan below.
     /// `LOADMON_NO_FLEET`: no fleet mode, and the `plan_` and `start_timeout_ms` fields are not
     /// used. Default: `LOADMON_NO_FLEET`.
     pub expect_clients: i64,
@@ -130,7 +131,8 @@ unsafe impl Growable for LoadmonServerConfig {
             struct_size: size_of::<Self>(),
             host: default_str(&DEFAULT_SERVER_HOST, || d.host.clone()),
             port: i64::from(d.port),
-            max_clients: num(d.max_clients),
+            // The core's rule (`ServerConfig::default_max_clients`), applied at start.
+            max_clients: LOADMON_AUTO_MAX_CLIENTS,
             first_client_id: i64::from(d.first_client_id),
             heartbeat_timeout_ms: ms(d.heartbeat_timeout),
             handshake_timeout_ms: ms(d.handshake_timeout),
