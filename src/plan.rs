@@ -124,19 +124,22 @@ impl Plan {
             .with(keep, self.keep_files)
     }
 
-    /// The plan a wire plan carries: every key of [`WIRE_KEYS`] exactly once, no other, each
-    /// value within the wire's bounds (the file writer's own rules are [`Plan::validate`]'s).
+    /// The run and the plan a wire plan carries: every key of [`WIRE_KEYS`] exactly once, no
+    /// other, each value within the wire's bounds (the file writer's own rules are
+    /// [`Plan::validate`]'s), read by [`WirePlan::read`] in line order.
+    ///
+    /// ```
+    /// use loadmon::plan::Plan;
+    /// assert_eq!(Plan::from_wire(&Plan::default().to_wire(3)), Ok((3, Plan::default())));
+    /// ```
     ///
     /// # Errors
     /// [`ProtocolError::WrongFieldCount`] for another number of settings,
     /// [`ProtocolError::InvalidArgument`] naming the bad key or value.
-    pub fn from_wire(wire: &WirePlan) -> std::result::Result<Plan, ProtocolError> {
-        ProtocolError::expect_fields(C, wire.field_count(), 2 + WIRE_KEYS.len())?;
+    pub fn from_wire(wire: &WirePlan) -> std::result::Result<(u64, Plan), ProtocolError> {
         let mut got = Fields::default();
-        for (key, value) in &wire.settings {
-            got.take(key, value)?;
-        }
-        got.plan()
+        let run = wire.read(WIRE_KEYS.len(), |key, value| got.take(key, value))?;
+        Ok((run, got.plan().ok_or_else(|| wire.missing_key())?))
     }
 }
 
@@ -152,7 +155,7 @@ struct Fields {
 }
 
 impl Fields {
-    /// Reads one setting (the protocol saw to it that no key comes twice).
+    /// Reads one setting (the protocol sees to it that no key comes twice).
     fn take(&mut self, key: &str, value: &str) -> std::result::Result<(), ProtocolError> {
         match key {
             "runtime" => self.run_time_s = Some(run_time(value)?),
@@ -172,16 +175,14 @@ impl Fields {
     }
 
     /// The plan, if every key was there.
-    fn plan(self) -> std::result::Result<Plan, ProtocolError> {
-        let missing = |key: &str| ProtocolError::invalid(C, "argument", key, "a key is missing");
-        let [runtime, chunk, file, min_chunk, sync, keep] = WIRE_KEYS;
-        Ok(Plan {
-            run_time_s: self.run_time_s.ok_or_else(|| missing(runtime))?,
-            chunk_size_mb: self.chunk_size_mb.ok_or_else(|| missing(chunk))?,
-            file_size_mb: self.file_size_mb.ok_or_else(|| missing(file))?,
-            min_chunk_size_mb: self.min_chunk_size_mb.ok_or_else(|| missing(min_chunk))?,
-            sync: self.sync.ok_or_else(|| missing(sync))?,
-            keep_files: self.keep_files.ok_or_else(|| missing(keep))?,
+    fn plan(self) -> Option<Plan> {
+        Some(Plan {
+            run_time_s: self.run_time_s?,
+            chunk_size_mb: self.chunk_size_mb?,
+            file_size_mb: self.file_size_mb?,
+            min_chunk_size_mb: self.min_chunk_size_mb?,
+            sync: self.sync?,
+            keep_files: self.keep_files?,
         })
     }
 }
@@ -294,7 +295,7 @@ mod tests {
     /// A `plan` line as a worker reads it: parsed by the protocol, then by the plan's codec.
     fn decode(line: &str) -> std::result::Result<(u64, Plan), ProtocolError> {
         match Message::parse(line)? {
-            Message::Plan(w) => Plan::from_wire(&w).map(|p| (w.run, p)),
+            Message::Plan(w) => Plan::from_wire(&w),
             other => panic!("{other:?}"),
         }
     }
@@ -408,3 +409,4 @@ mod tests {
         }
     }
 }
+

@@ -86,7 +86,7 @@ pub const MAX_PLAN_SETTINGS: usize = 32;
 pub const MAX_SETTING_BYTES: usize = DEFAULT_MAX_LINE_BYTES;
 
 /// The `reason` of a plan with more than [`MAX_PLAN_SETTINGS`] settings.
-const TOO_MANY_SETTINGS: &str = "more than 32 settings";
+const TOO_MANY_SETTINGS: &str = "more than 32 settings and the run";
 
 /// The `reason` of a setting longer than [`MAX_SETTING_BYTES`].
 const SETTING_TOO_LONG: &str = "longer than 4096 bytes";
@@ -431,119 +431,139 @@ impl fmt::Display for Message {
     }
 }
 
-/// A plan as the wire carries it: the run it belongs to and a workload's settings, `key=value`
-/// in the order received (or to be sent). The protocol checks only what every workload shares:
-/// `run=<u64>` once, each setting `key=value` with a key given once, at most
-/// [`MAX_PLAN_SETTINGS`] settings of at most [`MAX_SETTING_BYTES`] each, no control
-/// characters; which keys a workload needs and their values' rules are the workload's
+/// A plan as the wire carries it: the run it belongs to and a workload's settings, each a
+/// `key=value` field, in line order. [`Message::parse`] bounds it (at most
+/// [`MAX_PLAN_SETTINGS`] settings besides the run, each at most [`MAX_SETTING_BYTES`], no
+/// control character) and keeps the fields as they came; [`WirePlan::read`] applies the rules
+/// every workload shares (the number of fields, `key=value`, `run=<u64>`, each key once) and
+/// hands each setting to the workload, which owns its keys and their values' rules
 /// ([`Plan::from_wire`](crate::plan::Plan::from_wire) for the file writer).
 ///
-/// Keys hold no `:`, `=` or control character, values no `:` or control character: what
-/// [`Message::parse`] returns always does, and one built by hand must, for its line to parse
-/// back to it.
+/// Keys hold no `:`, `=` or control character and values no `:` or control character, for the
+/// line to parse back to the same plan.
 ///
 /// # Examples
 /// ```
 /// use loadmon::protocol::{Message, WirePlan};
 /// let plan = WirePlan::new(7).with("runtime", 15).with("sync", "none");
-/// let line = Message::Plan(plan.clone()).encode();
-/// assert_eq!(line, "plan:run=7:runtime=15:sync=none");
-/// assert_eq!(Message::parse("plan:sync=none:run=7:runtime=15").unwrap(), Message::Plan(
-///     WirePlan::new(7).with("sync", "none").with("runtime", 15)
-/// ));
-/// assert!(Message::parse("plan:run=7:sync=none:sync=file").is_err());
+/// assert_eq!(Message::Plan(plan.clone()).encode(), "plan:run=7:runtime=15:sync=none");
+/// let Message::Plan(got) = Message::parse("plan:sync=none:run=7:runtime=15").unwrap() else {
+///     unreachable!()
+/// };
+/// let mut seen = Vec::new();
+/// let run = got.read(2, |key, value| {
+///     seen.push(format!("{key}={value}"));
+///     Ok(())
+/// });
+/// assert_eq!((run, seen), (Ok(7), vec!["sync=none".to_string(), "runtime=15".to_string()]));
+/// assert!(got.read(3, |_, _| Ok(())).is_err()); // a setting is missing
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WirePlan {
-    /// The run it belongs to: the same for every worker of one server's run, another for the
-    /// next run (a worker that failed a run does not come back to the same run).
-    pub run: u64,
-    /// The workload's settings, `(key, value)`, in line order.
-    pub settings: Vec<(String, String)>,
+    /// The fields after the command, each with its leading `:` (`:run=7:runtime=15`), so that
+    /// no field and one empty field differ.
+    fields: String,
 }
 
 impl WirePlan {
     /// A plan of run `run` without settings.
     pub fn new(run: u64) -> WirePlan {
         WirePlan {
-            run,
-            settings: Vec::new(),
+            fields: format!(":run={run}"),
         }
     }
 
     /// This plan with one more setting, `key=value` (the value as it displays).
     #[must_use]
     pub fn with(mut self, key: &str, value: impl fmt::Display) -> WirePlan {
-        self.settings.push((key.to_string(), value.to_string()));
+        use fmt::Write as _;
+        // Writing into a String cannot fail.
+        let _ = write!(self.fields, ":{key}={value}");
         self
     }
 
-    /// The value of `key`, if the plan has it.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.settings
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    /// The fields after the command as they came (`run=7`, `runtime=15`, …), in line order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> + Clone {
+        self.fields.split(':').skip(1)
     }
 
-    /// How many `:`-separated fields its line has: the command, the run, the settings.
+    /// How many `:`-separated fields its line has, the command included.
     pub fn field_count(&self) -> usize {
-        2 + self.settings.len()
+        1 + self.fields().count()
     }
 
-    /// Its line: `plan:run=<run>` then `:<key>=<value>` for each setting, in order.
-    fn encode(&self, cmd: &str) -> String {
-        let len = self.settings.iter().map(|(k, v)| k.len() + v.len() + 2);
-        let mut line = String::with_capacity(cmd.len() + 26 + len.sum::<usize>());
-        line.push_str(cmd);
-        line.push_str(":run=");
-        line.push_str(&self.run.to_string());
-        for (k, v) in &self.settings {
-            line.push(':');
-            line.push_str(k);
-            line.push('=');
-            line.push_str(v);
+    /// Reads the plan by the rules every workload shares, in line order: `settings` settings
+    /// besides the run (checked first), then each field `key=value`, `run` an unsigned integer,
+    /// any other key handed to `take` (which reads its value, or refuses a key it does not
+    /// know) and given once. Returns the run.
+    ///
+    /// # Errors
+    /// [`ProtocolError::WrongFieldCount`] for another number of fields; `take`'s error;
+    /// [`ProtocolError::InvalidArgument`] for a field without `=`, a bad run, a key given
+    /// twice or a missing one.
+    pub fn read(
+        &self,
+        settings: usize,
+        mut take: impl FnMut(&str, &str) -> Result<(), ProtocolError>,
+    ) -> Result<u64, ProtocolError> {
+        const C: &str = "plan";
+        ProtocolError::expect_fields(C, self.field_count(), 2 + settings)?;
+        let mut run = None;
+        for (i, field) in self.fields().enumerate() {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
+            let twice = if key == "run" {
+                run.replace(parse_u64(C, "run", value)?).is_some()
+            } else {
+                take(key, value)?;
+                // The fields before this one are all `key=value` (or it would have failed).
+                self.fields()
+                    .take(i)
+                    .any(|f| f.split_once('=').is_some_and(|(k, _)| k == key))
+            };
+            if twice {
+                return Err(invalid(C, "argument", field, "key given twice"));
+            }
         }
+        run.ok_or_else(|| self.missing_key())
+    }
+
+    /// The error for a plan without one of the keys its workload needs.
+    pub fn missing_key(&self) -> ProtocolError {
+        let first = self.fields().next().unwrap_or("");
+        invalid("plan", "argument", first, "a key is missing")
+    }
+
+    /// Its line: `plan` then its fields.
+    fn encode(&self, cmd: &str) -> String {
+        let mut line = String::with_capacity(cmd.len() + self.fields.len());
+        line.push_str(cmd);
+        line.push_str(&self.fields);
         line
     }
 
-    /// The arguments of a `plan` line: bounded before anything is allocated.
+    /// The fields of a `plan` line, bounded before anything is allocated; what they say is
+    /// [`WirePlan::read`]'s.
     fn parse(f: &Fields<'_>) -> Result<WirePlan, ProtocolError> {
         const C: &str = "plan";
-        let args = f.rest().split(':').take(f.n - 1);
+        let rest = f.rest();
+        let args = rest.split(':').take(f.n - 1);
         if f.n > MAX_PLAN_SETTINGS + 2 {
             let first_extra = args.clone().nth(MAX_PLAN_SETTINGS + 1).unwrap_or("");
             return Err(invalid(C, "argument", first_extra, TOO_MANY_SETTINGS));
         }
-        let mut run = None;
-        let mut settings: Vec<(String, String)> = Vec::with_capacity(f.n.saturating_sub(2));
         for field in args {
-            let (key, value) = field
-                .split_once('=')
-                .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
-            let twice = || invalid(C, "argument", field, "key given twice");
-            if key == "run" {
-                if run.replace(parse_u64(C, "run", value)?).is_some() {
-                    return Err(twice());
-                }
-                continue;
-            }
             if field.len() > MAX_SETTING_BYTES {
                 return Err(invalid(C, "argument", field, SETTING_TOO_LONG));
             }
             if field.chars().any(char::is_control) {
                 return Err(invalid(C, "argument", field, "control character"));
             }
-            if settings.iter().any(|(k, _)| k == key) {
-                return Err(twice());
-            }
-            if settings.len() == MAX_PLAN_SETTINGS {
-                return Err(invalid(C, "argument", field, TOO_MANY_SETTINGS));
-            }
-            settings.push((key.to_string(), value.to_string()));
         }
-        let run = run.ok_or_else(|| invalid(C, "argument", "run", "a key is missing"))?;
-        Ok(WirePlan { run, settings })
+        Ok(WirePlan {
+            fields: f.line[f.command().len()..].to_string(),
+        })
     }
 }
 
@@ -1063,6 +1083,7 @@ mod tests {
                     .with("x", "a=b"),
             ),
             Message::Plan(WirePlan::new(1).with("", "").with("k", "")),
+            Message::parse("plan::x:run=a:run=b").unwrap(),
             Message::Token("s3:cr3t".into()),
             Message::Challenge(Nonce([7; NONCE_BYTES])),
             Message::Auth {
@@ -1128,6 +1149,19 @@ mod tests {
         assert!(Message::parse("hello:1.0:plan:more").is_err());
     }
 
+    /// `line`'s plan read with `keys` settings (their values taken as they are).
+    fn read(line: &str, keys: usize) -> Result<(u64, Vec<String>), ProtocolError> {
+        let Message::Plan(plan) = Message::parse(line)? else {
+            panic!("{line}")
+        };
+        let mut seen = Vec::new();
+        let run = plan.read(keys, |k, v| {
+            seen.push(format!("{k}={v}"));
+            Ok(())
+        })?;
+        Ok((run, seen))
+    }
+
     #[test]
     fn a_plan_is_the_run_and_settings_in_any_order_each_key_once() {
         let line = "plan:run=7:runtime=15:sync=none";
@@ -1135,38 +1169,54 @@ mod tests {
         let want = WirePlan::new(7).with("runtime", 15).with("sync", "none");
         assert_eq!(p, Message::Plan(want.clone()));
         assert_eq!(p.encode(), line);
-        assert_eq!(want.get("sync"), Some("none"));
-        assert_eq!(want.get("keep_files"), None);
         assert_eq!(want.field_count(), 4);
         assert_eq!(
-            Message::parse("plan:sync=none:run=7"),
-            Ok(Message::Plan(WirePlan::new(7).with("sync", "none")))
+            want.fields().collect::<Vec<_>>(),
+            ["run=7", "runtime=15", "sync=none"]
+        );
+        assert_eq!(
+            read("plan:sync=none:run=7", 1),
+            Ok((7, vec!["sync=none".to_string()]))
         );
         // Values may hold `=`; keys and values may be empty (the workload says if they may).
         assert_eq!(
-            Message::parse("plan:run=0:a==b=:=").unwrap().encode(),
-            "plan:run=0:a==b=:="
+            read("plan:run=0:a==b=:=", 2),
+            Ok((0, vec!["a==b=".to_string(), "=".to_string()]))
         );
-        for (bad, field, reason) in [
-            ("plan", "argument", "a key is missing"),
-            ("plan:runtime=1", "argument", "a key is missing"),
-            ("plan:run=1:run=1", "argument", "key given twice"),
+        // What parses round-trips, whatever the workload will say of it.
+        for line in ["plan", "plan:", "plan::", "plan:x:run=a"] {
+            let m = Message::parse(line).unwrap();
+            assert_eq!(m.encode(), line);
+        }
+        assert_eq!(
+            read("plan", 0),
+            Err(ProtocolError::WrongFieldCount {
+                command: "plan",
+                expected: 2,
+                got: 1
+            })
+        );
+        for (bad, keys, field, reason) in [
+            ("plan:runtime=1:x=2", 1, "argument", "a key is missing"),
+            ("plan:run=1:run=1", 1, "argument", "key given twice"),
             (
                 "plan:run=1:sync=none:sync=none",
+                2,
                 "argument",
                 "key given twice",
             ),
-            ("plan:run=1:syncnone", "argument", "expected key=value"),
-            ("plan:run=-1", "run", "not an unsigned integer"),
+            ("plan:run=1:syncnone", 1, "argument", "expected key=value"),
+            ("plan:run=-1", 0, "run", "not an unsigned integer"),
             (
                 "plan:run=18446744073709551616",
+                0,
                 "run",
                 "not an unsigned integer",
             ),
-            ("plan:run=1:a=b\tc", "argument", "control character"),
-            ("plan:run=1:a=b\rc", "argument", "control character"),
+            ("plan:run=1:a=b\tc", 1, "argument", "control character"),
+            ("plan:run=1:a=b\rc", 1, "argument", "control character"),
         ] {
-            match Message::parse(bad) {
+            match read(bad, keys) {
                 Err(ProtocolError::InvalidArgument {
                     command: "plan",
                     field: f,
@@ -1185,10 +1235,10 @@ mod tests {
         let Ok(Message::Plan(p)) = Message::parse(&most) else {
             panic!("{most}")
         };
-        assert_eq!(p.settings.len(), MAX_PLAN_SETTINGS);
+        assert_eq!(p.field_count(), MAX_PLAN_SETTINGS + 2);
         for line in [
             format!("plan:run=1{}", settings(MAX_PLAN_SETTINGS + 1)),
-            format!("plan{}", settings(MAX_PLAN_SETTINGS + 1)),
+            format!("plan:x=1{}", settings(MAX_PLAN_SETTINGS + 1)),
             format!("plan:run=1{}", settings(100_000)),
         ] {
             assert_eq!(

@@ -486,9 +486,7 @@ impl Worker {
         };
         let plan = self
             .next_line(conn, timeout, "plan", |m| match m {
-                Ok(Message::Plan(wire)) => Some(Ok(Plan::from_wire(wire)
-                    .map(|plan| (wire.run, plan))
-                    .map_err(Error::Protocol))),
+                Ok(Message::Plan(wire)) => Some(Ok(Plan::from_wire(wire).map_err(Error::Protocol))),
                 Err(e) if e.command() == Some("plan") => Some(Ok(Err(Error::Protocol(e.clone())))),
                 _ => None,
             })
