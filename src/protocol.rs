@@ -769,7 +769,7 @@ fn parse_u64(command: &'static str, field: &'static str, v: &str) -> Result<u64,
 }
 
 /// A size in MiB as the wire carries it (`file_stats`, a workload's plan settings): an
-/// unsigned integer of at most [`MAX_SIZE_MB`](crate::units::MAX_SIZE_MB).
+/// unsigned integer of at most [`MAX_SIZE_MB`].
 ///
 /// # Errors
 /// [`ProtocolError::InvalidArgument`] naming `command` and `field`.
