@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use loadmon::blocking::run_client;
-use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::client::ClientConfig;
+use loadmon::workload::{Context, Workload};
 
 struct Idle(Duration);
 

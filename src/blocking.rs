@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientConfig, ClientResult, Workload};
+use crate::client::{Client, ClientConfig, ClientResult};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventStream};
-use crate::file_writer::{FileWriter, FileWriterConfig};
 use crate::report::{ClientReport, Report};
 use crate::server::{Server, ServerConfig, ServerControl};
 use crate::worker::{Worker, WorkerConfig, WorkerSummary};
+use crate::workload::file_writer::{FileWriter, FileWriterConfig};
+use crate::workload::Workload;
 
 /// A result that arrives later, once, and can be read many times.
 #[derive(Debug)]
@@ -295,7 +296,7 @@ impl ServerHandle {
     /// use loadmon::blocking::{ClientHandle, ServerHandle};
     /// use loadmon::client::ClientConfig;
     /// use loadmon::events::EventKind;
-    /// use loadmon::file_writer::{FileWriter, FileWriterConfig};
+    /// use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
     /// use loadmon::server::ServerConfig;
     ///
     /// let dir = tempfile::tempdir().unwrap();
@@ -686,7 +687,7 @@ impl WorkerHandle {
 /// # Examples
 /// ```
 /// use loadmon::blocking::WriterCheck;
-/// use loadmon::file_writer::FileWriterConfig;
+/// use loadmon::workload::file_writer::FileWriterConfig;
 /// use std::time::Duration;
 ///
 /// let dir = tempfile::tempdir().unwrap();

@@ -64,6 +64,10 @@ pub const RETRY_MAX: Zero = Zero::Rejected;
 pub const RUN_TIME: Zero = Zero::Rejected;
 /// How long a server's HTTP listener keeps serving the final report: 0 closes it with the run.
 pub const HTTP_LINGER: Zero = Zero::Allowed;
+/// A server's write timeout (a peer leaving its replies unread is closed): positive.
+pub const WRITE_TIMEOUT: Zero = Zero::Rejected;
+/// A server's HTTP header-read, idle and write timeouts (its `HttpLimits`): positive.
+pub const HTTP_TIMEOUT: Zero = Zero::Rejected;
 
 /// The range of a whole-number setting, `min` to `max`: the one rule `validate` checks (with
 /// [`Count::check`]) and every face converts its user's number with (with [`Count::get`]).

@@ -19,6 +19,10 @@ use crate::units::BYTES_PER_MB;
 /// Most rows the live table shows; the rest are summed up in one line.
 pub const MAX_ROWS: usize = 30;
 
+/// How often a server's live view prints a status line when stdout is not a terminal, unless
+/// told otherwise (the CLI's `--status-interval` default).
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The bar on screen, if any, so that log lines can be printed around it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 

@@ -19,6 +19,7 @@ use crate::blocking::{report_failure, ClientHandle, ServerHandle};
 use crate::client::ClientConfig;
 use crate::error::{Error, Result};
 use crate::file_writer::{FileWriter, FileWriterConfig};
+use crate::logging::{CLIENT_LOG_DIR, SERVER_LOG_DIR};
 use crate::report::Report;
 use crate::server::ServerConfig;
 
@@ -133,6 +134,14 @@ struct Failure {
     reason: String,
 }
 
+/// The demo's log directory unless told otherwise (the CLI's `loadmon demo --log-dir`): the
+/// working directory, which gets `server_logs/` and `client_logs/`.
+pub const LOG_DIR: &str = ".";
+/// The demo's HTML report unless told otherwise (the CLI's `loadmon demo --report-html`).
+pub const REPORT_HTML: &str = "loadmon_demo_report.html";
+/// How often the demo's live view prints a status line when stdout is not a terminal.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Runs the demo and returns the server's report, in which every client appears, PASS or not.
 /// The data files written are removed at the end (the directory too, if the demo created it).
 ///
@@ -153,28 +162,63 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
         report_csv: opts.report_csv.clone(),
         report_html: opts.report_html.clone(),
         http: opts.http.clone(),
-        log_dir: opts.log_dir.as_ref().map(|d| d.join("server_logs")),
+        log_dir: opts.log_dir.as_ref().map(|d| d.join(SERVER_LOG_DIR)),
         ..Default::default()
     })?;
     let live = opts
         .live
-        .then(|| crate::console::LiveView::server(server.control(), Some(Duration::from_secs(5))));
+        .then(|| crate::console::LiveView::server(server.control(), Some(STATUS_INTERVAL)));
     let config = client_config(opts, server.port());
+    start_clients(opts, &config, &schedule)?.finish(&config, &schedule);
+    let report = if server.snapshot().is_empty() {
+        server.stop()
+    } else {
+        server.wait(None)
+    };
+    drop(live);
+    for i in 0..schedule.len() {
+        let _ = std::fs::remove_dir_all(client_dir(opts, i));
+    }
+    if created_dir {
+        let _ = std::fs::remove_dir(&opts.out_dir);
+    }
+    report
+}
+
+/// Where the demo's client `i` (from 0) writes its files.
+fn client_dir(opts: &DemoOptions, i: usize) -> PathBuf {
+    opts.out_dir.join(format!("demo_client_{}", i + 1))
+}
+
+/// The demo's clients once all have been started.
+struct Started {
+    /// Clients on threads of this process.
+    threads: Vec<ClientHandle>,
+    /// Clients on threads that could not start.
+    failures: Vec<Failure>,
+    /// Client processes as they end: (index in the schedule, exit code, stderr).
+    exits: mpsc::Receiver<(usize, Option<i32>, String)>,
+}
+
+/// Starts every client of `schedule` at its time: a process of `opts.client_exe` (a waiter
+/// thread sends its exit on [`Started::exits`]) or threads of this process.
+fn start_clients(
+    opts: &DemoOptions,
+    config: &ClientConfig,
+    schedule: &[DemoClient],
+) -> Result<Started> {
     let min_chunk_size_mb = if opts.quick { 1 } else { 10 };
     let started = std::time::Instant::now();
-    let (exits_tx, exits) = mpsc::channel::<(usize, Option<i32>, String)>();
-    // Clients on threads; client processes each have a waiter thread that sends
-    // (index, exit code, stderr) on `exits` when the process ends.
+    let (exits_tx, exits) = mpsc::channel();
     let mut threads = Vec::new();
     let mut failures = Vec::new();
     for (i, c) in schedule.iter().enumerate() {
         let wait = Duration::from_secs_f64(c.delay_s).saturating_sub(started.elapsed());
         std::thread::sleep(wait);
-        let out_dir = opts.out_dir.join(format!("demo_client_{}", i + 1));
-        let file_stats = (c.chunk_size_mb, c.file_size_mb);
+        let out_dir = client_dir(opts, i);
         match &opts.client_exe {
             Some(exe) => {
-                let child = spawn_client(exe, &config, c, min_chunk_size_mb, &out_dir)?;
+                let child = spawn_client(exe, config, c, min_chunk_size_mb, &out_dir)?;
                 let tx = exits_tx.clone();
                 std::thread::spawn(move || {
                     let (code, stderr) = match child.wait_with_output() {
@@ -199,62 +243,63 @@ pub fn run(opts: &DemoOptions) -> Result<Report> {
                 match writer.and_then(|w| ClientHandle::spawn(config.clone(), w)) {
                     Ok(h) => threads.push(h),
                     Err(e) => failures.push(Failure {
-                        file_stats,
+                        file_stats: (c.chunk_size_mb, c.file_size_mb),
                         reason: e.to_string(),
                     }),
                 }
             }
         }
     }
-    drop(exits_tx);
-    let schedule_stats: Vec<(u64, u64)> = schedule
-        .iter()
-        .map(|c| (c.chunk_size_mb, c.file_size_mb))
-        .collect();
-    // Every client has started: failures can be reported now, and as processes end.
-    let report_all = |failures: Vec<Failure>| {
-        let threads: Vec<_> = failures
-            .into_iter()
-            .map(|f| {
-                let config = config.clone();
-                std::thread::spawn(move || {
-                    if let Err(e) = report_failure(config, Some(f.file_stats), &f.reason) {
-                        tracing::warn!("could not report a failed demo client: {e}");
-                    }
-                })
+    Ok(Started {
+        threads,
+        failures,
+        exits,
+    })
+}
+
+impl Started {
+    /// Reports the clients that could not run (those on threads now, every client has
+    /// started; processes as they end) and waits for the clients on threads.
+    fn finish(self, config: &ClientConfig, schedule: &[DemoClient]) {
+        report_failures(config, self.failures);
+        for (i, code, stderr) in self.exits {
+            // Exit code 2: a configuration error, before connecting (validation failed).
+            if code == Some(2) {
+                let file_stats = schedule
+                    .get(i)
+                    .map_or((0, 0), |c| (c.chunk_size_mb, c.file_size_mb));
+                report_failures(
+                    config,
+                    vec![Failure {
+                        file_stats,
+                        reason: last_error_line(&stderr),
+                    }],
+                );
+            }
+        }
+        for h in &self.threads {
+            // Its failures are in the report already (the client sent error:<reason>).
+            let _ = h.join(None);
+        }
+    }
+}
+
+/// Reports each of `failures` to the server as a client of its own, at once.
+fn report_failures(config: &ClientConfig, failures: Vec<Failure>) {
+    let threads: Vec<_> = failures
+        .into_iter()
+        .map(|f| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = report_failure(config, Some(f.file_stats), &f.reason) {
+                    tracing::warn!("could not report a failed demo client: {e}");
+                }
             })
-            .collect();
-        for t in threads {
-            let _ = t.join();
-        }
-    };
-    report_all(failures);
-    for (i, code, stderr) in exits {
-        // Exit code 2: a configuration error, before connecting (validation failed).
-        if code == Some(2) {
-            report_all(vec![Failure {
-                file_stats: schedule_stats.get(i).copied().unwrap_or((0, 0)),
-                reason: last_error_line(&stderr),
-            }]);
-        }
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
     }
-    for h in &threads {
-        // Its failures are in the report already (the client sent error:<reason>).
-        let _ = h.join(None);
-    }
-    let report = if server.snapshot().is_empty() {
-        server.stop()
-    } else {
-        server.wait(None)
-    };
-    drop(live);
-    for i in 0..schedule.len() {
-        let _ = std::fs::remove_dir_all(opts.out_dir.join(format!("demo_client_{}", i + 1)));
-    }
-    if created_dir {
-        let _ = std::fs::remove_dir(&opts.out_dir);
-    }
-    report
 }
 
 /// The demo clients' settings: the seed's periods, except stats every 2 s (the seed's 10 s
@@ -272,7 +317,7 @@ fn client_config(opts: &DemoOptions, port: u16) -> ClientConfig {
         } else {
             Duration::from_secs(2)
         },
-        log_dir: opts.log_dir.as_ref().map(|d| d.join("client_logs")),
+        log_dir: opts.log_dir.as_ref().map(|d| d.join(CLIENT_LOG_DIR)),
         ..Default::default()
     }
 }

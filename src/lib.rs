@@ -10,9 +10,14 @@
 //! - [`auth`]: the token's challenge–response (nonces, HMAC proofs); no I/O.
 //! - [`connection`]: framed, length-bounded line I/O over a TCP stream.
 //! - [`server`]: listener, per-client handlers, liveness, stop conditions, report building.
-//! - [`client`]: the generic client (handshake, heartbeat and stats tasks) and the
-//!   [`Workload`](client::Workload) trait.
-//! - [`file_writer`]: the test client's workload (validation, files, rollover, sync, keep_files).
+//! - [`workload`]: the [`Workload`](workload::Workload) trait every workload implements and
+//!   the [`Context`](workload::Context) it runs with; below the client that runs it.
+//!   - [`workload::file_writer`]: the test client's workload: its settings and their rules
+//!     (`settings`), its files (`files`: created new, rollover, sync, direct I/O,
+//!     keep_files), the timed probe.
+//! - [`client`]: the generic client: connect, the one handshake (also the worker's), the run
+//!   of any [`Workload`](workload::Workload) with its heartbeat and stats tasks. It knows no
+//!   concrete workload.
 //! - [`plan`]: the test a fleet server hands to its workers (the file writer's parameters).
 //! - [`worker`]: the fleet worker (takes the plan, waits for the fleet's start, runs it; with
 //!   `stay`, again for the next run).
@@ -41,7 +46,7 @@
 //! ```
 //! use loadmon::blocking::{run_client, ServerHandle};
 //! use loadmon::client::ClientConfig;
-//! use loadmon::file_writer::{FileWriter, FileWriterConfig};
+//! use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 //! use loadmon::server::ServerConfig;
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -87,11 +92,6 @@ pub mod console;
 pub mod demo;
 pub mod error;
 pub mod events;
-pub mod file_writer;
-#[cfg(feature = "reports")]
-mod html_report;
-#[cfg(feature = "http")]
-mod http;
 pub mod logging;
 pub mod out_file;
 pub mod plan;
@@ -103,9 +103,13 @@ pub mod stats;
 pub mod text;
 pub mod units;
 pub mod worker;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use report::{ClientReport, Report, Status};
+/// The file writer at its former path, `loadmon::file_writer` (it lives in
+/// [`workload::file_writer`]).
+pub use workload::file_writer;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -17,6 +17,13 @@ use crate::error::{Error, Result};
 mod delivery;
 pub use delivery::{LogDelivery, DROPPED_TARGET, LOG_DRAIN, LOG_QUEUE_CAPACITY};
 
+/// The seed's directory for a server's session log files: the CLI's `--log-dir` default, and
+/// the demo's under its own log directory.
+pub const SERVER_LOG_DIR: &str = "server_logs";
+/// The seed's directory for a client's session log files: the CLI's `--log-dir` default for
+/// `loadmon client` and `loadmon worker`, and the demo's under its own log directory.
+pub const CLIENT_LOG_DIR: &str = "client_logs";
+
 /// Severity of a record handed to the log sink (ordered: `Debug < Info < Warn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {

@@ -43,10 +43,9 @@ pub struct OutFile {
 }
 
 impl OutFile {
-    /// Resolves `path` now: see the module docs. Checks what
-    /// [`check_report_path`](crate::report::check_report_path) checks (a file path; absent or a
-    /// regular file, or a link to one; a writable directory, or one that can be created under
-    /// a writable one); creates nothing.
+    /// Resolves `path` now: see the module docs. Checks what [`check_path`] checks (a file
+    /// path; absent or a regular file, or a link to one; a writable directory, or one that can
+    /// be created under a writable one); creates nothing.
     ///
     /// # Errors
     /// [`Error::Config`] naming the path and why it cannot be written.
@@ -198,6 +197,30 @@ impl OutFile {
     }
 }
 
+/// Checks that a file (a report, say) can be written to `path`: it names a file (not a
+/// directory), it is absent or a regular file (a symlink to one is written through), and its
+/// directory exists and is writable, or can be created under a writable one. Nothing is left
+/// behind.
+///
+/// # Errors
+/// Why not, as text.
+pub fn check_path(path: &Path) -> std::result::Result<(), String> {
+    OutFile::resolve(path).map(drop)
+}
+
+/// Writes `bytes` to `path` so that the file is either the old one or the whole new one
+/// (temporary file in the same directory, fsync, rename). Only a regular file is replaced: a
+/// symlink is written through (the link stays), and a directory, device, FIFO or socket is
+/// an error, never renamed over. The path is resolved now: a file to be written at the end of
+/// a run is better [opened](OutFile::open) at its start.
+///
+/// # Errors
+/// [`Error::Config`] if the path cannot be written (see [`check_path`]);
+/// [`Error::File`] naming the path if writing failed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    OutFile::open(path)?.write(bytes)
+}
+
 /// Most links followed while checking a path (the kernel's own bound).
 const MAX_LINKS: u32 = 40;
 
@@ -291,6 +314,7 @@ fn create_temp(dir: &OwnedFd, name: &OsStr) -> std::io::Result<(OsString, OwnedF
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -360,5 +384,56 @@ mod tests {
         assert!(err.contains("not a regular file"), "{err}");
         assert!(path.is_dir());
         assert_eq!(entries(dir.path()), ["r.json"], "no temporary file left");
+    }
+
+    #[test]
+    fn reports_replace_only_regular_files_and_write_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        // A device is never renamed over, and is refused before the run.
+        let dev_null = Path::new("/dev/null");
+        assert!(write_atomic(dev_null, b"{}").is_err());
+        assert!(std::fs::metadata(dev_null)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert!(check_path(dev_null)
+            .unwrap_err()
+            .contains("not a regular file"));
+        // A directory neither.
+        assert!(check_path(dir.path()).is_err());
+        // A symlink to a regular file: the link stays, its target gets the report.
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(check_path(&link), Ok(()));
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        // A dangling symlink is refused.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink(dir.path().join("nowhere/x"), &dangling).unwrap();
+        assert!(check_path(&dangling).is_err());
+        // A parent that is a file is refused; a parent to be created is fine, and the check
+        // leaves nothing behind.
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        assert!(check_path(&blocker.join("r.json")).is_err());
+        assert_eq!(check_path(&dir.path().join("new/sub/r.json")), Ok(()));
+        assert!(!dir.path().join("new").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 4, "no probe file left: {left:?}");
+    }
+
+    #[test]
+    fn atomic_write_reports_the_path_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = write_atomic(&blocker.join("report.json"), b"{}").unwrap_err();
+        assert!(err.to_string().contains("file"), "{err}");
     }
 }

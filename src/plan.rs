@@ -3,7 +3,7 @@
 //!
 //! A [`Plan`] is checked by the same rules as [`FileWriterConfig::validate`] (it builds one and
 //! calls it): the server checks its plan before it listens, and a worker checks the plan it
-//! receives again, timed probe included ([`FileWriter::new`](crate::file_writer::FileWriter::new)),
+//! receives again, timed probe included ([`FileWriter::new`](crate::workload::file_writer::FileWriter::new)),
 //! because only the worker's host can tell whether two files fit in the run time there.
 //!
 //! On the wire it is the `plan` command ([`Message::Plan`](crate::protocol::Message::Plan)),
@@ -22,8 +22,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::{ProtocolError, Result};
-use crate::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
 use crate::protocol::{parse_size_mb, WirePlan};
+use crate::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
 
 /// Longest run time a plan may carry, seconds (every duration's bound,
 /// [`units::MAX_SECONDS`](crate::units::MAX_SECONDS), about 31.7 years).
@@ -409,4 +409,3 @@ mod tests {
         }
     }
 }
-

@@ -1,5 +1,5 @@
 //! A fleet worker: connects to a fleet server, takes its plan, checks it, waits for the start
-//! with the rest of the fleet and runs the file writer ([`crate::file_writer`]) with the plan's
+//! with the rest of the fleet and runs the file writer ([`crate::workload::file_writer`]) with the plan's
 //! parameters. With [`WorkerConfig::stay`] it comes back for the next run until stopped.
 //!
 //! One run, on the wire (see `docs/PROTOCOL.md`):
@@ -44,13 +44,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientConfig, ClientResult, Progress};
-use crate::connection::Connection;
+use crate::client::{refusal, Client, ClientConfig, ClientResult, Handshake, Progress};
+use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
-use crate::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 use crate::logging::{EventLog, WarnBudget};
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, ProtocolError};
+use crate::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 
 /// The refusal that means "this run already started; come back for the next one".
 const LATE_PREFIX: &str = "run already started";
@@ -347,7 +347,9 @@ impl Worker {
             Ok(c) => c,
             Err(e) => return Attempt::NoRun(e),
         };
-        let offer = match self.offer(&mut conn).await {
+        let mut ignore = |p: &Parsed| self.ignored(p);
+        let mut handshake = Handshake::new(&self.client, log, "worker", &mut ignore);
+        let offer = match self.offer(&mut conn, &mut handshake).await {
             Ok(o) => o,
             Err(e) => {
                 conn.close(Duration::from_millis(200)).await;
@@ -360,7 +362,7 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::Skipped;
         }
-        let id = match self.take_id(&mut conn).await {
+        let id = match handshake.take_id(&mut conn).await {
             Ok(id) => id,
             Err(e) => {
                 conn.close(Duration::from_millis(200)).await;
@@ -419,7 +421,7 @@ impl Worker {
     }
 
     /// Logs a line from the server that was ignored (rate-limited).
-    fn ignored(&self, parsed: &std::result::Result<Message, ProtocolError>) {
+    fn ignored(&self, parsed: &Parsed) {
         let mut budget = self.ignored.lock().unwrap_or_else(|p| p.into_inner());
         match parsed {
             Ok(other) => self.log.warn_ignored(
@@ -448,17 +450,12 @@ impl Worker {
     /// `hello` with `plan` and, with a token, the challenge–response (the server must prove
     /// it knows the token before its plan is taken); returns the plan the server offers
     /// (before any id is taken).
-    async fn offer(&self, conn: &mut Connection) -> Result<Offer> {
+    async fn offer(&self, conn: &mut Connection, handshake: &mut Handshake<'_>) -> Result<Offer> {
         let timeout = self.config.client.handshake_timeout;
         // First the server's hello: only a server that offers a plan gets a get_cid (a seed
         // server, an older loadmon or one outside fleet mode is left without taking an id).
-        let offered = self
-            .client
-            .hello(
-                conn,
-                Capabilities::PLAN.union(Capabilities::PING),
-                &mut |p| self.ignored(p),
-            )
+        let offered = handshake
+            .hello(conn, Capabilities::PLAN.union(Capabilities::PING))
             .await
             .map(|caps| {
                 (
@@ -484,8 +481,8 @@ impl Worker {
             }
             Err(e) => return Err(e),
         };
-        let plan = self
-            .next_line(conn, timeout, "plan", |m| match m {
+        let plan = handshake
+            .next_line(conn, "plan", |m| match m {
                 Ok(Message::Plan(wire)) => Some(Ok(Plan::from_wire(wire).map_err(Error::Protocol))),
                 Err(e) if e.command() == Some("plan") => Some(Ok(Err(Error::Protocol(e.clone())))),
                 _ => None,
@@ -502,70 +499,6 @@ impl Worker {
             Err(e) => format!("{addr} {e}"),
         };
         Ok(Offer { key, plan, ping })
-    }
-
-    /// `get_cid`; returns the id.
-    async fn take_id(&self, conn: &mut Connection) -> Result<u32> {
-        conn.send(&Message::GetCid)
-            .await
-            .map_err(|e| Error::from_frame(e, "handshake with the server"))?;
-        let timeout = self.config.client.handshake_timeout;
-        let id = self
-            .next_line(conn, timeout, "set_cid", |m| match m {
-                Ok(Message::SetCid(id)) => Some(Ok(*id)),
-                // The id goes into file names: anything but a number is refused.
-                Err(e) if e.command() == Some("set_cid") => Some(Err(Error::Protocol(e.clone()))),
-                Ok(Message::RunTests) => Some(Err(Error::Disconnected(
-                    "the server sent run_tests before set_cid".into(),
-                ))),
-                _ => None,
-            })
-            .await?;
-        self.log
-            .info(format!("Client id received from server: {id}"));
-        Ok(id)
-    }
-
-    /// Reads lines until `want` takes one (`Some`), within `timeout`; refusals and the end of
-    /// the connection are errors, other lines are logged and skipped.
-    async fn next_line<T>(
-        &self,
-        conn: &mut Connection,
-        timeout: Duration,
-        what: &str,
-        want: impl Fn(&std::result::Result<Message, ProtocolError>) -> Option<Result<T>>,
-    ) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let cancel = self.cancel_token();
-        loop {
-            let parsed = tokio::select! {
-                _ = cancel.cancelled() => {
-                    return Err(Error::Interrupted("during the handshake".into()));
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(Error::Timeout(format!(
-                        "no {what} from the server within {:.1} s",
-                        timeout.as_secs_f64()
-                    )));
-                }
-                m = conn.read_message() => m.map_err(|e| Error::from_frame(e, "handshake with the server"))?,
-            };
-            let Some(parsed) = parsed else {
-                return Err(Error::Disconnected(format!(
-                    "the server closed the connection while the worker waited for {what}"
-                )));
-            };
-            if let Ok(Message::Refused(reason)) = &parsed {
-                // The reason is the peer's text: escaped before it reaches a terminal or a log.
-                return Err(Error::Refused(
-                    crate::text::escape_control(reason).into_owned(),
-                ));
-            }
-            if let Some(r) = want(&parsed) {
-                return r;
-            }
-            self.ignored(&parsed);
-        }
     }
 
     /// Checks the plan on this host (rules and timed probe, on a blocking thread, with
@@ -652,9 +585,7 @@ impl Worker {
             match parsed {
                 Some(Ok(Message::RunTests)) => break,
                 Some(Ok(Message::Pong)) => {}
-                Some(Ok(Message::Refused(r))) => {
-                    return Err(Error::Refused(crate::text::escape_control(&r).into_owned()))
-                }
+                Some(Ok(Message::Refused(r))) => return Err(refusal(&r)),
                 Some(other) => self.ignored(&other),
                 None => {
                     return Err(Error::Disconnected(

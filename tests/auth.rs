@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use common::{Raw, TestServer};
 use loadmon::auth::{prove, Nonce, Role};
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
 use loadmon::protocol::{Message, ProtocolError};
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::workload::{Context, Workload};
 use loadmon::{Error, Status};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use loadmon::blocking::ServerHandle;
 use loadmon::error::ErrorKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 
 const EADDRINUSE: i32 = 98;
 const ENOTDIR: i32 = 20;

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
 use loadmon::events::EventKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::{FleetConfig, Server, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::{Context, Workload};
 use loadmon::Status;
 use tokio::time::error::Elapsed;
 

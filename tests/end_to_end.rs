@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::{TestServer, WAIT};
 use loadmon::blocking::{ClientHandle, ServerHandle};
 use loadmon::client::{Client, ClientConfig};
-use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::server::ServerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::{Error, Report, Status};
 
 fn writer(dir: &Path, run_time_s: f64, chunk: u64, file: u64) -> FileWriter {

@@ -5,8 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Raw, TestServer};
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::{Context, Workload};
 use loadmon::{Error, Status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

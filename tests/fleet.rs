@@ -17,10 +17,10 @@ use common::{small_plan, ChildGuard, Raw, TestServer};
 use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::{Error, Report, Status};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");

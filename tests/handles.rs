@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle};
-use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::client::ClientConfig;
 use loadmon::error::ErrorKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::{Context, Workload};
 
 const JOIN: Option<Duration> = Some(Duration::from_secs(30));
 

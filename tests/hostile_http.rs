@@ -1,6 +1,6 @@
 //! Hostile HTTP peers against a real server (127.0.0.1, port 0) with the default HTTP limits:
 //! a connection cap of 128, a 10 s header timeout, a 30 s idle timeout. The limits' timing is
-//! checked on a paused clock by the unit tests in `src/http.rs`; here, real sockets and real
+//! checked on a paused clock by the unit tests in `src/http/`; here, real sockets and real
 //! time, with every wait bounded and no assertion on speed.
 
 mod common;

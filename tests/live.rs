@@ -16,8 +16,8 @@ use common::{ChildGuard, WAIT};
 use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::{Report, Status};
 use serde_json::Value;
 

@@ -6,12 +6,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use loadmon::blocking::{ClientHandle, ServerHandle};
-use loadmon::client::{ClientConfig, Context, Workload};
+use loadmon::client::ClientConfig;
 use loadmon::demo::{DemoClient, DemoOptions};
-use loadmon::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 use loadmon::report::Report;
 use loadmon::server::ServerConfig;
 use loadmon::stats::process_cpu_ns;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
+use loadmon::workload::{Context, Workload};
 use loadmon::Status;
 
 /// Tests that compare with the whole process's CPU must not overlap with the others.

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use loadmon::blocking::{ClientHandle, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::error::ErrorKind;
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::WorkerConfig;
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::Status;
 
 use common::hung_fs::{self, HungFs};

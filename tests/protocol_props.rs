@@ -3,10 +3,10 @@
 
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
-use loadmon::file_writer::{KeepFiles, SyncMode};
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
 use loadmon::protocol::{Capabilities, Message, ProtocolError};
 use loadmon::units::MAX_SIZE_MB;
+use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use proptest::prelude::*;
 
 /// A float as a peer could send it: finite, non-negative, within `max`.

@@ -3,8 +3,9 @@
 mod common;
 
 use common::{Raw, TestServer, WAIT};
-use loadmon::client::{Client, ClientConfig, Context, Workload};
+use loadmon::client::{Client, ClientConfig};
 use loadmon::server::ServerConfig;
+use loadmon::workload::{Context, Workload};
 use loadmon::Status;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -167,7 +168,8 @@ fn settings_serialize_with_seconds_and_no_secret() {
     let w = serde_json::to_value(loadmon::worker::WorkerConfig::default()).unwrap();
     assert_eq!(w["client"]["port"], 1234);
     assert_eq!(w["client"]["token"], serde_json::Value::Null);
-    let f = serde_json::to_value(loadmon::file_writer::FileWriterConfig::default()).unwrap();
+    let f =
+        serde_json::to_value(loadmon::workload::file_writer::FileWriterConfig::default()).unwrap();
     assert_eq!(f["keep_files"], "2");
     assert_eq!(f["sync"], "none");
     assert!(!v.to_string().contains("sesame"));

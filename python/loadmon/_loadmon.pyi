@@ -21,6 +21,7 @@ __all__ = [
     "Worker",
     "report_failure",
     "defaults",
+    "_core_defaults",
     "_render_report",
     "_log_next",
     "_log_wake",
@@ -50,6 +51,9 @@ class _Defaults(TypedDict):
 
 def defaults() -> _Defaults:
     """The core's defaults, as the signatures show them."""
+
+def _core_defaults() -> dict[str, dict[str, Any]]:
+    """The core's defaults as the core serializes them (its names)."""
 
 @final
 class Events:
@@ -89,6 +93,12 @@ class Server:
 
     ``http_allow_hosts``: host names the HTTP listener answers to besides IP addresses and
     ``localhost`` (``"*"``: any); a request for another name gets 421 (DNS rebinding).
+
+    Bounds on peers: ``max_pending`` connections in the handshake at once (more wait in the
+    listen queue), ``max_ids`` ids in one run, ``write_timeout`` seconds a peer may leave
+    replies unread, ``max_line_bytes`` per line; the HTTP listener's
+    ``http_header_read_timeout``, ``http_idle_timeout``, ``http_write_timeout`` (seconds) and
+    ``http_max_connections``.
     """
 
     def __new__(
@@ -111,6 +121,14 @@ class Server:
         start_timeout: float | None = None,
         http_allow_hosts: Sequence[str] | None = (),
         allow_clear_token: bool | None = False,
+        max_pending: int | None = 256,
+        max_ids: int | None = 100000,
+        write_timeout: float | None = 10.0,
+        max_line_bytes: int | None = 4096,
+        http_header_read_timeout: float | None = 10.0,
+        http_idle_timeout: float | None = 30.0,
+        http_max_connections: int | None = 128,
+        http_write_timeout: float | None = 30.0,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""
@@ -175,6 +193,8 @@ class TestClient:
         token: str | None = None,
         log_dir: _Path | None = None,
         allow_clear_token: bool | None = False,
+        handshake_timeout: float | None = 10.0,
+        max_line_bytes: int | None = 4096,
     ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
@@ -264,6 +284,8 @@ class Client:
         token: str | None = None,
         log_dir: _Path | None = None,
         allow_clear_token: bool | None = False,
+        handshake_timeout: float | None = 10.0,
+        max_line_bytes: int | None = 4096,
     ) -> None: ...
     def run_tests(self, ctx: Context) -> Any:
         """Override: the test to run (may be ``async def``)."""
@@ -313,6 +335,8 @@ class Worker:
         max_run_time: float | None = 86400.0,
         max_disk_mb: int | None = 10240,
         allow_clear_token: bool | None = False,
+        handshake_timeout: float | None = 10.0,
+        max_line_bytes: int | None = 4096,
     ) -> "Worker": ...
     def run(self) -> WorkerSummary:
         """Run to the end (with ``stay``: until cancelled); GIL released."""

@@ -9,7 +9,7 @@
 //! handshake deadline. A `max_clients` slot and an id are taken only at `get_cid`,
 //! after the token: silent or unauthenticated sockets can never lock out a client that has the
 //! token. A peer address that keeps sending wrong tokens is slowed down, then locked out for
-//! a while ([`auth_gate`], [`auth_failed`], see `guard.rs`). In fleet mode the acceptor also
+//! a while (`Shared::auth_gate`, `Shared::auth_failed`, see `guard.rs`). In fleet mode the acceptor also
 //! runs the start timeout, refuses `get_cid` after the fleet started, and does not end the run
 //! when every connection has closed before the start (the fleet may still be gathering).
 
@@ -24,17 +24,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::barrier::Due;
-use super::guard::{Failed, LOCKOUT};
-use super::session::{late_reason, ClientState};
-use super::{ClientCell, Shared};
+use super::shared::{lock_cell, Shared};
 use crate::connection::Connection;
 use crate::events::EventKind;
 
-/// How long a closing connection waits for the peer to read our last line.
-pub(super) const CLOSE_LINGER: Duration = Duration::from_millis(500);
-
 /// Accepts and serves connections until the run ends; returns whether it was stopped (by
-/// `shutdown` or [`super::ServerControl::stop`]) rather than ending by itself. Every
+/// `shutdown` or [`ServerControl::stop`](super::ServerControl::stop)) rather than ending by itself. Every
 /// connection has been closed when this returns.
 pub(super) async fn serve(
     listener: TcpListener,
@@ -56,20 +51,13 @@ pub(super) async fn serve(
         tokio::select! {
             _ = &mut start_timeout, if start_timeout_armed => {
                 start_timeout_armed = false;
-                let due = shared.barrier().map(|mut b| b.on_timer(Instant::now()));
-                match due {
-                    Some(Due::Released(r)) => {
-                        shared.released(r);
-                        if r.started == 0 {
-                            // Nobody to start: the run is over.
-                            break true;
-                        }
-                    }
-                    Some(Due::Wait(Some(at))) => {
+                match start_timeout_due(shared) {
+                    StartDue::GiveUp => break true,
+                    StartDue::Again(at) => {
                         start_timeout.as_mut().reset(at);
                         start_timeout_armed = true;
                     }
-                    Some(Due::Wait(None) | Due::Done) | None => {}
+                    StartDue::Nothing => {}
                 }
             }
             _ = &mut shutdown => {
@@ -113,19 +101,50 @@ pub(super) async fn serve(
         }
     };
     drop(listener);
-    // Tell every connection to wrap up ("server stopped"), then wait for them: each one ends
-    // within its close linger, whatever its peer does.
+    wrap_up(shared, tasks).await;
+    stopped
+}
+
+/// What the start timeout found.
+enum StartDue {
+    /// Nobody was ready to start: the run is over.
+    GiveUp,
+    /// Look again then.
+    Again(Instant),
+    /// Nothing more to do.
+    Nothing,
+}
+
+/// Fleet mode's start timeout fired: the barrier starts whoever is ready (or gives up).
+fn start_timeout_due(shared: &Shared) -> StartDue {
+    let due = shared.barrier().map(|mut b| b.on_timer(Instant::now()));
+    match due {
+        Some(Due::Released(r)) => {
+            shared.released(r);
+            if r.started == 0 {
+                return StartDue::GiveUp;
+            }
+            StartDue::Nothing
+        }
+        Some(Due::Wait(Some(at))) => StartDue::Again(at),
+        Some(Due::Wait(None) | Due::Done) | None => StartDue::Nothing,
+    }
+}
+
+/// The run is over: tells every connection to wrap up ("server stopped"), then waits for
+/// them (each one ends within its close linger, whatever its peer does).
+async fn wrap_up(shared: &Shared, mut tasks: JoinSet<()>) {
     shared.stop.cancel();
     shared.wrap_up.fire();
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
-            log.warn(format!("a connection handler failed: {e}"));
+            shared.log.warn(format!("a connection handler failed: {e}"));
         }
     }
     // A handler that panicked left its client unfinished.
     let now = Instant::now();
     for cell in shared.cells() {
-        let event = super::lock_cell(&cell).set_status(
+        let event = lock_cell(&cell).set_status(
             crate::report::Status::Aborted,
             Some("connection handler ended unexpectedly".into()),
             now,
@@ -134,7 +153,6 @@ pub(super) async fn serve(
             shared.events.emit(|| e);
         }
     }
-    stopped
 }
 
 /// Serves `stream` in its handshake `place`.
@@ -153,78 +171,4 @@ fn admit(
     });
     let conn = Connection::new(stream, shared.config.max_line_bytes);
     tasks.spawn(super::conn::serve(shared.clone(), conn, peer, place));
-}
-
-/// Whether `peer` may try a token now ([`guard`](super::guard)); the refusal if not.
-pub(super) fn auth_gate(shared: &Shared, peer: SocketAddr, now: Instant) -> Result<(), String> {
-    shared
-        .auth_guard
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(peer.ip(), now)
-}
-
-/// Counts a wrong token or proof from `peer`; a lock-out it starts is logged (within the
-/// refusals' log budget).
-pub(super) fn auth_failed(shared: &Shared, peer: SocketAddr, now: Instant) {
-    let failed = shared
-        .auth_guard
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .failed(peer.ip(), now);
-    if let Failed::LockedOut(n) = failed {
-        shared.warn_refusal(format!(
-            "Locking out {} for {:.0} s: {n} failed token attempts",
-            peer.ip(),
-            LOCKOUT.as_secs_f64()
-        ));
-    }
-}
-
-/// A client's slot and id, taken at `get_cid`.
-pub(super) struct Admitted {
-    pub id: u32,
-    pub cell: ClientCell,
-    /// Given back when the connection ends.
-    pub slot: OwnedSemaphorePermit,
-}
-
-/// Takes a `max_clients` slot and the next id for `peer`, or says why not.
-pub(super) fn register(
-    shared: &Shared,
-    peer: SocketAddr,
-    protocol_version: Option<String>,
-    now: Instant,
-) -> Result<Admitted, String> {
-    if let Some(r) = shared.barrier().and_then(|b| b.released()) {
-        return Err(late_reason(r.started));
-    }
-    let slot = shared
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| format!("server full: {} clients max", shared.config.max_clients))?;
-    let mut st = shared.lock();
-    if st.issued >= shared.config.max_ids {
-        return Err(format!(
-            "client id limit reached: this run hands out at most {} ids",
-            shared.config.max_ids
-        ));
-    }
-    let Some(id) = st.next_id else {
-        return Err(format!(
-            "client ids exhausted: the last id ({}) was given",
-            u32::MAX
-        ));
-    };
-    st.next_id = id.checked_add(1);
-    st.issued += 1;
-    let cell = Arc::new(std::sync::Mutex::new(ClientState::new(
-        id,
-        peer,
-        protocol_version,
-        now,
-    )));
-    st.clients.insert(id, cell.clone());
-    Ok(Admitted { id, cell, slot })
 }

@@ -1,8 +1,8 @@
 //! One connection's protocol state, with no I/O: `(state, message, now) -> step`.
 //!
-//! A [`Session`] is what the server knows about one peer before and after it got an id; a
-//! [`ClientState`] is the client's record (shared with snapshots). Every status change goes
-//! through [`ClientState::set_status`]; liveness (handshake deadline, heartbeat timeout, the
+//! A [`Session`] is what the server knows about one peer before and after it got an id; the
+//! client's record ([`ClientRecord`], in `record.rs`, shared with snapshots) keeps its figures.
+//! Every status change goes through [`ClientRecord::set_status`]; liveness (handshake deadline, heartbeat timeout, the
 //! "heartbeat missed" warning), authentication and the stats rules are decided here, from the
 //! `now` the caller passes in, so they are tested without sockets or real time. The connection
 //! driver ([`super::conn`]) does the I/O and carries out each [`Step`].
@@ -27,20 +27,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, Local};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::barrier::{Joined, LATE_PREFIX};
+use super::config::ServerConfig;
+use super::record::{seconds_since, ClientRecord};
 use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
 use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, PROTOCOL_VERSION};
-use crate::report::{ClientReport, Status};
-use crate::series::{ClientSeries, Sample, Series};
-use crate::units::BYTES_PER_MB;
+use crate::report::Status;
 
-/// The rules a session follows (from [`ServerConfig`](super::ServerConfig)).
+/// The rules a session follows (from the [`ServerConfig`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
     /// Shared secret a peer must prove it knows (challenge–response) before `get_cid`.
@@ -58,6 +57,18 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
+    /// The rules of a server with `config`, for its run `run_id`.
+    pub(crate) fn new(config: &ServerConfig, run_id: u64) -> Rules {
+        Rules {
+            run_id,
+            token: config.token.clone(),
+            allow_clear_token: config.allow_clear_token,
+            handshake_timeout: config.handshake_timeout,
+            heartbeat_timeout: config.heartbeat_timeout,
+            plan: config.fleet.as_ref().map(|f| f.plan),
+        }
+    }
+
     /// What this server offers in `hello`: `plan` in fleet mode, `auth` with a token.
     fn offers(&self) -> Capabilities {
         let mut caps = Capabilities::NONE;
@@ -133,7 +144,7 @@ impl Step {
 
     /// Client `id` ends with `status` and `reason`, said in the log if this changed its status;
     /// the connection closes.
-    fn end(c: &mut ClientState, id: u32, status: Status, reason: String, now: Instant) -> Self {
+    fn end(c: &mut ClientRecord, id: u32, status: Status, reason: String, now: Instant) -> Self {
         let event = c.set_status(status, Some(reason.clone()), now);
         Step {
             note: if event.is_some() {
@@ -195,195 +206,6 @@ pub(crate) enum Timer {
     HandshakeExpired(String),
     /// The heartbeat timeout passed: the client is TIMED OUT.
     TimedOut(Option<EventKind>, String),
-}
-
-/// What the server knows about one client (its record in the report).
-///
-/// `repr(C)` keeps the fields in this order: those that every `hb` and `send_stats` line
-/// touches come first, on as few cache lines as they fit (at 19,000 clients each record is
-/// cold when its client's next line arrives, and every line of it touched is a cache miss).
-#[derive(Debug)]
-#[repr(C)]
-pub(crate) struct ClientState {
-    // Touched by every heartbeat and stats line.
-    pub last_heartbeat: Instant,
-    pub heartbeats: u64,
-    pub stats_reports: u64,
-    pub cpu_total: f64,
-    pub mem_total: f64,
-    pub cpu_last_pct: Option<f64>,
-    pub mem_last_pct: Option<f64>,
-    /// (time, bytes) of the previous stats sample, for the live throughput.
-    pub previous_sample: (f64, u64),
-    pub series: Series,
-    pub reported_bytes: Option<u64>,
-    pub files_written: u64,
-    pub file_size_mb: u64,
-    pub rss_last_bytes: Option<u64>,
-    // Touched by the other lines, the start and the end.
-    pub id: u32,
-    pub status: Status,
-    pub peer: SocketAddr,
-    pub reason: Option<String>,
-    pub protocol_version: Option<String>,
-    pub started: Option<(Instant, DateTime<Local>)>,
-    pub ended: Option<(Instant, DateTime<Local>)>,
-    pub proc_reports: u64,
-    pub cpu_core_total: f64,
-    pub rss_total: f64,
-    pub rss_peak_bytes: u64,
-    pub chunk_size_mb: u64,
-    pub chunk_p50_us: Option<u64>,
-    pub chunk_p99_us: Option<u64>,
-    /// The most clients that shared the client's process, the highest `proc_stats` said.
-    pub process_clients: Option<u32>,
-}
-
-impl ClientState {
-    pub(crate) fn new(
-        id: u32,
-        peer: SocketAddr,
-        protocol_version: Option<String>,
-        now: Instant,
-    ) -> Self {
-        ClientState {
-            id,
-            peer,
-            status: Status::NotStarted,
-            reason: None,
-            protocol_version,
-            started: None,
-            ended: None,
-            last_heartbeat: now,
-            heartbeats: 0,
-            stats_reports: 0,
-            cpu_total: 0.0,
-            mem_total: 0.0,
-            proc_reports: 0,
-            cpu_core_total: 0.0,
-            rss_total: 0.0,
-            rss_peak_bytes: 0,
-            files_written: 0,
-            file_size_mb: 0,
-            chunk_size_mb: 0,
-            reported_bytes: None,
-            chunk_p50_us: None,
-            chunk_p99_us: None,
-            cpu_last_pct: None,
-            mem_last_pct: None,
-            rss_last_bytes: None,
-            process_clients: None,
-            series: Series::default(),
-            previous_sample: (0.0, 0),
-        }
-    }
-
-    /// The one place a status changes. NOT STARTED → RUNNING, then any → a final status once;
-    /// nothing leaves a final status. Returns the `status_changed` event, or `None` if the
-    /// change is not allowed (already final, or RUNNING again).
-    pub(crate) fn set_status(
-        &mut self,
-        status: Status,
-        reason: Option<String>,
-        now: Instant,
-    ) -> Option<EventKind> {
-        let previous = self.status;
-        let allowed = match status {
-            Status::NotStarted => false,
-            Status::Running => previous == Status::NotStarted,
-            _ => !previous.is_final(),
-        };
-        if !allowed {
-            return None;
-        }
-        self.status = status;
-        if status == Status::Running {
-            self.started = Some((now, Local::now()));
-        } else {
-            self.reason = reason.clone();
-            self.ended = Some((now, Local::now()));
-            // A finished client's record stops growing: its series keeps what it has, in
-            // no more memory than it needs.
-            self.series.shrink_to_fit();
-        }
-        Some(EventKind::StatusChanged {
-            client_id: self.id,
-            previous,
-            status,
-            reason,
-        })
-    }
-
-    /// The client's own count (`write_stats`), but never less than the whole files it reported:
-    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
-    /// sends no `write_stats` at all.
-    pub(crate) fn bytes_written(&self) -> u64 {
-        let whole_files = self
-            .files_written
-            .saturating_mul(self.file_size_mb)
-            .saturating_mul(1 << 20);
-        self.reported_bytes.unwrap_or(0).max(whole_files)
-    }
-
-    fn time_ran_s(&self, now: Instant) -> f64 {
-        match (self.started, self.ended) {
-            (Some((s, _)), Some((e, _))) => e.saturating_duration_since(s).as_secs_f64(),
-            (Some((s, _)), None) => now.saturating_duration_since(s).as_secs_f64(),
-            _ => 0.0,
-        }
-    }
-
-    /// The client's time series, if it has points.
-    pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty()).then(|| ClientSeries {
-            id: self.id,
-            samples: self.series.samples(),
-        })
-    }
-
-    pub(crate) fn to_report(&self, now: Instant) -> ClientReport {
-        let time_ran_s = self.time_ran_s(now);
-        let bytes_written = self.bytes_written();
-        let avg = |total: f64, n: u64| if n == 0 { 0.0 } else { total / n as f64 };
-        ClientReport {
-            id: self.id,
-            status: self.status,
-            time_ran_s,
-            cpu_avg_pct: avg(self.cpu_total, self.stats_reports),
-            mem_avg_pct: avg(self.mem_total, self.stats_reports),
-            files_written: self.files_written,
-            file_size_mb: self.file_size_mb,
-            chunk_size_mb: self.chunk_size_mb,
-            heartbeats: self.heartbeats,
-            stats_reports: self.stats_reports,
-            bytes_written,
-            throughput_mb_s: if time_ran_s > 0.0 {
-                bytes_written as f64 / BYTES_PER_MB / time_ran_s
-            } else {
-                0.0
-            },
-            reason: self.reason.clone(),
-            peer: Some(self.peer.to_string()),
-            protocol_version: self.protocol_version.clone(),
-            start_time: self.started.map(|(_, t)| t.to_rfc3339()),
-            end_time: self.ended.map(|(_, t)| t.to_rfc3339()),
-            cpu_core_avg_pct: (self.proc_reports > 0)
-                .then(|| avg(self.cpu_core_total, self.proc_reports)),
-            rss_avg_bytes: (self.proc_reports > 0)
-                .then(|| avg(self.rss_total, self.proc_reports).round() as u64),
-            rss_peak_bytes: (self.proc_reports > 0).then_some(self.rss_peak_bytes),
-            chunk_p50_ms: self.chunk_p50_us.map(|us| us as f64 / 1000.0),
-            chunk_p99_ms: self.chunk_p99_us.map(|us| us as f64 / 1000.0),
-            last_heartbeat_age_s: (!self.status.is_final()).then(|| {
-                now.saturating_duration_since(self.last_heartbeat)
-                    .as_secs_f64()
-            }),
-            cpu_last_pct: self.cpu_last_pct,
-            mem_last_pct: self.mem_last_pct,
-            rss_last_bytes: self.rss_last_bytes,
-            process_clients: self.process_clients,
-        }
-    }
 }
 
 /// Where a client is with the fleet's start (fleet mode only).
@@ -485,135 +307,41 @@ impl Session {
         }
     }
 
-    /// Handles one message at `now`. `record` is the client's record once it has an id.
+    /// Handles one message at `now`. `record` is the client's record once it has an id;
+    /// `started` is the server's start. The lines every client sends all the time (`hb`, the
+    /// stats) are handled here; the others by one method per group.
     pub(crate) fn on_message(
         &mut self,
         msg: Message,
         now: Instant,
-        record: Option<&mut ClientState>,
+        record: Option<&mut ClientRecord>,
         started: Instant,
     ) -> Step {
         let (Some(id), Some(c)) = (self.id, record) else {
             return self.before_registration(msg);
         };
         match msg {
-            Message::GetCid => Step::reply(Message::SetCid(id)),
-            Message::Ready if self.fleet_mode() => match self.phase {
-                StartPhase::NotReady => Step {
-                    next: Next::JoinBarrier,
-                    ..Step::stay()
-                },
-                StartPhase::Waiting => Step::warn(format!(
-                    "{id}: ignored ready: already waiting for the start"
-                )),
-                // As outside fleet mode: `ready` is answered (the seed server did so).
-                StartPhase::Started => Step::reply(Message::RunTests),
-            },
-            Message::Ready => Step {
-                note: Note::Info(format!("{id}: Client ready, sending test request")),
-                ..Step::reply(Message::RunTests)
-            },
-            Message::FileStats {
-                chunk_size_mb,
-                file_size_mb,
-            } => {
-                c.chunk_size_mb = chunk_size_mb;
-                c.file_size_mb = file_size_mb;
-                Step {
-                    note: Note::Info(format!(
-                        "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: \
-                         {file_size_mb} MB"
-                    )),
-                    ..Step::stay()
-                }
-            }
-            // Fleet mode: a client runs when the fleet starts (run_tests), not before; its
-            // start would precede the common start and its run would not be the fleet's.
-            Message::Start if self.fleet_mode() && self.phase != StartPhase::Started => Step::warn(
-                format!("{id}: ignored start: the fleet has not started (no run_tests sent)"),
-            ),
-            Message::Done if self.fleet_mode() && self.phase != StartPhase::Started => Step::end(
-                c,
-                id,
-                Status::Aborted,
-                "done before the fleet started".into(),
-                now,
-            ),
-            Message::Start => match c.set_status(Status::Running, None, now) {
-                Some(event) => {
-                    let t_s = seconds_since(started, now);
-                    c.series.start(t_s, c.bytes_written());
-                    c.previous_sample = (t_s, c.bytes_written());
-                    Step {
-                        event: Some(event),
-                        note: Note::Info(format!("{id}: Client started running tests")),
-                        ..Step::stay()
-                    }
-                }
-                None => Step::warn(format!(
-                    "{id}: ignored start: status is already {}",
-                    c.status
-                )),
-            },
             Message::Heartbeat => {
-                self.last_heartbeat = now;
-                self.missed_reported = false;
-                c.heartbeats = c.heartbeats.saturating_add(1);
-                c.last_heartbeat = now;
+                self.alive(now);
+                c.heartbeat(now);
                 Step::stay()
             }
             // A sign of life (not counted as a heartbeat), answered so that the peer knows
             // this server is alive too.
             Message::Ping => {
-                self.last_heartbeat = now;
-                self.missed_reported = false;
-                c.last_heartbeat = now;
+                self.alive(now);
+                c.alive(now);
                 Step::reply(Message::Pong)
             }
             Message::SendStats { cpu_pct, mem_pct } => {
-                c.stats_reports = c.stats_reports.saturating_add(1);
-                c.cpu_total += cpu_pct;
-                c.mem_total += mem_pct;
-                c.cpu_last_pct = Some(cpu_pct);
-                c.mem_last_pct = Some(mem_pct);
-                // A loadmon client sends write_stats and proc_stats just before, so the point
-                // has this period's bytes and memory.
-                let sample = Sample {
-                    t_s: seconds_since(started, now),
-                    bytes_written: c.bytes_written(),
-                    throughput_mb_s: 0.0,
-                    cpu_pct,
-                    mem_pct,
-                    rss_bytes: c.rss_last_bytes,
-                };
-                let mut previous = c.previous_sample;
-                let throughput_mb_s = c.series.record(sample, &mut previous);
-                c.previous_sample = previous;
-                Step {
-                    event: Some(EventKind::StatsSample {
-                        client_id: id,
-                        cpu_pct,
-                        mem_pct,
-                        rss_bytes: sample.rss_bytes,
-                        bytes_written: sample.bytes_written,
-                        throughput_mb_s,
-                    }),
-                    ..Step::stay()
-                }
+                stats_sample(id, c, cpu_pct, mem_pct, seconds_since(started, now))
             }
             Message::ProcStats {
                 cpu_core_pct,
                 rss_bytes,
                 process_clients,
             } => {
-                // The most it said: a client that shared its process is not reported alone
-                // because the others finished before its last sample.
-                c.process_clients = c.process_clients.max(process_clients);
-                c.proc_reports = c.proc_reports.saturating_add(1);
-                c.cpu_core_total += cpu_core_pct;
-                c.rss_total += rss_bytes as f64;
-                c.rss_peak_bytes = c.rss_peak_bytes.max(rss_bytes);
-                c.rss_last_bytes = Some(rss_bytes);
+                c.proc_stats(cpu_core_pct, rss_bytes, process_clients);
                 Step::stay()
             }
             Message::WriteStats {
@@ -621,32 +349,24 @@ impl Session {
                 chunk_p50_us,
                 chunk_p99_us,
             } => {
-                // A byte count only grows (it is a counter on /metrics): a smaller value than
-                // one already reported is ignored.
-                c.reported_bytes = Some(
-                    c.reported_bytes
-                        .map_or(bytes_written, |b| b.max(bytes_written)),
-                );
-                c.chunk_p50_us = Some(chunk_p50_us);
-                c.chunk_p99_us = Some(chunk_p99_us);
+                c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
                 Step::stay()
             }
-            Message::FileRoll => {
-                c.files_written = c.files_written.saturating_add(1);
-                Step {
-                    event: Some(EventKind::FileRollover {
-                        client_id: id,
-                        files_written: c.files_written,
-                    }),
-                    ..Step::stay()
-                }
-            }
-            Message::Done => Step {
-                note: Note::Info(format!("{id}: Client finished running tests")),
-                event: c.set_status(Status::Pass, None, now),
-                next: Next::Close,
+            Message::FileRoll => Step {
+                event: Some(EventKind::FileRollover {
+                    client_id: id,
+                    files_written: c.file_roll(),
+                }),
                 ..Step::stay()
             },
+            Message::FileStats {
+                chunk_size_mb,
+                file_size_mb,
+            } => file_stats(id, c, chunk_size_mb, file_size_mb),
+            Message::GetCid => Step::reply(Message::SetCid(id)),
+            Message::Ready => self.on_ready(id),
+            Message::Start => self.on_start(id, c, now, started),
+            Message::Done => self.on_done(id, c, now),
             Message::Error(reason) => {
                 let reason = if reason.is_empty() {
                     "client reported an error".to_string()
@@ -671,10 +391,87 @@ impl Session {
         }
     }
 
+    /// A sign of life at `now`: the liveness clock starts again.
+    #[inline]
+    fn alive(&mut self, now: Instant) {
+        self.last_heartbeat = now;
+        self.missed_reported = false;
+    }
+
+    /// `ready` from client `id`: `run_tests`, or in fleet mode a place at the start barrier.
+    fn on_ready(&self, id: u32) -> Step {
+        if !self.fleet_mode() {
+            return Step {
+                note: Note::Info(format!("{id}: Client ready, sending test request")),
+                ..Step::reply(Message::RunTests)
+            };
+        }
+        match self.phase {
+            StartPhase::NotReady => Step {
+                next: Next::JoinBarrier,
+                ..Step::stay()
+            },
+            StartPhase::Waiting => Step::warn(format!(
+                "{id}: ignored ready: already waiting for the start"
+            )),
+            // As outside fleet mode: `ready` is answered (the seed server did so).
+            StartPhase::Started => Step::reply(Message::RunTests),
+        }
+    }
+
+    /// Whether this is a fleet that has not started: a client runs when the fleet starts
+    /// (`run_tests`), not before; its start would precede the common start and its run would
+    /// not be the fleet's.
+    fn before_the_fleet(&self) -> bool {
+        self.fleet_mode() && self.phase != StartPhase::Started
+    }
+
+    /// `start` from client `id` at `now`: it runs (once).
+    fn on_start(&self, id: u32, c: &mut ClientRecord, now: Instant, started: Instant) -> Step {
+        if self.before_the_fleet() {
+            return Step::warn(format!(
+                "{id}: ignored start: the fleet has not started (no run_tests sent)"
+            ));
+        }
+        match c.set_status(Status::Running, None, now) {
+            Some(event) => {
+                c.start_series(seconds_since(started, now));
+                Step {
+                    event: Some(event),
+                    note: Note::Info(format!("{id}: Client started running tests")),
+                    ..Step::stay()
+                }
+            }
+            None => Step::warn(format!(
+                "{id}: ignored start: status is already {}",
+                c.status()
+            )),
+        }
+    }
+
+    /// `done` from client `id` at `now`: PASS, and the connection closes.
+    fn on_done(&self, id: u32, c: &mut ClientRecord, now: Instant) -> Step {
+        if self.before_the_fleet() {
+            return Step::end(
+                c,
+                id,
+                Status::Aborted,
+                "done before the fleet started".into(),
+                now,
+            );
+        }
+        Step {
+            note: Note::Info(format!("{id}: Client finished running tests")),
+            event: c.set_status(Status::Pass, None, now),
+            next: Next::Close,
+            ..Step::stay()
+        }
+    }
+
     /// What the barrier made of this client's `ready` ([`Next::JoinBarrier`]); `record` is the
     /// client's record.
-    pub(crate) fn joined(&mut self, joined: Joined, now: Instant, c: &mut ClientState) -> Step {
-        let id = c.id;
+    pub(crate) fn joined(&mut self, joined: Joined, now: Instant, c: &mut ClientRecord) -> Step {
+        let id = c.id();
         match joined {
             Joined::Waiting { ready, expected } => {
                 self.phase = StartPhase::Waiting;
@@ -721,86 +518,12 @@ impl Session {
         }
     }
 
+    /// A message before the peer has an id: the handshake (`hello`, the token, `get_cid`).
     fn before_registration(&mut self, msg: Message) -> Step {
         match msg {
-            Message::Hello { major, minor, caps } => {
-                let theirs = format!("{major}.{minor}");
-                if major != PROTOCOL_VERSION.0 {
-                    return Step::refuse(format!(
-                        "protocol version mismatch: server speaks {}.{}, client speaks {theirs}",
-                        PROTOCOL_VERSION.0, PROTOCOL_VERSION.1
-                    ));
-                }
-                self.protocol_version = Some(theirs);
-                // Capabilities both sides have; answered only when there is one, so that a
-                // plain client gets the `hello:1.0` it always got.
-                self.caps = caps.intersection(self.offers);
-                // With a token, a peer that announced `auth` gets one challenge, never a
-                // second (a new hello does not buy a new nonce).
-                let challenge = self.caps.contains(Capabilities::AUTH)
-                    && !self.authenticated
-                    && self.challenge.is_none();
-                if challenge {
-                    match Nonce::random() {
-                        Ok(n) => self.challenge = Some(n),
-                        Err(e) => {
-                            return Step::refuse(format!("the server cannot authenticate: {e}"))
-                        }
-                    }
-                }
-                Step {
-                    challenge,
-                    plan: self.plan_due(),
-                    ..Step::reply(Message::Hello {
-                        major: PROTOCOL_VERSION.0,
-                        minor: PROTOCOL_VERSION.1,
-                        caps: self.caps,
-                    })
-                }
-            }
-            Message::Auth { .. } => {
-                if let Some(proof) = self.proof.take() {
-                    // check_token found the peer's proof right: the server's own, then the
-                    // plan (the plan waits for the token).
-                    return Step {
-                        plan: self.plan_due(),
-                        ..Step::reply(Message::AuthOk(proof))
-                    };
-                }
-                if self.authenticated {
-                    return Step::warn(format!(
-                        "{}: ignored auth: {}",
-                        self.peer,
-                        if self.offers.contains(Capabilities::AUTH) {
-                            "already authenticated"
-                        } else {
-                            "this server has no token"
-                        }
-                    ));
-                }
-                if self.challenge.is_none() {
-                    return Step::refuse(
-                        "auth before a challenge: announce auth in hello first (hello:1.0:auth)",
-                    );
-                }
-                Step::auth_failed("wrong token")
-            }
-            Message::Token(_) => {
-                if self.authenticated {
-                    // The plan waits for the token.
-                    return Step {
-                        plan: self.plan_due(),
-                        ..Step::stay()
-                    };
-                }
-                // A token is configured (otherwise authenticated from the start).
-                if !self.allow_clear_token {
-                    // Not compared: a refusal that says nothing about the token.
-                    return Step::refuse(CLEAR_TOKEN_REFUSED);
-                }
-                // Compared in constant time by check_token.
-                Step::auth_failed("wrong token")
-            }
+            Message::Hello { major, minor, caps } => self.on_hello(major, minor, caps),
+            Message::Auth { .. } => self.on_auth(),
+            Message::Token(_) => self.on_clear_token(),
             Message::GetCid if !self.authenticated => Step::refuse(if self.allow_clear_token {
                 "a token is required (announce auth in hello and answer the challenge, or send \
                  token:<secret> first)"
@@ -818,6 +541,89 @@ impl Session {
                 other.command()
             )),
         }
+    }
+
+    /// `hello`: the version check, the capabilities both sides have, and with a token the
+    /// challenge.
+    fn on_hello(&mut self, major: u32, minor: u32, caps: Capabilities) -> Step {
+        let theirs = format!("{major}.{minor}");
+        if major != PROTOCOL_VERSION.0 {
+            return Step::refuse(format!(
+                "protocol version mismatch: server speaks {}.{}, client speaks {theirs}",
+                PROTOCOL_VERSION.0, PROTOCOL_VERSION.1
+            ));
+        }
+        self.protocol_version = Some(theirs);
+        // Capabilities both sides have; answered only when there is one, so that a plain
+        // client gets the `hello:1.0` it always got.
+        self.caps = caps.intersection(self.offers);
+        // With a token, a peer that announced `auth` gets one challenge, never a second (a
+        // new hello does not buy a new nonce).
+        let challenge = self.caps.contains(Capabilities::AUTH)
+            && !self.authenticated
+            && self.challenge.is_none();
+        if challenge {
+            match Nonce::random() {
+                Ok(n) => self.challenge = Some(n),
+                Err(e) => return Step::refuse(format!("the server cannot authenticate: {e}")),
+            }
+        }
+        Step {
+            challenge,
+            plan: self.plan_due(),
+            ..Step::reply(Message::Hello {
+                major: PROTOCOL_VERSION.0,
+                minor: PROTOCOL_VERSION.1,
+                caps: self.caps,
+            })
+        }
+    }
+
+    /// `auth` (its proof already checked by [`Session::check_token`]).
+    fn on_auth(&mut self) -> Step {
+        if let Some(proof) = self.proof.take() {
+            // check_token found the peer's proof right: the server's own, then the plan (the
+            // plan waits for the token).
+            return Step {
+                plan: self.plan_due(),
+                ..Step::reply(Message::AuthOk(proof))
+            };
+        }
+        if self.authenticated {
+            return Step::warn(format!(
+                "{}: ignored auth: {}",
+                self.peer,
+                if self.offers.contains(Capabilities::AUTH) {
+                    "already authenticated"
+                } else {
+                    "this server has no token"
+                }
+            ));
+        }
+        if self.challenge.is_none() {
+            return Step::refuse(
+                "auth before a challenge: announce auth in hello first (hello:1.0:auth)",
+            );
+        }
+        Step::auth_failed("wrong token")
+    }
+
+    /// The token in clear (already compared by [`Session::check_token`]).
+    fn on_clear_token(&mut self) -> Step {
+        if self.authenticated {
+            // The plan waits for the token.
+            return Step {
+                plan: self.plan_due(),
+                ..Step::stay()
+            };
+        }
+        // A token is configured (otherwise authenticated from the start).
+        if !self.allow_clear_token {
+            // Not compared: a refusal that says nothing about the token.
+            return Step::refuse(CLEAR_TOKEN_REFUSED);
+        }
+        // Compared in constant time by check_token.
+        Step::auth_failed("wrong token")
     }
 
     /// Whether the plan goes out now (it is sent once, to an authenticated peer that takes it);
@@ -896,7 +702,7 @@ impl Session {
         now: Instant,
         rules: &Rules,
         events_active: bool,
-        record: Option<&mut ClientState>,
+        record: Option<&mut ClientRecord>,
     ) -> Timer {
         let due = self.deadline(rules, events_active);
         if due > now {
@@ -942,6 +748,35 @@ impl Session {
     }
 }
 
+/// `send_stats` from client `id` at `t_s`: a point of its series, announced.
+#[inline]
+fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: f64) -> Step {
+    let (sample, throughput_mb_s) = c.send_stats(cpu_pct, mem_pct, t_s);
+    Step {
+        event: Some(EventKind::StatsSample {
+            client_id: id,
+            cpu_pct,
+            mem_pct,
+            rss_bytes: sample.rss_bytes,
+            bytes_written: sample.bytes_written,
+            throughput_mb_s,
+        }),
+        ..Step::stay()
+    }
+}
+
+/// `file_stats` from client `id`: its chunk and file sizes, logged.
+fn file_stats(id: u32, c: &mut ClientRecord, chunk_size_mb: u64, file_size_mb: u64) -> Step {
+    c.file_stats(chunk_size_mb, file_size_mb);
+    Step {
+        note: Note::Info(format!(
+            "{id}: File stats received. Chunk size: {chunk_size_mb} MB, file size: \
+             {file_size_mb} MB"
+        )),
+        ..Step::stay()
+    }
+}
+
 /// The refusal for the token in clear when the rules do not take it.
 pub(crate) const CLEAR_TOKEN_REFUSED: &str =
     "the token in clear (token:<secret>) is not taken by this server: update the client to one \
@@ -953,11 +788,6 @@ pub(crate) fn late_reason(started: usize) -> String {
         "{LATE_PREFIX}: {started} client(s) started together and this run takes no more; \
          join the next run"
     )
-}
-
-/// Seconds from `started` (the server's start) to `t`.
-pub(crate) fn seconds_since(started: Instant, t: Instant) -> f64 {
-    t.saturating_duration_since(started).as_secs_f64()
 }
 
 #[cfg(test)]
@@ -987,7 +817,7 @@ mod tests {
     }
 
     /// A registered session and its record, at `now`.
-    fn registered(now: Instant) -> (Session, ClientState) {
+    fn registered(now: Instant) -> (Session, ClientRecord) {
         let r = rules(None);
         let mut s = Session::new(peer(), &r, now);
         assert_eq!(
@@ -996,12 +826,12 @@ mod tests {
         );
         let step = s.registered(100, now);
         assert_eq!(step.reply, Some(Message::SetCid(100)));
-        (s, ClientState::new(100, peer(), None, now))
+        (s, ClientRecord::new(100, peer(), None, now))
     }
 
     /// A session of a fleet server registered at `now` after `hello` with `caps`; the hello
     /// answer's step too.
-    fn fleet_client(caps: Capabilities, now: Instant) -> (Session, ClientState, Step) {
+    fn fleet_client(caps: Capabilities, now: Instant) -> (Session, ClientRecord, Step) {
         let r = fleet_rules();
         let mut s = Session::new(peer(), &r, now);
         let hello = Message::Hello {
@@ -1026,7 +856,7 @@ mod tests {
         let step = s.registered(100, now);
         assert_eq!(step.reply, Some(Message::SetCid(100)));
         assert!(!step.plan);
-        (s, ClientState::new(100, peer(), None, now), answer)
+        (s, ClientRecord::new(100, peer(), None, now), answer)
     }
 
     #[tokio::test(start_paused = true)]
@@ -1135,7 +965,7 @@ mod tests {
             let pong = s.on_message(Message::Ping, now, Some(&mut c), now);
             assert_eq!((pong.reply, pong.next), (Some(Message::Pong), Next::Stay));
         }
-        assert_eq!(c.heartbeats, 0, "a ping is not a heartbeat");
+        assert_eq!(c.row.heartbeats, 0, "a ping is not a heartbeat");
         // Its host died: no ping for the heartbeat timeout, and it leaves the barrier.
         let last = Instant::now();
         assert_eq!(s.deadline(&r, false), last + Duration::from_secs(15));
@@ -1147,7 +977,7 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        assert_eq!(c.status, Status::TimedOut);
+        assert_eq!(c.row.status, Status::TimedOut);
         // A worker from before `ping` (plan only) waits as a seed client does.
         let (mut old, mut oc, _) = fleet_client(Capabilities::PLAN, t0);
         old.on_message(Message::Ready, t0, Some(&mut oc), t0);
@@ -1191,7 +1021,7 @@ mod tests {
         let mut s = Session::new(peer(), &r, t0);
         s.on_message(Message::GetCid, t0, None, t0);
         s.registered(100, t0);
-        let mut c = ClientState::new(100, peer(), None, t0);
+        let mut c = ClientRecord::new(100, peer(), None, t0);
         let ready = s.on_message(Message::Ready, t0, Some(&mut c), t0);
         assert_eq!((ready.reply, ready.next), (None, Next::JoinBarrier));
         let joined = s.joined(
@@ -1215,7 +1045,7 @@ mod tests {
                 Timer::Wait(_)
             ));
         }
-        assert_eq!(c.status, Status::NotStarted);
+        assert_eq!(c.row.status, Status::NotStarted);
         // The start: run_tests, and the heartbeat clock runs from now.
         let now = Instant::now();
         let go = s.start(now);
@@ -1266,7 +1096,7 @@ mod tests {
             Some((Status::NotStarted, Status::Aborted))
         );
         assert_eq!(
-            c.reason.as_deref(),
+            c.row.reason.as_deref(),
             Some("not ready when the fleet started")
         );
         assert!(!s.is_waiting());
@@ -1314,8 +1144,8 @@ mod tests {
         );
         assert!(c.set_status(Status::Pass, None, t0).is_none());
         assert!(c.set_status(Status::Running, None, t0).is_none());
-        assert_eq!(c.status, Status::Failed);
-        assert_eq!(c.reason.as_deref(), Some("disk full"));
+        assert_eq!(c.row.status, Status::Failed);
+        assert_eq!(c.row.reason.as_deref(), Some("disk full"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -1359,8 +1189,8 @@ mod tests {
             }
             other => panic!("expected a timeout, got {other:?}"),
         }
-        assert_eq!(c.status, Status::TimedOut);
-        assert_eq!(c.heartbeats, 1);
+        assert_eq!(c.row.status, Status::TimedOut);
+        assert_eq!(c.row.heartbeats, 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1446,7 +1276,27 @@ mod tests {
             s.on_message(Message::GetCid, t0, None, t0).next,
             Next::Register
         );
+        // A server without a token offers no auth and sends no challenge.
+        let plain = rules(None);
+        let mut s = Session::new(peer(), &plain, t0);
+        let answer = s.on_message(auth_hello(), t0, None, t0);
+        assert!(!answer.challenge);
+        assert_eq!(
+            answer.reply,
+            Some(Message::Hello {
+                major: 1,
+                minor: 0,
+                caps: Capabilities::NONE
+            })
+        );
+    }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_wrong_replayed_or_early_proof_is_refused() {
+        let r = rules(Some("s3cret"));
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), &r, t0);
+        s.on_message(auth_hello(), t0, None, t0);
         // A wrong proof: counted as a failure, refused as a wrong token.
         let mut wrong = Session::new(peer(), &r, t0);
         wrong.on_message(auth_hello(), t0, None, t0);
@@ -1475,19 +1325,6 @@ mod tests {
             early.on_message(guess, t0, None, t0).next,
             Next::Refuse(ref m) if m.starts_with("auth before a challenge")
         ));
-        // A server without a token offers no auth and sends no challenge.
-        let plain = rules(None);
-        let mut s = Session::new(peer(), &plain, t0);
-        let answer = s.on_message(auth_hello(), t0, None, t0);
-        assert!(!answer.challenge);
-        assert_eq!(
-            answer.reply,
-            Some(Message::Hello {
-                major: 1,
-                minor: 0,
-                caps: Capabilities::NONE
-            })
-        );
     }
 
     #[tokio::test(start_paused = true)]

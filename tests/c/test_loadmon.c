@@ -1402,6 +1402,98 @@ static void test_fleet_bad_values(void) {
     loadmon_worker_free(NULL);
 }
 
+/* The settings the C face gained (issue 20): each is read, converted with the core's rule
+ * (a bad value is LOADMON_CONFIG naming the C field) and reaches the server or the client;
+ * LOADMON_AUTO_MAX_CLIENTS takes the core's rule (the default, raised to expect_clients). */
+static void test_every_setting(void) {
+    struct {
+        const char *message;
+        LoadmonServerConfig cfg;
+    } bad[10];
+    int n = 0;
+    for (int i = 0; i < 10; i++) bad[i].cfg = fleet_server_config(LOADMON_NO_FLEET);
+    bad[n].message = "max_pending must be from 1 to 1000000, not 0";
+    bad[n++].cfg.max_pending = 0;
+    bad[n].message = "max_ids must be from 1 to 100000000, not 0";
+    bad[n++].cfg.max_ids = 0;
+    bad[n].message = "write_timeout_ms must be from 1 to";
+    bad[n++].cfg.write_timeout_ms = 0;
+    bad[n].message = "max_line_bytes must be at least 64";
+    bad[n++].cfg.max_line_bytes = 10;
+    bad[n].message = "http_linger_ms must be from 0 to";
+    bad[n++].cfg.http_linger_ms = -5;
+    bad[n].message = "http_header_read_timeout_ms must be from 1 to";
+    bad[n++].cfg.http_header_read_timeout_ms = 0;
+    bad[n].message = "http_idle_timeout_ms must be from 1 to";
+    bad[n++].cfg.http_idle_timeout_ms = 0;
+    bad[n].message = "http_max_connections must be from 1 to 1000000, not 0";
+    bad[n++].cfg.http_max_connections = 0;
+    bad[n].message = "http_write_timeout_ms must be from 1 to";
+    bad[n++].cfg.http_write_timeout_ms = 0;
+    bad[n].message = "max_clients must be from 1 to 1000000, not -3";
+    bad[n++].cfg.max_clients = -3;
+    for (int i = 0; i < n; i++) {
+        LoadmonServer *s = NULL;
+        CHECK(loadmon_server_start(&bad[i].cfg, &s) == LOADMON_CONFIG && s == NULL);
+        if (!last_error_contains(bad[i].message)) {
+            failed++;
+            fprintf(stderr, "new setting %d: expected \"%s\" in: %s\n", i, bad[i].message,
+                    loadmon_last_error());
+        }
+        if (s) loadmon_server_free(s);
+    }
+
+    /* LOADMON_AUTO_MAX_CLIENTS: a fleet of 10 starts (max_clients 5 would refuse it), and
+     * without a fleet it is the core's default. */
+    LoadmonServerConfig cfg = fleet_server_config(10);
+    cfg.max_clients = LOADMON_AUTO_MAX_CLIENTS;
+    LoadmonServer *s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+    cfg.max_clients = 5;
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("max_clients"));
+    cfg = fleet_server_config(LOADMON_NO_FLEET);
+    cfg.max_clients = LOADMON_AUTO_MAX_CLIENTS;
+    cfg.max_pending = 1;
+    cfg.max_ids = 1;
+    cfg.write_timeout_ms = 500;
+    cfg.max_line_bytes = 1 << 20;
+    cfg.http = "127.0.0.1:0";
+    cfg.http_linger_ms = 100;
+    cfg.http_max_connections = 2;
+    s = NULL;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        CHECK(loadmon_server_http_port(s) != 0);
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+
+    /* The client side: the handshake timeout and the line bound. */
+    LoadmonClientConfig g;
+    CHECK(loadmon_client_config_default(&g, sizeof g) == LOADMON_OK);
+    CHECK(g.handshake_timeout_ms == 10000 && g.max_line_bytes == 4096);
+    g.handshake_timeout_ms = 0;
+    LoadmonClient *c = NULL;
+    CHECK(loadmon_client_start(&g, spin_until_up, NULL, &c) == LOADMON_CONFIG && c == NULL);
+    CHECK(last_error_contains("handshake_timeout_ms"));
+    g.handshake_timeout_ms = 10000;
+    g.max_line_bytes = 10;
+    CHECK(loadmon_client_start(&g, spin_until_up, NULL, &c) == LOADMON_CONFIG && c == NULL);
+    CHECK(last_error_contains("max_line_bytes"));
+    LoadmonWorkerConfig w;
+    CHECK(loadmon_worker_config_default(&w, sizeof w) == LOADMON_OK);
+    CHECK(w.handshake_timeout_ms == 10000 && w.max_line_bytes == 4096);
+    w.max_line_bytes = -1;
+    CHECK(loadmon_worker_run(&w, NULL) == LOADMON_CONFIG);
+    CHECK(last_error_contains("max_line_bytes"));
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -1424,6 +1516,7 @@ int main(void) {
     test_range_messages();
     test_client_handles();
     test_slow_log_callback();
+    test_every_setting();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

@@ -4,10 +4,26 @@
 
 use std::path::Path;
 
-/// The C face's source.
+/// The C face's source: every file under `src/`, one after the other.
 fn source() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
-        .expect("src/lib.rs")
+    fn read(dir: &Path, out: &mut String) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("src/")
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                read(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).expect("a source file"));
+                out.push('\n');
+            }
+        }
+    }
+    let mut src = String::new();
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut src);
+    src
 }
 
 #[test]

@@ -1,0 +1,206 @@
+//! The command line against the core's settings: every default `--help` shows is the core's
+//! `Default`, and every setting of the core has a flag. A new setting without a flag, or a
+//! default restated here that drifts from the core's, fails these tests.
+
+use std::collections::BTreeMap;
+
+use clap::CommandFactory;
+use serde_json::Value;
+
+use super::*;
+use loadmon::server::FleetConfig;
+
+/// Flags that are no field of the core's settings, each with why.
+const NOT_SETTINGS: &[(&str, &str)] = &[
+    ("token_file", "another source of `token`"),
+    ("no_log_files", "`log_dir: None`"),
+    (
+        "threads",
+        "the runtime's threads, ServerHandle::start_on's argument",
+    ),
+    (
+        "json_stream",
+        "the CLI's own event stream (the library's EventStream)",
+    ),
+    (
+        "status_interval",
+        "the live console's (console::STATUS_INTERVAL)",
+    ),
+    ("no_live", "the live console's"),
+    (
+        "result_json",
+        "the CLI writes the result (the library returns it)",
+    ),
+];
+
+/// Settings whose flag's default is not the core's, each with why.
+const OWN_DEFAULTS: &[(&str, &str)] = &[
+    // The core writes no log file unless given a directory; the command line writes one
+    // unless --no-log-files, in the seed's directory (logging::SERVER_LOG_DIR, CLIENT_LOG_DIR).
+    ("log_dir", "a log file unless --no-log-files"),
+];
+
+/// The flags of `loadmon <sub>` by clap id, with their defaults.
+fn flags(sub: &str) -> BTreeMap<String, Vec<String>> {
+    let mut cli = Cli::command();
+    // Built, as for parsing: a switch's default ("false") is set then.
+    cli.build();
+    let cmd = cli.find_subcommand(sub).expect("subcommand");
+    cmd.get_arguments()
+        .filter(|a| !["help", "version", "verbose", "quiet"].contains(&a.get_id().as_str()))
+        .map(|a| {
+            let defaults = a
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            (a.get_id().to_string(), defaults)
+        })
+        .collect()
+}
+
+/// The settings of a serialized config, nested ones flattened: `prefix` + the field's name.
+fn settings(value: Value, nested: &[(&str, &str)], out: &mut BTreeMap<String, Value>) {
+    let Value::Object(map) = value else {
+        panic!("a config serializes as a map")
+    };
+    for (key, v) in map {
+        match nested.iter().find(|(name, _)| *name == key) {
+            Some((_, prefix)) => {
+                let Value::Object(inner) = v else {
+                    panic!("{key} is nested")
+                };
+                for (k, v) in inner {
+                    out.insert(format!("{prefix}{k}"), v);
+                }
+            }
+            None => {
+                out.insert(key, v);
+            }
+        }
+    }
+}
+
+fn to_value(v: impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("settings serialize")
+}
+
+/// Whether a flag's defaults are the setting's default.
+fn same_default(core: &Value, flag: &[String]) -> bool {
+    match core {
+        Value::Null => flag.is_empty(),
+        Value::Array(a) if a.is_empty() => flag.is_empty(),
+        Value::Bool(b) => flag == [b.to_string()],
+        Value::Number(n) => {
+            let parsed = match flag {
+                [one] => one.parse::<f64>().ok(),
+                _ => None,
+            };
+            parsed == n.as_f64()
+        }
+        Value::String(s) => flag == [s.clone()],
+        _ => false,
+    }
+}
+
+/// Checks `loadmon <sub>` against `core`: every setting has a flag of its name, every flag is
+/// a setting (or in [`NOT_SETTINGS`]), and every default is the core's (but [`OWN_DEFAULTS`]).
+fn check(sub: &str, core: &BTreeMap<String, Value>, no_default: &[&str]) {
+    let flags = flags(sub);
+    for (key, value) in core {
+        let Some(defaults) = flags.get(key) else {
+            panic!("`loadmon {sub}` has no flag for the setting {key}");
+        };
+        if OWN_DEFAULTS.iter().any(|(k, _)| k == key) || no_default.contains(&key.as_str()) {
+            continue;
+        }
+        assert!(
+            same_default(value, defaults),
+            "`loadmon {sub}`: the default of {key} is {defaults:?}, the core's is {value}"
+        );
+    }
+    for id in flags.keys() {
+        assert!(
+            core.contains_key(id) || NOT_SETTINGS.iter().any(|(k, _)| k == id),
+            "`loadmon {sub}`: the flag {id} sets no setting of the core"
+        );
+    }
+}
+
+#[test]
+fn server_flags_are_the_server_settings_with_their_defaults() {
+    let mut core = BTreeMap::new();
+    // HttpLimits' fields are the flags --http-<limit>.
+    settings(
+        to_value(ServerConfig::default()),
+        &[("http_limits", "http_")],
+        &mut core,
+    );
+    // `fleet` (None by default) is split: FleetConfig's fields, and its plan, which is a
+    // file writer's test without the output directory (each worker has its own).
+    assert_eq!(core.remove("fleet"), Some(Value::Null));
+    settings(
+        to_value(FleetConfig::new(1, Plan::default())),
+        &[],
+        &mut core,
+    );
+    settings(to_value(FileWriterConfig::default()), &[], &mut core);
+    core.remove("out_dir");
+    // --expect-clients has no default: giving it turns fleet mode on.
+    check("server", &core, &["expect_clients"]);
+}
+
+#[test]
+fn client_flags_are_the_client_and_writer_settings_with_their_defaults() {
+    let mut core = BTreeMap::new();
+    settings(to_value(ClientConfig::default()), &[], &mut core);
+    settings(to_value(FileWriterConfig::default()), &[], &mut core);
+    check("client", &core, &[]);
+}
+
+#[test]
+fn worker_flags_are_the_worker_settings_with_their_defaults() {
+    let mut core = BTreeMap::new();
+    // The worker's client settings are the client's flags.
+    settings(
+        to_value(WorkerConfig::default()),
+        &[("client", "")],
+        &mut core,
+    );
+    check("worker", &core, &[]);
+}
+
+#[test]
+fn the_exceptions_are_still_needed() {
+    let all: Vec<String> = ["server", "client", "worker"]
+        .into_iter()
+        .flat_map(|s| flags(s).into_keys())
+        .collect();
+    for (id, why) in NOT_SETTINGS.iter().chain(OWN_DEFAULTS) {
+        assert!(
+            all.iter().any(|f| f == id),
+            "{id} ({why}) is no flag any more"
+        );
+    }
+}
+
+#[test]
+fn cli_only_defaults_are_the_library_constants() {
+    let server = flags("server");
+    assert_eq!(server["log_dir"], [loadmon::logging::SERVER_LOG_DIR]);
+    assert_eq!(server["threads"], [DEFAULT_THREADS.to_string()]);
+    assert!(loadmon::config::check_server_threads(DEFAULT_THREADS).is_ok());
+    assert_eq!(
+        flags("client")["log_dir"],
+        [loadmon::logging::CLIENT_LOG_DIR]
+    );
+    assert_eq!(
+        flags("worker")["log_dir"],
+        [loadmon::logging::CLIENT_LOG_DIR]
+    );
+}
+
+#[test]
+fn the_command_line_is_well_formed() {
+    Cli::command().debug_assert();
+}

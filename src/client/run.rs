@@ -1,0 +1,373 @@
+//! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
+//! heartbeat and stats tasks and the lines the workload queues, then `done` or
+//! `error:<reason>`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
+use crate::connection::{Connection, FrameError, Parsed};
+use crate::error::{Error, Result};
+use crate::logging::EventLog;
+use crate::protocol::{round2, Message};
+use crate::stats::{ClientCpu, ProcessClient, Sampler};
+use crate::units::BYTES_PER_MB;
+use crate::workload::{Context, Counters, RunControl, Workload, STOP_GRACE};
+
+/// The error for a line the server could not be sent.
+fn send_error(e: FrameError) -> Error {
+    Error::from_frame(e, "send to the server")
+}
+
+impl Client {
+    /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
+    /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
+    pub(crate) async fn run_workload<W: Workload>(
+        &self,
+        conn: &mut Connection,
+        log: &Arc<EventLog>,
+        client_id: u32,
+        workload: W,
+    ) -> Result<ClientResult> {
+        if let Some((chunk, file)) = workload.file_stats() {
+            conn.feed(&Message::FileStats {
+                chunk_size_mb: chunk,
+                file_size_mb: file,
+            });
+        }
+        conn.send(&Message::Start).await.map_err(send_error)?;
+        log.info("Running tests...");
+
+        let started = Instant::now();
+        let run_time = workload.run_time();
+        let (ctx, control, rx) = Context::new(client_id, started, run_time);
+        let ignored = Ignored::new(log);
+        self.progress.set(RunProgress {
+            client_id,
+            started,
+            run_time,
+            counters: control.counters().clone(),
+        });
+        // This client's CPU: its writer thread, and each piece of the work below (see
+        // `crate::stats`). Its memory is the process's, shared with the other clients
+        // registered in it (the sampler holds this one's registration for the whole run).
+        let cpu = ClientCpu::new();
+        let sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
+        // However this future ends (dropped by a timeout or a select! included), the workload
+        // is told to stop before its thread is let go.
+        let mut running = Running::spawn(workload, ctx, &cpu, control.clone(), log.clone());
+        let mut tasks = Tasks {
+            conn,
+            log,
+            control,
+            cpu,
+            sampler,
+            rx,
+            ignored,
+            heartbeats_sent: 0,
+            stats_sent: 0,
+            trouble: None,
+            server_open: true,
+        };
+        let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
+        let run_time_s = started.elapsed().as_secs_f64();
+        tasks.finish(outcome, client_id, run_time_s).await
+    }
+}
+
+/// An interval of `period` whose first tick is one period from now (the seed's rhythm: each
+/// of its loops slept first).
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// The client's side of a run while its workload runs: the connection, what was sent, and
+/// what went wrong first.
+struct Tasks<'a> {
+    conn: &'a mut Connection,
+    log: &'a EventLog,
+    control: RunControl,
+    cpu: Arc<ClientCpu>,
+    sampler: Sampler,
+    /// Lines the workload queued for the server.
+    rx: mpsc::UnboundedReceiver<Message>,
+    ignored: Ignored<'a>,
+    heartbeats_sent: u64,
+    stats_sent: u64,
+    /// The first thing that went wrong on the client's side (the verdict unless the workload
+    /// failed first).
+    trouble: Option<Error>,
+    /// Whether the server can still be written to.
+    server_open: bool,
+}
+
+impl Tasks<'_> {
+    /// Until the workload returns (or, once stopped, [`STOP_GRACE`] has passed without it):
+    /// forwards its lines, sends heartbeats and stats, reads the server. Returns the
+    /// workload's outcome.
+    async fn drive(
+        &mut self,
+        running: &mut Running,
+        cancel: &CancellationToken,
+        config: &ClientConfig,
+    ) -> Result<()> {
+        let mut heartbeat = ticker(config.heartbeat_period);
+        let mut stats = ticker(config.stats_period);
+        // Once stopped, the workload gets STOP_GRACE to return.
+        let mut stop_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if stop_deadline.is_none() && self.control.is_stopped() {
+                stop_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            tokio::select! {
+                joined = &mut running.work => {
+                    running.joined = true;
+                    return joined.unwrap_or_else(|e| Err(Error::Internal(format!("workload task: {e}"))));
+                }
+                _ = tokio::time::sleep_until(stop_deadline.unwrap_or_else(tokio::time::Instant::now)), if stop_deadline.is_some() => {
+                    self.log.warn(format!(
+                        "the workload did not return within {} s of the stop (stuck in a file \
+                         system call?): the run ends without it, its thread is left behind",
+                        STOP_GRACE.as_secs_f64()
+                    ));
+                    return Err(self.trouble.take().unwrap_or_else(|| {
+                        Error::Interrupted("client run stopped".into())
+                    }));
+                }
+                _ = cancel.cancelled(), if self.trouble.is_none() => {
+                    self.control.stop();
+                    self.trouble = Some(Error::Interrupted("client run cancelled".into()));
+                }
+                Some(msg) = self.rx.recv() => self.forward(&msg).await,
+                _ = heartbeat.tick(), if self.server_open => self.heartbeat().await,
+                _ = stats.tick(), if self.server_open => self.stats().await,
+                msg = self.conn.read_message(), if self.server_open => {
+                    let work = self.cpu.start_work();
+                    self.on_line(msg);
+                    self.cpu.end_work(work);
+                }
+            }
+        }
+    }
+
+    /// The server is out of reach: the workload stops, and `e` is the verdict unless
+    /// something came first.
+    fn lost(&mut self, e: Error) {
+        self.server_open = false;
+        self.control.stop();
+        self.trouble.get_or_insert(e);
+    }
+
+    /// Sends a line the workload queued.
+    async fn forward(&mut self, msg: &Message) {
+        let work = self.cpu.start_work();
+        if self.server_open {
+            if let Err(e) = self.conn.send(msg).await {
+                self.lost(send_error(e));
+            }
+        }
+        self.cpu.end_work(work);
+    }
+
+    async fn heartbeat(&mut self) {
+        let work = self.cpu.start_work();
+        match self.conn.send(&Message::Heartbeat).await {
+            Ok(()) => {
+                self.heartbeats_sent += 1;
+                self.log.debug(|| "Heartbeat sent to server".into());
+            }
+            Err(e) => self.lost(send_error(e)),
+        }
+        self.cpu.end_work(work);
+    }
+
+    async fn stats(&mut self) {
+        let work = self.cpu.start_work();
+        let s = self.sampler.sample();
+        for m in &stats_batch(self.control.counters(), &s) {
+            self.conn.feed(m);
+        }
+        match self.conn.flush().await {
+            Ok(()) => {
+                self.stats_sent += 1;
+                self.log.debug(|| {
+                    format!(
+                        "Performance stats sent to server (CPU={:.2} MEM={:.2})",
+                        s.cpu_pct, s.mem_pct
+                    )
+                });
+            }
+            Err(e) => self.lost(send_error(e)),
+        }
+        self.cpu.end_work(work);
+    }
+
+    /// A line from the server during the run: a refusal stops the run, the end of the
+    /// connection too; anything else is ignored.
+    fn on_line(&mut self, msg: std::result::Result<Option<Parsed>, FrameError>) {
+        match msg {
+            Ok(Some(Ok(Message::Refused(r)))) => {
+                self.control.stop();
+                self.trouble.get_or_insert(refusal(&r));
+            }
+            Ok(Some(other)) => {
+                self.ignored.warn(format!(
+                    "ignored line from the server during the run: {other:?}"
+                ));
+            }
+            Ok(None) => self.lost(Error::Disconnected(
+                "the server closed the connection during the run".into(),
+            )),
+            Err(e) => self.lost(Error::from_frame(e, "read from the server")),
+        }
+    }
+
+    /// Ends the run after the workload's `outcome`: the context dies, the workload's last
+    /// lines, one last stats sample and the verdict (`done` or `error:<reason>`) go out.
+    async fn finish(
+        mut self,
+        outcome: Result<()>,
+        client_id: u32,
+        run_time_s: f64,
+    ) -> Result<ClientResult> {
+        // The context is dead from here: a thread the workload left behind sees it stopped,
+        // and its reports are refused rather than silently lost.
+        self.control.finish();
+
+        // Whatever the workload queued (its last file_roll) goes out before the verdict.
+        self.rx.close();
+        let mut tail = Vec::new();
+        while let Ok(m) = self.rx.try_recv() {
+            tail.push(m);
+        }
+        let verdict = match (outcome, self.trouble.take()) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+        if self.server_open {
+            // One last stats sample, so that every run has CPU, memory and bytes, however
+            // short: a run shorter than the stats period has this one only.
+            let s = self.sampler.sample();
+            tail.extend(stats_batch(self.control.counters(), &s));
+            self.stats_sent += 1;
+            tail.push(match &verdict {
+                Ok(()) => Message::Done,
+                Err(e) => Message::Error(e.to_string()),
+            });
+            for m in &tail {
+                self.conn.feed(m);
+            }
+            if let (Err(e), Ok(())) = (self.conn.flush().await, &verdict) {
+                return Err(send_error(e));
+            }
+        }
+        verdict?;
+        Ok(self.result(client_id, run_time_s))
+    }
+
+    /// What the run produced.
+    fn result(&self, client_id: u32, run_time_s: f64) -> ClientResult {
+        let counters = self.control.counters();
+        let bytes_written = counters.bytes_written();
+        let pct = counters.percentiles_us();
+        ClientResult {
+            client_id,
+            files_written: counters.files_written(),
+            bytes_written,
+            run_time_s,
+            throughput_mb_s: if run_time_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / run_time_s
+            } else {
+                0.0
+            },
+            chunk_p50_ms: pct.map(|p| p.0 as f64 / 1000.0),
+            chunk_p99_ms: pct.map(|p| p.1 as f64 / 1000.0),
+            heartbeats_sent: self.heartbeats_sent,
+            stats_sent: self.stats_sent,
+        }
+    }
+}
+
+/// A run's workload on its blocking thread. Dropped with the run (its end, or its future
+/// dropped), it stops the workload first: [`Context::is_stopped`] and
+/// [`Context::is_finished`] become true, so the workload returns at its next check and the
+/// runtime can shut down; only then is the thread let go (detached: a blocking thread cannot be
+/// cancelled, and a `Drop` cannot wait).
+struct Running {
+    work: tokio::task::JoinHandle<Result<()>>,
+    control: RunControl,
+    /// Whether the workload has returned.
+    joined: bool,
+    log: Arc<EventLog>,
+}
+
+impl Running {
+    /// Runs `workload` with `ctx` on a blocking thread, whose CPU counts as `cpu`'s writer.
+    fn spawn<W: Workload>(
+        mut workload: W,
+        ctx: Context,
+        cpu: &Arc<ClientCpu>,
+        control: RunControl,
+        log: Arc<EventLog>,
+    ) -> Running {
+        let writer_cpu = cpu.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _writer = writer_cpu.enter_writer();
+            // A panic in user code must not unwind through the runtime: it becomes an error.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| workload.run(&ctx)))
+                .unwrap_or_else(|p| Err(Error::Workload(panic_message(&p))))
+        });
+        Running {
+            work,
+            control,
+            joined: false,
+            log,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.control.finish();
+        if !self.joined {
+            self.log.warn(
+                "Client run cancelled (its future was dropped): the workload was told to stop",
+            );
+        }
+        // `work` is dropped after this: the thread is detached once the stop is set.
+    }
+}
+
+/// One stats sample as the three lines a loadmon client sends: `send_stats` last, because the
+/// server takes its time-series point on it, with the bytes and memory of the two lines before.
+fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
+    [
+        counters.write_stats(),
+        Message::ProcStats {
+            cpu_core_pct: round2(s.cpu_core_pct),
+            rss_bytes: s.rss_bytes,
+            process_clients: Some(s.process_clients.max(1)),
+        },
+        Message::SendStats {
+            cpu_pct: round2(s.cpu_pct),
+            mem_pct: round2(s.mem_pct),
+        },
+    ]
+}
+
+/// The text of a panic payload.
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".into()
+    }
+}

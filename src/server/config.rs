@@ -1,0 +1,512 @@
+//! The server's settings: [`ServerConfig`], [`FleetConfig`], [`HttpLimits`], their defaults
+//! and their rules ([`ServerConfig::validate`]). No I/O, no state: the layer under the rest of
+//! the server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{self, check_duration, CLIENTS};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::protocol::DEFAULT_MAX_LINE_BYTES;
+use crate::report::ReportFiles;
+
+/// Upper bound of [`ServerConfig::max_clients`] and [`ServerConfig::max_pending`] (the rule
+/// is [`config::CLIENTS`]).
+pub const MAX_CONNECTIONS_LIMIT: usize = crate::config::CLIENTS.max as usize;
+/// Upper bound of [`ServerConfig::max_ids`] (the rule is [`config::IDS`]).
+pub const MAX_IDS_LIMIT: u64 = crate::config::IDS.max;
+/// Upper bound of every duration setting (about 31.7 years); see [`crate::config`].
+pub use crate::units::MAX_DURATION;
+/// Upper bound of [`ServerConfig::max_line_bytes`].
+pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
+/// Most names [`ServerConfig::http_allow_hosts`] may hold.
+pub const MAX_HTTP_ALLOW_HOSTS: usize = 256;
+
+/// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
+/// id 100) with loadmon's timeouts and limits.
+///
+/// Serializes (durations as seconds, the token as `"<set>"` or `null`) so that every face can
+/// show the core's defaults and a test can find a setting a face lacks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServerConfig {
+    /// Address to bind (default `127.0.0.1`: loopback only).
+    pub host: String,
+    /// Port to bind; 0 picks a free port (default 1234).
+    pub port: u16,
+    /// Most clients with an id connected at once (1 to 1,000,000, default 5). A slot is taken
+    /// at `get_cid` (after the token); one more gets `refused:server full…`.
+    pub max_clients: usize,
+    /// Most connections still in the handshake (no id yet) at once (1 to 1,000,000, default
+    /// 256). While all are taken the server accepts no new connection: they wait in the
+    /// kernel's listen queue (backlog 4096) and are served in order as places free up, so a
+    /// storm of connections is slowed down, never refused.
+    pub max_pending: usize,
+    /// Most ids one run hands out (1 to 100,000,000, default 100,000); then `get_cid` is
+    /// refused (`refused:client id limit reached…`). Bounds the report and the server's memory
+    /// whatever peers do (connect, `get_cid`, close, again).
+    pub max_ids: u64,
+    /// The first client id; later ones count up (default 100). When the id space ends
+    /// (4294967295 was given), `get_cid` is refused: an id is never given twice.
+    pub first_client_id: u32,
+    /// A client that sends no `hb` for this long is TIMED OUT and closed (default 15 s,
+    /// 3 × the 5 s heartbeat period).
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub heartbeat_timeout: Duration,
+    /// A connection that has not sent `get_cid` after this long is closed (default 10 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub handshake_timeout: Duration,
+    /// A peer that leaves our replies unread this long is closed; a client with an id ends
+    /// ABORTED, `peer not reading` (default 10 s).
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub write_timeout: Duration,
+    /// Longest line accepted from a peer, bytes (64 to 1 MiB, default 4096).
+    pub max_line_bytes: usize,
+    /// Shared secret; when set, a client must prove it knows it before `get_cid`, by a
+    /// challenge–response that never sends it ([`crate::auth`]); the server proves it knows it
+    /// too. Wrong attempts are slowed down, then locked out, per peer address.
+    #[serde(serialize_with = "crate::config::ser::redacted")]
+    pub token: Option<String>,
+    /// Also take the token in clear (`token:<secret>`), as a loadmon from before the
+    /// challenge–response sends it (default false: such a peer is refused and told why).
+    /// Anyone who can read the traffic then learns the token. Needs a `token`.
+    pub allow_clear_token: bool,
+    /// Where to write the JSON report when the server stops (resolved when the server binds,
+    /// a relative path against the working directory of then; written when its run ends; see
+    /// [`ServerConfig::report_files`] and [`crate::out_file`]).
+    pub report_json: Option<PathBuf>,
+    /// Where to write the session log file (`server_log_<time>.txt`); `None` for no file.
+    pub log_dir: Option<PathBuf>,
+    /// Where to write the CSV report (one row per client) when the server stops.
+    pub report_csv: Option<PathBuf>,
+    /// Where to write the HTML report (table and charts) when the server stops.
+    pub report_html: Option<PathBuf>,
+    /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
+    /// default) for none. Port 0 picks a free port. The same token as the protocol port
+    /// applies (sent as `Authorization: Bearer <token>`). Bound with the server
+    /// ([`Server::bind`](super::Server::bind)), served while it runs and for [`ServerConfig::http_linger`] after.
+    pub http: Option<String>,
+    /// How long the HTTP listener keeps serving the final report after the run (default 0);
+    /// [`ServerControl::close_http`](super::ServerControl::close_http) ends it sooner.
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub http_linger: Duration,
+    /// Host names the HTTP listener answers to besides IP addresses and `localhost` (default
+    /// none); `"*"` for any. A request whose `Host` header names anything else gets `421`: a
+    /// web page whose name an attacker points at this listener's address (DNS rebinding)
+    /// cannot read it. Names are compared without case, port and trailing dot; at most
+    /// [`MAX_HTTP_ALLOW_HOSTS`], each ASCII letters, digits, `-`, `.` and `_` (a punycode name
+    /// for an international one).
+    pub http_allow_hosts: Vec<String>,
+    /// What HTTP peers may hold: header-read, idle and write timeouts, most connections.
+    pub http_limits: HttpLimits,
+    /// Fleet mode: a plan for every worker and a start barrier; `None` (the default) for the
+    /// seed's behaviour (each client starts at its `ready`).
+    pub fleet: Option<FleetConfig>,
+}
+
+/// Fleet mode: how many clients to wait for, for how long, and the plan workers run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FleetConfig {
+    /// Clients that must be ready before any starts (1 to 1,000,000, at most
+    /// [`ServerConfig::max_clients`]).
+    pub expect_clients: usize,
+    /// Start with whoever is ready this long after the server started (`None`: wait for
+    /// `expect_clients` however long). If nobody is ready then, the run gives up: the server
+    /// stops and its report says so.
+    #[serde(serialize_with = "crate::config::ser::opt_secs")]
+    pub start_timeout: Option<Duration>,
+    /// What every worker runs (workers are clients that announced `plan` in `hello`).
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+impl FleetConfig {
+    /// `expect_clients` workers running `plan`, with no start timeout.
+    pub fn new(expect_clients: usize, plan: Plan) -> FleetConfig {
+        FleetConfig {
+            expect_clients,
+            start_timeout: None,
+            plan,
+        }
+    }
+
+    /// The fleet a face's flat options describe, the one rule every face applies: no
+    /// `expect_clients`, no fleet, and then any fleet option given (`given`: their names as the
+    /// face spells them) is an error, since it would do nothing. `expect_name` is how the face
+    /// spells `expect_clients` (`--expect-clients` on the command line).
+    ///
+    /// ```
+    /// use loadmon::server::FleetConfig;
+    /// let none = FleetConfig::from_options(None, None, None, &[], "expect_clients").unwrap();
+    /// assert!(none.is_none());
+    /// let err = FleetConfig::from_options(None, None, None, &["plan"], "expect_clients");
+    /// assert!(err.unwrap_err().to_string().contains("they need expect_clients"));
+    /// let fleet = FleetConfig::from_options(Some(3), None, None, &["plan"], "x").unwrap();
+    /// assert_eq!(fleet.unwrap().expect_clients, 3);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when fleet options are given without `expect_clients`.
+    pub fn from_options(
+        expect_clients: Option<usize>,
+        start_timeout: Option<Duration>,
+        plan: Option<Plan>,
+        given: &[&str],
+        expect_name: &str,
+    ) -> Result<Option<FleetConfig>> {
+        let Some(expect_clients) = expect_clients else {
+            if given.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::Config(format!(
+                "the plan options ({}) set a fleet's plan: they need {expect_name}",
+                given.join(", ")
+            )));
+        };
+        Ok(Some(FleetConfig {
+            expect_clients,
+            start_timeout,
+            plan: plan.unwrap_or_default(),
+        }))
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 1234,
+            max_clients: 5,
+            max_pending: 256,
+            max_ids: 100_000,
+            first_client_id: 100,
+            heartbeat_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            token: None,
+            allow_clear_token: false,
+            report_json: None,
+            log_dir: None,
+            report_csv: None,
+            report_html: None,
+            http: None,
+            http_linger: Duration::ZERO,
+            http_allow_hosts: Vec::new(),
+            http_limits: HttpLimits::default(),
+            fleet: None,
+        }
+    }
+}
+
+/// Bounds on what HTTP peers may hold. Every connection costs a file descriptor the protocol
+/// port needs too, so idle, slow and non-reading peers are closed and the count is capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HttpLimits {
+    /// A request's headers must be complete within this time from when the server starts
+    /// waiting for them: the connection's opening, or its first byte after an idle
+    /// keep-alive pause. Otherwise the connection is closed (slowloris). Default 10 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection that moves no byte between requests for this long is closed.
+    /// Default 30 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub idle_timeout: Duration,
+    /// Most HTTP connections open at once (at least 1); one more gets a minimal `503` and is
+    /// closed at once, so it never holds a descriptor. Default 128.
+    pub max_connections: usize,
+    /// Longest a write may wait on a peer that accepts no byte of the response; the
+    /// connection is then closed. It counts from the last byte the peer took, so a slow but
+    /// reading peer is served. Default 30 s.
+    #[serde(serialize_with = "crate::config::ser::secs")]
+    pub write_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 128,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpLimits {
+    /// Checks every limit against its bounds (named `http_limits.<limit>` in errors).
+    fn validate(&self) -> Result<()> {
+        check_duration(
+            "http_limits.header_read_timeout",
+            self.header_read_timeout,
+            config::HTTP_TIMEOUT,
+        )?;
+        check_duration(
+            "http_limits.idle_timeout",
+            self.idle_timeout,
+            config::HTTP_TIMEOUT,
+        )?;
+        check_duration(
+            "http_limits.write_timeout",
+            self.write_timeout,
+            config::HTTP_TIMEOUT,
+        )?;
+        CLIENTS.check("http_limits.max_connections", self.max_connections as u64)?;
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// The `max_clients` a server takes when none is given: the default (5), raised to
+    /// `fleet`'s `expect_clients` so that the fleet can start. The CLI (no `--max-clients`)
+    /// and the Python face (`max_clients=None`) use it.
+    pub fn default_max_clients(fleet: Option<&FleetConfig>) -> usize {
+        let d = ServerConfig::default().max_clients;
+        fleet.map_or(d, |f| f.expect_clients.max(d))
+    }
+
+    /// Checks every setting against its bounds (the report paths too: see
+    /// [`ReportFiles::check`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        crate::config::check_host("host", &self.host)?;
+        CLIENTS.check("max_clients", self.max_clients as u64)?;
+        CLIENTS.check("max_pending", self.max_pending as u64)?;
+        config::IDS.check("max_ids", self.max_ids)?;
+        check_duration(
+            "heartbeat_timeout",
+            self.heartbeat_timeout,
+            config::HEARTBEAT_TIMEOUT,
+        )?;
+        check_duration(
+            "handshake_timeout",
+            self.handshake_timeout,
+            config::HANDSHAKE_TIMEOUT,
+        )?;
+        check_duration("write_timeout", self.write_timeout, config::WRITE_TIMEOUT)?;
+        check_duration("http_linger", self.http_linger, config::HTTP_LINGER)?;
+        self.http_limits.validate()?;
+        if self.max_line_bytes > MAX_LINE_BYTES_LIMIT {
+            return Err(Error::Config(format!(
+                "max_line_bytes must be at most {MAX_LINE_BYTES_LIMIT}"
+            )));
+        }
+        check_allow_hosts(&self.http_allow_hosts)?;
+        if let Some(h) = &self.http {
+            if !cfg!(feature = "http") {
+                return Err(Error::Config(
+                    "http: loadmon was built without the `http` feature".into(),
+                ));
+            }
+            check_http_addr(h)?;
+        }
+        if let Some(f) = &self.fleet {
+            self.validate_fleet(f)?;
+        }
+        crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
+        crate::config::check_clear_token(self.allow_clear_token, self.token.as_deref())?;
+        self.report_files().check()
+    }
+
+    /// Checks the fleet `f` of this server: its own bounds, and that this server can start it
+    /// (enough `max_clients` slots and client ids).
+    fn validate_fleet(&self, f: &FleetConfig) -> Result<()> {
+        CLIENTS.check("expect_clients", f.expect_clients as u64)?;
+        if f.expect_clients > self.max_clients {
+            return Err(Error::Config(format!(
+                "expect_clients ({}) is more than max_clients ({}): the fleet could never \
+                 start (raise max_clients)",
+                f.expect_clients, self.max_clients
+            )));
+        }
+        // Each client takes an id: fewer ids than the fleet and it could never start.
+        let id_space = u64::from(u32::MAX) - u64::from(self.first_client_id) + 1;
+        if f.expect_clients as u64 > self.max_ids.min(id_space) {
+            let (limit, why) = if self.max_ids <= id_space {
+                (self.max_ids, format!("max_ids is {}", self.max_ids))
+            } else {
+                (
+                    id_space,
+                    format!(
+                        "ids from first_client_id {} to {} are {id_space}",
+                        self.first_client_id,
+                        u32::MAX
+                    ),
+                )
+            };
+            return Err(Error::Config(format!(
+                "expect_clients ({}) is more than the {limit} client id(s) this server can \
+                 hand out ({why}): the fleet could never start",
+                f.expect_clients
+            )));
+        }
+        if let Some(t) = f.start_timeout {
+            check_duration("start_timeout", t, config::START_TIMEOUT)?;
+        }
+        f.plan
+            .validate()
+            .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))
+    }
+
+    /// The report files this configuration asks for.
+    pub fn report_files(&self) -> ReportFiles {
+        ReportFiles {
+            json: self.report_json.clone(),
+            csv: self.report_csv.clone(),
+            html: self.report_html.clone(),
+        }
+    }
+}
+
+/// The text of a configuration error, without the "invalid configuration: " prefix.
+fn config_message(e: &Error) -> String {
+    match e {
+        Error::Config(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `host:port` with a port in range, for the HTTP listener.
+fn check_http_addr(h: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "http must be host:port (e.g. 127.0.0.1:8080), not {h:?}: {why}"
+        ))
+    };
+    let (host, port) = h.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    if host.trim().is_empty() {
+        return Err(bad("no host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+    Ok(())
+}
+
+/// Checks [`ServerConfig::http_allow_hosts`].
+fn check_allow_hosts(hosts: &[String]) -> Result<()> {
+    if hosts.len() > MAX_HTTP_ALLOW_HOSTS {
+        return Err(Error::Config(format!(
+            "http_allow_hosts (--http-allow-host) holds at most {MAX_HTTP_ALLOW_HOSTS} names, \
+             not {}",
+            hosts.len()
+        )));
+    }
+    for h in hosts {
+        let name = h.strip_suffix('.').unwrap_or(h);
+        let ok = h == "*"
+            || (!name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok();
+        if !ok {
+            return Err(Error::Config(format!(
+                "http_allow_hosts (--http-allow-host): {:?} is not a host name (ASCII letters, digits, '-', '.' and \
+                 '_', no port; punycode for an international name) nor \"*\"",
+                crate::text::escape_control(h)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One setting out of its bounds each, the others as `ok`'s.
+    fn out_of_bounds(ok: &ServerConfig) -> Vec<ServerConfig> {
+        vec![
+            ServerConfig {
+                max_clients: 2305843009213693952,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_clients: 0,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_pending: 0,
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_ids: MAX_IDS_LIMIT + 1,
+                ..ok.clone()
+            },
+            ServerConfig {
+                heartbeat_timeout: Duration::from_secs(u64::MAX),
+                ..ok.clone()
+            },
+            ServerConfig {
+                write_timeout: Duration::ZERO,
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_linger: MAX_DURATION + Duration::from_secs(1),
+                ..ok.clone()
+            },
+            ServerConfig {
+                max_line_bytes: MAX_LINE_BYTES_LIMIT + 1,
+                ..ok.clone()
+            },
+            ServerConfig {
+                http: Some("127.0.0.1:99999".into()),
+                ..ok.clone()
+            },
+            ServerConfig {
+                http: Some("not-an-address".into()),
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["a b".into()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["example.com:8080".into()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec![String::new()],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["x".repeat(254)],
+                ..ok.clone()
+            },
+            ServerConfig {
+                http_allow_hosts: vec!["a".into(); MAX_HTTP_ALLOW_HOSTS + 1],
+                ..ok.clone()
+            },
+        ]
+    }
+
+    #[test]
+    fn every_limit_has_bounds() {
+        let ok = ServerConfig::default();
+        assert!(ok.validate().is_ok());
+        let hosts = ServerConfig {
+            http_allow_hosts: [
+                "*",
+                "loadmon.example.",
+                "a-b_c.d",
+                "10.0.0.1",
+                "[::1]",
+                "::1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..ok.clone()
+        };
+        assert!(hosts.validate().is_ok());
+        for c in out_of_bounds(&ok) {
+            let e = c.validate().expect_err("out of bounds");
+            assert!(e.is_config(), "{e}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! One client's record: its row of the report ([`ClientReport`]), kept up to date as its lines
+//! arrive, and the little only a live record needs (the totals behind the averages, the
+//! liveness clock, the time series). No I/O, no protocol: the session
+//! ([`super::session`]) decides what a line means, the record keeps the figures.
+//!
+//! A new figure of a client is a field of [`ClientReport`] (the report, CSV, HTML and snapshots
+//! show it from there) and the line of the record's update that sets it: the row is the one
+//! source, nothing here restates it.
+
+use chrono::Local;
+use tokio::time::Instant;
+
+use crate::events::EventKind;
+use crate::report::{ClientReport, Status};
+use crate::series::{ClientSeries, Sample, Series};
+use crate::units::BYTES_PER_MB;
+
+/// What the server knows about one client.
+///
+/// `row` holds every figure the report shows as it is (status, reason, counters, last
+/// values, times); [`ClientRecord::to_report`] fills in the figures derived at the time of
+/// asking (`time_ran_s`, the averages, `bytes_written`, `throughput_mb_s`,
+/// `last_heartbeat_age_s`), which the stored row leaves at their defaults.
+///
+/// `repr(C)` keeps the live fields that every `hb` and `send_stats` line touches first (at
+/// 19,000 clients each record is cold when its client's next line arrives, and every line of
+/// it touched is a cache miss), then the row, then what only the start, the end and
+/// `proc_stats` touch.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct ClientRecord {
+    // Touched by every heartbeat and stats line.
+    /// When the last `hb` (or `ping`) arrived, or the id was assigned.
+    pub last_heartbeat: Instant,
+    /// Sums of the `send_stats` values (over `row.stats_reports`), for the averages.
+    pub cpu_total: f64,
+    pub mem_total: f64,
+    /// (time, bytes) of the previous stats sample, for the live throughput.
+    pub previous_sample: (f64, u64),
+    pub series: Series,
+    /// The largest byte count the client reported (`write_stats`).
+    pub reported_bytes: Option<u64>,
+    /// The client's report row (see above).
+    pub row: ClientReport,
+    // Touched by the start, the end and `proc_stats`.
+    pub started: Option<Instant>,
+    pub ended: Option<Instant>,
+    /// `proc_stats` lines received, and the sums of their values, for the averages.
+    pub proc_reports: u64,
+    pub cpu_core_total: f64,
+    pub rss_total: f64,
+}
+
+impl ClientRecord {
+    /// The record of client `id`, connected from `peer`, which got its id at `now`.
+    pub(crate) fn new(
+        id: u32,
+        peer: std::net::SocketAddr,
+        protocol_version: Option<String>,
+        now: Instant,
+    ) -> Self {
+        ClientRecord {
+            last_heartbeat: now,
+            cpu_total: 0.0,
+            mem_total: 0.0,
+            previous_sample: (0.0, 0),
+            series: Series::default(),
+            reported_bytes: None,
+            row: ClientReport {
+                id,
+                peer: Some(peer.to_string()),
+                protocol_version,
+                ..ClientReport::default()
+            },
+            started: None,
+            ended: None,
+            proc_reports: 0,
+            cpu_core_total: 0.0,
+            rss_total: 0.0,
+        }
+    }
+
+    /// The client's id.
+    pub(crate) fn id(&self) -> u32 {
+        self.row.id
+    }
+
+    /// The client's status.
+    pub(crate) fn status(&self) -> Status {
+        self.row.status
+    }
+
+    /// The one place a status changes. NOT STARTED → RUNNING, then any → a final status once;
+    /// nothing leaves a final status. Returns the `status_changed` event, or `None` if the
+    /// change is not allowed (already final, or RUNNING again).
+    pub(crate) fn set_status(
+        &mut self,
+        status: Status,
+        reason: Option<String>,
+        now: Instant,
+    ) -> Option<EventKind> {
+        let previous = self.row.status;
+        let allowed = match status {
+            Status::NotStarted => false,
+            Status::Running => previous == Status::NotStarted,
+            _ => !previous.is_final(),
+        };
+        if !allowed {
+            return None;
+        }
+        self.row.status = status;
+        if status == Status::Running {
+            self.started = Some(now);
+            self.row.start_time = Some(Local::now().to_rfc3339());
+        } else {
+            self.row.reason = reason.clone();
+            self.ended = Some(now);
+            self.row.end_time = Some(Local::now().to_rfc3339());
+            // A finished client's record stops growing: its series keeps what it has, in
+            // no more memory than it needs.
+            self.series.shrink_to_fit();
+        }
+        Some(EventKind::StatusChanged {
+            client_id: self.row.id,
+            previous,
+            status,
+            reason,
+        })
+    }
+
+    /// A sign of life at `now` (`hb`, `ping`).
+    #[inline]
+    pub(crate) fn alive(&mut self, now: Instant) {
+        self.last_heartbeat = now;
+    }
+
+    /// An `hb` at `now`.
+    #[inline]
+    pub(crate) fn heartbeat(&mut self, now: Instant) {
+        self.row.heartbeats = self.row.heartbeats.saturating_add(1);
+        self.last_heartbeat = now;
+    }
+
+    /// `file_stats`: the client's chunk and file sizes, MiB.
+    pub(crate) fn file_stats(&mut self, chunk_size_mb: u64, file_size_mb: u64) {
+        self.row.chunk_size_mb = chunk_size_mb;
+        self.row.file_size_mb = file_size_mb;
+    }
+
+    /// The client started at `t_s` (seconds from the server's start): its series starts.
+    pub(crate) fn start_series(&mut self, t_s: f64) {
+        self.series.start(t_s, self.bytes_written());
+        self.previous_sample = (t_s, self.bytes_written());
+    }
+
+    /// `send_stats` at `t_s` (seconds from the server's start): counted, and a point of the
+    /// series. Returns the point and the throughput since the previous one, MiB/s.
+    #[inline]
+    pub(crate) fn send_stats(&mut self, cpu_pct: f64, mem_pct: f64, t_s: f64) -> (Sample, f64) {
+        let row = &mut self.row;
+        row.stats_reports = row.stats_reports.saturating_add(1);
+        self.cpu_total += cpu_pct;
+        self.mem_total += mem_pct;
+        row.cpu_last_pct = Some(cpu_pct);
+        row.mem_last_pct = Some(mem_pct);
+        // A loadmon client sends write_stats and proc_stats just before, so the point has
+        // this period's bytes and memory.
+        let sample = Sample {
+            t_s,
+            bytes_written: self.bytes_written(),
+            throughput_mb_s: 0.0,
+            cpu_pct,
+            mem_pct,
+            rss_bytes: self.row.rss_last_bytes,
+        };
+        let mut previous = self.previous_sample;
+        let throughput_mb_s = self.series.record(sample, &mut previous);
+        self.previous_sample = previous;
+        (sample, throughput_mb_s)
+    }
+
+    /// `proc_stats`: the CPU and memory of the client's process.
+    #[inline]
+    pub(crate) fn proc_stats(
+        &mut self,
+        cpu_core_pct: f64,
+        rss_bytes: u64,
+        process_clients: Option<u32>,
+    ) {
+        let row = &mut self.row;
+        // The most it said: a client that shared its process is not reported alone because
+        // the others finished before its last sample.
+        row.process_clients = row.process_clients.max(process_clients);
+        self.proc_reports = self.proc_reports.saturating_add(1);
+        self.cpu_core_total += cpu_core_pct;
+        self.rss_total += rss_bytes as f64;
+        row.rss_peak_bytes = Some(row.rss_peak_bytes.map_or(rss_bytes, |p| p.max(rss_bytes)));
+        row.rss_last_bytes = Some(rss_bytes);
+    }
+
+    /// `write_stats`: the client's byte count and chunk latencies, µs.
+    #[inline]
+    pub(crate) fn write_stats(&mut self, bytes_written: u64, chunk_p50_us: u64, chunk_p99_us: u64) {
+        // A byte count only grows (it is a counter on /metrics): a smaller value than one
+        // already reported is ignored.
+        self.reported_bytes = Some(
+            self.reported_bytes
+                .map_or(bytes_written, |b| b.max(bytes_written)),
+        );
+        self.row.chunk_p50_ms = Some(chunk_p50_us as f64 / 1000.0);
+        self.row.chunk_p99_ms = Some(chunk_p99_us as f64 / 1000.0);
+    }
+
+    /// `file_roll`: one more file written; returns the count.
+    pub(crate) fn file_roll(&mut self) -> u64 {
+        self.row.files_written = self.row.files_written.saturating_add(1);
+        self.row.files_written
+    }
+
+    /// The client's own count (`write_stats`), but never less than the whole files it reported:
+    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
+    /// sends no `write_stats` at all.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        let whole_files = self
+            .row
+            .files_written
+            .saturating_mul(self.row.file_size_mb)
+            .saturating_mul(1 << 20);
+        self.reported_bytes.unwrap_or(0).max(whole_files)
+    }
+
+    fn time_ran_s(&self, now: Instant) -> f64 {
+        match (self.started, self.ended) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
+            (Some(s), None) => now.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    /// The client's time series, if it has points.
+    pub(crate) fn series_report(&self) -> Option<ClientSeries> {
+        (!self.series.is_empty()).then(|| ClientSeries {
+            id: self.row.id,
+            samples: self.series.samples(),
+        })
+    }
+
+    /// The client's report row at `now`: the stored row with the derived figures filled in.
+    pub(crate) fn to_report(&self, now: Instant) -> ClientReport {
+        let time_ran_s = self.time_ran_s(now);
+        let bytes_written = self.bytes_written();
+        let avg = |total: f64, n: u64| if n == 0 { 0.0 } else { total / n as f64 };
+        let stats = self.row.stats_reports;
+        let procs = self.proc_reports;
+        ClientReport {
+            time_ran_s,
+            cpu_avg_pct: avg(self.cpu_total, stats),
+            mem_avg_pct: avg(self.mem_total, stats),
+            bytes_written,
+            throughput_mb_s: if time_ran_s > 0.0 {
+                bytes_written as f64 / BYTES_PER_MB / time_ran_s
+            } else {
+                0.0
+            },
+            cpu_core_avg_pct: (procs > 0).then(|| avg(self.cpu_core_total, procs)),
+            rss_avg_bytes: (procs > 0).then(|| avg(self.rss_total, procs).round() as u64),
+            last_heartbeat_age_s: (!self.row.status.is_final()).then(|| {
+                now.saturating_duration_since(self.last_heartbeat)
+                    .as_secs_f64()
+            }),
+            ..self.row.clone()
+        }
+    }
+}
+
+/// Seconds from `started` (the server's start) to `t`.
+pub(crate) fn seconds_since(started: Instant, t: Instant) -> f64 {
+    t.saturating_duration_since(started).as_secs_f64()
+}

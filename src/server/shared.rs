@@ -1,0 +1,487 @@
+//! What every connection and every control of one server shares: the clients' records and
+//! the ids handed out, the counters, the signals, the start barrier, and the report built
+//! from them. Taking an id and a `max_clients` slot ([`Shared::register`]) and the token
+//! guard ([`Shared::auth_gate`], [`Shared::auth_failed`]) are here too, so that the acceptor
+//! and the connection driver both use them without using each other.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use chrono::{DateTime, Local};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::barrier::{self, Barrier, Release};
+use super::config::ServerConfig;
+use super::guard::{self, Failed, LOCKOUT};
+use super::record::{seconds_since, ClientRecord};
+use super::session::{late_reason, Rules, WarnBudget};
+use super::signal;
+use crate::events::{EventBus, EventKind};
+use crate::logging::EventLog;
+use crate::protocol::COMMANDS;
+use crate::report::{Report, Total};
+use crate::series::TotalSeries;
+
+/// One client's record, locked by its own connection on every read and by snapshots: no lock
+/// is shared between connections on the message path.
+pub(super) type ClientCell = Arc<Mutex<ClientRecord>>;
+
+pub(super) fn lock_cell(c: &ClientCell) -> MutexGuard<'_, ClientRecord> {
+    // A handler that panicked while holding the lock leaves consistent-enough counters.
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ids handed out and the clients that got them.
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) clients: BTreeMap<u32, ClientCell>,
+    /// The next id to give; `None` once the id space is used up.
+    pub(super) next_id: Option<u32>,
+    /// Ids given so far.
+    pub(super) issued: u64,
+    pub(super) end_time: Option<DateTime<Local>>,
+    /// Whether the run was stopped (signal, [`ServerControl::stop`](super::ServerControl::stop)) rather than ending by
+    /// itself.
+    pub(super) stopped: bool,
+}
+
+/// Where lines that did not parse are counted, after the commands' own counters.
+pub(super) const INVALID: usize = COMMANDS.len();
+
+/// Lines received per command, on cache lines of their own: every read of every connection
+/// adds to them, and the rest of [`Shared`] is read by every thread.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(super) struct MessageCounts(pub(super) [AtomicU64; COMMANDS.len() + 1]);
+
+/// What every connection and every control shares.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) state: Mutex<State>,
+    pub(super) config: ServerConfig,
+    pub(super) rules: Rules,
+    pub(super) log: Arc<EventLog>,
+    pub(super) stop: CancellationToken,
+    pub(super) start_time: DateTime<Local>,
+    pub(super) started: Instant,
+    pub(super) local_addr: SocketAddr,
+    /// The HTTP listener's address, once whoever started it says so.
+    pub(super) http_addr: OnceLock<SocketAddr>,
+    pub(super) events: EventBus,
+    /// Lines received per command ([`COMMANDS`] order), then lines that did not parse.
+    pub(super) messages: MessageCounts,
+    pub(super) connections: AtomicU64,
+    pub(super) refused: AtomicU64,
+    /// `max_clients` slots, taken at `get_cid`.
+    pub(super) slots: Arc<Semaphore>,
+    /// `max_pending` places for connections without an id.
+    pub(super) pending: Arc<Semaphore>,
+    /// Warnings about refused connections (a flood of them must not flood the log).
+    pub(super) refusal_warnings: Mutex<WarnBudget>,
+    /// Failed token attempts per peer address.
+    pub(super) auth_guard: Mutex<guard::AuthGuard>,
+    /// The final report, once the server stopped.
+    pub(super) final_report: Mutex<Option<Report>>,
+    /// Fleet mode: the start barrier.
+    pub(super) barrier: Option<Mutex<Barrier>>,
+    /// Fleet mode: fired when the barrier releases; every waiting connection then sends
+    /// `run_tests`.
+    pub(super) fleet_go: signal::Signal,
+    /// Fired once the server stops accepting: every connection wraps up ("server stopped").
+    pub(super) wrap_up: signal::Signal,
+    /// Fired once the final report is set.
+    pub(super) finished: CancellationToken,
+    /// Stops the HTTP listener: the linger's end, [`ServerControl::close_http`](super::ServerControl::close_http), a cancelled run.
+    pub(super) http_stop: CancellationToken,
+    /// Fired once the HTTP listener has closed (at once for a server without one).
+    pub(super) http_done: CancellationToken,
+}
+
+impl Shared {
+    /// The shared state of a server with `config` bound to `local_addr`, starting `now`.
+    pub(super) fn new(
+        config: ServerConfig,
+        log: EventLog,
+        local_addr: SocketAddr,
+        run_id: u64,
+        now: Instant,
+    ) -> Shared {
+        let barrier = config
+            .fleet
+            .as_ref()
+            .map(|f| Mutex::new(Barrier::new(f.expect_clients, f.start_timeout, now)));
+        Shared {
+            state: Mutex::new(State {
+                clients: BTreeMap::new(),
+                next_id: Some(config.first_client_id),
+                issued: 0,
+                end_time: None,
+                stopped: false,
+            }),
+            rules: Rules::new(&config, run_id),
+            slots: Arc::new(Semaphore::new(config.max_clients)),
+            pending: Arc::new(Semaphore::new(config.max_pending)),
+            refusal_warnings: Mutex::new(WarnBudget::new(now)),
+            auth_guard: Mutex::new(guard::AuthGuard::default()),
+            config,
+            log: Arc::new(log),
+            stop: CancellationToken::new(),
+            start_time: Local::now(),
+            started: now,
+            local_addr,
+            http_addr: OnceLock::new(),
+            events: EventBus::new(),
+            messages: MessageCounts(std::array::from_fn(|_| AtomicU64::new(0))),
+            connections: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            final_report: Mutex::new(None),
+            barrier,
+            fleet_go: signal::Signal::default(),
+            wrap_up: signal::Signal::default(),
+            finished: CancellationToken::new(),
+            http_stop: CancellationToken::new(),
+            http_done: CancellationToken::new(),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A handler that panicked while holding the lock leaves consistent-enough counters;
+        // keep serving rather than poisoning every other client.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn cells(&self) -> Vec<ClientCell> {
+        self.lock().clients.values().cloned().collect()
+    }
+
+    /// Counts `n` lines of kind `index` ([`COMMANDS`] order, then [`INVALID`]).
+    pub(super) fn count(&self, index: usize, n: u64) {
+        if let Some(c) = self.messages.0.get(index) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn barrier(&self) -> Option<MutexGuard<'_, Barrier>> {
+        self.barrier
+            .as_ref()
+            .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Counts client `id`'s `ready` at the barrier (fleet mode; `None` otherwise), releasing
+    /// it if this one completes the fleet.
+    pub(super) fn join_barrier(&self, id: u32, now: Instant) -> Option<barrier::Joined> {
+        let joined = self.barrier()?.join(id, now);
+        if let barrier::Joined::Released(r) = joined {
+            self.released(r);
+        }
+        Some(joined)
+    }
+
+    /// Client `id` went away: it no longer counts if the fleet has not started.
+    pub(super) fn leave_barrier(&self, id: u32) {
+        let left = self
+            .barrier()
+            .map(|mut b| (b.leave(id), b.ready(), b.expected()));
+        if let Some((true, ready, expected)) = left {
+            self.log.info(format!(
+                "{id}: Client left before the fleet started: {ready} of {expected} ready"
+            ));
+        }
+    }
+
+    /// The barrier was released: every waiting connection starts.
+    pub(super) fn released(&self, r: Release) {
+        let expected = self.barrier().map_or(0, |b| b.expected());
+        let how = if r.timed_out {
+            "start timeout"
+        } else {
+            "all ready"
+        };
+        if r.started == 0 {
+            self.log.warn(format!(
+                "Start timeout: none of the {expected} expected client(s) is ready; giving up"
+            ));
+        } else {
+            self.log.info(format!(
+                "Starting the fleet: {} of {expected} expected client(s) ({how})",
+                r.started
+            ));
+        }
+        self.events.emit(|| EventKind::FleetStarted {
+            expected,
+            started: r.started,
+            timed_out: r.timed_out,
+        });
+        self.fleet_go.fire();
+    }
+
+    /// Fleet mode: the barrier's state now.
+    pub(super) fn fleet_status(&self) -> Option<FleetStatus> {
+        let b = self.barrier()?;
+        let released = b.released();
+        Some(FleetStatus {
+            expected: b.expected(),
+            ready: b.ready(),
+            started: released.map(|r| r.started),
+            start_time: released.map(|r| self.wall_time(r.at).to_rfc3339()),
+        })
+    }
+
+    /// The wall-clock time of `t` (from the server's start, so that times in one report agree).
+    pub(super) fn wall_time(&self, t: Instant) -> DateTime<Local> {
+        let since = t.saturating_duration_since(self.started);
+        chrono::Duration::from_std(since)
+            .ok()
+            .and_then(|d| self.start_time.checked_add_signed(d))
+            .unwrap_or(self.start_time)
+    }
+
+    pub(super) fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
+        self.final_report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the run: the end time, the final report (kept, announced as the last event; its
+    /// text is logged by the caller, see `Server::run_then`). `stopped`: stopped rather than
+    /// ended by itself.
+    pub(super) fn finish(&self, stopped: bool) -> Report {
+        let report = {
+            let mut st = self.lock();
+            st.end_time = Some(Local::now());
+            st.stopped = stopped;
+            drop(st);
+            self.report()
+        };
+        *self.final_report() = Some(report.clone());
+        self.finished.cancel();
+        self.events.emit(|| EventKind::Report {
+            report: Box::new(report.clone()),
+        });
+        report
+    }
+
+    /// The run's future was dropped before its end: no more awaiting, so everything ends here
+    /// and now. The connections (tasks of the dropped acceptor) are aborted by the runtime;
+    /// every client still running is ABORTED ("server stopped"), and the final report is set.
+    /// Nothing here may panic: it runs in a `Drop`, perhaps while a panic unwinds.
+    pub(super) fn cancel_run(&self) {
+        self.log.warn(
+            "The server's run was cancelled (its future was dropped): closing every connection",
+        );
+        self.stop.cancel();
+        self.wrap_up.fire();
+        self.http_stop.cancel();
+        let now = Instant::now();
+        for cell in self.cells() {
+            let event = lock_cell(&cell).set_status(
+                crate::report::Status::Aborted,
+                Some(crate::report::STOPPED_REASON.into()),
+                now,
+            );
+            if let Some(e) = event {
+                self.events.emit(|| e);
+            }
+        }
+        let report = self.finish(true);
+        self.log.report(&report.to_text());
+    }
+
+    /// The final report if the server stopped, the report so far otherwise.
+    pub(super) fn current_report(&self) -> Report {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.clone();
+        }
+        self.report()
+    }
+
+    /// Logs `line` within the refusals' budget (a flood of them must not flood the log).
+    pub(super) fn warn_refusal(&self, line: String) {
+        let allowed = self
+            .refusal_warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(Instant::now());
+        match allowed {
+            Some(0) => self.log.warn(line),
+            Some(n) => self
+                .log
+                .warn(format!("{line} ({n} more refusals not logged)")),
+            None => {}
+        }
+    }
+
+    /// Records a refusal: counted, announced, logged (rate-limited).
+    pub(super) fn note_refusal(&self, peer: SocketAddr, reason: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(|| EventKind::Refused {
+            peer: peer.to_string(),
+            reason: reason.to_string(),
+        });
+        self.warn_refusal(format!("Refusing {peer}: {reason}"));
+    }
+
+    pub(super) fn report(&self) -> Report {
+        let now = Instant::now();
+        let (end_time, stopped) = {
+            let st = self.lock();
+            (st.end_time, st.stopped)
+        };
+        let mut clients = Vec::new();
+        let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
+        let mut series = Vec::new();
+        // Each started client's first and last point (time since the server started, bytes),
+        // for the all-clients series.
+        let mut spans = Vec::new();
+        for cell in self.cells() {
+            let c = lock_cell(&cell);
+            clients.push(c.to_report(now));
+            series.extend(c.series_report());
+            if let Some(s) = c.started {
+                first_start = Some(first_start.map_or(s, |f| f.min(s)));
+                let e = c.ended.unwrap_or(now);
+                last_end = Some(last_end.map_or(e, |l| l.max(e)));
+                spans.push((
+                    c.id(),
+                    c.series.origin(),
+                    (seconds_since(self.started, e), c.bytes_written()),
+                ));
+            }
+        }
+        let span_s = match (first_start, last_end) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s).as_secs_f64(),
+            _ => 0.0,
+        };
+        let mut total = Total::of(&clients, span_s);
+        let fleet = self.fleet_status();
+        // The common start: the fleet's start, or (outside fleet mode) the first start.
+        let release = self.barrier().and_then(|b| b.released());
+        let common = match (&fleet, release) {
+            (Some(_), Some(r)) if r.started > 0 => Some(r.at),
+            (Some(_), _) => None,
+            (None, _) => first_start,
+        };
+        if let (Some(from), Some(to)) = (common, last_end) {
+            let from_s = seconds_since(self.started, from);
+            let to_s = seconds_since(self.started, to);
+            let mut all = TotalSeries::new(from_s, to_s);
+            let mut samples = series.iter().peekable();
+            for (id, origin, end) in spans {
+                // Both lists are in id order.
+                while samples.next_if(|s| s.id < id).is_some() {}
+                let own = samples.next_if(|s| s.id == id);
+                let points = own.iter().flat_map(|s| s.samples.iter());
+                all.add(
+                    std::iter::once(origin)
+                        .chain(points.map(|p| (p.t_s, p.bytes_written)))
+                        .chain(std::iter::once(end)),
+                );
+            }
+            total.series = all.finish();
+        }
+        total.common_start = common.map(|t| self.wall_time(t).to_rfc3339());
+        if let Some(f) = fleet {
+            total.expected_clients = Some(f.expected);
+            total.started_clients = f.started;
+        }
+        Report {
+            start_time: self.start_time.to_rfc3339(),
+            end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
+            total,
+            clients,
+            series,
+            stopped,
+        }
+    }
+}
+
+/// Where a fleet server's start barrier is ([`ServerControl::fleet`](super::ServerControl::fleet)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FleetStatus {
+    /// Clients the fleet waits for.
+    pub expected: usize,
+    /// Clients ready and waiting for the start now (0 once started).
+    pub ready: usize,
+    /// Clients started together, once the fleet started (0: the start timeout found nobody
+    /// ready).
+    pub started: Option<usize>,
+    /// When the fleet started (RFC 3339, local time).
+    pub start_time: Option<String>,
+}
+
+/// A client's slot and id, taken at `get_cid`.
+pub(super) struct Admitted {
+    pub id: u32,
+    pub cell: ClientCell,
+    /// Given back when the connection ends.
+    pub slot: OwnedSemaphorePermit,
+}
+
+impl Shared {
+    /// Takes a `max_clients` slot and the next id for `peer`, or says why not.
+    pub(super) fn register(
+        &self,
+        peer: SocketAddr,
+        protocol_version: Option<String>,
+        now: Instant,
+    ) -> Result<Admitted, String> {
+        if let Some(r) = self.barrier().and_then(|b| b.released()) {
+            return Err(late_reason(r.started));
+        }
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| format!("server full: {} clients max", self.config.max_clients))?;
+        let mut st = self.lock();
+        if st.issued >= self.config.max_ids {
+            return Err(format!(
+                "client id limit reached: this run hands out at most {} ids",
+                self.config.max_ids
+            ));
+        }
+        let Some(id) = st.next_id else {
+            return Err(format!(
+                "client ids exhausted: the last id ({}) was given",
+                u32::MAX
+            ));
+        };
+        st.next_id = id.checked_add(1);
+        st.issued += 1;
+        let cell = Arc::new(Mutex::new(ClientRecord::new(
+            id,
+            peer,
+            protocol_version,
+            now,
+        )));
+        st.clients.insert(id, cell.clone());
+        Ok(Admitted { id, cell, slot })
+    }
+
+    /// Whether `peer` may try a token now ([`guard`]); the refusal if not.
+    pub(super) fn auth_gate(&self, peer: SocketAddr, now: Instant) -> Result<(), String> {
+        self.auth_guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(peer.ip(), now)
+    }
+
+    /// Counts a wrong token or proof from `peer`; a lock-out it starts is logged (within the
+    /// refusals' log budget).
+    pub(super) fn auth_failed(&self, peer: SocketAddr, now: Instant) {
+        let failed = self
+            .auth_guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(peer.ip(), now);
+        if let Failed::LockedOut(n) = failed {
+            self.warn_refusal(format!(
+                "Locking out {} for {:.0} s: {n} failed token attempts",
+                peer.ip(),
+                LOCKOUT.as_secs_f64()
+            ));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! A run's [`Context`] (the workload's side) and its [`RunControl`] (the client's side).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::protocol::{round2, Message};
+
+/// Counters a workload fills in through its [`Context`].
+#[derive(Debug)]
+pub(crate) struct Counters {
+    files_written: AtomicU64,
+    bytes_written: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Counters {
+            files_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            // 1 µs .. 1 hour at 3 significant digits; these bounds are valid constants.
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
+            ),
+        }
+    }
+
+    /// Files reported so far.
+    pub(crate) fn files_written(&self) -> u64 {
+        self.files_written.load(Ordering::Relaxed)
+    }
+
+    /// Bytes reported so far.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// The median and 99th percentile write latency, µs (`None` before any write).
+    pub(crate) fn percentiles_us(&self) -> Option<(u64, u64)> {
+        let h = self.latency_us.lock().ok()?;
+        (!h.is_empty()).then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+    }
+
+    /// The `write_stats` line of the counters so far.
+    pub(crate) fn write_stats(&self) -> Message {
+        let (p50, p99) = self.percentiles_us().unwrap_or((0, 0));
+        Message::WriteStats {
+            bytes_written: self.bytes_written(),
+            chunk_p50_us: p50,
+            chunk_p99_us: p99,
+        }
+    }
+}
+
+/// The client's side of a run's [`Context`]: it stops the run, ends it, and reads its
+/// counters.
+#[derive(Debug, Clone)]
+pub(crate) struct RunControl {
+    stopped: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl RunControl {
+    /// Tells the workload to stop ([`Context::is_stopped`]).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the run was told to stop.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Ends the run: the context is dead from here (stopped, its reports refused).
+    pub(crate) fn finish(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// What the workload reported.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+}
+
+/// What a running workload can see and report. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Context {
+    client_id: u32,
+    started: Instant,
+    deadline: Option<Instant>,
+    tx: mpsc::UnboundedSender<Message>,
+    stopped: Arc<AtomicBool>,
+    /// Set once the run is over: the context is dead (its reports are refused).
+    finished: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl Context {
+    /// The context of a run of client `client_id` that started at `started`, with the
+    /// workload's `run_time`; its control, and the lines the workload queues for the server.
+    pub(crate) fn new(
+        client_id: u32,
+        started: Instant,
+        run_time: Option<Duration>,
+    ) -> (Context, RunControl, mpsc::UnboundedReceiver<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let control = RunControl {
+            stopped: Arc::new(AtomicBool::new(false)),
+            finished: Arc::new(AtomicBool::new(false)),
+            counters: Arc::new(Counters::new()),
+        };
+        let ctx = Context {
+            client_id,
+            started,
+            // A run time too long to add to now has no deadline (validated settings are
+            // at most 10^9 s).
+            deadline: run_time.and_then(|t| started.checked_add(t)),
+            tx,
+            stopped: control.stopped.clone(),
+            finished: control.finished.clone(),
+            counters: control.counters.clone(),
+        };
+        (ctx, control, rx)
+    }
+
+    /// [`Error::State`] once the run is over: a report after it would not reach the server.
+    fn alive(&self) -> Result<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Err(Error::State(
+                "this run is over: its context no longer takes reports".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the run is over (the workload returned, or the client gave up): every report
+    /// is then refused, and [`Context::is_stopped`] is true.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// The id the server assigned.
+    pub fn client_id(&self) -> u32 {
+        self.client_id
+    }
+
+    /// Time since the workload started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether the run must end now: the server went away, the client was cancelled, or the
+    /// run is over.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Time left of the workload's [`Workload::run_time`](super::Workload::run_time) (`None`
+    /// if it has none; zero once the run is over).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| {
+            if self.is_finished() {
+                Duration::ZERO
+            } else {
+                d.saturating_duration_since(Instant::now())
+            }
+        })
+    }
+
+    /// Whether the run should end: stopped, or the run time is over.
+    pub fn time_is_up(&self) -> bool {
+        self.is_stopped() || self.remaining().is_some_and(|r| r.is_zero())
+    }
+
+    /// Reports one completed file (`file_roll`).
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub fn file_rollover(&self) -> Result<()> {
+        self.alive()?;
+        self.counters.files_written.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(Message::FileRoll);
+        Ok(())
+    }
+
+    /// Records one write of `bytes` that took `latency` (feeds bytes written, throughput and
+    /// the chunk latency percentiles).
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub fn record_write(&self, bytes: u64, latency: Duration) -> Result<()> {
+        self.alive()?;
+        // Saturating: a byte count that cannot be represented stays at the maximum rather
+        // than wrapping to a small number.
+        let _ =
+            self.counters
+                .bytes_written
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_add(bytes))
+                });
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if let Ok(mut h) = self.counters.latency_us.lock() {
+            h.saturating_record(us);
+        }
+        Ok(())
+    }
+
+    /// Sends a `send_stats` line of the workload's own (in addition to the periodic ones).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a value is negative or not finite; [`Error::State`] once the run
+    /// is over.
+    pub fn send_stats(&self, cpu_pct: f64, mem_pct: f64) -> Result<()> {
+        self.alive()?;
+        if !(cpu_pct.is_finite()
+            && cpu_pct >= 0.0
+            && mem_pct.is_finite()
+            && (0.0..=100.0).contains(&mem_pct))
+        {
+            return Err(Error::Config(format!(
+                "send_stats needs finite values with cpu_pct >= 0 and 0 <= mem_pct <= 100, got {cpu_pct}, {mem_pct}"
+            )));
+        }
+        let _ = self.tx.send(Message::SendStats {
+            cpu_pct: round2(cpu_pct),
+            mem_pct: round2(mem_pct),
+        });
+        Ok(())
+    }
+
+    /// Files reported so far.
+    pub fn files_written(&self) -> u64 {
+        self.counters.files_written()
+    }
+
+    /// Bytes reported so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.counters.bytes_written()
+    }
+}

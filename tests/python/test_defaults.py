@@ -1,0 +1,236 @@
+"""Every setting of the core exists in the Python face, with the core's default.
+
+``_loadmon._core_defaults()`` is the ``Default`` of each settings type (``ServerConfig`` with
+its ``HttpLimits``, ``ClientConfig``, ``WorkerConfig``, ``FileWriterConfig``, ``FleetConfig``)
+as the core serializes it. Each of its keys must be a parameter of every Python face that takes
+that type, and the default the face shows (its signature, and its ``.pyi`` stub) must equal the
+core's. A field added to the core without a Python parameter, or a default restated here
+differently from the core's, fails these tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loadmon
+from loadmon import _loadmon
+
+CORE: dict[str, dict[str, Any]] = _loadmon._core_defaults()
+STUB = Path(loadmon.__file__).parent / "_loadmon.pyi"
+
+# The Python faces that take each settings type.
+FACES: dict[str, list[Any]] = {
+    "server": [loadmon.Server],
+    "fleet": [loadmon.Server],
+    "client": [loadmon.TestClient, loadmon.Client, loadmon.Worker],
+    "worker": [loadmon.Worker],
+    "file_writer": [loadmon.TestClient, loadmon.Plan],
+}
+
+# Keys that are not one parameter, and why (the short list of exceptions).
+NOT_ONE_PARAMETER = {
+    # Checked under "fleet": Server's expect_clients and start_timeout (plan is a Plan).
+    ("server", "fleet"): "a fleet is Server's expect_clients, start_timeout and plan",
+    # Flattened: header_read_timeout is Server's http_header_read_timeout, and so on.
+    ("server", "http_limits"): "each HTTP limit is Server's http_<field>",
+    # Checked under "client": Worker takes its client's settings as its own parameters.
+    ("worker", "client"): "a worker's client settings are Worker's parameters",
+}
+
+# Core keys a face leaves out on purpose, and why.
+LEFT_OUT = {
+    (loadmon.Plan, "out_dir"): "a plan says what each worker writes; each Worker says where",
+}
+
+# Python defaults that are not the core's value, and why.
+NO_CORE_DEFAULT = {
+    # A fleet has no default size: the core's sample is a fleet of one.
+    ("fleet", "expect_clients"): None,
+}
+
+# Python parameters with a default that no core settings type holds, and why.
+PYTHON_ONLY = {
+    # Fleet mode's plan: None is the core's default plan, the seed's test (Plan()).
+    (loadmon.Server, "plan"),
+    # The generic client's own run time and announced file sizes: None is none.
+    (loadmon.Client, "run_time"),
+    (loadmon.Client, "chunk_size"),
+    (loadmon.Client, "file_size"),
+}
+
+
+def _python_name(section: str, key: str) -> str:
+    """The face's name of a core key: the file writer's drop their unit (the seed's names:
+    ``run_time_s`` is ``run_time``, ``chunk_size_mb`` is ``chunk_size``)."""
+    if section == "file_writer":
+        for unit in ("_mb", "_s"):
+            if key.endswith(unit):
+                return key[: -len(unit)]
+    return key
+
+
+def _settings(section: str) -> Iterator[tuple[str, Any]]:
+    """(Python name, core default) of every setting of a core section."""
+    for key, value in CORE[section].items():
+        if (section, key) == ("server", "http_limits"):
+            for limit, v in value.items():
+                yield f"http_{limit}", v
+        elif (section, key) not in NOT_ONE_PARAMETER:
+            yield _python_name(section, key), NO_CORE_DEFAULT.get((section, key), value)
+
+
+def _same(name: str, shown: Any, core: Any) -> bool:
+    # keep_files: the core writes its text ("2" or "all"); Python takes an int or "all".
+    if name == "keep_files":
+        return bool(str(shown) == core)
+    # A bool is not the int 0 or 1.
+    if isinstance(shown, bool) or isinstance(core, bool):
+        return shown is core
+    return bool(shown == core)
+
+
+def _signature(face: Any) -> dict[str, Any]:
+    return {
+        n: p.default
+        for n, p in inspect.signature(face).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _stub_defaults() -> dict[str, dict[str, Any]]:
+    """The defaults each constructor and function of the stub shows, by its name."""
+    out: dict[str, dict[str, Any]] = {}
+    tree = ast.parse(STUB.read_text())
+
+    def defaults_of(f: ast.FunctionDef) -> dict[str, Any]:
+        args = f.args.args[len(f.args.args) - len(f.args.defaults) :]
+        return {a.arg: ast.literal_eval(d) for a, d in zip(args, f.args.defaults)}
+
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name in ("__new__", "__init__"):
+                    out.setdefault(node.name, {}).update(defaults_of(item))
+        elif isinstance(node, ast.FunctionDef):
+            out[node.name] = defaults_of(node)
+    return out
+
+
+STUBS = _stub_defaults()
+
+
+def _shown(face: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Where a face shows its defaults: its signature, and its stub when it has one (Plan is
+    a dataclass of loadmon._results, whose signature is its source)."""
+    shown = [("signature", _signature(face))]
+    if face.__name__ in STUBS:
+        shown.append((".pyi", STUBS[face.__name__]))
+    return shown
+
+
+CASES = [(section, face) for section, faces in FACES.items() for face in faces]
+
+
+@pytest.mark.parametrize(("section", "face"), CASES, ids=[f"{s}-{f.__name__}" for s, f in CASES])
+def test_every_core_setting_is_a_parameter_with_the_core_default(
+    section: str, face: Callable[..., Any]
+) -> None:
+    problems = []
+    for where, defaults in _shown(face):
+        for name, core in _settings(section):
+            if (face, name) in LEFT_OUT:
+                continue
+            if name not in defaults:
+                problems.append(f"{where}: no parameter {name} (the core's {section})")
+            elif not _same(name, defaults[name], core):
+                problems.append(f"{where}: {name}={defaults[name]!r}, the core's is {core!r}")
+    assert problems == [], f"{face.__name__}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize(
+    "face", [loadmon.Server, loadmon.TestClient, loadmon.Client, loadmon.Worker, loadmon.Plan]
+)
+def test_every_parameter_is_a_core_setting(face: Any) -> None:
+    known = {
+        name
+        for section, faces in FACES.items()
+        if face in faces
+        for name, _ in _settings(section)
+    }
+    for where, defaults in _shown(face):
+        extra = set(defaults) - known - {n for f, n in PYTHON_ONLY if f is face}
+        assert extra == set(), (face.__name__, where, extra)
+
+
+def test_report_failure_shows_the_client_defaults() -> None:
+    # A one-shot client: the settings it takes have the client's defaults; its announced
+    # sizes are the generic client's (None: none).
+    client = dict(_settings("client"))
+    for where, defaults in (
+        ("signature", _signature(loadmon.report_failure)),
+        (".pyi", STUBS["report_failure"]),
+    ):
+        for name, value in defaults.items():
+            if name in ("chunk_size", "file_size"):
+                assert value is None, (where, name)
+            else:
+                assert _same(name, value, client[name]), (where, name, value, client[name])
+
+
+def test_the_public_defaults_are_the_core_ones() -> None:
+    d: dict[str, Any] = dict(_loadmon.defaults())
+    for face, key in (
+        (loadmon.Server, "server"),
+        (loadmon.TestClient, "test_client"),
+        (loadmon.Client, "client"),
+        (loadmon.Worker, "worker"),
+        (loadmon.Plan, "plan"),
+    ):
+        assert _signature(face) == d[key], face.__name__
+
+
+@pytest.mark.parametrize(
+    ("face", "kwargs", "message"),
+    [
+        (loadmon.Server, {"max_pending": 0}, "max_pending must be from 1 to 1000000"),
+        (loadmon.Server, {"max_ids": -1}, "max_ids must be from 1 to 100000000"),
+        (loadmon.Server, {"write_timeout": 0}, "write_timeout must be a number of seconds"),
+        (loadmon.Server, {"max_line_bytes": 10}, "max_line_bytes must be at least 64"),
+        (loadmon.Server, {"http_header_read_timeout": 0}, "http_header_read_timeout must"),
+        (loadmon.Server, {"http_idle_timeout": -1}, "http_idle_timeout must"),
+        (loadmon.Server, {"http_write_timeout": 0}, "http_write_timeout must"),
+        (loadmon.Server, {"http_max_connections": 0}, "http_max_connections must be from 1"),
+        (loadmon.Client, {"handshake_timeout": 0}, "handshake_timeout must"),
+        (loadmon.Worker, {"max_line_bytes": 1}, "max_line_bytes must be at least 64"),
+    ],
+)
+def test_new_settings_follow_the_core_rules(
+    face: Callable[..., Any], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(loadmon.ConfigError, match=message):
+        face(**kwargs)
+
+
+def test_new_settings_are_accepted() -> None:
+    server = loadmon.Server(
+        port=0,
+        max_pending=2,
+        max_ids=10,
+        write_timeout=1.5,
+        max_line_bytes=8192,
+        http_header_read_timeout=1,
+        http_idle_timeout=2,
+        http_max_connections=3,
+        http_write_timeout=4,
+    )
+    assert not server.running
+    loadmon.Worker(handshake_timeout=2.5, max_line_bytes=100)
+    with pytest.raises(loadmon.ConfigError, match="max_ids"):
+        # The core's rule across settings: a fleet needs as many ids as clients.
+        loadmon.Server(port=0, max_ids=2, expect_clients=3)
