@@ -40,10 +40,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 
-/// Bytes in a nonce (64 hex digits on the wire).
-pub const NONCE_BYTES: usize = 32;
-/// Bytes in a proof, an HMAC-SHA256 (64 hex digits on the wire).
-pub const PROOF_BYTES: usize = 32;
+pub use crate::units::{NONCE_BYTES, PROOF_BYTES};
 /// What every proof's input starts with (names the scheme and its version).
 pub const LABEL: &str = "loadmon-auth-1";
 

@@ -30,7 +30,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::units::{MAX_DURATION, MAX_SECONDS, MAX_SIZE_LIMIT_MB, MAX_SIZE_MB};
+use crate::units::{
+    MAX_DURATION, MAX_SECONDS, MAX_SIZE_LIMIT_MB, MAX_SIZE_MB, NONCE_BYTES, PROOF_BYTES,
+};
 
 /// Smallest line bound a peer may be configured with (the longest seed line fits easily).
 pub const MIN_LINE_BYTES: usize = 64;
@@ -486,8 +488,7 @@ pub(crate) fn check_clear_token(allow_clear_token: bool, token: Option<&str>) ->
 }
 
 /// The longest line of the challenge–response: `auth:<nonce>:<proof>`, 64 hex digits each.
-const AUTH_LINE_BYTES: usize =
-    "auth:".len() + 2 * crate::auth::NONCE_BYTES + 1 + 2 * crate::auth::PROOF_BYTES;
+const AUTH_LINE_BYTES: usize = "auth:".len() + 2 * NONCE_BYTES + 1 + 2 * PROOF_BYTES;
 
 /// The settings both ends of a connection have: the line bound and the optional token.
 ///

@@ -13,7 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_util::bytes::{Buf, BytesMut};
 
-use crate::protocol::{Message, ProtocolError};
+pub use crate::error::FrameError;
+use crate::error::ProtocolError;
+use crate::protocol::Message;
 
 /// How much room one read asks for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -42,17 +44,6 @@ fn give_back(mut buf: BytesMut) {
 /// This thread's spare buffer, or a new empty one.
 fn take_spare() -> BytesMut {
     SPARE.with(std::cell::Cell::take).unwrap_or_default()
-}
-
-/// An error while reading or writing lines.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// The socket failed.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-    /// The peer broke the framing (fatal for that peer).
-    #[error(transparent)]
-    Protocol(#[from] ProtocolError),
 }
 
 /// One received line, parsed: the message, or why it is not one (not fatal).

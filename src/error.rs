@@ -1,11 +1,14 @@
-//! The library's one error type.
+//! The library's one error type, and the wire's leaf error types it wraps ([`ProtocolError`],
+//! [`FrameError`], in `error/wire.rs`). A leaf: it imports nothing of the crate.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::connection::FrameError;
-use crate::protocol::ProtocolError;
+mod wire;
+
+pub(crate) use wire::truncate;
+pub use wire::{FrameError, ProtocolError, MAX_SHOWN_VALUE_BYTES};
 
 /// Everything that can go wrong in loadmon. Cloneable so that a stored result (a server's final
 /// report, say) can be handed out more than once.
@@ -296,6 +299,8 @@ impl Error {
         })
     }
 
+    /// The error for a [`FrameError`]: [`Error::Net`] with `context` for the socket's,
+    /// [`Error::Protocol`] for a broken frame.
     pub(crate) fn from_frame(e: FrameError, context: &str) -> Self {
         match e {
             FrameError::Io(e) => Error::net(context, e),

@@ -44,11 +44,14 @@
 //! challenge:<server_nonce>                  right after that hello when both have `auth`
 //! auth_ok:<server_proof>                    the client's proof was right; this is the
 //!                                           server's (the client goes on only if it checks)
-//! plan:run=<id>:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
-//!                                           the test to run (fleet mode) and the run it
+//! plan:run=<id>[:<key>=<value>...]          the test to run (fleet mode) and the run it
 //!                                           belongs to, after the hello answer (after auth_ok
 //!                                           with a token), only to a client that announced `plan`;
-//!                                           each key once, in any order (encoded in this order)
+//!                                           the workload's settings, each key once, in any
+//!                                           order (see [`WirePlan`]); the file writer's:
+//!   plan:run=<id>:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
+//!                                           (every key exactly once, encoded in this order;
+//!                                           its rules are the workload's, in crate::plan)
 //! refused:<reason>                          the server will not serve this client; it closes next
 //! ```
 //!
@@ -58,8 +61,9 @@
 use std::fmt;
 
 use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
-use crate::file_writer::{KeepFiles, SyncMode};
-use crate::plan::Plan;
+use crate::error::truncate;
+pub use crate::error::ProtocolError;
+use crate::units::MAX_SIZE_MB;
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
 pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
@@ -70,12 +74,22 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 
-/// Longest run time a plan may carry, seconds (every duration's bound,
-/// [`units::MAX_SECONDS`](crate::units::MAX_SECONDS), about 31.7 years).
-pub const MAX_RUN_TIME_S: f64 = crate::units::MAX_SECONDS;
+/// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
+/// command but `plan` has more; `plan` reads its own from the line).
+const MAX_FIELDS: usize = 4;
 
-/// Most `:`-separated fields a line can have that [`Message::parse`] looks at (`plan` has 8).
-const MAX_FIELDS: usize = 8;
+/// Most settings a `plan` line may carry besides its run (the file writer's has 6).
+pub const MAX_PLAN_SETTINGS: usize = 32;
+
+/// Longest `key=value` setting of a `plan` line, in bytes (the default line bound: a setting
+/// within [`DEFAULT_MAX_LINE_BYTES`] is never cut by it).
+pub const MAX_SETTING_BYTES: usize = DEFAULT_MAX_LINE_BYTES;
+
+/// The `reason` of a plan with more than [`MAX_PLAN_SETTINGS`] settings.
+const TOO_MANY_SETTINGS: &str = "more than 32 settings and the run";
+
+/// The `reason` of a setting longer than [`MAX_SETTING_BYTES`].
+const SETTING_TOO_LONG: &str = "longer than 4096 bytes";
 
 /// What a peer says it can do, in `hello` (`hello:1.0:plan`). Capabilities this version does
 /// not know are ignored when parsing, so a newer peer's `hello` still parses.
@@ -233,90 +247,15 @@ pub enum Message {
     Error(String),
     /// `refused:<reason>`: the server refuses this client (new).
     Refused(String),
-    /// `plan:run=…:runtime=…:chunksize=…:…`: the test a fleet server hands to a worker (new).
-    Plan {
-        /// The run it belongs to: the same for every worker of one server's run, another for
-        /// the next run (a worker that failed a run does not come back to the same run).
-        run: u64,
-        /// The test.
-        plan: Plan,
-    },
+    /// `plan:run=…[:key=value…]`: the test a fleet server hands to a worker, as the wire
+    /// carries it (new); the workload reads its settings from it
+    /// ([`Plan::from_wire`](crate::plan::Plan::from_wire) for the file writer).
+    Plan(WirePlan),
     /// `ping`: a client that said `hello:…:ping` is alive and wants to know the server is
     /// (sent while it waits for the fleet's start) (new).
     Ping,
     /// `pong`: the server's answer to `ping` (new).
     Pong,
-}
-
-/// Why a line could not be turned into a [`Message`] (or read at all).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
-    /// The line was empty.
-    #[error("empty line")]
-    Empty,
-    /// The command is not one loadmon knows.
-    #[error("unknown command {0:?}")]
-    UnknownCommand(String),
-    /// The command had the wrong number of fields.
-    #[error("{command}: expected {expected} field(s), got {got}")]
-    WrongFieldCount {
-        /// The command.
-        command: &'static str,
-        /// Fields expected, the command included.
-        expected: usize,
-        /// Fields received.
-        got: usize,
-    },
-    /// An argument was not valid for its command.
-    #[error("{command}: invalid {field} {value:?}: {reason}")]
-    InvalidArgument {
-        /// The command.
-        command: &'static str,
-        /// Which argument.
-        field: &'static str,
-        /// The value received (cut to 64 bytes).
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A line exceeded the configured maximum length.
-    #[error("line longer than {max_bytes} bytes")]
-    LineTooLong {
-        /// The bound in force.
-        max_bytes: usize,
-    },
-    /// A line was not valid UTF-8.
-    #[error("line is not valid UTF-8")]
-    InvalidUtf8,
-    /// The peer closed the connection in the middle of a line.
-    #[error("connection closed in the middle of a line")]
-    Truncated,
-    /// The handshake did not authenticate the peer: a server that did not prove it knows the
-    /// token, or that offers no challenge–response to a client that may not send it in clear.
-    #[error("authentication failed: {0}")]
-    Auth(String),
-}
-
-impl ProtocolError {
-    /// The command the bad line had, when the line got that far.
-    pub fn command(&self) -> Option<&str> {
-        match self {
-            ProtocolError::WrongFieldCount { command, .. }
-            | ProtocolError::InvalidArgument { command, .. } => Some(command),
-            ProtocolError::UnknownCommand(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Whether the error ends the connection (framing broke) rather than one line.
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            ProtocolError::LineTooLong { .. }
-                | ProtocolError::InvalidUtf8
-                | ProtocolError::Truncated
-        )
-    }
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
@@ -365,7 +304,7 @@ impl Message {
             Message::WriteStats { .. } => 13,
             Message::Error(_) => 14,
             Message::Refused(_) => 15,
-            Message::Plan { .. } => 16,
+            Message::Plan(_) => 16,
             Message::Ping => 17,
             Message::Pong => 18,
             Message::Challenge(_) => 19,
@@ -398,32 +337,12 @@ impl Message {
         if line.is_empty() {
             return Err(ProtocolError::Empty);
         }
-        // Up to MAX_FIELDS fields without allocating (no command has more); `n` counts them
-        // all. A byte scan: ':' is ASCII, so every cut is on a char boundary.
-        let mut fields = [""; MAX_FIELDS];
-        let mut n = 0;
-        let mut start = 0;
-        for (i, &b) in line.as_bytes().iter().enumerate() {
-            if b == b':' {
-                if n < fields.len() {
-                    fields[n] = &line[start..i];
-                }
-                n += 1;
-                start = i + 1;
-            }
-        }
-        if n < fields.len() {
-            fields[n] = &line[start..];
-        }
-        n += 1;
-        let command = fields[0];
-        // Everything after the first ':' (free text may contain ':').
-        let rest = (n > 1).then(|| &line[command.len() + 1..]);
+        let f = Fields::split(line);
         let bare = |msg: Message| -> Result<Message, ProtocolError> {
-            expect_fields(msg.command(), n, 1)?;
+            f.expect(msg.command(), 1)?;
             Ok(msg)
         };
-        match command {
+        match f.command() {
             "get_cid" => bare(Message::GetCid),
             "ready" => bare(Message::Ready),
             "start" => bare(Message::Start),
@@ -433,110 +352,20 @@ impl Message {
             "run_tests" => bare(Message::RunTests),
             "ping" => bare(Message::Ping),
             "pong" => bare(Message::Pong),
-            "file_stats" => {
-                expect_fields("file_stats", n, 3)?;
-                let chunk_size_mb = parse_size("file_stats", "chunk_mb", fields[1])?;
-                let file_size_mb = parse_size("file_stats", "file_mb", fields[2])?;
-                Ok(Message::FileStats {
-                    chunk_size_mb,
-                    file_size_mb,
-                })
-            }
-            "send_stats" => {
-                expect_fields("send_stats", n, 3)?;
-                Ok(Message::SendStats {
-                    cpu_pct: parse_pct("send_stats", "cpu_pct", fields[1], MAX_CPU_PCT)?,
-                    mem_pct: parse_pct("send_stats", "mem_pct", fields[2], 100.0)?,
-                })
-            }
-            "set_cid" => {
-                expect_fields("set_cid", n, 2)?;
-                let id = fields[1].parse::<u32>().map_err(|_| {
-                    invalid("set_cid", "id", fields[1], "not an unsigned 32-bit integer")
-                })?;
-                Ok(Message::SetCid(id))
-            }
-            "hello" => {
-                // The capability list is optional: 2 or 3 fields.
-                if n != 3 {
-                    expect_fields("hello", n, 2)?;
-                }
-                let (major, minor) = fields[1]
-                    .split_once('.')
-                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                    .ok_or_else(|| {
-                        invalid("hello", "version", fields[1], "expected <major>.<minor>")
-                    })?;
-                let caps = if n == 3 {
-                    Capabilities::parse(fields[2])
-                } else {
-                    Capabilities::NONE
-                };
-                Ok(Message::Hello { major, minor, caps })
-            }
-            "plan" => parse_plan(&fields, n).map(|(run, plan)| Message::Plan { run, plan }),
-            "token" => {
-                let token = one_line(rest.unwrap_or(""));
-                if token.is_empty() {
-                    return Err(invalid("token", "token", &token, "empty"));
-                }
-                Ok(Message::Token(token))
-            }
-            "challenge" => {
-                expect_fields("challenge", n, 2)?;
-                Ok(Message::Challenge(Nonce(parse_hex(
-                    "challenge",
-                    "nonce",
-                    fields[1],
-                )?)))
-            }
-            "auth" => {
-                expect_fields("auth", n, 3)?;
-                Ok(Message::Auth {
-                    nonce: Nonce(parse_hex::<NONCE_BYTES>("auth", "nonce", fields[1])?),
-                    proof: Proof(parse_hex::<PROOF_BYTES>("auth", "proof", fields[2])?),
-                })
-            }
-            "auth_ok" => {
-                expect_fields("auth_ok", n, 2)?;
-                Ok(Message::AuthOk(Proof(parse_hex(
-                    "auth_ok", "proof", fields[1],
-                )?)))
-            }
-            "proc_stats" => {
-                // The third argument is optional: 3 or 4 fields.
-                if n != 4 {
-                    expect_fields("proc_stats", n, 3)?;
-                }
-                let process_clients = if n == 4 {
-                    Some(fields[3].parse::<u32>().map_err(|_| {
-                        invalid(
-                            "proc_stats",
-                            "process_clients",
-                            fields[3],
-                            "not an unsigned 32-bit integer",
-                        )
-                    })?)
-                } else {
-                    None
-                };
-                Ok(Message::ProcStats {
-                    cpu_core_pct: parse_pct("proc_stats", "cpu_core_pct", fields[1], 100.0)?,
-                    rss_bytes: parse_u64("proc_stats", "rss_bytes", fields[2])?,
-                    process_clients,
-                })
-            }
-            "write_stats" => {
-                expect_fields("write_stats", n, 4)?;
-                Ok(Message::WriteStats {
-                    bytes_written: parse_u64("write_stats", "bytes", fields[1])?,
-                    chunk_p50_us: parse_u64("write_stats", "p50_us", fields[2])?,
-                    chunk_p99_us: parse_u64("write_stats", "p99_us", fields[3])?,
-                })
-            }
+            "file_stats" => parse_file_stats(&f),
+            "send_stats" => parse_send_stats(&f),
+            "set_cid" => parse_set_cid(&f),
+            "hello" => parse_hello(&f),
+            "plan" => WirePlan::parse(&f).map(Message::Plan),
+            "token" => parse_token(&f),
+            "challenge" => parse_challenge(&f),
+            "auth" => parse_auth(&f),
+            "auth_ok" => parse_auth_ok(&f),
+            "proc_stats" => parse_proc_stats(&f),
+            "write_stats" => parse_write_stats(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
-            "error" => Ok(Message::Error(one_line(rest.unwrap_or("")))),
-            "refused" => Ok(Message::Refused(one_line(rest.unwrap_or("")))),
+            "error" => Ok(Message::Error(one_line(f.rest()))),
+            "refused" => Ok(Message::Refused(one_line(f.rest()))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
     }
@@ -591,16 +420,7 @@ impl Message {
                 chunk_p99_us,
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
-            Message::Plan { run, plan: p } => format!(
-                "{cmd}:run={run}:runtime={}:chunksize={}:filesize={}:min_chunksize={}:sync={}:\
-                 keep_files={}",
-                p.run_time_s,
-                p.chunk_size_mb,
-                p.file_size_mb,
-                p.min_chunk_size_mb,
-                p.sync,
-                p.keep_files
-            ),
+            Message::Plan(p) => p.encode(cmd),
         }
     }
 }
@@ -609,6 +429,298 @@ impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.encode())
     }
+}
+
+/// A plan as the wire carries it: the run it belongs to and a workload's settings, each a
+/// `key=value` field, in line order. [`Message::parse`] bounds it (at most
+/// [`MAX_PLAN_SETTINGS`] settings besides the run, each at most [`MAX_SETTING_BYTES`], no
+/// control character) and keeps the fields as they came; [`WirePlan::read`] applies the rules
+/// every workload shares (the number of fields, `key=value`, `run=<u64>`, each key once) and
+/// hands each setting to the workload, which owns its keys and their values' rules
+/// ([`Plan::from_wire`](crate::plan::Plan::from_wire) for the file writer).
+///
+/// Keys hold no `:`, `=` or control character and values no `:` or control character, for the
+/// line to parse back to the same plan.
+///
+/// # Examples
+/// ```
+/// use loadmon::protocol::{Message, WirePlan};
+/// let plan = WirePlan::new(7).with("runtime", 15).with("sync", "none");
+/// assert_eq!(Message::Plan(plan.clone()).encode(), "plan:run=7:runtime=15:sync=none");
+/// let Message::Plan(got) = Message::parse("plan:sync=none:run=7:runtime=15").unwrap() else {
+///     unreachable!()
+/// };
+/// let mut seen = Vec::new();
+/// let run = got.read(2, |key, value| {
+///     seen.push(format!("{key}={value}"));
+///     Ok(())
+/// });
+/// assert_eq!((run, seen), (Ok(7), vec!["sync=none".to_string(), "runtime=15".to_string()]));
+/// assert!(got.read(3, |_, _| Ok(())).is_err()); // a setting is missing
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WirePlan {
+    /// The fields after the command, each with its leading `:` (`:run=7:runtime=15`), so that
+    /// no field and one empty field differ.
+    fields: String,
+}
+
+impl WirePlan {
+    /// A plan of run `run` without settings.
+    pub fn new(run: u64) -> WirePlan {
+        WirePlan {
+            fields: format!(":run={run}"),
+        }
+    }
+
+    /// This plan with one more setting, `key=value` (the value as it displays).
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl fmt::Display) -> WirePlan {
+        use fmt::Write as _;
+        // Writing into a String cannot fail.
+        let _ = write!(self.fields, ":{key}={value}");
+        self
+    }
+
+    /// The fields after the command as they came (`run=7`, `runtime=15`, …), in line order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> + Clone {
+        self.fields.split(':').skip(1)
+    }
+
+    /// How many `:`-separated fields its line has, the command included.
+    pub fn field_count(&self) -> usize {
+        1 + self.fields().count()
+    }
+
+    /// Reads the plan by the rules every workload shares, in line order: `settings` settings
+    /// besides the run (checked first), then each field `key=value`, `run` an unsigned integer,
+    /// any other key handed to `take` (which reads its value, or refuses a key it does not
+    /// know) and given once. Returns the run.
+    ///
+    /// # Errors
+    /// [`ProtocolError::WrongFieldCount`] for another number of fields; `take`'s error;
+    /// [`ProtocolError::InvalidArgument`] for a field without `=`, a bad run, a key given
+    /// twice or a missing one.
+    pub fn read(
+        &self,
+        settings: usize,
+        mut take: impl FnMut(&str, &str) -> Result<(), ProtocolError>,
+    ) -> Result<u64, ProtocolError> {
+        const C: &str = "plan";
+        ProtocolError::expect_fields(C, self.field_count(), 2 + settings)?;
+        let mut run = None;
+        for (i, field) in self.fields().enumerate() {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
+            let twice = if key == "run" {
+                run.replace(parse_u64(C, "run", value)?).is_some()
+            } else {
+                take(key, value)?;
+                // The fields before this one are all `key=value` (or it would have failed).
+                self.fields()
+                    .take(i)
+                    .any(|f| f.split_once('=').is_some_and(|(k, _)| k == key))
+            };
+            if twice {
+                return Err(invalid(C, "argument", field, "key given twice"));
+            }
+        }
+        run.ok_or_else(|| self.missing_key())
+    }
+
+    /// The error for a plan without one of the keys its workload needs.
+    pub fn missing_key(&self) -> ProtocolError {
+        let first = self.fields().next().unwrap_or("");
+        invalid("plan", "argument", first, "a key is missing")
+    }
+
+    /// Its line: `plan` then its fields.
+    fn encode(&self, cmd: &str) -> String {
+        let mut line = String::with_capacity(cmd.len() + self.fields.len());
+        line.push_str(cmd);
+        line.push_str(&self.fields);
+        line
+    }
+
+    /// The fields of a `plan` line, bounded before anything is allocated; what they say is
+    /// [`WirePlan::read`]'s.
+    fn parse(f: &Fields<'_>) -> Result<WirePlan, ProtocolError> {
+        const C: &str = "plan";
+        let rest = f.rest();
+        let args = rest.split(':').take(f.n - 1);
+        if f.n > MAX_PLAN_SETTINGS + 2 {
+            let first_extra = args.clone().nth(MAX_PLAN_SETTINGS + 1).unwrap_or("");
+            return Err(invalid(C, "argument", first_extra, TOO_MANY_SETTINGS));
+        }
+        for field in args {
+            if field.len() > MAX_SETTING_BYTES {
+                return Err(invalid(C, "argument", field, SETTING_TOO_LONG));
+            }
+            if field.chars().any(char::is_control) {
+                return Err(invalid(C, "argument", field, "control character"));
+            }
+        }
+        Ok(WirePlan {
+            fields: f.line[f.command().len()..].to_string(),
+        })
+    }
+}
+
+/// A line cut at its `:`s: the first [`MAX_FIELDS`] fields in place (no allocation), and how
+/// many there are.
+struct Fields<'a> {
+    /// The whole line (without `\r`).
+    line: &'a str,
+    /// The first fields; the command first.
+    f: [&'a str; MAX_FIELDS],
+    /// How many fields the line has, the command included (may be more than [`MAX_FIELDS`]).
+    n: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// A byte scan: `:` is ASCII, so every cut is on a char boundary.
+    fn split(line: &'a str) -> Fields<'a> {
+        let mut f = [""; MAX_FIELDS];
+        let mut n = 0;
+        let mut start = 0;
+        for (i, &b) in line.as_bytes().iter().enumerate() {
+            if b == b':' {
+                if n < f.len() {
+                    f[n] = &line[start..i];
+                }
+                n += 1;
+                start = i + 1;
+            }
+        }
+        if n < f.len() {
+            f[n] = &line[start..];
+        }
+        Fields { line, f, n: n + 1 }
+    }
+
+    fn command(&self) -> &'a str {
+        self.f[0]
+    }
+
+    /// Everything after the first `:` (free text may contain `:`); empty without one.
+    fn rest(&self) -> &'a str {
+        if self.n > 1 {
+            &self.line[self.f[0].len() + 1..]
+        } else {
+            ""
+        }
+    }
+
+    fn expect(&self, command: &'static str, expected: usize) -> Result<(), ProtocolError> {
+        ProtocolError::expect_fields(command, self.n, expected)
+    }
+}
+
+fn parse_file_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("file_stats", 3)?;
+    Ok(Message::FileStats {
+        chunk_size_mb: parse_size_mb("file_stats", "chunk_mb", f.f[1])?,
+        file_size_mb: parse_size_mb("file_stats", "file_mb", f.f[2])?,
+    })
+}
+
+fn parse_send_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("send_stats", 3)?;
+    Ok(Message::SendStats {
+        cpu_pct: parse_pct("send_stats", "cpu_pct", f.f[1], MAX_CPU_PCT)?,
+        mem_pct: parse_pct("send_stats", "mem_pct", f.f[2], 100.0)?,
+    })
+}
+
+fn parse_set_cid(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("set_cid", 2)?;
+    let id = f.f[1]
+        .parse::<u32>()
+        .map_err(|_| invalid("set_cid", "id", f.f[1], "not an unsigned 32-bit integer"))?;
+    Ok(Message::SetCid(id))
+}
+
+fn parse_hello(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    // The capability list is optional: 2 or 3 fields.
+    if f.n != 3 {
+        f.expect("hello", 2)?;
+    }
+    let (major, minor) = f.f[1]
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .ok_or_else(|| invalid("hello", "version", f.f[1], "expected <major>.<minor>"))?;
+    let caps = if f.n == 3 {
+        Capabilities::parse(f.f[2])
+    } else {
+        Capabilities::NONE
+    };
+    Ok(Message::Hello { major, minor, caps })
+}
+
+fn parse_token(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    let token = one_line(f.rest());
+    if token.is_empty() {
+        return Err(invalid("token", "token", &token, "empty"));
+    }
+    Ok(Message::Token(token))
+}
+
+fn parse_challenge(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("challenge", 2)?;
+    Ok(Message::Challenge(Nonce(parse_hex(
+        "challenge",
+        "nonce",
+        f.f[1],
+    )?)))
+}
+
+fn parse_auth(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("auth", 3)?;
+    Ok(Message::Auth {
+        nonce: Nonce(parse_hex::<NONCE_BYTES>("auth", "nonce", f.f[1])?),
+        proof: Proof(parse_hex::<PROOF_BYTES>("auth", "proof", f.f[2])?),
+    })
+}
+
+fn parse_auth_ok(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("auth_ok", 2)?;
+    Ok(Message::AuthOk(Proof(parse_hex(
+        "auth_ok", "proof", f.f[1],
+    )?)))
+}
+
+fn parse_proc_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    // The third argument is optional: 3 or 4 fields.
+    if f.n != 4 {
+        f.expect("proc_stats", 3)?;
+    }
+    let process_clients = if f.n == 4 {
+        Some(f.f[3].parse::<u32>().map_err(|_| {
+            invalid(
+                "proc_stats",
+                "process_clients",
+                f.f[3],
+                "not an unsigned 32-bit integer",
+            )
+        })?)
+    } else {
+        None
+    };
+    Ok(Message::ProcStats {
+        cpu_core_pct: parse_pct("proc_stats", "cpu_core_pct", f.f[1], 100.0)?,
+        rss_bytes: parse_u64("proc_stats", "rss_bytes", f.f[2])?,
+        process_clients,
+    })
+}
+
+fn parse_write_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("write_stats", 4)?;
+    Ok(Message::WriteStats {
+        bytes_written: parse_u64("write_stats", "bytes", f.f[1])?,
+        chunk_p50_us: parse_u64("write_stats", "p50_us", f.f[2])?,
+        chunk_p99_us: parse_u64("write_stats", "p99_us", f.f[3])?,
+    })
 }
 
 /// Rounds a percentage to two decimals, as `send_stats` carries it.
@@ -642,38 +754,13 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
 fn invalid(
     command: &'static str,
     field: &'static str,
     value: &str,
     reason: &'static str,
 ) -> ProtocolError {
-    ProtocolError::InvalidArgument {
-        command,
-        field,
-        value: truncate(value, 64),
-        reason,
-    }
-}
-
-fn expect_fields(command: &'static str, got: usize, expected: usize) -> Result<(), ProtocolError> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(ProtocolError::WrongFieldCount {
-            command,
-            expected,
-            got,
-        })
-    }
+    ProtocolError::invalid(command, field, value, reason)
 }
 
 fn parse_u64(command: &'static str, field: &'static str, v: &str) -> Result<u64, ProtocolError> {
@@ -681,99 +768,21 @@ fn parse_u64(command: &'static str, field: &'static str, v: &str) -> Result<u64,
         .map_err(|_| invalid(command, field, v, "not an unsigned integer"))
 }
 
-fn parse_size(command: &'static str, field: &'static str, v: &str) -> Result<u64, ProtocolError> {
+/// A size in MiB as the wire carries it (`file_stats`, a workload's plan settings): an
+/// unsigned integer of at most [`MAX_SIZE_MB`].
+///
+/// # Errors
+/// [`ProtocolError::InvalidArgument`] naming `command` and `field`.
+pub fn parse_size_mb(
+    command: &'static str,
+    field: &'static str,
+    v: &str,
+) -> Result<u64, ProtocolError> {
     let n = parse_u64(command, field, v)?;
-    if n > crate::units::MAX_SIZE_MB {
+    if n > MAX_SIZE_MB {
         return Err(invalid(command, field, v, "larger than 1 PiB"));
     }
     Ok(n)
-}
-
-/// The arguments of `plan` (`fields[1..n]`): each `key=value` once, in any order.
-fn parse_plan(fields: &[&str; MAX_FIELDS], n: usize) -> Result<(u64, Plan), ProtocolError> {
-    const C: &str = "plan";
-    expect_fields(C, n, 8)?;
-    let mut run = None;
-    let (mut run_time_s, mut chunk, mut file, mut min_chunk, mut sync, mut keep) =
-        (None, None, None, None, None, None);
-    for &field in &fields[1..n] {
-        let (key, value) = field
-            .split_once('=')
-            .ok_or_else(|| invalid(C, "argument", field, "expected key=value"))?;
-        let twice = || invalid(C, "argument", field, "key given twice");
-        match key {
-            "run" => run
-                .replace(parse_u64(C, "run", value)?)
-                .map_or(Ok(()), |_| Err(twice()))?,
-            "runtime" => {
-                let x = value
-                    .parse::<f64>()
-                    .map_err(|_| invalid(C, "runtime", value, "not a number"))?;
-                // `contains` is false for NaN.
-                if !(x > 0.0 && (0.0..=MAX_RUN_TIME_S).contains(&x)) {
-                    return Err(invalid(
-                        C,
-                        "runtime",
-                        value,
-                        "not a number of seconds above 0 and at most 1e9",
-                    ));
-                }
-                run_time_s.replace(x).map_or(Ok(()), |_| Err(twice()))?;
-            }
-            "chunksize" => chunk
-                .replace(parse_size(C, "chunksize", value)?)
-                .map_or(Ok(()), |_| Err(twice()))?,
-            "filesize" => file
-                .replace(parse_size(C, "filesize", value)?)
-                .map_or(Ok(()), |_| Err(twice()))?,
-            "min_chunksize" => min_chunk
-                .replace(parse_size(C, "min_chunksize", value)?)
-                .map_or(Ok(()), |_| Err(twice()))?,
-            "sync" => {
-                let m = match value {
-                    "none" => SyncMode::None,
-                    "file" => SyncMode::File,
-                    "direct" => SyncMode::Direct,
-                    _ => return Err(invalid(C, "sync", value, "expected none, file or direct")),
-                };
-                sync.replace(m).map_or(Ok(()), |_| Err(twice()))?;
-            }
-            "keep_files" => {
-                let k = if value == "all" {
-                    KeepFiles::All
-                } else {
-                    KeepFiles::Last(value.parse::<usize>().map_err(|_| {
-                        invalid(C, "keep_files", value, "expected a number or \"all\"")
-                    })?)
-                };
-                keep.replace(k).map_or(Ok(()), |_| Err(twice()))?;
-            }
-            _ => return Err(invalid(C, "argument", field, "unknown key")),
-        }
-    }
-    // Eight fields, seven keys, none twice and none unknown: every key is there.
-    match (run, run_time_s, chunk, file, min_chunk, sync, keep) {
-        (
-            Some(run),
-            Some(run_time_s),
-            Some(chunk_size_mb),
-            Some(file_size_mb),
-            Some(min_chunk_size_mb),
-            Some(sync),
-            Some(keep_files),
-        ) => Ok((
-            run,
-            Plan {
-                run_time_s,
-                chunk_size_mb,
-                file_size_mb,
-                min_chunk_size_mb,
-                sync,
-                keep_files,
-            },
-        )),
-        _ => Err(invalid(C, "argument", fields[1], "a key is missing")),
-    }
 }
 
 /// `v` as `str::parse::<f64>` reads it, with a short cut for the plain decimals clients send
@@ -1067,21 +1076,14 @@ mod tests {
                 minor: 0,
                 caps: Capabilities::PLAN,
             },
-            Message::Plan {
-                run: 0,
-                plan: Plan::default(),
-            },
-            Message::Plan {
-                run: u64::MAX,
-                plan: Plan {
-                    run_time_s: 0.25,
-                    chunk_size_mb: 1,
-                    file_size_mb: crate::units::MAX_SIZE_MB,
-                    min_chunk_size_mb: 0,
-                    sync: SyncMode::Direct,
-                    keep_files: KeepFiles::All,
-                },
-            },
+            Message::Plan(WirePlan::new(0)),
+            Message::Plan(
+                WirePlan::new(u64::MAX)
+                    .with("runtime", 0.25)
+                    .with("x", "a=b"),
+            ),
+            Message::Plan(WirePlan::new(1).with("", "").with("k", "")),
+            Message::parse("plan::x:run=a:run=b").unwrap(),
             Message::Token("s3:cr3t".into()),
             Message::Challenge(Nonce([7; NONCE_BYTES])),
             Message::Auth {
@@ -1147,73 +1149,125 @@ mod tests {
         assert!(Message::parse("hello:1.0:plan:more").is_err());
     }
 
-    #[test]
-    fn a_plan_is_key_value_in_any_order_and_every_value_is_bounded() {
-        let line = "plan:run=7:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:\
-                    keep_files=2";
-        let p = Message::parse(line).unwrap();
-        assert_eq!(
-            p,
-            Message::Plan {
-                run: 7,
-                plan: Plan::default()
-            }
-        );
-        assert_eq!(p.encode(), line);
-        let shuffled = "plan:keep_files=2:sync=none:min_chunksize=10:filesize=50:chunksize=10:\
-                        runtime=15:run=7";
-        assert_eq!(Message::parse(shuffled), Ok(p));
-        let good = |k: &str, v: &str| {
-            line.replace(&format!("{k}={}", value_of(line, k)), &format!("{k}={v}"))
+    /// `line`'s plan read with `keys` settings (their values taken as they are).
+    fn read(line: &str, keys: usize) -> Result<(u64, Vec<String>), ProtocolError> {
+        let Message::Plan(plan) = Message::parse(line)? else {
+            panic!("{line}")
         };
-        for (key, value) in [
-            ("runtime", "1e300"),
-            ("runtime", "inf"),
-            ("runtime", "NaN"),
-            ("runtime", "0"),
-            ("runtime", "-1"),
-            ("runtime", "1000000000.5"),
-            ("runtime", "abc"),
-            ("chunksize", "-1"),
-            ("filesize", "99999999999"),
-            ("min_chunksize", "x"),
-            ("sync", "fsync"),
-            ("keep_files", "-2"),
-            ("keep_files", "some"),
-            ("run", "-1"),
-            ("run", "18446744073709551616"),
+        let mut seen = Vec::new();
+        let run = plan.read(keys, |k, v| {
+            seen.push(format!("{k}={v}"));
+            Ok(())
+        })?;
+        Ok((run, seen))
+    }
+
+    #[test]
+    fn a_plan_is_the_run_and_settings_in_any_order_each_key_once() {
+        let line = "plan:run=7:runtime=15:sync=none";
+        let p = Message::parse(line).unwrap();
+        let want = WirePlan::new(7).with("runtime", 15).with("sync", "none");
+        assert_eq!(p, Message::Plan(want.clone()));
+        assert_eq!(p.encode(), line);
+        assert_eq!(want.field_count(), 4);
+        assert_eq!(
+            want.fields().collect::<Vec<_>>(),
+            ["run=7", "runtime=15", "sync=none"]
+        );
+        assert_eq!(
+            read("plan:sync=none:run=7", 1),
+            Ok((7, vec!["sync=none".to_string()]))
+        );
+        // Values may hold `=`; keys and values may be empty (the workload says if they may).
+        assert_eq!(
+            read("plan:run=0:a==b=:=", 2),
+            Ok((0, vec!["a==b=".to_string(), "=".to_string()]))
+        );
+        // What parses round-trips, whatever the workload will say of it.
+        for line in ["plan", "plan:", "plan::", "plan:x:run=a"] {
+            let m = Message::parse(line).unwrap();
+            assert_eq!(m.encode(), line);
+        }
+        assert_eq!(
+            read("plan", 0),
+            Err(ProtocolError::WrongFieldCount {
+                command: "plan",
+                expected: 2,
+                got: 1
+            })
+        );
+        for (bad, keys, field, reason) in [
+            ("plan:runtime=1:x=2", 1, "argument", "a key is missing"),
+            ("plan:run=1:run=1", 1, "argument", "key given twice"),
+            (
+                "plan:run=1:sync=none:sync=none",
+                2,
+                "argument",
+                "key given twice",
+            ),
+            ("plan:run=1:syncnone", 1, "argument", "expected key=value"),
+            ("plan:run=-1", 0, "run", "not an unsigned integer"),
+            (
+                "plan:run=18446744073709551616",
+                0,
+                "run",
+                "not an unsigned integer",
+            ),
+            ("plan:run=1:a=b\tc", 1, "argument", "control character"),
+            ("plan:run=1:a=b\rc", 1, "argument", "control character"),
         ] {
-            let bad = good(key, value);
-            assert!(
-                matches!(
-                    Message::parse(&bad),
-                    Err(ProtocolError::InvalidArgument { .. })
-                ),
-                "{bad}"
+            match read(bad, keys) {
+                Err(ProtocolError::InvalidArgument {
+                    command: "plan",
+                    field: f,
+                    reason: r,
+                    ..
+                }) if f == field && r == reason => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_is_bounded_in_settings_and_in_bytes() {
+        let settings = |n: usize| (0..n).map(|i| format!(":k{i}=v")).collect::<String>();
+        let most = format!("plan:run=1{}", settings(MAX_PLAN_SETTINGS));
+        let Ok(Message::Plan(p)) = Message::parse(&most) else {
+            panic!("{most}")
+        };
+        assert_eq!(p.field_count(), MAX_PLAN_SETTINGS + 2);
+        for line in [
+            format!("plan:run=1{}", settings(MAX_PLAN_SETTINGS + 1)),
+            format!("plan:x=1{}", settings(MAX_PLAN_SETTINGS + 1)),
+            format!("plan:run=1{}", settings(100_000)),
+        ] {
+            assert_eq!(
+                Message::parse(&line),
+                Err(ProtocolError::invalid(
+                    "plan",
+                    "argument",
+                    &format!("k{}=v", MAX_PLAN_SETTINGS),
+                    TOO_MANY_SETTINGS
+                )),
+                "{}",
+                &line[..80]
             );
         }
-        assert!(Message::parse("plan:runtime=15").is_err());
-        assert!(Message::parse(&format!("{line}:extra=1")).is_err());
-        assert!(Message::parse(&line.replace("sync=none", "runtime=3")).is_err());
-        assert!(Message::parse(&line.replace("sync=none", "colour=red")).is_err());
-        assert!(Message::parse(&line.replace("sync=none", "syncnone")).is_err());
-        assert_eq!(
-            Message::parse(&good("runtime", "1e9")).map(|m| m.encode()),
-            Ok(good("runtime", "1000000000"))
-        );
-    }
-
-    fn value_of<'a>(line: &'a str, key: &str) -> &'a str {
-        line.split(':')
-            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or("")
-    }
-
-    #[test]
-    fn fatal_errors_are_framing_errors() {
-        assert!(ProtocolError::InvalidUtf8.is_fatal());
-        assert!(ProtocolError::LineTooLong { max_bytes: 1 }.is_fatal());
-        assert!(!ProtocolError::Empty.is_fatal());
-        assert!(!ProtocolError::UnknownCommand("x".into()).is_fatal());
+        assert!(TOO_MANY_SETTINGS.contains(&MAX_PLAN_SETTINGS.to_string()));
+        assert!(SETTING_TOO_LONG.contains(&MAX_SETTING_BYTES.to_string()));
+        let longest = format!("k={}", "v".repeat(MAX_SETTING_BYTES - 2));
+        assert!(Message::parse(&format!("plan:run=1:{longest}")).is_ok());
+        for huge in [
+            format!("k={}", "v".repeat(MAX_SETTING_BYTES - 1)),
+            format!("{}=v", "k".repeat(1 << 20)),
+        ] {
+            match Message::parse(&format!("plan:run=1:{huge}")) {
+                Err(ProtocolError::InvalidArgument { value, reason, .. }) => {
+                    assert_eq!(reason, SETTING_TOO_LONG);
+                    assert_eq!(value.len(), 64);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -21,3 +21,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
 
 /// Upper bound of [`MAX_DURATION`] in seconds, as a float.
 pub const MAX_SECONDS: f64 = 1e9;
+
+/// Bytes in a challenge–response nonce (64 hex digits on the wire; [`crate::auth`]).
+pub const NONCE_BYTES: usize = 32;
+
+/// Bytes in a challenge–response proof, an HMAC-SHA256 (64 hex digits on the wire;
+/// [`crate::auth`]).
+pub const PROOF_BYTES: usize = 32;

@@ -483,7 +483,7 @@ impl Worker {
         };
         let plan = handshake
             .next_line(conn, "plan", |m| match m {
-                Ok(Message::Plan { run, plan }) => Some(Ok(Ok((*run, *plan)))),
+                Ok(Message::Plan(wire)) => Some(Ok(Plan::from_wire(wire).map_err(Error::Protocol))),
                 Err(e) if e.command() == Some("plan") => Some(Ok(Err(Error::Protocol(e.clone())))),
                 _ => None,
             })

@@ -203,11 +203,7 @@ async fn impostor(kind: &'static str) -> (u16, JoinHandle<Vec<String>>) {
         let mut lines = BufReader::new(r).lines();
         let mut seen = Vec::new();
         let server_nonce = Nonce::random().unwrap();
-        let plan = Message::Plan {
-            run: 1,
-            plan: common::small_plan(0.5),
-        }
-        .encode();
+        let plan = Message::Plan(common::small_plan(0.5).to_wire(1)).encode();
         while let Ok(Ok(Some(line))) = tokio::time::timeout(LIMIT, lines.next_line()).await {
             let reply = match Message::parse(&line) {
                 Ok(Message::Hello { .. }) => match kind {

@@ -3,8 +3,8 @@
 
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
-use loadmon::plan::Plan;
-use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_RUN_TIME_S};
+use loadmon::plan::{Plan, MAX_RUN_TIME_S};
+use loadmon::protocol::{Capabilities, Message, ProtocolError};
 use loadmon::units::MAX_SIZE_MB;
 use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use proptest::prelude::*;
@@ -91,7 +91,7 @@ fn message() -> impl Strategy<Value = Message> {
             proof: Proof(p)
         }),
         any::<[u8; 32]>().prop_map(|p| Message::AuthOk(Proof(p))),
-        (any::<u64>(), plan()).prop_map(|(run, plan)| Message::Plan { run, plan }),
+        (any::<u64>(), plan()).prop_map(|(run, plan)| Message::Plan(plan.to_wire(run))),
         "[^\r\n]{1,100}".prop_map(Message::Token),
         (pct(100.0), any::<u64>(), proptest::option::of(any::<u32>())).prop_map(|(c, r, k)| {
             Message::ProcStats {
@@ -155,14 +155,18 @@ proptest! {
         p in plan(),
         order in Just((0..7).collect::<Vec<usize>>()).prop_shuffle(),
     ) {
-        let line = Message::Plan { run, plan: p }.encode();
+        let line = Message::Plan(p.to_wire(run)).encode();
         prop_assert!(line.len() < 4096, "{}", line.len());
         let fields: Vec<&str> = line.split(':').skip(1).collect();
         let shuffled = std::iter::once("plan")
             .chain(order.iter().map(|&i| fields[i]))
             .collect::<Vec<_>>()
             .join(":");
-        prop_assert_eq!(Message::parse(&shuffled), Ok(Message::Plan { run, plan: p }));
+        // The protocol reads the run and the settings; the plan's codec reads the settings.
+        let Ok(Message::Plan(wire)) = Message::parse(&shuffled) else {
+            return Err(TestCaseError::fail(format!("{shuffled} does not parse as a plan")));
+        };
+        prop_assert_eq!(Plan::from_wire(&wire), Ok((run, p)));
     }
 
     #[test]
@@ -185,7 +189,8 @@ proptest! {
             format!("hello:1.0:{caps}"),
         ] {
             if let Ok(m) = Message::parse(&line) {
-                if let Message::Plan { plan: p, .. } = &m {
+                // What the plan's codec takes is within the wire's bounds.
+                if let Some(Ok((_, p))) = match &m { Message::Plan(w) => Some(Plan::from_wire(w)), _ => None } {
                     prop_assert!(p.run_time_s > 0.0 && p.run_time_s <= MAX_RUN_TIME_S);
                     prop_assert!(p.file_size_mb <= MAX_SIZE_MB);
                 }

@@ -602,10 +602,8 @@ impl Driver<'_> {
             self.conn.feed(&Message::Challenge(nonce));
         }
         if let (true, Some(plan)) = (step.plan, self.shared.rules.plan) {
-            self.conn.feed(&Message::Plan {
-                run: self.shared.rules.run_id,
-                plan,
-            });
+            self.conn
+                .feed(&Message::Plan(plan.to_wire(self.shared.rules.run_id)));
         }
         if let Some(event) = step.event {
             self.shared.events.emit(|| event);
