@@ -18,10 +18,10 @@ use std::time::Duration;
 use crate::blocking::{report_failure, ClientHandle, ServerHandle};
 use crate::client::ClientConfig;
 use crate::error::{Error, Result};
-use crate::file_writer::{FileWriter, FileWriterConfig};
 use crate::logging::{CLIENT_LOG_DIR, SERVER_LOG_DIR};
 use crate::report::Report;
 use crate::server::ServerConfig;
+use crate::workload::file_writer::{FileWriter, FileWriterConfig};
 
 /// One client of the demo schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]

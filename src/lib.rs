@@ -107,9 +107,6 @@ pub mod workload;
 
 pub use error::{Error, Result};
 pub use report::{ClientReport, Report, Status};
-/// The file writer at its former path, `loadmon::file_writer` (it lives in
-/// [`workload::file_writer`]).
-pub use workload::file_writer;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,7 +1,7 @@
 //! The generic client: connect → `get_cid` → `ready` → wait for `run_tests` → run a
 //! [`Workload`] → `done`, sending `hb` and stats for the whole run.
 //!
-//! The client runs any [`Workload`] (its trait and [`Context`] live in [`crate::workload`],
+//! The client runs any [`Workload`] (its trait and [`Context`](crate::workload::Context) live in [`crate::workload`],
 //! below this module) and knows none: the file writer is one of them.
 //!
 //! - `connect`: reaching the server, with retries.
@@ -28,9 +28,7 @@ mod connect;
 mod handshake;
 mod run;
 
-/// The trait of what a client runs, and the context it runs with, at their former path
-/// `loadmon::client` (they live in [`crate::workload`]).
-pub use crate::workload::{Context, Workload};
+use crate::workload::Workload;
 pub(crate) use handshake::{refusal, Handshake};
 
 /// Client settings. `Default` gives the seed's (localhost:1234, heartbeat every 5 s, stats every
@@ -285,7 +283,7 @@ impl Client {
     }
 
     /// A token that, when cancelled, stops the run (the workload sees
-    /// [`Context::is_stopped`]; the server gets `error:interrupted`).
+    /// [`Context::is_stopped`](crate::workload::Context::is_stopped); the server gets `error:interrupted`).
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
@@ -293,11 +291,11 @@ impl Client {
     /// Connects, runs `workload` after `run_tests`, and returns the result after `done`.
     ///
     /// # Cancellation
-    /// [`Client::cancel_token`] ends a run in order: the workload sees [`Context::is_stopped`],
+    /// [`Client::cancel_token`] ends a run in order: the workload sees [`Context::is_stopped`](crate::workload::Context::is_stopped),
     /// the server gets `error:…interrupted` (FAILED), and the run returns
     /// [`Error::Interrupted`]. Dropping the future instead (a `tokio::time::timeout`, a
     /// `select!` branch not taken) ends it at once: the connection is closed (the server
-    /// records the client ABORTED), and the workload is told to stop ([`Context::is_stopped`]
+    /// records the client ABORTED), and the workload is told to stop ([`Context::is_stopped`](crate::workload::Context::is_stopped)
     /// and [`Context::is_finished`] become true) and left to return on its blocking thread. A
     /// runtime shutting down waits for that thread, so a workload that checks its context
     /// between writes, as the file writer does, lets the program end within one write.

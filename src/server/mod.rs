@@ -22,7 +22,7 @@
 //! # Examples
 //! ```
 //! use loadmon::client::{Client, ClientConfig};
-//! use loadmon::file_writer::{FileWriter, FileWriterConfig};
+//! use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 //! use loadmon::server::{Server, ServerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use loadmon::blocking::ClientHandle;
 use loadmon::client::ClientResult;
 use loadmon::config::{self, wait_timeout_ms};
-use loadmon::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 
 use crate::args::{arg, give_string, out_arg, required_str};
 use crate::configs::{

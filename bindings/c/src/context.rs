@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use loadmon::client::{Context, Workload};
+use loadmon::workload::{Context, Workload};
 use loadmon::Error;
 
 use crate::args::{arg, arg_mut, required_str};

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use header_doc::{constants, fields, header, stated_default, DocDefault};
 use loadmon::client::ClientConfig;
-use loadmon::file_writer::FileWriterConfig;
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::WorkerConfig;
+use loadmon::workload::file_writer::FileWriterConfig;
 use serde_json::Value;
 
 /// How a core value reads in C.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use loadmon::client::ClientConfig;
 use loadmon::config::{self, Integer, Zero};
-use loadmon::file_writer::KeepFiles;
+use loadmon::workload::file_writer::KeepFiles;
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};

@@ -1,7 +1,7 @@
 //! `loadmon.Context`: what a generic client's `run_tests` gets.
 
-use loadmon::client::Context;
 use loadmon::config::Zero;
+use loadmon::workload::Context;
 use pyo3::prelude::*;
 
 use crate::args::{int_arg, py_bool, secs_arg};

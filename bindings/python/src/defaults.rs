@@ -4,10 +4,10 @@
 //! so a setting missing from this face, or a default restated differently, fails it.
 
 use loadmon::client::ClientConfig;
-use loadmon::file_writer::FileWriterConfig;
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
 use loadmon::worker::WorkerConfig;
+use loadmon::workload::file_writer::FileWriterConfig;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use serde_json::{Map, Value};

@@ -1,7 +1,7 @@
 //! `loadmon.Plan` (a dataclass of `loadmon._results`) as the core's fleet plan.
 
-use loadmon::file_writer::SyncMode;
 use loadmon::plan::Plan;
+use loadmon::workload::file_writer::SyncMode;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use loadmon::blocking::{ClientHandle, WriterCheck};
 use loadmon::client::ClientConfig;
-use loadmon::file_writer::{FileWriter, FileWriterConfig, SyncMode};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, SyncMode};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 

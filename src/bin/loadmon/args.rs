@@ -12,10 +12,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use loadmon::client::ClientConfig;
 use loadmon::config::{CHUNK_SIZE_MB, CLIENTS};
-use loadmon::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::plan::Plan;
 use loadmon::server::{HttpLimits, ServerConfig};
 use loadmon::worker::WorkerConfig;
+use loadmon::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
 use loadmon::Error;
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use loadmon::client::Client;
 use loadmon::console::LiveView;
-use loadmon::file_writer::FileWriter;
 use loadmon::out_file::OutFile;
 use loadmon::text::escape_control;
+use loadmon::workload::file_writer::FileWriter;
 use loadmon::Error;
 
 use crate::args::ClientArgs;

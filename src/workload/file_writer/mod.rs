@@ -73,7 +73,7 @@ impl FileWriter {
     ///
     /// # Examples
     /// ```
-    /// use loadmon::file_writer::{FileWriter, FileWriterConfig};
+    /// use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
     /// use tokio_util::sync::CancellationToken;
     ///
     /// let dir = tempfile::tempdir().unwrap();

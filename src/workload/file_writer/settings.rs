@@ -51,7 +51,7 @@ impl fmt::Display for SyncMode {
 ///
 /// # Examples
 /// ```
-/// use loadmon::file_writer::KeepFiles;
+/// use loadmon::workload::file_writer::KeepFiles;
 /// assert_eq!("all".parse::<KeepFiles>().unwrap(), KeepFiles::All);
 /// assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
 /// assert!("0".parse::<KeepFiles>().is_err());
@@ -85,7 +85,7 @@ impl KeepFiles {
     ///
     /// # Examples
     /// ```
-    /// use loadmon::file_writer::KeepFiles;
+    /// use loadmon::workload::file_writer::KeepFiles;
     ///
     /// assert_eq!(KeepFiles::setting("plan_keep_files", 3, "ALL").unwrap(), KeepFiles::Last(3));
     /// let e = KeepFiles::setting("plan_keep_files", 0, "ALL").unwrap_err().to_string();

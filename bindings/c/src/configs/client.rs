@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use loadmon::client::ClientConfig;
 use loadmon::config;
-use loadmon::file_writer::FileWriterConfig;
+use loadmon::workload::file_writer::FileWriterConfig;
 
 use super::convert::{count, flag, int, keep_files_c, ms, ms_setting, num, run_time_ms};
 use super::{

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use loadmon::config::{self, integer, millis, Count, Zero};
-use loadmon::file_writer::{KeepFiles, SyncMode};
+use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use loadmon::Error;
 
 use super::{LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS};
