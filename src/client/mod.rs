@@ -296,7 +296,7 @@ impl Client {
     /// [`Error::Interrupted`]. Dropping the future instead (a `tokio::time::timeout`, a
     /// `select!` branch not taken) ends it at once: the connection is closed (the server
     /// records the client ABORTED), and the workload is told to stop ([`Context::is_stopped`](crate::workload::Context::is_stopped)
-    /// and [`Context::is_finished`] become true) and left to return on its blocking thread. A
+    /// and [`Context::is_finished`](crate::workload::Context::is_finished) become true) and left to return on its blocking thread. A
     /// runtime shutting down waits for that thread, so a workload that checks its context
     /// between writes, as the file writer does, lets the program end within one write.
     ///
