@@ -6,41 +6,32 @@
 //! original ServerClientModel, byte for byte, plus new commands an old peer ignores.
 //!
 //! # Layout
-//! - [`protocol`]: the [`Message`](protocol::Message) enum, parse and encode; no I/O.
-//! - [`auth`]: the token's challenge–response (nonces, HMAC proofs); no I/O.
-//! - [`connection`]: framed, length-bounded line I/O over a TCP stream.
-//! - [`server`]: listener, per-client handlers, liveness, stop conditions, report building.
-//! - [`workload`]: the [`Workload`](workload::Workload) trait every workload implements and
-//!   the [`Context`](workload::Context) it runs with; below the client that runs it.
-//!   - [`workload::file_writer`]: the test client's workload: its settings and their rules
-//!     (`settings`), its files (`files`: created new, rollover, sync, direct I/O,
-//!     keep_files), the timed probe.
-//! - [`client`]: the generic client: connect, the one handshake (also the worker's), the run
-//!   of any [`Workload`](workload::Workload) with its heartbeat and stats tasks. It knows no
-//!   concrete workload.
-//! - [`plan`]: the test a fleet server hands to its workers (the file writer's parameters).
+//! From the bottom up (docs/ARCHITECTURE.md draws the layers; `tests/architecture.rs` checks
+//! that no module uses a higher one and that none go round in a cycle):
+//! - leaves: [`units`] (unit constants and shared bounds), [`text`] (peer text escaped for
+//!   terminals, logs and the text report), [`error`] (the one error enum, and the wire's leaf
+//!   errors), [`stats`] (a client's CPU from its own threads, its process's memory, the clients
+//!   running in this process).
+//! - [`config`]: the rule (range, zero or not) of each setting that has one, which every face
+//!   applies to user numbers; [`auth`]: the token's challenge–response (no I/O); [`series`]:
+//!   bounded time series for charts; [`logging`]: session log files and the log sink a face
+//!   installs ([`logging::set_log_sink`], [`logging::LogDelivery`]); [`out_file`]: files
+//!   written at the end of a run, resolved at its start, written atomically.
+//! - the wire: [`protocol`] (the [`Message`](protocol::Message) enum, parse and encode, a
+//!   generic [`WirePlan`](protocol::WirePlan); no I/O, no workload) and [`connection`]
+//!   (framed, length-bounded line I/O).
+//! - [`report`] (types, the seed's text, JSON, CSV, HTML, the report files), [`events`] (the
+//!   live event stream), [`workload`] (the [`Workload`](workload::Workload) trait and its
+//!   [`Context`](workload::Context); [`workload::file_writer`] is the test client's workload,
+//!   with its settings and their rules).
+//! - [`plan`]: the fleet's plan, the file writer's settings on a
+//!   [`WirePlan`](protocol::WirePlan); [`client`]: connect, the one handshake, the run of any
+//!   workload with its heartbeat and stats tasks (it knows no concrete workload).
 //! - [`worker`]: the fleet worker (takes the plan, waits for the fleet's start, runs it; with
-//!   `stay`, again for the next run).
-//! - [`stats`]: a client's CPU from its own threads (per-thread kernel counters), its process's
-//!   memory (sysinfo), and the count of clients running in this process.
-//! - [`report`]: report types (serde), the seed's text report, JSON, CSV, HTML; the report
-//!   files of a run.
-//! - [`out_file`]: files written at the end of a run (reports, result JSON), resolved at its
-//!   start and written atomically relative to the directory opened then.
-//! - [`series`]: bounded per-client time series (throughput, CPU, memory) for charts.
-//! - [`events`]: the live event stream (client connected, status change, stats sample, …).
-//! - `http` (private): the optional HTTP listener (JSON API, Prometheus `/metrics`, dashboard).
-//! - [`console`]: the live console table and the plain status lines of the CLI.
-//! - [`logging`]: session log files and the log sink a face installs ([`logging::set_log_sink`]),
-//!   fed from a bounded queue on a thread of its own if the face wants ([`logging::LogDelivery`]).
-//! - [`text`]: peer text escaped for terminals, logs and the text report.
-//! - [`units`]: units and the bounds every layer shares (a leaf).
+//!   `stay`, again); [`server`]: settings, client records, sessions, connections, admission,
+//!   the report, and its optional HTTP listener (JSON API, `/metrics`, dashboard).
 //! - [`blocking`]: runtime-owning handles; the only API the C and Python faces call.
-//! - [`demo`]: the seed's demo schedule, each client in its own `loadmon client` process (or
-//!   on threads of this process).
-//! - [`config`]: the bounds and conversions every face applies to user numbers, and the rule
-//!   (range, zero or not) of each setting that has one.
-//! - [`error`]: the one error enum.
+//! - [`console`] and [`demo`] (feature `cli`): the CLI's live table and the seed's demo.
 //!
 //! # Example
 //! ```

@@ -11,6 +11,7 @@ differently from the core's, fails these tests.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 import loadmon
 from loadmon import _loadmon
+from conftest import small_client
 
 CORE: dict[str, dict[str, Any]] = _loadmon._core_defaults()
 STUB = Path(loadmon.__file__).parent / "_loadmon.pyi"
@@ -234,3 +236,17 @@ def test_new_settings_are_accepted() -> None:
     with pytest.raises(loadmon.ConfigError, match="max_ids"):
         # The core's rule across settings: a fleet needs as many ids as clients.
         loadmon.Server(port=0, max_ids=2, expect_clients=3)
+
+
+def test_client_info_has_every_field_of_the_engines_client_row(tmp_path: Path) -> None:
+    """A field added to the core's client row (`ClientReport`) must reach `ClientInfo`: every
+    key of the engine's JSON for a client that ran is a typed field (and the other way round,
+    but for the fields the engine leaves out when it has no value)."""
+    with loadmon.Server(port=0) as server:
+        small_client(server.port, tmp_path, run_time=0.3).run()
+        report = server.wait(timeout=10)
+    row = report.clients[0].to_dict()
+    fields = {f.name for f in dataclasses.fields(loadmon.ClientInfo)} - {"json"}
+    assert set(row) - fields == set(), "engine keys without a ClientInfo field"
+    optional = {f.name for f in dataclasses.fields(loadmon.ClientInfo) if f.default is None}
+    assert fields - set(row) <= optional, "ClientInfo fields the engine never sends"
