@@ -337,6 +337,12 @@ impl Message {
         if line.is_empty() {
             return Err(ProtocolError::Empty);
         }
+        // The hot path: a command without fields (`hb` above all) is known before any split.
+        if !line.contains(':') {
+            if let Some(msg) = Message::bare(line) {
+                return Ok(msg);
+            }
+        }
         let f = Fields::split(line);
         let bare = |msg: Message| -> Result<Message, ProtocolError> {
             f.expect(msg.command(), 1)?;
@@ -368,6 +374,23 @@ impl Message {
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
+    }
+
+    /// The message a command without fields names, if it is one.
+    #[inline]
+    fn bare(command: &str) -> Option<Message> {
+        Some(match command {
+            "hb" => Message::Heartbeat,
+            "get_cid" => Message::GetCid,
+            "ready" => Message::Ready,
+            "start" => Message::Start,
+            "file_roll" => Message::FileRoll,
+            "done" => Message::Done,
+            "run_tests" => Message::RunTests,
+            "ping" => Message::Ping,
+            "pong" => Message::Pong,
+            _ => return None,
+        })
     }
 
     /// Encodes the message as one line, without the terminating `\n`.
