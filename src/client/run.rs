@@ -189,7 +189,7 @@ impl Tasks<'_> {
 
     async fn stats(&mut self) {
         let work = self.cpu.start_work();
-        let s = self.sampler.sample();
+        let s = self.sample();
         for m in &stats_batch(self.control.counters(), &s) {
             self.conn.feed(m);
         }
@@ -206,6 +206,23 @@ impl Tasks<'_> {
             Err(e) => self.lost(send_error(e)),
         }
         self.cpu.end_work(work);
+    }
+
+    /// A stats sample. What the sampler noted goes to the log: a failed measurement (a figure
+    /// clamped, the tick counters' fallback) as a warning, a folded sample at debug level.
+    fn sample(&mut self) -> crate::stats::Sample {
+        let s = self.sampler.sample();
+        for note in self.sampler.take_notes() {
+            if note.is_warning() {
+                self.log.warn(note.to_string());
+            } else {
+                self.log.debug(|| note.to_string());
+            }
+        }
+        let covered_s = self.sampler.covered().as_secs_f64();
+        self.log
+            .debug(|| format!("CPU sample: {:.2} % over {covered_s:.3} s", s.cpu_pct));
+        s
     }
 
     /// A line from the server during the run: a refusal stops the run, the end of the
@@ -253,7 +270,7 @@ impl Tasks<'_> {
         if self.server_open {
             // One last stats sample, so that every run has CPU, memory and bytes, however
             // short: a run shorter than the stats period has this one only.
-            let s = self.sampler.sample();
+            let s = self.sample();
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
             tail.push(match &verdict {
