@@ -63,6 +63,7 @@ fn client(id: u32, status: Status) -> ClientReport {
         mem_last_pct: None,
         rss_last_bytes: None,
         process_clients: Some(1),
+        ..ClientReport::default()
     }
 }
 
@@ -90,6 +91,7 @@ fn report() -> Report {
         },
         series: vec![],
         stopped: false,
+        io_series: vec![],
     }
 }
 

@@ -352,6 +352,10 @@ impl Session {
                 c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
                 Step::stay()
             }
+            Message::Io { t_ms, io } => {
+                c.host_io(t_ms, &io);
+                Step::stay()
+            }
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
