@@ -129,13 +129,13 @@ pub fn device_rates(before: &DiskCounters, after: &DiskCounters, elapsed_ms: f64
             (Some(n), Some(ms)) if n > 0 => Some(ms as f64 / n as f64),
             _ => None,
         },
-        queue_depth: delta(before.weighted_ms, after.weighted_ms)
-            .map(|d| d as f64 / elapsed_ms),
+        queue_depth: delta(before.weighted_ms, after.weighted_ms).map(|d| d as f64 / elapsed_ms),
         device_write_mb_s: after
             .sectors_written
             .checked_sub(before.sectors_written)
             .map(|s| {
-                s.saturating_mul(DISKSTATS_SECTOR_BYTES) as f64 / BYTES_PER_MB
+                s.saturating_mul(DISKSTATS_SECTOR_BYTES) as f64
+                    / BYTES_PER_MB
                     / (elapsed_ms / 1000.0)
             }),
         ..HostIoSample::default()
@@ -320,8 +320,8 @@ impl HostIo {
             _ => HostIoSample::default(),
         };
         entry.counters = counters.map(|c| (now, c));
-        (s.psi_some_avg10_pct, s.psi_full_avg10_pct) = std::fs::read_to_string("/proc/pressure/io")
-            .map_or((None, None), |t| parse_psi(&t));
+        (s.psi_some_avg10_pct, s.psi_full_avg10_pct) =
+            std::fs::read_to_string("/proc/pressure/io").map_or((None, None), |t| parse_psi(&t));
         (s.dirty_bytes, s.writeback_bytes) =
             std::fs::read_to_string("/proc/meminfo").map_or((None, None), |t| parse_meminfo(&t));
         entry.reads += 1;
@@ -395,7 +395,10 @@ mod tests {
             })
         );
         // 11 fields (before 4.18).
-        assert_eq!(parse_diskstats(DISKSTATS, "dm-0").unwrap().weighted_ms, Some(35));
+        assert_eq!(
+            parse_diskstats(DISKSTATS, "dm-0").unwrap().weighted_ms,
+            Some(35)
+        );
         // 4 fields (a partition before 2.6.25): the writes and sectors only.
         assert_eq!(
             parse_diskstats(DISKSTATS, "sda1"),
@@ -448,9 +451,15 @@ mod tests {
         };
         let s = device_rates(&old, &later, 1000.0);
         assert_eq!(s.device_write_mb_s, Some(1.0));
-        assert_eq!((s.util_pct, s.write_await_ms, s.queue_depth), (None, None, None));
+        assert_eq!(
+            (s.util_pct, s.write_await_ms, s.queue_depth),
+            (None, None, None)
+        );
         // Counters that went backwards, an empty interval: nothing made up.
-        assert_eq!(device_rates(&after, &before, 500.0), HostIoSample::default());
+        assert_eq!(
+            device_rates(&after, &before, 500.0),
+            HostIoSample::default()
+        );
         assert_eq!(device_rates(&before, &after, 0.0), HostIoSample::default());
     }
 
@@ -467,9 +476,15 @@ mod tests {
         assert_eq!(parse_psi("some avg10=x\nfull avg60=1\n"), (None, None));
         let meminfo = "MemTotal:       24683784 kB\nDirty:               296 kB\n\
                        Writeback:         51200 kB\nWritebackTmp:          7 kB\n";
-        assert_eq!(parse_meminfo(meminfo), (Some(296 * 1024), Some(51200 * 1024)));
+        assert_eq!(
+            parse_meminfo(meminfo),
+            (Some(296 * 1024), Some(51200 * 1024))
+        );
         assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), (None, None));
-        assert_eq!(parse_meminfo("Dirty: lots\nWriteback: 3 MB\n"), (None, None));
+        assert_eq!(
+            parse_meminfo("Dirty: lots\nWriteback: 3 MB\n"),
+            (None, None)
+        );
     }
 
     #[test]
@@ -537,7 +552,11 @@ mod tests {
             assert_eq!(v.sample(), first);
         }
         // Other tests of this process may read the same device meanwhile: at most one more.
-        assert!(views[0].reads() - before <= 2, "{}", views[0].reads() - before);
+        assert!(
+            views[0].reads() - before <= 2,
+            "{}",
+            views[0].reads() - before
+        );
         if cfg!(target_os = "linux") {
             // Linux has meminfo everywhere; the device fields only with a device.
             assert!(first.1.dirty_bytes.is_some() && first.1.writeback_bytes.is_some());
@@ -546,7 +565,12 @@ mod tests {
         if device.is_none() {
             let s = first.1;
             assert_eq!(
-                (s.util_pct, s.write_await_ms, s.queue_depth, s.device_write_mb_s),
+                (
+                    s.util_pct,
+                    s.write_await_ms,
+                    s.queue_depth,
+                    s.device_write_mb_s
+                ),
                 (None, None, None, None)
             );
         }

@@ -457,16 +457,19 @@ mod io_tests {
         };
         s.record(1.25, &some);
         let p = s.points()[0];
-        assert_eq!((p.t_s, p.util_pct, p.dirty_bytes), (1.25, Some(42.5), Some(7)));
+        assert_eq!(
+            (p.t_s, p.util_pct, p.dirty_bytes),
+            (1.25, Some(42.5), Some(7))
+        );
         assert_eq!((p.write_await_ms, p.writeback_bytes), (None, None));
         assert_eq!(std::mem::size_of::<IoStored>(), 48);
-        for i in 0..100_000 {
+        for i in 0..10_000 {
             s.record(f64::from(i), &HostIoSample::default());
             assert!(s.samples.capacity() <= MAX_SAMPLES);
         }
         let pts = s.points();
         assert!(pts.len() >= MAX_SAMPLES / 2, "{}", pts.len());
-        assert!(pts.last().unwrap().t_s > 99_000.0);
+        assert!(pts.last().unwrap().t_s > 9_800.0);
         assert!(pts.iter().skip(1).all(|p| p.util_pct.is_none()));
     }
 }

@@ -403,11 +403,7 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        // A worker's server answered its hello (it handed out the plan): a loadmon server.
-        let outcome = self
-            .client
-            .run_workload(&mut conn, log, id, true, writer)
-            .await;
+        let outcome = self.client.run_workload(&mut conn, log, id, writer).await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {

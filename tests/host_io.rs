@@ -126,10 +126,13 @@ fn row(report: &Report, id: u32) -> &ClientReport {
 fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let (server, base) = http_server();
     let port = server.port();
-    // One peer measured nothing but its memory; one measured everything.
+    // One peer measured nothing but its dirty memory; one measured everything.
     let (mut blind, blind_id) = scripted_peer(
         port,
-        &["io:1764064800123:-:-:-:-:-:-:4096:-", "io:x:1:2:3:4:5:6:7:8"],
+        &[
+            "io:1764064800123:-:-:-:-:-:-:1048576:-",
+            "io:x:1:2:3:4:5:6:7:8",
+        ],
     );
     let (mut full, full_id) = scripted_peer(
         port,
@@ -144,7 +147,9 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
             .find(|(cmd, _)| *cmd == "invalid")
             .map_or(0, |(_, n)| n);
         invalid == 1
-            && snap.iter().any(|c| c.id == blind_id && c.dirty_bytes.is_some())
+            && snap
+                .iter()
+                .any(|c| c.id == blind_id && c.dirty_bytes.is_some())
             && snap
                 .iter()
                 .any(|c| c.id == full_id && c.device_util_pct.is_some())
@@ -163,7 +168,7 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
         "loadmon_device_util_ratio{{client_id=\"{full_id}\"}} 0.875\n"
     )));
     assert!(metrics.contains(&format!(
-        "loadmon_device_write_bytes_per_second{{client_id=\"{full_id}\"}} 430964736\n"
+        "loadmon_device_write_bytes_per_second{{client_id=\"{full_id}\"}} 429916160\n"
     )));
     promtool_accepts(&metrics);
     blind.write_all(b"done\n").unwrap();
@@ -172,17 +177,29 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let b = row(&report, blind_id);
     assert_eq!(b.status, Status::Pass);
     assert_eq!(
-        (b.device_util_pct, b.device_write_await_ms, b.device_queue_depth),
+        (
+            b.device_util_pct,
+            b.device_write_await_ms,
+            b.device_queue_depth
+        ),
         (None, None, None)
     );
     assert_eq!(
-        (b.device_write_mb_s, b.io_pressure_some_pct, b.io_pressure_full_pct),
+        (
+            b.device_write_mb_s,
+            b.io_pressure_some_pct,
+            b.io_pressure_full_pct
+        ),
         (None, None, None)
     );
-    assert_eq!((b.dirty_bytes, b.writeback_bytes), (Some(4096), None));
+    assert_eq!((b.dirty_bytes, b.writeback_bytes), (Some(1_048_576), None));
     let f = row(&report, full_id);
     assert_eq!(
-        (f.device_util_pct, f.device_write_await_ms, f.writeback_bytes),
+        (
+            f.device_util_pct,
+            f.device_write_await_ms,
+            f.writeback_bytes
+        ),
         (Some(87.5), Some(12.25), Some(52_428_800))
     );
     // JSON: null, not 0; the series keeps the absent figures absent, on the server's timeline.
@@ -195,7 +212,7 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
         .unwrap();
     for key in IO_COLUMNS {
         let want = if key == "dirty_bytes" {
-            serde_json::json!(4096)
+            serde_json::json!(1_048_576)
         } else {
             serde_json::Value::Null
         };
@@ -213,13 +230,18 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
         .find(|l| l.starts_with(&format!("{blind_id},")))
         .unwrap();
     let cells: Vec<&str> = blind_row.split(',').collect();
-    assert_eq!(&cells[cells.len() - 8..], ["", "", "", "", "", "", "4096", ""]);
+    assert_eq!(
+        &cells[cells.len() - 8..],
+        ["", "", "", "", "", "", "1048576", ""]
+    );
     // HTML: n/a.
     let html = report.to_html();
     let table = &html[html.find("id=\"host-io\"").expect("host I/O table")..];
     let blind_tr = &table[table.find(&format!("<tr><td>{blind_id}</td>")).unwrap()..];
     let blind_tr = &blind_tr[..blind_tr.find("</tr>").unwrap()];
-    assert_eq!(blind_tr.matches("n/a").count(), 8, "{blind_tr}");
+    // Seven figures unknown; the dirty memory (1 MiB) known.
+    assert_eq!(blind_tr.matches("n/a").count(), 7, "{blind_tr}");
+    assert!(blind_tr.contains("<td>1.0 / n/a</td>"), "{blind_tr}");
     assert!(!blind_tr.contains("<td>0"), "{blind_tr}");
 }
 
@@ -247,9 +269,10 @@ fn a_real_client_reports_the_device_under_its_directory_or_its_absence() {
     .expect("client");
     // With a device, its figures come with the first interval (a second after the start).
     wait_until("a host I/O sample", || {
-        server.snapshot().iter().any(|c| {
-            c.dirty_bytes.is_some() && (device.is_none() || c.device_util_pct.is_some())
-        })
+        server
+            .snapshot()
+            .iter()
+            .any(|c| c.dirty_bytes.is_some() && (device.is_none() || c.device_util_pct.is_some()))
     });
     let metrics = get(&format!("{base}/metrics"));
     promtool_accepts(&metrics);
@@ -273,7 +296,10 @@ fn a_real_client_reports_the_device_under_its_directory_or_its_absence() {
         assert!(p.t_s > 0.0 && p.t_s <= end_s + 1.0, "{p:?} (end {end_s})");
     }
     // Linux has /proc/meminfo everywhere.
-    assert!(c.dirty_bytes.is_some() && c.writeback_bytes.is_some(), "{c:?}");
+    assert!(
+        c.dirty_bytes.is_some() && c.writeback_bytes.is_some(),
+        "{c:?}"
+    );
     match device {
         Some(name) => {
             assert!(
@@ -283,7 +309,10 @@ fn a_real_client_reports_the_device_under_its_directory_or_its_absence() {
             assert!(c.device_write_mb_s.is_some(), "{name}: {c:?}");
         }
         None => {
-            eprintln!("no block device under {}: its figures must be absent", dir.path().display());
+            eprintln!(
+                "no block device under {}: its figures must be absent",
+                dir.path().display()
+            );
             assert!(series.samples.iter().all(|p| p.util_pct.is_none()
                 && p.write_await_ms.is_none()
                 && p.queue_depth.is_none()

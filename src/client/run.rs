@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
-use crate::logging::EventLog;
 use crate::hostio::{HostIo, HostIoSample};
+use crate::logging::EventLog;
 use crate::protocol::{round2, Message, MAX_IO_FIGURE};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
@@ -25,10 +25,23 @@ fn send_error(e: FrameError) -> Error {
 }
 
 impl Client {
+    /// Runs `workload` for a loadmon server (a worker's: it handed out the plan) once
+    /// `run_tests` has arrived on `conn`: [`Client::run_workload_with`].
+    pub(crate) async fn run_workload<W: Workload>(
+        &self,
+        conn: &mut Connection,
+        log: &Arc<EventLog>,
+        client_id: u32,
+        workload: W,
+    ) -> Result<ClientResult> {
+        self.run_workload_with(conn, log, client_id, true, workload)
+            .await
+    }
+
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
     /// `file_stats`, `start`, heartbeats and stats (and, to a loadmon server — one that
     /// answered `hello` — loadmon's per-second lines), then `done` or `error:<reason>`.
-    pub(crate) async fn run_workload<W: Workload>(
+    pub(crate) async fn run_workload_with<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,

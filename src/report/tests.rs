@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 27] = [
+const COLUMNS: [&str; 35] = [
     "id",
     "status",
     "time_ran_s",
@@ -32,6 +32,14 @@ const COLUMNS: [&str; 27] = [
     "mem_last_pct",
     "rss_last_bytes",
     "process_clients",
+    "device_util_pct",
+    "device_write_await_ms",
+    "device_queue_depth",
+    "device_write_mb_s",
+    "io_pressure_some_pct",
+    "io_pressure_full_pct",
+    "dirty_bytes",
+    "writeback_bytes",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {

@@ -260,7 +260,7 @@ pub struct Report {
     /// when its clients were gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
-    /// Each client's host I/O view over time (bounded; see [`crate::series::IoSeries`]), for
+    /// Each client's host I/O view over time (at most [`MAX_SAMPLES`](crate::series::MAX_SAMPLES) points each), for
     /// the clients that sent `io` lines, on the server's timeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_series: Vec<ClientIoSeries>,

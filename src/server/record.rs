@@ -11,8 +11,8 @@ use chrono::Local;
 use tokio::time::Instant;
 
 use crate::events::EventKind;
-use crate::report::{ClientReport, Status};
 use crate::hostio::HostIoSample;
+use crate::report::{ClientReport, Status};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series};
 use crate::units::BYTES_PER_MB;
 

@@ -32,6 +32,9 @@ pub(super) fn render_static(report: &Report) -> String {
 
 // The host's I/O view (`io` lines).
 
+/// One figure of a host I/O point.
+type IoFigure = fn(&IoPoint) -> Option<f64>;
+
 /// The host I/O table of the clients that sent `io` lines (their latest sample; "n/a" for a
 /// figure the client could not measure) and their device's utilisation and write wait over
 /// time, on the server's timeline.
@@ -45,7 +48,8 @@ fn host_io(s: &mut String, report: &Report) {
         "<th>Device MB/s</th><th>I/O pressure some / full %</th>",
         "<th>Dirty / writeback (MiB)</th></tr></thead><tbody>\n"
     ));
-    let na = |v: Option<f64>, digits: usize| v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"));
+    let na =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"));
     let mib = |b: Option<u64>| na(b.map(|b| b as f64 / BYTES_PER_MB), 1);
     for io in &report.io_series {
         let Some(c) = report.clients.iter().find(|c| c.id == io.id) else {
@@ -71,19 +75,22 @@ fn host_io(s: &mut String, report: &Report) {
         "and of its host, every second: n/a where the client could not measure it (no block ",
         "device under the directory, a kernel without I/O pressure).</small></p>\n"
     ));
-    let lines = |f: fn(&IoPoint) -> Option<f64>| -> Vec<Line> {
+    let lines = |f: IoFigure| -> Vec<Line> {
         report
             .io_series
             .iter()
             .map(|cs| {
-                let pts: Vec<(f64, f64)> =
-                    cs.samples.iter().filter_map(|p| Some((p.t_s, f(p)?))).collect();
+                let pts: Vec<(f64, f64)> = cs
+                    .samples
+                    .iter()
+                    .filter_map(|p| Some((p.t_s, f(p)?)))
+                    .collect();
                 (format!("client {}", cs.id), pts)
             })
             .filter(|(_, pts): &Line| !pts.is_empty())
             .collect()
     };
-    let charts: [(&str, &str, fn(&IoPoint) -> Option<f64>); 2] = [
+    let charts: [(&str, &str, IoFigure); 2] = [
         ("Device utilisation per client", "%", |p| p.util_pct),
         ("Device write await per client", "ms", |p| p.write_await_ms),
     ];
