@@ -3,6 +3,7 @@
 
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
+use loadmon::hostio::HostIoSample;
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
 use loadmon::protocol::{Capabilities, Message, ProtocolError};
 use loadmon::units::MAX_SIZE_MB;
@@ -109,6 +110,25 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         text().prop_map(Message::Error),
         text().prop_map(Message::Refused),
+        (
+            any::<u64>(),
+            proptest::option::of(pct(100.0)),
+            proptest::option::of(pct(1e12)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(t_ms, pct, big, bytes)| Message::Io {
+                t_ms,
+                io: HostIoSample {
+                    util_pct: pct,
+                    write_await_ms: big,
+                    queue_depth: big.map(|q| q / 2.0),
+                    device_write_mb_s: big,
+                    psi_some_avg10_pct: pct,
+                    psi_full_avg10_pct: pct.map(|p| p / 3.0),
+                    dirty_bytes: bytes,
+                    writeback_bytes: bytes.map(|b| b / 7),
+                },
+            }),
     ]
 }
 

@@ -77,6 +77,14 @@ fn fleet(n: usize) -> Report {
             mem_last_pct: Some(0.37),
             rss_last_bytes: Some(51 * MB),
             process_clients: Some(1),
+            device_util_pct: Some(87.5),
+            device_write_await_ms: Some(12.25),
+            device_queue_depth: Some(3.5),
+            device_write_mb_s: Some(410.5),
+            io_pressure_some_pct: Some(23.75),
+            io_pressure_full_pct: Some(20.5),
+            dirty_bytes: Some(300 * MB),
+            writeback_bytes: Some(50 * MB),
         });
         series.push(ClientSeries { id, samples });
     }
@@ -96,6 +104,7 @@ fn fleet(n: usize) -> Report {
         total,
         series,
         stopped: false,
+        io_series: Vec::new(),
     }
 }
 

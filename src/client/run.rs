@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
+use crate::hostio::{HostIo, HostIoSample};
 use crate::logging::EventLog;
-use crate::protocol::{round2, Message};
+use crate::protocol::{round2, Message, MAX_IO_FIGURE};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
 use crate::workload::{Context, Counters, RunControl, Workload, STOP_GRACE};
@@ -24,13 +25,28 @@ fn send_error(e: FrameError) -> Error {
 }
 
 impl Client {
-    /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
-    /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
+    /// Runs `workload` for a loadmon server (a worker's: it handed out the plan) once
+    /// `run_tests` has arrived on `conn`: [`Client::run_workload_with`].
     pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,
         client_id: u32,
+        workload: W,
+    ) -> Result<ClientResult> {
+        self.run_workload_with(conn, log, client_id, true, workload)
+            .await
+    }
+
+    /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
+    /// `file_stats`, `start`, heartbeats and stats (and, to a loadmon server — one that
+    /// answered `hello` — loadmon's per-second lines), then `done` or `error:<reason>`.
+    pub(crate) async fn run_workload_with<W: Workload>(
+        &self,
+        conn: &mut Connection,
+        log: &Arc<EventLog>,
+        client_id: u32,
+        loadmon_server: bool,
         workload: W,
     ) -> Result<ClientResult> {
         if let Some((chunk, file)) = workload.file_stats() {
@@ -57,6 +73,7 @@ impl Client {
         // registered in it (the sampler holds this one's registration for the whole run).
         let cpu = ClientCpu::new();
         let sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
+        let host_io = loadmon_server.then(|| HostIoTask::start(workload.data_dir()));
         // However this future ends (dropped by a timeout or a select! included), the workload
         // is told to stop before its thread is let go.
         let mut running = Running::spawn(workload, ctx, &cpu, control.clone(), log.clone());
@@ -72,6 +89,8 @@ impl Client {
             stats_sent: 0,
             trouble: None,
             server_open: true,
+            loadmon_server,
+            host_io,
         };
         let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
         let run_time_s = started.elapsed().as_secs_f64();
@@ -105,6 +124,10 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
+    /// Whether the server answered `hello`: loadmon's own per-second lines go to it.
+    loadmon_server: bool,
+    /// The host's I/O view sent every second (a loadmon server only).
+    host_io: Option<HostIoTask>,
 }
 
 impl Tasks<'_> {
@@ -119,6 +142,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
+        let mut second = ticker(SECOND);
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -147,6 +171,7 @@ impl Tasks<'_> {
                 Some(msg) = self.rx.recv() => self.forward(&msg).await,
                 _ = heartbeat.tick(), if self.server_open => self.heartbeat().await,
                 _ = stats.tick(), if self.server_open => self.stats().await,
+                _ = second.tick(), if self.server_open && self.loadmon_server => self.second().await,
                 msg = self.conn.read_message(), if self.server_open => {
                     let work = self.cpu.start_work();
                     self.on_line(msg);
@@ -223,6 +248,18 @@ impl Tasks<'_> {
         self.log
             .debug(|| format!("CPU sample: {:.2} % over {covered_s:.3} s", s.cpu_pct));
         s
+    }
+
+    /// Every second, to a loadmon server: loadmon's per-second lines (the host's I/O view).
+    async fn second(&mut self) {
+        let work = self.cpu.start_work();
+        if let Some(io) = self.host_io.as_mut().map(HostIoTask::line) {
+            self.conn.feed(&io);
+        }
+        if let Err(e) = self.conn.flush().await {
+            self.lost(send_error(e));
+        }
+        self.cpu.end_work(work);
     }
 
     /// A line from the server during the run: a refusal stops the run, the end of the
@@ -376,6 +413,64 @@ fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
             mem_pct: round2(s.mem_pct),
         },
     ]
+}
+
+/// The period of the per-second lines (`io`).
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A client's host I/O view ([`HostIo`]): the device under the workload's data directory is
+/// found on a blocking thread (a `stat` on a hung file system must not stall the run); until
+/// it is, the host-wide figures are sent alone.
+struct HostIoTask {
+    resolving: Option<tokio::task::JoinHandle<HostIo>>,
+    view: HostIo,
+}
+
+impl HostIoTask {
+    /// Starts finding the device under `dir`.
+    fn start(dir: Option<&std::path::Path>) -> HostIoTask {
+        let dir = dir.map(std::path::Path::to_path_buf);
+        HostIoTask {
+            resolving: Some(tokio::task::spawn_blocking(move || {
+                HostIo::for_dir(dir.as_deref())
+            })),
+            view: HostIo::for_dir(None),
+        }
+    }
+
+    /// The `io` line of the latest sample (shared with the process's other clients).
+    fn line(&mut self) -> Message {
+        use futures_util::FutureExt as _;
+        if self.resolving.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(Ok(view)) = self.resolving.take().and_then(|h| h.now_or_never()) {
+                self.view = view;
+            }
+        }
+        let (t_ms, s) = self.view.sample();
+        io_message(t_ms, &s)
+    }
+}
+
+/// The `io` line of sample `s` taken at Unix ms `t_ms`: figures to two decimals, within the
+/// wire's bounds.
+fn io_message(t_ms: u64, s: &HostIoSample) -> Message {
+    let within = |v: Option<f64>, max: f64| {
+        v.filter(|x| x.is_finite())
+            .map(|x| round2(x.clamp(0.0, max)))
+    };
+    Message::Io {
+        t_ms,
+        io: HostIoSample {
+            util_pct: within(s.util_pct, 100.0),
+            write_await_ms: within(s.write_await_ms, MAX_IO_FIGURE),
+            queue_depth: within(s.queue_depth, MAX_IO_FIGURE),
+            device_write_mb_s: within(s.device_write_mb_s, MAX_IO_FIGURE),
+            psi_some_avg10_pct: within(s.psi_some_avg10_pct, 100.0),
+            psi_full_avg10_pct: within(s.psi_full_avg10_pct, 100.0),
+            dirty_bytes: s.dirty_bytes,
+            writeback_bytes: s.writeback_bytes,
+        },
+    }
 }
 
 /// The text of a panic payload.

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 27] = [
+const COLUMNS: [&str; 35] = [
     "id",
     "status",
     "time_ran_s",
@@ -32,6 +32,14 @@ const COLUMNS: [&str; 27] = [
     "mem_last_pct",
     "rss_last_bytes",
     "process_clients",
+    "device_util_pct",
+    "device_write_await_ms",
+    "device_queue_depth",
+    "device_write_mb_s",
+    "io_pressure_some_pct",
+    "io_pressure_full_pct",
+    "dirty_bytes",
+    "writeback_bytes",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {
@@ -63,6 +71,7 @@ fn client(id: u32, status: Status) -> ClientReport {
         mem_last_pct: None,
         rss_last_bytes: None,
         process_clients: Some(1),
+        ..ClientReport::default()
     }
 }
 
@@ -90,6 +99,7 @@ fn report() -> Report {
         },
         series: vec![],
         stopped: false,
+        io_series: vec![],
     }
 }
 

@@ -11,8 +11,9 @@ use chrono::Local;
 use tokio::time::Instant;
 
 use crate::events::EventKind;
+use crate::hostio::HostIoSample;
 use crate::report::{ClientReport, Status};
-use crate::series::{ClientSeries, Sample, Series};
+use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series};
 use crate::units::BYTES_PER_MB;
 
 /// What the server knows about one client.
@@ -49,6 +50,11 @@ pub(crate) struct ClientRecord {
     pub proc_reports: u64,
     pub cpu_core_total: f64,
     pub rss_total: f64,
+    // The host's I/O view (`io` lines).
+    /// The server's start, Unix ms: the origin of [`ClientRecord::server_time_s`].
+    pub server_start_unix_ms: f64,
+    /// The client's `io` samples over time, on the server's timeline.
+    pub io_series: IoSeries,
 }
 
 impl ClientRecord {
@@ -77,6 +83,8 @@ impl ClientRecord {
             proc_reports: 0,
             cpu_core_total: 0.0,
             rss_total: 0.0,
+            server_start_unix_ms: 0.0,
+            io_series: IoSeries::default(),
         }
     }
 
@@ -119,6 +127,7 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
+            self.io_series.shrink_to_fit();
         }
         Some(EventKind::StatusChanged {
             client_id: self.row.id,
@@ -270,6 +279,41 @@ impl ClientRecord {
             }),
             ..self.row.clone()
         }
+    }
+}
+
+// The host's I/O view (`io` lines).
+impl ClientRecord {
+    /// A time the client stamped (its Unix ms) in seconds since the server started, on the
+    /// server's clock. The client's clock offset is taken as 0 (same clocks).
+    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
+        let offset_ms = 0.0;
+        (client_unix_ms + offset_ms - self.server_start_unix_ms) / 1000.0
+    }
+
+    /// `io`: the client's host I/O view at its Unix ms `t_ms`: the latest figures in its row
+    /// (a figure the line does not have becomes unknown: the latest sample is the one shown),
+    /// and a point of its I/O series.
+    pub(crate) fn host_io(&mut self, t_ms: u64, io: &HostIoSample) {
+        let row = &mut self.row;
+        row.device_util_pct = io.util_pct;
+        row.device_write_await_ms = io.write_await_ms;
+        row.device_queue_depth = io.queue_depth;
+        row.device_write_mb_s = io.device_write_mb_s;
+        row.io_pressure_some_pct = io.psi_some_avg10_pct;
+        row.io_pressure_full_pct = io.psi_full_avg10_pct;
+        row.dirty_bytes = io.dirty_bytes;
+        row.writeback_bytes = io.writeback_bytes;
+        let t_s = self.server_time_s(t_ms as f64);
+        self.io_series.record(t_s, io);
+    }
+
+    /// The client's host I/O series, if it sent any `io` line.
+    pub(crate) fn io_series_report(&self) -> Option<ClientIoSeries> {
+        (!self.io_series.is_empty()).then(|| ClientIoSeries {
+            id: self.row.id,
+            samples: self.io_series.points(),
+        })
     }
 }
 

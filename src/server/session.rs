@@ -336,21 +336,8 @@ impl Session {
             Message::SendStats { cpu_pct, mem_pct } => {
                 stats_sample(id, c, cpu_pct, mem_pct, seconds_since(started, now))
             }
-            Message::ProcStats {
-                cpu_core_pct,
-                rss_bytes,
-                process_clients,
-            } => {
-                c.proc_stats(cpu_core_pct, rss_bytes, process_clients);
-                Step::stay()
-            }
-            Message::WriteStats {
-                bytes_written,
-                chunk_p50_us,
-                chunk_p99_us,
-            } => {
-                c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
-                Step::stay()
+            m @ (Message::ProcStats { .. } | Message::WriteStats { .. } | Message::Io { .. }) => {
+                client_figures(c, m)
             }
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
@@ -763,6 +750,26 @@ fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: 
         }),
         ..Step::stay()
     }
+}
+
+/// loadmon's own figures of a client (`proc_stats`, `write_stats`, `io`): kept in its record.
+#[inline]
+fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
+    match msg {
+        Message::ProcStats {
+            cpu_core_pct,
+            rss_bytes,
+            process_clients,
+        } => c.proc_stats(cpu_core_pct, rss_bytes, process_clients),
+        Message::WriteStats {
+            bytes_written,
+            chunk_p50_us,
+            chunk_p99_us,
+        } => c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us),
+        Message::Io { t_ms, io } => c.host_io(t_ms, &io),
+        _ => {}
+    }
+    Step::stay()
 }
 
 /// `file_stats` from client `id`: its chunk and file sizes, logged.

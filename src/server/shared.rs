@@ -332,6 +332,7 @@ impl Shared {
         let mut clients = Vec::new();
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut series = Vec::new();
+        let mut io_series = Vec::new();
         // Each started client's first and last point (time since the server started, bytes),
         // for the all-clients series.
         let mut spans = Vec::new();
@@ -339,6 +340,7 @@ impl Shared {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
             series.extend(c.series_report());
+            io_series.extend(c.io_series_report());
             if let Some(s) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.unwrap_or(now);
@@ -393,6 +395,7 @@ impl Shared {
             clients,
             series,
             stopped,
+            io_series,
         }
     }
 }
@@ -450,12 +453,10 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        let cell = Arc::new(Mutex::new(ClientRecord::new(
-            id,
-            peer,
-            protocol_version,
-            now,
-        )));
+        let mut record = ClientRecord::new(id, peer, protocol_version, now);
+        // The origin of the client-stamped times (`io`) on the server's timeline.
+        record.server_start_unix_ms = self.start_time.timestamp_millis() as f64;
+        let cell = Arc::new(Mutex::new(record));
         st.clients.insert(id, cell.clone());
         Ok(Admitted { id, cell, slot })
     }

@@ -177,6 +177,12 @@
       ["Chunk p50 / p99 (ms)", fmt(get(r, "chunk_p50_ms"), 2) + " / " + fmt(get(r, "chunk_p99_ms"), 2)],
       ["Heartbeats / stats reports", get(r, "heartbeats") + " / " + get(r, "stats_reports")],
     ];
+    // The host's I/O view (latest sample): n/a where the client could not measure it.
+    const io = get(r, "host_io") || [], na = (i, d) => io[i] === null || io[i] === undefined ? "n/a" : Number(io[i]).toFixed(d);
+    fields.push(
+      ["Device util % / write await (ms) / queue depth", na(0, 1) + " / " + na(1, 2) + " / " + na(2, 2)],
+      ["Device MB/s", na(3, 1)], ["I/O pressure some / full %", na(4, 2) + " / " + na(5, 2)],
+      ["Dirty / writeback (MiB)", na(6, 1) + " / " + na(7, 1)]);
     const dl = el("table", { class: "fields" });
     for (const [k, v] of fields) {
       const tr = el("tr");
