@@ -35,6 +35,9 @@
 //!                                           process's RSS, and (optional) how many clients
 //!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
+//! tput:<t_ms>:<bytes>                       every second of the run and once before done,
+//!                                           only to a loadmon server: the client's wall
+//!                                           clock (Unix ms) and the bytes written so far
 //! error:<reason>                            the client failed; it closes next (status FAILED)
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
@@ -73,6 +76,10 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
 
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
+
+/// Latest client wall clock a `tput` line may carry, Unix milliseconds (2^53: every value up
+/// to it is exact in an `f64`, about 285,000 years).
+pub const MAX_UNIX_MS: u64 = 1 << 53;
 
 /// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
 /// command but `plan` has more; `plan` reads its own from the line).
@@ -256,10 +263,18 @@ pub enum Message {
     Ping,
     /// `pong`: the server's answer to `ping` (new).
     Pong,
+    /// `tput:<t_ms>:<bytes>`: the workload's bytes so far at the client's wall-clock time,
+    /// sent every second of the run (and once before `done`) to a loadmon server only (new).
+    Tput {
+        /// The client's wall clock, Unix milliseconds (at most [`MAX_UNIX_MS`]).
+        t_ms: u64,
+        /// Bytes written so far by the workload.
+        bytes: u64,
+    },
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 22] = [
+pub const COMMANDS: [&str; 23] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -282,6 +297,7 @@ pub const COMMANDS: [&str; 22] = [
     "challenge",
     "auth",
     "auth_ok",
+    "tput",
 ];
 
 impl Message {
@@ -310,6 +326,7 @@ impl Message {
             Message::Challenge(_) => 19,
             Message::Auth { .. } => 20,
             Message::AuthOk(_) => 21,
+            Message::Tput { .. } => 22,
         }
     }
 
@@ -363,6 +380,7 @@ impl Message {
             "auth_ok" => parse_auth_ok(&f),
             "proc_stats" => parse_proc_stats(&f),
             "write_stats" => parse_write_stats(&f),
+            "tput" => parse_tput(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -421,6 +439,7 @@ impl Message {
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => p.encode(cmd),
+            Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),
         }
     }
 }
@@ -720,6 +739,18 @@ fn parse_write_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
         bytes_written: parse_u64("write_stats", "bytes", f.f[1])?,
         chunk_p50_us: parse_u64("write_stats", "p50_us", f.f[2])?,
         chunk_p99_us: parse_u64("write_stats", "p99_us", f.f[3])?,
+    })
+}
+
+fn parse_tput(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("tput", 3)?;
+    let t_ms = parse_u64("tput", "t_ms", f.f[1])?;
+    if t_ms > MAX_UNIX_MS {
+        return Err(invalid("tput", "t_ms", f.f[1], "out of range"));
+    }
+    Ok(Message::Tput {
+        t_ms,
+        bytes: parse_u64("tput", "bytes", f.f[2])?,
     })
 }
 
@@ -1115,9 +1146,35 @@ mod tests {
                 minor: 0,
                 caps: Capabilities::PLAN.union(Capabilities::PING),
             },
+            Message::Tput {
+                t_ms: MAX_UNIX_MS,
+                bytes: u64::MAX,
+            },
         ];
         for m in all {
             assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn tput_is_bounded() {
+        assert_eq!(
+            Message::parse("tput:1700000000123:42"),
+            Ok(Message::Tput {
+                t_ms: 1_700_000_000_123,
+                bytes: 42
+            })
+        );
+        for bad in [
+            "tput",
+            "tput:1",
+            "tput:1:2:3",
+            "tput:-1:2",
+            "tput:1:x",
+            "tput:1.5:2",
+            "tput:9007199254740993:0",
+        ] {
+            assert!(Message::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -78,7 +78,11 @@ fn fleet(n: usize) -> Report {
             rss_last_bytes: Some(51 * MB),
             process_clients: Some(1),
         });
-        series.push(ClientSeries { id, samples });
+        series.push(ClientSeries {
+            id,
+            samples,
+            tput: Vec::new(),
+        });
     }
     let mut total = Total::of(&clients, run_s);
     total.common_start = Some("2026-11-25T10:00:02+01:00".into());

@@ -59,13 +59,19 @@ impl Client {
     /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
     /// token, the `hello` exchange and the challenge–response come first
     /// ([`Handshake::hello`]).
-    pub(super) async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
+    /// Also says whether the server answered `hello` (a loadmon server: the run's loadmon-only
+    /// lines, `tput`…, go only to such a server).
+    pub(super) async fn handshake(
+        &self,
+        conn: &mut Connection,
+        log: &EventLog,
+    ) -> Result<(u32, bool)> {
         // Lines from the server that are ignored are logged within a budget.
         let mut ignored = Ignored::new(log);
         let mut ignore = |p: &Parsed| ignored.parsed(p);
-        Handshake::new(self, log, "client", &mut ignore)
-            .generic(conn)
-            .await
+        let mut handshake = Handshake::new(self, log, "client", &mut ignore);
+        let id = handshake.generic(conn).await?;
+        Ok((id, handshake.answered_hello))
     }
 }
 
@@ -79,6 +85,8 @@ pub(crate) struct Handshake<'a> {
     who: &'static str,
     /// Lines from the server that were not awaited.
     ignored: &'a mut (dyn FnMut(&Parsed) + Send + 'a),
+    /// Whether the server answered `hello` (a loadmon server; a seed server does not).
+    answered_hello: bool,
 }
 
 impl<'a> Handshake<'a> {
@@ -96,6 +104,7 @@ impl<'a> Handshake<'a> {
             log,
             who,
             ignored,
+            answered_hello: false,
         }
     }
 
@@ -146,6 +155,7 @@ impl<'a> Handshake<'a> {
             match parsed {
                 Ok(Message::Hello { major, minor, .. }) => {
                     check_version(major, minor)?;
+                    self.answered_hello = true;
                     self.log
                         .debug(|| format!("server speaks protocol {major}.{minor}"));
                 }
@@ -198,6 +208,7 @@ impl<'a> Handshake<'a> {
                 _ => None,
             })
             .await?;
+        self.answered_hello = true;
         if token.is_some() {
             self.authenticate(conn, theirs).await?;
         }

@@ -1,9 +1,10 @@
 //! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
-//! heartbeat and stats tasks and the lines the workload queues, then `done` or
+//! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
+//! every second and once before the end) and the lines the workload queues, then `done` or
 //! `error:<reason>`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -25,12 +26,14 @@ fn send_error(e: FrameError) -> Error {
 
 impl Client {
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
-    /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
+    /// `file_stats`, `start`, heartbeats and stats (and the 1-s lines if `loadmon_server`: the
+    /// server answered `hello`), then `done` or `error:<reason>`.
     pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,
         client_id: u32,
+        loadmon_server: bool,
         workload: W,
     ) -> Result<ClientResult> {
         if let Some((chunk, file)) = workload.file_stats() {
@@ -72,6 +75,7 @@ impl Client {
             stats_sent: 0,
             trouble: None,
             server_open: true,
+            loadmon_server,
         };
         let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
         let run_time_s = started.elapsed().as_secs_f64();
@@ -105,6 +109,9 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
+    /// Whether the server answered `hello` (a loadmon server): only such a server gets the
+    /// 1-s lines.
+    loadmon_server: bool,
 }
 
 impl Tasks<'_> {
@@ -119,6 +126,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
+        let mut second = second_ticker();
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -147,6 +155,7 @@ impl Tasks<'_> {
                 Some(msg) = self.rx.recv() => self.forward(&msg).await,
                 _ = heartbeat.tick(), if self.server_open => self.heartbeat().await,
                 _ = stats.tick(), if self.server_open => self.stats().await,
+                _ = second.tick(), if self.server_open && self.loadmon_server => self.second().await,
                 msg = self.conn.read_message(), if self.server_open => {
                     let work = self.cpu.start_work();
                     self.on_line(msg);
@@ -208,6 +217,25 @@ impl Tasks<'_> {
         self.cpu.end_work(work);
     }
 
+    /// Every second of the run, to a loadmon server: the 1-s lines, fed together and flushed
+    /// once.
+    async fn second(&mut self) {
+        let work = self.cpu.start_work();
+        for m in &self.second_lines() {
+            self.conn.feed(m);
+        }
+        if let Err(e) = self.conn.flush().await {
+            self.lost(send_error(e));
+        }
+        self.cpu.end_work(work);
+    }
+
+    /// The lines of one second (and of the run's end, before the verdict): the workload's
+    /// bytes so far at this wall-clock time (`tput`).
+    fn second_lines(&mut self) -> Vec<Message> {
+        vec![tput_line(self.control.counters())]
+    }
+
     /// A line from the server during the run: a refusal stops the run, the end of the
     /// connection too; anything else is ignored.
     fn on_line(&mut self, msg: std::result::Result<Option<Parsed>, FrameError>) {
@@ -254,6 +282,10 @@ impl Tasks<'_> {
             // One last stats sample, so that every run has CPU, memory and bytes, however
             // short: a run shorter than the stats period has this one only.
             let s = self.sampler.sample();
+            if self.loadmon_server {
+                // The last second's lines: the run's last bytes, however short the second.
+                tail.extend(self.second_lines());
+            }
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
             tail.push(match &verdict {
@@ -341,6 +373,25 @@ impl Drop for Running {
             );
         }
         // `work` is dropped after this: the thread is detached once the stop is set.
+    }
+}
+
+/// The 1-s lines' rhythm: a tick at once (the run's start: the first interval's base), then
+/// one every second; a late tick does not bring a burst of them.
+fn second_ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_secs(1));
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// `tput`: the workload's bytes so far at this moment on the wall clock (Unix ms).
+fn tput_line(counters: &Counters) -> Message {
+    let t_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Message::Tput {
+        t_ms,
+        bytes: counters.bytes_written(),
     }
 }
 

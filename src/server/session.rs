@@ -352,6 +352,7 @@ impl Session {
                 c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
                 Step::stay()
             }
+            Message::Tput { t_ms, bytes } => tput(c, t_ms, bytes),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
@@ -367,14 +368,7 @@ impl Session {
             Message::Ready => self.on_ready(id),
             Message::Start => self.on_start(id, c, now, started),
             Message::Done => self.on_done(id, c, now),
-            Message::Error(reason) => {
-                let reason = if reason.is_empty() {
-                    "client reported an error".to_string()
-                } else {
-                    reason
-                };
-                Step::end(c, id, Status::Failed, reason, now)
-            }
+            Message::Error(reason) => client_error(c, id, reason, now),
             Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
@@ -763,6 +757,23 @@ fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: 
         }),
         ..Step::stay()
     }
+}
+
+/// `error:<reason>` from client `id` at `now`: FAILED with its reason.
+fn client_error(c: &mut ClientRecord, id: u32, reason: String, now: Instant) -> Step {
+    let reason = if reason.is_empty() {
+        "client reported an error".to_string()
+    } else {
+        reason
+    };
+    Step::end(c, id, Status::Failed, reason, now)
+}
+
+/// `tput` from a client: its bytes so far at `t_ms` on its clock, a point of its 1-s
+/// throughput.
+fn tput(c: &mut ClientRecord, t_ms: u64, bytes: u64) -> Step {
+    c.tput(t_ms, bytes);
+    Step::stay()
 }
 
 /// `file_stats` from client `id`: its chunk and file sizes, logged.
