@@ -6,10 +6,10 @@
 //! and so on), so the series always covers the whole run at an even resolution. Throughput is
 //! recomputed between the points kept, so it stays the true average over each interval.
 //!
-//! A loadmon client also reports its bytes every second (`tput`): [`TputSeries`] keeps those
+//! A loadmon client also reports its bytes every second (`tput`): the server keeps those
 //! reports as the client's 1-s throughput ([`TputPoint`], the report's `series[].tput`),
 //! measured between reports, never interpolated; a final interval too short to measure is
-//! folded into the one before, and missing reports are a gap. [`FleetTput`] adds the clients'
+//! folded into the one before, and missing reports are a gap. The fleet series adds the clients'
 //! measured rates per 1-s bucket ([`FleetBucket`], the report's `total.tput`), each bucket
 //! saying how many clients reported in it.
 //!
@@ -564,7 +564,11 @@ impl FleetTput {
             if start >= hi {
                 break;
             }
-            let end = if k + 1 == n { self.to } else { start + self.width };
+            let end = if k + 1 == n {
+                self.to
+            } else {
+                start + self.width
+            };
             let covered_s = hi.min(end) - lo.max(start);
             if covered_s <= 0.0 {
                 continue;
@@ -817,7 +821,9 @@ mod tests {
     #[test]
     fn tput_points_are_the_measured_seconds() {
         // The first report (the run's start) is the origin; then one point per second.
-        let reports: Vec<(f64, u64)> = (0..=12u32).map(|i| (10.0 + f64::from(i), 2 * u64::from(i))).collect();
+        let reports: Vec<(f64, u64)> = (0..=12u32)
+            .map(|i| (10.0 + f64::from(i), 2 * u64::from(i)))
+            .collect();
         let s = tput_of(&reports);
         let pts = s.points();
         assert_eq!(s.origin_s(), Some(10.0));
@@ -847,11 +853,17 @@ mod tests {
         let pts = tput_of(&[(0.0, 0), (0.3, 3)]).points();
         assert_eq!(rates(&pts), [Some(10.0)]);
         // Reports faster than the minimum interval are held back, not points.
-        let fast: Vec<(f64, u64)> = (0..=40u32).map(|i| (f64::from(i) * 0.1, u64::from(i))).collect();
+        let fast: Vec<(f64, u64)> = (0..=40u32)
+            .map(|i| (f64::from(i) * 0.1, u64::from(i)))
+            .collect();
         let pts = tput_of(&fast).points();
         assert!(pts.len() <= 8, "{pts:?}");
-        assert!(pts.windows(2).all(|w| w[1].t_s - w[0].t_s >= MIN_INTERVAL_S - 1e-9));
-        assert!(rates(&pts).iter().all(|r| r.is_some_and(|r| (r - 10.0).abs() < 1e-6)));
+        assert!(pts
+            .windows(2)
+            .all(|w| w[1].t_s - w[0].t_s >= MIN_INTERVAL_S - 1e-9));
+        assert!(rates(&pts)
+            .iter()
+            .all(|r| r.is_some_and(|r| (r - 10.0).abs() < 1e-6)));
     }
 
     #[test]
@@ -894,7 +906,16 @@ mod tests {
     fn the_fleet_counts_who_reported_in_each_second_and_keeps_gaps() {
         let mut f = FleetTput::new(10.0, 16.03);
         // a: 1 MiB/s the whole run, its last report 30 ms after its last tick (folded).
-        let a = tput_of(&[(10.0, 0), (11.0, 1), (12.0, 2), (13.0, 3), (14.0, 4), (15.0, 5), (16.0, 6), (16.03, 6)]);
+        let a = tput_of(&[
+            (10.0, 0),
+            (11.0, 1),
+            (12.0, 2),
+            (13.0, 3),
+            (14.0, 4),
+            (15.0, 5),
+            (16.0, 6),
+            (16.03, 6),
+        ]);
         // b: 2 MiB/s, silent from 12 to 15 (a gap), reports at a half-second phase.
         let b = tput_of(&[(10.5, 0), (11.5, 2), (12.5, 4), (15.5, 10), (16.01, 11)]);
         for c in [&a, &b] {
@@ -904,7 +925,13 @@ mod tests {
         assert_eq!(buckets.len(), 7);
         let got: Vec<(f64, Option<f64>, u32)> = buckets
             .iter()
-            .map(|p| (p.t_s, p.throughput_mb_s.map(|r| (r * 1e3).round() / 1e3), p.clients))
+            .map(|p| {
+                (
+                    p.t_s,
+                    p.throughput_mb_s.map(|r| (r * 1e3).round() / 1e3),
+                    p.clients,
+                )
+            })
             .collect();
         assert_eq!(got[0], (1.0, Some(3.0), 2));
         assert_eq!(got[1], (2.0, Some(3.0), 2));
@@ -933,6 +960,9 @@ mod tests {
         let mut f = FleetTput::new(0.0, 1e9);
         assert!(f.clients.len() <= MAX_TOTAL_SAMPLES + 1);
         f.add(-5.0, &tput_of(&[(-5.0, 0), (2e9, u64::MAX >> 20)]).points());
-        assert!(f.finish().iter().all(|p| p.throughput_mb_s.is_none_or(f64::is_finite)));
+        assert!(f
+            .finish()
+            .iter()
+            .all(|p| p.throughput_mb_s.is_none_or(f64::is_finite)));
     }
 }

@@ -586,7 +586,7 @@ fn report_files_in_every_format_are_written_at_the_end() {
 /// The DOM of `url` in headless Chromium once its scripts ran (as the dashboard test above
 /// loads it).
 fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
-    let dom_path = dir.join(format!("{name}.html"));
+    let dom_path = dir.join(format!("{name}-dom.html"));
     let profile = dir.join(format!("chromium-profile-{name}"));
     let child = Command::new("chromium")
         .args([
@@ -616,7 +616,9 @@ fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
 /// The measured points (`data-points`) of the first chart line of `client` in `html`.
 fn first_line_points(html: &str, client: &str) -> u32 {
     let at = html
-        .find(&format!("class=\"series\" data-client=\"{client}\" data-points=\""))
+        .find(&format!(
+            "class=\"series\" data-client=\"{client}\" data-points=\""
+        ))
         .unwrap_or_else(|| panic!("no line of {client}:\n{html}"));
     let n = html[at..].split("data-points=\"").nth(1).unwrap();
     n[..n.find('"').unwrap()].parse().unwrap()
@@ -665,7 +667,10 @@ fn a_12_s_fleet_of_3_workers_is_measured_every_second_in_the_api_dashboard_and_r
             .filter_map(|p| p["throughput_mb_s"].as_f64())
             .collect();
         assert!(measured.len() >= 10, "{s}");
-        assert!(measured.last().is_some_and(|r| *r > 0.0), "a 0 MB/s last point: {s}");
+        assert!(
+            measured.last().is_some_and(|r| *r > 0.0),
+            "a 0 MB/s last point: {s}"
+        );
     }
     let total = get_json(&format!("{base}/api/total"));
     let buckets = total["tput"].as_array().expect("fleet tput");
@@ -674,9 +679,15 @@ fn a_12_s_fleet_of_3_workers_is_measured_every_second_in_the_api_dashboard_and_r
         .filter(|p| p["throughput_mb_s"].as_f64().is_some())
         .collect();
     assert!(measured.len() >= 10, "{total}");
-    assert!(measured.iter().filter(|p| p["clients"] == 3).count() >= 10, "{total}");
+    assert!(
+        measured.iter().filter(|p| p["clients"] == 3).count() >= 10,
+        "{total}"
+    );
     let last = buckets.last().unwrap();
-    assert!(last["throughput_mb_s"].as_f64().is_some_and(|r| r > 0.0), "{total}");
+    assert!(
+        last["throughput_mb_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{total}"
+    );
     // The HTML report, as written and as Chromium renders it; the dashboard in Chromium.
     let written = std::fs::read_to_string(&html).unwrap();
     let file_dom = chromium_dom(&format!("file://{}", html.display()), dir.path(), "report");

@@ -109,9 +109,8 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         text().prop_map(Message::Error),
         text().prop_map(Message::Refused),
-        (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>()).prop_map(|(t, b)| {
-            Message::Tput { t_ms: t, bytes: b }
-        }),
+        (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>())
+            .prop_map(|(t, b)| { Message::Tput { t_ms: t, bytes: b } }),
     ]
 }
 

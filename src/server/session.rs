@@ -1453,6 +1453,41 @@ mod tests {
         assert_eq!((r.cpu_avg_pct, r.stats_reports), (20.0, 2));
     }
 
+    /// `tput` lines: client-stamped times on the server's timeline, one measured point a
+    /// second, the last short interval folded, the byte count taken; a bad line never gets
+    /// here (it does not parse).
+    #[tokio::test(start_paused = true)]
+    async fn tput_lines_are_the_clients_measured_seconds() {
+        let t0 = Instant::now();
+        let (mut s, c) = registered(t0);
+        // The server started at Unix time 1,000 s on the wall clock.
+        let mut c = c.with_server_start(1_000_000.0);
+        let mb = 1u64 << 20;
+        for (t_ms, bytes) in [(1_002_000, 0), (1_003_000, 3 * mb), (1_004_000, 6 * mb)] {
+            let step = s.on_message(Message::Tput { t_ms, bytes }, t0, Some(&mut c), t0);
+            assert_eq!(step, Step::stay());
+        }
+        // The last report, 10 ms after the last tick: folded, not a 0 MB/s point.
+        s.on_message(
+            Message::Tput {
+                t_ms: 1_004_010,
+                bytes: 6 * mb,
+            },
+            t0,
+            Some(&mut c),
+            t0,
+        );
+        let series = c.series_report().expect("a series from tput alone");
+        let got: Vec<(f64, Option<f64>)> = series
+            .tput
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s.map(|r| (r * 1e3).round() / 1e3)))
+            .collect();
+        assert_eq!(got, [(3.0, Some(3.0)), (4.01, Some(2.97))]);
+        assert!(series.samples.is_empty());
+        assert_eq!(c.bytes_written(), 6 * mb);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn process_clients_is_the_most_any_proc_stats_said() {
         let t0 = Instant::now();

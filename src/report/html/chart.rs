@@ -277,7 +277,13 @@ mod tests {
             "MB/s",
             &[(
                 "a".into(),
-                vec![(1.0, 1.0), (2.0, 2.0), (3.0, f64::NAN), (4.0, 3.0), (5.0, 4.0)],
+                vec![
+                    (1.0, 1.0),
+                    (2.0, 2.0),
+                    (3.0, f64::NAN),
+                    (4.0, 3.0),
+                    (5.0, 4.0),
+                ],
             )],
         );
         assert!(svg.contains(r#"data-client="a" data-points="4""#), "{svg}");
@@ -296,7 +302,11 @@ mod tests {
                 .filter_map(|t| t.split('<').next())
                 .filter(|t| t.ends_with(" s"))
                 .collect();
-            assert_eq!(ticks, ["9.0 s", "9.5 s", "10.0 s", "10.5 s", "11.0 s"], "{svg}");
+            assert_eq!(
+                ticks,
+                ["9.0 s", "9.5 s", "10.0 s", "10.5 s", "11.0 s"],
+                "{svg}"
+            );
         }
         assert_eq!(time_range(0.2, 0.2), (0.0, 2.0));
         assert_eq!(time_range(f64::INFINITY, f64::NEG_INFINITY), (0.0, 2.0));
