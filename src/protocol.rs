@@ -35,6 +35,9 @@
 //!                                           process's RSS, and (optional) how many clients
 //!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
+//! tput:<t_ms>:<bytes>                       every second of the run and once before done,
+//!                                           only to a loadmon server: the client's wall
+//!                                           clock (Unix ms) and the bytes written so far
 //! error:<reason>                            the client failed; it closes next (status FAILED)
 //! io:<t_ms>:<util_pct>:<w_await_ms>:<queue>:<dev_mb_s>:<psi_some_avg10>:<psi_full_avg10>:<dirty_bytes>:<writeback_bytes>
 //!                                           every second, only to a loadmon server: the host's
@@ -82,6 +85,9 @@ pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 
 /// Largest write wait (ms), queue depth or device MiB/s an `io` line may carry.
 pub const MAX_IO_FIGURE: f64 = 1e12;
+/// Latest client wall clock a `tput` line may carry, Unix milliseconds (2^53: every value up
+/// to it is exact in an `f64`, about 285,000 years).
+pub const MAX_UNIX_MS: u64 = 1 << 53;
 
 /// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
 /// command but `plan` has more; `plan` reads its own from the line).
@@ -274,10 +280,18 @@ pub enum Message {
         /// The figures.
         io: HostIoSample,
     },
+    /// `tput:<t_ms>:<bytes>`: the workload's bytes so far at the client's wall-clock time,
+    /// sent every second of the run (and once before `done`) to a loadmon server only (new).
+    Tput {
+        /// The client's wall clock, Unix milliseconds (at most [`MAX_UNIX_MS`]).
+        t_ms: u64,
+        /// Bytes written so far by the workload.
+        bytes: u64,
+    },
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 23] = [
+pub const COMMANDS: [&str; 24] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -301,6 +315,7 @@ pub const COMMANDS: [&str; 23] = [
     "auth",
     "auth_ok",
     "io",
+    "tput",
 ];
 
 impl Message {
@@ -330,6 +345,7 @@ impl Message {
             Message::Auth { .. } => 20,
             Message::AuthOk(_) => 21,
             Message::Io { .. } => 22,
+            Message::Tput { .. } => 23,
         }
     }
 
@@ -390,6 +406,7 @@ impl Message {
             "proc_stats" => parse_proc_stats(&f),
             "write_stats" => parse_write_stats(&f),
             "io" => parse_io(&f),
+            "tput" => parse_tput(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -466,6 +483,7 @@ impl Message {
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => p.encode(cmd),
             Message::Io { t_ms, io } => encode_io(cmd, *t_ms, io),
+            Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),
         }
     }
 }
@@ -820,6 +838,19 @@ fn encode_io(cmd: &str, t_ms: u64, s: &HostIoSample) -> String {
         or_dash(s.dirty_bytes),
         or_dash(s.writeback_bytes),
     )
+}
+
+/// A `tput` line: the client's Unix ms (bounded) and the bytes written so far.
+fn parse_tput(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("tput", 3)?;
+    let t_ms = parse_u64("tput", "t_ms", f.f[1])?;
+    if t_ms > MAX_UNIX_MS {
+        return Err(invalid("tput", "t_ms", f.f[1], "out of range"));
+    }
+    Ok(Message::Tput {
+        t_ms,
+        bytes: parse_u64("tput", "bytes", f.f[2])?,
+    })
 }
 
 /// Rounds a percentage to two decimals, as `send_stats` carries it.
@@ -1279,9 +1310,35 @@ mod tests {
                     ..HostIoSample::default()
                 },
             },
+            Message::Tput {
+                t_ms: MAX_UNIX_MS,
+                bytes: u64::MAX,
+            },
         ];
         for m in all {
             assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn tput_is_bounded() {
+        assert_eq!(
+            Message::parse("tput:1700000000123:42"),
+            Ok(Message::Tput {
+                t_ms: 1_700_000_000_123,
+                bytes: 42
+            })
+        );
+        for bad in [
+            "tput",
+            "tput:1",
+            "tput:1:2:3",
+            "tput:-1:2",
+            "tput:1:x",
+            "tput:1.5:2",
+            "tput:9007199254740993:0",
+        ] {
+            assert!(Message::parse(bad).is_err(), "{bad}");
         }
     }
 

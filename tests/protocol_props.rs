@@ -129,6 +129,8 @@ fn message() -> impl Strategy<Value = Message> {
                     writeback_bytes: bytes.map(|b| b / 7),
                 },
             }),
+        (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>())
+            .prop_map(|(t, b)| { Message::Tput { t_ms: t, bytes: b } }),
     ]
 }
 
@@ -155,7 +157,7 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"),
+            Just("auth_ok"), Just("tput"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

@@ -86,7 +86,11 @@ fn fleet(n: usize) -> Report {
             dirty_bytes: Some(300 * MB),
             writeback_bytes: Some(50 * MB),
         });
-        series.push(ClientSeries { id, samples });
+        series.push(ClientSeries {
+            id,
+            samples,
+            tput: Vec::new(),
+        });
     }
     let mut total = Total::of(&clients, run_s);
     total.common_start = Some("2026-11-25T10:00:02+01:00".into());

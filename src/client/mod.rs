@@ -353,7 +353,7 @@ impl Client {
             }
         };
         let result = self
-            .run_workload_with(&mut conn, &log, client_id, loadmon_server, workload)
+            .run_workload(&mut conn, &log, client_id, loadmon_server, workload)
             .await;
         conn.close(Duration::from_millis(500)).await;
         match &result {

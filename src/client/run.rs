@@ -1,9 +1,10 @@
 //! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
-//! heartbeat and stats tasks and the lines the workload queues, then `done` or
+//! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
+//! every second and once before the end) and the lines the workload queues, then `done` or
 //! `error:<reason>`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -25,23 +26,11 @@ fn send_error(e: FrameError) -> Error {
 }
 
 impl Client {
-    /// Runs `workload` for a loadmon server (a worker's: it handed out the plan) once
-    /// `run_tests` has arrived on `conn`: [`Client::run_workload_with`].
-    pub(crate) async fn run_workload<W: Workload>(
-        &self,
-        conn: &mut Connection,
-        log: &Arc<EventLog>,
-        client_id: u32,
-        workload: W,
-    ) -> Result<ClientResult> {
-        self.run_workload_with(conn, log, client_id, true, workload)
-            .await
-    }
-
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
     /// `file_stats`, `start`, heartbeats and stats (and, to a loadmon server — one that
-    /// answered `hello` — loadmon's per-second lines), then `done` or `error:<reason>`.
-    pub(crate) async fn run_workload_with<W: Workload>(
+    /// answered `hello`, `loadmon_server` — loadmon's per-second lines), then `done` or
+    /// `error:<reason>`.
+    pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,
@@ -124,7 +113,8 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
-    /// Whether the server answered `hello`: loadmon's own per-second lines go to it.
+    /// Whether the server answered `hello` (a loadmon server): only such a server gets the
+    /// 1-s lines.
     loadmon_server: bool,
     /// The host's I/O view sent every second (a loadmon server only).
     host_io: Option<HostIoTask>,
@@ -142,7 +132,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
-        let mut second = ticker(SECOND);
+        let mut second = second_ticker();
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -250,16 +240,25 @@ impl Tasks<'_> {
         s
     }
 
-    /// Every second, to a loadmon server: loadmon's per-second lines (the host's I/O view).
+    /// Every second of the run, to a loadmon server: the 1-s lines, fed together and flushed
+    /// once.
     async fn second(&mut self) {
         let work = self.cpu.start_work();
-        if let Some(io) = self.host_io.as_mut().map(HostIoTask::line) {
-            self.conn.feed(&io);
+        for m in &self.second_lines() {
+            self.conn.feed(m);
         }
         if let Err(e) = self.conn.flush().await {
             self.lost(send_error(e));
         }
         self.cpu.end_work(work);
+    }
+
+    /// The lines of one second (and of the run's end, before the verdict): the workload's
+    /// bytes so far at this wall-clock time (`tput`), and the host's I/O view (`io`).
+    fn second_lines(&mut self) -> Vec<Message> {
+        let mut lines = vec![tput_line(self.control.counters())];
+        lines.extend(self.host_io.as_mut().map(HostIoTask::line));
+        lines
     }
 
     /// A line from the server during the run: a refusal stops the run, the end of the
@@ -308,6 +307,10 @@ impl Tasks<'_> {
             // One last stats sample, so that every run has CPU, memory and bytes, however
             // short: a run shorter than the stats period has this one only.
             let s = self.sample();
+            if self.loadmon_server {
+                // The last second's lines: the run's last bytes, however short the second.
+                tail.extend(self.second_lines());
+            }
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
             tail.push(match &verdict {
@@ -398,6 +401,25 @@ impl Drop for Running {
     }
 }
 
+/// The 1-s lines' rhythm: a tick at once (the run's start: the first interval's base), then
+/// one every second; a late tick does not bring a burst of them.
+fn second_ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_secs(1));
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// `tput`: the workload's bytes so far at this moment on the wall clock (Unix ms).
+fn tput_line(counters: &Counters) -> Message {
+    let t_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Message::Tput {
+        t_ms,
+        bytes: counters.bytes_written(),
+    }
+}
+
 /// One stats sample as the three lines a loadmon client sends: `send_stats` last, because the
 /// server takes its time-series point on it, with the bytes and memory of the two lines before.
 fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
@@ -416,7 +438,6 @@ fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
 }
 
 /// The period of the per-second lines (`io`).
-const SECOND: Duration = Duration::from_secs(1);
 
 /// A client's host I/O view ([`HostIo`]): the device under the workload's data directory is
 /// found on a blocking thread (a `stat` on a hung file system must not stall the run); until

@@ -96,6 +96,7 @@ fn report() -> Report {
             started_clients: None,
             common_start: None,
             series: vec![],
+            tput: vec![],
         },
         series: vec![],
         stopped: false,
@@ -182,6 +183,7 @@ fn html_is_self_contained_with_a_row_per_client_and_charts() {
     r.series = vec![ClientSeries {
         id: 100,
         samples: vec![sample(1.0, 10.0), sample(2.0, 20.0)],
+        tput: vec![],
     }];
     let html = r.to_html();
     assert!(html.starts_with("<!DOCTYPE html>"));

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::series::{ClientIoSeries, ClientSeries, TotalSample};
+use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
 
 /// A client's test status.
@@ -191,6 +191,12 @@ pub struct Total {
     /// from the common start (at most 96 buckets; see [`crate::series`]).
     #[serde(default)]
     pub series: Vec<TotalSample>,
+    /// All clients' 1-s throughput, measured: the clients' `tput` rates added up per bucket of
+    /// 1 s from the common start (wider past 96 s), each bucket with how many clients
+    /// reported in it, `null` where none did (see [`crate::series`]). Empty when no client
+    /// sent `tput` (seed clients, older loadmons: `series` has their throughput).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tput: Vec<FleetBucket>,
 }
 
 impl Total {
@@ -237,6 +243,7 @@ impl Total {
             started_clients: None,
             common_start: None,
             series: Vec::new(),
+            tput: Vec::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
 use crate::report::{ClientReport, Status};
-use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series};
+use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
 
 /// What the server knows about one client.
@@ -49,10 +49,14 @@ pub(crate) struct ClientRecord {
     /// `proc_stats` lines received, and the sums of their values, for the averages.
     pub proc_reports: u64,
     pub cpu_core_total: f64,
+    // Touched by `tput` (every second, loadmon clients only).
+    /// The 1-s throughput from `tput` reports.
+    pub tput: TputSeries,
+    /// The server's start on the wall clock, Unix milliseconds: client-stamped times are
+    /// placed on the server's timeline from it ([`ClientRecord::server_time_s`]).
+    pub server_start_unix_ms: f64,
     pub rss_total: f64,
     // The host's I/O view (`io` lines).
-    /// The server's start, Unix ms: the origin of [`ClientRecord::server_time_s`].
-    pub server_start_unix_ms: f64,
     /// The client's `io` samples over time, on the server's timeline.
     pub io_series: IoSeries,
 }
@@ -83,9 +87,36 @@ impl ClientRecord {
             proc_reports: 0,
             cpu_core_total: 0.0,
             rss_total: 0.0,
-            server_start_unix_ms: 0.0,
             io_series: IoSeries::default(),
+            tput: TputSeries::default(),
+            server_start_unix_ms: 0.0,
         }
+    }
+
+    /// This record, for a server that started at `unix_ms` on the wall clock (Unix
+    /// milliseconds).
+    pub(crate) fn with_server_start(mut self, unix_ms: f64) -> Self {
+        self.server_start_unix_ms = unix_ms;
+        self
+    }
+
+    /// A time the client stamped (its wall clock, Unix milliseconds) as seconds since the
+    /// server started, like every `t_s` of the series. The client's clock is taken as the
+    /// server's (offset 0) until the clock offset is estimated.
+    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
+        (client_unix_ms - self.server_start_unix_ms) / 1000.0
+    }
+
+    /// `tput`: the client's bytes so far at `t_ms` on its wall clock (Unix ms), a point of its
+    /// 1-s throughput series; the byte count as `write_stats`'s (it only grows).
+    #[inline]
+    pub(crate) fn tput(&mut self, t_ms: u64, bytes_written: u64) {
+        self.reported_bytes = Some(
+            self.reported_bytes
+                .map_or(bytes_written, |b| b.max(bytes_written)),
+        );
+        let t_s = self.server_time_s(t_ms as f64);
+        self.tput.record(t_s, bytes_written);
     }
 
     /// The client's id.
@@ -127,6 +158,7 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
+            self.tput.shrink_to_fit();
             self.io_series.shrink_to_fit();
         }
         Some(EventKind::StatusChanged {
@@ -248,9 +280,10 @@ impl ClientRecord {
 
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty()).then(|| ClientSeries {
+        (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
             id: self.row.id,
             samples: self.series.samples(),
+            tput: self.tput.points(),
         })
     }
 
@@ -284,13 +317,6 @@ impl ClientRecord {
 
 // The host's I/O view (`io` lines).
 impl ClientRecord {
-    /// A time the client stamped (its Unix ms) in seconds since the server started, on the
-    /// server's clock. The client's clock offset is taken as 0 (same clocks).
-    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
-        let offset_ms = 0.0;
-        (client_unix_ms + offset_ms - self.server_start_unix_ms) / 1000.0
-    }
-
     /// `io`: the client's host I/O view at its Unix ms `t_ms`: the latest figures in its row
     /// (a figure the line does not have becomes unknown: the latest sample is the one shown),
     /// and a point of its I/O series.

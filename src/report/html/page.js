@@ -133,8 +133,10 @@
     const svg = el("svg:svg", { class: "chart", viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": title });
     let x0 = Infinity, x1 = -Infinity, ymax = 0;
     for (const p of pts) { x0 = Math.min(x0, p.t); x1 = Math.max(x1, p.t); ymax = Math.max(ymax, p[field]); }
-    if (!isFinite(x0)) { x0 = 0; x1 = 1; }
-    if (x1 <= x0) x1 = x0 + 1;
+    // Under a second of points (one point, all at one time): 2 s from the whole second
+    // before them, so that the ticks read distinct times.
+    if (!isFinite(x0)) { x0 = 0; x1 = 2; }
+    else if (x1 - x0 < 1) { x0 = Math.max(Math.floor((x0 + x1) / 2 - 1), Math.min(0, x0)); x1 = x0 + 2; }
     const y1 = niceCeiling(ymax);
     const sx = x => L + (x - x0) / (x1 - x0) * pw, sy = y => T + ph - y / y1 * ph;
     svg.append(el("svg:text", { x: L, y: 18, "font-weight": "bold" }, title + " (" + unit + ")"));

@@ -140,6 +140,7 @@ fn client_charts(s: &mut String, report: &Report) {
         let cpu: Vec<Line> = report
             .series
             .iter()
+            .filter(|cs| !cs.samples.is_empty())
             .map(|cs| {
                 let pts = cs.samples.iter().map(|p| (p.t_s, p.cpu_pct)).collect();
                 (format!("client {}", cs.id), pts)
@@ -154,14 +155,20 @@ fn client_charts(s: &mut String, report: &Report) {
     }
 }
 
-/// Each client's throughput line: its stats samples, or else its average over its run as two
-/// points (start, end) from the bytes and files it reported.
+/// Each client's throughput line: its measured seconds (`tput`, gaps as gaps) if it sent
+/// them and they are the finer series, else its stats samples, or else its average over its run as two points (start, end)
+/// from the bytes and files it reported.
 fn throughput_lines(report: &Report) -> Vec<Line> {
     report
         .clients
         .iter()
         .filter_map(|c| {
             let pts: Vec<(f64, f64)> = match report.series.iter().find(|cs| cs.id == c.id) {
+                Some(cs) if cs.throughput_from_tput() => cs
+                    .tput
+                    .iter()
+                    .map(|p| (p.t_s, p.throughput_mb_s.unwrap_or(f64::NAN)))
+                    .collect(),
                 Some(cs) => cs
                     .samples
                     .iter()
