@@ -36,6 +36,10 @@
 //!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
 //! error:<reason>                            the client failed; it closes next (status FAILED)
+//! clock:<c0_us>                             a clock exchange: the client's Unix time, µs
+//! clock:<c0_us>:<s1_us>:<c2_us>             its sample: c0 and the server's s1 as answered,
+//!                                           the client's time the answer came (see
+//!                                           Message::ClockSample)
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
@@ -53,6 +57,7 @@
 //!                                           (every key exactly once, encoded in this order;
 //!                                           its rules are the workload's, in crate::plan)
 //! refused:<reason>                          the server will not serve this client; it closes next
+//! clock:<c0_us>:<s1_us>                     the answer to clock:<c0_us>: the server's time, µs
 //! ```
 //!
 //! Free-text arguments (`error`, `refused`) are the rest of the line after the first `:`, so they
@@ -77,6 +82,10 @@ pub const MAX_CPU_PCT: f64 = 1_048_576.0;
 /// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
 /// command but `plan` has more; `plan` reads its own from the line).
 const MAX_FIELDS: usize = 4;
+
+/// Largest Unix time a `clock` line may carry, microseconds: 2^53 µs (the year 2255), so
+/// that every stamp is exact in an `f64`.
+pub const MAX_UNIX_US: u64 = 1 << 53;
 
 /// Most settings a `plan` line may carry besides its run (the file writer's has 6).
 pub const MAX_PLAN_SETTINGS: usize = 32;
@@ -256,10 +265,36 @@ pub enum Message {
     Ping,
     /// `pong`: the server's answer to `ping` (new).
     Pong,
+    /// `clock:<c0_us>`: a loadmon client asks for the server's time; `c0_us` is its own
+    /// wall clock when it sent the line, Unix microseconds (new; see
+    /// [`Message::ClockSample`]).
+    ClockAsk {
+        /// The client's time when it sent the line, Unix µs.
+        c0_us: u64,
+    },
+    /// `clock:<c0_us>:<s1_us>`: the server's answer to [`Message::ClockAsk`], at once: the
+    /// client's `c0_us` back and the server's time when it answered, Unix µs (new).
+    ClockAnswer {
+        /// The client's time of the ask, as it came.
+        c0_us: u64,
+        /// The server's time when it answered, Unix µs.
+        s1_us: u64,
+    },
+    /// `clock:<c0_us>:<s1_us>:<c2_us>`: one round trip of the clock exchange, for the server
+    /// to estimate the client's offset as NTP does: round trip `c2 - c0`, offset
+    /// `s1 - (c0 + c2) / 2` (how far the client's clock is behind the server's) (new).
+    ClockSample {
+        /// The client's time of the ask, Unix µs.
+        c0_us: u64,
+        /// The server's time of its answer, as the server sent it.
+        s1_us: u64,
+        /// The client's time when the answer came, Unix µs.
+        c2_us: u64,
+    },
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 22] = [
+pub const COMMANDS: [&str; 23] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -282,6 +317,7 @@ pub const COMMANDS: [&str; 22] = [
     "challenge",
     "auth",
     "auth_ok",
+    "clock",
 ];
 
 impl Message {
@@ -310,6 +346,9 @@ impl Message {
             Message::Challenge(_) => 19,
             Message::Auth { .. } => 20,
             Message::AuthOk(_) => 21,
+            Message::ClockAsk { .. }
+            | Message::ClockAnswer { .. }
+            | Message::ClockSample { .. } => 22,
         }
     }
 
@@ -363,6 +402,7 @@ impl Message {
             "auth_ok" => parse_auth_ok(&f),
             "proc_stats" => parse_proc_stats(&f),
             "write_stats" => parse_write_stats(&f),
+            "clock" => parse_clock(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -421,6 +461,13 @@ impl Message {
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => p.encode(cmd),
+            Message::ClockAsk { c0_us } => format!("{cmd}:{c0_us}"),
+            Message::ClockAnswer { c0_us, s1_us } => format!("{cmd}:{c0_us}:{s1_us}"),
+            Message::ClockSample {
+                c0_us,
+                s1_us,
+                c2_us,
+            } => format!("{cmd}:{c0_us}:{s1_us}:{c2_us}"),
         }
     }
 }
@@ -720,6 +767,35 @@ fn parse_write_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
         bytes_written: parse_u64("write_stats", "bytes", f.f[1])?,
         chunk_p50_us: parse_u64("write_stats", "p50_us", f.f[2])?,
         chunk_p99_us: parse_u64("write_stats", "p99_us", f.f[3])?,
+    })
+}
+
+/// `clock:<c0_us>[:<s1_us>[:<c2_us>]]`: the ask, the answer or the sample, by its number of
+/// fields; every stamp an unsigned integer of at most [`MAX_UNIX_US`].
+fn parse_clock(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    const C: &str = "clock";
+    if !(2..=4).contains(&f.n) {
+        f.expect(C, 2)?;
+    }
+    let stamp = |field: &'static str, v: &str| -> Result<u64, ProtocolError> {
+        let us = parse_u64(C, field, v)?;
+        if us > MAX_UNIX_US {
+            return Err(invalid(C, field, v, "larger than 2^53 microseconds"));
+        }
+        Ok(us)
+    };
+    let c0_us = stamp("c0_us", f.f[1])?;
+    if f.n == 2 {
+        return Ok(Message::ClockAsk { c0_us });
+    }
+    let s1_us = stamp("s1_us", f.f[2])?;
+    if f.n == 3 {
+        return Ok(Message::ClockAnswer { c0_us, s1_us });
+    }
+    Ok(Message::ClockSample {
+        c0_us,
+        s1_us,
+        c2_us: stamp("c2_us", f.f[3])?,
     })
 }
 
@@ -1028,6 +1104,51 @@ mod tests {
                 process_clients: Some(3)
             })
         );
+    }
+
+    #[test]
+    fn the_clock_exchange_is_three_lines_of_bounded_stamps() {
+        let ask = Message::ClockAsk { c0_us: 7 };
+        let answer = Message::ClockAnswer { c0_us: 7, s1_us: 9 };
+        let sample = Message::ClockSample {
+            c0_us: 7,
+            s1_us: 9,
+            c2_us: MAX_UNIX_US,
+        };
+        assert_eq!(ask.encode(), "clock:7");
+        assert_eq!(answer.encode(), "clock:7:9");
+        assert_eq!(sample.encode(), format!("clock:7:9:{MAX_UNIX_US}"));
+        for m in [ask, answer, sample] {
+            assert_eq!(m.command(), "clock");
+            assert_eq!(Message::parse(&m.encode()), Ok(m));
+        }
+        for bad in [
+            "clock".to_string(),
+            "clock:".to_string(),
+            "clock:1:2:3:4".to_string(),
+            "clock:-1".to_string(),
+            "clock:1.5".to_string(),
+            "clock:1:x".to_string(),
+            "clock:1:2:".to_string(),
+            format!("clock:{}", MAX_UNIX_US + 1),
+            format!("clock:1:2:{}", u64::MAX),
+            "clock:99999999999999999999999".to_string(),
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument {
+                        command: "clock",
+                        ..
+                    } | ProtocolError::WrongFieldCount {
+                        command: "clock",
+                        ..
+                    })
+                ),
+                "{bad}: {:?}",
+                Message::parse(&bad)
+            );
+        }
     }
 
     #[test]

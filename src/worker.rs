@@ -44,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{refusal, Client, ClientConfig, ClientResult, Handshake, Progress};
+use crate::client::{
+    refusal, Client, ClientConfig, ClientResult, Handshake, Progress, ServerKind,
+};
 use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};
@@ -357,8 +359,7 @@ impl Worker {
             }
         };
         if self.failed_before(&offer.key) {
-            // This run's plan already failed here: the run's report has this worker's
-            // FAILED once; wait for the next run instead of adding one more.
+            // This run's plan failed here: its report has our FAILED once; wait for the next.
             conn.close(Duration::from_millis(200)).await;
             return Attempt::Skipped;
         }
@@ -403,7 +404,10 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        let outcome = self.client.run_workload(&mut conn, log, id, writer).await;
+        let outcome = self
+            .client
+            .run_workload(&mut conn, log, id, ServerKind::Loadmon, writer)
+            .await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {

@@ -77,6 +77,8 @@ fn fleet(n: usize) -> Report {
             mem_last_pct: Some(0.37),
             rss_last_bytes: Some(51 * MB),
             process_clients: Some(1),
+            clock_offset_ms: Some(0.25),
+            clock_rtt_ms: Some(0.5),
         });
         series.push(ClientSeries { id, samples });
     }
@@ -96,6 +98,7 @@ fn fleet(n: usize) -> Report {
         total,
         series,
         stopped: false,
+        warnings: Vec::new(),
     }
 }
 

@@ -139,6 +139,12 @@ class ClientInfo:
     process_clients: int | None = None
     """The most loadmon clients that shared this client's process at once during its run (itself
     included): its MEM and RSS are that process's."""
+    clock_offset_ms: float | None = None
+    """How far the client's clock is behind the server's, in ms (negative: ahead), from the
+    clock exchange's quickest round trip; None for a client that did not take part (a seed
+    client)."""
+    clock_rtt_ms: float | None = None
+    """The round trip behind ``clock_offset_ms``, in ms: the offset is right to half of it."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 
@@ -223,6 +229,9 @@ class Report:
     total_series: tuple[TotalSample, ...] = ()
     """All clients together over time (the JSON's ``total.series``): bytes and MiB/s summed
     over clients per time bucket from the common start."""
+    warnings: tuple[str, ...] = ()
+    """What to know before trusting the figures: a client whose clock is more than 1 s off the
+    server's (each is a line of the text report too)."""
     json: str = field(default="{}", repr=False, compare=False)
     """The JSON report."""
 
@@ -241,6 +250,7 @@ class Report:
             started_clients=total.get("started_clients"),
             common_start=_time(total.get("common_start")),
             total_series=tuple(TotalSample(**p) for p in total.get("series", [])),
+            warnings=tuple(d.get("warnings", [])),
             json=text,
         )
 

@@ -6,7 +6,7 @@
 
 use tokio::time::Instant;
 
-use super::{Client, ClientConfig, Ignored};
+use super::{Client, ClientConfig, Ignored, ServerKind};
 use crate::auth::{self, Nonce, Role};
 use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
@@ -59,13 +59,20 @@ impl Client {
     /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
     /// token, the `hello` exchange and the challenge–response come first
     /// ([`Handshake::hello`]).
-    pub(super) async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
+    ///
+    /// Returns the id and what the server is: [`ServerKind::Loadmon`] if it answered
+    /// `hello` (only such a server gets loadmon's optional lines during the run).
+    pub(super) async fn handshake(
+        &self,
+        conn: &mut Connection,
+        log: &EventLog,
+    ) -> Result<(u32, ServerKind)> {
         // Lines from the server that are ignored are logged within a budget.
         let mut ignored = Ignored::new(log);
         let mut ignore = |p: &Parsed| ignored.parsed(p);
-        Handshake::new(self, log, "client", &mut ignore)
-            .generic(conn)
-            .await
+        let mut handshake = Handshake::new(self, log, "client", &mut ignore);
+        let id = handshake.generic(conn).await?;
+        Ok((id, handshake.server))
     }
 }
 
@@ -79,6 +86,8 @@ pub(crate) struct Handshake<'a> {
     who: &'static str,
     /// Lines from the server that were not awaited.
     ignored: &'a mut (dyn FnMut(&Parsed) + Send + 'a),
+    /// What the server is: a loadmon server once it answered `hello`.
+    server: ServerKind,
 }
 
 impl<'a> Handshake<'a> {
@@ -96,6 +105,7 @@ impl<'a> Handshake<'a> {
             log,
             who,
             ignored,
+            server: ServerKind::Seed,
         }
     }
 
@@ -146,6 +156,7 @@ impl<'a> Handshake<'a> {
             match parsed {
                 Ok(Message::Hello { major, minor, .. }) => {
                     check_version(major, minor)?;
+                    self.server = ServerKind::Loadmon;
                     self.log
                         .debug(|| format!("server speaks protocol {major}.{minor}"));
                 }
@@ -198,6 +209,7 @@ impl<'a> Handshake<'a> {
                 _ => None,
             })
             .await?;
+        self.server = ServerKind::Loadmon;
         if token.is_some() {
             self.authenticate(conn, theirs).await?;
         }

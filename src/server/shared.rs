@@ -390,6 +390,7 @@ impl Shared {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             total,
+            warnings: Report::clock_warnings(&clients),
             clients,
             series,
             stopped,
@@ -450,12 +451,9 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        let cell = Arc::new(Mutex::new(ClientRecord::new(
-            id,
-            peer,
-            protocol_version,
-            now,
-        )));
+        let record = ClientRecord::new(id, peer, protocol_version, now)
+            .with_timeline(self.start_time.timestamp_micros());
+        let cell = Arc::new(Mutex::new(record));
         st.clients.insert(id, cell.clone());
         Ok(Admitted { id, cell, slot })
     }
