@@ -44,9 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{
-    refusal, Client, ClientConfig, ClientResult, Handshake, Progress, ServerKind,
-};
+use crate::client::{refusal, Client, ClientConfig, ClientResult, Handshake, Progress, ServerKind};
 use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};

@@ -125,7 +125,10 @@ async fn a_client_on_the_same_host_is_on_the_servers_clock() {
     let c = &report.clients[0];
     let offset_ms = c.clock_offset_ms.expect("a clock sample");
     let rtt_ms = c.clock_rtt_ms.expect("its round trip");
-    assert!(offset_ms.abs() < 50.0 && (0.0..50.0).contains(&rtt_ms), "{c:?}");
+    assert!(
+        offset_ms.abs() < 50.0 && (0.0..50.0).contains(&rtt_ms),
+        "{c:?}"
+    );
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
 

@@ -256,8 +256,9 @@ impl Tasks<'_> {
             return;
         };
         let Some(sample) = probe.answered(c0_us, s1_us) else {
-            self.ignored
-                .warn(format!("ignored clock:{c0_us}:{s1_us}: it answers no ask of this client"));
+            self.ignored.warn(format!(
+                "ignored clock:{c0_us}:{s1_us}: it answers no ask of this client"
+            ));
             return;
         };
         self.conn.feed(&sample);
@@ -506,7 +507,10 @@ mod tests {
             panic!("a sample")
         };
         assert_eq!(c0, c0_us);
-        assert!(c2_us - c0_us >= 2_000, "the monotonic round trip: {c2_us} - {c0_us}");
+        assert!(
+            c2_us - c0_us >= 2_000,
+            "the monotonic round trip: {c2_us} - {c0_us}"
+        );
         assert_eq!(p.answered(c0_us, 5), None, "once");
         for _ in 1..CLOCK_BURST {
             assert!(matches!(p.next_of_burst(), Some(Message::ClockAsk { .. })));

@@ -345,7 +345,10 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
     assert_eq!(v["clients"][1]["clock_offset_ms"], serde_json::Value::Null);
     assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
     let csv = r.to_csv();
-    assert!(csv.lines().nth(1).unwrap().ends_with(",1,-2500.0,0.2"), "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",1,-2500.0,0.2"),
+        "{csv}"
+    );
     // No warning: no key (an older report, without it, still parses).
     r.warnings.clear();
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();

@@ -165,7 +165,11 @@ impl ClientReport {
     /// ```
     pub fn clock_warning(&self) -> Option<String> {
         let offset_ms = self.clock_offset_ms.filter(|o| o.abs() > CLOCK_WARN_MS)?;
-        let way = if offset_ms > 0.0 { "behind" } else { "ahead of" };
+        let way = if offset_ms > 0.0 {
+            "behind"
+        } else {
+            "ahead of"
+        };
         Some(format!(
             "client {}'s clock is {:.3} s {way} the server's (offset {offset_ms:+.1} ms, measured \
              over a {:.1} ms round trip): its times are placed on the server's clock",

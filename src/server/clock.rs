@@ -103,7 +103,8 @@ impl ClockFilter {
             .ok_or(ABSURD_RTT)?;
         // In i128, whatever the stamps (the protocol bounds them to 2^53, in range anyway).
         let offset2 = 2 * i128::from(s1_us) - i128::from(c0_us) - i128::from(c2_us);
-        let offset2_us = i64::try_from(offset2).unwrap_or(if offset2 < 0 { i64::MIN } else { i64::MAX });
+        let offset2_us =
+            i64::try_from(offset2).unwrap_or(if offset2 < 0 { i64::MIN } else { i64::MAX });
         self.samples[self.next_sample] = Some(ClockSample { rtt_us, offset2_us });
         self.next_sample = (self.next_sample + 1) % SAMPLES_KEPT;
         self.best().ok_or(ABSURD_RTT)
@@ -147,7 +148,10 @@ mod tests {
         for i in 0..SAMPLES_KEPT as u64 {
             exchange(40_000_000 + i * 1_000_000, 20_000, 20_000).unwrap();
         }
-        assert_eq!(f.best().map(|s| (s.rtt_us, s.offset_ms())), Some((40_000, 2_500.0)));
+        assert_eq!(
+            f.best().map(|s| (s.rtt_us, s.offset_ms())),
+            Some((40_000, 2_500.0))
+        );
     }
 
     #[test]

@@ -1529,9 +1529,8 @@ mod tests {
         skew_us: i64,
         legs: (u64, u64),
     ) -> Step {
-        let client_us = |t: Instant| {
-            u64::try_from(ORIGIN_US + (t - t0).as_micros() as i64 - skew_us).unwrap()
-        };
+        let client_us =
+            |t: Instant| u64::try_from(ORIGIN_US + (t - t0).as_micros() as i64 - skew_us).unwrap();
         let c0_us = client_us(Instant::now());
         tokio::time::advance(Duration::from_millis(legs.0)).await;
         let answer = s.on_message(Message::ClockAsk { c0_us }, Instant::now(), Some(c), t0);
@@ -1556,24 +1555,37 @@ mod tests {
         let (mut s, c) = registered(t0);
         let mut c = c.with_timeline(ORIGIN_US);
         let origin_ms = ORIGIN_US as f64 / 1000.0;
-        assert_eq!(c.server_time_s(origin_ms + 1500.0), 1.5, "offset 0 before a sample");
+        assert_eq!(
+            c.server_time_s(origin_ms + 1500.0),
+            1.5,
+            "offset 0 before a sample"
+        );
         tokio::time::advance(Duration::from_secs(3)).await;
         // The client is 2.5 s behind. Its ask takes 300 ms, the answer 10 ms: the offset of
         // that sample is off by half the difference (145 ms), and it is warned about once.
         let skew_us = 2_500_000;
         let slow = clock_exchange(&mut s, &mut c, t0, skew_us, (300, 10)).await;
-        assert_eq!((c.row.clock_offset_ms, c.row.clock_rtt_ms), (Some(2645.0), Some(310.0)));
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(2645.0), Some(310.0))
+        );
         let warning = c.row.clock_warning().unwrap();
         assert_eq!(slow.note, Note::Warn(format!("Warning: {warning}")));
         assert!(warning.contains("2.645 s behind the server's"), "{warning}");
         // A quick symmetric round trip is exact; a slower one after it changes nothing.
         let quick = clock_exchange(&mut s, &mut c, t0, skew_us, (2, 2)).await;
         assert!(quick.is_stay(), "warned once: {quick:?}");
-        assert_eq!((c.row.clock_offset_ms, c.row.clock_rtt_ms), (Some(2500.0), Some(4.0)));
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(2500.0), Some(4.0))
+        );
         tokio::time::advance(Duration::from_secs(10)).await;
         clock_exchange(&mut s, &mut c, t0, skew_us, (5, 80)).await;
         let row = c.to_report(Instant::now());
-        assert_eq!((row.clock_offset_ms, row.clock_rtt_ms), (Some(2500.0), Some(4.0)));
+        assert_eq!(
+            (row.clock_offset_ms, row.clock_rtt_ms),
+            (Some(2500.0), Some(4.0))
+        );
         // A time the client stamps now is now on the server's timeline.
         let now_s = (Instant::now() - t0).as_secs_f64();
         let stamped_ms = origin_ms + now_s * 1000.0 - 2500.0;
@@ -1586,9 +1598,8 @@ mod tests {
         let (mut s, c) = registered(t0);
         let mut c = c.with_timeline(ORIGIN_US);
         let ignored = |step: &Step| matches!(&step.note, Note::Warn(w) if w.contains("ignored"));
-        let send = |s: &mut Session, c: &mut ClientRecord, m: Message| {
-            s.on_message(m, t0, Some(c), t0)
-        };
+        let send =
+            |s: &mut Session, c: &mut ClientRecord, m: Message| s.on_message(m, t0, Some(c), t0);
         // No answer was sent: a sample claiming a 30 s offset is ignored.
         let forged = Message::ClockSample {
             c0_us: 1_000,
@@ -1616,7 +1627,10 @@ mod tests {
             c2_us: c0_us + 10,
         };
         assert!(send(&mut s, &mut c, real.clone()).is_stay());
-        assert_eq!((c.row.clock_offset_ms, c.row.clock_rtt_ms), (Some(-0.005), Some(0.01)));
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(-0.005), Some(0.01))
+        );
         assert!(ignored(&send(&mut s, &mut c, real)), "replayed");
         let backwards = Message::ClockAsk { c0_us: 5 };
         send(&mut s, &mut c, backwards);
