@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{refusal, Client, ClientConfig, ClientResult, Handshake, Progress, ServerKind};
+use crate::client::{refusal, Client, ClientConfig, ClientResult, Handshake, Progress};
 use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
 use crate::logging::{EventLog, WarnBudget};
@@ -402,10 +402,7 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        let outcome = self
-            .client
-            .run_workload(&mut conn, log, id, ServerKind::Loadmon, writer)
-            .await;
+        let outcome = self.run_plan(&mut conn, id, writer).await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {
@@ -501,6 +498,19 @@ impl Worker {
             Err(e) => format!("{addr} {e}"),
         };
         Ok(Offer { key, plan, ping })
+    }
+
+    /// Runs the plan's `writer` on `conn` as client `id`. A fleet server answered `hello`, so
+    /// the loadmon-only lines of the run (`tput`, `io`, `clock`…) go to it.
+    async fn run_plan(
+        &self,
+        conn: &mut Connection,
+        id: u32,
+        writer: FileWriter,
+    ) -> Result<ClientResult> {
+        self.client
+            .run_workload(conn, &self.log, id, true, writer)
+            .await
     }
 
     /// Checks the plan on this host (rules and timed probe, on a blocking thread, with

@@ -3,6 +3,7 @@
 
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
+use loadmon::hostio::HostIoSample;
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
 use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_UNIX_US};
 use loadmon::units::MAX_SIZE_MB;
@@ -109,6 +110,27 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         text().prop_map(Message::Error),
         text().prop_map(Message::Refused),
+        (
+            any::<u64>(),
+            proptest::option::of(pct(100.0)),
+            proptest::option::of(pct(1e12)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(t_ms, pct, big, bytes)| Message::Io {
+                t_ms,
+                io: HostIoSample {
+                    util_pct: pct,
+                    write_await_ms: big,
+                    queue_depth: big.map(|q| q / 2.0),
+                    device_write_mb_s: big,
+                    psi_some_avg10_pct: pct,
+                    psi_full_avg10_pct: pct.map(|p| p / 3.0),
+                    dirty_bytes: bytes,
+                    writeback_bytes: bytes.map(|b| b / 7),
+                },
+            }),
+        (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>())
+            .prop_map(|(t, b)| { Message::Tput { t_ms: t, bytes: b } }),
         (0..=MAX_UNIX_US).prop_map(|c0_us| Message::ClockAsk { c0_us }),
         (0..=MAX_UNIX_US, 0..=MAX_UNIX_US)
             .prop_map(|(c0_us, s1_us)| Message::ClockAnswer { c0_us, s1_us }),
@@ -145,7 +167,7 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"), Just("clock"),
+            Just("auth_ok"), Just("tput"), Just("clock"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

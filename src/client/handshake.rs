@@ -6,7 +6,7 @@
 
 use tokio::time::Instant;
 
-use super::{Client, ClientConfig, Ignored, ServerKind};
+use super::{Client, ClientConfig, Ignored};
 use crate::auth::{self, Nonce, Role};
 use crate::connection::{Connection, Parsed};
 use crate::error::{Error, Result};
@@ -56,23 +56,21 @@ fn unproven(why: String) -> Error {
 }
 
 impl Client {
-    /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
-    /// token, the `hello` exchange and the challenge–response come first
+    /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived, and whether
+    /// the server answered the `hello` (a loadmon server: loadmon's own optional lines may go
+    /// to it). With a token, the `hello` exchange and the challenge–response come first
     /// ([`Handshake::hello`]).
-    ///
-    /// Returns the id and what the server is: [`ServerKind::Loadmon`] if it answered
-    /// `hello` (only such a server gets loadmon's optional lines during the run).
     pub(super) async fn handshake(
         &self,
         conn: &mut Connection,
         log: &EventLog,
-    ) -> Result<(u32, ServerKind)> {
+    ) -> Result<(u32, bool)> {
         // Lines from the server that are ignored are logged within a budget.
         let mut ignored = Ignored::new(log);
         let mut ignore = |p: &Parsed| ignored.parsed(p);
         let mut handshake = Handshake::new(self, log, "client", &mut ignore);
         let id = handshake.generic(conn).await?;
-        Ok((id, handshake.server))
+        Ok((id, handshake.answered_hello))
     }
 }
 
@@ -86,8 +84,8 @@ pub(crate) struct Handshake<'a> {
     who: &'static str,
     /// Lines from the server that were not awaited.
     ignored: &'a mut (dyn FnMut(&Parsed) + Send + 'a),
-    /// What the server is: a loadmon server once it answered `hello`.
-    server: ServerKind,
+    /// Whether the server answered `hello` (a loadmon server; a seed server answers nothing).
+    pub(crate) answered_hello: bool,
 }
 
 impl<'a> Handshake<'a> {
@@ -105,7 +103,7 @@ impl<'a> Handshake<'a> {
             log,
             who,
             ignored,
-            server: ServerKind::Seed,
+            answered_hello: false,
         }
     }
 
@@ -156,7 +154,7 @@ impl<'a> Handshake<'a> {
             match parsed {
                 Ok(Message::Hello { major, minor, .. }) => {
                     check_version(major, minor)?;
-                    self.server = ServerKind::Loadmon;
+                    self.answered_hello = true;
                     self.log
                         .debug(|| format!("server speaks protocol {major}.{minor}"));
                 }
@@ -209,7 +207,7 @@ impl<'a> Handshake<'a> {
                 _ => None,
             })
             .await?;
-        self.server = ServerKind::Loadmon;
+        self.answered_hello = true;
         if token.is_some() {
             self.authenticate(conn, theirs).await?;
         }

@@ -127,17 +127,6 @@ impl ClientConfig {
     }
 }
 
-/// What the server of a run is, as its handshake showed: only a loadmon server is sent
-/// loadmon's optional lines during the run (the clock exchange, …); a seed server never sees
-/// them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ServerKind {
-    /// It did not answer `hello` (the seed's server, or one that behaves like it).
-    Seed,
-    /// It answered `hello`.
-    Loadmon,
-}
-
 /// What a finished client run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientResult {
@@ -355,8 +344,8 @@ impl Client {
             log.debug(|| format!("Logging to {}", p.display()));
         }
         let mut conn = self.connect(&log).await?;
-        let (client_id, server) = match self.handshake(&mut conn, &log).await {
-            Ok(joined) => joined,
+        let (client_id, loadmon_server) = match self.handshake(&mut conn, &log).await {
+            Ok(answer) => answer,
             Err(e) => {
                 log.warn(format!("Client shutting down: {e}"));
                 conn.close(Duration::from_millis(200)).await;
@@ -364,7 +353,7 @@ impl Client {
             }
         };
         let result = self
-            .run_workload(&mut conn, &log, client_id, server, workload)
+            .run_workload(&mut conn, &log, client_id, loadmon_server, workload)
             .await;
         conn.close(Duration::from_millis(500)).await;
         match &result {

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 29] = [
+const COLUMNS: [&str; 37] = [
     "id",
     "status",
     "time_ran_s",
@@ -32,6 +32,14 @@ const COLUMNS: [&str; 29] = [
     "mem_last_pct",
     "rss_last_bytes",
     "process_clients",
+    "device_util_pct",
+    "device_write_await_ms",
+    "device_queue_depth",
+    "device_write_mb_s",
+    "io_pressure_some_pct",
+    "io_pressure_full_pct",
+    "dirty_bytes",
+    "writeback_bytes",
     "clock_offset_ms",
     "clock_rtt_ms",
 ];
@@ -65,8 +73,7 @@ fn client(id: u32, status: Status) -> ClientReport {
         mem_last_pct: None,
         rss_last_bytes: None,
         process_clients: Some(1),
-        clock_offset_ms: None,
-        clock_rtt_ms: None,
+        ..ClientReport::default()
     }
 }
 
@@ -91,9 +98,11 @@ fn report() -> Report {
             started_clients: None,
             common_start: None,
             series: vec![],
+            tput: vec![],
         },
         series: vec![],
         stopped: false,
+        io_series: vec![],
         warnings: Vec::new(),
     }
 }
@@ -177,6 +186,7 @@ fn html_is_self_contained_with_a_row_per_client_and_charts() {
     r.series = vec![ClientSeries {
         id: 100,
         samples: vec![sample(1.0, 10.0), sample(2.0, 20.0)],
+        tput: vec![],
     }];
     let html = r.to_html();
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -338,7 +348,8 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         html.contains("<div id=\"warnings\">\n<p class=\"warning\" style=\"color:#b00020\">Warning: client 100&#39;s clock is 2.500 s ahead"),
         "{html}"
     );
-    // JSON: the list, and the client's figures; CSV: the last two columns.
+    // JSON: the list, and the client's figures; CSV: the last two columns (after
+    // process_clients and the 8 empty host I/O cells).
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["warnings"][0], warning);
     assert_eq!(v["clients"][0]["clock_offset_ms"], -2500.0);
@@ -346,7 +357,10 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
     assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
     let csv = r.to_csv();
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(",1,-2500.0,0.2"),
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",1,,,,,,,,,-2500.0,0.2"),
         "{csv}"
     );
     // No warning: no key (an older report, without it, still parses).

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::series::{ClientSeries, TotalSample};
+use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
 
 /// A client's test status.
@@ -129,6 +129,34 @@ pub struct ClientReport {
     /// the whole run; `None` for a client that did not say (a seed client).
     #[serde(default)]
     pub process_clients: Option<u32>,
+    // The host's I/O view (`io` lines, see `crate::hostio`): the latest sample of the block
+    // device under the client's data directory and of its host; each `None` (JSON null, an
+    // empty CSV cell, "n/a" on the pages) where the client could not measure it or sent none.
+    /// Latest utilisation of the device under the client's data directory, % (0–100).
+    #[serde(default)]
+    pub device_util_pct: Option<f64>,
+    /// Latest average wait of a write at that device, ms (none when no write completed in
+    /// the interval).
+    #[serde(default)]
+    pub device_write_await_ms: Option<f64>,
+    /// Latest average queue depth of that device.
+    #[serde(default)]
+    pub device_queue_depth: Option<f64>,
+    /// Latest MiB/s written at that device (every writer on it, not only this client).
+    #[serde(default)]
+    pub device_write_mb_s: Option<f64>,
+    /// Latest `some avg10` of the client host's I/O pressure (`/proc/pressure/io`), %.
+    #[serde(default)]
+    pub io_pressure_some_pct: Option<f64>,
+    /// Latest `full avg10` of the client host's I/O pressure, %.
+    #[serde(default)]
+    pub io_pressure_full_pct: Option<f64>,
+    /// Latest dirty memory of the client's host (`Dirty` of `/proc/meminfo`), bytes.
+    #[serde(default)]
+    pub dirty_bytes: Option<u64>,
+    /// Latest memory under writeback on the client's host (`Writeback`), bytes.
+    #[serde(default)]
+    pub writeback_bytes: Option<u64>,
     /// How far the client's clock is behind the server's, milliseconds (negative: ahead),
     /// estimated by the `clock` exchange from the round trip with the smallest delay of the
     /// last few (as NTP does); the server places the client's time stamps on its own timeline
@@ -236,6 +264,12 @@ pub struct Total {
     /// from the common start (at most 96 buckets; see [`crate::series`]).
     #[serde(default)]
     pub series: Vec<TotalSample>,
+    /// All clients' 1-s throughput, measured: the clients' `tput` rates added up per bucket of
+    /// 1 s from the common start (wider past 96 s), each bucket with how many clients
+    /// reported in it, `null` where none did (see [`crate::series`]). Empty when no client
+    /// sent `tput` (seed clients, older loadmons: `series` has their throughput).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tput: Vec<FleetBucket>,
 }
 
 impl Total {
@@ -282,6 +316,7 @@ impl Total {
             started_clients: None,
             common_start: None,
             series: Vec::new(),
+            tput: Vec::new(),
         }
     }
 }
@@ -305,6 +340,10 @@ pub struct Report {
     /// when its clients were gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// Each client's host I/O view over time (at most [`MAX_SAMPLES`](crate::series::MAX_SAMPLES) points each), for
+    /// the clients that sent `io` lines, on the server's timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io_series: Vec<ClientIoSeries>,
     /// What the reader should know before trusting the figures: a client whose clock is more
     /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]). Each is a line of
     /// the text report after the seed's, and is shown at the top of the HTML report.

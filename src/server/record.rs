@@ -14,9 +14,10 @@ use tokio::time::Instant;
 
 use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
+use crate::hostio::HostIoSample;
 use crate::protocol::MAX_UNIX_US;
 use crate::report::{ClientReport, Status};
-use crate::series::{ClientSeries, Sample, Series};
+use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
 
 /// What the server knows about one client.
@@ -52,6 +53,9 @@ pub(crate) struct ClientRecord {
     /// `proc_stats` lines received, and the sums of their values, for the averages.
     pub proc_reports: u64,
     pub cpu_core_total: f64,
+    // Touched by `tput` (every second, loadmon clients only).
+    /// The 1-s throughput from `tput` reports.
+    pub tput: TputSeries,
     pub rss_total: f64,
     // Touched by the clock exchange (every 10 s) and by the conversion of client times.
     /// The server's timeline: its wall clock when it started, Unix µs
@@ -60,6 +64,9 @@ pub(crate) struct ClientRecord {
     /// The clock exchange, from the client's first `clock` line (boxed: a seed client has
     /// none, and costs one pointer).
     pub clock: Option<Box<ClockFilter>>,
+    // The host's I/O view (`io` lines).
+    /// The client's `io` samples over time, on the server's timeline.
+    pub io_series: IoSeries,
 }
 
 impl ClientRecord {
@@ -90,6 +97,8 @@ impl ClientRecord {
             rss_total: 0.0,
             timeline_origin_us: 0,
             clock: None,
+            io_series: IoSeries::default(),
+            tput: TputSeries::default(),
         }
     }
 
@@ -100,6 +109,18 @@ impl ClientRecord {
     pub(crate) fn with_timeline(mut self, origin_unix_us: i64) -> Self {
         self.timeline_origin_us = origin_unix_us;
         self
+    }
+
+    /// `tput`: the client's bytes so far at `t_ms` on its wall clock (Unix ms), a point of its
+    /// 1-s throughput series; the byte count as `write_stats`'s (it only grows).
+    #[inline]
+    pub(crate) fn tput(&mut self, t_ms: u64, bytes_written: u64) {
+        self.reported_bytes = Some(
+            self.reported_bytes
+                .map_or(bytes_written, |b| b.max(bytes_written)),
+        );
+        let t_s = self.server_time_s(t_ms as f64);
+        self.tput.record(t_s, bytes_written);
     }
 
     /// The client's id.
@@ -141,6 +162,8 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
+            self.tput.shrink_to_fit();
+            self.io_series.shrink_to_fit();
         }
         Some(EventKind::StatusChanged {
             client_id: self.row.id,
@@ -272,8 +295,6 @@ impl ClientRecord {
     /// A time the client stamped (its wall clock, Unix milliseconds) on the server's
     /// timeline: seconds since the server started, like every `t_s` of the series, corrected
     /// by the client's estimated clock offset (0 until a clock sample).
-    // Called by the client-stamped lines (`tput`, `lat`, `io`: issue 21) once they land.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
         let offset_ms = self.row.clock_offset_ms.unwrap_or(0.0);
         (client_unix_ms - self.timeline_origin_us as f64 / 1000.0 + offset_ms) / 1000.0
@@ -307,9 +328,10 @@ impl ClientRecord {
 
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty()).then(|| ClientSeries {
+        (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
             id: self.row.id,
             samples: self.series.samples(),
+            tput: self.tput.points(),
         })
     }
 
@@ -338,6 +360,34 @@ impl ClientRecord {
             }),
             ..self.row.clone()
         }
+    }
+}
+
+// The host's I/O view (`io` lines).
+impl ClientRecord {
+    /// `io`: the client's host I/O view at its Unix ms `t_ms`: the latest figures in its row
+    /// (a figure the line does not have becomes unknown: the latest sample is the one shown),
+    /// and a point of its I/O series.
+    pub(crate) fn host_io(&mut self, t_ms: u64, io: &HostIoSample) {
+        let row = &mut self.row;
+        row.device_util_pct = io.util_pct;
+        row.device_write_await_ms = io.write_await_ms;
+        row.device_queue_depth = io.queue_depth;
+        row.device_write_mb_s = io.device_write_mb_s;
+        row.io_pressure_some_pct = io.psi_some_avg10_pct;
+        row.io_pressure_full_pct = io.psi_full_avg10_pct;
+        row.dirty_bytes = io.dirty_bytes;
+        row.writeback_bytes = io.writeback_bytes;
+        let t_s = self.server_time_s(t_ms as f64);
+        self.io_series.record(t_s, io);
+    }
+
+    /// The client's host I/O series, if it sent any `io` line.
+    pub(crate) fn io_series_report(&self) -> Option<ClientIoSeries> {
+        (!self.io_series.is_empty()).then(|| ClientIoSeries {
+            id: self.row.id,
+            samples: self.io_series.points(),
+        })
     }
 }
 

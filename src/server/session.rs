@@ -336,22 +336,10 @@ impl Session {
             Message::SendStats { cpu_pct, mem_pct } => {
                 stats_sample(id, c, cpu_pct, mem_pct, seconds_since(started, now))
             }
-            Message::ProcStats {
-                cpu_core_pct,
-                rss_bytes,
-                process_clients,
-            } => {
-                c.proc_stats(cpu_core_pct, rss_bytes, process_clients);
-                Step::stay()
+            m @ (Message::ProcStats { .. } | Message::WriteStats { .. } | Message::Io { .. }) => {
+                client_figures(c, m)
             }
-            Message::WriteStats {
-                bytes_written,
-                chunk_p50_us,
-                chunk_p99_us,
-            } => {
-                c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
-                Step::stay()
-            }
+            Message::Tput { t_ms, bytes } => tput(c, t_ms, bytes),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
@@ -761,6 +749,26 @@ fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: 
     }
 }
 
+/// loadmon's own figures of a client (`proc_stats`, `write_stats`, `io`): kept in its record.
+#[inline]
+fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
+    match msg {
+        Message::ProcStats {
+            cpu_core_pct,
+            rss_bytes,
+            process_clients,
+        } => c.proc_stats(cpu_core_pct, rss_bytes, process_clients),
+        Message::WriteStats {
+            bytes_written,
+            chunk_p50_us,
+            chunk_p99_us,
+        } => c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us),
+        Message::Io { t_ms, io } => c.host_io(t_ms, &io),
+        _ => {}
+    }
+    Step::stay()
+}
+
 /// `error:<reason>` from client `id` at `now`: FAILED with its reason, and the connection
 /// closes.
 fn client_error(c: &mut ClientRecord, id: u32, reason: String, now: Instant) -> Step {
@@ -797,6 +805,13 @@ fn clock_line(id: u32, c: &mut ClientRecord, msg: Message, since_start: Duration
             other.command()
         )),
     }
+}
+
+/// `tput` from a client: its bytes so far at `t_ms` on its clock, a point of its 1-s
+/// throughput.
+fn tput(c: &mut ClientRecord, t_ms: u64, bytes: u64) -> Step {
+    c.tput(t_ms, bytes);
+    Step::stay()
 }
 
 /// `file_stats` from client `id`: its chunk and file sizes, logged.
@@ -1474,6 +1489,41 @@ mod tests {
         }
         let r = c.to_report(t0);
         assert_eq!((r.cpu_avg_pct, r.stats_reports), (20.0, 2));
+    }
+
+    /// `tput` lines: client-stamped times on the server's timeline, one measured point a
+    /// second, the last short interval folded, the byte count taken; a bad line never gets
+    /// here (it does not parse).
+    #[tokio::test(start_paused = true)]
+    async fn tput_lines_are_the_clients_measured_seconds() {
+        let t0 = Instant::now();
+        let (mut s, c) = registered(t0);
+        // The server started at Unix time 1,000 s on the wall clock.
+        let mut c = c.with_timeline(1_000_000_000);
+        let mb = 1u64 << 20;
+        for (t_ms, bytes) in [(1_002_000, 0), (1_003_000, 3 * mb), (1_004_000, 6 * mb)] {
+            let step = s.on_message(Message::Tput { t_ms, bytes }, t0, Some(&mut c), t0);
+            assert_eq!(step, Step::stay());
+        }
+        // The last report, 10 ms after the last tick: folded, not a 0 MB/s point.
+        s.on_message(
+            Message::Tput {
+                t_ms: 1_004_010,
+                bytes: 6 * mb,
+            },
+            t0,
+            Some(&mut c),
+            t0,
+        );
+        let series = c.series_report().expect("a series from tput alone");
+        let got: Vec<(f64, Option<f64>)> = series
+            .tput
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s.map(|r| (r * 1e3).round() / 1e3)))
+            .collect();
+        assert_eq!(got, [(3.0, Some(3.0)), (4.01, Some(2.97))]);
+        assert!(series.samples.is_empty());
+        assert_eq!(c.bytes_written(), 6 * mb);
     }
 
     #[tokio::test(start_paused = true)]
