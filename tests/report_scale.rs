@@ -85,6 +85,8 @@ fn fleet(n: usize) -> Report {
             io_pressure_full_pct: Some(20.5),
             dirty_bytes: Some(300 * MB),
             writeback_bytes: Some(50 * MB),
+            clock_offset_ms: Some(0.25),
+            clock_rtt_ms: Some(0.5),
         });
         series.push(ClientSeries {
             id,
@@ -109,6 +111,7 @@ fn fleet(n: usize) -> Report {
         series,
         stopped: false,
         io_series: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
