@@ -598,12 +598,16 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=ROOT / "target" / "bench-data")
     ap.add_argument("--baseline", type=Path,
                     help="an earlier loadmon binary to measure side by side (scale, rate)")
+    ap.add_argument("--binary", type=Path,
+                    help="measure this loadmon binary instead of the tree's release build")
     ap.add_argument("--only",
                     help="comma-separated sections: writer,scale,fleet,rate,monitoring,python,protocol,reports")
     args = ap.parse_args()
     repeats = 1 if args.tiny else args.repeats
-    global BASELINE
+    global BASELINE, LOADMON
     BASELINE = args.baseline
+    if args.binary:
+        LOADMON = args.binary
     if shutil.which("fio") is None:
         print("bench: fio is missing (Debian package fio; `make system-deps` installs it)", file=sys.stderr)
         return 1

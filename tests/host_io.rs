@@ -242,7 +242,9 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     // HTML: n/a.
     let html = report.to_html();
     let table = &html[html.find("id=\"host-io\"").expect("host I/O table")..];
-    let blind_tr = &table[table.find(&format!("<tr><td>{blind_id}</td>")).unwrap()..];
+    let blind_tr = &table[table
+        .find(&format!("<tr class=\"io\"><td>{blind_id}</td>"))
+        .unwrap()..];
     let blind_tr = &blind_tr[..blind_tr.find("</tr>").unwrap()];
     // Seven figures unknown; the dirty memory (1 MiB) known.
     assert_eq!(blind_tr.matches("n/a").count(), 7, "{blind_tr}");

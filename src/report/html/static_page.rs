@@ -57,7 +57,7 @@ fn host_io(s: &mut String, report: &Report) {
         };
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td></tr>",
+            "<tr class=\"io\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td></tr>",
             c.id,
             na(c.device_util_pct, 1),
             na(c.device_write_await_ms, 2),
