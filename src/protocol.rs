@@ -36,6 +36,10 @@
 //!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
 //! error:<reason>                            the client failed; it closes next (status FAILED)
+//! lat:<t0_ms>:<t1_ms>:<hist>                chunk write latencies (µs) of the interval
+//!                                           [t0, t1) (the client's Unix ms): an HdrHistogram
+//!                                           V2 compressed, base64, at most 3000 bytes (see
+//!                                           crate::latency); only to a loadmon server
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
@@ -63,6 +67,7 @@ use std::fmt;
 use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::error::truncate;
 pub use crate::error::ProtocolError;
+use crate::latency::IntervalHistogram;
 use crate::units::MAX_SIZE_MB;
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
@@ -256,10 +261,25 @@ pub enum Message {
     Ping,
     /// `pong`: the server's answer to `ping` (new).
     Pong,
+    /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
+    /// [`LatLine`]).
+    Lat(Box<LatLine>),
+}
+
+/// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
+/// client's clock (Unix ms), as a histogram ([`crate::latency`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatLine {
+    /// The interval's start, the client's Unix time in ms.
+    pub t0_ms: u64,
+    /// The interval's end, the client's Unix time in ms (not before `t0_ms`).
+    pub t1_ms: u64,
+    /// The interval's writes.
+    pub hist: IntervalHistogram,
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 22] = [
+pub const COMMANDS: [&str; 23] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -282,6 +302,7 @@ pub const COMMANDS: [&str; 22] = [
     "challenge",
     "auth",
     "auth_ok",
+    "lat",
 ];
 
 impl Message {
@@ -310,6 +331,7 @@ impl Message {
             Message::Challenge(_) => 19,
             Message::Auth { .. } => 20,
             Message::AuthOk(_) => 21,
+            Message::Lat(_) => 22,
         }
     }
 
@@ -363,6 +385,7 @@ impl Message {
             "auth_ok" => parse_auth_ok(&f),
             "proc_stats" => parse_proc_stats(&f),
             "write_stats" => parse_write_stats(&f),
+            "lat" => parse_lat(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -421,6 +444,7 @@ impl Message {
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => p.encode(cmd),
+            Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
         }
     }
 }
@@ -631,6 +655,20 @@ fn parse_send_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
         cpu_pct: parse_pct("send_stats", "cpu_pct", f.f[1], MAX_CPU_PCT)?,
         mem_pct: parse_pct("send_stats", "mem_pct", f.f[2], 100.0)?,
     })
+}
+
+/// `lat:<t0_ms>:<t1_ms>:<hist>`: the histogram's length is checked before it is decoded
+/// (within [`crate::latency`]'s bounds).
+fn parse_lat(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    const C: &str = "lat";
+    f.expect(C, 4)?;
+    let t0_ms = parse_u64(C, "t0_ms", f.f[1])?;
+    let t1_ms = parse_u64(C, "t1_ms", f.f[2])?;
+    if t1_ms < t0_ms {
+        return Err(invalid(C, "t1_ms", f.f[2], "before t0_ms"));
+    }
+    let hist = IntervalHistogram::decode(f.f[3]).map_err(|why| invalid(C, "hist", f.f[3], why))?;
+    Ok(Message::Lat(Box::new(LatLine { t0_ms, t1_ms, hist })))
 }
 
 fn parse_set_cid(f: &Fields<'_>) -> Result<Message, ProtocolError> {

@@ -403,7 +403,8 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        let outcome = self.client.run_workload(&mut conn, log, id, writer).await;
+        let run = self.client.run_workload(&mut conn, log, id, writer, true);
+        let outcome = run.await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {

@@ -77,6 +77,7 @@ fn fleet(n: usize) -> Report {
             mem_last_pct: Some(0.37),
             rss_last_bytes: Some(51 * MB),
             process_clients: Some(1),
+            ..ClientReport::default()
         });
         series.push(ClientSeries { id, samples });
     }
@@ -96,6 +97,8 @@ fn fleet(n: usize) -> Report {
         total,
         series,
         stopped: false,
+        latency_series: Vec::new(),
+        latency_intervals: Vec::new(),
     }
 }
 

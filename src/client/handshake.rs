@@ -59,13 +59,19 @@ impl Client {
     /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
     /// token, the `hello` exchange and the challenge–response come first
     /// ([`Handshake::hello`]).
-    pub(super) async fn handshake(&self, conn: &mut Connection, log: &EventLog) -> Result<u32> {
+    /// Also returns whether the server answered `hello` (a loadmon server, which takes
+    /// loadmon's own lines; a seed server answers nothing).
+    pub(super) async fn handshake(
+        &self,
+        conn: &mut Connection,
+        log: &EventLog,
+    ) -> Result<(u32, bool)> {
         // Lines from the server that are ignored are logged within a budget.
         let mut ignored = Ignored::new(log);
         let mut ignore = |p: &Parsed| ignored.parsed(p);
-        Handshake::new(self, log, "client", &mut ignore)
-            .generic(conn)
-            .await
+        let mut handshake = Handshake::new(self, log, "client", &mut ignore);
+        let id = handshake.generic(conn).await?;
+        Ok((id, handshake.server_hello))
     }
 }
 
@@ -79,6 +85,8 @@ pub(crate) struct Handshake<'a> {
     who: &'static str,
     /// Lines from the server that were not awaited.
     ignored: &'a mut (dyn FnMut(&Parsed) + Send + 'a),
+    /// Whether the server answered `hello` (a loadmon server).
+    server_hello: bool,
 }
 
 impl<'a> Handshake<'a> {
@@ -96,6 +104,7 @@ impl<'a> Handshake<'a> {
             log,
             who,
             ignored,
+            server_hello: false,
         }
     }
 
@@ -105,7 +114,7 @@ impl<'a> Handshake<'a> {
     async fn generic(&mut self, conn: &mut Connection) -> Result<u32> {
         if self.config.token.is_some() {
             match self.hello(conn, Capabilities::NONE).await {
-                Ok(_) => {}
+                Ok(_) => self.server_hello = true,
                 // A seed server answers nothing to hello (and knows no token).
                 Err(Error::Timeout(m)) if m.starts_with("no answer to hello") => {
                     return Err(Error::Timeout(format!(
@@ -146,6 +155,7 @@ impl<'a> Handshake<'a> {
             match parsed {
                 Ok(Message::Hello { major, minor, .. }) => {
                     check_version(major, minor)?;
+                    self.server_hello = true;
                     self.log
                         .debug(|| format!("server speaks protocol {major}.{minor}"));
                 }

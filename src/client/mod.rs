@@ -344,8 +344,8 @@ impl Client {
             log.debug(|| format!("Logging to {}", p.display()));
         }
         let mut conn = self.connect(&log).await?;
-        let client_id = match self.handshake(&mut conn, &log).await {
-            Ok(id) => id,
+        let (client_id, loadmon_server) = match self.handshake(&mut conn, &log).await {
+            Ok(got) => got,
             Err(e) => {
                 log.warn(format!("Client shutting down: {e}"));
                 conn.close(Duration::from_millis(200)).await;
@@ -353,7 +353,7 @@ impl Client {
             }
         };
         let result = self
-            .run_workload(&mut conn, &log, client_id, workload)
+            .run_workload(&mut conn, &log, client_id, workload, loadmon_server)
             .await;
         conn.close(Duration::from_millis(500)).await;
         match &result {
@@ -383,7 +383,7 @@ impl Client {
         let log = EventLog::open("client", self.config.log_dir.as_deref())?;
         let mut conn = self.connect(&log).await?;
         let result = async {
-            let id = self.handshake(&mut conn, &log).await?;
+            let (id, _) = self.handshake(&mut conn, &log).await?;
             if let Some((chunk, file)) = file_stats {
                 conn.feed(&Message::FileStats {
                     chunk_size_mb: chunk,

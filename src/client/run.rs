@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
+use crate::latency::IntervalHistogram;
 use crate::logging::EventLog;
-use crate::protocol::{round2, Message};
+use crate::protocol::{round2, LatLine, Message};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
-use crate::workload::{Context, Counters, RunControl, Workload, STOP_GRACE};
+use crate::workload::{unix_ms, Context, Counters, RunControl, Workload, STOP_GRACE};
 
 /// The error for a line the server could not be sent.
 fn send_error(e: FrameError) -> Error {
@@ -26,12 +27,15 @@ fn send_error(e: FrameError) -> Error {
 impl Client {
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
     /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
+    /// `loadmon_server`: the server answered `hello`, so it takes loadmon's own lines
+    /// (`lat`).
     pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,
         client_id: u32,
         workload: W,
+        loadmon_server: bool,
     ) -> Result<ClientResult> {
         if let Some((chunk, file)) = workload.file_stats() {
             conn.feed(&Message::FileStats {
@@ -72,6 +76,7 @@ impl Client {
             stats_sent: 0,
             trouble: None,
             server_open: true,
+            loadmon_server,
         };
         let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
         let run_time_s = started.elapsed().as_secs_f64();
@@ -105,6 +110,9 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
+    /// Whether the server is a loadmon server (it answered `hello`): only such a server is
+    /// sent loadmon's own per-second lines.
+    loadmon_server: bool,
 }
 
 impl Tasks<'_> {
@@ -119,6 +127,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
+        let mut second = ticker(Duration::from_secs(1));
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -147,6 +156,7 @@ impl Tasks<'_> {
                 Some(msg) = self.rx.recv() => self.forward(&msg).await,
                 _ = heartbeat.tick(), if self.server_open => self.heartbeat().await,
                 _ = stats.tick(), if self.server_open => self.stats().await,
+                _ = second.tick(), if self.server_open && self.loadmon_server => self.second().await,
                 msg = self.conn.read_message(), if self.server_open => {
                     let work = self.cpu.start_work();
                     self.on_line(msg);
@@ -208,6 +218,40 @@ impl Tasks<'_> {
         self.cpu.end_work(work);
     }
 
+    /// Every second, to a loadmon server: the lines of the second that ended.
+    async fn second(&mut self) {
+        let work = self.cpu.start_work();
+        let mut any = false;
+        if let Some(lat) = self.lat_line() {
+            self.conn.feed(&lat);
+            any = true;
+        }
+        if any {
+            if let Err(e) = self.conn.flush().await {
+                self.lost(send_error(e));
+            }
+        }
+        self.cpu.end_work(work);
+    }
+
+    /// The `lat` line of the interval that ends now, if it had writes and its histogram
+    /// fits the line (else it is dropped, with a log line).
+    fn lat_line(&mut self) -> Option<Message> {
+        let t1_ms = unix_ms();
+        let (t0_ms, h) = self.control.counters().take_interval(t1_ms)?;
+        match IntervalHistogram::encode(&h) {
+            Some(hist) => Some(Message::Lat(Box::new(LatLine { t0_ms, t1_ms, hist }))),
+            None => {
+                self.log.warn(format!(
+                    "the latency histogram of {} write(s) does not fit a lat line even at 1 \
+                     significant digit: that interval's latencies are not sent",
+                    h.len()
+                ));
+                None
+            }
+        }
+    }
+
     /// A line from the server during the run: a refusal stops the run, the end of the
     /// connection too; anything else is ignored.
     fn on_line(&mut self, msg: std::result::Result<Option<Parsed>, FrameError>) {
@@ -254,6 +298,9 @@ impl Tasks<'_> {
             // One last stats sample, so that every run has CPU, memory and bytes, however
             // short: a run shorter than the stats period has this one only.
             let s = self.sampler.sample();
+            if self.loadmon_server {
+                tail.extend(self.lat_line());
+            }
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
             tail.push(match &verdict {

@@ -17,6 +17,9 @@ pub struct ReportFiles {
     pub csv: Option<PathBuf>,
     /// The HTML report (table and charts).
     pub html: Option<PathBuf>,
+    /// The fleet's merged chunk write latency intervals, in the HdrHistogram interval-log
+    /// format ([`crate::latency::interval_log`]).
+    pub latency_log: Option<PathBuf>,
 }
 
 impl ReportFiles {
@@ -25,6 +28,7 @@ impl ReportFiles {
             ("JSON", &self.json),
             ("CSV", &self.csv),
             ("HTML", &self.html),
+            (LATENCY_LOG, &self.latency_log),
         ]
         .into_iter()
         .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
@@ -66,7 +70,7 @@ impl ReportFiles {
     }
 
     fn one(kind: &'static str, path: &Path) -> Result<OutFile> {
-        if kind != "JSON" && !cfg!(feature = "reports") {
+        if kind != "JSON" && kind != LATENCY_LOG && !cfg!(feature = "reports") {
             return Err(Error::Config(format!(
                 "{kind} report {}: loadmon was built without the `reports` feature",
                 path.display()
@@ -97,10 +101,14 @@ impl OpenReportFiles {
     }
 }
 
-/// The report file of `kind` (JSON, CSV, HTML).
+/// The kind of the latency log among the report files.
+const LATENCY_LOG: &str = "latency log";
+
+/// The report file of `kind` (JSON, CSV, HTML, latency log).
 fn render(kind: &str, report: &Report) -> Result<String> {
     match kind {
         "JSON" => Ok(report.to_json()),
+        LATENCY_LOG => Ok(report.latency_log()),
         #[cfg(feature = "reports")]
         "CSV" => Ok(report.to_csv()),
         #[cfg(feature = "reports")]

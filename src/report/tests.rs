@@ -63,6 +63,7 @@ fn client(id: u32, status: Status) -> ClientReport {
         mem_last_pct: None,
         rss_last_bytes: None,
         process_clients: Some(1),
+        ..ClientReport::default()
     }
 }
 
@@ -87,9 +88,13 @@ fn report() -> Report {
             started_clients: None,
             common_start: None,
             series: vec![],
+            latency: None,
+            latency_series: vec![],
         },
         series: vec![],
         stopped: false,
+        latency_series: vec![],
+        latency_intervals: vec![],
     }
 }
 

@@ -64,6 +64,10 @@ impl Report {
             s.push_str(&fleet);
             s.push('\n');
         }
+        if let Some(latency) = self.total.latency_line() {
+            s.push_str(&latency);
+            s.push('\n');
+        }
         s
     }
 

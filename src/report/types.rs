@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::latency::{ClientLatencySeries, LatencyInterval, LatencyPoint, LatencySummary};
 use crate::series::{ClientSeries, TotalSample};
 use crate::units::BYTES_PER_MB;
 
@@ -129,6 +130,20 @@ pub struct ClientReport {
     /// the whole run; `None` for a client that did not say (a seed client).
     #[serde(default)]
     pub process_clients: Option<u32>,
+    /// 90th percentile chunk write latency over the run, ms, from the client's merged
+    /// interval histograms (`lat` lines; loadmon clients only). With them, `chunk_p50_ms`
+    /// and `chunk_p99_ms` come from the same histogram.
+    #[serde(default)]
+    pub chunk_p90_ms: Option<f64>,
+    /// 99.9th percentile chunk write latency over the run, ms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_p999_ms: Option<f64>,
+    /// Longest chunk write over the run, ms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_max_ms: Option<f64>,
+    /// Chunk writes in the client's merged histograms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_writes: Option<u64>,
 }
 
 /// All clients together.
@@ -163,6 +178,16 @@ pub struct Total {
     /// from the common start (at most 96 buckets; see [`crate::series`]).
     #[serde(default)]
     pub series: Vec<TotalSample>,
+    /// Chunk write latency of all clients over the run, from their interval histograms merged
+    /// (loadmon clients' `lat` lines): the fleet's true percentiles, not an average of the
+    /// clients'. `None` when no client sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySummary>,
+    /// The fleet's chunk write latency over time: every client's intervals merged per second
+    /// of the server's clock (coarser for long runs, at most 96 points; see
+    /// [`crate::latency`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_series: Vec<LatencyPoint>,
 }
 
 impl Total {
@@ -209,6 +234,8 @@ impl Total {
             started_clients: None,
             common_start: None,
             series: Vec::new(),
+            latency: None,
+            latency_series: Vec::new(),
         }
     }
 }
@@ -232,6 +259,15 @@ pub struct Report {
     /// when its clients were gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the
+    /// clients that sent `lat` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_series: Vec<ClientLatencySeries>,
+    /// The fleet's merged latency intervals, for the interval log (the server's `latency_log`
+    /// setting, [`ReportFiles::latency_log`](super::ReportFiles::latency_log)): in the final
+    /// report of a server only, not in the JSON.
+    #[serde(skip)]
+    pub latency_intervals: Vec<LatencyInterval>,
 }
 
 /// The reason of a client that was running when the server was stopped.

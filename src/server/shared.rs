@@ -21,6 +21,7 @@ use super::record::{seconds_since, ClientRecord};
 use super::session::{late_reason, Rules, WarnBudget};
 use super::signal;
 use crate::events::{EventBus, EventKind};
+use crate::latency::{FleetIntervals, LatencySummary};
 use crate::logging::EventLog;
 use crate::protocol::COMMANDS;
 use crate::report::{Report, Total};
@@ -99,6 +100,9 @@ pub(super) struct Shared {
     pub(super) http_stop: CancellationToken,
     /// Fired once the HTTP listener has closed (at once for a server without one).
     pub(super) http_done: CancellationToken,
+    /// The fleet's chunk write latencies (`lat` lines), merged; locked after a client's
+    /// record (never the other way round).
+    pub(super) latency: Mutex<FleetIntervals>,
 }
 
 impl Shared {
@@ -145,6 +149,7 @@ impl Shared {
             finished: CancellationToken::new(),
             http_stop: CancellationToken::new(),
             http_done: CancellationToken::new(),
+            latency: Mutex::new(FleetIntervals::default()),
         }
     }
 
@@ -255,6 +260,8 @@ impl Shared {
             drop(st);
             self.report()
         };
+        let mut report = report;
+        report.latency_intervals = self.fleet_latency().intervals();
         *self.final_report() = Some(report.clone());
         self.finished.cancel();
         self.events.emit(|| EventKind::Report {
@@ -332,6 +339,7 @@ impl Shared {
         let mut clients = Vec::new();
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut series = Vec::new();
+        let mut latency_series = Vec::new();
         // Each started client's first and last point (time since the server started, bytes),
         // for the all-clients series.
         let mut spans = Vec::new();
@@ -339,6 +347,7 @@ impl Shared {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
             series.extend(c.series_report());
+            latency_series.extend(c.latency_series_report());
             if let Some(s) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.unwrap_or(now);
@@ -386,6 +395,7 @@ impl Shared {
             total.expected_clients = Some(f.expected);
             total.started_clients = f.started;
         }
+        self.latency_totals(&mut total);
         Report {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
@@ -393,7 +403,40 @@ impl Shared {
             clients,
             series,
             stopped,
+            latency_series,
+            latency_intervals: Vec::new(),
         }
+    }
+
+    /// The fleet's merged latencies (`lat` lines).
+    pub(super) fn fleet_latency(&self) -> MutexGuard<'_, FleetIntervals> {
+        self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fleet's latency over the run and its series, into `total`.
+    fn latency_totals(&self, total: &mut Total) {
+        let fleet = self.fleet_latency();
+        total.latency = LatencySummary::of(fleet.run());
+        total.latency_series = fleet.points();
+    }
+
+    /// Client `id`'s `lat` interval `[t0_ms, t1_ms)` with the writes `h`, at `now`: into its
+    /// record `c` and the fleet's. Returns why it was not taken.
+    pub(super) fn latency(
+        &self,
+        c: &mut ClientRecord,
+        interval_ms: (u64, u64),
+        h: &hdrhistogram::Histogram<u64>,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if c.status() != crate::report::Status::Running {
+            return Err("the client is not running");
+        }
+        let mid_s = c.latency(interval_ms, h, seconds_since(self.started, now))?;
+        if !self.fleet_latency().add(mid_s, h) {
+            return Err("the fleet's counts would overflow");
+        }
+        Ok(())
     }
 }
 
@@ -450,12 +493,10 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        let cell = Arc::new(Mutex::new(ClientRecord::new(
-            id,
-            peer,
-            protocol_version,
-            now,
-        )));
+        let mut record = ClientRecord::new(id, peer, protocol_version, now);
+        // The server's start on the wall clock, for the times clients stamp.
+        record.server_start_unix_ms = self.start_time.timestamp_millis() as f64;
+        let cell = Arc::new(Mutex::new(record));
         st.clients.insert(id, cell.clone());
         Ok(Admitted { id, cell, slot })
     }

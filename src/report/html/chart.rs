@@ -212,6 +212,33 @@ pub(super) fn fleet_chart(s: &mut String, report: &Report) {
     }
 }
 
+/// The fleet's chunk write latency chart (the report's `total.latency_series`: p50, p99 and
+/// p99.9 of every client's writes merged, per interval) and its line over the run, if any
+/// client sent `lat` lines.
+pub(super) fn latency_chart(s: &mut String, report: &Report) {
+    let t = &report.total;
+    if let Some(line) = t.latency_line() {
+        let _ = writeln!(s, "<p id=\"latency\">{}</p>", escape(&line));
+    }
+    if t.latency_series.is_empty() {
+        return;
+    }
+    let line = |label: &str, get: fn(&crate::latency::LatencyPoint) -> f64| -> Line {
+        let pts = t.latency_series.iter().map(|p| (p.t_s, get(p))).collect();
+        (label.to_string(), pts)
+    };
+    s.push_str(&svg_chart(
+        "Chunk write latency, all clients merged (seconds since the server started)",
+        "ms",
+        &[
+            line("p50", |p| p.p50_ms),
+            line("p99", |p| p.p99_ms),
+            line("p99.9", |p| p.p999_ms),
+        ],
+    ));
+    s.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
