@@ -1308,4 +1308,46 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_lat_line_round_trips_and_is_bounded() {
+        let mut h = crate::latency::new_histogram();
+        for us in [120, 950, 4_000, 4_000, 70_000] {
+            crate::latency::record_us(&mut h, us);
+        }
+        let hist = IntervalHistogram::encode(&h).unwrap();
+        let m = Message::Lat(Box::new(LatLine {
+            t0_ms: 1_764_064_800_000,
+            t1_ms: 1_764_064_801_000,
+            hist,
+        }));
+        let line = m.encode();
+        assert!(
+            line.starts_with("lat:1764064800000:1764064801000:HISTFAAA"),
+            "{line}"
+        );
+        assert_eq!(Message::parse(&line), Ok(m.clone()));
+        assert_eq!(m.command(), "lat");
+        let Message::Lat(l) = &m else { unreachable!() };
+        let blob = l.hist.as_str();
+        for bad in [
+            format!("lat:2:1:{blob}"),
+            format!("lat:x:1:{blob}"),
+            format!("lat:1:2:{}", "A".repeat(3_001)),
+            format!("lat:1:2:{}", &blob[..blob.len() - 3]),
+            "lat:1:2:!!".to_string(),
+            "lat:1:2".to_string(),
+            format!("lat:1:2:{blob}:x"),
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument { command: "lat", .. }
+                        | ProtocolError::WrongFieldCount { .. })
+                ),
+                "{}",
+                &bad[..bad.len().min(80)]
+            );
+        }
+    }
 }

@@ -403,8 +403,8 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        let run = self.client.run_workload(&mut conn, log, id, writer, true);
-        let outcome = run.await;
+        let work = self.client.run_workload(&mut conn, log, id, writer, true);
+        let outcome = work.await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {

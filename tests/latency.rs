@@ -65,7 +65,10 @@ async fn the_fleet_p99_is_the_p99_of_the_merged_writes() {
         port: server.addr.port(),
         ..Default::default()
     };
-    let (ca, cb) = (Client::new(config.clone()).unwrap(), Client::new(config).unwrap());
+    let (ca, cb) = (
+        Client::new(config.clone()).unwrap(),
+        Client::new(config).unwrap(),
+    );
     let (ra, rb) = tokio::join!(ca.run(Latencies(a.clone())), cb.run(Latencies(b.clone())));
     ra.unwrap();
     rb.unwrap();
@@ -75,10 +78,20 @@ async fn the_fleet_p99_is_the_p99_of_the_merged_writes() {
     assert_eq!(fleet.writes, 20_000);
     let exact_us = exact_quantile(a.iter().chain(&b).copied().collect(), 0.99);
     let fleet_p99_us = (fleet.p99_ms * 1000.0).round() as u64;
-    assert!(same_bucket(fleet_p99_us, exact_us), "{fleet_p99_us} vs {exact_us}");
-    let p99s: Vec<f64> = report.clients.iter().map(|c| c.chunk_p99_ms.unwrap()).collect();
+    assert!(
+        same_bucket(fleet_p99_us, exact_us),
+        "{fleet_p99_us} vs {exact_us}"
+    );
+    let p99s: Vec<f64> = report
+        .clients
+        .iter()
+        .map(|c| c.chunk_p99_ms.unwrap())
+        .collect();
     let mean_us = (p99s.iter().sum::<f64>() / 2.0 * 1000.0).round() as u64;
-    assert!(!same_bucket(fleet_p99_us, mean_us), "{fleet_p99_us} vs mean {mean_us}");
+    assert!(
+        !same_bucket(fleet_p99_us, mean_us),
+        "{fleet_p99_us} vs mean {mean_us}"
+    );
     for c in &report.clients {
         assert_eq!(c.chunk_writes, Some(10_000));
         assert!(c.chunk_p90_ms.is_some() && c.chunk_p999_ms.is_some() && c.chunk_max_ms.is_some());
@@ -86,7 +99,9 @@ async fn the_fleet_p99_is_the_p99_of_the_merged_writes() {
     assert!(same_bucket((fleet.max_ms * 1000.0).round() as u64, 50_000));
     assert!(!report.total.latency_series.is_empty());
     assert_eq!(report.latency_series.len(), 2);
-    assert!(report.to_text().contains("Chunk write latency, all clients (20000 writes)"));
+    assert!(report
+        .to_text()
+        .contains("Chunk write latency, all clients (20000 writes)"));
     let json = loadmon::Report::from_json(&report.to_json()).unwrap();
     assert_eq!(json.total.latency, report.total.latency);
 

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         }
     } else {
         // Bytes behind a valid V2 compressed cookie, so that the inflater is reached.
-        let mut bytes = vec![0x1c, 0x84, 0x93, 0x04];
+        let mut bytes = vec![0x1c, 0x84, 0x93, 0x14];
         bytes.extend_from_slice(rest);
         check(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes));
     }

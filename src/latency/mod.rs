@@ -49,9 +49,10 @@ const MAX_DECLARED_HIGH_US: u64 = 1 << 33;
 /// about 24,000 counters, at most 9 bytes each; 256 KiB is well above what it needs).
 const MAX_INFLATED_BYTES: u64 = 256 * 1024;
 
-/// The V2 uncompressed cookie and the V2 compressed one (HdrHistogram's encoding).
-const V2_COOKIE: u32 = 0x1c84_9303;
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304;
+/// The V2 uncompressed cookie and the V2 compressed one (HdrHistogram's encoding: a base, and
+/// the word size 0x10).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
 
 /// Bytes of the V2 header after its cookie: payload length, normalising offset, digits, lowest
 /// and highest value, conversion ratio.
@@ -76,7 +77,9 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Records one write of `us` µs (at least 1, at most [`HIGHEST_LATENCY_US`]).
 pub fn record_us(h: &mut Histogram<u64>, us: u64) {
-    h.saturating_record(us.clamp(1, HIGHEST_LATENCY_US));
+    // `record` grows an auto-resizing histogram (`saturating_record` would clamp to its
+    // current range); a value within an hour always fits.
+    let _ = h.record(us.clamp(1, HIGHEST_LATENCY_US));
 }
 
 /// One interval's histogram as a `lat` line carries it: the histogram and its text (base64 of
@@ -148,7 +151,8 @@ impl IntervalHistogram {
 fn with_digits(h: &Histogram<u64>, digits: u8) -> Option<Histogram<u64>> {
     let mut out = Histogram::<u64>::new(digits).ok()?;
     for v in h.iter_recorded() {
-        out.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        out.record_n(v.value_iterated_to(), v.count_at_value())
+            .ok()?;
     }
     Some(out)
 }
@@ -193,7 +197,7 @@ fn check_header(v2: &[u8]) -> Result<(), &'static str> {
     let (low, rest) = split_u64(rest).ok_or("truncated")?;
     let (high, rest) = split_u64(rest).ok_or("truncated")?;
     let (_ratio, payload) = split_u64(rest).ok_or("truncated")?;
-    if usize::try_from(payload_len).map_or(true, |n| n > payload.len()) {
+    if usize::try_from(payload_len).unwrap_or(usize::MAX) > payload.len() {
         return Err("payload longer than the encoding");
     }
     if !(1..=u32::from(SIGNIFICANT_DIGITS)).contains(&digits) {

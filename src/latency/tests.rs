@@ -43,16 +43,24 @@ proptest! {
 
 #[test]
 fn a_wide_interval_is_encoded_at_a_lower_precision_to_fit() {
-    // Thousands of distinct values, each in its own 3-digit bucket: too big at 3 digits.
-    let values: Vec<u64> = (0..20_000u64).map(|i| 1000 + i * 7919 % 5_000_000).collect();
+    // Tens of thousands of values scattered over the whole range, with uneven counts: too big
+    // at 3 digits.
+    // Log-uniform from 1 µs to an hour (a deterministic scramble of 0..1).
+    let values: Vec<u64> = (0..100_000u64)
+        .map(|i| {
+            let u = (i.wrapping_mul(2_654_435_761) % 1_000_003) as f64 / 1_000_003.0;
+            (HIGHEST_LATENCY_US as f64).powf(u) as u64
+        })
+        .collect();
     let h = hist(&values);
-    assert!(encode_blob(&h).unwrap().len() > MAX_LAT_BLOB_BYTES);
+    let full = encode_blob(&h).unwrap().len();
+    assert!(full > MAX_LAT_BLOB_BYTES, "{full}");
     let enc = IntervalHistogram::encode(&h).expect("fits at a lower precision");
     assert!(enc.as_str().len() <= MAX_LAT_BLOB_BYTES);
     assert!(enc.histogram().sigfig() < 3);
     assert_eq!(enc.histogram().len(), h.len());
     let back = IntervalHistogram::decode(enc.as_str()).unwrap();
-    assert_eq!(back.histogram().len(), 20_000);
+    assert_eq!(back.histogram().len(), 100_000);
 }
 
 /// The V2 compressed encoding of a V2 payload `v2` (cookie included), base64.
@@ -101,9 +109,18 @@ fn oversized_truncated_and_garbage_histograms_are_refused() {
     // Headers that would allocate too much, or lie about the payload.
     for (header, why) in [
         (v2(0, 5, 1, 1 << 40, &[]), "significant digits not 1 to 3"),
-        (v2(0, 3, 1, u64::MAX / 2, &[]), "range not within 1 us to 2^33 us"),
-        (v2(0, 3, 1000, 1 << 20, &[]), "range not within 1 us to 2^33 us"),
-        (v2(u32::MAX, 3, 1, 1 << 20, &[2]), "payload longer than the encoding"),
+        (
+            v2(0, 3, 1, u64::MAX / 2, &[]),
+            "range not within 1 us to 2^33 us",
+        ),
+        (
+            v2(0, 3, 1000, 1 << 20, &[]),
+            "range not within 1 us to 2^33 us",
+        ),
+        (
+            v2(u32::MAX, 3, 1, 1 << 20, &[2]),
+            "payload longer than the encoding",
+        ),
     ] {
         assert_eq!(IntervalHistogram::decode(&pack(&header)), Err(why));
     }
@@ -127,7 +144,9 @@ fn oversized_truncated_and_garbage_histograms_are_refused() {
 #[test]
 fn the_fleet_p99_is_the_p99_of_all_samples_not_the_mean_of_the_clients() {
     // Client A: fast (1 ms) with a 2 % tail at 50 ms; client B: 10 ms with no tail.
-    let a: Vec<u64> = (0..10_000).map(|i| if i % 50 == 0 { 50_000 } else { 1_000 }).collect();
+    let a: Vec<u64> = (0..10_000)
+        .map(|i| if i % 50 == 0 { 50_000 } else { 1_000 })
+        .collect();
     let b: Vec<u64> = (0..10_000).map(|i| 10_000 + i % 100).collect();
     let (ha, hb) = (hist(&a), hist(&b));
     let mut fleet = FleetIntervals::default();
@@ -141,7 +160,10 @@ fn the_fleet_p99_is_the_p99_of_all_samples_not_the_mean_of_the_clients() {
     let merged = fleet.run().value_at_quantile(0.99);
     assert!(fleet.run().equivalent(merged, exact), "{merged} vs {exact}");
     let mean = (ha.value_at_quantile(0.99) + hb.value_at_quantile(0.99)) / 2;
-    assert!(!fleet.run().equivalent(merged, mean), "{merged} vs mean {mean}");
+    assert!(
+        !fleet.run().equivalent(merged, mean),
+        "{merged} vs mean {mean}"
+    );
     assert_eq!(fleet.run().len(), 20_000);
     let points = fleet.points();
     assert_eq!(points.len(), 1);
@@ -198,7 +220,10 @@ fn the_interval_log_parses_back_with_the_crate_reader() {
                     .decode(i.encoded_histogram())
                     .unwrap();
                 let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
-                times.push((i.start_timestamp().as_secs_f64(), i.duration().as_secs_f64()));
+                times.push((
+                    i.start_timestamp().as_secs_f64(),
+                    i.duration().as_secs_f64(),
+                ));
                 hists.push(h);
             }
             LogEntry::StartTime(t) | LogEntry::BaseTime(t) => {

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 27] = [
+const COLUMNS: [&str; 31] = [
     "id",
     "status",
     "time_ran_s",
@@ -32,6 +32,10 @@ const COLUMNS: [&str; 27] = [
     "mem_last_pct",
     "rss_last_bytes",
     "process_clients",
+    "chunk_p90_ms",
+    "chunk_p999_ms",
+    "chunk_max_ms",
+    "chunk_writes",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 
 use crate::events::EventKind;
 use crate::latency::{ClientLatency, ClientLatencySeries};
-use hdrhistogram::Histogram;
 use crate::report::{ClientReport, Status};
 use crate::series::{ClientSeries, Sample, Series};
 use crate::units::BYTES_PER_MB;
+use hdrhistogram::Histogram;
 
 /// What the server knows about one client.
 ///
@@ -261,8 +261,9 @@ impl ClientRecord {
     /// `lat` at `now_s` (seconds since the server started): the writes `h` of the interval
     /// `[t0_ms, t1_ms)` (the client's Unix ms) added to
     /// the client's histogram and series. Returns the interval's middle (seconds since the
-    /// server started), for the fleet's series; an error for an interval longer than an hour,
-    /// before the server's start or ending in the future, or a count that would overflow.
+    /// server started; at least 0), for the fleet's series; an error for an interval longer
+    /// than an hour, ending before the server's start or in the future, or a count that would
+    /// overflow.
     pub(crate) fn latency(
         &mut self,
         (t0_ms, t1_ms): (u64, u64),
@@ -271,11 +272,12 @@ impl ClientRecord {
     ) -> Result<f64, &'static str> {
         let t0_s = self.server_time_s(t0_ms as f64);
         let t1_s = self.server_time_s(t1_ms as f64);
-        let mid_s = (t0_s + t1_s) / 2.0;
-        if !(t1_s - t0_s <= MAX_LAT_INTERVAL_S && mid_s >= 0.0 && t1_s <= now_s + LAT_FUTURE_SLACK_S)
+        if !(t1_s - t0_s <= MAX_LAT_INTERVAL_S && t1_s >= 0.0 && t1_s <= now_s + LAT_FUTURE_SLACK_S)
         {
             return Err("its interval is not within the run");
         }
+        // An interval that began before the server's start counts from the start.
+        let mid_s = ((t0_s + t1_s) / 2.0).max(0.0);
         let latency = self.latency.get_or_insert_with(Box::default);
         if !latency.add(t1_s, t1_s - t0_s, h) {
             return Err("its counts would overflow");
@@ -372,7 +374,11 @@ mod tests {
         }
         // The run's histogram spans 1 µs to an hour at 3 digits: its counters stop growing at
         // that range's size, however many intervals come.
-        assert!(sizes.iter().all(|n| *n == sizes[0] && *n < 30_000), "{:?}", sizes.last());
+        assert!(
+            sizes.iter().all(|n| *n == sizes[0] && *n < 30_000),
+            "{:?}",
+            sizes.last()
+        );
         assert_eq!(c.to_report(Instant::now()).chunk_writes, Some(7 * 20_000));
     }
 
@@ -382,8 +388,12 @@ mod tests {
         c.server_start_unix_ms = 1_000_000.0;
         let mut h = new_histogram();
         record_us(&mut h, 100);
-        // Before the server's start; longer than an hour; ending far in the future.
-        for interval in [(0, 1000), (1_000_000, 1_000_000 + 3_601_000), (1_000_000, 9_000_000)] {
+        // Ending before the server's start; longer than an hour; ending far in the future.
+        for interval in [
+            (0, 1000),
+            (1_000_000, 1_000_000 + 3_601_000),
+            (1_000_000, 9_000_000),
+        ] {
             assert!(c.latency(interval, &h, 10.0).is_err(), "{interval:?}");
         }
         assert!(c.latency.is_none());
