@@ -98,7 +98,6 @@ fn fleet(n: usize) -> Report {
         series,
         stopped: false,
         latency_series: Vec::new(),
-        latency_intervals: Vec::new(),
     }
 }
 

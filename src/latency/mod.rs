@@ -258,10 +258,20 @@ pub const BUCKET_BOUNDS_S: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// `h` as a Prometheus histogram: the cumulative count at or below each of
-/// [`BUCKET_BOUNDS_S`] (a value counts in the bucket of its histogram bucket's lowest
-/// equivalent, to 3 digits), the sum of all values (seconds) and the count.
-pub fn prometheus_buckets(h: &Histogram<u64>) -> (Vec<(f64, u64)>, f64, u64) {
+/// A histogram as Prometheus shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusHistogram {
+    /// The cumulative count at or below each of [`BUCKET_BOUNDS_S`] (`le`, seconds).
+    pub buckets: Vec<(f64, u64)>,
+    /// The sum of all values, seconds (each at its bucket's middle).
+    pub sum_s: f64,
+    /// How many values.
+    pub count: u64,
+}
+
+/// `h` as a Prometheus histogram (a value counts in the bucket of its histogram bucket's
+/// lowest equivalent, to 3 digits).
+pub fn prometheus_buckets(h: &Histogram<u64>) -> PrometheusHistogram {
     let mut cumulative = vec![0u64; BUCKET_BOUNDS_S.len()];
     let mut sum_us = 0.0;
     for v in h.iter_recorded() {
@@ -274,8 +284,11 @@ pub fn prometheus_buckets(h: &Histogram<u64>) -> (Vec<(f64, u64)>, f64, u64) {
             }
         }
     }
-    let buckets = BUCKET_BOUNDS_S.iter().copied().zip(cumulative).collect();
-    (buckets, sum_us / 1e6, h.len())
+    PrometheusHistogram {
+        buckets: BUCKET_BOUNDS_S.iter().copied().zip(cumulative).collect(),
+        sum_s: sum_us / 1e6,
+        count: h.len(),
+    }
 }
 
 #[cfg(test)]

@@ -206,7 +206,7 @@ impl ClientLatency {
             return false;
         }
         self.seen += 1;
-        if self.seen % self.stride != 0 {
+        if !self.seen.is_multiple_of(self.stride) {
             return true;
         }
         if self.points.len() >= MAX_LATENCY_POINTS {
@@ -216,7 +216,7 @@ impl ClientLatency {
                 k % 2 == 0
             });
             self.stride = self.stride.saturating_mul(2);
-            if self.seen % self.stride != 0 {
+            if !self.seen.is_multiple_of(self.stride) {
                 return true;
             }
         }

@@ -239,7 +239,11 @@ fn the_interval_log_parses_back_with_the_crate_reader() {
 #[test]
 fn prometheus_buckets_are_cumulative() {
     let h = hist(&[50, 900, 3_000, 40_000, 20_000_000]);
-    let (buckets, sum_s, count) = prometheus_buckets(&h);
+    let PrometheusHistogram {
+        buckets,
+        sum_s,
+        count,
+    } = prometheus_buckets(&h);
     assert_eq!(count, 5);
     let at = |le: f64| buckets.iter().find(|b| b.0 == le).unwrap().1;
     assert_eq!(at(0.0001), 1);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::types::Report;
 use crate::error::{Error, Result};
+use crate::latency::LatencyInterval;
 use crate::out_file::OutFile;
 
 /// The report files of a run (each optional): resolved when the run starts (a relative path
@@ -59,11 +60,13 @@ impl ReportFiles {
 
     /// Resolves every path now and writes every report file (each is attempted even if
     /// another failed); one `(kind, path, result)` per file. See [`ReportFiles::open`].
+    /// The latency log has no intervals here (a server's run writes them: see
+    /// [`OpenReportFiles::write_with_latency`]).
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.each()
             .map(|(kind, path)| {
                 let r = ReportFiles::one(kind, path)
-                    .and_then(|file| file.write(render(kind, report)?.as_bytes()));
+                    .and_then(|file| file.write(render(kind, report, &[])?.as_bytes()));
                 (kind, path.to_path_buf(), r)
             })
             .collect()
@@ -89,12 +92,23 @@ pub struct OpenReportFiles {
 
 impl OpenReportFiles {
     /// Writes every report file (each is attempted even if another failed); one
-    /// `(kind, path, result)` per file.
+    /// `(kind, path, result)` per file. The latency log has no intervals (see
+    /// [`OpenReportFiles::write_with_latency`]).
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
+        self.write_with_latency(report, &[])
+    }
+
+    /// As [`OpenReportFiles::write`], the latency log with the fleet's merged `intervals`.
+    pub fn write_with_latency(
+        &self,
+        report: &Report,
+        intervals: &[LatencyInterval],
+    ) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.files
             .iter()
             .map(|(kind, path, file)| {
-                let r = render(kind, report).and_then(|text| file.write(text.as_bytes()));
+                let r =
+                    render(kind, report, intervals).and_then(|text| file.write(text.as_bytes()));
                 (*kind, path.clone(), r)
             })
             .collect()
@@ -104,11 +118,11 @@ impl OpenReportFiles {
 /// The kind of the latency log among the report files.
 const LATENCY_LOG: &str = "latency log";
 
-/// The report file of `kind` (JSON, CSV, HTML, latency log).
-fn render(kind: &str, report: &Report) -> Result<String> {
+/// The report file of `kind` (JSON, CSV, HTML, the latency log of `intervals`).
+fn render(kind: &str, report: &Report, intervals: &[LatencyInterval]) -> Result<String> {
     match kind {
         "JSON" => Ok(report.to_json()),
-        LATENCY_LOG => Ok(report.latency_log()),
+        LATENCY_LOG => Ok(report.latency_log(intervals)),
         #[cfg(feature = "reports")]
         "CSV" => Ok(report.to_csv()),
         #[cfg(feature = "reports")]

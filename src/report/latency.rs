@@ -1,16 +1,16 @@
 //! The report's latency figures: the interval log file, and the text report's latency line.
 
 use super::types::{Report, Total};
+use crate::latency::LatencyInterval;
 
 impl Report {
-    /// The fleet's merged latency intervals in the HdrHistogram interval-log format (v1.3),
-    /// which HdrHistogram's tools read; timestamps count from the server's start
-    /// (`#[BaseTime]`). Only a server's final report has the intervals
-    /// ([`Report::latency_intervals`]); any other has the header only.
-    pub fn latency_log(&self) -> String {
+    /// The fleet's merged latency `intervals` (a server's, at the end of its run) in the
+    /// HdrHistogram interval-log format (v1.3), which HdrHistogram's tools read; timestamps
+    /// count from this report's start, the server's (`#[BaseTime]`).
+    pub fn latency_log(&self, intervals: &[LatencyInterval]) -> String {
         let start_unix_s = chrono::DateTime::parse_from_rfc3339(&self.start_time)
             .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
-        crate::latency::interval_log(&self.latency_intervals, start_unix_s)
+        crate::latency::interval_log(intervals, start_unix_s)
     }
 }
 

@@ -98,7 +98,6 @@ fn report() -> Report {
         series: vec![],
         stopped: false,
         latency_series: vec![],
-        latency_intervals: vec![],
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{ClientLatencySeries, LatencyInterval, LatencyPoint, LatencySummary};
+use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary};
 use crate::series::{ClientSeries, TotalSample};
 use crate::units::BYTES_PER_MB;
 
@@ -263,11 +263,6 @@ pub struct Report {
     /// clients that sent `lat` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_series: Vec<ClientLatencySeries>,
-    /// The fleet's merged latency intervals, for the interval log (the server's `latency_log`
-    /// setting, [`ReportFiles::latency_log`](super::ReportFiles::latency_log)): in the final
-    /// report of a server only, not in the JSON.
-    #[serde(skip)]
-    pub latency_intervals: Vec<LatencyInterval>,
 }
 
 /// The reason of a client that was running when the server was stopped.

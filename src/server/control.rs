@@ -52,10 +52,9 @@ impl ServerControl {
             .collect()
     }
 
-    /// The fleet's chunk write latencies so far (`lat` lines) as a Prometheus histogram: the
-    /// cumulative count at or below each of [`crate::latency::BUCKET_BOUNDS_S`], the sum
-    /// (seconds) and the count; `None` before any.
-    pub fn latency_buckets(&self) -> Option<(Vec<(f64, u64)>, f64, u64)> {
+    /// The fleet's chunk write latencies so far (`lat` lines) as a Prometheus histogram
+    /// (buckets of [`crate::latency::BUCKET_BOUNDS_S`]); `None` before any.
+    pub fn latency_buckets(&self) -> Option<crate::latency::PrometheusHistogram> {
         let fleet = self.shared.fleet_latency();
         (!fleet.run().is_empty()).then(|| crate::latency::prometheus_buckets(fleet.run()))
     }

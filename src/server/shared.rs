@@ -260,8 +260,6 @@ impl Shared {
             drop(st);
             self.report()
         };
-        let mut report = report;
-        report.latency_intervals = self.fleet_latency().intervals();
         *self.final_report() = Some(report.clone());
         self.finished.cancel();
         self.events.emit(|| EventKind::Report {
@@ -404,7 +402,6 @@ impl Shared {
             series,
             stopped,
             latency_series,
-            latency_intervals: Vec::new(),
         }
     }
 

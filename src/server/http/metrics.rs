@@ -44,9 +44,8 @@ enum Samples {
     Histogram(fn(&Scrape) -> Option<&Buckets>),
 }
 
-/// A Prometheus histogram's samples: the cumulative count at or below each bound (`le`,
-/// seconds), the sum of the values (seconds) and their count.
-type Buckets = (Vec<(f64, u64)>, f64, u64);
+/// A Prometheus histogram's samples.
+type Buckets = crate::latency::PrometheusHistogram;
 
 /// A sample's value.
 #[derive(Clone, Copy)]
@@ -341,12 +340,13 @@ impl fmt::Display for Value {
 }
 
 /// A histogram's samples: `_bucket` per bound and `+Inf`, `_sum`, `_count`.
-fn write_histogram(name: &str, (buckets, sum, count): &Buckets, s: &mut String) {
-    for (le, n) in buckets {
+fn write_histogram(name: &str, h: &Buckets, s: &mut String) {
+    let (sum, count) = (h.sum_s, h.count);
+    for (le, n) in &h.buckets {
         let _ = writeln!(s, "{name}_bucket{{le=\"{}\"}} {n}", num(*le));
     }
     let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(s, "{name}_sum {}", num(*sum));
+    let _ = writeln!(s, "{name}_sum {}", num(sum));
     let _ = writeln!(s, "{name}_count {count}");
 }
 
