@@ -239,3 +239,72 @@ async fn metrics_carry_the_merged_histogram_and_pass_promtool() {
     }
     server.report().await;
 }
+
+/// A scripted server for one client: answers `hello` when `loadmon`, gives id 100 and
+/// `run_tests`; returns every line the client sent, `done` included.
+async fn scripted_server(listener: tokio::net::TcpListener, loadmon: bool) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (stream, _) = listener.accept().await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let mut got = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let reply = match line.as_str() {
+            "hello:1.0" if loadmon => Some("hello:1.0"),
+            "get_cid" => Some("set_cid:100"),
+            "ready" => Some("run_tests"),
+            _ => None,
+        };
+        if let Some(r) = reply {
+            w.write_all(format!("{r}\n").as_bytes()).await.unwrap();
+        }
+        let done = line == "done";
+        got.push(line);
+        if done {
+            break;
+        }
+    }
+    got
+}
+
+/// The client's lines to a scripted server, with the workload's `latencies`, on a paused
+/// clock (the per-second ticker fires as the virtual clock runs; what is sent does not depend
+/// on how many ticks fire).
+async fn client_lines(loadmon: bool, latencies: Vec<u64>) -> Vec<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(scripted_server(listener, loadmon));
+    let client = Client::new(ClientConfig {
+        port,
+        ..Default::default()
+    })
+    .unwrap();
+    client.run(Latencies(latencies)).await.unwrap();
+    server.await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_sends_its_intervals_to_a_loadmon_server_only() {
+    let lines = client_lines(true, vec![100, 2_000, 30_000]).await;
+    let lat: Vec<&String> = lines.iter().filter(|l| l.starts_with("lat:")).collect();
+    assert!(!lat.is_empty(), "{lines:?}");
+    let done = lines.iter().position(|l| l == "done").unwrap();
+    let mut writes = 0;
+    for line in &lat {
+        assert!(lines.iter().position(|l| l == *line).unwrap() < done);
+        let Ok(loadmon::protocol::Message::Lat(l)) = loadmon::protocol::Message::parse(line) else {
+            panic!("{line}")
+        };
+        assert!(l.t0_ms <= l.t1_ms);
+        assert!(
+            !l.hist.histogram().is_empty(),
+            "an interval without writes is not sent"
+        );
+        writes += l.hist.histogram().len();
+    }
+    assert_eq!(writes, 3);
+    // A seed server (no answer to hello) never sees a lat line.
+    let seed = client_lines(false, vec![100, 2_000, 30_000]).await;
+    assert!(seed.iter().any(|l| l == "done"));
+    assert!(!seed.iter().any(|l| l.starts_with("lat:")), "{seed:?}");
+}
