@@ -89,6 +89,12 @@ fn nice_ceiling(max: f64) -> f64 {
 
 /// One line chart as inline SVG: `lines` are (label, points (x = seconds, y)).
 pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
+    svg_chart_of(title, unit, lines, "series")
+}
+
+/// [`svg_chart`] with its lines of class `line_class` (`series`: a client's or the fleet's
+/// throughput and CPU lines; `latency`: the fleet's latency percentiles).
+fn svg_chart_of(title: &str, unit: &str, lines: &[Line], line_class: &str) -> String {
     let f = Frame::of(lines);
     let (w, h) = SIZE;
     let mut s = String::new();
@@ -107,7 +113,7 @@ pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
     value_axis(&mut s, &f);
     time_axis(&mut s, &f);
     for (i, line) in lines.iter().enumerate() {
-        draw_line(&mut s, &f, i, line);
+        draw_line(&mut s, &f, i, line, line_class);
     }
     s.push_str("</svg>");
     s
@@ -157,8 +163,9 @@ fn time_axis(s: &mut String, f: &Frame) {
     );
 }
 
-/// The `i`th line: its polyline, a dot with a tooltip per point, and its legend entry.
-fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line) {
+/// The `i`th line (of class `class`): its polyline, a dot with a tooltip per point, and its
+/// legend entry.
+fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line, class: &str) {
     let colour = COLOURS[i % COLOURS.len()];
     let path: Vec<String> = points
         .iter()
@@ -166,7 +173,7 @@ fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line) {
         .collect();
     let _ = write!(
         s,
-        r#"<polyline class="series" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
+        r#"<polyline class="{class}" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
         l = escape(label),
         n = points.len(),
         p = path.join(" ")
@@ -227,7 +234,7 @@ pub(super) fn latency_chart(s: &mut String, report: &Report) {
         let pts = t.latency_series.iter().map(|p| (p.t_s, get(p))).collect();
         (label.to_string(), pts)
     };
-    s.push_str(&svg_chart(
+    s.push_str(&svg_chart_of(
         "Chunk write latency, all clients merged (seconds since the server started)",
         "ms",
         &[
@@ -235,6 +242,7 @@ pub(super) fn latency_chart(s: &mut String, report: &Report) {
             line("p99", |p| p.p99_ms),
             line("p99.9", |p| p.p999_ms),
         ],
+        "latency",
     ));
     s.push('\n');
 }
