@@ -11,7 +11,8 @@
 //! - leaves: [`units`] (unit constants and shared bounds), [`text`] (peer text escaped for
 //!   terminals, logs and the text report), [`error`] (the one error enum, and the wire's leaf
 //!   errors), [`stats`] (a client's CPU from its own threads, its process's memory, the clients
-//!   running in this process).
+//!   running in this process), [`hostio`] (the host's I/O view: the block device under a
+//!   directory, I/O pressure, dirty and writeback memory).
 //! - [`config`]: the rule (range, zero or not) of each setting that has one, which every face
 //!   applies to user numbers; [`auth`]: the token's challenge–response (no I/O); [`series`]:
 //!   bounded time series for charts; [`latency`]: chunk write latency histograms that merge
@@ -85,6 +86,7 @@ pub mod console;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod hostio;
 pub mod latency;
 pub mod logging;
 pub mod out_file;

@@ -35,7 +35,15 @@
 //!                                           process's RSS, and (optional) how many clients
 //!                                           share that process
 //! write_stats:<bytes>:<p50_us>:<p99_us>     bytes written so far, chunk write latency
+//! tput:<t_ms>:<bytes>                       every second of the run and once before done,
+//!                                           only to a loadmon server: the client's wall
+//!                                           clock (Unix ms) and the bytes written so far
 //! error:<reason>                            the client failed; it closes next (status FAILED)
+//! io:<t_ms>:<util_pct>:<w_await_ms>:<queue>:<dev_mb_s>:<psi_some_avg10>:<psi_full_avg10>:<dirty_bytes>:<writeback_bytes>
+//!                                           every second, only to a loadmon server: the host's
+//!                                           I/O view (crate::hostio) at the client's Unix ms;
+//!                                           each value a number, or `-` where its source is
+//!                                           missing
 //! lat:<t0_ms>:<t1_ms>:<hist>                chunk write latencies (µs) of the interval
 //!                                           [t0, t1) (the client's Unix ms): an HdrHistogram
 //!                                           V2 compressed, base64, at most 3000 bytes (see
@@ -67,6 +75,7 @@ use std::fmt;
 use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::error::truncate;
 pub use crate::error::ProtocolError;
+use crate::hostio::HostIoSample;
 use crate::latency::IntervalHistogram;
 use crate::units::MAX_SIZE_MB;
 
@@ -78,6 +87,12 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
 
 /// Largest %CPU a peer may report (100 per core; 1,048,576 is 10,485 cores).
 pub const MAX_CPU_PCT: f64 = 1_048_576.0;
+
+/// Largest write wait (ms), queue depth or device MiB/s an `io` line may carry.
+pub const MAX_IO_FIGURE: f64 = 1e12;
+/// Latest client wall clock a `tput` line may carry, Unix milliseconds (2^53: every value up
+/// to it is exact in an `f64`, about 285,000 years).
+pub const MAX_UNIX_MS: u64 = 1 << 53;
 
 /// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
 /// command but `plan` has more; `plan` reads its own from the line).
@@ -261,6 +276,23 @@ pub enum Message {
     Ping,
     /// `pong`: the server's answer to `ping` (new).
     Pong,
+    /// `io:<t_ms>:<util_pct>:<w_await_ms>:<queue>:<dev_mb_s>:<psi_some_avg10>:<psi_full_avg10>:<dirty_bytes>:<writeback_bytes>`:
+    /// the host's I/O view for the device under the client's data directory (new; sent only
+    /// to a loadmon server); `-` on the wire for a figure that is `None`.
+    Io {
+        /// When it was read, the client's Unix milliseconds.
+        t_ms: u64,
+        /// The figures.
+        io: HostIoSample,
+    },
+    /// `tput:<t_ms>:<bytes>`: the workload's bytes so far at the client's wall-clock time,
+    /// sent every second of the run (and once before `done`) to a loadmon server only (new).
+    Tput {
+        /// The client's wall clock, Unix milliseconds (at most [`MAX_UNIX_MS`]).
+        t_ms: u64,
+        /// Bytes written so far by the workload.
+        bytes: u64,
+    },
     /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
     /// [`LatLine`]).
     Lat(Box<LatLine>),
@@ -279,7 +311,7 @@ pub struct LatLine {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 23] = [
+pub const COMMANDS: [&str; 25] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -302,6 +334,8 @@ pub const COMMANDS: [&str; 23] = [
     "challenge",
     "auth",
     "auth_ok",
+    "io",
+    "tput",
     "lat",
 ];
 
@@ -331,7 +365,9 @@ impl Message {
             Message::Challenge(_) => 19,
             Message::Auth { .. } => 20,
             Message::AuthOk(_) => 21,
-            Message::Lat(_) => 22,
+            Message::Io { .. } => 22,
+            Message::Tput { .. } => 23,
+            Message::Lat(_) => 24,
         }
     }
 
@@ -359,6 +395,12 @@ impl Message {
         if line.is_empty() {
             return Err(ProtocolError::Empty);
         }
+        // The hot path: a command without fields (`hb` above all) is known before any split.
+        if !line.contains(':') {
+            if let Some(msg) = Message::bare(line) {
+                return Ok(msg);
+            }
+        }
         let f = Fields::split(line);
         let bare = |msg: Message| -> Result<Message, ProtocolError> {
             f.expect(msg.command(), 1)?;
@@ -385,12 +427,31 @@ impl Message {
             "auth_ok" => parse_auth_ok(&f),
             "proc_stats" => parse_proc_stats(&f),
             "write_stats" => parse_write_stats(&f),
+            "io" => parse_io(&f),
+            "tput" => parse_tput(&f),
             "lat" => parse_lat(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
+    }
+
+    /// The message a command without fields names, if it is one.
+    #[inline]
+    fn bare(command: &str) -> Option<Message> {
+        Some(match command {
+            "hb" => Message::Heartbeat,
+            "get_cid" => Message::GetCid,
+            "ready" => Message::Ready,
+            "start" => Message::Start,
+            "file_roll" => Message::FileRoll,
+            "done" => Message::Done,
+            "run_tests" => Message::RunTests,
+            "ping" => Message::Ping,
+            "pong" => Message::Pong,
+            _ => return None,
+        })
     }
 
     /// Encodes the message as one line, without the terminating `\n`.
@@ -444,6 +505,8 @@ impl Message {
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
             Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
             Message::Plan(p) => p.encode(cmd),
+            Message::Io { t_ms, io } => encode_io(cmd, *t_ms, io),
+            Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),
             Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
         }
     }
@@ -761,6 +824,73 @@ fn parse_write_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
     })
 }
 
+/// An `io` line's fields: 10, each figure a number within its bound or `-`.
+fn parse_io(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    const C: &str = "io";
+    f.expect(C, 10)?;
+    let mut args = f.rest().split(':');
+    let mut next = || args.next().unwrap_or("");
+    let t_ms = parse_u64(C, "t_ms", next())?;
+    let io = HostIoSample {
+        util_pct: io_figure("util_pct", next(), 100.0)?,
+        write_await_ms: io_figure("w_await_ms", next(), MAX_IO_FIGURE)?,
+        queue_depth: io_figure("queue", next(), MAX_IO_FIGURE)?,
+        device_write_mb_s: io_figure("dev_mb_s", next(), MAX_IO_FIGURE)?,
+        psi_some_avg10_pct: io_figure("psi_some_avg10", next(), 100.0)?,
+        psi_full_avg10_pct: io_figure("psi_full_avg10", next(), 100.0)?,
+        dirty_bytes: io_bytes("dirty_bytes", next())?,
+        writeback_bytes: io_bytes("writeback_bytes", next())?,
+    };
+    Ok(Message::Io { t_ms, io })
+}
+
+/// One figure of an `io` line: `-` (none) or a finite number from 0 to `max`.
+fn io_figure(field: &'static str, v: &str, max: f64) -> Result<Option<f64>, ProtocolError> {
+    if v == "-" {
+        return Ok(None);
+    }
+    parse_pct("io", field, v, max).map(Some)
+}
+
+/// A byte count of an `io` line: `-` (none) or an unsigned integer.
+fn io_bytes(field: &'static str, v: &str) -> Result<Option<u64>, ProtocolError> {
+    if v == "-" {
+        return Ok(None);
+    }
+    parse_u64("io", field, v).map(Some)
+}
+
+/// An `io` line: `-` for each figure that is `None`.
+fn encode_io(cmd: &str, t_ms: u64, s: &HostIoSample) -> String {
+    fn or_dash<T: fmt::Display>(v: Option<T>) -> String {
+        v.map_or_else(|| "-".to_string(), |x| x.to_string())
+    }
+    format!(
+        "{cmd}:{t_ms}:{}:{}:{}:{}:{}:{}:{}:{}",
+        or_dash(s.util_pct),
+        or_dash(s.write_await_ms),
+        or_dash(s.queue_depth),
+        or_dash(s.device_write_mb_s),
+        or_dash(s.psi_some_avg10_pct),
+        or_dash(s.psi_full_avg10_pct),
+        or_dash(s.dirty_bytes),
+        or_dash(s.writeback_bytes),
+    )
+}
+
+/// A `tput` line: the client's Unix ms (bounded) and the bytes written so far.
+fn parse_tput(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    f.expect("tput", 3)?;
+    let t_ms = parse_u64("tput", "t_ms", f.f[1])?;
+    if t_ms > MAX_UNIX_MS {
+        return Err(invalid("tput", "t_ms", f.f[1], "out of range"));
+    }
+    Ok(Message::Tput {
+        t_ms,
+        bytes: parse_u64("tput", "bytes", f.f[2])?,
+    })
+}
+
 /// Rounds a percentage to two decimals, as `send_stats` carries it.
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -1069,6 +1199,63 @@ mod tests {
     }
 
     #[test]
+    fn io_lines_carry_numbers_or_dashes_within_bounds() {
+        let full = HostIoSample {
+            util_pct: Some(87.5),
+            write_await_ms: Some(12.25),
+            queue_depth: Some(3.1),
+            device_write_mb_s: Some(410.0),
+            psi_some_avg10_pct: Some(23.79),
+            psi_full_avg10_pct: Some(0.0),
+            dirty_bytes: Some(303_104),
+            writeback_bytes: Some(52_428_800),
+        };
+        let m = Message::Io {
+            t_ms: 1_764_064_800_123,
+            io: full,
+        };
+        assert_eq!(
+            m.encode(),
+            "io:1764064800123:87.5:12.25:3.1:410:23.79:0:303104:52428800"
+        );
+        assert_eq!(Message::parse(&m.encode()), Ok(m));
+        let none = Message::Io {
+            t_ms: 5,
+            io: HostIoSample::default(),
+        };
+        assert_eq!(none.encode(), "io:5:-:-:-:-:-:-:-:-");
+        assert_eq!(Message::parse("io:5:-:-:-:-:-:-:-:-"), Ok(none));
+        for bad in [
+            "io",
+            "io:5:-:-:-:-:-:-:-",
+            "io:5:-:-:-:-:-:-:-:-:-",
+            "io:-:-:-:-:-:-:-:-:-",
+            "io:5:101:-:-:-:-:-:-:-",
+            "io:5:-1:-:-:-:-:-:-:-",
+            "io:5:nan:-:-:-:-:-:-:-",
+            "io:5:-:inf:-:-:-:-:-:-",
+            "io:5:-:-:1e13:-:-:-:-:-",
+            "io:5:-:-:-:-:100.5:-:-:-",
+            "io:5:-:-:-:-:-:-:1.5:-",
+            "io:5:-:-:-:-:-:-:-:x",
+            "io:5::-:-:-:-:-:-:-",
+            "io:5:--:-:-:-:-:-:-:-",
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(bad),
+                    Err(ProtocolError::InvalidArgument { command: "io", .. }
+                        | ProtocolError::WrongFieldCount { command: "io", .. })
+                ),
+                "{bad}: {:?}",
+                Message::parse(bad)
+            );
+        }
+        let huge = format!("io:5{}", ":-".repeat(100_000));
+        assert!(Message::parse(&huge).is_err());
+    }
+
+    #[test]
     fn free_text_keeps_colons_and_loses_newlines() {
         let m = Message::Error("write /tmp/x: No space\nleft".into());
         assert_eq!(m.encode(), "error:write /tmp/x: No space left");
@@ -1153,9 +1340,43 @@ mod tests {
                 minor: 0,
                 caps: Capabilities::PLAN.union(Capabilities::PING),
             },
+            Message::Io {
+                t_ms: u64::MAX,
+                io: HostIoSample {
+                    util_pct: Some(100.0),
+                    dirty_bytes: Some(u64::MAX),
+                    ..HostIoSample::default()
+                },
+            },
+            Message::Tput {
+                t_ms: MAX_UNIX_MS,
+                bytes: u64::MAX,
+            },
         ];
         for m in all {
             assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn tput_is_bounded() {
+        assert_eq!(
+            Message::parse("tput:1700000000123:42"),
+            Ok(Message::Tput {
+                t_ms: 1_700_000_000_123,
+                bytes: 42
+            })
+        );
+        for bad in [
+            "tput",
+            "tput:1",
+            "tput:1:2:3",
+            "tput:-1:2",
+            "tput:1:x",
+            "tput:1.5:2",
+            "tput:9007199254740993:0",
+        ] {
+            assert!(Message::parse(bad).is_err(), "{bad}");
         }
     }
 

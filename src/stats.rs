@@ -3,23 +3,52 @@
 //! # What a client's figures mean
 //! - **CPU** is the CPU time of the threads that work for the client: its writer thread (the
 //!   whole thread, from the moment the workload starts until it returns) plus each piece of its
-//!   heartbeat/stats/message work, measured on whatever thread runs it. On Linux both come from
-//!   the kernel's per-thread counters (`/proc/thread-self/schedstat`, nanoseconds; the tick
-//!   counters of `/proc/…/stat` where schedstat is missing), so N clients in one process add up
-//!   to (at most) what the process used. Not counted: the runtime's idle polling between pieces
-//!   of work and the connection's handshake before `start` (microseconds a run). Where the
-//!   platform has no per-thread counters (not Linux), the client falls back to the process's
-//!   CPU, as `ps` shows it, and a shared process is then counted once per client.
+//!   heartbeat/stats/message work, measured on whatever thread runs it, so N clients in one
+//!   process add up to (at most) what the process used. Not counted: the runtime's idle
+//!   polling between pieces of work and the connection's handshake before `start`
+//!   (microseconds a run). Where the platform has no per-thread counters (not Linux), the
+//!   client falls back to the process's CPU (sysinfo's, from the kernel's ticks), and a shared
+//!   process is then counted once per client.
 //! - **Memory** is a process property: the process's resident set size, however many clients
 //!   share it. Each sample says how many loadmon clients shared the process, at most, since
 //!   the client started ([`Sample::process_clients`]) so that a report can say so; a client
 //!   alone in its process reports exactly its process.
+//!
+//! # Which clocks, and why
+//! Nanoseconds, not the ticks of `/proc/…/stat` (utime + stime in 1/CLK_TCK s, 10 ms), and
+//! intervals long enough for them. On Linux:
+//! - a thread that measures itself (the writer when it starts and when it ends, each piece of
+//!   async work) reads its own CPU clock, `CLOCK_THREAD_CPUTIME_ID` (`rustix::time`, no
+//!   `unsafe`): nanoseconds, exact, the slice it is running now included;
+//! - the writer thread *while it runs* is read by the stats task from
+//!   `/proc/self/task/<tid>/schedstat`, whose first field is its time on CPU in nanoseconds.
+//!   The thread clock cannot be used there: reading another thread's CPU clock needs a clock
+//!   id made from its tid (`pthread_getcpuclockid`), which no safe API of our dependencies
+//!   offers, and having the writer publish its own clock would need the workload's
+//!   cooperation (user code may not call into its `Context` for seconds). schedstat's value
+//!   is the same counter as the thread clock's, but the kernel brings it up to date at
+//!   scheduler events and ticks only: a reading of a running thread lags by up to one tick
+//!   (1–10 ms). Each sample therefore covers at least [`MIN_CPU_SAMPLE`] (0.5 s: a lag of at
+//!   most 2 % of a core), and a shorter interval — the last one of a run, a few ms after the
+//!   one before — is folded into the one(s) before it ([`cpu::Window`]): the sample covers
+//!   both ([`Sampler::covered`]).
+//! - where schedstat is missing (a kernel without `CONFIG_SCHED_INFO`), the running writer is
+//!   read from `/proc/…/stat`'s ticks, samples cover at least 100 ticks (1 s), and the
+//!   client's log says so once ([`Note::Ticks`]).
+//!
+//! No figure goes above what the hardware allows ([`cpu::figures`]): the writer thread (one
+//! at a time) at most one core, a client or process at most every core, each within
+//! [`CPU_TOLERANCE_PCT`] of clock skew; beyond it the measurement failed, and the figure is
+//! clamped and the log says so ([`Note::Clamped`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+pub mod cpu;
+pub use cpu::{Note, CPU_TOLERANCE_PCT, MIN_CPU_SAMPLE};
 
 /// One sample of a client's (or this process's) resource use.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,24 +188,77 @@ fn stat_cpu_ns(stat: &str) -> Option<u64> {
     Some((utime + stime).saturating_mul(1_000_000_000) / clock_ticks_per_s())
 }
 
-/// CPU time of one thread of this process, nanoseconds: `tid` `None` is the calling thread.
-/// `None` where the platform cannot tell (not Linux).
-pub fn thread_cpu_ns(tid: Option<u32>) -> Option<u64> {
-    let dir = match tid {
-        None => "/proc/thread-self".to_string(),
-        Some(t) => format!("/proc/self/task/{t}"),
-    };
-    // schedstat's first field is the time on CPU in ns; stat's ticks where it is missing.
+/// Which counter a reading of a thread from outside comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `/proc/…/schedstat`: nanoseconds.
+    Nanoseconds,
+    /// `/proc/…/stat`'s utime + stime: clock ticks (1/CLK_TCK s).
+    Ticks,
+}
+
+/// The resolution of the kernel's clock ticks.
+fn tick_resolution() -> Duration {
+    Duration::from_nanos(1_000_000_000 / clock_ticks_per_s())
+}
+
+/// The calling thread's CPU time, ns, from its own CPU clock (`CLOCK_THREAD_CPUTIME_ID`):
+/// exact, the slice it is running now included. `None` off Linux, where no other thread can
+/// be read (the client then falls back to the process's CPU).
+fn own_cpu_ns() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let s = u64::try_from(t.tv_sec).ok()?;
+        let ns = u64::try_from(t.tv_nsec).ok()?;
+        Some(s.saturating_mul(1_000_000_000).saturating_add(ns))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// A thread's CPU time read from its `/proc` directory `dir`, ns: schedstat's first field
+/// (time on CPU, ns), or stat's ticks where schedstat is missing.
+fn read_thread(dir: &str) -> Option<(u64, Source)> {
     if let Ok(s) = std::fs::read_to_string(format!("{dir}/schedstat")) {
         if let Some(ns) = s
             .split_ascii_whitespace()
             .next()
             .and_then(|f| f.parse().ok())
         {
-            return Some(ns);
+            return Some((ns, Source::Nanoseconds));
         }
     }
-    stat_cpu_ns(&std::fs::read_to_string(format!("{dir}/stat")).ok()?)
+    let ns = stat_cpu_ns(&std::fs::read_to_string(format!("{dir}/stat")).ok()?)?;
+    Some((ns, Source::Ticks))
+}
+
+/// The `/proc` directory of thread `tid` of this process.
+fn task_dir(tid: u32) -> String {
+    format!("/proc/self/task/{tid}")
+}
+
+/// How the writer thread can be read from outside here, once for the process: `None` where it
+/// cannot (not Linux), and the client measures the process instead.
+fn thread_source() -> Option<Source> {
+    static SOURCE: std::sync::OnceLock<Option<Source>> = std::sync::OnceLock::new();
+    *SOURCE.get_or_init(|| {
+        own_cpu_ns()?;
+        read_thread(&task_dir(current_tid()?)).map(|(_, source)| source)
+    })
+}
+
+/// CPU time of one thread of this process, nanoseconds: `tid` `None` is the calling thread
+/// (its own CPU clock, exact), another thread is read from `/proc/self/task/<tid>`
+/// (schedstat, ns; stat's clock ticks where it is missing). `None` where the platform cannot
+/// tell (not Linux).
+pub fn thread_cpu_ns(tid: Option<u32>) -> Option<u64> {
+    match tid {
+        None => own_cpu_ns().or_else(|| read_thread("/proc/thread-self").map(|r| r.0)),
+        Some(t) => read_thread(&task_dir(t)).map(|r| r.0),
+    }
 }
 
 /// CPU time of this whole process (every thread, live or ended), nanoseconds; `None` where
@@ -195,17 +277,27 @@ pub fn current_tid() -> Option<u32> {
 #[derive(Debug, Clone, Copy)]
 struct WriterThread {
     tid: u32,
+    /// Its CPU clock when the workload started, ns.
     start_ns: u64,
+}
+
+/// The writer threads' account: read and closed under one lock, so that a reading never
+/// misses a writer that ends meanwhile (it would show up whole in the next sample).
+#[derive(Debug, Default)]
+struct Writers {
+    /// The writer thread now running, if any.
+    running: Option<WriterThread>,
+    /// CPU of writer threads that finished, ns.
+    done_ns: u64,
 }
 
 /// The CPU time one client's threads used: shared between the writer thread (which registers
 /// itself) and the async side (which adds each piece of its work). Cheap to share in an `Arc`.
 #[derive(Debug, Default)]
 pub struct ClientCpu {
-    /// The writer thread now running, if any.
-    writer: Mutex<Option<WriterThread>>,
-    /// CPU of writer threads that finished, plus every piece of async work, ns.
-    done_ns: AtomicU64,
+    writers: Mutex<Writers>,
+    /// CPU of every piece of async work, ns.
+    work_ns: AtomicU64,
     /// Whether per-thread counters work here (set by the first measurement that succeeds).
     measured: std::sync::atomic::AtomicBool,
 }
@@ -216,14 +308,17 @@ impl ClientCpu {
         Arc::new(ClientCpu::default())
     }
 
+    fn writers(&self) -> std::sync::MutexGuard<'_, Writers> {
+        self.writers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Called on the writer thread when the workload starts; the returned guard, dropped on
     /// the same thread when the workload returns, closes the account of that thread.
     pub fn enter_writer(self: &Arc<Self>) -> WriterGuard {
-        let start = current_tid().zip(thread_cpu_ns(None));
+        let start = current_tid().zip(own_cpu_ns());
         if let Some((tid, start_ns)) = start {
             self.measured.store(true, Ordering::Relaxed);
-            *self.writer.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(WriterThread { tid, start_ns });
+            self.writers().running = Some(WriterThread { tid, start_ns });
         }
         WriterGuard {
             cpu: self.clone(),
@@ -233,30 +328,36 @@ impl ClientCpu {
 
     /// Starts timing one piece of the client's work on the calling thread.
     pub fn start_work(&self) -> Option<u64> {
-        thread_cpu_ns(None)
+        own_cpu_ns()
     }
 
     /// Ends the piece of work started by [`ClientCpu::start_work`] on the same thread.
     pub fn end_work(&self, started_ns: Option<u64>) {
-        if let (Some(a), Some(b)) = (started_ns, thread_cpu_ns(None)) {
+        if let (Some(a), Some(b)) = (started_ns, own_cpu_ns()) {
             self.measured.store(true, Ordering::Relaxed);
-            self.done_ns
+            self.work_ns
                 .fetch_add(b.saturating_sub(a), Ordering::Relaxed);
         }
     }
 
+    /// (the writer threads' CPU, the pieces of work's CPU) so far, ns. A running writer is
+    /// read from outside (schedstat), so it lags by up to one scheduler tick.
+    fn reading(&self) -> (u64, u64) {
+        let writers = self.writers();
+        let running = writers
+            .running
+            .and_then(|w| Some(read_thread(&task_dir(w.tid))?.0.saturating_sub(w.start_ns)));
+        let thread_ns = writers.done_ns.saturating_add(running.unwrap_or(0));
+        drop(writers);
+        (thread_ns, self.work_ns.load(Ordering::Relaxed))
+    }
+
     /// The client's CPU time so far, ns; `None` if no per-thread measurement worked.
     pub fn total_ns(&self) -> Option<u64> {
-        // `done_ns` before the writer: a writer that ends in between (its guard clears
-        // `writer`, then adds to `done_ns`) is missed by this reading, never counted twice.
-        let done = self.done_ns.load(Ordering::Relaxed);
-        let writer = *self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let running = writer
-            .and_then(|w| Some(thread_cpu_ns(Some(w.tid))?.saturating_sub(w.start_ns)))
-            .unwrap_or(0);
+        let (thread_ns, work_ns) = self.reading();
         self.measured
             .load(Ordering::Relaxed)
-            .then_some(done + running)
+            .then_some(thread_ns.saturating_add(work_ns))
     }
 }
 
@@ -269,18 +370,27 @@ pub struct WriterGuard {
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        let end = thread_cpu_ns(None);
-        *self.cpu.writer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let end = own_cpu_ns();
+        let mut writers = self.cpu.writers();
+        writers.running = None;
         if let (Some(a), Some(b)) = (self.start_ns, end) {
-            self.cpu
-                .done_ns
-                .fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+            writers.done_ns = writers.done_ns.saturating_add(b.saturating_sub(a));
         }
     }
 }
 
+/// A reading of the counters that took longer than this (the sampling thread was preempted
+/// in the middle) is taken again, up to [`READ_ATTEMPTS`] times: its time is uncertain by
+/// half its length.
+const READ_SPAN: Duration = Duration::from_millis(2);
+/// See [`READ_SPAN`].
+const READ_ATTEMPTS: usize = 3;
+/// Most notes kept until [`Sampler::take_notes`].
+const MAX_NOTES: usize = 16;
+
 /// Samples a client's CPU (from its [`ClientCpu`]) and this process's memory, or the whole
-/// process. The first sample's CPU is measured from the sampler's creation.
+/// process. The first sample's CPU is measured from the sampler's creation; each sample's
+/// covers at least [`MIN_CPU_SAMPLE`] where it can (see [`cpu::Window`]).
 #[derive(Debug)]
 pub struct Sampler {
     /// `None` where sysinfo cannot read this platform: samples are then zeros.
@@ -288,35 +398,27 @@ pub struct Sampler {
     pid: Option<Pid>,
     total_memory_bytes: u64,
     cores: usize,
-    /// The client measured, and (time, its CPU ns) at the previous sample.
-    client: Option<(Arc<ClientCpu>, Instant, u64)>,
+    /// The client measured, where its threads can be (else the process is).
+    client: Option<Arc<ClientCpu>>,
     /// The client's place in this process's registry (a client's sampler only).
     in_process: Option<ProcessClient>,
+    /// The readings samples start from.
+    window: cpu::Window,
+    /// The shortest interval a sample covers, for these counters.
+    min_interval: Duration,
+    /// The wall time the last sample's CPU covered.
+    covered: Duration,
+    /// What the owner should log ([`Sampler::take_notes`]).
+    notes: Vec<Note>,
 }
+
+/// Whether this process already said that its per-thread CPU comes from clock ticks.
+static TICKS_NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Sampler {
     /// A sampler for the current process as a whole.
     pub fn new() -> Self {
-        let mut system = System::new().ok();
-        let total_memory_bytes = system.as_mut().map_or(0, |s| {
-            s.refresh_memory();
-            s.total_memory()
-        });
-        let pid = sysinfo::get_current_pid().ok();
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let mut s = Sampler {
-            system,
-            pid,
-            total_memory_bytes,
-            cores,
-            client: None,
-            in_process: None,
-        };
-        // Prime the CPU counters so that the first `sample()` covers a real interval.
-        s.refresh();
-        s
+        Sampler::build(None, None)
     }
 
     /// A sampler whose CPU is that of one client's threads (see the module docs); memory is
@@ -325,10 +427,54 @@ impl Sampler {
     /// measured. The sampler keeps the registration: the client counts as running in this
     /// process for as long as its sampler lives.
     pub fn for_client(cpu: Arc<ClientCpu>, in_process: ProcessClient) -> Self {
-        let mut s = Sampler::new();
-        let ns = cpu.total_ns().unwrap_or(0);
-        s.client = Some((cpu, Instant::now(), ns));
-        s.in_process = Some(in_process);
+        let client = thread_source().map(|_| cpu);
+        Sampler::build(client, Some(in_process))
+    }
+
+    fn build(client: Option<Arc<ClientCpu>>, in_process: Option<ProcessClient>) -> Self {
+        let mut system = System::new().ok();
+        let total_memory_bytes = system.as_mut().map_or(0, |s| {
+            s.refresh_memory();
+            s.total_memory()
+        });
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        // The process's CPU (sysinfo's, from the kernel's ticks) and the ticks' fallback are
+        // coarse: their samples cover more.
+        let coarse = client.is_none() || thread_source() == Some(Source::Ticks);
+        let mut notes = Vec::new();
+        let min_interval = if coarse {
+            let min_interval = cpu::min_interval(tick_resolution());
+            if client.is_some() && !TICKS_NOTED.swap(true, Ordering::Relaxed) {
+                notes.push(Note::Ticks {
+                    resolution: tick_resolution(),
+                    min_interval,
+                });
+            }
+            min_interval
+        } else {
+            MIN_CPU_SAMPLE
+        };
+        let mut s = Sampler {
+            system,
+            pid: sysinfo::get_current_pid().ok(),
+            total_memory_bytes,
+            cores,
+            client,
+            in_process,
+            window: cpu::Window::new(cpu::Reading {
+                at: Instant::now(),
+                thread_ns: 0,
+                rest_ns: 0,
+            }),
+            min_interval,
+            covered: Duration::ZERO,
+            notes,
+        };
+        // The first reading, from which the first `sample()` is measured.
+        let first = s.read_cpu();
+        s.window = cpu::Window::new(first);
         s
     }
 
@@ -342,34 +488,85 @@ impl Sampler {
         }
     }
 
-    /// Refreshes the CPU and memory figures and returns them. Zeros if the platform cannot
-    /// tell (the server then simply averages zeros; nothing fails).
-    pub fn sample(&mut self) -> Sample {
-        self.refresh();
-        let process = match (&self.system, self.pid) {
+    fn process(&self) -> Option<&sysinfo::Process> {
+        match (&self.system, self.pid) {
             (Some(system), Some(pid)) => system.process(pid),
             _ => None,
+        }
+    }
+
+    /// (thread ns, rest ns) now: the client's writer and pieces of work, or (0, the
+    /// process's CPU, freshly read).
+    fn counters(&mut self) -> (u64, u64) {
+        if let Some(cpu) = &self.client {
+            return cpu.reading();
+        }
+        self.refresh();
+        let ms = self.process().map_or(0, |p| p.accumulated_cpu_time());
+        (0, ms.saturating_mul(1_000_000))
+    }
+
+    /// The counters, stamped with the middle of their read, and how long the read took.
+    fn read_once(&mut self) -> (Duration, cpu::Reading) {
+        let t0 = Instant::now();
+        let (thread_ns, rest_ns) = self.counters();
+        let span = t0.elapsed();
+        let reading = cpu::Reading {
+            at: t0 + span / 2,
+            thread_ns,
+            rest_ns,
         };
+        (span, reading)
+    }
+
+    /// The counters, read again (see [`READ_SPAN`]) when a read took long, keeping the
+    /// shortest read.
+    fn read_cpu(&mut self) -> cpu::Reading {
+        let (mut best_span, mut best) = self.read_once();
+        for _ in 1..READ_ATTEMPTS {
+            if best_span <= READ_SPAN {
+                break;
+            }
+            let (span, reading) = self.read_once();
+            if span < best_span {
+                (best_span, best) = (span, reading);
+            }
+        }
+        best
+    }
+
+    fn note(&mut self, note: Note) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(note);
+        }
+    }
+
+    /// Refreshes the CPU and memory figures and returns them. Zeros if the platform cannot
+    /// tell (the server then simply averages zeros; nothing fails). The CPU covers the
+    /// interval since the previous sample, or more where that was too short (see
+    /// [`Sampler::covered`]); what the sampler noted meanwhile is in
+    /// [`Sampler::take_notes`].
+    pub fn sample(&mut self) -> Sample {
+        if self.client.is_some() {
+            // Memory; a process's sampler refreshes as it reads its CPU.
+            self.refresh();
+        }
+        let reading = self.read_cpu();
+        let interval = self.window.interval(reading, self.min_interval);
+        self.covered = interval.wall;
+        if interval.folded {
+            self.note(Note::Folded {
+                wall: interval.wall,
+            });
+        }
+        let mut notes = Vec::new();
+        let (cpu_pct, cpu_core_pct) = cpu::figures(&interval, self.cores, &mut notes);
+        notes.into_iter().for_each(|n| self.note(n));
         let process_clients = self
             .in_process
             .as_ref()
             .map_or_else(ProcessClient::live, ProcessClient::peak);
-        let (process_cpu_pct, rss_bytes) = process.map_or((0.0, 0), |p| {
-            (f64::from(p.cpu_usage()).max(0.0), p.memory())
-        });
-        let client_cpu_pct = self.client.as_mut().and_then(|(cpu, at, ns)| {
-            let now_ns = cpu.total_ns()?;
-            let now = Instant::now();
-            let wall_ns = now.duration_since(*at).as_nanos() as f64;
-            let pct = if wall_ns > 0.0 {
-                now_ns.saturating_sub(*ns) as f64 * 100.0 / wall_ns
-            } else {
-                0.0
-            };
-            (*at, *ns) = (now, now_ns);
-            Some(pct)
-        });
-        let cpu_pct = client_cpu_pct.unwrap_or(process_cpu_pct);
+        let rss_bytes = self.process().map_or(0, |p| p.memory());
         let mem_pct = if self.total_memory_bytes > 0 {
             rss_bytes as f64 * 100.0 / self.total_memory_bytes as f64
         } else {
@@ -377,11 +574,25 @@ impl Sampler {
         };
         Sample {
             cpu_pct,
-            cpu_core_pct: (cpu_pct / self.cores as f64).min(100.0),
+            cpu_core_pct,
             rss_bytes,
             mem_pct: mem_pct.min(100.0),
             process_clients,
         }
+    }
+
+    /// The wall time the last sample's CPU covered: the interval since the sample before it,
+    /// or more where that was too short to measure alone (the last sample of a run, a few
+    /// milliseconds after the one before).
+    pub fn covered(&self) -> Duration {
+        self.covered
+    }
+
+    /// What the sampler noted since the last call, for the owner's log (at most a few: the
+    /// rest are dropped). [`Note::is_warning`] tells a failed measurement from an
+    /// explanation.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
     }
 }
 
@@ -445,6 +656,46 @@ mod tests {
         let tid = current_tid().unwrap();
         assert!(thread_cpu_ns(Some(tid)).unwrap() > 0);
         assert!(process_cpu_ns().unwrap() > 0);
+    }
+
+    /// One busy writer thread, sampled while it runs and once after it ends, a few ms after
+    /// the sample before (the "227 %"): no sample above one core, the last folded.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_writer_thread_never_reads_more_than_one_core() {
+        let cpu = ClientCpu::new();
+        let mut sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
+        let c = cpu.clone();
+        let started = Instant::now();
+        let worker = std::thread::spawn(move || {
+            let _g = c.enter_writer();
+            while started.elapsed() < Duration::from_millis(1050) {
+                burn(100_000);
+            }
+        });
+        let mut samples = Vec::new();
+        for at_ms in [500, 1000] {
+            std::thread::sleep(Duration::from_millis(at_ms).saturating_sub(started.elapsed()));
+            samples.push((sampler.sample(), sampler.covered()));
+        }
+        worker.join().unwrap();
+        samples.push((sampler.sample(), sampler.covered()));
+        let notes = sampler.take_notes();
+        for (s, covered) in &samples {
+            assert!(
+                s.cpu_pct <= 100.0 + CPU_TOLERANCE_PCT,
+                "{samples:?} {notes:?}"
+            );
+            assert!(s.cpu_core_pct <= 100.0, "{samples:?}");
+            assert!(*covered >= Duration::from_millis(450), "{samples:?}");
+        }
+        assert!(samples[2].0.cpu_pct > 0.0, "{samples:?}");
+        assert!(!notes.iter().any(Note::is_warning), "{notes:?}");
+        // The last interval (~50 ms) was folded into the one before.
+        assert!(
+            notes.iter().any(|n| matches!(n, Note::Folded { .. })),
+            "{notes:?} {samples:?}"
+        );
     }
 
     #[test]

@@ -403,8 +403,7 @@ impl Worker {
             conn.close(Duration::from_millis(200)).await;
             return Attempt::NoRun(e);
         }
-        let work = self.client.run_workload(&mut conn, log, id, writer, true);
-        let outcome = work.await;
+        let outcome = self.run_plan(&mut conn, id, writer).await;
         conn.close(Duration::from_millis(500)).await;
         match outcome {
             Ok(result) => {
@@ -505,6 +504,19 @@ impl Worker {
     /// Checks the plan on this host (rules and timed probe, on a blocking thread, with
     /// heartbeats meanwhile) and builds the writer; if it cannot run here, tells the server
     /// (`file_stats` and `error:<why>`: FAILED with the reason).
+    /// Runs the plan's `writer` on `conn` as client `id`. A fleet server answered `hello`, so
+    /// the loadmon-only lines of the run (`tput`…) go to it.
+    async fn run_plan(
+        &self,
+        conn: &mut Connection,
+        id: u32,
+        writer: FileWriter,
+    ) -> Result<ClientResult> {
+        self.client
+            .run_workload(conn, &self.log, id, true, writer)
+            .await
+    }
+
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
         let limits = Limits::of(&self.config);

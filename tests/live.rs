@@ -12,11 +12,12 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, WAIT};
-use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle};
+use common::{small_plan, ChildGuard, WAIT};
+use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
-use loadmon::server::ServerConfig;
+use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::worker::WorkerConfig;
 use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 use loadmon::{Report, Status};
 use serde_json::Value;
@@ -585,4 +586,128 @@ fn report_files_in_every_format_are_written_at_the_end() {
     assert!(e.to_string().contains("r.csv"), "{e}");
     assert!(html2.exists());
     assert!(server.is_finished() && server.report().stopped);
+}
+
+/// The DOM of `url` in headless Chromium once its scripts ran (as the dashboard test above
+/// loads it).
+fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
+    let dom_path = dir.join(format!("{name}-dom.html"));
+    let profile = dir.join(format!("chromium-profile-{name}"));
+    let child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(std::fs::File::create(&dom_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium (Debian package chromium) must be installed: run `make system-deps`");
+    let status = ChildGuard(child).wait_for(Duration::from_secs(60));
+    assert!(status.success(), "chromium: {status}");
+    std::fs::read_to_string(&dom_path).unwrap()
+}
+
+/// The measured points (`data-points`) of the first chart line of `client` in `html`.
+fn first_line_points(html: &str, client: &str) -> u32 {
+    let at = html
+        .find(&format!(
+            "class=\"series\" data-client=\"{client}\" data-points=\""
+        ))
+        .unwrap_or_else(|| panic!("no line of {client}:\n{html}"));
+    let n = html[at..].split("data-points=\"").nth(1).unwrap();
+    n[..n.find('"').unwrap()].parse().unwrap()
+}
+
+/// Issue 21: a 12 s fleet of 3 workers, measured every second — at least 10 measured points
+/// per client and for the fleet in `/api`, on the dashboard and in the HTML report (both
+/// rendered by Chromium), and no last point of 0 MB/s.
+#[test]
+fn a_12_s_fleet_of_3_workers_is_measured_every_second_in_the_api_dashboard_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let (server, base) = http_server(ServerConfig {
+        http_linger: Duration::from_secs(120),
+        report_html: Some(html.clone()),
+        fleet: Some(FleetConfig::new(3, small_plan(12.0))),
+        ..Default::default()
+    });
+    // The default stats period (10 s): the 1-s throughput comes from `tput` alone.
+    let workers: Vec<WorkerHandle> = (0..3)
+        .map(|i| {
+            WorkerHandle::spawn(WorkerConfig {
+                client: ClientConfig {
+                    port: server.port(),
+                    ..Default::default()
+                },
+                out_dir: dir.path().join(format!("w{i}")),
+                ..Default::default()
+            })
+            .expect("worker")
+        })
+        .collect();
+    for w in &workers {
+        w.join(Some(Duration::from_secs(60))).expect("worker run");
+    }
+    let report = server.wait(Some(WAIT)).expect("report");
+    assert!(report.clients.iter().all(|c| c.status == Status::Pass));
+    // /api: each client's measured seconds, and the fleet's.
+    let series = get_json(&format!("{base}/api/series"));
+    let series = series.as_array().expect("series");
+    assert_eq!(series.len(), 3);
+    for s in series {
+        let tput = s["tput"].as_array().expect("tput points");
+        let measured: Vec<f64> = tput
+            .iter()
+            .filter_map(|p| p["throughput_mb_s"].as_f64())
+            .collect();
+        assert!(measured.len() >= 10, "{s}");
+        assert!(
+            measured.last().is_some_and(|r| *r > 0.0),
+            "a 0 MB/s last point: {s}"
+        );
+    }
+    let total = get_json(&format!("{base}/api/total"));
+    let buckets = total["tput"].as_array().expect("fleet tput");
+    let measured: Vec<&Value> = buckets
+        .iter()
+        .filter(|p| p["throughput_mb_s"].as_f64().is_some())
+        .collect();
+    assert!(measured.len() >= 10, "{total}");
+    assert!(
+        measured.iter().filter(|p| p["clients"] == 3).count() >= 10,
+        "{total}"
+    );
+    let last = buckets.last().unwrap();
+    assert!(
+        last["throughput_mb_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{total}"
+    );
+    // The HTML report, as written and as Chromium renders it; the dashboard in Chromium.
+    let written = std::fs::read_to_string(&html).unwrap();
+    let file_dom = chromium_dom(&format!("file://{}", html.display()), dir.path(), "report");
+    let dashboard = chromium_dom(&format!("{base}/"), dir.path(), "dashboard");
+    for (page, all, prefix) in [
+        (&written, "all clients", "client "),
+        (&file_dom, "all clients", "client "),
+        (&dashboard, "all", ""),
+    ] {
+        assert!(first_line_points(page, all) >= 10, "{page}");
+        for id in [100, 101, 102] {
+            let n = first_line_points(page, &format!("{prefix}{id}"));
+            assert!(n >= 10, "client {id}: {n} points\n{page}");
+        }
+    }
+    assert!(dashboard.contains("measured each second"), "{dashboard}");
+    server.control().close_http();
 }

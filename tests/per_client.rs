@@ -87,6 +87,90 @@ fn a_client_alone_in_its_process_reports_what_the_process_used() {
     );
 }
 
+/// Runs `Spin(run)` with a 1 s stats period on a server of its own; the server's report.
+fn spin_with_a_one_second_stats_period(run: Duration) -> Report {
+    let server = server();
+    let client = ClientHandle::spawn(
+        ClientConfig {
+            port: server.port(),
+            stats_period: Duration::from_secs(1),
+            ..Default::default()
+        },
+        Spin(run),
+    )
+    .unwrap();
+    client.join(Some(Duration::from_secs(20))).unwrap();
+    server.wait(Some(Duration::from_secs(20))).unwrap()
+}
+
+/// Issue 21's honest samples: one busy writer thread never shows more than one core, on any
+/// sample, the last included, in runs whose last stats interval is tiny (1.05 s and 2.01 s
+/// with a 1 s period) or that are shorter than a period (0.3 s): in the server's report and
+/// series, and in the client's own figures (its log), with no figure clamped.
+#[cfg(target_os = "linux")]
+#[test]
+fn one_writer_thread_shows_at_most_one_core_on_every_sample() {
+    use loadmon::logging::{set_log_sink, LogLevel};
+    use loadmon::stats::CPU_TOLERANCE_PCT;
+    let _g = alone();
+    let lines = std::sync::Arc::new(Mutex::new(Vec::<(LogLevel, String)>::new()));
+    let l = lines.clone();
+    set_log_sink(Some((
+        LogLevel::Debug,
+        std::sync::Arc::new(move |r| {
+            if r.message.starts_with("CPU sample") {
+                l.lock().unwrap().push((r.level, r.message.to_string()));
+            }
+        }),
+    )));
+    let max = 100.0 + CPU_TOLERANCE_PCT;
+    for run_ms in [300, 1050, 2010] {
+        let report = spin_with_a_one_second_stats_period(Duration::from_millis(run_ms));
+        let c = &report.clients[0];
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        assert!(c.stats_reports >= 1, "{c:?}");
+        assert!(
+            c.cpu_avg_pct > 0.0 && c.cpu_avg_pct <= max,
+            "{run_ms} ms: {c:?}"
+        );
+        assert!(c.cpu_last_pct.is_some_and(|p| p > 0.0 && p <= max), "{c:?}");
+        assert!(c.cpu_core_avg_pct.is_some_and(|p| p <= 100.0), "{c:?}");
+        let series = &report.series[0].samples;
+        assert!(!series.is_empty(), "{report:?}");
+        for s in series {
+            assert!(s.cpu_pct <= max, "{run_ms} ms: {series:?}");
+        }
+    }
+    set_log_sink(None);
+    let lines = lines.lock().unwrap();
+    let samples: Vec<(f64, f64)> = lines
+        .iter()
+        .filter_map(|(_, m)| {
+            let rest = m.strip_prefix("CPU sample: ")?;
+            let (pct, over) = rest.split_once(" % over ")?;
+            Some((pct.parse().ok()?, over.strip_suffix(" s")?.parse().ok()?))
+        })
+        .collect();
+    eprintln!("client samples (CPU %, s covered): {samples:?}");
+    assert!(samples.len() >= 3, "{lines:?}");
+    for &(pct, over_s) in &samples {
+        assert!(pct <= max, "{lines:?}");
+        // The 0.3 s run's one sample covers the run; every other at least 0.5 s.
+        assert!(over_s >= 0.29, "{lines:?}");
+    }
+    assert!(
+        !lines.iter().any(|(level, _)| *level == LogLevel::Warn),
+        "no figure clamped: {lines:?}"
+    );
+    // The tiny last intervals were folded into the ones before.
+    assert!(
+        lines
+            .iter()
+            .any(|(_, m)| m.starts_with("CPU sample folded")),
+        "{lines:?}"
+    );
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn clients_sharing_a_process_add_up_to_no_more_than_it() {

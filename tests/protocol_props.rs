@@ -3,6 +3,8 @@
 
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
+use loadmon::hostio::HostIoSample;
+use loadmon::latency::{new_histogram, record_us, IntervalHistogram};
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
 use loadmon::protocol::{Capabilities, Message, ProtocolError};
 use loadmon::units::MAX_SIZE_MB;
@@ -109,7 +111,51 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         text().prop_map(Message::Error),
         text().prop_map(Message::Refused),
+        (
+            any::<u64>(),
+            proptest::option::of(pct(100.0)),
+            proptest::option::of(pct(1e12)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(t_ms, pct, big, bytes)| Message::Io {
+                t_ms,
+                io: HostIoSample {
+                    util_pct: pct,
+                    write_await_ms: big,
+                    queue_depth: big.map(|q| q / 2.0),
+                    device_write_mb_s: big,
+                    psi_some_avg10_pct: pct,
+                    psi_full_avg10_pct: pct.map(|p| p / 3.0),
+                    dirty_bytes: bytes,
+                    writeback_bytes: bytes.map(|b| b / 7),
+                },
+            }),
+        (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>())
+            .prop_map(|(t, b)| { Message::Tput { t_ms: t, bytes: b } }),
+        lat(),
     ]
+}
+
+/// A `lat` line as a loadmon client sends it: an interval `[t0, t1)` and its writes' latencies
+/// (µs, 1 µs to past an hour) encoded within the line's cap.
+fn lat() -> impl Strategy<Value = Message> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        proptest::collection::vec(1u64..=4_000_000_000u64, 0..400),
+    )
+        .prop_filter_map("fits a lat line", |(a, b, writes)| {
+            let mut h = new_histogram();
+            for us in writes {
+                record_us(&mut h, us);
+            }
+            let hist = IntervalHistogram::encode(&h)?;
+            Some(Message::Lat(Box::new(loadmon::protocol::LatLine {
+                t0_ms: a.min(b),
+                t1_ms: a.max(b),
+                hist,
+            })))
+        })
 }
 
 proptest! {
@@ -135,7 +181,7 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"),
+            Just("auth_ok"), Just("tput"), Just("lat"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

@@ -77,9 +77,24 @@ fn fleet(n: usize) -> Report {
             mem_last_pct: Some(0.37),
             rss_last_bytes: Some(51 * MB),
             process_clients: Some(1),
-            ..ClientReport::default()
+            device_util_pct: Some(87.5),
+            device_write_await_ms: Some(12.25),
+            device_queue_depth: Some(3.5),
+            device_write_mb_s: Some(410.5),
+            io_pressure_some_pct: Some(23.75),
+            io_pressure_full_pct: Some(20.5),
+            dirty_bytes: Some(300 * MB),
+            writeback_bytes: Some(50 * MB),
+            chunk_p90_ms: Some(2.25),
+            chunk_p999_ms: Some(12.5),
+            chunk_max_ms: Some(41.75),
+            chunk_writes: Some(1_234_567),
         });
-        series.push(ClientSeries { id, samples });
+        series.push(ClientSeries {
+            id,
+            samples,
+            tput: Vec::new(),
+        });
     }
     let mut total = Total::of(&clients, run_s);
     total.common_start = Some("2026-11-25T10:00:02+01:00".into());
@@ -97,6 +112,7 @@ fn fleet(n: usize) -> Report {
         total,
         series,
         stopped: false,
+        io_series: Vec::new(),
         latency_series: Vec::new(),
     }
 }

@@ -139,6 +139,23 @@ class ClientInfo:
     process_clients: int | None = None
     """The most loadmon clients that shared this client's process at once during its run (itself
     included): its MEM and RSS are that process's."""
+    device_util_pct: float | None = None
+    """Latest utilisation % of the block device under the client's data directory (None: unknown,
+    as on a file system without a block device)."""
+    device_write_await_ms: float | None = None
+    """Latest average wait of a write at that device, ms."""
+    device_queue_depth: float | None = None
+    """Latest average queue depth of that device."""
+    device_write_mb_s: float | None = None
+    """Latest MiB/s written at that device (by every writer on it)."""
+    io_pressure_some_pct: float | None = None
+    """Latest ``some avg10`` of the client host's I/O pressure, % (None without PSI)."""
+    io_pressure_full_pct: float | None = None
+    """Latest ``full avg10`` of the client host's I/O pressure, %."""
+    dirty_bytes: int | None = None
+    """Latest dirty memory of the client's host, bytes."""
+    writeback_bytes: int | None = None
+    """Latest memory under writeback on the client's host, bytes."""
     chunk_p90_ms: float | None = None
     """90th percentile chunk write latency over the run, from the client's merged interval
     histograms (loadmon clients only; with them ``chunk_p50_ms``/``chunk_p99_ms`` come from the

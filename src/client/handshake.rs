@@ -56,11 +56,10 @@ fn unproven(why: String) -> Error {
 }
 
 impl Client {
-    /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived. With a
-    /// token, the `hello` exchange and the challenge–response come first
+    /// Sends `hello`, `get_cid`, `ready`; returns the id once `run_tests` arrived, and whether
+    /// the server answered the `hello` (a loadmon server: loadmon's own optional lines may go
+    /// to it). With a token, the `hello` exchange and the challenge–response come first
     /// ([`Handshake::hello`]).
-    /// Also returns whether the server answered `hello` (a loadmon server, which takes
-    /// loadmon's own lines; a seed server answers nothing).
     pub(super) async fn handshake(
         &self,
         conn: &mut Connection,
@@ -71,7 +70,7 @@ impl Client {
         let mut ignore = |p: &Parsed| ignored.parsed(p);
         let mut handshake = Handshake::new(self, log, "client", &mut ignore);
         let id = handshake.generic(conn).await?;
-        Ok((id, handshake.server_hello))
+        Ok((id, handshake.answered_hello))
     }
 }
 
@@ -85,8 +84,8 @@ pub(crate) struct Handshake<'a> {
     who: &'static str,
     /// Lines from the server that were not awaited.
     ignored: &'a mut (dyn FnMut(&Parsed) + Send + 'a),
-    /// Whether the server answered `hello` (a loadmon server).
-    server_hello: bool,
+    /// Whether the server answered `hello` (a loadmon server; a seed server answers nothing).
+    pub(crate) answered_hello: bool,
 }
 
 impl<'a> Handshake<'a> {
@@ -104,7 +103,7 @@ impl<'a> Handshake<'a> {
             log,
             who,
             ignored,
-            server_hello: false,
+            answered_hello: false,
         }
     }
 
@@ -114,7 +113,7 @@ impl<'a> Handshake<'a> {
     async fn generic(&mut self, conn: &mut Connection) -> Result<u32> {
         if self.config.token.is_some() {
             match self.hello(conn, Capabilities::NONE).await {
-                Ok(_) => self.server_hello = true,
+                Ok(_) => {}
                 // A seed server answers nothing to hello (and knows no token).
                 Err(Error::Timeout(m)) if m.starts_with("no answer to hello") => {
                     return Err(Error::Timeout(format!(
@@ -155,7 +154,7 @@ impl<'a> Handshake<'a> {
             match parsed {
                 Ok(Message::Hello { major, minor, .. }) => {
                     check_version(major, minor)?;
-                    self.server_hello = true;
+                    self.answered_hello = true;
                     self.log
                         .debug(|| format!("server speaks protocol {major}.{minor}"));
                 }
@@ -208,6 +207,7 @@ impl<'a> Handshake<'a> {
                 _ => None,
             })
             .await?;
+        self.answered_hello = true;
         if token.is_some() {
             self.authenticate(conn, theirs).await?;
         }

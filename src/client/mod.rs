@@ -345,7 +345,7 @@ impl Client {
         }
         let mut conn = self.connect(&log).await?;
         let (client_id, loadmon_server) = match self.handshake(&mut conn, &log).await {
-            Ok(got) => got,
+            Ok(answer) => answer,
             Err(e) => {
                 log.warn(format!("Client shutting down: {e}"));
                 conn.close(Duration::from_millis(200)).await;
@@ -353,7 +353,7 @@ impl Client {
             }
         };
         let result = self
-            .run_workload(&mut conn, &log, client_id, workload, loadmon_server)
+            .run_workload(&mut conn, &log, client_id, loadmon_server, workload)
             .await;
         conn.close(Duration::from_millis(500)).await;
         match &result {

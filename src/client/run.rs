@@ -1,6 +1,7 @@
 //! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
-//! heartbeat and stats tasks and the lines the workload queues, then `done` or
-//! `error:<reason>`.
+//! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
+//! `io`, the host's I/O view, and `lat`, the second's chunk write latencies; every second and
+//! once before the end) and the lines the workload queues, then `done` or `error:<reason>`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
+use crate::hostio::{HostIo, HostIoSample};
 use crate::latency::IntervalHistogram;
 use crate::logging::EventLog;
-use crate::protocol::{round2, LatLine, Message};
+use crate::protocol::{round2, LatLine, Message, MAX_IO_FIGURE};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
 use crate::workload::{unix_ms, Context, Counters, RunControl, Workload, STOP_GRACE};
@@ -26,16 +28,16 @@ fn send_error(e: FrameError) -> Error {
 
 impl Client {
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
-    /// `file_stats`, `start`, heartbeats and stats, then `done` or `error:<reason>`.
-    /// `loadmon_server`: the server answered `hello`, so it takes loadmon's own lines
-    /// (`lat`).
+    /// `file_stats`, `start`, heartbeats and stats (and, to a loadmon server — one that
+    /// answered `hello`, `loadmon_server` — loadmon's per-second lines), then `done` or
+    /// `error:<reason>`.
     pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
         log: &Arc<EventLog>,
         client_id: u32,
-        workload: W,
         loadmon_server: bool,
+        workload: W,
     ) -> Result<ClientResult> {
         if let Some((chunk, file)) = workload.file_stats() {
             conn.feed(&Message::FileStats {
@@ -61,6 +63,7 @@ impl Client {
         // registered in it (the sampler holds this one's registration for the whole run).
         let cpu = ClientCpu::new();
         let sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
+        let host_io = loadmon_server.then(|| HostIoTask::start(workload.data_dir()));
         // However this future ends (dropped by a timeout or a select! included), the workload
         // is told to stop before its thread is let go.
         let mut running = Running::spawn(workload, ctx, &cpu, control.clone(), log.clone());
@@ -77,6 +80,7 @@ impl Client {
             trouble: None,
             server_open: true,
             loadmon_server,
+            host_io,
         };
         let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
         let run_time_s = started.elapsed().as_secs_f64();
@@ -110,9 +114,11 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
-    /// Whether the server is a loadmon server (it answered `hello`): only such a server is
-    /// sent loadmon's own per-second lines.
+    /// Whether the server answered `hello` (a loadmon server): only such a server gets the
+    /// 1-s lines.
     loadmon_server: bool,
+    /// The host's I/O view sent every second (a loadmon server only).
+    host_io: Option<HostIoTask>,
 }
 
 impl Tasks<'_> {
@@ -127,7 +133,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
-        let mut second = ticker(Duration::from_secs(1));
+        let mut second = second_ticker();
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -199,7 +205,7 @@ impl Tasks<'_> {
 
     async fn stats(&mut self) {
         let work = self.cpu.start_work();
-        let s = self.sampler.sample();
+        let s = self.sample();
         for m in &stats_batch(self.control.counters(), &s) {
             self.conn.feed(m);
         }
@@ -218,20 +224,44 @@ impl Tasks<'_> {
         self.cpu.end_work(work);
     }
 
-    /// Every second, to a loadmon server: the lines of the second that ended.
-    async fn second(&mut self) {
-        let work = self.cpu.start_work();
-        let mut any = false;
-        if let Some(lat) = self.lat_line() {
-            self.conn.feed(&lat);
-            any = true;
-        }
-        if any {
-            if let Err(e) = self.conn.flush().await {
-                self.lost(send_error(e));
+    /// A stats sample. What the sampler noted goes to the log: a failed measurement (a figure
+    /// clamped, the tick counters' fallback) as a warning, a folded sample at debug level.
+    fn sample(&mut self) -> crate::stats::Sample {
+        let s = self.sampler.sample();
+        for note in self.sampler.take_notes() {
+            if note.is_warning() {
+                self.log.warn(note.to_string());
+            } else {
+                self.log.debug(|| note.to_string());
             }
         }
+        let covered_s = self.sampler.covered().as_secs_f64();
+        self.log
+            .debug(|| format!("CPU sample: {:.2} % over {covered_s:.3} s", s.cpu_pct));
+        s
+    }
+
+    /// Every second of the run, to a loadmon server: the 1-s lines, fed together and flushed
+    /// once.
+    async fn second(&mut self) {
+        let work = self.cpu.start_work();
+        for m in &self.second_lines() {
+            self.conn.feed(m);
+        }
+        if let Err(e) = self.conn.flush().await {
+            self.lost(send_error(e));
+        }
         self.cpu.end_work(work);
+    }
+
+    /// The lines of one second (and of the run's end, before the verdict): the workload's
+    /// bytes so far at this wall-clock time (`tput`), the host's I/O view (`io`), and the
+    /// chunk write latencies of the interval that ended (`lat`, when it had writes).
+    fn second_lines(&mut self) -> Vec<Message> {
+        let mut lines = vec![tput_line(self.control.counters())];
+        lines.extend(self.host_io.as_mut().map(HostIoTask::line));
+        lines.extend(self.lat_line());
+        lines
     }
 
     /// The `lat` line of the interval that ends now, if it had writes and its histogram
@@ -297,9 +327,10 @@ impl Tasks<'_> {
         if self.server_open {
             // One last stats sample, so that every run has CPU, memory and bytes, however
             // short: a run shorter than the stats period has this one only.
-            let s = self.sampler.sample();
+            let s = self.sample();
             if self.loadmon_server {
-                tail.extend(self.lat_line());
+                // The last second's lines: the run's last bytes, however short the second.
+                tail.extend(self.second_lines());
             }
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
@@ -391,6 +422,22 @@ impl Drop for Running {
     }
 }
 
+/// The 1-s lines' rhythm: a tick at once (the run's start: the first interval's base), then
+/// one every second; a late tick does not bring a burst of them.
+fn second_ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_secs(1));
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// `tput`: the workload's bytes so far at this moment on the wall clock (Unix ms).
+fn tput_line(counters: &Counters) -> Message {
+    Message::Tput {
+        t_ms: unix_ms(),
+        bytes: counters.bytes_written(),
+    }
+}
+
 /// One stats sample as the three lines a loadmon client sends: `send_stats` last, because the
 /// server takes its time-series point on it, with the bytes and memory of the two lines before.
 fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
@@ -406,6 +453,63 @@ fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
             mem_pct: round2(s.mem_pct),
         },
     ]
+}
+
+/// The period of the per-second lines (`io`).
+
+/// A client's host I/O view ([`HostIo`]): the device under the workload's data directory is
+/// found on a blocking thread (a `stat` on a hung file system must not stall the run); until
+/// it is, the host-wide figures are sent alone.
+struct HostIoTask {
+    resolving: Option<tokio::task::JoinHandle<HostIo>>,
+    view: HostIo,
+}
+
+impl HostIoTask {
+    /// Starts finding the device under `dir`.
+    fn start(dir: Option<&std::path::Path>) -> HostIoTask {
+        let dir = dir.map(std::path::Path::to_path_buf);
+        HostIoTask {
+            resolving: Some(tokio::task::spawn_blocking(move || {
+                HostIo::for_dir(dir.as_deref())
+            })),
+            view: HostIo::for_dir(None),
+        }
+    }
+
+    /// The `io` line of the latest sample (shared with the process's other clients).
+    fn line(&mut self) -> Message {
+        use futures_util::FutureExt as _;
+        if self.resolving.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(Ok(view)) = self.resolving.take().and_then(|h| h.now_or_never()) {
+                self.view = view;
+            }
+        }
+        let (t_ms, s) = self.view.sample();
+        io_message(t_ms, &s)
+    }
+}
+
+/// The `io` line of sample `s` taken at Unix ms `t_ms`: figures to two decimals, within the
+/// wire's bounds.
+fn io_message(t_ms: u64, s: &HostIoSample) -> Message {
+    let within = |v: Option<f64>, max: f64| {
+        v.filter(|x| x.is_finite())
+            .map(|x| round2(x.clamp(0.0, max)))
+    };
+    Message::Io {
+        t_ms,
+        io: HostIoSample {
+            util_pct: within(s.util_pct, 100.0),
+            write_await_ms: within(s.write_await_ms, MAX_IO_FIGURE),
+            queue_depth: within(s.queue_depth, MAX_IO_FIGURE),
+            device_write_mb_s: within(s.device_write_mb_s, MAX_IO_FIGURE),
+            psi_some_avg10_pct: within(s.psi_some_avg10_pct, 100.0),
+            psi_full_avg10_pct: within(s.psi_full_avg10_pct, 100.0),
+            dirty_bytes: s.dirty_bytes,
+            writeback_bytes: s.writeback_bytes,
+        },
+    }
 }
 
 /// The text of a panic payload.

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 31] = [
+const COLUMNS: [&str; 39] = [
     "id",
     "status",
     "time_ran_s",
@@ -32,6 +32,14 @@ const COLUMNS: [&str; 31] = [
     "mem_last_pct",
     "rss_last_bytes",
     "process_clients",
+    "device_util_pct",
+    "device_write_await_ms",
+    "device_queue_depth",
+    "device_write_mb_s",
+    "io_pressure_some_pct",
+    "io_pressure_full_pct",
+    "dirty_bytes",
+    "writeback_bytes",
     "chunk_p90_ms",
     "chunk_p999_ms",
     "chunk_max_ms",
@@ -92,11 +100,13 @@ fn report() -> Report {
             started_clients: None,
             common_start: None,
             series: vec![],
+            tput: vec![],
             latency: None,
             latency_series: vec![],
         },
         series: vec![],
         stopped: false,
+        io_series: vec![],
         latency_series: vec![],
     }
 }
@@ -180,6 +190,7 @@ fn html_is_self_contained_with_a_row_per_client_and_charts() {
     r.series = vec![ClientSeries {
         id: 100,
         samples: vec![sample(1.0, 10.0), sample(2.0, 20.0)],
+        tput: vec![],
     }];
     let html = r.to_html();
     assert!(html.starts_with("<!DOCTYPE html>"));

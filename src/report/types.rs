@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary};
-use crate::series::{ClientSeries, TotalSample};
+use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
 
 /// A client's test status.
@@ -130,6 +130,34 @@ pub struct ClientReport {
     /// the whole run; `None` for a client that did not say (a seed client).
     #[serde(default)]
     pub process_clients: Option<u32>,
+    // The host's I/O view (`io` lines, see `crate::hostio`): the latest sample of the block
+    // device under the client's data directory and of its host; each `None` (JSON null, an
+    // empty CSV cell, "n/a" on the pages) where the client could not measure it or sent none.
+    /// Latest utilisation of the device under the client's data directory, % (0–100).
+    #[serde(default)]
+    pub device_util_pct: Option<f64>,
+    /// Latest average wait of a write at that device, ms (none when no write completed in
+    /// the interval).
+    #[serde(default)]
+    pub device_write_await_ms: Option<f64>,
+    /// Latest average queue depth of that device.
+    #[serde(default)]
+    pub device_queue_depth: Option<f64>,
+    /// Latest MiB/s written at that device (every writer on it, not only this client).
+    #[serde(default)]
+    pub device_write_mb_s: Option<f64>,
+    /// Latest `some avg10` of the client host's I/O pressure (`/proc/pressure/io`), %.
+    #[serde(default)]
+    pub io_pressure_some_pct: Option<f64>,
+    /// Latest `full avg10` of the client host's I/O pressure, %.
+    #[serde(default)]
+    pub io_pressure_full_pct: Option<f64>,
+    /// Latest dirty memory of the client's host (`Dirty` of `/proc/meminfo`), bytes.
+    #[serde(default)]
+    pub dirty_bytes: Option<u64>,
+    /// Latest memory under writeback on the client's host (`Writeback`), bytes.
+    #[serde(default)]
+    pub writeback_bytes: Option<u64>,
     /// 90th percentile chunk write latency over the run, ms, from the client's merged
     /// interval histograms (`lat` lines; loadmon clients only). With them, `chunk_p50_ms`
     /// and `chunk_p99_ms` come from the same histogram.
@@ -178,6 +206,12 @@ pub struct Total {
     /// from the common start (at most 96 buckets; see [`crate::series`]).
     #[serde(default)]
     pub series: Vec<TotalSample>,
+    /// All clients' 1-s throughput, measured: the clients' `tput` rates added up per bucket of
+    /// 1 s from the common start (wider past 96 s), each bucket with how many clients
+    /// reported in it, `null` where none did (see [`crate::series`]). Empty when no client
+    /// sent `tput` (seed clients, older loadmons: `series` has their throughput).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tput: Vec<FleetBucket>,
     /// Chunk write latency of all clients over the run, from their interval histograms merged
     /// (loadmon clients' `lat` lines): the fleet's true percentiles, not an average of the
     /// clients'. `None` when no client sent one.
@@ -234,6 +268,7 @@ impl Total {
             started_clients: None,
             common_start: None,
             series: Vec::new(),
+            tput: Vec::new(),
             latency: None,
             latency_series: Vec::new(),
         }
@@ -259,6 +294,10 @@ pub struct Report {
     /// when its clients were gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// Each client's host I/O view over time (at most [`MAX_SAMPLES`](crate::series::MAX_SAMPLES) points each), for
+    /// the clients that sent `io` lines, on the server's timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io_series: Vec<ClientIoSeries>,
     /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the
     /// clients that sent `lat` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

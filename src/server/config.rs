@@ -136,16 +136,19 @@ impl FleetConfig {
 
     /// The fleet a face's flat options describe, the one rule every face applies: no
     /// `expect_clients`, no fleet, and then any fleet option given (`given`: their names as the
-    /// face spells them) is an error, since it would do nothing. `expect_name` is how the face
-    /// spells `expect_clients` (`--expect-clients` on the command line).
+    /// face spells them) is an error, since it would do nothing. A face calls it before it
+    /// converts the plan and start options, so that this is the error they get.
     ///
     /// ```
-    /// use loadmon::server::FleetConfig;
-    /// let none = FleetConfig::from_options(None, None, None, &[], "expect_clients").unwrap();
-    /// assert!(none.is_none());
-    /// let err = FleetConfig::from_options(None, None, None, &["plan"], "expect_clients");
-    /// assert!(err.unwrap_err().to_string().contains("they need expect_clients"));
-    /// let fleet = FleetConfig::from_options(Some(3), None, None, &["plan"], "x").unwrap();
+    /// use loadmon::server::{FleetConfig, FleetOptionsGiven};
+    /// let names = |plan| FleetOptionsGiven { plan, start_timeout: None, expect_clients: "expect_clients" };
+    /// assert!(FleetConfig::from_options(None, None, None, names(&[])).unwrap().is_none());
+    /// let err = FleetConfig::from_options(None, None, None, names(&["plan"])).unwrap_err();
+    /// assert!(err.to_string().contains("(plan) set a fleet's plan: they need expect_clients"));
+    /// let start = FleetOptionsGiven { start_timeout: Some("start_timeout"), ..names(&[]) };
+    /// let err = FleetConfig::from_options(None, None, None, start).unwrap_err();
+    /// assert!(err.to_string().contains("start_timeout sets a fleet's start: it needs"));
+    /// let fleet = FleetConfig::from_options(Some(3), None, None, names(&["plan"])).unwrap();
     /// assert_eq!(fleet.unwrap().expect_clients, 3);
     /// ```
     ///
@@ -155,23 +158,50 @@ impl FleetConfig {
         expect_clients: Option<usize>,
         start_timeout: Option<Duration>,
         plan: Option<Plan>,
-        given: &[&str],
-        expect_name: &str,
+        given: FleetOptionsGiven<'_>,
     ) -> Result<Option<FleetConfig>> {
         let Some(expect_clients) = expect_clients else {
-            if given.is_empty() {
-                return Ok(None);
-            }
-            return Err(Error::Config(format!(
-                "the plan options ({}) set a fleet's plan: they need {expect_name}",
-                given.join(", ")
-            )));
+            return match given.without_expect_clients() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
         };
         Ok(Some(FleetConfig {
             expect_clients,
             start_timeout,
             plan: plan.unwrap_or_default(),
         }))
+    }
+}
+
+/// The fleet options a face was given, named as the face spells them (for
+/// [`FleetConfig::from_options`]'s error).
+#[derive(Debug, Clone, Copy)]
+pub struct FleetOptionsGiven<'a> {
+    /// The plan's options given (`--runtime`, …; `plan` in Python).
+    pub plan: &'a [&'a str],
+    /// The start timeout's name, if it was given.
+    pub start_timeout: Option<&'a str>,
+    /// How the face spells `expect_clients` (`--expect-clients` on the command line).
+    pub expect_clients: &'a str,
+}
+
+impl FleetOptionsGiven<'_> {
+    /// The error for these options given without `expect_clients`; `None` if none was given.
+    pub fn without_expect_clients(&self) -> Option<Error> {
+        let expect = self.expect_clients;
+        let plan = self.plan.join(", ");
+        let why = match (self.plan.is_empty(), self.start_timeout) {
+            (true, None) => return None,
+            (false, None) => {
+                format!("the plan options ({plan}) set a fleet's plan: they need {expect}")
+            }
+            (true, Some(start)) => format!("{start} sets a fleet's start: it needs {expect}"),
+            (false, Some(start)) => {
+                format!("the plan options ({plan}) and {start} set a fleet: they need {expect}")
+            }
+        };
+        Some(Error::Config(why))
     }
 }
 

@@ -115,7 +115,7 @@ use crate::logging::EventLog;
 use crate::report::{Report, ReportFiles};
 
 pub use config::{
-    FleetConfig, HttpLimits, ServerConfig, MAX_CONNECTIONS_LIMIT, MAX_DURATION,
+    FleetConfig, FleetOptionsGiven, HttpLimits, ServerConfig, MAX_CONNECTIONS_LIMIT, MAX_DURATION,
     MAX_HTTP_ALLOW_HOSTS, MAX_IDS_LIMIT, MAX_LINE_BYTES_LIMIT,
 };
 pub use control::ServerControl;

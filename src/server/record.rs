@@ -11,9 +11,10 @@ use chrono::Local;
 use tokio::time::Instant;
 
 use crate::events::EventKind;
+use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries};
 use crate::report::{ClientReport, Status};
-use crate::series::{ClientSeries, Sample, Series};
+use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
 use hdrhistogram::Histogram;
 
@@ -50,10 +51,17 @@ pub(crate) struct ClientRecord {
     /// `proc_stats` lines received, and the sums of their values, for the averages.
     pub proc_reports: u64,
     pub cpu_core_total: f64,
-    pub rss_total: f64,
-    // Touched by `lat` lines (loadmon clients only).
-    /// The server's start, Unix ms (client-stamped times are placed against it).
+    // Touched by `tput` (every second, loadmon clients only).
+    /// The 1-s throughput from `tput` reports.
+    pub tput: TputSeries,
+    /// The server's start on the wall clock, Unix milliseconds: client-stamped times are
+    /// placed on the server's timeline from it ([`ClientRecord::server_time_s`]).
     pub server_start_unix_ms: f64,
+    pub rss_total: f64,
+    // The host's I/O view (`io` lines).
+    /// The client's `io` samples over time, on the server's timeline.
+    pub io_series: IoSeries,
+    // Touched by `lat` lines (loadmon clients only).
     /// The client's chunk write latencies (`lat`), once it sent one.
     pub latency: Option<Box<ClientLatency>>,
 }
@@ -90,9 +98,37 @@ impl ClientRecord {
             proc_reports: 0,
             cpu_core_total: 0.0,
             rss_total: 0.0,
+            io_series: IoSeries::default(),
+            tput: TputSeries::default(),
             server_start_unix_ms: 0.0,
             latency: None,
         }
+    }
+
+    /// This record, for a server that started at `unix_ms` on the wall clock (Unix
+    /// milliseconds).
+    pub(crate) fn with_server_start(mut self, unix_ms: f64) -> Self {
+        self.server_start_unix_ms = unix_ms;
+        self
+    }
+
+    /// A time the client stamped (its wall clock, Unix milliseconds) as seconds since the
+    /// server started, like every `t_s` of the series. The client's clock is taken as the
+    /// server's (offset 0) until the clock offset is estimated.
+    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
+        (client_unix_ms - self.server_start_unix_ms) / 1000.0
+    }
+
+    /// `tput`: the client's bytes so far at `t_ms` on its wall clock (Unix ms), a point of its
+    /// 1-s throughput series; the byte count as `write_stats`'s (it only grows).
+    #[inline]
+    pub(crate) fn tput(&mut self, t_ms: u64, bytes_written: u64) {
+        self.reported_bytes = Some(
+            self.reported_bytes
+                .map_or(bytes_written, |b| b.max(bytes_written)),
+        );
+        let t_s = self.server_time_s(t_ms as f64);
+        self.tput.record(t_s, bytes_written);
     }
 
     /// The client's id.
@@ -134,6 +170,8 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
+            self.tput.shrink_to_fit();
+            self.io_series.shrink_to_fit();
         }
         Some(EventKind::StatusChanged {
             client_id: self.row.id,
@@ -252,12 +290,6 @@ impl ClientRecord {
         }
     }
 
-    /// Seconds since the server started of `client_unix_ms`, a time on the client's clock
-    /// (Unix ms).
-    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
-        (client_unix_ms - self.server_start_unix_ms) / 1000.0
-    }
-
     /// `lat` at `now_s` (seconds since the server started): the writes `h` of the interval
     /// `[t0_ms, t1_ms)` (the client's Unix ms) added to
     /// the client's histogram and series. Returns the interval's middle (seconds since the
@@ -296,9 +328,10 @@ impl ClientRecord {
 
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty()).then(|| ClientSeries {
+        (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
             id: self.row.id,
             samples: self.series.samples(),
+            tput: self.tput.points(),
         })
     }
 
@@ -342,6 +375,34 @@ impl ClientRecord {
             row.chunk_writes = Some(s.writes);
         }
         row
+    }
+}
+
+// The host's I/O view (`io` lines).
+impl ClientRecord {
+    /// `io`: the client's host I/O view at its Unix ms `t_ms`: the latest figures in its row
+    /// (a figure the line does not have becomes unknown: the latest sample is the one shown),
+    /// and a point of its I/O series.
+    pub(crate) fn host_io(&mut self, t_ms: u64, io: &HostIoSample) {
+        let row = &mut self.row;
+        row.device_util_pct = io.util_pct;
+        row.device_write_await_ms = io.write_await_ms;
+        row.device_queue_depth = io.queue_depth;
+        row.device_write_mb_s = io.device_write_mb_s;
+        row.io_pressure_some_pct = io.psi_some_avg10_pct;
+        row.io_pressure_full_pct = io.psi_full_avg10_pct;
+        row.dirty_bytes = io.dirty_bytes;
+        row.writeback_bytes = io.writeback_bytes;
+        let t_s = self.server_time_s(t_ms as f64);
+        self.io_series.record(t_s, io);
+    }
+
+    /// The client's host I/O series, if it sent any `io` line.
+    pub(crate) fn io_series_report(&self) -> Option<ClientIoSeries> {
+        (!self.io_series.is_empty()).then(|| ClientIoSeries {
+            id: self.row.id,
+            samples: self.io_series.points(),
+        })
     }
 }
 

@@ -337,22 +337,10 @@ impl Session {
             Message::SendStats { cpu_pct, mem_pct } => {
                 stats_sample(id, c, cpu_pct, mem_pct, seconds_since(started, now))
             }
-            Message::ProcStats {
-                cpu_core_pct,
-                rss_bytes,
-                process_clients,
-            } => {
-                c.proc_stats(cpu_core_pct, rss_bytes, process_clients);
-                Step::stay()
+            m @ (Message::ProcStats { .. } | Message::WriteStats { .. } | Message::Io { .. }) => {
+                client_figures(c, m)
             }
-            Message::WriteStats {
-                bytes_written,
-                chunk_p50_us,
-                chunk_p99_us,
-            } => {
-                c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us);
-                Step::stay()
-            }
+            Message::Tput { t_ms, bytes } => tput(c, t_ms, bytes),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
@@ -368,14 +356,7 @@ impl Session {
             Message::Ready => self.on_ready(id),
             Message::Start => self.on_start(id, c, now, started),
             Message::Done => self.on_done(id, c, now),
-            Message::Error(reason) => {
-                let reason = if reason.is_empty() {
-                    "client reported an error".to_string()
-                } else {
-                    reason
-                };
-                Step::end(c, id, Status::Failed, reason, now)
-            }
+            Message::Error(reason) => client_error(c, id, reason, now),
             Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } | Message::Lat(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
@@ -764,6 +745,43 @@ fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: 
         }),
         ..Step::stay()
     }
+}
+
+/// loadmon's own figures of a client (`proc_stats`, `write_stats`, `io`): kept in its record.
+#[inline]
+fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
+    match msg {
+        Message::ProcStats {
+            cpu_core_pct,
+            rss_bytes,
+            process_clients,
+        } => c.proc_stats(cpu_core_pct, rss_bytes, process_clients),
+        Message::WriteStats {
+            bytes_written,
+            chunk_p50_us,
+            chunk_p99_us,
+        } => c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us),
+        Message::Io { t_ms, io } => c.host_io(t_ms, &io),
+        _ => {}
+    }
+    Step::stay()
+}
+
+/// `error:<reason>` from client `id` at `now`: FAILED with its reason.
+fn client_error(c: &mut ClientRecord, id: u32, reason: String, now: Instant) -> Step {
+    let reason = if reason.is_empty() {
+        "client reported an error".to_string()
+    } else {
+        reason
+    };
+    Step::end(c, id, Status::Failed, reason, now)
+}
+
+/// `tput` from a client: its bytes so far at `t_ms` on its clock, a point of its 1-s
+/// throughput.
+fn tput(c: &mut ClientRecord, t_ms: u64, bytes: u64) -> Step {
+    c.tput(t_ms, bytes);
+    Step::stay()
 }
 
 /// `file_stats` from client `id`: its chunk and file sizes, logged.
@@ -1441,6 +1459,41 @@ mod tests {
         }
         let r = c.to_report(t0);
         assert_eq!((r.cpu_avg_pct, r.stats_reports), (20.0, 2));
+    }
+
+    /// `tput` lines: client-stamped times on the server's timeline, one measured point a
+    /// second, the last short interval folded, the byte count taken; a bad line never gets
+    /// here (it does not parse).
+    #[tokio::test(start_paused = true)]
+    async fn tput_lines_are_the_clients_measured_seconds() {
+        let t0 = Instant::now();
+        let (mut s, c) = registered(t0);
+        // The server started at Unix time 1,000 s on the wall clock.
+        let mut c = c.with_server_start(1_000_000.0);
+        let mb = 1u64 << 20;
+        for (t_ms, bytes) in [(1_002_000, 0), (1_003_000, 3 * mb), (1_004_000, 6 * mb)] {
+            let step = s.on_message(Message::Tput { t_ms, bytes }, t0, Some(&mut c), t0);
+            assert_eq!(step, Step::stay());
+        }
+        // The last report, 10 ms after the last tick: folded, not a 0 MB/s point.
+        s.on_message(
+            Message::Tput {
+                t_ms: 1_004_010,
+                bytes: 6 * mb,
+            },
+            t0,
+            Some(&mut c),
+            t0,
+        );
+        let series = c.series_report().expect("a series from tput alone");
+        let got: Vec<(f64, Option<f64>)> = series
+            .tput
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s.map(|r| (r * 1e3).round() / 1e3)))
+            .collect();
+        assert_eq!(got, [(3.0, Some(3.0)), (4.01, Some(2.97))]);
+        assert!(series.samples.is_empty());
+        assert_eq!(c.bytes_written(), 6 * mb);
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,7 +25,7 @@ use crate::latency::{FleetIntervals, LatencySummary};
 use crate::logging::EventLog;
 use crate::protocol::COMMANDS;
 use crate::report::{Report, Total};
-use crate::series::TotalSeries;
+use crate::series::{ClientSeries, FleetBucket, FleetTput, TotalSample, TotalSeries};
 
 /// One client's record, locked by its own connection on every read and by snapshots: no lock
 /// is shared between connections on the message path.
@@ -245,6 +245,11 @@ impl Shared {
             .unwrap_or(self.start_time)
     }
 
+    /// The server's start on the wall clock, Unix milliseconds.
+    pub(super) fn start_unix_ms(&self) -> f64 {
+        self.start_time.timestamp_micros() as f64 / 1000.0
+    }
+
     pub(super) fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
         self.final_report.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -337,14 +342,19 @@ impl Shared {
         let mut clients = Vec::new();
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut series = Vec::new();
+        let mut io_series = Vec::new();
         let mut latency_series = Vec::new();
         // Each started client's first and last point (time since the server started, bytes),
         // for the all-clients series.
         let mut spans = Vec::new();
+        // Each client's first `tput` report (id, time since the server started).
+        let mut tput_origins = Vec::new();
         for cell in self.cells() {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
             series.extend(c.series_report());
+            tput_origins.extend(c.tput.origin_s().map(|o| (c.id(), o)));
+            io_series.extend(c.io_series_report());
             latency_series.extend(c.latency_series_report());
             if let Some(s) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
@@ -373,20 +383,8 @@ impl Shared {
         if let (Some(from), Some(to)) = (common, last_end) {
             let from_s = seconds_since(self.started, from);
             let to_s = seconds_since(self.started, to);
-            let mut all = TotalSeries::new(from_s, to_s);
-            let mut samples = series.iter().peekable();
-            for (id, origin, end) in spans {
-                // Both lists are in id order.
-                while samples.next_if(|s| s.id < id).is_some() {}
-                let own = samples.next_if(|s| s.id == id);
-                let points = own.iter().flat_map(|s| s.samples.iter());
-                all.add(
-                    std::iter::once(origin)
-                        .chain(points.map(|p| (p.t_s, p.bytes_written)))
-                        .chain(std::iter::once(end)),
-                );
-            }
-            total.series = all.finish();
+            total.series = total_series(from_s, to_s, spans, &series);
+            total.tput = fleet_tput(from_s, to_s, &tput_origins, &series);
         }
         total.common_start = common.map(|t| self.wall_time(t).to_rfc3339());
         if let Some(f) = fleet {
@@ -401,6 +399,7 @@ impl Shared {
             clients,
             series,
             stopped,
+            io_series,
             latency_series,
         }
     }
@@ -435,6 +434,53 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// A started client's first and last point (time since the server started, bytes), by id.
+type Span = (u32, (f64, u64), (f64, u64));
+
+/// The all-clients series from `from_s` to `to_s`: each started client's first and last
+/// point (`spans`) with its stats samples in between (`series`; both in id order).
+fn total_series(
+    from_s: f64,
+    to_s: f64,
+    spans: Vec<Span>,
+    series: &[ClientSeries],
+) -> Vec<TotalSample> {
+    let mut all = TotalSeries::new(from_s, to_s);
+    let mut samples = series.iter().peekable();
+    for (id, origin, end) in spans {
+        // Both lists are in id order.
+        while samples.next_if(|s| s.id < id).is_some() {}
+        let own = samples.next_if(|s| s.id == id);
+        let points = own.iter().flat_map(|s| s.samples.iter());
+        all.add(
+            std::iter::once(origin)
+                .chain(points.map(|p| (p.t_s, p.bytes_written)))
+                .chain(std::iter::once(end)),
+        );
+    }
+    all.finish()
+}
+
+/// The fleet's 1-s throughput from `from_s` to `to_s`: each client's `tput` points (in
+/// `series`) from its first report (`origins`: id, time since the server started; both in id
+/// order).
+fn fleet_tput(
+    from_s: f64,
+    to_s: f64,
+    origins: &[(u32, f64)],
+    series: &[ClientSeries],
+) -> Vec<FleetBucket> {
+    let mut fleet = FleetTput::new(from_s, to_s);
+    let mut own = series.iter().peekable();
+    for &(id, origin_s) in origins {
+        while own.next_if(|s| s.id < id).is_some() {}
+        if let Some(s) = own.next_if(|s| s.id == id) {
+            fleet.add(origin_s, &s.tput);
+        }
+    }
+    fleet.finish()
 }
 
 /// Where a fleet server's start barrier is ([`ServerControl::fleet`](super::ServerControl::fleet)).
@@ -490,9 +536,9 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        let mut record = ClientRecord::new(id, peer, protocol_version, now);
-        // The server's start on the wall clock, for the times clients stamp.
-        record.server_start_unix_ms = self.start_time.timestamp_millis() as f64;
+        // The origin of the client-stamped times (`tput`, `io`, `lat`) on the server's timeline.
+        let record = ClientRecord::new(id, peer, protocol_version, now)
+            .with_server_start(self.start_unix_ms());
         let cell = Arc::new(Mutex::new(record));
         st.clients.insert(id, cell.clone());
         Ok(Admitted { id, cell, slot })

@@ -8,6 +8,7 @@
 //! rules; the client runs any of them and knows none. The one built in is the
 //! [`file_writer`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::Result;
@@ -62,6 +63,13 @@ pub trait Workload: Send + 'static {
     /// How long the test is meant to run, if it has a set run time: [`Context::remaining`] and
     /// [`Context::time_is_up`] count down from it.
     fn run_time(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The directory the workload writes to, if any: the client watches the block device
+    /// under it (the host's I/O view, [`crate::hostio`]) and sends it to a loadmon server.
+    /// Without one the client sends the host-wide figures only.
+    fn data_dir(&self) -> Option<&Path> {
         None
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use loadmon::blocking::ServerHandle;
 use loadmon::config;
-use loadmon::server::{FleetConfig, HttpLimits, ServerConfig};
+use loadmon::server::{FleetConfig, FleetOptionsGiven, HttpLimits, ServerConfig};
 use loadmon::Report;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -160,23 +160,27 @@ impl ServerArgs<'_, '_> {
     /// The fleet of `expect_clients`, `start_timeout` and `plan` (the core's one rule:
     /// `FleetConfig::from_options`).
     fn fleet(&self, py: Python<'_>) -> PyResult<Option<FleetConfig>> {
-        let given: Vec<&str> = [
-            ("plan", self.plan.is_some()),
-            ("start_timeout", self.start_timeout.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-        .collect();
+        let plan_given: &[&str] = if self.plan.is_some() { &["plan"] } else { &[] };
+        let given = FleetOptionsGiven {
+            plan: plan_given,
+            start_timeout: self.start_timeout.is_some().then_some("start_timeout"),
+            expect_clients: "expect_clients",
+        };
         let expect =
             opt_count_arg::<usize>(py, "expect_clients", self.expect_clients, config::CLIENTS)?;
+        if expect.is_none() {
+            // The rule's error comes before any conversion of the options it refuses.
+            return core(py, FleetConfig::from_options(None, None, None, given));
+        }
         let start_timeout = self
             .start_timeout
             .map(|v| secs_arg(py, "start_timeout", v, config::START_TIMEOUT))
             .transpose()?;
         let plan = self.plan.map(|p| plan_arg(py, p)).transpose()?;
-        let fleet =
-            FleetConfig::from_options(expect, start_timeout, plan, &given, "expect_clients");
-        core(py, fleet)
+        core(
+            py,
+            FleetConfig::from_options(expect, start_timeout, plan, given),
+        )
     }
 
     /// The HTTP listener's limits (`http_` and the name of the `HttpLimits` field).

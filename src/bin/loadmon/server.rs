@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use loadmon::blocking::ServerHandle;
 use loadmon::console::LiveView;
-use loadmon::server::{FleetConfig, ServerConfig, ServerControl};
+use loadmon::server::{FleetConfig, FleetOptionsGiven, ServerConfig, ServerControl};
 use loadmon::{Error, Report, Status};
 
 use crate::args::{secs, token, ServerArgs, WatchArgs, WriterArgs};
@@ -33,8 +33,11 @@ fn fleet_config(a: &ServerArgs, given: &ArgMatches) -> Result<Option<FleetConfig
         a.fleet.expect_clients,
         a.fleet.start_timeout.map(secs),
         Some(a.plan.plan()),
-        &set,
-        "--expect-clients",
+        FleetOptionsGiven {
+            plan: &set,
+            start_timeout: None, // clap: `--start-timeout` requires `--expect-clients`
+            expect_clients: "--expect-clients",
+        },
     )
 }
 

@@ -5,8 +5,13 @@ use std::fmt::Write as _;
 use super::format::{escape, trim_number};
 use crate::report::types::Report;
 
-/// A chart's line: its label and its points (x = seconds, y).
+/// A chart's line: its label and its points (x = seconds, y). A point whose y is NaN is a
+/// gap: the line breaks there and no dot is drawn.
 pub(super) type Line = (String, Vec<(f64, f64)>);
+
+/// The narrowest time axis, seconds: a chart with one point, or with every point at one
+/// time, spans this much from the whole second before its points.
+const MIN_TIME_SPAN_S: f64 = 2.0;
 
 /// Line colours, cycled per client (colour-blind-friendly Okabe–Ito palette).
 const COLOURS: [&str; 8] = [
@@ -35,8 +40,8 @@ struct Frame {
 }
 
 impl Frame {
-    /// The frame of `lines`: the time axis spans their points (at least 1 s), the value axis
-    /// runs from 0 to a round number at least their highest point.
+    /// The frame of `lines`: the time axis spans their points (see [`time_range`]), the
+    /// value axis runs from 0 to a round number at least their highest point.
     fn of(lines: &[Line]) -> Frame {
         let (w, h) = SIZE;
         let (left, right, top, bottom) = MARGINS;
@@ -46,12 +51,7 @@ impl Frame {
             x1 = x1.max(x);
             y1 = y1.max(y);
         }
-        if !x0.is_finite() {
-            (x0, x1) = (0.0, 1.0);
-        }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
+        (x0, x1) = time_range(x0, x1);
         Frame {
             left,
             top,
@@ -72,6 +72,21 @@ impl Frame {
     fn y(&self, y: f64) -> f64 {
         self.top + self.ph - (y / self.y1) * self.ph
     }
+}
+
+/// The time axis for points from `x0` to `x1` seconds: their range, or when it is under a
+/// second (one point, all points at one time) [`MIN_TIME_SPAN_S`] from the whole second
+/// before them, so that the ticks read distinct times (not every tick "10.65 s").
+fn time_range(x0: f64, x1: f64) -> (f64, f64) {
+    if !(x0.is_finite() && x1.is_finite()) {
+        return (0.0, MIN_TIME_SPAN_S);
+    }
+    if x1 - x0 >= 1.0 {
+        return (x0, x1);
+    }
+    let mid = (x0 + x1) / 2.0;
+    let from = (mid - MIN_TIME_SPAN_S / 2.0).floor().max(0.0_f64.min(x0));
+    (from, from + MIN_TIME_SPAN_S)
 }
 
 /// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
@@ -163,22 +178,39 @@ fn time_axis(s: &mut String, f: &Frame) {
     );
 }
 
-/// The `i`th line (of class `class`): its polyline, a dot with a tooltip per point, and its
-/// legend entry.
+/// A line's SVG path: its points joined, broken at each gap (a NaN y).
+fn path_of(f: &Frame, points: &[(f64, f64)]) -> String {
+    let mut d = String::new();
+    let mut pen_down = false;
+    for &(x, y) in points {
+        if y.is_nan() {
+            pen_down = false;
+            continue;
+        }
+        let _ = write!(
+            d,
+            "{}{:.1},{:.1} ",
+            if pen_down { "L" } else { "M" },
+            f.x(x),
+            f.y(y)
+        );
+        pen_down = true;
+    }
+    d.trim_end().to_string()
+}
+
+/// The `i`th line (of class `class`): its path (broken at gaps), a dot with a tooltip per
+/// measured point, and its legend entry. `data-points` counts the measured points.
 fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line, class: &str) {
     let colour = COLOURS[i % COLOURS.len()];
-    let path: Vec<String> = points
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", f.x(x), f.y(y)))
-        .collect();
     let _ = write!(
         s,
-        r#"<polyline class="{class}" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" points="{p}"/>"#,
+        r#"<path class="{class}" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" d="{d}"/>"#,
         l = escape(label),
-        n = points.len(),
-        p = path.join(" ")
+        n = points.iter().filter(|p| !p.1.is_nan()).count(),
+        d = path_of(f, points)
     );
-    for &(x, y) in points {
+    for &(x, y) in points.iter().filter(|p| !p.1.is_nan()) {
         let _ = write!(
             s,
             r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{} at {:.1} s: {}</title></circle>"#,
@@ -201,10 +233,23 @@ fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line, class:
     );
 }
 
-/// The all-clients chart (the report's `total.series`), if there is one.
+/// The all-clients chart: the fleet's measured 1-s throughput (the report's `total.tput`, gaps
+/// drawn as gaps) when clients sent `tput`, else the report's `total.series`; none if neither.
 pub(super) fn fleet_chart(s: &mut String, report: &Report) {
     let t = &report.total;
-    if !t.series.is_empty() {
+    if !t.tput.is_empty() {
+        let all: Vec<(f64, f64)> = t
+            .tput
+            .iter()
+            .map(|p| (p.t_s, p.throughput_mb_s.unwrap_or(f64::NAN)))
+            .collect();
+        s.push_str(&svg_chart(
+            "All clients together, measured each second (seconds from the common start)",
+            "MB/s",
+            &[("all clients".to_string(), all)],
+        ));
+        s.push('\n');
+    } else if !t.series.is_empty() {
         let all: Vec<(f64, f64)> = t
             .series
             .iter()
@@ -257,6 +302,49 @@ mod tests {
         assert_eq!(nice_ceiling(7.3), 10.0);
         assert_eq!(nice_ceiling(130.0), 200.0);
         assert_eq!(nice_ceiling(0.42), 0.5);
+    }
+
+    #[test]
+    fn gaps_break_the_line_and_lone_moments_get_a_readable_axis() {
+        let svg = svg_chart(
+            "t",
+            "MB/s",
+            &[(
+                "a".into(),
+                vec![
+                    (1.0, 1.0),
+                    (2.0, 2.0),
+                    (3.0, f64::NAN),
+                    (4.0, 3.0),
+                    (5.0, 4.0),
+                ],
+            )],
+        );
+        assert!(svg.contains(r#"data-client="a" data-points="4""#), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 4);
+        let d = svg.split(" d=\"").nth(1).unwrap();
+        let d = &d[..d.find('"').unwrap()];
+        assert_eq!(d.matches('M').count(), 2, "{d}");
+        assert_eq!(d.matches('L').count(), 2, "{d}");
+        assert!(!svg.contains("NaN"));
+        // One point, or all at one time: ticks that read distinct times.
+        for pts in [vec![(10.65, 3.0)], vec![(10.65, 3.0), (10.651, 4.0)]] {
+            let svg = svg_chart("t", "MB/s", &[("a".into(), pts)]);
+            let ticks: Vec<&str> = svg
+                .split("font-size=\"11\">")
+                .skip(1)
+                .filter_map(|t| t.split('<').next())
+                .filter(|t| t.ends_with(" s"))
+                .collect();
+            assert_eq!(
+                ticks,
+                ["9.0 s", "9.5 s", "10.0 s", "10.5 s", "11.0 s"],
+                "{svg}"
+            );
+        }
+        assert_eq!(time_range(0.2, 0.2), (0.0, 2.0));
+        assert_eq!(time_range(f64::INFINITY, f64::NEG_INFINITY), (0.0, 2.0));
+        assert_eq!(time_range(3.0, 12.5), (3.0, 12.5));
     }
 
     #[test]

@@ -37,7 +37,7 @@ type Column = (&'static str, fn(&Row<'_>) -> Value);
 
 /// The page's columns in order: each one's name (the script finds a column by its name) and
 /// its value.
-const COLUMNS: [Column; 25] = [
+const COLUMNS: [Column; 26] = [
     ("id", |r| r.c.id.into()),
     ("status", |r| r.c.status.as_str().into()),
     ("time_ran_s", |r| round(r.c.time_ran_s, 2)),
@@ -65,7 +65,28 @@ const COLUMNS: [Column; 25] = [
     ("tp_max", |r| round(r.tp_max, 3)),
     ("cpu_max", |r| round(r.cpu_max, 3)),
     ("series", |r| r.series.clone().into()),
+    ("host_io", |r| host_io(r.c)),
 ];
+
+/// The host I/O figures of a client's row (`io` lines): util %, write await ms, queue depth,
+/// device MB/s, I/O pressure some and full %, dirty and writeback MiB, each null when
+/// unknown; null for a client without any.
+fn host_io(c: &ClientReport) -> Value {
+    let figures = [
+        c.device_util_pct,
+        c.device_write_await_ms,
+        c.device_queue_depth,
+        c.device_write_mb_s,
+        c.io_pressure_some_pct,
+        c.io_pressure_full_pct,
+        c.dirty_bytes.map(|b| b as f64 / BYTES_PER_MB),
+        c.writeback_bytes.map(|b| b as f64 / BYTES_PER_MB),
+    ];
+    if figures.iter().all(Option::is_none) {
+        return Value::Null;
+    }
+    Value::Array(figures.iter().map(|v| opt2(*v)).collect())
+}
 
 /// The data the paged page's script reads: one row per client (the columns are named in
 /// `cols`), each with its series encoded 6 characters a point (time over the run's length,

@@ -133,8 +133,10 @@
     const svg = el("svg:svg", { class: "chart", viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": title });
     let x0 = Infinity, x1 = -Infinity, ymax = 0;
     for (const p of pts) { x0 = Math.min(x0, p.t); x1 = Math.max(x1, p.t); ymax = Math.max(ymax, p[field]); }
-    if (!isFinite(x0)) { x0 = 0; x1 = 1; }
-    if (x1 <= x0) x1 = x0 + 1;
+    // Under a second of points (one point, all at one time): 2 s from the whole second
+    // before them, so that the ticks read distinct times.
+    if (!isFinite(x0)) { x0 = 0; x1 = 2; }
+    else if (x1 - x0 < 1) { x0 = Math.max(Math.floor((x0 + x1) / 2 - 1), Math.min(0, x0)); x1 = x0 + 2; }
     const y1 = niceCeiling(ymax);
     const sx = x => L + (x - x0) / (x1 - x0) * pw, sy = y => T + ph - y / y1 * ph;
     svg.append(el("svg:text", { x: L, y: 18, "font-weight": "bold" }, title + " (" + unit + ")"));
@@ -177,6 +179,12 @@
       ["Chunk p50 / p99 (ms)", fmt(get(r, "chunk_p50_ms"), 2) + " / " + fmt(get(r, "chunk_p99_ms"), 2)],
       ["Heartbeats / stats reports", get(r, "heartbeats") + " / " + get(r, "stats_reports")],
     ];
+    // The host's I/O view (latest sample): n/a where the client could not measure it.
+    const io = get(r, "host_io") || [], na = (i, d) => io[i] === null || io[i] === undefined ? "n/a" : Number(io[i]).toFixed(d);
+    fields.push(
+      ["Device util % / write await (ms) / queue depth", na(0, 1) + " / " + na(1, 2) + " / " + na(2, 2)],
+      ["Device MB/s", na(3, 1)], ["I/O pressure some / full %", na(4, 2) + " / " + na(5, 2)],
+      ["Dirty / writeback (MiB)", na(6, 1) + " / " + na(7, 1)]);
     const dl = el("table", { class: "fields" });
     for (const [k, v] of fields) {
       const tr = el("tr");

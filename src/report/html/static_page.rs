@@ -7,6 +7,7 @@ use super::chart::{fleet_chart, latency_chart, svg_chart, Line};
 use super::format::{escape, opt, seconds_between};
 use super::page::{footer, head, CLIENT_COLUMNS, CPU_MEM_NOTE};
 use crate::report::types::{ClientReport, Report};
+use crate::series::IoPoint;
 use crate::units::BYTES_PER_MB;
 
 /// The page of a small run: every row, and one chart with every client's line.
@@ -25,8 +26,82 @@ pub(super) fn render_static(report: &Report) -> String {
     fleet_chart(&mut s, report);
     latency_chart(&mut s, report);
     client_charts(&mut s, report);
+    host_io(&mut s, report);
     footer(&mut s);
     s
+}
+
+// The host's I/O view (`io` lines).
+
+/// One figure of a host I/O point.
+type IoFigure = fn(&IoPoint) -> Option<f64>;
+
+/// The host I/O table of the clients that sent `io` lines (their latest sample; "n/a" for a
+/// figure the client could not measure) and their device's utilisation and write wait over
+/// time, on the server's timeline.
+fn host_io(s: &mut String, report: &Report) {
+    if report.io_series.is_empty() {
+        return;
+    }
+    s.push_str(concat!(
+        "<h2>Host I/O</h2>\n<table id=\"host-io\"><thead><tr><th>Client</th>",
+        "<th>Device util %</th><th>Write await (ms)</th><th>Queue depth</th>",
+        "<th>Device MB/s</th><th>I/O pressure some / full %</th>",
+        "<th>Dirty / writeback (MiB)</th></tr></thead><tbody>\n"
+    ));
+    let na =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"));
+    let mib = |b: Option<u64>| na(b.map(|b| b as f64 / BYTES_PER_MB), 1);
+    for io in &report.io_series {
+        let Some(c) = report.clients.iter().find(|c| c.id == io.id) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td></tr>",
+            c.id,
+            na(c.device_util_pct, 1),
+            na(c.device_write_await_ms, 2),
+            na(c.device_queue_depth, 2),
+            na(c.device_write_mb_s, 1),
+            na(c.io_pressure_some_pct, 2),
+            na(c.io_pressure_full_pct, 2),
+            mib(c.dirty_bytes),
+            mib(c.writeback_bytes)
+        );
+    }
+    s.push_str("</tbody></table>\n");
+    s.push_str(concat!(
+        "<p><small>The latest sample of the block device under each client's data directory ",
+        "and of its host, every second: n/a where the client could not measure it (no block ",
+        "device under the directory, a kernel without I/O pressure).</small></p>\n"
+    ));
+    let lines = |f: IoFigure| -> Vec<Line> {
+        report
+            .io_series
+            .iter()
+            .map(|cs| {
+                let pts: Vec<(f64, f64)> = cs
+                    .samples
+                    .iter()
+                    .filter_map(|p| Some((p.t_s, f(p)?)))
+                    .collect();
+                (format!("client {}", cs.id), pts)
+            })
+            .filter(|(_, pts): &Line| !pts.is_empty())
+            .collect()
+    };
+    let charts: [(&str, &str, IoFigure); 2] = [
+        ("Device utilisation per client", "%", |p| p.util_pct),
+        ("Device write await per client", "ms", |p| p.write_await_ms),
+    ];
+    for (title, unit, f) in charts {
+        let l = lines(f);
+        if !l.is_empty() {
+            s.push_str(&svg_chart(title, unit, &l));
+            s.push('\n');
+        }
+    }
 }
 
 /// One client's row of the table.
@@ -66,6 +141,7 @@ fn client_charts(s: &mut String, report: &Report) {
         let cpu: Vec<Line> = report
             .series
             .iter()
+            .filter(|cs| !cs.samples.is_empty())
             .map(|cs| {
                 let pts = cs.samples.iter().map(|p| (p.t_s, p.cpu_pct)).collect();
                 (format!("client {}", cs.id), pts)
@@ -80,14 +156,20 @@ fn client_charts(s: &mut String, report: &Report) {
     }
 }
 
-/// Each client's throughput line: its stats samples, or else its average over its run as two
-/// points (start, end) from the bytes and files it reported.
+/// Each client's throughput line: its measured seconds (`tput`, gaps as gaps) if it sent
+/// them and they are the finer series, else its stats samples, or else its average over its run as two points (start, end)
+/// from the bytes and files it reported.
 fn throughput_lines(report: &Report) -> Vec<Line> {
     report
         .clients
         .iter()
         .filter_map(|c| {
             let pts: Vec<(f64, f64)> = match report.series.iter().find(|cs| cs.id == c.id) {
+                Some(cs) if cs.throughput_from_tput() => cs
+                    .tput
+                    .iter()
+                    .map(|p| (p.t_s, p.throughput_mb_s.unwrap_or(f64::NAN)))
+                    .collect(),
                 Some(cs) => cs
                     .samples
                     .iter()

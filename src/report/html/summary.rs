@@ -154,6 +154,7 @@ mod tests {
                     sample(1.0, f64::from(i), 0.0),
                     sample(2.0, f64::from(i), 0.0),
                 ],
+                tput: Vec::new(),
             })
             .collect();
         let lines = fleet_bands(&series, |p| p.throughput_mb_s);

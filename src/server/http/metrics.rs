@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 
 use crate::report::{ClientReport, Status};
 use crate::server::{FleetStatus, ServerControl};
+use crate::units::BYTES_PER_MB;
 
 /// A metric family: one `# HELP` and `# TYPE` pair, then its samples.
 struct Family {
@@ -212,6 +213,55 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Gauge,
         help: "Seconds the client has run (from start to done, or to now).",
         samples: Samples::PerClient(|x| Some(x.time_ran_s)),
+    },
+    // The host's I/O view (`io` lines): only clients that measured a figure have its sample.
+    Family {
+        name: "loadmon_device_util_ratio",
+        kind: Kind::Gauge,
+        help: "Utilisation of the block device under the client's data directory (0-1).",
+        samples: Samples::PerClient(|x| x.device_util_pct.map(|p| p / 100.0)),
+    },
+    Family {
+        name: "loadmon_device_write_await_seconds",
+        kind: Kind::Gauge,
+        help: "Average wait of a write completed at that device in the last second.",
+        samples: Samples::PerClient(|x| x.device_write_await_ms.map(|ms| ms / 1000.0)),
+    },
+    Family {
+        name: "loadmon_device_queue_depth",
+        kind: Kind::Gauge,
+        help: "Average number of requests in flight at that device in the last second.",
+        samples: Samples::PerClient(|x| x.device_queue_depth),
+    },
+    Family {
+        name: "loadmon_device_write_bytes_per_second",
+        kind: Kind::Gauge,
+        help: "Bytes per second written at that device (all its writers) in the last second.",
+        samples: Samples::PerClient(|x| x.device_write_mb_s.map(|m| m * BYTES_PER_MB)),
+    },
+    Family {
+        name: "loadmon_io_pressure_some_ratio",
+        kind: Kind::Gauge,
+        help: "I/O pressure of the client's host: some avg10 of /proc/pressure/io (0-1).",
+        samples: Samples::PerClient(|x| x.io_pressure_some_pct.map(|p| p / 100.0)),
+    },
+    Family {
+        name: "loadmon_io_pressure_full_ratio",
+        kind: Kind::Gauge,
+        help: "I/O pressure of the client's host: full avg10 of /proc/pressure/io (0-1).",
+        samples: Samples::PerClient(|x| x.io_pressure_full_pct.map(|p| p / 100.0)),
+    },
+    Family {
+        name: "loadmon_dirty_bytes",
+        kind: Kind::Gauge,
+        help: "Dirty memory of the client's host (Dirty of /proc/meminfo).",
+        samples: Samples::PerClient(|x| x.dirty_bytes.map(|b| b as f64)),
+    },
+    Family {
+        name: "loadmon_writeback_bytes",
+        kind: Kind::Gauge,
+        help: "Memory under writeback on the client's host (Writeback of /proc/meminfo).",
+        samples: Samples::PerClient(|x| x.writeback_bytes.map(|b| b as f64)),
     },
 ];
 

@@ -186,6 +186,10 @@ impl Workload for FileWriter {
         Duration::try_from_secs_f64(self.config.run_time_s).ok()
     }
 
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        Some(&self.config.out_dir)
+    }
+
     fn run(&mut self, ctx: &Context) -> Result<()> {
         let cfg = &self.config;
         std::fs::create_dir_all(&cfg.out_dir)

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use loadmon::config::{self, Zero};
 use loadmon::plan::Plan;
-use loadmon::server::{FleetConfig, HttpLimits, ServerConfig, MAX_HTTP_ALLOW_HOSTS};
+use loadmon::server::{
+    FleetConfig, FleetOptionsGiven, HttpLimits, ServerConfig, MAX_HTTP_ALLOW_HOSTS,
+};
 
 use super::convert::{
     count, flag, int, keep_files_c, keep_files_setting, ms, ms_setting, num, run_time_ms,
@@ -279,18 +281,13 @@ fn http_limits(c: &LoadmonServerConfig) -> Res<HttpLimits> {
 /// `c.plan_sync` is NULL or NUL-terminated.
 unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
     if c.expect_clients == LOADMON_NO_FLEET {
-        let given: &[&str] = if c.start_timeout_ms == LOADMON_NO_START_TIMEOUT {
-            &[]
-        } else {
-            &["start_timeout_ms"]
+        let given = FleetOptionsGiven {
+            plan: &[],
+            start_timeout: (c.start_timeout_ms != LOADMON_NO_START_TIMEOUT)
+                .then_some("start_timeout_ms"),
+            expect_clients: "expect_clients",
         };
-        return Ok(FleetConfig::from_options(
-            None,
-            None,
-            None,
-            given,
-            "expect_clients",
-        )?);
+        return Ok(FleetConfig::from_options(None, None, None, given)?);
     }
     let expect_clients = count(config::CLIENTS, "expect_clients", c.expect_clients)?;
     // SAFETY: forwarded contract.
@@ -303,8 +300,11 @@ unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
         Some(expect_clients),
         start_timeout,
         Some(plan),
-        &[],
-        "expect_clients",
+        FleetOptionsGiven {
+            plan: &[],
+            start_timeout: None,
+            expect_clients: "expect_clients",
+        },
     )?)
 }
 
