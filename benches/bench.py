@@ -296,10 +296,11 @@ def fleet_run(kind: str, n: int, duration: int, ramp_per_s: float) -> dict[str, 
     per = [n // FLEET_GENS + (i < n % FLEET_GENS) for i in range(FLEET_GENS)]
     srv: Server | None = None
     bare: subprocess.Popen[str] | None = None
-    if kind == "loadmon":
+    if kind in ("loadmon", "baseline"):
         # Every client of the fleet may be in its handshake at once (the default cap of 256
         # guards a server against connection floods; a fleet connects together).
-        srv = Server("--max-clients", str(n), "--max-pending", str(n), "--heartbeat-timeout", "60")
+        srv = Server("--max-clients", str(n), "--max-pending", str(n), "--heartbeat-timeout", "60",
+                     binary=BASELINE if kind == "baseline" else None)
         pid, port = srv.proc.pid, srv.port
     else:
         # One serving thread, as `loadmon server` has by default.
@@ -360,12 +361,13 @@ def fleet_run(kind: str, n: int, duration: int, ramp_per_s: float) -> dict[str, 
 def bench_fleet(tiny: bool, repeats: int) -> list[str]:
     n, duration, ramp_per_s = (200, 2, 2000.0) if tiny else (19000, 30, 2000.0)
     need_open_files(n + FLEET_FDS_SPARE)
-    runs: dict[str, list[dict[str, float]]] = {"loadmon": [], "bare": []}
+    runs: dict[str, list[dict[str, float]]] = {"loadmon": [], "bare": [], "baseline": []}
+    kinds = ["loadmon", "bare", *(["baseline"] if BASELINE else [])]
     for i in range(repeats):
         # Alternate who goes first (TIME_WAIT sockets, page cache, the neighbours' load).
-        for kind in (["loadmon", "bare"] if i % 2 == 0 else ["bare", "loadmon"]):
+        for kind in (kinds if i % 2 == 0 else kinds[::-1]):
             runs[kind].append(fleet_run(kind, n, duration, ramp_per_s))
-    lm, bare = runs["loadmon"], runs["bare"]
+    lm, bare, base = runs["loadmon"], runs["bare"], runs["baseline"]
     for r in lm:
         if r["passed"] != n:
             raise RuntimeError(f"fleet: {r['passed']:.0f}/{n} clients PASS")
@@ -390,6 +392,10 @@ def bench_fleet(tiny: bool, repeats: int) -> list[str]:
            lambda m: m <= 1.15)
     target(f"fleet: loadmon peak RSS / bare server peak RSS, {n:,} clients", "<= 1.3", rss_ratio,
            lambda m: m <= 1.3)
+    if base:
+        base_ratio = [a["cpu_pct"] / b["cpu_pct"] for a, b in zip(lm, base) if b["cpu_pct"] > 0]
+        target(f"fleet: loadmon CPU / baseline binary CPU, {n:,} clients", "<= 1.05", base_ratio,
+               lambda m: m <= 1.05)
     target("fleet: loadmon at 100,000 clients by the slope, cores", "< 1", cores_big,
            lambda m: m < 1)
     target("fleet: loadmon at 100,000 clients by the slope, RSS GB", "< 1", gb_big,
@@ -397,8 +403,10 @@ def bench_fleet(tiny: bool, repeats: int) -> list[str]:
     rows = ["| server | clients | lines/s sent | CPU % of one core | peak RSS MiB | RSS before the "
             "first client MiB | µs CPU per client-second | KiB per client | PASS |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for name, rs in [("loadmon server", lm), ("bare tokio (`bare_lines`)", bare)]:
-        passed = f"{min(col(rs, 'passed')):.0f}/{n}" if name.startswith("loadmon") else "n/a (no protocol)"
+    named = [("loadmon server", lm), ("bare tokio (`bare_lines`)", bare)]
+    named += [("baseline binary (`--baseline`)", base)] if base else []
+    for name, rs in named:
+        passed = f"{min(col(rs, 'passed')):.0f}/{n}" if name.startswith(("loadmon", "baseline")) else "n/a (no protocol)"
         rows.append(f"| {name} | {n} | {2 * n} | {med(col(rs, 'cpu_pct'))} | "
                     f"{med(col(rs, 'rss_mib'))} | {med(col(rs, 'idle_mib'))} | "
                     f"{med(us_per_client_s(rs))} | {med(kib_per_client(rs))} | {passed} |")

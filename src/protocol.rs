@@ -44,6 +44,10 @@
 //!                                           I/O view (crate::hostio) at the client's Unix ms;
 //!                                           each value a number, or `-` where its source is
 //!                                           missing
+//! clock:<c0_us>                             a clock exchange: the client's Unix time, µs
+//! clock:<c0_us>:<s1_us>:<c2_us>             its sample: c0 and the server's s1 as answered,
+//!                                           the client's time the answer came (see
+//!                                           Message::ClockSample)
 //! lat:<t0_ms>:<t1_ms>:<hist>                chunk write latencies (µs) of the interval
 //!                                           [t0, t1) (the client's Unix ms): an HdrHistogram
 //!                                           V2 compressed, base64, at most 3000 bytes (see
@@ -65,6 +69,7 @@
 //!                                           (every key exactly once, encoded in this order;
 //!                                           its rules are the workload's, in crate::plan)
 //! refused:<reason>                          the server will not serve this client; it closes next
+//! clock:<c0_us>:<s1_us>                     the answer to clock:<c0_us>: the server's time, µs
 //! ```
 //!
 //! Free-text arguments (`error`, `refused`) are the rest of the line after the first `:`, so they
@@ -97,6 +102,10 @@ pub const MAX_UNIX_MS: u64 = 1 << 53;
 /// Most `:`-separated fields a line can have that [`Message::parse`] keeps in place (no
 /// command but `plan` has more; `plan` reads its own from the line).
 const MAX_FIELDS: usize = 4;
+
+/// Largest Unix time a `clock` line may carry, microseconds: 2^53 µs (the year 2255), so
+/// that every stamp is exact in an `f64`.
+pub const MAX_UNIX_US: u64 = 1 << 53;
 
 /// Most settings a `plan` line may carry besides its run (the file writer's has 6).
 pub const MAX_PLAN_SETTINGS: usize = 32;
@@ -293,6 +302,32 @@ pub enum Message {
         /// Bytes written so far by the workload.
         bytes: u64,
     },
+    /// `clock:<c0_us>`: a loadmon client asks for the server's time; `c0_us` is its own
+    /// wall clock when it sent the line, Unix microseconds (new; see
+    /// [`Message::ClockSample`]).
+    ClockAsk {
+        /// The client's time when it sent the line, Unix µs.
+        c0_us: u64,
+    },
+    /// `clock:<c0_us>:<s1_us>`: the server's answer to [`Message::ClockAsk`], at once: the
+    /// client's `c0_us` back and the server's time when it answered, Unix µs (new).
+    ClockAnswer {
+        /// The client's time of the ask, as it came.
+        c0_us: u64,
+        /// The server's time when it answered, Unix µs.
+        s1_us: u64,
+    },
+    /// `clock:<c0_us>:<s1_us>:<c2_us>`: one round trip of the clock exchange, for the server
+    /// to estimate the client's offset as NTP does: round trip `c2 - c0`, offset
+    /// `s1 - (c0 + c2) / 2` (how far the client's clock is behind the server's) (new).
+    ClockSample {
+        /// The client's time of the ask, Unix µs.
+        c0_us: u64,
+        /// The server's time of its answer, as the server sent it.
+        s1_us: u64,
+        /// The client's time when the answer came, Unix µs.
+        c2_us: u64,
+    },
     /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
     /// [`LatLine`]).
     Lat(Box<LatLine>),
@@ -311,7 +346,7 @@ pub struct LatLine {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 25] = [
+pub const COMMANDS: [&str; 26] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -336,6 +371,7 @@ pub const COMMANDS: [&str; 25] = [
     "auth_ok",
     "io",
     "tput",
+    "clock",
     "lat",
 ];
 
@@ -367,7 +403,10 @@ impl Message {
             Message::AuthOk(_) => 21,
             Message::Io { .. } => 22,
             Message::Tput { .. } => 23,
-            Message::Lat(_) => 24,
+            Message::ClockAsk { .. }
+            | Message::ClockAnswer { .. }
+            | Message::ClockSample { .. } => 24,
+            Message::Lat(_) => 25,
         }
     }
 
@@ -429,6 +468,7 @@ impl Message {
             "write_stats" => parse_write_stats(&f),
             "io" => parse_io(&f),
             "tput" => parse_tput(&f),
+            "clock" => parse_clock(&f),
             "lat" => parse_lat(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
@@ -507,6 +547,13 @@ impl Message {
             Message::Plan(p) => p.encode(cmd),
             Message::Io { t_ms, io } => encode_io(cmd, *t_ms, io),
             Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),
+            Message::ClockAsk { c0_us } => format!("{cmd}:{c0_us}"),
+            Message::ClockAnswer { c0_us, s1_us } => format!("{cmd}:{c0_us}:{s1_us}"),
+            Message::ClockSample {
+                c0_us,
+                s1_us,
+                c2_us,
+            } => format!("{cmd}:{c0_us}:{s1_us}:{c2_us}"),
             Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
         }
     }
@@ -891,6 +938,35 @@ fn parse_tput(f: &Fields<'_>) -> Result<Message, ProtocolError> {
     })
 }
 
+/// `clock:<c0_us>[:<s1_us>[:<c2_us>]]`: the ask, the answer or the sample, by its number of
+/// fields; every stamp an unsigned integer of at most [`MAX_UNIX_US`].
+fn parse_clock(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    const C: &str = "clock";
+    if !(2..=4).contains(&f.n) {
+        f.expect(C, 2)?;
+    }
+    let stamp = |field: &'static str, v: &str| -> Result<u64, ProtocolError> {
+        let us = parse_u64(C, field, v)?;
+        if us > MAX_UNIX_US {
+            return Err(invalid(C, field, v, "larger than 2^53 microseconds"));
+        }
+        Ok(us)
+    };
+    let c0_us = stamp("c0_us", f.f[1])?;
+    if f.n == 2 {
+        return Ok(Message::ClockAsk { c0_us });
+    }
+    let s1_us = stamp("s1_us", f.f[2])?;
+    if f.n == 3 {
+        return Ok(Message::ClockAnswer { c0_us, s1_us });
+    }
+    Ok(Message::ClockSample {
+        c0_us,
+        s1_us,
+        c2_us: stamp("c2_us", f.f[3])?,
+    })
+}
+
 /// Rounds a percentage to two decimals, as `send_stats` carries it.
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -1256,6 +1332,51 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_exchange_is_three_lines_of_bounded_stamps() {
+        let ask = Message::ClockAsk { c0_us: 7 };
+        let answer = Message::ClockAnswer { c0_us: 7, s1_us: 9 };
+        let sample = Message::ClockSample {
+            c0_us: 7,
+            s1_us: 9,
+            c2_us: MAX_UNIX_US,
+        };
+        assert_eq!(ask.encode(), "clock:7");
+        assert_eq!(answer.encode(), "clock:7:9");
+        assert_eq!(sample.encode(), format!("clock:7:9:{MAX_UNIX_US}"));
+        for m in [ask, answer, sample] {
+            assert_eq!(m.command(), "clock");
+            assert_eq!(Message::parse(&m.encode()), Ok(m));
+        }
+        for bad in [
+            "clock".to_string(),
+            "clock:".to_string(),
+            "clock:1:2:3:4".to_string(),
+            "clock:-1".to_string(),
+            "clock:1.5".to_string(),
+            "clock:1:x".to_string(),
+            "clock:1:2:".to_string(),
+            format!("clock:{}", MAX_UNIX_US + 1),
+            format!("clock:1:2:{}", u64::MAX),
+            "clock:99999999999999999999999".to_string(),
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument {
+                        command: "clock",
+                        ..
+                    } | ProtocolError::WrongFieldCount {
+                        command: "clock",
+                        ..
+                    })
+                ),
+                "{bad}: {:?}",
+                Message::parse(&bad)
+            );
+        }
+    }
+
+    #[test]
     fn free_text_keeps_colons_and_loses_newlines() {
         let m = Message::Error("write /tmp/x: No space\nleft".into());
         assert_eq!(m.encode(), "error:write /tmp/x: No space left");
@@ -1333,6 +1454,16 @@ mod tests {
             },
             Message::Error("boom".into()),
             Message::Refused("server full: 5 clients max".into()),
+        ];
+        for m in all.into_iter().chain(later_messages()) {
+            assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
+        }
+    }
+
+    /// The messages added after the first loadmon ones (`ping`, the 1-s lines, `clock`), for
+    /// [`every_message_round_trips`].
+    fn later_messages() -> [Message; 8] {
+        [
             Message::Ping,
             Message::Pong,
             Message::Hello {
@@ -1352,10 +1483,17 @@ mod tests {
                 t_ms: MAX_UNIX_MS,
                 bytes: u64::MAX,
             },
-        ];
-        for m in all {
-            assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");
-        }
+            Message::ClockAsk { c0_us: 0 },
+            Message::ClockAnswer {
+                c0_us: MAX_UNIX_US,
+                s1_us: 1,
+            },
+            Message::ClockSample {
+                c0_us: 1,
+                s1_us: MAX_UNIX_US,
+                c2_us: 2,
+            },
+        ]
     }
 
     #[test]

@@ -357,8 +357,7 @@ impl Worker {
             }
         };
         if self.failed_before(&offer.key) {
-            // This run's plan already failed here: the run's report has this worker's
-            // FAILED once; wait for the next run instead of adding one more.
+            // This run's plan failed here: its report has our FAILED once; wait for the next.
             conn.close(Duration::from_millis(200)).await;
             return Attempt::Skipped;
         }
@@ -501,11 +500,8 @@ impl Worker {
         Ok(Offer { key, plan, ping })
     }
 
-    /// Checks the plan on this host (rules and timed probe, on a blocking thread, with
-    /// heartbeats meanwhile) and builds the writer; if it cannot run here, tells the server
-    /// (`file_stats` and `error:<why>`: FAILED with the reason).
     /// Runs the plan's `writer` on `conn` as client `id`. A fleet server answered `hello`, so
-    /// the loadmon-only lines of the run (`tput`…) go to it.
+    /// the loadmon-only lines of the run (`tput`, `io`, `clock`…) go to it.
     async fn run_plan(
         &self,
         conn: &mut Connection,
@@ -517,6 +513,9 @@ impl Worker {
             .await
     }
 
+    /// Checks the plan on this host (rules and timed probe, on a blocking thread, with
+    /// heartbeats meanwhile) and builds the writer; if it cannot run here, tells the server
+    /// (`file_stats` and `error:<why>`: FAILED with the reason).
     async fn prepare(&self, conn: &mut Connection, plan: Plan) -> Result<FileWriter> {
         let config = plan.writer_config(self.config.out_dir.clone());
         let limits = Limits::of(&self.config);

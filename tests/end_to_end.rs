@@ -112,6 +112,26 @@ async fn three_file_writers_pass_and_the_report_matches_what_they_did() {
     assert!(log.contains("All test clients completed!"), "{log}");
 }
 
+/// Issue 21: a loadmon client on loopback runs the clock exchange; the server finds its clock
+/// where it is (the same host's) and warns about nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_the_same_host_is_on_the_servers_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig::default()).await;
+    let client = Client::new(fast(server.addr.port())).unwrap();
+    let run = client.run(writer(tmp.path(), 0.5, 1, 2));
+    tokio::time::timeout(WAIT, run).await.unwrap().unwrap();
+    let report = server.report().await;
+    let c = &report.clients[0];
+    let offset_ms = c.clock_offset_ms.expect("a clock sample");
+    let rtt_ms = c.clock_rtt_ms.expect("its round trip");
+    assert!(
+        offset_ms.abs() < 50.0 && (0.0..50.0).contains(&rtt_ms),
+        "{c:?}"
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
 #[test]
 fn blocking_handles_start_wait_and_stop() {
     let tmp = tempfile::tempdir().unwrap();

@@ -279,6 +279,64 @@ async fn junk_lines_are_counted_but_their_warnings_are_rate_limited() {
     );
 }
 
+/// Issue 21: clock lines are bounded (a malformed one is counted invalid), a sample for an
+/// answer the server did not send is ignored, and a real exchange of a client whose clock is
+/// 5 s behind gives its offset and a warning in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_lines_are_bounded_and_a_forged_sample_is_ignored() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let mut c = Raw::connect(server.addr).await;
+    c.seed_handshake().await;
+    for bad in [
+        "clock",
+        "clock:x",
+        "clock:-5",
+        "clock:1:2:3:4",
+        "clock:9007199254740993",
+    ] {
+        c.send(bad).await;
+    }
+    // A sample for an answer never sent: an offset of 1e9 s, ignored.
+    c.send("clock:1:1000000000000000:3").await;
+    let behind_us = |skew_us: u64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        u64::try_from(now.as_micros()).unwrap() - skew_us
+    };
+    let c0 = behind_us(5_000_000);
+    c.send(&format!("clock:{c0}")).await;
+    let answer = c.recv().await.unwrap();
+    let s1: u64 = answer
+        .strip_prefix(&format!("clock:{c0}:"))
+        .unwrap_or_else(|| panic!("{answer}"))
+        .parse()
+        .unwrap();
+    let c2 = behind_us(5_000_000);
+    c.send(&format!("clock:{c0}:{s1}:{c2}")).await;
+    // Replayed, and with a forged s1: ignored.
+    c.send(&format!("clock:{c0}:{s1}:{c2}")).await;
+    c.send(&format!("clock:{c0}:{}:{c2}", s1 - 3_000_000)).await;
+    c.send("start").await;
+    c.send("done").await;
+    assert!(c.closed().await);
+    let counts = server.control.message_counts();
+    let report = server.report().await;
+    let count = |name: &str| counts.iter().find(|(n, _)| *n == name).unwrap().1;
+    assert_eq!(count("invalid"), 5);
+    assert_eq!(count("clock"), 5);
+    let row = &report.clients[0];
+    let (offset, rtt) = (row.clock_offset_ms.unwrap(), row.clock_rtt_ms.unwrap());
+    assert!((offset - 5000.0).abs() < 50.0 && rtt < 50.0, "{row:?}");
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let w = &report.warnings[0];
+    assert!(
+        w.starts_with("client 100's clock is ") && w.contains(" s behind the server's"),
+        "{w}"
+    );
+    assert!(report.to_text().contains(&format!("\nWarning: {w}\n")));
+}
+
 /// Item 5: the ids one run hands out are capped; the one over the cap is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_churn_is_capped() {

@@ -6,7 +6,7 @@ use loadmon::connection::LineBuffer;
 use loadmon::hostio::HostIoSample;
 use loadmon::latency::{new_histogram, record_us, IntervalHistogram};
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
-use loadmon::protocol::{Capabilities, Message, ProtocolError};
+use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_UNIX_US};
 use loadmon::units::MAX_SIZE_MB;
 use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use proptest::prelude::*;
@@ -132,6 +132,16 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         (0u64..=loadmon::protocol::MAX_UNIX_MS, any::<u64>())
             .prop_map(|(t, b)| { Message::Tput { t_ms: t, bytes: b } }),
+        (0..=MAX_UNIX_US).prop_map(|c0_us| Message::ClockAsk { c0_us }),
+        (0..=MAX_UNIX_US, 0..=MAX_UNIX_US)
+            .prop_map(|(c0_us, s1_us)| Message::ClockAnswer { c0_us, s1_us }),
+        (0..=MAX_UNIX_US, 0..=MAX_UNIX_US, 0..=MAX_UNIX_US).prop_map(|(c0_us, s1_us, c2_us)| {
+            Message::ClockSample {
+                c0_us,
+                s1_us,
+                c2_us,
+            }
+        }),
         lat(),
     ]
 }
@@ -181,7 +191,7 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"), Just("tput"), Just("lat"),
+            Just("auth_ok"), Just("tput"), Just("clock"), Just("lat"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

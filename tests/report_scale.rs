@@ -85,6 +85,8 @@ fn fleet(n: usize) -> Report {
             io_pressure_full_pct: Some(20.5),
             dirty_bytes: Some(300 * MB),
             writeback_bytes: Some(50 * MB),
+            clock_offset_ms: Some(0.25),
+            clock_rtt_ms: Some(0.5),
             chunk_p90_ms: Some(2.25),
             chunk_p999_ms: Some(12.5),
             chunk_max_ms: Some(41.75),
@@ -113,6 +115,7 @@ fn fleet(n: usize) -> Report {
         series,
         stopped: false,
         io_series: Vec::new(),
+        warnings: Vec::new(),
         latency_series: Vec::new(),
     }
 }

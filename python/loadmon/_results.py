@@ -156,6 +156,12 @@ class ClientInfo:
     """Latest dirty memory of the client's host, bytes."""
     writeback_bytes: int | None = None
     """Latest memory under writeback on the client's host, bytes."""
+    clock_offset_ms: float | None = None
+    """How far the client's clock is behind the server's, in ms (negative: ahead), from the
+    clock exchange's quickest round trip; None for a client that did not take part (a seed
+    client)."""
+    clock_rtt_ms: float | None = None
+    """The round trip behind ``clock_offset_ms``, in ms: the offset is right to half of it."""
     chunk_p90_ms: float | None = None
     """90th percentile chunk write latency over the run, from the client's merged interval
     histograms (loadmon clients only; with them ``chunk_p50_ms``/``chunk_p99_ms`` come from the
@@ -250,6 +256,9 @@ class Report:
     total_series: tuple[TotalSample, ...] = ()
     """All clients together over time (the JSON's ``total.series``): bytes and MiB/s summed
     over clients per time bucket from the common start."""
+    warnings: tuple[str, ...] = ()
+    """What to know before trusting the figures: a client whose clock is more than 1 s off the
+    server's (each is a line of the text report too)."""
     json: str = field(default="{}", repr=False, compare=False)
     """The JSON report."""
 
@@ -268,6 +277,7 @@ class Report:
             started_clients=total.get("started_clients"),
             common_start=_time(total.get("common_start")),
             total_series=tuple(TotalSample(**p) for p in total.get("series", [])),
+            warnings=tuple(d.get("warnings", [])),
             json=text,
         )
 

@@ -2,9 +2,11 @@
 //! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
 //! `io`, the host's I/O view, and `lat`, the second's chunk write latencies; every second and
 //! once before the end) and the lines the workload queues, then `done` or `error:<reason>`.
+//! With a loadmon server, the clock exchange too (at the start of the run and every 10 s:
+//! `ClockProbe`), so that the server places this client's times on its own timeline.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::hostio::{HostIo, HostIoSample};
 use crate::latency::IntervalHistogram;
 use crate::logging::EventLog;
-use crate::protocol::{round2, LatLine, Message, MAX_IO_FIGURE};
+use crate::protocol::{round2, LatLine, Message, MAX_IO_FIGURE, MAX_UNIX_US};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
 use crate::workload::{unix_ms, Context, Counters, RunControl, Workload, STOP_GRACE};
@@ -29,8 +31,8 @@ fn send_error(e: FrameError) -> Error {
 impl Client {
     /// Runs `workload` once `run_tests` has arrived on `conn` (client id `client_id`):
     /// `file_stats`, `start`, heartbeats and stats (and, to a loadmon server — one that
-    /// answered `hello`, `loadmon_server` — loadmon's per-second lines), then `done` or
-    /// `error:<reason>`.
+    /// answered `hello`, `loadmon_server` — loadmon's per-second lines and the clock exchange),
+    /// then `done` or `error:<reason>`.
     pub(crate) async fn run_workload<W: Workload>(
         &self,
         conn: &mut Connection,
@@ -81,6 +83,7 @@ impl Client {
             server_open: true,
             loadmon_server,
             host_io,
+            clock: loadmon_server.then(ClockProbe::new),
         };
         let outcome = tasks.drive(&mut running, &self.cancel, &self.config).await;
         let run_time_s = started.elapsed().as_secs_f64();
@@ -114,6 +117,8 @@ struct Tasks<'a> {
     trouble: Option<Error>,
     /// Whether the server can still be written to.
     server_open: bool,
+    /// The clock exchange (a loadmon server only).
+    clock: Option<ClockProbe>,
     /// Whether the server answered `hello` (a loadmon server): only such a server gets the
     /// 1-s lines.
     loadmon_server: bool,
@@ -133,6 +138,7 @@ impl Tasks<'_> {
     ) -> Result<()> {
         let mut heartbeat = ticker(config.heartbeat_period);
         let mut stats = ticker(config.stats_period);
+        let mut clock = clock_ticker();
         let mut second = second_ticker();
         // Once stopped, the workload gets STOP_GRACE to return.
         let mut stop_deadline: Option<tokio::time::Instant> = None;
@@ -162,10 +168,13 @@ impl Tasks<'_> {
                 Some(msg) = self.rx.recv() => self.forward(&msg).await,
                 _ = heartbeat.tick(), if self.server_open => self.heartbeat().await,
                 _ = stats.tick(), if self.server_open => self.stats().await,
+                _ = clock.tick(), if self.server_open && self.clock.is_some() => {
+                    self.clock_ask().await;
+                }
                 _ = second.tick(), if self.server_open && self.loadmon_server => self.second().await,
                 msg = self.conn.read_message(), if self.server_open => {
                     let work = self.cpu.start_work();
-                    self.on_line(msg);
+                    self.on_line(msg).await;
                     self.cpu.end_work(work);
                 }
             }
@@ -283,12 +292,15 @@ impl Tasks<'_> {
     }
 
     /// A line from the server during the run: a refusal stops the run, the end of the
-    /// connection too; anything else is ignored.
-    fn on_line(&mut self, msg: std::result::Result<Option<Parsed>, FrameError>) {
+    /// connection too; a clock answer is sampled; anything else is ignored.
+    async fn on_line(&mut self, msg: std::result::Result<Option<Parsed>, FrameError>) {
         match msg {
             Ok(Some(Ok(Message::Refused(r)))) => {
                 self.control.stop();
                 self.trouble.get_or_insert(refusal(&r));
+            }
+            Ok(Some(Ok(Message::ClockAnswer { c0_us, s1_us }))) if self.clock.is_some() => {
+                self.clock_answered(c0_us, s1_us).await;
             }
             Ok(Some(other)) => {
                 self.ignored.warn(format!(
@@ -299,6 +311,34 @@ impl Tasks<'_> {
                 "the server closed the connection during the run".into(),
             )),
             Err(e) => self.lost(Error::from_frame(e, "read from the server")),
+        }
+    }
+
+    /// Asks the server's time (the clock exchange; a loadmon server only).
+    async fn clock_ask(&mut self) {
+        if let Some(ask) = self.clock.as_mut().and_then(ClockProbe::ask) {
+            self.forward(&ask).await;
+        }
+    }
+
+    /// The server's answer to a clock ask: the sample goes back at once, with the next ask of
+    /// the start's burst if one is due; an answer to no ask of ours is ignored.
+    async fn clock_answered(&mut self, c0_us: u64, s1_us: u64) {
+        let Some(probe) = self.clock.as_mut() else {
+            return;
+        };
+        let Some(sample) = probe.answered(c0_us, s1_us) else {
+            self.ignored.warn(format!(
+                "ignored clock:{c0_us}:{s1_us}: it answers no ask of this client"
+            ));
+            return;
+        };
+        self.conn.feed(&sample);
+        if let Some(next) = probe.next_of_burst() {
+            self.conn.feed(&next);
+        }
+        if let Err(e) = self.conn.flush().await {
+            self.lost(send_error(e));
         }
     }
 
@@ -455,7 +495,77 @@ fn stats_batch(counters: &Counters, s: &crate::stats::Sample) -> [Message; 3] {
     ]
 }
 
-/// The period of the per-second lines (`io`).
+/// How often the clock exchange runs after the start's burst.
+const CLOCK_PERIOD: Duration = Duration::from_secs(10);
+
+/// Clock exchanges at the start of the run, each sent when the previous one's answer came:
+/// the server keeps the one with the quickest round trip, so a few at once give it a good one
+/// from the start.
+const CLOCK_BURST: u32 = 4;
+
+/// The clock exchange's ticker: its first tick at once (the start of the run), then every
+/// [`CLOCK_PERIOD`].
+fn clock_ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval(CLOCK_PERIOD);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// This host's wall clock, Unix microseconds (`None` before 1970 or after the protocol's
+/// bound).
+fn unix_us_now() -> Option<u64> {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_micros())
+        .ok()
+        .filter(|us| *us <= MAX_UNIX_US)
+}
+
+/// The client's side of the clock exchange with a loadmon server (see
+/// [`Message::ClockSample`]): it asks with its wall clock (`c0`), and when the answer comes
+/// sends the sample back, `c2` being `c0` plus the monotonic time since the ask (so that a step
+/// of the wall clock meanwhile does not make a round trip up).
+#[derive(Debug)]
+struct ClockProbe {
+    /// The ask waiting for its answer: its `c0` (Unix µs) and when it was sent.
+    asked: Option<(u64, Instant)>,
+    /// Asks of the start's burst still due.
+    burst_left: u32,
+}
+
+impl ClockProbe {
+    fn new() -> Self {
+        ClockProbe {
+            asked: None,
+            burst_left: CLOCK_BURST.saturating_sub(1),
+        }
+    }
+
+    /// A new ask (an earlier one still unanswered is given up); `None` if this host's clock
+    /// cannot be read as a Unix time.
+    fn ask(&mut self) -> Option<Message> {
+        let c0_us = unix_us_now()?;
+        self.asked = Some((c0_us, Instant::now()));
+        Some(Message::ClockAsk { c0_us })
+    }
+
+    /// The server's answer: the sample to send, or `None` if it answers no pending ask.
+    fn answered(&mut self, c0_us: u64, s1_us: u64) -> Option<Message> {
+        let (asked_us, at) = self.asked.filter(|(c0, _)| *c0 == c0_us)?;
+        self.asked = None;
+        let rtt_us = u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Some(Message::ClockSample {
+            c0_us: asked_us,
+            s1_us,
+            c2_us: asked_us.saturating_add(rtt_us).min(MAX_UNIX_US),
+        })
+    }
+
+    /// The next ask of the start's burst, if one is due.
+    fn next_of_burst(&mut self) -> Option<Message> {
+        self.burst_left = self.burst_left.checked_sub(1)?;
+        self.ask()
+    }
+}
 
 /// A client's host I/O view ([`HostIo`]): the device under the workload's data directory is
 /// found on a blocking thread (a `stat` on a hung file system must not stall the run); until
@@ -520,5 +630,38 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         format!("panicked: {s}")
     } else {
         "panicked".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_takes_only_the_answer_to_its_ask_and_bursts_at_the_start() {
+        let mut p = ClockProbe::new();
+        let Some(Message::ClockAsk { c0_us }) = p.ask() else {
+            panic!("this host's clock is a Unix time")
+        };
+        assert_eq!(p.answered(c0_us + 1, 5), None, "not our ask");
+        std::thread::sleep(Duration::from_millis(2));
+        let Some(Message::ClockSample {
+            c0_us: c0,
+            s1_us: 5,
+            c2_us,
+        }) = p.answered(c0_us, 5)
+        else {
+            panic!("a sample")
+        };
+        assert_eq!(c0, c0_us);
+        assert!(
+            c2_us - c0_us >= 2_000,
+            "the monotonic round trip: {c2_us} - {c0_us}"
+        );
+        assert_eq!(p.answered(c0_us, 5), None, "once");
+        for _ in 1..CLOCK_BURST {
+            assert!(matches!(p.next_of_burst(), Some(Message::ClockAsk { .. })));
+        }
+        assert_eq!(p.next_of_burst(), None, "then every CLOCK_PERIOD");
     }
 }

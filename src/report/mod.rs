@@ -28,7 +28,9 @@ mod text;
 mod types;
 
 pub use files::{OpenReportFiles, ReportFiles};
-pub use types::{ClientReport, Report, Status, Total, STOPPED_REASON};
+pub use types::{
+    ClientReport, Report, Status, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS, STOPPED_REASON,
+};
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
 pub use crate::out_file::check_path as check_report_path;

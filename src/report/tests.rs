@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 39] = [
+const COLUMNS: [&str; 41] = [
     "id",
     "status",
     "time_ran_s",
@@ -40,6 +40,8 @@ const COLUMNS: [&str; 39] = [
     "io_pressure_full_pct",
     "dirty_bytes",
     "writeback_bytes",
+    "clock_offset_ms",
+    "clock_rtt_ms",
     "chunk_p90_ms",
     "chunk_p999_ms",
     "chunk_max_ms",
@@ -107,6 +109,7 @@ fn report() -> Report {
         series: vec![],
         stopped: false,
         io_series: vec![],
+        warnings: Vec::new(),
         latency_series: vec![],
     }
 }
@@ -328,4 +331,59 @@ fn fleet_mode_adds_one_line_after_the_seed_block() {
     let old = Report::from_json(&v.to_string()).unwrap();
     assert_eq!(old.total.expected_clients, None);
     assert!(old.total.series.is_empty());
+}
+
+#[test]
+fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
+    let mut r = report();
+    let seed = r.to_text();
+    r.clients[0].clock_offset_ms = Some(999.5);
+    r.clients[0].clock_rtt_ms = Some(0.2);
+    assert!(Report::clock_warnings(&r.clients).is_empty(), "within 1 s");
+    r.clients[0].clock_offset_ms = Some(-2500.0);
+    r.warnings = Report::clock_warnings(&r.clients);
+    let warning = "client 100's clock is 2.500 s ahead of the server's (offset -2500.0 ms, \
+                   measured over a 0.2 ms round trip): its times are placed on the server's clock";
+    assert_eq!(r.warnings, [warning]);
+    // Text: one line after the seed's block, which is unchanged.
+    let text = r.to_text();
+    assert!(text.starts_with(&seed), "{text}");
+    assert_eq!(&text[seed.len()..], format!("Warning: {warning}\n"));
+    // HTML: at the top, both kinds of page.
+    let html = r.to_html();
+    assert!(
+        html.contains("<div id=\"warnings\">\n<p class=\"warning\" style=\"color:#b00020\">Warning: client 100&#39;s clock is 2.500 s ahead"),
+        "{html}"
+    );
+    // JSON: the list, and the client's figures; CSV: the clock's two columns (after
+    // process_clients and the 8 empty host I/O cells; before the 4 empty latency cells).
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(v["warnings"][0], warning);
+    assert_eq!(v["clients"][0]["clock_offset_ms"], -2500.0);
+    assert_eq!(v["clients"][1]["clock_offset_ms"], serde_json::Value::Null);
+    assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+    let csv = r.to_csv();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,"),
+        "{csv}"
+    );
+    // No warning: no key (an older report, without it, still parses).
+    r.warnings.clear();
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(v.get("warnings").is_none());
+    // Many clients far off: the first MAX_CLOCK_WARNINGS by name, then a count.
+    let far: Vec<ClientReport> = (0..15)
+        .map(|i| ClientReport {
+            id: i,
+            clock_offset_ms: Some(1500.0),
+            ..ClientReport::default()
+        })
+        .collect();
+    let w = Report::clock_warnings(&far);
+    assert_eq!(w.len(), MAX_CLOCK_WARNINGS + 1);
+    assert!(w[0].starts_with("client 0's clock is 1.500 s behind the server's"));
+    assert!(w[MAX_CLOCK_WARNINGS].starts_with("5 more client(s) with a clock offset above 1 s"));
 }

@@ -12,8 +12,9 @@ impl Report {
     /// client that has a reason (ABORTED, FAILED, TIMED OUT), and the statuses `TIMED OUT` and
     /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
     /// CSV and HTML reports, not here. After the seed's block: the fleet's chunk write latency
-    /// when loadmon clients sent it ([`Total::latency_line`]), and in fleet mode one line, the
-    /// last ([`Total::fleet_line`]).
+    /// when loadmon clients sent it ([`Total::latency_line`]), in fleet mode one line
+    /// ([`Total::fleet_line`]), then one line per warning ([`Report::warnings`]:
+    /// `Warning: client 101's clock is 2.500 s behind the server's …`).
     ///
     /// # Examples
     /// ```
@@ -71,7 +72,16 @@ impl Report {
             s.push_str(&fleet);
             s.push('\n');
         }
+        self.warning_lines(&mut s);
         s
+    }
+
+    /// One line per warning, after the seed's block (none for a run without any).
+    fn warning_lines(&self, s: &mut String) {
+        for w in &self.warnings {
+            // Built from numbers by the server; escaped anyway (a report read from a file).
+            s.push_str(&format!("Warning: {}\n", crate::text::escape_control(w)));
+        }
     }
 
     /// The text report's first line: the seed's "All test clients completed!" when the run

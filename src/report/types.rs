@@ -158,6 +158,16 @@ pub struct ClientReport {
     /// Latest memory under writeback on the client's host (`Writeback`), bytes.
     #[serde(default)]
     pub writeback_bytes: Option<u64>,
+    /// How far the client's clock is behind the server's, milliseconds (negative: ahead),
+    /// estimated by the `clock` exchange from the round trip with the smallest delay of the
+    /// last few (as NTP does); the server places the client's time stamps on its own timeline
+    /// with it. `None` for a client that did not take part (a seed client).
+    #[serde(default)]
+    pub clock_offset_ms: Option<f64>,
+    /// The round trip of the sample behind `clock_offset_ms`, milliseconds: the offset is
+    /// right to within half of it.
+    #[serde(default)]
+    pub clock_rtt_ms: Option<f64>,
     /// 90th percentile chunk write latency over the run, ms, from the client's merged
     /// interval histograms (`lat` lines; loadmon clients only). With them, `chunk_p50_ms`
     /// and `chunk_p99_ms` come from the same histogram.
@@ -172,6 +182,69 @@ pub struct ClientReport {
     /// Chunk writes in the client's merged histograms (as `chunk_p90_ms`).
     #[serde(default)]
     pub chunk_writes: Option<u64>,
+}
+
+/// Above this clock offset, either way, milliseconds, a client's clock is warned about (in
+/// the report's `warnings` and the server's log): its series were placed on the server's
+/// timeline by the estimate, which is as good as the round trip is short.
+pub const CLOCK_WARN_MS: f64 = 1000.0;
+
+/// Most clients named in the report's clock warnings; one more line counts the rest.
+pub const MAX_CLOCK_WARNINGS: usize = 10;
+
+impl ClientReport {
+    /// The warning about this client's clock, if its offset is above [`CLOCK_WARN_MS`] either
+    /// way.
+    ///
+    /// # Examples
+    /// ```
+    /// use loadmon::report::ClientReport;
+    /// let c = ClientReport { id: 101, clock_offset_ms: Some(2500.0), clock_rtt_ms: Some(0.4), ..Default::default() };
+    /// assert_eq!(
+    ///     c.clock_warning().unwrap(),
+    ///     "client 101's clock is 2.500 s behind the server's (offset +2500.0 ms, measured over \
+    ///      a 0.4 ms round trip): its times are placed on the server's clock"
+    /// );
+    /// ```
+    pub fn clock_warning(&self) -> Option<String> {
+        let offset_ms = self.clock_offset_ms.filter(|o| o.abs() > CLOCK_WARN_MS)?;
+        let way = if offset_ms > 0.0 {
+            "behind"
+        } else {
+            "ahead of"
+        };
+        Some(format!(
+            "client {}'s clock is {:.3} s {way} the server's (offset {offset_ms:+.1} ms, measured \
+             over a {:.1} ms round trip): its times are placed on the server's clock",
+            self.id,
+            offset_ms.abs() / 1000.0,
+            self.clock_rtt_ms.unwrap_or(0.0)
+        ))
+    }
+}
+
+impl Report {
+    /// The report's warnings about `clients`' clocks: one per client whose offset is above
+    /// [`CLOCK_WARN_MS`], at most [`MAX_CLOCK_WARNINGS`], then one line counting the others.
+    pub fn clock_warnings(clients: &[ClientReport]) -> Vec<String> {
+        let mut warnings: Vec<String> = Vec::new();
+        let mut more = 0usize;
+        for w in clients.iter().filter_map(ClientReport::clock_warning) {
+            if warnings.len() < MAX_CLOCK_WARNINGS {
+                warnings.push(w);
+            } else {
+                more += 1;
+            }
+        }
+        if more > 0 {
+            warnings.push(format!(
+                "{more} more client(s) with a clock offset above {:.0} s (see each client's \
+                 clock_offset_ms)",
+                CLOCK_WARN_MS / 1000.0
+            ));
+        }
+        warnings
+    }
 }
 
 /// All clients together.
@@ -298,6 +371,11 @@ pub struct Report {
     /// the clients that sent `io` lines, on the server's timeline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_series: Vec<ClientIoSeries>,
+    /// What the reader should know before trusting the figures: a client whose clock is more
+    /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]). Each is a line of
+    /// the text report after the seed's, and is shown at the top of the HTML report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the
     /// clients that sent `lat` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -89,6 +89,7 @@
 
 mod accept;
 mod barrier;
+mod clock;
 mod config;
 mod conn;
 mod control;

@@ -7,12 +7,16 @@
 //! show it from there) and the line of the record's update that sets it: the row is the one
 //! source, nothing here restates it.
 
+use std::time::Duration;
+
 use chrono::Local;
 use tokio::time::Instant;
 
+use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries};
+use crate::protocol::MAX_UNIX_US;
 use crate::report::{ClientReport, Status};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
@@ -54,10 +58,14 @@ pub(crate) struct ClientRecord {
     // Touched by `tput` (every second, loadmon clients only).
     /// The 1-s throughput from `tput` reports.
     pub tput: TputSeries,
-    /// The server's start on the wall clock, Unix milliseconds: client-stamped times are
-    /// placed on the server's timeline from it ([`ClientRecord::server_time_s`]).
-    pub server_start_unix_ms: f64,
     pub rss_total: f64,
+    // Touched by the clock exchange (every 10 s) and by the conversion of client times.
+    /// The server's timeline: its wall clock when it started, Unix µs
+    /// ([`ClientRecord::with_timeline`]).
+    pub timeline_origin_us: i64,
+    /// The clock exchange, from the client's first `clock` line (boxed: a seed client has
+    /// none, and costs one pointer).
+    pub clock: Option<Box<ClockFilter>>,
     // The host's I/O view (`io` lines).
     /// The client's `io` samples over time, on the server's timeline.
     pub io_series: IoSeries,
@@ -98,25 +106,21 @@ impl ClientRecord {
             proc_reports: 0,
             cpu_core_total: 0.0,
             rss_total: 0.0,
+            timeline_origin_us: 0,
+            clock: None,
             io_series: IoSeries::default(),
             tput: TputSeries::default(),
-            server_start_unix_ms: 0.0,
             latency: None,
         }
     }
 
-    /// This record, for a server that started at `unix_ms` on the wall clock (Unix
-    /// milliseconds).
-    pub(crate) fn with_server_start(mut self, unix_ms: f64) -> Self {
-        self.server_start_unix_ms = unix_ms;
+    /// The record on the server's timeline: `origin_unix_us` is the server's wall clock when
+    /// it started (its `started`), Unix µs. The clock exchange's answers and
+    /// [`ClientRecord::server_time_s`] count from it.
+    #[must_use]
+    pub(crate) fn with_timeline(mut self, origin_unix_us: i64) -> Self {
+        self.timeline_origin_us = origin_unix_us;
         self
-    }
-
-    /// A time the client stamped (its wall clock, Unix milliseconds) as seconds since the
-    /// server started, like every `t_s` of the series. The client's clock is taken as the
-    /// server's (offset 0) until the clock offset is estimated.
-    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
-        (client_unix_ms - self.server_start_unix_ms) / 1000.0
     }
 
     /// `tput`: the client's bytes so far at `t_ms` on its wall clock (Unix ms), a point of its
@@ -262,6 +266,50 @@ impl ClientRecord {
         );
         self.row.chunk_p50_ms = Some(chunk_p50_us as f64 / 1000.0);
         self.row.chunk_p99_ms = Some(chunk_p99_us as f64 / 1000.0);
+    }
+
+    /// `clock:<c0>`, `since_start` after the server started: returns the server's time for
+    /// the answer (`s1`, Unix µs on the server's timeline), remembered for the sample.
+    pub(crate) fn clock_ask(&mut self, c0_us: u64, since_start: Duration) -> u64 {
+        let s1 = i128::from(self.timeline_origin_us) + since_start.as_micros() as i128;
+        let s1_us = u64::try_from(s1.clamp(0, i128::from(MAX_UNIX_US))).unwrap_or(0);
+        self.clock
+            .get_or_insert_with(Box::default)
+            .answered(c0_us, s1_us);
+        s1_us
+    }
+
+    /// `clock:<c0>:<s1>:<c2>`: a sample of the client's clock, taken if the server sent that
+    /// answer ([`ClockFilter::take`]); the row's `clock_offset_ms` and `clock_rtt_ms` are the
+    /// best sample's then. Returns the warning to log, the first time the offset is above
+    /// [`CLOCK_WARN_MS`](crate::report::CLOCK_WARN_MS).
+    ///
+    /// # Errors
+    /// Why the sample was ignored.
+    pub(crate) fn clock_sample(
+        &mut self,
+        c0_us: u64,
+        s1_us: u64,
+        c2_us: u64,
+    ) -> Result<Option<String>, &'static str> {
+        let filter = self.clock.as_mut().ok_or(NOT_ANSWERED)?;
+        let best = filter.take(c0_us, s1_us, c2_us)?;
+        self.row.clock_offset_ms = Some(best.offset_ms());
+        self.row.clock_rtt_ms = Some(best.rtt_ms());
+        let warning = self.row.clock_warning();
+        if warning.is_none() || filter.warned {
+            return Ok(None);
+        }
+        filter.warned = true;
+        Ok(warning)
+    }
+
+    /// A time the client stamped (its wall clock, Unix milliseconds) on the server's
+    /// timeline: seconds since the server started, like every `t_s` of the series, corrected
+    /// by the client's estimated clock offset (0 until a clock sample).
+    pub(crate) fn server_time_s(&self, client_unix_ms: f64) -> f64 {
+        let offset_ms = self.row.clock_offset_ms.unwrap_or(0.0);
+        (client_unix_ms - self.timeline_origin_us as f64 / 1000.0 + offset_ms) / 1000.0
     }
 
     /// `file_roll`: one more file written; returns the count.
@@ -419,7 +467,7 @@ mod tests {
     #[test]
     fn a_flood_of_lat_intervals_keeps_the_record_bounded() {
         let mut c = ClientRecord::new(1, "127.0.0.1:9".parse().unwrap(), None, Instant::now());
-        c.server_start_unix_ms = 1_000_000_000_000.0;
+        c.timeline_origin_us = 1_000_000_000_000_000;
         let start_ms = 1_000_000_000_000u64;
         let mut h = new_histogram();
         for us in [1, 50, 999, 12_345, 1_000_000, HIGHEST_LATENCY_US, u64::MAX] {
@@ -446,7 +494,7 @@ mod tests {
     #[test]
     fn a_lat_interval_outside_the_run_is_refused() {
         let mut c = ClientRecord::new(1, "127.0.0.1:9".parse().unwrap(), None, Instant::now());
-        c.server_start_unix_ms = 1_000_000.0;
+        c.timeline_origin_us = 1_000_000_000;
         let mut h = new_histogram();
         record_us(&mut h, 100);
         // Ending before the server's start; longer than an hour; ending far in the future.

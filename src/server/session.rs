@@ -357,6 +357,9 @@ impl Session {
             Message::Start => self.on_start(id, c, now, started),
             Message::Done => self.on_done(id, c, now),
             Message::Error(reason) => client_error(c, id, reason, now),
+            Message::ClockAsk { .. }
+            | Message::ClockAnswer { .. }
+            | Message::ClockSample { .. } => clock_line(id, c, msg, now - started),
             Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } | Message::Lat(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
@@ -767,7 +770,8 @@ fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
     Step::stay()
 }
 
-/// `error:<reason>` from client `id` at `now`: FAILED with its reason.
+/// `error:<reason>` from client `id` at `now`: FAILED with its reason, and the connection
+/// closes.
 fn client_error(c: &mut ClientRecord, id: u32, reason: String, now: Instant) -> Step {
     let reason = if reason.is_empty() {
         "client reported an error".to_string()
@@ -775,6 +779,33 @@ fn client_error(c: &mut ClientRecord, id: u32, reason: String, now: Instant) -> 
         reason
     };
     Step::end(c, id, Status::Failed, reason, now)
+}
+
+/// A `clock` line from client `id`, `since_start` after the server started: an ask is
+/// answered at once with the server's time; a sample is taken into the client's clock filter
+/// (a warning is logged the first time its offset is above
+/// [`CLOCK_WARN_MS`](crate::report::CLOCK_WARN_MS)), or ignored with a warning when the
+/// server did not send its answer (forged, replayed, too old) or its round trip is absurd.
+fn clock_line(id: u32, c: &mut ClientRecord, msg: Message, since_start: Duration) -> Step {
+    match msg {
+        Message::ClockAsk { c0_us } => Step::reply(Message::ClockAnswer {
+            c0_us,
+            s1_us: c.clock_ask(c0_us, since_start),
+        }),
+        Message::ClockSample {
+            c0_us,
+            s1_us,
+            c2_us,
+        } => match c.clock_sample(c0_us, s1_us, c2_us) {
+            Ok(None) => Step::stay(),
+            Ok(Some(warning)) => Step::warn(format!("Warning: {warning}")),
+            Err(why) => Step::warn(format!("{id}: ignored clock sample: {why}")),
+        },
+        other => Step::warn(format!(
+            "{id}: ignored server-only command {} (an answer)",
+            other.command()
+        )),
+    }
 }
 
 /// `tput` from a client: its bytes so far at `t_ms` on its clock, a point of its 1-s
@@ -1469,7 +1500,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut s, c) = registered(t0);
         // The server started at Unix time 1,000 s on the wall clock.
-        let mut c = c.with_server_start(1_000_000.0);
+        let mut c = c.with_timeline(1_000_000_000);
         let mb = 1u64 << 20;
         for (t_ms, bytes) in [(1_002_000, 0), (1_003_000, 3 * mb), (1_004_000, 6 * mb)] {
             let step = s.on_message(Message::Tput { t_ms, bytes }, t0, Some(&mut c), t0);
@@ -1534,5 +1565,137 @@ mod tests {
             "the next one says how many"
         );
         assert_eq!(b.suppressed(), 0);
+    }
+
+    /// The server's wall clock when it started, Unix µs, in the clock tests.
+    const ORIGIN_US: i64 = 1_764_000_000_000_000;
+
+    /// One clock exchange of a client whose clock is `skew_us` behind the server's (which
+    /// started at `t0`), its ask `legs.0` ms on the way and the answer `legs.1` ms on the way
+    /// back: the step of its sample.
+    async fn clock_exchange(
+        s: &mut Session,
+        c: &mut ClientRecord,
+        t0: Instant,
+        skew_us: i64,
+        legs: (u64, u64),
+    ) -> Step {
+        let client_us =
+            |t: Instant| u64::try_from(ORIGIN_US + (t - t0).as_micros() as i64 - skew_us).unwrap();
+        let c0_us = client_us(Instant::now());
+        tokio::time::advance(Duration::from_millis(legs.0)).await;
+        let answer = s.on_message(Message::ClockAsk { c0_us }, Instant::now(), Some(c), t0);
+        let Some(Message::ClockAnswer { c0_us: back, s1_us }) = answer.reply else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(back, c0_us);
+        tokio::time::advance(Duration::from_millis(legs.1)).await;
+        let c2_us = client_us(Instant::now());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let sample = Message::ClockSample {
+            c0_us,
+            s1_us,
+            c2_us,
+        };
+        s.on_message(sample, Instant::now(), Some(c), t0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_offset_is_the_quickest_round_trips_and_places_client_times() {
+        let t0 = Instant::now();
+        let (mut s, c) = registered(t0);
+        let mut c = c.with_timeline(ORIGIN_US);
+        let origin_ms = ORIGIN_US as f64 / 1000.0;
+        assert_eq!(
+            c.server_time_s(origin_ms + 1500.0),
+            1.5,
+            "offset 0 before a sample"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // The client is 2.5 s behind. Its ask takes 300 ms, the answer 10 ms: the offset of
+        // that sample is off by half the difference (145 ms), and it is warned about once.
+        let skew_us = 2_500_000;
+        let slow = clock_exchange(&mut s, &mut c, t0, skew_us, (300, 10)).await;
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(2645.0), Some(310.0))
+        );
+        let warning = c.row.clock_warning().unwrap();
+        assert_eq!(slow.note, Note::Warn(format!("Warning: {warning}")));
+        assert!(warning.contains("2.645 s behind the server's"), "{warning}");
+        // A quick symmetric round trip is exact; a slower one after it changes nothing.
+        let quick = clock_exchange(&mut s, &mut c, t0, skew_us, (2, 2)).await;
+        assert!(quick.is_stay(), "warned once: {quick:?}");
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(2500.0), Some(4.0))
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        clock_exchange(&mut s, &mut c, t0, skew_us, (5, 80)).await;
+        let row = c.to_report(Instant::now());
+        assert_eq!(
+            (row.clock_offset_ms, row.clock_rtt_ms),
+            (Some(2500.0), Some(4.0))
+        );
+        // A time the client stamps now is now on the server's timeline.
+        let now_s = (Instant::now() - t0).as_secs_f64();
+        let stamped_ms = origin_ms + now_s * 1000.0 - 2500.0;
+        assert!((c.server_time_s(stamped_ms) - now_s).abs() < 1e-6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forged_replayed_or_misdirected_clock_line_is_ignored() {
+        let t0 = Instant::now();
+        let (mut s, c) = registered(t0);
+        let mut c = c.with_timeline(ORIGIN_US);
+        let ignored = |step: &Step| matches!(&step.note, Note::Warn(w) if w.contains("ignored"));
+        let send =
+            |s: &mut Session, c: &mut ClientRecord, m: Message| s.on_message(m, t0, Some(c), t0);
+        // No answer was sent: a sample claiming a 30 s offset is ignored.
+        let forged = Message::ClockSample {
+            c0_us: 1_000,
+            s1_us: 30_000_000,
+            c2_us: 2_000,
+        };
+        assert!(ignored(&send(&mut s, &mut c, forged)));
+        let c0_us = 1_764_000_000_000_000;
+        let ask = send(&mut s, &mut c, Message::ClockAsk { c0_us });
+        let s1_us = u64::try_from(ORIGIN_US).unwrap();
+        assert_eq!(ask.reply, Some(Message::ClockAnswer { c0_us, s1_us }));
+        // Another s1 than the one sent (forged, or an older one): ignored.
+        for (s1, c2) in [(s1_us + 1, c0_us + 10), (s1_us - 5_000_000, c0_us + 10)] {
+            let m = Message::ClockSample {
+                c0_us,
+                s1_us: s1,
+                c2_us: c2,
+            };
+            assert!(ignored(&send(&mut s, &mut c, m)));
+        }
+        assert_eq!(c.row.clock_offset_ms, None);
+        let real = Message::ClockSample {
+            c0_us,
+            s1_us,
+            c2_us: c0_us + 10,
+        };
+        assert!(send(&mut s, &mut c, real.clone()).is_stay());
+        assert_eq!(
+            (c.row.clock_offset_ms, c.row.clock_rtt_ms),
+            (Some(-0.005), Some(0.01))
+        );
+        assert!(ignored(&send(&mut s, &mut c, real)), "replayed");
+        let backwards = Message::ClockAsk { c0_us: 5 };
+        send(&mut s, &mut c, backwards);
+        let m = Message::ClockSample {
+            c0_us: 5,
+            s1_us,
+            c2_us: 4,
+        };
+        assert!(ignored(&send(&mut s, &mut c, m)), "a negative round trip");
+        // The server's line from a client, and a clock line before get_cid: ignored.
+        let answer = Message::ClockAnswer { c0_us, s1_us };
+        assert!(ignored(&send(&mut s, &mut c, answer.clone())));
+        let mut fresh = Session::new(peer(), &rules(None), t0);
+        assert!(ignored(&fresh.on_message(answer, t0, None, t0)));
+        assert_eq!(c.row.clock_offset_ms, Some(-0.005));
     }
 }

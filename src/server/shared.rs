@@ -245,11 +245,6 @@ impl Shared {
             .unwrap_or(self.start_time)
     }
 
-    /// The server's start on the wall clock, Unix milliseconds.
-    pub(super) fn start_unix_ms(&self) -> f64 {
-        self.start_time.timestamp_micros() as f64 / 1000.0
-    }
-
     pub(super) fn final_report(&self) -> MutexGuard<'_, Option<Report>> {
         self.final_report.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -396,6 +391,7 @@ impl Shared {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             total,
+            warnings: Report::clock_warnings(&clients),
             clients,
             series,
             stopped,
@@ -536,9 +532,11 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        // The origin of the client-stamped times (`tput`, `io`, `lat`) on the server's timeline.
+        // The origin of the client-stamped times (`tput`, `io`, `lat`,
+        // `clock`) on the server's
+        // timeline.
         let record = ClientRecord::new(id, peer, protocol_version, now)
-            .with_server_start(self.start_unix_ms());
+            .with_timeline(self.start_time.timestamp_micros());
         let cell = Arc::new(Mutex::new(record));
         st.clients.insert(id, cell.clone());
         Ok(Admitted { id, cell, slot })

@@ -1,5 +1,5 @@
-//! The frame of both kinds of page: style, head (times, totals, the fleet line), the
-//! per-client table's header row, notes, footer.
+//! The frame of both kinds of page: style, head (times, totals, the fleet line, the
+//! warnings), the per-client table's header row, notes, footer.
 
 use std::fmt::Write as _;
 
@@ -39,6 +39,23 @@ pub(super) fn head(s: &mut String, report: &Report, extra_style: &str) {
     if let Some(line) = t.fleet_line() {
         let _ = writeln!(s, "<p id=\"fleet\">{}</p>", escape(&line));
     }
+    warnings(s, report);
+}
+
+/// The report's warnings (a client's clock far off the server's), under the head, in red.
+fn warnings(s: &mut String, report: &Report) {
+    if report.warnings.is_empty() {
+        return;
+    }
+    s.push_str("<div id=\"warnings\">\n");
+    for w in &report.warnings {
+        let _ = writeln!(
+            s,
+            "<p class=\"warning\" style=\"color:#b00020\">Warning: {}</p>",
+            escape(w)
+        );
+    }
+    s.push_str("</div>\n");
 }
 
 /// The per-client table's header row (both kinds of page).
