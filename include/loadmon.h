@@ -335,6 +335,11 @@ typedef struct LoadmonServerConfig {
    * Default: 30000.
    */
   int64_t http_write_timeout_ms;
+  /**
+   * Where to write the fleet's merged chunk write latency intervals (HdrHistogram
+   * interval-log format) when the server stops; NULL for none. Default: NULL.
+   */
+  const char *latency_log_path;
 } LoadmonServerConfig;
 
 /**

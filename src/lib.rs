@@ -15,7 +15,9 @@
 //!   directory, I/O pressure, dirty and writeback memory).
 //! - [`config`]: the rule (range, zero or not) of each setting that has one, which every face
 //!   applies to user numbers; [`auth`]: the token's challenge–response (no I/O); [`series`]:
-//!   bounded time series for charts; [`logging`]: session log files and the log sink a face
+//!   bounded time series for charts; [`latency`]: chunk write latency histograms that merge
+//!   exactly (the `lat` line's encoding and bounds, the fleet's intervals, the interval log);
+//!   [`logging`]: session log files and the log sink a face
 //!   installs ([`logging::set_log_sink`], [`logging::LogDelivery`]); [`out_file`]: files
 //!   written at the end of a run, resolved at its start, written atomically.
 //! - the wire: [`protocol`] (the [`Message`](protocol::Message) enum, parse and encode, a
@@ -85,6 +87,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod hostio;
+pub mod latency;
 pub mod logging;
 pub mod out_file;
 pub mod plan;

@@ -48,6 +48,10 @@
 //! clock:<c0_us>:<s1_us>:<c2_us>             its sample: c0 and the server's s1 as answered,
 //!                                           the client's time the answer came (see
 //!                                           Message::ClockSample)
+//! lat:<t0_ms>:<t1_ms>:<hist>                chunk write latencies (µs) of the interval
+//!                                           [t0, t1) (the client's Unix ms): an HdrHistogram
+//!                                           V2 compressed, base64, at most 3000 bytes (see
+//!                                           crate::latency); only to a loadmon server
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
@@ -77,6 +81,7 @@ use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::error::truncate;
 pub use crate::error::ProtocolError;
 use crate::hostio::HostIoSample;
+use crate::latency::IntervalHistogram;
 use crate::units::MAX_SIZE_MB;
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
@@ -323,10 +328,25 @@ pub enum Message {
         /// The client's time when the answer came, Unix µs.
         c2_us: u64,
     },
+    /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
+    /// [`LatLine`]).
+    Lat(Box<LatLine>),
+}
+
+/// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
+/// client's clock (Unix ms), as a histogram ([`crate::latency`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatLine {
+    /// The interval's start, the client's Unix time in ms.
+    pub t0_ms: u64,
+    /// The interval's end, the client's Unix time in ms (not before `t0_ms`).
+    pub t1_ms: u64,
+    /// The interval's writes.
+    pub hist: IntervalHistogram,
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 25] = [
+pub const COMMANDS: [&str; 26] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -352,6 +372,7 @@ pub const COMMANDS: [&str; 25] = [
     "io",
     "tput",
     "clock",
+    "lat",
 ];
 
 impl Message {
@@ -385,6 +406,7 @@ impl Message {
             Message::ClockAsk { .. }
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => 24,
+            Message::Lat(_) => 25,
         }
     }
 
@@ -447,6 +469,7 @@ impl Message {
             "io" => parse_io(&f),
             "tput" => parse_tput(&f),
             "clock" => parse_clock(&f),
+            "lat" => parse_lat(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -531,6 +554,7 @@ impl Message {
                 s1_us,
                 c2_us,
             } => format!("{cmd}:{c0_us}:{s1_us}:{c2_us}"),
+            Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
         }
     }
 }
@@ -741,6 +765,20 @@ fn parse_send_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
         cpu_pct: parse_pct("send_stats", "cpu_pct", f.f[1], MAX_CPU_PCT)?,
         mem_pct: parse_pct("send_stats", "mem_pct", f.f[2], 100.0)?,
     })
+}
+
+/// `lat:<t0_ms>:<t1_ms>:<hist>`: the histogram's length is checked before it is decoded
+/// (within [`crate::latency`]'s bounds).
+fn parse_lat(f: &Fields<'_>) -> Result<Message, ProtocolError> {
+    const C: &str = "lat";
+    f.expect(C, 4)?;
+    let t0_ms = parse_u64(C, "t0_ms", f.f[1])?;
+    let t1_ms = parse_u64(C, "t1_ms", f.f[2])?;
+    if t1_ms < t0_ms {
+        return Err(invalid(C, "t1_ms", f.f[2], "before t0_ms"));
+    }
+    let hist = IntervalHistogram::decode(f.f[3]).map_err(|why| invalid(C, "hist", f.f[3], why))?;
+    Ok(Message::Lat(Box::new(LatLine { t0_ms, t1_ms, hist })))
 }
 
 fn parse_set_cid(f: &Fields<'_>) -> Result<Message, ProtocolError> {
@@ -1627,6 +1665,48 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_lat_line_round_trips_and_is_bounded() {
+        let mut h = crate::latency::new_histogram();
+        for us in [120, 950, 4_000, 4_000, 70_000] {
+            crate::latency::record_us(&mut h, us);
+        }
+        let hist = IntervalHistogram::encode(&h).unwrap();
+        let m = Message::Lat(Box::new(LatLine {
+            t0_ms: 1_764_064_800_000,
+            t1_ms: 1_764_064_801_000,
+            hist,
+        }));
+        let line = m.encode();
+        assert!(
+            line.starts_with("lat:1764064800000:1764064801000:HISTFAAA"),
+            "{line}"
+        );
+        assert_eq!(Message::parse(&line), Ok(m.clone()));
+        assert_eq!(m.command(), "lat");
+        let Message::Lat(l) = &m else { unreachable!() };
+        let blob = l.hist.as_str();
+        for bad in [
+            format!("lat:2:1:{blob}"),
+            format!("lat:x:1:{blob}"),
+            format!("lat:1:2:{}", "A".repeat(3_001)),
+            format!("lat:1:2:{}", &blob[..blob.len() - 3]),
+            "lat:1:2:!!".to_string(),
+            "lat:1:2".to_string(),
+            format!("lat:1:2:{blob}:x"),
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&bad),
+                    Err(ProtocolError::InvalidArgument { command: "lat", .. }
+                        | ProtocolError::WrongFieldCount { .. })
+                ),
+                "{}",
+                &bad[..bad.len().min(80)]
+            );
         }
     }
 }

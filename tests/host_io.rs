@@ -221,16 +221,25 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let series = report.io_series.iter().find(|s| s.id == blind_id).unwrap();
     assert_eq!(series.samples.len(), 1);
     assert_eq!(series.samples[0].util_pct, None);
-    // CSV: the columns at the end (before the clock exchange's two, appended after them),
-    // empty cells.
+    // CSV: the columns at the end (before the clock exchange's two and the latency's four,
+    // appended after them), empty cells.
     let csv = report.to_csv();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let io_cols = header.len() - 10..header.len() - 2;
+    let io_cols = header.len() - 14..header.len() - 6;
     assert_eq!(&header[io_cols.clone()], IO_COLUMNS);
     assert_eq!(
-        &header[header.len() - 2..],
+        &header[header.len() - 6..header.len() - 4],
         ["clock_offset_ms", "clock_rtt_ms"]
+    );
+    assert_eq!(
+        &header[header.len() - 4..],
+        [
+            "chunk_p90_ms",
+            "chunk_p999_ms",
+            "chunk_max_ms",
+            "chunk_writes"
+        ]
     );
     let blind_row = lines
         .find(|l| l.starts_with(&format!("{blind_id},")))
@@ -238,7 +247,7 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let cells: Vec<&str> = blind_row.split(',').collect();
     assert_eq!(&cells[io_cols], ["", "", "", "", "", "", "1048576", ""]);
     // A peer without the clock exchange: no offset either.
-    assert_eq!(&cells[cells.len() - 2..], ["", ""]);
+    assert_eq!(&cells[cells.len() - 6..cells.len() - 4], ["", ""]);
     // HTML: n/a.
     let html = report.to_html();
     let table = &html[html.find("id=\"host-io\"").expect("host I/O table")..];

@@ -395,6 +395,11 @@ fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples
     assert_eq!(lines.len(), 4, "{dom}");
     assert!(lines.iter().all(|n| *n >= 3), "{lines:?}");
     assert!(dom.matches("<circle").count() >= 12);
+    // The fleet's merged latency percentiles over time (issue 21): p50, p99, p99.9 lines.
+    for line in ["p50", "p99", "p99.9"] {
+        let p = points(line);
+        assert!(p.len() == 1 && p[0] >= 1, "{line}: {p:?} {dom}");
+    }
     a.join(Some(WAIT)).expect("client a");
     b.join(Some(WAIT)).expect("client b");
     server.wait(Some(WAIT)).expect("report");

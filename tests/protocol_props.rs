@@ -4,6 +4,7 @@
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
 use loadmon::hostio::HostIoSample;
+use loadmon::latency::{new_histogram, record_us, IntervalHistogram};
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
 use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_UNIX_US};
 use loadmon::units::MAX_SIZE_MB;
@@ -141,7 +142,30 @@ fn message() -> impl Strategy<Value = Message> {
                 c2_us,
             }
         }),
+        lat(),
     ]
+}
+
+/// A `lat` line as a loadmon client sends it: an interval `[t0, t1)` and its writes' latencies
+/// (µs, 1 µs to past an hour) encoded within the line's cap.
+fn lat() -> impl Strategy<Value = Message> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        proptest::collection::vec(1u64..=4_000_000_000u64, 0..400),
+    )
+        .prop_filter_map("fits a lat line", |(a, b, writes)| {
+            let mut h = new_histogram();
+            for us in writes {
+                record_us(&mut h, us);
+            }
+            let hist = IntervalHistogram::encode(&h)?;
+            Some(Message::Lat(Box::new(loadmon::protocol::LatLine {
+                t0_ms: a.min(b),
+                t1_ms: a.max(b),
+                hist,
+            })))
+        })
 }
 
 proptest! {
@@ -167,7 +191,7 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"), Just("tput"), Just("clock"),
+            Just("auth_ok"), Just("tput"), Just("clock"), Just("lat"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

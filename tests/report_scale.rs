@@ -87,6 +87,10 @@ fn fleet(n: usize) -> Report {
             writeback_bytes: Some(50 * MB),
             clock_offset_ms: Some(0.25),
             clock_rtt_ms: Some(0.5),
+            chunk_p90_ms: Some(2.25),
+            chunk_p999_ms: Some(12.5),
+            chunk_max_ms: Some(41.75),
+            chunk_writes: Some(1_234_567),
         });
         series.push(ClientSeries {
             id,
@@ -112,6 +116,7 @@ fn fleet(n: usize) -> Report {
         stopped: false,
         io_series: Vec::new(),
         warnings: Vec::new(),
+        latency_series: Vec::new(),
     }
 }
 

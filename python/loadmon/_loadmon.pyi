@@ -129,6 +129,7 @@ class Server:
         http_idle_timeout: float | None = 30.0,
         http_max_connections: int | None = 128,
         http_write_timeout: float | None = 30.0,
+        latency_log: _Path | None = None,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""

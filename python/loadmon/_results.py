@@ -162,6 +162,16 @@ class ClientInfo:
     client)."""
     clock_rtt_ms: float | None = None
     """The round trip behind ``clock_offset_ms``, in ms: the offset is right to half of it."""
+    chunk_p90_ms: float | None = None
+    """90th percentile chunk write latency over the run, from the client's merged interval
+    histograms (loadmon clients only; with them ``chunk_p50_ms``/``chunk_p99_ms`` come from the
+    same histogram)."""
+    chunk_p999_ms: float | None = None
+    """99.9th percentile chunk write latency over the run (as ``chunk_p90_ms``)."""
+    chunk_max_ms: float | None = None
+    """Longest chunk write over the run (as ``chunk_p90_ms``)."""
+    chunk_writes: int | None = None
+    """Chunk writes in the client's merged histograms (as ``chunk_p90_ms``)."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 

@@ -1,9 +1,9 @@
 //! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
 //! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
-//! every second and once before the end, and `io`, the host's I/O view) and the lines the
-//! workload queues, then `done` or `error:<reason>`. With a loadmon server, the clock exchange
-//! too (at the start of the run and every 10 s: `ClockProbe`), so that the server places this
-//! client's times on its own timeline.
+//! `io`, the host's I/O view, and `lat`, the second's chunk write latencies; every second and
+//! once before the end) and the lines the workload queues, then `done` or `error:<reason>`.
+//! With a loadmon server, the clock exchange too (at the start of the run and every 10 s:
+//! `ClockProbe`), so that the server places this client's times on its own timeline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,11 +16,12 @@ use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::hostio::{HostIo, HostIoSample};
+use crate::latency::IntervalHistogram;
 use crate::logging::EventLog;
-use crate::protocol::{round2, Message, MAX_IO_FIGURE, MAX_UNIX_US};
+use crate::protocol::{round2, LatLine, Message, MAX_IO_FIGURE, MAX_UNIX_US};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
 use crate::units::BYTES_PER_MB;
-use crate::workload::{Context, Counters, RunControl, Workload, STOP_GRACE};
+use crate::workload::{unix_ms, Context, Counters, RunControl, Workload, STOP_GRACE};
 
 /// The error for a line the server could not be sent.
 fn send_error(e: FrameError) -> Error {
@@ -263,11 +264,31 @@ impl Tasks<'_> {
     }
 
     /// The lines of one second (and of the run's end, before the verdict): the workload's
-    /// bytes so far at this wall-clock time (`tput`), and the host's I/O view (`io`).
+    /// bytes so far at this wall-clock time (`tput`), the host's I/O view (`io`), and the
+    /// chunk write latencies of the interval that ended (`lat`, when it had writes).
     fn second_lines(&mut self) -> Vec<Message> {
         let mut lines = vec![tput_line(self.control.counters())];
         lines.extend(self.host_io.as_mut().map(HostIoTask::line));
+        lines.extend(self.lat_line());
         lines
+    }
+
+    /// The `lat` line of the interval that ends now, if it had writes and its histogram
+    /// fits the line (else it is dropped, with a log line).
+    fn lat_line(&mut self) -> Option<Message> {
+        let t1_ms = unix_ms();
+        let (t0_ms, h) = self.control.counters().take_interval(t1_ms)?;
+        match IntervalHistogram::encode(&h) {
+            Some(hist) => Some(Message::Lat(Box::new(LatLine { t0_ms, t1_ms, hist }))),
+            None => {
+                self.log.warn(format!(
+                    "the latency histogram of {} write(s) does not fit a lat line even at 1 \
+                     significant digit: that interval's latencies are not sent",
+                    h.len()
+                ));
+                None
+            }
+        }
     }
 
     /// A line from the server during the run: a refusal stops the run, the end of the
@@ -451,11 +472,8 @@ fn second_ticker() -> tokio::time::Interval {
 
 /// `tput`: the workload's bytes so far at this moment on the wall clock (Unix ms).
 fn tput_line(counters: &Counters) -> Message {
-    let t_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Message::Tput {
-        t_ms,
+        t_ms: unix_ms(),
         bytes: counters.bytes_written(),
     }
 }

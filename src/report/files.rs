@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::types::Report;
 use crate::error::{Error, Result};
+use crate::latency::LatencyInterval;
 use crate::out_file::OutFile;
 
 /// The report files of a run (each optional): resolved when the run starts (a relative path
@@ -17,6 +18,9 @@ pub struct ReportFiles {
     pub csv: Option<PathBuf>,
     /// The HTML report (table and charts).
     pub html: Option<PathBuf>,
+    /// The fleet's merged chunk write latency intervals, in the HdrHistogram interval-log
+    /// format ([`crate::latency::interval_log`]).
+    pub latency_log: Option<PathBuf>,
 }
 
 impl ReportFiles {
@@ -25,6 +29,7 @@ impl ReportFiles {
             ("JSON", &self.json),
             ("CSV", &self.csv),
             ("HTML", &self.html),
+            (LATENCY_LOG, &self.latency_log),
         ]
         .into_iter()
         .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
@@ -55,18 +60,20 @@ impl ReportFiles {
 
     /// Resolves every path now and writes every report file (each is attempted even if
     /// another failed); one `(kind, path, result)` per file. See [`ReportFiles::open`].
+    /// The latency log has no intervals here (a server's run writes them: see
+    /// [`OpenReportFiles::write_with_latency`]).
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.each()
             .map(|(kind, path)| {
                 let r = ReportFiles::one(kind, path)
-                    .and_then(|file| file.write(render(kind, report)?.as_bytes()));
+                    .and_then(|file| file.write(render(kind, report, &[])?.as_bytes()));
                 (kind, path.to_path_buf(), r)
             })
             .collect()
     }
 
     fn one(kind: &'static str, path: &Path) -> Result<OutFile> {
-        if kind != "JSON" && !cfg!(feature = "reports") {
+        if kind != "JSON" && kind != LATENCY_LOG && !cfg!(feature = "reports") {
             return Err(Error::Config(format!(
                 "{kind} report {}: loadmon was built without the `reports` feature",
                 path.display()
@@ -85,22 +92,37 @@ pub struct OpenReportFiles {
 
 impl OpenReportFiles {
     /// Writes every report file (each is attempted even if another failed); one
-    /// `(kind, path, result)` per file.
+    /// `(kind, path, result)` per file. The latency log has no intervals (see
+    /// [`OpenReportFiles::write_with_latency`]).
     pub fn write(&self, report: &Report) -> Vec<(&'static str, PathBuf, Result<()>)> {
+        self.write_with_latency(report, &[])
+    }
+
+    /// As [`OpenReportFiles::write`], the latency log with the fleet's merged `intervals`.
+    pub fn write_with_latency(
+        &self,
+        report: &Report,
+        intervals: &[LatencyInterval],
+    ) -> Vec<(&'static str, PathBuf, Result<()>)> {
         self.files
             .iter()
             .map(|(kind, path, file)| {
-                let r = render(kind, report).and_then(|text| file.write(text.as_bytes()));
+                let r =
+                    render(kind, report, intervals).and_then(|text| file.write(text.as_bytes()));
                 (*kind, path.clone(), r)
             })
             .collect()
     }
 }
 
-/// The report file of `kind` (JSON, CSV, HTML).
-fn render(kind: &str, report: &Report) -> Result<String> {
+/// The kind of the latency log among the report files.
+const LATENCY_LOG: &str = "latency log";
+
+/// The report file of `kind` (JSON, CSV, HTML, the latency log of `intervals`).
+fn render(kind: &str, report: &Report, intervals: &[LatencyInterval]) -> Result<String> {
     match kind {
         "JSON" => Ok(report.to_json()),
+        LATENCY_LOG => Ok(report.latency_log(intervals)),
         #[cfg(feature = "reports")]
         "CSV" => Ok(report.to_csv()),
         #[cfg(feature = "reports")]

@@ -6,6 +6,8 @@
 //!   the JSON report's field names, and the CSV columns);
 //! - `text`: the seed's text report ([`Report::to_text`], [`Total::fleet_line`]);
 //! - `json`: [`Report::to_json`], [`Report::from_json`], [`Report::write_json`];
+//! - `latency`: the fleet's latency line of the text report ([`Total::latency_line`]) and the
+//!   interval log ([`Report::latency_log`]);
 //! - `csv` (feature `reports`): `Report::to_csv`, its header and rows from [`ClientReport`]'s
 //!   serde derive;
 //! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
@@ -21,6 +23,7 @@ mod files;
 #[cfg(feature = "reports")]
 mod html;
 mod json;
+mod latency;
 mod text;
 mod types;
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 37] = [
+const COLUMNS: [&str; 41] = [
     "id",
     "status",
     "time_ran_s",
@@ -42,6 +42,10 @@ const COLUMNS: [&str; 37] = [
     "writeback_bytes",
     "clock_offset_ms",
     "clock_rtt_ms",
+    "chunk_p90_ms",
+    "chunk_p999_ms",
+    "chunk_max_ms",
+    "chunk_writes",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {
@@ -99,11 +103,14 @@ fn report() -> Report {
             common_start: None,
             series: vec![],
             tput: vec![],
+            latency: None,
+            latency_series: vec![],
         },
         series: vec![],
         stopped: false,
         io_series: vec![],
         warnings: Vec::new(),
+        latency_series: vec![],
     }
 }
 
@@ -348,8 +355,8 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         html.contains("<div id=\"warnings\">\n<p class=\"warning\" style=\"color:#b00020\">Warning: client 100&#39;s clock is 2.500 s ahead"),
         "{html}"
     );
-    // JSON: the list, and the client's figures; CSV: the last two columns (after
-    // process_clients and the 8 empty host I/O cells).
+    // JSON: the list, and the client's figures; CSV: the clock's two columns (after
+    // process_clients and the 8 empty host I/O cells; before the 4 empty latency cells).
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["warnings"][0], warning);
     assert_eq!(v["clients"][0]["clock_offset_ms"], -2500.0);
@@ -360,7 +367,7 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .ends_with(",1,,,,,,,,,-2500.0,0.2"),
+            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,"),
         "{csv}"
     );
     // No warning: no key (an older report, without it, still parses).

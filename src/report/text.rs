@@ -11,7 +11,8 @@ impl Report {
     /// MB integers without a unit, as the seed printed them). New: a `Reason:` line after a
     /// client that has a reason (ABORTED, FAILED, TIMED OUT), and the statuses `TIMED OUT` and
     /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
-    /// CSV and HTML reports, not here. In fleet mode one line follows the seed's block
+    /// CSV and HTML reports, not here. After the seed's block: the fleet's chunk write latency
+    /// when loadmon clients sent it ([`Total::latency_line`]), in fleet mode one line
     /// ([`Total::fleet_line`]), then one line per warning ([`Report::warnings`]:
     /// `Warning: client 101's clock is 2.500 s behind the server's …`).
     ///
@@ -61,6 +62,12 @@ impl Report {
         }
         s.push_str(line);
         s.push('\n');
+        // The fleet's latency (loadmon clients only), then fleet mode's line, which stays
+        // the last.
+        if let Some(latency) = self.total.latency_line() {
+            s.push_str(&latency);
+            s.push('\n');
+        }
         if let Some(fleet) = self.total.fleet_line() {
             s.push_str(&fleet);
             s.push('\n');

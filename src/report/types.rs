@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary};
 use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
 
@@ -167,6 +168,20 @@ pub struct ClientReport {
     /// right to within half of it.
     #[serde(default)]
     pub clock_rtt_ms: Option<f64>,
+    /// 90th percentile chunk write latency over the run, ms, from the client's merged
+    /// interval histograms (`lat` lines; loadmon clients only). With them, `chunk_p50_ms`
+    /// and `chunk_p99_ms` come from the same histogram.
+    #[serde(default)]
+    pub chunk_p90_ms: Option<f64>,
+    /// 99.9th percentile chunk write latency over the run, ms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_p999_ms: Option<f64>,
+    /// Longest chunk write over the run, ms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_max_ms: Option<f64>,
+    /// Chunk writes in the client's merged histograms (as `chunk_p90_ms`).
+    #[serde(default)]
+    pub chunk_writes: Option<u64>,
 }
 
 /// Above this clock offset, either way, milliseconds, a client's clock is warned about (in
@@ -270,6 +285,16 @@ pub struct Total {
     /// sent `tput` (seed clients, older loadmons: `series` has their throughput).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tput: Vec<FleetBucket>,
+    /// Chunk write latency of all clients over the run, from their interval histograms merged
+    /// (loadmon clients' `lat` lines): the fleet's true percentiles, not an average of the
+    /// clients'. `None` when no client sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySummary>,
+    /// The fleet's chunk write latency over time: every client's intervals merged per second
+    /// of the server's clock (coarser for long runs, at most 96 points; see
+    /// [`crate::latency`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_series: Vec<LatencyPoint>,
 }
 
 impl Total {
@@ -317,6 +342,8 @@ impl Total {
             common_start: None,
             series: Vec::new(),
             tput: Vec::new(),
+            latency: None,
+            latency_series: Vec::new(),
         }
     }
 }
@@ -349,6 +376,10 @@ pub struct Report {
     /// the text report after the seed's, and is shown at the top of the HTML report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the
+    /// clients that sent `lat` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_series: Vec<ClientLatencySeries>,
 }
 
 /// The reason of a client that was running when the server was stopped.

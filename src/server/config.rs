@@ -81,6 +81,10 @@ pub struct ServerConfig {
     pub report_csv: Option<PathBuf>,
     /// Where to write the HTML report (table and charts) when the server stops.
     pub report_html: Option<PathBuf>,
+    /// Where to write the fleet's merged chunk write latency intervals when the server stops,
+    /// in the HdrHistogram interval-log format (v1.3), which HdrHistogram's tools read; the
+    /// same path rules as the reports ([`ServerConfig::report_json`]).
+    pub latency_log: Option<PathBuf>,
     /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
     /// default) for none. Port 0 picks a free port. The same token as the protocol port
     /// applies (sent as `Authorization: Bearer <token>`). Bound with the server
@@ -220,6 +224,7 @@ impl Default for ServerConfig {
             log_dir: None,
             report_csv: None,
             report_html: None,
+            latency_log: None,
             http: None,
             http_linger: Duration::ZERO,
             http_allow_hosts: Vec::new(),
@@ -386,6 +391,7 @@ impl ServerConfig {
             json: self.report_json.clone(),
             csv: self.report_csv.clone(),
             html: self.report_html.clone(),
+            latency_log: self.latency_log.clone(),
         }
     }
 }

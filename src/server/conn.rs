@@ -27,7 +27,7 @@ use super::shared::{lock_cell, Admitted, ClientCell, Shared, INVALID};
 use super::signal::Subscription;
 use crate::connection::{Connection, Filled, FrameError, Parsed};
 use crate::events::EventKind;
-use crate::protocol::Message;
+use crate::protocol::{LatLine, Message};
 use crate::report::{Status, STOPPED_REASON};
 
 /// While this many reply bytes wait for the peer, its lines are not read.
@@ -577,6 +577,10 @@ impl Driver<'_> {
                         return Some(Step::refuse(reason));
                     }
                 }
+                if let Message::Lat(l) = &msg {
+                    self.on_lat(l, record, now);
+                    return None;
+                }
                 self.session.check_token(&msg, &self.shared.rules);
                 Some(
                     self.session
@@ -590,6 +594,21 @@ impl Driver<'_> {
                 self.warn(&format!("{name}: ignored line: {e}"));
                 None
             }
+        }
+    }
+
+    /// `lat`: the interval's latencies into the client's record and the fleet's; a line
+    /// that is not taken (before `get_cid`, outside the run, out of range) is warned about.
+    fn on_lat(&mut self, l: &LatLine, record: Option<&mut ClientRecord>, now: Instant) {
+        let taken = match record {
+            Some(c) => self
+                .shared
+                .latency(c, (l.t0_ms, l.t1_ms), l.hist.histogram(), now),
+            None => Err("before get_cid"),
+        };
+        if let Err(why) = taken {
+            let name = self.session.name();
+            self.warn(&format!("{name}: ignored lat: {why}"));
         }
     }
 

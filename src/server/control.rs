@@ -52,6 +52,13 @@ impl ServerControl {
             .collect()
     }
 
+    /// The fleet's chunk write latencies so far (`lat` lines) as a Prometheus histogram
+    /// (buckets of [`crate::latency::BUCKET_BOUNDS_S`]); `None` before any.
+    pub fn latency_buckets(&self) -> Option<crate::latency::PrometheusHistogram> {
+        let fleet = self.shared.fleet_latency();
+        (!fleet.run().is_empty()).then(|| crate::latency::prometheus_buckets(fleet.run()))
+    }
+
     /// Lines received so far per command, in [`COMMANDS`] order, then `("invalid", n)` for
     /// lines that did not parse.
     pub fn message_counts(&self) -> Vec<(&'static str, u64)> {

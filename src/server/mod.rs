@@ -295,9 +295,12 @@ impl Server {
             Ok(())
         } else {
             let (log, r) = (shared.log.clone(), report.clone());
-            tokio::task::spawn_blocking(move || write_report_files(&report_files, &r, &log))
-                .await
-                .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))))
+            let intervals = shared.fleet_latency().intervals();
+            tokio::task::spawn_blocking(move || {
+                write_report_files(&report_files, &r, &intervals, &log)
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("report files task: {e}"))))
         };
 
         if has_http {
@@ -383,7 +386,8 @@ impl Drop for Cancelled<'_> {
                 // in the drop: no task outlives the dropped future to write them later).
                 let report = self.shared.final_report().as_ref().cloned();
                 if let (Some(files), Some(report)) = (&self.files, report) {
-                    let _ = write_report_files(files, &report, &self.shared.log);
+                    let intervals = self.shared.fleet_latency().intervals();
+                    let _ = write_report_files(files, &report, &intervals, &self.shared.log);
                 }
             }
             Phase::Reporting => {
@@ -444,10 +448,11 @@ fn serve_http(shared: &Arc<Shared>, l: TcpListener) {
 fn write_report_files(
     files: &crate::report::OpenReportFiles,
     report: &Report,
+    intervals: &[crate::latency::LatencyInterval],
     log: &crate::logging::EventLog,
 ) -> Result<()> {
     let mut written = Ok(());
-    for (kind, path, r) in files.write(report) {
+    for (kind, path, r) in files.write_with_latency(report, intervals) {
         match r {
             Ok(()) => log.info(format!("{kind} report written to {}", path.display())),
             Err(e) => {

@@ -15,10 +15,12 @@ use tokio::time::Instant;
 use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
+use crate::latency::{ClientLatency, ClientLatencySeries};
 use crate::protocol::MAX_UNIX_US;
 use crate::report::{ClientReport, Status};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
+use hdrhistogram::Histogram;
 
 /// What the server knows about one client.
 ///
@@ -67,7 +69,16 @@ pub(crate) struct ClientRecord {
     // The host's I/O view (`io` lines).
     /// The client's `io` samples over time, on the server's timeline.
     pub io_series: IoSeries,
+    // Touched by `lat` lines (loadmon clients only).
+    /// The client's chunk write latencies (`lat`), once it sent one.
+    pub latency: Option<Box<ClientLatency>>,
 }
+
+/// Longest interval a `lat` line may cover, seconds.
+const MAX_LAT_INTERVAL_S: f64 = 3600.0;
+
+/// How far past the server's now a `lat` interval may end, seconds (clocks differ a little).
+const LAT_FUTURE_SLACK_S: f64 = 60.0;
 
 impl ClientRecord {
     /// The record of client `id`, connected from `peer`, which got its id at `now`.
@@ -99,6 +110,7 @@ impl ClientRecord {
             clock: None,
             io_series: IoSeries::default(),
             tput: TputSeries::default(),
+            latency: None,
         }
     }
 
@@ -326,6 +338,42 @@ impl ClientRecord {
         }
     }
 
+    /// `lat` at `now_s` (seconds since the server started): the writes `h` of the interval
+    /// `[t0_ms, t1_ms)` (the client's Unix ms) added to
+    /// the client's histogram and series. Returns the interval's middle (seconds since the
+    /// server started; at least 0), for the fleet's series; an error for an interval longer
+    /// than an hour, ending before the server's start or in the future, or a count that would
+    /// overflow.
+    pub(crate) fn latency(
+        &mut self,
+        (t0_ms, t1_ms): (u64, u64),
+        h: &Histogram<u64>,
+        now_s: f64,
+    ) -> Result<f64, &'static str> {
+        let t0_s = self.server_time_s(t0_ms as f64);
+        let t1_s = self.server_time_s(t1_ms as f64);
+        if !(t1_s - t0_s <= MAX_LAT_INTERVAL_S && t1_s >= 0.0 && t1_s <= now_s + LAT_FUTURE_SLACK_S)
+        {
+            return Err("its interval is not within the run");
+        }
+        // An interval that began before the server's start counts from the start.
+        let mid_s = ((t0_s + t1_s) / 2.0).max(0.0);
+        let latency = self.latency.get_or_insert_with(Box::default);
+        if !latency.add(t1_s, t1_s - t0_s, h) {
+            return Err("its counts would overflow");
+        }
+        Ok(mid_s)
+    }
+
+    /// The client's latency series, if it sent `lat` lines.
+    pub(crate) fn latency_series_report(&self) -> Option<ClientLatencySeries> {
+        let l = self.latency.as_ref()?;
+        Some(ClientLatencySeries {
+            id: self.row.id,
+            points: l.points().to_vec(),
+        })
+    }
+
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
         (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
@@ -358,8 +406,23 @@ impl ClientRecord {
                 now.saturating_duration_since(self.last_heartbeat)
                     .as_secs_f64()
             }),
-            ..self.row.clone()
+            ..self.latency_row()
         }
+    }
+
+    /// The stored row with the latency figures of the merged histogram, for a client that
+    /// sent `lat` lines (its `write_stats` percentiles otherwise).
+    fn latency_row(&self) -> ClientReport {
+        let mut row = self.row.clone();
+        if let Some(s) = self.latency.as_ref().and_then(|l| l.summary()) {
+            row.chunk_p50_ms = Some(s.p50_ms);
+            row.chunk_p99_ms = Some(s.p99_ms);
+            row.chunk_p90_ms = Some(s.p90_ms);
+            row.chunk_p999_ms = Some(s.p999_ms);
+            row.chunk_max_ms = Some(s.max_ms);
+            row.chunk_writes = Some(s.writes);
+        }
+        row
     }
 }
 
@@ -394,4 +457,56 @@ impl ClientRecord {
 /// Seconds from `started` (the server's start) to `t`.
 pub(crate) fn seconds_since(started: Instant, t: Instant) -> f64 {
     t.saturating_duration_since(started).as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::{new_histogram, record_us, HIGHEST_LATENCY_US, MAX_LATENCY_POINTS};
+
+    #[test]
+    fn a_flood_of_lat_intervals_keeps_the_record_bounded() {
+        let mut c = ClientRecord::new(1, "127.0.0.1:9".parse().unwrap(), None, Instant::now());
+        c.timeline_origin_us = 1_000_000_000_000_000;
+        let start_ms = 1_000_000_000_000u64;
+        let mut h = new_histogram();
+        for us in [1, 50, 999, 12_345, 1_000_000, HIGHEST_LATENCY_US, u64::MAX] {
+            record_us(&mut h, us);
+        }
+        let mut sizes = Vec::new();
+        for i in 0..20_000u64 {
+            let t0 = start_ms + i * 1000;
+            assert!(c.latency((t0, t0 + 1000), &h, 30_000.0).is_ok());
+            let l = c.latency.as_ref().unwrap();
+            assert!(l.points().len() <= MAX_LATENCY_POINTS);
+            sizes.push(l.run().distinct_values());
+        }
+        // The run's histogram spans 1 µs to an hour at 3 digits: its counters stop growing at
+        // that range's size, however many intervals come.
+        assert!(
+            sizes.iter().all(|n| *n == sizes[0] && *n < 30_000),
+            "{:?}",
+            sizes.last()
+        );
+        assert_eq!(c.to_report(Instant::now()).chunk_writes, Some(7 * 20_000));
+    }
+
+    #[test]
+    fn a_lat_interval_outside_the_run_is_refused() {
+        let mut c = ClientRecord::new(1, "127.0.0.1:9".parse().unwrap(), None, Instant::now());
+        c.timeline_origin_us = 1_000_000_000;
+        let mut h = new_histogram();
+        record_us(&mut h, 100);
+        // Ending before the server's start; longer than an hour; ending far in the future.
+        for interval in [
+            (0, 1000),
+            (1_000_000, 1_000_000 + 3_601_000),
+            (1_000_000, 9_000_000),
+        ] {
+            assert!(c.latency(interval, &h, 10.0).is_err(), "{interval:?}");
+        }
+        assert!(c.latency.is_none());
+        assert_eq!(c.latency((1_000_000, 1_001_000), &h, 10.0), Ok(0.5));
+        assert_eq!(c.server_time_s(1_002_500.0), 2.5);
+    }
 }

@@ -309,7 +309,8 @@ impl Session {
 
     /// Handles one message at `now`. `record` is the client's record once it has an id;
     /// `started` is the server's start. The lines every client sends all the time (`hb`, the
-    /// stats) are handled here; the others by one method per group.
+    /// stats) are handled here; the others by one method per group. (`lat` is taken by the
+    /// connection driver before this: the fleet's latencies are the server's.)
     pub(crate) fn on_message(
         &mut self,
         msg: Message,
@@ -359,7 +360,7 @@ impl Session {
             Message::ClockAsk { .. }
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => clock_line(id, c, msg, now - started),
-            Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } => {
+            Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } | Message::Lat(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
             Message::SetCid(_)

@@ -21,6 +21,7 @@ use super::record::{seconds_since, ClientRecord};
 use super::session::{late_reason, Rules, WarnBudget};
 use super::signal;
 use crate::events::{EventBus, EventKind};
+use crate::latency::{FleetIntervals, LatencySummary};
 use crate::logging::EventLog;
 use crate::protocol::COMMANDS;
 use crate::report::{Report, Total};
@@ -99,6 +100,9 @@ pub(super) struct Shared {
     pub(super) http_stop: CancellationToken,
     /// Fired once the HTTP listener has closed (at once for a server without one).
     pub(super) http_done: CancellationToken,
+    /// The fleet's chunk write latencies (`lat` lines), merged; locked after a client's
+    /// record (never the other way round).
+    pub(super) latency: Mutex<FleetIntervals>,
 }
 
 impl Shared {
@@ -145,6 +149,7 @@ impl Shared {
             finished: CancellationToken::new(),
             http_stop: CancellationToken::new(),
             http_done: CancellationToken::new(),
+            latency: Mutex::new(FleetIntervals::default()),
         }
     }
 
@@ -333,6 +338,7 @@ impl Shared {
         let (mut first_start, mut last_end) = (None::<Instant>, None::<Instant>);
         let mut series = Vec::new();
         let mut io_series = Vec::new();
+        let mut latency_series = Vec::new();
         // Each started client's first and last point (time since the server started, bytes),
         // for the all-clients series.
         let mut spans = Vec::new();
@@ -344,6 +350,7 @@ impl Shared {
             series.extend(c.series_report());
             tput_origins.extend(c.tput.origin_s().map(|o| (c.id(), o)));
             io_series.extend(c.io_series_report());
+            latency_series.extend(c.latency_series_report());
             if let Some(s) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.unwrap_or(now);
@@ -379,6 +386,7 @@ impl Shared {
             total.expected_clients = Some(f.expected);
             total.started_clients = f.started;
         }
+        self.latency_totals(&mut total);
         Report {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
@@ -388,7 +396,39 @@ impl Shared {
             series,
             stopped,
             io_series,
+            latency_series,
         }
+    }
+
+    /// The fleet's merged latencies (`lat` lines).
+    pub(super) fn fleet_latency(&self) -> MutexGuard<'_, FleetIntervals> {
+        self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fleet's latency over the run and its series, into `total`.
+    fn latency_totals(&self, total: &mut Total) {
+        let fleet = self.fleet_latency();
+        total.latency = LatencySummary::of(fleet.run());
+        total.latency_series = fleet.points();
+    }
+
+    /// Client `id`'s `lat` interval `[t0_ms, t1_ms)` with the writes `h`, at `now`: into its
+    /// record `c` and the fleet's. Returns why it was not taken.
+    pub(super) fn latency(
+        &self,
+        c: &mut ClientRecord,
+        interval_ms: (u64, u64),
+        h: &hdrhistogram::Histogram<u64>,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if c.status() != crate::report::Status::Running {
+            return Err("the client is not running");
+        }
+        let mid_s = c.latency(interval_ms, h, seconds_since(self.started, now))?;
+        if !self.fleet_latency().add(mid_s, h) {
+            return Err("the fleet's counts would overflow");
+        }
+        Ok(())
     }
 }
 
@@ -492,7 +532,8 @@ impl Shared {
         };
         st.next_id = id.checked_add(1);
         st.issued += 1;
-        // The origin of the client-stamped times (`tput`, `io`, `clock`) on the server's
+        // The origin of the client-stamped times (`tput`, `io`, `lat`,
+        // `clock`) on the server's
         // timeline.
         let record = ClientRecord::new(id, peer, protocol_version, now)
             .with_timeline(self.start_time.timestamp_micros());

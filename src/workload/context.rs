@@ -16,6 +16,23 @@ pub(crate) struct Counters {
     files_written: AtomicU64,
     bytes_written: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
+    /// The writes since the last `lat` line ([`Counters::take_interval`]).
+    interval: Mutex<Interval>,
+}
+
+/// The chunk write latencies of the interval in progress, and when it began.
+#[derive(Debug)]
+struct Interval {
+    /// Its start, Unix ms.
+    t0_ms: u64,
+    latency_us: Histogram<u64>,
+}
+
+/// Now, Unix ms (0 for a clock before 1970).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Counters {
@@ -28,7 +45,23 @@ impl Counters {
                 Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
             ),
+            interval: Mutex::new(Interval {
+                t0_ms: unix_ms(),
+                latency_us: crate::latency::new_histogram(),
+            }),
         }
+    }
+
+    /// Ends the interval in progress at `t1_ms` (Unix ms) and starts the next: its start and
+    /// its writes, or `None` if it had none (nothing is sent for it).
+    pub(crate) fn take_interval(&self, t1_ms: u64) -> Option<(u64, Histogram<u64>)> {
+        let mut i = self.interval.lock().ok()?;
+        let t0_ms = std::mem::replace(&mut i.t0_ms, t1_ms);
+        if i.latency_us.is_empty() {
+            return None;
+        }
+        let h = std::mem::replace(&mut i.latency_us, crate::latency::new_histogram());
+        Some((t0_ms.min(t1_ms), h))
     }
 
     /// Files reported so far.
@@ -211,6 +244,9 @@ impl Context {
             .max(1);
         if let Ok(mut h) = self.counters.latency_us.lock() {
             h.saturating_record(us);
+        }
+        if let Ok(mut i) = self.counters.interval.lock() {
+            crate::latency::record_us(&mut i.latency_us, us);
         }
         Ok(())
     }

@@ -131,9 +131,10 @@ def test_report_to_csv_and_html_and_files(tmp_path: Path) -> None:
     assert csv_path.read_text() == report.to_csv()
     html = report.to_html()
     assert html.startswith("<!DOCTYPE html>") and "<td>100</td>" in html
-    # All clients together, then throughput and CPU per client (the host I/O section's
-    # charts, after them, depend on a block device under the data directory).
-    assert html.split("<h2>Host I/O</h2>")[0].count("<svg") == 3 and "<script" not in html
+    # All clients together, the fleet's chunk write latency (issue 21's lat lines), then
+    # throughput and CPU per client (the host I/O section's charts, after them, depend on a
+    # block device under the data directory).
+    assert html.split("<h2>Host I/O</h2>")[0].count("<svg") == 4 and "<script" not in html
     assert html_path.read_text() == html
     [s] = report.series
     assert s["id"] == 100 and len(s["samples"]) >= 2

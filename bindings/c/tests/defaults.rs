@@ -110,6 +110,7 @@ const SERVER: &[(&str, Source)] = &[
     ("http", Core("http", Str, &[])),
     ("report_csv_path", Core("report_csv", Str, &[])),
     ("report_html_path", Core("report_html", Str, &[])),
+    ("latency_log_path", Core("latency_log", Str, &[])),
     (
         "expect_clients",
         Core(

@@ -92,6 +92,7 @@ struct ServerArgs<'a, 'py> {
     http_idle_timeout: Arg<'a, 'py>,
     http_max_connections: Arg<'a, 'py>,
     http_write_timeout: Arg<'a, 'py>,
+    latency_log: Arg<'a, 'py>,
 }
 
 impl ServerArgs<'_, '_> {
@@ -139,6 +140,7 @@ impl ServerArgs<'_, '_> {
             log_dir: path_arg(self.log_dir)?,
             report_csv: path_arg(self.report_csv)?,
             report_html: path_arg(self.report_html)?,
+            latency_log: path_arg(self.latency_log)?,
             http: self.http,
             http_linger: opt_secs_arg(
                 py,
@@ -273,14 +275,14 @@ impl PyServer {
         expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=None,
         allow_clear_token=None, max_pending=None, max_ids=None, write_timeout=None,
         max_line_bytes=None, http_header_read_timeout=None, http_idle_timeout=None,
-        http_max_connections=None, http_write_timeout=None),
+        http_max_connections=None, http_write_timeout=None, latency_log=None),
         text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
             heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
             token=None, http=None, http_linger=0.0, report_csv=None, report_html=None, \
             expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=(), \
             allow_clear_token=False, max_pending=256, max_ids=100000, write_timeout=10.0, \
             max_line_bytes=4096, http_header_read_timeout=10.0, http_idle_timeout=30.0, \
-            http_max_connections=128, http_write_timeout=30.0)")]
+            http_max_connections=128, http_write_timeout=30.0, latency_log=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new<'a, 'py>(
         py: Python<'py>,
@@ -310,6 +312,7 @@ impl PyServer {
         http_idle_timeout: Arg<'a, 'py>,
         http_max_connections: Arg<'a, 'py>,
         http_write_timeout: Arg<'a, 'py>,
+        latency_log: Arg<'a, 'py>,
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let args = ServerArgs {
@@ -339,6 +342,7 @@ impl PyServer {
                 http_idle_timeout,
                 http_max_connections,
                 http_write_timeout,
+                latency_log,
             };
             Ok(PyServer {
                 config: args.config(py)?,

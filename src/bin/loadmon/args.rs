@@ -398,6 +398,10 @@ pub(crate) struct WatchArgs {
     /// Write the report as a self-contained HTML page with charts.
     #[arg(long, value_name = "PATH")]
     pub(crate) report_html: Option<PathBuf>,
+    /// Write the fleet's merged chunk write latency intervals in the HdrHistogram interval-log
+    /// format (v1.3), which HdrHistogram's tools read.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) latency_log: Option<PathBuf>,
     /// Seconds between status lines when stdout is not a terminal (0: none).
     #[arg(long, default_value_t = loadmon::console::STATUS_INTERVAL.as_secs_f64(), value_parser = seconds, value_name = "SECONDS")]
     pub(crate) status_interval: f64,

@@ -104,6 +104,12 @@ fn nice_ceiling(max: f64) -> f64 {
 
 /// One line chart as inline SVG: `lines` are (label, points (x = seconds, y)).
 pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
+    svg_chart_of(title, unit, lines, "series")
+}
+
+/// [`svg_chart`] with its lines of class `line_class` (`series`: a client's or the fleet's
+/// throughput and CPU lines; `latency`: the fleet's latency percentiles).
+fn svg_chart_of(title: &str, unit: &str, lines: &[Line], line_class: &str) -> String {
     let f = Frame::of(lines);
     let (w, h) = SIZE;
     let mut s = String::new();
@@ -122,7 +128,7 @@ pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
     value_axis(&mut s, &f);
     time_axis(&mut s, &f);
     for (i, line) in lines.iter().enumerate() {
-        draw_line(&mut s, &f, i, line);
+        draw_line(&mut s, &f, i, line, line_class);
     }
     s.push_str("</svg>");
     s
@@ -193,13 +199,13 @@ fn path_of(f: &Frame, points: &[(f64, f64)]) -> String {
     d.trim_end().to_string()
 }
 
-/// The `i`th line: its path (broken at gaps), a dot with a tooltip per measured point, and
-/// its legend entry. `data-points` counts the measured points.
-fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line) {
+/// The `i`th line (of class `class`): its path (broken at gaps), a dot with a tooltip per
+/// measured point, and its legend entry. `data-points` counts the measured points.
+fn draw_line(s: &mut String, f: &Frame, i: usize, (label, points): &Line, class: &str) {
     let colour = COLOURS[i % COLOURS.len()];
     let _ = write!(
         s,
-        r#"<path class="series" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" d="{d}"/>"#,
+        r#"<path class="{class}" data-client="{l}" data-points="{n}" fill="none" stroke="{colour}" stroke-width="2" d="{d}"/>"#,
         l = escape(label),
         n = points.iter().filter(|p| !p.1.is_nan()).count(),
         d = path_of(f, points)
@@ -256,6 +262,34 @@ pub(super) fn fleet_chart(s: &mut String, report: &Report) {
         ));
         s.push('\n');
     }
+}
+
+/// The fleet's chunk write latency chart (the report's `total.latency_series`: p50, p99 and
+/// p99.9 of every client's writes merged, per interval) and its line over the run, if any
+/// client sent `lat` lines.
+pub(super) fn latency_chart(s: &mut String, report: &Report) {
+    let t = &report.total;
+    if let Some(line) = t.latency_line() {
+        let _ = writeln!(s, "<p id=\"latency\">{}</p>", escape(&line));
+    }
+    if t.latency_series.is_empty() {
+        return;
+    }
+    let line = |label: &str, get: fn(&crate::latency::LatencyPoint) -> f64| -> Line {
+        let pts = t.latency_series.iter().map(|p| (p.t_s, get(p))).collect();
+        (label.to_string(), pts)
+    };
+    s.push_str(&svg_chart_of(
+        "Chunk write latency, all clients merged (seconds since the server started)",
+        "ms",
+        &[
+            line("p50", |p| p.p50_ms),
+            line("p99", |p| p.p99_ms),
+            line("p99.9", |p| p.p999_ms),
+        ],
+        "latency",
+    ));
+    s.push('\n');
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::chart::{fleet_chart, svg_chart};
+use super::chart::{fleet_chart, latency_chart, svg_chart};
 use super::data::page_data;
 use super::page::{footer, head, CLIENT_COLUMNS, CPU_MEM_NOTE};
 use super::summary::{fleet_bands, summary_tables};
@@ -30,6 +30,7 @@ pub(super) fn render_paged(report: &Report) -> String {
     summary_tables(&mut s, report);
     s.push_str("<h2>Fleet charts</h2>\n");
     fleet_chart(&mut s, report);
+    latency_chart(&mut s, report);
     let bands = |f: fn(&Sample) -> f64| fleet_bands(&report.series, f);
     let throughput = bands(|p| p.throughput_mb_s);
     if throughput.is_empty() {

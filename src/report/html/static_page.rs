@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::chart::{fleet_chart, svg_chart, Line};
+use super::chart::{fleet_chart, latency_chart, svg_chart, Line};
 use super::format::{escape, opt, seconds_between};
 use super::page::{footer, head, CLIENT_COLUMNS, CPU_MEM_NOTE};
 use crate::report::types::{ClientReport, Report};
@@ -24,6 +24,7 @@ pub(super) fn render_static(report: &Report) -> String {
     s.push_str("</tbody></table>\n");
     s.push_str(CPU_MEM_NOTE);
     fleet_chart(&mut s, report);
+    latency_chart(&mut s, report);
     client_charts(&mut s, report);
     host_io(&mut s, report);
     footer(&mut s);

@@ -26,6 +26,7 @@ struct Family {
 enum Kind {
     Gauge,
     Counter,
+    Histogram,
 }
 
 /// Where a family's samples come from, read from one [`Scrape`].
@@ -39,7 +40,13 @@ enum Samples {
     /// Fleet mode only: one sample without labels; the whole family is left out outside
     /// fleet mode or when there is no value.
     Fleet(fn(&FleetStatus) -> Option<Value>),
+    /// A histogram without labels: its cumulative buckets (`le`, count), `+Inf`, `_sum` and
+    /// `_count`; left out when there is none.
+    Histogram(fn(&Scrape) -> Option<&Buckets>),
 }
+
+/// A Prometheus histogram's samples.
+type Buckets = crate::latency::PrometheusHistogram;
 
 /// A sample's value.
 #[derive(Clone, Copy)]
@@ -59,6 +66,8 @@ struct Scrape {
     refused: u64,
     messages: Vec<(&'static str, u64)>,
     fleet: Option<FleetStatus>,
+    /// The fleet's chunk write latencies, merged (`lat` lines).
+    latency: Option<Buckets>,
 }
 
 /// Every family, in the order written.
@@ -150,6 +159,12 @@ const FAMILIES: &[Family] = &[
             let t = chrono::DateTime::parse_from_rfc3339(f.start_time.as_deref()?).ok()?;
             Some(Value::Real(t.timestamp_millis() as f64 / 1000.0))
         }),
+    },
+    Family {
+        name: "loadmon_chunk_write_seconds",
+        kind: Kind::Histogram,
+        help: "Chunk write latency of all clients together, merged from their interval histograms.",
+        samples: Samples::Histogram(|s| s.latency.as_ref()),
     },
     Family {
         name: "loadmon_client_bytes_written_total",
@@ -284,6 +299,7 @@ impl Scrape {
             refused,
             messages: c.message_counts(),
             fleet: c.fleet(),
+            latency: c.latency_buckets(),
         }
     }
 
@@ -337,6 +353,12 @@ impl Family {
                     let _ = writeln!(s, "{name} {v}");
                 }
             }
+            Samples::Histogram(get) => {
+                if let Some(h) = get(scrape) {
+                    self.head(s);
+                    write_histogram(name, h, s);
+                }
+            }
         }
     }
 
@@ -345,6 +367,7 @@ impl Family {
         let kind = match self.kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
         };
         let _ = writeln!(s, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(s, "# TYPE {} {kind}", self.name);
@@ -364,6 +387,17 @@ impl fmt::Display for Value {
             Value::Real(v) => f.write_str(&num(v)),
         }
     }
+}
+
+/// A histogram's samples: `_bucket` per bound and `+Inf`, `_sum`, `_count`.
+fn write_histogram(name: &str, h: &Buckets, s: &mut String) {
+    let (sum, count) = (h.sum_s, h.count);
+    for (le, n) in &h.buckets {
+        let _ = writeln!(s, "{name}_bucket{{le=\"{}\"}} {n}", num(*le));
+    }
+    let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(s, "{name}_sum {}", num(sum));
+    let _ = writeln!(s, "{name}_count {count}");
 }
 
 /// Escapes a Prometheus label value.

@@ -118,6 +118,9 @@ pub struct LoadmonServerConfig {
     /// HTTP: milliseconds a response may wait on a peer that takes no byte; positive.
     /// Default: 30000.
     pub http_write_timeout_ms: i64,
+    /// Where to write the fleet's merged chunk write latency intervals (HdrHistogram
+    /// interval-log format) when the server stops; NULL for none. Default: NULL.
+    pub latency_log_path: *const c_char,
 }
 
 // The core's host default as a C string, made once (never shared with another struct's).
@@ -163,6 +166,7 @@ unsafe impl Growable for LoadmonServerConfig {
             http_idle_timeout_ms: ms(l.idle_timeout),
             http_max_connections: num(l.max_connections),
             http_write_timeout_ms: ms(l.write_timeout),
+            latency_log_path: std::ptr::null(),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonServerConfig: host,
@@ -172,7 +176,7 @@ unsafe impl Growable for LoadmonServerConfig {
         plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files,
         http_allow_hosts, allow_clear_token, max_pending, max_ids, write_timeout_ms,
         max_line_bytes, http_linger_ms, http_header_read_timeout_ms, http_idle_timeout_ms,
-        http_max_connections, http_write_timeout_ms);
+        http_max_connections, http_write_timeout_ms, latency_log_path);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -237,6 +241,7 @@ unsafe fn set_server_strings(config: &mut ServerConfig, c: &LoadmonServerConfig)
     config.log_dir = path(c.log_dir, "log_dir")?;
     config.report_csv = path(c.report_csv_path, "report_csv_path")?;
     config.report_html = path(c.report_html_path, "report_html_path")?;
+    config.latency_log = path(c.latency_log_path, "latency_log_path")?;
     // SAFETY: NULL or a NULL-ended array of such strings per the contract.
     config.http_allow_hosts =
         unsafe { optional_str_list(c.http_allow_hosts, "http_allow_hosts", MAX_HTTP_ALLOW_HOSTS) }?;
