@@ -108,8 +108,9 @@ pub(super) fn svg_chart(title: &str, unit: &str, lines: &[Line]) -> String {
 }
 
 /// [`svg_chart`] with its lines of class `line_class` (`series`: a client's or the fleet's
-/// throughput and CPU lines; `latency`: the fleet's latency percentiles).
-fn svg_chart_of(title: &str, unit: &str, lines: &[Line], line_class: &str) -> String {
+/// throughput and CPU lines; `latency`: the fleet's latency percentiles; `io`: the host I/O
+/// charts).
+pub(super) fn svg_chart_of(title: &str, unit: &str, lines: &[Line], line_class: &str) -> String {
     let f = Frame::of(lines);
     let (w, h) = SIZE;
     let mut s = String::new();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::chart::{fleet_chart, latency_chart, svg_chart, Line};
+use super::chart::{fleet_chart, latency_chart, svg_chart, svg_chart_of, Line};
 use super::format::{escape, opt, seconds_between};
 use super::page::{footer, head, CLIENT_COLUMNS, CPU_MEM_NOTE};
 use crate::report::types::{ClientReport, Report};
@@ -98,7 +98,7 @@ fn host_io(s: &mut String, report: &Report) {
     for (title, unit, f) in charts {
         let l = lines(f);
         if !l.is_empty() {
-            s.push_str(&svg_chart(title, unit, &l));
+            s.push_str(&svg_chart_of(title, unit, &l, "io"));
             s.push('\n');
         }
     }
