@@ -30,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::units::BYTES_PER_MB;
 
@@ -309,7 +309,7 @@ impl HostIo {
                 return (t_ms, s);
             }
         }
-        let t_ms = unix_ms();
+        let t_ms = crate::units::unix_ms();
         let counters = read_counters(entry.device.as_deref());
         let mut s = match (entry.counters, counters) {
             (Some((at, before)), Some(after)) => device_rates(
@@ -359,13 +359,6 @@ fn read_counters(device: Option<&str>) -> Option<DiskCounters> {
     let device = device?;
     let text = std::fs::read_to_string("/proc/diskstats").ok()?;
     parse_diskstats(&text, device)
-}
-
-/// Now, Unix milliseconds (0 if the clock is before 1970).
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Units and the bounds every layer shares: a leaf module (it imports nothing of the crate), so
 //! that the protocol, the settings' rules, the workloads and the reports can all use them
-//! without importing each other.
+//! without importing each other; and the wall clock in the protocol's unit (Unix ms).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bytes in one MB as the protocol counts them (MiB), for rates and sizes shown as floats.
 pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
@@ -28,3 +28,11 @@ pub const NONCE_BYTES: usize = 32;
 /// Bytes in a challenge–response proof, an HMAC-SHA256 (64 hex digits on the wire;
 /// [`crate::auth`]).
 pub const PROOF_BYTES: usize = 32;
+
+/// Now on the wall clock, Unix milliseconds (0 if the clock is before 1970): the stamp of
+/// loadmon's per-second lines (`tput`, `lat`, `io`).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

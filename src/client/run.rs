@@ -20,8 +20,8 @@ use crate::latency::IntervalHistogram;
 use crate::logging::EventLog;
 use crate::protocol::{round2, LatLine, Message, MAX_IO_FIGURE, MAX_UNIX_US};
 use crate::stats::{ClientCpu, ProcessClient, Sampler};
-use crate::units::BYTES_PER_MB;
-use crate::workload::{unix_ms, Context, Counters, RunControl, Workload, STOP_GRACE};
+use crate::units::{unix_ms, BYTES_PER_MB};
+use crate::workload::{Context, Counters, RunControl, Workload, STOP_GRACE};
 
 /// The error for a line the server could not be sent.
 fn send_error(e: FrameError) -> Error {

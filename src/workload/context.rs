@@ -28,13 +28,6 @@ struct Interval {
     latency_us: Histogram<u64>,
 }
 
-/// Now, Unix ms (0 for a clock before 1970).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Counters {
     fn new() -> Self {
         Counters {
@@ -46,7 +39,7 @@ impl Counters {
                     .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
             ),
             interval: Mutex::new(Interval {
-                t0_ms: unix_ms(),
+                t0_ms: crate::units::unix_ms(),
                 latency_us: crate::latency::new_histogram(),
             }),
         }

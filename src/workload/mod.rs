@@ -17,7 +17,7 @@ mod context;
 pub mod file_writer;
 
 pub use context::Context;
-pub(crate) use context::{unix_ms, Counters, RunControl};
+pub(crate) use context::{Counters, RunControl};
 
 /// How long a stopped run (cancelled, its server gone) waits for its workload to return once
 /// [`Context::is_stopped`] is true: a workload checks its context at least this often (the
