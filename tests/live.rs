@@ -346,31 +346,7 @@ fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples
         let s = server.control().series();
         s.len() == 2 && s.iter().all(|c| c.samples.len() >= 3)
     });
-    let dom_path = dir.path().join("dom.html");
-    let profile = dir.path().join("chromium-profile");
-    let child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("{base}/"))
-        .stdout(std::fs::File::create(&dom_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium (Debian package chromium) must be installed: run `make system-deps`");
-    let status = ChildGuard(child).wait_for(Duration::from_secs(60));
-    assert!(status.success(), "chromium: {status}");
-    let dom = std::fs::read_to_string(&dom_path).unwrap();
+    let dom = chromium_dom(&format!("{base}/"), dir.path(), "dashboard");
     for id in [100, 101] {
         assert!(
             dom.contains(&format!("<tr data-client=\"{id}\">")),
@@ -588,8 +564,7 @@ fn report_files_in_every_format_are_written_at_the_end() {
     assert!(server.is_finished() && server.report().stopped);
 }
 
-/// The DOM of `url` in headless Chromium once its scripts ran (as the dashboard test above
-/// loads it).
+/// The DOM of `url` in headless Chromium once its scripts ran.
 fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
     let dom_path = dir.join(format!("{name}-dom.html"));
     let profile = dir.join(format!("chromium-profile-{name}"));
