@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::workload::{Context, Workload};
 
 mod files;
+mod pace;
 mod settings;
 
 use files::{create_new, write_chunk, ChunkBuf, OwnFile};
