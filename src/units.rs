@@ -22,6 +22,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
 /// Upper bound of [`MAX_DURATION`] in seconds, as a float.
 pub const MAX_SECONDS: f64 = 1e9;
 
+/// Highest write rate a client may be paced at, MiB/s (10^6: a TiB a second).
+pub const MAX_RATE_MB_S: f64 = 1e6;
+
 /// Bytes in a challenge–response nonce (64 hex digits on the wire; [`crate::auth`]).
 pub const NONCE_BYTES: usize = 32;
 

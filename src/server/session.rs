@@ -309,8 +309,9 @@ impl Session {
 
     /// Handles one message at `now`. `record` is the client's record once it has an id;
     /// `started` is the server's start. The lines every client sends all the time (`hb`, the
-    /// stats) are handled here; the others by one method per group. (`lat` is taken by the
-    /// connection driver before this: the fleet's latencies are the server's.)
+    /// stats) are handled here; the others by one method per group. (`lat`, `rlat` and `pace`
+    /// are taken by the connection driver before this: the fleet's latencies are the
+    /// server's.)
     pub(crate) fn on_message(
         &mut self,
         msg: Message,
@@ -360,7 +361,12 @@ impl Session {
             Message::ClockAsk { .. }
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => clock_line(id, c, msg, now - started),
-            Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } | Message::Lat(_) => {
+            Message::Hello { .. }
+            | Message::Token(_)
+            | Message::Auth { .. }
+            | Message::Lat(_)
+            | Message::RespLat(_)
+            | Message::Pace(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
             Message::SetCid(_)
