@@ -419,8 +419,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_series: Vec<ClientIoSeries>,
     /// What the reader should know before trusting the figures: a client whose clock is more
-    /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]). Each is a line of
-    /// the text report after the seed's, and is shown at the top of the HTML report.
+    /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]), a paced client
+    /// that could not keep pace ([`Report::pace_warnings`]). Each is a line of the text report
+    /// after the seed's, and is shown at the top of the HTML report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the
