@@ -340,3 +340,67 @@ async fn metrics_and_api_carry_the_schedule_lag_and_pass_promtool() {
     assert!(raw.closed().await);
     server.report().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_schedule_lag_in_chromium() {
+    let server = TestServer::start(ServerConfig {
+        http: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    })
+    .await;
+    let mut paced = started_peer(&server).await;
+    let mut plain = started_peer(&server).await;
+    paced_second(
+        &mut paced,
+        50.0,
+        1_250_000,
+        &[0, 300, 1_200_000],
+        &[9_000, 1_300_000],
+    )
+    .await;
+    let http = server.control.http_addr().expect("HTTP address");
+    let dom = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        common::chromium_dom(&format!("http://{http}/"), dir.path(), "dashboard")
+    });
+    let dom = tokio::time::timeout(Duration::from_secs(90), dom)
+        .await
+        .unwrap()
+        .unwrap();
+    // The paced client's row: its lag now and p99; the other's "–".
+    let row = |id: u32| {
+        let at = dom
+            .find(&format!("<tr data-client=\"{id}\">"))
+            .expect("row");
+        dom[at..at + dom[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row(100).contains("<td class=\"behind\">1250.0 / "),
+        "{}",
+        row(100)
+    );
+    assert!(
+        row(101).contains("<td>–</td><td class=\"l\">"),
+        "{}",
+        row(101)
+    );
+    // The paced charts are shown and drawn: p50, p99 and max of the start lags.
+    let charts = &dom[dom.find("id=\"pace-charts\"").expect("pace charts")..];
+    assert!(
+        !charts[..charts.find('>').unwrap()].contains("hidden"),
+        "{charts}"
+    );
+    let lag = &charts[charts.find("id=\"chart-lag\"").unwrap()..];
+    let lag = &lag[..lag.find("</svg>").unwrap()];
+    for label in ["p50", "p99", "max"] {
+        assert!(
+            lag.contains(&format!("data-client=\"{label}\" data-points=\"1\"")),
+            "{lag}"
+        );
+    }
+    for raw in [&mut paced, &mut plain] {
+        raw.send("done").await;
+        assert!(raw.closed().await);
+    }
+    server.report().await;
+}
