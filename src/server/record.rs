@@ -56,8 +56,9 @@ pub(crate) struct ClientRecord {
     pub proc_reports: u64,
     pub cpu_core_total: f64,
     // Touched by `tput` (every second, loadmon clients only).
-    /// The 1-s throughput from `tput` reports.
-    pub tput: TputSeries,
+    /// The 1-s throughput from `tput` reports (boxed, once the first arrives: a seed client
+    /// sends none, and costs one pointer).
+    pub tput: Option<Box<TputSeries>>,
     pub rss_total: f64,
     // Touched by the clock exchange (every 10 s) and by the conversion of client times.
     /// The server's timeline: its wall clock when it started, Unix µs
@@ -67,8 +68,9 @@ pub(crate) struct ClientRecord {
     /// none, and costs one pointer).
     pub clock: Option<Box<ClockFilter>>,
     // The host's I/O view (`io` lines).
-    /// The client's `io` samples over time, on the server's timeline.
-    pub io_series: IoSeries,
+    /// The client's `io` samples over time, on the server's timeline (boxed, once the first
+    /// arrives).
+    pub io_series: Option<Box<IoSeries>>,
     // Touched by `lat` lines (loadmon clients only).
     /// The client's chunk write latencies (`lat`), once it sent one.
     pub latency: Option<Box<ClientLatency>>,
@@ -108,8 +110,8 @@ impl ClientRecord {
             rss_total: 0.0,
             timeline_origin_us: 0,
             clock: None,
-            io_series: IoSeries::default(),
-            tput: TputSeries::default(),
+            io_series: None,
+            tput: None,
             latency: None,
         }
     }
@@ -132,7 +134,9 @@ impl ClientRecord {
                 .map_or(bytes_written, |b| b.max(bytes_written)),
         );
         let t_s = self.server_time_s(t_ms as f64);
-        self.tput.record(t_s, bytes_written);
+        self.tput
+            .get_or_insert_with(Box::default)
+            .record(t_s, bytes_written);
     }
 
     /// The client's id.
@@ -174,8 +178,12 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
-            self.tput.shrink_to_fit();
-            self.io_series.shrink_to_fit();
+            if let Some(t) = &mut self.tput {
+                t.shrink_to_fit();
+            }
+            if let Some(io) = &mut self.io_series {
+                io.shrink_to_fit();
+            }
         }
         Some(EventKind::StatusChanged {
             client_id: self.row.id,
@@ -376,10 +384,11 @@ impl ClientRecord {
 
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
+        let tput = self.tput.as_deref().filter(|t| !t.is_empty());
+        (!self.series.is_empty() || tput.is_some()).then(|| ClientSeries {
             id: self.row.id,
             samples: self.series.samples(),
-            tput: self.tput.points(),
+            tput: tput.map(|t| t.points()).unwrap_or_default(),
         })
     }
 
@@ -442,14 +451,17 @@ impl ClientRecord {
         row.dirty_bytes = io.dirty_bytes;
         row.writeback_bytes = io.writeback_bytes;
         let t_s = self.server_time_s(t_ms as f64);
-        self.io_series.record(t_s, io);
+        self.io_series
+            .get_or_insert_with(Box::default)
+            .record(t_s, io);
     }
 
     /// The client's host I/O series, if it sent any `io` line.
     pub(crate) fn io_series_report(&self) -> Option<ClientIoSeries> {
-        (!self.io_series.is_empty()).then(|| ClientIoSeries {
+        let io = self.io_series.as_deref().filter(|s| !s.is_empty())?;
+        Some(ClientIoSeries {
             id: self.row.id,
-            samples: self.io_series.points(),
+            samples: io.points(),
         })
     }
 }
