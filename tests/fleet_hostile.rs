@@ -129,7 +129,7 @@ async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_o
         // Parsed, then refused by the file writer's rules (no chunk buffer is made).
         (
             plan_with(&[("chunksize", "0"), ("min_chunksize", "0")]),
-            "chunk size must be at least 1 MB",
+            "chunk size must be at least 512 bytes, not 0 MB",
         ),
         (
             plan_with(&[("chunksize", "2"), ("filesize", "1")]),
