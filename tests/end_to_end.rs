@@ -15,9 +15,9 @@ use loadmon::{Error, Report, Status};
 fn writer(dir: &Path, run_time_s: f64, chunk: u64, file: u64) -> FileWriter {
     FileWriter::new(FileWriterConfig {
         run_time_s,
-        chunk_size_mb: chunk,
-        file_size_mb: file,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: chunk << 20,
+        file_size_bytes: file << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.to_path_buf(),
         ..Default::default()
     })
@@ -202,12 +202,13 @@ fn sync_modes_write_whole_files() {
         let dir = tmp.path().join(mode.to_string());
         let w = FileWriter::new(FileWriterConfig {
             run_time_s: 1.0,
-            chunk_size_mb: 1,
-            file_size_mb: 2,
-            min_chunk_size_mb: 1,
+            chunk_size_bytes: 1 << 20,
+            file_size_bytes: 2 << 20,
+            min_chunk_size_bytes: 1 << 20,
             out_dir: dir.clone(),
             sync: mode,
             keep_files: keep,
+            ..Default::default()
         });
         let w = match (mode, w) {
             (_, Ok(w)) => w,

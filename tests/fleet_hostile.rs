@@ -740,8 +740,8 @@ async fn a_plan_beyond_a_limit_is_failed_in_the_report_and_one_within_the_limits
     use loadmon::Status;
     let dir = tempfile::tempdir().unwrap();
     let plan = loadmon::plan::Plan {
-        chunk_size_mb: 2,
-        file_size_mb: 4,
+        chunk_size_bytes: 2 << 20,
+        file_size_bytes: 4 << 20,
         ..common::small_plan(0.5)
     };
     let fleet = || ServerConfig {

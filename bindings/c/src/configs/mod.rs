@@ -194,6 +194,12 @@ mod tests {
             let actual = unsafe {
                 match f.c_type.as_str() {
                     "int64_t" => DocDefault::Int(base.add(off).cast::<i64>().read()),
+                    // Every default of a double is a whole number (LOADMON_NO_RATE).
+                    "double" => {
+                        let v = base.add(off).cast::<f64>().read();
+                        assert_eq!(v.fract(), 0.0, "{}.{name}: {v}", T::NAME);
+                        DocDefault::Int(v as i64)
+                    }
                     "const char *" | "const char *const *" => {
                         match base.add(off).cast::<*const c_char>().read() {
                             p if p.is_null() => DocDefault::Null,
