@@ -258,7 +258,12 @@ fn size(key: &'static str, value: &str) -> std::result::Result<u64, ProtocolErro
         .ok()
         .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| {
-            ProtocolError::invalid(C, key, value, "not a whole number of MiB, KiB (k) or bytes (b)")
+            ProtocolError::invalid(
+                C,
+                key,
+                value,
+                "not a whole number of MiB, KiB (k) or bytes (b)",
+            )
         })?;
     n.checked_mul(unit)
         .filter(|b| *b <= MAX_SIZE_MB * BYTES_PER_MB_U64)
@@ -281,7 +286,12 @@ fn rate(value: &str) -> std::result::Result<f64, ProtocolError> {
         .ok()
         .filter(|r| crate::config::rate_mb_s("rate", *r).is_ok())
         .ok_or_else(|| {
-            ProtocolError::invalid(C, "rate", value, "not a number of MB/s above 0 and at most 1e6")
+            ProtocolError::invalid(
+                C,
+                "rate",
+                value,
+                "not a number of MB/s above 0 and at most 1e6",
+            )
         })
 }
 
@@ -537,5 +547,50 @@ mod tests {
         ] {
             assert_eq!(decode(&bad).unwrap_err().to_string(), want, "{bad}");
         }
+    }
+
+    #[test]
+    fn new_keys_round_trip_and_a_default_plan_is_the_line_it_was() {
+        let seed = "plan:run=7:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:\
+                    keep_files=2";
+        assert_eq!(encode(7, &Plan::default()), seed);
+        let p = Plan {
+            chunk_size_bytes: 256 << 10,
+            file_size_bytes: (1 << 20) + 512,
+            min_chunk_size_bytes: 4096,
+            jobs: 4,
+            iodepth: 8,
+            rate_mb_s: Some(200.5),
+            ..Plan::default()
+        };
+        let line = encode(9, &p);
+        assert_eq!(
+            line,
+            "plan:run=9:runtime=15:chunksize=256k:filesize=1049088b:min_chunksize=4k:sync=none:\
+             keep_files=2:jobs=4:iodepth=8:rate=200.5"
+        );
+        assert_eq!(decode(&line), Ok((9, p)));
+        // In any order; absent optional keys are the defaults.
+        let shuffled = "plan:rate=200.5:keep_files=2:iodepth=8:sync=none:min_chunksize=4k:\
+                        filesize=1049088b:jobs=4:chunksize=256k:runtime=15:run=9";
+        assert_eq!(decode(shuffled), Ok((9, p)));
+        for bad in [
+            format!("{seed}:jobs=1:jobs=2"),
+            format!("{seed}:jobs=-1"),
+            format!("{seed}:jobs=x"),
+            format!("{seed}:iodepth=4294967296"),
+            format!("{seed}:rate=0"),
+            format!("{seed}:rate=NaN"),
+            format!("{seed}:rate=1e7"),
+            seed.replace("chunksize=10:", "chunksize=1.5k:"),
+            seed.replace("chunksize=10:", "chunksize=10m:"),
+            seed.replace("chunksize=10:", "chunksize=2000000000000k:"),
+        ] {
+            assert!(decode(&bad).is_err(), "{bad}");
+        }
+        // Parsed, then refused by the rules (with the bound in the message).
+        let (_, p) = decode(&format!("{seed}:jobs=10000")).unwrap();
+        let e = p.validate().unwrap_err().to_string();
+        assert!(e.contains("jobs must be from 1 to 256, not 10000"), "{e}");
     }
 }

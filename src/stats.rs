@@ -323,7 +323,9 @@ impl ClientCpu {
             self.measured.store(true, Ordering::Relaxed);
             let mut w = self.writers();
             w.running.push(WriterThread { tid, start_ns });
-            w.peak = w.peak.max(u32::try_from(w.running.len()).unwrap_or(u32::MAX));
+            w.peak = w
+                .peak
+                .max(u32::try_from(w.running.len()).unwrap_or(u32::MAX));
         }
         WriterGuard {
             cpu: self.clone(),

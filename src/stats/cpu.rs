@@ -228,7 +228,11 @@ pub fn figures(interval: &Interval, cores: usize, notes: &mut Vec<Note>) -> (f64
         }
     };
     let writers_pct = f64::from(interval.writer_threads.max(1)) * 100.0;
-    let thread_pct = clamp("writer thread", interval.thread_pct, writers_pct.min(cores_pct));
+    let thread_pct = clamp(
+        "writer thread",
+        interval.thread_pct,
+        writers_pct.min(cores_pct),
+    );
     let cpu_pct = clamp("process", thread_pct + interval.rest_pct, cores_pct);
     (cpu_pct, (cpu_pct * 100.0 / cores_pct).min(100.0))
 }
@@ -343,6 +347,23 @@ mod tests {
             folded: false,
         };
         let mut notes = Vec::new();
+        // Four stream threads on 8 cores may use four of them.
+        let streams = Interval {
+            writer_threads: 4,
+            ..i(390.0, 2.0)
+        };
+        assert_eq!(figures(&streams, 8, &mut notes), (392.0, 49.0));
+        assert!(notes.is_empty());
+        let busy = Interval {
+            writer_threads: 4,
+            ..i(390.0, 20.0)
+        };
+        assert_eq!(
+            figures(&busy, 2, &mut notes).0,
+            200.0,
+            "no more than every core"
+        );
+        notes.clear();
         assert_eq!(figures(&i(99.0, 0.5), 2, &mut notes), (99.5, 49.75));
         assert_eq!(figures(&i(103.0, 0.0), 2, &mut notes), (103.0, 51.5));
         assert!(notes.is_empty());

@@ -68,7 +68,13 @@ impl Counters {
             .iter()
             .map(|(&stream, c)| {
                 let h = &c.latency_us;
-                let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+                let q = |x: f64| {
+                    if h.is_empty() {
+                        0
+                    } else {
+                        h.value_at_quantile(x)
+                    }
+                };
                 Message::StreamStats(crate::protocol::StreamStats {
                     stream,
                     bytes_written: c.bytes_written,
@@ -310,8 +316,9 @@ impl Context {
         self.alive()?;
         self.counters.files_written.fetch_add(1, Ordering::Relaxed);
         if let Some(stream) = self.stream {
-            self.counters
-                .on_stream(stream, |c| c.files_written = c.files_written.saturating_add(1));
+            self.counters.on_stream(stream, |c| {
+                c.files_written = c.files_written.saturating_add(1)
+            });
         }
         let _ = self.tx.send(Message::FileRoll);
         Ok(())

@@ -12,9 +12,8 @@ use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 
 use crate::args::{arg, give_string, out_arg, required_str};
 use crate::configs::{
-    client_config, count, keep_files_setting, ms_setting, optional_size, rate_setting,
-    read_config, size_mb, sync_setting, LoadmonClientConfig, LoadmonTestClientConfig,
-    LOADMON_NO_RUN_TIME,
+    client_config, count, keep_files_setting, ms_setting, optional_size, rate_setting, read_config,
+    size_mb, sync_setting, LoadmonClientConfig, LoadmonTestClientConfig, LOADMON_NO_RUN_TIME,
 };
 use crate::context::{CWorkload, LoadmonWorkloadFn};
 use crate::guard::{ffi, ffi_void, invalid, LoadmonStatus, Res};

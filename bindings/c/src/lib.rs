@@ -68,8 +68,8 @@ pub use configs::{
     loadmon_client_config_default, loadmon_server_config_default,
     loadmon_test_client_config_default, loadmon_worker_config_default, LoadmonClientConfig,
     LoadmonServerConfig, LoadmonTestClientConfig, LoadmonWorkerConfig, LOADMON_AUTO_MAX_CLIENTS,
-    LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RUN_TIME,
-    LOADMON_NO_RATE, LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
+    LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RATE,
+    LOADMON_NO_RUN_TIME, LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
 };
 pub use context::{
     loadmon_client_context_file_rollover, loadmon_client_context_id,

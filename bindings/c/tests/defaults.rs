@@ -130,7 +130,10 @@ const SERVER: &[(&str, Source)] = &[
         ),
     ),
     ("plan_run_time_ms", Core("plan.run_time_s", Ms, &[])),
-    ("plan_chunk_size_mb", Core("plan.chunk_size_bytes", Mib, &[])),
+    (
+        "plan_chunk_size_mb",
+        Core("plan.chunk_size_bytes", Mib, &[]),
+    ),
     ("plan_file_size_mb", Core("plan.file_size_bytes", Mib, &[])),
     (
         "plan_min_chunk_size_mb",

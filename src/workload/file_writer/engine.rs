@@ -150,10 +150,16 @@ mod tests {
         });
         let mut done = Vec::new();
         let full = e
-            .write_file(&f, &path, &mut || chunks.next(), &mut |d| {
-                done.push(d);
-                Ok(())
-            }, &|| false)
+            .write_file(
+                &f,
+                &path,
+                &mut || chunks.next(),
+                &mut |d| {
+                    done.push(d);
+                    Ok(())
+                },
+                &|| false,
+            )
             .unwrap();
         assert!(full);
         assert_eq!(f.metadata().unwrap().len(), 3 * 4096);

@@ -301,7 +301,9 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
                 Ok(h) => h.join().unwrap_or_else(|_| Err(panicked("stream"))),
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
-                    Err(Error::Workload(format!("cannot start a stream thread: {e}")))
+                    Err(Error::Workload(format!(
+                        "cannot start a stream thread: {e}"
+                    )))
                 }
             })
             .collect()

@@ -326,4 +326,89 @@ mod tests {
         assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
         assert!("-1".parse::<KeepFiles>().is_err());
     }
+
+    #[test]
+    fn streams_depth_rate_and_sizes_are_checked_with_their_bounds() {
+        let ok = FileWriterConfig::default();
+        assert!(ok.validate().is_ok());
+        let bad = |c: FileWriterConfig, want: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(
+            FileWriterConfig {
+                jobs: 0,
+                ..ok.clone()
+            },
+            "jobs must be from 1 to 256, not 0",
+        );
+        bad(
+            FileWriterConfig {
+                jobs: 10_000,
+                ..ok.clone()
+            },
+            "jobs must be from 1 to 256",
+        );
+        bad(
+            FileWriterConfig {
+                iodepth: 257,
+                ..ok.clone()
+            },
+            "iodepth must be from 1 to 256",
+        );
+        for r in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e6 + 1.0] {
+            bad(
+                FileWriterConfig {
+                    rate_mb_s: Some(r),
+                    ..ok.clone()
+                },
+                "rate must be a number of MB/s above 0 and at most 1000000",
+            );
+        }
+        bad(
+            FileWriterConfig {
+                jobs: 256,
+                iodepth: 256,
+                ..ok.clone()
+            },
+            "above the limit of 4096 MB",
+        );
+        let small = FileWriterConfig {
+            chunk_size_bytes: 6000,
+            file_size_bytes: 60_000,
+            min_chunk_size_bytes: 4096,
+            ..ok.clone()
+        };
+        assert!(small.validate().is_ok(), "sub-MB chunks, buffered");
+        assert_eq!(small.file_stats_mb(), (1, 1), "file_stats rounds up");
+        bad(
+            FileWriterConfig {
+                sync: SyncMode::Direct,
+                ..small.clone()
+            },
+            "multiples of 4 KiB: chunk size 6000 bytes and file size 60000 bytes",
+        );
+        let aligned = FileWriterConfig {
+            chunk_size_bytes: 4096,
+            file_size_bytes: 64 << 10,
+            sync: SyncMode::Direct,
+            ..small
+        };
+        assert!(aligned.validate().is_ok());
+        bad(
+            FileWriterConfig {
+                chunk_size_bytes: 256,
+                min_chunk_size_bytes: 0,
+                ..aligned
+            },
+            "chunk size must be at least 512 bytes",
+        );
+        bad(
+            FileWriterConfig {
+                chunk_size_bytes: 1 << 20,
+                ..ok
+            },
+            "chunk size 1 MB is below the minimum of 10 MB",
+        );
+    }
 }

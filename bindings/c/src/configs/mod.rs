@@ -141,8 +141,7 @@ pub use client::{
     LoadmonTestClientConfig,
 };
 pub(crate) use convert::{
-    count, keep_files_setting, ms, ms_setting, optional_size, rate_setting, size_mb,
-    sync_setting,
+    count, keep_files_setting, ms, ms_setting, optional_size, rate_setting, size_mb, sync_setting,
 };
 pub(crate) use server::server_config;
 pub use server::{loadmon_server_config_default, LoadmonServerConfig};

@@ -230,13 +230,27 @@ fn sizes_take_units_and_bad_values_name_their_bound() {
     let Ok(Cli {
         command: Command::Client(c),
         ..
-    }) = parse(&["-c", "256k", "-f", "1m", "--min-chunksize", "4k", "--jobs", "4"])
+    }) = parse(&[
+        "-c",
+        "256k",
+        "-f",
+        "1m",
+        "--min-chunksize",
+        "4k",
+        "--jobs",
+        "4",
+    ])
     else {
         panic!("sizes with units")
     };
     let p = c.writer.plan();
     assert_eq!(
-        (p.chunk_size_bytes, p.file_size_bytes, p.min_chunk_size_bytes, p.jobs),
+        (
+            p.chunk_size_bytes,
+            p.file_size_bytes,
+            p.min_chunk_size_bytes,
+            p.jobs
+        ),
         (256 << 10, 1 << 20, 4 << 10, 4)
     );
     let Ok(Cli {
@@ -246,17 +260,33 @@ fn sizes_take_units_and_bad_values_name_their_bound() {
     else {
         panic!("bare sizes")
     };
-    assert_eq!(c.writer.plan().chunk_size_bytes, 10 << 20, "a bare number is MB");
+    assert_eq!(
+        c.writer.plan().chunk_size_bytes,
+        10 << 20,
+        "a bare number is MB"
+    );
     for (args, want) in [
-        (&["--jobs", "10000"][..], "jobs must be from 1 to 256, not 10000"),
+        (
+            &["--jobs", "10000"][..],
+            "jobs must be from 1 to 256, not 10000",
+        ),
         (&["--jobs", "0"], "jobs must be from 1 to 256, not 0"),
         (&["--iodepth=-1"], "iodepth must be from 1 to 256, not -1"),
-        (&["--rate", "0"], "rate must be a number of MB/s above 0 and at most 1000000"),
+        (
+            &["--rate", "0"],
+            "rate must be a number of MB/s above 0 and at most 1000000",
+        ),
         (&["--rate", "NaN"], "rate must be a number of MB/s above 0"),
         (&["--rate", "2e6"], "at most 1000000, not 2000000"),
-        (&["-c", "10 kg"], "chunk_size must be a size from 512 bytes to 4096 MB"),
+        (
+            &["-c", "10 kg"],
+            "chunk_size must be a size from 512 bytes to 4096 MB",
+        ),
         (&["--chunksize=-1"], "a number first"),
-        (&["-f", "2p"], "file_size must be a size from 512 bytes to 1073741824 MB"),
+        (
+            &["-f", "2p"],
+            "file_size must be a size from 512 bytes to 1073741824 MB",
+        ),
     ] {
         let e = parse(args).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains(want), "{args:?}: {e}");
