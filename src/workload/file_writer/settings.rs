@@ -373,6 +373,15 @@ mod tests {
             },
             "above the limit of 4096 MB",
         );
+    }
+
+    #[test]
+    fn sub_mb_sizes_and_the_direct_io_alignment() {
+        let ok = FileWriterConfig::default();
+        let bad = |c: FileWriterConfig, want: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
         let small = FileWriterConfig {
             chunk_size_bytes: 6000,
             file_size_bytes: 60_000,
