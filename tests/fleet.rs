@@ -524,7 +524,7 @@ fn plan_options_need_fleet_mode_and_are_bounded() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(
         err.trim(),
-        "loadmon: invalid configuration: the plan options (run_time_s, chunk_size_mb) set a \
+        "loadmon: invalid configuration: the plan options (run_time_s, chunk_size_bytes) set a \
          fleet's plan: they need --expect-clients"
     );
     let (code, err) = run(&["--expect-clients", "2", "-r", "1e300"]);

@@ -338,16 +338,17 @@ impl ClientRecord {
         self.row.files_written
     }
 
-    /// The client's own count (`write_stats`), but never less than the whole files it reported:
-    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
-    /// sends no `write_stats` at all.
+    /// The client's own count (`write_stats`, `tput`: every second from a loadmon client), or,
+    /// for a client that tells none (a seed client), its whole files times its file size. A
+    /// loadmon client's count is exact, and the only exact one when its sizes are not whole
+    /// MiB (`file_stats` carries them rounded up).
     pub(crate) fn bytes_written(&self) -> u64 {
         let whole_files = self
             .row
             .files_written
             .saturating_mul(self.row.file_size_mb)
             .saturating_mul(1 << 20);
-        self.reported_bytes.unwrap_or(0).max(whole_files)
+        self.reported_bytes.unwrap_or(whole_files)
     }
 
     fn time_ran_s(&self, now: Instant) -> f64 {

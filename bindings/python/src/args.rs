@@ -133,7 +133,7 @@ pub(crate) fn size_arg(
     rule: config::Count,
 ) -> PyResult<u64> {
     reject_bool(name, v)?;
-    if let Ok(s) = v.downcast::<PyString>() {
+    if let Ok(s) = v.cast::<PyString>() {
         return core(py, config::size_bytes(name, &s.to_str()?, rule));
     }
     match v.extract::<i128>() {
