@@ -111,7 +111,7 @@ pub fn parse_size_bytes(s: &str) -> Result<u64, SizeError> {
     let value: f64 = number.parse().map_err(|_| SizeError::NotANumber)?;
     let bytes = (value * factor as f64).round();
     // 2^64 itself is not representable: the bound is exclusive.
-    if !(bytes < 18_446_744_073_709_551_616.0) {
+    if bytes.partial_cmp(&18_446_744_073_709_551_616.0) != Some(std::cmp::Ordering::Less) {
         return Err(SizeError::TooLarge);
     }
     // Finite, not negative, below 2^64: the conversion is exact.
@@ -131,9 +131,9 @@ pub fn parse_size_bytes(s: &str) -> Result<u64, SizeError> {
 /// assert_eq!(format_size(0), "0");
 /// ```
 pub fn format_size(bytes: u64) -> String {
-    if bytes % BYTES_PER_MB_U64 == 0 {
+    if bytes.is_multiple_of(BYTES_PER_MB_U64) {
         format!("{}", bytes / BYTES_PER_MB_U64)
-    } else if bytes % BYTES_PER_KIB == 0 {
+    } else if bytes.is_multiple_of(BYTES_PER_KIB) {
         format!("{}k", bytes / BYTES_PER_KIB)
     } else {
         format!("{bytes}b")
@@ -143,9 +143,9 @@ pub fn format_size(bytes: u64) -> String {
 /// A size in bytes for a message: whole MiB as `10 MB` (the seed's words), else `256 KiB` or
 /// `1000 bytes`.
 pub fn size_text(bytes: u64) -> String {
-    if bytes % BYTES_PER_MB_U64 == 0 {
+    if bytes.is_multiple_of(BYTES_PER_MB_U64) {
         format!("{} MB", bytes / BYTES_PER_MB_U64)
-    } else if bytes % BYTES_PER_KIB == 0 {
+    } else if bytes.is_multiple_of(BYTES_PER_KIB) {
         format!("{} KiB", bytes / BYTES_PER_KIB)
     } else {
         format!("{bytes} bytes")

@@ -134,7 +134,7 @@ pub(crate) fn size_arg(
 ) -> PyResult<u64> {
     reject_bool(name, v)?;
     if let Ok(s) = v.cast::<PyString>() {
-        return core(py, config::size_bytes(name, &s.to_str()?, rule));
+        return core(py, config::size_bytes(name, s.to_str()?, rule));
     }
     match v.extract::<i128>() {
         Ok(mb) => core(py, config::size_from_mb(name, mb, rule)),
@@ -162,7 +162,7 @@ pub(crate) fn opt_size_arg(
 /// A size in bytes as Python shows it: an int of MB when whole, else its text (`"256k"`).
 pub(crate) fn size_to_py<'py>(py: Python<'py>, bytes: u64) -> PyResult<Bound<'py, PyAny>> {
     let mib = loadmon::units::BYTES_PER_MB_U64;
-    Ok(if bytes % mib == 0 {
+    Ok(if bytes.is_multiple_of(mib) {
         (bytes / mib).into_pyobject(py)?.into_any()
     } else {
         loadmon::units::format_size(bytes)

@@ -103,7 +103,7 @@ fn writer_names(writer: Map<String, Value>) -> Map<String, Value> {
 /// A size in bytes as Python shows it: an int of MB (MiB) when whole, else `"256k"`.
 pub(crate) fn size_value(bytes: u64) -> Value {
     let mib = loadmon::units::BYTES_PER_MB_U64;
-    if bytes % mib == 0 {
+    if bytes.is_multiple_of(mib) {
         Value::from(bytes / mib)
     } else {
         Value::from(loadmon::units::format_size(bytes))

@@ -66,7 +66,7 @@ impl Drop for PyTestClient {
 /// A size as its repr shows it: `10` (MB) or `'256k'`.
 fn py_size(py: Python<'_>, bytes: u64) -> String {
     let mib = loadmon::units::BYTES_PER_MB_U64;
-    if bytes % mib == 0 {
+    if bytes.is_multiple_of(mib) {
         (bytes / mib).to_string()
     } else {
         py_repr(py, &loadmon::units::format_size(bytes))
