@@ -282,9 +282,9 @@ fn a_real_client_reports_the_device_under_its_directory_or_its_absence() {
     let (server, base) = http_server();
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s: 2.6,
-        chunk_size_mb: 1,
-        file_size_mb: 4,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 4 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         ..Default::default()
     })

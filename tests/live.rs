@@ -65,9 +65,9 @@ fn get_json(url: &str) -> Value {
 fn test_client(port: u16, dir: &std::path::Path, run_time_s: f64) -> ClientHandle {
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s,
-        chunk_size_mb: 1,
-        file_size_mb: 2,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 2 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.to_path_buf(),
         ..Default::default()
     })

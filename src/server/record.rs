@@ -16,8 +16,8 @@ use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries};
-use crate::protocol::MAX_UNIX_US;
-use crate::report::{ClientReport, Status};
+use crate::protocol::{StreamStats, MAX_UNIX_US};
+use crate::report::{ClientReport, Status, StreamReport};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
 use hdrhistogram::Histogram;
@@ -276,6 +276,26 @@ impl ClientRecord {
         self.row.chunk_p99_ms = Some(chunk_p99_us as f64 / 1000.0);
     }
 
+    /// `stream_stats`: one writer stream's figures so far (the latest line of each stream is
+    /// the one shown; at most 256 streams, the protocol's bound).
+    pub(crate) fn stream_stats(&mut self, s: &StreamStats) {
+        let ms = |us: u64| (s.bytes_written > 0 || us > 0).then(|| us as f64 / 1000.0);
+        let row = StreamReport {
+            stream: s.stream,
+            bytes_written: s.bytes_written,
+            files_written: s.files_written,
+            throughput_mb_s: 0.0,
+            chunk_p50_ms: ms(s.chunk_p50_us),
+            chunk_p99_ms: ms(s.chunk_p99_us),
+            chunk_max_ms: ms(s.chunk_max_us),
+        };
+        let streams = &mut self.row.streams;
+        match streams.binary_search_by_key(&s.stream, |r| r.stream) {
+            Ok(i) => streams[i] = row,
+            Err(i) => streams.insert(i, row),
+        }
+    }
+
     /// `clock:<c0>`, `since_start` after the server started: returns the server's time for
     /// the answer (`s1`, Unix µs on the server's timeline), remembered for the sample.
     pub(crate) fn clock_ask(&mut self, c0_us: u64, since_start: Duration) -> u64 {
@@ -326,16 +346,17 @@ impl ClientRecord {
         self.row.files_written
     }
 
-    /// The client's own count (`write_stats`), but never less than the whole files it reported:
-    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
-    /// sends no `write_stats` at all.
+    /// The client's own count (`write_stats`, `tput`: every second from a loadmon client), or,
+    /// for a client that tells none (a seed client), its whole files times its file size. A
+    /// loadmon client's count is exact, and the only exact one when its sizes are not whole
+    /// MiB (`file_stats` carries them rounded up).
     pub(crate) fn bytes_written(&self) -> u64 {
         let whole_files = self
             .row
             .files_written
             .saturating_mul(self.row.file_size_mb)
             .saturating_mul(1 << 20);
-        self.reported_bytes.unwrap_or(0).max(whole_files)
+        self.reported_bytes.unwrap_or(whole_files)
     }
 
     fn time_ran_s(&self, now: Instant) -> f64 {
@@ -415,14 +436,21 @@ impl ClientRecord {
                 now.saturating_duration_since(self.last_heartbeat)
                     .as_secs_f64()
             }),
-            ..self.latency_row()
+            ..self.latency_row(time_ran_s)
         }
     }
 
     /// The stored row with the latency figures of the merged histogram, for a client that
     /// sent `lat` lines (its `write_stats` percentiles otherwise).
-    fn latency_row(&self) -> ClientReport {
+    fn latency_row(&self, time_ran_s: f64) -> ClientReport {
         let mut row = self.row.clone();
+        for s in &mut row.streams {
+            s.throughput_mb_s = if time_ran_s > 0.0 {
+                s.bytes_written as f64 / BYTES_PER_MB / time_ran_s
+            } else {
+                0.0
+            };
+        }
         if let Some(s) = self.latency.as_ref().and_then(|l| l.summary()) {
             row.chunk_p50_ms = Some(s.p50_ms);
             row.chunk_p99_ms = Some(s.p99_ms);
