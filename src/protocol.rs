@@ -341,6 +341,9 @@ pub enum Message {
     /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
     /// [`LatLine`]).
     Lat(Box<LatLine>),
+    /// `stream_stats:<stream>:<bytes>:<files>:<p50_us>:<p99_us>:<max_us>`: one writer stream's
+    /// own figures (new; see [`StreamStats`]).
+    StreamStats(StreamStats),
     /// `rlat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk response times of a paced client,
     /// from when each chunk was due (coordinated omission corrected; new, as [`LatLine`]).
     RespLat(Box<LatLine>),
@@ -363,7 +366,7 @@ pub struct LatLine {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 28] = [
+pub const COMMANDS: [&str; 29] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -390,6 +393,7 @@ pub const COMMANDS: [&str; 28] = [
     "tput",
     "clock",
     "lat",
+    "stream_stats",
     "rlat",
     "pace",
 ];
@@ -426,8 +430,9 @@ impl Message {
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => 24,
             Message::Lat(_) => 25,
-            Message::RespLat(_) => 26,
-            Message::Pace(_) => 27,
+            Message::StreamStats(_) => 26,
+            Message::RespLat(_) => 27,
+            Message::Pace(_) => 28,
         }
     }
 
@@ -491,6 +496,7 @@ impl Message {
             "tput" => parse_tput(&f),
             "clock" => parse_clock(&f),
             "lat" => pace::interval_line("lat", &f).map(|l| Message::Lat(Box::new(l))),
+            "stream_stats" => StreamStats::parse(&f).map(Message::StreamStats),
             "rlat" => pace::parse_rlat(&f),
             "pace" => pace::parse_pace(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
@@ -580,6 +586,7 @@ impl Message {
             Message::Lat(l) | Message::RespLat(l) => {
                 format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str())
             }
+            Message::StreamStats(s) => s.encode(cmd),
             Message::Pace(p) => pace::encode_pace(cmd, p),
         }
     }
@@ -1099,6 +1106,9 @@ fn parse_pct(
     // "-0" (IEEE 754: -0 + 0 = +0).
     Ok(x + 0.0)
 }
+
+mod streams;
+pub use streams::StreamStats;
 
 #[cfg(test)]
 mod tests;

@@ -295,7 +295,8 @@ async fn metrics_and_api_carry_the_schedule_lag_and_pass_promtool() {
     };
     let metrics = tokio::task::spawn_blocking(move || loop {
         let body = get("/metrics");
-        if body.contains("loadmon_chunk_response_seconds_count 2\n") {
+        // The pace line comes after the rlat line: once it is in, both are.
+        if body.contains("loadmon_schedule_lag_seconds_count 4\n") {
             return (body, get("/api/total"), get("/api/clients"));
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -6,8 +6,8 @@
 use super::{invalid, parse_f64, parse_u64, Fields, LatLine, Message, ProtocolError};
 use crate::latency::IntervalHistogram;
 
-/// Highest rate a `pace` line may carry, MiB/s (as the rate setting's bound, 10^6).
-pub const MAX_PACE_RATE_MB_S: f64 = crate::units::MAX_RATE_MB_S;
+/// Highest rate a `pace` line may carry, MiB/s (the rate setting's bound, 10^6).
+pub const MAX_PACE_RATE_MB_S: f64 = crate::config::MAX_RATE_MB_S;
 
 /// Largest schedule lag a `pace` line may carry, µs (10^15: every duration's bound).
 pub const MAX_LAG_US: u64 = 1_000_000_000_000_000;
