@@ -87,12 +87,11 @@ use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::error::truncate;
 pub use crate::error::ProtocolError;
 use crate::hostio::HostIoSample;
-use crate::latency::IntervalHistogram;
 use crate::units::MAX_SIZE_MB;
 
 mod pace;
 
-pub use pace::{PaceLine, MAX_LAG_US, MAX_PACE_RATE_MB_S};
+pub use pace::{LatLine, PaceLine, MAX_LAG_US, MAX_PACE_RATE_MB_S};
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
 pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
@@ -350,19 +349,6 @@ pub enum Message {
     /// `pace:<t0_ms>:<t1_ms>:<rate_mb_s>:<lag_us>:<hist|->`: one interval of a paced client:
     /// its target, its schedule lag and its chunks' start lags (new; see [`PaceLine`]).
     Pace(Box<PaceLine>),
-}
-
-/// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
-/// client's clock (Unix ms), as a histogram ([`crate::latency`]); an `rlat` line, the same for
-/// the response times.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatLine {
-    /// The interval's start, the client's Unix time in ms.
-    pub t0_ms: u64,
-    /// The interval's end, the client's Unix time in ms (not before `t0_ms`).
-    pub t1_ms: u64,
-    /// The interval's writes.
-    pub hist: IntervalHistogram,
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].

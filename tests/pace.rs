@@ -1,17 +1,24 @@
-//! Paced clients on the server's side (issue 22): the `rlat` and `pace` lines of clients of
-//! known schedules are merged exactly into the report (JSON, CSV, text, HTML), the live
-//! figures (`/api`, `/metrics`, events), and a client whose lag went past the bound is said to
-//! have not kept pace; bad lines count as invalid and grow nothing.
+//! Paced writes (issue 22). The server's side: the `rlat` and `pace` lines of clients of known
+//! schedules are merged exactly into the report (JSON, CSV, text, HTML), the live figures
+//! (`/api`, `/metrics`, events, the dashboard), and a client whose lag went past the bound is
+//! said to have not kept pace; bad lines count as invalid and grow nothing. End to end: a paced
+//! client with streams reaches its rate and reports its schedule; a fleet's rate is split
+//! across its 3 workers in their plans.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Raw, TestServer, WAIT};
+use common::{small_plan, Raw, TestServer, WAIT};
 use hdrhistogram::Histogram;
+use loadmon::client::{Client, ClientConfig};
 use loadmon::events::EventKind;
 use loadmon::latency::{record_lag_us, IntervalHistogram, PACE_LAG_BOUND_MS};
-use loadmon::server::ServerConfig;
+use loadmon::plan::Plan;
+use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::worker::{Worker, WorkerConfig};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
+use loadmon::Status;
 
 /// A loadmon peer's handshake (`hello`, `get_cid`, `ready`) and `start`.
 async fn started_peer(server: &TestServer) -> Raw {
@@ -404,4 +411,146 @@ async fn the_dashboard_shows_the_schedule_lag_in_chromium() {
         assert!(raw.closed().await);
     }
     server.report().await;
+}
+
+/// A paced file writer of `jobs` streams at `rate_mb_s` for `run_time_s` (256 KiB chunks,
+/// 1 MiB files) in `dir`.
+fn paced_writer(dir: &std::path::Path, rate_mb_s: f64, jobs: u32, run_time_s: f64) -> FileWriter {
+    FileWriter::new(FileWriterConfig {
+        run_time_s,
+        chunk_size_bytes: 256 << 10,
+        file_size_bytes: 1 << 20,
+        min_chunk_size_bytes: 4096,
+        out_dir: dir.to_path_buf(),
+        jobs,
+        rate_mb_s: Some(rate_mb_s),
+        ..Default::default()
+    })
+    .expect("a valid paced writer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_client_with_two_streams_reaches_its_rate_and_reports_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(ServerConfig::default()).await;
+    let client = Client::new(ClientConfig {
+        port: server.addr.port(),
+        stats_period: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .unwrap();
+    client
+        .run(paced_writer(dir.path(), 8.0, 2, 3.0))
+        .await
+        .expect("the paced run");
+    let report = server.report().await;
+    let c = &report.clients[0];
+    assert_eq!(c.status, Status::Pass);
+    assert_eq!(c.pace_target_mb_s, Some(8.0));
+    // 3 s at 8 MiB/s: 24 MiB, within a chunk per stream (and the run's own start and end).
+    let mib = c.bytes_written as f64 / (1 << 20) as f64;
+    assert!((23.0..=25.5).contains(&mib), "{mib} MiB");
+    assert!(
+        (c.throughput_mb_s - 8.0).abs() / 8.0 <= 0.1,
+        "{} MB/s",
+        c.throughput_mb_s
+    );
+    // Both streams wrote their half (each at 4 MiB/s, one 256 KiB chunk every 62.5 ms).
+    assert_eq!(c.streams.len(), 2);
+    for s in &c.streams {
+        let share = s.bytes_written as f64 / c.bytes_written as f64;
+        assert!((0.45..=0.55).contains(&share), "{share}");
+    }
+    // Both latencies: every chunk's response (from its due time) is at least its service
+    // time, so every percentile is; a local disk at 8 MiB/s keeps pace.
+    let (resp, serv) = (c.response_p99_ms.unwrap(), c.chunk_p99_ms.unwrap());
+    assert!(
+        resp >= serv * 0.99,
+        "response p99 {resp} < service p99 {serv}"
+    );
+    assert_eq!(c.kept_pace, Some(true), "{c:?}");
+    assert!(c.schedule_lag_max_ms.unwrap() < PACE_LAG_BOUND_MS);
+    let pace = report.total.pace.as_ref().unwrap();
+    assert_eq!((pace.clients, pace.rate_mb_s), (1, 8.0));
+    // Every chunk begun has its start lag, every chunk written its response time.
+    let chunks = c.chunk_writes.unwrap();
+    assert_eq!(pace.response.unwrap().writes, chunks);
+    assert!(pace.schedule_lag.unwrap().writes >= chunks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_wide_rate_is_split_across_3_workers_in_their_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Plan {
+        rate_mb_s: Some(30.0),
+        ..small_plan(3.0)
+    };
+    let server = TestServer::start(ServerConfig {
+        fleet: Some(FleetConfig::new(3, plan)),
+        ..Default::default()
+    })
+    .await;
+    // The plan on the wire: each worker's share, 10 MiB/s.
+    let mut peek = Raw::connect(server.addr).await;
+    peek.send("hello:1.0:plan,ping").await;
+    assert_eq!(peek.recv().await.as_deref(), Some("hello:1.0:plan,ping"));
+    let line = peek.recv().await.expect("the plan");
+    assert!(
+        line.starts_with("plan:run=") && line.ends_with(":rate=10"),
+        "{line}"
+    );
+    peek.close().await;
+    // Three workers run it: each paced at 10, the fleet at 30.
+    let runs: Vec<_> = (0..3)
+        .map(|i| {
+            let worker = Worker::new(WorkerConfig {
+                client: ClientConfig {
+                    port: server.addr.port(),
+                    ..Default::default()
+                },
+                out_dir: dir.path().join(format!("w{i}")),
+                ..Default::default()
+            })
+            .unwrap();
+            tokio::spawn(async move { worker.run_once().await })
+        })
+        .collect();
+    for run in runs {
+        let run = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the workers ran")
+            .unwrap()
+            .expect("the worker passed");
+        assert_eq!(run.plan.rate_mb_s, Some(10.0));
+    }
+    let report = server.report().await;
+    assert_eq!(report.clients.len(), 3);
+    for c in &report.clients {
+        assert_eq!(
+            (c.status, c.pace_target_mb_s),
+            (Status::Pass, Some(10.0)),
+            "{c:?}"
+        );
+        assert!((c.throughput_mb_s - 10.0).abs() / 10.0 <= 0.15, "{c:?}");
+    }
+    let pace = report.total.pace.unwrap();
+    assert_eq!((pace.clients, pace.rate_mb_s), (3, 30.0));
+    // The share is each worker's to check too: 2 files must fit at it.
+    let e = ServerConfig {
+        fleet: Some(FleetConfig::new(
+            3,
+            Plan {
+                rate_mb_s: Some(3.0),
+                ..small_plan(3.0)
+            },
+        )),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("at a rate of 1 MB/s, only 1.50 whole file(s)"),
+        "{e}"
+    );
 }

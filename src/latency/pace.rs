@@ -118,7 +118,8 @@ pub struct FleetPace {
     pub response: FleetIntervals,
 }
 
-/// The fleet's paced figures as the report carries them (`total.pace`).
+/// The fleet's paced figures as the report carries them (`total.pace`, built by
+/// [`Total::pace_of`](crate::report::Total::pace_of)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaceTotal {
     /// Clients that sent `pace` lines.
@@ -143,33 +144,4 @@ pub struct PaceTotal {
     /// Chunk response times over time, as `schedule_lag_series`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_series: Vec<super::LatencyPoint>,
-}
-
-impl PaceTotal {
-    /// The fleet's figures: `clients`' (id, figures) and the merged `fleet`; `None` when no
-    /// client was paced.
-    pub fn of(clients: &[(u32, PaceFigures)], fleet: &FleetPace) -> Option<PaceTotal> {
-        let paced: Vec<&(u32, PaceFigures)> = clients
-            .iter()
-            .filter(|(_, f)| f.rate_mb_s.is_some())
-            .collect();
-        if paced.is_empty() {
-            return None;
-        }
-        Some(PaceTotal {
-            clients: paced.len(),
-            rate_mb_s: paced.iter().filter_map(|(_, f)| f.rate_mb_s).sum(),
-            lag_bound_ms: PACE_LAG_BOUND_MS,
-            behind: paced
-                .iter()
-                .filter(|(_, f)| !f.kept_pace)
-                .map(|(id, _)| *id)
-                .collect(),
-            lag_max_ms: paced.iter().map(|(_, f)| f.lag_max_ms).fold(0.0, f64::max),
-            schedule_lag: LatencySummary::of(fleet.lag.run()),
-            response: LatencySummary::of(fleet.response.run()),
-            schedule_lag_series: fleet.lag.points(),
-            response_series: fleet.response.points(),
-        })
-    }
 }

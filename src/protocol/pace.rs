@@ -1,9 +1,10 @@
-//! The paced client's lines (new; only to a loadmon server, only from a client with a rate):
-//! `rlat`, the chunks' response times (from when each was due), and `pace`, the target, the
-//! schedule lag now and the chunks' start lags. Their histograms are `lat`'s
-//! ([`IntervalHistogram`]: the same encoding, the same bounds).
+//! The interval lines of latencies: `lat` (every client's chunk write latencies), and the
+//! paced client's (new; only to a loadmon server, only from a client with a rate): `rlat`,
+//! the chunks' response times (from when each was due), and `pace`, the target, the schedule
+//! lag now and the chunks' start lags. Their histograms are `lat`'s ([`IntervalHistogram`]:
+//! the same encoding, the same bounds).
 
-use super::{invalid, parse_f64, parse_u64, Fields, LatLine, Message, ProtocolError};
+use super::{invalid, parse_f64, parse_u64, Fields, Message, ProtocolError};
 use crate::latency::IntervalHistogram;
 
 /// Highest rate a `pace` line may carry, MiB/s (the rate setting's bound, 10^6).
@@ -11,6 +12,19 @@ pub const MAX_PACE_RATE_MB_S: f64 = crate::config::MAX_RATE_MB_S;
 
 /// Largest schedule lag a `pace` line may carry, µs (10^15: every duration's bound).
 pub const MAX_LAG_US: u64 = 1_000_000_000_000_000;
+
+/// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
+/// client's clock (Unix ms), as a histogram ([`crate::latency`]); an `rlat` line, the same for
+/// the response times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatLine {
+    /// The interval's start, the client's Unix time in ms.
+    pub t0_ms: u64,
+    /// The interval's end, the client's Unix time in ms (not before `t0_ms`).
+    pub t1_ms: u64,
+    /// The interval's writes.
+    pub hist: IntervalHistogram,
+}
 
 /// A `pace` line: one interval `[t0_ms, t1_ms)` of the client's clock (Unix ms) of a client
 /// that writes at a set rate.

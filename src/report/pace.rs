@@ -3,7 +3,7 @@
 //! not keep pace.
 
 use super::types::{ClientReport, Report, Total, MAX_CLOCK_WARNINGS};
-use crate::latency::{PaceFigures, PACE_LAG_BOUND_MS};
+use crate::latency::{FleetPace, LatencySummary, PaceFigures, PaceTotal, PACE_LAG_BOUND_MS};
 
 impl ClientReport {
     /// The paced fields of the row from a client's figures `f`.
@@ -53,6 +53,14 @@ impl ClientReport {
 }
 
 impl Report {
+    /// The report's warnings: about clients' clocks ([`Report::clock_warnings`]), then about
+    /// clients that could not keep pace ([`Report::pace_warnings`]).
+    pub fn warnings_of(clients: &[ClientReport]) -> Vec<String> {
+        let mut w = Report::clock_warnings(clients);
+        w.extend(Report::pace_warnings(clients));
+        w
+    }
+
     /// The report's warnings about clients that could not keep pace: one per client, at most
     /// [`MAX_CLOCK_WARNINGS`], then one line counting the others.
     pub fn pace_warnings(clients: &[ClientReport]) -> Vec<String> {
@@ -73,6 +81,37 @@ impl Report {
 }
 
 impl Total {
+    /// The paced clients' figures together: their rows' (targets, who could not keep pace,
+    /// the largest lag) and the `fleet`'s merged start lags and response times; `None` when
+    /// no client was paced.
+    pub fn pace_of(clients: &[ClientReport], fleet: &FleetPace) -> Option<PaceTotal> {
+        let paced: Vec<&ClientReport> = clients
+            .iter()
+            .filter(|c| c.pace_target_mb_s.is_some())
+            .collect();
+        if paced.is_empty() {
+            return None;
+        }
+        Some(PaceTotal {
+            clients: paced.len(),
+            rate_mb_s: paced.iter().filter_map(|c| c.pace_target_mb_s).sum(),
+            lag_bound_ms: PACE_LAG_BOUND_MS,
+            behind: paced
+                .iter()
+                .filter(|c| c.kept_pace == Some(false))
+                .map(|c| c.id)
+                .collect(),
+            lag_max_ms: paced
+                .iter()
+                .filter_map(|c| c.schedule_lag_max_ms)
+                .fold(0.0, f64::max),
+            schedule_lag: LatencySummary::of(fleet.lag.run()),
+            response: LatencySummary::of(fleet.response.run()),
+            schedule_lag_series: fleet.lag.points(),
+            response_series: fleet.response.points(),
+        })
+    }
+
     /// The text report's line of the paced clients (`None` when none was paced): `Paced
     /// writes, 3 client(s) at 150.00 MB/s together: schedule lag p50 0.06 ms, p99 0.80 ms, max
     /// 2.10 ms; response time (from the schedule) p50 12.00 ms, p99 40.00 ms, max 45.00 ms; all

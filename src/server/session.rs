@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::barrier::{Joined, LATE_PREFIX};
-use super::config::ServerConfig;
+use super::config::{FleetConfig, ServerConfig};
 use super::record::{seconds_since, ClientRecord};
 use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
@@ -50,7 +50,8 @@ pub(crate) struct Rules {
     pub handshake_timeout: Duration,
     /// No `hb` for this long after the id: TIMED OUT.
     pub heartbeat_timeout: Duration,
-    /// Fleet mode: the plan for peers that take one; `ready` joins the start barrier.
+    /// Fleet mode: the plan for peers that take one (each worker's: its share of the
+    /// fleet's rate); `ready` joins the start barrier.
     pub plan: Option<Plan>,
     /// Fleet mode: this run's id, sent with the plan.
     pub run_id: u64,
@@ -65,7 +66,7 @@ impl Rules {
             allow_clear_token: config.allow_clear_token,
             handshake_timeout: config.handshake_timeout,
             heartbeat_timeout: config.heartbeat_timeout,
-            plan: config.fleet.as_ref().map(|f| f.plan),
+            plan: config.fleet.as_ref().map(FleetConfig::worker_plan),
         }
     }
 

@@ -21,10 +21,10 @@ use super::record::{seconds_since, ClientRecord};
 use super::session::{late_reason, Rules, WarnBudget};
 use super::signal;
 use crate::events::{EventBus, EventKind};
-use crate::latency::{FleetIntervals, FleetPace, LatencySummary, PaceFigures, PaceTotal};
+use crate::latency::{FleetIntervals, FleetPace, LatencySummary};
 use crate::logging::EventLog;
 use crate::protocol::{Message, COMMANDS};
-use crate::report::{Report, Total};
+use crate::report::{ClientReport, Report, Total};
 use crate::series::{ClientSeries, FleetBucket, FleetTput, TotalSample, TotalSeries};
 
 /// One client's record, locked by its own connection on every read and by snapshots: no lock
@@ -343,7 +343,6 @@ impl Shared {
         let mut series = Vec::new();
         let mut io_series = Vec::new();
         let mut latency_series = Vec::new();
-        let mut paced = Vec::new();
         // Each started client's first and last point (time since the server started, bytes),
         // for the all-clients series.
         let mut spans = Vec::new();
@@ -361,7 +360,6 @@ impl Shared {
             );
             io_series.extend(c.io_series_report());
             latency_series.extend(c.latency_series_report());
-            paced.extend(c.pace.as_ref().map(|p| (c.id(), p.figures())));
             if let Some(s) = c.started {
                 first_start = Some(first_start.map_or(s, |f| f.min(s)));
                 let e = c.ended.unwrap_or(now);
@@ -397,16 +395,12 @@ impl Shared {
             total.expected_clients = Some(f.expected);
             total.started_clients = f.started;
         }
-        self.latency_totals(&mut total, &paced);
+        self.latency_totals(&mut total, &clients);
         Report {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             total,
-            warnings: [
-                Report::clock_warnings(&clients),
-                Report::pace_warnings(&clients),
-            ]
-            .concat(),
+            warnings: Report::warnings_of(&clients),
             clients,
             series,
             stopped,
@@ -420,13 +414,13 @@ impl Shared {
         self.latency.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fleet's latency over the run and its series, and the `paced` clients' figures
-    /// (id, figures) with the fleet's, into `total`.
-    fn latency_totals(&self, total: &mut Total, paced: &[(u32, PaceFigures)]) {
+    /// The fleet's latency over the run and its series, and the paced `clients`' figures
+    /// with the fleet's, into `total`.
+    fn latency_totals(&self, total: &mut Total, clients: &[ClientReport]) {
         let fleet = self.fleet_latency();
         total.latency = LatencySummary::of(fleet.run());
         total.latency_series = fleet.points();
-        total.pace = PaceTotal::of(paced, &self.fleet_pace());
+        total.pace = Total::pace_of(clients, &self.fleet_pace());
     }
 
     /// The fleet's paced figures (`rlat`, `pace` lines).

@@ -375,8 +375,6 @@ impl Context {
 
     /// The run is paced at `rate_bytes_per_s` over `streams` streams: from now on the client
     /// sends its schedule figures (`rlat`, `pace`) each second.
-    // The stream loop's (issue 22, with the streams work); until then, tests only.
-    #[allow(dead_code)]
     pub(crate) fn start_pace(&self, rate_bytes_per_s: f64, streams: usize) {
         if let Ok(mut p) = self.counters.pace.lock() {
             *p = Some(PaceCounters::new(
@@ -387,13 +385,18 @@ impl Context {
         }
     }
 
-    /// Paced stream `stream`'s next chunk is due at `due`; `None`: the stream stopped now
-    /// (how far behind it was then stays its schedule lag).
-    // The stream loop's (issue 22, with the streams work); until then, tests only.
-    #[allow(dead_code)]
-    pub(crate) fn pace_due(&self, stream: usize, due: Option<Instant>) {
+    /// Paced stream `stream`'s next chunk is due at `due`: from then on, until the stream
+    /// hands it out, the stream is behind (its schedule lag, as the stream's `Pacer::lag`).
+    pub(crate) fn pace_due(&self, stream: usize, due: Instant) {
         if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {
-            p.due(stream, due, Instant::now());
+            p.due(stream, due);
+        }
+    }
+
+    /// Paced stream `stream` stopped `lag` behind its schedule: that stays its lag.
+    pub(crate) fn pace_end(&self, stream: usize, lag: Duration) {
+        if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {
+            p.end(stream, lag);
         }
     }
 
@@ -402,8 +405,6 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::State`] once the run is over.
-    // The stream loop's (issue 22, with the streams work); until then, tests only.
-    #[allow(dead_code)]
     pub(crate) fn record_schedule(&self, response: Duration, start_lag: Duration) -> Result<()> {
         self.alive()?;
         if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {

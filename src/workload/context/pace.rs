@@ -3,10 +3,6 @@
 //! stream's place on its schedule (for the schedule lag now). Nothing is kept, and nothing is
 //! sent, for a run without a rate.
 
-// Filled by the stream loop through the Context (issue 22, with the streams work); until
-// then, tests only.
-#![allow(dead_code)]
-
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -53,15 +49,17 @@ impl PaceCounters {
         }
     }
 
-    /// Stream `stream`'s next chunk is due at `due` (`None`: the stream stopped at `now`, and
-    /// how far behind it was then stays its lag).
-    pub(super) fn due(&mut self, stream: usize, due: Option<Instant>, now: Instant) {
+    /// Stream `stream`'s next chunk is due at `due`.
+    pub(super) fn due(&mut self, stream: usize, due: Instant) {
         if let Some(slot) = self.streams.get_mut(stream) {
-            *slot = match (due, *slot) {
-                (Some(t), _) => Due::Next(t),
-                (None, Due::Next(t)) => Due::Ended(now.saturating_duration_since(t)),
-                (None, other) => other,
-            };
+            *slot = Due::Next(due);
+        }
+    }
+
+    /// Stream `stream` stopped `lag` behind its schedule.
+    pub(super) fn end(&mut self, stream: usize, lag: Duration) {
+        if let Some(slot) = self.streams.get_mut(stream) {
+            *slot = Due::Ended(lag);
         }
     }
 
@@ -71,7 +69,8 @@ impl PaceCounters {
         record_lag_us(&mut self.lag_us, micros(start_lag));
     }
 
-    /// How far behind its schedule the client is at `now`: its furthest stream.
+    /// How far behind its schedule the client is at `now`: its furthest stream (a running
+    /// one: how long ago its next chunk came due, as `Pacer::lag` counts it).
     fn lag(&self, now: Instant) -> Duration {
         self.streams
             .iter()
@@ -140,28 +139,30 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PaceCounters::new(100.0 * BYTES_PER_MB, 3, 1_000);
         assert_eq!(p.lag(t0 + ms(500)), Duration::ZERO, "no stream begun");
-        p.due(0, Some(t0 + ms(100)), t0);
-        p.due(1, Some(t0 + ms(300)), t0);
+        p.due(0, t0 + ms(100));
+        p.due(1, t0 + ms(300));
         assert_eq!(p.lag(t0 + ms(50)), Duration::ZERO, "not due yet");
         assert_eq!(p.lag(t0 + ms(400)), ms(300));
         // Stream 0 stops 250 ms behind: that stays its lag, however late it is asked.
-        p.due(0, None, t0 + ms(350));
+        p.end(0, ms(250));
         assert_eq!(p.lag(t0 + ms(360)), ms(250));
         assert_eq!(
             p.lag(t0 + ms(10_000)),
             ms(9_700),
             "stream 1 is still running"
         );
-        p.due(1, None, t0 + ms(400));
+        p.end(1, ms(100));
         assert_eq!(p.lag(t0 + ms(10_000)), ms(250));
-        p.due(7, Some(t0), t0); // no such stream: ignored
+        // No such stream: ignored.
+        p.due(7, t0);
+        p.end(7, ms(1));
     }
 
     #[test]
     fn each_second_has_a_pace_line_and_an_rlat_line_when_chunks_ended() {
         let t0 = Instant::now();
         let mut p = PaceCounters::new(50.0 * BYTES_PER_MB, 1, 1_000);
-        p.due(0, Some(t0 + ms(200)), t0);
+        p.due(0, t0 + ms(200));
         p.record(ms(12), Duration::ZERO);
         p.record(ms(40), ms(25));
         let (lines, dropped) = p.take_lines(2_000, t0 + ms(260));

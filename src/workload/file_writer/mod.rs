@@ -254,23 +254,37 @@ impl Workload for FileWriter {
         let cfg = &self.config;
         std::fs::create_dir_all(&cfg.out_dir)
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
+        let pace_start = start_pace(cfg, ctx);
         if cfg.jobs <= 1 {
             let mut engine = engine::for_config(cfg)?;
             let stream = Stream {
                 config: cfg,
                 ctx: ctx.clone(),
                 halt: &|| false,
+                pace_start,
             };
             return stream.run(engine.as_mut());
         }
-        run_streams(cfg, ctx)
+        run_streams(cfg, ctx, pace_start)
     }
+}
+
+/// A paced run's start, from which every stream's schedule counts, once the context knows the
+/// run is paced (it then sends the schedule figures each second); `None` without a rate.
+fn start_pace(config: &FileWriterConfig, ctx: &Context) -> Option<Instant> {
+    let rate_mb_s = config.rate_mb_s?;
+    ctx.start_pace(rate_mb_s * crate::units::BYTES_PER_MB, config.jobs as usize);
+    Some(Instant::now())
 }
 
 /// Runs `config.jobs` streams at once, each on a thread of its own (counted as one of the
 /// client's writer threads); the first stream that fails stops the others, and its error is
 /// the run's.
-fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
+fn run_streams(
+    config: &FileWriterConfig,
+    ctx: &Context,
+    pace_start: Option<Instant>,
+) -> Result<()> {
     let failed = AtomicBool::new(false);
     let halt = || failed.load(Ordering::Relaxed);
     let run_one = |index: u32| -> Result<()> {
@@ -281,6 +295,7 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
             config,
             ctx: stream_ctx,
             halt: &halt,
+            pace_start,
         };
         let r = stream.run(engine.as_mut());
         if r.is_err() {

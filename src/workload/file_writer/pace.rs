@@ -1,5 +1,5 @@
-//! Paced writes: the schedule a stream keeps at a set rate ([`Pacer`]), and what one paced
-//! chunk's times say ([`ChunkTimes`]: service and response latency, start lag).
+//! Paced writes: the schedule a stream keeps at a set rate ([`Pacer`]), and what a written
+//! chunk's times say ([`Done::service`], [`Done::response`], [`Done::start_lag`]).
 //!
 //! The schedule is fixed from the rate and the start, as wrk2 and fio's `rate` keep it: chunk
 //! `k` is due at `start + (bytes of chunks 0..k) / rate`. A stream that falls behind (a slow
@@ -14,10 +14,9 @@
 //! Nothing here reads a clock: every time is an [`Instant`] handed in, so the schedule is tested
 //! on made-up times.
 
-// Used by the stream loop, which comes with the streams work (issue 22); until then, tests only.
-#![allow(dead_code)]
-
 use std::time::{Duration, Instant};
+
+use super::engine::Done;
 
 /// Farthest a due time is placed after the start, seconds (every duration's bound; a rate so
 /// low that a chunk comes due later than this is due "never" within any run time).
@@ -82,11 +81,6 @@ impl Pacer {
     pub(crate) fn lag(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.next_due)
     }
-
-    /// The rate, bytes per second.
-    pub(crate) fn rate_bytes_per_s(&self) -> f64 {
-        self.rate_bytes_per_s
-    }
 }
 
 /// `start` plus `s` seconds; [`FAR_S`] at most (a non-finite or huge `s` is "never").
@@ -98,18 +92,9 @@ fn later(start: Instant, s: f64) -> Instant {
         .unwrap_or(start)
 }
 
-/// One chunk's times: when it was due (`None`: not paced), when its write began and ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChunkTimes {
-    /// When the schedule had it start (`None` for a stream without a rate).
-    pub scheduled: Option<Instant>,
-    /// When its write began.
-    pub started: Instant,
-    /// When its write ended.
-    pub finished: Instant,
-}
-
-impl ChunkTimes {
+/// A written chunk's latencies, from its times (when it was due, when its write began and
+/// ended; see [`Done`]).
+impl Done {
     /// Service time: from the write's start to its end.
     pub(crate) fn service(&self) -> Duration {
         self.finished.saturating_duration_since(self.started)

@@ -18,7 +18,7 @@ fn simulate(
     chunks: usize,
     len: u64,
     service: impl Fn(usize) -> Duration,
-) -> Vec<ChunkTimes> {
+) -> Vec<Done> {
     let mut now = t0;
     (0..chunks)
         .map(|k| {
@@ -26,7 +26,8 @@ fn simulate(
             let started = now.max(due);
             let finished = started + service(k);
             now = finished;
-            ChunkTimes {
+            Done {
+                len,
                 scheduled: Some(due),
                 started,
                 finished,
@@ -64,7 +65,6 @@ fn the_schedule_is_exact() {
         got.max(want) - got.min(want) <= Duration::from_micros(1),
         "{got:?} {want:?}"
     );
-    assert_eq!(p.rate_bytes_per_s(), 3.0 * MIB as f64);
 }
 
 #[test]
@@ -157,7 +157,8 @@ fn response_time_counts_the_wait_behind_a_stall() {
         assert_eq!(c.response(), c.start_lag() + c.service());
     }
     // Without a schedule, both are the service time.
-    let plain = ChunkTimes {
+    let plain = Done {
+        len: MIB,
         scheduled: None,
         started: t0,
         finished: t0 + ms(7),
@@ -167,7 +168,7 @@ fn response_time_counts_the_wait_behind_a_stall() {
         (ms(7), Duration::ZERO)
     );
     // A chunk begun before it was due (not the stream's way, but a caller's): from its start.
-    let early = ChunkTimes {
+    let early = Done {
         scheduled: Some(t0 + ms(5)),
         ..plain
     };
@@ -209,8 +210,13 @@ fn streams_share_a_rate_evenly_spaced() {
     let mut due: Vec<Instant> = Vec::new();
     for i in 0..3 {
         let mut p = Pacer::for_stream(30.0 * MIB as f64, 3, i, MIB, t0);
-        assert_eq!(p.rate_bytes_per_s(), 10.0 * MIB as f64);
-        due.extend((0..100).map(|_| p.next(MIB)));
+        let mine: Vec<Instant> = (0..100).map(|_| p.next(MIB)).collect();
+        // Each stream at 10 MiB/s: a chunk every 100 ms of its own.
+        assert!(
+            mine.windows(2).all(|w| w[1] - w[0] == ms(100)),
+            "stream {i}"
+        );
+        due.extend(mine);
     }
     due.sort();
     for (k, w) in due.windows(2).enumerate() {
@@ -239,4 +245,189 @@ fn extreme_rates_do_not_overflow() {
     p.next(u64::MAX);
     p.next(u64::MAX);
     assert!(p.next_due() > t0);
+}
+
+/// The stream loop with its schedule, on an injected clock: an engine that writes nothing and
+/// runs on made-up times (each chunk begins at the later of its due time and the end of the
+/// one before; `service(k)` long), so that no test waits for a real schedule.
+mod stream_loop {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use hdrhistogram::Histogram;
+
+    use super::*;
+    use crate::error::Result;
+    use crate::protocol::Message;
+    use crate::workload::file_writer::engine::{Chunk, Engine};
+    use crate::workload::file_writer::stream::Stream;
+    use crate::workload::file_writer::{FileWriterConfig, KeepFiles};
+    use crate::workload::Context;
+
+    /// The made-up engine: its clock, the chunks it saw, and how many it has written.
+    struct Simulated<'a> {
+        now: Instant,
+        service: fn(usize) -> Duration,
+        seen: &'a Mutex<Vec<Done>>,
+        count: &'a AtomicUsize,
+    }
+
+    impl Engine for Simulated<'_> {
+        fn write_file(
+            &mut self,
+            _file: &std::fs::File,
+            _path: &Path,
+            next: &mut dyn FnMut() -> Option<Chunk>,
+            done: &mut dyn FnMut(Done) -> Result<()>,
+            _stop: &dyn Fn() -> bool,
+        ) -> Result<bool> {
+            while let Some(c) = next() {
+                let k = self.count.load(Ordering::Relaxed);
+                // Never before it is due: the engine's rule, on the made-up clock.
+                let started = c.scheduled.map_or(self.now, |s| s.max(self.now));
+                let finished = started + (self.service)(k);
+                self.now = finished;
+                let d = Done {
+                    len: c.len,
+                    scheduled: c.scheduled,
+                    started,
+                    finished,
+                };
+                self.seen.lock().unwrap().push(d);
+                self.count.fetch_add(1, Ordering::Relaxed);
+                done(d)?;
+            }
+            Ok(true)
+        }
+    }
+
+    /// Runs stream `index` of a paced run (`rate_mb_s` over `jobs` streams, 1 MiB chunks, 2 MiB
+    /// files) for `chunks` chunks on the made-up clock from `t0`; its chunks' times.
+    fn run(
+        ctx: &Context,
+        rate_mb_s: f64,
+        jobs: u32,
+        index: Option<u32>,
+        chunks: usize,
+        service: fn(usize) -> Duration,
+        t0: Instant,
+    ) -> Vec<Done> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileWriterConfig {
+            chunk_size_bytes: MIB,
+            file_size_bytes: 2 * MIB,
+            min_chunk_size_bytes: MIB,
+            out_dir: dir.path().to_path_buf(),
+            keep_files: KeepFiles::Last(1),
+            jobs,
+            rate_mb_s: Some(rate_mb_s),
+            run_time_s: 3600.0,
+            ..Default::default()
+        };
+        let (seen, count) = (Mutex::new(Vec::new()), AtomicUsize::new(0));
+        let halt = || count.load(Ordering::Relaxed) >= chunks;
+        let stream = Stream {
+            config: &config,
+            ctx: index.map_or_else(|| ctx.clone(), |i| ctx.stream(i).unwrap()),
+            halt: &halt,
+            pace_start: Some(t0),
+        };
+        let mut engine = Simulated {
+            now: t0,
+            service,
+            seen: &seen,
+            count: &count,
+        };
+        stream.run(&mut engine).unwrap();
+        seen.into_inner().unwrap()
+    }
+
+    /// The histograms of the `rlat` and `pace` lines the context has for the client now.
+    fn sent(ctx_control: &crate::workload::RunControl) -> (Histogram<u64>, Histogram<u64>) {
+        let (lines, dropped) = ctx_control.counters().take_pace_lines(u64::MAX);
+        assert!(dropped.is_empty());
+        let mut response = crate::latency::new_histogram();
+        let mut lags = crate::latency::new_histogram();
+        for m in lines {
+            match m {
+                Message::RespLat(l) => response.add(l.hist.histogram()).unwrap(),
+                Message::Pace(p) => {
+                    if let Some(h) = &p.hist {
+                        lags.add(h.histogram()).unwrap();
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        (response, lags)
+    }
+
+    #[test]
+    fn the_loop_keeps_the_schedule_across_files_and_records_both_latencies() {
+        let t0 = Instant::now();
+        let (ctx, control, _rx) = Context::new(7, t0, None);
+        ctx.start_pace(100.0 * MIB as f64, 1);
+        // 100 MiB/s in 1 MiB chunks (one due every 10 ms), 2 ms writes, but chunk 5's takes
+        // 500 ms: a stall.
+        let times = run(
+            &ctx,
+            100.0,
+            1,
+            None,
+            200,
+            |k| if k == 5 { ms(500) } else { ms(2) },
+            t0,
+        );
+        assert_eq!(times.len(), 200);
+        // The schedule: exact, and one across the stream's files (2 chunks each).
+        for (k, d) in times.iter().enumerate() {
+            assert_eq!(d.scheduled, Some(t0 + ms(10) * k as u32), "chunk {k}");
+            assert!(d.started >= d.scheduled.unwrap(), "never early");
+        }
+        // The stall: the chunks that came due during it waited, then went back to back.
+        assert_eq!(times[6].start_lag(), ms(490));
+        assert_eq!(times[7].started, times[6].finished);
+        assert_eq!(times[68].start_lag(), Duration::ZERO, "caught up");
+        // What the client sends: every chunk's response time (the wait behind the stall
+        // included: 50 over 100 ms) and start lag; its service times stay one slow write.
+        let (response, lags) = sent(&control);
+        assert_eq!((response.len(), lags.len()), (200, 200));
+        let over_100ms = |h: &Histogram<u64>| h.len() - h.count_between(0, 100_000);
+        assert_eq!(over_100ms(&response), 50);
+        let (_, service) = control.counters().take_interval(u64::MAX).unwrap();
+        assert_eq!(over_100ms(&service), 1);
+        assert!(lags.equivalent(lags.max(), 490_000));
+        assert_eq!(lags.count_between(0, 0), 200 - 62, "the rest began on time");
+        assert_eq!(ctx.bytes_written(), 200 * MIB);
+    }
+
+    #[test]
+    fn a_clients_rate_is_split_across_its_streams_evenly_spaced() {
+        let t0 = Instant::now();
+        let (ctx, control, _rx) = Context::new(7, t0, None);
+        ctx.start_pace(30.0 * MIB as f64, 3);
+        let mut due: Vec<Instant> = Vec::new();
+        for i in 0..3 {
+            let times = run(&ctx, 30.0, 3, Some(i), 20, |_| ms(1), t0);
+            // Each stream at 10 MiB/s: one chunk every 100 ms, from its own phase.
+            for w in times.windows(2) {
+                assert_eq!(w[1].scheduled.unwrap() - w[0].scheduled.unwrap(), ms(100));
+            }
+            due.extend(times.iter().map(|d| d.scheduled.unwrap()));
+        }
+        due.sort();
+        for w in due.windows(2) {
+            let gap = (w[1] - w[0]).as_nanos() as i128;
+            assert!((gap - 33_333_333).abs() <= 2, "{gap} ns");
+        }
+        let (response, _) = sent(&control);
+        assert_eq!(response.len(), 60);
+        // The client's pace line carries the client's rate, not a stream's.
+        let (lines, _) = control.counters().take_pace_lines(u64::MAX);
+        let [Message::Pace(p)] = &lines[..] else {
+            panic!("{lines:?}")
+        };
+        assert_eq!(p.rate_mb_s, 30.0);
+    }
 }
