@@ -254,9 +254,9 @@ impl Workload for FileWriter {
         let cfg = &self.config;
         std::fs::create_dir_all(&cfg.out_dir)
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
-        let pace_start = start_pace(cfg, ctx);
         if cfg.jobs <= 1 {
             let mut engine = engine::for_config(cfg)?;
+            let pace_start = start_pace(cfg, ctx);
             let stream = Stream {
                 config: cfg,
                 ctx: ctx.clone(),
@@ -265,11 +265,12 @@ impl Workload for FileWriter {
             };
             return stream.run(engine.as_mut());
         }
-        run_streams(cfg, ctx, pace_start)
+        run_streams(cfg, ctx)
     }
 }
 
-/// A paced run's start, from which every stream's schedule counts, once the context knows the
+/// A paced run's start, from which every stream's schedule counts (taken once the streams'
+/// engines are ready: setting them up is not the schedule's time), once the context knows the
 /// run is paced (it then sends the schedule figures each second); `None` without a rate.
 fn start_pace(config: &FileWriterConfig, ctx: &Context) -> Option<Instant> {
     let rate_mb_s = config.rate_mb_s?;
@@ -279,18 +280,18 @@ fn start_pace(config: &FileWriterConfig, ctx: &Context) -> Option<Instant> {
 
 /// Runs `config.jobs` streams at once, each on a thread of its own (counted as one of the
 /// client's writer threads); the first stream that fails stops the others, and its error is
-/// the run's.
-fn run_streams(
-    config: &FileWriterConfig,
-    ctx: &Context,
-    pace_start: Option<Instant>,
-) -> Result<()> {
+/// the run's. Every stream's engine is set up first, so that a paced run's schedule starts
+/// when all of them can write.
+fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
+    let engines = (0..config.jobs)
+        .map(|_| engine::for_config(config))
+        .collect::<Result<Vec<_>>>()?;
+    let pace_start = start_pace(config, ctx);
     let failed = AtomicBool::new(false);
     let halt = || failed.load(Ordering::Relaxed);
-    let run_one = |index: u32| -> Result<()> {
+    let run_one = |index: u32, mut engine: Box<dyn engine::Engine>| -> Result<()> {
         let stream_ctx = ctx.stream(index)?;
         let _cpu = stream_ctx.writer_thread();
-        let mut engine = engine::for_config(config)?;
         let stream = Stream {
             config,
             ctx: stream_ctx,
@@ -305,10 +306,11 @@ fn run_streams(
     };
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..config.jobs)
-            .map(|i| {
+            .zip(engines)
+            .map(|(i, engine)| {
                 std::thread::Builder::new()
                     .name(format!("loadmon-stream-{i}"))
-                    .spawn_scoped(s, move || run_one(i))
+                    .spawn_scoped(s, move || run_one(i, engine))
             })
             .collect();
         handles
