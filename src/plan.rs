@@ -16,7 +16,7 @@
 //!
 //! Every key exactly once, in any order (encoded in this order); an unknown key is invalid;
 //! `runtime` above 0 and at most [`MAX_RUN_TIME_S`], the sizes at most
-//! [`MAX_SIZE_MB`](crate::units::MAX_SIZE_MB) MiB: a whole number of MiB as the seed wrote
+//! [`MAX_SIZE_MB`] MiB: a whole number of MiB as the seed wrote
 //! them (`10`), or, for a size that is not whole MiB, a whole number of KiB with `k` (`256k`)
 //! or of bytes with `b` (`1000b`). `jobs`, `iodepth` and `rate` (MiB/s) are optional: absent
 //! means the default (1, 1, as fast as possible) and the default is never written, so a plan
