@@ -5,6 +5,7 @@ Every figure is measured side by side in one run (this machine is shared and noi
 times mean little alone), repeated, and reported as median with the min-max spread.
 
   1. writer vs fio (and a dd loop): buffered, fsync-per-file and O_DIRECT
+  1c. paced writes: 50 and 200 MB/s (O_DIRECT), the rate reached and the schedule lag
   2. server scale: N protocol clients heartbeating once per second (CPU % of one core, peak RSS)
   2b. fleet scale: 19,000 such clients from two generator processes, loadmon vs a bare tokio
       line server fed the same lines in the same run (CPU, peak RSS, cost per client)
@@ -199,6 +200,55 @@ def bench_writer(tiny: bool, repeats: int, data_dir: Path) -> list[str]:
             f"(+ `--fsync_on_close=1` / `--direct=1`); loadmon: `loadmon client --sync MODE "
             f"--keep-files all`; dd: `dd bs={chunk}M count={size // chunk}` per file "
             f"(+ `conv=fsync` / `oflag=direct`). MB = MiB.")
+    return [head, "", *rows]
+
+
+# 1c. paced writes ------------------------------------------------------------------------
+
+def paced_write(d: Path, rate: float, run_s: int, chunk: int, size: int) -> dict[str, Any]:
+    """One `loadmon client --rate RATE` run (O_DIRECT); the server's report row of it."""
+    srv = Server()
+    try:
+        sh([str(LOADMON), "-q", "client", "--port", str(srv.port), "-r", str(run_s),
+            "-c", str(chunk), "-f", str(size), "--min-chunksize", "1", "--sync", "direct",
+            "--rate", str(rate), "--out-dir", str(d / "paced"), "--no-log-files"])
+        row: dict[str, Any] = srv.report()["clients"][0]
+        return row
+    finally:
+        srv.kill()
+        shutil.rmtree(d / "paced", ignore_errors=True)
+
+
+def bench_paced(tiny: bool, repeats: int, data_dir: Path, run_s: int) -> list[str]:
+    chunk, size = (1, 2) if tiny else (10, 50)
+    run_s = 2 if tiny else run_s
+    rows = ["| target MB/s | reached MB/s | reached / target | schedule lag p99 / max ms | "
+            "response p99 ms (from the schedule) | service p99 ms (from the write) | kept pace |",
+            "|---|---|---|---|---|---|---|"]
+    for rate in [50, 200]:
+        got: list[dict[str, Any]] = []
+        for _ in range(repeats):
+            sh(["sync"])
+            got.append(paced_write(data_dir, rate, run_s, chunk, size))
+
+        def col(key: str) -> list[float]:
+            return [float(r[key]) for r in got if r.get(key) is not None]
+
+        ratios = [x / rate for x in col("throughput_mb_s")]
+        target(f"paced {rate} MB/s for {run_s} s: reached / target", "1 ± 0.02", ratios,
+               lambda m: abs(m - 1.0) <= 0.02)
+        kept = sum(1 for r in got if r.get("kept_pace") is True)
+        rows.append(f"| {rate} | {med(col('throughput_mb_s'))} | {med(ratios)} | "
+                    f"{med(col('schedule_lag_p99_ms'))} / {med(col('schedule_lag_max_ms'))} | "
+                    f"{med(col('response_p99_ms'))} | {med(col('chunk_p99_ms'))} | "
+                    f"{kept} of {len(got)} |")
+    head = (f"`loadmon client --rate R -r {run_s} -c {chunk} -f {size} --sync direct` (O_DIRECT, "
+            f"sequential {chunk} MB writes, the newest 2 files kept) in `{data_dir}`; {repeats} "
+            f"repeats. Reached: the bytes written over the client's run (start to done), as the "
+            f"report's `throughput_mb_s`. Schedule lag: how late each chunk began after its "
+            f"scheduled start (p99) and the largest lag seen; response: from the scheduled start "
+            f"to the end of the write (coordinated omission corrected); service: from the "
+            f"write's start. Kept pace: the lag stayed within 1 s. MB = MiB.")
     return [head, "", *rows]
 
 
@@ -634,7 +684,9 @@ def main() -> int:
     ap.add_argument("--binary", type=Path,
                     help="measure this loadmon binary instead of the tree's release build")
     ap.add_argument("--only",
-                    help="comma-separated sections: writer,scale,fleet,rate,monitoring,python,protocol,reports")
+                    help="comma-separated sections: writer,paced,scale,fleet,rate,monitoring,python,protocol,reports")
+    ap.add_argument("--paced-seconds", type=int, default=30,
+                    help="run time of each paced row (section 1c; the issue's figure is 30 s)")
     args = ap.parse_args()
     repeats = 1 if args.tiny else args.repeats
     global BASELINE, LOADMON
@@ -649,6 +701,8 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     sections: list[tuple[str, str, Callable[[], list[str]]]] = [
         ("writer", "1. File writer vs fio", lambda: bench_writer(args.tiny, repeats, args.data_dir)),
+        ("paced", "1c. Paced writes",
+         lambda: bench_paced(args.tiny, min(repeats, 3), args.data_dir, args.paced_seconds)),
         ("scale", "2. Server scale", lambda: bench_scale(args.tiny, min(repeats, 3))),
         ("fleet", "2b. Fleet scale: 19,000 clients vs a bare server",
          lambda: bench_fleet(args.tiny, min(repeats, 3))),

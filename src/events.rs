@@ -1,5 +1,6 @@
 //! The server's live event stream: one [`Event`] for every client connected, id assigned,
-//! status change, stats sample, file rollover, heartbeat missed, refusal, and the final report.
+//! status change, stats sample, file rollover, heartbeat missed, refusal, paced client's
+//! schedule lag (every second), and the final report.
 //!
 //! Subscribe with [`ServerControl::subscribe`](crate::server::ServerControl::subscribe) (async,
 //! [`EventStream::next`]) or [`ServerHandle::events`](crate::blocking::ServerHandle::events)
@@ -104,6 +105,22 @@ pub enum EventKind {
         /// Whether the start timeout released it (rather than the last expected client).
         timed_out: bool,
     },
+    /// A paced client's schedule lag, with each `pace` line (every second of its run).
+    ScheduleLag {
+        /// The client.
+        client_id: u32,
+        /// Its target, MiB/s.
+        target_mb_s: f64,
+        /// How far behind its schedule it is now, ms.
+        lag_ms: f64,
+        /// 99th percentile of its chunks' start lags so far, ms (`None` before any chunk).
+        p99_ms: Option<f64>,
+        /// Its largest schedule lag so far, ms.
+        max_ms: f64,
+        /// Whether its schedule lag has stayed within the bound
+        /// ([`PACE_LAG_BOUND_MS`](crate::latency::PACE_LAG_BOUND_MS), 1 s) so far.
+        kept_pace: bool,
+    },
     /// The server stopped; this is its final report. The stream ends after it.
     Report {
         /// The final report.
@@ -114,6 +131,20 @@ pub enum EventKind {
         /// Events missed.
         missed: u64,
     },
+}
+
+impl EventKind {
+    /// The [`EventKind::ScheduleLag`] of client `client_id` with the paced figures `f`.
+    pub fn schedule_lag(client_id: u32, f: &crate::latency::PaceFigures) -> EventKind {
+        EventKind::ScheduleLag {
+            client_id,
+            target_mb_s: f.rate_mb_s.unwrap_or(0.0),
+            lag_ms: f.lag_now_ms.unwrap_or(0.0),
+            p99_ms: f.lag.map(|l| l.p99_ms),
+            max_ms: f.lag_max_ms,
+            kept_pace: f.kept_pace,
+        }
+    }
 }
 
 impl Event {

@@ -16,7 +16,7 @@
 //!
 //! Every key exactly once, in any order (encoded in this order); an unknown key is invalid;
 //! `runtime` above 0 and at most [`MAX_RUN_TIME_S`], the sizes at most
-//! [`MAX_SIZE_MB`](crate::units::MAX_SIZE_MB) MiB: a whole number of MiB as the seed wrote
+//! [`MAX_SIZE_MB`] MiB: a whole number of MiB as the seed wrote
 //! them (`10`), or, for a size that is not whole MiB, a whole number of KiB with `k` (`256k`)
 //! or of bytes with `b` (`1000b`). `jobs`, `iodepth` and `rate` (MiB/s) are optional: absent
 //! means the default (1, 1, as fast as possible) and the default is never written, so a plan
@@ -72,7 +72,9 @@ pub struct Plan {
     pub jobs: u32,
     /// Writes in flight per stream (`--iodepth`).
     pub iodepth: u32,
-    /// Each worker's pace, MiB/s (`--rate`); `None`: as fast as possible.
+    /// Each worker's pace, MiB/s (`--rate`); `None`: as fast as possible. (A fleet server's
+    /// [`FleetConfig::plan`](crate::server::FleetConfig::plan) carries the fleet's; each worker
+    /// gets its share, [`Plan::worker_share`].)
     pub rate_mb_s: Option<f64>,
 }
 
@@ -121,6 +123,24 @@ impl Plan {
     /// [`Error::Config`](crate::Error::Config) saying which rule failed.
     pub fn validate(&self) -> Result<()> {
         self.writer_config(PathBuf::from(".")).validate()
+    }
+
+    /// The plan each of `workers` runs when this plan's rate is a whole fleet's (a fleet
+    /// server's `--rate`): the rate split evenly, `rate / workers` MiB/s each (so that the
+    /// workers together write at the fleet's rate), everything else as it is. Without a rate,
+    /// or for one worker, the plan itself.
+    ///
+    /// ```
+    /// use loadmon::plan::Plan;
+    /// let fleet = Plan { rate_mb_s: Some(90.0), ..Plan::default() };
+    /// assert_eq!(fleet.worker_share(3), Plan { rate_mb_s: Some(30.0), ..Plan::default() });
+    /// assert_eq!(Plan::default().worker_share(3), Plan::default());
+    /// ```
+    pub fn worker_share(&self, workers: usize) -> Plan {
+        Plan {
+            rate_mb_s: self.rate_mb_s.map(|r| r / workers.max(1) as f64),
+            ..*self
+        }
     }
 }
 

@@ -52,6 +52,12 @@
 //!                                           [t0, t1) (the client's Unix ms): an HdrHistogram
 //!                                           V2 compressed, base64, at most 3000 bytes (see
 //!                                           crate::latency); only to a loadmon server
+//! rlat:<t0_ms>:<t1_ms>:<hist>               a paced client's chunk response times (µs, from
+//!                                           when each chunk was due), as lat
+//! pace:<t0_ms>:<t1_ms>:<rate_mb_s>:<lag_us>:<hist|->
+//!                                           a paced client's target (MiB/s), its schedule lag
+//!                                           at t1 (µs), its chunks' start lags in the interval
+//!                                           (µs, as lat's histogram; `-`: none began)
 //!
 //! ; loadmon, server -> client (an old client logs and ignores them)
 //! hello:<major>.<minor>[:<cap>,...]         the server's version, answer to a client's hello,
@@ -81,8 +87,11 @@ use crate::auth::{Nonce, Proof, NONCE_BYTES, PROOF_BYTES};
 use crate::error::truncate;
 pub use crate::error::ProtocolError;
 use crate::hostio::HostIoSample;
-use crate::latency::IntervalHistogram;
 use crate::units::MAX_SIZE_MB;
+
+mod pace;
+
+pub use pace::{LatLine, PaceLine, MAX_LAG_US, MAX_PACE_RATE_MB_S};
 
 /// The protocol version loadmon speaks, as `(major, minor)`. Peers with another major refuse.
 pub const PROTOCOL_VERSION: (u32, u32) = (1, 0);
@@ -334,22 +343,16 @@ pub enum Message {
     /// `stream_stats:<stream>:<bytes>:<files>:<p50_us>:<p99_us>:<max_us>`: one writer stream's
     /// own figures (new; see [`StreamStats`]).
     StreamStats(StreamStats),
-}
-
-/// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
-/// client's clock (Unix ms), as a histogram ([`crate::latency`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatLine {
-    /// The interval's start, the client's Unix time in ms.
-    pub t0_ms: u64,
-    /// The interval's end, the client's Unix time in ms (not before `t0_ms`).
-    pub t1_ms: u64,
-    /// The interval's writes.
-    pub hist: IntervalHistogram,
+    /// `rlat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk response times of a paced client,
+    /// from when each chunk was due (coordinated omission corrected; new, as [`LatLine`]).
+    RespLat(Box<LatLine>),
+    /// `pace:<t0_ms>:<t1_ms>:<rate_mb_s>:<lag_us>:<hist|->`: one interval of a paced client:
+    /// its target, its schedule lag and its chunks' start lags (new; see [`PaceLine`]).
+    Pace(Box<PaceLine>),
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 27] = [
+pub const COMMANDS: [&str; 29] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -377,6 +380,8 @@ pub const COMMANDS: [&str; 27] = [
     "clock",
     "lat",
     "stream_stats",
+    "rlat",
+    "pace",
 ];
 
 impl Message {
@@ -412,6 +417,8 @@ impl Message {
             | Message::ClockSample { .. } => 24,
             Message::Lat(_) => 25,
             Message::StreamStats(_) => 26,
+            Message::RespLat(_) => 27,
+            Message::Pace(_) => 28,
         }
     }
 
@@ -474,8 +481,10 @@ impl Message {
             "io" => parse_io(&f),
             "tput" => parse_tput(&f),
             "clock" => parse_clock(&f),
-            "lat" => parse_lat(&f),
+            "lat" => pace::interval_line("lat", &f).map(|l| Message::Lat(Box::new(l))),
             "stream_stats" => StreamStats::parse(&f).map(Message::StreamStats),
+            "rlat" => pace::parse_rlat(&f),
+            "pace" => pace::parse_pace(&f),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -560,8 +569,11 @@ impl Message {
                 s1_us,
                 c2_us,
             } => format!("{cmd}:{c0_us}:{s1_us}:{c2_us}"),
-            Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
+            Message::Lat(l) | Message::RespLat(l) => {
+                format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str())
+            }
             Message::StreamStats(s) => s.encode(cmd),
+            Message::Pace(p) => pace::encode_pace(cmd, p),
         }
     }
 }
@@ -772,20 +784,6 @@ fn parse_send_stats(f: &Fields<'_>) -> Result<Message, ProtocolError> {
         cpu_pct: parse_pct("send_stats", "cpu_pct", f.f[1], MAX_CPU_PCT)?,
         mem_pct: parse_pct("send_stats", "mem_pct", f.f[2], 100.0)?,
     })
-}
-
-/// `lat:<t0_ms>:<t1_ms>:<hist>`: the histogram's length is checked before it is decoded
-/// (within [`crate::latency`]'s bounds).
-fn parse_lat(f: &Fields<'_>) -> Result<Message, ProtocolError> {
-    const C: &str = "lat";
-    f.expect(C, 4)?;
-    let t0_ms = parse_u64(C, "t0_ms", f.f[1])?;
-    let t1_ms = parse_u64(C, "t1_ms", f.f[2])?;
-    if t1_ms < t0_ms {
-        return Err(invalid(C, "t1_ms", f.f[2], "before t0_ms"));
-    }
-    let hist = IntervalHistogram::decode(f.f[3]).map_err(|why| invalid(C, "hist", f.f[3], why))?;
-    Ok(Message::Lat(Box::new(LatLine { t0_ms, t1_ms, hist })))
 }
 
 fn parse_set_cid(f: &Fields<'_>) -> Result<Message, ProtocolError> {

@@ -235,19 +235,21 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let series = report.io_series.iter().find(|s| s.id == blind_id).unwrap();
     assert_eq!(series.samples.len(), 1);
     assert_eq!(series.samples[0].util_pct, None);
-    // CSV: the columns at the end (before the clock exchange's two and the latency's four,
-    // appended after them), empty cells.
+    // CSV: the I/O columns, then the clock exchange's two and the latency's four (found by
+    // name: columns appended after them move nothing here), empty cells.
     let csv = report.to_csv();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let io_cols = header.len() - 14..header.len() - 6;
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let io_cols = at(IO_COLUMNS[0])..at(IO_COLUMNS[0]) + 8;
     assert_eq!(&header[io_cols.clone()], IO_COLUMNS);
+    let clock_cols = io_cols.end..io_cols.end + 2;
     assert_eq!(
-        &header[header.len() - 6..header.len() - 4],
+        &header[clock_cols.clone()],
         ["clock_offset_ms", "clock_rtt_ms"]
     );
     assert_eq!(
-        &header[header.len() - 4..],
+        &header[clock_cols.end..clock_cols.end + 4],
         [
             "chunk_p90_ms",
             "chunk_p999_ms",
@@ -261,7 +263,7 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
     let cells: Vec<&str> = blind_row.split(',').collect();
     assert_eq!(&cells[io_cols], ["", "", "", "", "", "", "1048576", ""]);
     // A peer without the clock exchange: no offset either.
-    assert_eq!(&cells[cells.len() - 6..cells.len() - 4], ["", ""]);
+    assert_eq!(&cells[clock_cols], ["", ""]);
     // HTML: n/a.
     let html = report.to_html();
     let table = &html[html.find("id=\"host-io\"").expect("host I/O table")..];

@@ -9,10 +9,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{small_plan, ChildGuard, WAIT};
+use common::{chromium_dom, small_plan, WAIT};
 use loadmon::blocking::{ClientHandle, EventPoll, ServerHandle, WorkerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::events::EventKind;
@@ -585,35 +585,6 @@ fn report_files_in_every_format_are_written_at_the_end() {
     assert!(e.to_string().contains("r.csv"), "{e}");
     assert!(html2.exists());
     assert!(server.is_finished() && server.report().stopped);
-}
-
-/// The DOM of `url` in headless Chromium once its scripts ran.
-fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
-    let dom_path = dir.join(format!("{name}-dom.html"));
-    let profile = dir.join(format!("chromium-profile-{name}"));
-    let child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(std::fs::File::create(&dom_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium (Debian package chromium) must be installed: run `make system-deps`");
-    let status = ChildGuard(child).wait_for(Duration::from_secs(60));
-    assert!(status.success(), "chromium: {status}");
-    std::fs::read_to_string(&dom_path).unwrap()
 }
 
 /// The measured points (`data-points`) of the first chart line of `client` in `html`.

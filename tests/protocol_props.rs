@@ -4,9 +4,11 @@
 use loadmon::auth::{Nonce, Proof};
 use loadmon::connection::LineBuffer;
 use loadmon::hostio::HostIoSample;
-use loadmon::latency::{new_histogram, record_us, IntervalHistogram};
+use loadmon::latency::{new_histogram, record_lag_us, record_us, IntervalHistogram};
 use loadmon::plan::{Plan, MAX_RUN_TIME_S};
-use loadmon::protocol::{Capabilities, Message, ProtocolError, MAX_UNIX_US};
+use loadmon::protocol::{
+    Capabilities, Message, PaceLine, ProtocolError, MAX_LAG_US, MAX_PACE_RATE_MB_S, MAX_UNIX_US,
+};
 use loadmon::units::MAX_SIZE_MB;
 use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use proptest::prelude::*;
@@ -144,28 +146,64 @@ fn message() -> impl Strategy<Value = Message> {
             }
         }),
         lat(),
+        pace(),
     ]
 }
 
-/// A `lat` line as a loadmon client sends it: an interval `[t0, t1)` and its writes' latencies
-/// (µs, 1 µs to past an hour) encoded within the line's cap.
-fn lat() -> impl Strategy<Value = Message> {
+/// An interval `[t0, t1)` and its chunks' latencies as a loadmon client sends them (`lat`,
+/// `rlat`, `pace`): µs, from `low` to past an hour, encoded within the line's cap.
+fn interval(low: u64) -> impl Strategy<Value = (u64, u64, IntervalHistogram)> {
     (
         any::<u64>(),
         any::<u64>(),
-        proptest::collection::vec(1u64..=4_000_000_000u64, 0..400),
+        proptest::collection::vec(low..=4_000_000_000u64, 0..400),
     )
-        .prop_filter_map("fits a lat line", |(a, b, writes)| {
+        .prop_filter_map("fits a lat line", move |(a, b, writes)| {
             let mut h = new_histogram();
             for us in writes {
-                record_us(&mut h, us);
+                // A start lag may be 0 (on time); a latency is at least 1 µs.
+                if low == 0 {
+                    record_lag_us(&mut h, us);
+                } else {
+                    record_us(&mut h, us);
+                }
             }
-            let hist = IntervalHistogram::encode(&h)?;
-            Some(Message::Lat(Box::new(loadmon::protocol::LatLine {
-                t0_ms: a.min(b),
-                t1_ms: a.max(b),
-                hist,
-            })))
+            Some((a.min(b), a.max(b), IntervalHistogram::encode(&h)?))
+        })
+}
+
+/// A `lat` or an `rlat` line.
+fn lat() -> impl Strategy<Value = Message> {
+    (interval(1), any::<bool>()).prop_map(|((t0_ms, t1_ms, hist), response)| {
+        let l = Box::new(loadmon::protocol::LatLine { t0_ms, t1_ms, hist });
+        if response {
+            Message::RespLat(l)
+        } else {
+            Message::Lat(l)
+        }
+    })
+}
+
+/// A `pace` line: a rate within its bound, a lag, the start lags (or none).
+fn pace() -> impl Strategy<Value = Message> {
+    (
+        interval(0),
+        prop_oneof![
+            1e-9f64..=1.0,
+            1.0f64..=MAX_PACE_RATE_MB_S,
+            Just(MAX_PACE_RATE_MB_S)
+        ],
+        prop_oneof![0..=1_000_000u64, 0..=MAX_LAG_US],
+        any::<bool>(),
+    )
+        .prop_map(|((t0_ms, t1_ms, hist), rate_mb_s, lag_us, some)| {
+            Message::Pace(Box::new(PaceLine {
+                t0_ms,
+                t1_ms,
+                rate_mb_s,
+                lag_us,
+                hist: some.then_some(hist),
+            }))
         })
 }
 
@@ -192,7 +230,8 @@ proptest! {
             Just("get_cid"), Just("file_stats"), Just("send_stats"), Just("set_cid"),
             Just("hello"), Just("token"), Just("proc_stats"), Just("write_stats"),
             Just("error"), Just("hb"), Just("plan"), Just("challenge"), Just("auth"),
-            Just("auth_ok"), Just("tput"), Just("clock"), Just("lat"),
+            Just("auth_ok"), Just("tput"), Just("clock"), Just("lat"), Just("rlat"),
+            Just("pace"),
         ],
         args in proptest::collection::vec(
             prop_oneof!["[-+0-9a-zA-Z.eE:]{0,24}", "[0-9a-fA-F]{62,66}"],

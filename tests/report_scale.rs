@@ -91,6 +91,17 @@ fn fleet(n: usize) -> Report {
             chunk_p999_ms: Some(12.5),
             chunk_max_ms: Some(41.75),
             chunk_writes: Some(1_234_567),
+            pace_target_mb_s: Some(50.0),
+            schedule_lag_ms: Some(0.125),
+            schedule_lag_p50_ms: Some(0.0625),
+            schedule_lag_p99_ms: Some(1.5),
+            schedule_lag_max_ms: Some(12.25),
+            response_p50_ms: Some(4.25),
+            response_p90_ms: Some(6.5),
+            response_p99_ms: Some(19.75),
+            response_p999_ms: Some(30.5),
+            response_max_ms: Some(52.25),
+            kept_pace: Some(true),
             streams: Vec::new(),
         });
         series.push(ClientSeries {

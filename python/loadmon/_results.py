@@ -190,6 +190,31 @@ class ClientInfo:
     stream order: ``stream``, ``bytes_written``, ``files_written``, ``throughput_mb_s``,
     ``chunk_p50_ms``, ``chunk_p99_ms``, ``chunk_max_ms``; the client's figures are their sums.
     None for a client with one stream."""
+    pace_target_mb_s: float | None = None
+    """The rate a paced client wrote at, its target, in MiB/s (None without a rate;
+    ``throughput_mb_s`` is what it reached)."""
+    schedule_lag_ms: float | None = None
+    """How far behind its schedule a paced client is, in ms (the latest it reported)."""
+    schedule_lag_p50_ms: float | None = None
+    """Median start lag of a paced client's chunks (how late each began, 0 on time), in ms."""
+    schedule_lag_p99_ms: float | None = None
+    """99th percentile start lag of a paced client's chunks, in ms."""
+    schedule_lag_max_ms: float | None = None
+    """The largest schedule lag of a paced client over the run, in ms."""
+    response_p50_ms: float | None = None
+    """Median chunk response time of a paced client, in ms: from when the schedule had the
+    chunk start to the end of its write (coordinated omission corrected)."""
+    response_p90_ms: float | None = None
+    """90th percentile chunk response time (as ``response_p50_ms``)."""
+    response_p99_ms: float | None = None
+    """99th percentile chunk response time (as ``response_p50_ms``)."""
+    response_p999_ms: float | None = None
+    """99.9th percentile chunk response time (as ``response_p50_ms``)."""
+    response_max_ms: float | None = None
+    """Longest chunk response time (as ``response_p50_ms``)."""
+    kept_pace: bool | None = None
+    """False when a paced client's schedule lag went past the bound (1 s): it could not keep
+    pace; None without a rate."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 

@@ -1,7 +1,8 @@
 //! A workload's run: `file_stats` and `start`, the workload on a blocking thread, the
 //! heartbeat and stats tasks, the 1-s task (to a loadmon server only: `tput`, the bytes so far,
-//! `io`, the host's I/O view, and `lat`, the second's chunk write latencies; every second and
-//! once before the end) and the lines the workload queues, then `done` or `error:<reason>`.
+//! `io`, the host's I/O view, `lat`, the second's chunk write latencies, and for a paced run
+//! `rlat` and `pace`; every second and once before the end) and the lines the workload
+//! queues, then `done` or `error:<reason>`.
 //! With a loadmon server, the clock exchange too (at the start of the run and every 10 s:
 //! `ClockProbe`), so that the server places this client's times on its own timeline.
 
@@ -278,12 +279,18 @@ impl Tasks<'_> {
     }
 
     /// The lines of one second (and of the run's end, before the verdict): the workload's
-    /// bytes so far at this wall-clock time (`tput`), the host's I/O view (`io`), and the
-    /// chunk write latencies of the interval that ended (`lat`, when it had writes).
+    /// bytes so far at this wall-clock time (`tput`), the host's I/O view (`io`), the
+    /// chunk write latencies of the interval that ended (`lat`, when it had writes), and a
+    /// paced run's response times and schedule lag (`rlat`, `pace`).
     fn second_lines(&mut self) -> Vec<Message> {
         let mut lines = vec![tput_line(self.control.counters())];
         lines.extend(self.host_io.as_mut().map(HostIoTask::line));
         lines.extend(self.lat_line());
+        let (pace, dropped) = self.control.counters().take_pace_lines(unix_ms());
+        for warning in dropped {
+            self.log.warn(warning);
+        }
+        lines.extend(pace);
         lines
     }
 

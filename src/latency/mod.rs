@@ -9,7 +9,8 @@
 //!
 //! The rooms: this file (the histogram, its encoding and its bounds, the summaries the report
 //! shows), `series` (the fleet's intervals and a client's bounded series of percentiles),
-//! `log` (the HdrHistogram interval-log file).
+//! `log` (the HdrHistogram interval-log file), `pace` (paced clients' response times and
+//! schedule lag: the `rlat` and `pace` lines).
 
 use std::io::Read;
 
@@ -19,9 +20,11 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 mod log;
+mod pace;
 mod series;
 
 pub use log::interval_log;
+pub use pace::{record_lag_us, ClientPace, FleetPace, PaceFigures, PaceTotal, PACE_LAG_BOUND_MS};
 pub use series::{
     ClientLatency, ClientLatencySeries, FleetIntervals, LatencyInterval, LatencyPoint,
     MAX_LATENCY_POINTS,

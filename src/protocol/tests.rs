@@ -44,6 +44,7 @@ fn the_short_cut_reads_floats_exactly_as_parse_does() {
 }
 
 use super::*;
+use crate::latency::IntervalHistogram;
 
 #[test]
 fn seed_lines_parse() {
@@ -615,4 +616,68 @@ fn a_lat_line_round_trips_and_is_bounded() {
             &bad[..bad.len().min(80)]
         );
     }
+}
+
+#[test]
+fn rlat_and_pace_lines_round_trip_and_name_their_bounds() {
+    let mut h = crate::latency::new_histogram();
+    for us in [0, 0, 350, 1_200_000] {
+        crate::latency::record_lag_us(&mut h, us);
+    }
+    let hist = IntervalHistogram::encode(&h).unwrap();
+    let pace = Message::Pace(Box::new(PaceLine {
+        t0_ms: 1_000,
+        t1_ms: 2_000,
+        rate_mb_s: 33.333333333333336,
+        lag_us: 1_250,
+        hist: Some(hist.clone()),
+    }));
+    let line = pace.encode();
+    assert!(
+        line.starts_with("pace:1000:2000:33.333333333333336:1250:HISTFAAA"),
+        "{line}"
+    );
+    assert_eq!(Message::parse(&line), Ok(pace.clone()));
+    assert_eq!(pace.command(), "pace");
+    let none = Message::parse("pace:1000:2000:50:0:-").unwrap();
+    let Message::Pace(p) = &none else {
+        panic!("{none:?}")
+    };
+    assert!(p.hist.is_none() && p.rate_mb_s == 50.0);
+    assert_eq!(none.encode(), "pace:1000:2000:50:0:-");
+    let rlat = Message::RespLat(Box::new(LatLine {
+        t0_ms: 1,
+        t1_ms: 2,
+        hist,
+    }));
+    assert!(rlat.encode().starts_with("rlat:1:2:HISTFAAA"));
+    assert_eq!(Message::parse(&rlat.encode()), Ok(rlat.clone()));
+    let why = |line: &str| match Message::parse(line) {
+        Err(ProtocolError::InvalidArgument { field, reason, .. }) => format!("{field}: {reason}"),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(
+        why("pace:1:2:0:0:-"),
+        "rate_mb_s: not above 0 and at most 10^6"
+    );
+    assert_eq!(
+        why("pace:1:2:1e7:0:-"),
+        "rate_mb_s: not above 0 and at most 10^6"
+    );
+    assert_eq!(
+        why("pace:1:2:NaN:0:-"),
+        "rate_mb_s: not above 0 and at most 10^6"
+    );
+    assert_eq!(why("pace:1:2:x:0:-"), "rate_mb_s: not a number");
+    assert_eq!(
+        why("pace:1:2:5:1000000000000001:-"),
+        "lag_us: larger than 10^15"
+    );
+    assert_eq!(why("pace:3:2:5:0:-"), "t1_ms: before t0_ms");
+    assert_eq!(why("pace:1:2:5:0:!!"), "hist: not base64");
+    assert_eq!(why("rlat:1:2:-"), "hist: not base64");
+    assert!(matches!(
+        Message::parse("pace:1:2:5:0"),
+        Err(ProtocolError::WrongFieldCount { expected: 6, .. })
+    ));
 }

@@ -8,6 +8,9 @@
 //! - `json`: [`Report::to_json`], [`Report::from_json`], [`Report::write_json`];
 //! - `latency`: the fleet's latency line of the text report ([`Total::latency_line`]) and the
 //!   interval log ([`Report::latency_log`]);
+//! - `pace`: paced clients' figures in a row ([`ClientReport::set_pace`]), the text report's
+//!   pace line ([`Total::pace_line`]) and the warnings about clients that could not keep pace
+//!   ([`Report::pace_warnings`]);
 //! - `csv` (feature `reports`): `Report::to_csv`, its header and rows from [`ClientReport`]'s
 //!   serde derive;
 //! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
@@ -24,6 +27,7 @@ mod files;
 mod html;
 mod json;
 mod latency;
+mod pace;
 mod text;
 mod types;
 

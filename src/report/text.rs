@@ -12,7 +12,8 @@ impl Report {
     /// client that has a reason (ABORTED, FAILED, TIMED OUT), and the statuses `TIMED OUT` and
     /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
     /// CSV and HTML reports, not here. After the seed's block: the fleet's chunk write latency
-    /// when loadmon clients sent it ([`Total::latency_line`]), in fleet mode one line
+    /// when loadmon clients sent it ([`Total::latency_line`]), the paced clients' line when
+    /// any was paced ([`Total::pace_line`]), in fleet mode one line
     /// ([`Total::fleet_line`]), then one line per warning ([`Report::warnings`]:
     /// `Warning: client 101's clock is 2.500 s behind the server's …`).
     ///
@@ -66,6 +67,10 @@ impl Report {
         // the last.
         if let Some(latency) = self.total.latency_line() {
             s.push_str(&latency);
+            s.push('\n');
+        }
+        if let Some(pace) = self.total.pace_line() {
+            s.push_str(&pace);
             s.push('\n');
         }
         if let Some(fleet) = self.total.fleet_line() {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary};
+use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary, PaceTotal};
 use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
 
@@ -182,6 +182,48 @@ pub struct ClientReport {
     /// Chunk writes in the client's merged histograms (as `chunk_p90_ms`).
     #[serde(default)]
     pub chunk_writes: Option<u64>,
+    // A paced client's figures (`pace` and `rlat` lines, see `crate::latency`): `None` for a
+    // client without a rate (and a seed client).
+    /// The rate the client was paced at, MiB/s (its target; `throughput_mb_s` is what it
+    /// reached).
+    #[serde(default)]
+    pub pace_target_mb_s: Option<f64>,
+    /// How far behind its schedule the client is, ms: the latest it reported (each second;
+    /// at the end of the run, how far behind it finished).
+    #[serde(default)]
+    pub schedule_lag_ms: Option<f64>,
+    /// Median start lag of the client's chunks (how late each began, 0 when on time), ms.
+    #[serde(default)]
+    pub schedule_lag_p50_ms: Option<f64>,
+    /// 99th percentile start lag of the client's chunks, ms.
+    #[serde(default)]
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// The largest schedule lag of the client over the run, ms (a chunk's start lag or the
+    /// lag it reported in a second).
+    #[serde(default)]
+    pub schedule_lag_max_ms: Option<f64>,
+    /// Median chunk response time, ms: from when the schedule had the chunk start to the end
+    /// of its write (coordinated omission corrected: a chunk that waited behind a slow one
+    /// counts the wait; `chunk_p50_ms` counts from the write's start).
+    #[serde(default)]
+    pub response_p50_ms: Option<f64>,
+    /// 90th percentile chunk response time, ms (as `response_p50_ms`).
+    #[serde(default)]
+    pub response_p90_ms: Option<f64>,
+    /// 99th percentile chunk response time, ms (as `response_p50_ms`).
+    #[serde(default)]
+    pub response_p99_ms: Option<f64>,
+    /// 99.9th percentile chunk response time, ms (as `response_p50_ms`).
+    #[serde(default)]
+    pub response_p999_ms: Option<f64>,
+    /// Longest chunk response time, ms (as `response_p50_ms`).
+    #[serde(default)]
+    pub response_max_ms: Option<f64>,
+    /// Whether the client kept its pace: `false` when its schedule lag went past
+    /// [`PACE_LAG_BOUND_MS`](crate::latency::PACE_LAG_BOUND_MS) (1 s) — it could not keep
+    /// pace (the report warns about it).
+    #[serde(default)]
+    pub kept_pace: Option<bool>,
     /// Each writer stream's own figures, for a client that writes from several (`--jobs`;
     /// its `stream_stats` lines), in stream order: the client's figures above are their sums
     /// and merges. Empty (and left out of the JSON, and never a CSV column) for a client
@@ -320,6 +362,10 @@ pub struct Total {
     /// [`crate::latency`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_series: Vec<LatencyPoint>,
+    /// The paced clients' figures together (their targets, schedule lag and response times
+    /// merged, who could not keep pace); `None` when no client was paced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<PaceTotal>,
 }
 
 impl Total {
@@ -369,6 +415,7 @@ impl Total {
             tput: Vec::new(),
             latency: None,
             latency_series: Vec::new(),
+            pace: None,
         }
     }
 }
@@ -397,8 +444,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub io_series: Vec<ClientIoSeries>,
     /// What the reader should know before trusting the figures: a client whose clock is more
-    /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]). Each is a line of
-    /// the text report after the seed's, and is shown at the top of the HTML report.
+    /// than [`CLOCK_WARN_MS`] off the server's ([`Report::clock_warnings`]), a paced client
+    /// that could not keep pace ([`Report::pace_warnings`]). Each is a line of the text report
+    /// after the seed's, and is shown at the top of the HTML report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Each client's chunk write latency over time (bounded; see [`crate::latency`]), for the

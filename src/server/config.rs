@@ -119,12 +119,22 @@ pub struct FleetConfig {
     /// stops and its report says so.
     #[serde(serialize_with = "crate::config::ser::opt_secs")]
     pub start_timeout: Option<Duration>,
-    /// What every worker runs (workers are clients that announced `plan` in `hello`).
+    /// What every worker runs (workers are clients that announced `plan` in `hello`), but
+    /// for its rate, which is the whole fleet's: each worker gets its share
+    /// ([`FleetConfig::worker_plan`]).
     #[serde(skip)]
     pub plan: Plan,
 }
 
 impl FleetConfig {
+    /// The plan each worker gets: [`FleetConfig::plan`] with the fleet's rate split evenly
+    /// over the `expect_clients` workers ([`Plan::worker_share`]). If the start timeout starts
+    /// fewer, the fleet writes at their shares only (the report's `total.pace` adds up what
+    /// each was given).
+    pub fn worker_plan(&self) -> Plan {
+        self.plan.worker_share(self.expect_clients)
+    }
+
     /// `expect_clients` workers running `plan`, with no start timeout.
     pub fn new(expect_clients: usize, plan: Plan) -> FleetConfig {
         FleetConfig {
@@ -380,8 +390,11 @@ impl ServerConfig {
         if let Some(t) = f.start_timeout {
             check_duration("start_timeout", t, config::START_TIMEOUT)?;
         }
+        // The fleet's plan (its rate within the setting's bounds), and what each worker runs
+        // (at its share of the rate, 2 files must still fit).
         f.plan
             .validate()
+            .and_then(|()| f.worker_plan().validate())
             .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))
     }
 

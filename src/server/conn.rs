@@ -27,7 +27,7 @@ use super::shared::{lock_cell, Admitted, ClientCell, Shared, INVALID};
 use super::signal::Subscription;
 use crate::connection::{Connection, Filled, FrameError, Parsed};
 use crate::events::EventKind;
-use crate::protocol::{LatLine, Message};
+use crate::protocol::Message;
 use crate::report::{Status, STOPPED_REASON};
 
 /// While this many reply bytes wait for the peer, its lines are not read.
@@ -577,8 +577,11 @@ impl Driver<'_> {
                         return Some(Step::refuse(reason));
                     }
                 }
-                if let Message::Lat(l) = &msg {
-                    self.on_lat(l, record, now);
+                if matches!(
+                    msg,
+                    Message::Lat(_) | Message::RespLat(_) | Message::Pace(_)
+                ) {
+                    self.on_lat(&msg, record, now);
                     return None;
                 }
                 self.session.check_token(&msg, &self.shared.rules);
@@ -597,18 +600,21 @@ impl Driver<'_> {
         }
     }
 
-    /// `lat`: the interval's latencies into the client's record and the fleet's; a line
-    /// that is not taken (before `get_cid`, outside the run, out of range) is warned about.
-    fn on_lat(&mut self, l: &LatLine, record: Option<&mut ClientRecord>, now: Instant) {
-        let taken = match record {
-            Some(c) => self
-                .shared
-                .latency(c, (l.t0_ms, l.t1_ms), l.hist.histogram(), now),
-            None => Err("before get_cid"),
+    /// `lat`, `rlat`, `pace`: the interval's figures into the client's record and the
+    /// fleet's; a line that is not taken (before `get_cid`, outside the run, out of range) is
+    /// warned about.
+    fn on_lat(&mut self, msg: &Message, record: Option<&mut ClientRecord>, now: Instant) {
+        let taken = match (record, msg) {
+            (Some(c), Message::Lat(l)) => {
+                self.shared
+                    .latency(c, (l.t0_ms, l.t1_ms), l.hist.histogram(), now)
+            }
+            (Some(c), _) => self.shared.paced(c, msg, now),
+            (None, _) => Err("before get_cid"),
         };
         if let Err(why) = taken {
             let name = self.session.name();
-            self.warn(&format!("{name}: ignored lat: {why}"));
+            self.warn(&format!("{name}: ignored {}: {why}", msg.command()));
         }
     }
 

@@ -69,6 +69,21 @@ impl ServerControl {
         (!fleet.run().is_empty()).then(|| crate::latency::prometheus_buckets(fleet.run()))
     }
 
+    /// The paced clients' chunk start lags so far (`pace` lines) and their chunk response
+    /// times (`rlat` lines) as Prometheus histograms, as [`ServerControl::latency_buckets`].
+    pub fn pace_buckets(
+        &self,
+    ) -> (
+        Option<crate::latency::PrometheusHistogram>,
+        Option<crate::latency::PrometheusHistogram>,
+    ) {
+        let fleet = self.shared.fleet_pace();
+        let of = |h: &hdrhistogram::Histogram<u64>| {
+            (!h.is_empty()).then(|| crate::latency::prometheus_buckets(h))
+        };
+        (of(fleet.lag.run()), of(fleet.response.run()))
+    }
+
     /// Lines received so far per command, in [`COMMANDS`] order, then `("invalid", n)` for
     /// lines that did not parse.
     pub fn message_counts(&self) -> Vec<(&'static str, u64)> {

@@ -174,13 +174,16 @@ impl Server {
         log.info("Initialization complete!");
         if let Some(f) = &config.fleet {
             log.info(format!(
-                "Fleet mode: waiting for {} client(s){}; plan: {}",
+                "Fleet mode: waiting for {} client(s){}; each worker's plan: {}{}",
                 f.expect_clients,
                 f.start_timeout.map_or(String::new(), |t| format!(
                     " (or {:.1} s, then starting whoever is ready)",
                     t.as_secs_f64()
                 )),
-                f.plan
+                f.worker_plan(),
+                f.plan.rate_mb_s.map_or(String::new(), |r| format!(
+                    " (its share of the fleet's {r} MB/s)"
+                ))
             ));
         }
         let shared = Arc::new(Shared::new(

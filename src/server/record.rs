@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
-use crate::latency::{ClientLatency, ClientLatencySeries};
+use crate::latency::{ClientLatency, ClientLatencySeries, ClientPace};
 use crate::protocol::{StreamStats, MAX_UNIX_US};
 use crate::report::{ClientReport, Status, StreamReport};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
@@ -74,6 +74,8 @@ pub(crate) struct ClientRecord {
     // Touched by `lat` lines (loadmon clients only).
     /// The client's chunk write latencies (`lat`), once it sent one.
     pub latency: Option<Box<ClientLatency>>,
+    /// A paced client's response times and schedule lag (`rlat`, `pace`), once it sent one.
+    pub pace: Option<Box<ClientPace>>,
 }
 
 /// Longest interval a `lat` line may cover, seconds.
@@ -113,6 +115,7 @@ impl ClientRecord {
             io_series: None,
             tput: None,
             latency: None,
+            pace: None,
         }
     }
 
@@ -380,19 +383,46 @@ impl ClientRecord {
         h: &Histogram<u64>,
         now_s: f64,
     ) -> Result<f64, &'static str> {
+        let (t0_s, t1_s) = self.interval_s((t0_ms, t1_ms), now_s)?;
+        let latency = self.latency.get_or_insert_with(Box::default);
+        if !latency.add(t1_s, t1_s - t0_s, h) {
+            return Err("its counts would overflow");
+        }
+        // An interval that began before the server's start counts from the start.
+        Ok(((t0_s + t1_s) / 2.0).max(0.0))
+    }
+
+    /// `rlat` or `pace` at `now_s`: the interval `[t0_ms, t1_ms)` checked as `lat`'s
+    /// ([`ClientRecord::latency`]) and its figures added to the client's paced ones by `add`
+    /// (`false`: a count would overflow). Returns the interval's middle, as `latency`.
+    pub(crate) fn pace(
+        &mut self,
+        interval_ms: (u64, u64),
+        now_s: f64,
+        add: impl FnOnce(&mut ClientPace) -> bool,
+    ) -> Result<f64, &'static str> {
+        let (t0_s, t1_s) = self.interval_s(interval_ms, now_s)?;
+        if !add(self.pace.get_or_insert_with(Box::default)) {
+            return Err("its counts would overflow");
+        }
+        Ok(((t0_s + t1_s) / 2.0).max(0.0))
+    }
+
+    /// A client-stamped interval on the server's timeline (seconds since the server
+    /// started), if it is within the run: at most an hour long, ending after the server's
+    /// start and not more than a minute past `now_s`.
+    fn interval_s(
+        &self,
+        (t0_ms, t1_ms): (u64, u64),
+        now_s: f64,
+    ) -> Result<(f64, f64), &'static str> {
         let t0_s = self.server_time_s(t0_ms as f64);
         let t1_s = self.server_time_s(t1_ms as f64);
         if !(t1_s - t0_s <= MAX_LAT_INTERVAL_S && t1_s >= 0.0 && t1_s <= now_s + LAT_FUTURE_SLACK_S)
         {
             return Err("its interval is not within the run");
         }
-        // An interval that began before the server's start counts from the start.
-        let mid_s = ((t0_s + t1_s) / 2.0).max(0.0);
-        let latency = self.latency.get_or_insert_with(Box::default);
-        if !latency.add(t1_s, t1_s - t0_s, h) {
-            return Err("its counts would overflow");
-        }
-        Ok(mid_s)
+        Ok((t0_s, t1_s))
     }
 
     /// The client's latency series, if it sent `lat` lines.
@@ -442,7 +472,7 @@ impl ClientRecord {
     }
 
     /// The stored row with the latency figures of the merged histogram, for a client that
-    /// sent `lat` lines (its `write_stats` percentiles otherwise).
+    /// sent `lat` lines (its `write_stats` percentiles otherwise), and a paced client's.
     fn latency_row(&self, time_ran_s: f64) -> ClientReport {
         let mut row = self.row.clone();
         for s in &mut row.streams {
@@ -459,6 +489,9 @@ impl ClientRecord {
             row.chunk_p999_ms = Some(s.p999_ms);
             row.chunk_max_ms = Some(s.max_ms);
             row.chunk_writes = Some(s.writes);
+        }
+        if let Some(p) = &self.pace {
+            row.set_pace(&p.figures());
         }
         row
     }

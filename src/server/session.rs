@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::barrier::{Joined, LATE_PREFIX};
-use super::config::ServerConfig;
+use super::config::{FleetConfig, ServerConfig};
 use super::record::{seconds_since, ClientRecord};
 use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
@@ -50,7 +50,8 @@ pub(crate) struct Rules {
     pub handshake_timeout: Duration,
     /// No `hb` for this long after the id: TIMED OUT.
     pub heartbeat_timeout: Duration,
-    /// Fleet mode: the plan for peers that take one; `ready` joins the start barrier.
+    /// Fleet mode: the plan for peers that take one (each worker's: its share of the
+    /// fleet's rate); `ready` joins the start barrier.
     pub plan: Option<Plan>,
     /// Fleet mode: this run's id, sent with the plan.
     pub run_id: u64,
@@ -65,7 +66,7 @@ impl Rules {
             allow_clear_token: config.allow_clear_token,
             handshake_timeout: config.handshake_timeout,
             heartbeat_timeout: config.heartbeat_timeout,
-            plan: config.fleet.as_ref().map(|f| f.plan),
+            plan: config.fleet.as_ref().map(FleetConfig::worker_plan),
         }
     }
 
@@ -309,8 +310,9 @@ impl Session {
 
     /// Handles one message at `now`. `record` is the client's record once it has an id;
     /// `started` is the server's start. The lines every client sends all the time (`hb`, the
-    /// stats) are handled here; the others by one method per group. (`lat` is taken by the
-    /// connection driver before this: the fleet's latencies are the server's.)
+    /// stats) are handled here; the others by one method per group. (`lat`, `rlat` and `pace`
+    /// are taken by the connection driver before this: the fleet's latencies are the
+    /// server's.)
     pub(crate) fn on_message(
         &mut self,
         msg: Message,
@@ -361,7 +363,12 @@ impl Session {
             Message::ClockAsk { .. }
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => clock_line(id, c, msg, now - started),
-            Message::Hello { .. } | Message::Token(_) | Message::Auth { .. } | Message::Lat(_) => {
+            Message::Hello { .. }
+            | Message::Token(_)
+            | Message::Auth { .. }
+            | Message::Lat(_)
+            | Message::RespLat(_)
+            | Message::Pace(_) => {
                 Step::warn(format!("{id}: ignored {} after get_cid", msg.command()))
             }
             Message::SetCid(_)

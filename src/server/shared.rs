@@ -21,10 +21,10 @@ use super::record::{seconds_since, ClientRecord};
 use super::session::{late_reason, Rules, WarnBudget};
 use super::signal;
 use crate::events::{EventBus, EventKind};
-use crate::latency::{FleetIntervals, LatencySummary};
+use crate::latency::{FleetIntervals, FleetPace, LatencySummary};
 use crate::logging::EventLog;
-use crate::protocol::COMMANDS;
-use crate::report::{Report, Total};
+use crate::protocol::{Message, COMMANDS};
+use crate::report::{ClientReport, Report, Total};
 use crate::series::{ClientSeries, FleetBucket, FleetTput, TotalSample, TotalSeries};
 
 /// One client's record, locked by its own connection on every read and by snapshots: no lock
@@ -103,6 +103,9 @@ pub(super) struct Shared {
     /// The fleet's chunk write latencies (`lat` lines), merged; locked after a client's
     /// record (never the other way round).
     pub(super) latency: Mutex<FleetIntervals>,
+    /// The fleet's paced figures (`rlat`, `pace` lines), merged; locked after a client's
+    /// record (never the other way round).
+    pub(super) pace: Mutex<FleetPace>,
 }
 
 impl Shared {
@@ -150,6 +153,7 @@ impl Shared {
             http_stop: CancellationToken::new(),
             http_done: CancellationToken::new(),
             latency: Mutex::new(FleetIntervals::default()),
+            pace: Mutex::new(FleetPace::default()),
         }
     }
 
@@ -391,12 +395,12 @@ impl Shared {
             total.expected_clients = Some(f.expected);
             total.started_clients = f.started;
         }
-        self.latency_totals(&mut total);
+        self.latency_totals(&mut total, &clients);
         Report {
             start_time: self.start_time.to_rfc3339(),
             end_time: end_time.unwrap_or_else(Local::now).to_rfc3339(),
             total,
-            warnings: Report::clock_warnings(&clients),
+            warnings: Report::warnings_of(&clients),
             clients,
             series,
             stopped,
@@ -410,11 +414,57 @@ impl Shared {
         self.latency.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fleet's latency over the run and its series, into `total`.
-    fn latency_totals(&self, total: &mut Total) {
+    /// The fleet's latency over the run and its series, and the paced `clients`' figures
+    /// with the fleet's, into `total`.
+    fn latency_totals(&self, total: &mut Total, clients: &[ClientReport]) {
         let fleet = self.fleet_latency();
         total.latency = LatencySummary::of(fleet.run());
         total.latency_series = fleet.points();
+        total.pace = Total::pace_of(clients, &self.fleet_pace());
+    }
+
+    /// The fleet's paced figures (`rlat`, `pace` lines).
+    pub(super) fn fleet_pace(&self) -> MutexGuard<'_, FleetPace> {
+        self.pace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A paced client's `rlat` or `pace` line `msg` at `now`: into its record `c` and the
+    /// fleet's; a `pace` line is announced (a `schedule_lag` event). Returns why it was not
+    /// taken.
+    pub(super) fn paced(
+        &self,
+        c: &mut ClientRecord,
+        msg: &Message,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if c.status() != crate::report::Status::Running {
+            return Err("the client is not running");
+        }
+        let now_s = seconds_since(self.started, now);
+        let fleet_took = match msg {
+            Message::RespLat(l) => {
+                let h = l.hist.histogram();
+                let mid_s = c.pace((l.t0_ms, l.t1_ms), now_s, |p| p.add_response(h))?;
+                self.fleet_pace().response.add(mid_s, h)
+            }
+            Message::Pace(p) => {
+                let h = p.hist.as_ref().map(|h| h.histogram());
+                let mid_s = c.pace((p.t0_ms, p.t1_ms), now_s, |cp| {
+                    cp.add_pace(p.rate_mb_s, p.lag_us, h)
+                })?;
+                let took = h.is_none_or(|h| self.fleet_pace().lag.add(mid_s, h));
+                let (id, figures) = (c.id(), c.pace.as_ref().map(|p| p.figures()));
+                if let Some(f) = figures {
+                    self.events.emit(|| EventKind::schedule_lag(id, &f));
+                }
+                took
+            }
+            _ => true,
+        };
+        if !fleet_took {
+            return Err("the fleet's counts would overflow");
+        }
+        Ok(())
     }
 
     /// Client `id`'s `lat` interval `[t0_ms, t1_ms)` with the writes `h`, at `now`: into its

@@ -11,6 +11,10 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::protocol::{round2, Message};
 
+mod pace;
+
+use pace::PaceCounters;
+
 /// Counters a workload fills in through its [`Context`].
 #[derive(Debug)]
 pub(crate) struct Counters {
@@ -19,6 +23,8 @@ pub(crate) struct Counters {
     latency_us: Mutex<Histogram<u64>>,
     /// The writes since the last `lat` line ([`Counters::take_interval`]).
     interval: Mutex<Interval>,
+    /// A paced run's figures since the last `pace` line (`None` without a rate).
+    pace: Mutex<Option<PaceCounters>>,
     /// Each stream's own figures, for a workload that writes from several
     /// ([`Context::stream`]); empty otherwise.
     streams: Mutex<BTreeMap<u32, StreamCounters>>,
@@ -54,6 +60,7 @@ impl Counters {
                 t0_ms: crate::units::unix_ms(),
                 latency_us: crate::latency::new_histogram(),
             }),
+            pace: Mutex::new(None),
             streams: Mutex::new(BTreeMap::new()),
         }
     }
@@ -96,6 +103,15 @@ impl Counters {
                 latency_us: crate::latency::new_histogram(),
             });
             f(c);
+        }
+    }
+
+    /// A paced run's lines of the interval that ends at `t1_ms` (Unix ms), `rlat` and `pace`
+    /// (none for a run without a rate), and the warnings about a histogram left out.
+    pub(crate) fn take_pace_lines(&self, t1_ms: u64) -> (Vec<Message>, Vec<String>) {
+        match self.pace.lock().as_deref_mut() {
+            Ok(Some(p)) => p.take_lines(t1_ms, Instant::now()),
+            _ => (Vec::new(), Vec::new()),
         }
     }
 
@@ -353,6 +369,46 @@ impl Context {
                 c.bytes_written = c.bytes_written.saturating_add(bytes);
                 crate::latency::record_us(&mut c.latency_us, us);
             });
+        }
+        Ok(())
+    }
+
+    /// The run is paced at `rate_bytes_per_s` over `streams` streams: from now on the client
+    /// sends its schedule figures (`rlat`, `pace`) each second.
+    pub(crate) fn start_pace(&self, rate_bytes_per_s: f64, streams: usize) {
+        if let Ok(mut p) = self.counters.pace.lock() {
+            *p = Some(PaceCounters::new(
+                rate_bytes_per_s,
+                streams,
+                crate::units::unix_ms(),
+            ));
+        }
+    }
+
+    /// Paced stream `stream`'s next chunk is due at `due`: from then on, until the stream
+    /// hands it out, the stream is behind (its schedule lag, as the stream's `Pacer::lag`).
+    pub(crate) fn pace_due(&self, stream: usize, due: Instant) {
+        if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {
+            p.due(stream, due);
+        }
+    }
+
+    /// Paced stream `stream` stopped `lag` behind its schedule: that stays its lag.
+    pub(crate) fn pace_end(&self, stream: usize, lag: Duration) {
+        if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {
+            p.end(stream, lag);
+        }
+    }
+
+    /// Records one paced chunk: its response time (from when it was due to the end of its
+    /// write) and its start lag (how late it began).
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub(crate) fn record_schedule(&self, response: Duration, start_lag: Duration) -> Result<()> {
+        self.alive()?;
+        if let Ok(Some(p)) = self.counters.pace.lock().as_deref_mut() {
+            p.record(response, start_lag);
         }
         Ok(())
     }

@@ -183,6 +183,35 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The DOM of `url` in headless Chromium once its scripts ran.
+pub fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
+    let dom_path = dir.join(format!("{name}-dom.html"));
+    let profile = dir.join(format!("chromium-profile-{name}"));
+    let child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(std::fs::File::create(&dom_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium (Debian package chromium) must be installed: run `make system-deps`");
+    let status = ChildGuard(child).wait_for(Duration::from_secs(60));
+    assert!(status.success(), "chromium: {status}");
+    std::fs::read_to_string(&dom_path).unwrap()
+}
+
 /// A fake fleet server for one connection on 127.0.0.1: answers `hello` with `hello:1.0:plan`
 /// and `greeting` (the plan line(s), newline-terminated), `get_cid` with `set_cid:100`, `ready`
 /// with `after_ready` and then closes its sending side; keeps reading until the peer closes

@@ -19,7 +19,7 @@
 //! about 3,500 clients), 12 bits per value. The JSON and CSV reports keep everything exact.
 //!
 //! The rooms: `page` (style, head, footer), `static_page` and `paged` (the two kinds of
-//! page), `chart` (SVG line charts), `summary` (the paged page's static summary), `data` (what
+//! page), `chart` (SVG line charts), `pace` (the paced clients' section), `summary` (the paged page's static summary), `data` (what
 //! the paged page's script, `page.js`, reads), `format` (escaping, numbers, times).
 
 use std::path::Path;
@@ -31,6 +31,7 @@ use crate::report::types::Report;
 mod chart;
 mod data;
 mod format;
+mod pace;
 mod page;
 mod paged;
 mod static_page;

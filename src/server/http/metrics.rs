@@ -68,6 +68,10 @@ struct Scrape {
     fleet: Option<FleetStatus>,
     /// The fleet's chunk write latencies, merged (`lat` lines).
     latency: Option<Buckets>,
+    /// The paced clients' chunk start lags, merged (`pace` lines).
+    schedule_lag: Option<Buckets>,
+    /// The paced clients' chunk response times, merged (`rlat` lines).
+    response: Option<Buckets>,
 }
 
 /// Every family, in the order written.
@@ -166,6 +170,19 @@ const FAMILIES: &[Family] = &[
         help: "Chunk write latency of all clients together, merged from their interval histograms.",
         samples: Samples::Histogram(|s| s.latency.as_ref()),
     },
+    // Paced clients (`pace`, `rlat` lines): left out while no client is paced.
+    Family {
+        name: "loadmon_schedule_lag_seconds",
+        kind: Kind::Histogram,
+        help: "How late each paced chunk began after its scheduled start (0 when on time), all clients merged.",
+        samples: Samples::Histogram(|s| s.schedule_lag.as_ref()),
+    },
+    Family {
+        name: "loadmon_chunk_response_seconds",
+        kind: Kind::Histogram,
+        help: "Paced chunk response time, from its scheduled start to the end of its write (coordinated omission corrected), all clients merged.",
+        samples: Samples::Histogram(|s| s.response.as_ref()),
+    },
     Family {
         name: "loadmon_client_bytes_written_total",
         kind: Kind::Counter,
@@ -213,6 +230,30 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Gauge,
         help: "Seconds the client has run (from start to done, or to now).",
         samples: Samples::PerClient(|x| Some(x.time_ran_s)),
+    },
+    Family {
+        name: "loadmon_client_pace_target_bytes_per_second",
+        kind: Kind::Gauge,
+        help: "The rate a paced client writes at, its target.",
+        samples: Samples::PerClient(|x| x.pace_target_mb_s.map(|m| m * BYTES_PER_MB)),
+    },
+    Family {
+        name: "loadmon_client_schedule_lag_seconds",
+        kind: Kind::Gauge,
+        help: "How far behind its schedule a paced client is (latest, each second).",
+        samples: Samples::PerClient(|x| x.schedule_lag_ms.map(|ms| ms / 1000.0)),
+    },
+    Family {
+        name: "loadmon_client_schedule_lag_p99_seconds",
+        kind: Kind::Gauge,
+        help: "99th percentile of a paced client's chunk start lags so far.",
+        samples: Samples::PerClient(|x| x.schedule_lag_p99_ms.map(|ms| ms / 1000.0)),
+    },
+    Family {
+        name: "loadmon_client_kept_pace",
+        kind: Kind::Gauge,
+        help: "1 while a paced client's schedule lag stays within the bound (1 s), 0 once it could not keep pace.",
+        samples: Samples::PerClient(|x| x.kept_pace.map(|k| f64::from(u8::from(k)))),
     },
     // The host's I/O view (`io` lines): only clients that measured a figure have its sample.
     Family {
@@ -291,6 +332,7 @@ impl Scrape {
         let uptime_s = c.uptime_s();
         let finished = c.is_finished();
         let (connections, refused) = c.connection_counts();
+        let (schedule_lag, response) = c.pace_buckets();
         Scrape {
             clients,
             uptime_s,
@@ -300,6 +342,8 @@ impl Scrape {
             messages: c.message_counts(),
             fleet: c.fleet(),
             latency: c.latency_buckets(),
+            schedule_lag,
+            response,
         }
     }
 

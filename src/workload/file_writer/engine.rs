@@ -24,7 +24,8 @@ pub(crate) struct Chunk {
     pub scheduled: Option<Instant>,
 }
 
-/// One chunk written in full.
+/// One chunk written in full (its latencies: `Done::service`, `Done::response`,
+/// `Done::start_lag`, with the schedule in [`super::pace`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Done {
     /// Its length, bytes.

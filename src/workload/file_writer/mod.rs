@@ -30,6 +30,7 @@ use crate::workload::{Context, Workload};
 
 mod engine;
 mod files;
+mod pace;
 mod settings;
 mod stream;
 
@@ -255,10 +256,12 @@ impl Workload for FileWriter {
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
         if cfg.jobs <= 1 {
             let mut engine = engine::for_config(cfg)?;
+            let pace_start = start_pace(cfg, ctx);
             let stream = Stream {
                 config: cfg,
                 ctx: ctx.clone(),
                 halt: &|| false,
+                pace_start,
             };
             return stream.run(engine.as_mut());
         }
@@ -266,20 +269,34 @@ impl Workload for FileWriter {
     }
 }
 
+/// A paced run's start, from which every stream's schedule counts (taken once the streams'
+/// engines are ready: setting them up is not the schedule's time), once the context knows the
+/// run is paced (it then sends the schedule figures each second); `None` without a rate.
+fn start_pace(config: &FileWriterConfig, ctx: &Context) -> Option<Instant> {
+    let rate_mb_s = config.rate_mb_s?;
+    ctx.start_pace(rate_mb_s * crate::units::BYTES_PER_MB, config.jobs as usize);
+    Some(Instant::now())
+}
+
 /// Runs `config.jobs` streams at once, each on a thread of its own (counted as one of the
 /// client's writer threads); the first stream that fails stops the others, and its error is
-/// the run's.
+/// the run's. Every stream's engine is set up first, so that a paced run's schedule starts
+/// when all of them can write.
 fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
+    let engines = (0..config.jobs)
+        .map(|_| engine::for_config(config))
+        .collect::<Result<Vec<_>>>()?;
+    let pace_start = start_pace(config, ctx);
     let failed = AtomicBool::new(false);
     let halt = || failed.load(Ordering::Relaxed);
-    let run_one = |index: u32| -> Result<()> {
+    let run_one = |index: u32, mut engine: Box<dyn engine::Engine>| -> Result<()> {
         let stream_ctx = ctx.stream(index)?;
         let _cpu = stream_ctx.writer_thread();
-        let mut engine = engine::for_config(config)?;
         let stream = Stream {
             config,
             ctx: stream_ctx,
             halt: &halt,
+            pace_start,
         };
         let r = stream.run(engine.as_mut());
         if r.is_err() {
@@ -289,10 +306,11 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
     };
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..config.jobs)
-            .map(|i| {
+            .zip(engines)
+            .map(|(i, engine)| {
                 std::thread::Builder::new()
                     .name(format!("loadmon-stream-{i}"))
-                    .spawn_scoped(s, move || run_one(i))
+                    .spawn_scoped(s, move || run_one(i, engine))
             })
             .collect();
         handles

@@ -228,6 +228,7 @@ impl FileWriterConfig {
         crate::config::IODEPTH.check("iodepth", u64::from(self.iodepth))?;
         if let Some(r) = self.rate_mb_s {
             crate::config::rate_mb_s("rate", r)?;
+            self.check_pace(r)?;
         }
         let slot = self.chunk_size_bytes.min(super::PIECE_MB * MIB);
         let buffers = u64::from(self.jobs) * u64::from(self.iodepth) * slot;
@@ -244,6 +245,33 @@ impl FileWriterConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The seed's rule of 2 whole files in the run time, at the pace of `rate_mb_s`: each
+    /// stream writes at its share (`rate / jobs`), so it can write no more than that, however
+    /// fast the disk (the probe checks the disk).
+    fn check_pace(&self, rate_mb_s: f64) -> Result<()> {
+        let jobs = f64::from(self.jobs.max(1));
+        let stream_mb_s = rate_mb_s / jobs;
+        let file_mb = self.file_size_bytes as f64 / MIB as f64;
+        let fit = self.run_time_s * stream_mb_s / file_mb;
+        if fit >= 2.0 {
+            return Ok(());
+        }
+        let share = if self.jobs > 1 {
+            format!(
+                " ({stream_mb_s:.3} MB/s per stream, over {} streams)",
+                self.jobs
+            )
+        } else {
+            String::new()
+        };
+        Err(Error::Config(format!(
+            "at a rate of {rate_mb_s} MB/s{share}, only {fit:.2} whole file(s) of {} fit in {} \
+             s; at least 2 must (raise the rate or the run time, or lower the file size)",
+            size_text(self.file_size_bytes),
+            self.run_time_s
+        )))
     }
 
     /// The sizes' rules: the seed's (chunk ≥ minimum, chunk ≤ file), their bounds, and

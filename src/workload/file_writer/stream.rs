@@ -4,9 +4,11 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use super::engine::{Chunk, Engine};
+use super::engine::{Chunk, Done, Engine};
 use super::files::{create_new, OwnFile};
+use super::pace::Pacer;
 use super::{FileWriterConfig, KeepFiles, SyncMode};
 use crate::error::{Error, Result};
 use crate::workload::Context;
@@ -20,6 +22,9 @@ pub(super) struct Stream<'a> {
     pub(super) ctx: Context,
     /// Whether the run must end for a reason of its own (another stream failed).
     pub(super) halt: &'a (dyn Fn() -> bool + Sync),
+    /// When a paced run's schedule starts, the same for every stream of the run (`None`: a
+    /// run without a rate, each chunk at once).
+    pub(super) pace_start: Option<Instant>,
 }
 
 impl Stream<'_> {
@@ -42,12 +47,43 @@ impl Stream<'_> {
         self.config.out_dir.join(name)
     }
 
-    /// Writes files until the run ends, keeping the newest `keep_files` of them.
+    /// The stream's index among the run's (0 for a single stream).
+    fn index(&self) -> u32 {
+        self.ctx.stream_index().unwrap_or(0)
+    }
+
+    /// The stream's schedule in a paced run: its share of the client's rate, its chunks
+    /// placed between the other streams' ([`Pacer::for_stream`]).
+    fn pacer(&self) -> Option<Pacer> {
+        let (rate_mb_s, start) = (self.config.rate_mb_s?, self.pace_start?);
+        Some(Pacer::for_stream(
+            rate_mb_s * crate::units::BYTES_PER_MB,
+            self.config.jobs,
+            self.index(),
+            self.config.chunk_size_bytes,
+            start,
+        ))
+    }
+
+    /// Writes files until the run ends, keeping the newest `keep_files` of them; in a paced
+    /// run, each chunk at its scheduled start (one schedule across the stream's files).
     pub(super) fn run(&self, engine: &mut dyn Engine) -> Result<()> {
+        let mut pacer = self.pacer();
+        let result = self.write_files(engine, &mut pacer);
+        if let Some(p) = &pacer {
+            // How far behind it stopped stays the stream's schedule lag.
+            self.ctx
+                .pace_end(self.index() as usize, p.lag(Instant::now()));
+        }
+        result
+    }
+
+    /// [`Stream::run`]'s files, with the stream's schedule `pacer`.
+    fn write_files(&self, engine: &mut dyn Engine, pacer: &mut Option<Pacer>) -> Result<()> {
         let mut kept: VecDeque<OwnFile> = VecDeque::new();
         let mut n: u64 = 0;
         while !self.stopping() {
-            let Some(own) = self.write_file(engine, n)? else {
+            let Some(own) = self.write_file(engine, n, pacer)? else {
                 break;
             };
             n += 1;
@@ -66,8 +102,15 @@ impl Stream<'_> {
     }
 
     /// Writes file `n` whole: the file, or `None` if the run ended first (the partial file is
-    /// removed, if it is still the one written).
-    fn write_file(&self, engine: &mut dyn Engine, n: u64) -> Result<Option<OwnFile>> {
+    /// removed, if it is still the one written). With a schedule (`pacer`), each chunk has
+    /// its due time, the context learns when the next is due (the schedule lag), and each
+    /// written chunk's response time and start lag are recorded beside its service time.
+    fn write_file(
+        &self,
+        engine: &mut dyn Engine,
+        n: u64,
+        pacer: &mut Option<Pacer>,
+    ) -> Result<Option<OwnFile>> {
         let cfg = self.config;
         let path = self.path(n);
         let (f, own) = create_new(&path, cfg.sync)?;
@@ -83,18 +126,26 @@ impl Stream<'_> {
                 return None;
             }
             let len = (file_bytes - offset).min(chunk_bytes);
+            let scheduled = pacer.as_mut().map(|p| {
+                let due = p.next(len);
+                self.ctx.pace_due(self.index() as usize, p.next_due());
+                due
+            });
             let c = Chunk {
                 offset,
                 len,
-                scheduled: None,
+                scheduled,
             };
             offset += len;
             Some(c)
         };
-        let mut done = |d: super::engine::Done| {
+        let mut done = |d: Done| {
             written += d.len;
-            self.ctx
-                .record_write(d.len, d.finished.saturating_duration_since(d.started))
+            self.ctx.record_write(d.len, d.service())?;
+            if d.scheduled.is_some() {
+                self.ctx.record_schedule(d.response(), d.start_lag())?;
+            }
+            Ok(())
         };
         let result = engine.write_file(&f, &path, &mut next, &mut done, &stop);
         let complete = matches!(result, Ok(true)) && written == file_bytes;
