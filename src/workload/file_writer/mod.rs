@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::workload::{Context, Workload};
 
+mod engine;
 mod files;
 mod settings;
 
