@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
-use super::{Chunk, Done};
+use super::{Chunk, Done, Engine};
 use crate::error::{Error, Result};
 use crate::workload::file_writer::files::ChunkBuf;
 
@@ -261,7 +261,7 @@ impl UringEngine {
     /// Writes `file`'s chunks as `next` hands them out (see the module's documentation);
     /// `path` names the file in an error. `Ok(true)` when `next` said there was no more and
     /// every chunk it handed out was written in full; `Ok(false)` after a stop.
-    pub(crate) fn write_file(
+    fn write_chunks(
         &mut self,
         file: &File,
         path: &Path,
@@ -533,6 +533,19 @@ pub(crate) fn choose(
     static SAID: std::sync::Once = std::sync::Once::new();
     SAID.call_once(|| tracing::warn!("{why}"));
     Ok(Choice::Sync { why: Some(why) })
+}
+
+impl Engine for UringEngine {
+    fn write_file(
+        &mut self,
+        file: &File,
+        path: &Path,
+        next: &mut dyn FnMut() -> Option<Chunk>,
+        done: &mut dyn FnMut(Done) -> Result<()>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        self.write_chunks(file, path, next, done, stop)
+    }
 }
 
 /// Whether io_uring can write here: probed once per process (see the module's documentation).
