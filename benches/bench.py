@@ -496,25 +496,58 @@ def bench_rate(tiny: bool, repeats: int) -> list[str]:
 
 # 4. monitoring overhead ------------------------------------------------------------------
 
+def baseline_idle_client() -> Path | None:
+    """The baseline's `idle_client` (beside the `--baseline` binary, or in its examples/)."""
+    if not BASELINE:
+        return None
+    for p in (BASELINE.parent / "idle_client", BASELINE.parent / "examples" / "idle_client"):
+        if p.exists():
+            return p
+    return None
+
+
 def bench_monitoring(tiny: bool, repeats: int) -> list[str]:
     secs = 1 if tiny else 10
-    rows = ["| heartbeat / stats period | client CPU % of one core |", "|---|---|"]
+    base_idle = baseline_idle_client()
+    rows = ["| heartbeat / stats period | client CPU % of one core |"
+            + (" baseline CPU % | ratio |" if base_idle else ""),
+            "|---|---|" + ("---|---|" if base_idle else "")]
+
+    def one(binary: Path, binary_server: Path | None, hb: int, st: int) -> float:
+        srv = Server(binary=binary_server)
+        try:
+            out = sh([str(binary), "--port", str(srv.port), "--duration",
+                      str(secs), "--hb", str(hb), "--stats", str(st)]).stdout
+            srv.report()
+        finally:
+            srv.kill()
+        return float(out.split()[1])
+
     for hb, st in [(5, 10), (1, 1)]:
         cpu: list[float] = []
-        for _ in range(repeats):
-            srv = Server()
-            try:
-                out = sh([str(EX / "idle_client"), "--port", str(srv.port), "--duration",
-                          str(secs), "--hb", str(hb), "--stats", str(st)]).stdout
-                srv.report()
-            finally:
-                srv.kill()
-            cpu.append(float(out.split()[1]))
+        base: list[float] = []
+        for i in range(repeats):
+            # Interleaved, each against its own server (the baseline's against the baseline's).
+            order = ["new", "base"] if i % 2 == 0 else ["base", "new"]
+            for kind in (order if base_idle else ["new"]):
+                if kind == "new":
+                    cpu.append(one(EX / "idle_client", None, hb, st))
+                else:
+                    assert base_idle is not None
+                    base.append(one(base_idle, BASELINE, hb, st))
         target(f"monitoring CPU per client ({hb} s / {st} s), % of one core", "< 1", cpu, lambda m: m < 1)
-        rows.append(f"| {hb} s / {st} s | {med(cpu)} |")
+        extra = ""
+        if base_idle:
+            ratios = [a / b for a, b in zip(cpu, base) if b > 0]
+            target(f"monitoring CPU per client ({hb} s / {st} s) / baseline binary", "<= 1.2",
+                   ratios, lambda m: m <= 1.2)
+            extra = f" {med(base)} | {med(ratios)} |"
+        rows.append(f"| {hb} s / {st} s | {med(cpu)} |{extra}")
     head = (f"`examples/idle_client`: a generic client whose workload only sleeps for {secs} s, "
-            f"so its process CPU time is the heartbeat and stats tasks plus the "
-            f"runtime (getrusage, all threads); sysinfo refreshes this process only. {repeats} repeats.")
+            f"so its process CPU time is the heartbeat, stats and (to a loadmon server) 1-s "
+            f"tasks plus the runtime (getrusage, all threads); sysinfo refreshes this process "
+            f"only. {repeats} repeats"
+            + (", interleaved with the baseline's `idle_client` against the baseline server." if base_idle else "."))
     return [head, "", *rows]
 
 

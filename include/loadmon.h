@@ -61,6 +61,13 @@
 #define LOADMON_NO_FILE_STATS -1
 
 /**
+ * `rate_mb_s` of `LoadmonTestClientConfig` (`plan_rate_mb_s` of `LoadmonServerConfig`): no
+ * pace, as fast as the device takes the writes (0 and other negative values are
+ * `LOADMON_CONFIG`).
+ */
+#define LOADMON_NO_RATE -1
+
+/**
  * A `timeout_ms` that waits as long as it takes (any negative value does).
  */
 #define LOADMON_WAIT_FOREVER -1
@@ -340,6 +347,20 @@ typedef struct LoadmonServerConfig {
    * interval-log format) when the server stops; NULL for none. Default: NULL.
    */
   const char *latency_log_path;
+  /**
+   * Fleet mode: writer streams of each worker, 1 to 256. Default: 1.
+   */
+  int64_t plan_jobs;
+  /**
+   * Fleet mode: writes in flight per stream, 1 to 256. Default: 1.
+   */
+  int64_t plan_iodepth;
+  /**
+   * Fleet mode: the pace of the whole fleet, MB/s (MiB/s), above 0 and at most 1000000,
+   * split across the workers in their plans; `LOADMON_NO_RATE`: as fast as possible.
+   * Default: LOADMON_NO_RATE.
+   */
+  double plan_rate_mb_s;
 } LoadmonServerConfig;
 
 /**
@@ -367,11 +388,11 @@ typedef struct LoadmonTestClientConfig {
    */
   int64_t run_time_ms;
   /**
-   * Chunk size, MB. Default: 10.
+   * Chunk size, MB (MiB). Default: 10.
    */
   int64_t chunk_size_mb;
   /**
-   * File size, MB. Default: 50.
+   * File size, MB (MiB). Default: 50.
    */
   int64_t file_size_mb;
   /**
@@ -379,7 +400,7 @@ typedef struct LoadmonTestClientConfig {
    */
   const char *out_dir;
   /**
-   * Smallest chunk allowed, MB. Default: 10.
+   * Smallest chunk allowed, MB (MiB; 0: no minimum). Default: 10.
    */
   int64_t min_chunk_size_mb;
   /**
@@ -429,6 +450,21 @@ typedef struct LoadmonTestClientConfig {
    * challenge-response and the token). Default: 4096.
    */
   int64_t max_line_bytes;
+  /**
+   * Writer streams, 1 to 256: each writes its own files (`client_<id>_<stream>_<n>_<time>`)
+   * with its own `keep_files`; the client's figures are their sums. Default: 1.
+   */
+  int64_t jobs;
+  /**
+   * Writes in flight per stream, 1 to 256 (with `sync` "direct", through io_uring where the
+   * kernel allows it). Default: 1.
+   */
+  int64_t iodepth;
+  /**
+   * The client's pace, MB/s (MiB/s), above 0 and at most 1000000, shared by its streams;
+   * `LOADMON_NO_RATE`: as fast as possible. Default: LOADMON_NO_RATE.
+   */
+  double rate_mb_s;
 } LoadmonTestClientConfig;
 
 /**

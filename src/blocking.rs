@@ -304,9 +304,9 @@ impl ServerHandle {
     /// let events = server.events().unwrap(); // before any client: every event is seen
     /// let writer = FileWriter::new(FileWriterConfig {
     ///     run_time_s: 0.5,
-    ///     chunk_size_mb: 1,
-    ///     file_size_mb: 1,
-    ///     min_chunk_size_mb: 1,
+    ///     chunk_size_bytes: 1 << 20,
+    ///     file_size_bytes: 1 << 20,
+    ///     min_chunk_size_bytes: 1 << 20,
     ///     out_dir: dir.path().to_path_buf(),
     ///     ..Default::default()
     /// })
@@ -613,7 +613,7 @@ pub fn report_failure(
 /// use loadmon::worker::WorkerConfig;
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let plan = Plan { run_time_s: 0.5, chunk_size_mb: 1, file_size_mb: 1, min_chunk_size_mb: 1, ..Plan::default() };
+/// let plan = Plan { run_time_s: 0.5, chunk_size_bytes: 1 << 20, file_size_bytes: 1 << 20, min_chunk_size_bytes: 1 << 20, ..Plan::default() };
 /// let server = ServerHandle::start(ServerConfig {
 ///     port: 0,
 ///     fleet: Some(FleetConfig::new(1, plan)),
@@ -693,9 +693,9 @@ impl WorkerHandle {
 /// let dir = tempfile::tempdir().unwrap();
 /// let check = WriterCheck::spawn(FileWriterConfig {
 ///     run_time_s: 30.0,
-///     chunk_size_mb: 1,
-///     file_size_mb: 2,
-///     min_chunk_size_mb: 1,
+///     chunk_size_bytes: 1 << 20,
+///     file_size_bytes: 2 << 20,
+///     min_chunk_size_bytes: 1 << 20,
 ///     out_dir: dir.path().to_path_buf(),
 ///     ..Default::default()
 /// })

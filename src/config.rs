@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::units::{
-    MAX_DURATION, MAX_SECONDS, MAX_SIZE_LIMIT_MB, MAX_SIZE_MB, NONCE_BYTES, PROOF_BYTES,
+    parse_size_bytes, size_text, SizeError, BYTES_PER_MB_U64, MAX_DURATION, MAX_SECONDS,
+    MAX_SIZE_LIMIT_MB, MAX_SIZE_MB, NONCE_BYTES, PROOF_BYTES,
 };
 
 /// Smallest line bound a peer may be configured with (the longest seed line fits easily).
@@ -101,6 +102,98 @@ pub const CHUNK_SIZE_MB: Count = Count::new(1, 4096);
 /// A file size, or a chunk or file size a workload announces, MiB: 1 to
 /// [`MAX_SIZE_MB`].
 pub const SIZE_MB: Count = Count::new(1, MAX_SIZE_MB);
+/// A test's chunk size, bytes: 512 bytes (a sector) to 4096 MiB (a chunk is held in memory).
+pub const CHUNK_SIZE_BYTES: Count = Count::new(512, 4096 * BYTES_PER_MB_U64);
+/// A file size, bytes: 512 bytes to [`MAX_SIZE_MB`] MiB (1 PiB).
+pub const FILE_SIZE_BYTES: Count = Count::new(512, MAX_SIZE_MB * BYTES_PER_MB_U64);
+/// The smallest chunk a test allows, bytes: 0 (no minimum) to [`MAX_SIZE_MB`] MiB.
+pub const MIN_CHUNK_SIZE_BYTES: Count = Count::new(0, MAX_SIZE_MB * BYTES_PER_MB_U64);
+/// Writer streams of one client (`jobs`, fio's `numjobs`): 1 to 256.
+pub const JOBS: Count = Count::new(1, 256);
+/// Writes in flight per stream (`iodepth`, fio's `iodepth`): 1 to 256.
+pub const IODEPTH: Count = Count::new(1, 256);
+/// The most a client's write buffers may hold, bytes: `jobs` × `iodepth` × the buffer of one
+/// write in flight (the chunk, or a piece of at most 16 MiB of a larger one) must stay within
+/// 4 GiB.
+pub const MAX_WRITE_BUFFERS_BYTES: u64 = 4 << 30;
+/// The fastest pace a client may be given, MB/s (MiB/s): 10^6 (about 1 TiB/s).
+pub const MAX_RATE_MB_S: f64 = 1e6;
+
+/// A pace in MB/s (MiB/s): finite, above 0 and at most [`MAX_RATE_MB_S`].
+///
+/// # Examples
+/// ```
+/// use loadmon::config::rate_mb_s;
+/// assert_eq!(rate_mb_s("rate", 200.0).unwrap(), 200.0);
+/// for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e6] {
+///     let e = rate_mb_s("rate", bad).unwrap_err().to_string();
+///     assert!(e.contains("rate must be a number of MB/s above 0 and at most 1000000"), "{e}");
+/// }
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] naming `name`, the bounds and the value.
+pub fn rate_mb_s(name: &str, v: f64) -> Result<f64> {
+    // `contains` is false for NaN.
+    if v > 0.0 && (0.0..=MAX_RATE_MB_S).contains(&v) {
+        return Ok(v);
+    }
+    Err(Error::Config(format!(
+        "{name} must be a number of MB/s above 0 and at most {MAX_RATE_MB_S:.0}, not {}",
+        number(v)
+    )))
+}
+
+/// A size from a face's text (`"256k"`, `"10m"`, `"10"` = 10 MiB; [`parse_size_bytes`]), in
+/// bytes, within `rule`.
+///
+/// # Examples
+/// ```
+/// use loadmon::config::{size_bytes, CHUNK_SIZE_BYTES};
+/// assert_eq!(size_bytes("chunk_size", "256k", CHUNK_SIZE_BYTES).unwrap(), 256 * 1024);
+/// assert_eq!(size_bytes("chunk_size", "10", CHUNK_SIZE_BYTES).unwrap(), 10 << 20);
+/// let e = size_bytes("chunk_size", "8g", CHUNK_SIZE_BYTES).unwrap_err().to_string();
+/// assert!(e.contains("chunk_size must be a size from 512 bytes to 4096 MB"), "{e}");
+/// assert!(size_bytes("chunk_size", "ten", CHUNK_SIZE_BYTES).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] naming `name`, the bounds and the text.
+pub fn size_bytes(name: &str, s: &str, rule: Count) -> Result<u64> {
+    let bad = |why: String| {
+        Error::Config(format!(
+            "{name} must be a size from {} to {} (a number of MB, or with a unit b, k, m, g,              t or p: binary, KiB, MiB, …), {why}: not {:?}",
+            size_text(rule.min),
+            size_text(rule.max),
+            crate::text::escape_control(s)
+        ))
+    };
+    let bytes = parse_size_bytes(s).map_err(|e| bad(e.to_string()))?;
+    if !(rule.min..=rule.max).contains(&bytes) {
+        return Err(bad("within its bounds".into()));
+    }
+    Ok(bytes)
+}
+
+/// A size in bytes from a face's whole number of MB (MiB; the seed's unit), within `rule`
+/// (its bounds in bytes; the message states them).
+///
+/// # Errors
+/// [`Error::Config`] naming `name`, the bounds and the value.
+pub fn size_from_mb(name: &str, mb: i128, rule: Count) -> Result<u64> {
+    let bytes = u64::try_from(mb)
+        .ok()
+        .and_then(|m| m.checked_mul(BYTES_PER_MB_U64))
+        .filter(|b| (rule.min..=rule.max).contains(b));
+    bytes.ok_or_else(|| {
+        Error::Config(format!(
+            "{name} must be a size from {} to {}, not {mb} MB",
+            size_text(rule.min),
+            size_text(rule.max)
+        ))
+    })
+}
+
 /// A worker's own limit on the disk a plan may fill, MiB: 1 to the largest size whose bytes
 /// fit in 64 bits.
 pub const MAX_DISK_MB: Count = Count::new(1, MAX_SIZE_LIMIT_MB);
@@ -352,25 +445,18 @@ pub fn size_mb(name: &str, s: &str) -> Result<u64> {
             crate::text::escape_control(s)
         ))
     };
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "m" | "mb" | "mib" => 1.0,
-        "g" | "gb" | "gib" => 1024.0,
-        "t" | "tb" | "tib" => 1024.0 * 1024.0,
-        "p" | "pb" | "pib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad("with a known unit")),
+    let bytes = match parse_size_bytes(s) {
+        Ok(b) => b,
+        Err(SizeError::NotANumber) => return Err(bad("a number first")),
+        Err(SizeError::UnknownUnit) => return Err(bad("with a known unit")),
+        Err(SizeError::TooLarge) => u64::MAX,
     };
-    let value: f64 = number.parse().map_err(|_| bad("a number first"))?;
-    let mb = (value * factor).round();
-    if !(1.0..=MAX_SIZE_LIMIT_MB as f64).contains(&mb) {
+    // Rounded to the nearest MB.
+    let mb = bytes / BYTES_PER_MB_U64 + u64::from(bytes % BYTES_PER_MB_U64 >= BYTES_PER_MB_U64 / 2);
+    if !(1..=MAX_SIZE_LIMIT_MB).contains(&mb) || bytes == u64::MAX {
         return Err(bad(&format!("from 1 MB to {MAX_SIZE_LIMIT_MB} MB")));
     }
-    // In range and whole: the conversion is exact.
-    Ok(mb as u64)
+    Ok(mb)
 }
 
 /// The chunk and file size (MiB) a workload announces in `file_stats`, from a face's two

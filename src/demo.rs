@@ -200,6 +200,9 @@ struct Started {
     exits: mpsc::Receiver<(usize, Option<i32>, String)>,
 }
 
+/// One MiB, the protocol's MB.
+const MIB: u64 = crate::units::BYTES_PER_MB_U64;
+
 /// Starts every client of `schedule` at its time: a process of `opts.client_exe` (a waiter
 /// thread sends its exit on [`Started::exits`]) or threads of this process.
 fn start_clients(
@@ -234,9 +237,9 @@ fn start_clients(
             None => {
                 let writer = FileWriter::new(FileWriterConfig {
                     run_time_s: c.run_time_s,
-                    chunk_size_mb: c.chunk_size_mb,
-                    file_size_mb: c.file_size_mb,
-                    min_chunk_size_mb,
+                    chunk_size_bytes: c.chunk_size_mb.saturating_mul(MIB),
+                    file_size_bytes: c.file_size_mb.saturating_mul(MIB),
+                    min_chunk_size_bytes: min_chunk_size_mb * MIB,
                     out_dir,
                     ..Default::default()
                 });

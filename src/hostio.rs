@@ -267,8 +267,72 @@ struct Shared {
     reads: u64,
 }
 
-/// Every device watched in this process: as many entries as devices (a handful).
-static SHARED: Mutex<Vec<Shared>> = Mutex::new(Vec::new());
+/// Every device watched in this process (as many entries as devices: a handful), and the
+/// `/proc` files they are read from.
+static SHARED: Mutex<Watched> = Mutex::new(Watched {
+    devices: Vec::new(),
+    diskstats: ProcFile::new("/proc/diskstats"),
+    pressure: ProcFile::new("/proc/pressure/io"),
+    meminfo: ProcFile::new("/proc/meminfo"),
+});
+
+/// What [`SHARED`] guards.
+#[derive(Debug)]
+struct Watched {
+    devices: Vec<Shared>,
+    diskstats: ProcFile,
+    pressure: ProcFile,
+    meminfo: ProcFile,
+}
+
+/// A `/proc` file read again and again: opened once, read from offset 0 each time into a
+/// buffer kept between readings (a reading costs the kernel's text and no open, path lookup
+/// or allocation). A file that cannot be opened is tried again at each reading.
+#[derive(Debug)]
+struct ProcFile {
+    path: &'static str,
+    file: Option<std::fs::File>,
+    text: Vec<u8>,
+}
+
+/// The longest `/proc` text read (a `/proc/diskstats` of thousands of devices fits).
+const MAX_PROC_TEXT_BYTES: usize = 4 << 20;
+
+impl ProcFile {
+    const fn new(path: &'static str) -> ProcFile {
+        ProcFile {
+            path,
+            file: None,
+            text: Vec::new(),
+        }
+    }
+
+    /// The file's whole text now, if it can be read.
+    fn read(&mut self) -> Option<&str> {
+        use std::os::unix::fs::FileExt as _;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(self.path).ok();
+        }
+        let file = self.file.as_ref()?;
+        self.text.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read_at(&mut chunk, self.text.len() as u64) {
+                Ok(0) => break,
+                Ok(n) if self.text.len() + n <= MAX_PROC_TEXT_BYTES => {
+                    self.text.extend_from_slice(&chunk[..n]);
+                }
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.file = None;
+                    return None;
+                }
+            }
+        }
+        std::str::from_utf8(&self.text).ok()
+    }
+}
 
 /// A client's view of the host's I/O for the device under its data directory; the readings
 /// are shared by every [`HostIo`] of the process for the same device.
@@ -286,9 +350,13 @@ impl HostIo {
             device: dir.and_then(device_of),
         };
         let mut all = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = io.entry(&mut all);
+        let Watched {
+            devices, diskstats, ..
+        } = &mut *all;
+        let entry = io.entry(devices);
         if entry.counters.is_none() {
-            entry.counters = read_counters(entry.device.as_deref()).map(|c| (Instant::now(), c));
+            entry.counters =
+                read_counters(diskstats, entry.device.as_deref()).map(|c| (Instant::now(), c));
         }
         io
     }
@@ -302,7 +370,13 @@ impl HostIo {
     /// the process took within [`SHARE_WINDOW`], or a new reading.
     pub fn sample(&self) -> (u64, HostIoSample) {
         let mut all = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = self.entry(&mut all);
+        let Watched {
+            devices,
+            diskstats,
+            pressure,
+            meminfo,
+        } = &mut *all;
+        let entry = self.entry(devices);
         let now = Instant::now();
         if let Some((at, t_ms, s)) = entry.last {
             if now.saturating_duration_since(at) < SHARE_WINDOW {
@@ -310,7 +384,7 @@ impl HostIo {
             }
         }
         let t_ms = crate::units::unix_ms();
-        let counters = read_counters(entry.device.as_deref());
+        let counters = read_counters(diskstats, entry.device.as_deref());
         let mut s = match (entry.counters, counters) {
             (Some((at, before)), Some(after)) => device_rates(
                 &before,
@@ -321,9 +395,8 @@ impl HostIo {
         };
         entry.counters = counters.map(|c| (now, c));
         (s.psi_some_avg10_pct, s.psi_full_avg10_pct) =
-            std::fs::read_to_string("/proc/pressure/io").map_or((None, None), |t| parse_psi(&t));
-        (s.dirty_bytes, s.writeback_bytes) =
-            std::fs::read_to_string("/proc/meminfo").map_or((None, None), |t| parse_meminfo(&t));
+            pressure.read().map_or((None, None), parse_psi);
+        (s.dirty_bytes, s.writeback_bytes) = meminfo.read().map_or((None, None), parse_meminfo);
         entry.reads += 1;
         entry.last = Some((now, t_ms, s));
         (t_ms, s)
@@ -350,15 +423,14 @@ impl HostIo {
     #[cfg(test)]
     fn reads(&self) -> u64 {
         let mut all = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        self.entry(&mut all).reads
+        self.entry(&mut all.devices).reads
     }
 }
 
 /// The device's counters now, if it has a device and diskstats has it.
-fn read_counters(device: Option<&str>) -> Option<DiskCounters> {
+fn read_counters(diskstats: &mut ProcFile, device: Option<&str>) -> Option<DiskCounters> {
     let device = device?;
-    let text = std::fs::read_to_string("/proc/diskstats").ok()?;
-    parse_diskstats(&text, device)
+    parse_diskstats(diskstats.read()?, device)
 }
 
 #[cfg(test)]
@@ -567,5 +639,21 @@ mod tests {
                 (None, None, None, None)
             );
         }
+    }
+
+    #[test]
+    fn a_proc_file_is_read_anew_each_time_and_a_missing_one_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meminfo");
+        let leaked: &'static str = Box::leak(path.to_str().unwrap().to_string().into_boxed_str());
+        let mut f = ProcFile::new(leaked);
+        assert_eq!(f.read(), None, "missing");
+        let long = "Dirty: 1 kB\n".repeat(1000); // longer than one 4 KiB read
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(f.read(), Some(long.as_str()));
+        // Rewritten in place (the same file, as /proc regenerates its text): read anew.
+        std::fs::write(&path, "Dirty: 2 kB\n").unwrap();
+        assert_eq!(f.read(), Some("Dirty: 2 kB\n"));
+        assert_eq!(parse_meminfo(f.read().unwrap()).0, Some(2048));
     }
 }

@@ -47,9 +47,9 @@
 //! let server = ServerHandle::start(ServerConfig { port: 0, ..Default::default() }).unwrap();
 //! let writer = FileWriter::new(FileWriterConfig {
 //!     run_time_s: 1.0,
-//!     chunk_size_mb: 1,
-//!     file_size_mb: 2,
-//!     min_chunk_size_mb: 1,
+//!     chunk_size_bytes: 1 << 20,
+//!     file_size_bytes: 2 << 20,
+//!     min_chunk_size_bytes: 1 << 20,
 //!     out_dir: dir.path().to_path_buf(),
 //!     ..Default::default()
 //! })

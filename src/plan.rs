@@ -11,25 +11,31 @@
 //! rules ([`Plan::to_wire`], [`Plan::from_wire`]), the protocol none of them.
 //!
 //! ```text
-//! plan:run=<id>:runtime=<s>:chunksize=<mb>:filesize=<mb>:min_chunksize=<mb>:sync=<none|file|direct>:keep_files=<n|all>
+//! plan:run=<id>:runtime=<s>:chunksize=<size>:filesize=<size>:min_chunksize=<size>:sync=<none|file|direct>:keep_files=<n|all>[:jobs=<n>][:iodepth=<n>][:rate=<mb_s>]
 //! ```
 //!
 //! Every key exactly once, in any order (encoded in this order); an unknown key is invalid;
 //! `runtime` above 0 and at most [`MAX_RUN_TIME_S`], the sizes at most
-//! [`MAX_SIZE_MB`](crate::units::MAX_SIZE_MB).
+//! [`MAX_SIZE_MB`](crate::units::MAX_SIZE_MB) MiB: a whole number of MiB as the seed wrote
+//! them (`10`), or, for a size that is not whole MiB, a whole number of KiB with `k` (`256k`)
+//! or of bytes with `b` (`1000b`). `jobs`, `iodepth` and `rate` (MiB/s) are optional: absent
+//! means the default (1, 1, as fast as possible) and the default is never written, so a plan
+//! with the seed's settings is the line it always was.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::{ProtocolError, Result};
 use crate::protocol::{parse_size_mb, WirePlan};
+use crate::units::{format_size, size_text, BYTES_PER_KIB, BYTES_PER_MB_U64, MAX_SIZE_MB};
 use crate::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
 
 /// Longest run time a plan may carry, seconds (every duration's bound,
 /// [`units::MAX_SECONDS`](crate::units::MAX_SECONDS), about 31.7 years).
 pub const MAX_RUN_TIME_S: f64 = crate::units::MAX_SECONDS;
 
-/// The plan's keys on the wire, in the order [`Plan::to_wire`] writes them.
+/// The plan's keys on the wire that every plan has, in the order [`Plan::to_wire`] writes
+/// them.
 pub const WIRE_KEYS: [&str; 6] = [
     "runtime",
     "chunksize",
@@ -39,25 +45,35 @@ pub const WIRE_KEYS: [&str; 6] = [
     "keep_files",
 ];
 
+/// The plan's optional keys, written (after [`WIRE_KEYS`], in this order) only when their
+/// value is not the default.
+pub const OPTIONAL_WIRE_KEYS: [&str; 3] = ["jobs", "iodepth", "rate"];
+
 /// The command its errors name.
 const C: &str = "plan";
 
 /// What every worker of a fleet runs. `Default` gives the seed's test (15 s, 10 MB chunks,
-/// 50 MB files), as `loadmon client` without options.
+/// 50 MB files, one stream), as `loadmon client` without options.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Plan {
     /// How long to write, seconds (`--runtime`).
     pub run_time_s: f64,
-    /// Size of one write, MiB (`--chunksize`).
-    pub chunk_size_mb: u64,
-    /// Size of one file, MiB (`--filesize`).
-    pub file_size_mb: u64,
-    /// Smallest chunk allowed, MiB (`--min-chunksize`, the seed's 10 by default).
-    pub min_chunk_size_mb: u64,
+    /// Size of one write, bytes (`--chunksize`).
+    pub chunk_size_bytes: u64,
+    /// Size of one file, bytes (`--filesize`).
+    pub file_size_bytes: u64,
+    /// Smallest chunk allowed, bytes (`--min-chunksize`, the seed's 10 MiB by default).
+    pub min_chunk_size_bytes: u64,
     /// Durability mode (`--sync`).
     pub sync: SyncMode,
-    /// Finished files each worker keeps (`--keep-files`).
+    /// Finished files each worker keeps per stream (`--keep-files`).
     pub keep_files: KeepFiles,
+    /// Writer streams of each worker (`--jobs`).
+    pub jobs: u32,
+    /// Writes in flight per stream (`--iodepth`).
+    pub iodepth: u32,
+    /// Each worker's pace, MiB/s (`--rate`); `None`: as fast as possible.
+    pub rate_mb_s: Option<f64>,
 }
 
 impl Default for Plan {
@@ -71,11 +87,14 @@ impl Plan {
     pub fn from_writer_config(c: &FileWriterConfig) -> Plan {
         Plan {
             run_time_s: c.run_time_s,
-            chunk_size_mb: c.chunk_size_mb,
-            file_size_mb: c.file_size_mb,
-            min_chunk_size_mb: c.min_chunk_size_mb,
+            chunk_size_bytes: c.chunk_size_bytes,
+            file_size_bytes: c.file_size_bytes,
+            min_chunk_size_bytes: c.min_chunk_size_bytes,
             sync: c.sync,
             keep_files: c.keep_files,
+            jobs: c.jobs,
+            iodepth: c.iodepth,
+            rate_mb_s: c.rate_mb_s,
         }
     }
 
@@ -83,12 +102,15 @@ impl Plan {
     pub fn writer_config(&self, out_dir: PathBuf) -> FileWriterConfig {
         FileWriterConfig {
             run_time_s: self.run_time_s,
-            chunk_size_mb: self.chunk_size_mb,
-            file_size_mb: self.file_size_mb,
-            min_chunk_size_mb: self.min_chunk_size_mb,
+            chunk_size_bytes: self.chunk_size_bytes,
+            file_size_bytes: self.file_size_bytes,
+            min_chunk_size_bytes: self.min_chunk_size_bytes,
             out_dir,
             sync: self.sync,
             keep_files: self.keep_files,
+            jobs: self.jobs,
+            iodepth: self.iodepth,
+            rate_mb_s: self.rate_mb_s,
         }
     }
 
@@ -103,7 +125,8 @@ impl Plan {
 }
 
 impl Plan {
-    /// The plan on the wire for run `run`: its settings under [`WIRE_KEYS`], in that order.
+    /// The plan on the wire for run `run`: its settings under [`WIRE_KEYS`], in that order,
+    /// then those of [`OPTIONAL_WIRE_KEYS`] that are not the default.
     ///
     /// ```
     /// use loadmon::plan::Plan;
@@ -112,21 +135,38 @@ impl Plan {
     ///     Message::Plan(Plan::default().to_wire(7)).encode(),
     ///     "plan:run=7:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2"
     /// );
+    /// let p = Plan { chunk_size_bytes: 256 << 10, min_chunk_size_bytes: 4096, jobs: 4, rate_mb_s: Some(200.0), ..Plan::default() };
+    /// assert_eq!(
+    ///     Message::Plan(p.to_wire(7)).encode(),
+    ///     "plan:run=7:runtime=15:chunksize=256k:filesize=50:min_chunksize=4k:sync=none:keep_files=2:jobs=4:rate=200"
+    /// );
     /// ```
     pub fn to_wire(&self, run: u64) -> WirePlan {
         let [runtime, chunk, file, min_chunk, sync, keep] = WIRE_KEYS;
-        WirePlan::new(run)
+        let [jobs, iodepth, rate] = OPTIONAL_WIRE_KEYS;
+        let mut w = WirePlan::new(run)
             .with(runtime, self.run_time_s)
-            .with(chunk, self.chunk_size_mb)
-            .with(file, self.file_size_mb)
-            .with(min_chunk, self.min_chunk_size_mb)
+            .with(chunk, format_size(self.chunk_size_bytes))
+            .with(file, format_size(self.file_size_bytes))
+            .with(min_chunk, format_size(self.min_chunk_size_bytes))
             .with(sync, self.sync)
-            .with(keep, self.keep_files)
+            .with(keep, self.keep_files);
+        if self.jobs != 1 {
+            w = w.with(jobs, self.jobs);
+        }
+        if self.iodepth != 1 {
+            w = w.with(iodepth, self.iodepth);
+        }
+        if let Some(r) = self.rate_mb_s {
+            w = w.with(rate, r);
+        }
+        w
     }
 
-    /// The run and the plan a wire plan carries: every key of [`WIRE_KEYS`] exactly once, no
-    /// other, each value within the wire's bounds (the file writer's own rules are
-    /// [`Plan::validate`]'s), read by [`WirePlan::read`] in line order.
+    /// The run and the plan a wire plan carries: every key of [`WIRE_KEYS`] exactly once,
+    /// those of [`OPTIONAL_WIRE_KEYS`] at most once, no other, each value within the wire's
+    /// bounds (the file writer's own rules are [`Plan::validate`]'s), read by
+    /// [`WirePlan::read`] in line order.
     ///
     /// ```
     /// use loadmon::plan::Plan;
@@ -137,8 +177,17 @@ impl Plan {
     /// [`ProtocolError::WrongFieldCount`] for another number of settings,
     /// [`ProtocolError::InvalidArgument`] naming the bad key or value.
     pub fn from_wire(wire: &WirePlan) -> std::result::Result<(u64, Plan), ProtocolError> {
+        let optional = wire
+            .fields()
+            .filter(|f| {
+                f.split_once('=')
+                    .is_some_and(|(k, _)| OPTIONAL_WIRE_KEYS.contains(&k))
+            })
+            .count();
         let mut got = Fields::default();
-        let run = wire.read(WIRE_KEYS.len(), |key, value| got.take(key, value))?;
+        let run = wire.read(WIRE_KEYS.len() + optional, |key, value| {
+            got.take(key, value)
+        })?;
         Ok((run, got.plan().ok_or_else(|| wire.missing_key())?))
     }
 }
@@ -147,11 +196,14 @@ impl Plan {
 #[derive(Default)]
 struct Fields {
     run_time_s: Option<f64>,
-    chunk_size_mb: Option<u64>,
-    file_size_mb: Option<u64>,
-    min_chunk_size_mb: Option<u64>,
+    chunk_size_bytes: Option<u64>,
+    file_size_bytes: Option<u64>,
+    min_chunk_size_bytes: Option<u64>,
     sync: Option<SyncMode>,
     keep_files: Option<KeepFiles>,
+    jobs: Option<u32>,
+    iodepth: Option<u32>,
+    rate_mb_s: Option<f64>,
 }
 
 impl Fields {
@@ -159,13 +211,14 @@ impl Fields {
     fn take(&mut self, key: &str, value: &str) -> std::result::Result<(), ProtocolError> {
         match key {
             "runtime" => self.run_time_s = Some(run_time(value)?),
-            "chunksize" => self.chunk_size_mb = Some(parse_size_mb(C, "chunksize", value)?),
-            "filesize" => self.file_size_mb = Some(parse_size_mb(C, "filesize", value)?),
-            "min_chunksize" => {
-                self.min_chunk_size_mb = Some(parse_size_mb(C, "min_chunksize", value)?);
-            }
+            "chunksize" => self.chunk_size_bytes = Some(size("chunksize", value)?),
+            "filesize" => self.file_size_bytes = Some(size("filesize", value)?),
+            "min_chunksize" => self.min_chunk_size_bytes = Some(size("min_chunksize", value)?),
             "sync" => self.sync = Some(sync_mode(value)?),
             "keep_files" => self.keep_files = Some(keep_files(value)?),
+            "jobs" => self.jobs = Some(count("jobs", value)?),
+            "iodepth" => self.iodepth = Some(count("iodepth", value)?),
+            "rate" => self.rate_mb_s = Some(rate(value)?),
             _ => {
                 let field = format!("{key}={value}");
                 return Err(ProtocolError::invalid(C, "argument", &field, "unknown key"));
@@ -174,17 +227,72 @@ impl Fields {
         Ok(())
     }
 
-    /// The plan, if every key was there.
+    /// The plan, if every key was there (the optional ones at their defaults).
     fn plan(self) -> Option<Plan> {
         Some(Plan {
             run_time_s: self.run_time_s?,
-            chunk_size_mb: self.chunk_size_mb?,
-            file_size_mb: self.file_size_mb?,
-            min_chunk_size_mb: self.min_chunk_size_mb?,
+            chunk_size_bytes: self.chunk_size_bytes?,
+            file_size_bytes: self.file_size_bytes?,
+            min_chunk_size_bytes: self.min_chunk_size_bytes?,
             sync: self.sync?,
             keep_files: self.keep_files?,
+            jobs: self.jobs.unwrap_or(1),
+            iodepth: self.iodepth.unwrap_or(1),
+            rate_mb_s: self.rate_mb_s,
         })
     }
+}
+
+/// A size: whole MiB (`10`, at most [`MAX_SIZE_MB`]), whole KiB with `k`, or bytes with `b`,
+/// at most 1 PiB.
+fn size(key: &'static str, value: &str) -> std::result::Result<u64, ProtocolError> {
+    let (digits, unit) = match value.strip_suffix('k') {
+        Some(d) => (d, BYTES_PER_KIB),
+        None => match value.strip_suffix('b') {
+            Some(d) => (d, 1),
+            None => return Ok(parse_size_mb(C, key, value)? * BYTES_PER_MB_U64),
+        },
+    };
+    let n = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            ProtocolError::invalid(
+                C,
+                key,
+                value,
+                "not a whole number of MiB, KiB (k) or bytes (b)",
+            )
+        })?;
+    n.checked_mul(unit)
+        .filter(|b| *b <= MAX_SIZE_MB * BYTES_PER_MB_U64)
+        .ok_or_else(|| ProtocolError::invalid(C, key, value, "larger than 1 PiB"))
+}
+
+/// `jobs`, `iodepth`: an unsigned 32-bit integer (their bounds are the file writer's rules).
+fn count(key: &'static str, value: &str) -> std::result::Result<u32, ProtocolError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ProtocolError::invalid(C, key, value, "not an unsigned 32-bit integer"))
+}
+
+/// `rate`: MiB/s above 0 and at most [`MAX_RATE_MB_S`](crate::config::MAX_RATE_MB_S).
+fn rate(value: &str) -> std::result::Result<f64, ProtocolError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|r| crate::config::rate_mb_s("rate", *r).is_ok())
+        .ok_or_else(|| {
+            ProtocolError::invalid(
+                C,
+                "rate",
+                value,
+                "not a number of MB/s above 0 and at most 1e6",
+            )
+        })
 }
 
 /// `runtime`: seconds above 0 and at most [`MAX_RUN_TIME_S`].
@@ -231,18 +339,29 @@ fn keep_files(value: &str) -> std::result::Result<KeepFiles, ProtocolError> {
 }
 
 impl fmt::Display for Plan {
-    /// `15 s, 10 MB chunks, 50 MB files, min chunk 10 MB, sync none, keep 2`.
+    /// `15 s, 10 MB chunks, 50 MB files, min chunk 10 MB, sync none, keep 2`, then `, 4 jobs`,
+    /// `, iodepth 8`, `, 200 MB/s` where they are not the default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} s, {} MB chunks, {} MB files, min chunk {} MB, sync {}, keep {}",
+            "{} s, {} chunks, {} files, min chunk {}, sync {}, keep {}",
             self.run_time_s,
-            self.chunk_size_mb,
-            self.file_size_mb,
-            self.min_chunk_size_mb,
+            size_text(self.chunk_size_bytes),
+            size_text(self.file_size_bytes),
+            size_text(self.min_chunk_size_bytes),
             self.sync,
             self.keep_files
-        )
+        )?;
+        if self.jobs != 1 {
+            write!(f, ", {} jobs", self.jobs)?;
+        }
+        if self.iodepth != 1 {
+            write!(f, ", iodepth {}", self.iodepth)?;
+        }
+        if let Some(r) = self.rate_mb_s {
+            write!(f, ", {r} MB/s")?;
+        }
+        Ok(())
     }
 }
 
@@ -255,9 +374,10 @@ mod tests {
     fn the_default_plan_is_the_seed_test_and_valid() {
         let p = Plan::default();
         assert_eq!(
-            (p.run_time_s, p.chunk_size_mb, p.file_size_mb),
-            (15.0, 10, 50)
+            (p.run_time_s, p.chunk_size_bytes, p.file_size_bytes),
+            (15.0, 10 << 20, 50 << 20)
         );
+        assert_eq!((p.jobs, p.iodepth, p.rate_mb_s), (1, 1, None));
         assert!(p.validate().is_ok());
         let back = Plan::from_writer_config(&p.writer_config("x".into()));
         assert_eq!(back, p);
@@ -267,11 +387,31 @@ mod tests {
     fn the_file_writer_rules_apply() {
         let bad = [
             Plan {
-                chunk_size_mb: 5,
+                chunk_size_bytes: 5 << 20,
                 ..Plan::default()
             },
             Plan {
-                chunk_size_mb: 60,
+                chunk_size_bytes: 60 << 20,
+                ..Plan::default()
+            },
+            Plan {
+                jobs: 0,
+                ..Plan::default()
+            },
+            Plan {
+                jobs: 10_000,
+                ..Plan::default()
+            },
+            Plan {
+                iodepth: 0,
+                ..Plan::default()
+            },
+            Plan {
+                rate_mb_s: Some(f64::NAN),
+                ..Plan::default()
+            },
+            Plan {
+                rate_mb_s: Some(2e6),
                 ..Plan::default()
             },
             Plan {
@@ -407,5 +547,50 @@ mod tests {
         ] {
             assert_eq!(decode(&bad).unwrap_err().to_string(), want, "{bad}");
         }
+    }
+
+    #[test]
+    fn new_keys_round_trip_and_a_default_plan_is_the_line_it_was() {
+        let seed = "plan:run=7:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:\
+                    keep_files=2";
+        assert_eq!(encode(7, &Plan::default()), seed);
+        let p = Plan {
+            chunk_size_bytes: 256 << 10,
+            file_size_bytes: (1 << 20) + 512,
+            min_chunk_size_bytes: 4096,
+            jobs: 4,
+            iodepth: 8,
+            rate_mb_s: Some(200.5),
+            ..Plan::default()
+        };
+        let line = encode(9, &p);
+        assert_eq!(
+            line,
+            "plan:run=9:runtime=15:chunksize=256k:filesize=1049088b:min_chunksize=4k:sync=none:\
+             keep_files=2:jobs=4:iodepth=8:rate=200.5"
+        );
+        assert_eq!(decode(&line), Ok((9, p)));
+        // In any order; absent optional keys are the defaults.
+        let shuffled = "plan:rate=200.5:keep_files=2:iodepth=8:sync=none:min_chunksize=4k:\
+                        filesize=1049088b:jobs=4:chunksize=256k:runtime=15:run=9";
+        assert_eq!(decode(shuffled), Ok((9, p)));
+        for bad in [
+            format!("{seed}:jobs=1:jobs=2"),
+            format!("{seed}:jobs=-1"),
+            format!("{seed}:jobs=x"),
+            format!("{seed}:iodepth=4294967296"),
+            format!("{seed}:rate=0"),
+            format!("{seed}:rate=NaN"),
+            format!("{seed}:rate=1e7"),
+            seed.replace("chunksize=10:", "chunksize=1.5k:"),
+            seed.replace("chunksize=10:", "chunksize=10m:"),
+            seed.replace("chunksize=10:", "chunksize=2000000000000k:"),
+        ] {
+            assert!(decode(&bad).is_err(), "{bad}");
+        }
+        // Parsed, then refused by the rules (with the bound in the message).
+        let (_, p) = decode(&format!("{seed}:jobs=10000")).unwrap();
+        let e = p.validate().unwrap_err().to_string();
+        assert!(e.contains("jobs must be from 1 to 256, not 10000"), "{e}");
     }
 }

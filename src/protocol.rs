@@ -331,6 +331,9 @@ pub enum Message {
     /// `lat:<t0_ms>:<t1_ms>:<hist>`: one interval's chunk write latencies (new; see
     /// [`LatLine`]).
     Lat(Box<LatLine>),
+    /// `stream_stats:<stream>:<bytes>:<files>:<p50_us>:<p99_us>:<max_us>`: one writer stream's
+    /// own figures (new; see [`StreamStats`]).
+    StreamStats(StreamStats),
 }
 
 /// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
@@ -346,7 +349,7 @@ pub struct LatLine {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 26] = [
+pub const COMMANDS: [&str; 27] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -373,6 +376,7 @@ pub const COMMANDS: [&str; 26] = [
     "tput",
     "clock",
     "lat",
+    "stream_stats",
 ];
 
 impl Message {
@@ -407,6 +411,7 @@ impl Message {
             | Message::ClockAnswer { .. }
             | Message::ClockSample { .. } => 24,
             Message::Lat(_) => 25,
+            Message::StreamStats(_) => 26,
         }
     }
 
@@ -470,6 +475,7 @@ impl Message {
             "tput" => parse_tput(&f),
             "clock" => parse_clock(&f),
             "lat" => parse_lat(&f),
+            "stream_stats" => StreamStats::parse(&f).map(Message::StreamStats),
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
@@ -555,6 +561,7 @@ impl Message {
                 c2_us,
             } => format!("{cmd}:{c0_us}:{s1_us}:{c2_us}"),
             Message::Lat(l) => format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str()),
+            Message::StreamStats(s) => s.encode(cmd),
         }
     }
 }
@@ -1087,6 +1094,9 @@ fn parse_pct(
     // "-0" (IEEE 754: -0 + 0 = +0).
     Ok(x + 0.0)
 }
+
+mod streams;
+pub use streams::StreamStats;
 
 #[cfg(test)]
 mod tests;

@@ -285,10 +285,12 @@ struct WriterThread {
 /// misses a writer that ends meanwhile (it would show up whole in the next sample).
 #[derive(Debug, Default)]
 struct Writers {
-    /// The writer thread now running, if any.
-    running: Option<WriterThread>,
+    /// The writer threads now running (a workload's streams each have one).
+    running: Vec<WriterThread>,
     /// CPU of writer threads that finished, ns.
     done_ns: u64,
+    /// The most writer threads that ran at once (their CPU may reach as many cores).
+    peak: u32,
 }
 
 /// The CPU time one client's threads used: shared between the writer thread (which registers
@@ -312,16 +314,22 @@ impl ClientCpu {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called on the writer thread when the workload starts; the returned guard, dropped on
-    /// the same thread when the workload returns, closes the account of that thread.
+    /// Called on a writer thread when it starts writing for the client (the workload's thread,
+    /// and each stream thread of a workload that writes from several); the returned guard,
+    /// dropped on the same thread when it is done, closes the account of that thread.
     pub fn enter_writer(self: &Arc<Self>) -> WriterGuard {
         let start = current_tid().zip(own_cpu_ns());
         if let Some((tid, start_ns)) = start {
             self.measured.store(true, Ordering::Relaxed);
-            self.writers().running = Some(WriterThread { tid, start_ns });
+            let mut w = self.writers();
+            w.running.push(WriterThread { tid, start_ns });
+            w.peak = w
+                .peak
+                .max(u32::try_from(w.running.len()).unwrap_or(u32::MAX));
         }
         WriterGuard {
             cpu: self.clone(),
+            tid: start.map(|s| s.0),
             start_ns: start.map(|s| s.1),
         }
     }
@@ -342,19 +350,21 @@ impl ClientCpu {
 
     /// (the writer threads' CPU, the pieces of work's CPU) so far, ns. A running writer is
     /// read from outside (schedstat), so it lags by up to one scheduler tick.
-    fn reading(&self) -> (u64, u64) {
+    fn reading(&self) -> (u64, u64, u32) {
         let writers = self.writers();
-        let running = writers
-            .running
-            .and_then(|w| Some(read_thread(&task_dir(w.tid))?.0.saturating_sub(w.start_ns)));
-        let thread_ns = writers.done_ns.saturating_add(running.unwrap_or(0));
+        let running = writers.running.iter().fold(0u64, |sum, w| {
+            let ns = read_thread(&task_dir(w.tid)).map_or(0, |r| r.0.saturating_sub(w.start_ns));
+            sum.saturating_add(ns)
+        });
+        let thread_ns = writers.done_ns.saturating_add(running);
+        let peak = writers.peak;
         drop(writers);
-        (thread_ns, self.work_ns.load(Ordering::Relaxed))
+        (thread_ns, self.work_ns.load(Ordering::Relaxed), peak)
     }
 
     /// The client's CPU time so far, ns; `None` if no per-thread measurement worked.
     pub fn total_ns(&self) -> Option<u64> {
-        let (thread_ns, work_ns) = self.reading();
+        let (thread_ns, work_ns, _) = self.reading();
         self.measured
             .load(Ordering::Relaxed)
             .then_some(thread_ns.saturating_add(work_ns))
@@ -365,6 +375,7 @@ impl ClientCpu {
 #[derive(Debug)]
 pub struct WriterGuard {
     cpu: Arc<ClientCpu>,
+    tid: Option<u32>,
     start_ns: Option<u64>,
 }
 
@@ -372,7 +383,9 @@ impl Drop for WriterGuard {
     fn drop(&mut self) {
         let end = own_cpu_ns();
         let mut writers = self.cpu.writers();
-        writers.running = None;
+        if let Some(tid) = self.tid {
+            writers.running.retain(|w| w.tid != tid);
+        }
         if let (Some(a), Some(b)) = (self.start_ns, end) {
             writers.done_ns = writers.done_ns.saturating_add(b.saturating_sub(a));
         }
@@ -467,6 +480,7 @@ impl Sampler {
                 at: Instant::now(),
                 thread_ns: 0,
                 rest_ns: 0,
+                writer_threads: 0,
             }),
             min_interval,
             covered: Duration::ZERO,
@@ -497,24 +511,25 @@ impl Sampler {
 
     /// (thread ns, rest ns) now: the client's writer and pieces of work, or (0, the
     /// process's CPU, freshly read).
-    fn counters(&mut self) -> (u64, u64) {
+    fn counters(&mut self) -> (u64, u64, u32) {
         if let Some(cpu) = &self.client {
             return cpu.reading();
         }
         self.refresh();
         let ms = self.process().map_or(0, |p| p.accumulated_cpu_time());
-        (0, ms.saturating_mul(1_000_000))
+        (0, ms.saturating_mul(1_000_000), 0)
     }
 
     /// The counters, stamped with the middle of their read, and how long the read took.
     fn read_once(&mut self) -> (Duration, cpu::Reading) {
         let t0 = Instant::now();
-        let (thread_ns, rest_ns) = self.counters();
+        let (thread_ns, rest_ns, writer_threads) = self.counters();
         let span = t0.elapsed();
         let reading = cpu::Reading {
             at: t0 + span / 2,
             thread_ns,
             rest_ns,
+            writer_threads,
         };
         (span, reading)
     }

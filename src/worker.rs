@@ -52,6 +52,9 @@ use crate::plan::Plan;
 use crate::protocol::{Capabilities, Message, ProtocolError};
 use crate::workload::file_writer::{FileWriter, FileWriterConfig, KeepFiles};
 
+/// One MiB, the protocol's MB.
+const MIB: u64 = crate::units::BYTES_PER_MB_U64;
+
 /// The refusal that means "this run already started; come back for the next one".
 const LATE_PREFIX: &str = "run already started";
 
@@ -136,7 +139,7 @@ impl WorkerConfig {
 pub struct WorkerRun {
     /// The run's id (from the plan command).
     pub run: u64,
-    /// The plan the server sent (`run_time_s`, `chunk_size_mb`, … as in the plan command).
+    /// The plan the server sent (`run_time_s`, `chunk_size_bytes`, …, `jobs`, `iodepth`, `rate_mb_s`).
     #[serde(with = "plan_fields")]
     pub plan: Plan,
     /// The run's result, as `loadmon client` reports it.
@@ -224,7 +227,7 @@ impl Worker {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> loadmon::Result<()> {
     /// let dir = tempfile::tempdir().unwrap();
-    /// let plan = Plan { run_time_s: 0.5, chunk_size_mb: 1, file_size_mb: 1, min_chunk_size_mb: 1, ..Plan::default() };
+    /// let plan = Plan { run_time_s: 0.5, chunk_size_bytes: 1 << 20, file_size_bytes: 1 << 20, min_chunk_size_bytes: 1 << 20, ..Plan::default() };
     /// let server = Server::bind(ServerConfig {
     ///     port: 0,
     ///     fleet: Some(FleetConfig::new(1, plan)),
@@ -543,9 +546,10 @@ impl Worker {
             Err(e) => {
                 self.log
                     .warn(format!("The plan cannot run on this host: {e}"));
+                let (chunk_mb, file_mb) = plan.writer_config(PathBuf::new()).file_stats_mb();
                 conn.feed(&Message::FileStats {
-                    chunk_size_mb: plan.chunk_size_mb,
-                    file_size_mb: plan.file_size_mb,
+                    chunk_size_mb: chunk_mb,
+                    file_size_mb: file_mb,
                 });
                 conn.feed(&Message::Error(e.to_string()));
                 let _ = conn.flush().await;
@@ -634,11 +638,12 @@ impl Limits {
     /// space the whole run can occupy (blocking: file system calls).
     fn check(self, config: FileWriterConfig, stop: &CancellationToken) -> Result<FileWriter> {
         config.validate()?;
-        if config.chunk_size_mb > self.max_chunk_mb {
+        if u128::from(config.chunk_size_bytes) > u128::from(self.max_chunk_mb) * u128::from(MIB) {
             return Err(Error::Config(format!(
-                "the plan's chunk size {} MB is above this worker's limit of {} MB \
+                "the plan's chunk size {} is above this worker's limit of {} MB \
                  (max_chunk_mb; a chunk is held in memory)",
-                config.chunk_size_mb, self.max_chunk_mb
+                crate::units::size_text(config.chunk_size_bytes),
+                self.max_chunk_mb
             )));
         }
         if config.run_time_s > self.max_run_time.as_secs_f64() {
@@ -660,7 +665,10 @@ impl Limits {
     /// any run of the plan needs (two whole files); with it, `keep_files` (or with `all`, the
     /// whole files that fit in the run time) plus the one being written.
     fn check_disk(self, config: &FileWriterConfig, files_that_fit: Option<f64>) -> Result<()> {
-        let file_mb = u128::from(config.file_size_mb);
+        // Each stream keeps files of its own: `jobs` times a stream's.
+        let jobs = u128::from(config.jobs.max(1));
+        let file_bytes = u128::from(config.file_size_bytes);
+        let file_mb = file_bytes.div_ceil(u128::from(MIB));
         let (files, why) = match files_that_fit {
             None => (2, "at least two whole files".to_string()),
             Some(fit) => {
@@ -686,7 +694,15 @@ impl Limits {
                 }
             }
         };
-        let need_mb = files.saturating_mul(file_mb);
+        let need_mb = files
+            .saturating_mul(jobs)
+            .saturating_mul(file_bytes)
+            .div_ceil(u128::from(MIB));
+        let why = if jobs > 1 {
+            format!("{why}, for each of {jobs} streams")
+        } else {
+            why
+        };
         let dir = config.out_dir.display();
         if need_mb > u128::from(self.max_disk_mb) {
             return Err(Error::Config(format!(
@@ -781,21 +797,34 @@ mod plan_fields {
     #[derive(Serialize, Deserialize)]
     struct Fields {
         run_time_s: f64,
-        chunk_size_mb: u64,
-        file_size_mb: u64,
-        min_chunk_size_mb: u64,
+        chunk_size_bytes: u64,
+        file_size_bytes: u64,
+        min_chunk_size_bytes: u64,
         sync: String,
         keep_files: String,
+        #[serde(default = "one")]
+        jobs: u32,
+        #[serde(default = "one")]
+        iodepth: u32,
+        #[serde(default)]
+        rate_mb_s: Option<f64>,
+    }
+
+    fn one() -> u32 {
+        1
     }
 
     pub(super) fn serialize<S: Serializer>(p: &Plan, s: S) -> Result<S::Ok, S::Error> {
         Fields {
             run_time_s: p.run_time_s,
-            chunk_size_mb: p.chunk_size_mb,
-            file_size_mb: p.file_size_mb,
-            min_chunk_size_mb: p.min_chunk_size_mb,
+            chunk_size_bytes: p.chunk_size_bytes,
+            file_size_bytes: p.file_size_bytes,
+            min_chunk_size_bytes: p.min_chunk_size_bytes,
             sync: p.sync.to_string(),
             keep_files: p.keep_files.to_string(),
+            jobs: p.jobs,
+            iodepth: p.iodepth,
+            rate_mb_s: p.rate_mb_s,
         }
         .serialize(s)
     }
@@ -804,9 +833,12 @@ mod plan_fields {
         let f = Fields::deserialize(d)?;
         Ok(Plan {
             run_time_s: f.run_time_s,
-            chunk_size_mb: f.chunk_size_mb,
-            file_size_mb: f.file_size_mb,
-            min_chunk_size_mb: f.min_chunk_size_mb,
+            chunk_size_bytes: f.chunk_size_bytes,
+            file_size_bytes: f.file_size_bytes,
+            min_chunk_size_bytes: f.min_chunk_size_bytes,
+            jobs: f.jobs,
+            iodepth: f.iodepth,
+            rate_mb_s: f.rate_mb_s,
             sync: f.sync.parse().map_err(serde::de::Error::custom)?,
             keep_files: f.keep_files.parse().map_err(serde::de::Error::custom)?,
         })

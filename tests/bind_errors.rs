@@ -52,9 +52,9 @@ fn an_out_dir_under_a_file_is_a_file_error_with_errno_and_path() {
     let out_dir = file.join("sub");
     let e = FileWriter::new(FileWriterConfig {
         out_dir: out_dir.clone(),
-        chunk_size_mb: 1,
-        file_size_mb: 1,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 1 << 20,
+        min_chunk_size_bytes: 1 << 20,
         ..Default::default()
     })
     .unwrap_err();

@@ -163,9 +163,9 @@ fn a_dropped_client_run_lets_the_runtime_shut_down_and_the_files_stop() {
     let dir = tempfile::tempdir().unwrap();
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s: LONG_RUN_S,
-        chunk_size_mb: 1,
-        file_size_mb: 1,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 1 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         ..Default::default()
     })

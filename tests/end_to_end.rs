@@ -15,9 +15,9 @@ use loadmon::{Error, Report, Status};
 fn writer(dir: &Path, run_time_s: f64, chunk: u64, file: u64) -> FileWriter {
     FileWriter::new(FileWriterConfig {
         run_time_s,
-        chunk_size_mb: chunk,
-        file_size_mb: file,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: chunk << 20,
+        file_size_bytes: file << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.to_path_buf(),
         ..Default::default()
     })
@@ -202,12 +202,13 @@ fn sync_modes_write_whole_files() {
         let dir = tmp.path().join(mode.to_string());
         let w = FileWriter::new(FileWriterConfig {
             run_time_s: 1.0,
-            chunk_size_mb: 1,
-            file_size_mb: 2,
-            min_chunk_size_mb: 1,
+            chunk_size_bytes: 1 << 20,
+            file_size_bytes: 2 << 20,
+            min_chunk_size_bytes: 1 << 20,
             out_dir: dir.clone(),
             sync: mode,
             keep_files: keep,
+            ..Default::default()
         });
         let w = match (mode, w) {
             (_, Ok(w)) => w,
@@ -235,4 +236,58 @@ fn sync_modes_write_whole_files() {
             assert_eq!(std::fs::metadata(dir.join(f)).unwrap().len(), 2 << 20);
         }
     }
+}
+
+/// `--jobs 3`: the server's report has each stream's figures, and they add up to the client's.
+#[test]
+fn a_client_with_streams_reports_each_and_their_sums_are_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ServerHandle::start(ServerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let w = FileWriter::new(FileWriterConfig {
+        run_time_s: 0.6,
+        chunk_size_bytes: 64 << 10,
+        file_size_bytes: 256 << 10,
+        min_chunk_size_bytes: 4 << 10,
+        out_dir: tmp.path().to_path_buf(),
+        keep_files: KeepFiles::All,
+        jobs: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    let result = ClientHandle::spawn(fast(server.port()), w)
+        .unwrap()
+        .join(Some(WAIT))
+        .unwrap();
+    let report = server.wait(Some(WAIT)).unwrap();
+    let c = &report.clients[0];
+    assert_eq!(c.status, Status::Pass);
+    // file_stats rounds the sub-MB sizes up (a seed peer reads whole MB only).
+    assert_eq!((c.chunk_size_mb, c.file_size_mb), (1, 1));
+    let streams: Vec<u32> = c.streams.iter().map(|s| s.stream).collect();
+    assert_eq!(streams, [0, 1, 2]);
+    let bytes: u64 = c.streams.iter().map(|s| s.bytes_written).sum();
+    let files: u64 = c.streams.iter().map(|s| s.files_written).sum();
+    assert_eq!((bytes, files), (result.bytes_written, result.files_written));
+    assert_eq!((c.bytes_written, c.files_written), (bytes, files));
+    for s in &c.streams {
+        assert!(s.files_written > 0 && s.throughput_mb_s > 0.0, "{s:?}");
+        assert!(
+            s.chunk_p50_ms.is_some() && s.chunk_max_ms >= s.chunk_p99_ms,
+            "{s:?}"
+        );
+    }
+    let on_disk = data_files(tmp.path());
+    assert_eq!(on_disk.len() as u64, files);
+    for name in &on_disk {
+        let stream = name.split('_').nth(2).unwrap();
+        assert!(["0", "1", "2"].contains(&stream), "{name}");
+    }
+    // The JSON has them; the CSV has no column for a list.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["clients"][0]["streams"][2]["stream"], 2);
+    assert!(!report.to_csv().contains("streams"));
 }

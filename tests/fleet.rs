@@ -34,11 +34,11 @@ fn plan_args(plan: &Plan) -> Vec<String> {
         "-r".into(),
         plan.run_time_s.to_string(),
         "-c".into(),
-        plan.chunk_size_mb.to_string(),
+        loadmon::units::format_size(plan.chunk_size_bytes),
         "-f".into(),
-        plan.file_size_mb.to_string(),
+        loadmon::units::format_size(plan.file_size_bytes),
         "--min-chunksize".into(),
-        plan.min_chunk_size_mb.to_string(),
+        loadmon::units::format_size(plan.min_chunk_size_bytes),
         "--keep-files".into(),
         plan.keep_files.to_string(),
     ]
@@ -395,7 +395,7 @@ fn a_stay_worker_runs_two_plans_on_one_port_then_stops_on_sigterm() {
         .collect();
     args.extend(["--expect-clients".to_string(), "1".into()]);
     args.extend(plan_args(&Plan {
-        file_size_mb: 3,
+        file_size_bytes: 3 << 20,
         ..small_plan(1.0)
     }));
     let second = ServerProc::start(dir.path(), &args);
@@ -435,9 +435,9 @@ fn a_worker_whose_plan_cannot_run_here_is_failed_in_the_report() {
     // a millisecond: the worker's probe says so.
     let plan = Plan {
         run_time_s: 0.001,
-        chunk_size_mb: 16,
-        file_size_mb: 16,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 16 << 20,
+        file_size_bytes: 16 << 20,
+        min_chunk_size_bytes: 1 << 20,
         ..Plan::default()
     };
     // The fleet waits for a ready worker; the start timeout ends the wait.
@@ -476,9 +476,9 @@ fn a_stay_worker_whose_plan_fails_does_not_rejoin_that_run() {
     let dir = tempfile::tempdir().unwrap();
     let plan = Plan {
         run_time_s: 0.001,
-        chunk_size_mb: 16,
-        file_size_mb: 16,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 16 << 20,
+        file_size_bytes: 16 << 20,
+        min_chunk_size_bytes: 1 << 20,
         ..Plan::default()
     };
     let mut args: Vec<String> = ["--expect-clients", "1", "--start-timeout", "3"]
@@ -524,7 +524,7 @@ fn plan_options_need_fleet_mode_and_are_bounded() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(
         err.trim(),
-        "loadmon: invalid configuration: the plan options (run_time_s, chunk_size_mb) set a \
+        "loadmon: invalid configuration: the plan options (run_time_s, chunk_size_bytes) set a \
          fleet's plan: they need --expect-clients"
     );
     let (code, err) = run(&["--expect-clients", "2", "-r", "1e300"]);
@@ -565,8 +565,8 @@ fn plan_options_need_fleet_mode_and_are_bounded() {
             ..Plan::default()
         },
         Plan {
-            file_size_mb: u64::MAX,
-            chunk_size_mb: 10,
+            file_size_bytes: u64::MAX,
+            chunk_size_bytes: 10 << 20,
             ..Plan::default()
         },
     ] {
@@ -669,9 +669,9 @@ async fn a_plain_loadmon_client_waits_at_the_barrier_past_its_handshake_timeout(
     let server = TestServer::start(fleet_server(2, small_plan(0.3), ServerConfig::default())).await;
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s: 0.3,
-        chunk_size_mb: 1,
-        file_size_mb: 1,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 1 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().join("plain"),
         ..Default::default()
     })

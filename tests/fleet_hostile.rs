@@ -129,7 +129,7 @@ async fn a_plan_with_edge_numbers_is_refused_by_the_worker_before_it_allocates_o
         // Parsed, then refused by the file writer's rules (no chunk buffer is made).
         (
             plan_with(&[("chunksize", "0"), ("min_chunksize", "0")]),
-            "chunk size must be at least 1 MB",
+            "chunk size must be at least 512 bytes, not 0 MB",
         ),
         (
             plan_with(&[("chunksize", "2"), ("filesize", "1")]),
@@ -740,8 +740,8 @@ async fn a_plan_beyond_a_limit_is_failed_in_the_report_and_one_within_the_limits
     use loadmon::Status;
     let dir = tempfile::tempdir().unwrap();
     let plan = loadmon::plan::Plan {
-        chunk_size_mb: 2,
-        file_size_mb: 4,
+        chunk_size_bytes: 2 << 20,
+        file_size_bytes: 4 << 20,
         ..common::small_plan(0.5)
     };
     let fleet = || ServerConfig {

@@ -171,6 +171,20 @@ fn figures_a_peer_could_not_measure_are_absent_everywhere_never_zero() {
         "loadmon_device_write_bytes_per_second{{client_id=\"{full_id}\"}} 429916160\n"
     )));
     promtool_accepts(&metrics);
+    // /api/io: each client's points, null where it could not measure (never a made-up zero).
+    let io: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/io"))).unwrap();
+    let point = |id: u32| {
+        io.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no io series of {id}: {io}"))["samples"][0]
+            .clone()
+    };
+    assert_eq!(point(full_id)["util_pct"], 87.5, "{io}");
+    assert_eq!(point(full_id)["write_await_ms"], 12.25, "{io}");
+    assert!(point(blind_id)["util_pct"].is_null(), "{io}");
+    assert_eq!(point(blind_id)["dirty_bytes"], 1_048_576, "{io}");
     blind.write_all(b"done\n").unwrap();
     full.write_all(b"done\n").unwrap();
     let report = server.wait(Some(WAIT)).expect("report");
@@ -268,9 +282,9 @@ fn a_real_client_reports_the_device_under_its_directory_or_its_absence() {
     let (server, base) = http_server();
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s: 2.6,
-        chunk_size_mb: 1,
-        file_size_mb: 4,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 4 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         ..Default::default()
     })

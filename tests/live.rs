@@ -65,9 +65,9 @@ fn get_json(url: &str) -> Value {
 fn test_client(port: u16, dir: &std::path::Path, run_time_s: f64) -> ClientHandle {
     let writer = FileWriter::new(FileWriterConfig {
         run_time_s,
-        chunk_size_mb: 1,
-        file_size_mb: 2,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 2 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.to_path_buf(),
         ..Default::default()
     })
@@ -367,8 +367,31 @@ fn the_dashboard_in_headless_chromium_lists_the_clients_and_charts_their_samples
     };
     let all = points("all");
     assert!(all.len() == 1 && all[0] >= 1, "{all:?} {dom}");
-    let lines: Vec<u32> = ["100", "101"].iter().flat_map(|c| points(c)).collect();
-    assert_eq!(lines.len(), 4, "{dom}");
+    // Throughput and CPU: the charts before the host I/O ones.
+    let io_at = dom
+        .find("id=\"chart-io-util\"")
+        .expect("the host I/O charts");
+    // Each client's first two lines: the throughput and CPU charts come first.
+    let lines: Vec<u32> = ["100", "101"]
+        .iter()
+        .flat_map(|c| points(c).into_iter().take(2))
+        .collect();
+    let before_io = |client: &str| {
+        dom[..io_at]
+            .matches(&format!("class=\"series\" data-client=\"{client}\""))
+            .count()
+    };
+    assert_eq!(before_io("100") + before_io("101"), 4, "{dom}");
+    // The host I/O charts (issue 21): a line per client where the temp dir has a block
+    // device (utilisation and write wait), else "n/a".
+    let io_lines = dom[io_at..]
+        .matches("class=\"series\" data-client=")
+        .count();
+    if loadmon::hostio::device_of(dir.path()).is_some() {
+        assert!(io_lines >= 2, "{}", &dom[io_at..]);
+    } else {
+        assert!(dom[io_at..].contains("n/a: no client measured it"), "{dom}");
+    }
     assert!(lines.iter().all(|n| *n >= 3), "{lines:?}");
     assert!(dom.matches("<circle").count() >= 12);
     // The fleet's merged latency percentiles over time (issue 21): p50, p99, p99.9 lines.
@@ -684,5 +707,16 @@ fn a_12_s_fleet_of_3_workers_is_measured_every_second_in_the_api_dashboard_and_r
         }
     }
     assert!(dashboard.contains("measured each second"), "{dashboard}");
+    // The host I/O charts: a line per client where the temp dir has a block device, else
+    // "n/a" (never an empty frame or a made-up zero).
+    let util = &dashboard[dashboard.find("id=\"chart-io-util\"").expect("io chart")..];
+    let util = &util[..util.find("</svg>").unwrap()];
+    if loadmon::hostio::device_of(dir.path()).is_some() {
+        for id in [100, 101, 102] {
+            assert!(first_line_points(util, &id.to_string()) >= 10, "{util}");
+        }
+    } else {
+        assert!(util.contains("n/a: no client measured it"), "{util}");
+    }
     server.control().close_http();
 }

@@ -184,9 +184,9 @@ fn clients_sharing_a_process_add_up_to_no_more_than_it() {
         .map(|(i, &(chunk, file))| {
             let w = FileWriter::new(FileWriterConfig {
                 run_time_s: 1.0,
-                chunk_size_mb: chunk,
-                file_size_mb: file,
-                min_chunk_size_mb: 1,
+                chunk_size_bytes: chunk << 20,
+                file_size_bytes: file << 20,
+                min_chunk_size_bytes: 1 << 20,
                 out_dir: dir.path().join(format!("c{i}")),
                 ..Default::default()
             })
@@ -228,9 +228,9 @@ fn a_client_that_shared_its_process_and_finished_last_is_not_reported_alone() {
     let client = |name: &str, run_time_s: f64| {
         let w = FileWriter::new(FileWriterConfig {
             run_time_s,
-            chunk_size_mb: 1,
-            file_size_mb: 1,
-            min_chunk_size_mb: 1,
+            chunk_size_bytes: 1 << 20,
+            file_size_bytes: 1 << 20,
+            min_chunk_size_bytes: 1 << 20,
             out_dir: dir.path().join(name),
             ..Default::default()
         })
@@ -289,9 +289,9 @@ fn files_are_numbered_from_zero_as_the_seed_numbered_them() {
     let dir = tempfile::tempdir().unwrap();
     let w = FileWriter::new(FileWriterConfig {
         run_time_s: 0.3,
-        chunk_size_mb: 1,
-        file_size_mb: 16,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 16 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         keep_files: KeepFiles::All,
         ..Default::default()
@@ -329,9 +329,9 @@ fn many_writers_of_one_process_validate_in_one_out_dir() {
             std::thread::spawn(move || {
                 FileWriter::new(FileWriterConfig {
                     run_time_s: 30.0,
-                    chunk_size_mb: 4,
-                    file_size_mb: 8,
-                    min_chunk_size_mb: 1,
+                    chunk_size_bytes: 4 << 20,
+                    file_size_bytes: 8 << 20,
+                    min_chunk_size_bytes: 1 << 20,
                     out_dir,
                     ..Default::default()
                 })
@@ -399,9 +399,9 @@ fn a_real_client_block_has_the_seeds_format() {
     let dir = tempfile::tempdir().unwrap();
     let w = FileWriter::new(FileWriterConfig {
         run_time_s: 0.5,
-        chunk_size_mb: 1,
-        file_size_mb: 2,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 2 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         ..Default::default()
     })

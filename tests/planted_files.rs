@@ -88,9 +88,9 @@ impl Shared {
 fn writer(out_dir: &Path, run_time_s: f64) -> FileWriter {
     FileWriter::new(FileWriterConfig {
         run_time_s,
-        chunk_size_mb: 1,
-        file_size_mb: 1,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 1 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: out_dir.to_path_buf(),
         ..Default::default()
     })
@@ -182,9 +182,9 @@ fn a_fifo_planted_at_the_next_data_file_name_fails_the_client_at_once() {
 fn big_chunk_server() -> ServerHandle {
     let plan = Plan {
         run_time_s: 100_000.0,
-        chunk_size_mb: 1024,
-        file_size_mb: 2048,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1024 << 20,
+        file_size_bytes: 2048 << 20,
+        min_chunk_size_bytes: 1 << 20,
         ..Plan::default()
     };
     ServerHandle::start(ServerConfig {
@@ -269,9 +269,9 @@ fn a_probe_that_shows_two_files_cannot_fit_ends_without_writing_its_whole_chunks
     // 2 GiB chunks, 2 files in 0.5 s: a chunk write over 0.25 s already shows the rule fails.
     let e = FileWriter::new(FileWriterConfig {
         run_time_s: 0.5,
-        chunk_size_mb: 2048,
-        file_size_mb: 2048,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 2048 << 20,
+        file_size_bytes: 2048 << 20,
+        min_chunk_size_bytes: 1 << 20,
         out_dir: dir.path().to_path_buf(),
         ..Default::default()
     })

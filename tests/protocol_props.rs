@@ -46,11 +46,12 @@ fn plan() -> impl Strategy<Value = Plan> {
         .prop_map(
             |(run_time_s, chunk, file, min_chunk, sync, keep_files)| Plan {
                 run_time_s,
-                chunk_size_mb: chunk,
-                file_size_mb: file,
-                min_chunk_size_mb: min_chunk,
+                chunk_size_bytes: chunk << 20,
+                file_size_bytes: file << 20,
+                min_chunk_size_bytes: min_chunk << 20,
                 sync,
                 keep_files,
+                ..Plan::default()
             },
         )
 }
@@ -248,7 +249,7 @@ proptest! {
                 // What the plan's codec takes is within the wire's bounds.
                 if let Some(Ok((_, p))) = match &m { Message::Plan(w) => Some(Plan::from_wire(w)), _ => None } {
                     prop_assert!(p.run_time_s > 0.0 && p.run_time_s <= MAX_RUN_TIME_S);
-                    prop_assert!(p.file_size_mb <= MAX_SIZE_MB);
+                    prop_assert!(p.file_size_bytes <= MAX_SIZE_MB << 20);
                 }
                 prop_assert_eq!(Message::parse(&m.encode()), Ok(m));
             }

@@ -172,8 +172,11 @@ class Server:
 
 @final
 class TestClient:
-    """The file-writing test client. The constructor applies the seed's validation (chunk >=
-    min_chunk_size, chunk <= file, a timed probe showing >= 2 files fit) and raises ConfigError.
+    """The file-writing test client. Sizes are an int of MB or a text with a unit ("4k",
+    "256k", "1m", "1g"); ``jobs`` streams each write their own files; ``iodepth`` writes in
+    flight per stream; ``rate`` the pace in MB/s (None: as fast as possible). The constructor
+    applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a timed probe
+    showing >= 2 files per stream fit) and raises ConfigError.
     A context manager: started on enter; on exit the run is waited for (cancelled first if the
     block raised)."""
 
@@ -182,12 +185,12 @@ class TestClient:
         host: str | None = "127.0.0.1",
         port: int | None = 1234,
         run_time: float | None = 15.0,
-        chunk_size: int | None = 10,
-        file_size: int | None = 50,
+        chunk_size: int | str | None = 10,
+        file_size: int | str | None = 50,
         out_dir: _Path | None = "client_files",
         sync: Literal["none", "file", "direct"] | None = "none",
         keep_files: int | Literal["all"] | None = 2,
-        min_chunk_size: int | None = 10,
+        min_chunk_size: int | str | None = 10,
         heartbeat_period: float | None = 5.0,
         stats_period: float | None = 10.0,
         connect_timeout: float | None = 5.0,
@@ -196,6 +199,9 @@ class TestClient:
         allow_clear_token: bool | None = False,
         handshake_timeout: float | None = 10.0,
         max_line_bytes: int | None = 4096,
+        jobs: int | None = 1,
+        iodepth: int | None = 1,
+        rate: float | None = None,
     ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
@@ -217,11 +223,17 @@ class TestClient:
     @property
     def run_time(self) -> float: ...
     @property
-    def chunk_size(self) -> int: ...
+    def chunk_size(self) -> int | str: ...
     @property
-    def file_size(self) -> int: ...
+    def file_size(self) -> int | str: ...
     @property
-    def min_chunk_size(self) -> int: ...
+    def min_chunk_size(self) -> int | str: ...
+    @property
+    def jobs(self) -> int: ...
+    @property
+    def iodepth(self) -> int: ...
+    @property
+    def rate(self) -> float | None: ...
     @property
     def out_dir(self) -> Path: ...
     @property

@@ -12,6 +12,7 @@ import enum
 import json as _json
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from loadmon import _loadmon
@@ -28,6 +29,18 @@ __all__ = [
 ]
 
 _PLAN_DEFAULTS: dict[str, Any] = _loadmon.defaults()["plan"]
+
+_MIB = 1 << 20
+
+
+def _size(n_bytes: int) -> int | str:
+    """A size in bytes as Plan and TestClient show it: an int of MB when whole, else a text
+    with a unit (``"256k"``, ``"1000b"``)."""
+    if n_bytes % _MIB == 0:
+        return n_bytes // _MIB
+    if n_bytes % 1024 == 0:
+        return f"{n_bytes // 1024}k"
+    return f"{n_bytes}b"
 
 
 class Status(enum.StrEnum):
@@ -172,6 +185,11 @@ class ClientInfo:
     """Longest chunk write over the run (as ``chunk_p90_ms``)."""
     chunk_writes: int | None = None
     """Chunk writes in the client's merged histograms (as ``chunk_p90_ms``)."""
+    streams: tuple[Mapping[str, Any], ...] | None = None
+    """Each writer stream's own figures, for a client that wrote from several (``jobs``), in
+    stream order: ``stream``, ``bytes_written``, ``files_written``, ``throughput_mb_s``,
+    ``chunk_p50_ms``, ``chunk_p99_ms``, ``chunk_max_ms``; the client's figures are their sums.
+    None for a client with one stream."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 
@@ -182,6 +200,8 @@ class ClientInfo:
         kw["status"] = Status(d["status"])
         kw["start_time"] = _time(d.get("start_time"))
         kw["end_time"] = _time(d.get("end_time"))
+        if "streams" in d:
+            kw["streams"] = tuple(_freeze(x) for x in d["streams"])
         return cls(**kw, json=_json.dumps(d))
 
     def to_dict(self) -> dict[str, Any]:
@@ -328,16 +348,22 @@ class Plan:
 
     run_time: float = _PLAN_DEFAULTS["run_time"]
     """How long to write, seconds."""
-    chunk_size: int = _PLAN_DEFAULTS["chunk_size"]
-    """Size of one write, MB."""
-    file_size: int = _PLAN_DEFAULTS["file_size"]
-    """Size of one file, MB."""
-    min_chunk_size: int = _PLAN_DEFAULTS["min_chunk_size"]
-    """Smallest chunk allowed, MB."""
+    chunk_size: int | str = _PLAN_DEFAULTS["chunk_size"]
+    """Size of one write: an int of MB, or a text with a unit ("4k", "256k", "1m")."""
+    file_size: int | str = _PLAN_DEFAULTS["file_size"]
+    """Size of one file: an int of MB, or a text with a unit."""
+    min_chunk_size: int | str = _PLAN_DEFAULTS["min_chunk_size"]
+    """Smallest chunk allowed: an int of MB, or a text with a unit."""
     sync: Literal["none", "file", "direct"] = _PLAN_DEFAULTS["sync"]
     """Durability mode."""
     keep_files: int | Literal["all"] = _PLAN_DEFAULTS["keep_files"]
-    """Finished files each worker keeps: an int, or "all"."""
+    """Finished files each worker keeps per stream: an int, or "all"."""
+    jobs: int = _PLAN_DEFAULTS["jobs"]
+    """Writer streams of each worker, each with its own files."""
+    iodepth: int = _PLAN_DEFAULTS["iodepth"]
+    """Writes in flight per stream."""
+    rate: float | None = _PLAN_DEFAULTS["rate"]
+    """The fleet's pace, MB/s, split across its workers; None: as fast as possible."""
 
     def __post_init__(self) -> None:
         _loadmon._check_plan(self)
@@ -347,11 +373,14 @@ class Plan:
         keep = d["keep_files"]
         return cls(
             run_time=d["run_time_s"],
-            chunk_size=d["chunk_size_mb"],
-            file_size=d["file_size_mb"],
-            min_chunk_size=d["min_chunk_size_mb"],
+            chunk_size=_size(d["chunk_size_bytes"]),
+            file_size=_size(d["file_size_bytes"]),
+            min_chunk_size=_size(d["min_chunk_size_bytes"]),
             sync=d["sync"],
             keep_files=keep if keep == "all" else int(keep),
+            jobs=d.get("jobs", 1),
+            iodepth=d.get("iodepth", 1),
+            rate=d.get("rate_mb_s"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -64,6 +64,7 @@ impl Client {
         // `crate::stats`). Its memory is the process's, shared with the other clients
         // registered in it (the sampler holds this one's registration for the whole run).
         let cpu = ClientCpu::new();
+        let ctx = ctx.with_cpu(cpu.clone());
         let sampler = Sampler::for_client(cpu.clone(), ProcessClient::register());
         let host_io = loadmon_server.then(|| HostIoTask::start(workload.data_dir()));
         // However this future ends (dropped by a timeout or a select! included), the workload
@@ -215,6 +216,9 @@ impl Tasks<'_> {
     async fn stats(&mut self) {
         let work = self.cpu.start_work();
         let s = self.sample();
+        for m in &self.stream_lines() {
+            self.conn.feed(m);
+        }
         for m in &stats_batch(self.control.counters(), &s) {
             self.conn.feed(m);
         }
@@ -248,6 +252,16 @@ impl Tasks<'_> {
         self.log
             .debug(|| format!("CPU sample: {:.2} % over {covered_s:.3} s", s.cpu_pct));
         s
+    }
+
+    /// Each stream's `stream_stats` line (a workload that writes from several streams), to a
+    /// loadmon server only: sent with each stats sample.
+    fn stream_lines(&self) -> Vec<Message> {
+        if self.loadmon_server {
+            self.control.counters().stream_stats()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Every second of the run, to a loadmon server: the 1-s lines, fed together and flushed
@@ -372,6 +386,7 @@ impl Tasks<'_> {
                 // The last second's lines: the run's last bytes, however short the second.
                 tail.extend(self.second_lines());
             }
+            tail.extend(self.stream_lines());
             tail.extend(stats_batch(self.control.counters(), &s));
             self.stats_sent += 1;
             tail.push(match &verdict {

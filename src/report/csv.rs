@@ -60,11 +60,23 @@ impl Report {
 
 /// The CSV columns: [`ClientReport`]'s field names as its serde derive has them, in order.
 fn columns() -> &'static [&'static str] {
-    let mut names: &'static [&'static str] = &[];
-    // The probe always ends in an error, once it has the names.
-    let _ = ClientReport::deserialize(FieldNames(&mut names));
-    names
+    static COLUMNS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let mut names: &'static [&'static str] = &[];
+        // The probe always ends in an error, once it has the names.
+        let _ = ClientReport::deserialize(FieldNames(&mut names));
+        // A list has no cell: the per-stream figures are the JSON report's.
+        names
+            .iter()
+            .copied()
+            .filter(|n| !NOT_COLUMNS.contains(n))
+            .collect()
+    })
 }
+
+/// [`ClientReport`]'s fields that are lists, not cells (left out of every row by
+/// [`csv_safe`]).
+const NOT_COLUMNS: [&str; 1] = ["streams"];
 
 /// A deserializer that only takes a struct's field names (which a derived `Deserialize` hands
 /// to [`Deserializer::deserialize_struct`]) and refuses everything else.
@@ -109,6 +121,8 @@ fn text_cells(c: &mut ClientReport) -> [&mut Option<String>; 5] {
 /// `c` with every text cell made safe for a spreadsheet (see [`Report::to_csv`]).
 fn csv_safe(c: &ClientReport) -> ClientReport {
     let mut c = c.clone();
+    // Left out (empty lists are not serialized): see NOT_COLUMNS.
+    c.streams = Vec::new();
     for s in text_cells(&mut c) {
         if let Some(t) = s.as_mut().filter(|t| is_formula(t)) {
             t.insert(0, '\'');

@@ -29,7 +29,8 @@ mod types;
 
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
-    ClientReport, Report, Status, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS, STOPPED_REASON,
+    ClientReport, Report, Status, StreamReport, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS,
+    STOPPED_REASON,
 };
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).

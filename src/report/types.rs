@@ -182,6 +182,31 @@ pub struct ClientReport {
     /// Chunk writes in the client's merged histograms (as `chunk_p90_ms`).
     #[serde(default)]
     pub chunk_writes: Option<u64>,
+    /// Each writer stream's own figures, for a client that writes from several (`--jobs`;
+    /// its `stream_stats` lines), in stream order: the client's figures above are their sums
+    /// and merges. Empty (and left out of the JSON, and never a CSV column) for a client
+    /// with one stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamReport>,
+}
+
+/// One writer stream of a client (see [`ClientReport::streams`]).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamReport {
+    /// The stream, from 0 (its files are `client_<id>_<stream>_<n>_<stamp>`).
+    pub stream: u32,
+    /// Bytes it wrote.
+    pub bytes_written: u64,
+    /// Whole files it wrote.
+    pub files_written: u64,
+    /// `bytes_written` in MiB over the client's `time_ran_s` (0 when it did not run).
+    pub throughput_mb_s: f64,
+    /// Its median chunk write latency, ms (`None` before its first write).
+    pub chunk_p50_ms: Option<f64>,
+    /// Its 99th percentile chunk write latency, ms.
+    pub chunk_p99_ms: Option<f64>,
+    /// Its longest chunk write, ms.
+    pub chunk_max_ms: Option<f64>,
 }
 
 /// Above this clock offset, either way, milliseconds, a client's clock is warned about (in

@@ -52,6 +52,16 @@ impl ServerControl {
             .collect()
     }
 
+    /// Each client's host I/O view so far (`io` lines; see [`crate::hostio`]), on the
+    /// server's timeline.
+    pub fn io_series(&self) -> Vec<crate::series::ClientIoSeries> {
+        self.shared
+            .cells()
+            .iter()
+            .filter_map(|cell| lock_cell(cell).io_series_report())
+            .collect()
+    }
+
     /// The fleet's chunk write latencies so far (`lat` lines) as a Prometheus histogram
     /// (buckets of [`crate::latency::BUCKET_BOUNDS_S`]); `None` before any.
     pub fn latency_buckets(&self) -> Option<crate::latency::PrometheusHistogram> {

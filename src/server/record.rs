@@ -16,8 +16,8 @@ use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries};
-use crate::protocol::MAX_UNIX_US;
-use crate::report::{ClientReport, Status};
+use crate::protocol::{StreamStats, MAX_UNIX_US};
+use crate::report::{ClientReport, Status, StreamReport};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
 use hdrhistogram::Histogram;
@@ -56,8 +56,9 @@ pub(crate) struct ClientRecord {
     pub proc_reports: u64,
     pub cpu_core_total: f64,
     // Touched by `tput` (every second, loadmon clients only).
-    /// The 1-s throughput from `tput` reports.
-    pub tput: TputSeries,
+    /// The 1-s throughput from `tput` reports (boxed, once the first arrives: a seed client
+    /// sends none, and costs one pointer).
+    pub tput: Option<Box<TputSeries>>,
     pub rss_total: f64,
     // Touched by the clock exchange (every 10 s) and by the conversion of client times.
     /// The server's timeline: its wall clock when it started, Unix µs
@@ -67,8 +68,9 @@ pub(crate) struct ClientRecord {
     /// none, and costs one pointer).
     pub clock: Option<Box<ClockFilter>>,
     // The host's I/O view (`io` lines).
-    /// The client's `io` samples over time, on the server's timeline.
-    pub io_series: IoSeries,
+    /// The client's `io` samples over time, on the server's timeline (boxed, once the first
+    /// arrives).
+    pub io_series: Option<Box<IoSeries>>,
     // Touched by `lat` lines (loadmon clients only).
     /// The client's chunk write latencies (`lat`), once it sent one.
     pub latency: Option<Box<ClientLatency>>,
@@ -108,8 +110,8 @@ impl ClientRecord {
             rss_total: 0.0,
             timeline_origin_us: 0,
             clock: None,
-            io_series: IoSeries::default(),
-            tput: TputSeries::default(),
+            io_series: None,
+            tput: None,
             latency: None,
         }
     }
@@ -132,7 +134,9 @@ impl ClientRecord {
                 .map_or(bytes_written, |b| b.max(bytes_written)),
         );
         let t_s = self.server_time_s(t_ms as f64);
-        self.tput.record(t_s, bytes_written);
+        self.tput
+            .get_or_insert_with(Box::default)
+            .record(t_s, bytes_written);
     }
 
     /// The client's id.
@@ -174,8 +178,12 @@ impl ClientRecord {
             // A finished client's record stops growing: its series keeps what it has, in
             // no more memory than it needs.
             self.series.shrink_to_fit();
-            self.tput.shrink_to_fit();
-            self.io_series.shrink_to_fit();
+            if let Some(t) = &mut self.tput {
+                t.shrink_to_fit();
+            }
+            if let Some(io) = &mut self.io_series {
+                io.shrink_to_fit();
+            }
         }
         Some(EventKind::StatusChanged {
             client_id: self.row.id,
@@ -268,6 +276,26 @@ impl ClientRecord {
         self.row.chunk_p99_ms = Some(chunk_p99_us as f64 / 1000.0);
     }
 
+    /// `stream_stats`: one writer stream's figures so far (the latest line of each stream is
+    /// the one shown; at most 256 streams, the protocol's bound).
+    pub(crate) fn stream_stats(&mut self, s: &StreamStats) {
+        let ms = |us: u64| (s.bytes_written > 0 || us > 0).then(|| us as f64 / 1000.0);
+        let row = StreamReport {
+            stream: s.stream,
+            bytes_written: s.bytes_written,
+            files_written: s.files_written,
+            throughput_mb_s: 0.0,
+            chunk_p50_ms: ms(s.chunk_p50_us),
+            chunk_p99_ms: ms(s.chunk_p99_us),
+            chunk_max_ms: ms(s.chunk_max_us),
+        };
+        let streams = &mut self.row.streams;
+        match streams.binary_search_by_key(&s.stream, |r| r.stream) {
+            Ok(i) => streams[i] = row,
+            Err(i) => streams.insert(i, row),
+        }
+    }
+
     /// `clock:<c0>`, `since_start` after the server started: returns the server's time for
     /// the answer (`s1`, Unix µs on the server's timeline), remembered for the sample.
     pub(crate) fn clock_ask(&mut self, c0_us: u64, since_start: Duration) -> u64 {
@@ -318,16 +346,17 @@ impl ClientRecord {
         self.row.files_written
     }
 
-    /// The client's own count (`write_stats`), but never less than the whole files it reported:
-    /// `file_roll` arrives at once, `write_stats` only every stats period, and a seed client
-    /// sends no `write_stats` at all.
+    /// The client's own count (`write_stats`, `tput`: every second from a loadmon client), or,
+    /// for a client that tells none (a seed client), its whole files times its file size. A
+    /// loadmon client's count is exact, and the only exact one when its sizes are not whole
+    /// MiB (`file_stats` carries them rounded up).
     pub(crate) fn bytes_written(&self) -> u64 {
         let whole_files = self
             .row
             .files_written
             .saturating_mul(self.row.file_size_mb)
             .saturating_mul(1 << 20);
-        self.reported_bytes.unwrap_or(0).max(whole_files)
+        self.reported_bytes.unwrap_or(whole_files)
     }
 
     fn time_ran_s(&self, now: Instant) -> f64 {
@@ -376,10 +405,11 @@ impl ClientRecord {
 
     /// The client's time series, if it has points.
     pub(crate) fn series_report(&self) -> Option<ClientSeries> {
-        (!self.series.is_empty() || !self.tput.is_empty()).then(|| ClientSeries {
+        let tput = self.tput.as_deref().filter(|t| !t.is_empty());
+        (!self.series.is_empty() || tput.is_some()).then(|| ClientSeries {
             id: self.row.id,
             samples: self.series.samples(),
-            tput: self.tput.points(),
+            tput: tput.map(|t| t.points()).unwrap_or_default(),
         })
     }
 
@@ -406,14 +436,21 @@ impl ClientRecord {
                 now.saturating_duration_since(self.last_heartbeat)
                     .as_secs_f64()
             }),
-            ..self.latency_row()
+            ..self.latency_row(time_ran_s)
         }
     }
 
     /// The stored row with the latency figures of the merged histogram, for a client that
     /// sent `lat` lines (its `write_stats` percentiles otherwise).
-    fn latency_row(&self) -> ClientReport {
+    fn latency_row(&self, time_ran_s: f64) -> ClientReport {
         let mut row = self.row.clone();
+        for s in &mut row.streams {
+            s.throughput_mb_s = if time_ran_s > 0.0 {
+                s.bytes_written as f64 / BYTES_PER_MB / time_ran_s
+            } else {
+                0.0
+            };
+        }
         if let Some(s) = self.latency.as_ref().and_then(|l| l.summary()) {
             row.chunk_p50_ms = Some(s.p50_ms);
             row.chunk_p99_ms = Some(s.p99_ms);
@@ -442,14 +479,17 @@ impl ClientRecord {
         row.dirty_bytes = io.dirty_bytes;
         row.writeback_bytes = io.writeback_bytes;
         let t_s = self.server_time_s(t_ms as f64);
-        self.io_series.record(t_s, io);
+        self.io_series
+            .get_or_insert_with(Box::default)
+            .record(t_s, io);
     }
 
     /// The client's host I/O series, if it sent any `io` line.
     pub(crate) fn io_series_report(&self) -> Option<ClientIoSeries> {
-        (!self.io_series.is_empty()).then(|| ClientIoSeries {
+        let io = self.io_series.as_deref().filter(|s| !s.is_empty())?;
+        Some(ClientIoSeries {
             id: self.row.id,
-            samples: self.io_series.points(),
+            samples: io.points(),
         })
     }
 }

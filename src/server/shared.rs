@@ -348,7 +348,12 @@ impl Shared {
             let c = lock_cell(&cell);
             clients.push(c.to_report(now));
             series.extend(c.series_report());
-            tput_origins.extend(c.tput.origin_s().map(|o| (c.id(), o)));
+            tput_origins.extend(
+                c.tput
+                    .as_deref()
+                    .and_then(|t| t.origin_s())
+                    .map(|o| (c.id(), o)),
+            );
             io_series.extend(c.io_series_report());
             latency_series.extend(c.latency_series_report());
             if let Some(s) = c.started {

@@ -41,12 +41,14 @@ pub fn min_interval(resolution: Duration) -> Duration {
 pub struct Reading {
     /// When the counters were read (the middle of the read).
     pub at: Instant,
-    /// CPU time of the client's writer thread(s), ns: one thread at a time, so at most one
-    /// core (0 for a process's sampler).
+    /// CPU time of the client's writer thread(s), ns (0 for a process's sampler).
     pub thread_ns: u64,
     /// CPU time of the rest that is measured, ns: the client's pieces of work on the
     /// runtime's threads, or the whole process for a process's sampler.
     pub rest_ns: u64,
+    /// The most writer threads that ran at once so far (a workload's streams): their CPU
+    /// reaches at most that many cores (0 for a process's sampler).
+    pub writer_threads: u32,
 }
 
 /// What one sample's CPU covers.
@@ -54,6 +56,8 @@ pub struct Reading {
 pub struct Interval {
     /// The writer thread(s)' CPU over the interval, % of one core.
     pub thread_pct: f64,
+    /// The most writer threads that ran at once (at least 1 counted for the bound).
+    pub writer_threads: u32,
     /// The rest's CPU over the interval, % of one core.
     pub rest_pct: f64,
     /// The wall time covered.
@@ -91,6 +95,7 @@ impl Window {
             at: now.at.max(last.at),
             thread_ns: now.thread_ns.max(last.thread_ns),
             rest_ns: now.rest_ns.max(last.rest_ns),
+            writer_threads: now.writer_threads.max(last.writer_threads),
         };
         let i = self
             .readings
@@ -108,6 +113,7 @@ impl Window {
         };
         let interval = Interval {
             thread_pct: pct(now.thread_ns, base.thread_ns),
+            writer_threads: now.writer_threads,
             rest_pct: pct(now.rest_ns, base.rest_ns),
             wall,
             folded: i + 1 < self.readings.len(),
@@ -202,8 +208,8 @@ impl fmt::Display for Note {
 }
 
 /// The sample's CPU figures from `interval` on a machine of `cores` logical cores: `(cpu_pct,
-/// cpu_core_pct)` — % of one core, and % of every core. The writer thread(s) count at most
-/// one core and the whole at most every core: a figure above its limit by more than
+/// cpu_core_pct)` — % of one core, and % of every core. The writer threads count at most
+/// one core each (and no more than every core) and the whole at most every core: a figure above its limit by more than
 /// [`CPU_TOLERANCE_PCT`] is clamped to it and noted in `notes` (within the tolerance it is
 /// clock skew, and reported as measured).
 pub fn figures(interval: &Interval, cores: usize, notes: &mut Vec<Note>) -> (f64, f64) {
@@ -221,7 +227,12 @@ pub fn figures(interval: &Interval, cores: usize, notes: &mut Vec<Note>) -> (f64
             measured_pct
         }
     };
-    let thread_pct = clamp("writer thread", interval.thread_pct, 100.0);
+    let writers_pct = f64::from(interval.writer_threads.max(1)) * 100.0;
+    let thread_pct = clamp(
+        "writer thread",
+        interval.thread_pct,
+        writers_pct.min(cores_pct),
+    );
     let cpu_pct = clamp("process", thread_pct + interval.rest_pct, cores_pct);
     (cpu_pct, (cpu_pct * 100.0 / cores_pct).min(100.0))
 }
@@ -237,6 +248,7 @@ mod tests {
             at: t0 + Duration::from_millis(ms),
             thread_ns: thread_ms * MS,
             rest_ns: 0,
+            writer_threads: 1,
         }
     }
 
@@ -329,11 +341,29 @@ mod tests {
     fn figures_above_the_hardware_are_clamped_and_noted() {
         let i = |thread_pct, rest_pct| Interval {
             thread_pct,
+            writer_threads: 1,
             rest_pct,
             wall: Duration::from_secs(1),
             folded: false,
         };
         let mut notes = Vec::new();
+        // Four stream threads on 8 cores may use four of them.
+        let streams = Interval {
+            writer_threads: 4,
+            ..i(390.0, 2.0)
+        };
+        assert_eq!(figures(&streams, 8, &mut notes), (392.0, 49.0));
+        assert!(notes.is_empty());
+        let busy = Interval {
+            writer_threads: 4,
+            ..i(390.0, 20.0)
+        };
+        assert_eq!(
+            figures(&busy, 2, &mut notes).0,
+            200.0,
+            "no more than every core"
+        );
+        notes.clear();
         assert_eq!(figures(&i(99.0, 0.5), 2, &mut notes), (99.5, 49.75));
         assert_eq!(figures(&i(103.0, 0.0), 2, &mut notes), (103.0, 51.5));
         assert!(notes.is_empty());

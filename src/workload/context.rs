@@ -1,5 +1,6 @@
 //! A run's [`Context`] (the workload's side) and its [`RunControl`] (the client's side).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,17 @@ pub(crate) struct Counters {
     latency_us: Mutex<Histogram<u64>>,
     /// The writes since the last `lat` line ([`Counters::take_interval`]).
     interval: Mutex<Interval>,
+    /// Each stream's own figures, for a workload that writes from several
+    /// ([`Context::stream`]); empty otherwise.
+    streams: Mutex<BTreeMap<u32, StreamCounters>>,
+}
+
+/// One stream's figures: its share of the client's.
+#[derive(Debug)]
+struct StreamCounters {
+    bytes_written: u64,
+    files_written: u64,
+    latency_us: Histogram<u64>,
 }
 
 /// The chunk write latencies of the interval in progress, and when it began.
@@ -42,6 +54,48 @@ impl Counters {
                 t0_ms: crate::units::unix_ms(),
                 latency_us: crate::latency::new_histogram(),
             }),
+            streams: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// One `stream_stats` line per stream so far, in stream order (none for a workload that
+    /// writes from one stream).
+    pub(crate) fn stream_stats(&self) -> Vec<Message> {
+        let Ok(streams) = self.streams.lock() else {
+            return Vec::new();
+        };
+        streams
+            .iter()
+            .map(|(&stream, c)| {
+                let h = &c.latency_us;
+                let q = |x: f64| {
+                    if h.is_empty() {
+                        0
+                    } else {
+                        h.value_at_quantile(x)
+                    }
+                };
+                Message::StreamStats(crate::protocol::StreamStats {
+                    stream,
+                    bytes_written: c.bytes_written,
+                    files_written: c.files_written,
+                    chunk_p50_us: q(0.5),
+                    chunk_p99_us: q(0.99),
+                    chunk_max_us: if h.is_empty() { 0 } else { h.max() },
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `f` on stream `stream`'s figures (created at its first use).
+    fn on_stream(&self, stream: u32, f: impl FnOnce(&mut StreamCounters)) {
+        if let Ok(mut streams) = self.streams.lock() {
+            let c = streams.entry(stream).or_insert_with(|| StreamCounters {
+                bytes_written: 0,
+                files_written: 0,
+                latency_us: crate::latency::new_histogram(),
+            });
+            f(c);
         }
     }
 
@@ -127,6 +181,10 @@ pub struct Context {
     /// Set once the run is over: the context is dead (its reports are refused).
     finished: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    /// The stream this context's reports also count for ([`Context::stream`]).
+    stream: Option<u32>,
+    /// The client's CPU account, where its writer threads register ([`Context::writer_thread`]).
+    cpu: Option<Arc<crate::stats::ClientCpu>>,
 }
 
 impl Context {
@@ -153,8 +211,52 @@ impl Context {
             stopped: control.stopped.clone(),
             finished: control.finished.clone(),
             counters: control.counters.clone(),
+            stream: None,
+            cpu: None,
         };
         (ctx, control, rx)
+    }
+
+    /// The context with the client's CPU account: the threads a workload writes from
+    /// register there ([`Context::writer_thread`]).
+    pub(crate) fn with_cpu(mut self, cpu: Arc<crate::stats::ClientCpu>) -> Context {
+        self.cpu = Some(cpu);
+        self
+    }
+
+    /// A context for stream `index` (0-based) of a workload that writes from several streams
+    /// (the file writer's `jobs`): what it reports counts for the client, as ever, and for
+    /// that stream too, whose own figures (bytes, files, chunk latency) a loadmon server gets
+    /// on a `stream_stats` line and shows in its report (`clients[].streams`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an index of 256 or more (the most streams a client has,
+    /// [`JOBS`](crate::config::JOBS)).
+    pub fn stream(&self, index: u32) -> Result<Context> {
+        let max = crate::config::JOBS.max;
+        if u64::from(index) >= max {
+            return Err(Error::Config(format!(
+                "stream index {index} is out of range: a client has at most {max} streams"
+            )));
+        }
+        Ok(Context {
+            stream: Some(index),
+            ..self.clone()
+        })
+    }
+
+    /// The stream this context reports for, if it is a stream's ([`Context::stream`]).
+    pub fn stream_index(&self) -> Option<u32> {
+        self.stream
+    }
+
+    /// Counts the calling thread as one of the client's writer threads while the returned
+    /// guard lives (drop it on the same thread): a workload that writes from threads of its
+    /// own calls it on each, so that their CPU is the client's. `None` where the client does
+    /// not measure its threads. The thread that runs [`Workload::run`](super::Workload::run)
+    /// is counted already.
+    pub fn writer_thread(&self) -> Option<crate::stats::WriterGuard> {
+        self.cpu.as_ref().map(crate::stats::ClientCpu::enter_writer)
     }
 
     /// [`Error::State`] once the run is over: a report after it would not reach the server.
@@ -213,6 +315,11 @@ impl Context {
     pub fn file_rollover(&self) -> Result<()> {
         self.alive()?;
         self.counters.files_written.fetch_add(1, Ordering::Relaxed);
+        if let Some(stream) = self.stream {
+            self.counters.on_stream(stream, |c| {
+                c.files_written = c.files_written.saturating_add(1)
+            });
+        }
         let _ = self.tx.send(Message::FileRoll);
         Ok(())
     }
@@ -240,6 +347,12 @@ impl Context {
         }
         if let Ok(mut i) = self.counters.interval.lock() {
             crate::latency::record_us(&mut i.latency_us, us);
+        }
+        if let Some(stream) = self.stream {
+            self.counters.on_stream(stream, |c| {
+                c.bytes_written = c.bytes_written.saturating_add(bytes);
+                crate::latency::record_us(&mut c.latency_us, us);
+            });
         }
         Ok(())
     }

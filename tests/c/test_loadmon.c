@@ -192,6 +192,28 @@ static void test_error_paths(void) {
     c = small_client(1);
     c.out_dir = NULL;
     CHECK(loadmon_test_client_run(&c, &result) == LOADMON_INVALID_ARGUMENT);
+    /* Streams, queue depth and pace: bad values name their bound. */
+    c = small_client(1);
+    CHECK(c.jobs == 1 && c.iodepth == 1 && c.rate_mb_s == LOADMON_NO_RATE);
+    c.jobs = 10000;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("jobs must be from 1 to 256, not 10000"));
+    c = small_client(1);
+    c.iodepth = 0;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("iodepth must be from 1 to 256, not 0"));
+    c = small_client(1);
+    c.rate_mb_s = 0.0;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("rate_mb_s must be a number of MB/s above 0 and at most 1000000"));
+    c = small_client(1);
+    c.rate_mb_s = 2e6;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("at most 1000000, not 2000000"));
+    c = small_client(1);
+    c.chunk_size_mb = -1;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_CONFIG);
+    CHECK(last_error_contains("chunk_size_mb must be a size from 512 bytes to 4096 MB, not -1 MB"));
 
     /* An unreachable server: an I/O error after the retry window. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -948,8 +970,8 @@ static void test_fleet(void) {
         char *summary = NULL;
         CHECK(loadmon_worker_join(w[i], 60000, &summary) == LOADMON_OK && summary != NULL);
         CHECK(summary != NULL && strstr(summary, "\"passed\": 1") != NULL);
-        CHECK(summary != NULL && strstr(summary, "\"chunk_size_mb\": 1") != NULL);
-        CHECK(summary != NULL && strstr(summary, "\"file_size_mb\": 2") != NULL);
+        CHECK(summary != NULL && strstr(summary, "\"chunk_size_bytes\": 1048576") != NULL);
+        CHECK(summary != NULL && strstr(summary, "\"file_size_bytes\": 2097152") != NULL);
         loadmon_string_free(summary);
         /* Joining again gives the same outcome. */
         CHECK(loadmon_worker_join(w[i], 0, NULL) == LOADMON_OK);
@@ -1114,7 +1136,7 @@ static void test_range_messages(void) {
     bad[n].message = "start_timeout_ms must be from 1 to 1000000000000 ms, not 0";
     bad[n].cfg.expect_clients = 2;
     bad[n++].cfg.start_timeout_ms = 0;
-    bad[n].message = "plan_chunk_size_mb must be from 1 to 4096, not -1";
+    bad[n].message = "plan_chunk_size_mb must be a size from 512 bytes to 4096 MB, not -1 MB";
     bad[n].cfg.expect_clients = 2;
     bad[n++].cfg.plan_chunk_size_mb = -1;
     for (int i = 0; i < n; i++) {
@@ -1143,7 +1165,7 @@ static void test_range_messages(void) {
     tc[n++].cfg.port = 0;
     tc[n].message = "port must be from 1 to 65535, not -1";
     tc[n++].cfg.port = -1;
-    tc[n].message = "chunk_size_mb must be from 1 to 4096, not -10";
+    tc[n].message = "chunk_size_mb must be a size from 512 bytes to 4096 MB, not -10 MB";
     tc[n++].cfg.chunk_size_mb = -10;
     tc[n].message = "heartbeat_period_ms must be from 1 to 1000000000000 ms, not 0";
     tc[n++].cfg.heartbeat_period_ms = 0;

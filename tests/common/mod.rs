@@ -224,9 +224,9 @@ pub async fn fake_fleet_server(
 pub fn small_plan(run_time_s: f64) -> loadmon::plan::Plan {
     loadmon::plan::Plan {
         run_time_s,
-        chunk_size_mb: 1,
-        file_size_mb: 2,
-        min_chunk_size_mb: 1,
+        chunk_size_bytes: 1 << 20,
+        file_size_bytes: 2 << 20,
+        min_chunk_size_bytes: 1 << 20,
         ..loadmon::plan::Plan::default()
     }
 }

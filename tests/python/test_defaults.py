@@ -69,12 +69,17 @@ PYTHON_ONLY = {
 
 def _python_name(section: str, key: str) -> str:
     """The face's name of a core key: the file writer's drop their unit (the seed's names:
-    ``run_time_s`` is ``run_time``, ``chunk_size_mb`` is ``chunk_size``)."""
+    ``run_time_s`` is ``run_time``, ``chunk_size_bytes`` is ``chunk_size``, ``rate_mb_s`` is
+    ``rate``)."""
     if section == "file_writer":
-        for unit in ("_mb", "_s"):
+        for unit in ("_mb_s", "_bytes", "_mb", "_s"):
             if key.endswith(unit):
                 return key[: -len(unit)]
     return key
+
+
+# The file writer's sizes: the core's are bytes, Python's an int of MB (or a size text).
+SIZES = {"chunk_size", "file_size", "min_chunk_size"}
 
 
 def _settings(section: str) -> Iterator[tuple[str, Any]]:
@@ -88,6 +93,8 @@ def _settings(section: str) -> Iterator[tuple[str, Any]]:
 
 
 def _same(name: str, shown: Any, core: Any) -> bool:
+    if name in SIZES and isinstance(shown, int) and not isinstance(shown, bool):
+        return bool(shown * (1 << 20) == core)
     # keep_files: the core writes its text ("2" or "all"); Python takes an int or "all".
     if name == "keep_files":
         return bool(str(shown) == core)
@@ -250,3 +257,46 @@ def test_client_info_has_every_field_of_the_engines_client_row(tmp_path: Path) -
     assert set(row) - fields == set(), "engine keys without a ClientInfo field"
     optional = {f.name for f in dataclasses.fields(loadmon.ClientInfo) if f.default is None}
     assert fields - set(row) <= optional, "ClientInfo fields the engine never sends"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"jobs": 0}, "jobs must be from 1 to 256, not 0"),
+        ({"jobs": 10000}, "jobs must be from 1 to 256, not 10000"),
+        ({"jobs": -1}, "jobs must be from 1 to 256, not -1"),
+        ({"iodepth": 0}, "iodepth must be from 1 to 256, not 0"),
+        ({"rate": 0}, "rate must be a number of MB/s above 0 and at most 1000000"),
+        ({"rate": -5.0}, "rate must be a number of MB/s above 0"),
+        ({"rate": float("nan")}, "rate must be a number of MB/s above 0"),
+        ({"rate": 2e6}, "at most 1000000, not 2000000"),
+        ({"chunk_size": "10 kg"}, "chunk_size must be a size from 512 bytes to 4096 MB"),
+        ({"chunk_size": -1}, "chunk_size must be a size from 512 bytes to 4096 MB, not -1 MB"),
+        ({"chunk_size": "256k"}, "chunk size 256 KiB is below the minimum of 10 MB"),
+    ],
+)
+def test_streams_depth_rate_and_sizes_follow_the_core_rules(
+    kwargs: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(loadmon.ConfigError, match=message):
+        loadmon.TestClient(port=1, out_dir=tmp_path, **kwargs)
+    with pytest.raises(loadmon.ConfigError, match=message):
+        loadmon.Plan(**kwargs)
+
+
+def test_sizes_take_units_and_a_bare_int_is_mb(tmp_path: Path) -> None:
+    c = loadmon.TestClient(
+        port=1,
+        out_dir=tmp_path,
+        run_time=30,
+        chunk_size="256k",
+        file_size="1m",
+        min_chunk_size="4k",
+        jobs=2,
+        iodepth=4,
+        rate=50.5,
+    )
+    assert (c.chunk_size, c.file_size, c.min_chunk_size) == ("256k", 1, "4k")
+    assert (c.jobs, c.iodepth, c.rate) == (2, 4, 50.5)
+    p = loadmon.Plan(chunk_size=1, file_size="2m", min_chunk_size=1, jobs=3)
+    assert (p.chunk_size, p.file_size, p.jobs, p.rate) == (1, "2m", 3, None)

@@ -84,11 +84,14 @@ def fleet(out: Path) -> int:
             again: loadmon.WorkerSummary = w.join(timeout=5.0)
         report = server.wait()
     last: loadmon.WorkerRun | None = summary.last
-    chunk: int = last.plan.chunk_size if last else 0
+    # A size is an int of MB, or a text with a unit ("256k") when it is not whole MB.
+    size: int | str = last.plan.chunk_size if last else 0
+    chunk = size if isinstance(size, int) else 0
+    jobs: int = last.plan.jobs if last else 1
     expected: int | None = report.expected_clients
     series: tuple[loadmon.TotalSample, ...] = report.total_series
     mb_s: list[float] = [p.throughput_mb_s for p in series]
-    _ = (again, expected, mb_s, report.common_start, report.started_clients)
+    _ = (again, expected, mb_s, report.common_start, report.started_clients, jobs)
     return chunk + summary.passed
 
 

@@ -12,8 +12,8 @@ use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 
 use crate::args::{arg, give_string, out_arg, required_str};
 use crate::configs::{
-    client_config, count, int, keep_files_setting, ms_setting, optional_size, read_config,
-    sync_setting, LoadmonClientConfig, LoadmonTestClientConfig, LOADMON_NO_RUN_TIME,
+    client_config, count, keep_files_setting, ms_setting, optional_size, rate_setting, read_config,
+    size_mb, sync_setting, LoadmonClientConfig, LoadmonTestClientConfig, LOADMON_NO_RUN_TIME,
 };
 use crate::context::{CWorkload, LoadmonWorkloadFn};
 use crate::guard::{ffi, ffi_void, invalid, LoadmonStatus, Res};
@@ -51,12 +51,19 @@ pub(crate) unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> R
     let sync = unsafe { sync_setting(c.sync, "sync") }?;
     let writer = FileWriterConfig {
         run_time_s: ms_setting("run_time_ms", c.run_time_ms, config::RUN_TIME)?.as_secs_f64(),
-        chunk_size_mb: count(config::CHUNK_SIZE_MB, "chunk_size_mb", c.chunk_size_mb)?,
-        file_size_mb: count(config::SIZE_MB, "file_size_mb", c.file_size_mb)?,
-        min_chunk_size_mb: int("min_chunk_size_mb", c.min_chunk_size_mb)?,
+        chunk_size_bytes: size_mb(config::CHUNK_SIZE_BYTES, "chunk_size_mb", c.chunk_size_mb)?,
+        file_size_bytes: size_mb(config::FILE_SIZE_BYTES, "file_size_mb", c.file_size_mb)?,
+        min_chunk_size_bytes: size_mb(
+            config::MIN_CHUNK_SIZE_BYTES,
+            "min_chunk_size_mb",
+            c.min_chunk_size_mb,
+        )?,
         out_dir: PathBuf::from(out_dir),
         sync,
         keep_files: keep_files_setting("keep_files", c.keep_files)?,
+        jobs: count(config::JOBS, "jobs", c.jobs)?,
+        iodepth: count(config::IODEPTH, "iodepth", c.iodepth)?,
+        rate_mb_s: rate_setting("rate_mb_s", c.rate_mb_s)?,
     };
     Ok(ClientHandle::spawn(client, FileWriter::new(writer)?)?)
 }

@@ -13,7 +13,8 @@
 //! - Numbers in configs are `int64_t` and converted with `loadmon::config`, so an out-of-range
 //!   value is `LOADMON_CONFIG` naming the field, as in Python; `-1` stands for Python's `None`
 //!   where a setting has no value (`LOADMON_KEEP_ALL`, `LOADMON_NO_RUN_TIME`,
-//!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`), and
+//!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`,
+//!   `LOADMON_NO_RATE`; a rate is the one `double`, MB/s), and
 //!   `LOADMON_AUTO_MAX_CLIENTS` (the default) asks for the core's rule for `max_clients`.
 //!   Durations are milliseconds (`_ms`) everywhere.
 //! - Every default is the core's (`Default` of `ServerConfig`, `ClientConfig`, …, or its rule,
@@ -67,8 +68,8 @@ pub use configs::{
     loadmon_client_config_default, loadmon_server_config_default,
     loadmon_test_client_config_default, loadmon_worker_config_default, LoadmonClientConfig,
     LoadmonServerConfig, LoadmonTestClientConfig, LoadmonWorkerConfig, LOADMON_AUTO_MAX_CLIENTS,
-    LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RUN_TIME,
-    LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
+    LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RATE,
+    LOADMON_NO_RUN_TIME, LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
 };
 pub use context::{
     loadmon_client_context_file_rollover, loadmon_client_context_id,

@@ -38,6 +38,8 @@ enum Conv {
     Sync,
     /// Absent (`null`) is the named constant.
     NoneIs(&'static str),
+    /// Bytes as whole MB (MiB).
+    Mib,
     /// The core's rule for the setting (e.g. `ServerConfig::default_max_clients`), which C asks
     /// for with the named constant: the doc states the constant as the default and names the
     /// core's default number as `the core's default (N)`, which must be the core's.
@@ -128,11 +130,20 @@ const SERVER: &[(&str, Source)] = &[
         ),
     ),
     ("plan_run_time_ms", Core("plan.run_time_s", Ms, &[])),
-    ("plan_chunk_size_mb", Core("plan.chunk_size_mb", Num, &[])),
-    ("plan_file_size_mb", Core("plan.file_size_mb", Num, &[])),
+    (
+        "plan_chunk_size_mb",
+        Core("plan.chunk_size_bytes", Mib, &[]),
+    ),
+    ("plan_file_size_mb", Core("plan.file_size_bytes", Mib, &[])),
     (
         "plan_min_chunk_size_mb",
-        Core("plan.min_chunk_size_mb", Num, &[]),
+        Core("plan.min_chunk_size_bytes", Mib, &[]),
+    ),
+    ("plan_jobs", Core("plan.jobs", Num, &[])),
+    ("plan_iodepth", Core("plan.iodepth", Num, &[])),
+    (
+        "plan_rate_mb_s",
+        Core("plan.rate_mb_s", NoneIs("LOADMON_NO_RATE"), &[]),
     ),
     ("plan_sync", Core("plan.sync", Sync, &[])),
     ("plan_keep_files", Core("plan.keep_files", KeepFiles, &[])),
@@ -166,15 +177,21 @@ const SERVER: &[(&str, Source)] = &[
 
 const TEST_CLIENT_WRITER: &[(&str, Source)] = &[
     ("run_time_ms", Core("writer.run_time_s", Ms, &[])),
-    ("chunk_size_mb", Core("writer.chunk_size_mb", Num, &[])),
-    ("file_size_mb", Core("writer.file_size_mb", Num, &[])),
+    ("chunk_size_mb", Core("writer.chunk_size_bytes", Mib, &[])),
+    ("file_size_mb", Core("writer.file_size_bytes", Mib, &[])),
     (
         "min_chunk_size_mb",
-        Core("writer.min_chunk_size_mb", Num, &[]),
+        Core("writer.min_chunk_size_bytes", Mib, &[]),
     ),
     ("out_dir", Core("writer.out_dir", Str, &[])),
     ("sync", Core("writer.sync", Sync, &[])),
     ("keep_files", Core("writer.keep_files", KeepFiles, &[])),
+    ("jobs", Core("writer.jobs", Num, &[])),
+    ("iodepth", Core("writer.iodepth", Num, &[])),
+    (
+        "rate_mb_s",
+        Core("writer.rate_mb_s", NoneIs("LOADMON_NO_RATE"), &[]),
+    ),
 ];
 
 const GENERIC_CLIENT_WORKLOAD: &[(&str, Source)] = &[
@@ -303,6 +320,13 @@ fn as_c(v: &Value, conv: Conv, consts: &BTreeMap<String, i64>) -> Result<DocDefa
         (NoneIs(_), v) => return Err(format!("{v}: a value where C says none")),
         (RuleOf(c), _) => return Err(format!("{c}: a rule is read with its doc (rule_default)")),
         (Num, v) => DocDefault::Int(int(v)?),
+        (Mib, v) => {
+            let bytes = int(v)?;
+            if bytes % (1 << 20) != 0 {
+                return Err(format!("{bytes} bytes is not whole MB"));
+            }
+            DocDefault::Int(bytes >> 20)
+        }
         (Ms, v) => {
             let s = v.as_f64().ok_or_else(|| format!("{v} is not seconds"))?;
             DocDefault::Int((s * 1000.0).round() as i64)

@@ -124,6 +124,67 @@ pub(crate) fn path_arg(v: Arg<'_, '_>) -> PyResult<Option<PathBuf>> {
     v.map(|v| v.extract::<PathBuf>()).transpose()
 }
 
+/// A size: an int of MB (MiB, the seed's unit) or a text with a unit (`"256k"`, `"1m"`,
+/// `"1g"`; a bare number in a text is MB too), in bytes within the core's `rule`.
+pub(crate) fn size_arg(
+    py: Python<'_>,
+    name: &str,
+    v: &Bound<'_, PyAny>,
+    rule: config::Count,
+) -> PyResult<u64> {
+    reject_bool(name, v)?;
+    if let Ok(s) = v.cast::<PyString>() {
+        return core(py, config::size_bytes(name, s.to_str()?, rule));
+    }
+    match v.extract::<i128>() {
+        Ok(mb) => core(py, config::size_from_mb(name, mb, rule)),
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+            let mb = if v.lt(0)? { i128::MIN } else { i128::MAX };
+            core(py, config::size_from_mb(name, mb, rule))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be an int of MB or a size text such as \"256k\", not {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+/// An optional size ([`size_arg`]); `None` stays `None`.
+pub(crate) fn opt_size_arg(
+    py: Python<'_>,
+    name: &str,
+    v: Arg<'_, '_>,
+    rule: config::Count,
+) -> PyResult<Option<u64>> {
+    v.map(|v| size_arg(py, name, v, rule)).transpose()
+}
+
+/// A size in bytes as Python shows it: an int of MB when whole, else its text (`"256k"`).
+pub(crate) fn size_to_py<'py>(py: Python<'py>, bytes: u64) -> PyResult<Bound<'py, PyAny>> {
+    let mib = loadmon::units::BYTES_PER_MB_U64;
+    Ok(if bytes.is_multiple_of(mib) {
+        (bytes / mib).into_pyobject(py)?.into_any()
+    } else {
+        loadmon::units::format_size(bytes)
+            .into_pyobject(py)?
+            .into_any()
+    })
+}
+
+/// A pace, MB/s (`None`: as fast as possible), by the core's rule.
+pub(crate) fn rate_arg(py: Python<'_>, v: Arg<'_, '_>) -> PyResult<Option<f64>> {
+    v.filter(|v| !v.is_none())
+        .map(|v| {
+            if v.is_instance_of::<PyBool>() {
+                return Err(PyTypeError::new_err(
+                    "rate must be a number of MB/s, not bool",
+                ));
+            }
+            core(py, config::rate_mb_s("rate", v.extract::<f64>()?))
+        })
+        .transpose()
+}
+
 /// `keep_files`: a positive int, or "all" (the core's `KeepFiles` rules).
 pub(crate) fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
     reject_bool("keep_files", v)?;

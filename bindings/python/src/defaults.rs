@@ -74,20 +74,40 @@ fn object(m: &Map<String, Value>, name: &str) -> Map<String, Value> {
 }
 
 /// The file writer's settings under TestClient's and Plan's names: the seed's, without the
-/// unit (`run_time_s` is `run_time`, `chunk_size_mb` is `chunk_size`), `keep_files` an int or
-/// "all" (the core writes it as text).
+/// unit (`run_time_s` is `run_time`, `chunk_size_bytes` is `chunk_size`, an int of MB or a
+/// size text; `rate_mb_s` is `rate`), `keep_files` an int or "all" (the core writes it as
+/// text).
 fn writer_names(writer: Map<String, Value>) -> Map<String, Value> {
     writer
         .into_iter()
         .map(|(k, v)| {
-            let name = k.strip_suffix("_mb").or(k.strip_suffix("_s")).unwrap_or(&k);
+            let name = match k.as_str() {
+                "rate_mb_s" => "rate",
+                _ => k
+                    .strip_suffix("_bytes")
+                    .or(k.strip_suffix("_mb"))
+                    .or(k.strip_suffix("_s"))
+                    .unwrap_or(&k),
+            };
             let v = match (name, &v) {
                 ("keep_files", Value::String(s)) => s.parse::<u64>().map_or(v.clone(), Value::from),
+                // A size as Python takes it: an int of MB when whole, else its text ("256k").
+                _ if k.ends_with("_bytes") => v.as_u64().map_or(v.clone(), size_value),
                 _ => v,
             };
             (name.to_string(), v)
         })
         .collect()
+}
+
+/// A size in bytes as Python shows it: an int of MB (MiB) when whole, else `"256k"`.
+pub(crate) fn size_value(bytes: u64) -> Value {
+    let mib = loadmon::units::BYTES_PER_MB_U64;
+    if bytes.is_multiple_of(mib) {
+        Value::from(bytes / mib)
+    } else {
+        Value::from(loadmon::units::format_size(bytes))
+    }
 }
 
 /// `Server(...)`'s defaults: `ServerConfig`'s, `http_limits` as `http_<field>`, and the fleet's

@@ -5,9 +5,10 @@ use loadmon::workload::file_writer::SyncMode;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::args::{float_arg, int_arg, keep_files_arg};
+use crate::args::{float_arg, keep_files_arg, opt_count_arg, rate_arg, size_arg};
 use crate::errors::{core, guard};
 use crate::results::results;
+use loadmon::config::{CHUNK_SIZE_BYTES, FILE_SIZE_BYTES, IODEPTH, JOBS, MIN_CHUNK_SIZE_BYTES};
 
 /// A `loadmon.Plan` as the core's plan, checked by the core's rules (`Plan::validate`:
 /// ConfigError saying which rule failed); anything else is a TypeError.
@@ -22,14 +23,38 @@ pub(crate) fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let sync: String = v.getattr("sync")?.extract()?;
     let plan = Plan {
         run_time_s: float_arg("run_time", &v.getattr("run_time")?)?,
-        chunk_size_mb: int_arg(py, "chunk_size", &v.getattr("chunk_size")?)?,
-        file_size_mb: int_arg(py, "file_size", &v.getattr("file_size")?)?,
-        min_chunk_size_mb: int_arg(py, "min_chunk_size", &v.getattr("min_chunk_size")?)?,
+        chunk_size_bytes: size_arg(
+            py,
+            "chunk_size",
+            &v.getattr("chunk_size")?,
+            CHUNK_SIZE_BYTES,
+        )?,
+        file_size_bytes: size_arg(py, "file_size", &v.getattr("file_size")?, FILE_SIZE_BYTES)?,
+        min_chunk_size_bytes: size_arg(
+            py,
+            "min_chunk_size",
+            &v.getattr("min_chunk_size")?,
+            MIN_CHUNK_SIZE_BYTES,
+        )?,
+        jobs: count_arg(py, "jobs", &v.getattr("jobs")?, JOBS)?,
+        iodepth: count_arg(py, "iodepth", &v.getattr("iodepth")?, IODEPTH)?,
+        rate_mb_s: rate_arg(py, Some(&v.getattr("rate")?))?,
         sync: core(py, sync.parse::<SyncMode>())?,
         keep_files: keep_files_arg(py, &v.getattr("keep_files")?)?,
     };
     core(py, plan.validate())?;
     Ok(plan)
+}
+
+/// A whole number within the core's `rule` (an attribute of a Plan: never None).
+fn count_arg(
+    py: Python<'_>,
+    name: &str,
+    v: &Bound<'_, PyAny>,
+    rule: loadmon::config::Count,
+) -> PyResult<u32> {
+    let n = opt_count_arg::<u32>(py, name, Some(v), rule)?;
+    Ok(n.unwrap_or(1))
 }
 
 /// Checks a `loadmon.Plan` with the core's rules (its `__post_init__` calls this).

@@ -11,16 +11,21 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::args::{
-    float_arg, keep_files_arg, keep_files_to_py, opt_int_arg, path_arg, py_bool, py_repr,
-    timeout_arg, Arg, ClientArgs,
+    float_arg, keep_files_arg, keep_files_to_py, opt_count_arg, opt_size_arg, path_arg, py_bool,
+    py_repr, rate_arg, size_to_py, timeout_arg, Arg, ClientArgs,
 };
 use crate::errors::{core, guard};
 use crate::run::{exit_client, join_handle, RunSlot};
 use crate::wait::{lock, wait_interruptibly, CANCEL_GRACE};
+use loadmon::config::{CHUNK_SIZE_BYTES, FILE_SIZE_BYTES, IODEPTH, JOBS, MIN_CHUNK_SIZE_BYTES};
 
 /// The file-writing test client (the seed's ``client.py``): connects to a server, writes
-/// files of ``file_size`` MB in chunks of ``chunk_size`` MB for ``run_time`` seconds, keeps
-/// the last ``keep_files`` (an int, or "all"), and sends heartbeats and stats meanwhile.
+/// files of ``file_size`` in chunks of ``chunk_size`` for ``run_time`` seconds (sizes: an int
+/// of MB, or a text with a unit, "4k", "256k", "1m", "1g"), keeps the last ``keep_files`` (an
+/// int, or "all") of each of its ``jobs`` streams, and sends heartbeats and stats meanwhile.
+/// ``iodepth``: writes in flight per stream (with ``sync="direct"``, through io_uring where
+/// the kernel allows it); ``rate``: the client's pace in MB/s, shared by its streams (None:
+/// as fast as possible).
 ///
 /// The constructor applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a
 /// timed probe showing at least 2 files fit in the run time) and raises ConfigError (a
@@ -58,6 +63,16 @@ impl Drop for PyTestClient {
     }
 }
 
+/// A size as its repr shows it: `10` (MB) or `'256k'`.
+fn py_size(py: Python<'_>, bytes: u64) -> String {
+    let mib = loadmon::units::BYTES_PER_MB_U64;
+    if bytes.is_multiple_of(mib) {
+        (bytes / mib).to_string()
+    } else {
+        py_repr(py, &loadmon::units::format_size(bytes))
+    }
+}
+
 /// The file writer's arguments of `TestClient(...)`, as Python gave them.
 struct WriterArgs<'a, 'py> {
     run_time: Arg<'a, 'py>,
@@ -67,6 +82,9 @@ struct WriterArgs<'a, 'py> {
     sync: Option<String>,
     keep_files: Arg<'a, 'py>,
     min_chunk_size: Arg<'a, 'py>,
+    jobs: Arg<'a, 'py>,
+    iodepth: Arg<'a, 'py>,
+    rate: Arg<'a, 'py>,
 }
 
 impl WriterArgs<'_, '_> {
@@ -79,11 +97,20 @@ impl WriterArgs<'_, '_> {
                 .map(|v| float_arg("run_time", v))
                 .transpose()?
                 .unwrap_or(d.run_time_s),
-            chunk_size_mb: opt_int_arg(py, "chunk_size", self.chunk_size)?
-                .unwrap_or(d.chunk_size_mb),
-            file_size_mb: opt_int_arg(py, "file_size", self.file_size)?.unwrap_or(d.file_size_mb),
-            min_chunk_size_mb: opt_int_arg(py, "min_chunk_size", self.min_chunk_size)?
-                .unwrap_or(d.min_chunk_size_mb),
+            chunk_size_bytes: opt_size_arg(py, "chunk_size", self.chunk_size, CHUNK_SIZE_BYTES)?
+                .unwrap_or(d.chunk_size_bytes),
+            file_size_bytes: opt_size_arg(py, "file_size", self.file_size, FILE_SIZE_BYTES)?
+                .unwrap_or(d.file_size_bytes),
+            min_chunk_size_bytes: opt_size_arg(
+                py,
+                "min_chunk_size",
+                self.min_chunk_size,
+                MIN_CHUNK_SIZE_BYTES,
+            )?
+            .unwrap_or(d.min_chunk_size_bytes),
+            jobs: opt_count_arg(py, "jobs", self.jobs, JOBS)?.unwrap_or(d.jobs),
+            iodepth: opt_count_arg(py, "iodepth", self.iodepth, IODEPTH)?.unwrap_or(d.iodepth),
+            rate_mb_s: rate_arg(py, self.rate)?.or(d.rate_mb_s),
             out_dir: path_arg(self.out_dir)?.unwrap_or(d.out_dir),
             sync: match self.sync {
                 Some(s) => core(py, s.parse::<SyncMode>())?,
@@ -122,11 +149,13 @@ impl PyTestClient {
     #[pyo3(signature = (host=None, port=None, run_time=None, chunk_size=None, file_size=None,
         out_dir=None, sync=None, keep_files=None, min_chunk_size=None, heartbeat_period=None,
         stats_period=None, connect_timeout=None, token=None, log_dir=None,
-        allow_clear_token=None, handshake_timeout=None, max_line_bytes=None),
+        allow_clear_token=None, handshake_timeout=None, max_line_bytes=None, jobs=None,
+        iodepth=None, rate=None),
         text_signature = "(host='127.0.0.1', port=1234, run_time=15.0, chunk_size=10, \
             file_size=50, out_dir='client_files', sync='none', keep_files=2, min_chunk_size=10, \
             heartbeat_period=5.0, stats_period=10.0, connect_timeout=5.0, token=None, \
-            log_dir=None, allow_clear_token=False, handshake_timeout=10.0, max_line_bytes=4096)")]
+            log_dir=None, allow_clear_token=False, handshake_timeout=10.0, max_line_bytes=4096, \
+            jobs=1, iodepth=1, rate=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new<'a, 'py>(
         py: Python<'py>,
@@ -147,6 +176,9 @@ impl PyTestClient {
         allow_clear_token: Option<bool>,
         handshake_timeout: Arg<'a, 'py>,
         max_line_bytes: Arg<'a, 'py>,
+        jobs: Arg<'a, 'py>,
+        iodepth: Arg<'a, 'py>,
+        rate: Arg<'a, 'py>,
     ) -> PyResult<Self> {
         guard(py, "TestClient()", || {
             let client = ClientArgs {
@@ -170,6 +202,9 @@ impl PyTestClient {
                 sync,
                 keep_files,
                 min_chunk_size,
+                jobs,
+                iodepth,
+                rate,
             }
             .config(py)?;
             let validated = probe(py, &writer)?;
@@ -247,22 +282,40 @@ impl PyTestClient {
         self.writer.run_time_s
     }
 
-    /// Chunk size, MB.
+    /// Chunk size: an int of MB, or a size text ("256k") when it is not whole MB.
     #[getter]
-    fn chunk_size(&self) -> u64 {
-        self.writer.chunk_size_mb
+    fn chunk_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        size_to_py(py, self.writer.chunk_size_bytes)
     }
 
-    /// File size, MB.
+    /// File size: an int of MB, or a size text when it is not whole MB.
     #[getter]
-    fn file_size(&self) -> u64 {
-        self.writer.file_size_mb
+    fn file_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        size_to_py(py, self.writer.file_size_bytes)
     }
 
-    /// The smallest chunk size accepted, MB.
+    /// The smallest chunk size accepted: an int of MB, or a size text.
     #[getter]
-    fn min_chunk_size(&self) -> u64 {
-        self.writer.min_chunk_size_mb
+    fn min_chunk_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        size_to_py(py, self.writer.min_chunk_size_bytes)
+    }
+
+    /// Writer streams, each with its own files; the client's figures are their sums.
+    #[getter]
+    fn jobs(&self) -> u32 {
+        self.writer.jobs
+    }
+
+    /// Writes in flight per stream.
+    #[getter]
+    fn iodepth(&self) -> u32 {
+        self.writer.iodepth
+    }
+
+    /// The pace, MB/s; None: as fast as possible.
+    #[getter]
+    fn rate(&self) -> Option<f64> {
+        self.writer.rate_mb_s
     }
 
     /// Directory of the data files.
@@ -300,12 +353,14 @@ impl PyTestClient {
 
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "TestClient(host={}, port={}, run_time={:?}, chunk_size={}, file_size={}, running={})",
+            "TestClient(host={}, port={}, run_time={:?}, chunk_size={}, file_size={}, jobs={}, \
+             running={})",
             py_repr(py, &self.client.host),
             self.client.port,
             self.writer.run_time_s,
-            self.writer.chunk_size_mb,
-            self.writer.file_size_mb,
+            py_size(py, self.writer.chunk_size_bytes),
+            py_size(py, self.writer.file_size_bytes),
+            self.writer.jobs,
             py_bool(self.run.running())
         )
     }

@@ -214,44 +214,122 @@ pub(crate) struct WriterArgs {
     /// Run time, seconds.
     #[arg(short = 'r', long = "runtime", visible_alias = "run-time", default_value_t = FileWriterConfig::default().run_time_s, value_parser = seconds)]
     pub(crate) run_time_s: f64,
-    /// Chunk size, MB (MiB).
-    #[arg(short = 'c', long = "chunksize", default_value_t = FileWriterConfig::default().chunk_size_mb)]
-    pub(crate) chunk_size_mb: u64,
-    /// File size, MB (MiB).
-    #[arg(short = 'f', long = "filesize", default_value_t = FileWriterConfig::default().file_size_mb)]
-    pub(crate) file_size_mb: u64,
-    /// Smallest chunk size allowed, MB.
-    #[arg(long = "min-chunksize", default_value_t = FileWriterConfig::default().min_chunk_size_mb)]
-    pub(crate) min_chunk_size_mb: u64,
-    /// none | file (fsync each file) | direct (O_DIRECT).
+    /// Chunk size: MB (MiB) as a bare number, or with a unit: 4k, 256k, 1m, 1g (binary).
+    #[arg(short = 'c', long = "chunksize", default_value_t = Size(FileWriterConfig::default().chunk_size_bytes), value_parser = chunk_size, value_name = "SIZE")]
+    pub(crate) chunk_size_bytes: Size,
+    /// File size: MB (MiB) as a bare number, or with a unit (k, m, g, t; binary).
+    #[arg(short = 'f', long = "filesize", default_value_t = Size(FileWriterConfig::default().file_size_bytes), value_parser = file_size, value_name = "SIZE")]
+    pub(crate) file_size_bytes: Size,
+    /// Smallest chunk size allowed: MB as a bare number, or with a unit (lower it, to 4k say,
+    /// for small-block tests).
+    #[arg(long = "min-chunksize", default_value_t = Size(FileWriterConfig::default().min_chunk_size_bytes), value_parser = min_chunk_size, value_name = "SIZE")]
+    pub(crate) min_chunk_size_bytes: Size,
+    /// none | file (fsync each file) | direct (O_DIRECT; chunk and file size multiples of 4k).
     #[arg(long, default_value_t = FileWriterConfig::default().sync)]
     pub(crate) sync: SyncMode,
-    /// Finished files to keep: a number, or "all".
+    /// Finished files to keep per stream: a number, or "all".
     #[arg(long, default_value_t = FileWriterConfig::default().keep_files)]
     pub(crate) keep_files: KeepFiles,
+    /// Writer streams (fio's numjobs), each with its own files and keep-files set; the
+    /// client's figures are their sums (1 to 256).
+    #[arg(long = "jobs", default_value_t = FileWriterConfig::default().jobs, value_parser = jobs, value_name = "N")]
+    pub(crate) jobs: u32,
+    /// Writes in flight per stream (fio's iodepth; with --sync direct through io_uring where
+    /// the kernel allows it), 1 to 256.
+    #[arg(long = "iodepth", default_value_t = FileWriterConfig::default().iodepth, value_parser = iodepth, value_name = "N")]
+    pub(crate) iodepth: u32,
+    /// Pace, MB/s (MiB/s), shared by the streams; a fleet server's is the whole fleet's, split
+    /// across its workers. Without it: as fast as possible.
+    #[arg(long = "rate", id = "rate_mb_s", value_parser = rate, value_name = "MB/S")]
+    pub(crate) rate_mb_s: Option<f64>,
 }
 
 impl WriterArgs {
     /// Argument ids, as clap knows them (to tell given flags from defaults).
-    pub(crate) const IDS: [&'static str; 6] = [
+    pub(crate) const IDS: [&'static str; 9] = [
         "run_time_s",
-        "chunk_size_mb",
-        "file_size_mb",
-        "min_chunk_size_mb",
+        "chunk_size_bytes",
+        "file_size_bytes",
+        "min_chunk_size_bytes",
         "sync",
         "keep_files",
+        "jobs",
+        "iodepth",
+        "rate_mb_s",
     ];
 
     pub(crate) fn plan(&self) -> Plan {
         Plan {
             run_time_s: self.run_time_s,
-            chunk_size_mb: self.chunk_size_mb,
-            file_size_mb: self.file_size_mb,
-            min_chunk_size_mb: self.min_chunk_size_mb,
+            chunk_size_bytes: self.chunk_size_bytes.0,
+            file_size_bytes: self.file_size_bytes.0,
+            min_chunk_size_bytes: self.min_chunk_size_bytes.0,
             sync: self.sync,
             keep_files: self.keep_files,
+            jobs: self.jobs,
+            iodepth: self.iodepth,
+            rate_mb_s: self.rate_mb_s,
         }
     }
+}
+
+/// A size option's value, bytes; shown as the user would write it (`10` = 10 MB, `256k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size(pub(crate) u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&loadmon::units::format_size(self.0))
+    }
+}
+
+/// `--chunksize`: a size by the core's rule ([`loadmon::config::CHUNK_SIZE_BYTES`]).
+fn chunk_size(s: &str) -> Result<Size, String> {
+    loadmon::config::size_bytes("chunk_size", s, loadmon::config::CHUNK_SIZE_BYTES)
+        .map(Size)
+        .map_err(message)
+}
+
+/// `--filesize`: a size by the core's rule ([`loadmon::config::FILE_SIZE_BYTES`]).
+fn file_size(s: &str) -> Result<Size, String> {
+    loadmon::config::size_bytes("file_size", s, loadmon::config::FILE_SIZE_BYTES)
+        .map(Size)
+        .map_err(message)
+}
+
+/// `--min-chunksize`: a size by the core's rule ([`loadmon::config::MIN_CHUNK_SIZE_BYTES`]).
+fn min_chunk_size(s: &str) -> Result<Size, String> {
+    loadmon::config::size_bytes("min_chunk_size", s, loadmon::config::MIN_CHUNK_SIZE_BYTES)
+        .map(Size)
+        .map_err(message)
+}
+
+/// A whole number of the setting `name` by its rule.
+fn whole(name: &str, s: &str, rule: loadmon::config::Count) -> Result<u32, String> {
+    let n: i128 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, not {s:?}"))?;
+    rule.get::<u32>(name, n).map_err(message)
+}
+
+/// `--jobs`, by the core's rule ([`loadmon::config::JOBS`]).
+fn jobs(s: &str) -> Result<u32, String> {
+    whole("jobs", s, loadmon::config::JOBS)
+}
+
+/// `--iodepth`, by the core's rule ([`loadmon::config::IODEPTH`]).
+fn iodepth(s: &str) -> Result<u32, String> {
+    whole("iodepth", s, loadmon::config::IODEPTH)
+}
+
+/// `--rate`, MB/s, by the core's rule ([`loadmon::config::rate_mb_s`]).
+fn rate(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("rate must be a number of MB/s, not {s:?}"))?;
+    loadmon::config::rate_mb_s("rate", x).map_err(message)
 }
 
 /// How to reach the server, and the session log: shared by `client` and `worker`.

@@ -16,6 +16,7 @@ pub(super) struct Bodies {
     pub(super) report: BodyCache,
     pub(super) clients: BodyCache,
     pub(super) series: BodyCache,
+    pub(super) io: BodyCache,
     pub(super) total: BodyCache,
     pub(super) metrics: BodyCache,
 }

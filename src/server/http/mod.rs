@@ -7,6 +7,7 @@
 //! | `GET /api/clients` | live snapshot: the JSON report's client objects |
 //! | `GET /api/report` | the report so far; the final one after the run |
 //! | `GET /api/series` | each client's time series (throughput, CPU, memory) |
+//! | `GET /api/io` | each client's host I/O view over time (device utilisation, write wait, queue, MB/s, I/O pressure, dirty/writeback) |
 //! | `GET /api/total` | the report's `total`: all clients together, with the all-clients series |
 //! | `GET /api/server` | version, addresses, uptime, whether the run is over, the fleet's barrier |
 //! | `GET /metrics` | Prometheus text exposition format 0.0.4 |

@@ -34,6 +34,7 @@ pub(super) fn router(app: App) -> Router {
         .route("/api/clients", get(clients))
         .route("/api/report", get(report))
         .route("/api/series", get(series))
+        .route("/api/io", get(io))
         .route("/api/total", get(total))
         .route("/api/server", get(server))
         .route("/metrics", get(metrics))
@@ -112,6 +113,16 @@ async fn series(State(app): State<App>) -> Response {
         app.bodies
             .series
             .get(finished, false, || to_json(&app.control.series()))
+            .await,
+    )
+}
+
+async fn io(State(app): State<App>) -> Response {
+    let finished = app.control.is_finished();
+    json_response(
+        app.bodies
+            .io
+            .get(finished, false, || to_json(&app.control.io_series()))
             .await,
     )
 }

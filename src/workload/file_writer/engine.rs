@@ -1,44 +1,49 @@
-//! How chunks reach the device: the chunk a stream hands an engine, what the engine reports
-//! back for it, and the engines.
+//! How a stream's chunks reach the device: the [`Engine`] a stream hands its chunks to, and
+//! [`SyncEngine`], which writes them one at a time with positional writes (`pwrite`) from
+//! one buffer aligned for O_DIRECT.
 //!
-//! Stand-in (issue 22, phase 1 of the `iodepth` branch): the shape of issue 22's shared design,
-//! until the `streams` branch's `engine.rs` (the trait and the synchronous engine) is merged.
-#![allow(dead_code)]
+//! The stream ([`super::stream`]) decides which file, which chunk and when (each chunk's
+//! scheduled start, for a paced run); the engine only how the bytes get there.
 
 use std::fs::File;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use super::files::{write_chunk_at, ChunkBuf};
+use super::FileWriterConfig;
+use crate::error::{Error, Result};
 
+// The io_uring engine of the `iodepth` branch (not chosen yet: `for_config` gives the
+// synchronous engine).
 #[cfg(target_os = "linux")]
-pub(crate) mod uring;
+#[allow(dead_code)]
+mod uring;
 
-/// A chunk to write: where, how much, and when it may start at the earliest.
+/// One chunk a stream hands to its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Chunk {
-    /// File offset of its first byte.
+    /// Where in the file it goes, bytes.
     pub offset: u64,
-    /// Bytes.
+    /// Its length, bytes.
     pub len: u64,
-    /// Its scheduled start (a paced stream); `None`: as soon as a slot is free.
+    /// When it is due to start (a paced run); `None`: at once.
     pub scheduled: Option<Instant>,
 }
 
-/// A chunk written in full.
+/// One chunk written in full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Done {
-    /// Bytes.
+    /// Its length, bytes.
     pub len: u64,
-    /// Its scheduled start, if it had one.
+    /// When it was due to start, as the stream scheduled it.
     pub scheduled: Option<Instant>,
-    /// When its first write was submitted.
+    /// When its write was submitted.
     pub started: Instant,
-    /// When its last write was seen complete.
+    /// When its write completed.
     pub finished: Instant,
 }
 
-/// How chunks reach the device (the streams branch's trait, as it stands).
+/// How chunks reach the device.
 pub(crate) trait Engine: Send {
     /// Writes `file`'s chunks (at `path`, for errors) as `next` hands them out (`None`: no
     /// more — the file is complete or the run stops), keeping at most the engine's depth in
@@ -53,4 +58,135 @@ pub(crate) trait Engine: Send {
         done: &mut dyn FnMut(Done) -> Result<()>,
         stop: &dyn Fn() -> bool,
     ) -> Result<bool>;
+}
+
+/// The engine for `config`'s streams, each its own (with its own buffer).
+///
+/// # Errors
+/// [`Error::Config`] if the chunk buffer cannot be allocated.
+pub(crate) fn for_config(config: &FileWriterConfig) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(SyncEngine::new(config.chunk_size_bytes)?))
+}
+
+/// Longest step of a wait for a chunk's scheduled start: a stop is noticed within it.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
+/// Waits until `at`, in steps of at most [`WAIT_STEP`]; `false` if `stop()` turned true
+/// first.
+pub(crate) fn wait_until(at: Instant, stop: &dyn Fn() -> bool) -> bool {
+    loop {
+        if stop() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(WAIT_STEP));
+    }
+}
+
+/// One write at a time (a depth of 1), synchronous: `pwrite` from one aligned buffer, a chunk
+/// larger than [`PIECE_MB`](super::PIECE_MB) in pieces (a stop is noticed between them).
+pub(crate) struct SyncEngine {
+    buf: ChunkBuf,
+}
+
+impl SyncEngine {
+    /// An engine for chunks of up to `chunk_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if its buffer cannot be allocated.
+    pub(crate) fn new(chunk_bytes: u64) -> Result<SyncEngine> {
+        Ok(SyncEngine {
+            buf: ChunkBuf::new(chunk_bytes)?,
+        })
+    }
+}
+
+impl Engine for SyncEngine {
+    fn write_file(
+        &mut self,
+        file: &File,
+        path: &Path,
+        next: &mut dyn FnMut() -> Option<Chunk>,
+        done: &mut dyn FnMut(Done) -> Result<()>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        while let Some(c) = next() {
+            if let Some(at) = c.scheduled {
+                if !wait_until(at, stop) {
+                    return Ok(false);
+                }
+            }
+            let started = Instant::now();
+            let full = write_chunk_at(file, &self.buf, c.offset, c.len, stop)
+                .map_err(|e| Error::file("write", path, e))?;
+            if !full {
+                return Ok(false);
+            }
+            done(Done {
+                len: c.len,
+                scheduled: c.scheduled,
+                started,
+                finished: Instant::now(),
+            })?;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::file_writer::files::create_new;
+    use crate::workload::file_writer::SyncMode;
+
+    #[test]
+    fn the_sync_engine_writes_what_it_is_handed_and_waits_for_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let (f, _own) = create_new(&path, SyncMode::None).unwrap();
+        let mut e = SyncEngine::new(4096).unwrap();
+        let t0 = Instant::now();
+        let mut chunks = (0..3u64).map(|i| Chunk {
+            offset: i * 4096,
+            len: 4096,
+            scheduled: Some(t0 + Duration::from_millis(20 * i)),
+        });
+        let mut done = Vec::new();
+        let full = e
+            .write_file(
+                &f,
+                &path,
+                &mut || chunks.next(),
+                &mut |d| {
+                    done.push(d);
+                    Ok(())
+                },
+                &|| false,
+            )
+            .unwrap();
+        assert!(full);
+        assert_eq!(f.metadata().unwrap().len(), 3 * 4096);
+        assert_eq!(done.len(), 3);
+        for d in &done {
+            assert!(d.started >= d.scheduled.unwrap() && d.finished >= d.started);
+        }
+        // A stop during the wait for a chunk's start: nothing more is written.
+        let mut late = std::iter::once(Chunk {
+            offset: 3 * 4096,
+            len: 4096,
+            scheduled: Some(Instant::now() + Duration::from_secs(3600)),
+        });
+        let t = Instant::now();
+        let stopped = e
+            .write_file(&f, &path, &mut || late.next(), &mut |_| Ok(()), &|| {
+                t.elapsed() > Duration::from_millis(30)
+            })
+            .unwrap();
+        assert!(!stopped);
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(f.metadata().unwrap().len(), 3 * 4096);
+    }
 }

@@ -3,7 +3,9 @@
 //! aligned for O_DIRECT.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+#[cfg(any(test, not(unix)))]
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{SyncMode, MIB, PIECE_MB};
@@ -12,26 +14,42 @@ use crate::error::{Error, Result};
 /// The byte the seed filled its files with.
 const FILL: u8 = 0x5a;
 /// Alignment for O_DIRECT buffers.
-const DIRECT_ALIGN: usize = 4096;
+const DIRECT_ALIGN: usize = super::DIRECT_ALIGN_BYTES as usize;
 
-/// Writes `len` bytes of `buf` (repeated) to `f` in pieces of at most [`PIECE_MB`], asking
-/// `stop` before each piece. `Ok(false)` if stopped before the end.
-pub(super) fn write_chunk(
-    f: &mut File,
+/// Writes `len` bytes of `buf` (repeated) to `f` at `offset` in pieces of at most
+/// [`PIECE_MB`], asking `stop` before each piece. `Ok(false)` if stopped before the end.
+pub(super) fn write_chunk_at(
+    f: &File,
     buf: &ChunkBuf,
+    offset: u64,
     len: u64,
-    stop: impl Fn() -> bool,
+    stop: &dyn Fn() -> bool,
 ) -> io::Result<bool> {
-    let mut left = len;
-    while left > 0 {
+    let mut done = 0;
+    while done < len {
         if stop() {
             return Ok(false);
         }
-        let n = left.min(PIECE_MB * MIB);
-        f.write_all(buf.as_slice(n))?;
-        left -= n;
+        let n = (len - done).min(PIECE_MB * MIB);
+        write_all_at(f, buf.as_slice(n), offset + done)?;
+        done += n;
     }
     Ok(true)
+}
+
+/// `pwrite` until all of `data` is at `offset` of `f`.
+#[cfg(unix)]
+fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(data, offset)
+}
+
+/// Seek and write, where positional writes are not offered.
+#[cfg(not(unix))]
+fn write_all_at(mut f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::Seek;
+    f.seek(io::SeekFrom::Start(offset))?;
+    f.write_all(data)
 }
 
 /// A file this writer created: removed only while its name still holds that very file (same
@@ -296,19 +314,20 @@ mod tests {
     #[test]
     fn a_large_chunk_is_written_in_pieces_and_a_stop_ends_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut f, _own) = create_new(&dir.path().join("f"), SyncMode::None).unwrap();
+        let (f, _own) = create_new(&dir.path().join("f"), SyncMode::None).unwrap();
         let buf = ChunkBuf::new(64 * MIB).unwrap();
         // The buffer is one piece, not the chunk.
         assert_eq!((buf.data.len() - DIRECT_ALIGN) as u64, PIECE_MB * MIB);
         let pieces = std::cell::Cell::new(0);
-        let done = write_chunk(&mut f, &buf, 40 * MIB, || {
+        let done = write_chunk_at(&f, &buf, 0, 40 * MIB, &|| {
             pieces.set(pieces.get() + 1);
             pieces.get() > 2
         })
         .unwrap();
         assert!(!done);
         assert_eq!(f.metadata().unwrap().len(), 2 * PIECE_MB * MIB);
-        assert!(write_chunk(&mut f, &buf, 40 * MIB, || false).unwrap());
+        let at = 2 * PIECE_MB * MIB;
+        assert!(write_chunk_at(&f, &buf, at, 40 * MIB, &|| false).unwrap());
         assert_eq!(f.metadata().unwrap().len(), (2 * PIECE_MB + 40) * MIB);
     }
 

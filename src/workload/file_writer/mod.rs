@@ -1,10 +1,14 @@
-//! The test client's workload: write files of `file_size_mb` in `chunk_size_mb` writes, one after
-//! another, for `run_time_s`, reporting each completed file (`file_roll`).
+//! The test client's workload: `jobs` streams (one by default, the seed's writer), each writing
+//! files of `file_size_bytes` in `chunk_size_bytes` writes, one after another, for
+//! `run_time_s`, reporting each completed file (`file_roll`).
 //!
-//! Files are named as the seed named them, `client_<id>_<n>_<YYYY-mm-dd_HH.MM.SS>` (`n` from 0), in
-//! `out_dir`. Only the newest `keep_files` finished files are kept, so a long run cannot fill the
-//! disk. The seed's three validation rules run before connecting: chunk ≥ the minimum (10 MB),
-//! chunk ≤ file, and a timed probe write must show that at least 2 whole files fit in the run time.
+//! Files are named as the seed named them, `client_<id>_<n>_<YYYY-mm-dd_HH.MM.SS>` (`n` from
+//! 0), in `out_dir`; with several streams each has its own sequence,
+//! `client_<id>_<stream>_<n>_<stamp>` (`stream` from 0). Only the newest `keep_files` finished
+//! files of each stream are kept, so a long run cannot fill the disk. The seed's three
+//! validation rules run before connecting: chunk ≥ the minimum (10 MB), chunk ≤ file, and a
+//! timed probe write — every stream writing at once — must show that at least 2 whole files
+//! per stream fit in the run time.
 //!
 //! `out_dir` may be shared with other users (a world-writable scratch directory): every file is
 //! created new (`O_CREAT|O_EXCL|O_NOFOLLOW`), so a name that already exists, whatever it is (a
@@ -15,36 +19,40 @@
 //! holds the very file the writer created. Writes go out in pieces of at most [`PIECE_MB`], and
 //! a stop (or the end of the run time) takes effect between two pieces.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::units::size_text;
 use crate::workload::{Context, Workload};
 
 mod engine;
 mod files;
 mod settings;
+mod stream;
 
-use files::{create_new, write_chunk, ChunkBuf, OwnFile};
-pub use settings::{FileWriterConfig, KeepFiles, SyncMode, MAX_CHUNK_SIZE_MB};
+use files::{create_new, write_chunk_at, ChunkBuf};
+pub use settings::{FileWriterConfig, KeepFiles, SyncMode, DIRECT_ALIGN_BYTES, MAX_CHUNK_SIZE_MB};
+use stream::Stream;
 
 /// One MiB, the protocol's MB.
 const MIB: u64 = crate::units::BYTES_PER_MB_U64;
 /// Largest single write, MiB: a larger chunk is written in pieces of this size (one buffer of
-/// this size is held in memory), and a stop takes effect between two pieces, so that it never
-/// waits for a whole chunk of up to [`MAX_CHUNK_SIZE_MB`]: a stopped writer returns well within
-/// the run's [`STOP_GRACE`](crate::workload::STOP_GRACE). A chunk up to this size is one write,
-/// as in the seed. A multiple of the O_DIRECT alignment.
+/// this size is held in memory per write in flight), and a stop takes effect between two
+/// pieces, so that it never waits for a whole chunk of up to [`MAX_CHUNK_SIZE_MB`]: a stopped
+/// writer returns well within the run's [`STOP_GRACE`](crate::workload::STOP_GRACE). A chunk
+/// up to this size is one write, as in the seed. A multiple of the O_DIRECT alignment.
 pub const PIECE_MB: u64 = 16;
 
-/// What the validation probe measured.
+/// What the validation probe measured (every stream writing at once).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Probe {
-    /// Seconds to write (and sync, per the mode) one chunk: the faster of two timed writes.
+    /// Seconds for a stream to write (and sync, per the mode) one chunk while every stream
+    /// writes: the faster of two timed writes, of the slowest stream.
     pub chunk_write_s: f64,
-    /// Whole files that fit in the run time at that speed.
+    /// Whole files per stream that fit in the run time at that speed.
     pub files_that_fit: f64,
 }
 
@@ -96,12 +104,13 @@ impl FileWriter {
         let probe = run_probe(&config, cancel)?;
         if probe.files_that_fit < 2.0 {
             return Err(Error::Config(format!(
-                "only {:.2} whole file(s) of {} MB fit in {} s at the measured {:.1} MB/s; \
+                "only {:.2} whole file(s) of {} fit in {} s at the measured {:.1} MB/s{}; \
                  at least 2 must (raise the run time or lower the file size)",
                 probe.files_that_fit,
-                config.file_size_mb,
+                size_text(config.file_size_bytes),
                 config.run_time_s,
-                config.chunk_size_mb as f64 / probe.chunk_write_s.max(1e-9)
+                config.chunk_size_bytes as f64 / MIB as f64 / probe.chunk_write_s.max(1e-9),
+                per_stream(&config)
             )));
         }
         Ok(FileWriter { config, probe })
@@ -118,31 +127,96 @@ impl FileWriter {
     }
 }
 
+/// `" per stream, with N streams writing at once"` for several streams, else nothing.
+fn per_stream(config: &FileWriterConfig) -> String {
+    if config.jobs > 1 {
+        format!(" per stream, with {} streams writing at once", config.jobs)
+    } else {
+        String::new()
+    }
+}
+
+/// The probe: every stream writes two timed chunks to a probe file of its own at once.
 fn run_probe(config: &FileWriterConfig, cancel: &CancellationToken) -> Result<Probe> {
     let dir = &config.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::file("create directory", dir, e))?;
-    // One probe file per validation: many clients of one process may share an out dir.
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let path = dir.join(format!(
-        ".loadmon_probe_{}_{}",
-        std::process::id(),
-        PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let chunk_bytes = config.chunk_size_mb * MIB;
-    let chunks_per_file = config.file_size_mb as f64 / config.chunk_size_mb as f64;
+    let chunks_per_file = config.file_size_bytes as f64 / config.chunk_size_bytes as f64;
     // A chunk write slower than this shows that fewer than 2 files fit: it is not waited for
     // to the end (the probe's bound, whatever the chunk size and the disk).
     let too_slow_s = config.run_time_s / (2.0 * chunks_per_file);
+    let results: Vec<Result<Option<f64>>> = if config.jobs <= 1 {
+        vec![probe_stream(config, cancel, too_slow_s)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..config.jobs)
+                .map(|_| s.spawn(|| probe_stream(config, cancel, too_slow_s)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(panicked("probe"))))
+                .collect()
+        })
+    };
+    let mut slowest: Option<f64> = Some(0.0);
+    for r in results {
+        slowest = match (slowest, r?) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    let Some(chunk_write_s) = slowest else {
+        return Err(Error::Config(format!(
+            "writing one {} chunk took over {too_slow_s:.3} s (twice){}: fewer than 2 whole \
+             files of {} fit in {} s; at least 2 must (raise the run time or lower the file \
+             size)",
+            size_text(config.chunk_size_bytes),
+            per_stream(config),
+            size_text(config.file_size_bytes),
+            config.run_time_s
+        )));
+    };
+    let file_s = chunk_write_s * chunks_per_file;
+    Ok(Probe {
+        chunk_write_s,
+        files_that_fit: if file_s > 0.0 {
+            config.run_time_s / file_s
+        } else {
+            f64::INFINITY
+        },
+    })
+}
+
+/// The error of a thread of the writer's that panicked.
+fn panicked(what: &str) -> Error {
+    Error::Workload(format!("a file writer {what} thread panicked"))
+}
+
+/// One stream's probe: the faster of two timed chunk writes to a probe file of its own, or
+/// `None` if both took over `too_slow_s` (not waited for to the end).
+fn probe_stream(
+    config: &FileWriterConfig,
+    cancel: &CancellationToken,
+    too_slow_s: f64,
+) -> Result<Option<f64>> {
+    // One probe file per validation and stream: many clients of one process may share an
+    // out dir.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = config.out_dir.join(format!(
+        ".loadmon_probe_{}_{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let chunk_bytes = config.chunk_size_bytes;
     let buf = ChunkBuf::new(chunk_bytes)?;
-    let (mut f, own) = create_new(&path, config.sync)?;
+    let (f, own) = create_new(&path, config.sync)?;
     // Two timed chunk writes, keeping the faster: the first one also pays for first-touch
     // costs (page faults, lazy binding, a cold instruction cache) that the run will not.
     let result = (|| -> Result<Option<f64>> {
         let mut best: Option<f64> = None;
-        for _ in 0..2 {
+        for i in 0..2u64 {
             let t = Instant::now();
             let stop = || cancel.is_cancelled() || t.elapsed().as_secs_f64() > too_slow_s;
-            let written = write_chunk(&mut f, &buf, chunk_bytes, stop)
+            let written = write_chunk_at(&f, &buf, i * chunk_bytes, chunk_bytes, &stop)
                 .map_err(|e| Error::file("write", &path, e))?;
             if written && config.sync == SyncMode::File {
                 f.sync_all().map_err(|e| Error::file("fsync", &path, e))?;
@@ -159,28 +233,12 @@ fn run_probe(config: &FileWriterConfig, cancel: &CancellationToken) -> Result<Pr
     })();
     drop(f);
     let _ = own.remove();
-    let Some(chunk_write_s) = result? else {
-        return Err(Error::Config(format!(
-            "writing one {} MB chunk took over {too_slow_s:.3} s (twice): fewer than 2 whole \
-             files of {} MB fit in {} s; at least 2 must (raise the run time or lower the file \
-             size)",
-            config.chunk_size_mb, config.file_size_mb, config.run_time_s
-        )));
-    };
-    let file_s = chunk_write_s * chunks_per_file;
-    Ok(Probe {
-        chunk_write_s,
-        files_that_fit: if file_s > 0.0 {
-            config.run_time_s / file_s
-        } else {
-            f64::INFINITY
-        },
-    })
+    result
 }
 
 impl Workload for FileWriter {
     fn file_stats(&self) -> Option<(u64, u64)> {
-        Some((self.config.chunk_size_mb, self.config.file_size_mb))
+        Some(self.config.file_stats_mb())
     }
 
     fn run_time(&self) -> Option<Duration> {
@@ -195,74 +253,62 @@ impl Workload for FileWriter {
         let cfg = &self.config;
         std::fs::create_dir_all(&cfg.out_dir)
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
-        let chunk_bytes = cfg.chunk_size_mb * MIB;
-        let file_bytes = cfg.file_size_mb * MIB;
-        let buf = ChunkBuf::new(chunk_bytes)?;
-        let mut kept: VecDeque<OwnFile> = VecDeque::new();
-        let mut n: u64 = 0;
-        // A partial file is not a file written: removed (if it is still the one written).
-        let discard = |own: &OwnFile| {
-            let _ = own.remove();
-        };
-        while !ctx.time_is_up() {
-            let stamp = chrono::Local::now().format("%Y-%m-%d_%H.%M.%S");
-            // The id is a u32 from the protocol parser: it cannot contain a path separator.
-            let path = cfg
-                .out_dir
-                .join(format!("client_{}_{n}_{stamp}", ctx.client_id()));
-            let (mut f, own) = create_new(&path, cfg.sync)?;
-            let mut remaining = file_bytes;
-            let mut complete = true;
-            while remaining > 0 {
-                let len = remaining.min(chunk_bytes);
-                let t = Instant::now();
-                match write_chunk(&mut f, &buf, len, || ctx.time_is_up()) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        complete = false;
-                        break;
-                    }
-                    Err(e) => {
-                        drop(f);
-                        discard(&own);
-                        return Err(Error::file("write", &path, e));
-                    }
-                }
-                if let Err(e) = ctx.record_write(len, t.elapsed()) {
-                    // The run is over (the client gave up waiting for this thread).
-                    drop(f);
-                    discard(&own);
-                    return Err(e);
-                }
-                remaining -= len;
-            }
-            if !complete {
-                drop(f);
-                discard(&own);
-                break;
-            }
-            n += 1;
-            if cfg.sync == SyncMode::File {
-                if let Err(e) = f.sync_all() {
-                    drop(f);
-                    discard(&own);
-                    return Err(Error::file("fsync", &path, e));
-                }
-            }
-            drop(f);
-            ctx.file_rollover()?;
-            kept.push_back(own);
-            if let KeepFiles::Last(k) = cfg.keep_files {
-                while kept.len() > k {
-                    if let Some(old) = kept.pop_front() {
-                        old.remove()
-                            .map_err(|e| Error::file("remove", &old.path, e))?;
-                    }
-                }
-            }
+        if cfg.jobs <= 1 {
+            let mut engine = engine::for_config(cfg)?;
+            let stream = Stream {
+                config: cfg,
+                ctx: ctx.clone(),
+                halt: &|| false,
+            };
+            return stream.run(engine.as_mut());
         }
-        Ok(())
+        run_streams(cfg, ctx)
     }
+}
+
+/// Runs `config.jobs` streams at once, each on a thread of its own (counted as one of the
+/// client's writer threads); the first stream that fails stops the others, and its error is
+/// the run's.
+fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
+    let failed = AtomicBool::new(false);
+    let halt = || failed.load(Ordering::Relaxed);
+    let run_one = |index: u32| -> Result<()> {
+        let stream_ctx = ctx.stream(index)?;
+        let _cpu = stream_ctx.writer_thread();
+        let mut engine = engine::for_config(config)?;
+        let stream = Stream {
+            config,
+            ctx: stream_ctx,
+            halt: &halt,
+        };
+        let r = stream.run(engine.as_mut());
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        r
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..config.jobs)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("loadmon-stream-{i}"))
+                    .spawn_scoped(s, move || run_one(i))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| Err(panicked("stream"))),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    Err(Error::Workload(format!(
+                        "cannot start a stream thread: {e}"
+                    )))
+                }
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -274,9 +320,9 @@ mod tests {
     fn cfg(dir: &Path) -> FileWriterConfig {
         FileWriterConfig {
             run_time_s: 30.0,
-            chunk_size_mb: 1,
-            file_size_mb: 2,
-            min_chunk_size_mb: 1,
+            chunk_size_bytes: MIB,
+            file_size_bytes: 2 * MIB,
+            min_chunk_size_bytes: MIB,
             out_dir: dir.to_path_buf(),
             ..Default::default()
         }
@@ -286,12 +332,12 @@ mod tests {
     fn seed_rules() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = cfg(dir.path());
-        c.min_chunk_size_mb = 10;
+        c.min_chunk_size_bytes = 10 * MIB;
         let e = FileWriter::new(c).unwrap_err().to_string();
         assert!(e.contains("below the minimum of 10 MB"), "{e}");
 
         let mut c = cfg(dir.path());
-        c.chunk_size_mb = 3;
+        c.chunk_size_bytes = 3 * MIB;
         let e = FileWriter::new(c).unwrap_err().to_string();
         assert!(e.contains("larger than file size"), "{e}");
 
@@ -330,8 +376,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = FileWriterConfig {
             run_time_s: 1e6,
-            chunk_size_mb: 1024,
-            file_size_mb: 2048,
+            chunk_size_bytes: 1024 * MIB,
+            file_size_bytes: 2048 * MIB,
             ..cfg(dir.path())
         };
         let cancel = CancellationToken::new();

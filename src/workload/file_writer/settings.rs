@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::units::size_text;
+
+/// One MiB, the protocol's MB.
+const MIB: u64 = crate::units::BYTES_PER_MB_U64;
 
 /// Largest chunk accepted, MiB (the chunk is held in memory; the rule is
 /// [`config::CHUNK_SIZE_MB`](crate::config::CHUNK_SIZE_MB)).
@@ -151,81 +155,162 @@ impl fmt::Display for KeepFiles {
     }
 }
 
-/// The file writer's settings. `Default` gives the seed's (15 s, 10 MB chunks, 50 MB files).
+/// The file writer's settings. `Default` gives the seed's (15 s, 10 MB chunks, 50 MB files,
+/// one stream writing one chunk at a time, as fast as it can).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FileWriterConfig {
     /// How long to write, seconds (default 15).
     pub run_time_s: f64,
-    /// Size of one write, MiB (default 10).
-    pub chunk_size_mb: u64,
-    /// Size of one file, MiB (default 50).
-    pub file_size_mb: u64,
-    /// Smallest chunk allowed, MiB (default 10, the seed's minimum).
-    pub min_chunk_size_mb: u64,
+    /// Size of one write, bytes (default 10 MiB; from 512 bytes to 4096 MiB).
+    pub chunk_size_bytes: u64,
+    /// Size of one file, bytes (default 50 MiB).
+    pub file_size_bytes: u64,
+    /// Smallest chunk allowed, bytes (default 10 MiB, the seed's minimum; lower it for
+    /// small-block tests).
+    pub min_chunk_size_bytes: u64,
     /// Directory for the files (default `client_files`).
     pub out_dir: PathBuf,
     /// Durability mode (default none).
     #[serde(serialize_with = "crate::config::ser::display")]
     pub sync: SyncMode,
-    /// Finished files to keep (default 2).
+    /// Finished files to keep, per stream (default 2).
     #[serde(serialize_with = "crate::config::ser::display")]
     pub keep_files: KeepFiles,
+    /// Writer streams (fio's `numjobs`, elbencho's `-t`): each writes its own sequence of files
+    /// with its own `keep_files`, and the client's figures are their sums (default 1, the
+    /// seed's one writer; 1 to [`JOBS`](crate::config::JOBS)'s maximum, 256).
+    pub jobs: u32,
+    /// Writes in flight per stream (fio's `iodepth`): with `sync = direct`, up to this many
+    /// chunk writes of a stream are submitted at once through io_uring where the kernel
+    /// allows it (default 1: one write at a time; 1 to 256). Buffered writes (`none`,
+    /// `file`) complete in the page cache, so a depth above 1 gains them little (fio's
+    /// `libaio` is synchronous for them too).
+    pub iodepth: u32,
+    /// The client's pace, MB/s (MiB/s), shared evenly by its streams: each chunk has a
+    /// scheduled start, and latency is measured from the schedule as well as from the
+    /// actual start. `None` (the default): as fast as the device takes the writes.
+    pub rate_mb_s: Option<f64>,
 }
 
 impl Default for FileWriterConfig {
     fn default() -> Self {
         FileWriterConfig {
             run_time_s: 15.0,
-            chunk_size_mb: 10,
-            file_size_mb: 50,
-            min_chunk_size_mb: 10,
+            chunk_size_bytes: 10 * MIB,
+            file_size_bytes: 50 * MIB,
+            min_chunk_size_bytes: 10 * MIB,
             out_dir: PathBuf::from("client_files"),
             sync: SyncMode::None,
             keep_files: KeepFiles::default(),
+            jobs: 1,
+            iodepth: 1,
+            rate_mb_s: None,
         }
     }
 }
+
+/// O_DIRECT's alignment: with `sync = direct` a chunk and a file are whole multiples of it.
+pub const DIRECT_ALIGN_BYTES: u64 = 4096;
 
 impl FileWriterConfig {
     /// The seed's first two rules and the basic sanity of every field (no I/O).
     ///
     /// # Errors
-    /// [`Error::Config`] saying which rule failed.
+    /// [`Error::Config`] saying which rule failed, with its bound.
     pub fn validate(&self) -> Result<()> {
         crate::config::seconds("run_time", self.run_time_s, crate::config::RUN_TIME)?;
-        if self.chunk_size_mb < self.min_chunk_size_mb {
-            return Err(Error::Config(format!(
-                "chunk size {} MB is below the minimum of {} MB",
-                self.chunk_size_mb, self.min_chunk_size_mb
-            )));
-        }
-        if self.chunk_size_mb == 0 {
-            return Err(Error::Config("chunk size must be at least 1 MB".into()));
-        }
-        if self.chunk_size_mb > self.file_size_mb {
-            return Err(Error::Config(format!(
-                "chunk size {} MB is larger than file size {} MB",
-                self.chunk_size_mb, self.file_size_mb
-            )));
-        }
-        if self.chunk_size_mb > MAX_CHUNK_SIZE_MB {
-            return Err(Error::Config(format!(
-                "chunk size {} MB is above the maximum of {MAX_CHUNK_SIZE_MB} MB",
-                self.chunk_size_mb
-            )));
-        }
-        if self.file_size_mb > crate::units::MAX_SIZE_MB {
-            return Err(Error::Config(format!(
-                "file size {} MB is above the maximum of {} MB",
-                self.file_size_mb,
-                crate::units::MAX_SIZE_MB
-            )));
-        }
+        self.check_sizes()?;
         self.keep_files.check()?;
         if self.out_dir.as_os_str().is_empty() {
             return Err(Error::Config("out_dir must not be empty".into()));
         }
+        crate::config::JOBS.check("jobs", u64::from(self.jobs))?;
+        crate::config::IODEPTH.check("iodepth", u64::from(self.iodepth))?;
+        if let Some(r) = self.rate_mb_s {
+            crate::config::rate_mb_s("rate", r)?;
+        }
+        let slot = self.chunk_size_bytes.min(super::PIECE_MB * MIB);
+        let buffers = u64::from(self.jobs) * u64::from(self.iodepth) * slot;
+        if buffers > crate::config::MAX_WRITE_BUFFERS_BYTES {
+            return Err(Error::Config(format!(
+                "jobs × iodepth × the write buffer ({} × {} × {}) is {}, above the limit of {} \
+                 (each write in flight holds its buffer in memory): lower jobs, iodepth or the \
+                 chunk size",
+                self.jobs,
+                self.iodepth,
+                size_text(slot),
+                size_text(buffers),
+                size_text(crate::config::MAX_WRITE_BUFFERS_BYTES)
+            )));
+        }
         Ok(())
+    }
+
+    /// The sizes' rules: the seed's (chunk ≥ minimum, chunk ≤ file), their bounds, and
+    /// O_DIRECT's alignment.
+    fn check_sizes(&self) -> Result<()> {
+        let (chunk, file) = (self.chunk_size_bytes, self.file_size_bytes);
+        if chunk < self.min_chunk_size_bytes {
+            return Err(Error::Config(format!(
+                "chunk size {} is below the minimum of {}",
+                size_text(chunk),
+                size_text(self.min_chunk_size_bytes)
+            )));
+        }
+        let rule = crate::config::CHUNK_SIZE_BYTES;
+        if chunk < rule.min {
+            return Err(Error::Config(format!(
+                "chunk size must be at least {}, not {}",
+                size_text(rule.min),
+                size_text(chunk)
+            )));
+        }
+        if chunk > rule.max {
+            return Err(Error::Config(format!(
+                "chunk size {} is above the maximum of {}",
+                size_text(chunk),
+                size_text(rule.max)
+            )));
+        }
+        if chunk > file {
+            return Err(Error::Config(format!(
+                "chunk size {} is larger than file size {}",
+                size_text(chunk),
+                size_text(file)
+            )));
+        }
+        crate::config::MIN_CHUNK_SIZE_BYTES
+            .check("min_chunk_size_bytes", self.min_chunk_size_bytes)?;
+        let rule = crate::config::FILE_SIZE_BYTES;
+        if file > rule.max {
+            return Err(Error::Config(format!(
+                "file size {} is above the maximum of {}",
+                size_text(file),
+                size_text(rule.max)
+            )));
+        }
+        if self.sync == SyncMode::Direct
+            && (chunk % DIRECT_ALIGN_BYTES != 0 || file % DIRECT_ALIGN_BYTES != 0)
+        {
+            return Err(Error::Config(format!(
+                "sync=direct (O_DIRECT) writes whole multiples of {}: chunk size {} and file \
+                 size {} must both be",
+                size_text(DIRECT_ALIGN_BYTES),
+                size_text(chunk),
+                size_text(file)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The chunk and file size announced in the seed's `file_stats:<chunk_mb>:<file_mb>`, MiB:
+    /// exact for whole MiB (every seed size), rounded up otherwise (a 256 KiB chunk is
+    /// announced as 1; the exact bytes reach a loadmon server on the plan and in the report).
+    pub fn file_stats_mb(&self) -> (u64, u64) {
+        (
+            self.chunk_size_bytes.div_ceil(MIB),
+            self.file_size_bytes.div_ceil(MIB),
+        )
     }
 }
 
@@ -240,5 +325,99 @@ mod tests {
         assert_eq!("all".parse::<KeepFiles>().unwrap(), KeepFiles::All);
         assert_eq!("3".parse::<KeepFiles>().unwrap(), KeepFiles::Last(3));
         assert!("-1".parse::<KeepFiles>().is_err());
+    }
+
+    #[test]
+    fn streams_depth_rate_and_sizes_are_checked_with_their_bounds() {
+        let ok = FileWriterConfig::default();
+        assert!(ok.validate().is_ok());
+        let bad = |c: FileWriterConfig, want: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
+        bad(
+            FileWriterConfig {
+                jobs: 0,
+                ..ok.clone()
+            },
+            "jobs must be from 1 to 256, not 0",
+        );
+        bad(
+            FileWriterConfig {
+                jobs: 10_000,
+                ..ok.clone()
+            },
+            "jobs must be from 1 to 256",
+        );
+        bad(
+            FileWriterConfig {
+                iodepth: 257,
+                ..ok.clone()
+            },
+            "iodepth must be from 1 to 256",
+        );
+        for r in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e6 + 1.0] {
+            bad(
+                FileWriterConfig {
+                    rate_mb_s: Some(r),
+                    ..ok.clone()
+                },
+                "rate must be a number of MB/s above 0 and at most 1000000",
+            );
+        }
+        bad(
+            FileWriterConfig {
+                jobs: 256,
+                iodepth: 256,
+                ..ok.clone()
+            },
+            "above the limit of 4096 MB",
+        );
+    }
+
+    #[test]
+    fn sub_mb_sizes_and_the_direct_io_alignment() {
+        let ok = FileWriterConfig::default();
+        let bad = |c: FileWriterConfig, want: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
+        let small = FileWriterConfig {
+            chunk_size_bytes: 6000,
+            file_size_bytes: 60_000,
+            min_chunk_size_bytes: 4096,
+            ..ok.clone()
+        };
+        assert!(small.validate().is_ok(), "sub-MB chunks, buffered");
+        assert_eq!(small.file_stats_mb(), (1, 1), "file_stats rounds up");
+        bad(
+            FileWriterConfig {
+                sync: SyncMode::Direct,
+                ..small.clone()
+            },
+            "multiples of 4 KiB: chunk size 6000 bytes and file size 60000 bytes",
+        );
+        let aligned = FileWriterConfig {
+            chunk_size_bytes: 4096,
+            file_size_bytes: 64 << 10,
+            sync: SyncMode::Direct,
+            ..small
+        };
+        assert!(aligned.validate().is_ok());
+        bad(
+            FileWriterConfig {
+                chunk_size_bytes: 256,
+                min_chunk_size_bytes: 0,
+                ..aligned
+            },
+            "chunk size must be at least 512 bytes",
+        );
+        bad(
+            FileWriterConfig {
+                chunk_size_bytes: 1 << 20,
+                ..ok
+            },
+            "chunk size 1 MB is below the minimum of 10 MB",
+        );
     }
 }

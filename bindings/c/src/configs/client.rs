@@ -10,7 +10,9 @@ use loadmon::client::ClientConfig;
 use loadmon::config;
 use loadmon::workload::file_writer::FileWriterConfig;
 
-use super::convert::{count, flag, int, keep_files_c, ms, ms_setting, num, run_time_ms};
+use super::convert::{
+    count, flag, int, keep_files_c, mb, ms, ms_setting, num, rate_c, run_time_ms,
+};
 use super::{
     default_str, write_defaults, Growable, LoadmonWorkerConfig, LOADMON_NO_FILE_STATS,
     LOADMON_NO_RUN_TIME,
@@ -34,13 +36,13 @@ pub struct LoadmonTestClientConfig {
     pub port: i64,
     /// Run time, milliseconds (positive, at most 10^12). Default: 15000.
     pub run_time_ms: i64,
-    /// Chunk size, MB. Default: 10.
+    /// Chunk size, MB (MiB). Default: 10.
     pub chunk_size_mb: i64,
-    /// File size, MB. Default: 50.
+    /// File size, MB (MiB). Default: 50.
     pub file_size_mb: i64,
     /// Directory for the data files. Must not be NULL. Default: "client_files".
     pub out_dir: *const c_char,
-    /// Smallest chunk allowed, MB. Default: 10.
+    /// Smallest chunk allowed, MB (MiB; 0: no minimum). Default: 10.
     pub min_chunk_size_mb: i64,
     /// "none", "file" (fsync each file) or "direct" (O_DIRECT); NULL means "none".
     /// Default: NULL.
@@ -69,6 +71,15 @@ pub struct LoadmonTestClientConfig {
     /// Longest line accepted from the server, bytes (at least 64; with a token, room for the
     /// challenge-response and the token). Default: 4096.
     pub max_line_bytes: i64,
+    /// Writer streams, 1 to 256: each writes its own files (`client_<id>_<stream>_<n>_<time>`)
+    /// with its own `keep_files`; the client's figures are their sums. Default: 1.
+    pub jobs: i64,
+    /// Writes in flight per stream, 1 to 256 (with `sync` "direct", through io_uring where the
+    /// kernel allows it). Default: 1.
+    pub iodepth: i64,
+    /// The client's pace, MB/s (MiB/s), above 0 and at most 1000000, shared by its streams;
+    /// `LOADMON_NO_RATE`: as fast as possible. Default: LOADMON_NO_RATE.
+    pub rate_mb_s: f64,
 }
 
 // The core's defaults as C strings, made once (never shared with another struct's).
@@ -84,12 +95,12 @@ unsafe impl Growable for LoadmonTestClientConfig {
             host: default_str(&DEFAULT_CLIENT_HOST, || c.host.clone()),
             port: i64::from(c.port),
             run_time_ms: run_time_ms(w.run_time_s),
-            chunk_size_mb: num(w.chunk_size_mb),
-            file_size_mb: num(w.file_size_mb),
+            chunk_size_mb: mb(w.chunk_size_bytes),
+            file_size_mb: mb(w.file_size_bytes),
             out_dir: default_str(&DEFAULT_OUT_DIR, || {
                 w.out_dir.to_string_lossy().into_owned()
             }),
-            min_chunk_size_mb: num(w.min_chunk_size_mb),
+            min_chunk_size_mb: mb(w.min_chunk_size_bytes),
             sync: std::ptr::null(),
             keep_files: keep_files_c(w.keep_files),
             heartbeat_period_ms: ms(c.heartbeat_period),
@@ -100,12 +111,15 @@ unsafe impl Growable for LoadmonTestClientConfig {
             allow_clear_token: i64::from(c.allow_clear_token),
             handshake_timeout_ms: ms(c.handshake_timeout),
             max_line_bytes: num(c.max_line_bytes),
+            jobs: i64::from(w.jobs),
+            iodepth: i64::from(w.iodepth),
+            rate_mb_s: rate_c(w.rate_mb_s),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonTestClientConfig:
         host, port, run_time_ms, chunk_size_mb, file_size_mb, out_dir, min_chunk_size_mb, sync,
         keep_files, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token, log_dir,
-        allow_clear_token, handshake_timeout_ms, max_line_bytes);
+        allow_clear_token, handshake_timeout_ms, max_line_bytes, jobs, iodepth, rate_mb_s);
     const NAME: &'static str = "LoadmonTestClientConfig";
 }
 

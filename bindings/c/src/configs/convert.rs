@@ -8,7 +8,7 @@ use loadmon::config::{self, integer, millis, Count, Zero};
 use loadmon::workload::file_writer::{KeepFiles, SyncMode};
 use loadmon::Error;
 
-use super::{LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS};
+use super::{LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_RATE};
 use crate::args::optional_str;
 use crate::guard::Res;
 
@@ -89,4 +89,28 @@ pub(crate) fn optional_size(name: &str, v: i64) -> Res<Option<u64>> {
         LOADMON_NO_FILE_STATS => Ok(None),
         n => count(config::SIZE_MB, name, n).map(Some),
     }
+}
+
+/// A C size setting in MB (MiB) as the core's bytes, within `rule` (bytes).
+pub(crate) fn size_mb(rule: Count, name: &str, v: i64) -> Res<u64> {
+    Ok(config::size_from_mb(name, i128::from(v), rule)?)
+}
+
+/// A size in bytes as C's whole MB, for a config default (rounded up: every default is
+/// whole MB).
+pub(crate) fn mb(bytes: u64) -> i64 {
+    num(bytes.div_ceil(loadmon::units::BYTES_PER_MB_U64))
+}
+
+/// A C rate setting, MB/s: `LOADMON_NO_RATE` for none, else the core's rule.
+pub(crate) fn rate_setting(name: &str, v: f64) -> Res<Option<f64>> {
+    if v == LOADMON_NO_RATE as f64 {
+        return Ok(None);
+    }
+    Ok(Some(config::rate_mb_s(name, v)?))
+}
+
+/// A rate as C has it (`LOADMON_NO_RATE` for none), for a config default.
+pub(crate) fn rate_c(r: Option<f64>) -> f64 {
+    r.unwrap_or(LOADMON_NO_RATE as f64)
 }

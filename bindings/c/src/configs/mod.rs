@@ -16,6 +16,10 @@ pub const LOADMON_KEEP_ALL: i64 = -1;
 pub const LOADMON_NO_RUN_TIME: i64 = -1;
 /// `chunk_size_mb`/`file_size_mb` of `LoadmonClientConfig`: announce no `file_stats`.
 pub const LOADMON_NO_FILE_STATS: i64 = -1;
+/// `rate_mb_s` of `LoadmonTestClientConfig` (`plan_rate_mb_s` of `LoadmonServerConfig`): no
+/// pace, as fast as the device takes the writes (0 and other negative values are
+/// `LOADMON_CONFIG`).
+pub const LOADMON_NO_RATE: i64 = -1;
 /// A `timeout_ms` that waits as long as it takes (any negative value does).
 pub const LOADMON_WAIT_FOREVER: i64 = -1;
 /// `expect_clients` of `LoadmonServerConfig`: no fleet mode (each client starts at its
@@ -137,7 +141,7 @@ pub use client::{
     LoadmonTestClientConfig,
 };
 pub(crate) use convert::{
-    count, int, keep_files_setting, ms, ms_setting, optional_size, sync_setting,
+    count, keep_files_setting, ms, ms_setting, optional_size, rate_setting, size_mb, sync_setting,
 };
 pub(crate) use server::server_config;
 pub use server::{loadmon_server_config_default, LoadmonServerConfig};
@@ -189,6 +193,12 @@ mod tests {
             let actual = unsafe {
                 match f.c_type.as_str() {
                     "int64_t" => DocDefault::Int(base.add(off).cast::<i64>().read()),
+                    // Every default of a double is a whole number (LOADMON_NO_RATE).
+                    "double" => {
+                        let v = base.add(off).cast::<f64>().read();
+                        assert_eq!(v.fract(), 0.0, "{}.{name}: {v}", T::NAME);
+                        DocDefault::Int(v as i64)
+                    }
                     "const char *" | "const char *const *" => {
                         match base.add(off).cast::<*const c_char>().read() {
                             p if p.is_null() => DocDefault::Null,

@@ -12,8 +12,8 @@ use loadmon::server::{
 };
 
 use super::convert::{
-    count, flag, int, keep_files_c, keep_files_setting, ms, ms_setting, num, run_time_ms,
-    sync_setting,
+    count, flag, int, keep_files_c, keep_files_setting, mb, ms, ms_setting, num, rate_c,
+    rate_setting, run_time_ms, size_mb, sync_setting,
 };
 use super::{
     default_str, write_defaults, Growable, LOADMON_AUTO_MAX_CLIENTS, LOADMON_NO_FLEET,
@@ -121,6 +121,14 @@ pub struct LoadmonServerConfig {
     /// Where to write the fleet's merged chunk write latency intervals (HdrHistogram
     /// interval-log format) when the server stops; NULL for none. Default: NULL.
     pub latency_log_path: *const c_char,
+    /// Fleet mode: writer streams of each worker, 1 to 256. Default: 1.
+    pub plan_jobs: i64,
+    /// Fleet mode: writes in flight per stream, 1 to 256. Default: 1.
+    pub plan_iodepth: i64,
+    /// Fleet mode: the pace of the whole fleet, MB/s (MiB/s), above 0 and at most 1000000,
+    /// split across the workers in their plans; `LOADMON_NO_RATE`: as fast as possible.
+    /// Default: LOADMON_NO_RATE.
+    pub plan_rate_mb_s: f64,
 }
 
 // The core's host default as a C string, made once (never shared with another struct's).
@@ -150,9 +158,9 @@ unsafe impl Growable for LoadmonServerConfig {
             expect_clients: LOADMON_NO_FLEET,
             start_timeout_ms: LOADMON_NO_START_TIMEOUT,
             plan_run_time_ms: run_time_ms(p.run_time_s),
-            plan_chunk_size_mb: num(p.chunk_size_mb),
-            plan_file_size_mb: num(p.file_size_mb),
-            plan_min_chunk_size_mb: num(p.min_chunk_size_mb),
+            plan_chunk_size_mb: mb(p.chunk_size_bytes),
+            plan_file_size_mb: mb(p.file_size_bytes),
+            plan_min_chunk_size_mb: mb(p.min_chunk_size_bytes),
             plan_sync: std::ptr::null(),
             plan_keep_files: keep_files_c(p.keep_files),
             http_allow_hosts: std::ptr::null(),
@@ -167,6 +175,9 @@ unsafe impl Growable for LoadmonServerConfig {
             http_max_connections: num(l.max_connections),
             http_write_timeout_ms: ms(l.write_timeout),
             latency_log_path: std::ptr::null(),
+            plan_jobs: i64::from(p.jobs),
+            plan_iodepth: i64::from(p.iodepth),
+            plan_rate_mb_s: rate_c(p.rate_mb_s),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonServerConfig: host,
@@ -176,7 +187,8 @@ unsafe impl Growable for LoadmonServerConfig {
         plan_file_size_mb, plan_min_chunk_size_mb, plan_sync, plan_keep_files,
         http_allow_hosts, allow_clear_token, max_pending, max_ids, write_timeout_ms,
         max_line_bytes, http_linger_ms, http_header_read_timeout_ms, http_idle_timeout_ms,
-        http_max_connections, http_write_timeout_ms, latency_log_path);
+        http_max_connections, http_write_timeout_ms, latency_log_path, plan_jobs, plan_iodepth,
+        plan_rate_mb_s);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -316,13 +328,24 @@ unsafe fn plan(c: &LoadmonServerConfig) -> Res<Plan> {
     Ok(Plan {
         run_time_s: ms_setting("plan_run_time_ms", c.plan_run_time_ms, config::RUN_TIME)?
             .as_secs_f64(),
-        chunk_size_mb: count(
-            config::CHUNK_SIZE_MB,
+        chunk_size_bytes: size_mb(
+            config::CHUNK_SIZE_BYTES,
             "plan_chunk_size_mb",
             c.plan_chunk_size_mb,
         )?,
-        file_size_mb: count(config::SIZE_MB, "plan_file_size_mb", c.plan_file_size_mb)?,
-        min_chunk_size_mb: int("plan_min_chunk_size_mb", c.plan_min_chunk_size_mb)?,
+        file_size_bytes: size_mb(
+            config::FILE_SIZE_BYTES,
+            "plan_file_size_mb",
+            c.plan_file_size_mb,
+        )?,
+        min_chunk_size_bytes: size_mb(
+            config::MIN_CHUNK_SIZE_BYTES,
+            "plan_min_chunk_size_mb",
+            c.plan_min_chunk_size_mb,
+        )?,
+        jobs: count(config::JOBS, "plan_jobs", c.plan_jobs)?,
+        iodepth: count(config::IODEPTH, "plan_iodepth", c.plan_iodepth)?,
+        rate_mb_s: rate_setting("plan_rate_mb_s", c.plan_rate_mb_s)?,
         // SAFETY: forwarded contract.
         sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
         keep_files: keep_files_setting("plan_keep_files", c.plan_keep_files)?,

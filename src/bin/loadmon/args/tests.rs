@@ -85,6 +85,25 @@ fn to_value(v: impl serde::Serialize) -> Value {
     serde_json::to_value(v).expect("settings serialize")
 }
 
+/// The settings in bytes whose flags take a size text (`10` = 10 MB, `256k`).
+const SIZES: [&str; 3] = [
+    "chunk_size_bytes",
+    "file_size_bytes",
+    "min_chunk_size_bytes",
+];
+
+/// Whether a flag's defaults are the setting's default (a size flag's read as a size).
+fn same_default_of(key: &str, core: &Value, flag: &[String]) -> bool {
+    if SIZES.contains(&key) {
+        let parsed = match flag {
+            [one] => loadmon::units::parse_size_bytes(one).ok(),
+            _ => None,
+        };
+        return parsed.is_some() && parsed == core.as_u64();
+    }
+    same_default(core, flag)
+}
+
 /// Whether a flag's defaults are the setting's default.
 fn same_default(core: &Value, flag: &[String]) -> bool {
     match core {
@@ -115,7 +134,7 @@ fn check(sub: &str, core: &BTreeMap<String, Value>, no_default: &[&str]) {
             continue;
         }
         assert!(
-            same_default(value, defaults),
+            same_default_of(key, value, defaults),
             "`loadmon {sub}`: the default of {key} is {defaults:?}, the core's is {value}"
         );
     }
@@ -203,4 +222,73 @@ fn cli_only_defaults_are_the_library_constants() {
 #[test]
 fn the_command_line_is_well_formed() {
     Cli::command().debug_assert();
+}
+
+#[test]
+fn sizes_take_units_and_bad_values_name_their_bound() {
+    let parse = |args: &[&str]| Cli::try_parse_from([&["loadmon", "client"], args].concat());
+    let Ok(Cli {
+        command: Command::Client(c),
+        ..
+    }) = parse(&[
+        "-c",
+        "256k",
+        "-f",
+        "1m",
+        "--min-chunksize",
+        "4k",
+        "--jobs",
+        "4",
+    ])
+    else {
+        panic!("sizes with units")
+    };
+    let p = c.writer.plan();
+    assert_eq!(
+        (
+            p.chunk_size_bytes,
+            p.file_size_bytes,
+            p.min_chunk_size_bytes,
+            p.jobs
+        ),
+        (256 << 10, 1 << 20, 4 << 10, 4)
+    );
+    let Ok(Cli {
+        command: Command::Client(c),
+        ..
+    }) = parse(&["-c", "10", "-f", "50"])
+    else {
+        panic!("bare sizes")
+    };
+    assert_eq!(
+        c.writer.plan().chunk_size_bytes,
+        10 << 20,
+        "a bare number is MB"
+    );
+    for (args, want) in [
+        (
+            &["--jobs", "10000"][..],
+            "jobs must be from 1 to 256, not 10000",
+        ),
+        (&["--jobs", "0"], "jobs must be from 1 to 256, not 0"),
+        (&["--iodepth=-1"], "iodepth must be from 1 to 256, not -1"),
+        (
+            &["--rate", "0"],
+            "rate must be a number of MB/s above 0 and at most 1000000",
+        ),
+        (&["--rate", "NaN"], "rate must be a number of MB/s above 0"),
+        (&["--rate", "2e6"], "at most 1000000, not 2000000"),
+        (
+            &["-c", "10 kg"],
+            "chunk_size must be a size from 512 bytes to 4096 MB",
+        ),
+        (&["--chunksize=-1"], "a number first"),
+        (
+            &["-f", "2p"],
+            "file_size must be a size from 512 bytes to 1073741824 MB",
+        ),
+    ] {
+        let e = parse(args).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
 }
