@@ -334,6 +334,11 @@ pub enum Message {
     /// `stream_stats:<stream>:<bytes>:<files>:<p50_us>:<p99_us>:<max_us>`: one writer stream's
     /// own figures (new; see [`StreamStats`]).
     StreamStats(StreamStats),
+    /// `engine:<text>`: how the client's workload writes (its I/O engine), sent when it was
+    /// asked for more than one write in flight: `io_uring, iodepth 4, registered buffers`, or
+    /// `sync, one write at a time (…why…)` where the depth could not be had (new; free text,
+    /// as `error`).
+    Engine(String),
 }
 
 /// A `lat` line: the chunk write latencies (µs) of the interval `[t0_ms, t1_ms)` on the
@@ -349,7 +354,7 @@ pub struct LatLine {
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 27] = [
+pub const COMMANDS: [&str; 28] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -377,6 +382,7 @@ pub const COMMANDS: [&str; 27] = [
     "clock",
     "lat",
     "stream_stats",
+    "engine",
 ];
 
 impl Message {
@@ -412,6 +418,7 @@ impl Message {
             | Message::ClockSample { .. } => 24,
             Message::Lat(_) => 25,
             Message::StreamStats(_) => 26,
+            Message::Engine(_) => 27,
         }
     }
 
@@ -479,6 +486,7 @@ impl Message {
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
+            "engine" => Ok(Message::Engine(one_line(f.rest()))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
     }
@@ -549,7 +557,9 @@ impl Message {
                 chunk_p50_us,
                 chunk_p99_us,
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
-            Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
+            Message::Error(r) | Message::Refused(r) | Message::Engine(r) => {
+                format!("{cmd}:{}", one_line(r))
+            }
             Message::Plan(p) => p.encode(cmd),
             Message::Io { t_ms, io } => encode_io(cmd, *t_ms, io),
             Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),

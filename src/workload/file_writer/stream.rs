@@ -44,6 +44,11 @@ impl Stream<'_> {
 
     /// Writes files until the run ends, keeping the newest `keep_files` of them.
     pub(super) fn run(&self, engine: &mut dyn Engine) -> Result<()> {
+        if self.config.iodepth > 1 {
+            // Which engine gives (or could not give) the depth asked for: the log and the
+            // report say it (once per client, whatever the number of streams).
+            self.ctx.report_engine(engine.describe())?;
+        }
         let mut kept: VecDeque<OwnFile> = VecDeque::new();
         let mut n: u64 = 0;
         while !self.stopping() {

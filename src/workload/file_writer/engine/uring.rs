@@ -6,7 +6,7 @@
 //! as the synchronous path writes it); a short write is resubmitted for its remainder, an
 //! `EAGAIN`/`EINTR` completion is retried (at most [`MAX_RETRIES`] times in a row), and any
 //! other failure (`ENOSPC`, `EIO`, …) ends the file with an error naming it. A chunk with a
-//! scheduled start is never submitted before it; the waits are at most [`STEP`] long and look at
+//! scheduled start is never submitted before it; the waits are at most [`WAIT_STEP`] long and look at
 //! `stop` in between. A stop (or an error) submits nothing more and waits for the writes in
 //! flight: the kernel reads the buffers until each write completes, so no call returns before
 //! (a ring that cannot be waited on any more leaks its buffers rather than freeing them under the
@@ -15,7 +15,8 @@
 //! [`usable`] probes, once per process, whether io_uring can write here: a kernel without it (or
 //! without its timed waits, Linux 5.11), a seccomp profile that refuses it (Docker's default
 //! refuses `io_uring_setup`), or `kernel.io_uring_disabled` send the stream to the synchronous
-//! engine, which is said once in the log and in the report.
+//! engine, whose description says why: the client says it once in its log, and the report
+//! shows it (`clients[].engine`).
 //!
 //! The one module of the crate with `unsafe` code: pushing a write hands the kernel a pointer
 //! into a buffer (and registering the buffers pins them), which the compiler cannot follow.
@@ -30,12 +31,10 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
-use super::{Chunk, Done, Engine};
+use super::{Chunk, Done, Engine, WAIT_STEP};
 use crate::error::{Error, Result};
 use crate::workload::file_writer::files::ChunkBuf;
 
-/// Longest wait before `stop` is looked at again (and a scheduled start is checked).
-pub(crate) const STEP: Duration = Duration::from_millis(50);
 /// `EAGAIN`/`EINTR` completions of one write in a row before the write is an error.
 pub(crate) const MAX_RETRIES: u32 = 1000;
 
@@ -249,13 +248,9 @@ impl UringEngine {
     }
 
     /// Most writes that were in flight at once, over the engine's life.
+    #[cfg(test)]
     pub(crate) fn peak_in_flight(&self) -> usize {
         self.peak_in_flight
-    }
-
-    /// Whether the kernel took the buffers as registered (fixed) buffers.
-    pub(crate) fn registered(&self) -> bool {
-        self.fixed
     }
 
     /// Writes `file`'s chunks as `next` hands them out (see the module's documentation);
@@ -298,8 +293,8 @@ impl UringEngine {
             }
             let until = p.pending.as_ref().and_then(|c| c.scheduled);
             let until = until.filter(|_| !p.halted());
-            let wait = until.map_or(STEP, |t| {
-                t.saturating_duration_since(Instant::now()).min(STEP)
+            let wait = until.map_or(WAIT_STEP, |t| {
+                t.saturating_duration_since(Instant::now()).min(WAIT_STEP)
             });
             if p.in_flight == 0 {
                 // Only a chunk waiting for its start.
@@ -493,10 +488,9 @@ impl UringEngine {
 }
 
 /// How a stream writes.
-#[derive(Debug)]
 pub(crate) enum Choice {
     /// Through io_uring, `depth` writes in flight.
-    Uring(Box<UringEngine>),
+    Uring(Box<dyn Engine>),
     /// One write at a time (the synchronous engine); `why`: the depth asked for could not be
     /// had (io_uring refused here), `None` when one at a time was asked for (depth 1).
     Sync {
@@ -507,7 +501,7 @@ pub(crate) enum Choice {
 
 /// The engine for `depth` writes in flight per stream, with chunks of `chunk_bytes`: io_uring
 /// when `depth > 1` and `usable` (the probe, [`usable`] outside tests) says it can write here;
-/// otherwise the synchronous engine, and why (said once per process in the log).
+/// otherwise the synchronous engine, and why.
 ///
 /// # Errors
 /// The slot buffers cannot be allocated.
@@ -526,13 +520,11 @@ pub(crate) fn choose(
         },
         Err(why) => why,
     };
-    let why = format!(
-        "iodepth {depth} needs io_uring, which cannot be used here ({refused}): each stream \
-         writes one chunk at a time"
-    );
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| tracing::warn!("{why}"));
-    Ok(Choice::Sync { why: Some(why) })
+    Ok(Choice::Sync {
+        why: Some(format!(
+            "iodepth {depth} asked; io_uring cannot be used here: {refused}"
+        )),
+    })
 }
 
 impl Engine for UringEngine {
@@ -545,6 +537,15 @@ impl Engine for UringEngine {
         stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
         self.write_chunks(file, path, next, done, stop)
+    }
+
+    fn describe(&self) -> String {
+        let registered = if self.fixed {
+            ", registered buffers"
+        } else {
+            ""
+        };
+        format!("io_uring, iodepth {}{registered}", self.depth())
     }
 }
 
