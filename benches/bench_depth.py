@@ -3,13 +3,14 @@
 O_DIRECT sequential writes of 10 MB blocks to new files on this machine's disk (the repo's
 filesystem, where the data dir is), fio (`ioengine=io_uring`, `direct=1`) swept over `numjobs`
 1,2,4 x `iodepth` 1,4 and `loadmon client --sync direct` over `--jobs` x `--iodepth` the same,
-interleaved in one run (who goes first alternates). Each tool's CPU is the user + system time of
+interleaved in one run (who goes first alternates); and buffered (`direct=0`, `--sync none`)
+at one stream, depth 1 and 4. Each tool's CPU is the user + system time of
 its process tree (wait4), divided by what it wrote: fio's whole process (its job processes
 included), loadmon's client process (not the server's). Best vs best: the fastest row of each,
 and the CPU per GB of those rows.
 
 `--tiny` runs every cell once at a tiny size and checks that each run did what its row claims
-(fio's job count and depth, loadmon's streams and its io_uring engine) without judging figures.
+(fio's job count and depth, loadmon's streams and its engine) without judging figures.
 """
 
 from __future__ import annotations
@@ -84,16 +85,22 @@ def measured(cmd: list[str], timeout: float) -> tuple[str, float]:
     return p.stdout, cpu
 
 
-def fio_cell(d: Path, jobs: int, depth: int, run_s: int, chunk: int, size: int) -> dict[str, Any]:
+# A cell: (sync mode, jobs, iodepth). The direct cells are the sweep the targets judge; the
+# buffered ones say what a depth does for writes that complete in the page cache.
+Cell = tuple[str, int, int]
+
+
+def fio_cell(d: Path, cell: Cell, run_s: int, chunk: int, size: int) -> dict[str, Any]:
+    sync, jobs, depth = cell
     # New files back to back, as loadmon writes them: enough per job for the run at 4 GB/s.
     nrfiles = max(4, 4096 * run_s // size + 1)
     out = d / "fio"
     out.mkdir(exist_ok=True)
     args = ["fio", "--name=w", f"--directory={out}", "--rw=write", "--ioengine=io_uring",
-            "--direct=1", f"--bs={chunk}M", f"--iodepth={depth}", f"--numjobs={jobs}",
-            f"--filesize={size}M", f"--nrfiles={nrfiles}", f"--size={size * nrfiles}M",
-            "--file_service_type=sequential", "--create_on_open=1", "--time_based",
-            f"--runtime={run_s}", "--group_reporting", "--output-format=json"]
+            f"--direct={int(sync == 'direct')}", f"--bs={chunk}M", f"--iodepth={depth}",
+            f"--numjobs={jobs}", f"--filesize={size}M", f"--nrfiles={nrfiles}",
+            f"--size={size * nrfiles}M", "--file_service_type=sequential", "--create_on_open=1",
+            "--time_based", f"--runtime={run_s}", "--group_reporting", "--output-format=json"]
     try:
         stdout, cpu = measured(args, timeout=run_s * 10 + 60)
     finally:
@@ -107,14 +114,15 @@ def fio_cell(d: Path, jobs: int, depth: int, run_s: int, chunk: int, size: int) 
             "depth": int(opts.get("iodepth", depth))}
 
 
-def loadmon_cell(d: Path, jobs: int, depth: int, run_s: int, chunk: int, size: int,
+def loadmon_cell(d: Path, cell: Cell, run_s: int, chunk: int, size: int,
                  loadmon: Path, server: Callable[[], Any]) -> dict[str, Any]:
+    sync, jobs, depth = cell
     srv = server()
     out = d / "lm"
     try:
         res = d / "result.json"
         cmd = [str(loadmon), "-q", "client", "--port", str(srv.port), "-r", str(run_s),
-               "-c", str(chunk), "-f", str(size), "--min-chunksize", "1", "--sync", "direct",
+               "-c", str(chunk), "-f", str(size), "--min-chunksize", "1", "--sync", sync,
                "--jobs", str(jobs), "--iodepth", str(depth), "--keep-files", "all",
                "--out-dir", str(out), "--no-log-files", "--result-json", str(res)]
         _, cpu = measured(cmd, timeout=run_s * 10 + 60)
@@ -128,18 +136,23 @@ def loadmon_cell(d: Path, jobs: int, depth: int, run_s: int, chunk: int, size: i
             "cpu_s": cpu, "jobs": len(row.get("streams") or [None]), "engine": row.get("engine")}
 
 
-def check_cell(tool: str, jobs: int, depth: int, r: dict[str, Any]) -> None:
-    """A run did what its row says (the tiny run's check)."""
+def check_cell(tool: str, cell: Cell, r: dict[str, Any]) -> None:
+    """A run did what its row says (the tiny run's check): bytes written, its streams and its
+    depth (fio's options; loadmon's engine in the report: io_uring for a depth above 1, none
+    reported at the seed's depth of 1)."""
+    sync, jobs, depth = cell
+    what = f"{tool} {sync} {jobs}x{depth}"
     if r["bytes"] <= 0:
-        raise RuntimeError(f"{tool} {jobs}x{depth}: wrote nothing")
+        raise RuntimeError(f"{what}: wrote nothing")
     if r["jobs"] != jobs:
-        raise RuntimeError(f"{tool} {jobs}x{depth}: ran {r['jobs']} stream(s)")
+        raise RuntimeError(f"{what}: ran {r['jobs']} stream(s)")
     if tool == "fio" and r["depth"] != depth:
-        raise RuntimeError(f"fio {jobs}x{depth}: ran at iodepth {r['depth']}")
+        raise RuntimeError(f"{what}: ran at iodepth {r['depth']}")
     if tool == "loadmon":
-        want = "io_uring" if depth > 1 else "sync"
-        if not str(r.get("engine") or "").startswith(want):
-            raise RuntimeError(f"loadmon {jobs}x{depth}: engine {r.get('engine')!r}, not {want}")
+        engine = r.get("engine")
+        ok = engine is None if depth == 1 else str(engine).startswith(f"io_uring, iodepth {depth}")
+        if not ok:
+            raise RuntimeError(f"{what}: engine {engine!r}")
 
 
 def cpu_s_per_gb(rs: list[dict[str, Any]], key: str = "cpu_s") -> list[float]:
@@ -153,43 +166,46 @@ def bench_depth(tiny: bool, repeats: int, data_dir: Path, *, loadmon: Path,
     refused = direct_io_refused(data_dir)
     if refused:
         raise RuntimeError(f"queue depth section: {refused} (the section needs O_DIRECT)")
-    cells = [(j, q) for j in JOBS for q in DEPTHS]
-    res: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    cells: list[Cell] = [("direct", j, q) for j in JOBS for q in DEPTHS]
+    cells += [("none", 1, q) for q in DEPTHS]
+    res: dict[tuple[str, Cell], list[dict[str, Any]]] = {}
     for rep in range(repeats):
-        for i, (j, q) in enumerate(cells):
+        for i, cell in enumerate(cells):
             tools = ["fio", "loadmon"] if (rep + i) % 2 == 0 else ["loadmon", "fio"]
             for tool in tools:
                 subprocess.run(["sync"], check=True)
                 if tool == "fio":
-                    r = fio_cell(data_dir, j, q, run_s, chunk, size)
+                    r = fio_cell(data_dir, cell, run_s, chunk, size)
                 else:
-                    r = loadmon_cell(data_dir, j, q, run_s, chunk, size, loadmon, server)
-                check_cell(tool, j, q, r)
-                res.setdefault((tool, j, q), []).append(r)
+                    r = loadmon_cell(data_dir, cell, run_s, chunk, size, loadmon, server)
+                check_cell(tool, cell, r)
+                res.setdefault((tool, cell), []).append(r)
     return table(res, cells, tiny, repeats, data_dir, (run_s, chunk, size), target, med)
 
 
-def table(res: dict[tuple[str, int, int], list[dict[str, Any]]], cells: list[tuple[int, int]],
+def table(res: dict[tuple[str, Cell], list[dict[str, Any]]], cells: list[Cell],
           tiny: bool, repeats: int, data_dir: Path, sizes: tuple[int, int, int],
           target: Callable[..., None], med: Callable[[list[float]], str]) -> list[str]:
     run_s, chunk, size = sizes
 
-    def mb(tool: str, c: tuple[int, int]) -> list[float]:
-        return [r["mb_s"] for r in res[(tool, *c)]]
+    def mb(tool: str, c: Cell) -> list[float]:
+        return [r["mb_s"] for r in res[(tool, c)]]
 
-    def cpu(tool: str, c: tuple[int, int]) -> list[float]:
-        return cpu_s_per_gb(res[(tool, *c)])
+    def cpu(tool: str, c: Cell) -> list[float]:
+        return cpu_s_per_gb(res[(tool, c)])
 
-    rows = ["| jobs x iodepth | fio MB/s | loadmon MB/s | loadmon / fio | fio CPU s/GB "
-            "(fio's own) | loadmon CPU s/GB | loadmon engine |", "|---|---|---|---|---|---|---|"]
+    rows = ["| sync | jobs x iodepth | fio MB/s | loadmon MB/s | loadmon / fio | fio CPU s/GB "
+            "(fio's own) | loadmon CPU s/GB | loadmon engine |",
+            "|---|---|---|---|---|---|---|---|"]
     for c in cells:
         ratio = [a / b for a, b in zip(mb("loadmon", c), mb("fio", c)) if b > 0]
-        engine = res[("loadmon", *c)][0].get("engine") or "?"
-        own = cpu_s_per_gb(res[("fio", *c)], "own_cpu_s")
-        rows.append(f"| {c[0]} x {c[1]} | {med(mb('fio', c))} | {med(mb('loadmon', c))} | "
-                    f"{med(ratio)} | {med(cpu('fio', c))} ({med(own)}) | {med(cpu('loadmon', c))} "
-                    f"| {engine} |")
-    best = {t: max(cells, key=lambda c, t=t: statistics.median(mb(t, c))) for t in ("fio", "loadmon")}
+        engine = res[("loadmon", c)][0].get("engine") or "sync (the seed's pwrite)"
+        own = cpu_s_per_gb(res[("fio", c)], "own_cpu_s")
+        rows.append(f"| {c[0]} | {c[1]} x {c[2]} | {med(mb('fio', c))} | {med(mb('loadmon', c))} "
+                    f"| {med(ratio)} | {med(cpu('fio', c))} ({med(own)}) | "
+                    f"{med(cpu('loadmon', c))} | {engine} |")
+    direct = [c for c in cells if c[0] == "direct"]
+    best = {t: max(direct, key=lambda c, t=t: statistics.median(mb(t, c))) for t in ("fio", "loadmon")}
     fio_mb = statistics.median(mb("fio", best["fio"]))
     lm_mb = statistics.median(mb("loadmon", best["loadmon"]))
     fio_cpu = statistics.median(cpu("fio", best["fio"]) or [0.0])
@@ -197,21 +213,22 @@ def table(res: dict[tuple[str, int, int], list[dict[str, Any]]], cells: list[tup
     speed = lm_mb / fio_mb if fio_mb > 0 else 0.0
     cost = lm_cpu / fio_cpu if fio_cpu > 0 else float("inf")
     if not tiny:
-        target("queue depth: loadmon's best / fio's best MB/s", ">= 0.95", [speed],
+        target("queue depth, O_DIRECT: loadmon's best / fio's best MB/s", ">= 0.95", [speed],
                lambda m: m >= 0.95)
-        target("queue depth: CPU per GB, loadmon's best row / fio's", "<= 1.1", [cost],
-               lambda m: m <= 1.1)
+        target("queue depth, O_DIRECT: CPU per GB, loadmon's best row / fio's", "<= 1.1",
+               [cost], lambda m: m <= 1.1)
     b = best
-    rows += ["", f"Best: fio {fio_mb:.4g} MB/s at {b['fio'][0]} x {b['fio'][1]} "
-             f"({fio_cpu:.3g} CPU s/GB), loadmon {lm_mb:.4g} MB/s at {b['loadmon'][0]} x "
-             f"{b['loadmon'][1]} ({lm_cpu:.3g} CPU s/GB): loadmon / fio {speed:.3f} in MB/s, "
+    rows += ["", f"Best with O_DIRECT: fio {fio_mb:.4g} MB/s at {b['fio'][1]} x {b['fio'][2]} "
+             f"({fio_cpu:.3g} CPU s/GB), loadmon {lm_mb:.4g} MB/s at {b['loadmon'][1]} x "
+             f"{b['loadmon'][2]} ({lm_cpu:.3g} CPU s/GB): loadmon / fio {speed:.3f} in MB/s, "
              f"{cost:.3f} in CPU per GB."]
-    head = (f"O_DIRECT sequential writes of {chunk} MB blocks to new files of {size} MB, "
-            f"{run_s} s per run, in `{data_dir}` ({filesystem_of(data_dir)}); {repeats} "
-            f"repeat(s), every cell of both tools interleaved. fio: `--ioengine=io_uring "
-            f"--direct=1 --rw=write --bs={chunk}M --filesize={size}M "
+    head = (f"Sequential writes of {chunk} MB blocks to new files of {size} MB, {run_s} s per "
+            f"run, in `{data_dir}` ({filesystem_of(data_dir)}): O_DIRECT over jobs x iodepth "
+            f"(the sweep the targets judge), and buffered (`sync none`) at 1 x 1 and 1 x 4; "
+            f"{repeats} repeat(s), every cell of both tools interleaved. fio: `--ioengine=io_uring "
+            f"--direct=1|0 --rw=write --bs={chunk}M --filesize={size}M "
             f"--file_service_type=sequential --create_on_open=1 --time_based --numjobs=J "
-            f"--iodepth=D`; loadmon: `loadmon client --sync direct -c {chunk} -f {size} "
+            f"--iodepth=D`; loadmon: `loadmon client --sync direct|none -c {chunk} -f {size} "
             f"--jobs J --iodepth D --keep-files all`. CPU: user + system seconds of fio's "
             f"process tree / of the loadmon client process, per GiB written (in brackets: "
             f"fio's own usr + sys figure, its job threads only). MB = MiB.")

@@ -91,6 +91,7 @@ fn fleet(n: usize) -> Report {
             chunk_p999_ms: Some(12.5),
             chunk_max_ms: Some(41.75),
             chunk_writes: Some(1_234_567),
+            engine: Some("io_uring, iodepth 4, registered buffers".into()),
             streams: Vec::new(),
         });
         series.push(ClientSeries {
