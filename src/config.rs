@@ -162,7 +162,8 @@ pub fn rate_mb_s(name: &str, v: f64) -> Result<f64> {
 pub fn size_bytes(name: &str, s: &str, rule: Count) -> Result<u64> {
     let bad = |why: String| {
         Error::Config(format!(
-            "{name} must be a size from {} to {} (a number of MB, or with a unit b, k, m, g,              t or p: binary, KiB, MiB, …), {why}: not {:?}",
+            "{name} must be a size from {} to {} (a number of MB, or a number with a unit: b, \
+             k, m, g, t or p, binary), and {why}: {:?}",
             size_text(rule.min),
             size_text(rule.max),
             crate::text::escape_control(s)
@@ -170,7 +171,7 @@ pub fn size_bytes(name: &str, s: &str, rule: Count) -> Result<u64> {
     };
     let bytes = parse_size_bytes(s).map_err(|e| bad(e.to_string()))?;
     if !(rule.min..=rule.max).contains(&bytes) {
-        return Err(bad("within its bounds".into()));
+        return Err(bad("this one is outside those bounds".into()));
     }
     Ok(bytes)
 }

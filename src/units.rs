@@ -58,9 +58,9 @@ pub enum SizeError {
 impl std::fmt::Display for SizeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            SizeError::NotANumber => "a number first",
-            SizeError::UnknownUnit => "with a unit b, k, m, g, t or p (binary: KiB, MiB, …)",
-            SizeError::TooLarge => "its bytes must fit in 64 bits",
+            SizeError::NotANumber => "this one does not start with a number",
+            SizeError::UnknownUnit => "this one's unit is none of those",
+            SizeError::TooLarge => "this one does not fit in 64 bits of bytes",
         })
     }
 }

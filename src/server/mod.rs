@@ -39,9 +39,9 @@
 //!
 //! let writer = FileWriter::new(FileWriterConfig {
 //!     run_time_s: 0.5,
-//!     chunk_size_mb: 1,
-//!     file_size_mb: 1,
-//!     min_chunk_size_mb: 1,
+//!     chunk_size_bytes: 1 << 20,
+//!     file_size_bytes: 1 << 20,
+//!     min_chunk_size_bytes: 1 << 20,
 //!     out_dir: dir.path().join("data"),
 //!     ..Default::default()
 //! })?;

@@ -351,17 +351,18 @@ impl ClientRecord {
         self.row.files_written
     }
 
-    /// The client's own count (`write_stats`, `tput`: every second from a loadmon client), or,
-    /// for a client that tells none (a seed client), its whole files times its file size. A
-    /// loadmon client's count is exact, and the only exact one when its sizes are not whole
-    /// MiB (`file_stats` carries them rounded up).
+    /// The client's own count (`write_stats`, `tput`: every second from a loadmon client), but
+    /// never less than the whole files it reported: `file_roll` arrives at once, the count
+    /// only every second (a client killed between two reports has written its files), and a
+    /// seed client sends no count at all. `file_stats` carries whole MiB rounded down, so the
+    /// whole files' bytes never exceed what was written.
     pub(crate) fn bytes_written(&self) -> u64 {
         let whole_files = self
             .row
             .files_written
             .saturating_mul(self.row.file_size_mb)
             .saturating_mul(1 << 20);
-        self.reported_bytes.unwrap_or(whole_files)
+        self.reported_bytes.unwrap_or(0).max(whole_files)
     }
 
     fn time_ran_s(&self, now: Instant) -> f64 {

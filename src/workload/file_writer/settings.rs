@@ -307,13 +307,13 @@ impl FileWriterConfig {
     }
 
     /// The chunk and file size announced in the seed's `file_stats:<chunk_mb>:<file_mb>`, MiB:
-    /// exact for whole MiB (every seed size), rounded up otherwise (a 256 KiB chunk is
-    /// announced as 1; the exact bytes reach a loadmon server on the plan and in the report).
+    /// exact for whole MiB (every seed size), the whole MiB they hold otherwise (a 256 KiB chunk
+    /// is announced as 0, 1.5 MiB as 1). Rounded down, so that a server's "whole files × file
+    /// size" (the bytes a seed client is credited with, and the least a loadmon client's count
+    /// may show) never exceeds what was written; the exact bytes are on the plan and in the
+    /// client's own result.
     pub fn file_stats_mb(&self) -> (u64, u64) {
-        (
-            self.chunk_size_bytes.div_ceil(MIB),
-            self.file_size_bytes.div_ceil(MIB),
-        )
+        (self.chunk_size_bytes / MIB, self.file_size_bytes / MIB)
     }
 }
 
@@ -392,7 +392,13 @@ mod tests {
             ..ok.clone()
         };
         assert!(small.validate().is_ok(), "sub-MB chunks, buffered");
-        assert_eq!(small.file_stats_mb(), (1, 1), "file_stats rounds up");
+        assert_eq!(small.file_stats_mb(), (0, 0), "file_stats rounds down");
+        let odd = FileWriterConfig {
+            chunk_size_bytes: MIB + MIB / 2,
+            file_size_bytes: 3 * MIB + 1,
+            ..ok.clone()
+        };
+        assert_eq!(odd.file_stats_mb(), (1, 3));
         bad(
             FileWriterConfig {
                 sync: SyncMode::Direct,

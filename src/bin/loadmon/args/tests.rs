@@ -282,7 +282,8 @@ fn sizes_take_units_and_bad_values_name_their_bound() {
             &["-c", "10 kg"],
             "chunk_size must be a size from 512 bytes to 4096 MB",
         ),
-        (&["--chunksize=-1"], "a number first"),
+        (&["--chunksize=-1"], "does not start with a number: \"-1\""),
+        (&["-c", "4q"], "unit is none of those: \"4q\""),
         (
             &["-f", "2p"],
             "file_size must be a size from 512 bytes to 1073741824 MB",
