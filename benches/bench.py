@@ -14,6 +14,8 @@ times mean little alone), repeated, and reported as median with the min-max spre
   5. the Python face vs the CLI on the same file-writer run
   6. protocol micro-benchmarks (criterion)
   7. report sizes: the HTML, JSON and CSV reports of 100 to 10,000 synthetic clients
+  8. parallel streams and queue depth: O_DIRECT 10 MB writes, fio (io_uring) over numjobs x
+     iodepth vs loadmon over --jobs x --iodepth, best vs best, CPU per GB (bench_depth.py)
 
 `--tiny` runs each once at a tiny size (what `make test` does, so they cannot rot) and judges
 nothing. Needs: a release build (the script builds it), fio (Debian package), .venv with loadmon
@@ -35,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from bench_depth import bench_depth
 
 ROOT = Path(__file__).resolve().parents[1]
 # Cargo's output directory: target/, or $CARGO_TARGET_DIR when it is set (relative to the repo,
@@ -684,7 +688,7 @@ def main() -> int:
     ap.add_argument("--binary", type=Path,
                     help="measure this loadmon binary instead of the tree's release build")
     ap.add_argument("--only",
-                    help="comma-separated sections: writer,paced,scale,fleet,rate,monitoring,python,protocol,reports")
+                    help="comma-separated sections: writer,paced,scale,fleet,rate,monitoring,python,protocol,reports,depth")
     ap.add_argument("--paced-seconds", type=int, default=30,
                     help="run time of each paced row (section 1c; the issue's figure is 30 s)")
     args = ap.parse_args()
@@ -711,6 +715,9 @@ def main() -> int:
         ("python", "5. Python face vs CLI", lambda: bench_python(args.tiny, repeats, args.data_dir)),
         ("protocol", "6. Protocol micro-benchmarks", lambda: bench_protocol(args.tiny)),
         ("reports", "7. Report sizes", bench_reports),
+        ("depth", "8. Parallel streams and queue depth vs fio",
+         lambda: bench_depth(args.tiny, min(repeats, 3), args.data_dir, loadmon=LOADMON,
+                             server=Server, target=target, med=med)),
     ]
     fio_v = sh(["fio", "--version"]).stdout.strip()
     rustc_v = sh(["rustc", "--version"]).stdout.strip()

@@ -456,8 +456,8 @@ typedef struct LoadmonTestClientConfig {
    */
   int64_t jobs;
   /**
-   * Writes in flight per stream, 1 to 256 (with `sync` "direct", through io_uring where the
-   * kernel allows it). Default: 1.
+   * Writes in flight per stream, 1 to 256, through io_uring where the kernel allows it (else
+   * one at a time, and the report's `engine` says why). Default: 1.
    */
   int64_t iodepth;
   /**

@@ -349,10 +349,15 @@ pub enum Message {
     /// `pace:<t0_ms>:<t1_ms>:<rate_mb_s>:<lag_us>:<hist|->`: one interval of a paced client:
     /// its target, its schedule lag and its chunks' start lags (new; see [`PaceLine`]).
     Pace(Box<PaceLine>),
+    /// `engine:<text>`: how the client's workload writes (its I/O engine), sent when it was
+    /// asked for more than one write in flight: `io_uring, iodepth 4, registered buffers`, or
+    /// `sync, one write at a time (…why…)` where the depth could not be had (new; free text,
+    /// as `error`).
+    Engine(String),
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 29] = [
+pub const COMMANDS: [&str; 30] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -382,6 +387,7 @@ pub const COMMANDS: [&str; 29] = [
     "stream_stats",
     "rlat",
     "pace",
+    "engine",
 ];
 
 impl Message {
@@ -419,6 +425,7 @@ impl Message {
             Message::StreamStats(_) => 26,
             Message::RespLat(_) => 27,
             Message::Pace(_) => 28,
+            Message::Engine(_) => 29,
         }
     }
 
@@ -488,6 +495,7 @@ impl Message {
             // Free text is normalised as the encoder writes it, so parse ∘ encode is exact.
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
+            "engine" => Ok(Message::Engine(one_line(f.rest()))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
     }
@@ -558,7 +566,9 @@ impl Message {
                 chunk_p50_us,
                 chunk_p99_us,
             } => format!("{cmd}:{bytes_written}:{chunk_p50_us}:{chunk_p99_us}"),
-            Message::Error(r) | Message::Refused(r) => format!("{cmd}:{}", one_line(r)),
+            Message::Error(r) | Message::Refused(r) | Message::Engine(r) => {
+                format!("{cmd}:{}", one_line(r))
+            }
             Message::Plan(p) => p.encode(cmd),
             Message::Io { t_ms, io } => encode_io(cmd, *t_ms, io),
             Message::Tput { t_ms, bytes } => format!("{cmd}:{t_ms}:{bytes}"),

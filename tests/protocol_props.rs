@@ -114,6 +114,7 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         text().prop_map(Message::Error),
         text().prop_map(Message::Refused),
+        text().prop_map(Message::Engine),
         (
             any::<u64>(),
             proptest::option::of(pct(100.0)),

@@ -102,6 +102,7 @@ fn fleet(n: usize) -> Report {
             response_p999_ms: Some(30.5),
             response_max_ms: Some(52.25),
             kept_pace: Some(true),
+            engine: Some("io_uring, iodepth 4, registered buffers".into()),
             streams: Vec::new(),
         });
         series.push(ClientSeries {

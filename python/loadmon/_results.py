@@ -185,6 +185,11 @@ class ClientInfo:
     """Longest chunk write over the run (as ``chunk_p90_ms``)."""
     chunk_writes: int | None = None
     """Chunk writes in the client's merged histograms (as ``chunk_p90_ms``)."""
+    engine: str | None = None
+    """How the client's writer wrote, for a client asked for more than one write in flight
+    (``iodepth``): ``"io_uring, iodepth 4, registered buffers"``, or ``"sync, one write at a
+    time (...)"`` saying why io_uring could not be used there (a seccomp profile, an old
+    kernel). None for one write at a time (the seed's)."""
     streams: tuple[Mapping[str, Any], ...] | None = None
     """Each writer stream's own figures, for a client that wrote from several (``jobs``), in
     stream order: ``stream``, ``bytes_written``, ``files_written``, ``throughput_mb_s``,

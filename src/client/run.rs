@@ -191,8 +191,20 @@ impl Tasks<'_> {
         self.trouble.get_or_insert(e);
     }
 
-    /// Sends a line the workload queued.
+    /// Sends a line the workload queued. Its `engine` line goes to the client's log (a
+    /// warning when the writer could not have the depth asked for), and to a loadmon server
+    /// only (a seed server never sees it).
     async fn forward(&mut self, msg: &Message) {
+        if let Message::Engine(text) = msg {
+            if text.starts_with("sync") {
+                self.log.warn(format!("engine: {text}"));
+            } else {
+                self.log.info(format!("engine: {text}"));
+            }
+            if !self.loadmon_server {
+                return;
+            }
+        }
         let work = self.cpu.start_work();
         if self.server_open {
             if let Err(e) = self.conn.send(msg).await {

@@ -362,6 +362,7 @@ fn every_message_round_trips() {
         },
         Message::Error("boom".into()),
         Message::Refused("server full: 5 clients max".into()),
+        Message::Engine("sync, one write at a time (iodepth 4 asked; io_uring: EPERM)".into()),
     ];
     for m in all.into_iter().chain(later_messages()) {
         assert_eq!(Message::parse(&m.encode()).as_ref(), Ok(&m), "{m:?}");

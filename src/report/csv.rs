@@ -108,13 +108,14 @@ impl<'de> Deserializer<'de> for FieldNames<'_> {
 
 /// A client's text cells (peer text and times): the cells [`csv_safe`] guards. Every other
 /// column is a number or the status (a test checks that no text column is missing here).
-fn text_cells(c: &mut ClientReport) -> [&mut Option<String>; 5] {
+fn text_cells(c: &mut ClientReport) -> [&mut Option<String>; 6] {
     [
         &mut c.reason,
         &mut c.peer,
         &mut c.protocol_version,
         &mut c.start_time,
         &mut c.end_time,
+        &mut c.engine,
     ]
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::series::TotalSample;
 
 /// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 52] = [
+const COLUMNS: [&str; 53] = [
     "id",
     "status",
     "time_ran_s",
@@ -57,6 +57,7 @@ const COLUMNS: [&str; 52] = [
     "response_p999_ms",
     "response_max_ms",
     "kept_pace",
+    "engine",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {
@@ -368,8 +369,8 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         "{html}"
     );
     // JSON: the list, and the client's figures; CSV: the clock's two columns (after
-    // process_clients and the 8 empty host I/O cells; before the 4 empty latency cells and
-    // the 11 empty paced cells).
+    // process_clients and the 8 empty host I/O cells; before the 4 empty latency cells, the
+    // 11 empty paced cells and the empty engine cell).
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["warnings"][0], warning);
     assert_eq!(v["clients"][0]["clock_offset_ms"], -2500.0);
@@ -380,7 +381,7 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,,,,,,,,,,,,"),
+            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,,,,,,,,,,,,,"),
         "{csv}"
     );
     // No warning: no key (an older report, without it, still parses).

@@ -224,6 +224,12 @@ pub struct ClientReport {
     /// pace (the report warns about it).
     #[serde(default)]
     pub kept_pace: Option<bool>,
+    /// How the client's writer wrote, for a client asked for more than one write in flight
+    /// (`--iodepth`; its `engine` line): `io_uring, iodepth 4, registered buffers`, or `sync,
+    /// one write at a time (…)` saying why io_uring could not be used there (a seccomp
+    /// profile, an old kernel). `None` for a client with one write at a time (the seed's).
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Each writer stream's own figures, for a client that writes from several (`--jobs`;
     /// its `stream_stats` lines), in stream order: the client's figures above are their sums
     /// and merges. Empty (and left out of the JSON, and never a CSV column) for a client

@@ -279,6 +279,11 @@ impl ClientRecord {
         self.row.chunk_p99_ms = Some(chunk_p99_us as f64 / 1000.0);
     }
 
+    /// `engine`: how the client's writer writes (the latest line; empty: unknown).
+    pub(crate) fn engine(&mut self, text: String) {
+        self.row.engine = (!text.is_empty()).then_some(text);
+    }
+
     /// `stream_stats`: one writer stream's figures so far (the latest line of each stream is
     /// the one shown; at most 256 streams, the protocol's bound).
     pub(crate) fn stream_stats(&mut self, s: &StreamStats) {

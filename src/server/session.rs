@@ -342,7 +342,8 @@ impl Session {
             m @ (Message::ProcStats { .. }
             | Message::WriteStats { .. }
             | Message::Io { .. }
-            | Message::StreamStats(_)) => client_figures(c, m),
+            | Message::StreamStats(_)
+            | Message::Engine(_)) => client_figures(c, m),
             Message::Tput { t_ms, bytes } => tput(c, t_ms, bytes),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
@@ -758,8 +759,8 @@ fn stats_sample(id: u32, c: &mut ClientRecord, cpu_pct: f64, mem_pct: f64, t_s: 
     }
 }
 
-/// loadmon's own figures of a client (`proc_stats`, `write_stats`, `io`, `stream_stats`):
-/// kept in its record.
+/// loadmon's own figures of a client (`proc_stats`, `write_stats`, `io`, `stream_stats`,
+/// `engine`): kept in its record.
 #[inline]
 fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
     match msg {
@@ -775,6 +776,7 @@ fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
         } => c.write_stats(bytes_written, chunk_p50_us, chunk_p99_us),
         Message::Io { t_ms, io } => c.host_io(t_ms, &io),
         Message::StreamStats(s) => c.stream_stats(&s),
+        Message::Engine(text) => c.engine(text),
         _ => {}
     }
     Step::stay()

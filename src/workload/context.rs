@@ -28,6 +28,8 @@ pub(crate) struct Counters {
     /// Each stream's own figures, for a workload that writes from several
     /// ([`Context::stream`]); empty otherwise.
     streams: Mutex<BTreeMap<u32, StreamCounters>>,
+    /// The workload's engines as it described them ([`Context::report_engine`]), each once.
+    engines: Mutex<Vec<String>>,
 }
 
 /// One stream's figures: its share of the client's.
@@ -62,6 +64,7 @@ impl Counters {
             }),
             pace: Mutex::new(None),
             streams: Mutex::new(BTreeMap::new()),
+            engines: Mutex::new(Vec::new()),
         }
     }
 
@@ -322,6 +325,25 @@ impl Context {
     /// Whether the run should end: stopped, or the run time is over.
     pub fn time_is_up(&self) -> bool {
         self.is_stopped() || self.remaining().is_some_and(|r| r.is_zero())
+    }
+
+    /// Says how the workload writes (its I/O engine as the engine describes itself): an
+    /// `engine` line for the client's log and a loadmon server's report, once for each
+    /// different description (the line carries all of them so far, `; `-separated: streams
+    /// that got different engines).
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    pub(crate) fn report_engine(&self, text: String) -> Result<()> {
+        self.alive()?;
+        let Ok(mut seen) = self.counters.engines.lock() else {
+            return Ok(());
+        };
+        if !seen.contains(&text) {
+            seen.push(text);
+            let _ = self.tx.send(Message::Engine(seen.join("; ")));
+        }
+        Ok(())
     }
 
     /// Reports one completed file (`file_roll`).

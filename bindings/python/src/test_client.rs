@@ -23,8 +23,8 @@ use loadmon::config::{CHUNK_SIZE_BYTES, FILE_SIZE_BYTES, IODEPTH, JOBS, MIN_CHUN
 /// files of ``file_size`` in chunks of ``chunk_size`` for ``run_time`` seconds (sizes: an int
 /// of MB, or a text with a unit, "4k", "256k", "1m", "1g"), keeps the last ``keep_files`` (an
 /// int, or "all") of each of its ``jobs`` streams, and sends heartbeats and stats meanwhile.
-/// ``iodepth``: writes in flight per stream (with ``sync="direct"``, through io_uring where
-/// the kernel allows it); ``rate``: the client's pace in MB/s, shared by its streams (None:
+/// ``iodepth``: writes in flight per stream (through io_uring where the kernel allows it;
+/// else one at a time, and the report's ``engine`` says why); ``rate``: the client's pace in MB/s, shared by its streams (None:
 /// as fast as possible).
 ///
 /// The constructor applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a

@@ -234,8 +234,8 @@ pub(crate) struct WriterArgs {
     /// client's figures are their sums (1 to 256).
     #[arg(long = "jobs", default_value_t = FileWriterConfig::default().jobs, value_parser = jobs, value_name = "N")]
     pub(crate) jobs: u32,
-    /// Writes in flight per stream (fio's iodepth; with --sync direct through io_uring where
-    /// the kernel allows it), 1 to 256.
+    /// Writes in flight per stream (fio's iodepth), through io_uring where the kernel allows
+    /// it (else one at a time, and the log and the report say why), 1 to 256.
     #[arg(long = "iodepth", default_value_t = FileWriterConfig::default().iodepth, value_parser = iodepth, value_name = "N")]
     pub(crate) iodepth: u32,
     /// Pace, MB/s (MiB/s), shared by the streams; a fleet server's is the whole fleet's, split

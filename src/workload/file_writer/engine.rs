@@ -1,6 +1,7 @@
-//! How a stream's chunks reach the device: the [`Engine`] a stream hands its chunks to, and
+//! How a stream's chunks reach the device: the [`Engine`] a stream hands its chunks to;
 //! [`SyncEngine`], which writes them one at a time with positional writes (`pwrite`) from
-//! one buffer aligned for O_DIRECT.
+//! one buffer aligned for O_DIRECT; and, for `iodepth` above 1, the io_uring engine
+//! (`uring`, Linux), which keeps that many writes in flight.
 //!
 //! The stream ([`super::stream`]) decides which file, which chunk and when (each chunk's
 //! scheduled start, for a paced run); the engine only how the bytes get there.
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 use super::files::{write_chunk_at, ChunkBuf};
 use super::FileWriterConfig;
 use crate::error::{Error, Result};
+
+#[cfg(target_os = "linux")]
+mod uring;
 
 /// One chunk a stream hands to its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,14 +57,32 @@ pub(crate) trait Engine: Send {
         done: &mut dyn FnMut(Done) -> Result<()>,
         stop: &dyn Fn() -> bool,
     ) -> Result<bool>;
+
+    /// Which engine this is, for the log and the report (`clients[].engine`): `sync`,
+    /// `io_uring, iodepth 4, registered buffers`, or, where the depth asked for could not be
+    /// had, `sync` with why.
+    fn describe(&self) -> String;
 }
 
-/// The engine for `config`'s streams, each its own (with its own buffer).
+/// The engine for one of `config`'s streams, each its own (its own buffers, its own ring):
+/// with `iodepth` above 1, io_uring keeping that many writes in flight where the kernel lets
+/// this process use it ([`uring::usable`], probed once); otherwise, or where it does not, one
+/// write at a time ([`SyncEngine`], whose [`Engine::describe`] then says why).
 ///
 /// # Errors
-/// [`Error::Config`] if the chunk buffer cannot be allocated.
+/// [`Error::Config`] if the buffers cannot be allocated.
 pub(crate) fn for_config(config: &FileWriterConfig) -> Result<Box<dyn Engine>> {
-    Ok(Box::new(SyncEngine::new(config.chunk_size_bytes)?))
+    let (depth, chunk) = (config.iodepth, config.chunk_size_bytes);
+    #[cfg(target_os = "linux")]
+    let why = match uring::choose(depth, chunk, uring::usable)? {
+        uring::Choice::Uring(engine) => return Ok(engine),
+        uring::Choice::Sync { why } => why,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let why = (depth > 1).then(|| format!("iodepth {depth} asked; io_uring is Linux only"));
+    let mut engine = SyncEngine::new(chunk)?;
+    engine.why = why;
+    Ok(Box::new(engine))
 }
 
 /// Longest step of a wait for a chunk's scheduled start: a stop is noticed within it.
@@ -85,6 +107,9 @@ pub(crate) fn wait_until(at: Instant, stop: &dyn Fn() -> bool) -> bool {
 /// larger than [`PIECE_MB`](super::PIECE_MB) in pieces (a stop is noticed between them).
 pub(crate) struct SyncEngine {
     buf: ChunkBuf,
+    /// Why one write at a time where more were asked for (`iodepth` above 1 without
+    /// io_uring).
+    why: Option<String>,
 }
 
 impl SyncEngine {
@@ -95,6 +120,7 @@ impl SyncEngine {
     pub(crate) fn new(chunk_bytes: u64) -> Result<SyncEngine> {
         Ok(SyncEngine {
             buf: ChunkBuf::new(chunk_bytes)?,
+            why: None,
         })
     }
 }
@@ -128,6 +154,13 @@ impl Engine for SyncEngine {
             })?;
         }
         Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        match &self.why {
+            None => "sync".into(),
+            Some(why) => format!("sync, one write at a time ({why})"),
+        }
     }
 }
 

@@ -210,6 +210,11 @@ impl ChunkBuf {
         Ok(ChunkBuf { data, offset })
     }
 
+    /// The whole aligned piece: what one write may take from this buffer.
+    pub(super) fn piece(&self) -> &[u8] {
+        &self.data[self.offset..self.offset + (self.data.len() - DIRECT_ALIGN)]
+    }
+
     fn as_slice(&self, len: u64) -> &[u8] {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let end = self.offset.saturating_add(len).min(self.data.len());

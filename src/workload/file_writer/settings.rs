@@ -180,11 +180,14 @@ pub struct FileWriterConfig {
     /// with its own `keep_files`, and the client's figures are their sums (default 1, the
     /// seed's one writer; 1 to [`JOBS`](crate::config::JOBS)'s maximum, 256).
     pub jobs: u32,
-    /// Writes in flight per stream (fio's `iodepth`): with `sync = direct`, up to this many
-    /// chunk writes of a stream are submitted at once through io_uring where the kernel
-    /// allows it (default 1: one write at a time; 1 to 256). Buffered writes (`none`,
-    /// `file`) complete in the page cache, so a depth above 1 gains them little (fio's
-    /// `libaio` is synchronous for them too).
+    /// Writes in flight per stream (fio's `iodepth` with `ioengine=io_uring`): above 1, up to
+    /// this many chunk writes of a stream are submitted at once through io_uring, each from
+    /// its own buffer (default 1: one write at a time, `pwrite`, the seed's; 1 to 256). With
+    /// `sync = direct` they go to the device as submitted; buffered writes (`none`, `file`)
+    /// complete in the page cache, the kernel copying up to this many at once on its own
+    /// worker threads (`file`'s fsync per file waits for them all). Where io_uring cannot be
+    /// used (a kernel without it, a seccomp profile that refuses it) each stream writes one
+    /// chunk at a time, and the client's log and report (`engine`) say why.
     pub iodepth: u32,
     /// The client's pace, MB/s (MiB/s), shared evenly by its streams: each chunk has a
     /// scheduled start, and latency is measured from the schedule as well as from the

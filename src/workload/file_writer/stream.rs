@@ -68,6 +68,11 @@ impl Stream<'_> {
     /// Writes files until the run ends, keeping the newest `keep_files` of them; in a paced
     /// run, each chunk at its scheduled start (one schedule across the stream's files).
     pub(super) fn run(&self, engine: &mut dyn Engine) -> Result<()> {
+        if self.config.iodepth > 1 {
+            // Which engine gives (or could not give) the depth asked for: the log and the
+            // report say it (once per client, whatever the number of streams).
+            self.ctx.report_engine(engine.describe())?;
+        }
         let mut pacer = self.pacer();
         let result = self.write_files(engine, &mut pacer);
         if let Some(p) = &pacer {

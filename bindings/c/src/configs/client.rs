@@ -74,8 +74,8 @@ pub struct LoadmonTestClientConfig {
     /// Writer streams, 1 to 256: each writes its own files (`client_<id>_<stream>_<n>_<time>`)
     /// with its own `keep_files`; the client's figures are their sums. Default: 1.
     pub jobs: i64,
-    /// Writes in flight per stream, 1 to 256 (with `sync` "direct", through io_uring where the
-    /// kernel allows it). Default: 1.
+    /// Writes in flight per stream, 1 to 256, through io_uring where the kernel allows it (else
+    /// one at a time, and the report's `engine` says why). Default: 1.
     pub iodepth: i64,
     /// The client's pace, MB/s (MiB/s), above 0 and at most 1000000, shared by its streams;
     /// `LOADMON_NO_RATE`: as fast as possible. Default: LOADMON_NO_RATE.

@@ -274,6 +274,10 @@ mod stream_loop {
     }
 
     impl Engine for Simulated<'_> {
+        fn describe(&self) -> String {
+            "simulated".into()
+        }
+
         fn write_file(
             &mut self,
             _file: &std::fs::File,
