@@ -1,0 +1,235 @@
+//! Filling blocks: the payload generator (wyrand over 64-bit words, seeded by the block's
+//! place) and [`fill_chunk`], which the writer calls to fill a chunk buffer in place.
+
+use super::format::{seal, BlockHeader};
+use super::{check_block_bytes, HEADER_BYTES};
+use crate::error::{Error, Result};
+
+/// wyrand's increment (and the seed's first constant).
+const P0: u64 = 0xa076_1d64_78bd_642f;
+/// wyrand's xor constant.
+const P1: u64 = 0xe703_7ed1_a0b4_28db;
+/// The seed's third constant (wyhash's secret).
+const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+/// The seed's fourth constant (wyhash's secret).
+const P3: u64 = 0x5899_65cc_7537_4cc3;
+
+/// The 128-bit product of `a` and `b`, its halves xored (wyhash's `mum`).
+#[inline(always)]
+fn mum(a: u64, b: u64) -> u64 {
+    let t = u128::from(a) * u128::from(b);
+    (t as u64) ^ ((t >> 64) as u64)
+}
+
+/// The payload seed of a block: its run, client, stream, file, generation and offset (not the
+/// write time, nor the sizes), so that a checker that knows where a block belongs can make the
+/// bytes that belong there.
+pub fn block_seed(h: &BlockHeader) -> u64 {
+    let who = (u64::from(h.client_id) << 32) | u64::from(h.stream);
+    let a = mum(h.run_id ^ P0, who ^ P1);
+    let b = mum(a ^ h.file_seq ^ P2, h.generation ^ P3);
+    mum(b ^ h.offset_bytes ^ P0, P1)
+}
+
+/// Fills `payload` (a multiple of 8 bytes) with the generator's words from `seed`: word `i`
+/// (little-endian) is wyrand's `i+1`-th output from state `seed`.
+#[inline]
+pub(crate) fn fill_payload(payload: &mut [u8], seed: u64) {
+    let mut s = seed;
+    // Four words per step: independent multiplies the CPU overlaps.
+    let mut quads = payload.chunks_exact_mut(32);
+    for q in &mut quads {
+        let s1 = s.wrapping_add(P0);
+        let s2 = s.wrapping_add(P0.wrapping_mul(2));
+        let s3 = s.wrapping_add(P0.wrapping_mul(3));
+        let s4 = s.wrapping_add(P0.wrapping_mul(4));
+        q[0..8].copy_from_slice(&mum(s1, s1 ^ P1).to_le_bytes());
+        q[8..16].copy_from_slice(&mum(s2, s2 ^ P1).to_le_bytes());
+        q[16..24].copy_from_slice(&mum(s3, s3 ^ P1).to_le_bytes());
+        q[24..32].copy_from_slice(&mum(s4, s4 ^ P1).to_le_bytes());
+        s = s4;
+    }
+    for w in quads.into_remainder().chunks_exact_mut(8) {
+        s = s.wrapping_add(P0);
+        w.copy_from_slice(&mum(s, s ^ P1).to_le_bytes());
+    }
+}
+
+/// What a writer stamps on every block of a file: all of a [`BlockHeader`] but the offset,
+/// which [`fill_chunk`] derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BlockContext {
+    /// Block size, bytes ([`check_block_bytes`]).
+    pub block_bytes: u32,
+    /// The run (random per run: [`new_run_id`](super::new_run_id)).
+    pub run_id: u64,
+    /// The writer's client id.
+    pub client_id: u32,
+    /// The writer's stream (0 for a single-stream client, whose names carry none).
+    pub stream: u32,
+    /// The file's sequence number in its stream.
+    pub file_seq: u64,
+    /// Write generation (1 for a file's first write).
+    pub generation: u64,
+    /// When the chunk is filled, Unix nanoseconds (set it per chunk).
+    pub write_time_ns: u64,
+    /// The size the file will have, bytes (a multiple of `block_bytes`).
+    pub file_size_bytes: u64,
+}
+
+impl BlockContext {
+    /// Checks the sizes: the block size's bounds, a file size that is a whole number of
+    /// blocks.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        let bs = check_block_bytes(u64::from(self.block_bytes))?;
+        if self.file_size_bytes == 0 || self.file_size_bytes % bs != 0 {
+            return Err(Error::Config(format!(
+                "verify: a file of {} bytes is not a whole number of {bs}-byte verify blocks \
+                 (the file and chunk sizes must be multiples of --verify-block)",
+                self.file_size_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The header of the block at `offset_bytes`.
+    pub fn header(&self, offset_bytes: u64) -> BlockHeader {
+        BlockHeader {
+            block_bytes: self.block_bytes,
+            run_id: self.run_id,
+            client_id: self.client_id,
+            stream: self.stream,
+            file_seq: self.file_seq,
+            offset_bytes,
+            generation: self.generation,
+            write_time_ns: self.write_time_ns,
+            file_size_bytes: self.file_size_bytes,
+        }
+    }
+}
+
+/// Fills one whole block (`block.len() == h.block_bytes`): header, payload, CRC.
+pub(crate) fn fill_block(block: &mut [u8], h: &BlockHeader) {
+    h.encode(block);
+    fill_payload(&mut block[HEADER_BYTES..], block_seed(h));
+    seal(block);
+}
+
+/// Fills `buf`, the bytes of a file from `file_offset_bytes` on, with self-describing blocks:
+/// each block gets its header (the place in the file from `file_offset_bytes`), the payload
+/// its header seeds, and its CRC-32C. The writer calls it for each chunk (or each piece of a
+/// chunk) before writing `buf` at `file_offset_bytes`.
+///
+/// # Examples
+/// ```
+/// use loadmon::verify::{fill_chunk, BlockContext};
+///
+/// let ctx = BlockContext {
+///     block_bytes: 4096, run_id: 7, client_id: 100, stream: 0, file_seq: 0,
+///     generation: 1, write_time_ns: 0, file_size_bytes: 1 << 20,
+/// };
+/// let mut chunk = vec![0u8; 64 * 1024];
+/// fill_chunk(&mut chunk, &ctx, 128 * 1024).unwrap();
+/// assert_eq!(&chunk[..8], b"loadmonB");
+/// ```
+///
+/// # Errors
+/// [`Error::Config`] for sizes that break a rule: the context's ([`BlockContext::validate`]),
+/// `buf` or the offset not a whole number of blocks, or `buf` reaching past the file's size.
+pub fn fill_chunk(buf: &mut [u8], ctx: &BlockContext, file_offset_bytes: u64) -> Result<()> {
+    ctx.validate()?;
+    let bs = u64::from(ctx.block_bytes);
+    let len = buf.len() as u64;
+    if len % bs != 0 || file_offset_bytes % bs != 0 {
+        return Err(Error::Config(format!(
+            "verify: a chunk of {len} bytes at offset {file_offset_bytes} is not a whole \
+             number of {bs}-byte verify blocks"
+        )));
+    }
+    if file_offset_bytes.saturating_add(len) > ctx.file_size_bytes {
+        return Err(Error::Config(format!(
+            "verify: a chunk of {len} bytes at offset {file_offset_bytes} reaches past the \
+             file's {} bytes",
+            ctx.file_size_bytes
+        )));
+    }
+    let mut h = ctx.header(file_offset_bytes);
+    for block in buf.chunks_exact_mut(bs as usize) {
+        fill_block(block, &h);
+        h.offset_bytes += bs;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::format::crc_ok;
+    use super::*;
+
+    fn ctx() -> BlockContext {
+        BlockContext {
+            block_bytes: 4096,
+            run_id: 42,
+            client_id: 100,
+            stream: 0,
+            file_seq: 3,
+            generation: 1,
+            write_time_ns: 5,
+            file_size_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn the_generator_is_wyrand_word_by_word() {
+        // The 4-word loop and the remainder give what the one-word definition gives.
+        for len in [0usize, 8, 24, 32, 40, 4016] {
+            let mut fast = vec![0u8; len];
+            fill_payload(&mut fast, 99);
+            let mut s = 99u64;
+            for (i, w) in fast.chunks_exact(8).enumerate() {
+                s = s.wrapping_add(P0);
+                assert_eq!(w, mum(s, s ^ P1).to_le_bytes(), "word {i} of {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_carry_their_place_and_a_good_crc() {
+        let mut buf = vec![0u8; 16 * 4096];
+        fill_chunk(&mut buf, &ctx(), 8 * 4096).unwrap();
+        for (i, b) in buf.chunks_exact(4096).enumerate() {
+            let h = BlockHeader::decode(b).unwrap();
+            assert_eq!(h, ctx().header((8 + i as u64) * 4096));
+            assert!(crc_ok(b));
+        }
+        // Another offset, generation or run: other bytes.
+        let mut other = vec![0u8; 4096];
+        fill_chunk(&mut other, &ctx(), 9 * 4096).unwrap();
+        assert_ne!(other[HEADER_BYTES..], buf[HEADER_BYTES..4096]);
+        let mut c = ctx();
+        c.generation = 2;
+        fill_chunk(&mut other, &c, 8 * 4096).unwrap();
+        assert_ne!(other[HEADER_BYTES..], buf[HEADER_BYTES..4096]);
+    }
+
+    #[test]
+    fn sizes_that_break_a_rule_are_clear_errors() {
+        let mut buf = vec![0u8; 4096];
+        let e = fill_chunk(&mut buf[..100], &ctx(), 0).unwrap_err().to_string();
+        assert!(e.contains("whole number of 4096-byte"), "{e}");
+        let e = fill_chunk(&mut buf, &ctx(), 1).unwrap_err().to_string();
+        assert!(e.contains("offset 1"), "{e}");
+        let e = fill_chunk(&mut buf, &ctx(), 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("past the file"), "{e}");
+        let mut c = ctx();
+        c.block_bytes = 1000;
+        let e = fill_chunk(&mut buf, &c, 0).unwrap_err().to_string();
+        assert!(e.contains("power of two"), "{e}");
+        let mut c = ctx();
+        c.file_size_bytes = 5000;
+        assert!(fill_chunk(&mut buf, &c, 0).unwrap_err().is_config());
+    }
+}
