@@ -31,28 +31,35 @@ pub fn block_seed(h: &BlockHeader) -> u64 {
     mum(b ^ h.offset_bytes ^ P0, P1)
 }
 
-/// Fills `payload` (a multiple of 8 bytes) with the generator's words from `seed`: word `i`
-/// (little-endian) is wyrand's `i+1`-th output from state `seed`.
+/// Fills `payload` (a multiple of 16 bytes) from `seed`: its 16-byte word `j` (from 0) is the
+/// 128-bit product `s * (s ^ P1)`, little-endian, with `s = seed + (j + 1) * P0` (wrapping):
+/// wyrand's step, its product kept whole (16 bytes per multiply).
 #[inline]
 pub(crate) fn fill_payload(payload: &mut [u8], seed: u64) {
     let mut s = seed;
-    // Four words per step: independent multiplies the CPU overlaps.
-    let mut quads = payload.chunks_exact_mut(32);
+    // Four products per step: independent multiplies the CPU overlaps.
+    let mut quads = payload.chunks_exact_mut(64);
     for q in &mut quads {
         let s1 = s.wrapping_add(P0);
         let s2 = s.wrapping_add(P0.wrapping_mul(2));
         let s3 = s.wrapping_add(P0.wrapping_mul(3));
         let s4 = s.wrapping_add(P0.wrapping_mul(4));
-        q[0..8].copy_from_slice(&mum(s1, s1 ^ P1).to_le_bytes());
-        q[8..16].copy_from_slice(&mum(s2, s2 ^ P1).to_le_bytes());
-        q[16..24].copy_from_slice(&mum(s3, s3 ^ P1).to_le_bytes());
-        q[24..32].copy_from_slice(&mum(s4, s4 ^ P1).to_le_bytes());
+        q[0..16].copy_from_slice(&word(s1).to_le_bytes());
+        q[16..32].copy_from_slice(&word(s2).to_le_bytes());
+        q[32..48].copy_from_slice(&word(s3).to_le_bytes());
+        q[48..64].copy_from_slice(&word(s4).to_le_bytes());
         s = s4;
     }
-    for w in quads.into_remainder().chunks_exact_mut(8) {
+    for w in quads.into_remainder().chunks_exact_mut(16) {
         s = s.wrapping_add(P0);
-        w.copy_from_slice(&mum(s, s ^ P1).to_le_bytes());
+        w.copy_from_slice(&word(s).to_le_bytes());
     }
+}
+
+/// One 16-byte word of the payload from its state.
+#[inline(always)]
+fn word(s: u64) -> u128 {
+    u128::from(s) * u128::from(s ^ P1)
 }
 
 /// What a writer stamps on every block of a file: all of a [`BlockHeader`] but the offset,
@@ -183,15 +190,16 @@ mod tests {
     }
 
     #[test]
-    fn the_generator_is_wyrand_word_by_word() {
+    fn the_generator_is_the_documented_product_word_by_word() {
         // The 4-word loop and the remainder give what the one-word definition gives.
-        for len in [0usize, 8, 24, 32, 40, 4016] {
+        for len in [0usize, 16, 48, 64, 80, 4016] {
             let mut fast = vec![0u8; len];
             fill_payload(&mut fast, 99);
             let mut s = 99u64;
-            for (i, w) in fast.chunks_exact(8).enumerate() {
+            for (i, w) in fast.chunks_exact(16).enumerate() {
                 s = s.wrapping_add(P0);
-                assert_eq!(w, mum(s, s ^ P1).to_le_bytes(), "word {i} of {len}");
+                let t = u128::from(s) * u128::from(s ^ P1);
+                assert_eq!(w, t.to_le_bytes(), "word {i} of {len}");
             }
         }
     }
@@ -218,11 +226,15 @@ mod tests {
     #[test]
     fn sizes_that_break_a_rule_are_clear_errors() {
         let mut buf = vec![0u8; 4096];
-        let e = fill_chunk(&mut buf[..100], &ctx(), 0).unwrap_err().to_string();
+        let e = fill_chunk(&mut buf[..100], &ctx(), 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("whole number of 4096-byte"), "{e}");
         let e = fill_chunk(&mut buf, &ctx(), 1).unwrap_err().to_string();
         assert!(e.contains("offset 1"), "{e}");
-        let e = fill_chunk(&mut buf, &ctx(), 1 << 20).unwrap_err().to_string();
+        let e = fill_chunk(&mut buf, &ctx(), 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("past the file"), "{e}");
         let mut c = ctx();
         c.block_bytes = 1000;

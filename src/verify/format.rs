@@ -63,13 +63,19 @@ pub enum HeaderError {
 impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            HeaderError::TooShort(n) => write!(f, "{n} bytes, fewer than a {HEADER_BYTES}-byte header"),
+            HeaderError::TooShort(n) => {
+                write!(f, "{n} bytes, fewer than a {HEADER_BYTES}-byte header")
+            }
             HeaderError::Magic => write!(f, "no block magic"),
-            HeaderError::Version(v) => write!(f, "format version {v} (this reads {FORMAT_VERSION})"),
+            HeaderError::Version(v) => {
+                write!(f, "format version {v} (this reads {FORMAT_VERSION})")
+            }
             HeaderError::HeaderSize(n) => write!(f, "header size {n} (expected {HEADER_BYTES})"),
             HeaderError::BlockSize(n) => write!(f, "block size {n} out of bounds"),
             HeaderError::Reserved(v) => write!(f, "reserved field {v:#x} is not 0"),
-            HeaderError::Unaligned(o) => write!(f, "offset {o} is not a multiple of the block size"),
+            HeaderError::Unaligned(o) => {
+                write!(f, "offset {o} is not a multiple of the block size")
+            }
             HeaderError::FileSize(s) => write!(f, "file size {s} does not hold the block"),
         }
     }
@@ -244,7 +250,13 @@ mod tests {
         let mut past = header();
         past.offset_bytes = past.file_size_bytes;
         past.encode(&mut b);
-        assert!(matches!(BlockHeader::decode(&b), Err(HeaderError::FileSize(_))));
-        assert_eq!(BlockHeader::decode(&b[..79]), Err(HeaderError::TooShort(79)));
+        assert!(matches!(
+            BlockHeader::decode(&b),
+            Err(HeaderError::FileSize(_))
+        ));
+        assert_eq!(
+            BlockHeader::decode(&b[..79]),
+            Err(HeaderError::TooShort(79))
+        );
     }
 }

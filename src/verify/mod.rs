@@ -81,7 +81,10 @@ mod tests {
         }
         for bad in [0, 256, 511, 4097, 3 << 10, 2 << 20, u64::MAX] {
             let e = check_block_bytes(bad).unwrap_err().to_string();
-            assert!(e.contains("power of two from 512 bytes to 1048576 bytes"), "{e}");
+            assert!(
+                e.contains("power of two from 512 bytes to 1048576 bytes"),
+                "{e}"
+            );
         }
         assert_ne!(new_run_id().unwrap(), new_run_id().unwrap());
     }

@@ -23,9 +23,8 @@ impl AlignedBuf {
     /// `len` usable bytes, zeroed.
     pub(crate) fn new(len: usize) -> Result<AlignedBuf> {
         let mut data = Vec::new();
-        data.try_reserve_exact(len + DIRECT_ALIGN).map_err(|e| {
-            Error::Config(format!("cannot allocate a {len}-byte read buffer: {e}"))
-        })?;
+        data.try_reserve_exact(len + DIRECT_ALIGN)
+            .map_err(|e| Error::Config(format!("cannot allocate a {len}-byte read buffer: {e}")))?;
         data.resize(len + DIRECT_ALIGN, 0);
         let start = data.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
         Ok(AlignedBuf { data, start, len })
@@ -65,7 +64,9 @@ impl Reader {
         }
         #[cfg(not(target_os = "linux"))]
         if direct {
-            return Err(Error::Config("verify: O_DIRECT reads are Linux only".into()));
+            return Err(Error::Config(
+                "verify: O_DIRECT reads are Linux only".into(),
+            ));
         }
         let file = opts.open(path).map_err(|e| {
             if direct && e.raw_os_error() == Some(libc::EINVAL) {

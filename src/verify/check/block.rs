@@ -88,7 +88,10 @@ pub(super) fn judge(key: &Key, e: &Expected) -> Option<(FindingClass, String)> {
         || other(key.stream.into(), e.stream.map(u64::from))
         || other(key.file_seq, e.file_seq)
     {
-        return Some((FindingClass::Misdirected, format!("a block of {}", key.describe())));
+        return Some((
+            FindingClass::Misdirected,
+            format!("a block of {}", key.describe()),
+        ));
     }
     if other(key.run_id, e.run_id) {
         return Some((

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::name::parse_file_name;
 use super::check_block_bytes;
+use super::name::parse_file_name;
 use crate::error::{Error, Result};
 
 mod block;
@@ -133,18 +133,25 @@ pub struct VerifyReport {
     pub elapsed_s: f64,
     /// CPU time of the checking thread, seconds (`None` where the platform cannot tell).
     pub cpu_s: Option<f64>,
+    /// Read-back rate, MiB/s (`bytes_read` over `elapsed_s`).
+    pub read_mb_s: f64,
+    /// CPU seconds per GiB read (`None` where the CPU time is unknown).
+    pub cpu_s_per_gb: Option<f64>,
 }
 
 impl VerifyReport {
-    /// Read-back rate, MiB/s.
-    pub fn read_mb_s(&self) -> f64 {
-        self.bytes_read as f64 / crate::units::BYTES_PER_MB / self.elapsed_s.max(1e-9)
+    /// Whether every block of every file was as written.
+    pub fn is_clean(&self) -> bool {
+        self.errors.total() == 0
     }
 
-    /// CPU seconds per GiB read.
-    pub fn cpu_s_per_gb(&self) -> Option<f64> {
+    /// Sets the time and CPU the check took, and the rates that follow.
+    fn finish(&mut self, elapsed_s: f64, cpu_s: Option<f64>) {
+        self.elapsed_s = elapsed_s;
+        self.cpu_s = cpu_s;
+        self.read_mb_s = self.bytes_read as f64 / crate::units::BYTES_PER_MB / elapsed_s.max(1e-9);
         let gib = self.bytes_read as f64 / (1u64 << 30) as f64;
-        self.cpu_s.map(|c| if gib > 0.0 { c / gib } else { 0.0 })
+        self.cpu_s_per_gb = cpu_s.map(|c| if gib > 0.0 { c / gib } else { 0.0 });
     }
 }
 
@@ -206,6 +213,8 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
         bytes_read: 0,
         elapsed_s: 0.0,
         cpu_s: None,
+        read_mb_s: 0.0,
+        cpu_s_per_gb: None,
     };
     for p in paths {
         let files = files_of(p)?;
@@ -217,7 +226,11 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
         }
         for f in files {
             let mut exp = Expected::default();
-            if let Some(id) = f.file_name().and_then(|n| n.to_str()).and_then(parse_file_name) {
+            if let Some(id) = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_file_name)
+            {
                 exp.client_id = Some(id.client_id);
                 exp.stream = Some(id.stream);
                 exp.file_seq = Some(id.file_seq);
@@ -230,9 +243,9 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
             report.files.push(r);
         }
     }
-    report.elapsed_s = t.elapsed().as_secs_f64();
-    report.cpu_s = cpu0
+    let cpu_s = cpu0
         .zip(crate::stats::thread_cpu_ns(None))
         .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9);
+    report.finish(t.elapsed().as_secs_f64(), cpu_s);
     Ok(report)
 }

@@ -12,8 +12,11 @@ use super::{Expected, FileReport, VerifyConfig};
 use crate::error::Result;
 
 /// Most runs of blocks recorded in the first pass (a file more broken up than that is judged
-/// block by block in a second pass).
+/// block by block in a second pass). Small in unit tests, so the second pass is tested.
+#[cfg(not(test))]
 pub(super) const MAX_RANGES: usize = 65_536;
+#[cfg(test)]
+pub(super) const MAX_RANGES: usize = 8;
 /// Most distinct valid (run, file, generation, size) keys counted.
 const MAX_KEYS: usize = 256;
 
@@ -122,7 +125,9 @@ fn detect_block(given: Option<u32>, buf: &[u8], notes: &mut Vec<String>) -> u32 
     });
     match (given, found) {
         (Some(g), Some(f)) if g != f => {
-            notes.push(format!("checked as {g}-byte blocks; the file's blocks say {f}"));
+            notes.push(format!(
+                "checked as {g}-byte blocks; the file's blocks say {f}"
+            ));
             g
         }
         (Some(g), _) => g,
@@ -193,25 +198,35 @@ fn settle(mut e: Expected, keys: &[(Key, u64)], notes: &mut Vec<String>) -> Expe
             && e.file_seq.is_none_or(|v| v == k.file_seq)
             && e.run_id.is_none_or(|v| v == k.run_id)
     };
-    let Some(run) = first_max(keys.iter().filter(|(k, _)| fits(k, &e)).map(|(k, n)| (k.run_id, *n)))
-    else {
+    let Some(run) = first_max(
+        keys.iter()
+            .filter(|(k, _)| fits(k, &e))
+            .map(|(k, n)| (k.run_id, *n)),
+    ) else {
         notes.push("no valid block of this file: the run, generation and size are unknown".into());
         return e;
     };
     let given_gen = e.generation.is_some();
     e.run_id.get_or_insert(run);
     let who = keys.iter().filter(|(k, _)| fits(k, &e));
-    if let Some((c, st, f)) = first_max(who.map(|(k, n)| ((k.client_id, k.stream, k.file_seq), *n))) {
+    if let Some((c, st, f)) = first_max(who.map(|(k, n)| ((k.client_id, k.stream, k.file_seq), *n)))
+    {
         e.client_id.get_or_insert(c);
         e.stream.get_or_insert(st);
         e.file_seq.get_or_insert(f);
     }
-    let newest = keys.iter().filter(|(k, _)| fits(k, &e)).map(|(k, _)| k.generation).max();
+    let newest = keys
+        .iter()
+        .filter(|(k, _)| fits(k, &e))
+        .map(|(k, _)| k.generation)
+        .max();
     if let Some(g) = newest {
         e.generation.get_or_insert(g);
     }
     let gen = e.generation;
-    let sizes = keys.iter().filter(|(k, _)| fits(k, &e) && Some(k.generation) == gen);
+    let sizes = keys
+        .iter()
+        .filter(|(k, _)| fits(k, &e) && Some(k.generation) == gen);
     if let Some(fs) = first_max(sizes.map(|(k, n)| (k.file_size_bytes, *n))) {
         e.file_size_bytes.get_or_insert(fs);
     }
@@ -232,8 +247,15 @@ fn reread(reader: &Reader, r: &Range, cx: &mut Judge<'_>) -> Result<()> {
     let end = (r.first + r.blocks) * bs;
     while pos < end {
         let start = pos - pos % DIRECT_ALIGN as u64;
-        let n = cx.buf.bytes().len().min(usize::try_from(end - start).unwrap_or(usize::MAX));
-        let got = reader.read_at(start, &mut cx.buf.bytes_mut()[..n.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN])?;
+        let n = cx
+            .buf
+            .bytes()
+            .len()
+            .min(usize::try_from(end - start).unwrap_or(usize::MAX));
+        let got = reader.read_at(
+            start,
+            &mut cx.buf.bytes_mut()[..n.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN],
+        )?;
         cx.bytes_read += got as u64;
         let skip = (pos - start) as usize;
         if got < skip + bs as usize {
@@ -273,7 +295,13 @@ impl Judge<'_> {
 
     fn misplaced(&mut self, pos: u64, blocks: u64, key: &Key, says: u64) {
         let found = format!("the block of offset {says}: {}", key.describe());
-        self.sink.push(pos, blocks, FindingClass::Misdirected, &self.exp_text, found);
+        self.sink.push(
+            pos,
+            blocks,
+            FindingClass::Misdirected,
+            &self.exp_text,
+            found,
+        );
     }
 }
 
@@ -389,4 +417,55 @@ pub(super) fn check_counting(
         notes,
     };
     Ok((report, cx.bytes_read))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{fill_chunk, BlockContext};
+    use super::*;
+
+    #[test]
+    fn a_file_too_broken_up_to_record_is_judged_in_a_second_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
+        let ctx = BlockContext {
+            block_bytes: 512,
+            run_id: 9,
+            client_id: 7,
+            stream: 0,
+            file_seq: 0,
+            generation: 1,
+            write_time_ns: 0,
+            file_size_bytes: 64 * 512,
+        };
+        let mut data = vec![0u8; 64 * 512];
+        fill_chunk(&mut data, &ctx, 0).unwrap();
+        // Every other block zeroed: 64 runs, more than MAX_RANGES.
+        for b in data.chunks_mut(1024) {
+            b[512..].fill(0);
+        }
+        std::fs::write(&path, &data).unwrap();
+        let e = Expected {
+            client_id: Some(7),
+            stream: Some(0),
+            file_seq: Some(0),
+            ..Default::default()
+        };
+        let config = VerifyConfig {
+            max_findings: 10,
+            ..Default::default()
+        };
+        let (r, read) = check_counting(&path, &e, &config).unwrap();
+        assert!(
+            r.notes.iter().any(|n| n.contains("second pass")),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!((r.blocks_ok, r.errors.torn, r.errors.total()), (32, 32, 32));
+        assert_eq!(r.findings.len(), 10);
+        assert_eq!(r.findings_left_off, 22);
+        assert_eq!(r.findings[3].offset_bytes, 7 * 512);
+        assert_eq!(read, 2 * data.len() as u64);
+        assert_eq!(r.expected.run_id, Some(9));
+    }
 }
