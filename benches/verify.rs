@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use loadmon::verify::{check_file, fill_chunk, BlockContext, Expected, VerifyConfig};
+use loadmon::verify::{check_file, fill_chunk, fill_payload, BlockContext, Expected, VerifyConfig};
 
 /// One piece as the writer writes it (16 MiB).
 const PIECE: usize = 16 << 20;
@@ -41,6 +41,9 @@ fn fill(c: &mut Criterion) {
             })
         });
     }
+    g.bench_function("generator_only", |b| {
+        b.iter(|| fill_payload(black_box(&mut buf), 7))
+    });
     g.bench_function("crc32c_only", |b| {
         b.iter(|| black_box(crc32c::crc32c(black_box(&buf))))
     });

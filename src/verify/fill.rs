@@ -31,11 +31,11 @@ pub fn block_seed(h: &BlockHeader) -> u64 {
     mum(b ^ h.offset_bytes ^ P0, P1)
 }
 
-/// Fills `payload` (a multiple of 16 bytes) from `seed`: its 16-byte word `j` (from 0) is the
+/// Fills `payload` (a multiple of 16 bytes; a remainder is left as it is) from `seed`: its 16-byte word `j` (from 0) is the
 /// 128-bit product `s * (s ^ P1)`, little-endian, with `s = seed + (j + 1) * P0` (wrapping):
 /// wyrand's step, its product kept whole (16 bytes per multiply).
 #[inline]
-pub(crate) fn fill_payload(payload: &mut [u8], seed: u64) {
+pub fn fill_payload(payload: &mut [u8], seed: u64) {
     let mut s = seed;
     // Four products per step: independent multiplies the CPU overlaps.
     let mut quads = payload.chunks_exact_mut(64);
@@ -92,7 +92,7 @@ impl BlockContext {
     /// [`Error::Config`] naming the bound.
     pub fn validate(&self) -> Result<()> {
         let bs = check_block_bytes(u64::from(self.block_bytes))?;
-        if self.file_size_bytes == 0 || self.file_size_bytes % bs != 0 {
+        if self.file_size_bytes == 0 || !self.file_size_bytes.is_multiple_of(bs) {
             return Err(Error::Config(format!(
                 "verify: a file of {} bytes is not a whole number of {bs}-byte verify blocks \
                  (the file and chunk sizes must be multiples of --verify-block)",
@@ -150,7 +150,7 @@ pub fn fill_chunk(buf: &mut [u8], ctx: &BlockContext, file_offset_bytes: u64) ->
     ctx.validate()?;
     let bs = u64::from(ctx.block_bytes);
     let len = buf.len() as u64;
-    if len % bs != 0 || file_offset_bytes % bs != 0 {
+    if !len.is_multiple_of(bs) || !file_offset_bytes.is_multiple_of(bs) {
         return Err(Error::Config(format!(
             "verify: a chunk of {len} bytes at offset {file_offset_bytes} is not a whole \
              number of {bs}-byte verify blocks"
@@ -243,5 +243,39 @@ mod tests {
         let mut c = ctx();
         c.file_size_bytes = 5000;
         assert!(fill_chunk(&mut buf, &c, 0).unwrap_err().is_config());
+    }
+}
+
+#[cfg(test)]
+mod vector {
+    use super::super::format::stored_crc;
+    use super::*;
+
+    /// docs/VERIFY.md's test vector, for another implementation to check itself against.
+    #[test]
+    fn the_documented_test_vector() {
+        let ctx = BlockContext {
+            block_bytes: 512,
+            run_id: 1,
+            client_id: 100,
+            stream: 0,
+            file_seq: 0,
+            generation: 1,
+            write_time_ns: 0,
+            file_size_bytes: 1024,
+        };
+        let mut b = vec![0u8; 512];
+        fill_chunk(&mut b, &ctx, 512).unwrap();
+        let seed = block_seed(&ctx.header(512));
+        let word: String = b[80..96].iter().map(|x| format!("{x:02x}")).collect();
+        let text = format!(
+            "seed {seed:#018x} word0 {word} crc {:#010x}",
+            stored_crc(&b)
+        );
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(
+            text,
+            "seed 0x7408569e1b86ed20 word0 ac58fd473f4488764de6fdf0ba0a7e13 crc 0x65918e84"
+        );
     }
 }

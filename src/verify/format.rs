@@ -163,10 +163,10 @@ impl BlockHeader {
             file_size_bytes: u64_at(b, 64),
         };
         let bs = u64::from(block_bytes);
-        if h.offset_bytes % bs != 0 {
+        if !h.offset_bytes.is_multiple_of(bs) {
             return Err(HeaderError::Unaligned(h.offset_bytes));
         }
-        if h.file_size_bytes % bs != 0 || h.offset_bytes >= h.file_size_bytes {
+        if !h.file_size_bytes.is_multiple_of(bs) || h.offset_bytes >= h.file_size_bytes {
             return Err(HeaderError::FileSize(h.file_size_bytes));
         }
         Ok(h)
