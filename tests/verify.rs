@@ -93,17 +93,17 @@ fn an_undamaged_file_is_clean_over_every_block() {
         (Some(100), Some(3), Some(0x5eed), Some(1), Some(FILE))
     );
     // With everything known (as the writer's own check-back has it), the same.
-    let full = Expected {
-        block_bytes: Some(BS as u32),
-        run_id: Some(0x5eed),
-        client_id: Some(100),
-        stream: Some(0),
-        file_seq: Some(3),
-        generation: Some(1),
-        file_size_bytes: Some(FILE),
-    };
+    let full = Expected::of(&ctx(100, 3, 1));
     let r = check_file(&p, &full, &VerifyConfig::default()).unwrap();
     assert_eq!((r.blocks_ok, r.errors.total()), (BLOCKS, 0));
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    // The writer's own check knows the generation: the same file is stale against a newer one.
+    let newer = Expected {
+        generation: Some(2),
+        ..full
+    };
+    let r = check_file(&p, &newer, &VerifyConfig::default()).unwrap();
+    only(&r, FindingClass::Stale, 0, BLOCKS);
     // A directory: its data files, a stream's name too.
     let s = dir.path().join("client_100_2_0_2026-12-05_10.11.12");
     write(

@@ -102,7 +102,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl BlockHeader {
-    /// Writes the header into `out[..HEADER_BYTES]`, its CRC field 0 (see [`seal`]).
+    /// Writes the header into `out[..HEADER_BYTES]`, its CRC field 0 (the CRC is stored once
+    /// the payload is in place).
     ///
     /// # Panics
     /// If `out` is shorter than [`HEADER_BYTES`] (callers hold whole blocks).

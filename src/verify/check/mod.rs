@@ -93,6 +93,22 @@ pub struct Expected {
     pub file_size_bytes: Option<u64>,
 }
 
+impl Expected {
+    /// Everything a writer knows of a file it wrote with `ctx`: what its own check-back
+    /// (`--verify rollover|end`) expects.
+    pub fn of(ctx: &super::BlockContext) -> Expected {
+        Expected {
+            block_bytes: Some(ctx.block_bytes),
+            run_id: Some(ctx.run_id),
+            client_id: Some(ctx.client_id),
+            stream: Some(ctx.stream),
+            file_seq: Some(ctx.file_seq),
+            generation: Some(ctx.generation),
+            file_size_bytes: Some(ctx.file_size_bytes),
+        }
+    }
+}
+
 /// What the check of one file found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileReport {
