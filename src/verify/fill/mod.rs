@@ -1,7 +1,9 @@
-//! Filling blocks: the payload generator (wyrand over 64-bit words, seeded by the block's
-//! place) and [`fill_chunk`], which the writer calls to fill a chunk buffer in place.
+//! Filling blocks: the payload generator (a file's base from wyrand's products, each block's
+//! mask from its place) and [`fill_chunk`], which the writer calls to fill a chunk buffer in
+//! place, computing each block's CRC-32C from precomputed parts ([`fast`]) rather than over
+//! its bytes.
 
-use super::format::{seal, BlockHeader};
+use super::format::{seal, BlockHeader, CRC_AT};
 use super::{check_block_bytes, HEADER_BYTES};
 use crate::error::{Error, Result};
 
@@ -21,19 +23,37 @@ fn mum(a: u64, b: u64) -> u64 {
     (t as u64) ^ ((t >> 64) as u64)
 }
 
-/// The payload seed of a block: its run, client, stream, file, generation and offset (not the
-/// write time, nor the sizes), so that a checker that knows where a block belongs can make the
-/// bytes that belong there.
-pub fn block_seed(h: &BlockHeader) -> u64 {
+mod fast;
+
+/// The file's part of the seeds: run, client, stream, file, generation.
+fn file_part(h: &BlockHeader) -> u64 {
     let who = (u64::from(h.client_id) << 32) | u64::from(h.stream);
     let a = mum(h.run_id ^ P0, who ^ P1);
-    let b = mum(a ^ h.file_seq ^ P2, h.generation ^ P3);
-    mum(b ^ h.offset_bytes ^ P0, P1)
+    mum(a ^ h.file_seq ^ P2, h.generation ^ P3)
 }
 
-/// Fills `payload` (a multiple of 16 bytes; a remainder is left as it is) from `seed`: its 16-byte word `j` (from 0) is the
-/// 128-bit product `s * (s ^ P1)`, little-endian, with `s = seed + (j + 1) * P0` (wrapping):
-/// wyrand's step, its product kept whole (16 bytes per multiply).
+/// The seed of a file's base payload: its run, client, stream, file and generation (not the
+/// write time, nor the sizes), so that a checker that knows where a block belongs can make the
+/// bytes that belong there.
+pub fn file_seed(h: &BlockHeader) -> u64 {
+    mum(file_part(h) ^ P2, P3)
+}
+
+/// The seed of a block's mask: the file's part and the block's offset.
+pub fn block_seed(h: &BlockHeader) -> u64 {
+    mum(file_part(h) ^ h.offset_bytes ^ P0, P1)
+}
+
+/// A block's mask: the 16-byte word xored into every 16-byte word of its file's base payload.
+#[inline]
+pub fn block_mask(h: &BlockHeader) -> u128 {
+    word(block_seed(h))
+}
+
+/// Fills `payload` (a multiple of 16 bytes; a remainder is left as it is) with a base payload
+/// from `seed` ([`file_seed`]): its 16-byte word `j` (from 0) is the 128-bit product
+/// `s * (s ^ P1)`, little-endian, with `s = seed + (j + 1) * P0` (wrapping): wyrand's step,
+/// its product kept whole (16 bytes per multiply).
 #[inline]
 pub fn fill_payload(payload: &mut [u8], seed: u64) {
     let mut s = seed;
@@ -118,10 +138,30 @@ impl BlockContext {
     }
 }
 
-/// Fills one whole block (`block.len() == h.block_bytes`): header, payload, CRC.
+/// Writes `base` with `mask` xored into every 16-byte word (little-endian) to `payload`.
+#[inline]
+fn xor_mask(payload: &mut [u8], base: &[u8], mask: u128) {
+    let (words, _) = payload.as_chunks_mut::<16>();
+    let (base, _) = base.as_chunks::<16>();
+    for (d, s) in words.iter_mut().zip(base) {
+        // Fixed 16-byte arrays: no bounds checks, one xor per word.
+        *d = (u128::from_le_bytes(*s) ^ mask).to_le_bytes();
+    }
+}
+
+/// Fills one whole block (`block.len() == h.block_bytes`) the plain way, as docs/VERIFY.md
+/// defines it: header, base payload, mask, CRC over the bytes. The reference [`fill_chunk`]'s
+/// fast path is tested against, and what the checker compares a damaged block with.
 pub(crate) fn fill_block(block: &mut [u8], h: &BlockHeader) {
     h.encode(block);
-    fill_payload(&mut block[HEADER_BYTES..], block_seed(h));
+    let payload = &mut block[HEADER_BYTES..];
+    fill_payload(payload, file_seed(h));
+    let mask = block_mask(h);
+    for w in payload.chunks_exact_mut(16) {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(w);
+        w.copy_from_slice(&(u128::from_le_bytes(b) ^ mask).to_le_bytes());
+    }
     seal(block);
 }
 
@@ -164,8 +204,20 @@ pub fn fill_chunk(buf: &mut [u8], ctx: &BlockContext, file_offset_bytes: u64) ->
         )));
     }
     let mut h = ctx.header(file_offset_bytes);
+    let n = bs as usize - HEADER_BYTES;
+    let t = fast::tables(ctx.block_bytes);
+    // The file's base payload and its CRC, once per call; each block is the base with its
+    // mask, and its CRC follows from the parts' (fast.rs).
+    let mut base = vec![0u8; n];
+    fill_payload(&mut base, file_seed(&h));
+    let base_crc = crc32c::crc32c(&base);
     for block in buf.chunks_exact_mut(bs as usize) {
-        fill_block(block, &h);
+        h.encode(block);
+        let mask = block_mask(&h);
+        xor_mask(&mut block[HEADER_BYTES..], &base, mask);
+        let head = crc32c::crc32c(&block[..CRC_AT]);
+        let crc = t.shift(head) ^ base_crc ^ t.mask_crc(mask);
+        block[CRC_AT..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
         h.offset_bytes += bs;
     }
     Ok(())
@@ -200,6 +252,33 @@ mod tests {
                 s = s.wrapping_add(P0);
                 let t = u128::from(s) * u128::from(s ^ P1);
                 assert_eq!(w, t.to_le_bytes(), "word {i} of {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_fill_is_the_plain_definition_for_every_block_size() {
+        for shift in 9..=20u32 {
+            let bs = 1u32 << shift;
+            for (i, gen) in [(0u64, 1u64), (3, 7), (1, u64::MAX)] {
+                let c = BlockContext {
+                    block_bytes: bs,
+                    run_id: 0x1234_5678_9abc_def0 ^ i,
+                    client_id: 100 + i as u32,
+                    stream: i as u32,
+                    file_seq: i * 11,
+                    generation: gen,
+                    write_time_ns: 77,
+                    file_size_bytes: 4 * u64::from(bs),
+                };
+                let mut fast = vec![0u8; 2 * bs as usize];
+                fill_chunk(&mut fast, &c, u64::from(bs)).unwrap();
+                for (k, b) in fast.chunks_exact(bs as usize).enumerate() {
+                    let mut plain = vec![0u8; bs as usize];
+                    fill_block(&mut plain, &c.header(u64::from(bs) * (1 + k as u64)));
+                    assert!(b == plain.as_slice(), "block size {bs}, block {k}");
+                    assert!(crc_ok(b));
+                }
             }
         }
     }
@@ -267,15 +346,17 @@ mod vector {
         let mut b = vec![0u8; 512];
         fill_chunk(&mut b, &ctx, 512).unwrap();
         let seed = block_seed(&ctx.header(512));
+        let fseed = file_seed(&ctx.header(512));
         let word: String = b[80..96].iter().map(|x| format!("{x:02x}")).collect();
         let text = format!(
-            "seed {seed:#018x} word0 {word} crc {:#010x}",
+            "file {fseed:#018x} block {seed:#018x} word0 {word} crc {:#010x}",
             stored_crc(&b)
         );
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         assert_eq!(
             text,
-            "seed 0x7408569e1b86ed20 word0 ac58fd473f4488764de6fdf0ba0a7e13 crc 0x65918e84"
+            "file 0xb6c308a83a229e0c block 0x7408569e1b86ed20 \
+             word0 c0bfbfa7a9b3632b6a420da23ff3ae7e crc 0x66313f5d"
         );
     }
 }
