@@ -117,10 +117,10 @@ fn now_ns() -> u64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let size = a.size_mb << 20;
-    if size == 0 || size % PIECE as u64 != 0 {
+    if size == 0 || !size.is_multiple_of(PIECE as u64) {
         return Err("--size-mb must be a positive multiple of 16".into());
     }
-    if a.piece_kb == 0 || PIECE % (a.piece_kb << 10) != 0 {
+    if a.piece_kb == 0 || !PIECE.is_multiple_of(a.piece_kb << 10) {
         return Err("--piece-kb must divide 16384".into());
     }
     let mut raw = vec![0x5au8; PIECE + 4096];
