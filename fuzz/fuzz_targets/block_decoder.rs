@@ -1,5 +1,7 @@
 //! Fuzzes the verify block header decoder and the block checker, as `loadmon verify` meets a
-//! hostile file: arbitrary bytes as a header, and as a whole file.
+//! hostile file: arbitrary bytes as a header and as a whole file, and (from the first byte)
+//! a valid two-block file overwritten by the input from some offset, so that the checker's
+//! paths past the magic and the CRC are reached.
 //! Invariants: no panic; a decoded header follows every rule (block size a power of two in
 //! bounds, the offset a multiple of it, inside the file size it claims) and encodes back to
 //! the same bytes; checking the bytes as a file never panics, keeps at most the findings asked
@@ -8,10 +10,42 @@
 
 use libfuzzer_sys::fuzz_target;
 use loadmon::verify::{
-    check_block_bytes, check_file, BlockHeader, Expected, VerifyConfig, HEADER_BYTES,
+    check_block_bytes, check_file, fill_chunk, BlockContext, BlockHeader, Expected,
+    VerifyConfig, HEADER_BYTES,
 };
 
-fuzz_target!(|data: &[u8]| {
+/// Two valid 512-byte blocks of client 100's file 3, `rest` written over them from `at`.
+fn damaged(at: usize, rest: &[u8]) -> Vec<u8> {
+    let ctx = BlockContext {
+        block_bytes: 512,
+        run_id: 5,
+        client_id: 100,
+        stream: 0,
+        file_seq: 3,
+        generation: 2,
+        write_time_ns: 0,
+        file_size_bytes: 1024,
+    };
+    let mut f = vec![0u8; 1024];
+    fill_chunk(&mut f, &ctx, 0).expect("a valid context");
+    for (i, &b) in rest.iter().enumerate() {
+        match f.get_mut(at + i) {
+            Some(x) => *x = b,
+            None => f.push(b),
+        }
+    }
+    f
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&mode, rest)) = input.split_first() else { return };
+    let owned;
+    let data = if mode % 2 == 0 {
+        rest
+    } else {
+        owned = damaged(usize::from(mode / 2) * 8, rest);
+        &owned[..]
+    };
     if let Ok(h) = BlockHeader::decode(data) {
         let bs = check_block_bytes(u64::from(h.block_bytes)).expect("decoded block size");
         assert_eq!(h.offset_bytes % bs, 0);
