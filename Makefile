@@ -122,12 +122,14 @@ c-test: c-lib system-deps
 	LD_LIBRARY_PATH=$(abspath $(CBUILD)/prefix)/lib $(CBUILD)/demo_pc --quick | grep -c "Test status:   PASS" | grep -qx 3
 	@echo "c-test: all C checks passed"
 
-# A bounded coverage-guided fuzz run of the line decoder + parser (libFuzzer via cargo fuzz).
+# Bounded coverage-guided fuzz runs (libFuzzer via cargo fuzz): the line decoder + parser, and
+# the verify block header decoder + checker.
 # cargo fuzz needs nightly flags: RUSTC_BOOTSTRAP lets the one stable toolchain accept them.
 FUZZ_SECONDS ?= 60
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	RUSTC_BOOTSTRAP=1 cargo fuzz run line_decoder -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	RUSTC_BOOTSTRAP=1 cargo fuzz run block_decoder -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 # The benchmark suite: writes BENCHMARKS.md (about 15 minutes). `make test` runs it once at a
 # tiny size (bench-tiny) so it cannot rot, without judging speed.

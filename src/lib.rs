@@ -101,6 +101,7 @@ pub mod server;
 pub mod stats;
 pub mod text;
 pub mod units;
+pub mod verify;
 pub mod worker;
 pub mod workload;
 

@@ -47,6 +47,9 @@ pub(crate) enum Command {
     Worker(WorkerArgs),
     /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
+    /// Check files written with verified data, offline: exit 0 if every block is as written,
+    /// 4 if not (each bad block's class, offset, what was expected and what was found).
+    Verify(crate::verify::VerifyArgs),
 }
 
 /// The end of `loadmon server --help`: fleet mode in one example.

@@ -1,9 +1,11 @@
-//! The `loadmon` command: `loadmon server`, `loadmon client`, `loadmon worker`, `loadmon demo`.
+//! The `loadmon` command: `loadmon server`, `loadmon client`, `loadmon worker`, `loadmon demo`,
+//! `loadmon verify`.
 //!
 //! Exit codes: 0 success (for `server` and `demo`: every client PASS, and at least one client
 //! ran); 1 runtime error; 2 configuration or usage error; 3 the report was written but not every
 //! client PASSed (including clients ABORTED because the server was stopped by SIGINT, SIGTERM
-//! or SIGHUP, and a run stopped before any client got an id).
+//! or SIGHUP, and a run stopped before any client got an id); 4 `loadmon verify` found bad
+//! blocks.
 //!
 //! Nothing here uses `print!`/`eprint!`: those panic when stdout or stderr is a closed pipe
 //! (`loadmon server | head -1`). Console text goes through [`output::say`], which stops writing
@@ -11,7 +13,7 @@
 //!
 //! One room per job, each using only the library's public API: [`args`] (the command line and
 //! what it means as the core's settings), [`server`] (with [`json_stream`]), [`client`],
-//! [`worker`], [`demo`], [`signals`] (SIGINT, SIGTERM, SIGHUP, SIGXFSZ), [`output`] (the
+//! [`worker`], [`demo`], [`verify`], [`signals`] (SIGINT, SIGTERM, SIGHUP, SIGXFSZ), [`output`] (the
 //! console text).
 
 use std::io::IsTerminal;
@@ -29,6 +31,7 @@ mod json_stream;
 mod output;
 mod server;
 mod signals;
+mod verify;
 mod worker;
 
 use args::{Cli, Command};
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Client(a) => client::run(a),
         Command::Worker(a) => worker::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Verify(a) => verify::run(a),
     };
     match result {
         Ok(code) => code,

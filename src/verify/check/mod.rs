@@ -1,0 +1,267 @@
+//! The checker: read a file back, check each block, classify what is wrong.
+//!
+//! One pass reads the file in [`READ_BYTES`](super::read::READ_BYTES) pieces and records runs
+//! of blocks ([`scan`]): blocks whose CRC matches, by what their header says, and blocks whose
+//! CRC does not. What the file should hold is then settled ([`settle`]: what the caller knows,
+//! the rest from the blocks), each run judged against it, and only the bad blocks read again
+//! to tell torn from corrupt ([`block`]). Memory is bounded: one read buffer, at most
+//! [`scan::MAX_RANGES`] runs (past that, a second pass judges block by block), and the first
+//! `max_findings` findings of each file.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::check_block_bytes;
+use super::name::parse_file_name;
+use crate::error::{Error, Result};
+
+mod block;
+mod scan;
+mod sink;
+
+pub use sink::{ClassCounts, Finding, FindingClass};
+
+/// The default of [`VerifyConfig::max_findings`].
+pub const DEFAULT_MAX_FINDINGS: usize = 100;
+/// The most findings kept per file.
+pub const MAX_FINDINGS: usize = 100_000;
+
+/// How files are checked (`loadmon verify`'s options).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyConfig {
+    /// Read with O_DIRECT, so the page cache cannot answer.
+    pub direct: bool,
+    /// Findings kept per file (the first, by offset; all are counted), 1 to [`MAX_FINDINGS`].
+    pub max_findings: usize,
+    /// The block size, bytes; `None`: from the first valid header.
+    pub block_bytes: Option<u32>,
+    /// The run every block must be of; `None`: the run most blocks are of.
+    pub run_id: Option<u64>,
+    /// The generation every block must be of; `None`: the newest of the file's run.
+    pub generation: Option<u64>,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            direct: false,
+            max_findings: DEFAULT_MAX_FINDINGS,
+            block_bytes: None,
+            run_id: None,
+            generation: None,
+        }
+    }
+}
+
+impl VerifyConfig {
+    /// Checks the bounds.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bound.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_FINDINGS).contains(&self.max_findings) {
+            return Err(Error::Config(format!(
+                "verify: max findings {} out of bounds (1 to {MAX_FINDINGS})",
+                self.max_findings
+            )));
+        }
+        if let Some(b) = self.block_bytes {
+            check_block_bytes(u64::from(b))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a file should hold: every field `None` is settled from the file's own blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// Block size, bytes.
+    pub block_bytes: Option<u32>,
+    /// Run id.
+    pub run_id: Option<u64>,
+    /// Client id.
+    pub client_id: Option<u32>,
+    /// Stream.
+    pub stream: Option<u32>,
+    /// File sequence number.
+    pub file_seq: Option<u64>,
+    /// Write generation.
+    pub generation: Option<u64>,
+    /// The file's size, bytes.
+    pub file_size_bytes: Option<u64>,
+}
+
+impl Expected {
+    /// Everything a writer knows of a file it wrote with `ctx`: what its own check-back
+    /// (`--verify rollover|end`) expects.
+    pub fn of(ctx: &super::BlockContext) -> Expected {
+        Expected {
+            block_bytes: Some(ctx.block_bytes),
+            run_id: Some(ctx.run_id),
+            client_id: Some(ctx.client_id),
+            stream: Some(ctx.stream),
+            file_seq: Some(ctx.file_seq),
+            generation: Some(ctx.generation),
+            file_size_bytes: Some(ctx.file_size_bytes),
+        }
+    }
+}
+
+/// What the check of one file found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size, bytes.
+    pub size_bytes: u64,
+    /// What it was checked against (settled: given, from its name, or from its blocks).
+    pub expected: Expected,
+    /// Whole blocks read.
+    pub blocks_checked: u64,
+    /// Blocks found as written.
+    pub blocks_ok: u64,
+    /// Bad blocks by class (short: the blocks missing).
+    pub errors: ClassCounts,
+    /// The first findings by offset (consecutive blocks with the same finding are one).
+    pub findings: Vec<Finding>,
+    /// Findings not kept (past `max_findings`).
+    pub findings_left_off: u64,
+    /// How the expectation was settled, and anything else worth knowing.
+    pub notes: Vec<String>,
+}
+
+/// What a check of several files found, with its cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Each file's report.
+    pub files: Vec<FileReport>,
+    /// Whole blocks read, all files.
+    pub blocks_checked: u64,
+    /// Blocks found as written, all files.
+    pub blocks_ok: u64,
+    /// Bad blocks by class, all files.
+    pub errors: ClassCounts,
+    /// Bytes read (a bad block is read twice).
+    pub bytes_read: u64,
+    /// Wall time, seconds.
+    pub elapsed_s: f64,
+    /// CPU time of the checking thread, seconds (`None` where the platform cannot tell).
+    pub cpu_s: Option<f64>,
+    /// Read-back rate, MiB/s (`bytes_read` over `elapsed_s`).
+    pub read_mb_s: f64,
+    /// CPU seconds per GiB read (`None` where the CPU time is unknown).
+    pub cpu_s_per_gb: Option<f64>,
+}
+
+impl VerifyReport {
+    /// Whether every block of every file was as written.
+    pub fn is_clean(&self) -> bool {
+        self.errors.total() == 0
+    }
+
+    /// Sets the time and CPU the check took, and the rates that follow.
+    fn finish(&mut self, elapsed_s: f64, cpu_s: Option<f64>) {
+        self.elapsed_s = elapsed_s;
+        self.cpu_s = cpu_s;
+        self.read_mb_s = self.bytes_read as f64 / crate::units::BYTES_PER_MB / elapsed_s.max(1e-9);
+        let gib = self.bytes_read as f64 / (1u64 << 30) as f64;
+        self.cpu_s_per_gb = cpu_s.map(|c| if gib > 0.0 { c / gib } else { 0.0 });
+    }
+}
+
+/// Checks one file against `expected` (its `None` fields settled from the file's blocks;
+/// `config`'s run id, generation and block size, where given, win over them).
+///
+/// # Errors
+/// [`Error::Config`] for a bad `config` or a path that is not a regular file; [`Error::File`]
+/// when the file cannot be opened or read. What the file holds is never an error: garbage is
+/// a finding.
+pub fn check_file(path: &Path, expected: &Expected, config: &VerifyConfig) -> Result<FileReport> {
+    config.validate()?;
+    scan::check_counting(path, expected, config).map(|(r, _)| r)
+}
+
+/// The files `path` names: itself, or a directory's data files (names
+/// `client_<id>_…_<stamp>`), sorted.
+fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Config(format!("verify: {} does not exist", path.display()))
+        }
+        _ => Error::file("stat", path, e),
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| Error::file("list", path, e))? {
+        let entry = entry.map_err(|e| Error::file("list", path, e))?;
+        let name = entry.file_name();
+        if name.to_str().and_then(parse_file_name).is_some() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Checks files written earlier (`loadmon verify`): each path a file or a directory (its data
+/// files). A file's client, stream and file number come from its name where it has the
+/// writer's shape, the rest from its blocks ([`check_file`]).
+///
+/// # Errors
+/// [`Error::Config`] for a bad `config`, no path, a path that does not exist or a directory
+/// without data files; [`Error::File`] for a failed read.
+pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyReport> {
+    config.validate()?;
+    if paths.is_empty() {
+        return Err(Error::Config("verify: no file given".into()));
+    }
+    let t = Instant::now();
+    let cpu0 = crate::stats::thread_cpu_ns(None);
+    let mut report = VerifyReport {
+        files: Vec::new(),
+        blocks_checked: 0,
+        blocks_ok: 0,
+        errors: ClassCounts::default(),
+        bytes_read: 0,
+        elapsed_s: 0.0,
+        cpu_s: None,
+        read_mb_s: 0.0,
+        cpu_s_per_gb: None,
+    };
+    for p in paths {
+        let files = files_of(p)?;
+        if files.is_empty() {
+            return Err(Error::Config(format!(
+                "verify: {} holds no data file (client_<id>_…)",
+                p.display()
+            )));
+        }
+        for f in files {
+            let mut exp = Expected::default();
+            if let Some(id) = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_file_name)
+            {
+                exp.client_id = Some(id.client_id);
+                exp.stream = Some(id.stream);
+                exp.file_seq = Some(id.file_seq);
+            }
+            let (r, read) = scan::check_counting(&f, &exp, config)?;
+            report.bytes_read += read;
+            report.blocks_checked += r.blocks_checked;
+            report.blocks_ok += r.blocks_ok;
+            report.errors.add_all(&r.errors);
+            report.files.push(r);
+        }
+    }
+    let cpu_s = cpu0
+        .zip(crate::stats::thread_cpu_ns(None))
+        .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9);
+    report.finish(t.elapsed().as_secs_f64(), cpu_s);
+    Ok(report)
+}
