@@ -98,6 +98,7 @@ pub mod server;
 pub mod stats;
 pub mod text;
 pub mod units;
+pub mod verdict;
 pub mod worker;
 pub mod workload;
 

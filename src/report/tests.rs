@@ -108,6 +108,8 @@ fn report() -> Report {
         },
         series: vec![],
         stopped: false,
+        params: Default::default(),
+        verdict: None,
         io_series: vec![],
         warnings: Vec::new(),
         latency_series: vec![],

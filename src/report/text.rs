@@ -73,6 +73,9 @@ impl Report {
             s.push('\n');
         }
         self.warning_lines(&mut s);
+        if let Some(v) = &self.verdict {
+            s.push_str(&v.to_text());
+        }
         s
     }
 

@@ -100,6 +100,7 @@ mod record;
 mod session;
 mod shared;
 mod signal;
+mod thresholds;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -183,12 +184,14 @@ impl Server {
                 f.plan
             ));
         }
+        let thresholds = thresholds::Thresholds::load(&config)?;
         let shared = Arc::new(Shared::new(
             config,
             log,
             local_addr,
             run_id(),
             Instant::now(),
+            thresholds,
         ));
         let http = bind_http(&shared).await?;
         if http.is_none() {
@@ -280,6 +283,7 @@ impl Server {
         if let Some(l) = http {
             serve_http(&shared, l);
         }
+        thresholds::watch(&shared);
         let log = shared.log.clone();
         log.info(format!(
             "Server now accepting client connections on {}.",

@@ -103,6 +103,10 @@ pub(super) struct Shared {
     /// The fleet's chunk write latencies (`lat` lines), merged; locked after a client's
     /// record (never the other way round).
     pub(super) latency: Mutex<FleetIntervals>,
+    /// The thresholds, checked once a second (`None`: no rule).
+    pub(super) thresholds: Option<super::thresholds::Thresholds>,
+    /// The run's parameters the report carries (`Report::params`).
+    pub(super) params: BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -113,7 +117,9 @@ impl Shared {
         local_addr: SocketAddr,
         run_id: u64,
         now: Instant,
+        thresholds: Option<super::thresholds::Thresholds>,
     ) -> Shared {
+        let params = super::thresholds::run_params(&config);
         let barrier = config
             .fleet
             .as_ref()
@@ -150,6 +156,8 @@ impl Shared {
             http_stop: CancellationToken::new(),
             http_done: CancellationToken::new(),
             latency: Mutex::new(FleetIntervals::default()),
+            thresholds,
+            params,
         }
     }
 
@@ -258,7 +266,9 @@ impl Shared {
             st.end_time = Some(Local::now());
             st.stopped = stopped;
             drop(st);
-            self.report()
+            let mut r = self.report();
+            self.final_verdict(&mut r);
+            r
         };
         *self.final_report() = Some(report.clone());
         self.finished.cancel();
@@ -299,7 +309,9 @@ impl Shared {
         if let Some(r) = self.final_report().as_ref() {
             return r.clone();
         }
-        self.report()
+        let mut r = self.report();
+        self.live_verdict(&mut r);
+        r
     }
 
     /// Logs `line` within the refusals' budget (a flood of them must not flood the log).
@@ -402,6 +414,8 @@ impl Shared {
             stopped,
             io_series,
             latency_series,
+            params: self.params.clone(),
+            verdict: None,
         }
     }
 
