@@ -66,16 +66,19 @@ fn rule_case(r: &RuleVerdict) -> Case {
 fn client_case(c: &ClientReport, rules: &[RuleVerdict]) -> Case {
     let mut why = Vec::new();
     if c.status != Status::Pass {
-        let reason = c.reason.as_deref().map_or(String::new(), |r| format!(": {r}"));
+        let reason = c
+            .reason
+            .as_deref()
+            .map_or(String::new(), |r| format!(": {r}"));
         why.push(format!("status {}{reason}", c.status));
     }
     for r in rules {
-        for f in r.clients.iter().filter(|f| f.id == c.id && f.outcome == Outcome::Fail) {
-            why.push(format!(
-                "{}: {}",
-                r.rule,
-                fmt_value(f.observed, &r.unit)
-            ));
+        for f in r
+            .clients
+            .iter()
+            .filter(|f| f.id == c.id && f.outcome == Outcome::Fail)
+        {
+            why.push(format!("{}: {}", r.rule, fmt_value(f.observed, &r.unit)));
         }
     }
     if why.is_empty() {
@@ -86,7 +89,14 @@ fn client_case(c: &ClientReport, rules: &[RuleVerdict]) -> Case {
 }
 
 /// The suite's opening tag.
-fn suite(out: &mut String, id: usize, name: &str, stamp: &str, counts: (usize, usize, usize), time_s: f64) {
+fn suite(
+    out: &mut String,
+    id: usize,
+    name: &str,
+    stamp: &str,
+    counts: (usize, usize, usize),
+    time_s: f64,
+) {
     let (tests, failures, errors) = counts;
     let _ = writeln!(
         out,
@@ -138,21 +148,43 @@ pub(super) fn junit_xml(report: &Report) -> String {
     suite(&mut out, 0, "thresholds", &stamp, count(&cases), span_s);
     out.push_str("    <properties>\n");
     if let Some(b) = report.verdict.as_ref().and_then(|v| v.baseline.as_deref()) {
-        let _ = writeln!(out, "      <property name=\"baseline\" value=\"{}\"/>", xml(b));
+        let _ = writeln!(
+            out,
+            "      <property name=\"baseline\" value=\"{}\"/>",
+            xml(b)
+        );
     }
-    if let Some(a) = report.verdict.as_ref().and_then(|v| v.aborted_by.as_deref()) {
-        let _ = writeln!(out, "      <property name=\"aborted_by\" value=\"{}\"/>", xml(a));
+    if let Some(a) = report
+        .verdict
+        .as_ref()
+        .and_then(|v| v.aborted_by.as_deref())
+    {
+        let _ = writeln!(
+            out,
+            "      <property name=\"aborted_by\" value=\"{}\"/>",
+            xml(a)
+        );
     }
     out.push_str("    </properties>\n");
     for (r, c) in rules.iter().zip(&cases) {
         case(&mut out, "loadmon.thresholds", &r.rule, span_s, c);
     }
     out.push_str("    <system-out/>\n    <system-err/>\n  </testsuite>\n");
-    let cases: Vec<Case> = report.clients.iter().map(|c| client_case(c, rules)).collect();
+    let cases: Vec<Case> = report
+        .clients
+        .iter()
+        .map(|c| client_case(c, rules))
+        .collect();
     suite(&mut out, 1, "clients", &stamp, count(&cases), span_s);
     out.push_str("    <properties/>\n");
     for (c, k) in report.clients.iter().zip(&cases) {
-        case(&mut out, "loadmon.clients", &format!("client {}", c.id), c.time_ran_s, k);
+        case(
+            &mut out,
+            "loadmon.clients",
+            &format!("client {}", c.id),
+            c.time_ran_s,
+            k,
+        );
     }
     out.push_str("    <system-out/>\n    <system-err/>\n  </testsuite>\n</testsuites>\n");
     out

@@ -32,10 +32,10 @@ mod types;
 mod verdict;
 
 pub use files::{OpenReportFiles, ReportFiles};
-pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
 pub use types::{
     ClientReport, Report, Status, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS, STOPPED_REASON,
 };
+pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
 pub use crate::out_file::check_path as check_report_path;

@@ -43,7 +43,10 @@ impl Thresholds {
                     Error::Config(format!("baseline {}: cannot read it: {e}", p.display()))
                 })?;
                 let report = Report::from_json(&text).map_err(|e| {
-                    Error::Config(format!("baseline {}: not a loadmon JSON report: {e}", p.display()))
+                    Error::Config(format!(
+                        "baseline {}: not a loadmon JSON report: {e}",
+                        p.display()
+                    ))
                 })?;
                 Some((p.display().to_string(), report))
             }
@@ -144,6 +147,16 @@ impl Shared {
             if verdict.passed { "passed" } else { "FAILED" }
         ));
         report.verdict = Some(verdict);
+    }
+
+    /// The final verdict once the run is over, the verdict so far before.
+    pub(super) fn verdict(&self) -> Option<crate::report::Verdict> {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.verdict.clone();
+        }
+        let t = self.thresholds.as_ref()?;
+        let start = self.start_time.to_rfc3339();
+        Some(t.lock().verdict(&start))
     }
 
     /// The verdict so far into a live `report`.

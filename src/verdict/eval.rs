@@ -271,7 +271,11 @@ impl Evaluator {
                 v.outcome = st.fleet.outcome(self.is_final);
                 v.observed = st.fleet.shown();
                 v.first_failed_s = st.fleet.failed.map(|f| f.0);
-                v.note = st.fleet.no_data.clone().filter(|_| v.outcome != Outcome::Fail);
+                v.note = st
+                    .fleet
+                    .no_data
+                    .clone()
+                    .filter(|_| v.outcome != Outcome::Fail);
             }
             Scope::Client => self.client_rule_verdict(st, &mut v),
         }
@@ -306,11 +310,19 @@ impl Evaluator {
                 });
             }
         }
-        let outcomes: Vec<Outcome> = st.clients.values().map(|t| t.outcome(self.is_final)).collect();
+        let outcomes: Vec<Outcome> = st
+            .clients
+            .values()
+            .map(|t| t.outcome(self.is_final))
+            .collect();
         v.outcome = if outcomes.contains(&Outcome::Fail) {
             Outcome::Fail
         } else if outcomes.is_empty() || outcomes.contains(&Outcome::NoData) {
-            if self.is_final { Outcome::NoData } else { Outcome::Pending }
+            if self.is_final {
+                Outcome::NoData
+            } else {
+                Outcome::Pending
+            }
         } else if outcomes.contains(&Outcome::Pending) {
             Outcome::Pending
         } else {
@@ -344,7 +356,10 @@ fn first_failed(clients: &BTreeMap<u32, Target>) -> Option<(u32, &Target)> {
 /// The client closest to failing `rule`: the highest value under an upper bound, the
 /// lowest under a lower one.
 fn worst(rule: &Rule, clients: &BTreeMap<u32, Target>) -> Option<(u32, f64)> {
-    let upper = matches!(rule.op, super::rule::Op::Lt | super::rule::Op::Le | super::rule::Op::Eq);
+    let upper = matches!(
+        rule.op,
+        super::rule::Op::Lt | super::rule::Op::Le | super::rule::Op::Eq
+    );
     clients
         .iter()
         .filter_map(|(id, t)| t.observed.map(|v| (*id, v)))

@@ -102,7 +102,12 @@ const fn latency(name: &'static str, l: Latency, about: &'static str) -> Metric 
     }
 }
 
-const fn counter(name: &'static str, unit: &'static str, source: Source, about: &'static str) -> Metric {
+const fn counter(
+    name: &'static str,
+    unit: &'static str,
+    source: Source,
+    about: &'static str,
+) -> Metric {
     Metric {
         name,
         unit,
@@ -120,9 +125,21 @@ const fn counter(name: &'static str, unit: &'static str, source: Source, about: 
 /// Every metric, in the order the errors list them.
 pub const METRICS: &[Metric] = &[
     latency("p50_ms", Latency::P50, "median chunk write latency"),
-    latency("p90_ms", Latency::P90, "90th percentile chunk write latency"),
-    latency("p99_ms", Latency::P99, "99th percentile chunk write latency"),
-    latency("p999_ms", Latency::P999, "99.9th percentile chunk write latency"),
+    latency(
+        "p90_ms",
+        Latency::P90,
+        "90th percentile chunk write latency",
+    ),
+    latency(
+        "p99_ms",
+        Latency::P99,
+        "99th percentile chunk write latency",
+    ),
+    latency(
+        "p999_ms",
+        Latency::P999,
+        "99.9th percentile chunk write latency",
+    ),
     latency("max_ms", Latency::Max, "longest chunk write"),
     Metric {
         name: "mb_s",

@@ -81,8 +81,14 @@ pub fn client_run(m: &Metric, c: &ClientReport, gaps: &BTreeMap<u32, f64>) -> Re
     };
     match m.source {
         Source::Latency(l) => of(lat(l), "the client sent no latency"),
-        Source::MbS => of((c.time_ran_s > 0.0).then_some(c.throughput_mb_s), "did not run"),
-        Source::CpuPct => of((c.stats_reports > 0).then_some(c.cpu_avg_pct), "sent no stats"),
+        Source::MbS => of(
+            (c.time_ran_s > 0.0).then_some(c.throughput_mb_s),
+            "did not run",
+        ),
+        Source::CpuPct => of(
+            (c.stats_reports > 0).then_some(c.cpu_avg_pct),
+            "sent no stats",
+        ),
         Source::HeartbeatGapS => of(gaps.get(&c.id).copied(), "no heartbeat was checked"),
         Source::Files => Read::Value(c.files_written as f64),
         Source::Bytes => Read::Value(c.bytes_written as f64),

@@ -107,7 +107,11 @@ impl fmt::Display for RuleError {
         writeln!(f, "  {}", self.rule)?;
         write!(f, "  {}^", " ".repeat(self.at))?;
         if self.list_metrics {
-            write!(f, "\nvalid metrics (bounds in the unit shown):\n{}", metric_list())?;
+            write!(
+                f,
+                "\nvalid metrics (bounds in the unit shown):\n{}",
+                metric_list()
+            )?;
             write!(
                 f,
                 "a rule is [fleet.|client.]METRIC OP BOUND [over Ns], OP one of < <= > >= ==, \
@@ -184,7 +188,10 @@ impl Rule {
             message,
             list_metrics,
         };
-        if let Some(at) = trimmed.chars().position(|c| !c.is_ascii() || c.is_ascii_control()) {
+        if let Some(at) = trimmed
+            .chars()
+            .position(|c| !c.is_ascii() || c.is_ascii_control())
+        {
             return Err(err(at, "only printable ASCII characters".into(), false));
         }
         if trimmed.len() > MAX_RULE_CHARS {

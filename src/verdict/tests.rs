@@ -61,14 +61,38 @@ fn every_example_of_the_issue_parses() {
         ("fleet.mb_s >= 400 over 60s", Scope::Fleet, "mb_s", Some(60)),
         ("client.mb_s >= 80", Scope::Client, "mb_s", None),
         ("verify_errors == 0", Scope::Fleet, "verify_errors", None),
-        ("schedule_lag_p99_ms < 100", Scope::Fleet, "schedule_lag_p99_ms", None),
+        (
+            "schedule_lag_p99_ms < 100",
+            Scope::Fleet,
+            "schedule_lag_p99_ms",
+            None,
+        ),
         ("client.cpu_pct < 90", Scope::Client, "cpu_pct", None),
-        ("heartbeat_gap_s < 5", Scope::Client, "heartbeat_gap_s", None),
-        ("fleet.p99_ms <= baseline * 1.1", Scope::Fleet, "p99_ms", None),
-        ("  client.mb_s>=80 over 2m ", Scope::Client, "mb_s", Some(120)),
+        (
+            "heartbeat_gap_s < 5",
+            Scope::Client,
+            "heartbeat_gap_s",
+            None,
+        ),
+        (
+            "fleet.p99_ms <= baseline * 1.1",
+            Scope::Fleet,
+            "p99_ms",
+            None,
+        ),
+        (
+            "  client.mb_s>=80 over 2m ",
+            Scope::Client,
+            "mb_s",
+            Some(120),
+        ),
     ] {
         let r = Rule::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_eq!((r.scope, r.metric.name, r.window_s), (scope, name, window), "{text}");
+        assert_eq!(
+            (r.scope, r.metric.name, r.window_s),
+            (scope, name, window),
+            "{text}"
+        );
     }
     let b = Rule::parse("fleet.p99_ms <= baseline * 1.1").unwrap();
     assert_eq!(b.bound, Bound::Baseline(1.1));
@@ -87,10 +111,16 @@ fn error(text: &str) -> (String, usize) {
 fn errors_point_into_the_rule_and_say_what_was_expected() {
     let (m, at) = error("fleet.p99 < 50");
     assert!(m.contains("unknown metric `p99`"), "{m}");
-    assert!(m.contains("p99_ms (ms; fleet|client; over Ns: fleet)"), "{m}");
+    assert!(
+        m.contains("p99_ms (ms; fleet|client; over Ns: fleet)"),
+        "{m}"
+    );
     assert_eq!(at, 6);
     let (m, at) = error("fleet.p99_ms < 50ms");
-    assert!(m.contains("a plain number in ms, the unit of `p99_ms`: remove `ms`"), "{m}");
+    assert!(
+        m.contains("a plain number in ms, the unit of `p99_ms`: remove `ms`"),
+        "{m}"
+    );
     assert_eq!(at, 17);
     let (m, at) = error("fleet.p99_ms = 50");
     assert!(m.contains("`=` alone is not one"), "{m}");
@@ -102,14 +132,20 @@ fn errors_point_into_the_rule_and_say_what_was_expected() {
     assert!(m.contains("fleet.mb_s, client.mb_s"), "{m}");
     assert_eq!(at, 18);
     let (m, _) = error("fleet.cpu_pct < 90");
-    assert!(m.contains("`cpu_pct` has no fleet scope: it is client"), "{m}");
+    assert!(
+        m.contains("`cpu_pct` has no fleet scope: it is client"),
+        "{m}"
+    );
     let (m, at) = error("fleet.mb_s > 1 over 0s");
     assert!(m.contains("a window is 1 s to 86400 s"), "{m}");
     assert_eq!(at, 20);
     let (m, _) = error("fleet.mb_s > 1 over 60");
     assert!(m.contains("`60s`, `5m`"), "{m}");
     let (m, _) = error("fleet.mb_s > fast");
-    assert!(m.contains("expected the bound in MiB/s (or `baseline`), a number"), "{m}");
+    assert!(
+        m.contains("expected the bound in MiB/s (or `baseline`), a number"),
+        "{m}"
+    );
     let (m, _) = error("fleet.mb_s > baseline * 0");
     assert!(m.contains("factor must be above 0"), "{m}");
     let (m, _) = error("fleet.mb_s > 1 and more");
@@ -123,7 +159,9 @@ fn errors_point_into_the_rule_and_say_what_was_expected() {
     assert_eq!(at, 11);
     let long = format!("fleet.mb_s > {}", "1".repeat(300));
     assert!(error(&long).0.contains("at most 256 characters"));
-    let many: Vec<String> = (0..=MAX_RULES).map(|_| "fleet.mb_s > 1".to_string()).collect();
+    let many: Vec<String> = (0..=MAX_RULES)
+        .map(|_| "fleet.mb_s > 1".to_string())
+        .collect();
     assert!(parse_rules(&many).unwrap_err().contains("at most 64"));
 }
 
@@ -140,7 +178,11 @@ fn a_whole_run_percentile_is_pending_live_and_judged_at_the_end() {
     assert!((v.rules[0].observed.unwrap() - 80.0).abs() < 0.1);
     let failed = check(&mut e, &r, 30.0, true);
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].reason.contains("fleet.p99_ms < 50 (fleet: 80."), "{:?}", failed);
+    assert!(
+        failed[0].reason.contains("fleet.p99_ms < 50 (fleet: 80."),
+        "{:?}",
+        failed
+    );
     let v = e.verdict(START);
     assert!(v.is_final && !v.passed);
     assert_eq!(v.rules[0].outcome, Outcome::Fail);
@@ -175,7 +217,11 @@ fn a_fleet_window_is_judged_live_once_full_and_fails_when_a_window_dips() {
     let mut r = report(vec![client(100, 400.0)]);
     r.total.tput = buckets(&rates[..8]);
     check(&mut e, &r, 10.5, false);
-    assert_eq!(e.verdict(START).rules[0].outcome, Outcome::Pending, "window not full yet");
+    assert_eq!(
+        e.verdict(START).rules[0].outcome,
+        Outcome::Pending,
+        "window not full yet"
+    );
     r.total.tput = buckets(&rates);
     assert!(check(&mut e, &r, 23.0, false).is_empty());
     let v = e.verdict(START);
@@ -204,28 +250,52 @@ fn a_run_shorter_than_the_window_has_no_data() {
     check(&mut e, &r, 25.0, true);
     let v = e.verdict(START);
     assert_eq!(v.rules[0].outcome, Outcome::NoData);
-    assert!(v.rules[0].note.as_deref().unwrap().contains("no full 60 s window"));
+    assert!(v.rules[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("no full 60 s window"));
     assert!(!v.passed, "no data is not a pass");
 }
 
 #[test]
 fn a_client_rule_holds_for_every_client_and_names_the_one_that_failed() {
     let mut e = evaluator(&["client.mb_s >= 80"]);
-    let r = report(vec![client(100, 120.0), client(101, 41.2), client(102, 90.0)]);
-    assert!(check(&mut e, &r, 10.0, false).is_empty(), "an average rate: at the end");
+    let r = report(vec![
+        client(100, 120.0),
+        client(101, 41.2),
+        client(102, 90.0),
+    ]);
+    assert!(
+        check(&mut e, &r, 10.0, false).is_empty(),
+        "an average rate: at the end"
+    );
     let failed = check(&mut e, &r, 30.0, true);
-    assert_eq!(failed[0].reason, "threshold failed: client.mb_s >= 80 (client 101: 41.20 MiB/s)");
+    assert_eq!(
+        failed[0].reason,
+        "threshold failed: client.mb_s >= 80 (client 101: 41.20 MiB/s)"
+    );
     let v = e.verdict(START);
     let rule = &v.rules[0];
-    assert_eq!((rule.outcome, rule.client, rule.clients_judged), (Outcome::Fail, Some(101), 3));
+    assert_eq!(
+        (rule.outcome, rule.client, rule.clients_judged),
+        (Outcome::Fail, Some(101), 3)
+    );
     assert_eq!(rule.clients.len(), 1);
-    assert!(rule.line().contains("1 of 3 client(s) failed"), "{}", rule.line());
+    assert!(
+        rule.line().contains("1 of 3 client(s) failed"),
+        "{}",
+        rule.line()
+    );
     // All above: PASS, and the worst client is the one shown.
     let mut e = evaluator(&["client.mb_s >= 40"]);
     check(&mut e, &r, 30.0, true);
     let v = e.verdict(START);
     assert!(v.passed);
-    assert_eq!((v.rules[0].client, v.rules[0].observed), (Some(101), Some(41.2)));
+    assert_eq!(
+        (v.rules[0].client, v.rules[0].observed),
+        (Some(101), Some(41.2))
+    );
 }
 
 fn tput_series(id: u32, per_s_mib: &[u64]) -> ClientSeries {
@@ -260,7 +330,11 @@ fn a_client_window_reads_its_tput_points() {
     r.series[1] = tput_series(101, &slow);
     let failed = check(&mut e, &r, 16.0, false);
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].reason.contains("client 101: 36.00 MiB/s"), "{:?}", failed);
+    assert!(
+        failed[0].reason.contains("client 101: 36.00 MiB/s"),
+        "{:?}",
+        failed
+    );
     let v = e.verdict(START);
     assert_eq!(v.rules[0].client, Some(101));
 }
@@ -288,7 +362,9 @@ fn cpu_rules_read_the_average_or_the_window() {
     }];
     let failed = check(&mut e, &r, 6.0, false);
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].reason.starts_with("threshold failed: client.cpu_pct < 90 over 3s"));
+    assert!(failed[0]
+        .reason
+        .starts_with("threshold failed: client.cpu_pct < 90 over 3s"));
     check(&mut e, &r, 30.0, true);
     let v = e.verdict(START);
     assert_eq!(v.rules[0].outcome, Outcome::Pass, "the average is 40 %");
@@ -306,7 +382,10 @@ fn a_heartbeat_gap_fails_live_when_it_passes_the_bound() {
     }
     r.clients[1].last_heartbeat_age_s = Some(5.2);
     let failed = check(&mut e, &r, 5.0, false);
-    assert_eq!(failed[0].reason, "threshold failed: heartbeat_gap_s < 5 (client 101: 5.20 s)");
+    assert_eq!(
+        failed[0].reason,
+        "threshold failed: heartbeat_gap_s < 5 (client 101: 5.20 s)"
+    );
     // The gap ends (a heartbeat came): the longest gap stays.
     r.clients[1].last_heartbeat_age_s = Some(0.1);
     check(&mut e, &r, 30.0, true);
@@ -317,7 +396,11 @@ fn a_heartbeat_gap_fails_live_when_it_passes_the_bound() {
 
 #[test]
 fn counts_fail_live_only_past_an_upper_bound() {
-    let mut e = evaluator(&["fleet.files <= 5", "fleet.files >= 100", "client.bytes == 0"]);
+    let mut e = evaluator(&[
+        "fleet.files <= 5",
+        "fleet.files >= 100",
+        "client.bytes == 0",
+    ]);
     let mut r = report(vec![client(100, 1.0), client(101, 1.0)]);
     let failed = check(&mut e, &r, 3.0, false);
     // 6 files > 5: for good; bytes 3 MiB > 0: for good; files >= 100: only at the end.
@@ -399,7 +482,12 @@ fn a_fleet_latency_window_merges_the_intervals_of_the_window() {
     iv.extend((10..13).map(|i| interval(i, 90_000)));
     let failed = e.check(&input(&r, &iv, 14.0));
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].reason.contains("fleet.p99_ms < 50 over 5s (fleet: 90."), "{failed:?}");
+    assert!(
+        failed[0]
+            .reason
+            .contains("fleet.p99_ms < 50 over 5s (fleet: 90."),
+        "{failed:?}"
+    );
 }
 
 #[test]
@@ -410,9 +498,18 @@ fn the_text_section_lists_every_rule() {
     e.aborted("threshold failed: client.mb_s >= 80 (client 100: 50.00 MiB/s)");
     let text = e.verdict(START).to_text();
     assert!(text.starts_with("Thresholds: FAILED\n"), "{text}");
-    assert!(text.contains("  run aborted by: threshold failed: client.mb_s"), "{text}");
-    assert!(text.contains("  FAIL    client.mb_s >= 80: 50.00 MiB/s, client 100"), "{text}");
-    assert!(text.contains("  PASS    fleet.files >= 1: 3 files"), "{text}");
+    assert!(
+        text.contains("  run aborted by: threshold failed: client.mb_s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  FAIL    client.mb_s >= 80: 50.00 MiB/s, client 100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  PASS    fleet.files >= 1: 3 files"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -424,10 +521,27 @@ fn the_junit_xml_has_a_case_per_rule_and_per_client() {
     check(&mut e, &r, 30.0, true);
     r.verdict = Some(e.verdict(START));
     let xml = r.to_junit();
-    assert!(xml.contains("name=\"thresholds\" timestamp=\"2026-11-25T10:00:00\""), "{xml}");
-    assert!(xml.contains("tests=\"2\" failures=\"1\" errors=\"1\""), "{xml}");
-    assert!(xml.contains("<testcase name=\"client.mb_s &gt;= 80\""), "{xml}");
+    assert!(
+        xml.contains("name=\"thresholds\" timestamp=\"2026-11-25T10:00:00\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("tests=\"2\" failures=\"1\" errors=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase name=\"client.mb_s &gt;= 80\""),
+        "{xml}"
+    );
     assert!(xml.contains("<error message=\"NO DATA"), "{xml}");
-    assert!(xml.contains("<testcase name=\"client 101\" classname=\"loadmon.clients\" time=\"30.000\"/>"), "{xml}");
-    assert!(xml.contains("client.mb_s &gt;= 80: 50.00 MiB/s</failure>"), "{xml}");
+    assert!(
+        xml.contains(
+            "<testcase name=\"client 101\" classname=\"loadmon.clients\" time=\"30.000\"/>"
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("client.mb_s &gt;= 80: 50.00 MiB/s</failure>"),
+        "{xml}"
+    );
 }

@@ -6,8 +6,10 @@
 //! named constant of the library for what only the command line has), never a number restated
 //! here; the tests below fail when a default drifts or a setting has no flag.
 
+mod verdict;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub(crate) use verdict::{CmpArgs, VerdictArgs};
 
 use clap::{Args, Parser, Subcommand};
 use loadmon::client::ClientConfig;
@@ -47,6 +49,9 @@ pub(crate) enum Command {
     Worker(WorkerArgs),
     /// Run the seed's demo: a server, and three clients each in its own `loadmon client` process.
     Demo(DemoArgs),
+    /// Compare two runs' JSON reports: the change of each fleet and per-client figure,
+    /// judged against run-to-run noise, and the parameters that differ.
+    Cmp(CmpArgs),
 }
 
 /// The end of `loadmon server --help`: fleet mode in one example.
@@ -150,6 +155,8 @@ pub(crate) struct ServerArgs {
     pub(crate) threads: usize,
     #[command(flatten)]
     pub(crate) watch: WatchArgs,
+    #[command(flatten)]
+    pub(crate) verdict: VerdictArgs,
     #[command(flatten)]
     pub(crate) http_limits: HttpLimitArgs,
     #[command(flatten)]

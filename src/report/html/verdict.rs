@@ -32,7 +32,11 @@ pub(super) fn section(s: &mut String, report: &Report) {
          <th>First failed (s)</th><th>Client</th><th>Note</th></tr>\n",
     );
     for r in &v.rules {
-        let class = if r.outcome == Outcome::Pass { "PASS" } else { "FAILED" };
+        let class = if r.outcome == Outcome::Pass {
+            "PASS"
+        } else {
+            "FAILED"
+        };
         let _ = writeln!(
             s,
             "<tr><td class=\"l\">{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td>\
@@ -41,7 +45,8 @@ pub(super) fn section(s: &mut String, report: &Report) {
             r.outcome.as_str(),
             escape(&fmt_value(r.observed, &r.unit)),
             escape(&fmt_value(r.bound, &r.unit)),
-            r.first_failed_s.map_or_else(String::new, |t| format!("{t:.1}")),
+            r.first_failed_s
+                .map_or_else(String::new, |t| format!("{t:.1}")),
             r.client.map_or_else(String::new, |c| c.to_string()),
             escape(r.note.as_deref().unwrap_or(""))
         );

@@ -118,7 +118,13 @@ enum Better {
     Neither,
 }
 
-fn change(figure: &str, unit: &str, better: Better, run: (Option<f64>, Option<f64>), s: (&[f64], &[f64])) -> Change {
+fn change(
+    figure: &str,
+    unit: &str,
+    better: Better,
+    run: (Option<f64>, Option<f64>),
+    s: (&[f64], &[f64]),
+) -> Change {
     let (old, new) = run;
     let change_pct = match (old, new) {
         (Some(o), Some(n)) if o != 0.0 => Some((n - o) / o * 100.0),
@@ -157,9 +163,26 @@ fn change(figure: &str, unit: &str, better: Better, run: (Option<f64>, Option<f6
 }
 
 fn fleet_changes(old: &Report, new: &Report) -> Vec<Change> {
-    let tput = |r: &Report| -> Vec<f64> { r.total.tput.iter().filter_map(|b| b.throughput_mb_s).collect() };
-    let ran = |r: &Report| r.clients.iter().any(|c| c.time_ran_s > 0.0).then_some(r.total.throughput_mb_s);
-    let mut out = vec![change("mb_s", "MiB/s", Better::Higher, (ran(old), ran(new)), (&tput(old), &tput(new)))];
+    let tput = |r: &Report| -> Vec<f64> {
+        r.total
+            .tput
+            .iter()
+            .filter_map(|b| b.throughput_mb_s)
+            .collect()
+    };
+    let ran = |r: &Report| {
+        r.clients
+            .iter()
+            .any(|c| c.time_ran_s > 0.0)
+            .then_some(r.total.throughput_mb_s)
+    };
+    let mut out = vec![change(
+        "mb_s",
+        "MiB/s",
+        Better::Higher,
+        (ran(old), ran(new)),
+        (&tput(old), &tput(new)),
+    )];
     type Pick = fn(&crate::latency::LatencyPoint) -> f64;
     let figures: [(&str, Pick, fn(&crate::latency::LatencySummary) -> f64); 3] = [
         ("p50_ms", |p| p.p50_ms, |s| s.p50_ms),
@@ -169,12 +192,30 @@ fn fleet_changes(old: &Report, new: &Report) -> Vec<Change> {
     for (name, point, summary) in figures {
         let s = |r: &Report| -> Vec<f64> { r.total.latency_series.iter().map(point).collect() };
         let v = |r: &Report| r.total.latency.as_ref().map(summary);
-        out.push(change(name, "ms", Better::Lower, (v(old), v(new)), (&s(old), &s(new))));
+        out.push(change(
+            name,
+            "ms",
+            Better::Lower,
+            (v(old), v(new)),
+            (&s(old), &s(new)),
+        ));
     }
     let files = |r: &Report| Some(r.total.files_written as f64);
     let bytes = |r: &Report| Some(r.total.bytes_written as f64);
-    out.push(change("files", "files", Better::Higher, (files(old), files(new)), (&[], &[])));
-    out.push(change("bytes", "bytes", Better::Higher, (bytes(old), bytes(new)), (&[], &[])));
+    out.push(change(
+        "files",
+        "files",
+        Better::Higher,
+        (files(old), files(new)),
+        (&[], &[]),
+    ));
+    out.push(change(
+        "bytes",
+        "bytes",
+        Better::Higher,
+        (bytes(old), bytes(new)),
+        (&[], &[]),
+    ));
     out
 }
 
@@ -186,20 +227,44 @@ fn client_changes(old: &Report, new: &Report, id: u32) -> Option<Vec<Change>> {
     let series = |r: &Report| r.series.iter().find(|s| s.id == id).cloned();
     let (so, sn) = (series(old), series(new));
     let tput = |s: &Option<crate::series::ClientSeries>| -> Vec<f64> {
-        s.as_ref().map_or_else(Vec::new, |s| s.tput.iter().filter_map(|p| p.throughput_mb_s).collect())
+        s.as_ref().map_or_else(Vec::new, |s| {
+            s.tput.iter().filter_map(|p| p.throughput_mb_s).collect()
+        })
     };
     let cpu = |s: &Option<crate::series::ClientSeries>| -> Vec<f64> {
-        s.as_ref().map_or_else(Vec::new, |s| s.samples.iter().map(|p| p.cpu_pct).collect())
+        s.as_ref()
+            .map_or_else(Vec::new, |s| s.samples.iter().map(|p| p.cpu_pct).collect())
     };
     let lat = |r: &Report| -> Vec<f64> {
-        r.latency_series.iter().find(|s| s.id == id).map_or_else(Vec::new, |s| s.points.iter().map(|p| p.p99_ms).collect())
+        r.latency_series
+            .iter()
+            .find(|s| s.id == id)
+            .map_or_else(Vec::new, |s| s.points.iter().map(|p| p.p99_ms).collect())
     };
     let mb = |c: &crate::report::ClientReport| (c.time_ran_s > 0.0).then_some(c.throughput_mb_s);
     let cpu_avg = |c: &crate::report::ClientReport| (c.stats_reports > 0).then_some(c.cpu_avg_pct);
     Some(vec![
-        change("mb_s", "MiB/s", Better::Higher, (mb(co), mb(cn)), (&tput(&so), &tput(&sn))),
-        change("p99_ms", "ms", Better::Lower, (co.chunk_p99_ms, cn.chunk_p99_ms), (&lat(old), &lat(new))),
-        change("cpu_pct", "%", Better::Neither, (cpu_avg(co), cpu_avg(cn)), (&cpu(&so), &cpu(&sn))),
+        change(
+            "mb_s",
+            "MiB/s",
+            Better::Higher,
+            (mb(co), mb(cn)),
+            (&tput(&so), &tput(&sn)),
+        ),
+        change(
+            "p99_ms",
+            "ms",
+            Better::Lower,
+            (co.chunk_p99_ms, cn.chunk_p99_ms),
+            (&lat(old), &lat(new)),
+        ),
+        change(
+            "cpu_pct",
+            "%",
+            Better::Neither,
+            (cpu_avg(co), cpu_avg(cn)),
+            (&cpu(&so), &cpu(&sn)),
+        ),
     ])
 }
 
@@ -214,8 +279,14 @@ fn params(r: &Report) -> BTreeMap<String, String> {
         v.join(",")
     };
     p.insert("clients".into(), r.clients.len().to_string());
-    p.insert("file_size_mb".into(), distinct(&|c| c.file_size_mb.to_string()));
-    p.insert("chunk_size_mb".into(), distinct(&|c| c.chunk_size_mb.to_string()));
+    p.insert(
+        "file_size_mb".into(),
+        distinct(&|c| c.file_size_mb.to_string()),
+    );
+    p.insert(
+        "chunk_size_mb".into(),
+        distinct(&|c| c.chunk_size_mb.to_string()),
+    );
     p.insert(
         "protocol_version".into(),
         distinct(&|c| c.protocol_version.clone().unwrap_or_else(|| "seed".into())),
@@ -239,7 +310,9 @@ pub fn compare(old_name: &str, old: &Report, new_name: &str, new: &Report) -> Co
             new: pn.get(k).cloned().unwrap_or_else(|| "-".into()),
         })
         .collect();
-    let ids = |r: &Report| -> std::collections::BTreeSet<u32> { r.clients.iter().map(|c| c.id).collect() };
+    let ids = |r: &Report| -> std::collections::BTreeSet<u32> {
+        r.clients.iter().map(|c| c.id).collect()
+    };
     let (io, inew) = (ids(old), ids(new));
     let clients = io
         .intersection(&inew)
