@@ -283,7 +283,7 @@ impl Server {
         if let Some(l) = http {
             serve_http(&shared, l);
         }
-        thresholds::watch(&shared);
+        watch_thresholds(&shared);
         let log = shared.log.clone();
         log.info(format!(
             "Server now accepting client connections on {}.",
@@ -334,6 +334,27 @@ impl Server {
         log.report(&text);
         result
     }
+}
+
+/// Checks the thresholds of `shared` every [`thresholds::CHECK_PERIOD`] until its run is over (a task
+/// on the server's runtime; nothing without thresholds).
+fn watch_thresholds(shared: &Arc<Shared>) {
+    if shared.thresholds.is_none() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(thresholds::CHECK_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shared.finished.cancelled() => return,
+                () = shared.stop.cancelled() => return,
+            }
+            shared.check_thresholds(Instant::now());
+        }
+    });
 }
 
 /// Binds the HTTP listener if the configuration asks for one (served once the server runs).

@@ -26,6 +26,7 @@ use crate::logging::EventLog;
 use crate::protocol::COMMANDS;
 use crate::report::{Report, Total};
 use crate::series::{ClientSeries, FleetBucket, FleetTput, TotalSample, TotalSeries};
+use crate::verdict::Input;
 
 /// One client's record, locked by its own connection on every read and by snapshots: no lock
 /// is shared between connections on the message path.
@@ -583,6 +584,91 @@ impl Shared {
                 peer.ip(),
                 LOCKOUT.as_secs_f64()
             ));
+        }
+    }
+}
+
+/// The thresholds (see `thresholds`): checked here on the report, live and at the end.
+impl Shared {
+    /// One check of the thresholds on the report so far; with `abort_on_fail`, a rule that
+    /// fails stops the run.
+    pub(super) fn check_thresholds(&self, now: Instant) {
+        let Some(t) = &self.thresholds else {
+            return;
+        };
+        let report = self.report();
+        let intervals = self.fleet_latency().intervals();
+        let failures = t.check(&Input {
+            report: &report,
+            now_s: seconds_since(self.started, now),
+            fleet_intervals: &intervals,
+            is_final: false,
+        });
+        if let Some(f) = failures.first() {
+            self.log.warn(f.reason.clone());
+            if t.abort_on_fail() {
+                self.abort_run(&f.reason, now);
+            }
+        }
+    }
+
+    /// `--abort-on-fail`: every client not finished becomes ABORTED with `reason`, and the
+    /// run stops.
+    fn abort_run(&self, reason: &str, now: Instant) {
+        if let Some(t) = &self.thresholds {
+            t.aborted(reason);
+        }
+        self.log.warn(format!("Aborting the run: {reason}"));
+        for cell in self.cells() {
+            let event = lock_cell(&cell).set_status(
+                crate::report::Status::Aborted,
+                Some(reason.into()),
+                now,
+            );
+            if let Some(e) = event {
+                self.events.emit(|| e);
+            }
+        }
+        self.stop.cancel();
+    }
+
+    /// The final check on the final `report`, whose verdict it sets.
+    pub(super) fn final_verdict(&self, report: &mut Report) {
+        let Some(t) = &self.thresholds else {
+            return;
+        };
+        let intervals = self.fleet_latency().intervals();
+        let failures = t.check(&Input {
+            report,
+            now_s: seconds_since(self.started, Instant::now()),
+            fleet_intervals: &intervals,
+            is_final: true,
+        });
+        for f in failures {
+            self.log.warn(f.reason);
+        }
+        let verdict = t.verdict(&report.start_time);
+        self.log.info(format!(
+            "Thresholds {}",
+            if verdict.passed { "passed" } else { "FAILED" }
+        ));
+        report.verdict = Some(verdict);
+    }
+
+    /// The final verdict once the run is over, the verdict so far before.
+    pub(super) fn verdict(&self) -> Option<crate::report::Verdict> {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.verdict.clone();
+        }
+        let t = self.thresholds.as_ref()?;
+        let start = self.start_time.to_rfc3339();
+        Some(t.verdict(&start))
+    }
+
+    /// The verdict so far into a live `report`.
+    pub(super) fn live_verdict(&self, report: &mut Report) {
+        if let Some(t) = &self.thresholds {
+            report.verdict = Some(t.verdict(&report.start_time));
         }
     }
 }

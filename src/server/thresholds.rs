@@ -1,21 +1,17 @@
 //! The server's thresholds (`ServerConfig::thresholds`): the evaluator of
-//! [`crate::verdict`], fed the report once a second on the server's clock and the final report
-//! at the end; with `abort_on_fail`, the first rule that fails stops the run (every client
-//! still running ABORTED with the rule as its reason). Also the run's parameters the report
-//! carries for `loadmon cmp`.
+//! [`crate::verdict`] behind a lock, and the run's parameters the report carries for
+//! `loadmon cmp`. `shared` feeds it the report once a second (the task `mod.rs` starts) and
+//! the final report at the end; with `abort_on_fail`, the first rule that fails stops the run
+//! (every client still running ABORTED with the rule as its reason).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::config::ServerConfig;
-use super::record::seconds_since;
-use super::shared::{lock_cell, Shared};
 use crate::error::{Error, Result};
-use crate::report::{Report, Status};
-use crate::verdict::{Evaluator, Input};
+use crate::report::{Report, Verdict};
+use crate::verdict::{Evaluator, Failure, Input};
 
 /// How often the thresholds are checked.
 pub(super) const CHECK_PERIOD: Duration = Duration::from_secs(1);
@@ -61,6 +57,26 @@ impl Thresholds {
     fn lock(&self) -> MutexGuard<'_, Evaluator> {
         self.evaluator.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Whether the first rule that fails stops the run.
+    pub(super) fn abort_on_fail(&self) -> bool {
+        self.abort_on_fail
+    }
+
+    /// One check on `input`: the rules that failed at it for the first time.
+    pub(super) fn check(&self, input: &Input) -> Vec<Failure> {
+        self.lock().check(input)
+    }
+
+    /// Records that `reason` stopped the run.
+    pub(super) fn aborted(&self, reason: &str) {
+        self.lock().aborted(reason);
+    }
+
+    /// The verdict so far (`start_time`: the server's start, RFC 3339).
+    pub(super) fn verdict(&self, start_time: &str) -> Verdict {
+        self.lock().verdict(start_time)
+    }
 }
 
 /// The run's parameters (`Report::params`): the fleet's plan (`plan.<key>` for each wire
@@ -83,107 +99,4 @@ pub(super) fn run_params(config: &ServerConfig) -> BTreeMap<String, String> {
         p.insert("thresholds".into(), config.thresholds.join("; "));
     }
     p
-}
-
-impl Shared {
-    /// One check of the thresholds on the report so far; with `abort_on_fail`, a rule that
-    /// fails stops the run.
-    pub(super) fn check_thresholds(&self, now: Instant) {
-        let Some(t) = &self.thresholds else {
-            return;
-        };
-        let report = self.report();
-        let intervals = self.fleet_latency().intervals();
-        let failures = t.lock().check(&Input {
-            report: &report,
-            now_s: seconds_since(self.started, now),
-            fleet_intervals: &intervals,
-            is_final: false,
-        });
-        if let Some(f) = failures.first() {
-            self.log.warn(f.reason.clone());
-            if t.abort_on_fail {
-                self.abort_run(&f.reason, now);
-            }
-        }
-    }
-
-    /// `--abort-on-fail`: every client not finished becomes ABORTED with `reason`, and the
-    /// run stops.
-    fn abort_run(&self, reason: &str, now: Instant) {
-        if let Some(t) = &self.thresholds {
-            t.lock().aborted(reason);
-        }
-        self.log.warn(format!("Aborting the run: {reason}"));
-        for cell in self.cells() {
-            let event = lock_cell(&cell).set_status(Status::Aborted, Some(reason.into()), now);
-            if let Some(e) = event {
-                self.events.emit(|| e);
-            }
-        }
-        self.stop.cancel();
-    }
-
-    /// The final check on the final `report`, whose verdict it sets.
-    pub(super) fn final_verdict(&self, report: &mut Report) {
-        let Some(t) = &self.thresholds else {
-            return;
-        };
-        let intervals = self.fleet_latency().intervals();
-        let mut e = t.lock();
-        let failures = e.check(&Input {
-            report,
-            now_s: seconds_since(self.started, Instant::now()),
-            fleet_intervals: &intervals,
-            is_final: true,
-        });
-        for f in failures {
-            self.log.warn(f.reason);
-        }
-        let verdict = e.verdict(&report.start_time);
-        drop(e);
-        self.log.info(format!(
-            "Thresholds {}",
-            if verdict.passed { "passed" } else { "FAILED" }
-        ));
-        report.verdict = Some(verdict);
-    }
-
-    /// The final verdict once the run is over, the verdict so far before.
-    pub(super) fn verdict(&self) -> Option<crate::report::Verdict> {
-        if let Some(r) = self.final_report().as_ref() {
-            return r.verdict.clone();
-        }
-        let t = self.thresholds.as_ref()?;
-        let start = self.start_time.to_rfc3339();
-        Some(t.lock().verdict(&start))
-    }
-
-    /// The verdict so far into a live `report`.
-    pub(super) fn live_verdict(&self, report: &mut Report) {
-        if let Some(t) = &self.thresholds {
-            report.verdict = Some(t.lock().verdict(&report.start_time));
-        }
-    }
-}
-
-/// Checks the thresholds of `shared` every [`CHECK_PERIOD`] until its run is over (a task
-/// on the server's runtime; nothing without thresholds).
-pub(super) fn watch(shared: &Arc<Shared>) {
-    if shared.thresholds.is_none() {
-        return;
-    }
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shared.finished.cancelled() => return,
-                () = shared.stop.cancelled() => return,
-            }
-            shared.check_thresholds(Instant::now());
-        }
-    });
 }
