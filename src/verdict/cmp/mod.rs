@@ -184,7 +184,8 @@ fn fleet_changes(old: &Report, new: &Report) -> Vec<Change> {
         (&tput(old), &tput(new)),
     )];
     type Pick = fn(&crate::latency::LatencyPoint) -> f64;
-    let figures: [(&str, Pick, fn(&crate::latency::LatencySummary) -> f64); 3] = [
+    type Whole = fn(&crate::latency::LatencySummary) -> f64;
+    let figures: [(&str, Pick, Whole); 3] = [
         ("p50_ms", |p| p.p50_ms, |s| s.p50_ms),
         ("p99_ms", |p| p.p99_ms, |s| s.p99_ms),
         ("p999_ms", |p| p.p999_ms, |s| s.p999_ms),
