@@ -112,9 +112,14 @@ async fn abort_on_fail_stops_the_fleet_with_the_rule_in_every_clients_reason() {
     assert_eq!((r.outcome, r.client), (Outcome::Fail, Some(102)));
     assert!(r.observed.unwrap() < 40.0, "{r:?}");
     assert!(r.first_failed_s.is_some() && r.first_failed_at.is_some());
-    assert!(report
-        .to_text()
-        .contains("  run aborted by: threshold failed: client.mb_s"));
+    let text = report.to_text();
+    assert!(text.contains("  run aborted by: threshold failed: client.mb_s"));
+    // The headline says the thresholds stopped the run, not that every client completed.
+    assert!(
+        text.contains("\nThresholds failed: the run was aborted!\n"),
+        "{text}"
+    );
+    assert!(!text.contains("All test clients completed!"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +170,107 @@ async fn cmp_says_within_noise_for_the_same_plan_and_slower_at_half_the_rate() {
     assert!(slower.params.is_empty(), "{:?}", slower.params);
     let html = slower.to_html();
     assert!(html.contains("<td class=\"slower\">slower</td>"), "{html}");
+}
+
+/// `GET url`, its body (blocking: run on a blocking thread).
+fn http_get(url: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().expect("HTTP request");
+    resp.body_mut().read_to_string().expect("body")
+}
+
+/// promtool accepts `metrics` without a lint finding.
+fn promtool_accepts(metrics: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, metrics).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{metrics}");
+    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_has_a_threshold_ok_gauge_per_rule_that_promtool_accepts() {
+    let holds = "fleet.mb_s >= 1 over 1s";
+    let fails = "fleet.bytes < 1";
+    let server = loadmon::server::Server::bind(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        http: Some("127.0.0.1:0".into()),
+        thresholds: vec![holds.into(), fails.into()],
+        ..Default::default()
+    })
+    .await
+    .expect("bind");
+    let port = server.local_addr().port();
+    let control = server.control();
+    let base = format!("http://{}", control.http_addr().expect("http address"));
+    let task = tokio::spawn(server.run());
+    let client = tokio::spawn(async move {
+        let c = Client::new(ClientConfig {
+            port,
+            heartbeat_period: Duration::from_millis(200),
+            stats_period: Duration::from_millis(500),
+            ..Default::default()
+        })
+        .expect("client config");
+        c.run(Paced {
+            rate_mib_s: 50.0,
+            run_s: 30.0,
+        })
+        .await
+    });
+    let ok = |rule: &str, v: u8| format!("loadmon_threshold_ok{{rule=\"{rule}\"}} {v}\n");
+    // Both rules judged live: the window once a full second of complete data exists, the
+    // count as soon as a byte was written.
+    let until = Instant::now() + common::WAIT;
+    let metrics = loop {
+        let url = format!("{base}/metrics");
+        let m = tokio::task::spawn_blocking(move || http_get(&url))
+            .await
+            .unwrap();
+        let judged = control
+            .verdict()
+            .is_some_and(|v| v.rules.iter().all(|r| r.outcome != Outcome::Pending));
+        if judged && m.contains(&ok(fails, 0)) {
+            break m;
+        }
+        assert!(Instant::now() < until, "rules not judged in time:\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metrics.contains(&ok(holds, 1)), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE loadmon_threshold_ok gauge\n"),
+        "{metrics}"
+    );
+    assert_eq!(metrics.matches("loadmon_threshold_ok{").count(), 2);
+    let v = control.verdict().unwrap();
+    assert_eq!(v.rules[0].outcome, Outcome::Pass, "{v:?}");
+    assert_eq!(v.rules[1].outcome, Outcome::Fail, "{v:?}");
+    let metrics_for_promtool = metrics.clone();
+    tokio::task::spawn_blocking(move || promtool_accepts(&metrics_for_promtool))
+        .await
+        .unwrap();
+    control.stop();
+    let _ = tokio::time::timeout(common::WAIT, client).await;
+    let report = tokio::time::timeout(common::WAIT, task)
+        .await
+        .expect("server stopped")
+        .unwrap()
+        .unwrap();
+    assert!(!report.verdict.unwrap().passed);
 }
 
 /// `xmllint --schema tests/junit/junit.xsd` on `path`: whether it validates, and its output.

@@ -33,7 +33,8 @@ mod verdict;
 
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
-    ClientReport, Report, Status, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS, STOPPED_REASON,
+    ClientReport, Report, Status, Total, ABORTED_HEADLINE, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS,
+    STOPPED_REASON,
 };
 pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
 

@@ -393,3 +393,7 @@ pub struct Report {
 
 /// The reason of a client that was running when the server was stopped.
 pub const STOPPED_REASON: &str = "server stopped";
+
+/// The text report's first line when a threshold that failed stopped the run
+/// (`abort_on_fail`), in place of the seed's "All test clients completed!".
+pub const ABORTED_HEADLINE: &str = "Thresholds failed: the run was aborted!";
