@@ -598,10 +598,12 @@ impl Shared {
         };
         let report = self.report();
         let intervals = self.fleet_latency().intervals();
+        let gaps = self.heartbeat_gaps(now);
         let failures = t.check(&Input {
             report: &report,
             now_s: seconds_since(self.started, now),
             fleet_intervals: &intervals,
+            heartbeat_gaps: &gaps,
             is_final: false,
         });
         if let Some(f) = failures.first() {
@@ -610,6 +612,18 @@ impl Shared {
                 self.abort_run(&f.reason, now);
             }
         }
+    }
+
+    /// Each started client's longest time without a sign of life at `now`, exact, from its
+    /// record's heartbeat times.
+    fn heartbeat_gaps(&self, now: Instant) -> BTreeMap<u32, f64> {
+        self.cells()
+            .iter()
+            .filter_map(|cell| {
+                let c = lock_cell(cell);
+                Some((c.row.id, c.heartbeat_gap_s(now)?))
+            })
+            .collect()
     }
 
     /// `--abort-on-fail`: every client not finished becomes ABORTED with `reason`, and the
@@ -638,10 +652,13 @@ impl Shared {
             return;
         };
         let intervals = self.fleet_latency().intervals();
+        let now = Instant::now();
+        let gaps = self.heartbeat_gaps(now);
         let failures = t.check(&Input {
             report,
-            now_s: seconds_since(self.started, Instant::now()),
+            now_s: seconds_since(self.started, now),
             fleet_intervals: &intervals,
+            heartbeat_gaps: &gaps,
             is_final: true,
         });
         for f in failures {

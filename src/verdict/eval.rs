@@ -56,11 +56,13 @@ impl Target {
         }
     }
 
+    /// Live, a rule judged over its windows passes so far (PASS) once a window was judged;
+    /// any other is PENDING until the end.
     fn outcome(&self, is_final: bool) -> Outcome {
         match (self.failed, is_final, self.judged) {
             (Some(_), _, _) => Outcome::Fail,
-            (None, false, _) => Outcome::Pending,
-            (None, true, true) => Outcome::Pass,
+            (None, _, true) => Outcome::Pass,
+            (None, false, false) => Outcome::Pending,
             (None, true, false) => Outcome::NoData,
         }
     }
@@ -83,7 +85,8 @@ struct RuleState {
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     rules: Vec<RuleState>,
-    /// Each client's longest time without a heartbeat seen at a check, seconds.
+    /// Each client's longest time without a heartbeat, seconds (the largest of the server's
+    /// exact figures given at the checks).
     gaps: BTreeMap<u32, f64>,
     /// The baseline (its path, its report) the `baseline` bounds refer to.
     baseline: Option<(String, Report)>,
@@ -158,10 +161,10 @@ impl Evaluator {
     /// this check for the first time.
     pub fn check(&mut self, input: &Input) -> Vec<Failure> {
         let r = input.report;
-        for c in &r.clients {
-            if let Some(age) = c.last_heartbeat_age_s.filter(|a| a.is_finite()) {
-                let g = self.gaps.entry(c.id).or_insert(0.0);
-                *g = g.max(age);
+        for (id, gap) in input.heartbeat_gaps {
+            if gap.is_finite() {
+                let g = self.gaps.entry(*id).or_insert(0.0);
+                *g = g.max(*gap);
             }
         }
         let series: BTreeMap<u32, &ClientSeries> = r.series.iter().map(|s| (s.id, s)).collect();

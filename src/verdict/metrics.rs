@@ -50,8 +50,9 @@ pub enum Source {
     /// A client's %CPU (100 = one core): the run's average of its stats; over a window, the
     /// mean of its stats samples in the window.
     CpuPct,
-    /// The longest time a client went without a heartbeat, seen at each 1-s check (the fleet:
-    /// the longest of any client).
+    /// The longest time a client went without a heartbeat while it ran, exact (the server's
+    /// records' heartbeat times: the longest gap between two, its start counting as one, or
+    /// the current one if longer); the fleet: the longest of any client.
     HeartbeatGapS,
     /// Files written.
     Files,

@@ -19,6 +19,10 @@ pub struct Input<'a> {
     /// The fleet's merged 1-s latency intervals (for the fleet's latency over a window; empty
     /// when there are none).
     pub fleet_intervals: &'a [LatencyInterval],
+    /// Each started client's longest time without a heartbeat so far, seconds, exact (the
+    /// server measures it from its records' heartbeat times: the longest gap between two, or
+    /// the current one if longer).
+    pub heartbeat_gaps: &'a BTreeMap<u32, f64>,
     /// Whether the run is over (the final check: every bucket is complete).
     pub is_final: bool,
 }
