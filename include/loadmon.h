@@ -361,6 +361,28 @@ typedef struct LoadmonServerConfig {
    * Default: LOADMON_NO_RATE.
    */
   double plan_rate_mb_s;
+  /**
+   * Threshold rules checked while the run goes on (`fleet.p99_ms < 50`,
+   * `client.mb_s >= 80 over 10s`; at most 64): an array of strings ended by a NULL entry;
+   * NULL for none. A bad rule is `LOADMON_CONFIG`, its message (`loadmon_last_error`)
+   * pointing into the rule. The report's `verdict` says which held. Default: NULL.
+   */
+  const char *const *thresholds;
+  /**
+   * 1: stop the run at the first threshold that fails (clients ABORTED with the rule as the
+   * reason); 0: the verdict at the end. Needs a threshold. Default: 0.
+   */
+  int64_t abort_on_fail;
+  /**
+   * An earlier run's JSON report, for rules with `baseline` as their bound; NULL for none.
+   * Default: NULL.
+   */
+  const char *baseline_path;
+  /**
+   * Where to write the JUnit XML (a test case per rule and per client) when the server
+   * stops; NULL for none. Default: NULL.
+   */
+  const char *report_junit_path;
 } LoadmonServerConfig;
 
 /**

@@ -102,6 +102,7 @@ pub mod stats;
 pub mod text;
 pub mod units;
 pub mod verify;
+pub mod verdict;
 pub mod worker;
 pub mod workload;
 

@@ -127,6 +127,8 @@ fn fleet(n: usize) -> Report {
         total,
         series,
         stopped: false,
+        params: Default::default(),
+        verdict: None,
         io_series: Vec::new(),
         warnings: Vec::new(),
         latency_series: Vec::new(),

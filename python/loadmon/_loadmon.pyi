@@ -99,6 +99,11 @@ class Server:
     replies unread, ``max_line_bytes`` per line; the HTTP listener's
     ``http_header_read_timeout``, ``http_idle_timeout``, ``http_write_timeout`` (seconds) and
     ``http_max_connections``.
+
+    Thresholds for CI: ``thresholds=["fleet.p99_ms < 50", "client.mb_s >= 80 over 10s"]``
+    are checked while the run goes on; the report's ``verdict`` says which held
+    (``abort_on_fail=True`` stops the run at the first that fails). ``baseline``: an earlier
+    JSON report for ``baseline`` bounds; ``report_junit``: the JUnit XML's path.
     """
 
     def __new__(
@@ -130,6 +135,10 @@ class Server:
         http_max_connections: int | None = 128,
         http_write_timeout: float | None = 30.0,
         latency_log: _Path | None = None,
+        thresholds: Sequence[str] | None = (),
+        abort_on_fail: bool | None = False,
+        baseline: _Path | None = None,
+        report_junit: _Path | None = None,
     ) -> "Server": ...
     def start(self) -> None:
         """Bind and serve in the background (StateError if started before)."""

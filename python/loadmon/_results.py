@@ -309,6 +309,10 @@ class Report:
     warnings: tuple[str, ...] = ()
     """What to know before trusting the figures: a client whose clock is more than 1 s off the
     server's (each is a line of the text report too)."""
+    verdict: dict[str, Any] | None = None
+    """The thresholds' verdict (``Server(thresholds=[...])``): ``passed``, ``is_final`` and
+    ``rules`` (each with ``rule``, ``outcome`` PASS/FAIL/NO DATA/PENDING, ``observed``,
+    ``bound``, ``unit``, ``first_failed_s``, ``client``); None for a run without thresholds."""
     json: str = field(default="{}", repr=False, compare=False)
     """The JSON report."""
 
@@ -328,6 +332,7 @@ class Report:
             common_start=_time(total.get("common_start")),
             total_series=tuple(TotalSample(**p) for p in total.get("series", [])),
             warnings=tuple(d.get("warnings", [])),
+            verdict=d.get("verdict"),
             json=text,
         )
 
@@ -344,6 +349,8 @@ class Report:
         # Frozen through and through: ``report.total["passed"] = 1`` raises TypeError.
         object.__setattr__(self, "total", _freeze(self.total))
         object.__setattr__(self, "series", _freeze(self.series))
+        if self.verdict is not None:
+            object.__setattr__(self, "verdict", _freeze(self.verdict))
 
     def __hash__(self) -> int:
         return hash((self.start_time, self.end_time, self.clients, self.stopped))

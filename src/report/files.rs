@@ -21,6 +21,8 @@ pub struct ReportFiles {
     /// The fleet's merged chunk write latency intervals, in the HdrHistogram interval-log
     /// format ([`crate::latency::interval_log`]).
     pub latency_log: Option<PathBuf>,
+    /// The JUnit XML (`Report::to_junit`): a test case per threshold rule and per client.
+    pub junit: Option<PathBuf>,
 }
 
 impl ReportFiles {
@@ -30,6 +32,7 @@ impl ReportFiles {
             ("CSV", &self.csv),
             ("HTML", &self.html),
             (LATENCY_LOG, &self.latency_log),
+            (JUNIT, &self.junit),
         ]
         .into_iter()
         .filter_map(|(kind, p)| p.as_deref().map(|p| (kind, p)))
@@ -73,7 +76,7 @@ impl ReportFiles {
     }
 
     fn one(kind: &'static str, path: &Path) -> Result<OutFile> {
-        if kind != "JSON" && kind != LATENCY_LOG && !cfg!(feature = "reports") {
+        if kind != "JSON" && kind != LATENCY_LOG && kind != JUNIT && !cfg!(feature = "reports") {
             return Err(Error::Config(format!(
                 "{kind} report {}: loadmon was built without the `reports` feature",
                 path.display()
@@ -117,12 +120,15 @@ impl OpenReportFiles {
 
 /// The kind of the latency log among the report files.
 const LATENCY_LOG: &str = "latency log";
+/// The kind of the JUnit XML among the report files.
+const JUNIT: &str = "JUnit";
 
 /// The report file of `kind` (JSON, CSV, HTML, the latency log of `intervals`).
 fn render(kind: &str, report: &Report, intervals: &[LatencyInterval]) -> Result<String> {
     match kind {
         "JSON" => Ok(report.to_json()),
         LATENCY_LOG => Ok(report.latency_log(intervals)),
+        JUNIT => Ok(report.to_junit()),
         #[cfg(feature = "reports")]
         "CSV" => Ok(report.to_csv()),
         #[cfg(feature = "reports")]

@@ -14,6 +14,8 @@
 //! - `csv` (feature `reports`): `Report::to_csv`, its header and rows from [`ClientReport`]'s
 //!   serde derive;
 //! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
+//! - `junit`: [`Report::to_junit`], the JUnit XML CI systems read (`--report-junit`);
+//! - `verdict`: the thresholds' verdict as data ([`Verdict`]) and its text section;
 //! - `files`: the report files of a run ([`ReportFiles`], [`OpenReportFiles`]), written through
 //!   [`out_file`](crate::out_file).
 //!
@@ -26,16 +28,20 @@ mod files;
 #[cfg(feature = "reports")]
 mod html;
 mod json;
+mod junit;
 mod latency;
 mod pace;
 mod text;
 mod types;
+mod verdict;
 
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
-    ClientReport, Report, Status, StreamReport, Total, CLOCK_WARN_MS, MAX_CLOCK_WARNINGS,
+    ClientReport, Report, Status, StreamReport, Total, ABORTED_HEADLINE, CLOCK_WARN_MS,
+    MAX_CLOCK_WARNINGS,
     STOPPED_REASON,
 };
+pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
 pub use crate::out_file::check_path as check_report_path;

@@ -121,6 +121,8 @@ fn report() -> Report {
         },
         series: vec![],
         stopped: false,
+        params: Default::default(),
+        verdict: None,
         io_series: vec![],
         warnings: Vec::new(),
         latency_series: vec![],
@@ -301,6 +303,47 @@ fn the_headline_says_when_a_run_was_stopped() {
     c.reason = Some("\x1b]0;pwned\x07".into());
     r.clients.push(c);
     assert!(r.to_text().contains("Reason:        \\u{1b}]0;pwned\\u{7}"));
+}
+
+#[test]
+fn the_headline_says_when_failed_thresholds_aborted_the_run() {
+    let mut r = report();
+    let seed = r.to_text();
+    let mut v = Verdict {
+        passed: true,
+        is_final: true,
+        rules: Vec::new(),
+        aborted_by: None,
+        baseline: None,
+    };
+    // A run whose thresholds passed keeps the seed's block byte for byte (the verdict's
+    // section comes after it).
+    r.verdict = Some(v.clone());
+    let text = r.to_text();
+    assert!(text.starts_with(&seed), "{text}");
+    assert!(
+        text[seed.len()..].starts_with("Thresholds: PASSED\n"),
+        "{text}"
+    );
+    // A failed threshold that did not stop the run: the run completed.
+    v.passed = false;
+    r.verdict = Some(v.clone());
+    assert!(r.to_text().contains("\nAll test clients completed!\n"));
+    // `abort_on_fail` stopped it: the headline says so (before "stopped", which the abort
+    // also is).
+    v.aborted_by = Some("threshold failed: fleet.bytes < 1 (fleet: 5 bytes)".into());
+    r.verdict = Some(v);
+    r.stopped = true;
+    r.clients[1].status = Status::Aborted;
+    let text = r.to_text();
+    assert!(
+        text.starts_with(&format!(
+            "\n=========================================================\n{ABORTED_HEADLINE}\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("All test clients completed!"), "{text}");
+    assert_eq!(ABORTED_HEADLINE, "Thresholds failed: the run was aborted!");
 }
 
 #[test]

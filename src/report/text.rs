@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::types::{Report, Total, STOPPED_REASON};
+use super::types::{Report, Total, ABORTED_HEADLINE, STOPPED_REASON};
 use crate::units::BYTES_PER_MB;
 
 impl Report {
@@ -78,6 +78,9 @@ impl Report {
             s.push('\n');
         }
         self.warning_lines(&mut s);
+        if let Some(v) = &self.verdict {
+            s.push_str(&v.to_text());
+        }
         s
     }
 
@@ -91,8 +94,15 @@ impl Report {
 
     /// The text report's first line: the seed's "All test clients completed!" when the run
     /// ended by itself (or every client had finished when it was stopped), and what happened
-    /// otherwise.
+    /// otherwise (a threshold that failed with `abort_on_fail` stopped it first).
     fn headline(&self) -> &'static str {
+        if self
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.aborted_by.is_some())
+        {
+            return ABORTED_HEADLINE;
+        }
         let interrupted = self
             .clients
             .iter()

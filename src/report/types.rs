@@ -459,7 +459,20 @@ pub struct Report {
     /// clients that sent `lat` lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_series: Vec<ClientLatencySeries>,
+    /// The run's parameters, for `loadmon cmp` to flag the ones that differ: the fleet's plan
+    /// (`plan.<key>` for each of its wire settings), the server's thresholds, … (empty for a
+    /// run outside fleet mode without thresholds).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// The thresholds' verdict (`--threshold`; see [`crate::verdict`]); `None` for a run
+    /// without thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<super::verdict::Verdict>,
 }
 
 /// The reason of a client that was running when the server was stopped.
 pub const STOPPED_REASON: &str = "server stopped";
+
+/// The text report's first line when a threshold that failed stopped the run
+/// (`abort_on_fail`), in place of the seed's "All test clients completed!".
+pub const ABORTED_HEADLINE: &str = "Thresholds failed: the run was aborted!";

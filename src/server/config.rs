@@ -85,6 +85,21 @@ pub struct ServerConfig {
     /// in the HdrHistogram interval-log format (v1.3), which HdrHistogram's tools read; the
     /// same path rules as the reports ([`ServerConfig::report_json`]).
     pub latency_log: Option<PathBuf>,
+    /// Where to write the JUnit XML when the server stops: a test case per threshold rule and
+    /// per client, for CI systems (the same path rules as [`ServerConfig::report_json`]).
+    pub report_junit: Option<PathBuf>,
+    /// Threshold rules the server checks while the run goes on and at its end (at most
+    /// [`crate::verdict::MAX_RULES`]; grammar: [`crate::verdict::Rule`]), e.g.
+    /// `fleet.p99_ms < 50`, `client.mb_s >= 80 over 10s`. The report carries the verdict;
+    /// the CLI exits with code 4 when it failed. Default none.
+    pub thresholds: Vec<String>,
+    /// Stop the run at the first threshold that fails: every client still running is
+    /// ABORTED with the rule as its reason (default false: the verdict is given at the
+    /// end). Needs a threshold.
+    pub abort_on_fail: bool,
+    /// A JSON report of an earlier run that `baseline` bounds refer to
+    /// (`fleet.p99_ms <= baseline * 1.1`); read when the server binds. Default none.
+    pub baseline: Option<PathBuf>,
     /// `host:port` for the HTTP listener (JSON API, `/metrics`, dashboard); `None` (the
     /// default) for none. Port 0 picks a free port. The same token as the protocol port
     /// applies (sent as `Authorization: Bearer <token>`). Bound with the server
@@ -235,6 +250,10 @@ impl Default for ServerConfig {
             report_csv: None,
             report_html: None,
             latency_log: None,
+            report_junit: None,
+            thresholds: Vec::new(),
+            abort_on_fail: false,
+            baseline: None,
             http: None,
             http_linger: Duration::ZERO,
             http_allow_hosts: Vec::new(),
@@ -352,7 +371,33 @@ impl ServerConfig {
         }
         crate::config::check_wire(self.max_line_bytes, self.token.as_deref())?;
         crate::config::check_clear_token(self.allow_clear_token, self.token.as_deref())?;
+        self.validate_thresholds()?;
         self.report_files().check()
+    }
+
+    /// The threshold rules of this server, parsed; checks that `abort_on_fail` has a rule
+    /// to abort on and that every `baseline` rule has a baseline.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with the rule's error (its position, the valid metrics).
+    pub fn threshold_rules(&self) -> Result<Vec<crate::verdict::Rule>> {
+        let rules = crate::verdict::parse_rules(&self.thresholds).map_err(Error::Config)?;
+        if self.abort_on_fail && rules.is_empty() {
+            return Err(Error::Config(
+                "abort_on_fail needs a threshold rule to abort on".into(),
+            ));
+        }
+        if let (Some(r), None) = (rules.iter().find(|r| r.uses_baseline()), &self.baseline) {
+            return Err(Error::Config(format!(
+                "threshold rule `{}` refers to the baseline: give a baseline report",
+                r.text
+            )));
+        }
+        Ok(rules)
+    }
+
+    fn validate_thresholds(&self) -> Result<()> {
+        self.threshold_rules().map(drop)
     }
 
     /// Checks the fleet `f` of this server: its own bounds, and that this server can start it
@@ -405,6 +450,7 @@ impl ServerConfig {
             csv: self.report_csv.clone(),
             html: self.report_html.clone(),
             latency_log: self.latency_log.clone(),
+            junit: self.report_junit.clone(),
         }
     }
 }

@@ -43,6 +43,12 @@ impl ServerControl {
         self.shared.current_report()
     }
 
+    /// The thresholds' verdict: final once the run is over, so far while it runs; `None`
+    /// for a server without threshold rules.
+    pub fn verdict(&self) -> Option<crate::report::Verdict> {
+        self.shared.verdict()
+    }
+
     /// Each client's time series so far (see [`crate::series`]).
     pub fn series(&self) -> Vec<ClientSeries> {
         self.shared

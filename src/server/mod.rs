@@ -100,6 +100,7 @@ mod record;
 mod session;
 mod shared;
 mod signal;
+mod thresholds;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -186,12 +187,14 @@ impl Server {
                 ))
             ));
         }
+        let thresholds = thresholds::Thresholds::load(&config)?;
         let shared = Arc::new(Shared::new(
             config,
             log,
             local_addr,
             run_id(),
             Instant::now(),
+            thresholds,
         ));
         let http = bind_http(&shared).await?;
         if http.is_none() {
@@ -283,6 +286,7 @@ impl Server {
         if let Some(l) = http {
             serve_http(&shared, l);
         }
+        watch_thresholds(&shared);
         let log = shared.log.clone();
         log.info(format!(
             "Server now accepting client connections on {}.",
@@ -333,6 +337,27 @@ impl Server {
         log.report(&text);
         result
     }
+}
+
+/// Checks the thresholds of `shared` every [`thresholds::CHECK_PERIOD`] until its run is over (a task
+/// on the server's runtime; nothing without thresholds).
+fn watch_thresholds(shared: &Arc<Shared>) {
+    if shared.thresholds.is_none() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(thresholds::CHECK_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shared.finished.cancelled() => return,
+                () = shared.stop.cancelled() => return,
+            }
+            shared.check_thresholds(Instant::now());
+        }
+    });
 }
 
 /// Binds the HTTP listener if the configuration asks for one (served once the server runs).

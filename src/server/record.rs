@@ -39,6 +39,9 @@ pub(crate) struct ClientRecord {
     // Touched by every heartbeat and stats line.
     /// When the last `hb` (or `ping`) arrived, or the id was assigned.
     pub last_heartbeat: Instant,
+    /// The longest time between two signs of life (`hb`, `ping`) while the client ran, its
+    /// start counting as one (see [`ClientRecord::heartbeat_gap_s`]).
+    pub heartbeat_gap_max: Duration,
     /// Sums of the `send_stats` values (over `row.stats_reports`), for the averages.
     pub cpu_total: f64,
     pub mem_total: f64,
@@ -94,6 +97,7 @@ impl ClientRecord {
     ) -> Self {
         ClientRecord {
             last_heartbeat: now,
+            heartbeat_gap_max: Duration::ZERO,
             cpu_total: 0.0,
             mem_total: 0.0,
             previous_sample: (0.0, 0),
@@ -199,6 +203,10 @@ impl ClientRecord {
     /// A sign of life at `now` (`hb`, `ping`).
     #[inline]
     pub(crate) fn alive(&mut self, now: Instant) {
+        if self.started.is_some() && self.ended.is_none() {
+            let gap = now.saturating_duration_since(self.gap_from());
+            self.heartbeat_gap_max = self.heartbeat_gap_max.max(gap);
+        }
         self.last_heartbeat = now;
     }
 
@@ -206,7 +214,25 @@ impl ClientRecord {
     #[inline]
     pub(crate) fn heartbeat(&mut self, now: Instant) {
         self.row.heartbeats = self.row.heartbeats.saturating_add(1);
-        self.last_heartbeat = now;
+        self.alive(now);
+    }
+
+    /// Where the current gap without a sign of life began: the last one, or the client's
+    /// start if it came later (a client waiting at the fleet's barrier sends none).
+    fn gap_from(&self) -> Instant {
+        self.started
+            .map_or(self.last_heartbeat, |s| s.max(self.last_heartbeat))
+    }
+
+    /// The longest time the client went without a sign of life (`hb`, `ping`) while it ran,
+    /// seconds, exact: the longest gap between two of them (its start counting as one), or
+    /// the current one at `now` (to its end, once it ended) if longer. `None` before it
+    /// started.
+    pub(crate) fn heartbeat_gap_s(&self, now: Instant) -> Option<f64> {
+        self.started?;
+        let end = self.ended.unwrap_or(now);
+        let current = end.saturating_duration_since(self.gap_from());
+        Some(self.heartbeat_gap_max.max(current).as_secs_f64())
     }
 
     /// `file_stats`: the client's chunk and file sizes, MiB.
@@ -568,6 +594,135 @@ mod tests {
             sizes.last()
         );
         assert_eq!(c.to_report(Instant::now()).chunk_writes, Some(7 * 20_000));
+    }
+
+    /// A report of `rows` for the evaluator.
+    fn report_of(rows: Vec<ClientReport>) -> crate::report::Report {
+        crate::report::Report {
+            start_time: "2026-11-25T10:00:00+01:00".into(),
+            end_time: "2026-11-25T10:01:00+01:00".into(),
+            total: crate::report::Total::of(&rows, 60.0),
+            clients: rows,
+            series: vec![],
+            stopped: false,
+            io_series: vec![],
+            warnings: vec![],
+            latency_series: vec![],
+            params: Default::default(),
+            verdict: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_heartbeat_gap_is_exact_from_the_heartbeat_times() {
+        use crate::report::Outcome;
+        use crate::verdict::{Evaluator, Input, Rule};
+        use std::collections::BTreeMap;
+
+        let t0 = Instant::now();
+        let since = |t: Instant| t.saturating_duration_since(t0).as_secs_f64();
+        let mut c = ClientRecord::new(1, "127.0.0.1:9".parse().unwrap(), None, t0);
+        let rules = ["heartbeat_gap_s < 6", "fleet.heartbeat_gap_s < 7"];
+        let mut e = Evaluator::new(
+            rules.iter().map(|r| Rule::parse(r).unwrap()).collect(),
+            None,
+        );
+        let mut check = |c: &ClientRecord, is_final: bool| {
+            let now = Instant::now();
+            let gaps: BTreeMap<u32, f64> =
+                c.heartbeat_gap_s(now).map(|g| (1, g)).into_iter().collect();
+            let report = report_of(vec![c.to_report(now)]);
+            e.check(&Input {
+                report: &report,
+                now_s: since(now),
+                fleet_intervals: &[],
+                heartbeat_gaps: &gaps,
+                is_final,
+            });
+            e.verdict("2026-11-25T10:00:00+01:00")
+        };
+        // 40 s at the fleet's barrier (no heartbeat before the start): not a gap.
+        tokio::time::advance(Duration::from_secs(40)).await;
+        assert_eq!(c.heartbeat_gap_s(Instant::now()), None);
+        c.set_status(Status::Running, None, Instant::now());
+        let gap = |c: &ClientRecord| c.heartbeat_gap_s(Instant::now()).unwrap();
+        assert_eq!(gap(&c), 0.0);
+        // A healthy client: a heartbeat every 5 s, the first 5 s after its start (the seed's),
+        // each 3 ms late; checked every 1.25 s in between. The gap is the heartbeat times',
+        // never a check's rounding: 5.003 s, under 6 at every check.
+        for _ in 0..12 {
+            for _ in 0..4 {
+                tokio::time::advance(Duration::from_millis(1250)).await;
+                let v = check(&c, false);
+                assert_ne!(v.rules[0].outcome, Outcome::Fail, "{v:?}");
+            }
+            tokio::time::advance(Duration::from_millis(3)).await;
+            assert!((gap(&c) - 5.003).abs() < 1e-9, "{}", gap(&c));
+            c.heartbeat(Instant::now());
+        }
+        assert_eq!(c.row.heartbeats, 12);
+        tokio::time::advance(Duration::from_millis(2500)).await;
+        // The current gap (2.5 s) is shorter than the longest.
+        assert!((gap(&c) - 5.003).abs() < 1e-9, "{}", gap(&c));
+        // A heartbeat 7.25 s late: the current gap counts as it grows (fails live, at the
+        // exact figure of the check), and stays the longest after the next heartbeat.
+        tokio::time::advance(Duration::from_millis(4750)).await;
+        assert_eq!(gap(&c), 7.25);
+        let v = check(&c, false);
+        assert_eq!(v.rules[0].outcome, Outcome::Fail);
+        assert_eq!(v.rules[0].observed, Some(7.25));
+        assert_eq!(v.rules[0].first_failed_s, Some(since(Instant::now())));
+        c.heartbeat(Instant::now());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(gap(&c), 7.25);
+        // The end is the last gap's end: no gap grows after it.
+        c.set_status(Status::Pass, None, Instant::now());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(gap(&c), 7.25);
+        c.heartbeat(Instant::now());
+        assert_eq!(gap(&c), 7.25);
+        let v = check(&c, true);
+        assert_eq!(v.rules[0].outcome, Outcome::Fail);
+        assert_eq!(v.rules[1].outcome, Outcome::Fail);
+        assert_eq!(v.rules[1].observed, Some(7.25));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_run_passes_heartbeat_gap_under_six_seconds() {
+        use crate::report::Outcome;
+        use crate::verdict::{Evaluator, Input, Rule};
+        use std::collections::BTreeMap;
+
+        let t0 = Instant::now();
+        let mut c = ClientRecord::new(7, "127.0.0.1:9".parse().unwrap(), None, t0);
+        c.set_status(Status::Running, None, t0);
+        let mut e = Evaluator::new(vec![Rule::parse("heartbeat_gap_s < 6").unwrap()], None);
+        // 60 s at a 5 s heartbeat period, checked every second; it ends 4 s after its last.
+        for s in 1..=64u64 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if s % 5 == 0 {
+                c.heartbeat(Instant::now());
+            }
+            let now = Instant::now();
+            let is_final = s == 64;
+            if is_final {
+                c.set_status(Status::Pass, None, now);
+            }
+            let gaps = BTreeMap::from([(7, c.heartbeat_gap_s(now).unwrap())]);
+            let report = report_of(vec![c.to_report(now)]);
+            let failed = e.check(&Input {
+                report: &report,
+                now_s: s as f64,
+                fleet_intervals: &[],
+                heartbeat_gaps: &gaps,
+                is_final,
+            });
+            assert!(failed.is_empty(), "at {s} s: {failed:?}");
+        }
+        let v = e.verdict("2026-11-25T10:00:00+01:00");
+        assert!(v.passed, "{v:?}");
+        assert_eq!(v.rules[0].outcome, Outcome::Pass);
+        assert_eq!(v.rules[0].observed, Some(5.0));
     }
 
     #[test]

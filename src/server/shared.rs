@@ -26,6 +26,7 @@ use crate::logging::EventLog;
 use crate::protocol::{Message, COMMANDS};
 use crate::report::{ClientReport, Report, Total};
 use crate::series::{ClientSeries, FleetBucket, FleetTput, TotalSample, TotalSeries};
+use crate::verdict::Input;
 
 /// One client's record, locked by its own connection on every read and by snapshots: no lock
 /// is shared between connections on the message path.
@@ -106,6 +107,10 @@ pub(super) struct Shared {
     /// The fleet's paced figures (`rlat`, `pace` lines), merged; locked after a client's
     /// record (never the other way round).
     pub(super) pace: Mutex<FleetPace>,
+    /// The thresholds, checked once a second (`None`: no rule).
+    pub(super) thresholds: Option<super::thresholds::Thresholds>,
+    /// The run's parameters the report carries (`Report::params`).
+    pub(super) params: BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -116,7 +121,9 @@ impl Shared {
         local_addr: SocketAddr,
         run_id: u64,
         now: Instant,
+        thresholds: Option<super::thresholds::Thresholds>,
     ) -> Shared {
+        let params = super::thresholds::run_params(&config);
         let barrier = config
             .fleet
             .as_ref()
@@ -154,6 +161,8 @@ impl Shared {
             http_done: CancellationToken::new(),
             latency: Mutex::new(FleetIntervals::default()),
             pace: Mutex::new(FleetPace::default()),
+            thresholds,
+            params,
         }
     }
 
@@ -262,7 +271,9 @@ impl Shared {
             st.end_time = Some(Local::now());
             st.stopped = stopped;
             drop(st);
-            self.report()
+            let mut r = self.report();
+            self.final_verdict(&mut r);
+            r
         };
         *self.final_report() = Some(report.clone());
         self.finished.cancel();
@@ -303,7 +314,9 @@ impl Shared {
         if let Some(r) = self.final_report().as_ref() {
             return r.clone();
         }
-        self.report()
+        let mut r = self.report();
+        self.live_verdict(&mut r);
+        r
     }
 
     /// Logs `line` within the refusals' budget (a flood of them must not flood the log).
@@ -406,6 +419,8 @@ impl Shared {
             stopped,
             io_series,
             latency_series,
+            params: self.params.clone(),
+            verdict: None,
         }
     }
 
@@ -619,6 +634,108 @@ impl Shared {
                 peer.ip(),
                 LOCKOUT.as_secs_f64()
             ));
+        }
+    }
+}
+
+/// The thresholds (see `thresholds`): checked here on the report, live and at the end.
+impl Shared {
+    /// One check of the thresholds on the report so far; with `abort_on_fail`, a rule that
+    /// fails stops the run.
+    pub(super) fn check_thresholds(&self, now: Instant) {
+        let Some(t) = &self.thresholds else {
+            return;
+        };
+        let report = self.report();
+        let intervals = self.fleet_latency().intervals();
+        let gaps = self.heartbeat_gaps(now);
+        let failures = t.check(&Input {
+            report: &report,
+            now_s: seconds_since(self.started, now),
+            fleet_intervals: &intervals,
+            heartbeat_gaps: &gaps,
+            is_final: false,
+        });
+        if let Some(f) = failures.first() {
+            self.log.warn(f.reason.clone());
+            if t.abort_on_fail() {
+                self.abort_run(&f.reason, now);
+            }
+        }
+    }
+
+    /// Each started client's longest time without a sign of life at `now`, exact, from its
+    /// record's heartbeat times.
+    fn heartbeat_gaps(&self, now: Instant) -> BTreeMap<u32, f64> {
+        self.cells()
+            .iter()
+            .filter_map(|cell| {
+                let c = lock_cell(cell);
+                Some((c.row.id, c.heartbeat_gap_s(now)?))
+            })
+            .collect()
+    }
+
+    /// `--abort-on-fail`: every client not finished becomes ABORTED with `reason`, and the
+    /// run stops.
+    fn abort_run(&self, reason: &str, now: Instant) {
+        if let Some(t) = &self.thresholds {
+            t.aborted(reason);
+        }
+        self.log.warn(format!("Aborting the run: {reason}"));
+        for cell in self.cells() {
+            let event = lock_cell(&cell).set_status(
+                crate::report::Status::Aborted,
+                Some(reason.into()),
+                now,
+            );
+            if let Some(e) = event {
+                self.events.emit(|| e);
+            }
+        }
+        self.stop.cancel();
+    }
+
+    /// The final check on the final `report`, whose verdict it sets.
+    pub(super) fn final_verdict(&self, report: &mut Report) {
+        let Some(t) = &self.thresholds else {
+            return;
+        };
+        let intervals = self.fleet_latency().intervals();
+        let now = Instant::now();
+        let gaps = self.heartbeat_gaps(now);
+        let failures = t.check(&Input {
+            report,
+            now_s: seconds_since(self.started, now),
+            fleet_intervals: &intervals,
+            heartbeat_gaps: &gaps,
+            is_final: true,
+        });
+        for f in failures {
+            self.log.warn(f.reason);
+        }
+        let verdict = t.verdict(&report.start_time);
+        self.log.info(format!(
+            "Thresholds {}",
+            if verdict.passed { "passed" } else { "FAILED" }
+        ));
+        report.verdict = Some(verdict);
+    }
+
+    /// The final verdict once the run is over, the verdict so far before.
+    pub(super) fn verdict(&self) -> Option<crate::report::Verdict> {
+        if let Some(r) = self.final_report().as_ref() {
+            return r.verdict.clone();
+        }
+        let t = self.thresholds.as_ref()?;
+        let start = self.start_time.to_rfc3339();
+        Some(t.verdict(&start))
+    }
+
+    /// The verdict so far into a live `report`.
+    pub(super) fn live_verdict(&self, report: &mut Report) {
+        if let Some(t) = &self.thresholds {
+            report.verdict = Some(t.verdict(&report.start_time));
         }
     }
 }

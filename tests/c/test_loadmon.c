@@ -1527,6 +1527,77 @@ static void test_every_setting(void) {
     CHECK(last_error_contains("max_line_bytes"));
 }
 
+/* Thresholds: a passing and a failing rule in the report's verdict and the JUnit XML; a bad
+ * rule is LOADMON_CONFIG whose message names the rule and points into it; abort_on_fail needs a
+ * rule and is a flag. */
+static void test_thresholds(void) {
+    char junit[300];
+    snprintf(junit, sizeof junit, "%s-junit.xml", out_dir);
+    LoadmonServerConfig cfg;
+    CHECK(loadmon_server_config_default(&cfg, sizeof cfg) == LOADMON_OK);
+    CHECK(cfg.thresholds == NULL && cfg.abort_on_fail == 0 && cfg.baseline_path == NULL &&
+          cfg.report_junit_path == NULL);
+    cfg.port = 0;
+    LoadmonServer *s = NULL;
+
+    const char *bad_rule[] = {"fleet.bytes > 0", "fleet.p99 < 50", NULL};
+    cfg.thresholds = bad_rule;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("threshold rule: unknown metric `p99`"));
+    CHECK(last_error_contains("\n  fleet.p99 < 50\n        ^"));
+    CHECK(last_error_contains("p99_ms (ms; fleet|client; over Ns: fleet)"));
+    const char *baseline_rule[] = {"fleet.mb_s >= baseline * 0.9", NULL};
+    cfg.thresholds = baseline_rule;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("refers to the baseline"));
+    cfg.thresholds = NULL;
+    cfg.abort_on_fail = 1;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("abort_on_fail needs a threshold rule"));
+    cfg.abort_on_fail = 2;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("abort_on_fail"));
+    cfg.abort_on_fail = 0;
+
+    const char *rules[] = {"fleet.bytes > 0", "client.mb_s >= 1000000", NULL};
+    cfg.thresholds = rules;
+    cfg.report_junit_path = junit;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s == NULL) return;
+    struct client_run run;
+    pthread_t t;
+    start_client_thread(s, 500, &run, &t);
+    pthread_join(t, NULL);
+    CHECK(run.rc == LOADMON_OK);
+    loadmon_string_free(run.result);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    if (report != NULL) {
+        CHECK(strstr(report, "\"verdict\"") != NULL);
+        CHECK(strstr(report, "\"passed\": false") != NULL);
+        CHECK(count(report, "\"outcome\": \"PASS\"") == 1);
+        CHECK(count(report, "\"outcome\": \"FAIL\"") >= 1);
+        char *text = NULL;
+        CHECK(loadmon_report_text(report, &text) == LOADMON_OK && text != NULL);
+        CHECK(text != NULL && strstr(text, "client.mb_s >= 1000000") != NULL);
+        loadmon_string_free(text);
+    }
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    FILE *f = fopen(junit, "r");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        static char xml[65536];
+        size_t n = fread(xml, 1, sizeof xml - 1, f);
+        xml[n] = '\0';
+        fclose(f);
+        CHECK(strstr(xml, "<testsuites") != NULL);
+        CHECK(count(xml, "<failure") >= 1);
+        CHECK(strstr(xml, "client.mb_s &gt;= 1000000") != NULL);
+    }
+    remove(junit);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -1550,6 +1621,7 @@ int main(void) {
     test_client_handles();
     test_slow_log_callback();
     test_every_setting();
+    test_thresholds();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

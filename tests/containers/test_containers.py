@@ -11,6 +11,8 @@
   dashboard's API reachable on the published port with the token;
 - docker-compose again: one worker `docker kill`ed mid-run -> ABORTED, one `docker network
   disconnect`ed -> TIMED OUT, the third PASS, the server exits 3;
+- docker-compose with a threshold that fails (an override file adds it to the server's command)
+  and --abort-on-fail: `docker-compose up --exit-code-from server` exits 4;
 - a single-node Docker Swarm (`docker swarm init --advertise-addr 127.0.0.1`) and `docker stack
   deploy` of the same file with 3 replicas: all PASS.
 
@@ -451,6 +453,8 @@ class ComposeProject:
     """A compose project of deploy/compose.yaml, torn down (down -v) however the test ends."""
 
     def __init__(self, image: str, **settings: str) -> None:
+        # More compose files after deploy/compose.yaml (`-f override.yaml`), e.g. thresholds.
+        self.extra_files: list[Path] = []
         self.name = f"lmtest{secrets.token_hex(4)}"
         self.token = secrets.token_hex(16)
         self.http_port = free_port()
@@ -459,7 +463,8 @@ class ComposeProject:
 
     def compose(self, *args: str, check: bool = True, timeout: float = 120) \
             -> subprocess.CompletedProcess[str]:
-        return run(["docker-compose", "-p", self.name, *COMPOSE_ARGS, *args],
+        files = [a for f in self.extra_files for a in ("-f", str(f))]
+        return run(["docker-compose", "-p", self.name, *COMPOSE_ARGS, *files, *args],
                    env=self.env, check=check, timeout=timeout)
 
     def containers(self, service: str) -> list[str]:
@@ -634,6 +639,54 @@ def test_compose_fleet_kill_and_disconnect(image: str) -> None:
         print(f"\ncompose faults: ABORTED ({a['reason']}), TIMED OUT ({t['reason']}), PASS; "
               f"server exit 3 {time.monotonic() - t_cut:.1f} s after the cut, "
               f"{elapsed:.1f} s in all")
+
+
+def test_compose_failed_threshold_exits_4_through_exit_code_from(image: str,
+                                                                  tmp_path: Path) -> None:
+    """A CI step: the compose file plus an override that adds thresholds to the server's
+    command, run with `docker-compose up --exit-code-from server`. A rule no disk meets fails
+    over its window, --abort-on-fail stops the fleet long before its 60 s run time, and
+    docker-compose exits with the server's documented code 4 (thresholds failed)."""
+    rule = "client.mb_s >= 100000 over 2s"
+    holds = "fleet.bytes > 0"
+    with compose_project(image, LOADMON_WORKERS="2", LOADMON_RUN_TIME="60",
+                         LOADMON_START_TIMEOUT="60", **SMALL_PLAN) as p:
+        command = yaml.safe_load(p.compose("config").stdout)["services"]["server"]["command"]
+        override = tmp_path / "thresholds.yaml"
+        override.write_text(yaml.safe_dump({"services": {"server": {"command": [
+            *command, f"--threshold={rule}", f"--threshold={holds}", "--abort-on-fail",
+            "--report-junit=/reports/junit.xml"]}}}))
+        p.extra_files.append(override)
+        t0 = time.monotonic()
+        up = p.compose("up", "--no-color", "--exit-code-from", "server", check=False,
+                       timeout=240)
+        elapsed = time.monotonic() - t0
+        said = f"stdout:\n{up.stdout}\nstderr:\n{up.stderr}"
+        assert up.returncode == 4, said
+        assert elapsed < 60, f"not aborted: {elapsed:.1f} s\n{said}"
+        (server,) = p.containers("server")
+        assert run(["docker", "inspect", "-f", "{{.State.ExitCode}}", server]).stdout.strip() \
+            == "4"
+        # The server's text report (in the attached output): the headline says why it ended.
+        assert "Thresholds failed: the run was aborted!" in up.stdout, said
+        assert "All test clients completed!" not in up.stdout, said
+        report = p.report()
+        verdict = report["verdict"]
+        assert verdict["is_final"] is True and verdict["passed"] is False, verdict
+        reason = verdict["aborted_by"]
+        assert reason.startswith(f"threshold failed: {rule} (client "), reason
+        outcomes = {r["rule"]: r["outcome"] for r in verdict["rules"]}
+        assert outcomes == {rule: "FAIL", holds: "PASS"}, verdict
+        clients = report["clients"]
+        assert len(clients) == 2, clients
+        for c in clients:
+            assert (c["status"], c["reason"]) == ("ABORTED", reason), c
+        # The JUnit XML beside the reports: the failing rule as a <failure>.
+        files = docker_cp_bytes(server, "/reports")
+        junit = files["reports/junit.xml"][1].decode()
+        assert junit.startswith("<?xml") and "<failure" in junit, junit
+        assert "client.mb_s &gt;= 100000 over 2s" in junit, junit
+        print(f"\ncompose thresholds: exit 4 after {elapsed:.1f} s ({reason})")
 
 
 # ---------------------------------------------------------------------------------------------

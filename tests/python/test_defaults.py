@@ -177,6 +177,17 @@ def test_every_parameter_is_a_core_setting(face: Any) -> None:
         assert extra == set(), (face.__name__, where, extra)
 
 
+def test_the_verdict_settings_are_checked_like_every_other() -> None:
+    # The thresholds' settings are core settings, so the drift tests above cover them: their
+    # defaults are the core's (none, off).
+    server = CORE["server"]
+    assert (server["thresholds"], server["abort_on_fail"]) in (((), False), ([], False))
+    assert server["baseline"] is None and server["report_junit"] is None
+    shown = _signature(loadmon.Server)
+    assert tuple(shown["thresholds"]) == () and shown["abort_on_fail"] is False
+    assert STUBS["Server"]["baseline"] is None and STUBS["Server"]["report_junit"] is None
+
+
 def test_report_failure_shows_the_client_defaults() -> None:
     # A one-shot client: the settings it takes have the client's defaults; its announced
     # sizes are the generic client's (None: none).
@@ -215,6 +226,14 @@ def test_the_public_defaults_are_the_core_ones() -> None:
         (loadmon.Server, {"http_idle_timeout": -1}, "http_idle_timeout must"),
         (loadmon.Server, {"http_write_timeout": 0}, "http_write_timeout must"),
         (loadmon.Server, {"http_max_connections": 0}, "http_max_connections must be from 1"),
+        (loadmon.Server, {"abort_on_fail": True}, "abort_on_fail needs a threshold rule"),
+        (loadmon.Server, {"thresholds": ["fleet.p99 < 50"]}, "unknown metric `p99`"),
+        (loadmon.Server, {"thresholds": ["x"] * 65}, "at most 64 threshold rules, got 65"),
+        (
+            loadmon.Server,
+            {"thresholds": ["fleet.mb_s >= baseline"]},
+            "refers to the baseline: give a baseline report",
+        ),
         (loadmon.Client, {"handshake_timeout": 0}, "handshake_timeout must"),
         (loadmon.Worker, {"max_line_bytes": 1}, "max_line_bytes must be at least 64"),
     ],
@@ -239,6 +258,14 @@ def test_new_settings_are_accepted() -> None:
         http_write_timeout=4,
     )
     assert not server.running
+    verdict = loadmon.Server(
+        port=0,
+        thresholds=("fleet.p99_ms < 50", "client.mb_s >= 80 over 10s"),
+        abort_on_fail=True,
+        baseline="last-week.json",
+        report_junit="junit.xml",
+    )
+    assert not verdict.running
     loadmon.Worker(handshake_timeout=2.5, max_line_bytes=100)
     with pytest.raises(loadmon.ConfigError, match="max_ids"):
         # The core's rule across settings: a fleet needs as many ids as clients.

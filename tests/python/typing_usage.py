@@ -129,3 +129,16 @@ async def faces_round_two(out: Path) -> int:
                                                               out_dir=out).run_async()
     _ = (result, kinds)
     return summary.passed
+
+
+def thresholds(out: Path) -> bool:
+    with loadmon.Server(port=0, thresholds=["fleet.p99_ms < 50", "client.mb_s >= 80 over 10s"],
+                        abort_on_fail=True, baseline=out / "last-week.json",
+                        report_junit=out / "junit.xml") as server:
+        report: loadmon.Report = server.wait(timeout=30.0)
+    verdict = report.verdict
+    if verdict is None:
+        return True
+    outcomes: list[str] = [str(r["outcome"]) for r in verdict["rules"]]
+    _ = outcomes
+    return bool(verdict["passed"])

@@ -113,6 +113,10 @@ const SERVER: &[(&str, Source)] = &[
     ("report_csv_path", Core("report_csv", Str, &[])),
     ("report_html_path", Core("report_html", Str, &[])),
     ("latency_log_path", Core("latency_log", Str, &[])),
+    ("report_junit_path", Core("report_junit", Str, &[])),
+    ("baseline_path", Core("baseline", Str, &[])),
+    ("thresholds", Core("thresholds", EmptyIsNull, &[])),
+    ("abort_on_fail", Core("abort_on_fail", Flag, &[])),
     (
         "expect_clients",
         Core(

@@ -93,6 +93,10 @@ struct ServerArgs<'a, 'py> {
     http_max_connections: Arg<'a, 'py>,
     http_write_timeout: Arg<'a, 'py>,
     latency_log: Arg<'a, 'py>,
+    thresholds: Option<Vec<String>>,
+    abort_on_fail: Option<bool>,
+    baseline: Arg<'a, 'py>,
+    report_junit: Arg<'a, 'py>,
 }
 
 impl ServerArgs<'_, '_> {
@@ -141,6 +145,10 @@ impl ServerArgs<'_, '_> {
             report_csv: path_arg(self.report_csv)?,
             report_html: path_arg(self.report_html)?,
             latency_log: path_arg(self.latency_log)?,
+            report_junit: path_arg(self.report_junit)?,
+            thresholds: self.thresholds.unwrap_or(d.thresholds.clone()),
+            abort_on_fail: self.abort_on_fail.unwrap_or(d.abort_on_fail),
+            baseline: path_arg(self.baseline)?,
             http: self.http,
             http_linger: opt_secs_arg(
                 py,
@@ -275,14 +283,16 @@ impl PyServer {
         expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=None,
         allow_clear_token=None, max_pending=None, max_ids=None, write_timeout=None,
         max_line_bytes=None, http_header_read_timeout=None, http_idle_timeout=None,
-        http_max_connections=None, http_write_timeout=None, latency_log=None),
+        http_max_connections=None, http_write_timeout=None, latency_log=None,
+        thresholds=None, abort_on_fail=None, baseline=None, report_junit=None),
         text_signature = "(host='127.0.0.1', port=1234, max_clients=5, first_client_id=100, \
             heartbeat_timeout=15.0, report_json=None, log_dir=None, handshake_timeout=10.0, \
             token=None, http=None, http_linger=0.0, report_csv=None, report_html=None, \
             expect_clients=None, plan=None, start_timeout=None, http_allow_hosts=(), \
             allow_clear_token=False, max_pending=256, max_ids=100000, write_timeout=10.0, \
             max_line_bytes=4096, http_header_read_timeout=10.0, http_idle_timeout=30.0, \
-            http_max_connections=128, http_write_timeout=30.0, latency_log=None)")]
+            http_max_connections=128, http_write_timeout=30.0, latency_log=None, \
+            thresholds=(), abort_on_fail=False, baseline=None, report_junit=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new<'a, 'py>(
         py: Python<'py>,
@@ -313,6 +323,10 @@ impl PyServer {
         http_max_connections: Arg<'a, 'py>,
         http_write_timeout: Arg<'a, 'py>,
         latency_log: Arg<'a, 'py>,
+        thresholds: Option<Vec<String>>,
+        abort_on_fail: Option<bool>,
+        baseline: Arg<'a, 'py>,
+        report_junit: Arg<'a, 'py>,
     ) -> PyResult<Self> {
         guard(py, "Server()", || {
             let args = ServerArgs {
@@ -343,6 +357,10 @@ impl PyServer {
                 http_max_connections,
                 http_write_timeout,
                 latency_log,
+                thresholds,
+                abort_on_fail,
+                baseline,
+                report_junit,
             };
             Ok(PyServer {
                 config: args.config(py)?,

@@ -6,8 +6,10 @@
 //! named constant of the library for what only the command line has), never a number restated
 //! here; the tests below fail when a default drifts or a setting has no flag.
 
+mod verdict;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub(crate) use verdict::{CmpArgs, VerdictArgs};
 
 use clap::{Args, Parser, Subcommand};
 use loadmon::client::ClientConfig;
@@ -50,6 +52,9 @@ pub(crate) enum Command {
     /// Check files written with verified data, offline: exit 0 if every block is as written,
     /// 4 if not (each bad block's class, offset, what was expected and what was found).
     Verify(crate::verify::VerifyArgs),
+    /// Compare two runs' JSON reports: the change of each fleet and per-client figure,
+    /// judged against run-to-run noise, and the parameters that differ.
+    Cmp(CmpArgs),
 }
 
 /// The end of `loadmon server --help`: fleet mode in one example.
@@ -153,6 +158,8 @@ pub(crate) struct ServerArgs {
     pub(crate) threads: usize,
     #[command(flatten)]
     pub(crate) watch: WatchArgs,
+    #[command(flatten)]
+    pub(crate) verdict: VerdictArgs,
     #[command(flatten)]
     pub(crate) http_limits: HttpLimitArgs,
     #[command(flatten)]

@@ -4,8 +4,10 @@
 //! Exit codes: 0 success (for `server` and `demo`: every client PASS, and at least one client
 //! ran); 1 runtime error; 2 configuration or usage error; 3 the report was written but not every
 //! client PASSed (including clients ABORTED because the server was stopped by SIGINT, SIGTERM
-//! or SIGHUP, and a run stopped before any client got an id); 4 `loadmon verify` found bad
-//! blocks.
+//! or SIGHUP, and a run stopped before any client got an id); 4 (`server`) the run had threshold
+//! rules (`--threshold`) and they failed (a rule failed or had no data; it wins over 3, which
+//! an `--abort-on-fail` run's ABORTED clients would give), (`verify`) `loadmon verify` found
+//! bad blocks.
 //!
 //! Nothing here uses `print!`/`eprint!`: those panic when stdout or stderr is a closed pipe
 //! (`loadmon server | head -1`). Console text goes through [`output::say`], which stops writing
@@ -13,7 +15,7 @@
 //!
 //! One room per job, each using only the library's public API: [`args`] (the command line and
 //! what it means as the core's settings), [`server`] (with [`json_stream`]), [`client`],
-//! [`worker`], [`demo`], [`verify`], [`signals`] (SIGINT, SIGTERM, SIGHUP, SIGXFSZ), [`output`] (the
+//! [`worker`], [`demo`], [`verify`], [`cmp`], [`signals`] (SIGINT, SIGTERM, SIGHUP, SIGXFSZ), [`output`] (the
 //! console text).
 
 use std::io::IsTerminal;
@@ -26,6 +28,7 @@ use loadmon::Error;
 
 mod args;
 mod client;
+mod cmp;
 mod demo;
 mod json_stream;
 mod output;
@@ -52,15 +55,24 @@ fn main() -> ExitCode {
         Command::Worker(a) => worker::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Cmp(a) => cmp::run(&a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            // The message may quote a peer (a server's refusal reason): escaped.
-            say(
-                Console::Err,
-                &format!("loadmon: {}\n", escape_control(&e.to_string())),
-            );
+            // The message may quote a peer (a server's refusal reason): escaped. A
+            // configuration error is the user's own text, and may span lines (a threshold
+            // rule with a caret under it): each line escaped.
+            let text = e.to_string();
+            let shown = if e.kind() == loadmon::error::ErrorKind::Config {
+                text.lines()
+                    .map(|l| escape_control(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                escape_control(&text).into_owned()
+            };
+            say(Console::Err, &format!("loadmon: {shown}\n"));
             ExitCode::from(e.kind().exit_code())
         }
     }

@@ -65,6 +65,10 @@ pub(crate) fn report_text(report: &Report) -> String {
 /// 0 if every client PASSed (and there was at least one, and in fleet mode every expected
 /// client started), else 3.
 pub(crate) fn report_exit(report: &Report) -> ExitCode {
+    // Thresholds failed: their own code, whatever the clients' statuses.
+    if report.verdict.as_ref().is_some_and(|v| !v.passed) {
+        return ExitCode::from(THRESHOLDS_FAILED);
+    }
     let t = &report.total;
     let fleet_short = t
         .expected_clients
@@ -79,6 +83,10 @@ pub(crate) fn report_exit(report: &Report) -> ExitCode {
         ExitCode::from(3)
     }
 }
+
+/// The exit code of a run whose thresholds failed (`--threshold`): not 3, "a client did not
+/// PASS", so that a pipeline tells a slow run from a broken one.
+pub(crate) const THRESHOLDS_FAILED: u8 = 4;
 
 /// A latency for the console: two decimals, or `-` when there is none.
 pub(crate) fn fmt_ms(x: Option<f64>) -> String {

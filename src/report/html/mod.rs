@@ -36,6 +36,7 @@ mod page;
 mod paged;
 mod static_page;
 mod summary;
+mod verdict;
 
 /// Up to this many clients the page is static (every row, every client's line in one
 /// chart, no script); above it the page is the paged one (see the module docs).

@@ -40,6 +40,7 @@ pub(super) fn head(s: &mut String, report: &Report, extra_style: &str) {
         let _ = writeln!(s, "<p id=\"fleet\">{}</p>", escape(&line));
     }
     warnings(s, report);
+    super::verdict::section(s, report);
 }
 
 /// The report's warnings (a client's clock far off the server's), under the head, in red.

@@ -43,6 +43,8 @@ enum Samples {
     /// A histogram without labels: its cumulative buckets (`le`, count), `+Inf`, `_sum` and
     /// `_count`; left out when there is none.
     Histogram(fn(&Scrape) -> Option<&Buckets>),
+    /// One sample per threshold rule (`rule` label); the family is left out without rules.
+    Rules(fn(&crate::report::RuleVerdict) -> Value),
 }
 
 /// A Prometheus histogram's samples.
@@ -72,10 +74,18 @@ struct Scrape {
     schedule_lag: Option<Buckets>,
     /// The paced clients' chunk response times, merged (`rlat` lines).
     response: Option<Buckets>,
+    /// The thresholds' verdict so far (`None`: no rule).
+    verdict: Option<crate::report::Verdict>,
 }
 
 /// Every family, in the order written.
 const FAMILIES: &[Family] = &[
+    Family {
+        name: "loadmon_threshold_ok",
+        kind: Kind::Gauge,
+        help: "1 while the threshold rule holds or is not judged yet, 0 once it failed (or, at the end, had no data).",
+        samples: Samples::Rules(|r| Value::Count(u64::from(r.outcome.is_ok()))),
+    },
     Family {
         name: "loadmon_info",
         kind: Kind::Gauge,
@@ -344,6 +354,7 @@ impl Scrape {
             latency: c.latency_buckets(),
             schedule_lag,
             response,
+            verdict: c.verdict(),
         }
     }
 
@@ -395,6 +406,14 @@ impl Family {
                 if let Some(v) = scrape.fleet.as_ref().and_then(get) {
                     self.head(s);
                     let _ = writeln!(s, "{name} {v}");
+                }
+            }
+            Samples::Rules(get) => {
+                if let Some(v) = &scrape.verdict {
+                    self.head(s);
+                    for r in &v.rules {
+                        let _ = writeln!(s, "{name}{{rule=\"{}\"}} {}", label(&r.rule), get(r));
+                    }
                 }
             }
             Samples::Histogram(get) => {

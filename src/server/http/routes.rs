@@ -37,6 +37,7 @@ pub(super) fn router(app: App) -> Router {
         .route("/api/io", get(io))
         .route("/api/total", get(total))
         .route("/api/server", get(server))
+        .route("/api/verdict", get(verdict))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(
             app.token.clone(),
@@ -101,6 +102,11 @@ async fn clients(State(app): State<App>) -> Response {
             .get(finished, false, || to_json(&app.control.snapshot()))
             .await,
     )
+}
+
+/// The thresholds' verdict (`null` for a server without rules).
+async fn verdict(State(app): State<App>) -> Response {
+    json_response(to_json(&app.control.verdict()))
 }
 
 async fn report(State(app): State<App>) -> Response {

@@ -129,6 +129,20 @@ pub struct LoadmonServerConfig {
     /// split across the workers in their plans; `LOADMON_NO_RATE`: as fast as possible.
     /// Default: LOADMON_NO_RATE.
     pub plan_rate_mb_s: f64,
+    /// Threshold rules checked while the run goes on (`fleet.p99_ms < 50`,
+    /// `client.mb_s >= 80 over 10s`; at most 64): an array of strings ended by a NULL entry;
+    /// NULL for none. A bad rule is `LOADMON_CONFIG`, its message (`loadmon_last_error`)
+    /// pointing into the rule. The report's `verdict` says which held. Default: NULL.
+    pub thresholds: *const *const c_char,
+    /// 1: stop the run at the first threshold that fails (clients ABORTED with the rule as the
+    /// reason); 0: the verdict at the end. Needs a threshold. Default: 0.
+    pub abort_on_fail: i64,
+    /// An earlier run's JSON report, for rules with `baseline` as their bound; NULL for none.
+    /// Default: NULL.
+    pub baseline_path: *const c_char,
+    /// Where to write the JUnit XML (a test case per rule and per client) when the server
+    /// stops; NULL for none. Default: NULL.
+    pub report_junit_path: *const c_char,
 }
 
 // The core's host default as a C string, made once (never shared with another struct's).
@@ -178,6 +192,10 @@ unsafe impl Growable for LoadmonServerConfig {
             plan_jobs: i64::from(p.jobs),
             plan_iodepth: i64::from(p.iodepth),
             plan_rate_mb_s: rate_c(p.rate_mb_s),
+            thresholds: std::ptr::null(),
+            abort_on_fail: i64::from(d.abort_on_fail),
+            baseline_path: std::ptr::null(),
+            report_junit_path: std::ptr::null(),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonServerConfig: host,
@@ -188,7 +206,7 @@ unsafe impl Growable for LoadmonServerConfig {
         http_allow_hosts, allow_clear_token, max_pending, max_ids, write_timeout_ms,
         max_line_bytes, http_linger_ms, http_header_read_timeout_ms, http_idle_timeout_ms,
         http_max_connections, http_write_timeout_ms, latency_log_path, plan_jobs, plan_iodepth,
-        plan_rate_mb_s);
+        plan_rate_mb_s, thresholds, abort_on_fail, baseline_path, report_junit_path);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -196,8 +214,8 @@ unsafe impl Growable for LoadmonServerConfig {
 /// server starts).
 ///
 /// # Safety
-/// `c`'s strings are NULL or NUL-terminated, and `http_allow_hosts` NULL or an array of them
-/// ended by NULL.
+/// `c`'s strings are NULL or NUL-terminated, and `http_allow_hosts` and `thresholds` NULL or
+/// an array of them ended by NULL.
 pub(crate) unsafe fn server_config(c: &LoadmonServerConfig) -> Res<ServerConfig> {
     // SAFETY: forwarded contract.
     let fleet = unsafe { fleet_config(c) }?;
@@ -227,6 +245,7 @@ pub(crate) unsafe fn server_config(c: &LoadmonServerConfig) -> Res<ServerConfig>
         write_timeout: ms_setting("write_timeout_ms", c.write_timeout_ms, Zero::Rejected)?,
         max_line_bytes: int("max_line_bytes", c.max_line_bytes)?,
         allow_clear_token: flag("allow_clear_token", c.allow_clear_token)?,
+        abort_on_fail: flag("abort_on_fail", c.abort_on_fail)?,
         http_linger: ms_setting("http_linger_ms", c.http_linger_ms, config::HTTP_LINGER)?,
         http_limits: http_limits(c)?,
         fleet,
@@ -254,6 +273,11 @@ unsafe fn set_server_strings(config: &mut ServerConfig, c: &LoadmonServerConfig)
     config.report_csv = path(c.report_csv_path, "report_csv_path")?;
     config.report_html = path(c.report_html_path, "report_html_path")?;
     config.latency_log = path(c.latency_log_path, "latency_log_path")?;
+    config.baseline = path(c.baseline_path, "baseline_path")?;
+    config.report_junit = path(c.report_junit_path, "report_junit_path")?;
+    // SAFETY: NULL or a NULL-ended array of such strings per the contract.
+    config.thresholds =
+        unsafe { optional_str_list(c.thresholds, "thresholds", loadmon::verdict::MAX_RULES) }?;
     // SAFETY: NULL or a NULL-ended array of such strings per the contract.
     config.http_allow_hosts =
         unsafe { optional_str_list(c.http_allow_hosts, "http_allow_hosts", MAX_HTTP_ALLOW_HOSTS) }?;
