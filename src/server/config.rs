@@ -400,7 +400,8 @@ impl ServerConfig {
         f.worker_plan().validate().map_err(|e| {
             let share = match f.plan.rate_mb_s {
                 Some(r) if f.expect_clients > 1 => format!(
-                    " (each worker's share of the fleet's {r} MB/s over {} workers)",
+                    " (each worker's share of the fleet's {} MB/s over {} workers)",
+                    config::number(r),
                     f.expect_clients
                 ),
                 _ => String::new(),
