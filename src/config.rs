@@ -288,9 +288,9 @@ pub fn seconds(name: &str, s: f64, zero: Zero) -> Result<Duration> {
     Ok(d)
 }
 
-/// A float as an error message shows it: `1e300`, not its 301 digits.
-fn number(x: f64) -> String {
-    if x.is_finite() && x.abs() >= 1e16 {
+/// A float as an error message shows it: `1e300` and `1e-300`, not their 301 digits.
+pub(crate) fn number(x: f64) -> String {
+    if x.is_finite() && (x.abs() >= 1e16 || (x != 0.0 && x.abs() < 1e-6)) {
         format!("{x:e}")
     } else {
         x.to_string()

@@ -435,12 +435,24 @@ impl ServerConfig {
         if let Some(t) = f.start_timeout {
             check_duration("start_timeout", t, config::START_TIMEOUT)?;
         }
-        // The fleet's plan (its rate within the setting's bounds), and what each worker runs
-        // (at its share of the rate, 2 files must still fit).
-        f.plan
-            .validate()
-            .and_then(|()| f.worker_plan().validate())
-            .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))
+        // The fleet's rate within the setting's bounds, then what each worker runs: the plan
+        // at its share of the rate (2 files must fit at the share, not at the fleet's rate as
+        // if one worker ran it), and a message that says it is the share.
+        if let Some(r) = f.plan.rate_mb_s {
+            config::rate_mb_s("rate", r)
+                .map_err(|e| Error::Config(format!("plan: {}", config_message(&e))))?;
+        }
+        f.worker_plan().validate().map_err(|e| {
+            let share = match f.plan.rate_mb_s {
+                Some(r) if f.expect_clients > 1 => format!(
+                    " (each worker's share of the fleet's {} MB/s over {} workers)",
+                    config::number(r),
+                    f.expect_clients
+                ),
+                _ => String::new(),
+            };
+            Error::Config(format!("plan{share}: {}", config_message(&e)))
+        })
     }
 
     /// The report files this configuration asks for.
@@ -579,6 +591,45 @@ mod tests {
                 ..ok.clone()
             },
         ]
+    }
+
+    #[test]
+    fn a_fleet_rate_is_checked_at_each_workers_share_and_the_message_says_so() {
+        let fleet = |expect: usize, rate: f64| ServerConfig {
+            max_clients: 1000,
+            fleet: Some(FleetConfig::new(
+                expect,
+                Plan {
+                    jobs: 8,
+                    rate_mb_s: Some(rate),
+                    ..Plan::default()
+                },
+            )),
+            ..ServerConfig::default()
+        };
+        // 100 MB/s over 2 workers, 8 streams each: 6.25 MB/s per stream, 15 s, 50 MB files
+        // (1.9 files): the share fails, and the message names the share, not the fleet's rate
+        // as if one worker ran it.
+        let e = fleet(2, 100.0).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("each worker's share of the fleet's 100 MB/s over 2 workers")
+                && e.contains("at a rate of 50 MB/s (6.250 MB/s per stream, over 8 streams)"),
+            "{e}"
+        );
+        // 10 MB/s over 100 workers: the message was about 10 MB/s (the fleet's rate checked
+        // as one worker's), not the 0.1 MB/s each worker gets.
+        let e = fleet(100, 10.0).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("at a rate of 0.1 MB/s") && e.contains("over 100 workers"),
+            "{e}"
+        );
+        assert!(fleet(2, 200.0).validate().is_ok());
+        // The fleet's rate keeps its own bound.
+        let e = fleet(2, 2e6).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("rate must be a number of MB/s above 0 and at most 1000000"),
+            "{e}"
+        );
     }
 
     #[test]

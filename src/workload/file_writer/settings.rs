@@ -270,8 +270,9 @@ impl FileWriterConfig {
             String::new()
         };
         Err(Error::Config(format!(
-            "at a rate of {rate_mb_s} MB/s{share}, only {fit:.2} whole file(s) of {} fit in {} \
+            "at a rate of {} MB/s{share}, only {fit:.2} whole file(s) of {} fit in {} \
              s; at least 2 must (raise the rate or the run time, or lower the file size)",
+            crate::config::number(rate_mb_s),
             size_text(self.file_size_bytes),
             self.run_time_s
         )))
@@ -404,6 +405,20 @@ mod tests {
             },
             "above the limit of 4096 MB",
         );
+    }
+
+    #[test]
+    fn a_tiny_rate_reads_as_a_number_in_the_message() {
+        let c = FileWriterConfig {
+            rate_mb_s: Some(1e-300),
+            ..FileWriterConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("at a rate of 1e-300 MB/s, only 0.00 whole file(s)"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
     }
 
     #[test]
