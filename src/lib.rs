@@ -101,8 +101,8 @@ pub mod server;
 pub mod stats;
 pub mod text;
 pub mod units;
-pub mod verify;
 pub mod verdict;
+pub mod verify;
 pub mod worker;
 pub mod workload;
 

@@ -38,8 +38,7 @@ mod verdict;
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
     ClientReport, Report, Status, StreamReport, Total, ABORTED_HEADLINE, CLOCK_WARN_MS,
-    MAX_CLOCK_WARNINGS,
-    STOPPED_REASON,
+    MAX_CLOCK_WARNINGS, STOPPED_REASON,
 };
 pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
 

@@ -58,6 +58,9 @@ pub enum Source {
     Files,
     /// Bytes written.
     Bytes,
+    /// The 99th percentile of how late paced chunks began (`pace` lines): a client's from
+    /// its merged start lags, the fleet's from every paced client's merged exactly.
+    ScheduleLagP99Ms,
     /// Not measured yet by this loadmon: always "no data" (never a pass), with this note.
     NotYet(&'static str),
 }
@@ -195,7 +198,7 @@ pub const METRICS: &[Metric] = &[
         window_fleet: false,
         window_client: false,
         monotone: false,
-        source: Source::NotYet("pacing is not in this loadmon yet (issue 22): no data"),
+        source: Source::ScheduleLagP99Ms,
         about: "99th percentile lag behind a paced schedule",
     },
 ];

@@ -55,6 +55,7 @@ fn pick(s: &LatencySummary, l: Latency) -> f64 {
 
 const NO_LATENCY: &str = "no client sent latency histograms";
 const NO_RUN: &str = "no client ran";
+const NO_PACE: &str = "no client was paced (--rate)";
 
 /// The fleet's figure over the run so far. `gaps`: each client's longest heartbeat gap seen.
 pub fn fleet_run(m: &Metric, r: &Report, gaps: &BTreeMap<u32, f64>) -> Read {
@@ -70,6 +71,13 @@ pub fn fleet_run(m: &Metric, r: &Report, gaps: &BTreeMap<u32, f64>) -> Read {
         Source::Files => Read::Value(t.files_written as f64),
         Source::Bytes => Read::Value(t.bytes_written as f64),
         Source::CpuPct => Read::NoData("a client figure".into()),
+        Source::ScheduleLagP99Ms => of(
+            t.pace
+                .as_ref()
+                .and_then(|p| p.schedule_lag.as_ref())
+                .map(|s| s.p99_ms),
+            NO_PACE,
+        ),
         Source::NotYet(why) => Read::NoData(why.into()),
     }
 }
@@ -96,6 +104,7 @@ pub fn client_run(m: &Metric, c: &ClientReport, gaps: &BTreeMap<u32, f64>) -> Re
         Source::HeartbeatGapS => of(gaps.get(&c.id).copied(), "no heartbeat was checked"),
         Source::Files => Read::Value(c.files_written as f64),
         Source::Bytes => Read::Value(c.bytes_written as f64),
+        Source::ScheduleLagP99Ms => of(c.schedule_lag_p99_ms, NO_PACE),
         Source::NotYet(why) => Read::NoData(why.into()),
     }
 }

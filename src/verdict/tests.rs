@@ -436,7 +436,27 @@ fn metrics_not_measured_yet_give_no_data_never_a_pass() {
         assert_eq!(rule.outcome, Outcome::NoData);
     }
     assert!(v.rules[0].note.as_deref().unwrap().contains("issue 23"));
-    assert!(v.rules[1].note.as_deref().unwrap().contains("issue 22"));
+    assert!(v.rules[1]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("no client was paced"));
+}
+
+#[test]
+fn a_paced_clients_schedule_lag_is_judged_from_its_merged_start_lags() {
+    let mut e = evaluator(&["client.schedule_lag_p99_ms < 100"]);
+    let mut on_time = client(100, 1.0);
+    on_time.schedule_lag_p99_ms = Some(3.5);
+    let mut late = client(101, 1.0);
+    late.schedule_lag_p99_ms = Some(150.0);
+    let r = report(vec![on_time, late]);
+    check(&mut e, &r, 30.0, true);
+    let v = e.verdict(START);
+    assert!(!v.passed);
+    assert_eq!(v.rules[0].outcome, Outcome::Fail);
+    assert_eq!(v.rules[0].observed, Some(150.0), "{v:?}");
+    assert_eq!(v.rules[0].client, Some(101), "{v:?}");
 }
 
 #[test]
