@@ -7,10 +7,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::WAIT;
+use common::{promtool_accepts, WAIT};
 use loadmon::blocking::{ClientHandle, ServerHandle};
 use loadmon::client::ClientConfig;
 use loadmon::hostio::device_of;
@@ -74,25 +73,6 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 /// Whether `metrics` has a sample of `family` for `id`.
 fn has_sample(metrics: &str, family: &str, id: u32) -> bool {
     metrics.contains(&format!("{family}{{client_id=\"{id}\"}} "))
-}
-
-/// promtool accepts `metrics` without a lint finding.
-fn promtool_accepts(metrics: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("metrics.txt");
-    std::fs::write(&file, metrics).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\n{metrics}");
-    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
 }
 
 /// A scripted loadmon peer: hello, id, start, then `lines`; returns the socket and its id.

@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{chromium_dom, small_plan, WAIT};
@@ -313,20 +312,7 @@ fn promtool_accepts_the_metrics_of_a_real_run() {
     assert!(metrics.contains(&format!(
         "loadmon_client_cpu_percent{{client_id=\"{open_id}\"}} 12.5\n"
     )));
-    let file = dir.path().join("metrics.txt");
-    std::fs::write(&file, &metrics).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\n{metrics}");
-    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
+    common::promtool_accepts(&metrics);
     c.join(Some(WAIT)).expect("client");
     server.stop().unwrap();
 }

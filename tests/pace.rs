@@ -329,21 +329,7 @@ async fn metrics_and_api_carry_the_schedule_lag_and_pass_promtool() {
     assert_eq!(total["pace"]["schedule_lag"]["writes"], 4);
     let clients: serde_json::Value = serde_json::from_str(&clients).unwrap();
     assert_eq!(clients[0]["schedule_lag_ms"], 250.0);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("metrics.txt");
-    std::fs::write(&file, &metrics).unwrap();
-    let out = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\n{metrics}");
-    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
+    common::promtool_accepts(&metrics);
     raw.send("done").await;
     assert!(raw.closed().await);
     server.report().await;

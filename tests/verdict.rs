@@ -18,7 +18,7 @@ use loadmon::{Report, Status};
 
 mod common;
 
-use common::{ChildGuard, TestServer};
+use common::{promtool_accepts, ChildGuard, TestServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadmon");
 const MIB: f64 = 1024.0 * 1024.0;
@@ -190,25 +190,6 @@ fn http_get(url: &str) -> String {
         .into();
     let mut resp = agent.get(url).call().expect("HTTP request");
     resp.body_mut().read_to_string().expect("body")
-}
-
-/// promtool accepts `metrics` without a lint finding.
-fn promtool_accepts(metrics: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("metrics.txt");
-    std::fs::write(&file, metrics).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\n{metrics}");
-    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

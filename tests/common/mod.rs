@@ -183,6 +183,25 @@ impl Drop for ChildGuard {
     }
 }
 
+/// promtool (Debian package `prometheus`) accepts `metrics` without a lint finding.
+pub fn promtool_accepts(metrics: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, metrics).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus) must be installed: run `make system-deps`");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{metrics}");
+    assert!(said.trim().is_empty(), "promtool lint findings: {said}");
+}
+
 /// The DOM of `url` in headless Chromium once its scripts ran.
 pub fn chromium_dom(url: &str, dir: &std::path::Path, name: &str) -> String {
     let dom_path = dir.join(format!("{name}-dom.html"));
