@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{widen, MAX_SAMPLES};
+use super::{reserve_one, thin, widen, MAX_SAMPLES};
 use crate::hostio::HostIoSample;
 
 /// One point of a client's host I/O series: a [`HostIoSample`] at a time on the server's
@@ -104,17 +104,9 @@ impl IoSeries {
         }
         self.seen = 0;
         if self.samples.len() >= MAX_SAMPLES {
-            let mut i = 0;
-            self.samples.retain(|_| {
-                i += 1;
-                i % 2 == 0
-            });
-            self.stride = self.stride.saturating_mul(2);
+            thin(&mut self.samples, &mut self.stride);
         }
-        if self.samples.len() == self.samples.capacity() {
-            let want = (self.samples.capacity() * 2).clamp(4, MAX_SAMPLES);
-            self.samples.reserve_exact(want - self.samples.len());
-        }
+        reserve_one(&mut self.samples);
         self.samples.push(IoStored::new(t_s, s));
     }
 

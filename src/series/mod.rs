@@ -272,13 +272,7 @@ impl Series {
         }
         self.seen = 0;
         if self.samples.len() >= MAX_SAMPLES {
-            // Keep every other point, newest included, and halve the rate of keeping.
-            let mut i = 0;
-            self.samples.retain(|_| {
-                i += 1;
-                i % 2 == 0
-            });
-            self.stride = self.stride.saturating_mul(2);
+            thin(&mut self.samples, &mut self.stride);
             self.recompute();
             self.last = self
                 .samples
@@ -286,11 +280,7 @@ impl Series {
                 .map_or(self.origin, |p| (f64::from(p.t_s), p.bytes_written));
         }
         let base = self.last;
-        if self.samples.len() == self.samples.capacity() {
-            // Grow by doubling, but never past the bound.
-            let want = (self.samples.capacity() * 2).clamp(4, MAX_SAMPLES);
-            self.samples.reserve_exact(want - self.samples.len());
-        }
+        reserve_one(&mut self.samples);
         let point = Stored::new(&s, rate(base, (s.t_s, s.bytes_written)));
         self.last = (f64::from(point.t_s), point.bytes_written);
         self.samples.push(point);
@@ -329,6 +319,26 @@ impl Series {
     #[cfg(test)]
     fn capacity(&self) -> usize {
         self.samples.capacity()
+    }
+}
+
+/// Thins a full series: keeps every other point, the newest included, and doubles `stride`
+/// (the series then keeps one sample in twice as many), so that a bounded series still covers
+/// the whole run at an even resolution.
+pub(super) fn thin<T>(points: &mut Vec<T>, stride: &mut u32) {
+    let mut i = 0;
+    points.retain(|_| {
+        i += 1;
+        i % 2 == 0
+    });
+    *stride = stride.saturating_mul(2);
+}
+
+/// Room for one more point: the capacity grows by doubling, never past [`MAX_SAMPLES`].
+pub(super) fn reserve_one<T>(points: &mut Vec<T>) {
+    if points.len() == points.capacity() {
+        let want = (points.capacity() * 2).clamp(4, MAX_SAMPLES);
+        points.reserve_exact(want.saturating_sub(points.len()));
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{rate, BUCKET_WIDTHS_S, MAX_SAMPLES, MAX_TOTAL_SAMPLES};
+use super::{rate, reserve_one, thin, BUCKET_WIDTHS_S, MAX_SAMPLES, MAX_TOTAL_SAMPLES};
 
 /// A loadmon client reports its bytes (`tput`) every this many seconds.
 pub const TPUT_PERIOD_S: f64 = 1.0;
@@ -90,19 +90,9 @@ impl TputSeries {
         self.seen = 0;
         self.newest = None;
         if self.kept.len() >= MAX_SAMPLES {
-            // Keep every other report, the newest included, and halve the rate of keeping.
-            let mut i = 0;
-            self.kept.retain(|_| {
-                i += 1;
-                i % 2 == 0
-            });
-            self.stride = self.stride.saturating_mul(2);
+            thin(&mut self.kept, &mut self.stride);
         }
-        if self.kept.len() == self.kept.capacity() {
-            // Grow by doubling, but never past the bound.
-            let want = (self.kept.capacity() * 2).clamp(4, MAX_SAMPLES);
-            self.kept.reserve_exact(want - self.kept.len());
-        }
+        reserve_one(&mut self.kept);
         self.kept.push(report);
     }
 
