@@ -11,16 +11,17 @@
 //! rules ([`Plan::to_wire`], [`Plan::from_wire`]), the protocol none of them.
 //!
 //! ```text
-//! plan:run=<id>:runtime=<s>:chunksize=<size>:filesize=<size>:min_chunksize=<size>:sync=<none|file|direct>:keep_files=<n|all>[:jobs=<n>][:iodepth=<n>][:rate=<mb_s>]
+//! plan:run=<id>:runtime=<s>:chunksize=<size>:filesize=<size>:min_chunksize=<size>:sync=<none|file|direct>:keep_files=<n|all>[:jobs=<n>][:iodepth=<n>][:rate=<mb_s>][:verify=<rollover|end>][:verify_block=<size>][:verify_continue=1][:verify_peer=1][:overwrite=1]
 //! ```
 //!
 //! Every key exactly once, in any order (encoded in this order); an unknown key is invalid;
 //! `runtime` above 0 and at most [`MAX_RUN_TIME_S`], the sizes at most
 //! [`MAX_SIZE_MB`] MiB: a whole number of MiB as the seed wrote
 //! them (`10`), or, for a size that is not whole MiB, a whole number of KiB with `k` (`256k`)
-//! or of bytes with `b` (`1000b`). `jobs`, `iodepth` and `rate` (MiB/s) are optional: absent
-//! means the default (1, 1, as fast as possible) and the default is never written, so a plan
-//! with the seed's settings is the line it always was.
+//! or of bytes with `b` (`1000b`). `jobs`, `iodepth`, `rate` (MiB/s) and the verify settings
+//! are optional: absent means the default (1, 1, as fast as possible, `verify=none`, 4 KiB
+//! blocks, flags off; a flag is `1` or `0`) and the default is never written, so a plan with
+//! the seed's settings is the line it always was.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 use crate::error::{ProtocolError, Result};
 use crate::protocol::{parse_size_mb, WirePlan};
 use crate::units::{format_size, size_text, BYTES_PER_KIB, BYTES_PER_MB_U64, MAX_SIZE_MB};
-use crate::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
+use crate::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode, VerifyMode};
 
 /// Longest run time a plan may carry, seconds (every duration's bound,
 /// [`units::MAX_SECONDS`](crate::units::MAX_SECONDS), about 31.7 years).
@@ -47,7 +48,16 @@ pub const WIRE_KEYS: [&str; 6] = [
 
 /// The plan's optional keys, written (after [`WIRE_KEYS`], in this order) only when their
 /// value is not the default.
-pub const OPTIONAL_WIRE_KEYS: [&str; 3] = ["jobs", "iodepth", "rate"];
+pub const OPTIONAL_WIRE_KEYS: [&str; 8] = [
+    "jobs",
+    "iodepth",
+    "rate",
+    "verify",
+    "verify_block",
+    "verify_continue",
+    "verify_peer",
+    "overwrite",
+];
 
 /// The command its errors name.
 const C: &str = "plan";
@@ -76,6 +86,17 @@ pub struct Plan {
     /// [`FleetConfig::plan`](crate::server::FleetConfig::plan) carries the fleet's; each worker
     /// gets its share, [`Plan::worker_share`].)
     pub rate_mb_s: Option<f64>,
+    /// Whether and when each worker checks its data (`--verify`).
+    pub verify: VerifyMode,
+    /// Verify block size, bytes (`--verify-block`).
+    pub verify_block_bytes: u64,
+    /// A bad block does not end a worker's run (`--verify-continue`).
+    pub verify_continue: bool,
+    /// Each worker checks another worker's kept files in a shared directory
+    /// (`--verify-peer`).
+    pub verify_peer: bool,
+    /// The oldest kept file is rewritten in place (`--overwrite`).
+    pub overwrite: bool,
 }
 
 impl Default for Plan {
@@ -97,6 +118,11 @@ impl Plan {
             jobs: c.jobs,
             iodepth: c.iodepth,
             rate_mb_s: c.rate_mb_s,
+            verify: c.verify,
+            verify_block_bytes: c.verify_block_bytes,
+            verify_continue: c.verify_continue,
+            verify_peer: c.verify_peer,
+            overwrite: c.overwrite,
         }
     }
 
@@ -113,6 +139,11 @@ impl Plan {
             jobs: self.jobs,
             iodepth: self.iodepth,
             rate_mb_s: self.rate_mb_s,
+            verify: self.verify,
+            verify_block_bytes: self.verify_block_bytes,
+            verify_continue: self.verify_continue,
+            verify_peer: self.verify_peer,
+            overwrite: self.overwrite,
         }
     }
 
@@ -163,7 +194,9 @@ impl Plan {
     /// ```
     pub fn to_wire(&self, run: u64) -> WirePlan {
         let [runtime, chunk, file, min_chunk, sync, keep] = WIRE_KEYS;
-        let [jobs, iodepth, rate] = OPTIONAL_WIRE_KEYS;
+        let [jobs, iodepth, rate, verify, verify_block, verify_continue, verify_peer, overwrite] =
+            OPTIONAL_WIRE_KEYS;
+        let default = FileWriterConfig::default();
         let mut w = WirePlan::new(run)
             .with(runtime, self.run_time_s)
             .with(chunk, format_size(self.chunk_size_bytes))
@@ -179,6 +212,21 @@ impl Plan {
         }
         if let Some(r) = self.rate_mb_s {
             w = w.with(rate, r);
+        }
+        if self.verify != default.verify {
+            w = w.with(verify, self.verify);
+        }
+        if self.verify_block_bytes != default.verify_block_bytes {
+            w = w.with(verify_block, format_size(self.verify_block_bytes));
+        }
+        for (key, on) in [
+            (verify_continue, self.verify_continue),
+            (verify_peer, self.verify_peer),
+            (overwrite, self.overwrite),
+        ] {
+            if on {
+                w = w.with(key, 1);
+            }
         }
         w
     }
@@ -224,6 +272,11 @@ struct Fields {
     jobs: Option<u32>,
     iodepth: Option<u32>,
     rate_mb_s: Option<f64>,
+    verify: Option<VerifyMode>,
+    verify_block_bytes: Option<u64>,
+    verify_continue: Option<bool>,
+    verify_peer: Option<bool>,
+    overwrite: Option<bool>,
 }
 
 impl Fields {
@@ -239,6 +292,11 @@ impl Fields {
             "jobs" => self.jobs = Some(count("jobs", value)?),
             "iodepth" => self.iodepth = Some(count("iodepth", value)?),
             "rate" => self.rate_mb_s = Some(rate(value)?),
+            "verify" => self.verify = Some(verify_mode(value)?),
+            "verify_block" => self.verify_block_bytes = Some(size("verify_block", value)?),
+            "verify_continue" => self.verify_continue = Some(flag("verify_continue", value)?),
+            "verify_peer" => self.verify_peer = Some(flag("verify_peer", value)?),
+            "overwrite" => self.overwrite = Some(flag("overwrite", value)?),
             _ => {
                 let field = format!("{key}={value}");
                 return Err(ProtocolError::invalid(C, "argument", &field, "unknown key"));
@@ -259,7 +317,38 @@ impl Fields {
             jobs: self.jobs.unwrap_or(1),
             iodepth: self.iodepth.unwrap_or(1),
             rate_mb_s: self.rate_mb_s,
+            verify: self.verify.unwrap_or_default(),
+            verify_block_bytes: self
+                .verify_block_bytes
+                .unwrap_or(u64::from(crate::verify::DEFAULT_BLOCK_BYTES)),
+            verify_continue: self.verify_continue.unwrap_or(false),
+            verify_peer: self.verify_peer.unwrap_or(false),
+            overwrite: self.overwrite.unwrap_or(false),
         })
+    }
+}
+
+/// `verify`: `none`, `rollover` or `end`.
+fn verify_mode(value: &str) -> std::result::Result<VerifyMode, ProtocolError> {
+    match value {
+        "none" => Ok(VerifyMode::None),
+        "rollover" => Ok(VerifyMode::Rollover),
+        "end" => Ok(VerifyMode::End),
+        _ => Err(ProtocolError::invalid(
+            C,
+            "verify",
+            value,
+            "not none, rollover or end",
+        )),
+    }
+}
+
+/// A flag: `1` (on) or `0` (off).
+fn flag(key: &'static str, value: &str) -> std::result::Result<bool, ProtocolError> {
+    match value {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(ProtocolError::invalid(C, key, value, "not 1 or 0")),
     }
 }
 
@@ -401,6 +490,40 @@ mod tests {
         assert!(p.validate().is_ok());
         let back = Plan::from_writer_config(&p.writer_config("x".into()));
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn the_verify_settings_travel_only_when_not_the_default() {
+        let p = Plan {
+            verify: VerifyMode::Rollover,
+            verify_block_bytes: 64 << 10,
+            verify_continue: true,
+            overwrite: true,
+            ..Plan::default()
+        };
+        let line = Message::Plan(p.to_wire(9)).encode();
+        assert!(
+            line.ends_with(
+                ":keep_files=2:verify=rollover:verify_block=64k:verify_continue=1:overwrite=1"
+            ),
+            "{line}"
+        );
+        let Message::Plan(w) = Message::parse(&line).unwrap() else {
+            panic!("{line}")
+        };
+        assert_eq!(Plan::from_wire(&w), Ok((9, p)));
+        let off = "plan:run=1:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2:overwrite=0:verify=none";
+        let Message::Plan(w) = Message::parse(off).unwrap() else {
+            panic!()
+        };
+        assert_eq!(Plan::from_wire(&w), Ok((1, Plan::default())));
+        for bad in ["verify=later", "verify_continue=yes", "verify_block=x"] {
+            let line = format!("plan:run=1:runtime=15:chunksize=10:filesize=50:min_chunksize=10:sync=none:keep_files=2:{bad}");
+            let Message::Plan(w) = Message::parse(&line).unwrap() else {
+                panic!()
+            };
+            assert!(Plan::from_wire(&w).is_err(), "{bad}");
+        }
     }
 
     #[test]

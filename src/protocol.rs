@@ -354,10 +354,16 @@ pub enum Message {
     /// `sync, one write at a time (…why…)` where the depth could not be had (new; free text,
     /// as `error`).
     Engine(String),
+    /// `verify:<files>:<blocks>:<corrupt>:<stale>:<misdirected>:<torn>:<short>`: the client's
+    /// checks of its written data so far (new; see [`VerifyStats`]).
+    Verify(VerifyStats),
+    /// `vfind:<class>:<offset_bytes>:<blocks>:<path>\t<expected>\t<found>`: one finding of the
+    /// client's check (new; see [`VerifyFinding`]).
+    VerifyFinding(Box<VerifyFinding>),
 }
 
 /// Every command name as it appears on the wire, in the order of [`Message::kind`].
-pub const COMMANDS: [&str; 30] = [
+pub const COMMANDS: [&str; 32] = [
     "get_cid",
     "ready",
     "file_stats",
@@ -388,6 +394,8 @@ pub const COMMANDS: [&str; 30] = [
     "rlat",
     "pace",
     "engine",
+    "verify",
+    "vfind",
 ];
 
 impl Message {
@@ -426,6 +434,8 @@ impl Message {
             Message::RespLat(_) => 27,
             Message::Pace(_) => 28,
             Message::Engine(_) => 29,
+            Message::Verify(_) => 30,
+            Message::VerifyFinding(_) => 31,
         }
     }
 
@@ -496,6 +506,8 @@ impl Message {
             "error" => Ok(Message::Error(one_line(f.rest()))),
             "refused" => Ok(Message::Refused(one_line(f.rest()))),
             "engine" => Ok(Message::Engine(one_line(f.rest()))),
+            "verify" => VerifyStats::parse(&f).map(Message::Verify),
+            "vfind" => VerifyFinding::parse(&f).map(|v| Message::VerifyFinding(Box::new(v))),
             other => Err(ProtocolError::UnknownCommand(truncate(other, 64))),
         }
     }
@@ -583,6 +595,8 @@ impl Message {
                 format!("{cmd}:{}:{}:{}", l.t0_ms, l.t1_ms, l.hist.as_str())
             }
             Message::StreamStats(s) => s.encode(cmd),
+            Message::Verify(v) => v.encode(cmd),
+            Message::VerifyFinding(v) => v.encode(cmd),
             Message::Pace(p) => pace::encode_pace(cmd, p),
         }
     }
@@ -1105,6 +1119,10 @@ fn parse_pct(
 
 mod streams;
 pub use streams::StreamStats;
+mod verify;
+pub use verify::{
+    finding_text, VerifyFinding, VerifyStats, MAX_FINDINGS_SENT, MAX_FINDING_TEXT_BYTES,
+};
 
 #[cfg(test)]
 mod tests;

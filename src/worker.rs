@@ -808,10 +808,28 @@ mod plan_fields {
         iodepth: u32,
         #[serde(default)]
         rate_mb_s: Option<f64>,
+        #[serde(default = "verify_none")]
+        verify: String,
+        #[serde(default = "verify_block")]
+        verify_block_bytes: u64,
+        #[serde(default)]
+        verify_continue: bool,
+        #[serde(default)]
+        verify_peer: bool,
+        #[serde(default)]
+        overwrite: bool,
     }
 
     fn one() -> u32 {
         1
+    }
+
+    fn verify_none() -> String {
+        "none".into()
+    }
+
+    fn verify_block() -> u64 {
+        u64::from(crate::verify::DEFAULT_BLOCK_BYTES)
     }
 
     pub(super) fn serialize<S: Serializer>(p: &Plan, s: S) -> Result<S::Ok, S::Error> {
@@ -825,6 +843,11 @@ mod plan_fields {
             jobs: p.jobs,
             iodepth: p.iodepth,
             rate_mb_s: p.rate_mb_s,
+            verify: p.verify.to_string(),
+            verify_block_bytes: p.verify_block_bytes,
+            verify_continue: p.verify_continue,
+            verify_peer: p.verify_peer,
+            overwrite: p.overwrite,
         }
         .serialize(s)
     }
@@ -841,6 +864,11 @@ mod plan_fields {
             rate_mb_s: f.rate_mb_s,
             sync: f.sync.parse().map_err(serde::de::Error::custom)?,
             keep_files: f.keep_files.parse().map_err(serde::de::Error::custom)?,
+            verify: f.verify.parse().map_err(serde::de::Error::custom)?,
+            verify_block_bytes: f.verify_block_bytes,
+            verify_continue: f.verify_continue,
+            verify_peer: f.verify_peer,
+            overwrite: f.overwrite,
         })
     }
 }

@@ -192,18 +192,35 @@ impl Tasks<'_> {
     }
 
     /// Sends a line the workload queued. Its `engine` line goes to the client's log (a
-    /// warning when the writer could not have the depth asked for), and to a loadmon server
-    /// only (a seed server never sees it).
+    /// warning when the writer could not have the depth asked for), a `vfind` line (a bad
+    /// block its check found) too, as a warning; both to a loadmon server only (a seed
+    /// server never sees them).
     async fn forward(&mut self, msg: &Message) {
-        if let Message::Engine(text) = msg {
-            if text.starts_with("sync") {
-                self.log.warn(format!("engine: {text}"));
-            } else {
-                self.log.info(format!("engine: {text}"));
+        let loadmon_only = match msg {
+            Message::Engine(text) => {
+                if text.starts_with("sync") {
+                    self.log.warn(format!("engine: {text}"));
+                } else {
+                    self.log.info(format!("engine: {text}"));
+                }
+                true
             }
-            if !self.loadmon_server {
-                return;
+            Message::VerifyFinding(f) => {
+                self.log.warn(format!(
+                    "verify: {} at offset {} of {} ({} block(s)): expected {}, found {}",
+                    f.class.name(),
+                    f.offset_bytes,
+                    f.path,
+                    f.blocks,
+                    f.expected,
+                    f.found
+                ));
+                true
             }
+            _ => false,
+        };
+        if loadmon_only && !self.loadmon_server {
+            return;
         }
         let work = self.cpu.start_work();
         if self.server_open {
@@ -267,11 +284,15 @@ impl Tasks<'_> {
         s
     }
 
-    /// Each stream's `stream_stats` line (a workload that writes from several streams), to a
-    /// loadmon server only: sent with each stats sample.
+    /// Each stream's `stream_stats` line (a workload that writes from several streams) and
+    /// the checks of the written data so far (`verify`, once the workload checked a file), to
+    /// a loadmon server only: sent with each stats sample.
     fn stream_lines(&self) -> Vec<Message> {
         if self.loadmon_server {
-            self.control.counters().stream_stats()
+            let counters = self.control.counters();
+            let mut lines = counters.stream_stats();
+            lines.extend(counters.verify_stats().map(Message::Verify));
+            lines
         } else {
             Vec::new()
         }

@@ -59,10 +59,10 @@ enum Wake {
 struct Tally {
     counts: [u32; INVALID + 1],
     /// Bit `i` set: `counts[i]` is not 0.
-    touched: u32,
+    touched: u64,
 }
 
-const _: () = assert!(INVALID < 32, "Tally::touched has one bit per kind");
+const _: () = assert!(INVALID < 64, "Tally::touched has one bit per kind");
 
 impl Tally {
     fn new() -> Self {
@@ -76,7 +76,7 @@ impl Tally {
         if let Some(n) = self.counts.get_mut(kind) {
             // A batch is at most one receive buffer of lines: far below u32::MAX.
             *n = n.saturating_add(1);
-            self.touched |= 1 << kind;
+            self.touched |= 1u64 << kind;
         }
     }
 

@@ -30,6 +30,9 @@ pub(crate) struct Counters {
     streams: Mutex<BTreeMap<u32, StreamCounters>>,
     /// The workload's engines as it described them ([`Context::report_engine`]), each once.
     engines: Mutex<Vec<String>>,
+    /// The checks of the written data so far ([`Context::record_verify`]; `None` before the
+    /// first), and how many findings went out on `vfind` lines.
+    verify: Mutex<Option<(crate::protocol::VerifyStats, usize)>>,
 }
 
 /// One stream's figures: its share of the client's.
@@ -65,7 +68,14 @@ impl Counters {
             pace: Mutex::new(None),
             streams: Mutex::new(BTreeMap::new()),
             engines: Mutex::new(Vec::new()),
+            verify: Mutex::new(None),
         }
+    }
+
+    /// The checks of the written data so far: a `verify` line's figures (`None` if the
+    /// workload checked nothing yet).
+    pub(crate) fn verify_stats(&self) -> Option<crate::protocol::VerifyStats> {
+        self.verify.lock().ok()?.as_ref().map(|(s, _)| *s)
     }
 
     /// One `stream_stats` line per stream so far, in stream order (none for a workload that
@@ -342,6 +352,35 @@ impl Context {
         if !seen.contains(&text) {
             seen.push(text);
             let _ = self.tx.send(Message::Engine(seen.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// Records the check of one file the workload wrote ([`crate::verify::check_file`]): its
+    /// blocks and bad blocks count for the client's `verify` line (sent with each stats
+    /// sample and before `done`, to a loadmon server only), and its findings go out at once
+    /// on `vfind` lines, the run's first [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT)
+    /// of them (the rest are counted only).
+    ///
+    /// # Errors
+    /// [`Error::State`] once the run is over.
+    #[allow(dead_code)] // the writer calls it (its commit of issue 23 follows)
+    pub(crate) fn record_verify(&self, report: &crate::verify::FileReport) -> Result<()> {
+        self.alive()?;
+        let Ok(mut v) = self.counters.verify.lock() else {
+            return Ok(());
+        };
+        let (stats, sent) = v.get_or_insert_with(Default::default);
+        stats.files_checked = stats.files_checked.saturating_add(1);
+        stats.blocks_checked = stats.blocks_checked.saturating_add(report.blocks_checked);
+        stats.errors.add_all(&report.errors);
+        for f in &report.findings {
+            if *sent >= crate::protocol::MAX_FINDINGS_SENT {
+                break;
+            }
+            *sent += 1;
+            let line = crate::protocol::VerifyFinding::of(f);
+            let _ = self.tx.send(Message::VerifyFinding(Box::new(line)));
         }
         Ok(())
     }

@@ -64,6 +64,7 @@ pub(crate) unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> R
         jobs: count(config::JOBS, "jobs", c.jobs)?,
         iodepth: count(config::IODEPTH, "iodepth", c.iodepth)?,
         rate_mb_s: rate_setting("rate_mb_s", c.rate_mb_s)?,
+        ..FileWriterConfig::default()
     };
     Ok(ClientHandle::spawn(client, FileWriter::new(writer)?)?)
 }

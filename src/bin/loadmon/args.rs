@@ -279,6 +279,7 @@ impl WriterArgs {
             jobs: self.jobs,
             iodepth: self.iodepth,
             rate_mb_s: self.rate_mb_s,
+            ..Plan::default()
         }
     }
 }

@@ -35,7 +35,9 @@ mod settings;
 mod stream;
 
 use files::{create_new, write_chunk_at, ChunkBuf};
-pub use settings::{FileWriterConfig, KeepFiles, SyncMode, DIRECT_ALIGN_BYTES, MAX_CHUNK_SIZE_MB};
+pub use settings::{
+    FileWriterConfig, KeepFiles, SyncMode, VerifyMode, DIRECT_ALIGN_BYTES, MAX_CHUNK_SIZE_MB,
+};
 use stream::Stream;
 
 /// One MiB, the protocol's MB.

@@ -51,6 +51,46 @@ impl fmt::Display for SyncMode {
     }
 }
 
+/// Whether and when the writer checks the data it wrote (docs/VERIFY.md): with any mode but
+/// `None`, every block of every chunk carries a self-describing header and a CRC-32C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMode {
+    /// Files are written as the seed wrote them, unchecked (the default).
+    #[default]
+    None,
+    /// Each finished file is read back and checked just before `keep_files` would delete it
+    /// (or `overwrite` rewrite it), so aged data is checked; with `sync = direct` the read is
+    /// O_DIRECT. With `keep_files = all` nothing is deleted: the files are checked when the
+    /// run ends, as with `End`.
+    Rollover,
+    /// The kept files are checked when the run ends.
+    End,
+}
+
+impl FromStr for VerifyMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(VerifyMode::None),
+            "rollover" => Ok(VerifyMode::Rollover),
+            "end" => Ok(VerifyMode::End),
+            other => Err(Error::Config(format!(
+                "verify must be none, rollover or end, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerifyMode::None => "none",
+            VerifyMode::Rollover => "rollover",
+            VerifyMode::End => "end",
+        })
+    }
+}
+
 /// How many finished files to keep on disk.
 ///
 /// # Examples
@@ -193,6 +233,27 @@ pub struct FileWriterConfig {
     /// scheduled start, and latency is measured from the schedule as well as from the
     /// actual start. `None` (the default): as fast as the device takes the writes.
     pub rate_mb_s: Option<f64>,
+    /// Whether and when the written data is checked (default none: written as the seed
+    /// wrote it).
+    #[serde(serialize_with = "crate::config::ser::display")]
+    pub verify: VerifyMode,
+    /// Size of a verify block, bytes: a power of two from 512 bytes to 1 MiB (default 4 KiB);
+    /// the chunk and file sizes must be whole multiples of it.
+    pub verify_block_bytes: u64,
+    /// A bad block found by the check does not end the run (it is counted and reported, and
+    /// the client passes or fails on the rest); by default the first one ends the client
+    /// FAILED with the finding as its reason.
+    pub verify_continue: bool,
+    /// When the run ends, check another client's kept files in the same (shared) `out_dir`
+    /// instead of this client's own (elbencho's `--rotatehosts`): the next client id above
+    /// this one that has files there (wrapping round), so that a host's own page cache
+    /// cannot hide a lost write. Needs `verify = end`.
+    pub verify_peer: bool,
+    /// Once a stream holds `keep_files` finished files, the next file rewrites the oldest in
+    /// place (the same name and file number, the next write generation) instead of deleting
+    /// it and creating a new one (fio's `overwrite`; a recycled log). Needs `keep_files` to
+    /// be a number.
+    pub overwrite: bool,
 }
 
 impl Default for FileWriterConfig {
@@ -208,6 +269,11 @@ impl Default for FileWriterConfig {
             jobs: 1,
             iodepth: 1,
             rate_mb_s: None,
+            verify: VerifyMode::None,
+            verify_block_bytes: u64::from(crate::verify::DEFAULT_BLOCK_BYTES),
+            verify_continue: false,
+            verify_peer: false,
+            overwrite: false,
         }
     }
 }
@@ -233,6 +299,7 @@ impl FileWriterConfig {
             crate::config::rate_mb_s("rate", r)?;
             self.check_pace(r)?;
         }
+        self.check_verify()?;
         let slot = self.chunk_size_bytes.min(super::PIECE_MB * MIB);
         let buffers = u64::from(self.jobs) * u64::from(self.iodepth) * slot;
         if buffers > crate::config::MAX_WRITE_BUFFERS_BYTES {
@@ -245,6 +312,49 @@ impl FileWriterConfig {
                 size_text(slot),
                 size_text(buffers),
                 size_text(crate::config::MAX_WRITE_BUFFERS_BYTES)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The verify settings' rules: the block size's bounds, sizes that are whole blocks, and
+    /// the settings that need another.
+    fn check_verify(&self) -> Result<()> {
+        if self.overwrite && self.keep_files == KeepFiles::All {
+            return Err(Error::Config(
+                "overwrite rewrites the oldest of the kept files: keep_files must be a number, \
+                 not all"
+                    .into(),
+            ));
+        }
+        if self.verify == VerifyMode::None {
+            if self.verify_continue || self.verify_peer {
+                let which = if self.verify_peer {
+                    "verify_peer"
+                } else {
+                    "verify_continue"
+                };
+                return Err(Error::Config(format!(
+                    "{which} needs a check of the data: set verify to rollover or end"
+                )));
+            }
+            return Ok(());
+        }
+        if self.verify_peer && self.verify != VerifyMode::End {
+            return Err(Error::Config(
+                "verify_peer checks another client's files when the run ends: set verify to \
+                 end"
+                .into(),
+            ));
+        }
+        let bs = crate::verify::check_block_bytes(self.verify_block_bytes)?;
+        if !self.chunk_size_bytes.is_multiple_of(bs) || !self.file_size_bytes.is_multiple_of(bs) {
+            return Err(Error::Config(format!(
+                "verify writes whole blocks of {}: chunk size {} and file size {} must both be \
+                 multiples of it (set verify_block, or the sizes)",
+                size_text(bs),
+                size_text(self.chunk_size_bytes),
+                size_text(self.file_size_bytes)
             )));
         }
         Ok(())
@@ -471,5 +581,73 @@ mod tests {
             },
             "chunk size 1 MB is below the minimum of 10 MB",
         );
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[test]
+    fn verify_settings_are_checked_with_their_rules() {
+        let ok = FileWriterConfig {
+            verify: VerifyMode::Rollover,
+            ..Default::default()
+        };
+        ok.validate().unwrap();
+        assert_eq!("END".parse::<VerifyMode>().unwrap(), VerifyMode::End);
+        let e = "later".parse::<VerifyMode>().unwrap_err().to_string();
+        assert!(e.contains("none, rollover or end"), "{e}");
+        let cases: [(FileWriterConfig, &str); 6] = [
+            (
+                FileWriterConfig {
+                    verify_block_bytes: 3000,
+                    ..ok.clone()
+                },
+                "power of two",
+            ),
+            (
+                FileWriterConfig {
+                    verify_block_bytes: 1 << 20,
+                    chunk_size_bytes: 10 * MIB + 4096,
+                    file_size_bytes: 50 * MIB,
+                    ..ok.clone()
+                },
+                "multiples of it",
+            ),
+            (
+                FileWriterConfig {
+                    verify_continue: true,
+                    ..Default::default()
+                },
+                "verify_continue needs",
+            ),
+            (
+                FileWriterConfig {
+                    verify_peer: true,
+                    ..ok.clone()
+                },
+                "set verify to end",
+            ),
+            (
+                FileWriterConfig {
+                    overwrite: true,
+                    keep_files: KeepFiles::All,
+                    ..Default::default()
+                },
+                "keep_files must be a number",
+            ),
+            (
+                FileWriterConfig {
+                    verify_peer: true,
+                    ..Default::default()
+                },
+                "verify_peer needs",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 }

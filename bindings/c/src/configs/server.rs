@@ -373,6 +373,7 @@ unsafe fn plan(c: &LoadmonServerConfig) -> Res<Plan> {
         // SAFETY: forwarded contract.
         sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
         keep_files: keep_files_setting("plan_keep_files", c.plan_keep_files)?,
+        ..Plan::default()
     })
 }
 
