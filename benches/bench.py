@@ -16,6 +16,9 @@ times mean little alone), repeated, and reported as median with the min-max spre
   7. report sizes: the HTML, JSON and CSV reports of 100 to 10,000 synthetic clients
   8. parallel streams and queue depth: O_DIRECT 10 MB writes, fio (io_uring) over numjobs x
      iodepth vs loadmon over --jobs x --iodepth, best vs best, CPU per GB (bench_depth.py)
+  9. verified data: `loadmon verify --direct` vs fio's `verify=crc32c` read-back (MB/s, CPU per
+     GB), and the client writing with `--verify end` vs `--verify none`, O_DIRECT and buffered
+     (bench_verify.py)
 
 `--tiny` runs each once at a tiny size (what `make test` does, so they cannot rot) and judges
 nothing. Needs: a release build (the script builds it), fio (Debian package), .venv with loadmon
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench_depth import bench_depth
+from bench_verify import bench_verify
 
 ROOT = Path(__file__).resolve().parents[1]
 # Cargo's output directory: target/, or $CARGO_TARGET_DIR when it is set (relative to the repo,
@@ -688,7 +692,7 @@ def main() -> int:
     ap.add_argument("--binary", type=Path,
                     help="measure this loadmon binary instead of the tree's release build")
     ap.add_argument("--only",
-                    help="comma-separated sections: writer,paced,scale,fleet,rate,monitoring,python,protocol,reports,depth")
+                    help="comma-separated sections: writer,paced,scale,fleet,rate,monitoring,python,protocol,reports,depth,verify")
     ap.add_argument("--paced-seconds", type=int, default=30,
                     help="run time of each paced row (section 1c; the issue's figure is 30 s)")
     args = ap.parse_args()
@@ -718,6 +722,9 @@ def main() -> int:
         ("depth", "8. Parallel streams and queue depth vs fio",
          lambda: bench_depth(args.tiny, min(repeats, 3), args.data_dir, loadmon=LOADMON,
                              server=Server, target=target, med=med)),
+        ("verify", "9. Verified data: read-back vs fio, the cost of the headers",
+         lambda: bench_verify(args.tiny, min(repeats, 5), args.data_dir, loadmon=LOADMON,
+                              fill=EX / "verify_fill", server=Server, target=target, med=med)),
     ]
     fio_v = sh(["fio", "--version"]).stdout.strip()
     rustc_v = sh(["rustc", "--version"]).stdout.strip()
