@@ -185,9 +185,8 @@ def check_write(what: str, verify: str, r: dict[str, Any], keep: int, size: int)
     if not v:
         raise RuntimeError(f"{what}: no verify figures in the result: {r}")
     kept = min(keep, int(r["files_written"]))
-    errors = v.get("errors") or {}
-    if int(v["files_checked"]) < kept or int(v["blocks_checked"]) < kept * size * MIB // BLOCK \
-            or sum(int(x) for x in errors.values()):
+    if int(v["files_checked"]) != kept or int(v["blocks_checked"]) != kept * size * MIB // BLOCK \
+            or int(v["errors_total"]) != 0:
         raise RuntimeError(f"{what}: checked {v} ({kept} file(s) of {size} MB kept)")
 
 
