@@ -37,6 +37,7 @@
 //!   defaults (the core's) and their conversion to the core's settings (`convert`).
 //! - `server`, `client` (test client and generic client), `context` (a C callback as the
 //!   core's `Workload`), `worker`: the handles and their functions.
+//! - `verify`: `loadmon_verify`, the offline check of verified data files.
 //! - `log`: the log callback.
 #![allow(non_camel_case_types)]
 
@@ -58,6 +59,8 @@ mod context;
 
 mod worker;
 
+mod verify;
+
 mod log;
 
 pub use client::{
@@ -71,6 +74,7 @@ pub use configs::{
     LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RATE,
     LOADMON_NO_RUN_TIME, LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
 };
+pub use configs::{loadmon_verify_options_default, LoadmonVerifyOptions, LOADMON_VERIFY_FROM_FILE};
 pub use context::{
     loadmon_client_context_file_rollover, loadmon_client_context_id,
     loadmon_client_context_record_write, loadmon_client_context_remaining_ms,
@@ -90,6 +94,7 @@ pub use server::{
 pub use version::{
     loadmon_version, LOADMON_VERSION_MAJOR, LOADMON_VERSION_MINOR, LOADMON_VERSION_PATCH,
 };
+pub use verify::loadmon_verify;
 pub use worker::{
     loadmon_worker_cancel, loadmon_worker_free, loadmon_worker_join, loadmon_worker_run,
     loadmon_worker_start, LoadmonWorker,
