@@ -91,10 +91,10 @@ pub use server::{
     loadmon_server_snapshot, loadmon_server_start, loadmon_server_stop, loadmon_server_wait,
     LoadmonEvents, LoadmonServer,
 };
+pub use verify::loadmon_verify;
 pub use version::{
     loadmon_version, LOADMON_VERSION_MAJOR, LOADMON_VERSION_MINOR, LOADMON_VERSION_PATCH,
 };
-pub use verify::loadmon_verify;
 pub use worker::{
     loadmon_worker_cancel, loadmon_worker_free, loadmon_worker_join, loadmon_worker_run,
     loadmon_worker_start, LoadmonWorker,

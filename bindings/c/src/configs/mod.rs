@@ -148,8 +148,8 @@ pub(crate) use convert::{
 };
 pub(crate) use server::server_config;
 pub use server::{loadmon_server_config_default, LoadmonServerConfig};
-pub use verify::{loadmon_verify_options_default, LoadmonVerifyOptions, LOADMON_VERIFY_FROM_FILE};
 pub(crate) use verify::verify_config;
+pub use verify::{loadmon_verify_options_default, LoadmonVerifyOptions, LOADMON_VERIFY_FROM_FILE};
 pub(crate) use worker::worker_config;
 pub use worker::{loadmon_worker_config_default, LoadmonWorkerConfig};
 

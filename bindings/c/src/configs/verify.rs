@@ -70,7 +70,10 @@ pub(crate) fn verify_config(c: &LoadmonVerifyOptions) -> Res<VerifyConfig> {
     let block_bytes = match c.block_bytes {
         LOADMON_VERIFY_FROM_FILE => None,
         // At most 1 MiB by the core's bounds: fits.
-        n => Some(int::<u32>("block_bytes", num(block_setting("block_bytes", n)?))?),
+        n => Some(int::<u32>(
+            "block_bytes",
+            num(block_setting("block_bytes", n)?),
+        )?),
     };
     Ok(VerifyConfig {
         direct: flag("direct", c.direct)?,
