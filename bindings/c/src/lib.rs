@@ -16,6 +16,9 @@
 //!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`,
 //!   `LOADMON_NO_RATE`; a rate is the one `double`, MB/s), and
 //!   `LOADMON_AUTO_MAX_CLIENTS` (the default) asks for the core's rule for `max_clients`.
+//!   `LoadmonVerifyOptions` is the exception: its run id and generation are `uint64_t` (every
+//!   value is one), so its "none" is `LOADMON_VERIFY_FROM_FILE` (0, which no block size, run
+//!   id or generation is).
 //!   Durations are milliseconds (`_ms`) everywhere.
 //! - Every default is the core's (`Default` of `ServerConfig`, `ClientConfig`, …, or its rule,
 //!   as for `max_clients`), and each config field's doc states it as `Default: <value>`:
