@@ -16,6 +16,8 @@
 //! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
 //! - `junit`: [`Report::to_junit`], the JUnit XML CI systems read (`--report-junit`);
 //! - `verdict`: the thresholds' verdict as data ([`Verdict`]) and its text section;
+//! - `verify`: the clients' checks of their written data ([`ClientVerify`], [`TotalVerify`]),
+//!   the text report's verify section ([`Report::verify_text`]);
 //! - `files`: the report files of a run ([`ReportFiles`], [`OpenReportFiles`]), written through
 //!   [`out_file`](crate::out_file).
 //!
@@ -34,6 +36,7 @@ mod pace;
 mod text;
 mod types;
 mod verdict;
+mod verify;
 
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
@@ -41,6 +44,7 @@ pub use types::{
     MAX_CLOCK_WARNINGS, STOPPED_REASON,
 };
 pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
+pub use verify::{finding_line, ClientVerify, TotalVerify, TEXT_FINDINGS};
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
 pub use crate::out_file::check_path as check_report_path;

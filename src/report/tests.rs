@@ -118,6 +118,7 @@ fn report() -> Report {
             latency: None,
             latency_series: vec![],
             pace: None,
+            verify: None,
         },
         series: vec![],
         stopped: false,

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::verify::{ClientVerify, TotalVerify};
 use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary, PaceTotal};
 use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
@@ -236,6 +237,14 @@ pub struct ClientReport {
     /// with one stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamReport>,
+    /// What the client's checks of its written data found (`--verify rollover|end`; its
+    /// `verify` and `vfind` lines): files and blocks checked, bad blocks by class, its first
+    /// findings. `None` (and left out of the JSON, as `streams`) for a client that did not
+    /// verify (and a seed client); boxed, so that it costs such a client one pointer. Never a
+    /// CSV column itself: the CSV has two cells of it, `verify_blocks` and `verify_errors`,
+    /// after the row's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Box<ClientVerify>>,
 }
 
 /// One writer stream of a client (see [`ClientReport::streams`]).
@@ -372,6 +381,10 @@ pub struct Total {
     /// merged, who could not keep pace); `None` when no client was paced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pace: Option<PaceTotal>,
+    /// The verifying clients' figures together (files and blocks checked, bad blocks by
+    /// class); `None` (left out of the JSON) when no client verified its data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<TotalVerify>,
 }
 
 impl Total {
@@ -422,6 +435,7 @@ impl Total {
             latency: None,
             latency_series: Vec::new(),
             pace: None,
+            verify: Total::verify_of(clients),
         }
     }
 }
