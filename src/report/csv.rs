@@ -192,14 +192,18 @@ mod tests {
     fn the_header_is_the_one_the_rows_serialise_under() {
         // The csv crate's own header for a serialised row: the Serialize side of the derive.
         let mut w = ::csv::Writer::from_writer(Vec::new());
-        w.serialize(client()).unwrap();
+        let c = client();
+        w.serialize((csv_safe(&c), VerifyCells::of(&c))).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         let header = text.lines().next().unwrap();
         assert_eq!(header, columns().join(","));
-        // And the JSON client row has the same fields in the same order.
+        // The verify cells come last, named as VERIFY_COLUMNS says.
+        assert!(header.ends_with(&VERIFY_COLUMNS.join(",")), "{header}");
+        // And the JSON client row has the row's own fields in the same order.
         let json = serde_json::to_string(&client()).unwrap();
         let mut at = 0;
-        for name in columns() {
+        let own = columns().len() - VERIFY_COLUMNS.len();
+        for name in &columns()[..own] {
             let found = json[at..].find(&format!("\"{name}\":")).unwrap();
             at += found + 1;
         }
@@ -211,7 +215,8 @@ mod tests {
         // guards: a new text field cannot be missed.
         let base = serde_json::to_value(client()).unwrap();
         let mut texts = 0;
-        for name in columns() {
+        // The verify cells are numbers.
+        for name in columns().iter().filter(|n| !VERIFY_COLUMNS.contains(n)) {
             let mut v = base.clone();
             v[*name] = serde_json::Value::from("=1+1");
             let Ok(c) = serde_json::from_value::<ClientReport>(v) else {
