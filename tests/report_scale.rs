@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::ChildGuard;
 use loadmon::protocol::VerifyFinding;
 use loadmon::report::{ClientReport, ClientVerify, Report, Total};
-use loadmon::verify::{ClassCounts, FindingClass};
 use loadmon::series::{ClientSeries, Sample, TotalSample, MAX_SAMPLES, MAX_TOTAL_SAMPLES};
+use loadmon::verify::{ClassCounts, FindingClass};
 use loadmon::Status;
 
 const MB: u64 = 1 << 20;

@@ -114,7 +114,10 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
     let total = get_json(&base, "/api/total").await;
     assert!(total.get("verify").is_none(), "{total}");
     let (_, metrics) = get(&base, "/metrics").await;
-    assert!(!metrics.contains("loadmon_verify_blocks_total"), "{metrics}");
+    assert!(
+        !metrics.contains("loadmon_verify_blocks_total"),
+        "{metrics}"
+    );
 
     // Its first finding, a hostile one (markup, an escape), then its counts.
     v.send(STALE).await;
@@ -127,11 +130,7 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
         let base = base.clone();
         async move {
             let c = get_json(&base, "/api/clients").await;
-            let row = c
-                .as_array()?
-                .iter()
-                .find(|c| c["id"] == verifier)?
-                .clone();
+            let row = c.as_array()?.iter().find(|c| c["id"] == verifier)?.clone();
             (row["verify"]["blocks_checked"] == 512).then_some(c)
         }
     })
@@ -235,7 +234,10 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
         )),
         "{table}"
     );
-    assert!(!table.contains(&format!("data-client=\"{seed_id}\"")), "{table}");
+    assert!(
+        !table.contains(&format!("data-client=\"{seed_id}\"")),
+        "{table}"
+    );
 
     // Both finish; the run ends by itself.
     v.send("done").await;
@@ -251,7 +253,12 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
             errors_total,
         } = &e.kind
         {
-            findings.push((*client_id, finding.class, finding.offset_bytes, *errors_total));
+            findings.push((
+                *client_id,
+                finding.class,
+                finding.offset_bytes,
+                *errors_total,
+            ));
         }
         if e.is_final() {
             break;
@@ -277,7 +284,9 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
         e.to_json_line()
     };
     assert!(
-        json_line.contains("\"event\":\"verify_finding\",\"client_id\":1,\"finding\":{\"class\":\"stale\""),
+        json_line.contains(
+            "\"event\":\"verify_finding\",\"client_id\":1,\"finding\":{\"class\":\"stale\""
+        ),
         "{json_line}"
     );
 
@@ -314,7 +323,10 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
     }
     let html = std::fs::read_to_string(path("report.html")).unwrap();
     assert!(html.contains("<h2>Verified data</h2>"), "{html}");
-    assert!(html.contains("<li>corrupt at offset 0 of /data/&lt;script&gt;x"), "{html}");
+    assert!(
+        html.contains("<li>corrupt at offset 0 of /data/&lt;script&gt;x"),
+        "{html}"
+    );
     assert!(!html.contains("<script>x"), "{html}");
     let text = report.to_text();
     assert!(
@@ -393,7 +405,12 @@ async fn verify_errors_fails_at_the_first_finding_and_abort_on_fail_stops_the_fl
     );
     for c in &report.clients {
         assert_eq!(c.status, Status::Aborted, "client {}", c.id);
-        assert_eq!(c.reason.as_deref(), Some(reason.as_str()), "client {}", c.id);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some(reason.as_str()),
+            "client {}",
+            c.id
+        );
     }
     assert_ne!(clean_id, bad_id);
     let text = report.to_text();
@@ -443,7 +460,12 @@ async fn a_vfind_flood_huge_counts_and_bad_lines_stay_bounded() {
     assert_eq!(v.findings_left_off, 5000 - MAX_FINDINGS_SENT as u64);
     assert_eq!(v.findings[0].path, text);
     assert_eq!(
-        (v.files_checked, v.blocks_checked, v.errors.short, v.errors_total),
+        (
+            v.files_checked,
+            v.blocks_checked,
+            v.errors.short,
+            v.errors_total
+        ),
         (max, max, max, max)
     );
     let t = report.total.verify.as_ref().unwrap();

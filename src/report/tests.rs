@@ -262,7 +262,10 @@ fn json_has_the_documented_keys_and_round_trips() {
         assert!(v["clients"][0].get(key).is_some(), "missing {key}");
     }
     for key in cells {
-        assert!(v["clients"][0].get(key).is_none(), "{key} is a CSV cell only");
+        assert!(
+            v["clients"][0].get(key).is_none(),
+            "{key} is a CSV cell only"
+        );
     }
     // A client that did not verify has no `verify`, the total none either.
     assert!(v["clients"][0].get("verify").is_none());
@@ -503,10 +506,18 @@ fn verified_data_is_in_every_format_and_a_plain_run_is_unchanged() {
     r.total = Total::of(&r.clients, 20.0);
     let t = r.total.verify.clone().unwrap();
     assert_eq!(
-        (t.clients, t.clients_with_errors, t.files_checked, t.blocks_checked),
+        (
+            t.clients,
+            t.clients_with_errors,
+            t.files_checked,
+            t.blocks_checked
+        ),
         (2, 1, 4, 2048)
     );
-    assert_eq!((t.errors.corrupt, t.errors.stale, t.errors_total), (1, 6, 7));
+    assert_eq!(
+        (t.errors.corrupt, t.errors.stale, t.errors_total),
+        (1, 6, 7)
+    );
     // JSON: per client and total, round trip; none for the client that did not verify.
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     let c = &v["clients"][1]["verify"];
@@ -519,10 +530,20 @@ fn verified_data_is_in_every_format_and_a_plain_run_is_unchanged() {
     let json = serde_json::to_string(&r).unwrap();
     let at = json.find("\"findings\":[{").unwrap();
     let mut from = at;
-    for key in ["class", "offset_bytes", "blocks", "path", "expected", "found"] {
+    for key in [
+        "class",
+        "offset_bytes",
+        "blocks",
+        "path",
+        "expected",
+        "found",
+    ] {
         from += json[from..].find(&format!("\"{key}\":")).unwrap();
     }
-    assert!(json[at..from].find('}').is_none(), "one finding's keys, in order");
+    assert!(
+        json[at..from].find('}').is_none(),
+        "one finding's keys, in order"
+    );
     assert!(v["clients"][2].get("verify").is_none());
     assert_eq!(v["total"]["verify"]["errors_total"], 7);
     assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
@@ -545,7 +566,10 @@ fn verified_data_is_in_every_format_and_a_plain_run_is_unchanged() {
         ),
         "{text}"
     );
-    assert!(text.contains("    (2 more finding(s) in the JSON report)\n"), "{text}");
+    assert!(
+        text.contains("    (2 more finding(s) in the JSON report)\n"),
+        "{text}"
+    );
     assert!(!text.contains("Client 100:"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
     // HTML: the section, a row per verifying client, the findings escaped.
@@ -556,7 +580,10 @@ fn verified_data_is_in_every_format_and_a_plain_run_is_unchanged() {
         "<tr data-client=\"101\"><td>101</td><td>2</td><td>1024</td><td class=\"FAILED\">7</td>\
          <td>1</td><td>6</td><td>0</td><td>0</td><td>0</td></tr>"
     ));
-    assert!(!html.contains("data-client=\"102\"><td>102</td><td>2"), "{html}");
+    assert!(
+        !html.contains("data-client=\"102\"><td>102</td><td>2"),
+        "{html}"
+    );
     assert!(html.contains("<li>stale at offset 24576 of /data/&lt;b&gt;client_101"));
     assert!(!html.contains("<b>client_"), "{html}");
     // A run without verify: no line, no cell, no section.
@@ -582,9 +609,18 @@ fn the_paged_html_lists_only_clients_with_bad_blocks_and_at_most_50() {
     let html = r.to_html();
     let rows = html.matches("<tr data-client=").count();
     assert_eq!(rows, 50, "only 50 of the 60 clients with bad blocks");
-    assert!(html.contains("<p>10 more client(s) with bad blocks"), "{html}");
-    assert!(!html.contains("<tr data-client=\"1\">"), "a clean client is not listed");
+    assert!(
+        html.contains("<p>10 more client(s) with bad blocks"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<tr data-client=\"1\">"),
+        "a clean client is not listed"
+    );
     // Each listed client's first 5 findings, then a count.
-    assert_eq!(html.matches("<li>torn at offset").count(), 50 * TEXT_FINDINGS);
+    assert_eq!(
+        html.matches("<li>torn at offset").count(),
+        50 * TEXT_FINDINGS
+    );
     assert!(html.contains("<p>3 more in the JSON report.</p>"));
 }

@@ -155,11 +155,7 @@ impl Report {
             );
             for f in v.findings.iter().take(TEXT_FINDINGS) {
                 // Peer text: escaped for the terminal (the JSON keeps it exact).
-                let _ = writeln!(
-                    s,
-                    "    {}",
-                    crate::text::escape_control(&finding_line(f))
-                );
+                let _ = writeln!(s, "    {}", crate::text::escape_control(&finding_line(f)));
             }
             let rest = v.findings.len().saturating_sub(TEXT_FINDINGS);
             if rest > 0 {

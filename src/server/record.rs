@@ -18,9 +18,9 @@ use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries, ClientPace};
 use crate::protocol::{StreamStats, VerifyFinding, VerifyStats, MAX_FINDINGS_SENT, MAX_UNIX_US};
 use crate::report::{ClientReport, ClientVerify, Status, StreamReport};
-use crate::verify::{ClassCounts, FindingClass};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
+use crate::verify::{ClassCounts, FindingClass};
 use hdrhistogram::Histogram;
 
 /// What the server knows about one client.

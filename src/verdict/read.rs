@@ -79,10 +79,7 @@ pub fn fleet_run(m: &Metric, r: &Report, gaps: &BTreeMap<u32, f64>) -> Read {
                 .map(|s| s.p99_ms),
             NO_PACE,
         ),
-        Source::VerifyErrors => of(
-            t.verify.as_ref().map(|v| v.errors_total as f64),
-            NO_VERIFY,
-        ),
+        Source::VerifyErrors => of(t.verify.as_ref().map(|v| v.errors_total as f64), NO_VERIFY),
         Source::NotYet(why) => Read::NoData(why.into()),
     }
 }

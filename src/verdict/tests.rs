@@ -655,7 +655,8 @@ fn verify_errors_fail_live_at_the_first_bad_block_naming_the_client() {
         (Outcome::Fail, Some(1.0), Some(3.0), Some(101))
     );
     assert!(
-        r.line().starts_with("FAIL    verify_errors == 0: 1 errors, client 101, first failed"),
+        r.line()
+            .starts_with("FAIL    verify_errors == 0: 1 errors, client 101, first failed"),
         "{}",
         r.line()
     );
@@ -665,7 +666,11 @@ fn verify_errors_fail_live_at_the_first_bad_block_naming_the_client() {
     let ids: Vec<(u32, Outcome)> = c.clients.iter().map(|x| (x.id, x.outcome)).collect();
     assert_eq!(
         ids,
-        [(100, Outcome::Fail), (101, Outcome::Fail), (102, Outcome::NoData)]
+        [
+            (100, Outcome::Fail),
+            (101, Outcome::Fail),
+            (102, Outcome::NoData)
+        ]
     );
 }
 

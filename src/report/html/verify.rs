@@ -6,10 +6,10 @@
 use std::fmt::Write as _;
 
 use super::format::escape;
-use crate::report::types::{ClientReport, Report};
-use crate::report::verify::{ClientVerify, TEXT_FINDINGS};
 use crate::protocol::MAX_FINDINGS_SENT;
 use crate::report::finding_line;
+use crate::report::types::{ClientReport, Report};
+use crate::report::verify::{ClientVerify, TEXT_FINDINGS};
 use crate::verify::FindingClass;
 
 /// Most clients the paged page's verify table lists (those with bad blocks).
@@ -67,8 +67,16 @@ pub(super) fn verify_section(s: &mut String, report: &Report, all: bool) {
             rows.len() - shown
         );
     }
-    let per_client = if all { MAX_FINDINGS_SENT } else { TEXT_FINDINGS };
-    for (c, v) in rows.iter().take(shown).filter(|(_, v)| !v.findings.is_empty()) {
+    let per_client = if all {
+        MAX_FINDINGS_SENT
+    } else {
+        TEXT_FINDINGS
+    };
+    for (c, v) in rows
+        .iter()
+        .take(shown)
+        .filter(|(_, v)| !v.findings.is_empty())
+    {
         let _ = writeln!(
             s,
             "<h3>Client {}: first findings</h3>\n<ul class=\"findings\" data-client=\"{}\">",

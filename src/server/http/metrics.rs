@@ -6,9 +6,9 @@
 use std::fmt::{self, Write as _};
 
 use crate::report::{ClientReport, Status, Total, TotalVerify};
-use crate::verify::FindingClass;
 use crate::server::{FleetStatus, ServerControl};
 use crate::units::BYTES_PER_MB;
+use crate::verify::FindingClass;
 
 /// A metric family: one `# HELP` and `# TYPE` pair, then its samples.
 struct Family {

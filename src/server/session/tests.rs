@@ -855,7 +855,12 @@ async fn a_forged_replayed_or_misdirected_clock_line_is_ignored() {
 }
 
 /// A `vfind` line's message: `blocks` bad blocks of `class` at `offset_bytes` of `path`.
-fn vfind(class: crate::verify::FindingClass, offset_bytes: u64, blocks: u64, path: &str) -> Message {
+fn vfind(
+    class: crate::verify::FindingClass,
+    offset_bytes: u64,
+    blocks: u64,
+    path: &str,
+) -> Message {
     Message::VerifyFinding(Box::new(VerifyFinding {
         class,
         offset_bytes,
@@ -876,7 +881,12 @@ async fn findings_count_at_once_and_the_verify_line_settles_the_counts() {
     assert!(c.to_report(t0).verify.is_none());
     s.on_message(Message::Start, t0, Some(&mut c), t0);
     // A finding: counted at once, kept, announced, logged (always).
-    let step = s.on_message(vfind(FindingClass::Stale, 12288, 2, "/d/f"), t0, Some(&mut c), t0);
+    let step = s.on_message(
+        vfind(FindingClass::Stale, 12288, 2, "/d/f"),
+        t0,
+        Some(&mut c),
+        t0,
+    );
     match &step.event {
         Some(EventKind::VerifyFinding {
             client_id,
@@ -884,7 +894,10 @@ async fn findings_count_at_once_and_the_verify_line_settles_the_counts() {
             errors_total,
         }) => {
             assert_eq!((*client_id, *errors_total), (100, 2));
-            assert_eq!((finding.class, finding.offset_bytes), (FindingClass::Stale, 12288));
+            assert_eq!(
+                (finding.class, finding.offset_bytes),
+                (FindingClass::Stale, 12288)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -897,7 +910,10 @@ async fn findings_count_at_once_and_the_verify_line_settles_the_counts() {
         )
     );
     let v = c.to_report(t0).verify.unwrap();
-    assert_eq!((v.errors.stale, v.errors_total, v.findings.len()), (2, 2, 1));
+    assert_eq!(
+        (v.errors.stale, v.errors_total, v.findings.len()),
+        (2, 2, 1)
+    );
     // The client's counts: more than its findings (it sends the first 20 only) win; a
     // smaller count later is ignored (counters only grow).
     let stats = |files, blocks, corrupt, stale| {
@@ -911,14 +927,22 @@ async fn findings_count_at_once_and_the_verify_line_settles_the_counts() {
             },
         })
     };
-    assert!(s.on_message(stats(3, 768, 5, 1), t0, Some(&mut c), t0).is_stay());
+    assert!(s
+        .on_message(stats(3, 768, 5, 1), t0, Some(&mut c), t0)
+        .is_stay());
     let v = c.to_report(t0).verify.unwrap();
     assert_eq!((v.files_checked, v.blocks_checked), (3, 768));
-    assert_eq!((v.errors.corrupt, v.errors.stale, v.errors_total), (5, 2, 7));
+    assert_eq!(
+        (v.errors.corrupt, v.errors.stale, v.errors_total),
+        (5, 2, 7)
+    );
     s.on_message(stats(1, 10, 0, 9), t0, Some(&mut c), t0);
     let v = c.to_report(t0).verify.unwrap();
     assert_eq!((v.files_checked, v.blocks_checked), (3, 768));
-    assert_eq!((v.errors.corrupt, v.errors.stale, v.errors_total), (5, 9, 14));
+    assert_eq!(
+        (v.errors.corrupt, v.errors.stale, v.errors_total),
+        (5, 9, 14)
+    );
 }
 
 #[tokio::test(start_paused = true)]
