@@ -228,14 +228,14 @@ async fn a_verifying_client_is_in_every_output_and_a_seed_client_beside_it_is_no
     assert!(!table.starts_with("<table id=\"verify\" hidden"), "{table}");
     assert!(
         table.contains(&format!(
-            "<tr data-client=\"{verifier}\"><td>{verifier}</td><td>2</td><td>512</td>\
+            "<tr data-verify=\"{verifier}\"><td>{verifier}</td><td>2</td><td>512</td>\
              <td class=\"bad\">3</td><td>1</td><td>2</td><td>0</td><td>0</td><td>0</td>\
              <td class=\"l\">corrupt at offset 0 of /data/&lt;script&gt;x"
         )),
         "{table}"
     );
     assert!(
-        !table.contains(&format!("data-client=\"{seed_id}\"")),
+        !table.contains(&format!("data-verify=\"{seed_id}\"")),
         "{table}"
     );
 

@@ -575,13 +575,13 @@ fn verified_data_is_in_every_format_and_a_plain_run_is_unchanged() {
     // HTML: the section, a row per verifying client, the findings escaped.
     let html = r.to_html();
     assert!(html.contains("<h2>Verified data</h2>"), "{html}");
-    assert!(html.contains("<tr data-client=\"100\"><td>100</td><td>2</td><td>1024</td><td>0</td>"));
+    assert!(html.contains("<tr data-verify=\"100\"><td>100</td><td>2</td><td>1024</td><td>0</td>"));
     assert!(html.contains(
-        "<tr data-client=\"101\"><td>101</td><td>2</td><td>1024</td><td class=\"FAILED\">7</td>\
+        "<tr data-verify=\"101\"><td>101</td><td>2</td><td>1024</td><td class=\"FAILED\">7</td>\
          <td>1</td><td>6</td><td>0</td><td>0</td><td>0</td></tr>"
     ));
     assert!(
-        !html.contains("data-client=\"102\"><td>102</td><td>2"),
+        !html.contains("data-verify=\"102\"><td>102</td><td>2"),
         "{html}"
     );
     assert!(html.contains("<li>stale at offset 24576 of /data/&lt;b&gt;client_101"));
@@ -607,14 +607,14 @@ fn the_paged_html_lists_only_clients_with_bad_blocks_and_at_most_50() {
         .collect();
     r.total = Total::of(&r.clients, 20.0);
     let html = r.to_html();
-    let rows = html.matches("<tr data-client=").count();
+    let rows = html.matches("<tr data-verify=").count();
     assert_eq!(rows, 50, "only 50 of the 60 clients with bad blocks");
     assert!(
         html.contains("<p>10 more client(s) with bad blocks"),
         "{html}"
     );
     assert!(
-        !html.contains("<tr data-client=\"1\">"),
+        !html.contains("<tr data-verify=\"1\">"),
         "a clean client is not listed"
     );
     // Each listed client's first 5 findings, then a count.

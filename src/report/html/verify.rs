@@ -51,7 +51,7 @@ pub(super) fn verify_section(s: &mut String, report: &Report, all: bool) {
         };
         let _ = write!(
             s,
-            "<tr data-client=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td{bad}>{}</td>",
+            "<tr data-verify=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td{bad}>{}</td>",
             c.id, c.id, v.files_checked, v.blocks_checked, v.errors_total
         );
         for class in FindingClass::ALL {
@@ -79,7 +79,7 @@ pub(super) fn verify_section(s: &mut String, report: &Report, all: bool) {
     {
         let _ = writeln!(
             s,
-            "<h3>Client {}: first findings</h3>\n<ul class=\"findings\" data-client=\"{}\">",
+            "<h3>Client {}: first findings</h3>\n<ul class=\"findings\" data-verify=\"{}\">",
             c.id, c.id
         );
         for f in v.findings.iter().take(per_client) {
