@@ -5,10 +5,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::verify::{ClientVerify, TotalVerify};
 use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary, PaceTotal};
+use crate::protocol::VerifyFinding;
 use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
+use crate::verify::ClassCounts;
 
 /// A client's test status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -264,6 +265,48 @@ pub struct StreamReport {
     pub chunk_p99_ms: Option<f64>,
     /// Its longest chunk write, ms.
     pub chunk_max_ms: Option<f64>,
+}
+
+/// What a client's checks of its written data found (`ClientReport::verify`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientVerify {
+    /// Files checked.
+    pub files_checked: u64,
+    /// Blocks checked.
+    pub blocks_checked: u64,
+    /// Bad blocks by class (short: blocks missing). The client's counts (its latest `verify`
+    /// line), or, when its findings (`vfind`) add up to more in a class, theirs: a finding
+    /// counts at once, before the next `verify` line.
+    pub errors: ClassCounts,
+    /// All bad blocks (`errors` added up, saturating).
+    pub errors_total: u64,
+    /// The client's first findings (the first [`MAX_FINDINGS_SENT`] `vfind` lines), in the
+    /// order they came.
+    ///
+    /// [`MAX_FINDINGS_SENT`]: crate::protocol::MAX_FINDINGS_SENT
+    pub findings: Vec<VerifyFinding>,
+    /// `vfind` lines past the first [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT)
+    /// (not kept; their blocks are counted). A loadmon client sends none: it counts the rest
+    /// of its findings on its `verify` line only.
+    #[serde(default)]
+    pub findings_left_off: u64,
+}
+
+/// All verifying clients together (`Total::verify`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotalVerify {
+    /// Clients that checked their data (sent `verify` or `vfind`).
+    pub clients: usize,
+    /// Clients that found bad blocks.
+    pub clients_with_errors: usize,
+    /// Files checked, all clients.
+    pub files_checked: u64,
+    /// Blocks checked, all clients.
+    pub blocks_checked: u64,
+    /// Bad blocks by class, all clients.
+    pub errors: ClassCounts,
+    /// All bad blocks, all clients.
+    pub errors_total: u64,
 }
 
 /// Above this clock offset, either way, milliseconds, a client's clock is warned about (in

@@ -1,59 +1,16 @@
 //! The report's verified data (clients that check what they wrote, `--verify rollover|end`;
-//! their `verify` and `vfind` lines): a client's figures ([`ClientVerify`]), the fleet's
-//! ([`TotalVerify`]), the CSV's two cells and the text report's section.
+//! their `verify` and `vfind` lines): the fleet's figures from the clients'
+//! ([`Total::verify_of`]; the types, [`ClientVerify`] and [`TotalVerify`], are `types`'),
+//! and the text report's section.
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
-
-use super::types::{ClientReport, Report, Total, MAX_CLOCK_WARNINGS};
+use super::types::{ClientReport, ClientVerify, Report, Total, TotalVerify, MAX_CLOCK_WARNINGS};
 use crate::protocol::VerifyFinding;
 use crate::verify::{ClassCounts, FindingClass};
 
 /// Findings of a client the text report prints (the JSON report has every one kept).
 pub const TEXT_FINDINGS: usize = 5;
-
-/// What a client's checks of its written data found (`ClientReport::verify`).
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientVerify {
-    /// Files checked.
-    pub files_checked: u64,
-    /// Blocks checked.
-    pub blocks_checked: u64,
-    /// Bad blocks by class (short: blocks missing). The client's counts (its latest `verify`
-    /// line), or, when its findings (`vfind`) add up to more in a class, theirs: a finding
-    /// counts at once, before the next `verify` line.
-    pub errors: ClassCounts,
-    /// All bad blocks (`errors` added up, saturating).
-    pub errors_total: u64,
-    /// The client's first findings (the first [`MAX_FINDINGS_SENT`] `vfind` lines), in the
-    /// order they came.
-    ///
-    /// [`MAX_FINDINGS_SENT`]: crate::protocol::MAX_FINDINGS_SENT
-    pub findings: Vec<VerifyFinding>,
-    /// `vfind` lines past the first [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT)
-    /// (not kept; their blocks are counted). A loadmon client sends none: it counts the rest
-    /// of its findings on its `verify` line only.
-    #[serde(default)]
-    pub findings_left_off: u64,
-}
-
-/// All verifying clients together (`Total::verify`).
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TotalVerify {
-    /// Clients that checked their data (sent `verify` or `vfind`).
-    pub clients: usize,
-    /// Clients that found bad blocks.
-    pub clients_with_errors: usize,
-    /// Files checked, all clients.
-    pub files_checked: u64,
-    /// Blocks checked, all clients.
-    pub blocks_checked: u64,
-    /// Bad blocks by class, all clients.
-    pub errors: ClassCounts,
-    /// All bad blocks, all clients.
-    pub errors_total: u64,
-}
 
 impl ClientVerify {
     /// `errors` as the text shows them: `corrupt 1, stale 2, misdirected 0, torn 0, short 0`.

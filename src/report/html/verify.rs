@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use super::format::escape;
 use crate::protocol::MAX_FINDINGS_SENT;
 use crate::report::finding_line;
+use crate::report::types::ClientVerify;
 use crate::report::types::{ClientReport, Report};
-use crate::report::verify::{ClientVerify, TEXT_FINDINGS};
+use crate::report::verify::TEXT_FINDINGS;
 use crate::verify::FindingClass;
 
 /// Most clients the paged page's verify table lists (those with bad blocks).
