@@ -220,6 +220,12 @@ class ClientInfo:
     kept_pace: bool | None = None
     """False when a paced client's schedule lag went past the bound (1 s): it could not keep
     pace; None without a rate."""
+    verify: Mapping[str, Any] | None = None
+    """What a verifying client's checks of its written data found (``verify``): ``files_checked``,
+    ``blocks_checked``, ``errors`` (bad blocks by class: ``corrupt``, ``stale``, ``misdirected``,
+    ``torn``, ``short``), ``errors_total``, ``findings`` (its first 20: ``class``,
+    ``offset_bytes``, ``blocks``, ``path``, ``expected``, ``found``) and ``findings_left_off``.
+    None for a client that did not verify."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 
@@ -232,6 +238,8 @@ class ClientInfo:
         kw["end_time"] = _time(d.get("end_time"))
         if "streams" in d:
             kw["streams"] = tuple(_freeze(x) for x in d["streams"])
+        if d.get("verify") is not None:
+            kw["verify"] = _freeze(d["verify"])
         return cls(**kw, json=_json.dumps(d))
 
     def to_dict(self) -> dict[str, Any]:
