@@ -43,7 +43,7 @@ impl FindingClass {
 }
 
 /// Bad blocks by class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClassCounts {
     /// [`FindingClass::Corrupt`] blocks.
     pub corrupt: u64,
