@@ -539,10 +539,19 @@ fn peers_check_each_others_files() {
 
 /// A seed server (which knows none of loadmon's lines) sees an ordinary client: no `verify`
 /// nor `vfind` line reaches it, however many files are checked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seed_server_sees_an_ordinary_client() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+#[test]
+fn a_seed_server_sees_an_ordinary_client() {
     let _turn = turn(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 0.5, VerifyMode::End, KeepFiles::All);
+    let w = FileWriter::new(cfg).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed_server_run(w));
+}
+
+/// [`a_seed_server_sees_an_ordinary_client`]'s run of `w` against a fake seed server.
+async fn seed_server_run(w: FileWriter) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seed = tokio::spawn(async move {
@@ -564,9 +573,6 @@ async fn a_seed_server_sees_an_ordinary_client() {
         }
         seen
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(tmp.path(), 0.5, VerifyMode::End, KeepFiles::All);
-    let w = FileWriter::new(cfg).unwrap();
     let c = loadmon::client::Client::new(client(port)).unwrap();
     let r = tokio::time::timeout(WAIT, c.run(w)).await.unwrap().unwrap();
     assert!(r.verify.unwrap().files_checked >= 1);
