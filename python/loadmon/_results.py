@@ -253,6 +253,9 @@ class ClientResult:
     chunk_p99_ms: float | None
     heartbeats_sent: int
     stats_sent: int
+    verify: dict[str, Any] | None = None
+    """The checks of the written data (``verify="rollover"|"end"``): ``files_checked``,
+    ``blocks_checked``, ``errors`` by class, ``errors_total``; None without verify."""
 
     @classmethod
     def _from_json(cls, text: str) -> ClientResult:
