@@ -95,7 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in 0..args.repeat {
         let p = one(&args, VerifyMode::None, n)?;
         let v = one(&args, VerifyMode::End, n)?;
-        println!("run {n}: plain {p:.0} MiB/s, verified {v:.0} MiB/s ({:.3}x)", v / p);
+        println!(
+            "run {n}: plain {p:.0} MiB/s, verified {v:.0} MiB/s ({:.3}x)",
+            v / p
+        );
         plain.push(p);
         verified.push(v);
     }

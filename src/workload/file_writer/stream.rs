@@ -546,11 +546,13 @@ mod tests {
         let mut c = small(dir.path(), 1, KeepFiles::Last(2));
         c.overwrite = true;
         c.verify = VerifyMode::Rollover;
-        let (ctx, control) = run(c, Duration::from_millis(300));
-        let on_disk = files_by_stream(dir.path());
-        assert_eq!(on_disk[&None].len(), 2, "{on_disk:?}");
+        let (ctx, control) = run(c, Duration::from_millis(800));
+        let mut ns = files_by_stream(dir.path())[&None].clone();
+        ns.sort_unstable();
+        assert_eq!(ns, [0, 1], "the same two files all along");
         let written = ctx.files_written();
-        assert!(written > 4, "enough rewrites: {written}");
+        // At least one whole rewrite (a loaded machine may write few files).
+        assert!(written >= 3, "a rewrite: {written}");
         let v = control.counters().verify_stats().unwrap();
         // Every rewrite checked the generation before it (and a last one cut short by the
         // end of the run, whose check came first).
