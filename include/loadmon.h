@@ -91,6 +91,12 @@
 #define LOADMON_AUTO_MAX_CLIENTS -2
 
 /**
+ * `block_bytes`, `run_id` and `generation` of `LoadmonVerifyOptions`: not given, settled
+ * from the file's own blocks (no block size, run id or generation is 0).
+ */
+#define LOADMON_VERIFY_FROM_FILE 0
+
+/**
  * Status codes returned by every function that can fail. Numbers are stable and never
  * reused; `loadmon_status_str()` names them.
  */
@@ -383,6 +389,29 @@ typedef struct LoadmonServerConfig {
    * stops; NULL for none. Default: NULL.
    */
   const char *report_junit_path;
+  /**
+   * Fleet mode: when each worker checks the data it wrote: "none", "rollover" or "end" (as
+   * `LoadmonTestClientConfig.verify`); NULL means "none". Default: NULL.
+   */
+  const char *plan_verify;
+  /**
+   * Fleet mode: verify block size, bytes, a power of two from 512 to 1048576.
+   * Default: 4096.
+   */
+  int64_t plan_verify_block_bytes;
+  /**
+   * Fleet mode: 1: a bad block does not end a worker's run. Default: 0.
+   */
+  int64_t plan_verify_continue;
+  /**
+   * Fleet mode: 1: with `plan_verify` "end", each worker checks another worker's kept files
+   * in a shared directory. Default: 0.
+   */
+  int64_t plan_verify_peer;
+  /**
+   * Fleet mode: 1: each worker rewrites its oldest kept file in place. Default: 0.
+   */
+  int64_t plan_overwrite;
 } LoadmonServerConfig;
 
 /**
@@ -487,6 +516,34 @@ typedef struct LoadmonTestClientConfig {
    * `LOADMON_NO_RATE`: as fast as possible. Default: LOADMON_NO_RATE.
    */
   double rate_mb_s;
+  /**
+   * Check the written data: "none", "rollover" (each file is read back just before
+   * `keep_files` deletes it, or `overwrite` rewrites it) or "end" (the kept files, when the
+   * run ends); NULL means "none". With a check every block carries a header and a CRC-32C,
+   * and a bad block ends the client FAILED with the finding (unless `verify_continue`).
+   * Default: NULL.
+   */
+  const char *verify;
+  /**
+   * Verify block size, bytes: a power of two from 512 to 1048576; the chunk and file sizes
+   * must be multiples of it. Default: 4096.
+   */
+  int64_t verify_block_bytes;
+  /**
+   * 1: a bad block found by the check does not end the run (it is counted and reported);
+   * 0: it ends the client FAILED. Needs `verify`. Default: 0.
+   */
+  int64_t verify_continue;
+  /**
+   * 1: with `verify` "end", check another client's kept files in the same (shared)
+   * `out_dir` instead of this client's own. Default: 0.
+   */
+  int64_t verify_peer;
+  /**
+   * 1: once a stream holds `keep_files` files, rewrite the oldest in place (same name, next
+   * write generation) instead of deleting it. Needs `keep_files` to be a number. Default: 0.
+   */
+  int64_t overwrite;
 } LoadmonTestClientConfig;
 
 /**
@@ -652,6 +709,45 @@ typedef struct LoadmonWorkerConfig {
 } LoadmonWorkerConfig;
 
 /**
+ * How `loadmon_verify` checks files (`loadmon verify`'s options). Initialise with
+ * `loadmon_verify_options_default(&opts, sizeof opts)`, then change fields; an out-of-range
+ * number is `LOADMON_CONFIG`. Each field's default is the core's (`VerifyConfig::default()`),
+ * as its doc states (a test checks the two agree).
+ */
+typedef struct LoadmonVerifyOptions {
+  /**
+   * `sizeof` the caller's struct, set by `loadmon_verify_options_default`.
+   */
+  size_t struct_size;
+  /**
+   * 1: read with O_DIRECT, so the page cache cannot answer; 0: buffered reads.
+   * Default: 0.
+   */
+  int64_t direct;
+  /**
+   * Findings kept per file (the first by offset; all are counted), 1 to 100000.
+   * Default: 100.
+   */
+  int64_t max_findings;
+  /**
+   * The block size every file was written with, bytes (a power of two from 512 to
+   * 1048576), or `LOADMON_VERIFY_FROM_FILE`: from the file's first valid block.
+   * Default: LOADMON_VERIFY_FROM_FILE.
+   */
+  int64_t block_bytes;
+  /**
+   * The run every block must be of, or `LOADMON_VERIFY_FROM_FILE`: the run most of a
+   * file's blocks are of. Default: LOADMON_VERIFY_FROM_FILE.
+   */
+  uint64_t run_id;
+  /**
+   * The write generation every block must be of, or `LOADMON_VERIFY_FROM_FILE`: the newest
+   * of the file's run. Default: LOADMON_VERIFY_FROM_FILE.
+   */
+  uint64_t generation;
+} LoadmonVerifyOptions;
+
+/**
  * A custom workload: called once after the server's `run_tests`. Return 0 for success (the
  * client sends `done`); anything else fails the run (the server marks the client FAILED with
  * the message given to `loadmon_client_context_set_error`, or a generic one).
@@ -751,6 +847,16 @@ enum LoadmonStatus loadmon_client_config_default(struct LoadmonClientConfig *cfg
  */
 enum LoadmonStatus loadmon_worker_config_default(struct LoadmonWorkerConfig *cfg,
                                                  size_t struct_size);
+
+/**
+ * Fills `*opts` with the core's defaults (each field's doc states its own), as
+ * `loadmon_server_config_default` does. Pass `sizeof *opts`.
+ *
+ * # Safety
+ * `opts` is NULL or points to `struct_size` writable bytes.
+ */
+enum LoadmonStatus loadmon_verify_options_default(struct LoadmonVerifyOptions *opts,
+                                                  size_t struct_size);
 
 /**
  * Starts a server in the background and returns its handle in `*out`, to free with
@@ -894,7 +1000,8 @@ enum LoadmonStatus loadmon_report_text(const char *report_json, char **text);
  * `done`): `loadmon_test_client_start` then `loadmon_client_join` with no timeout. On
  * `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON
  * (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
- * `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
+ * `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`, and `verify`: what the
+ * check of the data found, null without one), to free with
  * `loadmon_string_free`.
  *
  * # Safety
@@ -1135,6 +1242,32 @@ void loadmon_worker_free(struct LoadmonWorker *worker);
  * As `loadmon_worker_start`; `summary_json` is NULL or writable.
  */
 enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, char **summary_json);
+
+/**
+ * Checks files written with verified data (`LoadmonTestClientConfig.verify`), offline, as
+ * `loadmon verify --json` does: each of the `n_paths` paths is a file or a directory (its
+ * `client_<id>_…` data files). `opts`: NULL for the core's defaults, or options initialised
+ * by `loadmon_verify_options_default`. Blocks (the calling thread) until every file is read.
+ *
+ * Returns `LOADMON_OK` whether or not bad blocks were found: `*report_json` (if `report_json`
+ * is not NULL) receives the report, to free with `loadmon_string_free`: `files` (each with
+ * `path`, `size_bytes`, `expected`, `blocks_checked`, `blocks_ok`, `errors`, `findings`
+ * (`path`, `offset_bytes`, `blocks`, `class`, `expected`, `found`), `findings_left_off`,
+ * `notes`), `blocks_checked`, `blocks_ok`, `errors` (`corrupt`, `stale`, `misdirected`,
+ * `torn`, `short`: 0 each when every block is as written), `bytes_read`, `elapsed_s`,
+ * `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
+ * exist, a directory without data files or an option out of range; `LOADMON_IO` when a file
+ * cannot be read; `LOADMON_INVALID_ARGUMENT` for a NULL `paths` (with `n_paths` above 0) or
+ * entry, bad UTF-8 or a bad `struct_size`.
+ *
+ * # Safety
+ * `paths` is NULL or points to `n_paths` NUL-terminated strings; `opts` is NULL or
+ * initialised by `loadmon_verify_options_default`; `report_json` is NULL or writable.
+ */
+enum LoadmonStatus loadmon_verify(const char *const *paths,
+                                  size_t n_paths,
+                                  const struct LoadmonVerifyOptions *opts,
+                                  char **report_json);
 
 /**
  * Sends loadmon's log records (info and warnings of every server and client of this process,

@@ -1,6 +1,6 @@
 //! The server's live event stream: one [`Event`] for every client connected, id assigned,
 //! status change, stats sample, file rollover, heartbeat missed, refusal, paced client's
-//! schedule lag (every second), and the final report.
+//! schedule lag (every second), bad block a client's data check found, and the final report.
 //!
 //! Subscribe with [`ServerControl::subscribe`](crate::server::ServerControl::subscribe) (async,
 //! [`EventStream::next`]) or [`ServerHandle::events`](crate::blocking::ServerHandle::events)
@@ -120,6 +120,16 @@ pub enum EventKind {
         /// Whether its schedule lag has stayed within the bound
         /// ([`PACE_LAG_BOUND_MS`](crate::latency::PACE_LAG_BOUND_MS), 1 s) so far.
         kept_pace: bool,
+    },
+    /// A client's check of its written data found bad blocks (a `vfind` line; the first
+    /// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT) of each client).
+    VerifyFinding {
+        /// The client.
+        client_id: u32,
+        /// The finding: its class, offset, blocks, file, what was expected and found.
+        finding: Box<crate::protocol::VerifyFinding>,
+        /// The client's bad blocks so far, all classes.
+        errors_total: u64,
     },
     /// The server stopped; this is its final report. The stream ends after it.
     Report {

@@ -817,3 +817,98 @@ fn a_token_file_gives_the_token_and_is_checked() {
         }
     }
 }
+
+/// The verify flags: a bad value or a broken rule exits 2 saying which bound or rule; a
+/// fleet server's plan carries them to its workers, and refuses them without a fleet.
+#[test]
+fn verify_flags_are_checked_and_travel_in_the_fleet_plan() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().to_str().unwrap();
+    for (args, why) in [
+        (
+            &["--verify-block", "3000"][..],
+            "verify block of 3000 bytes: it must be a power of two from 512 bytes to 1048576 \
+             bytes",
+        ),
+        (
+            &["--verify", "sometimes"],
+            "verify must be none, rollover or end, not \"sometimes\"",
+        ),
+        (
+            &["--verify-continue"],
+            "verify_continue needs a check of the data: set verify to rollover or end",
+        ),
+        (
+            &["--verify", "rollover", "--verify-peer"],
+            "verify_peer checks another client's files when the run ends: set verify to end",
+        ),
+        (
+            &["--overwrite", "--keep-files", "all"],
+            "keep_files must be a number, not all",
+        ),
+        (
+            &[
+                "--verify",
+                "end",
+                "-c",
+                "6k",
+                "--min-chunksize",
+                "4k",
+                "-f",
+                "12k",
+            ],
+            "verify writes whole blocks of 4 KiB: chunk size 6 KiB and file size 12 KiB must \
+             both be multiples of it",
+        ),
+    ] {
+        let (code, _, err) = run(&[
+            &["client", "--no-log-files", "--port", "1", "--out-dir", out][..],
+            args,
+        ]
+        .concat());
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(&["server", "--no-log-files", "--port", "0", "--verify", "end"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("(verify) set a fleet's plan: they need --expect-clients"),
+        "{err}"
+    );
+    // The plan a fleet server hands its workers carries the verify settings.
+    let (_server, port) = spawn_server(&[
+        "--expect-clients",
+        "1",
+        "--no-live",
+        "-r",
+        "2",
+        "-c",
+        "1",
+        "--min-chunksize",
+        "1",
+        "-f",
+        "2",
+        "--verify",
+        "rollover",
+        "--verify-block",
+        "64k",
+        "--verify-continue",
+        "--overwrite",
+    ]);
+    let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    peer.write_all(b"hello:1.0:plan,ping\n").unwrap();
+    let mut lines = BufReader::new(peer.try_clone().unwrap()).lines();
+    let hello = lines.next().unwrap().unwrap();
+    assert!(hello.starts_with("hello:"), "{hello}");
+    let plan = lines.next().unwrap().unwrap();
+    assert!(
+        plan.starts_with("plan:run=")
+            && plan.ends_with(
+                ":keep_files=2:verify=rollover:verify_block=64k:verify_continue=1:overwrite=1"
+            ),
+        "{plan}"
+    );
+}

@@ -11,8 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::ChildGuard;
-use loadmon::report::{ClientReport, Report, Total};
+use loadmon::protocol::VerifyFinding;
+use loadmon::report::{ClientReport, ClientVerify, Report, Total};
 use loadmon::series::{ClientSeries, Sample, TotalSample, MAX_SAMPLES, MAX_TOTAL_SAMPLES};
+use loadmon::verify::{ClassCounts, FindingClass};
 use loadmon::Status;
 
 const MB: u64 = 1 << 20;
@@ -104,6 +106,41 @@ fn fleet(n: usize) -> Report {
             kept_pace: Some(true),
             engine: Some("io_uring, iodepth 4, registered buffers".into()),
             streams: Vec::new(),
+            // Every client checked its data; the failed ones found bad blocks, each its 20
+            // findings (the most a client sends), as long as real ones are.
+            verify: Some(Box::new(ClientVerify {
+                files_checked: 6,
+                blocks_checked: 6 * 12_800,
+                errors: ClassCounts {
+                    corrupt: if failed { 3 } else { 0 },
+                    stale: if failed { 17 } else { 0 },
+                    ..ClassCounts::default()
+                },
+                errors_total: if failed { 20 } else { 0 },
+                findings: if failed {
+                    (0..20u64)
+                        .map(|k| VerifyFinding {
+                            class: if k < 3 {
+                                FindingClass::Corrupt
+                            } else {
+                                FindingClass::Stale
+                            },
+                            offset_bytes: k * 4096,
+                            blocks: 1,
+                            path: format!("/data/loadmon/client_{id}_0_3_2026-11-25_10.00.31"),
+                            expected: format!(
+                                "client {id} stream 0 file 3 run 0x5f3a9c1e77d2 generation 2 \
+                                 offset {}",
+                                k * 4096
+                            ),
+                            found: "generation 1 (an older write: a lost write)".into(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                findings_left_off: 0,
+            })),
         });
         series.push(ClientSeries {
             id,

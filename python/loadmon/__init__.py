@@ -4,7 +4,8 @@ A :class:`Server` hands out client ids and watches every client; a :class:`TestC
 files for a run time while sending heartbeats and stats; :class:`Client` is the generic client
 to subclass with your own ``run_tests(self, ctx)`` (a plain or an ``async def`` method). In
 fleet mode (``Server(expect_clients=N, plan=Plan(...))``) each :class:`Worker` takes the
-server's plan and the whole fleet starts together. The
+server's plan and the whole fleet starts together. :func:`verify` checks files written with
+verified data (``TestClient(verify="end")``) offline. The
 engine, protocol, rules and report are the Rust core's; this package only exposes them.
 
 No call ever blocks with the GIL held, and the engine's threads never need it. Engine log
@@ -26,6 +27,7 @@ from loadmon._loadmon import (
     Worker,
     __version__,
     report_failure,
+    verify,
 )
 from loadmon._results import (
     ClientInfo,
@@ -86,6 +88,7 @@ __all__ = [
     "WorkloadError",
     "__version__",
     "report_failure",
+    "verify",
 ]
 
 _logging.start()

@@ -20,6 +20,7 @@ __all__ = [
     "Events",
     "Worker",
     "report_failure",
+    "verify",
     "defaults",
     "_core_defaults",
     "_render_report",
@@ -48,6 +49,7 @@ class _Defaults(TypedDict):
     test_client: dict[str, Any]
     plan: dict[str, Any]
     worker: dict[str, Any]
+    verify: dict[str, Any]
 
 def defaults() -> _Defaults:
     """The core's defaults, as the signatures show them."""
@@ -183,7 +185,11 @@ class Server:
 class TestClient:
     """The file-writing test client. Sizes are an int of MB or a text with a unit ("4k",
     "256k", "1m", "1g"); ``jobs`` streams each write their own files; ``iodepth`` writes in
-    flight per stream; ``rate`` the pace in MB/s (None: as fast as possible). The constructor
+    flight per stream; ``rate`` the pace in MB/s (None: as fast as possible). ``verify``
+    ("none", "rollover", "end") checks the written data, in blocks of ``verify_block`` bytes
+    (an int, or a text such as "64k"); ``verify_continue``: a bad block does not end the run;
+    ``verify_peer`` (with "end"): check another client's files in a shared ``out_dir``;
+    ``overwrite``: rewrite the oldest kept file in place. The constructor
     applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a timed probe
     showing >= 2 files per stream fit) and raises ConfigError.
     A context manager: started on enter; on exit the run is waited for (cancelled first if the
@@ -211,6 +217,11 @@ class TestClient:
         jobs: int | None = 1,
         iodepth: int | None = 1,
         rate: float | None = None,
+        verify: Literal["none", "rollover", "end"] | None = "none",
+        verify_block: int | str | None = 4096,
+        verify_continue: bool | None = False,
+        verify_peer: bool | None = False,
+        overwrite: bool | None = False,
     ) -> "TestClient": ...
     def run(self) -> ClientResult:
         """Connect, write for the run time, return the result (GIL released)."""
@@ -243,6 +254,16 @@ class TestClient:
     def iodepth(self) -> int: ...
     @property
     def rate(self) -> float | None: ...
+    @property
+    def verify(self) -> str: ...
+    @property
+    def verify_block(self) -> int: ...
+    @property
+    def verify_continue(self) -> bool: ...
+    @property
+    def verify_peer(self) -> bool: ...
+    @property
+    def overwrite(self) -> bool: ...
     @property
     def out_dir(self) -> Path: ...
     @property
@@ -396,6 +417,21 @@ def report_failure(
 ) -> int:
     """Tell the server that a client cannot run (it failed validation, say): the report lists
     it as FAILED with the reason. Returns the id the server gave it."""
+
+def verify(
+    paths: _Path | Sequence[_Path],
+    *,
+    direct: bool | None = False,
+    max_findings: int | None = 100,
+    block_size: int | str | None = None,
+    run_id: int | None = None,
+    generation: int | None = None,
+) -> dict[str, Any]:
+    """Check files written with verified data, offline (``loadmon verify --json``): a file or
+    a directory (its data files), or a sequence of them. Returns the report as a dict
+    (``files``, ``blocks_checked``, ``blocks_ok``, ``errors`` by class, ``bytes_read``, ...);
+    bad blocks are findings, not exceptions. GIL released. ConfigError for a bad option or a
+    missing path, FileError when a file cannot be read."""
 
 def _render_report(json: str, format: str) -> str: ...
 def _log_next(timeout: float) -> list[tuple[int, str, str]]: ...

@@ -220,6 +220,12 @@ class ClientInfo:
     kept_pace: bool | None = None
     """False when a paced client's schedule lag went past the bound (1 s): it could not keep
     pace; None without a rate."""
+    verify: Mapping[str, Any] | None = None
+    """What a verifying client's checks of its written data found (``verify``): ``files_checked``,
+    ``blocks_checked``, ``errors`` (bad blocks by class: ``corrupt``, ``stale``, ``misdirected``,
+    ``torn``, ``short``), ``errors_total``, ``findings`` (its first 20: ``class``,
+    ``offset_bytes``, ``blocks``, ``path``, ``expected``, ``found``) and ``findings_left_off``.
+    None for a client that did not verify."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 
@@ -232,6 +238,8 @@ class ClientInfo:
         kw["end_time"] = _time(d.get("end_time"))
         if "streams" in d:
             kw["streams"] = tuple(_freeze(x) for x in d["streams"])
+        if d.get("verify") is not None:
+            kw["verify"] = _freeze(d["verify"])
         return cls(**kw, json=_json.dumps(d))
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,15 +261,25 @@ class ClientResult:
     chunk_p99_ms: float | None
     heartbeats_sent: int
     stats_sent: int
-    verify: dict[str, Any] | None = None
-    """The checks of the written data (``verify="rollover"|"end"``): ``files_checked``,
-    ``blocks_checked``, ``errors`` by class, ``errors_total``; None without verify."""
+    verify: Mapping[str, Any] | None = None
+    """What the client's check of its data found (``verify`` "rollover" or "end"): files and
+    blocks checked and the bad blocks by class (``corrupt``, ``stale``, ``misdirected``,
+    ``torn``, ``short``), as the engine's result JSON has them; None without a check (or from
+    an engine that does not report it)."""
 
     @classmethod
     def _from_json(cls, text: str) -> ClientResult:
+        return cls._from_dict(_json.loads(text))
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> ClientResult:
         # Keys this version does not know (a newer engine's) are ignored, as ClientInfo does.
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in _json.loads(text).items() if k in names})
+        kw = {k: v for k, v in d.items() if k in names}
+        # Frozen (and hashable) through and through, as a Report's nested values.
+        if kw.get("verify") is not None:
+            kw["verify"] = _freeze(kw["verify"])
+        return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a dict."""
@@ -404,6 +422,18 @@ class Plan:
     """Writes in flight per stream."""
     rate: float | None = _PLAN_DEFAULTS["rate"]
     """The fleet's pace, MB/s, split across its workers; None: as fast as possible."""
+    verify: Literal["none", "rollover", "end"] = _PLAN_DEFAULTS["verify"]
+    """When each worker checks the data it wrote: "none", "rollover" (each file just before
+    ``keep_files`` deletes it) or "end" (the kept files, when the run ends)."""
+    verify_block: int | str = _PLAN_DEFAULTS["verify_block"]
+    """Verify block size: an int of bytes, or a text with a unit ("4k", "64k", "1m")."""
+    verify_continue: bool = _PLAN_DEFAULTS["verify_continue"]
+    """A bad block does not end a worker's run (it is counted and reported)."""
+    verify_peer: bool = _PLAN_DEFAULTS["verify_peer"]
+    """With verify "end": each worker checks another worker's kept files in a shared
+    directory."""
+    overwrite: bool = _PLAN_DEFAULTS["overwrite"]
+    """Once a stream holds ``keep_files`` files, the oldest is rewritten in place."""
 
     def __post_init__(self) -> None:
         _loadmon._check_plan(self)
@@ -421,6 +451,11 @@ class Plan:
             jobs=d.get("jobs", 1),
             iodepth=d.get("iodepth", 1),
             rate=d.get("rate_mb_s"),
+            verify=d.get("verify", _PLAN_DEFAULTS["verify"]),
+            verify_block=d.get("verify_block_bytes", _PLAN_DEFAULTS["verify_block"]),
+            verify_continue=d.get("verify_continue", _PLAN_DEFAULTS["verify_continue"]),
+            verify_peer=d.get("verify_peer", _PLAN_DEFAULTS["verify_peer"]),
+            overwrite=d.get("overwrite", _PLAN_DEFAULTS["overwrite"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -444,7 +479,7 @@ class WorkerRun:
         return cls(
             run=d["run"],
             plan=Plan._from_dict(d["plan"]),
-            result=ClientResult(**d["result"]),
+            result=ClientResult._from_dict(d["result"]),
         )
 
     def to_dict(self) -> dict[str, Any]:

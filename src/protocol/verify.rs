@@ -67,8 +67,9 @@ impl VerifyStats {
 /// client's check (the first [`MAX_FINDINGS_SENT`] of a run): its class (`corrupt`, `stale`,
 /// `misdirected`, `torn`, `short`), the offset of its first bad block (short: the file's
 /// size), the blocks it covers, and three tab-separated texts (the file, what was expected,
-/// what was found), each without a tab or a line break.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// what was found), each without a tab or a line break. (Serde: a finding as the JSON report
+/// and the `verify_finding` event show it.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VerifyFinding {
     /// Its class.
     pub class: FindingClass,

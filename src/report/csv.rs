@@ -1,6 +1,8 @@
 //! The CSV report: a header row, then one row per client. The columns are [`ClientReport`]'s
-//! serde fields in order (the JSON report's names): the header and the rows both come from
-//! that one derive, so a new field of the client row is a new column with no other change.
+//! serde fields in order (the JSON report's names), but its lists and objects (`streams`,
+//! `verify`), then the verify cells ([`VerifyCells`]: `verify_blocks`, `verify_errors`): the
+//! header and the rows both come from those derives, so a new field of the client row is a
+//! new column with no other change.
 
 use std::path::Path;
 
@@ -33,7 +35,7 @@ impl Report {
         let mut result = w.write_record(columns()).and_then(|()| {
             self.clients
                 .iter()
-                .try_for_each(|c| w.serialize(csv_safe(c)))
+                .try_for_each(|c| w.serialize((csv_safe(c), VerifyCells::of(c))))
         });
         let bytes = match w.into_inner() {
             Ok(b) => b,
@@ -58,25 +60,52 @@ impl Report {
     }
 }
 
-/// The CSV columns: [`ClientReport`]'s field names as its serde derive has them, in order.
+/// The CSV columns: [`ClientReport`]'s field names as its serde derive has them, in order
+/// (but [`NOT_COLUMNS`]), then [`VerifyCells`]'.
 fn columns() -> &'static [&'static str] {
     static COLUMNS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     COLUMNS.get_or_init(|| {
         let mut names: &'static [&'static str] = &[];
         // The probe always ends in an error, once it has the names.
         let _ = ClientReport::deserialize(FieldNames(&mut names));
-        // A list has no cell: the per-stream figures are the JSON report's.
-        names
+        // A list or an object has no cell: the per-stream figures and the findings are the
+        // JSON report's.
+        let mut columns: Vec<&'static str> = names
             .iter()
             .copied()
             .filter(|n| !NOT_COLUMNS.contains(n))
-            .collect()
+            .collect();
+        columns.extend(VERIFY_COLUMNS);
+        columns
     })
 }
 
-/// [`ClientReport`]'s fields that are lists, not cells (left out of every row by
+/// [`ClientReport`]'s fields that are lists or objects, not cells (left out of every row by
 /// [`csv_safe`]).
-const NOT_COLUMNS: [&str; 1] = ["streams"];
+const NOT_COLUMNS: [&str; 2] = ["streams", "verify"];
+
+/// [`VerifyCells`]' columns, in its fields' order (a test checks them against its derive).
+const VERIFY_COLUMNS: [&str; 2] = ["verify_blocks", "verify_errors"];
+
+/// A client's verify cells, after its row's own: blocks checked and bad blocks (empty cells
+/// for a client that did not verify).
+#[derive(Debug, serde::Serialize)]
+struct VerifyCells {
+    /// `verify.blocks_checked`.
+    verify_blocks: Option<u64>,
+    /// `verify.errors_total`.
+    verify_errors: Option<u64>,
+}
+
+impl VerifyCells {
+    fn of(c: &ClientReport) -> VerifyCells {
+        let v = c.verify.as_deref();
+        VerifyCells {
+            verify_blocks: v.map(|v| v.blocks_checked),
+            verify_errors: v.map(|v| v.errors_total),
+        }
+    }
+}
 
 /// A deserializer that only takes a struct's field names (which a derived `Deserialize` hands
 /// to [`Deserializer::deserialize_struct`]) and refuses everything else.
@@ -122,8 +151,9 @@ fn text_cells(c: &mut ClientReport) -> [&mut Option<String>; 6] {
 /// `c` with every text cell made safe for a spreadsheet (see [`Report::to_csv`]).
 fn csv_safe(c: &ClientReport) -> ClientReport {
     let mut c = c.clone();
-    // Left out (empty lists are not serialized): see NOT_COLUMNS.
+    // Left out (empty lists and `None` are not serialized): see NOT_COLUMNS.
     c.streams = Vec::new();
+    c.verify = None;
     for s in text_cells(&mut c) {
         if let Some(t) = s.as_mut().filter(|t| is_formula(t)) {
             t.insert(0, '\'');
@@ -162,14 +192,18 @@ mod tests {
     fn the_header_is_the_one_the_rows_serialise_under() {
         // The csv crate's own header for a serialised row: the Serialize side of the derive.
         let mut w = ::csv::Writer::from_writer(Vec::new());
-        w.serialize(client()).unwrap();
+        let c = client();
+        w.serialize((csv_safe(&c), VerifyCells::of(&c))).unwrap();
         let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         let header = text.lines().next().unwrap();
         assert_eq!(header, columns().join(","));
-        // And the JSON client row has the same fields in the same order.
+        // The verify cells come last, named as VERIFY_COLUMNS says.
+        assert!(header.ends_with(&VERIFY_COLUMNS.join(",")), "{header}");
+        // And the JSON client row has the row's own fields in the same order.
         let json = serde_json::to_string(&client()).unwrap();
         let mut at = 0;
-        for name in columns() {
+        let own = columns().len() - VERIFY_COLUMNS.len();
+        for name in &columns()[..own] {
             let found = json[at..].find(&format!("\"{name}\":")).unwrap();
             at += found + 1;
         }
@@ -181,7 +215,8 @@ mod tests {
         // guards: a new text field cannot be missed.
         let base = serde_json::to_value(client()).unwrap();
         let mut texts = 0;
-        for name in columns() {
+        // The verify cells are numbers.
+        for name in columns().iter().filter(|n| !VERIFY_COLUMNS.contains(n)) {
             let mut v = base.clone();
             v[*name] = serde_json::Value::from("=1+1");
             let Ok(c) = serde_json::from_value::<ClientReport>(v) else {

@@ -2,7 +2,8 @@
 //! rendering (byte for byte for every line the seed had) and JSON, CSV and HTML renderings.
 //!
 //! One room per job:
-//! - `types`: [`Status`], the client row [`ClientReport`], [`Total`] and [`Report`] (serde:
+//! - `types`: [`Status`], the client row [`ClientReport`] (with [`StreamReport`] and
+//!   [`ClientVerify`]), [`Total`] (with [`TotalVerify`]) and [`Report`] (serde:
 //!   the JSON report's field names, and the CSV columns);
 //! - `text`: the seed's text report ([`Report::to_text`], [`Total::fleet_line`]);
 //! - `json`: [`Report::to_json`], [`Report::from_json`], [`Report::write_json`];
@@ -16,6 +17,8 @@
 //! - `html` (feature `reports`): `Report::to_html`, the self-contained page;
 //! - `junit`: [`Report::to_junit`], the JUnit XML CI systems read (`--report-junit`);
 //! - `verdict`: the thresholds' verdict as data ([`Verdict`]) and its text section;
+//! - `verify`: the clients' checks of their written data together ([`Total::verify_of`]) and
+//!   the text report's verify section ([`Report::verify_text`]);
 //! - `files`: the report files of a run ([`ReportFiles`], [`OpenReportFiles`]), written through
 //!   [`out_file`](crate::out_file).
 //!
@@ -34,13 +37,15 @@ mod pace;
 mod text;
 mod types;
 mod verdict;
+mod verify;
 
 pub use files::{OpenReportFiles, ReportFiles};
 pub use types::{
-    ClientReport, Report, Status, StreamReport, Total, ABORTED_HEADLINE, CLOCK_WARN_MS,
-    MAX_CLOCK_WARNINGS, STOPPED_REASON,
+    ClientReport, ClientVerify, Report, Status, StreamReport, Total, TotalVerify, ABORTED_HEADLINE,
+    CLOCK_WARN_MS, MAX_CLOCK_WARNINGS, STOPPED_REASON,
 };
 pub use verdict::{fmt_value, ClientRuleResult, Outcome, RuleVerdict, Verdict};
+pub use verify::{finding_line, TEXT_FINDINGS};
 
 /// Kept here for the report's callers; the check lives in [`out_file`](crate::out_file).
 pub use crate::out_file::check_path as check_report_path;

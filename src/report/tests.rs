@@ -3,8 +3,9 @@
 use super::*;
 use crate::series::TotalSample;
 
-/// The CSV header and the JSON client row's documented fields, in order.
-const COLUMNS: [&str; 53] = [
+/// The CSV header, in order: the JSON client row's documented fields (but its lists and
+/// objects, `streams` and `verify`), then the verify cells.
+const COLUMNS: [&str; 55] = [
     "id",
     "status",
     "time_ran_s",
@@ -58,6 +59,8 @@ const COLUMNS: [&str; 53] = [
     "response_max_ms",
     "kept_pace",
     "engine",
+    "verify_blocks",
+    "verify_errors",
 ];
 
 fn client(id: u32, status: Status) -> ClientReport {
@@ -118,6 +121,7 @@ fn report() -> Report {
             latency: None,
             latency_series: vec![],
             pace: None,
+            verify: None,
         },
         series: vec![],
         stopped: false,
@@ -251,10 +255,21 @@ fn text_report_has_the_seed_wording() {
 fn json_has_the_documented_keys_and_round_trips() {
     let r = report();
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    // Every documented field (the CSV header lists them all, in order).
-    for key in COLUMNS {
+    // Every documented field (the CSV header lists them all, in order, then the verify
+    // cells, which are not fields).
+    let (fields, cells) = COLUMNS.split_at(COLUMNS.len() - 2);
+    for key in fields {
         assert!(v["clients"][0].get(key).is_some(), "missing {key}");
     }
+    for key in cells {
+        assert!(
+            v["clients"][0].get(key).is_none(),
+            "{key} is a CSV cell only"
+        );
+    }
+    // A client that did not verify has no `verify`, the total none either.
+    assert!(v["clients"][0].get("verify").is_none());
+    assert!(v["total"].get("verify").is_none());
     assert_eq!(v["clients"][1]["status"], "TIMED OUT");
     assert!(v["clients"][0]["reason"].is_null());
     assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
@@ -413,7 +428,7 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
     );
     // JSON: the list, and the client's figures; CSV: the clock's two columns (after
     // process_clients and the 8 empty host I/O cells; before the 4 empty latency cells, the
-    // 11 empty paced cells and the empty engine cell).
+    // 11 empty paced cells, the empty engine cell and the 2 empty verify cells).
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["warnings"][0], warning);
     assert_eq!(v["clients"][0]["clock_offset_ms"], -2500.0);
@@ -424,7 +439,7 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,,,,,,,,,,,,,"),
+            .ends_with(",1,,,,,,,,,-2500.0,0.2,,,,,,,,,,,,,,,,,,"),
         "{csv}"
     );
     // No warning: no key (an older report, without it, still parses).
@@ -443,4 +458,180 @@ fn a_clock_off_by_more_than_a_second_is_warned_about_in_every_format() {
     assert_eq!(w.len(), MAX_CLOCK_WARNINGS + 1);
     assert!(w[0].starts_with("client 0's clock is 1.500 s behind the server's"));
     assert!(w[MAX_CLOCK_WARNINGS].starts_with("5 more client(s) with a clock offset above 1 s"));
+}
+
+/// Client `id`'s checks: 2 files, 1024 blocks, and `findings` (each 1 bad block of its class,
+/// at offsets 4096 apart, in a file with a hostile name) counted as `verify` lines say.
+fn verifying(id: u32, findings: &[crate::verify::FindingClass]) -> ClientReport {
+    use crate::protocol::VerifyFinding;
+    let mut errors = crate::verify::ClassCounts::default();
+    for c in findings {
+        errors.add(*c, 1);
+    }
+    ClientReport {
+        verify: Some(Box::new(ClientVerify {
+            files_checked: 2,
+            blocks_checked: 1024,
+            errors,
+            errors_total: errors.total(),
+            findings: findings
+                .iter()
+                .enumerate()
+                .map(|(i, c)| VerifyFinding {
+                    class: *c,
+                    offset_bytes: i as u64 * 4096,
+                    blocks: 1,
+                    path: format!("/data/<b>client_{id}\u{1b}[31m</b>"),
+                    expected: "generation 2".into(),
+                    found: "generation 1 (an older write)".into(),
+                })
+                .collect(),
+            findings_left_off: 0,
+        })),
+        ..client(id, Status::Pass)
+    }
+}
+
+/// Clients 100 (verified, clean), 101 (1 corrupt, 6 stale blocks) and 102 (did not verify).
+fn verified_report() -> Report {
+    use crate::verify::FindingClass::{Corrupt, Stale};
+    let mut r = report();
+    r.clients = vec![
+        verifying(100, &[]),
+        verifying(101, &[Corrupt, Stale, Stale, Stale, Stale, Stale, Stale]),
+        client(102, Status::Pass),
+    ];
+    r.total = Total::of(&r.clients, 20.0);
+    r
+}
+
+#[test]
+fn verified_data_is_in_the_json_and_csv() {
+    let r = verified_report();
+    let t = r.total.verify.clone().unwrap();
+    assert_eq!(
+        (
+            t.clients,
+            t.clients_with_errors,
+            t.files_checked,
+            t.blocks_checked
+        ),
+        (2, 1, 4, 2048)
+    );
+    assert_eq!(
+        (t.errors.corrupt, t.errors.stale, t.errors_total),
+        (1, 6, 7)
+    );
+    // JSON: per client and total, round trip; none for the client that did not verify.
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    let c = &v["clients"][1]["verify"];
+    assert_eq!(c["blocks_checked"], 1024);
+    assert_eq!(c["errors"]["stale"], 6);
+    assert_eq!(c["errors_total"], 7);
+    assert_eq!(c["findings"][0]["class"], "corrupt");
+    assert_eq!(c["findings"][1]["offset_bytes"], 4096);
+    // A finding's fields in the documented order.
+    let json = serde_json::to_string(&r).unwrap();
+    let at = json.find("\"findings\":[{").unwrap();
+    let mut from = at;
+    for key in [
+        "class",
+        "offset_bytes",
+        "blocks",
+        "path",
+        "expected",
+        "found",
+    ] {
+        from += json[from..].find(&format!("\"{key}\":")).unwrap();
+    }
+    assert!(
+        json[at..from].find('}').is_none(),
+        "one finding's keys, in order"
+    );
+    assert!(v["clients"][2].get("verify").is_none());
+    assert_eq!(v["total"]["verify"]["errors_total"], 7);
+    assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
+    // CSV: the two cells last, empty for the client that did not verify.
+    let csv = r.to_csv();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[1].ends_with(",1024,0"), "{}", rows[1]);
+    assert!(rows[2].ends_with(",1024,7"), "{}", rows[2]);
+    assert!(rows[3].ends_with(",,"), "{}", rows[3]);
+}
+
+#[test]
+fn verified_data_is_in_the_text_and_html_and_a_plain_run_is_unchanged() {
+    let r = verified_report();
+    let plain = report();
+    let (plain_text, plain_csv) = (plain.to_text(), plain.to_csv());
+    // Text: the line and the client with bad blocks, its first 5 findings (escaped), a count.
+    let text = r.to_text();
+    assert!(
+        text.contains(
+            "\nVerified data, 2 client(s): 2048 block(s) in 4 file(s) checked, 7 bad (corrupt 1, \
+             stale 6, misdirected 0, torn 0, short 0) in 1 client(s)\n  Client 101: 7 bad \
+             block(s) of 1024 checked (corrupt 1, stale 6, misdirected 0, torn 0, short 0)\n    \
+             corrupt at offset 0 of /data/<b>client_101\\u{1b}[31m</b> (1 block(s)): expected \
+             generation 2, found generation 1 (an older write)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    (2 more finding(s) in the JSON report)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("Client 100:"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    // HTML: the section, a row per verifying client, the findings escaped.
+    let html = r.to_html();
+    assert!(html.contains("<h2>Verified data</h2>"), "{html}");
+    assert!(html.contains("<tr data-verify=\"100\"><td>100</td><td>2</td><td>1024</td><td>0</td>"));
+    assert!(html.contains(
+        "<tr data-verify=\"101\"><td>101</td><td>2</td><td>1024</td><td class=\"FAILED\">7</td>\
+         <td>1</td><td>6</td><td>0</td><td>0</td><td>0</td></tr>"
+    ));
+    assert!(
+        !html.contains("data-verify=\"102\"><td>102</td><td>2"),
+        "{html}"
+    );
+    assert!(html.contains("<li>stale at offset 24576 of /data/&lt;b&gt;client_101"));
+    assert!(!html.contains("<b>client_"), "{html}");
+    // A run without verify: no line, no cell, no section.
+    assert!(!plain_text.contains("Verified"));
+    assert!(!plain.to_html().contains("Verified data"));
+    assert!(plain_csv.lines().nth(1).unwrap().ends_with(",,"));
+}
+
+#[test]
+fn the_paged_html_lists_only_clients_with_bad_blocks_and_at_most_50() {
+    use crate::verify::FindingClass::Torn;
+    let mut r = report();
+    r.clients = (0..120)
+        .map(|i| {
+            if i % 2 == 0 {
+                verifying(i, &[Torn; 8])
+            } else {
+                verifying(i, &[])
+            }
+        })
+        .collect();
+    r.total = Total::of(&r.clients, 20.0);
+    let html = r.to_html();
+    let rows = html.matches("<tr data-verify=").count();
+    assert_eq!(rows, 50, "only 50 of the 60 clients with bad blocks");
+    assert!(
+        html.contains("<p>10 more client(s) with bad blocks"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<tr data-verify=\"1\">"),
+        "a clean client is not listed"
+    );
+    // Each listed client's first 5 findings, then a count.
+    assert_eq!(
+        html.matches("<li>torn at offset").count(),
+        50 * TEXT_FINDINGS
+    );
+    assert!(html.contains("<p>3 more in the JSON report.</p>"));
 }

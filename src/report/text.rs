@@ -13,7 +13,8 @@ impl Report {
     /// `FAILED`, which the seed did not have. Which clients shared a process is in the JSON,
     /// CSV and HTML reports, not here. After the seed's block: the fleet's chunk write latency
     /// when loadmon clients sent it ([`Total::latency_line`]), the paced clients' line when
-    /// any was paced ([`Total::pace_line`]), in fleet mode one line
+    /// any was paced ([`Total::pace_line`]), the verify section when any client checked its
+    /// data ([`Report::verify_text`]), in fleet mode one line
     /// ([`Total::fleet_line`]), then one line per warning ([`Report::warnings`]:
     /// `Warning: client 101's clock is 2.500 s behind the server's …`).
     ///
@@ -63,8 +64,8 @@ impl Report {
         }
         s.push_str(line);
         s.push('\n');
-        // The fleet's latency (loadmon clients only), then fleet mode's line, which stays
-        // the last.
+        // The fleet's latency (loadmon clients only), the paced and verifying clients', then
+        // fleet mode's line, which stays the last.
         if let Some(latency) = self.total.latency_line() {
             s.push_str(&latency);
             s.push('\n');
@@ -73,6 +74,7 @@ impl Report {
             s.push_str(&pace);
             s.push('\n');
         }
+        s.push_str(&self.verify_text());
         if let Some(fleet) = self.total.fleet_line() {
             s.push_str(&fleet);
             s.push('\n');

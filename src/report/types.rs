@@ -6,8 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::{ClientLatencySeries, LatencyPoint, LatencySummary, PaceTotal};
+use crate::protocol::VerifyFinding;
 use crate::series::{ClientIoSeries, ClientSeries, FleetBucket, TotalSample};
 use crate::units::BYTES_PER_MB;
+use crate::verify::ClassCounts;
 
 /// A client's test status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,6 +238,14 @@ pub struct ClientReport {
     /// with one stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamReport>,
+    /// What the client's checks of its written data found (`--verify rollover|end`; its
+    /// `verify` and `vfind` lines): files and blocks checked, bad blocks by class, its first
+    /// findings. `None` (and left out of the JSON, as `streams`) for a client that did not
+    /// verify (and a seed client); boxed, so that it costs such a client one pointer. Never a
+    /// CSV column itself: the CSV has two cells of it, `verify_blocks` and `verify_errors`,
+    /// after the row's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Box<ClientVerify>>,
 }
 
 /// One writer stream of a client (see [`ClientReport::streams`]).
@@ -255,6 +265,48 @@ pub struct StreamReport {
     pub chunk_p99_ms: Option<f64>,
     /// Its longest chunk write, ms.
     pub chunk_max_ms: Option<f64>,
+}
+
+/// What a client's checks of its written data found (`ClientReport::verify`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientVerify {
+    /// Files checked.
+    pub files_checked: u64,
+    /// Blocks checked.
+    pub blocks_checked: u64,
+    /// Bad blocks by class (short: blocks missing). The client's counts (its latest `verify`
+    /// line), or, when its findings (`vfind`) add up to more in a class, theirs: a finding
+    /// counts at once, before the next `verify` line.
+    pub errors: ClassCounts,
+    /// All bad blocks (`errors` added up, saturating).
+    pub errors_total: u64,
+    /// The client's first findings (the first [`MAX_FINDINGS_SENT`] `vfind` lines), in the
+    /// order they came.
+    ///
+    /// [`MAX_FINDINGS_SENT`]: crate::protocol::MAX_FINDINGS_SENT
+    pub findings: Vec<VerifyFinding>,
+    /// `vfind` lines past the first [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT)
+    /// (not kept; their blocks are counted). A loadmon client sends none: it counts the rest
+    /// of its findings on its `verify` line only.
+    #[serde(default)]
+    pub findings_left_off: u64,
+}
+
+/// All verifying clients together (`Total::verify`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotalVerify {
+    /// Clients that checked their data (sent `verify` or `vfind`).
+    pub clients: usize,
+    /// Clients that found bad blocks.
+    pub clients_with_errors: usize,
+    /// Files checked, all clients.
+    pub files_checked: u64,
+    /// Blocks checked, all clients.
+    pub blocks_checked: u64,
+    /// Bad blocks by class, all clients.
+    pub errors: ClassCounts,
+    /// All bad blocks, all clients.
+    pub errors_total: u64,
 }
 
 /// Above this clock offset, either way, milliseconds, a client's clock is warned about (in
@@ -372,6 +424,10 @@ pub struct Total {
     /// merged, who could not keep pace); `None` when no client was paced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pace: Option<PaceTotal>,
+    /// The verifying clients' figures together (files and blocks checked, bad blocks by
+    /// class); `None` (left out of the JSON) when no client verified its data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<TotalVerify>,
 }
 
 impl Total {
@@ -422,6 +478,7 @@ impl Total {
             latency: None,
             latency_series: Vec::new(),
             pace: None,
+            verify: Total::verify_of(clients),
         }
     }
 }

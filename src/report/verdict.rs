@@ -74,7 +74,8 @@ pub struct RuleVerdict {
     pub first_failed_s: Option<f64>,
     /// When it first failed (RFC 3339, local time).
     pub first_failed_at: Option<String>,
-    /// A `client.` rule: the client the first failure was seen on (or the worst client).
+    /// A `client.` rule: the client the first failure was seen on (or the worst client); a
+    /// fleet rule on bad blocks (`verify_errors`) that failed: the client with the most then.
     pub client: Option<u32>,
     /// A `client.` rule: clients it was judged on.
     #[serde(default)]

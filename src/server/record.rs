@@ -16,10 +16,11 @@ use super::clock::{ClockFilter, NOT_ANSWERED};
 use crate::events::EventKind;
 use crate::hostio::HostIoSample;
 use crate::latency::{ClientLatency, ClientLatencySeries, ClientPace};
-use crate::protocol::{StreamStats, MAX_UNIX_US};
-use crate::report::{ClientReport, Status, StreamReport};
+use crate::protocol::{StreamStats, VerifyFinding, VerifyStats, MAX_FINDINGS_SENT, MAX_UNIX_US};
+use crate::report::{ClientReport, ClientVerify, Status, StreamReport};
 use crate::series::{ClientIoSeries, ClientSeries, IoSeries, Sample, Series, TputSeries};
 use crate::units::BYTES_PER_MB;
+use crate::verify::{ClassCounts, FindingClass};
 use hdrhistogram::Histogram;
 
 /// What the server knows about one client.
@@ -79,6 +80,36 @@ pub(crate) struct ClientRecord {
     pub latency: Option<Box<ClientLatency>>,
     /// A paced client's response times and schedule lag (`rlat`, `pace`), once it sent one.
     pub pace: Option<Box<ClientPace>>,
+    // Touched by `verify` and `vfind` lines (clients that check their data only).
+    /// The checks of the client's written data, once it sent a `verify` or `vfind` line
+    /// (boxed: a client that does not verify costs one pointer).
+    pub verify: Option<Box<VerifyRecord>>,
+}
+
+/// What a client's checks of its written data said (`verify`, `vfind`): the row's figures
+/// ([`ClientVerify`]) and what they are made of.
+#[derive(Debug, Default)]
+pub(crate) struct VerifyRecord {
+    /// The figures the report shows.
+    pub row: ClientVerify,
+    /// Bad blocks by class as the client counted them (its `verify` lines: each class the
+    /// most it said, a count only grows).
+    pub reported: ClassCounts,
+    /// Bad blocks by class of its findings (`vfind` lines, kept or not), added up.
+    pub found: ClassCounts,
+}
+
+impl VerifyRecord {
+    /// The row's bad blocks: in each class the client's count, or its findings' if more
+    /// (they come at once; its count with its next `verify` line).
+    fn settle(&mut self) {
+        let mut e = ClassCounts::default();
+        for class in FindingClass::ALL {
+            e.add(class, self.reported.get(class).max(self.found.get(class)));
+        }
+        self.row.errors = e;
+        self.row.errors_total = e.total();
+    }
 }
 
 /// Longest interval a `lat` line may cover, seconds.
@@ -120,6 +151,7 @@ impl ClientRecord {
             tput: None,
             latency: None,
             pace: None,
+            verify: None,
         }
     }
 
@@ -330,6 +362,36 @@ impl ClientRecord {
         }
     }
 
+    /// `verify`: the client's checks so far (cumulative; a figure smaller than one it sent
+    /// before is ignored, as counters only grow).
+    pub(crate) fn verify_stats(&mut self, s: &VerifyStats) {
+        let v = self.verify.get_or_insert_with(Box::default);
+        v.row.files_checked = v.row.files_checked.max(s.files_checked);
+        v.row.blocks_checked = v.row.blocks_checked.max(s.blocks_checked);
+        for class in FindingClass::ALL {
+            let n = s.errors.get(class);
+            v.reported
+                .add(class, n.saturating_sub(v.reported.get(class)));
+        }
+        v.settle();
+    }
+
+    /// `vfind`: one finding of the client's checks. Its blocks count at once; it is kept if
+    /// the client has fewer than [`MAX_FINDINGS_SENT`] (returns whether it was), counted as
+    /// left off otherwise.
+    pub(crate) fn verify_finding(&mut self, f: &VerifyFinding) -> bool {
+        let v = self.verify.get_or_insert_with(Box::default);
+        v.found.add(f.class, f.blocks);
+        v.settle();
+        if v.row.findings.len() < MAX_FINDINGS_SENT {
+            v.row.findings.push(f.clone());
+            true
+        } else {
+            v.row.findings_left_off = v.row.findings_left_off.saturating_add(1);
+            false
+        }
+    }
+
     /// `clock:<c0>`, `since_start` after the server started: returns the server's time for
     /// the answer (`s1`, Unix µs on the server's timeline), remembered for the sample.
     pub(crate) fn clock_ask(&mut self, c0_us: u64, since_start: Duration) -> u64 {
@@ -524,6 +586,7 @@ impl ClientRecord {
         if let Some(p) = &self.pace {
             row.set_pace(&p.figures());
         }
+        row.verify = self.verify.as_ref().map(|v| Box::new(v.row.clone()));
         row
     }
 }

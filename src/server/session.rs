@@ -36,7 +36,7 @@ use super::record::{seconds_since, ClientRecord};
 use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
 use crate::plan::Plan;
-use crate::protocol::{Capabilities, Message, PROTOCOL_VERSION};
+use crate::protocol::{Capabilities, Message, VerifyFinding, PROTOCOL_VERSION};
 use crate::report::Status;
 
 /// The rules a session follows (from the [`ServerConfig`]).
@@ -96,7 +96,9 @@ pub(crate) enum Note {
     Info(String),
     /// A warning about the peer (the driver rate-limits these per peer).
     Warn(String),
-    /// A status change worth a warning (always logged).
+    /// A status change, or a bad block a client's check found (at most
+    /// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT) per client): a warning,
+    /// always logged.
     Status(String),
 }
 
@@ -345,8 +347,11 @@ impl Session {
             | Message::StreamStats(_)
             | Message::Engine(_)) => client_figures(c, m),
             Message::Tput { t_ms, bytes } => tput(c, t_ms, bytes),
-            // Taken in by the record in a later commit of issue 23.
-            Message::Verify(_) | Message::VerifyFinding(_) => Step::stay(),
+            Message::Verify(s) => {
+                c.verify_stats(&s);
+                Step::stay()
+            }
+            Message::VerifyFinding(f) => verify_finding(id, c, f),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
@@ -782,6 +787,32 @@ fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
         _ => {}
     }
     Step::stay()
+}
+
+/// `vfind` from client `id`: counted at once; one of its first
+/// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT) is kept, announced and logged
+/// as a warning (always: a client has at most that many), one past them only counted (and
+/// warned about within the peer's budget).
+fn verify_finding(id: u32, c: &mut ClientRecord, f: Box<VerifyFinding>) -> Step {
+    if !c.verify_finding(&f) {
+        return Step::warn(format!(
+            "{id}: vfind past the client's first {}: counted, not kept",
+            crate::protocol::MAX_FINDINGS_SENT
+        ));
+    }
+    let errors_total = c.verify.as_ref().map_or(0, |v| v.row.errors_total);
+    Step {
+        note: Note::Status(format!(
+            "Client {id}: bad data: {}",
+            crate::report::finding_line(&f)
+        )),
+        event: Some(EventKind::VerifyFinding {
+            client_id: id,
+            finding: f,
+            errors_total,
+        }),
+        ..Step::stay()
+    }
 }
 
 /// `error:<reason>` from client `id` at `now`: FAILED with its reason, and the connection

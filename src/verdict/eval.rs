@@ -30,6 +30,9 @@ struct Target {
     judged: bool,
     /// Why there was no data, at the latest check that had none.
     no_data: Option<String>,
+    /// A fleet rule: the client its failing value came from, where one can be named
+    /// ([`read::fleet_client`]: bad blocks).
+    failed_client: Option<u32>,
 }
 
 impl Target {
@@ -191,9 +194,15 @@ impl Evaluator {
             (Some(w), Source::Latency(l)) => read::fleet_latency_window(input, l, w),
             _ => read::fleet_run(rule.metric, input.report, &self.gaps),
         };
-        match self.bound(rule, None) {
-            Ok(b) => self.rules[i].fleet.check(read, rule, b, input),
-            Err(why) => self.rules[i].fleet.no_data = Some(why),
+        let bound = self.bound(rule, None);
+        let t = &mut self.rules[i].fleet;
+        let failed_before = t.failed.is_some();
+        match bound {
+            Ok(b) => t.check(read, rule, b, input),
+            Err(why) => t.no_data = Some(why),
+        }
+        if !failed_before && t.failed.is_some() {
+            t.failed_client = read::fleet_client(rule.metric, input.report);
         }
     }
 
@@ -226,8 +235,12 @@ impl Evaluator {
         let unit = st.rule.metric.unit;
         if let Some((_, v)) = st.fleet.failed {
             let value = crate::report::fmt_value(Some(v), unit);
+            let who = st
+                .fleet
+                .failed_client
+                .map_or_else(String::new, |id| format!(", client {id}"));
             return Some(Failure {
-                reason: format!("threshold failed: {} (fleet: {value})", st.rule.text),
+                reason: format!("threshold failed: {} (fleet: {value}{who})", st.rule.text),
             });
         }
         let (id, t) = first_failed(&st.clients)?;
@@ -274,6 +287,7 @@ impl Evaluator {
                 v.outcome = st.fleet.outcome(self.is_final);
                 v.observed = st.fleet.shown();
                 v.first_failed_s = st.fleet.failed.map(|f| f.0);
+                v.client = st.fleet.failed_client;
                 v.note = st
                     .fleet
                     .no_data

@@ -61,6 +61,10 @@ pub enum Source {
     /// The 99th percentile of how late paced chunks began (`pace` lines): a client's from
     /// its merged start lags, the fleet's from every paced client's merged exactly.
     ScheduleLagP99Ms,
+    /// Bad blocks the clients' checks of their written data found (`--verify`; their
+    /// `verify` and `vfind` lines, a finding counting at once): a client's, the fleet's all
+    /// clients' together. No data where no client verified.
+    VerifyErrors,
     /// Not measured yet by this loadmon: always "no data" (never a pass), with this note.
     NotYet(&'static str),
 }
@@ -186,8 +190,8 @@ pub const METRICS: &[Metric] = &[
     counter(
         "verify_errors",
         "errors",
-        Source::NotYet("verification is not in this loadmon yet (issue 23): no data"),
-        "data verification errors",
+        Source::VerifyErrors,
+        "bad blocks found by the clients' data checks (--verify)",
     ),
     Metric {
         name: "schedule_lag_p99_ms",

@@ -15,9 +15,10 @@
 //! `[fleet.|client.]METRIC OP BOUND [over Ns]`, e.g. `fleet.p99_ms < 50`,
 //! `fleet.mb_s >= 400 over 60s`, `client.mb_s >= 80`, `client.cpu_pct < 90`,
 //! `heartbeat_gap_s < 5`, `fleet.p99_ms <= baseline * 1.1`. A `client.` rule holds for every
-//! client that ran. A bound is a plain number in the metric's unit. `verify_errors` is
-//! in the registry but is not measured by this loadmon yet: a rule
-//! on it gives NO DATA, which is not a pass.
+//! client that ran. A bound is a plain number in the metric's unit. `verify_errors` counts
+//! the bad blocks the clients' data checks found (`--verify`), a finding at once: a rule on
+//! it gives NO DATA where no client verified, which is not a pass; a fleet rule that fails
+//! names the client with the most.
 //!
 //! A rule is judged over a window at every check once a full window of complete data exists;
 //! over the run, a figure that can only grow (counts, maxima) fails live as soon as it passes

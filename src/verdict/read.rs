@@ -56,6 +56,7 @@ fn pick(s: &LatencySummary, l: Latency) -> f64 {
 const NO_LATENCY: &str = "no client sent latency histograms";
 const NO_RUN: &str = "no client ran";
 const NO_PACE: &str = "no client was paced (--rate)";
+const NO_VERIFY: &str = "no client verified its data (--verify)";
 
 /// The fleet's figure over the run so far. `gaps`: each client's longest heartbeat gap seen.
 pub fn fleet_run(m: &Metric, r: &Report, gaps: &BTreeMap<u32, f64>) -> Read {
@@ -78,7 +79,24 @@ pub fn fleet_run(m: &Metric, r: &Report, gaps: &BTreeMap<u32, f64>) -> Read {
                 .map(|s| s.p99_ms),
             NO_PACE,
         ),
+        Source::VerifyErrors => of(t.verify.as_ref().map(|v| v.errors_total as f64), NO_VERIFY),
         Source::NotYet(why) => Read::NoData(why.into()),
+    }
+}
+
+/// The client a fleet figure of `m` comes from, where one client's can be named: for bad
+/// blocks, the client with the most (the lowest id of those with as many). `None` for other
+/// metrics and when no client has any.
+pub fn fleet_client(m: &Metric, r: &Report) -> Option<u32> {
+    match m.source {
+        Source::VerifyErrors => r
+            .clients
+            .iter()
+            .filter_map(|c| Some((c.id, c.verify.as_ref()?.errors_total)))
+            .filter(|(_, n)| *n > 0)
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(id, _)| id),
+        _ => None,
     }
 }
 
@@ -105,6 +123,10 @@ pub fn client_run(m: &Metric, c: &ClientReport, gaps: &BTreeMap<u32, f64>) -> Re
         Source::Files => Read::Value(c.files_written as f64),
         Source::Bytes => Read::Value(c.bytes_written as f64),
         Source::ScheduleLagP99Ms => of(c.schedule_lag_p99_ms, NO_PACE),
+        Source::VerifyErrors => of(
+            c.verify.as_ref().map(|v| v.errors_total as f64),
+            "did not verify its data (--verify)",
+        ),
         Source::NotYet(why) => Read::NoData(why.into()),
     }
 }

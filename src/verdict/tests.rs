@@ -426,7 +426,7 @@ fn counts_fail_live_only_past_an_upper_bound() {
 }
 
 #[test]
-fn metrics_not_measured_yet_give_no_data_never_a_pass() {
+fn metrics_nobody_measured_give_no_data_never_a_pass() {
     let mut e = evaluator(&["verify_errors == 0", "schedule_lag_p99_ms < 100"]);
     let r = report(vec![client(100, 1.0)]);
     check(&mut e, &r, 30.0, true);
@@ -435,7 +435,11 @@ fn metrics_not_measured_yet_give_no_data_never_a_pass() {
     for rule in &v.rules {
         assert_eq!(rule.outcome, Outcome::NoData);
     }
-    assert!(v.rules[0].note.as_deref().unwrap().contains("issue 23"));
+    assert!(v.rules[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("no client verified its data (--verify)"));
     assert!(v.rules[1]
         .note
         .as_deref()
@@ -577,4 +581,117 @@ fn the_junit_xml_has_a_case_per_rule_and_per_client() {
         xml.contains("client.mb_s &gt;= 80: 50.00 MiB/s</failure>"),
         "{xml}"
     );
+}
+
+/// Client `id`'s checks: `blocks` checked, `corrupt` and `stale` bad blocks.
+fn verified(mut c: ClientReport, blocks: u64, corrupt: u64, stale: u64) -> ClientReport {
+    let errors = crate::verify::ClassCounts {
+        corrupt,
+        stale,
+        ..Default::default()
+    };
+    c.verify = Some(Box::new(crate::report::ClientVerify {
+        files_checked: 2,
+        blocks_checked: blocks,
+        errors,
+        errors_total: errors.total(),
+        ..Default::default()
+    }));
+    c
+}
+
+#[test]
+fn verify_errors_fail_live_at_the_first_bad_block_naming_the_client() {
+    let mut e = evaluator(&[
+        "verify_errors == 0",
+        "client.verify_errors == 0",
+        "fleet.verify_errors < 10",
+    ]);
+    // Clean checks, and a client that does not verify (judged on nothing for the client rule).
+    let clean = || {
+        report(vec![
+            verified(client(100, 1.0), 512, 0, 0),
+            verified(client(101, 1.0), 512, 0, 0),
+            client(102, 1.0),
+        ])
+    };
+    assert!(check(&mut e, &clean(), 2.0, false).is_empty());
+    let v = e.verdict(START);
+    assert_eq!(v.rules[0].outcome, Outcome::Pending);
+    assert_eq!(v.rules[0].observed, Some(0.0));
+    // Client 101 finds 1 bad block, client 100 none: both rules fail at once, naming it.
+    let bad = report(vec![
+        verified(client(100, 1.0), 512, 0, 0),
+        verified(client(101, 1.0), 512, 0, 1),
+        client(102, 1.0),
+    ]);
+    let failed = check(&mut e, &bad, 3.0, false);
+    let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "threshold failed: verify_errors == 0 (fleet: 1 errors, client 101)",
+            "threshold failed: client.verify_errors == 0 (client 101: 1 errors)",
+        ]
+    );
+    // More bad blocks elsewhere later: the first failure stays (its time, value, client).
+    let worse = report(vec![
+        verified(client(100, 1.0), 512, 30, 0),
+        verified(client(101, 1.0), 512, 0, 1),
+        client(102, 1.0),
+    ]);
+    let failed = check(&mut e, &worse, 4.0, false);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed[0].reason,
+        "threshold failed: fleet.verify_errors < 10 (fleet: 31 errors, client 100)"
+    );
+    check(&mut e, &worse, 5.0, true);
+    let v = e.verdict(START);
+    assert!(!v.passed);
+    let r = &v.rules[0];
+    assert_eq!(
+        (r.outcome, r.observed, r.first_failed_s, r.client),
+        (Outcome::Fail, Some(1.0), Some(3.0), Some(101))
+    );
+    assert!(
+        r.line()
+            .starts_with("FAIL    verify_errors == 0: 1 errors, client 101, first failed"),
+        "{}",
+        r.line()
+    );
+    let c = &v.rules[1];
+    assert_eq!((c.outcome, c.client), (Outcome::Fail, Some(101)));
+    // Client 102 did not verify: no data for it, client 100 failed later.
+    let ids: Vec<(u32, Outcome)> = c.clients.iter().map(|x| (x.id, x.outcome)).collect();
+    assert_eq!(
+        ids,
+        [
+            (100, Outcome::Fail),
+            (101, Outcome::Fail),
+            (102, Outcome::NoData)
+        ]
+    );
+}
+
+#[test]
+fn a_clean_verified_run_passes_verify_errors_and_huge_counts_stay_numbers() {
+    let mut e = evaluator(&["verify_errors == 0", "client.verify_errors <= 0"]);
+    let r = report(vec![verified(client(100, 1.0), 1 << 40, 0, 0)]);
+    assert!(check(&mut e, &r, 30.0, true).is_empty());
+    let v = e.verdict(START);
+    assert!(v.passed, "{v:?}");
+    // A count at u64::MAX (a hostile client) is a number that fails, not an overflow.
+    let mut e = evaluator(&["verify_errors == 0"]);
+    let r = report(vec![
+        verified(client(100, 1.0), 1, u64::MAX, u64::MAX),
+        verified(client(101, 1.0), 1, 1, 0),
+    ]);
+    assert_eq!(
+        r.total.verify.as_ref().map(|t| t.errors_total),
+        Some(u64::MAX)
+    );
+    let failed = check(&mut e, &r, 1.0, false);
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].reason.ends_with(", client 100)"), "{failed:?}");
 }

@@ -60,6 +60,41 @@ pub fn check_block_bytes(bytes: u64) -> Result<u64> {
     Ok(bytes)
 }
 
+/// A verify block size as a user writes it: bytes (`4096`), or with a binary unit `k` or `m`
+/// (`4k`, `64k`, `1m`; any case), checked by [`check_block_bytes`]. The one parser of the
+/// setting: `loadmon client --verify-block`, `loadmon verify --block-size` and Python's
+/// `verify_block`/`block_size` texts read it here.
+///
+/// # Examples
+/// ```
+/// use loadmon::verify::parse_block_bytes;
+/// assert_eq!(parse_block_bytes("4k").unwrap(), 4096);
+/// assert_eq!(parse_block_bytes("512").unwrap(), 512);
+/// assert_eq!(parse_block_bytes("1M").unwrap(), 1 << 20);
+/// assert!(parse_block_bytes("2m").unwrap_err().to_string().contains("power of two from 512"));
+/// assert!(parse_block_bytes("x").unwrap_err().to_string().contains("not a size"));
+/// ```
+///
+/// # Errors
+/// [`Error::Config`]: not a size, or outside the bounds (which it states).
+pub fn parse_block_bytes(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.strip_suffix('k') {
+        Some(n) => (n, 1u64 << 10),
+        None => match t.strip_suffix('m') {
+            Some(n) => (n, 1u64 << 20),
+            None => (t.as_str(), 1),
+        },
+    };
+    let n: u64 = num.trim().parse().map_err(|_| {
+        Error::Config(format!(
+            "verify block {:?} is not a size (bytes, or with k or m: 4k, 64k, 1m)",
+            crate::text::escape_control(s)
+        ))
+    })?;
+    check_block_bytes(n.saturating_mul(mult))
+}
+
 /// A fresh run id (random; never 0).
 ///
 /// # Errors

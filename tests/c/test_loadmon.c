@@ -3,7 +3,8 @@
  * Python and their range messages, timeouts (0 polls, negative waits forever), clients in the
  * background (start, join, cancel, free), and the log callback (a slow one included).
  * Built by `make c-test` with -Wall -Wextra -Werror and ASan + UBSan. Ends with the line
- * "N passed, N failed". Also fleet mode: a server expecting 2 workers and 2 workers. */
+ * "N passed, N failed". Also fleet mode: a server expecting 2 workers and 2 workers; and
+ * verified writes (the verify settings, loadmon_verify). */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -1598,6 +1600,190 @@ static void test_thresholds(void) {
     remove(junit);
 }
 
+/* The plan line a fleet server on `port` sends a worker that says hello (into `line`). */
+static int read_plan_line(uint16_t port, char *line, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    struct timeval tv = {20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return 0;
+    }
+    const char *hello = "hello:1.0:plan,ping\n";
+    if (send(fd, hello, strlen(hello), 0) != (ssize_t)strlen(hello)) {
+        close(fd);
+        return 0;
+    }
+    /* Two lines: the server's hello, then the plan. */
+    char buf[2048];
+    size_t got = 0;
+    int newlines = 0;
+    while (newlines < 2 && got + 1 < sizeof buf) {
+        ssize_t n = recv(fd, buf + got, 1, 0);
+        if (n <= 0) break;
+        if (buf[got] == '\n') newlines++;
+        got++;
+    }
+    close(fd);
+    buf[got] = '\0';
+    const char *plan = strstr(buf, "\nplan:");
+    if (newlines < 2 || plan == NULL) return 0;
+    snprintf(line, cap, "%s", plan + 1);
+    line[strcspn(line, "\n")] = '\0';
+    return 1;
+}
+
+/* Verified writes: the test client's and the fleet plan's verify fields reach the core (its
+ * defaults, its rules, a bad value LOADMON_CONFIG naming it), the plan line carries them, and
+ * loadmon_verify checks files as `loadmon verify --json` does. */
+static void test_verify(void) {
+    LoadmonTestClientConfig c = small_client(1);
+    CHECK(c.verify == NULL && c.verify_block_bytes == 4096 && c.verify_continue == 0 &&
+          c.verify_peer == 0 && c.overwrite == 0);
+    struct {
+        const char *message;
+        LoadmonTestClientConfig cfg;
+    } bad[8];
+    int n = 0;
+    for (int i = 0; i < 8; i++) bad[i].cfg = small_client(1);
+    bad[n].message = "verify must be none, rollover or end, not \"later\"";
+    bad[n++].cfg.verify = "later";
+    bad[n].message = "verify_block_bytes: verify block of 3000 bytes: it must be a power of two";
+    bad[n++].cfg.verify_block_bytes = 3000;
+    bad[n].message = "verify_block_bytes: verify block of -1 bytes";
+    bad[n++].cfg.verify_block_bytes = -1;
+    bad[n].message = "verify_continue must be 0 or 1, not 2";
+    bad[n++].cfg.verify_continue = 2;
+    bad[n].message = "verify_continue needs a check of the data";
+    bad[n++].cfg.verify_continue = 1;
+    bad[n].message = "verify_peer checks another client's files when the run ends";
+    bad[n].cfg.verify = "rollover";
+    bad[n++].cfg.verify_peer = 1;
+    bad[n].message = "keep_files must be a number, not all";
+    bad[n].cfg.keep_files = LOADMON_KEEP_ALL;
+    bad[n++].cfg.overwrite = 1;
+    /* (Sizes in C are whole MB, so always whole blocks: the block is at most 1 MB.) */
+    bad[n].message = "verify_block_bytes: verify block of 2097152 bytes";
+    bad[n++].cfg.verify_block_bytes = 2097152;
+    for (int i = 0; i < n; i++) {
+        LoadmonClient *cl = NULL;
+        CHECK(loadmon_test_client_start(&bad[i].cfg, &cl) == LOADMON_CONFIG && cl == NULL);
+        if (!last_error_contains(bad[i].message)) {
+            failed++;
+            fprintf(stderr, "bad verify value %d: expected %s in: %s\n", i, bad[i].message,
+                    loadmon_last_error());
+        }
+        if (cl) loadmon_client_free(cl);
+    }
+
+    /* The fleet's plan: bad values name the plan field; good ones travel on the plan line. */
+    LoadmonServerConfig d;
+    CHECK(loadmon_server_config_default(&d, sizeof d) == LOADMON_OK);
+    CHECK(d.plan_verify == NULL && d.plan_verify_block_bytes == 4096 &&
+          d.plan_verify_continue == 0 && d.plan_verify_peer == 0 && d.plan_overwrite == 0);
+    LoadmonServer *s = NULL;
+    LoadmonServerConfig cfg = fleet_server_config(1);
+    cfg.plan_verify_block_bytes = 1000;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("plan_verify_block_bytes: verify block of 1000 bytes"));
+    cfg = fleet_server_config(1);
+    cfg.plan_overwrite = 3;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("plan_overwrite must be 0 or 1, not 3"));
+    cfg = fleet_server_config(1);
+    cfg.plan_verify_peer = 1;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_CONFIG && s == NULL);
+    CHECK(last_error_contains("verify_peer needs a check of the data"));
+    cfg = fleet_server_config(1);
+    cfg.plan_verify = "rollover";
+    cfg.plan_verify_block_bytes = 65536;
+    cfg.plan_verify_continue = 1;
+    cfg.plan_overwrite = 1;
+    CHECK(loadmon_server_start(&cfg, &s) == LOADMON_OK && s != NULL);
+    if (s) {
+        char line[1024] = "";
+        CHECK(read_plan_line(loadmon_server_port(s), line, sizeof line));
+        const char *tail =
+            ":keep_files=2:verify=rollover:verify_block=64k:verify_continue=1:overwrite=1";
+        size_t ll = strlen(line), tl = strlen(tail);
+        CHECK(strncmp(line, "plan:run=", 9) == 0 && ll > tl && strcmp(line + ll - tl, tail) == 0);
+        if (ll <= tl || strcmp(line + ll - tl, tail) != 0) fprintf(stderr, "plan: %s\n", line);
+        CHECK(loadmon_server_stop(s, NULL) == LOADMON_OK);
+        loadmon_server_free(s);
+    }
+
+    /* loadmon_verify: a file of zeros is 16 torn blocks at offset 0, the finding in the JSON. */
+    char dir[300], path[400];
+    snprintf(dir, sizeof dir, "%s-verify", out_dir);
+    snprintf(path, sizeof path, "%s/client_100_0_1_2026-12-05_10.11.12", dir);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    static const char zeros[65536];
+    CHECK(fwrite(zeros, 1, sizeof zeros, f) == sizeof zeros);
+    fclose(f);
+    LoadmonVerifyOptions o;
+    CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
+    CHECK(o.struct_size == sizeof o && o.direct == 0 && o.max_findings == 100);
+    CHECK(o.block_bytes == LOADMON_VERIFY_FROM_FILE && o.run_id == LOADMON_VERIFY_FROM_FILE &&
+          o.generation == LOADMON_VERIFY_FROM_FILE);
+    o.block_bytes = 4096;
+    const char *paths[] = {path, dir};
+    char *report = NULL;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "\"torn\": 16") != NULL);
+    CHECK(report != NULL && strstr(report, "\"blocks_checked\": 16") != NULL);
+    CHECK(report != NULL && strstr(report, "\"class\": \"torn\"") != NULL);
+    CHECK(report != NULL && strstr(report, "\"offset_bytes\": 0") != NULL);
+    CHECK(report != NULL && strstr(report, "\"client_id\": 100") != NULL);
+    loadmon_string_free(report);
+    /* A file and a directory (its data files); NULL options are the core's defaults; no
+     * report wanted. */
+    report = NULL;
+    CHECK(loadmon_verify(paths, 2, NULL, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "\"torn\": 32") != NULL);
+    loadmon_string_free(report);
+    CHECK(loadmon_verify(paths, 1, NULL, NULL) == LOADMON_OK);
+    /* Errors: no path, a path that does not exist, options out of range, NULLs, sizes. */
+    report = NULL;
+    CHECK(loadmon_verify(paths, 0, NULL, &report) == LOADMON_CONFIG && report == NULL);
+    CHECK(last_error_contains("no file given"));
+    const char *gone[] = {"/nonexistent/loadmon-verify"};
+    CHECK(loadmon_verify(gone, 1, NULL, &report) == LOADMON_CONFIG && report == NULL);
+    CHECK(last_error_contains("does not exist"));
+    o.max_findings = 0;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
+    CHECK(last_error_contains("max findings 0 out of bounds (1 to 100000)"));
+    CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
+    o.block_bytes = 3000;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
+    CHECK(last_error_contains("block_bytes: verify block of 3000 bytes"));
+    o.block_bytes = LOADMON_VERIFY_FROM_FILE;
+    o.direct = 2;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
+    CHECK(last_error_contains("direct must be 0 or 1, not 2"));
+    CHECK(loadmon_verify(NULL, 1, NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("loadmon_verify: paths is NULL"));
+    const char *null_entry[] = {path, NULL};
+    CHECK(loadmon_verify(null_entry, 2, NULL, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(last_error_contains("paths[1] is NULL"));
+    CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
+    o.struct_size = sizeof o + 8;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_INVALID_ARGUMENT);
+    CHECK(loadmon_verify_options_default(NULL, sizeof o) == LOADMON_INVALID_ARGUMENT);
+    CHECK(report == NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
@@ -1622,6 +1808,7 @@ int main(void) {
     test_slow_log_callback();
     test_every_setting();
     test_thresholds();
+    test_verify();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", out_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", out_dir);

@@ -33,6 +33,7 @@ FACES: dict[str, list[Any]] = {
     "client": [loadmon.TestClient, loadmon.Client, loadmon.Worker],
     "worker": [loadmon.Worker],
     "file_writer": [loadmon.TestClient, loadmon.Plan],
+    "verify": [loadmon.verify],
 }
 
 # Keys that are not one parameter, and why (the short list of exceptions).
@@ -75,6 +76,9 @@ def _python_name(section: str, key: str) -> str:
         for unit in ("_mb_s", "_bytes", "_mb", "_s"):
             if key.endswith(unit):
                 return key[: -len(unit)]
+    # verify(): ``loadmon verify --block-size``'s name.
+    if (section, key) == ("verify", "block_bytes"):
+        return "block_size"
     return key
 
 
@@ -119,7 +123,12 @@ def _stub_defaults() -> dict[str, dict[str, Any]]:
 
     def defaults_of(f: ast.FunctionDef) -> dict[str, Any]:
         args = f.args.args[len(f.args.args) - len(f.args.defaults) :]
-        return {a.arg: ast.literal_eval(d) for a, d in zip(args, f.args.defaults)}
+        out = {a.arg: ast.literal_eval(d) for a, d in zip(args, f.args.defaults)}
+        # Keyword-only parameters (after ``*``) with a default.
+        for a, d in zip(f.args.kwonlyargs, f.args.kw_defaults):
+            if d is not None:
+                out[a.arg] = ast.literal_eval(d)
+        return out
 
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
@@ -163,7 +172,8 @@ def test_every_core_setting_is_a_parameter_with_the_core_default(
 
 
 @pytest.mark.parametrize(
-    "face", [loadmon.Server, loadmon.TestClient, loadmon.Client, loadmon.Worker, loadmon.Plan]
+    "face",
+    [loadmon.Server, loadmon.TestClient, loadmon.Client, loadmon.Worker, loadmon.Plan, loadmon.verify],
 )
 def test_every_parameter_is_a_core_setting(face: Any) -> None:
     known = {
@@ -211,6 +221,7 @@ def test_the_public_defaults_are_the_core_ones() -> None:
         (loadmon.Client, "client"),
         (loadmon.Worker, "worker"),
         (loadmon.Plan, "plan"),
+        (loadmon.verify, "verify"),
     ):
         assert _signature(face) == d[key], face.__name__
 

@@ -142,3 +142,18 @@ def thresholds(out: Path) -> bool:
     outcomes: list[str] = [str(r["outcome"]) for r in verdict["rules"]]
     _ = outcomes
     return bool(verdict["passed"])
+
+
+def verified(out: Path) -> int:
+    plan = loadmon.Plan(verify="rollover", verify_block="64k", verify_continue=True,
+                        overwrite=True)
+    client = loadmon.TestClient(out_dir=out, verify="end", verify_block=4096, verify_peer=True)
+    mode: str = client.verify
+    block: int = client.verify_block
+    result: loadmon.ClientResult = client.run()
+    checked: object = None if result.verify is None else result.verify.get("blocks_checked")
+    report: dict[str, object] = loadmon.verify([out], direct=True, max_findings=10,
+                                               block_size="4k", run_id=None, generation=1)
+    single = loadmon.verify(out / "client_100_1_2026-12-05_10.11.12")
+    _ = (plan.verify_block, mode, checked, single["errors"])
+    return block + len(report)

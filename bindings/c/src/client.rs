@@ -12,8 +12,9 @@ use loadmon::workload::file_writer::{FileWriter, FileWriterConfig};
 
 use crate::args::{arg, give_string, out_arg, required_str};
 use crate::configs::{
-    client_config, count, keep_files_setting, ms_setting, optional_size, rate_setting, read_config,
-    size_mb, sync_setting, LoadmonClientConfig, LoadmonTestClientConfig, LOADMON_NO_RUN_TIME,
+    block_setting, client_config, count, flag, keep_files_setting, ms_setting, optional_size,
+    rate_setting, read_config, size_mb, sync_setting, verify_setting, LoadmonClientConfig,
+    LoadmonTestClientConfig, LOADMON_NO_RUN_TIME,
 };
 use crate::context::{CWorkload, LoadmonWorkloadFn};
 use crate::guard::{ffi, ffi_void, invalid, LoadmonStatus, Res};
@@ -49,6 +50,8 @@ pub(crate) unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> R
     let out_dir = unsafe { required_str(c.out_dir, "out_dir") }?;
     // SAFETY: as above.
     let sync = unsafe { sync_setting(c.sync, "sync") }?;
+    // SAFETY: as above.
+    let verify = unsafe { verify_setting(c.verify, "verify") }?;
     let writer = FileWriterConfig {
         run_time_s: ms_setting("run_time_ms", c.run_time_ms, config::RUN_TIME)?.as_secs_f64(),
         chunk_size_bytes: size_mb(config::CHUNK_SIZE_BYTES, "chunk_size_mb", c.chunk_size_mb)?,
@@ -64,7 +67,11 @@ pub(crate) unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> R
         jobs: count(config::JOBS, "jobs", c.jobs)?,
         iodepth: count(config::IODEPTH, "iodepth", c.iodepth)?,
         rate_mb_s: rate_setting("rate_mb_s", c.rate_mb_s)?,
-        ..FileWriterConfig::default()
+        verify,
+        verify_block_bytes: block_setting("verify_block_bytes", c.verify_block_bytes)?,
+        verify_continue: flag("verify_continue", c.verify_continue)?,
+        verify_peer: flag("verify_peer", c.verify_peer)?,
+        overwrite: flag("overwrite", c.overwrite)?,
     };
     Ok(ClientHandle::spawn(client, FileWriter::new(writer)?)?)
 }
@@ -73,7 +80,8 @@ pub(crate) unsafe fn spawn_test_client(cfg: *const LoadmonTestClientConfig) -> R
 /// `done`): `loadmon_test_client_start` then `loadmon_client_join` with no timeout. On
 /// `LOADMON_OK`, `*result_json` (if `result_json` is not NULL) receives the result as JSON
 /// (`client_id`, `files_written`, `bytes_written`, `run_time_s`, `throughput_mb_s`,
-/// `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`), to free with
+/// `chunk_p50_ms`, `chunk_p99_ms`, `heartbeats_sent`, `stats_sent`, and `verify`: what the
+/// check of the data found, null without one), to free with
 /// `loadmon_string_free`.
 ///
 /// # Safety

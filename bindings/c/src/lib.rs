@@ -16,6 +16,9 @@
 //!   `LOADMON_NO_FILE_STATS`, `LOADMON_NO_FLEET`, `LOADMON_NO_START_TIMEOUT`,
 //!   `LOADMON_NO_RATE`; a rate is the one `double`, MB/s), and
 //!   `LOADMON_AUTO_MAX_CLIENTS` (the default) asks for the core's rule for `max_clients`.
+//!   `LoadmonVerifyOptions` is the exception: its run id and generation are `uint64_t` (every
+//!   value is one), so its "none" is `LOADMON_VERIFY_FROM_FILE` (0, which no block size, run
+//!   id or generation is).
 //!   Durations are milliseconds (`_ms`) everywhere.
 //! - Every default is the core's (`Default` of `ServerConfig`, `ClientConfig`, …, or its rule,
 //!   as for `max_clients`), and each config field's doc states it as `Default: <value>`:
@@ -37,6 +40,7 @@
 //!   defaults (the core's) and their conversion to the core's settings (`convert`).
 //! - `server`, `client` (test client and generic client), `context` (a C callback as the
 //!   core's `Workload`), `worker`: the handles and their functions.
+//! - `verify`: `loadmon_verify`, the offline check of verified data files.
 //! - `log`: the log callback.
 #![allow(non_camel_case_types)]
 
@@ -58,6 +62,8 @@ mod context;
 
 mod worker;
 
+mod verify;
+
 mod log;
 
 pub use client::{
@@ -71,6 +77,7 @@ pub use configs::{
     LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_FLEET, LOADMON_NO_RATE,
     LOADMON_NO_RUN_TIME, LOADMON_NO_START_TIMEOUT, LOADMON_WAIT_FOREVER,
 };
+pub use configs::{loadmon_verify_options_default, LoadmonVerifyOptions, LOADMON_VERIFY_FROM_FILE};
 pub use context::{
     loadmon_client_context_file_rollover, loadmon_client_context_id,
     loadmon_client_context_record_write, loadmon_client_context_remaining_ms,
@@ -87,6 +94,7 @@ pub use server::{
     loadmon_server_snapshot, loadmon_server_start, loadmon_server_stop, loadmon_server_wait,
     LoadmonEvents, LoadmonServer,
 };
+pub use verify::loadmon_verify;
 pub use version::{
     loadmon_version, LOADMON_VERSION_MAJOR, LOADMON_VERSION_MINOR, LOADMON_VERSION_PATCH,
 };

@@ -1,7 +1,7 @@
 //! Every default a C config field's doc states (`Default: <value>` in include/loadmon.h) is the
 //! core's: the test reads the core's `Default` serialized (`ServerConfig`, `ClientConfig`,
-//! `WorkerConfig`, `FileWriterConfig`, `FleetConfig`, `HttpLimits`: durations as seconds) and
-//! fails on drift. And every setting of the core has a C field: a serialized key no C field
+//! `WorkerConfig`, `FileWriterConfig`, `FleetConfig`, `HttpLimits`, `VerifyConfig`: durations
+//! as seconds) and fails on drift. And every setting of the core has a C field: a serialized key no C field
 //! maps to fails too, unless it is in the short list of exceptions below, each with its
 //! reason. (That the `_default` functions fill in what the docs state is the unit test
 //! `configs::tests::defaults_are_the_documented_ones`.)
@@ -15,6 +15,7 @@ use header_doc::{constants, fields, header, stated_default, DocDefault};
 use loadmon::client::ClientConfig;
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::verify::VerifyConfig;
 use loadmon::worker::WorkerConfig;
 use loadmon::workload::file_writer::FileWriterConfig;
 use serde_json::Value;
@@ -34,8 +35,8 @@ enum Conv {
     EmptyIsNull,
     /// `keep_files`: "all" is `LOADMON_KEEP_ALL`, else the number.
     KeepFiles,
-    /// A sync mode: NULL stands for "none".
-    Sync,
+    /// A mode (sync, verify): NULL stands for "none".
+    Mode,
     /// Absent (`null`) is the named constant.
     NoneIs(&'static str),
     /// Bytes as whole MB (MiB).
@@ -149,8 +150,19 @@ const SERVER: &[(&str, Source)] = &[
         "plan_rate_mb_s",
         Core("plan.rate_mb_s", NoneIs("LOADMON_NO_RATE"), &[]),
     ),
-    ("plan_sync", Core("plan.sync", Sync, &[])),
+    ("plan_sync", Core("plan.sync", Mode, &[])),
     ("plan_keep_files", Core("plan.keep_files", KeepFiles, &[])),
+    ("plan_verify", Core("plan.verify", Mode, &[])),
+    (
+        "plan_verify_block_bytes",
+        Core("plan.verify_block_bytes", Num, &[]),
+    ),
+    (
+        "plan_verify_continue",
+        Core("plan.verify_continue", Flag, &[]),
+    ),
+    ("plan_verify_peer", Core("plan.verify_peer", Flag, &[])),
+    ("plan_overwrite", Core("plan.overwrite", Flag, &[])),
     (
         "http_allow_hosts",
         Core("http_allow_hosts", EmptyIsNull, &[]),
@@ -188,13 +200,38 @@ const TEST_CLIENT_WRITER: &[(&str, Source)] = &[
         Core("writer.min_chunk_size_bytes", Mib, &[]),
     ),
     ("out_dir", Core("writer.out_dir", Str, &[])),
-    ("sync", Core("writer.sync", Sync, &[])),
+    ("sync", Core("writer.sync", Mode, &[])),
     ("keep_files", Core("writer.keep_files", KeepFiles, &[])),
     ("jobs", Core("writer.jobs", Num, &[])),
     ("iodepth", Core("writer.iodepth", Num, &[])),
     (
         "rate_mb_s",
         Core("writer.rate_mb_s", NoneIs("LOADMON_NO_RATE"), &[]),
+    ),
+    ("verify", Core("writer.verify", Mode, &[])),
+    (
+        "verify_block_bytes",
+        Core("writer.verify_block_bytes", Num, &[]),
+    ),
+    ("verify_continue", Core("writer.verify_continue", Flag, &[])),
+    ("verify_peer", Core("writer.verify_peer", Flag, &[])),
+    ("overwrite", Core("writer.overwrite", Flag, &[])),
+];
+
+const VERIFY: &[(&str, Source)] = &[
+    ("direct", Core("direct", Flag, &[])),
+    ("max_findings", Core("max_findings", Num, &[])),
+    (
+        "block_bytes",
+        Core("block_bytes", NoneIs("LOADMON_VERIFY_FROM_FILE"), &[]),
+    ),
+    (
+        "run_id",
+        Core("run_id", NoneIs("LOADMON_VERIFY_FROM_FILE"), &[]),
+    ),
+    (
+        "generation",
+        Core("generation", NoneIs("LOADMON_VERIFY_FROM_FILE"), &[]),
     ),
 ];
 
@@ -293,6 +330,7 @@ fn core_defaults(name: &str) -> BTreeMap<String, Value> {
         }
         "LoadmonClientConfig" => m.extend(core("", serde_json::to_value(ClientConfig::default()))),
         "LoadmonWorkerConfig" => m.extend(core("", serde_json::to_value(WorkerConfig::default()))),
+        "LoadmonVerifyOptions" => m.extend(core("", serde_json::to_value(VerifyConfig::default()))),
         _ => panic!("no core settings for {name}"),
     }
     m
@@ -305,15 +343,17 @@ fn mapping(name: &str) -> Vec<(&'static str, Source)> {
         "LoadmonTestClientConfig" => [&client_fields!("")[..], TEST_CLIENT_WRITER].concat(),
         "LoadmonClientConfig" => [&client_fields!("")[..], GENERIC_CLIENT_WORKLOAD].concat(),
         "LoadmonWorkerConfig" => [&client_fields!("client.")[..], WORKER].concat(),
+        "LoadmonVerifyOptions" => VERIFY.to_vec(),
         _ => panic!("no mapping for {name}"),
     }
 }
 
-const CONFIGS: [&str; 4] = [
+const CONFIGS: [&str; 5] = [
     "LoadmonServerConfig",
     "LoadmonTestClientConfig",
     "LoadmonClientConfig",
     "LoadmonWorkerConfig",
+    "LoadmonVerifyOptions",
 ];
 
 /// The core's value as C has it.
@@ -341,7 +381,7 @@ fn as_c(v: &Value, conv: Conv, consts: &BTreeMap<String, i64>) -> Result<DocDefa
         (EmptyIsNull, Value::Array(a)) if a.is_empty() => DocDefault::Null,
         (KeepFiles, Value::String(s)) if s == "all" => DocDefault::Int(consts["LOADMON_KEEP_ALL"]),
         (KeepFiles, Value::String(s)) => DocDefault::Int(s.parse().map_err(|_| s.clone())?),
-        (Sync, Value::String(s)) if s == "none" => DocDefault::Null,
+        (Mode, Value::String(s)) if s == "none" => DocDefault::Null,
         (c, v) => return Err(format!("{v} cannot be read as {c:?} in C")),
     })
 }

@@ -185,6 +185,43 @@ pub(crate) fn rate_arg(py: Python<'_>, v: Arg<'_, '_>) -> PyResult<Option<f64>> 
         .transpose()
 }
 
+/// A verify block size: an int of bytes (`4096`), or a text with `k` or `m` (`"4k"`, `"64k"`,
+/// `"1m"`; a bare number in a text is bytes too), by the core's parser and bounds
+/// (`verify::parse_block_bytes`, `verify::check_block_bytes`).
+pub(crate) fn block_arg(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<u64> {
+    reject_bool(name, v)?;
+    if let Ok(s) = v.cast::<PyString>() {
+        return core(py, loadmon::verify::parse_block_bytes(s.to_str()?));
+    }
+    match v.extract::<i128>() {
+        // Beyond 64 bits either way: the core's error for the nearest value it can name.
+        Ok(n) => core(
+            py,
+            loadmon::verify::check_block_bytes(u64::try_from(n.max(0)).unwrap_or(u64::MAX)),
+        ),
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+            let n = if v.lt(0)? { 0 } else { u64::MAX };
+            core(py, loadmon::verify::check_block_bytes(n))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be an int of bytes or a size text such as \"64k\", not {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+/// A bool setting (an attribute of a Plan): anything but `True` or `False` is a TypeError
+/// naming it.
+pub(crate) fn bool_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
+    v.cast::<PyBool>().map(|b| b.is_true()).map_err(|_| {
+        let type_name = v
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+        PyTypeError::new_err(format!("{name} must be a bool, not {type_name}"))
+    })
+}
+
 /// `keep_files`: a positive int, or "all" (the core's `KeepFiles` rules).
 pub(crate) fn keep_files_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<KeepFiles> {
     reject_bool("keep_files", v)?;

@@ -6,6 +6,7 @@
 use loadmon::client::ClientConfig;
 use loadmon::plan::Plan;
 use loadmon::server::{FleetConfig, ServerConfig};
+use loadmon::verify::VerifyConfig;
 use loadmon::worker::WorkerConfig;
 use loadmon::workload::file_writer::FileWriterConfig;
 use pyo3::prelude::*;
@@ -33,6 +34,7 @@ fn core_json(py: Python<'_>) -> PyResult<Map<String, Value>> {
         serde_json::to_value(FileWriterConfig::default()),
     )?;
     put("fleet", serde_json::to_value(fleet))?;
+    put("verify", serde_json::to_value(VerifyConfig::default()))?;
     Ok(m)
 }
 
@@ -91,6 +93,8 @@ fn writer_names(writer: Map<String, Value>) -> Map<String, Value> {
             };
             let v = match (name, &v) {
                 ("keep_files", Value::String(s)) => s.parse::<u64>().map_or(v.clone(), Value::from),
+                // A block (less than a MB) is an int of bytes, as Python takes it.
+                _ if BLOCK_SIZES.contains(&k.as_str()) => v,
                 // A size as Python takes it: an int of MB when whole, else its text ("256k").
                 _ if k.ends_with("_bytes") => v.as_u64().map_or(v.clone(), size_value),
                 _ => v,
@@ -100,6 +104,10 @@ fn writer_names(writer: Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// The file writer's sizes that Python takes as an int of bytes (or a text with `k`, `m`), not
+/// of MB: a verify block is at most 1 MiB.
+const BLOCK_SIZES: [&str; 1] = ["verify_block_bytes"];
+
 /// A size in bytes as Python shows it: an int of MB (MiB) when whole, else `"256k"`.
 pub(crate) fn size_value(bytes: u64) -> Value {
     let mib = loadmon::units::BYTES_PER_MB_U64;
@@ -108,6 +116,18 @@ pub(crate) fn size_value(bytes: u64) -> Value {
     } else {
         Value::from(loadmon::units::format_size(bytes))
     }
+}
+
+/// `verify(...)`'s defaults: `VerifyConfig`'s, `block_bytes` as `block_size` (`loadmon verify
+/// --block-size`).
+fn verify_names(core: &Map<String, Value>) -> Map<String, Value> {
+    object(core, "verify")
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "block_bytes" => ("block_size".to_owned(), v),
+            _ => (k, v),
+        })
+        .collect()
 }
 
 /// `Server(...)`'s defaults: `ServerConfig`'s, `http_limits` as `http_<field>`, and the fleet's
@@ -148,11 +168,13 @@ fn face_json(core: &Map<String, Value>) -> Map<String, Value> {
     m.insert("test_client".into(), Value::Object(test_client));
     m.insert("plan".into(), Value::Object(plan));
     m.insert("worker".into(), Value::Object(worker));
+    m.insert("verify".into(), Value::Object(verify_names(core)));
     m
 }
 
 /// The core's defaults, as the signatures show them: `{"server": {...}, "client": {...},
-/// "test_client": {...}, "plan": {...}, "worker": {...}}` (seconds as floats).
+/// "test_client": {...}, "plan": {...}, "worker": {...}, "verify": {...}}` (seconds as
+/// floats).
 #[pyfunction]
 pub(crate) fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     guard(py, "defaults", || {
@@ -161,7 +183,7 @@ pub(crate) fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// The core's defaults as the core serializes them (its names, seconds as floats, the token
-/// redacted): `{"server", "client", "worker", "file_writer", "fleet"}`, for the test that
+/// redacted): `{"server", "client", "worker", "file_writer", "fleet", "verify"}`, for the test that
 /// finds a setting this face lacks.
 #[pyfunction]
 pub(crate) fn _core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {

@@ -23,7 +23,7 @@
 //! - a file per class: [`server`] (`Server`), [`events`] (`Events`), [`test_client`]
 //!   (`TestClient`), [`client`] (`Client`), [`context`] (`Context`), [`worker`] (`Worker`),
 //!   [`workload`] (`_RunEnd` and a `run_tests` as a core workload), [`plan`] (`Plan`'s
-//!   conversion), [`report_failure`];
+//!   conversion), [`report_failure`], [`verify`] (`verify()`, the offline check);
 //! - shared parts: [`args`] (argument conversion with the core's rules), [`errors`] (the
 //!   exception of each core error, the panic guard), [`logs`] (the log queue and fork hooks),
 //!   [`live`] (handles stopped at interpreter exit), [`run`] (a client's or worker's run),
@@ -44,6 +44,7 @@ mod results;
 mod run;
 mod server;
 mod test_client;
+mod verify;
 mod wait;
 mod worker;
 mod workload;
@@ -68,6 +69,7 @@ fn _loadmon(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::PyWorker>()?;
     m.add_function(wrap_pyfunction!(plan::_check_plan, m)?)?;
     m.add_function(wrap_pyfunction!(report_failure::report_failure, m)?)?;
+    m.add_function(wrap_pyfunction!(verify::verify, m)?)?;
     m.add_function(wrap_pyfunction!(defaults::defaults, m)?)?;
     m.add_function(wrap_pyfunction!(defaults::_core_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(results::_render_report, m)?)?;

@@ -1,11 +1,13 @@
 //! `loadmon.Plan` (a dataclass of `loadmon._results`) as the core's fleet plan.
 
 use loadmon::plan::Plan;
-use loadmon::workload::file_writer::SyncMode;
+use loadmon::workload::file_writer::{SyncMode, VerifyMode};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::args::{float_arg, keep_files_arg, opt_count_arg, rate_arg, size_arg};
+use crate::args::{
+    block_arg, bool_arg, float_arg, keep_files_arg, opt_count_arg, rate_arg, size_arg,
+};
 use crate::errors::{core, guard};
 use crate::results::results;
 use loadmon::config::{CHUNK_SIZE_BYTES, FILE_SIZE_BYTES, IODEPTH, JOBS, MIN_CHUNK_SIZE_BYTES};
@@ -21,6 +23,7 @@ pub(crate) fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
         )));
     }
     let sync: String = v.getattr("sync")?.extract()?;
+    let verify: String = v.getattr("verify")?.extract()?;
     let plan = Plan {
         run_time_s: float_arg("run_time", &v.getattr("run_time")?)?,
         chunk_size_bytes: size_arg(
@@ -41,6 +44,11 @@ pub(crate) fn plan_arg(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Plan> {
         rate_mb_s: rate_arg(py, Some(&v.getattr("rate")?))?,
         sync: core(py, sync.parse::<SyncMode>())?,
         keep_files: keep_files_arg(py, &v.getattr("keep_files")?)?,
+        verify: core(py, verify.parse::<VerifyMode>())?,
+        verify_block_bytes: block_arg(py, "verify_block", &v.getattr("verify_block")?)?,
+        verify_continue: bool_arg("verify_continue", &v.getattr("verify_continue")?)?,
+        verify_peer: bool_arg("verify_peer", &v.getattr("verify_peer")?)?,
+        overwrite: bool_arg("overwrite", &v.getattr("overwrite")?)?,
     };
     core(py, plan.validate())?;
     Ok(plan)

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use loadmon::blocking::{ClientHandle, WriterCheck};
 use loadmon::client::ClientConfig;
-use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, SyncMode};
+use loadmon::workload::file_writer::{FileWriter, FileWriterConfig, SyncMode, VerifyMode};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::args::{
-    float_arg, keep_files_arg, keep_files_to_py, opt_count_arg, opt_size_arg, path_arg, py_bool,
-    py_repr, rate_arg, size_to_py, timeout_arg, Arg, ClientArgs,
+    block_arg, float_arg, keep_files_arg, keep_files_to_py, opt_count_arg, opt_size_arg, path_arg,
+    py_bool, py_repr, rate_arg, size_to_py, timeout_arg, Arg, ClientArgs,
 };
 use crate::errors::{core, guard};
 use crate::run::{exit_client, join_handle, RunSlot};
@@ -26,6 +26,14 @@ use loadmon::config::{CHUNK_SIZE_BYTES, FILE_SIZE_BYTES, IODEPTH, JOBS, MIN_CHUN
 /// ``iodepth``: writes in flight per stream (through io_uring where the kernel allows it;
 /// else one at a time, and the report's ``engine`` says why); ``rate``: the client's pace in MB/s, shared by its streams (None:
 /// as fast as possible).
+///
+/// ``verify``: check the written data: "none", "rollover" (each file is read back just before
+/// ``keep_files`` deletes it, or ``overwrite`` rewrites it) or "end" (the kept files, when the
+/// run ends); every block then carries a header and a CRC-32C, of ``verify_block`` bytes (an
+/// int, or a text such as "64k"). A bad block ends the client FAILED with the finding, unless
+/// ``verify_continue``. ``verify_peer`` (with "end"): check another client's kept files in the
+/// same shared ``out_dir``. ``overwrite``: once a stream holds ``keep_files`` files, rewrite
+/// the oldest in place.
 ///
 /// The constructor applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a
 /// timed probe showing at least 2 files fit in the run time) and raises ConfigError (a
@@ -85,6 +93,11 @@ struct WriterArgs<'a, 'py> {
     jobs: Arg<'a, 'py>,
     iodepth: Arg<'a, 'py>,
     rate: Arg<'a, 'py>,
+    verify: Option<String>,
+    verify_block: Arg<'a, 'py>,
+    verify_continue: Option<bool>,
+    verify_peer: Option<bool>,
+    overwrite: Option<bool>,
 }
 
 impl WriterArgs<'_, '_> {
@@ -120,6 +133,18 @@ impl WriterArgs<'_, '_> {
                 Some(v) => keep_files_arg(py, v)?,
                 None => d.keep_files,
             },
+            verify: match self.verify {
+                Some(s) => core(py, s.parse::<VerifyMode>())?,
+                None => d.verify,
+            },
+            verify_block_bytes: self
+                .verify_block
+                .map(|v| block_arg(py, "verify_block", v))
+                .transpose()?
+                .unwrap_or(d.verify_block_bytes),
+            verify_continue: self.verify_continue.unwrap_or(d.verify_continue),
+            verify_peer: self.verify_peer.unwrap_or(d.verify_peer),
+            overwrite: self.overwrite.unwrap_or(d.overwrite),
         })
     }
 }
@@ -150,12 +175,14 @@ impl PyTestClient {
         out_dir=None, sync=None, keep_files=None, min_chunk_size=None, heartbeat_period=None,
         stats_period=None, connect_timeout=None, token=None, log_dir=None,
         allow_clear_token=None, handshake_timeout=None, max_line_bytes=None, jobs=None,
-        iodepth=None, rate=None),
+        iodepth=None, rate=None, verify=None, verify_block=None, verify_continue=None,
+        verify_peer=None, overwrite=None),
         text_signature = "(host='127.0.0.1', port=1234, run_time=15.0, chunk_size=10, \
             file_size=50, out_dir='client_files', sync='none', keep_files=2, min_chunk_size=10, \
             heartbeat_period=5.0, stats_period=10.0, connect_timeout=5.0, token=None, \
             log_dir=None, allow_clear_token=False, handshake_timeout=10.0, max_line_bytes=4096, \
-            jobs=1, iodepth=1, rate=None)")]
+            jobs=1, iodepth=1, rate=None, verify='none', verify_block=4096, \
+            verify_continue=False, verify_peer=False, overwrite=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new<'a, 'py>(
         py: Python<'py>,
@@ -179,6 +206,11 @@ impl PyTestClient {
         jobs: Arg<'a, 'py>,
         iodepth: Arg<'a, 'py>,
         rate: Arg<'a, 'py>,
+        verify: Option<String>,
+        verify_block: Arg<'a, 'py>,
+        verify_continue: Option<bool>,
+        verify_peer: Option<bool>,
+        overwrite: Option<bool>,
     ) -> PyResult<Self> {
         guard(py, "TestClient()", || {
             let client = ClientArgs {
@@ -205,6 +237,11 @@ impl PyTestClient {
                 jobs,
                 iodepth,
                 rate,
+                verify,
+                verify_block,
+                verify_continue,
+                verify_peer,
+                overwrite,
             }
             .config(py)?;
             let validated = probe(py, &writer)?;
@@ -316,6 +353,36 @@ impl PyTestClient {
     #[getter]
     fn rate(&self) -> Option<f64> {
         self.writer.rate_mb_s
+    }
+
+    /// When the written data is checked: "none", "rollover" or "end".
+    #[getter]
+    fn verify(&self) -> String {
+        self.writer.verify.to_string()
+    }
+
+    /// Verify block size, bytes.
+    #[getter]
+    fn verify_block(&self) -> u64 {
+        self.writer.verify_block_bytes
+    }
+
+    /// Whether a bad block lets the run go on.
+    #[getter]
+    fn verify_continue(&self) -> bool {
+        self.writer.verify_continue
+    }
+
+    /// Whether the end check reads another client's files.
+    #[getter]
+    fn verify_peer(&self) -> bool {
+        self.writer.verify_peer
+    }
+
+    /// Whether the oldest kept file is rewritten in place.
+    #[getter]
+    fn overwrite(&self) -> bool {
+        self.writer.overwrite
     }
 
     /// Directory of the data files.

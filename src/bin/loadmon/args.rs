@@ -17,7 +17,7 @@ use loadmon::config::{CHUNK_SIZE_MB, CLIENTS};
 use loadmon::plan::Plan;
 use loadmon::server::{HttpLimits, ServerConfig};
 use loadmon::worker::WorkerConfig;
-use loadmon::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode};
+use loadmon::workload::file_writer::{FileWriterConfig, KeepFiles, SyncMode, VerifyMode};
 use loadmon::Error;
 
 #[cfg(test)]
@@ -252,11 +252,32 @@ pub(crate) struct WriterArgs {
     /// across its workers. Without it: as fast as possible.
     #[arg(long = "rate", id = "rate_mb_s", value_parser = rate, value_name = "MB/S")]
     pub(crate) rate_mb_s: Option<f64>,
+    /// Check the written data (docs/VERIFY.md): none | rollover (each file is read back just
+    /// before keep-files deletes it, or --overwrite rewrites it) | end (the kept files, when
+    /// the run ends). With a check, every block carries a header saying where and when it was
+    /// written, and a CRC-32C; a bad block ends the client FAILED with the finding.
+    #[arg(long = "verify", default_value_t = FileWriterConfig::default().verify, value_parser = verify_mode, value_name = "MODE")]
+    pub(crate) verify: VerifyMode,
+    #[arg(long = "verify-block", id = "verify_block_bytes", help = verify_block_help(),
+          default_value_t = FileWriterConfig::default().verify_block_bytes,
+          value_parser = verify_block, value_name = "SIZE")]
+    pub(crate) verify_block_bytes: u64,
+    /// With --verify: a bad block does not end the run; it is counted and reported.
+    #[arg(long)]
+    pub(crate) verify_continue: bool,
+    /// With --verify end: check another client's kept files in the same (shared) --out-dir
+    /// instead of this client's own, so that a host's page cache cannot hide a lost write.
+    #[arg(long)]
+    pub(crate) verify_peer: bool,
+    /// Once a stream holds --keep-files files, rewrite the oldest in place (same name, next
+    /// write generation) instead of deleting it and starting a new one. Needs --keep-files N.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
 }
 
 impl WriterArgs {
     /// Argument ids, as clap knows them (to tell given flags from defaults).
-    pub(crate) const IDS: [&'static str; 9] = [
+    pub(crate) const IDS: [&'static str; 14] = [
         "run_time_s",
         "chunk_size_bytes",
         "file_size_bytes",
@@ -266,6 +287,11 @@ impl WriterArgs {
         "jobs",
         "iodepth",
         "rate_mb_s",
+        "verify",
+        "verify_block_bytes",
+        "verify_continue",
+        "verify_peer",
+        "overwrite",
     ];
 
     pub(crate) fn plan(&self) -> Plan {
@@ -279,7 +305,11 @@ impl WriterArgs {
             jobs: self.jobs,
             iodepth: self.iodepth,
             rate_mb_s: self.rate_mb_s,
-            ..Plan::default()
+            verify: self.verify,
+            verify_block_bytes: self.verify_block_bytes,
+            verify_continue: self.verify_continue,
+            verify_peer: self.verify_peer,
+            overwrite: self.overwrite,
         }
     }
 }
@@ -341,6 +371,27 @@ fn rate(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("rate must be a number of MB/s, not {s:?}"))?;
     loadmon::config::rate_mb_s("rate", x).map_err(message)
+}
+
+/// `--verify`, by the core's parser.
+fn verify_mode(s: &str) -> Result<VerifyMode, String> {
+    s.parse().map_err(message)
+}
+
+/// `--verify-block`: bytes, or with k or m, by the core's parser and bounds
+/// ([`loadmon::verify::parse_block_bytes`]).
+fn verify_block(s: &str) -> Result<u64, String> {
+    loadmon::verify::parse_block_bytes(s).map_err(message)
+}
+
+/// The help of `--verify-block`, with the core's bounds.
+fn verify_block_help() -> String {
+    format!(
+        "Verify block size: bytes, or with k or m (4k, 64k, 1m); a power of two from {} to {}. \
+         The chunk and file sizes must be multiples of it",
+        loadmon::units::size_text(u64::from(loadmon::verify::MIN_BLOCK_BYTES)),
+        loadmon::units::size_text(u64::from(loadmon::verify::MAX_BLOCK_BYTES))
+    )
 }
 
 /// How to reach the server, and the session log: shared by `client` and `worker`.
@@ -581,7 +632,7 @@ pub(crate) struct DemoArgs {
 }
 
 /// A core error's message alone (clap adds its own "error: invalid value …").
-fn message(e: Error) -> String {
+pub(crate) fn message(e: Error) -> String {
     match e {
         Error::Config(m) => m,
         other => other.to_string(),

@@ -54,19 +54,10 @@ impl VerifyArgs {
     }
 }
 
-/// `4096`, `4k`, `1m` (binary units) as bytes; the bounds are the core's.
-fn block_size(s: &str) -> Result<u32, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let (num, mult) = match t.strip_suffix(['k', 'm']) {
-        Some(n) if t.ends_with('k') => (n, 1u64 << 10),
-        Some(n) => (n, 1u64 << 20),
-        None => (t.as_str(), 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (bytes, or with k or m)"))?;
-    let bytes =
-        loadmon::verify::check_block_bytes(n.saturating_mul(mult)).map_err(|e| e.to_string())?;
+/// `4096`, `4k`, `1m` (binary units) as bytes, by the core's parser and bounds
+/// ([`loadmon::verify::parse_block_bytes`]).
+pub(crate) fn block_size(s: &str) -> Result<u32, String> {
+    let bytes = loadmon::verify::parse_block_bytes(s).map_err(crate::args::message)?;
     u32::try_from(bytes).map_err(|e| e.to_string())
 }
 

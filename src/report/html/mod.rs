@@ -19,7 +19,8 @@
 //! about 3,500 clients), 12 bits per value. The JSON and CSV reports keep everything exact.
 //!
 //! The rooms: `page` (style, head, footer), `static_page` and `paged` (the two kinds of
-//! page), `chart` (SVG line charts), `pace` (the paced clients' section), `summary` (the paged page's static summary), `data` (what
+//! page), `chart` (SVG line charts), `pace` (the paced clients' section), `verify` (the
+//! verifying clients' section), `summary` (the paged page's static summary), `data` (what
 //! the paged page's script, `page.js`, reads), `format` (escaping, numbers, times).
 
 use std::path::Path;
@@ -37,6 +38,7 @@ mod paged;
 mod static_page;
 mod summary;
 mod verdict;
+mod verify;
 
 /// Up to this many clients the page is static (every row, every client's line in one
 /// chart, no script); above it the page is the paged one (see the module docs).

@@ -32,6 +32,7 @@ pub(super) fn render_paged(report: &Report) -> String {
     fleet_chart(&mut s, report);
     latency_chart(&mut s, report);
     super::pace::pace_section(&mut s, report, false);
+    super::verify::verify_section(&mut s, report, false);
     let bands = |f: fn(&Sample) -> f64| fleet_bands(&report.series, f);
     let throughput = bands(|p| p.throughput_mb_s);
     if throughput.is_empty() {

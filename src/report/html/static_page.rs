@@ -26,6 +26,7 @@ pub(super) fn render_static(report: &Report) -> String {
     fleet_chart(&mut s, report);
     latency_chart(&mut s, report);
     super::pace::pace_section(&mut s, report, true);
+    super::verify::verify_section(&mut s, report, true);
     client_charts(&mut s, report);
     host_io(&mut s, report);
     footer(&mut s);

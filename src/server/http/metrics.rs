@@ -5,9 +5,10 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::report::{ClientReport, Status};
+use crate::report::{ClientReport, Status, Total, TotalVerify};
 use crate::server::{FleetStatus, ServerControl};
 use crate::units::BYTES_PER_MB;
+use crate::verify::FindingClass;
 
 /// A metric family: one `# HELP` and `# TYPE` pair, then its samples.
 struct Family {
@@ -45,6 +46,12 @@ enum Samples {
     Histogram(fn(&Scrape) -> Option<&Buckets>),
     /// One sample per threshold rule (`rule` label); the family is left out without rules.
     Rules(fn(&crate::report::RuleVerdict) -> Value),
+    /// Clients that check their data only: one sample per value of this label (none: one
+    /// sample without labels); the whole family is left out while no client verified.
+    Verify(
+        Option<&'static str>,
+        fn(&TotalVerify) -> Vec<(&'static str, Value)>,
+    ),
 }
 
 /// A Prometheus histogram's samples.
@@ -76,6 +83,8 @@ struct Scrape {
     response: Option<Buckets>,
     /// The thresholds' verdict so far (`None`: no rule).
     verdict: Option<crate::report::Verdict>,
+    /// The verifying clients' figures together (`None`: no client verified).
+    verify: Option<TotalVerify>,
 }
 
 /// Every family, in the order written.
@@ -193,6 +202,24 @@ const FAMILIES: &[Family] = &[
         help: "Paced chunk response time, from its scheduled start to the end of its write (coordinated omission corrected), all clients merged.",
         samples: Samples::Histogram(|s| s.response.as_ref()),
     },
+    // Clients that check their data (`verify`, `vfind` lines): left out while none did.
+    Family {
+        name: "loadmon_verify_blocks_total",
+        kind: Kind::Counter,
+        help: "Blocks of written data checked by all clients together (--verify).",
+        samples: Samples::Verify(None, |v| vec![("", Value::Count(v.blocks_checked))]),
+    },
+    Family {
+        name: "loadmon_verify_errors_total",
+        kind: Kind::Counter,
+        help: "Bad blocks the clients' checks of their written data found, by class (short: blocks missing).",
+        samples: Samples::Verify(Some("class"), |v| {
+            FindingClass::ALL
+                .iter()
+                .map(|c| (c.name(), Value::Count(v.errors.get(*c))))
+                .collect()
+        }),
+    },
     Family {
         name: "loadmon_client_bytes_written_total",
         kind: Kind::Counter,
@@ -240,6 +267,18 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Gauge,
         help: "Seconds the client has run (from start to done, or to now).",
         samples: Samples::PerClient(|x| Some(x.time_ran_s)),
+    },
+    Family {
+        name: "loadmon_client_verify_blocks_total",
+        kind: Kind::Counter,
+        help: "Blocks of its written data the client checked (clients that verify).",
+        samples: Samples::PerClient(|x| x.verify.as_ref().map(|v| v.blocks_checked as f64)),
+    },
+    Family {
+        name: "loadmon_client_verify_errors_total",
+        kind: Kind::Counter,
+        help: "Bad blocks the client's checks of its written data found, all classes.",
+        samples: Samples::PerClient(|x| x.verify.as_ref().map(|v| v.errors_total as f64)),
     },
     Family {
         name: "loadmon_client_pace_target_bytes_per_second",
@@ -344,7 +383,6 @@ impl Scrape {
         let (connections, refused) = c.connection_counts();
         let (schedule_lag, response) = c.pace_buckets();
         Scrape {
-            clients,
             uptime_s,
             finished,
             connections,
@@ -355,6 +393,8 @@ impl Scrape {
             schedule_lag,
             response,
             verdict: c.verdict(),
+            verify: Total::verify_of(&clients),
+            clients,
         }
     }
 
@@ -413,6 +453,21 @@ impl Family {
                     self.head(s);
                     for r in &v.rules {
                         let _ = writeln!(s, "{name}{{rule=\"{}\"}} {}", label(&r.rule), get(r));
+                    }
+                }
+            }
+            Samples::Verify(key, get) => {
+                if let Some(v) = &scrape.verify {
+                    self.head(s);
+                    for (value, n) in get(v) {
+                        match key {
+                            Some(key) => {
+                                let _ = writeln!(s, "{name}{{{key}=\"{}\"}} {n}", label(value));
+                            }
+                            None => {
+                                let _ = writeln!(s, "{name} {n}");
+                            }
+                        }
                     }
                 }
             }

@@ -853,3 +853,139 @@ async fn a_forged_replayed_or_misdirected_clock_line_is_ignored() {
     assert!(ignored(&fresh.on_message(answer, t0, None, t0)));
     assert_eq!(c.row.clock_offset_ms, Some(-0.005));
 }
+
+/// A `vfind` line's message: `blocks` bad blocks of `class` at `offset_bytes` of `path`.
+fn vfind(
+    class: crate::verify::FindingClass,
+    offset_bytes: u64,
+    blocks: u64,
+    path: &str,
+) -> Message {
+    Message::VerifyFinding(Box::new(VerifyFinding {
+        class,
+        offset_bytes,
+        blocks,
+        path: path.into(),
+        expected: "generation 2".into(),
+        found: "generation 1 (an older write)".into(),
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn findings_count_at_once_and_the_verify_line_settles_the_counts() {
+    use crate::protocol::VerifyStats;
+    use crate::verify::{ClassCounts, FindingClass};
+    let t0 = Instant::now();
+    let (mut s, mut c) = registered(t0);
+    assert!(c.verify.is_none(), "a client that does not verify has none");
+    assert!(c.to_report(t0).verify.is_none());
+    s.on_message(Message::Start, t0, Some(&mut c), t0);
+    // A finding: counted at once, kept, announced, logged (always).
+    let step = s.on_message(
+        vfind(FindingClass::Stale, 12288, 2, "/d/f"),
+        t0,
+        Some(&mut c),
+        t0,
+    );
+    match &step.event {
+        Some(EventKind::VerifyFinding {
+            client_id,
+            finding,
+            errors_total,
+        }) => {
+            assert_eq!((*client_id, *errors_total), (100, 2));
+            assert_eq!(
+                (finding.class, finding.offset_bytes),
+                (FindingClass::Stale, 12288)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        step.note,
+        Note::Status(
+            "Client 100: bad data: stale at offset 12288 of /d/f (2 block(s)): expected \
+             generation 2, found generation 1 (an older write)"
+                .into()
+        )
+    );
+    let v = c.to_report(t0).verify.unwrap();
+    assert_eq!(
+        (v.errors.stale, v.errors_total, v.findings.len()),
+        (2, 2, 1)
+    );
+    // The client's counts: more than its findings (it sends the first 20 only) win; a
+    // smaller count later is ignored (counters only grow).
+    let stats = |files, blocks, corrupt, stale| {
+        Message::Verify(VerifyStats {
+            files_checked: files,
+            blocks_checked: blocks,
+            errors: ClassCounts {
+                corrupt,
+                stale,
+                ..ClassCounts::default()
+            },
+        })
+    };
+    assert!(s
+        .on_message(stats(3, 768, 5, 1), t0, Some(&mut c), t0)
+        .is_stay());
+    let v = c.to_report(t0).verify.unwrap();
+    assert_eq!((v.files_checked, v.blocks_checked), (3, 768));
+    assert_eq!(
+        (v.errors.corrupt, v.errors.stale, v.errors_total),
+        (5, 2, 7)
+    );
+    s.on_message(stats(1, 10, 0, 9), t0, Some(&mut c), t0);
+    let v = c.to_report(t0).verify.unwrap();
+    assert_eq!((v.files_checked, v.blocks_checked), (3, 768));
+    assert_eq!(
+        (v.errors.corrupt, v.errors.stale, v.errors_total),
+        (5, 9, 14)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vfind_flood_keeps_the_first_20_and_counts_saturate() {
+    use crate::protocol::{VerifyStats, MAX_FINDINGS_SENT};
+    use crate::verify::{ClassCounts, FindingClass};
+    let t0 = Instant::now();
+    let (mut s, mut c) = registered(t0);
+    s.on_message(Message::Start, t0, Some(&mut c), t0);
+    let mut events = 0;
+    for i in 0..10_000u64 {
+        let step = s.on_message(
+            vfind(FindingClass::Torn, i, u64::MAX, "/d/f"),
+            t0,
+            Some(&mut c),
+            t0,
+        );
+        if i < MAX_FINDINGS_SENT as u64 {
+            assert!(matches!(step.note, Note::Status(_)), "{step:?}");
+            events += usize::from(step.event.is_some());
+        } else {
+            // Past the 20: counted, not kept, warned about within the peer's budget.
+            assert!(step.event.is_none());
+            assert!(matches!(step.note, Note::Warn(_)), "{step:?}");
+        }
+    }
+    assert_eq!(events, MAX_FINDINGS_SENT);
+    let all = Message::Verify(VerifyStats {
+        files_checked: u64::MAX,
+        blocks_checked: u64::MAX,
+        errors: ClassCounts {
+            corrupt: u64::MAX,
+            stale: u64::MAX,
+            misdirected: u64::MAX,
+            torn: u64::MAX,
+            short: u64::MAX,
+        },
+    });
+    s.on_message(all, t0, Some(&mut c), t0);
+    let v = c.to_report(t0).verify.unwrap();
+    assert_eq!(v.findings.len(), MAX_FINDINGS_SENT);
+    assert_eq!(v.findings[19].offset_bytes, 19, "the first 20, in order");
+    assert_eq!(v.findings_left_off, 10_000 - MAX_FINDINGS_SENT as u64);
+    assert_eq!((v.errors.torn, v.errors_total), (u64::MAX, u64::MAX));
+    assert_eq!(v.blocks_checked, u64::MAX);
+}

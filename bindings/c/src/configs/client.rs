@@ -80,6 +80,24 @@ pub struct LoadmonTestClientConfig {
     /// The client's pace, MB/s (MiB/s), above 0 and at most 1000000, shared by its streams;
     /// `LOADMON_NO_RATE`: as fast as possible. Default: LOADMON_NO_RATE.
     pub rate_mb_s: f64,
+    /// Check the written data: "none", "rollover" (each file is read back just before
+    /// `keep_files` deletes it, or `overwrite` rewrites it) or "end" (the kept files, when the
+    /// run ends); NULL means "none". With a check every block carries a header and a CRC-32C,
+    /// and a bad block ends the client FAILED with the finding (unless `verify_continue`).
+    /// Default: NULL.
+    pub verify: *const c_char,
+    /// Verify block size, bytes: a power of two from 512 to 1048576; the chunk and file sizes
+    /// must be multiples of it. Default: 4096.
+    pub verify_block_bytes: i64,
+    /// 1: a bad block found by the check does not end the run (it is counted and reported);
+    /// 0: it ends the client FAILED. Needs `verify`. Default: 0.
+    pub verify_continue: i64,
+    /// 1: with `verify` "end", check another client's kept files in the same (shared)
+    /// `out_dir` instead of this client's own. Default: 0.
+    pub verify_peer: i64,
+    /// 1: once a stream holds `keep_files` files, rewrite the oldest in place (same name, next
+    /// write generation) instead of deleting it. Needs `keep_files` to be a number. Default: 0.
+    pub overwrite: i64,
 }
 
 // The core's defaults as C strings, made once (never shared with another struct's).
@@ -114,12 +132,19 @@ unsafe impl Growable for LoadmonTestClientConfig {
             jobs: i64::from(w.jobs),
             iodepth: i64::from(w.iodepth),
             rate_mb_s: rate_c(w.rate_mb_s),
+            // NULL stands for the core's default, "none".
+            verify: std::ptr::null(),
+            verify_block_bytes: num(w.verify_block_bytes),
+            verify_continue: i64::from(w.verify_continue),
+            verify_peer: i64::from(w.verify_peer),
+            overwrite: i64::from(w.overwrite),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonTestClientConfig:
         host, port, run_time_ms, chunk_size_mb, file_size_mb, out_dir, min_chunk_size_mb, sync,
         keep_files, heartbeat_period_ms, stats_period_ms, connect_timeout_ms, token, log_dir,
-        allow_clear_token, handshake_timeout_ms, max_line_bytes, jobs, iodepth, rate_mb_s);
+        allow_clear_token, handshake_timeout_ms, max_line_bytes, jobs, iodepth, rate_mb_s,
+        verify, verify_block_bytes, verify_continue, verify_peer, overwrite);
     const NAME: &'static str = "LoadmonTestClientConfig";
 }
 

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use loadmon::config::{self, integer, millis, Count, Zero};
-use loadmon::workload::file_writer::{KeepFiles, SyncMode};
+use loadmon::workload::file_writer::{KeepFiles, SyncMode, VerifyMode};
 use loadmon::Error;
 
 use super::{LOADMON_KEEP_ALL, LOADMON_NO_FILE_STATS, LOADMON_NO_RATE};
@@ -71,6 +71,36 @@ pub(crate) unsafe fn sync_setting(p: *const c_char, name: &str) -> Res<SyncMode>
     Ok(match unsafe { optional_str(p, name) }? {
         Some(s) => s.parse::<SyncMode>()?,
         None => SyncMode::default(),
+    })
+}
+
+/// A C verify mode (NULL: the default).
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+pub(crate) unsafe fn verify_setting(p: *const c_char, name: &str) -> Res<VerifyMode> {
+    // SAFETY: forwarded contract.
+    Ok(match unsafe { optional_str(p, name) }? {
+        Some(s) => s.parse::<VerifyMode>()?,
+        None => VerifyMode::default(),
+    })
+}
+
+/// A C verify block size, bytes, by the core's bounds (`verify::check_block_bytes`);
+/// `LOADMON_CONFIG` naming `name` outside them.
+pub(crate) fn block_setting(name: &str, v: i64) -> Res<u64> {
+    let checked = u64::try_from(v)
+        .map_err(|_| {
+            Error::Config(format!(
+                "verify block of {v} bytes: it must be a power of two from {} bytes to {} bytes",
+                loadmon::verify::MIN_BLOCK_BYTES,
+                loadmon::verify::MAX_BLOCK_BYTES
+            ))
+        })
+        .and_then(loadmon::verify::check_block_bytes);
+    checked.map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("{name}: {m}")).into(),
+        e => e.into(),
     })
 }
 

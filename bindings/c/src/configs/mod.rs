@@ -1,7 +1,7 @@
 //! The C configs: `#[repr(C)]` structs that can grow (`struct_size` first, fields only ever
 //! appended), their defaults (always the core's `Default`), and their conversion to the core's
 //! settings with the core's rules. One file per face's config: `server`, `client` (test client
-//! and generic client), `worker`; `convert` holds the number and string conversions they share.
+//! and generic client), `worker`, `verify` (`loadmon_verify`'s options); `convert` holds the number and string conversions they share.
 
 use std::ffi::{c_char, CString};
 use std::sync::OnceLock;
@@ -133,6 +133,8 @@ mod client;
 
 mod worker;
 
+mod verify;
+
 mod convert;
 
 pub(crate) use client::client_config;
@@ -141,10 +143,13 @@ pub use client::{
     LoadmonTestClientConfig,
 };
 pub(crate) use convert::{
-    count, keep_files_setting, ms, ms_setting, optional_size, rate_setting, size_mb, sync_setting,
+    block_setting, count, flag, keep_files_setting, ms, ms_setting, optional_size, rate_setting,
+    size_mb, sync_setting, verify_setting,
 };
 pub(crate) use server::server_config;
 pub use server::{loadmon_server_config_default, LoadmonServerConfig};
+pub(crate) use verify::verify_config;
+pub use verify::{loadmon_verify_options_default, LoadmonVerifyOptions, LOADMON_VERIFY_FROM_FILE};
 pub(crate) use worker::worker_config;
 pub use worker::{loadmon_worker_config_default, LoadmonWorkerConfig};
 
@@ -193,6 +198,11 @@ mod tests {
             let actual = unsafe {
                 match f.c_type.as_str() {
                     "int64_t" => DocDefault::Int(base.add(off).cast::<i64>().read()),
+                    // Every default of a uint64_t is 0 (LOADMON_VERIFY_FROM_FILE).
+                    "uint64_t" => {
+                        let v = base.add(off).cast::<u64>().read();
+                        DocDefault::Int(i64::try_from(v).unwrap_or(i64::MAX))
+                    }
                     // Every default of a double is a whole number (LOADMON_NO_RATE).
                     "double" => {
                         let v = base.add(off).cast::<f64>().read();
@@ -229,6 +239,7 @@ mod tests {
             defaults_are_documented::<LoadmonTestClientConfig>(),
             defaults_are_documented::<LoadmonClientConfig>(),
             defaults_are_documented::<LoadmonWorkerConfig>(),
+            defaults_are_documented::<LoadmonVerifyOptions>(),
         ]
         .concat();
         assert!(wrong.is_empty(), "{wrong:#?}");
@@ -240,5 +251,6 @@ mod tests {
         covers_every_byte::<LoadmonTestClientConfig>();
         covers_every_byte::<LoadmonClientConfig>();
         covers_every_byte::<LoadmonWorkerConfig>();
+        covers_every_byte::<LoadmonVerifyOptions>();
     }
 }

@@ -12,8 +12,8 @@ use loadmon::server::{
 };
 
 use super::convert::{
-    count, flag, int, keep_files_c, keep_files_setting, mb, ms, ms_setting, num, rate_c,
-    rate_setting, run_time_ms, size_mb, sync_setting,
+    block_setting, count, flag, int, keep_files_c, keep_files_setting, mb, ms, ms_setting, num,
+    rate_c, rate_setting, run_time_ms, size_mb, sync_setting, verify_setting,
 };
 use super::{
     default_str, write_defaults, Growable, LOADMON_AUTO_MAX_CLIENTS, LOADMON_NO_FLEET,
@@ -143,6 +143,19 @@ pub struct LoadmonServerConfig {
     /// Where to write the JUnit XML (a test case per rule and per client) when the server
     /// stops; NULL for none. Default: NULL.
     pub report_junit_path: *const c_char,
+    /// Fleet mode: when each worker checks the data it wrote: "none", "rollover" or "end" (as
+    /// `LoadmonTestClientConfig.verify`); NULL means "none". Default: NULL.
+    pub plan_verify: *const c_char,
+    /// Fleet mode: verify block size, bytes, a power of two from 512 to 1048576.
+    /// Default: 4096.
+    pub plan_verify_block_bytes: i64,
+    /// Fleet mode: 1: a bad block does not end a worker's run. Default: 0.
+    pub plan_verify_continue: i64,
+    /// Fleet mode: 1: with `plan_verify` "end", each worker checks another worker's kept files
+    /// in a shared directory. Default: 0.
+    pub plan_verify_peer: i64,
+    /// Fleet mode: 1: each worker rewrites its oldest kept file in place. Default: 0.
+    pub plan_overwrite: i64,
 }
 
 // The core's host default as a C string, made once (never shared with another struct's).
@@ -196,6 +209,12 @@ unsafe impl Growable for LoadmonServerConfig {
             abort_on_fail: i64::from(d.abort_on_fail),
             baseline_path: std::ptr::null(),
             report_junit_path: std::ptr::null(),
+            // NULL stands for the core's default, "none".
+            plan_verify: std::ptr::null(),
+            plan_verify_block_bytes: num(p.verify_block_bytes),
+            plan_verify_continue: i64::from(p.verify_continue),
+            plan_verify_peer: i64::from(p.verify_peer),
+            plan_overwrite: i64::from(p.overwrite),
         }
     }
     const FIELDS: &'static [(&'static str, usize, usize)] = fields!(LoadmonServerConfig: host,
@@ -206,7 +225,9 @@ unsafe impl Growable for LoadmonServerConfig {
         http_allow_hosts, allow_clear_token, max_pending, max_ids, write_timeout_ms,
         max_line_bytes, http_linger_ms, http_header_read_timeout_ms, http_idle_timeout_ms,
         http_max_connections, http_write_timeout_ms, latency_log_path, plan_jobs, plan_iodepth,
-        plan_rate_mb_s, thresholds, abort_on_fail, baseline_path, report_junit_path);
+        plan_rate_mb_s, thresholds, abort_on_fail, baseline_path, report_junit_path,
+        plan_verify, plan_verify_block_bytes, plan_verify_continue, plan_verify_peer,
+        plan_overwrite);
     const NAME: &'static str = "LoadmonServerConfig";
 }
 
@@ -314,7 +335,7 @@ fn http_limits(c: &LoadmonServerConfig) -> Res<HttpLimits> {
 /// The fleet mode of a C server config (`None` for `LOADMON_NO_FLEET`).
 ///
 /// # Safety
-/// `c.plan_sync` is NULL or NUL-terminated.
+/// `c.plan_sync` and `c.plan_verify` are NULL or NUL-terminated.
 unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
     if c.expect_clients == LOADMON_NO_FLEET {
         let given = FleetOptionsGiven {
@@ -347,7 +368,7 @@ unsafe fn fleet_config(c: &LoadmonServerConfig) -> Res<Option<FleetConfig>> {
 /// The fleet's plan of a C server config (its `plan_` fields).
 ///
 /// # Safety
-/// `c.plan_sync` is NULL or NUL-terminated.
+/// `c.plan_sync` and `c.plan_verify` are NULL or NUL-terminated.
 unsafe fn plan(c: &LoadmonServerConfig) -> Res<Plan> {
     Ok(Plan {
         run_time_s: ms_setting("plan_run_time_ms", c.plan_run_time_ms, config::RUN_TIME)?
@@ -373,7 +394,12 @@ unsafe fn plan(c: &LoadmonServerConfig) -> Res<Plan> {
         // SAFETY: forwarded contract.
         sync: unsafe { sync_setting(c.plan_sync, "plan_sync") }?,
         keep_files: keep_files_setting("plan_keep_files", c.plan_keep_files)?,
-        ..Plan::default()
+        // SAFETY: forwarded contract.
+        verify: unsafe { verify_setting(c.plan_verify, "plan_verify") }?,
+        verify_block_bytes: block_setting("plan_verify_block_bytes", c.plan_verify_block_bytes)?,
+        verify_continue: flag("plan_verify_continue", c.plan_verify_continue)?,
+        verify_peer: flag("plan_verify_peer", c.plan_verify_peer)?,
+        overwrite: flag("plan_overwrite", c.plan_overwrite)?,
     })
 }
 

@@ -293,3 +293,129 @@ fn sizes_take_units_and_bad_values_name_their_bound() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn the_verify_flags_reach_the_plan_and_bad_values_name_their_bound() {
+    let parse = |args: &[&str]| Cli::try_parse_from([&["loadmon", "client"], args].concat());
+    let Ok(Cli {
+        command: Command::Client(c),
+        ..
+    }) = parse(&[
+        "--verify",
+        "end",
+        "--verify-block",
+        "64k",
+        "--verify-continue",
+        "--verify-peer",
+        "--overwrite",
+    ])
+    else {
+        panic!("the verify flags")
+    };
+    let p = c.writer.plan();
+    assert_eq!(
+        (
+            p.verify,
+            p.verify_block_bytes,
+            p.verify_continue,
+            p.verify_peer,
+            p.overwrite
+        ),
+        (VerifyMode::End, 64 << 10, true, true, true)
+    );
+    // Not given: the core's defaults.
+    let Ok(Cli {
+        command: Command::Client(c),
+        ..
+    }) = parse(&[])
+    else {
+        panic!("no flags")
+    };
+    let (p, d) = (c.writer.plan(), Plan::default());
+    assert_eq!(
+        (
+            p.verify,
+            p.verify_block_bytes,
+            p.verify_continue,
+            p.verify_peer,
+            p.overwrite
+        ),
+        (
+            d.verify,
+            d.verify_block_bytes,
+            d.verify_continue,
+            d.verify_peer,
+            d.overwrite
+        )
+    );
+    for (args, bytes) in [("512", 512), ("4k", 4096), ("1M", 1 << 20)] {
+        let Ok(Cli {
+            command: Command::Client(c),
+            ..
+        }) = parse(&["--verify-block", args])
+        else {
+            panic!("{args}")
+        };
+        assert_eq!(c.writer.plan().verify_block_bytes, bytes, "{args}");
+    }
+    for (args, want) in [
+        (
+            &["--verify", "later"][..],
+            "verify must be none, rollover or end, not \"later\"",
+        ),
+        (
+            &["--verify-block", "3000"],
+            "power of two from 512 bytes to 1048576 bytes (1 MiB)",
+        ),
+        (
+            &["--verify-block", "2m"],
+            "verify block of 2097152 bytes: it must be a power of two from 512",
+        ),
+        (&["--verify-block", "256"], "power of two from 512 bytes"),
+        (&["--verify-block", "big"], "\"big\" is not a size"),
+    ] {
+        let e = parse(args).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    // The rules between settings are the core's, checked with the rest of the plan.
+    for (args, want) in [
+        (&["--verify-continue"][..], "verify_continue needs a check"),
+        (
+            &["--verify", "rollover", "--verify-peer"],
+            "set verify to end",
+        ),
+        (
+            &["--overwrite", "--keep-files", "all"],
+            "keep_files must be a number",
+        ),
+        (
+            &[
+                "--verify",
+                "end",
+                "--verify-block",
+                "1m",
+                "-c",
+                "256k",
+                "--min-chunksize",
+                "4k",
+            ],
+            "verify writes whole blocks of 1 MB",
+        ),
+    ] {
+        let Ok(Cli {
+            command: Command::Client(c),
+            ..
+        }) = parse(args)
+        else {
+            panic!("{args:?} parses")
+        };
+        let e = c
+            .writer
+            .plan()
+            .writer_config("out".into())
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

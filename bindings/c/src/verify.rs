@@ -1,0 +1,74 @@
+//! `loadmon_verify`: checks files written with verified data, offline (`loadmon verify`).
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use loadmon::verify::{check_paths, VerifyConfig};
+use loadmon::Error;
+
+use crate::args::{give_string, required_str};
+use crate::configs::{read_config, verify_config, LoadmonVerifyOptions};
+use crate::guard::{ffi, invalid, LoadmonStatus, Res};
+
+/// The paths of `loadmon_verify`: `n` C strings.
+///
+/// # Safety
+/// `paths` is NULL or points to `n` NUL-terminated strings.
+unsafe fn paths_arg(paths: *const *const c_char, n: usize) -> Res<Vec<PathBuf>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if paths.is_null() {
+        return Err(invalid(format!("paths is NULL (n_paths {n})")));
+    }
+    (0..n)
+        .map(|i| {
+            // SAFETY: `i < n` entries per the contract, each NUL-terminated or NULL.
+            unsafe { required_str(paths.add(i).read(), &format!("paths[{i}]")) }.map(PathBuf::from)
+        })
+        .collect()
+}
+
+/// Checks files written with verified data (`LoadmonTestClientConfig.verify`), offline, as
+/// `loadmon verify --json` does: each of the `n_paths` paths is a file or a directory (its
+/// `client_<id>_…` data files). `opts`: NULL for the core's defaults, or options initialised
+/// by `loadmon_verify_options_default`. Blocks (the calling thread) until every file is read.
+///
+/// Returns `LOADMON_OK` whether or not bad blocks were found: `*report_json` (if `report_json`
+/// is not NULL) receives the report, to free with `loadmon_string_free`: `files` (each with
+/// `path`, `size_bytes`, `expected`, `blocks_checked`, `blocks_ok`, `errors`, `findings`
+/// (`path`, `offset_bytes`, `blocks`, `class`, `expected`, `found`), `findings_left_off`,
+/// `notes`), `blocks_checked`, `blocks_ok`, `errors` (`corrupt`, `stale`, `misdirected`,
+/// `torn`, `short`: 0 each when every block is as written), `bytes_read`, `elapsed_s`,
+/// `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
+/// exist, a directory without data files or an option out of range; `LOADMON_IO` when a file
+/// cannot be read; `LOADMON_INVALID_ARGUMENT` for a NULL `paths` (with `n_paths` above 0) or
+/// entry, bad UTF-8 or a bad `struct_size`.
+///
+/// # Safety
+/// `paths` is NULL or points to `n_paths` NUL-terminated strings; `opts` is NULL or
+/// initialised by `loadmon_verify_options_default`; `report_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn loadmon_verify(
+    paths: *const *const c_char,
+    n_paths: usize,
+    opts: *const LoadmonVerifyOptions,
+    report_json: *mut *mut c_char,
+) -> LoadmonStatus {
+    ffi("loadmon_verify", || {
+        let config = if opts.is_null() {
+            VerifyConfig::default()
+        } else {
+            // SAFETY: non-NULL and initialised per the contract.
+            verify_config(&unsafe { read_config(opts, "opts") }?)?
+        };
+        // SAFETY: per the contract.
+        let paths = unsafe { paths_arg(paths, n_paths) }?;
+        let report = check_paths(&paths, &config)?;
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Internal(format!("verify report as JSON: {e}")))?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { give_string(report_json, &json) };
+        Ok(())
+    })
+}
