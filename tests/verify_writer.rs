@@ -171,6 +171,11 @@ fn failed_with(
     assert_eq!(c.status, Status::Failed, "{c:?}");
     let reason = c.reason.as_deref().unwrap_or("");
     assert!(reason.contains(&want), "{reason}\nwanted: {want}");
+    // The finding reached the server too (a vfind line), at the same place.
+    let v = c.verify.as_ref().expect("the server's verify figures");
+    assert!(v.errors_total >= blocks, "{v:?}");
+    let f = v.findings.first().expect("a finding");
+    assert_eq!((f.offset_bytes, f.blocks), (offset, blocks), "{f:?}");
 }
 
 fn data_files(dir: &Path) -> Vec<PathBuf> {
@@ -218,6 +223,15 @@ fn undamaged_runs_report_no_error_over_every_block() {
     assert_eq!(v.files_checked, r.files_written);
     assert_eq!(v.blocks_checked, r.files_written * BLOCKS);
     assert_eq!(v.errors_total, 0);
+    // The server got the same figures (the last verify line, before done).
+    let sv = report.clients[0]
+        .verify
+        .as_ref()
+        .expect("the server's verify figures");
+    assert_eq!(
+        (sv.files_checked, sv.blocks_checked, sv.errors_total),
+        (v.files_checked, v.blocks_checked, 0)
+    );
     let files = data_files(tmp.path());
     assert_eq!(files.len() as u64, r.files_written);
     let off = offline(&files, &[]);
