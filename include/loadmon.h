@@ -400,7 +400,8 @@ typedef struct LoadmonServerConfig {
    */
   int64_t plan_verify_block_bytes;
   /**
-   * Fleet mode: 1: a bad block does not end a worker's run. Default: 0.
+   * Fleet mode: 1: a bad block does not stop a worker's writing (it still ends FAILED).
+   * Default: 0.
    */
   int64_t plan_verify_continue;
   /**
@@ -530,8 +531,9 @@ typedef struct LoadmonTestClientConfig {
    */
   int64_t verify_block_bytes;
   /**
-   * 1: a bad block found by the check does not end the run (it is counted and reported);
-   * 0: it ends the client FAILED. Needs `verify`. Default: 0.
+   * 1: a bad block found by the check does not stop the writing (every one is counted and
+   * reported; the client still ends FAILED with the first as its reason); 0: the first ends
+   * the run at once, FAILED. Needs `verify`. Default: 0.
    */
   int64_t verify_continue;
   /**

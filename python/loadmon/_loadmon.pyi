@@ -187,7 +187,7 @@ class TestClient:
     "256k", "1m", "1g"); ``jobs`` streams each write their own files; ``iodepth`` writes in
     flight per stream; ``rate`` the pace in MB/s (None: as fast as possible). ``verify``
     ("none", "rollover", "end") checks the written data, in blocks of ``verify_block`` bytes
-    (an int, or a text such as "64k"); ``verify_continue``: a bad block does not end the run;
+    (an int, or a text such as "64k"); ``verify_continue``: a bad block does not stop the writing (the client still ends FAILED);
     ``verify_peer`` (with "end"): check another client's files in a shared ``out_dir``;
     ``overwrite``: rewrite the oldest kept file in place. The constructor
     applies the seed's validation (chunk >= min_chunk_size, chunk <= file, a timed probe

@@ -148,6 +148,24 @@ pub struct ClientResult {
     pub heartbeats_sent: u64,
     /// `send_stats` lines sent.
     pub stats_sent: u64,
+    /// The checks of the written data (`verify`), `None` when the workload checks none
+    /// (`verify = none`, or a workload without verified data).
+    #[serde(default)]
+    pub verify: Option<VerifyResult>,
+}
+
+/// What a client's checks of its written data found (`verify = rollover|end`): its
+/// [`ClientResult::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    /// Files checked.
+    pub files_checked: u64,
+    /// Blocks checked.
+    pub blocks_checked: u64,
+    /// Bad blocks by class (short: blocks missing).
+    pub errors: crate::verify::ClassCounts,
+    /// All bad blocks.
+    pub errors_total: u64,
 }
 
 impl ClientResult {

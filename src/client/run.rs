@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress};
+use super::{refusal, Client, ClientConfig, ClientResult, Ignored, RunProgress, VerifyResult};
 use crate::connection::{Connection, FrameError, Parsed};
 use crate::error::{Error, Result};
 use crate::hostio::{HostIo, HostIoSample};
@@ -231,7 +231,19 @@ impl Tasks<'_> {
         self.cpu.end_work(work);
     }
 
+    /// What the workload noted for the log ([`Context::note`]) goes there.
+    fn log_notes(&self) {
+        for (warning, text) in self.control.counters().take_notes() {
+            if warning {
+                self.log.warn(text);
+            } else {
+                self.log.info(text);
+            }
+        }
+    }
+
     async fn heartbeat(&mut self) {
+        self.log_notes();
         let work = self.cpu.start_work();
         match self.conn.send(&Message::Heartbeat).await {
             Ok(()) => {
@@ -409,6 +421,7 @@ impl Tasks<'_> {
         self.control.finish();
 
         // Whatever the workload queued (its last file_roll) goes out before the verdict.
+        self.log_notes();
         self.rx.close();
         let mut tail = Vec::new();
         while let Ok(m) = self.rx.try_recv() {
@@ -463,6 +476,12 @@ impl Tasks<'_> {
             chunk_p99_ms: pct.map(|p| p.1 as f64 / 1000.0),
             heartbeats_sent: self.heartbeats_sent,
             stats_sent: self.stats_sent,
+            verify: counters.verify_stats().map(|v| VerifyResult {
+                files_checked: v.files_checked,
+                blocks_checked: v.blocks_checked,
+                errors: v.errors,
+                errors_total: v.errors.total(),
+            }),
         }
     }
 }

@@ -33,6 +33,9 @@ pub(crate) struct Counters {
     /// The checks of the written data so far ([`Context::record_verify`]; `None` before the
     /// first), and how many findings went out on `vfind` lines.
     verify: Mutex<Option<(crate::protocol::VerifyStats, usize)>>,
+    /// What the workload has to say in the client's log ([`Context::note`]): (a warning, the
+    /// text), taken by the client ([`Counters::take_notes`]).
+    notes: Mutex<Vec<(bool, String)>>,
 }
 
 /// One stream's figures: its share of the client's.
@@ -69,7 +72,17 @@ impl Counters {
             streams: Mutex::new(BTreeMap::new()),
             engines: Mutex::new(Vec::new()),
             verify: Mutex::new(None),
+            notes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// What the workload noted for the client's log since the last call: (a warning, the
+    /// text), in order.
+    pub(crate) fn take_notes(&self) -> Vec<(bool, String)> {
+        self.notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     /// The checks of the written data so far: a `verify` line's figures (`None` if the
@@ -364,7 +377,6 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::State`] once the run is over.
-    #[allow(dead_code)] // the writer calls it (its commit of issue 23 follows)
     pub(crate) fn record_verify(&self, report: &crate::verify::FileReport) -> Result<()> {
         self.alive()?;
         let Ok(mut v) = self.counters.verify.lock() else {
@@ -383,6 +395,26 @@ impl Context {
             let _ = self.tx.send(Message::VerifyFinding(Box::new(line)));
         }
         Ok(())
+    }
+
+    /// Says the workload checks its data: the client's `verify` figures start at zero (a
+    /// `verify` line goes out with each stats sample, and the client's result has them),
+    /// before any file is checked.
+    pub(crate) fn start_verify(&self) {
+        if let Ok(mut v) = self.counters.verify.lock() {
+            v.get_or_insert_with(Default::default);
+        }
+    }
+
+    /// A line for the client's log (a warning if `warning`), taken at its next heartbeat,
+    /// stats sample or the run's end. Bounded: past 1,000 lines not yet taken, more are
+    /// dropped.
+    pub(crate) fn note(&self, warning: bool, text: String) {
+        if let Ok(mut n) = self.counters.notes.lock() {
+            if n.len() < 1000 {
+                n.push((warning, text));
+            }
+        }
     }
 
     /// Reports one completed file (`file_roll`).

@@ -262,7 +262,8 @@ pub(crate) struct WriterArgs {
           default_value_t = FileWriterConfig::default().verify_block_bytes,
           value_parser = verify_block, value_name = "SIZE")]
     pub(crate) verify_block_bytes: u64,
-    /// With --verify: a bad block does not end the run; it is counted and reported.
+    /// With --verify: a bad block does not stop the writing; every one is counted and
+    /// reported, and the client still ends FAILED with the first as its reason.
     #[arg(long)]
     pub(crate) verify_continue: bool,
     /// With --verify end: check another client's kept files in the same (shared) --out-dir

@@ -39,14 +39,14 @@ pub(super) fn write_chunk_at(
 
 /// `pwrite` until all of `data` is at `offset` of `f`.
 #[cfg(unix)]
-fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+pub(super) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     f.write_all_at(data, offset)
 }
 
 /// Seek and write, where positional writes are not offered.
 #[cfg(not(unix))]
-fn write_all_at(mut f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+pub(super) fn write_all_at(mut f: &File, data: &[u8], offset: u64) -> io::Result<()> {
     use std::io::Seek;
     f.seek(io::SeekFrom::Start(offset))?;
     f.write_all(data)
@@ -87,6 +87,49 @@ impl OwnFile {
         }
         std::fs::remove_file(&self.path)
     }
+
+    /// Opens the file again for writing in place (`overwrite`: its next generation), never
+    /// whatever the name holds now: no link is followed (`O_NOFOLLOW`), nothing is created or
+    /// truncated, and the file opened must be the very file created (same device and inode).
+    pub(super) fn reopen(&self, sync: SyncMode) -> Result<File> {
+        let mut opts = OpenOptions::new();
+        opts.write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut flags = libc::O_NOFOLLOW;
+            #[cfg(target_os = "linux")]
+            if sync == SyncMode::Direct {
+                flags |= libc::O_DIRECT;
+            }
+            opts.custom_flags(flags);
+        }
+        #[cfg(not(unix))]
+        let _ = sync;
+        let f = opts
+            .open(&self.path)
+            .map_err(|e| Error::file("open again", &self.path, e))?;
+        let now = f
+            .metadata()
+            .map_err(|e| Error::file("stat", &self.path, e))?;
+        if !now.is_file() || file_id(&now) != self.id {
+            return Err(Error::file(
+                "open again",
+                &self.path,
+                io::Error::other(
+                    "the name no longer holds the file this client wrote (it was replaced): \
+                     not rewritten",
+                ),
+            ));
+        }
+        Ok(f)
+    }
+}
+
+/// Removes `path` if it is a leftover of this user's own ([`own_leftover`]: a regular file
+/// with no other link); anything else under the name stays. Whether something was removed.
+pub(super) fn remove_leftover(path: &Path) -> bool {
+    own_leftover(path) && std::fs::remove_file(path).is_ok()
 }
 
 /// Whether `path` is a regular file of this process's effective user with no other link: a
@@ -213,6 +256,13 @@ impl ChunkBuf {
     /// The whole aligned piece: what one write may take from this buffer.
     pub(super) fn piece(&self) -> &[u8] {
         &self.data[self.offset..self.offset + (self.data.len() - DIRECT_ALIGN)]
+    }
+
+    /// The whole aligned piece, to fill before it is written (never while a write from it is
+    /// in flight).
+    pub(super) fn piece_mut(&mut self) -> &mut [u8] {
+        let len = self.data.len() - DIRECT_ALIGN;
+        &mut self.data[self.offset..self.offset + len]
     }
 
     fn as_slice(&self, len: u64) -> &[u8] {

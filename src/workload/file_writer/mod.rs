@@ -33,12 +33,15 @@ mod files;
 mod pace;
 mod settings;
 mod stream;
+mod verified;
 
 use files::{create_new, write_chunk_at, ChunkBuf};
 pub use settings::{
     FileWriterConfig, KeepFiles, SyncMode, VerifyMode, DIRECT_ALIGN_BYTES, MAX_CHUNK_SIZE_MB,
 };
 use stream::Stream;
+use verified::{KeptFile, RunVerify};
+pub use verified::{PAUSE_ENV, PEER_WAIT};
 
 /// One MiB, the protocol's MB.
 const MIB: u64 = crate::units::BYTES_PER_MB_U64;
@@ -256,7 +259,11 @@ impl Workload for FileWriter {
         let cfg = &self.config;
         std::fs::create_dir_all(&cfg.out_dir)
             .map_err(|e| Error::file("create directory", &cfg.out_dir, e))?;
-        if cfg.jobs <= 1 {
+        let verify = RunVerify::new(cfg, ctx)?;
+        if verify.peer {
+            RunVerify::clear_done(&cfg.out_dir, ctx.client_id());
+        }
+        let kept = if cfg.jobs <= 1 {
             let mut engine = engine::for_config(cfg)?;
             let pace_start = start_pace(cfg, ctx);
             let stream = Stream {
@@ -264,10 +271,17 @@ impl Workload for FileWriter {
                 ctx: ctx.clone(),
                 halt: &|| false,
                 pace_start,
+                verify: &verify,
             };
-            return stream.run(engine.as_mut());
+            stream.run(engine.as_mut())?
+        } else {
+            run_streams(cfg, ctx, &verify)?
+        };
+        if verify.peer {
+            verify.check_peer(ctx, &cfg.out_dir, kept)?;
         }
-        run_streams(cfg, ctx)
+        // With verify_continue, the run's first bad block is its verdict.
+        verify.end_result()
     }
 }
 
@@ -283,15 +297,19 @@ fn start_pace(config: &FileWriterConfig, ctx: &Context) -> Option<Instant> {
 /// Runs `config.jobs` streams at once, each on a thread of its own (counted as one of the
 /// client's writer threads); the first stream that fails stops the others, and its error is
 /// the run's. Every stream's engine is set up first, so that a paced run's schedule starts
-/// when all of them can write.
-fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
+/// when all of them can write. Returns every stream's complete kept files.
+fn run_streams(
+    config: &FileWriterConfig,
+    ctx: &Context,
+    verify: &RunVerify,
+) -> Result<Vec<KeptFile>> {
     let engines = (0..config.jobs)
         .map(|_| engine::for_config(config))
         .collect::<Result<Vec<_>>>()?;
     let pace_start = start_pace(config, ctx);
     let failed = AtomicBool::new(false);
     let halt = || failed.load(Ordering::Relaxed);
-    let run_one = |index: u32, mut engine: Box<dyn engine::Engine>| -> Result<()> {
+    let run_one = |index: u32, mut engine: Box<dyn engine::Engine>| -> Result<Vec<KeptFile>> {
         let stream_ctx = ctx.stream(index)?;
         let _cpu = stream_ctx.writer_thread();
         let stream = Stream {
@@ -299,6 +317,7 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
             ctx: stream_ctx,
             halt: &halt,
             pace_start,
+            verify,
         };
         let r = stream.run(engine.as_mut());
         if r.is_err() {
@@ -306,7 +325,7 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
         }
         r
     };
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
+    let results: Vec<Result<Vec<KeptFile>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..config.jobs)
             .zip(engines)
             .map(|(i, engine)| {
@@ -328,7 +347,8 @@ fn run_streams(config: &FileWriterConfig, ctx: &Context) -> Result<()> {
             })
             .collect()
     });
-    results.into_iter().collect()
+    let kept = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(kept.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

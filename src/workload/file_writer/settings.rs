@@ -240,9 +240,9 @@ pub struct FileWriterConfig {
     /// Size of a verify block, bytes: a power of two from 512 bytes to 1 MiB (default 4 KiB);
     /// the chunk and file sizes must be whole multiples of it.
     pub verify_block_bytes: u64,
-    /// A bad block found by the check does not end the run (it is counted and reported, and
-    /// the client passes or fails on the rest); by default the first one ends the client
-    /// FAILED with the finding as its reason.
+    /// A bad block found by the check does not stop the writing: the run carries on writing
+    /// and checking (every bad block counted and reported) and still ends FAILED, with the
+    /// first finding as its reason; by default the first one ends the run at once.
     pub verify_continue: bool,
     /// When the run ends, check another client's kept files in the same (shared) `out_dir`
     /// instead of this client's own (elbencho's `--rotatehosts`): the next client id above

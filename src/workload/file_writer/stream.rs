@@ -1,16 +1,24 @@
 //! One writer stream: its own sequence of files, written chunk by chunk through an
 //! [`Engine`], its own `keep_files` set. A client runs `jobs` of them at once; with one, the
 //! stream is the seed's writer (its files keep the seed's names).
+//!
+//! With `overwrite`, once the stream holds `keep_files` files the next write rewrites the
+//! oldest in place (same name, same file number, the next generation) instead of deleting it
+//! and creating a new one. With verified data (`verify`), each piece is filled with
+//! self-describing blocks, and files are checked before they are deleted or rewritten
+//! (`rollover`) or when the run ends (`end`; [`super::verified`]).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::engine::{Chunk, Done, Engine};
+use super::engine::{Chunk, Done, Engine, Fill};
 use super::files::{create_new, OwnFile};
 use super::pace::Pacer;
-use super::{FileWriterConfig, KeepFiles, SyncMode};
+use super::verified::{KeptFile, RunVerify};
+use super::{FileWriterConfig, KeepFiles, SyncMode, VerifyMode};
 use crate::error::{Error, Result};
+use crate::verify::Expected;
 use crate::workload::Context;
 
 /// One stream of a run.
@@ -25,6 +33,38 @@ pub(super) struct Stream<'a> {
     /// When a paced run's schedule starts, the same for every stream of the run (`None`: a
     /// run without a rate, each chunk at once).
     pub(super) pace_start: Option<Instant>,
+    /// The run's verify settings and state.
+    pub(super) verify: &'a RunVerify,
+}
+
+/// A file the stream keeps.
+#[derive(Debug)]
+struct Kept {
+    own: OwnFile,
+    /// Its number in the stream's sequence.
+    n: u64,
+    /// Its write generation (1 for the first write; one more for each rewrite).
+    generation: u64,
+    /// Its last rewrite was cut short by the run's end: its blocks are of two generations,
+    /// and it is not checked.
+    mixed: bool,
+}
+
+/// Which file a write goes to.
+enum Target<'k> {
+    /// A new file, number `n`.
+    New(u64),
+    /// A kept file, rewritten in place.
+    Again(&'k Kept),
+}
+
+/// How a file's write ended.
+enum Written {
+    /// Every chunk written: the file (new or rewritten).
+    Complete(Option<OwnFile>),
+    /// The run ended first; for a rewrite, whether some of it was handed to the engine (the
+    /// file is then of two generations).
+    Cut { started: bool },
 }
 
 impl Stream<'_> {
@@ -32,6 +72,12 @@ impl Stream<'_> {
     /// failed.
     fn stopping(&self) -> bool {
         self.ctx.time_is_up() || (self.halt)()
+    }
+
+    /// Whether a check must end now: the run was stopped (not merely its time up: the end's
+    /// checks run after it), or another stream failed.
+    fn check_stopped(&self) -> bool {
+        self.ctx.is_stopped() || (self.halt)()
     }
 
     /// The path of the stream's file `n`: `client_<id>_<n>_<stamp>` (the seed's) for a single
@@ -66,39 +112,138 @@ impl Stream<'_> {
     }
 
     /// Writes files until the run ends, keeping the newest `keep_files` of them; in a paced
-    /// run, each chunk at its scheduled start (one schedule across the stream's files).
-    pub(super) fn run(&self, engine: &mut dyn Engine) -> Result<()> {
+    /// run, each chunk at its scheduled start (one schedule across the stream's files). Then,
+    /// with `verify = end` (or `rollover` keeping every file), checks its complete kept files.
+    /// Returns them (for `verify_peer`'s done marker).
+    pub(super) fn run(&self, engine: &mut dyn Engine) -> Result<Vec<KeptFile>> {
         if self.config.iodepth > 1 {
             // Which engine gives (or could not give) the depth asked for: the log and the
             // report say it (once per client, whatever the number of streams).
             self.ctx.report_engine(engine.describe())?;
         }
         let mut pacer = self.pacer();
-        let result = self.write_files(engine, &mut pacer);
+        let mut kept = VecDeque::new();
+        let result = self.write_files(engine, &mut pacer, &mut kept);
         if let Some(p) = &pacer {
             // How far behind it stopped stays the stream's schedule lag.
             self.ctx
                 .pace_end(self.index() as usize, p.lag(Instant::now()));
         }
-        result
+        result?;
+        let v = self.verify;
+        let at_end = match v.mode {
+            VerifyMode::End => !v.peer,
+            VerifyMode::Rollover => self.config.keep_files == KeepFiles::All,
+            VerifyMode::None => false,
+        };
+        if at_end {
+            for k in &kept {
+                if self.check_stopped() {
+                    break;
+                }
+                if !k.mixed {
+                    self.check(k)?;
+                }
+            }
+        }
+        for k in kept.iter().filter(|k| k.mixed) {
+            self.ctx.note(
+                !matches!(v.mode, VerifyMode::None),
+                format!(
+                    "{}: its rewrite to generation {} was cut short by the end of the run: it \
+                     holds blocks of two generations{}",
+                    k.own.path.display(),
+                    k.generation,
+                    if v.on() { ", and is not checked" } else { "" }
+                ),
+            );
+        }
+        Ok(kept
+            .iter()
+            .filter(|k| !k.mixed)
+            .filter_map(|k| {
+                Some(KeptFile {
+                    name: k.own.path.file_name()?.to_str()?.to_string(),
+                    stream: self.index(),
+                    file_seq: k.n,
+                    generation: k.generation,
+                })
+            })
+            .collect())
     }
 
-    /// [`Stream::run`]'s files, with the stream's schedule `pacer`.
-    fn write_files(&self, engine: &mut dyn Engine, pacer: &mut Option<Pacer>) -> Result<()> {
-        let mut kept: VecDeque<OwnFile> = VecDeque::new();
+    /// Checks kept file `k` (its every block as this stream wrote it).
+    fn check(&self, k: &Kept) -> Result<()> {
+        let b = self
+            .verify
+            .block_context(self.ctx.client_id(), self.index(), k.n, k.generation);
+        self.verify
+            .check(&self.ctx, &k.own.path, &Expected::of(&b), &|| {
+                self.check_stopped()
+            })
+    }
+
+    /// [`Stream::run`]'s files, with the stream's schedule `pacer`; those it keeps in `kept`,
+    /// oldest first.
+    fn write_files(
+        &self,
+        engine: &mut dyn Engine,
+        pacer: &mut Option<Pacer>,
+        kept: &mut VecDeque<Kept>,
+    ) -> Result<()> {
+        let rollover = self.verify.mode == VerifyMode::Rollover;
         let mut n: u64 = 0;
         while !self.stopping() {
-            let Some(own) = self.write_file(engine, n, pacer)? else {
+            let oldest = match self.config.keep_files {
+                KeepFiles::Last(k) if self.config.overwrite && kept.len() >= k => kept.pop_front(),
+                _ => None,
+            };
+            if let Some(mut old) = oldest {
+                if rollover {
+                    // Its last generation is checked before the next one replaces it.
+                    self.check(&old)?;
+                }
+                let generation = old.generation + 1;
+                match self.write_file(engine, Target::Again(&old), generation, pacer)? {
+                    Written::Complete(_) => {
+                        self.ctx.file_rollover()?;
+                        self.verify.written(&old.own.path, generation);
+                        old.generation = generation;
+                        kept.push_back(old);
+                    }
+                    Written::Cut { started } => {
+                        if started {
+                            old.generation = generation;
+                            old.mixed = true;
+                        }
+                        kept.push_front(old);
+                        break;
+                    }
+                }
+                continue;
+            }
+            let Written::Complete(Some(own)) = self.write_file(engine, Target::New(n), 1, pacer)?
+            else {
                 break;
             };
-            n += 1;
             self.ctx.file_rollover()?;
-            kept.push_back(own);
-            if let KeepFiles::Last(k) = self.config.keep_files {
+            self.verify.written(&own.path, 1);
+            kept.push_back(Kept {
+                own,
+                n,
+                generation: 1,
+                mixed: false,
+            });
+            n += 1;
+            if let (KeepFiles::Last(k), false) = (self.config.keep_files, self.config.overwrite) {
                 while kept.len() > k {
                     if let Some(old) = kept.pop_front() {
-                        old.remove()
-                            .map_err(|e| Error::file("remove", &old.path, e))?;
+                        if rollover {
+                            self.check(&old)?;
+                        }
+                        old.own
+                            .remove()
+                            .map_err(|e| Error::file("remove", &old.own.path, e))?;
                     }
                 }
             }
@@ -106,21 +251,31 @@ impl Stream<'_> {
         Ok(())
     }
 
-    /// Writes file `n` whole: the file, or `None` if the run ended first (the partial file is
-    /// removed, if it is still the one written). With a schedule (`pacer`), each chunk has
-    /// its due time, the context learns when the next is due (the schedule lag), and each
-    /// written chunk's response time and start lag are recorded beside its service time.
+    /// Writes a file whole, generation `generation`: a new one (a partial one is removed, if
+    /// it is still the one written), or a kept one again in place (a partial rewrite stays).
+    /// With a schedule (`pacer`), each chunk has its due time, the context learns when the
+    /// next is due (the schedule lag), and each written chunk's response time and start lag
+    /// are recorded beside its service time.
     fn write_file(
         &self,
         engine: &mut dyn Engine,
-        n: u64,
+        target: Target<'_>,
+        generation: u64,
         pacer: &mut Option<Pacer>,
-    ) -> Result<Option<OwnFile>> {
+    ) -> Result<Written> {
         let cfg = self.config;
-        let path = self.path(n);
-        let (f, own) = create_new(&path, cfg.sync)?;
-        let discard = |own: &OwnFile| {
-            let _ = own.remove();
+        let (path, n, f, new) = match target {
+            Target::New(n) => {
+                let path = self.path(n);
+                let (f, own) = create_new(&path, cfg.sync)?;
+                (path, n, f, Some(own))
+            }
+            Target::Again(k) => (k.own.path.clone(), k.n, k.own.reopen(cfg.sync)?, None),
+        };
+        let discard = |own: &Option<OwnFile>| {
+            if let Some(own) = own {
+                let _ = own.remove();
+            }
         };
         let (file_bytes, chunk_bytes) = (cfg.file_size_bytes, cfg.chunk_size_bytes);
         let mut offset = 0u64;
@@ -152,26 +307,39 @@ impl Stream<'_> {
             }
             Ok(())
         };
-        let result = engine.write_file(&f, &path, &mut next, &mut done, &stop);
+        let blocks = self
+            .verify
+            .block_context(self.ctx.client_id(), self.index(), n, generation);
+        let fill_fn = |buf: &mut [u8], at: u64| RunVerify::fill(&blocks, buf, at);
+        let ctx = &self.ctx;
+        let thread = || ctx.writer_thread();
+        let fill = Fill {
+            fill: &fill_fn,
+            file_bytes,
+            thread: &thread,
+        };
+        let fill = self.verify.on().then_some(&fill);
+        let result = engine.write_file(&f, &path, &mut next, &mut done, &stop, fill);
+        let started = offset > 0;
         let complete = matches!(result, Ok(true)) && written == file_bytes;
         if let Err(e) = result {
             drop(f);
-            discard(&own);
+            discard(&new);
             return Err(e);
         }
         if !complete {
             drop(f);
-            discard(&own);
-            return Ok(None);
+            discard(&new);
+            return Ok(Written::Cut { started });
         }
         if cfg.sync == SyncMode::File {
             if let Err(e) = f.sync_all() {
                 drop(f);
-                discard(&own);
+                discard(&new);
                 return Err(Error::file("fsync", &path, e));
             }
         }
-        Ok(Some(own))
+        Ok(Written::Complete(new))
     }
 }
 
@@ -305,5 +473,117 @@ mod tests {
         assert!(ctx.stream(255).is_ok());
         let e = ctx.stream(256).unwrap_err().to_string();
         assert!(e.contains("at most 256 streams"), "{e}");
+    }
+
+    /// Every file on disk in `dir` (data files only), checked offline.
+    fn check_dir(dir: &std::path::Path) -> crate::verify::VerifyReport {
+        crate::verify::check_paths(
+            &[dir.to_path_buf()],
+            &crate::verify::VerifyConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn verified_files_are_as_written_with_every_engine() {
+        use super::super::{SyncMode, VerifyMode};
+        // (sync, iodepth, chunk, file): the sync engine buffered (1 MiB sub-pieces) and
+        // O_DIRECT (filled ahead), io_uring buffered and O_DIRECT.
+        for (sync, depth, chunk, file) in [
+            (SyncMode::None, 1, 64 << 10, 256 << 10),
+            (SyncMode::None, 1, 3 * MIB, 3 * MIB),
+            (SyncMode::Direct, 1, 64 << 10, 256 << 10),
+            (SyncMode::Direct, 1, 2 * MIB, 2 * MIB),
+            (SyncMode::None, 4, 64 << 10, 256 << 10),
+            (SyncMode::Direct, 4, 64 << 10, 256 << 10),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut c = small(dir.path(), 2, KeepFiles::Last(3));
+            c.sync = sync;
+            c.iodepth = depth;
+            c.chunk_size_bytes = chunk;
+            c.file_size_bytes = file;
+            c.verify = VerifyMode::End;
+            let (ctx, control) = run(c, Duration::from_millis(250));
+            let what = format!("{sync:?} iodepth {depth} chunk {chunk}");
+            let v = control.counters().verify_stats().expect(&what);
+            let kept = files_by_stream(dir.path())
+                .values()
+                .map(Vec::len)
+                .sum::<usize>() as u64;
+            assert!(kept >= 2, "{what}");
+            // The kept files, at the end.
+            assert_eq!(v.files_checked, kept, "{what}");
+            assert_eq!(v.blocks_checked, v.files_checked * file / 4096, "{what}");
+            assert_eq!(v.errors.total(), 0, "{what}");
+            // Offline too: the headers say where each block belongs.
+            let r = check_dir(dir.path());
+            assert!(r.is_clean(), "{what}: {:?}", r.files[0].findings);
+            assert_eq!(r.files.len() as u64, kept, "{what}");
+            assert!(ctx.files_written() >= kept);
+        }
+    }
+
+    #[test]
+    fn without_verify_the_bytes_are_the_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, control) = run(
+            small(dir.path(), 1, KeepFiles::Last(1)),
+            Duration::from_millis(100),
+        );
+        assert!(ctx.files_written() >= 1);
+        assert!(control.counters().verify_stats().is_none());
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            assert!(bytes.iter().all(|&b| b == 0x5a));
+        }
+    }
+
+    #[test]
+    fn overwrite_rewrites_the_oldest_in_place_each_generation_checked() {
+        use super::super::VerifyMode;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small(dir.path(), 1, KeepFiles::Last(2));
+        c.overwrite = true;
+        c.verify = VerifyMode::Rollover;
+        let (ctx, control) = run(c, Duration::from_millis(800));
+        let mut ns = files_by_stream(dir.path())[&None].clone();
+        ns.sort_unstable();
+        assert_eq!(ns, [0, 1], "the same two files all along");
+        let written = ctx.files_written();
+        // At least one whole rewrite (a loaded machine may write few files).
+        assert!(written >= 3, "a rewrite: {written}");
+        let v = control.counters().verify_stats().unwrap();
+        // Every rewrite checked the generation before it (and a last one cut short by the
+        // end of the run, whose check came first).
+        assert!(
+            (written - 2..=written - 1).contains(&v.files_checked),
+            "{} checked, {written} written",
+            v.files_checked
+        );
+        assert_eq!(v.errors.total(), 0);
+        // The files hold their newest generation (a rewrite cut short by the end is mixed:
+        // the offline check then sees the older generation's blocks as stale).
+        let r = check_dir(dir.path());
+        let gens: Vec<u64> = r
+            .files
+            .iter()
+            .filter_map(|f| f.expected.generation)
+            .collect();
+        assert!(gens.iter().any(|&g| g > 1), "{gens:?}");
+    }
+
+    #[test]
+    fn overwrite_without_verify_keeps_the_seed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small(dir.path(), 2, KeepFiles::Last(1));
+        c.overwrite = true;
+        let (ctx, _) = run(c, Duration::from_millis(200));
+        assert!(ctx.files_written() > 2);
+        let on_disk = files_by_stream(dir.path());
+        assert_eq!(on_disk.values().map(Vec::len).sum::<usize>(), 2);
+        for ns in on_disk.values() {
+            assert_eq!(ns, &[0]);
+        }
     }
 }

@@ -89,8 +89,9 @@ pub struct LoadmonTestClientConfig {
     /// Verify block size, bytes: a power of two from 512 to 1048576; the chunk and file sizes
     /// must be multiples of it. Default: 4096.
     pub verify_block_bytes: i64,
-    /// 1: a bad block found by the check does not end the run (it is counted and reported);
-    /// 0: it ends the client FAILED. Needs `verify`. Default: 0.
+    /// 1: a bad block found by the check does not stop the writing (every one is counted and
+    /// reported; the client still ends FAILED with the first as its reason); 0: the first ends
+    /// the run at once, FAILED. Needs `verify`. Default: 0.
     pub verify_continue: i64,
     /// 1: with `verify` "end", check another client's kept files in the same (shared)
     /// `out_dir` instead of this client's own. Default: 0.

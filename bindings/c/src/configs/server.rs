@@ -149,7 +149,8 @@ pub struct LoadmonServerConfig {
     /// Fleet mode: verify block size, bytes, a power of two from 512 to 1048576.
     /// Default: 4096.
     pub plan_verify_block_bytes: i64,
-    /// Fleet mode: 1: a bad block does not end a worker's run. Default: 0.
+    /// Fleet mode: 1: a bad block does not stop a worker's writing (it still ends FAILED).
+    /// Default: 0.
     pub plan_verify_continue: i64,
     /// Fleet mode: 1: with `plan_verify` "end", each worker checks another worker's kept files
     /// in a shared directory. Default: 0.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
-use super::{Chunk, Done, Engine, WAIT_STEP};
+use super::{Chunk, Done, Engine, Fill, WAIT_STEP};
 use crate::error::{Error, Result};
 use crate::workload::file_writer::files::ChunkBuf;
 
@@ -263,6 +263,7 @@ impl UringEngine {
         next: &mut dyn FnMut() -> Option<Chunk>,
         done: &mut dyn FnMut(Done) -> Result<()>,
         stop: &dyn Fn() -> bool,
+        fill: Option<&Fill<'_>>,
     ) -> Result<bool> {
         if self.poisoned {
             return Err(Error::Internal(
@@ -286,7 +287,7 @@ impl UringEngine {
                 p.stopping = true;
             }
             if !p.halted() {
-                self.fill(&mut p, next, done);
+                self.submit(&mut p, next, done, fill);
             }
             if p.finished() {
                 break;
@@ -314,17 +315,32 @@ impl UringEngine {
     }
 
     /// Submits pieces while a slot is free: the rest of an open chunk first, then the next
-    /// chunk once its start has come.
-    fn fill(
+    /// chunk once its start has come; with `fill`, each piece's buffer filled first.
+    fn submit(
         &mut self,
         p: &mut Pass<'_>,
         next: &mut dyn FnMut() -> Option<Chunk>,
         done: &mut dyn FnMut(Done) -> Result<()>,
+        fill: Option<&Fill<'_>>,
     ) {
         let max = self.piece_len();
         while let Some(&slot) = self.free.last() {
             if let Some(o) = p.open.iter_mut().find(|o| o.unsubmitted > 0) {
                 let piece = o.take_piece(max);
+                if let Some(f) = fill {
+                    // A new piece only: a short write's remainder is resubmitted from the
+                    // bytes already there (`reap`).
+                    let filled = match self.bufs[slot].piece_mut().get_mut(..piece.len as usize) {
+                        Some(bytes) => (f.fill)(bytes, piece.offset),
+                        None => Err(Error::Internal("a piece larger than its buffer".into())),
+                    };
+                    if let Err(e) = filled {
+                        // Nothing of it is in flight: the pass ends with the error.
+                        o.in_flight -= 1;
+                        p.failure.get_or_insert(e);
+                        return;
+                    }
+                }
                 self.free.pop();
                 if let Err(e) = self.push(slot, piece, p.fd) {
                     p.fail("submit a write to", e);
@@ -535,8 +551,9 @@ impl Engine for UringEngine {
         next: &mut dyn FnMut() -> Option<Chunk>,
         done: &mut dyn FnMut(Done) -> Result<()>,
         stop: &dyn Fn() -> bool,
+        fill: Option<&Fill<'_>>,
     ) -> Result<bool> {
-        self.write_chunks(file, path, next, done, stop)
+        self.write_chunks(file, path, next, done, stop, fill)
     }
 
     fn describe(&self) -> String {

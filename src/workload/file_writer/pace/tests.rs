@@ -262,6 +262,7 @@ mod stream_loop {
     use crate::protocol::Message;
     use crate::workload::file_writer::engine::{Chunk, Engine};
     use crate::workload::file_writer::stream::Stream;
+    use crate::workload::file_writer::verified::RunVerify;
     use crate::workload::file_writer::{FileWriterConfig, KeepFiles};
     use crate::workload::Context;
 
@@ -285,6 +286,7 @@ mod stream_loop {
             next: &mut dyn FnMut() -> Option<Chunk>,
             done: &mut dyn FnMut(Done) -> Result<()>,
             _stop: &dyn Fn() -> bool,
+            _fill: Option<&crate::workload::file_writer::engine::Fill<'_>>,
         ) -> Result<bool> {
             while let Some(c) = next() {
                 let k = self.count.load(Ordering::Relaxed);
@@ -331,11 +333,13 @@ mod stream_loop {
         };
         let (seen, count) = (Mutex::new(Vec::new()), AtomicUsize::new(0));
         let halt = || count.load(Ordering::Relaxed) >= chunks;
+        let verify = RunVerify::new(&config, ctx).unwrap();
         let stream = Stream {
             config: &config,
             ctx: index.map_or_else(|| ctx.clone(), |i| ctx.stream(i).unwrap()),
             halt: &halt,
             pace_start: Some(t0),
+            verify: &verify,
         };
         let mut engine = Simulated {
             now: t0,

@@ -54,6 +54,7 @@ fn write(
             Ok(())
         },
         stop,
+        None,
     );
     (path, r, dones)
 }
@@ -139,7 +140,7 @@ fn a_stop_mid_file_waits_for_the_writes_in_flight_and_the_engine_goes_on() {
         dones.set(dones.get() + 1);
         Ok(())
     };
-    let r = e.write_file(&f, &path, &mut next, &mut done, &stop);
+    let r = e.write_file(&f, &path, &mut next, &mut done, &stop, None);
     assert!(!r.unwrap(), "a stopped file is not complete");
     // Nothing handed out after the stop; what was in flight completed and was reported.
     assert!(handed.get() < 20, "handed out {}", handed.get());
@@ -204,7 +205,7 @@ fn a_failed_write_is_an_error_naming_the_file() {
     let f = std::fs::OpenOptions::new().write(true).open(full).unwrap();
     let mut next = hand_out((0..8).map(|k| chunk(k * 64 * KIB, 64 * KIB)).collect());
     let e1 = e
-        .write_file(&f, full, &mut next, &mut |_| Ok(()), &|| false)
+        .write_file(&f, full, &mut next, &mut |_| Ok(()), &|| false, None)
         .unwrap_err();
     let msg = e1.to_string();
     assert!(
@@ -218,7 +219,7 @@ fn a_failed_write_is_an_error_naming_the_file() {
     let f = std::fs::File::open(&ro).unwrap();
     let mut next = hand_out(vec![chunk(0, 64 * KIB)]);
     let msg = e
-        .write_file(&f, &ro, &mut next, &mut |_| Ok(()), &|| false)
+        .write_file(&f, &ro, &mut next, &mut |_| Ok(()), &|| false, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -244,7 +245,7 @@ fn an_error_from_done_ends_the_file_after_the_writes_in_flight() {
         Err(Error::Interrupted("the run is over".into()))
     };
     let err = e
-        .write_file(&f, &path, &mut next, &mut done, &|| false)
+        .write_file(&f, &path, &mut next, &mut done, &|| false, None)
         .unwrap_err();
     assert!(matches!(err, Error::Interrupted(_)), "{err}");
     assert_eq!(*calls.borrow(), 1, "done is not called after it failed");
