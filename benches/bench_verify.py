@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
-from bench_depth import direct_io_refused, filesystem_of, measured
+from bench_depth import Children, direct_io_refused, filesystem_of, measured
 
 MIB = 1024 * 1024
 GIB = 1024 ** 3
@@ -35,6 +35,20 @@ BLOCK = 4096
 
 
 # 1. read-back ------------------------------------------------------------------------------
+
+def checked(cmd: list[str], cwd: Path) -> tuple[str, float]:
+    """Runs a check to its end in `cwd`: its stdout and the CPU seconds of its process tree;
+    fails with what it said on both streams (`loadmon verify --json` says what it found on
+    stdout). fio leaves its verify state file (`local-v-0-verify.state`) in `cwd` after the
+    write phase and after a failed check: `cwd` is the data dir, which the suite removes."""
+    c = Children()
+    p = subprocess.run(cmd, text=True, capture_output=True, timeout=600, cwd=cwd)
+    cpu = c.since()
+    if p.returncode != 0:
+        said = p.stderr.strip()[-1500:] + "\n" + p.stdout.strip()[-1500:]
+        raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {said}")
+    return p.stdout, cpu
+
 
 def make_loadmon_files(d: Path, files: int, size_mb: int, fill: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
@@ -52,14 +66,14 @@ def fio_job(d: Path, files: int, size_mb: int) -> list[str]:
 
 def make_fio_files(d: Path, files: int, size_mb: int) -> None:
     d.mkdir(parents=True, exist_ok=True)
-    out, _ = measured([*fio_job(d, files, size_mb), "--do_verify=0"], timeout=600)
+    out, _ = checked([*fio_job(d, files, size_mb), "--do_verify=0"], d.parent)
     j = json.loads(out)["jobs"][0]
     if int(j["error"]) != 0 or int(j["write"]["io_bytes"]) != files * size_mb * MIB:
         raise RuntimeError(f"fio wrote {j['write']['io_bytes']} bytes (error {j['error']})")
 
 
 def loadmon_check(d: Path, loadmon: Path, expect_bytes: int) -> dict[str, float]:
-    out, cpu = measured([str(loadmon), "verify", "--direct", "--json", str(d)], timeout=600)
+    out, cpu = checked([str(loadmon), "verify", "--direct", "--json", str(d)], d.parent)
     r = json.loads(out)
     bad = sum(r["errors"].values())
     if r["blocks_checked"] != expect_bytes // BLOCK or r["blocks_ok"] != r["blocks_checked"] or bad:
@@ -72,11 +86,11 @@ def loadmon_check(d: Path, loadmon: Path, expect_bytes: int) -> dict[str, float]
 def fio_check(d: Path, files: int, size_mb: int, expect_bytes: int) -> dict[str, float]:
     # `--verify_fatal=1`: without it fio 3.33 reports a bad block on stderr only (exit 0,
     # job error 0); with it the job ends with an error at the first one.
-    out, cpu = measured([*fio_job(d, files, size_mb), "--verify_only", "--verify_fatal=1"],
-                        timeout=600)
+    out, cpu = checked([*fio_job(d, files, size_mb), "--verify_only", "--verify_fatal=1"],
+                       d.parent)
     j = json.loads(out)["jobs"][0]
     read = int(j["read"]["io_bytes"])
-    # A verify error makes fio fail (measured raises) or sets the job's error; every byte read.
+    # A verify error makes fio fail (checked raises) or sets the job's error; every byte read.
     if int(j["error"]) != 0 or read != expect_bytes:
         raise RuntimeError(f"fio --verify_only read {read} of {expect_bytes} bytes "
                            f"(error {j['error']})")
@@ -108,6 +122,7 @@ def bench_readback(tiny: bool, repeats: int, data_dir: Path, loadmon: Path, fill
     finally:
         shutil.rmtree(lm_dir, ignore_errors=True)
         shutil.rmtree(fio_dir, ignore_errors=True)
+        (data_dir / "local-v-0-verify.state").unlink(missing_ok=True)
     lm_mb = [r["mb_s"] for r in res["loadmon"]]
     fio_mb = [r["mb_s"] for r in res["fio"]]
     lm_cpu, fio_cpu = per_gib(res["loadmon"]), per_gib(res["fio"])
@@ -131,8 +146,8 @@ def bench_readback(tiny: bool, repeats: int, data_dir: Path, loadmon: Path, fill
             f"(every block as written, or the run fails). fio: `--rw=write --ioengine=psync "
             f"--bs=4m --direct=1 --filesize={size_mb}M --nrfiles={files} "
             f"--file_service_type=sequential --verify=crc32c --verify_interval={BLOCK}` written "
-            f"once with `--do_verify=0`, then checked with `--verify_only --verify_fatal=1`. MiB/s: each tool's "
-            f"own figure (loadmon's `read_mb_s`, fio's read bandwidth); CPU: user + system "
+            f"once with `--do_verify=0`, then checked with `--verify_only --verify_fatal=1`. "
+            f"MiB/s: each tool's own figure (loadmon's `read_mb_s`, fio's read bandwidth); CPU: user + system "
             f"seconds of the tool's process tree (in brackets: its own figure: loadmon's "
             f"`cpu_s`, fio's usr + sys of its job). Both files were read from the device (the "
             f"VM's host may cache them: repeated reads of the same files).")
