@@ -1784,9 +1784,47 @@ static void test_verify(void) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* The whole path from C: a client writing with verify "end" checks every block it kept (no
+ * error, in its result and in the server's report), and loadmon_verify finds the kept files as
+ * written. */
+static void test_verified_run(void) {
+    char dir[300], cmd[400];
+    snprintf(dir, sizeof dir, "%s-verified", out_dir);
+    LoadmonServer *s = start_server();
+    LoadmonTestClientConfig c = small_client(loadmon_server_port(s));
+    c.out_dir = dir;
+    c.verify = "end";
+    c.keep_files = 2;
+    char *result = NULL;
+    CHECK(loadmon_test_client_run(&c, &result) == LOADMON_OK && result != NULL);
+    /* 2 MB files of 4 KiB blocks: 512 blocks each, 1 or 2 files kept. */
+    CHECK(result != NULL && strstr(result, "\"errors_total\": 0") != NULL);
+    CHECK(result != NULL && (strstr(result, "\"blocks_checked\": 512,") != NULL ||
+                             strstr(result, "\"blocks_checked\": 1024,") != NULL));
+    if (result != NULL && strstr(result, "\"errors_total\": 0") == NULL)
+        fprintf(stderr, "verified run: %s\n", result);
+    loadmon_string_free(result);
+    char *report = NULL;
+    CHECK(loadmon_server_wait(s, 20000, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && count(report, "\"status\": \"PASS\"") == 1);
+    CHECK(report != NULL && strstr(report, "\"errors_total\": 0") != NULL);
+    loadmon_string_free(report);
+    loadmon_server_free(s);
+    const char *paths[] = {dir};
+    char *checked = NULL;
+    CHECK(loadmon_verify(paths, 1, NULL, &checked) == LOADMON_OK && checked != NULL);
+    CHECK(checked != NULL && strstr(checked, "\"blocks_ok\": 0,") == NULL);
+    CHECK(checked != NULL && count(checked, "\"errors\": {\n    \"corrupt\": 0,\n    \"stale\": 0,\n    \"misdirected\": 0,\n    \"torn\": 0,\n    \"short\": 0\n  }") == 1);
+    if (checked != NULL && strstr(checked, "\"torn\": 0") == NULL) fprintf(stderr, "%s\n", checked);
+    loadmon_string_free(checked);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void) {
     snprintf(out_dir, sizeof out_dir, "/tmp/loadmon-c-test-%d", (int)getpid());
     test_full_run();
+    test_verified_run();
     test_error_paths();
     test_last_error_is_per_thread();
     test_custom_workload();

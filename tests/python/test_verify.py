@@ -231,3 +231,40 @@ def test_verify_shows_the_core_defaults() -> None:
     d = loadmon._loadmon.defaults()["verify"]
     core = loadmon._loadmon._core_defaults()["verify"]
     assert d == {("block_size" if k == "block_bytes" else k): v for k, v in core.items()}
+
+
+def test_a_verifying_client_checks_its_data_and_verify_agrees(tmp_path: Path) -> None:
+    """The whole path from Python: a client writing with verify="end" checks every block it
+    kept (no error), the server's report carries the same figures, ``loadmon.verify`` finds the
+    kept files as written, and a byte flipped afterwards is found at its offset."""
+    from conftest import small_client
+
+    data = tmp_path / "data"
+    with loadmon.Server(port=0) as server:
+        result = small_client(
+            server.port, data, run_time=1.0, verify="end", verify_block="4k", keep_files=2
+        ).run()
+        report = server.wait(timeout=30)
+    assert result.verify is not None
+    kept = sorted(p for p in data.iterdir() if p.name.startswith("client_"))
+    assert 1 <= len(kept) <= 2
+    blocks_per_file = (2 << 20) // 4096
+    assert result.verify["files_checked"] == len(kept)
+    assert result.verify["blocks_checked"] == len(kept) * blocks_per_file
+    assert result.verify["errors_total"] == 0
+    [c] = report.clients
+    assert c.status == "PASS"
+    assert c.verify is not None and c.verify["blocks_checked"] == len(kept) * blocks_per_file
+    offline = loadmon.verify([str(data)], direct=False)
+    assert offline["blocks_checked"] == len(kept) * blocks_per_file
+    assert sum(offline["errors"].values()) == 0
+    # A flipped byte in the second block of the first file: corrupt, at offset 4096.
+    with open(kept[0], "r+b") as f:
+        f.seek(4096 + 1000)
+        b = f.read(1)
+        f.seek(4096 + 1000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    bad = loadmon.verify([str(kept[0])])
+    assert bad["errors"]["corrupt"] == 1
+    [finding] = bad["files"][0]["findings"]
+    assert (finding["class"], finding["offset_bytes"]) == ("corrupt", 4096)
