@@ -8,7 +8,7 @@ use super::super::read::{AlignedBuf, Reader, DIRECT_ALIGN, READ_BYTES};
 use super::super::{crc_ok, DEFAULT_BLOCK_BYTES, SECTOR_BYTES};
 use super::block::{classify_bad, describe_expected, judge, raw, Key, Raw};
 use super::sink::{FindingClass, Sink};
-use super::{Expected, FileReport, VerifyConfig};
+use super::{CheckGuard, Expected, FileReport, VerifyConfig};
 use crate::error::Result;
 
 /// Most runs of blocks recorded in the first pass (a file more broken up than that is judged
@@ -145,7 +145,7 @@ fn detect_block(given: Option<u32>, buf: &[u8], notes: &mut Vec<String>) -> u32 
 
 /// The first pass: every block's header and CRC, from the first piece (already in `buf`, `n`
 /// bytes) to the end.
-fn survey(reader: &Reader, buf: &mut AlignedBuf, n: usize, block_bytes: u64) -> Result<Survey> {
+fn survey(reader: &Reader<'_>, buf: &mut AlignedBuf, n: usize, block_bytes: u64) -> Result<Survey> {
     let mut s = Survey {
         block_bytes,
         keys: Vec::new(),
@@ -241,7 +241,7 @@ fn settle(mut e: Expected, keys: &[(Key, u64)], notes: &mut Vec<String>) -> Expe
 }
 
 /// Judges the bad blocks of `r` again, read anew.
-fn reread(reader: &Reader, r: &Range, cx: &mut Judge<'_>) -> Result<()> {
+fn reread(reader: &Reader<'_>, r: &Range, cx: &mut Judge<'_>) -> Result<()> {
     let bs = cx.block_bytes;
     let mut pos = r.first * bs;
     let end = (r.first + r.blocks) * bs;
@@ -306,7 +306,7 @@ impl Judge<'_> {
 }
 
 /// Judges the recorded runs.
-fn resolve(reader: &Reader, s: &Survey, cx: &mut Judge<'_>) -> Result<()> {
+fn resolve(reader: &Reader<'_>, s: &Survey, cx: &mut Judge<'_>) -> Result<()> {
     for r in &s.ranges {
         let pos = r.first * s.block_bytes;
         match r.kind {
@@ -319,7 +319,7 @@ fn resolve(reader: &Reader, s: &Survey, cx: &mut Judge<'_>) -> Result<()> {
 }
 
 /// The second pass, for a file too broken up to record: every block judged as it is read.
-fn second_pass(reader: &Reader, cx: &mut Judge<'_>) -> Result<()> {
+fn second_pass(reader: &Reader<'_>, cx: &mut Judge<'_>) -> Result<()> {
     let bs = cx.block_bytes as usize;
     let mut buf = AlignedBuf::new(READ_BYTES)?;
     let mut off = 0u64;
@@ -373,12 +373,13 @@ pub(super) fn check_counting(
     path: &Path,
     e: &Expected,
     config: &VerifyConfig,
+    guard: &CheckGuard<'_>,
 ) -> Result<(FileReport, u64)> {
     let mut e = *e;
     e.block_bytes = config.block_bytes.or(e.block_bytes);
     e.run_id = config.run_id.or(e.run_id);
     e.generation = config.generation.or(e.generation);
-    let reader = Reader::open(path, config.direct)?;
+    let reader = Reader::open(path, config.direct, guard)?;
     let mut buf = AlignedBuf::new(READ_BYTES)?;
     let n = reader.read_at(0, buf.bytes_mut())?;
     let mut notes = Vec::new();
@@ -455,7 +456,7 @@ mod tests {
             max_findings: 10,
             ..Default::default()
         };
-        let (r, read) = check_counting(&path, &e, &config).unwrap();
+        let (r, read) = check_counting(&path, &e, &config, &CheckGuard::default()).unwrap();
         assert!(
             r.notes.iter().any(|n| n.contains("second pass")),
             "{:?}",

@@ -76,6 +76,11 @@ fn file_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
 }
 
 impl OwnFile {
+    /// The file's device and inode, where the platform tells them.
+    pub(super) fn id(&self) -> Option<(u64, u64)> {
+        self.id
+    }
+
     /// Removes the file (the name, never a link's target: `unlink` follows no link); an error,
     /// and nothing removed, if the name now holds something else.
     pub(super) fn remove(&self) -> io::Result<()> {
