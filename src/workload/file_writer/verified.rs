@@ -652,4 +652,38 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
     }
+
+    /// A stop ends a check between two reads: a big file is not read to its end, and counts
+    /// as not checked (no finding, no figures).
+    #[test]
+    fn a_stop_ends_a_check_of_a_big_file_between_two_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, ctx, control) = peer_run(dir.path());
+        let path = dir.path().join(format!("client_3_0_{STAMP}"));
+        let b = v.block_context(3, 0, 0, 1);
+        let b = BlockContext {
+            file_size_bytes: 256 << 20,
+            ..b
+        };
+        let mut data = vec![0u8; 256 << 20];
+        fill_chunk(&mut data, &b, 0).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        drop(data);
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let stop = || reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+        let t = Instant::now();
+        v.check(&ctx, &path, &Expected::of(&b), None, &stop)
+            .unwrap();
+        // One read of 4 MiB, not 64 of them.
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(reads.load(std::sync::atomic::Ordering::Relaxed) <= 3);
+        let stats = control.counters().verify_stats().unwrap();
+        assert_eq!((stats.files_checked, stats.blocks_checked), (0, 0));
+        // Unstopped, the same file is checked whole and clean.
+        v.check(&ctx, &path, &Expected::of(&b), None, &|| false)
+            .unwrap();
+        let stats = control.counters().verify_stats().unwrap();
+        assert_eq!(stats.files_checked, 1);
+        assert_eq!(stats.blocks_checked, (256 << 20) / 4096);
+    }
 }
