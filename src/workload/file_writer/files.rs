@@ -366,6 +366,29 @@ mod tests {
         assert!(!other.exists());
     }
 
+    /// `overwrite`'s reopen: a link (to a victim file) or another file put under the name
+    /// is never written through; the file created is.
+    #[cfg(unix)]
+    #[test]
+    fn a_rewrite_opens_only_the_file_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_100_0_x");
+        let (f, own) = create_new(&path, SyncMode::None).unwrap();
+        drop(f);
+        own.reopen(SyncMode::None).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = own.reopen(SyncMode::None).unwrap_err().to_string();
+        assert!(e.contains("open again"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::copy(&victim, &path).unwrap();
+        let e = own.reopen(SyncMode::None).unwrap_err().to_string();
+        assert!(e.contains("was replaced"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
     #[test]
     fn a_large_chunk_is_written_in_pieces_and_a_stop_ends_it() {
         let dir = tempfile::tempdir().unwrap();
