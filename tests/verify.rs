@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use loadmon::verify::{
-    check_file, check_paths, fill_chunk, BlockContext, Expected, FileReport, FindingClass,
-    VerifyConfig,
+    check_file, check_file_guarded, check_paths, fill_chunk, BlockContext, CheckGuard, Expected,
+    FileReport, FindingClass, VerifyConfig,
 };
 
 const BS: u64 = 4096;
@@ -274,6 +274,109 @@ fn hostile_files_never_panic() {
             assert!(r.errors.corrupt > 0, "{name}: {r:#?}");
         }
     }
+}
+
+/// `f()` on a thread of its own, bounded: a check that blocks (the open of a FIFO) fails.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the check blocked")
+}
+
+/// A FIFO under a data file's name (planted in a shared directory) is refused at once, never
+/// waited on for a writer: by `check_file`, by a directory's check and by `loadmon verify`.
+#[test]
+fn a_fifo_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(NAME);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let p = fifo.clone();
+    let e = bounded(move || check_file(&p, &Expected::default(), &VerifyConfig::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    let d = dir.path().to_path_buf();
+    let e = bounded(move || check_paths(&[d], &VerifyConfig::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    let p = fifo.clone();
+    let (code, _, err) = bounded(move || cli(&[p.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+/// The writer's guard: no symbolic link followed, only the very file named, and a stop ends a
+/// check between two reads (of a big file: not read to its end).
+#[test]
+fn the_guard_follows_no_link_checks_the_file_and_stops() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    let m = std::fs::metadata(&p).unwrap();
+    let id = (m.dev(), m.ino());
+    let config = VerifyConfig::default();
+    let own = CheckGuard {
+        no_follow: true,
+        file_id: Some(id),
+        stop: None,
+    };
+    let r = check_file_guarded(&p, &Expected::default(), &config, &own).unwrap();
+    assert_eq!(r.blocks_ok, BLOCKS);
+    // The file moved away and a link to it (or a copy of it) put under its name: the check
+    // would pass, but it is not the file written.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&p, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &p).unwrap();
+    assert_eq!(
+        check_file(&p, &Expected::default(), &config)
+            .unwrap()
+            .blocks_ok,
+        BLOCKS
+    );
+    let e = check_file_guarded(&p, &Expected::default(), &config, &own)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("symbolic link") && e.contains(NAME), "{e}");
+    std::fs::remove_file(&p).unwrap();
+    std::fs::copy(&moved, &p).unwrap();
+    let e = check_file_guarded(&p, &Expected::default(), &config, &own)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no longer holds the file"), "{e}");
+    // A stop: a 64 MiB file (16 reads) is left after the read under way.
+    let big = dir.path().join("client_100_4_2026-12-05_10.11.12");
+    let mut c = ctx(100, 4, 1);
+    c.file_size_bytes = 64 << 20;
+    let mut data = vec![0u8; 64 << 20];
+    fill_chunk(&mut data, &c, 0).unwrap();
+    std::fs::write(&big, &data).unwrap();
+    let reads = std::cell::Cell::new(0u32);
+    let stop = || {
+        reads.set(reads.get() + 1);
+        reads.get() > 2
+    };
+    let guard = CheckGuard {
+        stop: Some(&stop),
+        ..Default::default()
+    };
+    let e = check_file_guarded(&big, &Expected::default(), &config, &guard).unwrap_err();
+    assert!(
+        matches!(e, loadmon::Error::Interrupted(_)) && e.to_string().contains("stopped"),
+        "{e}"
+    );
+    assert_eq!(
+        reads.get(),
+        3,
+        "asked before each read, and no more once stopped"
+    );
 }
 
 #[test]

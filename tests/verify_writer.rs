@@ -599,3 +599,48 @@ async fn seed_server_run(w: FileWriter) {
         "{seen:?}"
     );
 }
+
+/// A co-tenant of the shared directory replaces a kept file before the end's check: with a
+/// symbolic link to a good copy of it (the check would pass, through the link, on a file this
+/// client did not write), then with a FIFO (an open for reading would wait for a writer for
+/// ever). Neither is followed nor waited on: the client ends FAILED, the file named.
+#[test]
+fn a_kept_file_replaced_by_a_link_or_a_fifo_is_not_checked_through_it() {
+    for fifo in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (out, pause) = (tmp.path().join("data"), tmp.path().join("pause"));
+        std::fs::create_dir_all(&pause).unwrap();
+        let _turn = turn(Some(&pause));
+        let cfg = config(&out, 0.5, VerifyMode::End, KeepFiles::Last(3));
+        let mut replaced = None;
+        let t = Instant::now();
+        let (r, report) = run(cfg, Some(&pause), &mut |name, _, nth| {
+            if nth == 0 {
+                let file = out.join(name);
+                let aside = tmp.path().join("aside");
+                std::fs::rename(&file, &aside).unwrap();
+                if fifo {
+                    let ok = Command::new("mkfifo").arg(&file).status().unwrap();
+                    assert!(ok.success());
+                } else {
+                    std::fs::copy(&aside, tmp.path().join("copy")).unwrap();
+                    std::os::unix::fs::symlink(tmp.path().join("copy"), &file).unwrap();
+                }
+                replaced = Some(file);
+            }
+        });
+        assert!(t.elapsed() < WAIT, "{:?}", t.elapsed());
+        let file = replaced.expect("no pause");
+        let e = r.unwrap_err().to_string();
+        let why = if fifo {
+            "is not a regular file"
+        } else {
+            "a symbolic link is under the name"
+        };
+        assert!(
+            e.contains(why) && e.contains(&file.display().to_string()),
+            "{e}"
+        );
+        assert_eq!(report.clients[0].status, Status::Failed);
+    }
+}

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::CheckGuard;
 use crate::error::{Error, Result};
 
 /// Alignment of O_DIRECT buffers, offsets and lengths.
@@ -40,27 +41,39 @@ impl AlignedBuf {
 }
 
 /// A file opened for reading back.
-pub(crate) struct Reader {
+pub(crate) struct Reader<'a> {
     file: File,
     pub(crate) path: PathBuf,
     direct: bool,
     /// Its size when opened, bytes.
     pub(crate) len_bytes: u64,
+    stop: Option<&'a dyn Fn() -> bool>,
 }
 
-impl Reader {
-    /// Opens a regular file (O_DIRECT with `direct`, so the page cache cannot answer).
+impl<'a> Reader<'a> {
+    /// Opens a regular file (O_DIRECT with `direct`, so the page cache cannot answer). The
+    /// open never blocks (`O_NONBLOCK`: a FIFO under the name is refused, not waited on);
+    /// with `guard`, a symbolic link is not followed and the file must be the one named.
     ///
     /// # Errors
     /// [`Error::Config`] for a path that is not a regular file or a file system that refuses
-    /// O_DIRECT; [`Error::File`] when it cannot be opened.
-    pub(crate) fn open(path: &Path, direct: bool) -> Result<Reader> {
+    /// O_DIRECT; [`Error::File`] when it cannot be opened, is a symbolic link (`no_follow`)
+    /// or is not the file expected (`file_id`).
+    pub(crate) fn open(path: &Path, direct: bool, guard: &CheckGuard<'a>) -> Result<Reader<'a>> {
         let mut opts = OpenOptions::new();
         opts.read(true);
-        #[cfg(target_os = "linux")]
-        if direct {
+        #[cfg(unix)]
+        {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.custom_flags(libc::O_DIRECT);
+            let mut flags = libc::O_NONBLOCK;
+            if guard.no_follow {
+                flags |= libc::O_NOFOLLOW;
+            }
+            #[cfg(target_os = "linux")]
+            if direct {
+                flags |= libc::O_DIRECT;
+            }
+            opts.custom_flags(flags);
         }
         #[cfg(not(target_os = "linux"))]
         if direct {
@@ -74,6 +87,14 @@ impl Reader {
                     "verify: the file system of {} refuses O_DIRECT ({e})",
                     path.display()
                 ))
+            } else if guard.no_follow && e.raw_os_error() == Some(libc::ELOOP) {
+                Error::file(
+                    "open",
+                    path,
+                    io::Error::other(format!(
+                        "a symbolic link is under the name, not a data file: not followed ({e})"
+                    )),
+                )
             } else {
                 Error::file("open", path, e)
             }
@@ -85,11 +106,34 @@ impl Reader {
                 path.display()
             )));
         }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if guard
+                .file_id
+                .is_some_and(|id| id != (meta.dev(), meta.ino()))
+            {
+                return Err(Error::file(
+                    "open",
+                    path,
+                    io::Error::other(
+                        "the name no longer holds the file this client wrote (it was \
+                         replaced): not checked",
+                    ),
+                ));
+            }
+            // Reads of a regular file wait for the disk as ever.
+            let flags =
+                rustix::fs::fcntl_getfl(&file).map_err(|e| Error::file("open", path, e.into()))?;
+            rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+                .map_err(|e| Error::file("open", path, e.into()))?;
+        }
         Ok(Reader {
             file,
             path: path.to_path_buf(),
             direct,
             len_bytes: meta.len(),
+            stop: guard.stop,
         })
     }
 
@@ -98,9 +142,16 @@ impl Reader {
     /// read.
     ///
     /// # Errors
-    /// [`Error::File`] for a failed read.
+    /// [`Error::File`] for a failed read; [`Error::Interrupted`] once the guard's `stop` says
+    /// so (asked before each read).
     pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         use std::os::unix::fs::FileExt;
+        if self.stop.is_some_and(|stop| stop()) {
+            return Err(Error::Interrupted(format!(
+                "the check of {} was stopped",
+                self.path.display()
+            )));
+        }
         let left = self.len_bytes.saturating_sub(offset);
         let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
         // O_DIRECT reads whole aligned units: the last one may end past the end of the file.

@@ -179,8 +179,46 @@ impl VerifyReport {
 /// when the file cannot be opened or read. What the file holds is never an error: garbage is
 /// a finding.
 pub fn check_file(path: &Path, expected: &Expected, config: &VerifyConfig) -> Result<FileReport> {
+    check_file_guarded(path, expected, config, &CheckGuard::default())
+}
+
+/// What a writer's check of a file in a shared directory adds to [`check_file`] (its own file,
+/// or a peer's): no symbolic link is followed, the file must be the very one written, and the
+/// check ends between two reads (of at most 4 MiB) once asked to. Whatever the guard, the open
+/// never blocks: a FIFO under the name is refused, not waited on.
+#[derive(Clone, Copy, Default)]
+pub struct CheckGuard<'a> {
+    /// Refuse a symbolic link at the path (`O_NOFOLLOW`).
+    pub no_follow: bool,
+    /// The file's (device, inode): another file under the name is refused.
+    pub file_id: Option<(u64, u64)>,
+    /// Asked before each read: `true` ends the check with [`Error::Interrupted`].
+    pub stop: Option<&'a dyn Fn() -> bool>,
+}
+
+impl std::fmt::Debug for CheckGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckGuard")
+            .field("no_follow", &self.no_follow)
+            .field("file_id", &self.file_id)
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// [`check_file`] under `guard` ([`CheckGuard`]).
+///
+/// # Errors
+/// As [`check_file`]; [`Error::File`] for a symbolic link (`no_follow`) or another file
+/// (`file_id`) under the name; [`Error::Interrupted`] once `stop` says so.
+pub fn check_file_guarded(
+    path: &Path,
+    expected: &Expected,
+    config: &VerifyConfig,
+    guard: &CheckGuard<'_>,
+) -> Result<FileReport> {
     config.validate()?;
-    scan::check_counting(path, expected, config).map(|(r, _)| r)
+    scan::check_counting(path, expected, config, guard).map(|(r, _)| r)
 }
 
 /// The files `path` names: itself, or a directory's data files (names
@@ -251,7 +289,7 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
                 exp.stream = Some(id.stream);
                 exp.file_seq = Some(id.file_seq);
             }
-            let (r, read) = scan::check_counting(&f, &exp, config)?;
+            let (r, read) = scan::check_counting(&f, &exp, config, &CheckGuard::default())?;
             report.bytes_read += read;
             report.blocks_checked += r.blocks_checked;
             report.blocks_ok += r.blocks_ok;

@@ -76,6 +76,11 @@ fn file_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
 }
 
 impl OwnFile {
+    /// The file's device and inode, where the platform tells them.
+    pub(super) fn id(&self) -> Option<(u64, u64)> {
+        self.id
+    }
+
     /// Removes the file (the name, never a link's target: `unlink` follows no link); an error,
     /// and nothing removed, if the name now holds something else.
     pub(super) fn remove(&self) -> io::Result<()> {
@@ -359,6 +364,29 @@ mod tests {
         let (_, own) = create_new(&other, SyncMode::None).unwrap();
         own.remove().unwrap();
         assert!(!other.exists());
+    }
+
+    /// `overwrite`'s reopen: a link (to a victim file) or another file put under the name
+    /// is never written through; the file created is.
+    #[cfg(unix)]
+    #[test]
+    fn a_rewrite_opens_only_the_file_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_100_0_x");
+        let (f, own) = create_new(&path, SyncMode::None).unwrap();
+        drop(f);
+        own.reopen(SyncMode::None).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = own.reopen(SyncMode::None).unwrap_err().to_string();
+        assert!(e.contains("open again"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::copy(&victim, &path).unwrap();
+        let e = own.reopen(SyncMode::None).unwrap_err().to_string();
+        assert!(e.contains("was replaced"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     }
 
     #[test]

@@ -177,10 +177,13 @@ impl Stream<'_> {
         let b = self
             .verify
             .block_context(self.ctx.client_id(), self.index(), k.n, k.generation);
-        self.verify
-            .check(&self.ctx, &k.own.path, &Expected::of(&b), &|| {
-                self.check_stopped()
-            })
+        self.verify.check(
+            &self.ctx,
+            &k.own.path,
+            &Expected::of(&b),
+            k.own.id(),
+            &|| self.check_stopped(),
+        )
     }
 
     /// [`Stream::run`]'s files, with the stream's schedule `pacer`; those it keeps in `kept`,

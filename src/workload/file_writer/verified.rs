@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,8 @@ use super::files::{create_new, remove_leftover};
 use super::{FileWriterConfig, SyncMode, VerifyMode};
 use crate::error::{Error, Result};
 use crate::verify::{
-    check_file, fill_chunk, parse_file_name, BlockContext, Expected, Finding, VerifyConfig,
+    check_file_guarded, fill_chunk, parse_file_name, BlockContext, CheckGuard, Expected, Finding,
+    VerifyConfig,
 };
 use crate::workload::Context;
 
@@ -28,6 +29,9 @@ const POLL: Duration = Duration::from_millis(10);
 pub const PEER_WAIT: Duration = Duration::from_secs(60);
 /// Largest done marker read (a hostile one is refused, not allocated for).
 const MARKER_MAX_BYTES: u64 = 64 << 20;
+/// How much older than the run's start a peer's file may look and still be of this run: a
+/// file system's coarse time stamps (`verify_peer`).
+const FRESH_SLACK: Duration = Duration::from_secs(1);
 
 /// A run's verify settings and state, shared by its streams.
 #[derive(Debug)]
@@ -47,6 +51,9 @@ pub(super) struct RunVerify {
     pause: Option<PathBuf>,
     /// The run's first finding, as text (with `verify_continue`: the run's verdict at its end).
     first: Mutex<Option<String>>,
+    /// When the run started, less [`FRESH_SLACK`]: a peer's done marker or data file last
+    /// written before is an earlier run's (`verify_peer`).
+    fresh_from: SystemTime,
 }
 
 /// A complete file a stream kept: what the end check (or a peer) expects of it.
@@ -150,6 +157,9 @@ impl RunVerify {
             peer: config.verify_peer,
             pause,
             first: Mutex::new(None),
+            fresh_from: SystemTime::now()
+                .checked_sub(FRESH_SLACK)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
         })
     }
 
@@ -188,12 +198,15 @@ impl RunVerify {
     /// Checks `path` against `expected` (after the pause hook, if on), counts it for the
     /// client ([`Context::record_verify`]), and judges it: a bad block is the run's error
     /// (its first finding's text), or, with `verify_continue`, the run's first finding is
-    /// kept for its end. `stop`: the pause ends early.
+    /// kept for its end. The file is read through no symbolic link, and must be the file
+    /// `file_id` (device, inode) where known (this client's own). `stop`: the pause and the
+    /// check end early (between two reads), and the file counts as not checked.
     pub(super) fn check(
         &self,
         ctx: &Context,
         path: &Path,
         expected: &Expected,
+        file_id: Option<(u64, u64)>,
         stop: &dyn Fn() -> bool,
     ) -> Result<()> {
         self.pause(path, expected.generation.unwrap_or(0), stop);
@@ -202,7 +215,15 @@ impl RunVerify {
             max_findings: crate::protocol::MAX_FINDINGS_SENT,
             ..VerifyConfig::default()
         };
-        let report = check_file(path, expected, &config)?;
+        let guard = CheckGuard {
+            no_follow: true,
+            file_id,
+            stop: Some(stop),
+        };
+        let report = match check_file_guarded(path, expected, &config, &guard) {
+            Err(Error::Interrupted(_)) if stop() => return Ok(()),
+            r => r?,
+        };
         ctx.record_verify(&report)?;
         let Some(f) = report.findings.first() else {
             return Ok(());
@@ -283,7 +304,7 @@ impl RunVerify {
         let stop = || ctx.is_stopped();
         let t = Instant::now();
         let peer = loop {
-            let Some(peer) = next_client(out_dir, me)? else {
+            let Some(peer) = next_client(out_dir, me, self.fresh_from)? else {
                 ctx.note(
                     true,
                     format!(
@@ -293,7 +314,7 @@ impl RunVerify {
                 );
                 break marker;
             };
-            if let Some(m) = read_done(out_dir, peer)? {
+            if let Some(m) = read_done(out_dir, peer, self.fresh_from)? {
                 ctx.note(
                     false,
                     format!(
@@ -339,7 +360,7 @@ impl RunVerify {
                 generation: Some(f.generation),
                 file_size_bytes: Some(peer.file_size_bytes),
             };
-            self.check(ctx, &out_dir.join(&f.name), &expected, &stop)?;
+            self.check(ctx, &out_dir.join(&f.name), &expected, None, &stop)?;
         }
         Ok(())
     }
@@ -368,8 +389,10 @@ fn put_done(out_dir: &Path, marker: &DoneMarker) -> Result<()> {
     std::fs::rename(&tmp, &path).map_err(|e| Error::file("rename", &tmp, e))
 }
 
-/// Client `id`'s done marker, if it is there (read bounded, no link followed).
-fn read_done(out_dir: &Path, id: u32) -> Result<Option<DoneMarker>> {
+/// Client `id`'s done marker, if it is there and of this run (written since `fresh_from`: an
+/// earlier run's is not yet this run's). Read bounded, through no link, never blocking (a
+/// FIFO under the name is refused).
+fn read_done(out_dir: &Path, id: u32, fresh_from: SystemTime) -> Result<Option<DoneMarker>> {
     use std::io::Read;
     let path = out_dir.join(done_name(id));
     let mut opts = std::fs::OpenOptions::new();
@@ -377,29 +400,37 @@ fn read_done(out_dir: &Path, id: u32) -> Result<Option<DoneMarker>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW);
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
+    let not_marker = |why: String| {
+        Error::Workload(format!(
+            "verify_peer: {} is not a done marker: {why}",
+            path.display()
+        ))
+    };
     let f = match opts.open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_marker(format!("a symbolic link, not followed ({e})")))
+        }
         Err(e) => return Err(Error::file("open", &path, e)),
     };
+    let meta = f.metadata().map_err(|e| Error::file("stat", &path, e))?;
+    if !meta.is_file() {
+        return Err(not_marker("not a regular file".into()));
+    }
+    if meta.modified().is_ok_and(|t| t < fresh_from) {
+        return Ok(None);
+    }
     let mut text = Vec::new();
     f.take(MARKER_MAX_BYTES + 1)
         .read_to_end(&mut text)
         .map_err(|e| Error::file("read", &path, e))?;
     if text.len() as u64 > MARKER_MAX_BYTES {
-        return Err(Error::Workload(format!(
-            "verify_peer: {} is over {MARKER_MAX_BYTES} bytes: not a done marker",
-            path.display()
-        )));
+        return Err(not_marker(format!("over {MARKER_MAX_BYTES} bytes")));
     }
-    let m: DoneMarker = serde_json::from_slice(&text).map_err(|e| {
-        Error::Workload(format!(
-            "verify_peer: {} is not a done marker: {e}",
-            path.display()
-        ))
-    })?;
+    let m: DoneMarker = serde_json::from_slice(&text).map_err(|e| not_marker(e.to_string()))?;
     if m.client_id != id {
         return Err(Error::Workload(format!(
             "verify_peer: {} says it is client {}'s",
@@ -411,8 +442,9 @@ fn read_done(out_dir: &Path, id: u32) -> Result<Option<DoneMarker>> {
 }
 
 /// The client whose files client `me` checks: the next id above its own with data files or a
-/// done marker in `out_dir`, wrapping round to the lowest; `None` when there is none.
-fn next_client(out_dir: &Path, me: u32) -> Result<Option<u32>> {
+/// done marker in `out_dir` written since `fresh_from` (an earlier run's leftovers are no
+/// peer), wrapping round to the lowest; `None` when there is none.
+fn next_client(out_dir: &Path, me: u32, fresh_from: SystemTime) -> Result<Option<u32>> {
     let mut ids = std::collections::BTreeSet::new();
     for e in std::fs::read_dir(out_dir).map_err(|e| Error::file("list", out_dir, e))? {
         let e = e.map_err(|e| Error::file("list", out_dir, e))?;
@@ -422,11 +454,236 @@ fn next_client(out_dir: &Path, me: u32) -> Result<Option<u32>> {
             Some(id) => id.parse::<u32>().ok(),
             None => parse_file_name(&name).map(|n| n.client_id),
         };
-        ids.extend(id.filter(|&id| id != me));
+        let Some(id) = id.filter(|&id| id != me && !ids.contains(&id)) else {
+            continue;
+        };
+        // The entry's own time (no link followed); one that vanished since is no evidence.
+        if e.metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= fresh_from)
+        {
+            ids.insert(id);
+        }
     }
     Ok(ids
         .range(me..)
         .next()
         .or_else(|| ids.iter().next())
         .copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::*;
+    use crate::workload::file_writer::KeepFiles;
+
+    const STAMP: &str = "2026-12-05_10.11.12";
+
+    /// `f()` on a thread of its own, bounded: a call that blocks (an open of a FIFO) fails the
+    /// test.
+    fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(20)).expect("blocked")
+    }
+
+    fn mkfifo(path: &Path) {
+        assert!(std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    fn marker_text(id: u32, files: &[(&str, u64)]) -> String {
+        let m = DoneMarker {
+            client_id: id,
+            run_id: 1,
+            block_bytes: 4096,
+            file_size_bytes: 8192,
+            files: files
+                .iter()
+                .map(|(name, n)| KeptFile {
+                    name: (*name).to_string(),
+                    stream: 0,
+                    file_seq: *n,
+                    generation: 1,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&m).unwrap()
+    }
+
+    /// Sets `path`'s modification time (no link followed: `path` is a regular file here) an
+    /// hour back: an earlier run's.
+    fn age(path: &Path) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_done_marker_is_never_followed_nor_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = SystemTime::now() - FRESH_SLACK;
+        let marker = dir.path().join(done_name(5));
+        // A FIFO: refused at once, not waited on for a writer.
+        mkfifo(&marker);
+        let d = dir.path().to_path_buf();
+        let e = bounded(move || read_done(&d, 5, from))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // A symbolic link (to an endless device, to a big file): not followed.
+        for target in ["/dev/zero", "/proc/self/exe"] {
+            std::fs::remove_file(&marker).unwrap();
+            std::os::unix::fs::symlink(target, &marker).unwrap();
+            let d = dir.path().to_path_buf();
+            let e = bounded(move || read_done(&d, 5, from))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("symbolic link, not followed"), "{e}");
+        }
+        // A huge file (sparse): refused past the bound, never read whole.
+        std::fs::remove_file(&marker).unwrap();
+        let f = std::fs::File::create(&marker).unwrap();
+        f.set_len(MARKER_MAX_BYTES * 4).unwrap();
+        let e = read_done(dir.path(), 5, from).unwrap_err().to_string();
+        assert!(e.contains("over"), "{e}");
+        // Garbage, and another client's marker under this one's name.
+        std::fs::write(&marker, b"\x00\xffnot json").unwrap();
+        let e = read_done(dir.path(), 5, from).unwrap_err().to_string();
+        assert!(e.contains("is not a done marker"), "{e}");
+        std::fs::write(&marker, marker_text(6, &[])).unwrap();
+        let e = read_done(dir.path(), 5, from).unwrap_err().to_string();
+        assert!(e.contains("says it is client 6's"), "{e}");
+        std::fs::write(&marker, marker_text(5, &[])).unwrap();
+        assert!(read_done(dir.path(), 5, from).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_earlier_runs_marker_and_files_are_no_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = SystemTime::now() - FRESH_SLACK;
+        // Client 5 of an earlier run: its data file and its done marker, an hour old.
+        let old_file = dir.path().join(format!("client_5_0_{STAMP}"));
+        std::fs::write(&old_file, b"x").unwrap();
+        let old_marker = dir.path().join(done_name(5));
+        std::fs::write(
+            &old_marker,
+            marker_text(5, &[(&format!("client_5_0_{STAMP}"), 0)]),
+        )
+        .unwrap();
+        age(&old_file);
+        age(&old_marker);
+        assert_eq!(next_client(dir.path(), 3, from).unwrap(), None);
+        assert!(read_done(dir.path(), 5, from).unwrap().is_none());
+        // Client 9 of this run (a data file written now) is the peer; client 5's marker,
+        // written anew by this run, is its own again.
+        std::fs::write(dir.path().join(format!("client_9_0_{STAMP}")), b"x").unwrap();
+        assert_eq!(next_client(dir.path(), 3, from).unwrap(), Some(9));
+        std::fs::write(&old_marker, marker_text(5, &[])).unwrap();
+        assert_eq!(next_client(dir.path(), 3, from).unwrap(), Some(5));
+        assert!(read_done(dir.path(), 5, from).unwrap().is_some());
+    }
+
+    fn peer_run(dir: &Path) -> (Arc<RunVerify>, Context, crate::workload::RunControl) {
+        let config = FileWriterConfig {
+            out_dir: dir.to_path_buf(),
+            verify: VerifyMode::End,
+            verify_peer: true,
+            file_size_bytes: 8192,
+            keep_files: KeepFiles::Last(2),
+            ..Default::default()
+        };
+        let (ctx, control, _rx) = Context::new(3, Instant::now(), Some(Duration::from_secs(1)));
+        let v = RunVerify::new(&config, &ctx).unwrap();
+        (Arc::new(v), ctx, control)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_peers_marker_names_only_its_own_data_files_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, ctx, _control) = peer_run(dir.path());
+        let marker = dir.path().join(done_name(5));
+        // A name outside the out dir.
+        std::fs::write(&marker, marker_text(5, &[("../../etc/passwd", 0)])).unwrap();
+        let e = v
+            .check_peer(&ctx, dir.path(), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not one of its data files"), "{e}");
+        // A data file of the peer's name that is a link (to a FIFO, to a big file): not
+        // followed, not waited on.
+        let name = format!("client_5_0_{STAMP}");
+        std::fs::write(&marker, marker_text(5, &[(&name, 0)])).unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        for target in [fifo.as_path(), Path::new("/proc/self/exe")] {
+            let _ = std::fs::remove_file(dir.path().join(&name));
+            std::os::unix::fs::symlink(target, dir.path().join(&name)).unwrap();
+            let e = bounded({
+                let (v, ctx, d) = (Arc::clone(&v), ctx.clone(), dir.path().to_path_buf());
+                move || {
+                    v.check_peer(&ctx, &d, Vec::new())
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .unwrap_err();
+            assert!(e.contains("symbolic link") && e.contains(&name), "{e}");
+        }
+        // The FIFO itself under the name: refused at once.
+        std::fs::remove_file(dir.path().join(&name)).unwrap();
+        std::fs::rename(&fifo, dir.path().join(&name)).unwrap();
+        let e = bounded({
+            let (v, ctx, d) = (Arc::clone(&v), ctx.clone(), dir.path().to_path_buf());
+            move || {
+                v.check_peer(&ctx, &d, Vec::new())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    /// A stop ends a check between two reads: a big file is not read to its end, and counts
+    /// as not checked (no finding, no figures).
+    #[test]
+    fn a_stop_ends_a_check_of_a_big_file_between_two_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v, ctx, control) = peer_run(dir.path());
+        let path = dir.path().join(format!("client_3_0_{STAMP}"));
+        let b = v.block_context(3, 0, 0, 1);
+        let b = BlockContext {
+            file_size_bytes: 256 << 20,
+            ..b
+        };
+        let mut data = vec![0u8; 256 << 20];
+        fill_chunk(&mut data, &b, 0).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        drop(data);
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let stop = || reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+        let t = Instant::now();
+        v.check(&ctx, &path, &Expected::of(&b), None, &stop)
+            .unwrap();
+        // One read of 4 MiB, not 64 of them.
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(reads.load(std::sync::atomic::Ordering::Relaxed) <= 3);
+        let stats = control.counters().verify_stats().unwrap();
+        assert_eq!((stats.files_checked, stats.blocks_checked), (0, 0));
+        // Unstopped, the same file is checked whole and clean.
+        v.check(&ctx, &path, &Expected::of(&b), None, &|| false)
+            .unwrap();
+        let stats = control.counters().verify_stats().unwrap();
+        assert_eq!(stats.files_checked, 1);
+        assert_eq!(stats.blocks_checked, (256 << 20) / 4096);
+    }
 }
