@@ -39,6 +39,15 @@ impl AlignedBuf {
     }
 }
 
+/// Clears the `O_NONBLOCK` that [`Reader::open`] opened `file` with.
+#[cfg(unix)]
+fn clear_nonblock(file: &File) -> io::Result<()> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let flags = fcntl_getfl(file)?;
+    fcntl_setfl(file, flags - OFlags::NONBLOCK)?;
+    Ok(())
+}
+
 /// A file opened for reading back.
 pub(crate) struct Reader {
     file: File,
@@ -57,10 +66,18 @@ impl Reader {
     pub(crate) fn open(path: &Path, direct: bool) -> Result<Reader> {
         let mut opts = OpenOptions::new();
         opts.read(true);
-        #[cfg(target_os = "linux")]
-        if direct {
+        // O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer;
+        // such a file is refused below, and a regular file's reads ignore the flag (it is
+        // cleared anyway once the file is known to be regular).
+        #[cfg(unix)]
+        {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.custom_flags(libc::O_DIRECT);
+            let direct_flag = if cfg!(target_os = "linux") && direct {
+                libc::O_DIRECT
+            } else {
+                0
+            };
+            opts.custom_flags(libc::O_NONBLOCK | direct_flag);
         }
         #[cfg(not(target_os = "linux"))]
         if direct {
@@ -85,6 +102,7 @@ impl Reader {
                 path.display()
             )));
         }
+        clear_nonblock(&file).map_err(|e| Error::file("fcntl", path, e))?;
         Ok(Reader {
             file,
             path: path.to_path_buf(),
