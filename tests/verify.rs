@@ -486,3 +486,31 @@ fn a_fifo_a_device_or_a_symlink_loop_is_refused_at_once() {
     assert_eq!(code, Some(1), "a symlink loop: {err}");
     assert!(err.contains("symbolic links"), "{err}");
 }
+
+#[test]
+fn a_file_whose_name_is_not_utf8_gets_a_json_report() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"zeros-\xff\xfe"));
+    std::fs::write(&p, vec![0u8; 2 * BS as usize]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadmon"))
+        .args(["verify", "--json", "--block-size", "4k"])
+        .arg(&p)
+        .output()
+        .expect("run loadmon");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Was: exit 1, "internal error: … path contains invalid UTF-8 characters", no report.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["errors"]["torn"], 2);
+    let path = v["files"][0]["path"].as_str().unwrap();
+    assert!(path.ends_with("zeros-\u{fffd}\u{fffd}"), "{path}");
+    assert_eq!(v["files"][0]["findings"][0]["path"], path);
+}

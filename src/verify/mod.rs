@@ -25,7 +25,7 @@ mod read;
 
 pub use check::{
     check_file, check_paths, ClassCounts, Expected, FileReport, Finding, FindingClass,
-    VerifyConfig, VerifyReport, DEFAULT_MAX_FINDINGS, MAX_FINDINGS,
+    VerifyConfig, VerifyReport, DEFAULT_MAX_FINDINGS, FINDINGS, MAX_FINDINGS,
 };
 pub use fill::{block_mask, block_seed, file_seed, fill_chunk, fill_payload, BlockContext};
 pub use format::{crc_ok, BlockHeader, HeaderError, FORMAT_VERSION, MAGIC};
