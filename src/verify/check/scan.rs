@@ -413,7 +413,7 @@ fn check_reader(
     let mut notes = Vec::new();
     let bs = detect_block(e.block_bytes, &buf.bytes()[..n], &mut notes);
     e.block_bytes = Some(bs);
-    let survey = survey(&reader, &mut buf, n, u64::from(bs))?;
+    let survey = survey(reader, &mut buf, n, u64::from(bs))?;
     let exp = settle(e, &survey.keys, &mut notes);
     let mut cx = Judge {
         exp: &exp,
@@ -429,9 +429,9 @@ fn check_reader(
         notes.push(format!(
             "over {MAX_RANGES} runs of differing blocks: judged in a second pass"
         ));
-        second_pass(&reader, &mut cx)?;
+        second_pass(reader, &mut cx)?;
     } else {
-        resolve(&reader, &survey, &mut cx)?;
+        resolve(reader, &survey, &mut cx)?;
     }
     // The file as read: one cut short while it was checked ends where the reads ended, so
     // its missing blocks are found (short) rather than left unread and uncounted.
