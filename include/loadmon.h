@@ -1260,7 +1260,7 @@ enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, cha
  * `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
  * exist, a directory without data files or an option out of range; `LOADMON_IO` when a file
  * cannot be read; `LOADMON_INVALID_ARGUMENT` for a NULL `paths` (with `n_paths` above 0) or
- * entry, bad UTF-8 or a bad `struct_size`.
+ * entry, or a bad `struct_size`. A path is the file system's bytes (UTF-8 or not).
  *
  * # Safety
  * `paths` is NULL or points to `n_paths` NUL-terminated strings; `opts` is NULL or

@@ -535,3 +535,85 @@ fn the_commands_bad_input_is_exit_2() {
         assert!(!err.is_empty());
     }
 }
+
+/// `loadmon verify` on `path`, killed if it has not ended within 20 s: its exit code (None
+/// when it had to be killed) and stderr.
+fn cli_within_20s(path: &Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadmon"))
+        .arg("verify")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run loadmon");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (code, err)
+}
+
+#[test]
+fn a_fifo_a_device_or_a_symlink_loop_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO nobody writes to: opening it for reading must not wait for a writer.
+    let fifo = dir.path().join("client_100_3_2026-12-05_10.11.12");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    let (code, err) = cli_within_20s(&fifo);
+    assert_eq!(code, Some(2), "a FIFO: {err}");
+    assert!(err.contains("is not a regular file"), "{err}");
+    // The same FIFO found in a directory.
+    let (code, err) = cli_within_20s(dir.path());
+    assert_eq!(code, Some(2), "a directory with a FIFO: {err}");
+    let (code, err) = cli_within_20s(Path::new("/dev/zero"));
+    assert_eq!(code, Some(2), "/dev/zero: {err}");
+    assert!(err.contains("is not a regular file"), "{err}");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    let (code, err) = cli_within_20s(&a);
+    assert_eq!(code, Some(1), "a symlink loop: {err}");
+    assert!(err.contains("symbolic links"), "{err}");
+}
+
+#[test]
+fn a_file_whose_name_is_not_utf8_gets_a_json_report() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"zeros-\xff\xfe"));
+    std::fs::write(&p, vec![0u8; 2 * BS as usize]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadmon"))
+        .args(["verify", "--json", "--block-size", "4k"])
+        .arg(&p)
+        .output()
+        .expect("run loadmon");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Was: exit 1, "internal error: … path contains invalid UTF-8 characters", no report.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["errors"]["torn"], 2);
+    let path = v["files"][0]["path"].as_str().unwrap();
+    assert!(path.ends_with("zeros-\u{fffd}\u{fffd}"), "{path}");
+    assert_eq!(v["files"][0]["findings"][0]["path"], path);
+}

@@ -1,7 +1,7 @@
 """Type stubs for the native module ``loadmon._loadmon``."""
 
 import os
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypedDict, final
@@ -418,8 +418,10 @@ def report_failure(
     """Tell the server that a client cannot run (it failed validation, say): the report lists
     it as FAILED with the reason. Returns the id the server gave it."""
 
+_VerifyPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
 def verify(
-    paths: _Path | Sequence[_Path],
+    paths: _VerifyPath | Iterable[_VerifyPath],
     *,
     direct: bool | None = False,
     max_findings: int | None = 100,
@@ -428,7 +430,7 @@ def verify(
     generation: int | None = None,
 ) -> dict[str, Any]:
     """Check files written with verified data, offline (``loadmon verify --json``): a file or
-    a directory (its data files), or a sequence of them. Returns the report as a dict
+    a directory (its data files) as str, bytes or os.PathLike, or any iterable of them. Returns the report as a dict
     (``files``, ``blocks_checked``, ``blocks_ok``, ``errors`` by class, ``bytes_read``, ...);
     bad blocks are findings, not exceptions. GIL released. ConfigError for a bad option or a
     missing path, FileError when a file cannot be read."""

@@ -1761,7 +1761,7 @@ static void test_verify(void) {
     CHECK(last_error_contains("does not exist"));
     o.max_findings = 0;
     CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
-    CHECK(last_error_contains("max findings 0 out of bounds (1 to 100000)"));
+    CHECK(last_error_contains("max_findings must be from 1 to 100000, not 0"));
     CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
     o.block_bytes = 3000;
     CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
@@ -1775,6 +1775,31 @@ static void test_verify(void) {
     const char *null_entry[] = {path, NULL};
     CHECK(loadmon_verify(null_entry, 2, NULL, &report) == LOADMON_INVALID_ARGUMENT);
     CHECK(last_error_contains("paths[1] is NULL"));
+    /* The bound of max_findings, whichever side: the core's (1 to 100000), not an int's. */
+    CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
+    o.max_findings = -1;
+    CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_CONFIG);
+    CHECK(last_error_contains("max_findings must be from 1 to 100000, not -1"));
+    /* A path that is not UTF-8 is a Linux path like any other. */
+    char odd[420];
+    snprintf(odd, sizeof odd, "%s/zeros-\xff\xfe", dir);
+    char shell[1000];
+    snprintf(shell, sizeof shell, "cp %s '%s'", path, odd);
+    CHECK(system(shell) == 0);
+    const char *odd_paths[] = {odd};
+    report = NULL;
+    CHECK(loadmon_verify(odd_paths, 1, NULL, &report) == LOADMON_OK && report != NULL);
+    CHECK(report != NULL && strstr(report, "\"torn\": 16") != NULL);
+    loadmon_string_free(report);
+    report = NULL;
+    /* A FIFO nobody writes to is refused at once (opening it used to wait for a writer). */
+    char fifo[420];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(shell, sizeof shell, "mkfifo %s", fifo);
+    CHECK(system(shell) == 0);
+    const char *fifo_paths[] = {fifo};
+    CHECK(loadmon_verify(fifo_paths, 1, NULL, &report) == LOADMON_CONFIG && report == NULL);
+    CHECK(last_error_contains("is not a regular file"));
     CHECK(loadmon_verify_options_default(&o, sizeof o) == LOADMON_OK);
     o.struct_size = sizeof o + 8;
     CHECK(loadmon_verify(paths, 1, &o, &report) == LOADMON_INVALID_ARGUMENT);

@@ -195,8 +195,13 @@ def test_verify_checks_files_as_loadmon_verify_does(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"max_findings": 0}, loadmon.ConfigError, r"max findings 0 out of bounds \(1 to 100000\)"),
-        ({"max_findings": -1}, loadmon.ConfigError, "max_findings must be from 0"),
+        ({"max_findings": 0}, loadmon.ConfigError, "max_findings must be from 1 to 100000, not 0"),
+        # The core's bound either side, not a usize's.
+        ({"max_findings": -1}, loadmon.ConfigError, "max_findings must be from 1 to 100000, not -1"),
+        ({"max_findings": 10**30}, loadmon.ConfigError, "max_findings must be from 1 to 100000"),
+        ({"max_findings": 1e300}, TypeError, "max_findings must be an int, not float"),
+        ({"generation": "2"}, TypeError, "generation must be an int, not str"),
+        ({"direct": "yes"}, TypeError, "direct must be a bool, not str"),
         ({"block_size": 3000}, loadmon.ConfigError, "power of two from 512 bytes"),
         ({"block_size": "4q"}, loadmon.ConfigError, "is not a size"),
         ({"run_id": -1}, loadmon.ConfigError, "run_id must be from 0"),
@@ -220,8 +225,17 @@ def test_verify_raises_loadmon_errors_for_bad_paths(tmp_path: Path) -> None:
         loadmon.verify(tmp_path)
     with pytest.raises(loadmon.ConfigError, match="no file given"):
         loadmon.verify([])
-    with pytest.raises(TypeError, match="paths must be a path or a sequence of paths, not int"):
+    with pytest.raises(TypeError, match="paths must be a path .* or an iterable of paths, not int"):
         loadmon.verify(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not NoneType"):
+        loadmon.verify(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"paths\[1\] must be a path .*, not NoneType"):
+        loadmon.verify([tmp_path, None])  # type: ignore[list-item]
+    # A FIFO nobody writes to is refused at once (opening it used to wait for a writer).
+    fifo = tmp_path / NAME
+    os.mkfifo(fifo)
+    with pytest.raises(loadmon.ConfigError, match="is not a regular file"):
+        loadmon.verify(fifo)
     # Each is a LoadmonError, as every error of the engine.
     with pytest.raises(loadmon.LoadmonError):
         loadmon.verify(tmp_path / "gone")
@@ -268,3 +282,19 @@ def test_a_verifying_client_checks_its_data_and_verify_agrees(tmp_path: Path) ->
     assert bad["errors"]["corrupt"] == 1
     [finding] = bad["files"][0]["findings"]
     assert (finding["class"], finding["offset_bytes"]) == ("corrupt", 4096)
+
+
+def test_verify_takes_bytes_paths_and_any_iterable(tmp_path: Path) -> None:
+    """A path as os functions take it (str, bytes, os.PathLike), and paths from any iterable:
+    a generator such as ``Path.glob``'s too."""
+    (tmp_path / NAME).write_bytes(bytes(4096))
+    one = loadmon.verify(os.fsencode(tmp_path / NAME), block_size=4096)
+    assert one["errors"]["torn"] == 1
+    assert loadmon.verify([os.fsencode(tmp_path)], block_size=4096)["blocks_checked"] == 1
+    assert loadmon.verify(tmp_path.glob("client_*"), block_size=4096)["blocks_checked"] == 1
+    assert loadmon.verify(iter([tmp_path / NAME, str(tmp_path)]))["blocks_checked"] == 2
+    # A name that is not UTF-8 is a path like any other.
+    odd = os.fsencode(tmp_path) + b"/zeros-\xff"
+    with open(odd, "wb") as f:
+        f.write(bytes(4096))
+    assert loadmon.verify(odd, block_size=4096)["errors"]["torn"] == 1

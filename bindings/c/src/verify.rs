@@ -1,20 +1,22 @@
 //! `loadmon_verify`: checks files written with verified data, offline (`loadmon verify`).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 use std::path::PathBuf;
 
 use loadmon::verify::{check_paths, VerifyConfig};
 use loadmon::Error;
 
-use crate::args::{give_string, required_str};
+use crate::args::give_string;
 use crate::configs::{read_config, verify_config, LoadmonVerifyOptions};
 use crate::guard::{ffi, invalid, LoadmonStatus, Res};
 
-/// The paths of `loadmon_verify`: `n` C strings.
+/// The paths of `loadmon_verify`: `n` C strings, each the file system's own bytes (a
+/// Linux path need not be UTF-8).
 ///
 /// # Safety
 /// `paths` is NULL or points to `n` NUL-terminated strings.
 unsafe fn paths_arg(paths: *const *const c_char, n: usize) -> Res<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -23,8 +25,14 @@ unsafe fn paths_arg(paths: *const *const c_char, n: usize) -> Res<Vec<PathBuf>> 
     }
     (0..n)
         .map(|i| {
-            // SAFETY: `i < n` entries per the contract, each NUL-terminated or NULL.
-            unsafe { required_str(paths.add(i).read(), &format!("paths[{i}]")) }.map(PathBuf::from)
+            // SAFETY: `i < n` entries per the contract.
+            let p = unsafe { paths.add(i).read() };
+            if p.is_null() {
+                return Err(invalid(format!("paths[{i}] is NULL")));
+            }
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+            Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
         })
         .collect()
 }
@@ -43,7 +51,7 @@ unsafe fn paths_arg(paths: *const *const c_char, n: usize) -> Res<Vec<PathBuf>> 
 /// `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
 /// exist, a directory without data files or an option out of range; `LOADMON_IO` when a file
 /// cannot be read; `LOADMON_INVALID_ARGUMENT` for a NULL `paths` (with `n_paths` above 0) or
-/// entry, bad UTF-8 or a bad `struct_size`.
+/// entry, or a bad `struct_size`. A path is the file system's bytes (UTF-8 or not).
 ///
 /// # Safety
 /// `paths` is NULL or points to `n_paths` NUL-terminated strings; `opts` is NULL or

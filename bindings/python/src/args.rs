@@ -28,8 +28,18 @@ pub(crate) fn int_arg<T: Integer>(py: Python<'_>, name: &str, v: &Bound<'_, PyAn
             py,
             format!("{name} must be from {} to {}, not {v}", T::LOW, T::HIGH),
         )),
-        Err(e) => Err(e),
+        Err(_) => Err(not_an_int(name, v)),
     }
+}
+
+/// The TypeError for a non-integer where a setting wants an int, naming the setting
+/// (Python's own, "'float' object cannot be interpreted as an integer", names nothing).
+fn not_an_int(name: &str, v: &Bound<'_, PyAny>) -> PyErr {
+    let type_name = v
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    PyTypeError::new_err(format!("{name} must be an int, not {type_name}"))
 }
 
 /// `True`/`False` where an int is expected (`port=True`) is a TypeError, not 1 or 0.
@@ -57,7 +67,7 @@ pub(crate) fn opt_count_arg<T: Integer>(
             Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
                 Err(to_py(py, &rule.error(name, v)))
             }
-            Err(e) => Err(e),
+            Err(_) => Err(not_an_int(name, v)),
         }
     })
     .transpose()

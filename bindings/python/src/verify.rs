@@ -3,35 +3,73 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, RecvTimeoutError};
 
-use loadmon::verify::{check_paths, VerifyConfig};
+use loadmon::verify::{check_paths, VerifyConfig, FINDINGS};
 use loadmon::Error;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 
-use crate::args::{block_arg, opt_int_arg, Arg};
+use crate::args::{block_arg, bool_arg, opt_count_arg, opt_int_arg, Arg};
 use crate::errors::{core, guard, to_py};
 use crate::results::serialized;
 use crate::wait::wait_interruptibly;
 
-/// The paths to check: one path (`str` or `os.PathLike`), or a sequence of them.
+/// The name of `v`'s type, for an error.
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// One path: a `str`, `bytes` (the file system's own bytes) or an `os.PathLike` giving
+/// either; `None` for anything else.
+fn one_path(v: &Bound<'_, PyAny>) -> PyResult<Option<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    if !(v.is_instance_of::<PyString>()
+        || v.is_instance_of::<PyBytes>()
+        || v.hasattr("__fspath__")?)
+    {
+        return Ok(None);
+    }
+    let p = v.py().import("os")?.call_method1("fspath", (v,))?;
+    if let Ok(b) = p.cast::<PyBytes>() {
+        return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+            b.as_bytes(),
+        ))));
+    }
+    p.extract::<PathBuf>().map(Some)
+}
+
+/// The paths to check: one path ([`one_path`]), or any iterable of them (a list, a tuple, a
+/// generator such as `Path.glob`'s).
 fn paths_arg(v: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
-    if let Ok(one) = v.extract::<PathBuf>() {
+    if let Some(one) = one_path(v)? {
         return Ok(vec![one]);
     }
-    v.extract::<Vec<PathBuf>>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "paths must be a path or a sequence of paths, not {}",
-            v.get_type()
-                .name()
-                .map_or_else(|_| "?".to_owned(), |n| n.to_string())
-        ))
-    })
+    let Ok(items) = v.try_iter() else {
+        return Err(PyTypeError::new_err(format!(
+            "paths must be a path (str, bytes or os.PathLike) or an iterable of paths, not {}",
+            type_name(v)
+        )));
+    };
+    items
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item?;
+            one_path(&item)?.ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "paths[{i}] must be a path (str, bytes or os.PathLike), not {}",
+                    type_name(&item)
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Checks files written with verified data (``TestClient(verify=...)``), offline, as
 /// ``loadmon verify --json`` does: ``paths`` is a file or a directory (its ``client_<id>_…``
-/// data files), or a sequence of them. Returns the report as a dict: ``files`` (each with
-/// ``path``, ``size_bytes``, ``expected``, ``blocks_checked``, ``blocks_ok``, ``errors`` by
+/// data files) as ``str``, ``bytes`` or ``os.PathLike``, or any iterable of them. Returns the
+/// report as a dict: ``files`` (each with ``path``, ``size_bytes``, ``expected``, ``blocks_checked``, ``blocks_ok``, ``errors`` by
 /// class, ``findings`` (``path``, ``offset_bytes``, ``blocks``, ``class``, ``expected``,
 /// ``found``), ``findings_left_off``, ``notes``), ``blocks_checked``, ``blocks_ok``,
 /// ``errors`` (``corrupt``, ``stale``, ``misdirected``, ``torn``, ``short``), ``bytes_read``,
@@ -53,7 +91,7 @@ fn paths_arg(v: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
 pub(crate) fn verify<'py>(
     py: Python<'py>,
     paths: &Bound<'py, PyAny>,
-    direct: Option<bool>,
+    direct: Arg<'_, 'py>,
     max_findings: Arg<'_, 'py>,
     block_size: Arg<'_, 'py>,
     run_id: Arg<'_, 'py>,
@@ -72,8 +110,12 @@ pub(crate) fn verify<'py>(
             None => d.block_bytes,
         };
         let config = VerifyConfig {
-            direct: direct.unwrap_or(d.direct),
-            max_findings: opt_int_arg(py, "max_findings", max_findings)?.unwrap_or(d.max_findings),
+            direct: direct
+                .map(|v| bool_arg("direct", v))
+                .transpose()?
+                .unwrap_or(d.direct),
+            max_findings: opt_count_arg(py, "max_findings", max_findings, FINDINGS)?
+                .unwrap_or(d.max_findings),
             block_bytes,
             run_id: opt_int_arg(py, "run_id", run_id)?.or(d.run_id),
             generation: opt_int_arg(py, "generation", generation)?.or(d.generation),

@@ -27,6 +27,9 @@ pub use sink::{ClassCounts, Finding, FindingClass};
 pub const DEFAULT_MAX_FINDINGS: usize = 100;
 /// The most findings kept per file.
 pub const MAX_FINDINGS: usize = 100_000;
+/// [`VerifyConfig::max_findings`]'s rule, 1 to [`MAX_FINDINGS`], for a face that checks a
+/// number wider than a `usize` (a Python int) before it is one.
+pub const FINDINGS: crate::config::Count = crate::config::Count::new(1, MAX_FINDINGS as u64);
 
 /// How files are checked (`loadmon verify`'s options).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,10 +64,10 @@ impl VerifyConfig {
     /// # Errors
     /// [`Error::Config`] naming the bound.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_FINDINGS).contains(&self.max_findings) {
+        if !(FINDINGS.min..=FINDINGS.max).contains(&(self.max_findings as u64)) {
             return Err(Error::Config(format!(
-                "verify: max findings {} out of bounds (1 to {MAX_FINDINGS})",
-                self.max_findings
+                "verify: max findings {} out of bounds ({} to {})",
+                self.max_findings, FINDINGS.min, FINDINGS.max
             )));
         }
         if let Some(b) = self.block_bytes {
@@ -109,10 +112,20 @@ impl Expected {
     }
 }
 
+/// A path as JSON text: a Linux path need not be UTF-8, and serde refuses one that is not
+/// (a report of such a file was an error, no report at all); its other bytes become U+FFFD.
+pub(crate) fn lossy_path<S: serde::Serializer>(
+    p: &Path,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
 /// What the check of one file found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileReport {
-    /// The file.
+    /// The file (in JSON as text: bytes that are not UTF-8 become U+FFFD).
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     /// Its size, bytes.
     pub size_bytes: u64,

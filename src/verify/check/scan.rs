@@ -267,6 +267,14 @@ fn reread(reader: &Reader<'_>, r: &Range, cx: &mut Judge<'_>) -> Result<()> {
         cx.bytes_read += got as u64;
         let skip = (pos - start) as usize;
         if got < skip + bs as usize {
+            // Gone since the first pass (the file shrank while it was checked): missing.
+            cx.sink.push(
+                pos,
+                (end - pos) / bs,
+                FindingClass::Short,
+                &cx.exp_text,
+                "nothing: the file shrank while it was checked".into(),
+            );
             break;
         }
         let blocks = (got.min(n) - skip) / bs as usize;
@@ -388,6 +396,16 @@ pub(super) fn check_counting(
     e.run_id = config.run_id.or(e.run_id);
     e.generation = config.generation.or(e.generation);
     let reader = Reader::open(path, config.direct, guard)?;
+    check_reader(&reader, e, config)
+}
+
+/// Checks the file `reader` opened (`e` with the config's knowledge merged).
+fn check_reader(
+    reader: &Reader<'_>,
+    mut e: Expected,
+    config: &VerifyConfig,
+) -> Result<(FileReport, u64)> {
+    let path = reader.path.as_path();
     // A small file gets a buffer of its size (a check of many small files does not zero a
     // whole read buffer for each): the first read then takes the whole file.
     let mut buf = AlignedBuf::new(read_bytes(reader.len_bytes))?;
@@ -395,7 +413,7 @@ pub(super) fn check_counting(
     let mut notes = Vec::new();
     let bs = detect_block(e.block_bytes, &buf.bytes()[..n], &mut notes);
     e.block_bytes = Some(bs);
-    let survey = survey(&reader, &mut buf, n, u64::from(bs))?;
+    let survey = survey(reader, &mut buf, n, u64::from(bs))?;
     let exp = settle(e, &survey.keys, &mut notes);
     let mut cx = Judge {
         exp: &exp,
@@ -411,14 +429,23 @@ pub(super) fn check_counting(
         notes.push(format!(
             "over {MAX_RANGES} runs of differing blocks: judged in a second pass"
         ));
-        second_pass(&reader, &mut cx)?;
+        second_pass(reader, &mut cx)?;
     } else {
-        resolve(&reader, &survey, &mut cx)?;
+        resolve(reader, &survey, &mut cx)?;
     }
-    check_size(reader.len_bytes, &survey, &exp, &mut cx.sink);
+    // The file as read: one cut short while it was checked ends where the reads ended, so
+    // its missing blocks are found (short) rather than left unread and uncounted.
+    let len_bytes = survey.full_blocks * survey.block_bytes + survey.tail_bytes;
+    if len_bytes < reader.len_bytes {
+        notes.push(format!(
+            "the file shrank from {} to {len_bytes} bytes while it was checked",
+            reader.len_bytes
+        ));
+    }
+    check_size(len_bytes, &survey, &exp, &mut cx.sink);
     let report = FileReport {
         path: path.to_path_buf(),
-        size_bytes: reader.len_bytes,
+        size_bytes: len_bytes,
         expected: exp,
         blocks_checked: survey.full_blocks,
         blocks_ok: cx.ok,
@@ -515,5 +542,95 @@ mod tests {
         assert_eq!(r.findings[3].offset_bytes, 7 * 512);
         assert_eq!(read, 2 * data.len() as u64);
         assert_eq!(r.expected.run_id, Some(9));
+    }
+
+    /// 16 blocks of 4 KiB of client 7's file 0 at `path`, with a zeroed one at 12 (so the
+    /// first pass records a run of bad blocks to read again).
+    fn sixteen_blocks(path: &Path) -> Vec<u8> {
+        let ctx = BlockContext {
+            block_bytes: 4096,
+            run_id: 9,
+            client_id: 7,
+            stream: 0,
+            file_seq: 0,
+            generation: 1,
+            write_time_ns: 0,
+            file_size_bytes: 16 * 4096,
+        };
+        let mut data = vec![0u8; 16 * 4096];
+        fill_chunk(&mut data, &ctx, 0).unwrap();
+        data[12 * 4096..13 * 4096].fill(0);
+        std::fs::write(path, &data).unwrap();
+        data
+    }
+
+    #[test]
+    fn a_file_cut_short_while_it_is_checked_is_short_not_silently_smaller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
+        sixteen_blocks(&path);
+        let e = Expected {
+            client_id: Some(7),
+            stream: Some(0),
+            file_seq: Some(0),
+            ..Default::default()
+        };
+        let config = VerifyConfig::default();
+        // Opened at 16 blocks, cut to 10 before a byte is read.
+        let reader = Reader::open(&path, false, &CheckGuard::default()).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10 * 4096)
+            .unwrap();
+        let (r, _) = check_reader(&reader, e, &config).unwrap();
+        assert_eq!((r.blocks_ok, r.errors.short), (10, 6), "{r:?}");
+        assert_eq!(r.errors.total(), 6, "{r:?}");
+        assert_eq!(r.findings[0].offset_bytes, 10 * 4096);
+        assert_eq!(r.size_bytes, 10 * 4096);
+        assert!(
+            r.notes.iter().any(|n| n.contains("shrank")),
+            "{:?}",
+            r.notes
+        );
+    }
+
+    #[test]
+    fn bad_blocks_gone_before_they_are_read_again_are_counted_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
+        let data = sixteen_blocks(&path);
+        let e = Expected {
+            client_id: Some(7),
+            stream: Some(0),
+            file_seq: Some(0),
+            ..Default::default()
+        };
+        let reader = Reader::open(&path, false, &CheckGuard::default()).unwrap();
+        let mut buf = AlignedBuf::new(read_bytes(reader.len_bytes)).unwrap();
+        let n = reader.read_at(0, buf.bytes_mut()).unwrap();
+        let s = survey(&reader, &mut buf, n, 4096).unwrap();
+        let exp = settle(e, &s.keys, &mut Vec::new());
+        // The file loses its last 4 blocks (the bad one among them) after the first pass.
+        std::fs::write(&path, &data[..12 * 4096]).unwrap();
+        let mut cx = Judge {
+            exp: &exp,
+            exp_text: describe_expected(&exp),
+            block_bytes: 4096,
+            sink: Sink::new(path.clone(), 4096, 10),
+            buf,
+            scratch: vec![0u8; 4096],
+            ok: 0,
+            bytes_read: 0,
+        };
+        resolve(&reader, &s, &mut cx).unwrap();
+        assert_eq!(
+            (cx.ok, cx.sink.counts.short),
+            (15, 1),
+            "{:?}",
+            cx.sink.findings
+        );
+        assert_eq!(cx.sink.findings[0].offset_bytes, 12 * 4096);
     }
 }

@@ -99,7 +99,8 @@ impl ClassCounts {
 /// One finding: a bad block, or consecutive bad blocks with the same finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The file.
+    /// The file (in JSON as text: bytes that are not UTF-8 become U+FFFD).
+    #[serde(serialize_with = "super::lossy_path")]
     pub path: PathBuf,
     /// Offset of the first bad block, bytes (for `short`: the file's size).
     pub offset_bytes: u64,

@@ -1,8 +1,8 @@
 //! `LoadmonVerifyOptions`: how `loadmon_verify` checks files (the core's `VerifyConfig`).
 
-use loadmon::verify::VerifyConfig;
+use loadmon::verify::{VerifyConfig, FINDINGS};
 
-use super::convert::{block_setting, flag, int, num};
+use super::convert::{block_setting, count, flag, int, num};
 use super::{write_defaults, Growable};
 use crate::guard::{ffi, LoadmonStatus, Res};
 
@@ -77,7 +77,7 @@ pub(crate) fn verify_config(c: &LoadmonVerifyOptions) -> Res<VerifyConfig> {
     };
     Ok(VerifyConfig {
         direct: flag("direct", c.direct)?,
-        max_findings: int("max_findings", c.max_findings)?,
+        max_findings: count(FINDINGS, "max_findings", c.max_findings)?,
         block_bytes,
         run_id: from_file(c.run_id),
         generation: from_file(c.generation),
