@@ -376,7 +376,8 @@ impl ClientRecord {
         v.settle();
     }
 
-    /// `vfind`: one finding of the client's checks. Its blocks count at once; it is kept if
+    /// `vfind`: one finding of the client's checks (its texts kept to
+    /// [`KEPT_FINDING_TEXT_BYTES`] each). Its blocks count at once; it is kept if
     /// the client has fewer than [`MAX_FINDINGS_SENT`] (returns whether it was), counted as
     /// left off otherwise.
     pub(crate) fn verify_finding(&mut self, f: &VerifyFinding) -> bool {
@@ -384,7 +385,14 @@ impl ClientRecord {
         v.found.add(f.class, f.blocks);
         v.settle();
         if v.row.findings.len() < MAX_FINDINGS_SENT {
-            v.row.findings.push(f.clone());
+            // Kept with each text cut to KEPT_FINDING_TEXT_BYTES: a client's kept findings
+            // cost at most about 16 KiB, however long the texts a peer sends.
+            v.row.findings.push(VerifyFinding {
+                path: cut_text(&f.path),
+                expected: cut_text(&f.expected),
+                found: cut_text(&f.found),
+                ..f.clone()
+            });
             true
         } else {
             v.row.findings_left_off = v.row.findings_left_off.saturating_add(1);
@@ -805,5 +813,44 @@ mod tests {
         assert!(c.latency.is_none());
         assert_eq!(c.latency((1_000_000, 1_001_000), &h, 10.0), Ok(0.5));
         assert_eq!(c.server_time_s(1_002_500.0), 2.5);
+    }
+}
+
+/// The most of each text of a finding (path, expected, found) a server keeps, bytes: a
+/// longer one is cut on a character boundary and ends with `…`. (A line may carry up to
+/// [`MAX_FINDING_TEXT_BYTES`](crate::protocol::MAX_FINDING_TEXT_BYTES); the writer's own
+/// texts are far shorter.)
+pub(crate) const KEPT_FINDING_TEXT_BYTES: usize = 256;
+
+/// `s` cut to [`KEPT_FINDING_TEXT_BYTES`] (on a character boundary, `…` added where cut).
+fn cut_text(s: &str) -> String {
+    if s.len() <= KEPT_FINDING_TEXT_BYTES {
+        return s.to_string();
+    }
+    let mut end = KEPT_FINDING_TEXT_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod kept_text_tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_finding_text_is_bounded_on_a_char_boundary() {
+        assert_eq!(cut_text("short"), "short");
+        let exact = "x".repeat(KEPT_FINDING_TEXT_BYTES);
+        assert_eq!(cut_text(&exact), exact);
+        for long in [
+            "y".repeat(1024),
+            "é".repeat(512),
+            format!("a{}", "€".repeat(300)),
+        ] {
+            let c = cut_text(&long);
+            assert!(c.len() <= KEPT_FINDING_TEXT_BYTES, "{}", c.len());
+            assert!(c.ends_with('…') && long.starts_with(c.trim_end_matches('…')));
+        }
     }
 }
