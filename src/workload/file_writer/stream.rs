@@ -9,6 +9,7 @@
 //! (`rollover`) or when the run ends (`end`; [`super::verified`]).
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -267,19 +268,7 @@ impl Stream<'_> {
         pacer: &mut Option<Pacer>,
     ) -> Result<Written> {
         let cfg = self.config;
-        let (path, n, f, new) = match target {
-            Target::New(n) => {
-                let path = self.path(n);
-                let (f, own) = create_new(&path, cfg.sync)?;
-                (path, n, f, Some(own))
-            }
-            Target::Again(k) => (k.own.path.clone(), k.n, k.own.reopen(cfg.sync)?, None),
-        };
-        let discard = |own: &Option<OwnFile>| {
-            if let Some(own) = own {
-                let _ = own.remove();
-            }
-        };
+        let (path, n, f, new) = self.open(target)?;
         let (file_bytes, chunk_bytes) = (cfg.file_size_bytes, cfg.chunk_size_bytes);
         let mut offset = 0u64;
         let mut written = 0u64;
@@ -325,24 +314,45 @@ impl Stream<'_> {
         let result = engine.write_file(&f, &path, &mut next, &mut done, &stop, fill);
         let started = offset > 0;
         let complete = matches!(result, Ok(true)) && written == file_bytes;
-        if let Err(e) = result {
-            drop(f);
-            discard(&new);
-            return Err(e);
-        }
-        if !complete {
-            drop(f);
-            discard(&new);
-            return Ok(Written::Cut { started });
-        }
-        if cfg.sync == SyncMode::File {
-            if let Err(e) = f.sync_all() {
-                drop(f);
-                discard(&new);
-                return Err(Error::file("fsync", &path, e));
+        let outcome = match result {
+            Err(e) => Err(e),
+            Ok(_) if !complete => Ok(Written::Cut { started }),
+            Ok(_) if cfg.sync == SyncMode::File => f
+                .sync_all()
+                .map(|()| Written::Complete(None))
+                .map_err(|e| Error::file("fsync", &path, e)),
+            Ok(_) => Ok(Written::Complete(None)),
+        };
+        drop(f);
+        match outcome {
+            Ok(Written::Complete(_)) => Ok(Written::Complete(new)),
+            other => {
+                // A new file not written whole is removed (if it is still the one written); a
+                // partial rewrite stays.
+                if let Some(own) = &new {
+                    let _ = own.remove();
+                }
+                other
             }
         }
-        Ok(Written::Complete(new))
+    }
+
+    /// The file a [`Target`] names, opened for writing: its path, number, handle, and (a new
+    /// file) the file this writer created.
+    fn open(&self, target: Target<'_>) -> Result<(PathBuf, u64, File, Option<OwnFile>)> {
+        Ok(match target {
+            Target::New(n) => {
+                let path = self.path(n);
+                let (f, own) = create_new(&path, self.config.sync)?;
+                (path, n, f, Some(own))
+            }
+            Target::Again(k) => (
+                k.own.path.clone(),
+                k.n,
+                k.own.reopen(self.config.sync)?,
+                None,
+            ),
+        })
     }
 }
 

@@ -295,7 +295,7 @@ fn sizes_take_units_and_bad_values_name_their_bound() {
 }
 
 #[test]
-fn the_verify_flags_reach_the_plan_and_bad_values_name_their_bound() {
+fn the_verify_flags_reach_the_plan() {
     let parse = |args: &[&str]| Cli::try_parse_from([&["loadmon", "client"], args].concat());
     let Ok(Cli {
         command: Command::Client(c),
@@ -348,6 +348,11 @@ fn the_verify_flags_reach_the_plan_and_bad_values_name_their_bound() {
             d.overwrite
         )
     );
+}
+
+#[test]
+fn the_verify_flags_bad_values_name_their_bound_and_the_core_rules_apply() {
+    let parse = |args: &[&str]| Cli::try_parse_from([&["loadmon", "client"], args].concat());
     for (args, bytes) in [("512", 512), ("4k", 4096), ("1M", 1 << 20)] {
         let Ok(Cli {
             command: Command::Client(c),
