@@ -206,15 +206,7 @@ impl Tasks<'_> {
                 true
             }
             Message::VerifyFinding(f) => {
-                self.log.warn(format!(
-                    "verify: {} at offset {} of {} ({} block(s)): expected {}, found {}",
-                    f.class.name(),
-                    f.offset_bytes,
-                    f.path,
-                    f.blocks,
-                    f.expected,
-                    f.found
-                ));
+                self.log.warn(format!("verify: {}", f.sentence()));
                 true
             }
             _ => false,

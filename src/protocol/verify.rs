@@ -108,6 +108,18 @@ impl VerifyFinding {
         }
     }
 
+    /// The finding as one line ([`finding_sentence`](crate::verify::finding_sentence)).
+    pub fn sentence(&self) -> String {
+        crate::verify::finding_sentence(
+            self.class,
+            self.offset_bytes,
+            &self.path,
+            self.blocks,
+            &self.expected,
+            &self.found,
+        )
+    }
+
     /// The line's fields after the command (the texts as they are: [`VerifyFinding::of`]
     /// makes them fit).
     pub(super) fn encode(&self, cmd: &str) -> String {

@@ -26,15 +26,7 @@ impl ClientVerify {
 /// A finding as one line: `stale at offset 12288 of /data/f (2 block(s)): expected …, found
 /// …`.
 pub fn finding_line(f: &VerifyFinding) -> String {
-    format!(
-        "{} at offset {} of {} ({} block(s)): expected {}, found {}",
-        f.class.name(),
-        f.offset_bytes,
-        f.path,
-        f.blocks,
-        f.expected,
-        f.found
-    )
+    f.sentence()
 }
 
 impl Total {

@@ -21,7 +21,7 @@ mod block;
 mod scan;
 mod sink;
 
-pub use sink::{ClassCounts, Finding, FindingClass};
+pub use sink::{finding_sentence, ClassCounts, Finding, FindingClass};
 
 /// The default of [`VerifyConfig::max_findings`].
 pub const DEFAULT_MAX_FINDINGS: usize = 100;

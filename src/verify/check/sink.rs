@@ -114,6 +114,39 @@ pub struct Finding {
     pub found: String,
 }
 
+impl Finding {
+    /// The finding as one line: `stale at offset 12288 of /data/f (2 block(s)): expected …,
+    /// found …` ([`finding_sentence`]).
+    pub fn sentence(&self) -> String {
+        finding_sentence(
+            self.class,
+            self.offset_bytes,
+            self.path.display(),
+            self.blocks,
+            &self.expected,
+            &self.found,
+        )
+    }
+}
+
+/// A finding as one line: `<class> at offset <o> of <path> (<n> block(s)): expected <e>,
+/// found <f>` — the writer's error, the client's log, the server's log and reports all say it
+/// so.
+pub fn finding_sentence(
+    class: FindingClass,
+    offset_bytes: u64,
+    path: impl std::fmt::Display,
+    blocks: u64,
+    expected: &str,
+    found: &str,
+) -> String {
+    format!(
+        "{} at offset {offset_bytes} of {path} ({blocks} block(s)): expected {expected}, found \
+         {found}",
+        class.name()
+    )
+}
+
 /// A file's findings: counted, merged when consecutive and alike, the first `max` kept.
 pub(super) struct Sink {
     path: PathBuf,

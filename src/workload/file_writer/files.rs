@@ -97,21 +97,7 @@ impl OwnFile {
     /// whatever the name holds now: no link is followed (`O_NOFOLLOW`), nothing is created or
     /// truncated, and the file opened must be the very file created (same device and inode).
     pub(super) fn reopen(&self, sync: SyncMode) -> Result<File> {
-        let mut opts = OpenOptions::new();
-        opts.write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut flags = libc::O_NOFOLLOW;
-            #[cfg(target_os = "linux")]
-            if sync == SyncMode::Direct {
-                flags |= libc::O_DIRECT;
-            }
-            opts.custom_flags(flags);
-        }
-        #[cfg(not(unix))]
-        let _ = sync;
-        let f = opts
+        let f = write_options(sync)?
             .open(&self.path)
             .map_err(|e| Error::file("open again", &self.path, e))?;
         let now = f
@@ -156,13 +142,11 @@ fn own_leftover(path: &Path) -> bool {
     }
 }
 
-/// Creates `path` for writing, new: an existing name of any kind (a file, a symbolic link, even
-/// a dangling one, a FIFO) is never opened (`O_CREAT|O_EXCL|O_NOFOLLOW`), so nothing planted in
-/// a shared directory can redirect the data or block the open. Only a leftover regular file of
-/// this user's own ([`own_leftover`]) is removed first (`unlink` follows no link).
-pub(super) fn create_new(path: &Path, sync: SyncMode) -> Result<(File, OwnFile)> {
+/// How the writer opens its files: for writing, following no link (`O_NOFOLLOW`), with
+/// O_DIRECT for `sync = direct` (Linux only: elsewhere a [`Error::Config`]).
+fn write_options(sync: SyncMode) -> Result<OpenOptions> {
     let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true);
     #[cfg(unix)]
     let mut flags = libc::O_NOFOLLOW;
     if sync == SyncMode::Direct {
@@ -182,6 +166,16 @@ pub(super) fn create_new(path: &Path, sync: SyncMode) -> Result<(File, OwnFile)>
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(flags);
     }
+    Ok(opts)
+}
+
+/// Creates `path` for writing, new: an existing name of any kind (a file, a symbolic link, even
+/// a dangling one, a FIFO) is never opened (`O_CREAT|O_EXCL|O_NOFOLLOW`), so nothing planted in
+/// a shared directory can redirect the data or block the open. Only a leftover regular file of
+/// this user's own ([`own_leftover`]) is removed first (`unlink` follows no link).
+pub(super) fn create_new(path: &Path, sync: SyncMode) -> Result<(File, OwnFile)> {
+    let mut opts = write_options(sync)?;
+    opts.create_new(true);
     let opened = match opts.open(path) {
         // A leftover of this user's own (an earlier run with the same id in the same second,
         // a crashed process's probe): removed and created anew, as the seed's overwrite did;

@@ -81,15 +81,7 @@ struct DoneMarker {
 /// A finding as the run's error text: `verify: <class> at offset <o> of <path> (<n>
 /// block(s)): expected <e>, found <f>`.
 pub(super) fn finding_text(f: &Finding) -> String {
-    format!(
-        "verify: {} at offset {} of {} ({} block(s)): expected {}, found {}",
-        f.class.name(),
-        f.offset_bytes,
-        f.path.display(),
-        f.blocks,
-        f.expected,
-        f.found
-    )
+    format!("verify: {}", f.sentence())
 }
 
 /// Now, Unix nanoseconds (0 before 1970).
