@@ -326,7 +326,7 @@ fn the_guard_follows_no_link_checks_the_file_and_stops() {
     let own = CheckGuard {
         no_follow: true,
         file_id: Some(id),
-        stop: None,
+        ..Default::default()
     };
     let r = check_file_guarded(&p, &Expected::default(), &config, &own).unwrap();
     assert_eq!(r.blocks_ok, BLOCKS);

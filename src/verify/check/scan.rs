@@ -1,5 +1,6 @@
-//! A file's check: the block size, one pass that records runs of blocks, the expectation
-//! settled, each run judged (bad blocks read again), the file's size.
+//! A file's check: the block size, one pass that records runs of blocks (reading the next
+//! piece while it checks this one), the expectation settled, each run judged (bad blocks read
+//! again, one read at a time), the file's size.
 
 use std::path::Path;
 
@@ -31,7 +32,7 @@ enum Kind {
     Bad,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Range {
     first: u64,
     blocks: u64,
@@ -39,6 +40,7 @@ struct Range {
 }
 
 /// The first pass's record of a file.
+#[derive(Debug, PartialEq, Eq)]
 struct Survey {
     block_bytes: u64,
     /// Each valid key with its blocks.
@@ -152,7 +154,7 @@ fn read_bytes(len_bytes: u64) -> usize {
 }
 
 /// The first pass: every block's header and CRC, from the first piece (already in `buf`, `n`
-/// bytes) to the end.
+/// bytes) to the end, the next piece read while this one is checked ([`Reader::pieces`]).
 fn survey(reader: &Reader<'_>, buf: &mut AlignedBuf, n: usize, block_bytes: u64) -> Result<Survey> {
     let mut s = Survey {
         block_bytes,
@@ -161,20 +163,12 @@ fn survey(reader: &Reader<'_>, buf: &mut AlignedBuf, n: usize, block_bytes: u64)
         overflow: false,
         full_blocks: 0,
         tail_bytes: 0,
-        bytes_read: n as u64,
+        bytes_read: 0,
     };
-    s.piece(0, &buf.bytes()[..n]);
-    let mut off = n as u64;
-    let mut last = n;
-    while last == buf.bytes().len() && off < reader.len_bytes {
-        last = reader.read_at(off, buf.bytes_mut())?;
-        if last == 0 {
-            break;
-        }
-        s.piece(off, &buf.bytes()[..last]);
-        s.bytes_read += last as u64;
-        off += last as u64;
-    }
+    reader.pieces(buf, n, &mut |offset, piece| {
+        s.piece(offset, piece);
+        s.bytes_read += piece.len() as u64;
+    })?;
     Ok(s)
 }
 
@@ -339,7 +333,7 @@ fn second_pass(reader: &Reader<'_>, cx: &mut Judge<'_>) -> Result<()> {
     let bs = cx.block_bytes as usize;
     let mut buf = AlignedBuf::new(READ_BYTES)?;
     let mut off = 0u64;
-    while off < reader.len_bytes {
+    while off < reader.src.len_bytes {
         let got = reader.read_at(off, buf.bytes_mut())?;
         cx.bytes_read += got as u64;
         for (i, b) in buf.bytes()[..got].chunks_exact(bs).enumerate() {
@@ -405,10 +399,10 @@ fn check_reader(
     mut e: Expected,
     config: &VerifyConfig,
 ) -> Result<(FileReport, u64)> {
-    let path = reader.path.as_path();
+    let path = reader.src.path.as_path();
     // A small file gets a buffer of its size (a check of many small files does not zero a
     // whole read buffer for each): the first read then takes the whole file.
-    let mut buf = AlignedBuf::new(read_bytes(reader.len_bytes))?;
+    let mut buf = AlignedBuf::new(read_bytes(reader.src.len_bytes))?;
     let n = reader.read_at(0, buf.bytes_mut())?;
     let mut notes = Vec::new();
     let bs = detect_block(e.block_bytes, &buf.bytes()[..n], &mut notes);
@@ -436,10 +430,10 @@ fn check_reader(
     // The file as read: one cut short while it was checked ends where the reads ended, so
     // its missing blocks are found (short) rather than left unread and uncounted.
     let len_bytes = survey.full_blocks * survey.block_bytes + survey.tail_bytes;
-    if len_bytes < reader.len_bytes {
+    if len_bytes < reader.src.len_bytes {
         notes.push(format!(
             "the file shrank from {} to {len_bytes} bytes while it was checked",
-            reader.len_bytes
+            reader.src.len_bytes
         ));
     }
     check_size(len_bytes, &survey, &exp, &mut cx.sink);
@@ -608,7 +602,7 @@ mod tests {
             ..Default::default()
         };
         let reader = Reader::open(&path, false, &CheckGuard::default()).unwrap();
-        let mut buf = AlignedBuf::new(read_bytes(reader.len_bytes)).unwrap();
+        let mut buf = AlignedBuf::new(read_bytes(reader.src.len_bytes)).unwrap();
         let n = reader.read_at(0, buf.bytes_mut()).unwrap();
         let s = survey(&reader, &mut buf, n, 4096).unwrap();
         let exp = settle(e, &s.keys, &mut Vec::new());
@@ -632,5 +626,149 @@ mod tests {
             cx.sink.findings
         );
         assert_eq!(cx.sink.findings[0].offset_bytes, 12 * 4096);
+    }
+
+    /// Client 7's file 0 of `len` bytes in 4 KiB blocks at `path` (its blocks claim `len`
+    /// rounded up to a block), with a corrupt block in the first piece and a zeroed run
+    /// across the second and third pieces (the runs stay under MAX_RANGES).
+    fn pieces_file(path: &Path, len: usize) -> Vec<u8> {
+        let ctx = BlockContext {
+            block_bytes: 4096,
+            run_id: 9,
+            client_id: 7,
+            stream: 0,
+            file_seq: 0,
+            generation: 1,
+            write_time_ns: 0,
+            file_size_bytes: len.next_multiple_of(4096) as u64,
+        };
+        let mut data = vec![0u8; len.next_multiple_of(4096)];
+        fill_chunk(&mut data, &ctx, 0).unwrap();
+        data[5 * 4096 + 9] ^= 1;
+        data[2 * READ_BYTES - 4096..2 * READ_BYTES + 8192].fill(0);
+        data.truncate(len);
+        std::fs::write(path, &data).unwrap();
+        data
+    }
+
+    fn client_7() -> Expected {
+        Expected {
+            client_id: Some(7),
+            stream: Some(0),
+            file_seq: Some(0),
+            ..Default::default()
+        }
+    }
+
+    /// The first pass as it was before reading ahead: one buffer, one read after the other.
+    fn serial_survey(reader: &Reader<'_>, block_bytes: u64) -> Survey {
+        let mut buf = AlignedBuf::new(read_bytes(reader.src.len_bytes)).unwrap();
+        let n = reader.read_at(0, buf.bytes_mut()).unwrap();
+        let mut s = Survey {
+            block_bytes,
+            keys: Vec::new(),
+            ranges: Vec::new(),
+            overflow: false,
+            full_blocks: 0,
+            tail_bytes: 0,
+            bytes_read: n as u64,
+        };
+        s.piece(0, &buf.bytes()[..n]);
+        let (mut off, mut last) = (n as u64, n);
+        while last == buf.bytes().len() && off < reader.src.len_bytes {
+            last = reader.read_at(off, buf.bytes_mut()).unwrap();
+            if last == 0 {
+                break;
+            }
+            s.piece(off, &buf.bytes()[..last]);
+            s.bytes_read += last as u64;
+            off += last as u64;
+        }
+        s
+    }
+
+    /// A file of several pieces (the next read on a helper thread while one is checked) is
+    /// surveyed as it was by one read after the other: the same runs, across pieces too, the
+    /// same blocks, partial last block and bytes read; and checked the same.
+    #[test]
+    fn a_file_of_several_pieces_is_read_ahead_with_the_same_survey() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
+        let len = 2 * READ_BYTES + 3 * 4096 + 100;
+        pieces_file(&path, len);
+        let helpers = std::sync::atomic::AtomicUsize::new(0);
+        let read_thread = || {
+            helpers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        };
+        let guard = CheckGuard {
+            read_thread: Some(&read_thread),
+            ..Default::default()
+        };
+        let reader = Reader::open(&path, false, &guard).unwrap();
+        let mut buf = AlignedBuf::new(read_bytes(reader.src.len_bytes)).unwrap();
+        let n = reader.read_at(0, buf.bytes_mut()).unwrap();
+        let s = survey(&reader, &mut buf, n, 4096).unwrap();
+        assert_eq!(helpers.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(s, serial_survey(&reader, 4096));
+        assert_eq!((s.bytes_read, s.tail_bytes), (len as u64, 100));
+        assert_eq!(s.full_blocks, (len / 4096) as u64);
+        let bad: Vec<(u64, u64)> = s
+            .ranges
+            .iter()
+            .filter(|r| r.kind == Kind::Bad)
+            .map(|r| (r.first, r.blocks))
+            .collect();
+        assert_eq!(bad, [(5, 1), (2 * READ_BYTES as u64 / 4096 - 1, 3)]);
+        let (r, read) =
+            check_counting(&path, &client_7(), &VerifyConfig::default(), &guard).unwrap();
+        assert_eq!((r.errors.corrupt, r.errors.short), (1, 1), "{r:?}");
+        assert_eq!(r.blocks_ok, s.full_blocks - 4);
+        assert_eq!(read, len as u64 + 4096 + 3 * 4096);
+    }
+
+    /// A stop ends the read-ahead first pass between two reads (asked before each read is
+    /// ordered, none asked after it), and a file cut short before it is read ends where the
+    /// reads ended.
+    #[test]
+    fn a_stop_or_a_cut_ends_a_file_of_several_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
+        let len = 3 * READ_BYTES;
+        pieces_file(&path, len);
+        let asked = std::cell::Cell::new(0u32);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let guard = CheckGuard {
+            stop: Some(&stop),
+            ..Default::default()
+        };
+        let e = check_counting(&path, &client_7(), &VerifyConfig::default(), &guard).unwrap_err();
+        assert!(matches!(e, crate::error::Error::Interrupted(_)), "{e}");
+        assert_eq!(asked.get(), 3, "the first read and two more asked for");
+        // Opened at 3 pieces, cut to one and a half before the first pass.
+        let reader = Reader::open(&path, false, &CheckGuard::default()).unwrap();
+        let cut = READ_BYTES + READ_BYTES / 2;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut as u64)
+            .unwrap();
+        let (r, read) = check_reader(&reader, client_7(), &VerifyConfig::default()).unwrap();
+        assert_eq!(r.size_bytes, cut as u64);
+        assert_eq!(read, cut as u64 + 4096);
+        assert_eq!(
+            (r.errors.corrupt, r.errors.total()),
+            (1, 1 + (len - cut) as u64 / 4096)
+        );
+        assert_eq!(r.errors.short, (len - cut) as u64 / 4096, "{r:?}");
+        assert!(
+            r.notes.iter().any(|n| n.contains("shrank")),
+            "{:?}",
+            r.notes
+        );
     }
 }

@@ -207,10 +207,13 @@ impl RunVerify {
             max_findings: crate::protocol::MAX_FINDINGS_SENT,
             ..VerifyConfig::default()
         };
+        // The thread that reads ahead is one of the client's writer threads, as the fill's.
+        let read_thread = || ctx.writer_thread();
         let guard = CheckGuard {
             no_follow: true,
             file_id,
             stop: Some(stop),
+            read_thread: Some(&read_thread),
         };
         let report = match check_file_guarded(path, expected, &config, &guard) {
             Err(Error::Interrupted(_)) if stop() => return Ok(()),
