@@ -280,14 +280,17 @@ pub struct ClientVerify {
     pub errors: ClassCounts,
     /// All bad blocks (`errors` added up, saturating).
     pub errors_total: u64,
-    /// The client's first findings (the first [`MAX_FINDINGS_SENT`] `vfind` lines), in the
-    /// order they came.
+    /// The client's first findings (the first [`MAX_FINDINGS_SENT`] `vfind` lines, while the
+    /// server's budget of finding text for all clients lasts), in the order they came.
     ///
     /// [`MAX_FINDINGS_SENT`]: crate::protocol::MAX_FINDINGS_SENT
     pub findings: Vec<VerifyFinding>,
-    /// `vfind` lines past the first [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT)
-    /// (not kept; their blocks are counted). A loadmon client sends none: it counts the rest
-    /// of its findings on its `verify` line only.
+    /// `vfind` lines not kept (their blocks are counted): those past the first
+    /// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT), and those that came once
+    /// the server's budget of finding text, all clients together
+    /// ([`MAX_KEPT_FINDING_TEXT_BYTES`](crate::server::MAX_KEPT_FINDING_TEXT_BYTES)), was
+    /// spent. A loadmon client sends none past its first 20: it counts the rest of its
+    /// findings on its `verify` line only.
     #[serde(default)]
     pub findings_left_off: u64,
 }

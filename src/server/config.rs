@@ -22,6 +22,12 @@ pub use crate::units::MAX_DURATION;
 pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 20;
 /// Most names [`ServerConfig::http_allow_hosts`] may hold.
 pub const MAX_HTTP_ALLOW_HOSTS: usize = 256;
+/// Most bytes of finding text (each kept `vfind` line's path, expected and found, after each
+/// is cut to 256 bytes) one server keeps across all its clients: 8 MiB. Past it a finding is
+/// still counted (its blocks in their class, `findings_left_off` of its client) but not kept,
+/// so that however many clients send findings, their kept texts stay within it (each client's
+/// first 20 alone, at 10,000 clients, would be about 150 MB).
+pub const MAX_KEPT_FINDING_TEXT_BYTES: usize = 8 << 20;
 
 /// Server settings. `Default` gives the seed's defaults (loopback, port 1234, 5 clients, first
 /// id 100) with loadmon's timeouts and limits.

@@ -118,7 +118,7 @@ use crate::report::{Report, ReportFiles};
 
 pub use config::{
     FleetConfig, FleetOptionsGiven, HttpLimits, ServerConfig, MAX_CONNECTIONS_LIMIT, MAX_DURATION,
-    MAX_HTTP_ALLOW_HOSTS, MAX_IDS_LIMIT, MAX_LINE_BYTES_LIMIT,
+    MAX_HTTP_ALLOW_HOSTS, MAX_IDS_LIMIT, MAX_KEPT_FINDING_TEXT_BYTES, MAX_LINE_BYTES_LIMIT,
 };
 pub use control::ServerControl;
 pub use shared::FleetStatus;

@@ -7,6 +7,7 @@
 //! show it from there) and the line of the record's update that sets it: the row is the one
 //! source, nothing here restates it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Local;
@@ -377,27 +378,38 @@ impl ClientRecord {
     }
 
     /// `vfind`: one finding of the client's checks (its texts kept to
-    /// [`KEPT_FINDING_TEXT_BYTES`] each). Its blocks count at once; it is kept if
-    /// the client has fewer than [`MAX_FINDINGS_SENT`] (returns whether it was), counted as
-    /// left off otherwise.
-    pub(crate) fn verify_finding(&mut self, f: &VerifyFinding) -> bool {
+    /// [`KEPT_FINDING_TEXT_BYTES`] each). Its blocks count at once; it is kept if the client
+    /// has fewer than [`MAX_FINDINGS_SENT`] and the fleet's `budget` still holds its texts,
+    /// counted as left off otherwise (returns which).
+    pub(crate) fn verify_finding(
+        &mut self,
+        f: &VerifyFinding,
+        budget: &FindingTextBudget,
+    ) -> FindingKept {
         let v = self.verify.get_or_insert_with(Box::default);
         v.found.add(f.class, f.blocks);
         v.settle();
-        if v.row.findings.len() < MAX_FINDINGS_SENT {
+        let kept = if v.row.findings.len() < MAX_FINDINGS_SENT {
             // Kept with each text cut to KEPT_FINDING_TEXT_BYTES: a client's kept findings
-            // cost at most about 16 KiB, however long the texts a peer sends.
-            v.row.findings.push(VerifyFinding {
-                path: cut_text(&f.path),
-                expected: cut_text(&f.expected),
-                found: cut_text(&f.found),
-                ..f.clone()
-            });
-            true
+            // cost at most about 16 KiB, however long the texts a peer sends, and all
+            // clients' at most the budget.
+            let (path, expected, found) =
+                (cut_text(&f.path), cut_text(&f.expected), cut_text(&f.found));
+            if budget.take(path.len() + expected.len() + found.len()) {
+                v.row.findings.push(VerifyFinding {
+                    path,
+                    expected,
+                    found,
+                    ..f.clone()
+                });
+                return FindingKept::Kept;
+            }
+            FindingKept::PastFleet
         } else {
-            v.row.findings_left_off = v.row.findings_left_off.saturating_add(1);
-            false
-        }
+            FindingKept::PastClient
+        };
+        v.row.findings_left_off = v.row.findings_left_off.saturating_add(1);
+        kept
     }
 
     /// `clock:<c0>`, `since_start` after the server started: returns the server's time for
@@ -813,6 +825,59 @@ mod tests {
         assert!(c.latency.is_none());
         assert_eq!(c.latency((1_000_000, 1_001_000), &h, 10.0), Ok(0.5));
         assert_eq!(c.server_time_s(1_002_500.0), 2.5);
+    }
+}
+
+/// What became of a `vfind` line ([`ClientRecord::verify_finding`]); its blocks count in
+/// every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FindingKept {
+    /// Kept (one of the client's first [`MAX_FINDINGS_SENT`], within the fleet's budget).
+    Kept,
+    /// Left off: the client already has [`MAX_FINDINGS_SENT`] kept.
+    PastClient,
+    /// Left off: the fleet's [`FindingTextBudget`] is spent.
+    PastFleet,
+}
+
+/// The bytes of finding text every client's record may still keep, together (one per server,
+/// [`MAX_KEPT_FINDING_TEXT_BYTES`](super::config::MAX_KEPT_FINDING_TEXT_BYTES)): taken as
+/// findings are kept, never given back during the run (a kept finding stays in the report).
+#[derive(Debug)]
+pub(crate) struct FindingTextBudget {
+    /// Bytes left.
+    left: AtomicUsize,
+    /// Bytes it started with.
+    total: usize,
+}
+
+impl FindingTextBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> Self {
+        FindingTextBudget {
+            left: AtomicUsize::new(bytes),
+            total: bytes,
+        }
+    }
+
+    /// Takes `bytes` if that many are left (all or nothing): whether it did.
+    pub(crate) fn take(&self, bytes: usize) -> bool {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                l.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    /// Bytes taken so far.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.total - self.left.load(Ordering::Relaxed)
+    }
+
+    /// Bytes it started with.
+    pub(crate) fn total(&self) -> usize {
+        self.total
     }
 }
 

@@ -25,14 +25,15 @@
 //! proof or token is [`Next::AuthFailed`]: the driver counts it against the peer's address.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::barrier::{Joined, LATE_PREFIX};
-use super::config::{FleetConfig, ServerConfig};
-use super::record::{seconds_since, ClientRecord};
+use super::config::{FleetConfig, ServerConfig, MAX_KEPT_FINDING_TEXT_BYTES};
+use super::record::{seconds_since, ClientRecord, FindingKept, FindingTextBudget};
 use crate::auth::{self, Nonce, Proof, Role};
 use crate::events::EventKind;
 use crate::plan::Plan;
@@ -55,6 +56,9 @@ pub(crate) struct Rules {
     pub plan: Option<Plan>,
     /// Fleet mode: this run's id, sent with the plan.
     pub run_id: u64,
+    /// The bytes of finding text all clients' records may still keep, together (one budget
+    /// per server, every session's).
+    pub finding_texts: Arc<FindingTextBudget>,
 }
 
 impl Rules {
@@ -67,6 +71,7 @@ impl Rules {
             handshake_timeout: config.handshake_timeout,
             heartbeat_timeout: config.heartbeat_timeout,
             plan: config.fleet.as_ref().map(FleetConfig::worker_plan),
+            finding_texts: Arc::new(FindingTextBudget::new(MAX_KEPT_FINDING_TEXT_BYTES)),
         }
     }
 
@@ -249,6 +254,8 @@ pub(crate) struct Session {
     plan_sent: bool,
     /// Fleet mode: where the client is with the start.
     phase: StartPhase,
+    /// The server's budget of kept finding text ([`Rules::finding_texts`]).
+    finding_texts: Arc<FindingTextBudget>,
 }
 
 impl Session {
@@ -269,6 +276,7 @@ impl Session {
             caps: Capabilities::NONE,
             plan_sent: false,
             phase: StartPhase::NotReady,
+            finding_texts: Arc::clone(&rules.finding_texts),
         }
     }
 
@@ -351,7 +359,7 @@ impl Session {
                 c.verify_stats(&s);
                 Step::stay()
             }
-            Message::VerifyFinding(f) => verify_finding(id, c, f),
+            Message::VerifyFinding(f) => verify_finding(id, c, f, &self.finding_texts),
             Message::FileRoll => Step {
                 event: Some(EventKind::FileRollover {
                     client_id: id,
@@ -790,15 +798,31 @@ fn client_figures(c: &mut ClientRecord, msg: Message) -> Step {
 }
 
 /// `vfind` from client `id`: counted at once; one of its first
-/// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT) is kept, announced and logged
-/// as a warning (always: a client has at most that many), one past them only counted (and
-/// warned about within the peer's budget).
-fn verify_finding(id: u32, c: &mut ClientRecord, f: Box<VerifyFinding>) -> Step {
-    if !c.verify_finding(&f) {
-        return Step::warn(format!(
-            "{id}: vfind past the client's first {}: counted, not kept",
-            crate::protocol::MAX_FINDINGS_SENT
-        ));
+/// [`MAX_FINDINGS_SENT`](crate::protocol::MAX_FINDINGS_SENT) is kept (while the server's
+/// `budget` of finding text lasts), announced and logged as a warning (always: a client has
+/// at most that many), one past them or the budget only counted (and warned about within the
+/// peer's budget of warnings).
+fn verify_finding(
+    id: u32,
+    c: &mut ClientRecord,
+    f: Box<VerifyFinding>,
+    budget: &FindingTextBudget,
+) -> Step {
+    match c.verify_finding(&f, budget) {
+        FindingKept::Kept => {}
+        FindingKept::PastClient => {
+            return Step::warn(format!(
+                "{id}: vfind past the client's first {}: counted, not kept",
+                crate::protocol::MAX_FINDINGS_SENT
+            ))
+        }
+        FindingKept::PastFleet => {
+            return Step::warn(format!(
+                "{id}: vfind past the server's {} bytes of finding text (all clients): \
+                 counted, not kept",
+                budget.total()
+            ))
+        }
     }
     let errors_total = c.verify.as_ref().map_or(0, |v| v.row.errors_total);
     Step {

@@ -8,6 +8,7 @@ fn rules(token: Option<&str>) -> Rules {
         heartbeat_timeout: Duration::from_secs(15),
         plan: None,
         run_id: 7,
+        finding_texts: Arc::new(FindingTextBudget::new(MAX_KEPT_FINDING_TEXT_BYTES)),
     }
 }
 
@@ -988,4 +989,79 @@ async fn a_vfind_flood_keeps_the_first_20_and_counts_saturate() {
     assert_eq!(v.findings_left_off, 10_000 - MAX_FINDINGS_SENT as u64);
     assert_eq!((v.errors.torn, v.errors_total), (u64::MAX, u64::MAX));
     assert_eq!(v.blocks_checked, u64::MAX);
+}
+
+/// The fleet's budget of kept finding text: many clients' findings fill it, and past it a
+/// finding is still counted (its blocks, its client's `findings_left_off`) but not kept,
+/// whichever client sends it; the kept texts never add up to more than the budget.
+#[tokio::test(start_paused = true)]
+async fn the_fleets_finding_text_budget_holds_and_counts_stay_exact() {
+    use crate::protocol::MAX_FINDINGS_SENT;
+    use crate::verify::FindingClass;
+    let t0 = Instant::now();
+    // Room for 50 findings of 1000 bytes of text each (cut to 3 × 256 = 768 bytes), and a bit.
+    let budget = 50 * 768 + 100;
+    let r = Rules {
+        finding_texts: Arc::new(FindingTextBudget::new(budget)),
+        ..rules(None)
+    };
+    let long = "x".repeat(1000);
+    let finding = |i: u64| {
+        Message::VerifyFinding(Box::new(VerifyFinding {
+            class: FindingClass::Corrupt,
+            offset_bytes: i,
+            blocks: 3,
+            path: long.clone(),
+            expected: long.clone(),
+            found: long.clone(),
+        }))
+    };
+    let (mut kept, mut past_fleet) = (0u64, 0u64);
+    let mut records = Vec::new();
+    for n in 0..10u32 {
+        let mut s = Session::new(peer(), &r, t0);
+        s.on_message(Message::GetCid, t0, None, t0);
+        s.registered(100 + n, t0);
+        let mut c = ClientRecord::new(100 + n, peer(), None, t0);
+        s.on_message(Message::Start, t0, Some(&mut c), t0);
+        for i in 0..30u64 {
+            let step = s.on_message(finding(i), t0, Some(&mut c), t0);
+            match step.note {
+                Note::Status(_) => kept += 1,
+                Note::Warn(ref w) if w.contains("bytes of finding text") => past_fleet += 1,
+                Note::Warn(ref w) => assert!(w.contains("past the client's first"), "{w}"),
+                ref other => panic!("{other:?}"),
+            }
+        }
+        records.push(c);
+    }
+    assert_eq!(kept, 50, "as many as the budget holds");
+    // The first 2 clients keep 20 each (10 past their first 20 each), the third 10 (20 past
+    // the budget), and the 7 others none (30 each past the budget).
+    assert_eq!(past_fleet, 20 + 7 * 30);
+    let reports: Vec<_> = records
+        .iter()
+        .map(|c| c.to_report(t0).verify.unwrap())
+        .collect();
+    let texts: usize = reports
+        .iter()
+        .flat_map(|v| &v.findings)
+        .map(|f| f.path.len() + f.expected.len() + f.found.len())
+        .sum();
+    assert!(texts <= budget, "{texts} > {budget}");
+    assert_eq!(r.finding_texts.used(), texts);
+    for (n, v) in reports.iter().enumerate() {
+        // Every finding counted: its blocks, and each one kept or left off.
+        assert_eq!((v.errors.corrupt, v.errors_total), (90, 90), "client {n}");
+        assert_eq!(
+            v.findings.len() as u64 + v.findings_left_off,
+            30,
+            "client {n}"
+        );
+        let want = [MAX_FINDINGS_SENT, MAX_FINDINGS_SENT, 10][..]
+            .get(n)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(v.findings.len(), want, "client {n}");
+    }
 }
