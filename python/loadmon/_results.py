@@ -224,8 +224,9 @@ class ClientInfo:
     """What a verifying client's checks of its written data found (``verify``): ``files_checked``,
     ``blocks_checked``, ``errors`` (bad blocks by class: ``corrupt``, ``stale``, ``misdirected``,
     ``torn``, ``short``), ``errors_total``, ``findings`` (its first 20: ``class``,
-    ``offset_bytes``, ``blocks``, ``path``, ``expected``, ``found``) and ``findings_left_off``.
-    None for a client that did not verify."""
+    ``offset_bytes``, ``blocks``, ``path``, ``expected``, ``found``) and ``findings_left_off``
+    (findings counted but not kept: past its first 20, or past the server's budget of finding
+    text for the whole fleet). None for a client that did not verify."""
     json: str = field(default="{}", repr=False, compare=False)
     """The engine's JSON for this client."""
 
