@@ -1255,7 +1255,9 @@ enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, cha
  * is not NULL) receives the report, to free with `loadmon_string_free`: `files` (each with
  * `path`, `size_bytes`, `expected`, `blocks_checked`, `blocks_ok`, `errors`, `findings`
  * (`path`, `offset_bytes`, `blocks`, `class`, `expected`, `found`), `findings_left_off`,
- * `notes`), `blocks_checked`, `blocks_ok`, `errors` (`corrupt`, `stale`, `misdirected`,
+ * `notes`), `skipped` (each `path`, `reason`: a directory's entries named like data files
+ * that are not regular files, left out unopened), `blocks_checked`, `blocks_ok`, `errors`
+ * (`corrupt`, `stale`, `misdirected`,
  * `torn`, `short`: 0 each when every block is as written), `bytes_read`, `elapsed_s`,
  * `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
  * exist, a directory without data files or an option out of range; `LOADMON_IO` when a file

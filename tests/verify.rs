@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use loadmon::verify::{
-    check_file, check_file_guarded, check_paths, fill_chunk, BlockContext, CheckGuard, Expected,
-    FileReport, FindingClass, VerifyConfig,
+    check_file, check_file_guarded, check_paths, check_paths_until, fill_chunk, BlockContext,
+    CheckGuard, Expected, FileReport, FindingClass, VerifyConfig,
 };
 
 const BS: u64 = 4096;
@@ -302,11 +302,15 @@ fn a_fifo_is_refused_not_waited_on() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a regular file"), "{e}");
+    // In a directory it is skipped, never opened (the directory's only "data file": none).
     let d = dir.path().to_path_buf();
     let e = bounded(move || check_paths(&[d], &VerifyConfig::default()))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("not a regular file"), "{e}");
+    assert!(
+        e.contains("holds no data file") && e.contains("1 entries under such names are not"),
+        "{e}"
+    );
     let p = fifo.clone();
     let (code, _, err) = bounded(move || cli(&[p.to_str().unwrap()]));
     assert_eq!(code, 2, "{err}");
@@ -576,9 +580,13 @@ fn a_fifo_a_device_or_a_symlink_loop_is_refused_at_once() {
     let (code, err) = cli_within_20s(&fifo);
     assert_eq!(code, Some(2), "a FIFO: {err}");
     assert!(err.contains("is not a regular file"), "{err}");
-    // The same FIFO found in a directory.
+    // The same FIFO found in a directory: skipped, the directory's data files checked.
+    write(
+        &dir.path().join("client_100_4_2026-12-05_10.11.12"),
+        &ctx(100, 4, 1),
+    );
     let (code, err) = cli_within_20s(dir.path());
-    assert_eq!(code, Some(2), "a directory with a FIFO: {err}");
+    assert_eq!(code, Some(0), "a directory with a FIFO: {err}");
     let (code, err) = cli_within_20s(Path::new("/dev/zero"));
     assert_eq!(code, Some(2), "/dev/zero: {err}");
     assert!(err.contains("is not a regular file"), "{err}");
@@ -616,4 +624,119 @@ fn a_file_whose_name_is_not_utf8_gets_a_json_report() {
     let path = v["files"][0]["path"].as_str().unwrap();
     assert!(path.ends_with("zeros-\u{fffd}\u{fffd}"), "{path}");
     assert_eq!(v["files"][0]["findings"][0]["path"], path);
+}
+
+/// A directory's entries named like data files that are not regular files (a sub-directory,
+/// a FIFO: never opened) are skipped, listed in the report (text and JSON), and its other files
+/// checked; the same entry given as PATH is an error (exit 2).
+#[test]
+fn a_directorys_entries_that_are_not_files_are_skipped_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = written(dir.path());
+    let sub = dir.path().join("client_100_1_2026-12-05_10.11.12");
+    std::fs::create_dir(&sub).unwrap();
+    let fifo = dir.path().join("client_100_2_2026-12-05_10.11.12");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let d = dir.path().to_path_buf();
+    let r = bounded(move || check_paths(&[d], &VerifyConfig::default())).unwrap();
+    assert_eq!(r.files.len(), 1);
+    assert_eq!(
+        (r.files[0].path.as_path(), r.blocks_ok),
+        (good.as_path(), BLOCKS)
+    );
+    let skipped: Vec<(PathBuf, &str)> = r
+        .skipped
+        .iter()
+        .map(|k| (k.path.clone(), k.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (sub.clone(), "not a regular file: a directory"),
+            (fifo.clone(), "not a regular file: a FIFO"),
+        ]
+    );
+    let d = dir.path().to_str().unwrap().to_owned();
+    let (code, out, err) = bounded(move || cli(&[&d]));
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(
+        out.contains(&format!(
+            "SKIPPED {}: not a regular file: a FIFO",
+            fifo.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("verified 1 file(s) (2 skipped)"), "{out}");
+    let d = dir.path().to_str().unwrap().to_owned();
+    let (code, out, err) = bounded(move || cli(&["--json", &d]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["skipped"][0]["path"], sub.to_str().unwrap());
+    assert_eq!(v["skipped"][1]["reason"], "not a regular file: a FIFO");
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    // Given as PATH, a FIFO stays an error; a sub-directory is a directory without data files.
+    for p in [&fifo, &sub] {
+        let p = p.to_str().unwrap().to_owned();
+        let (code, _, err) = bounded(move || cli(&[&p]));
+        assert_eq!(code, 2, "{err}");
+    }
+}
+
+/// A symbolic-link loop is a path that cannot be looked at: an error (exit 1, "a file could
+/// not be read"), never a finding (exit 4) nor skipped, whether given as PATH or met in a
+/// directory under a data file's name.
+#[test]
+fn a_symlink_loop_is_an_error_given_or_met_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    written(dir.path());
+    let (a, b) = (
+        dir.path().join("client_100_1_2026-12-05_10.11.12"),
+        dir.path().join("loop-b"),
+    );
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    for p in [a.as_path(), dir.path()] {
+        let (code, err) = cli_within_20s(p);
+        assert_eq!(code, Some(1), "{}: {err}", p.display());
+        assert!(err.contains("symbolic links"), "{err}");
+    }
+    let e = check_paths(&[dir.path().to_path_buf()], &VerifyConfig::default()).unwrap_err();
+    assert_eq!(e.kind(), loadmon::error::ErrorKind::File, "{e}");
+}
+
+/// `check_paths_until`'s stop is asked before each read, across files, and ends the check
+/// at once; one that never says stop checks as `check_paths` does.
+#[test]
+fn check_paths_until_stops_between_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two sparse files of 16 MiB (4 reads each) under data file names.
+    for n in 1..=2 {
+        let p = dir
+            .path()
+            .join(format!("client_100_{n}_2026-12-05_10.11.12"));
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+    }
+    let asked = std::cell::Cell::new(0u32);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 6
+    };
+    let paths = [dir.path().to_path_buf()];
+    let e = check_paths_until(&paths, &VerifyConfig::default(), &stop).unwrap_err();
+    assert!(matches!(e, loadmon::Error::Interrupted(_)), "{e}");
+    assert_eq!(
+        asked.get(),
+        7,
+        "asked before each read, none after the stop"
+    );
+    let never = check_paths_until(&paths, &VerifyConfig::default(), &|| false).unwrap();
+    let all = check_paths(&paths, &VerifyConfig::default()).unwrap();
+    assert_eq!((never.files.len(), never.errors), (2, all.errors));
 }

@@ -431,9 +431,11 @@ def verify(
 ) -> dict[str, Any]:
     """Check files written with verified data, offline (``loadmon verify --json``): a file or
     a directory (its data files) as str, bytes or os.PathLike, or any iterable of them. Returns the report as a dict
-    (``files``, ``blocks_checked``, ``blocks_ok``, ``errors`` by class, ``bytes_read``, ...);
-    bad blocks are findings, not exceptions. GIL released. ConfigError for a bad option or a
-    missing path, FileError when a file cannot be read."""
+    (``files``, ``skipped``, ``blocks_checked``, ``blocks_ok``, ``errors`` by class,
+    ``bytes_read``, ...); a directory's entries named like data files that are not regular
+    files are left out, listed in ``skipped``; bad blocks are findings, not exceptions. GIL
+    released; Ctrl-C stops the check within one read. ConfigError for a bad option, a missing
+    path or a path given that is not a regular file, FileError when a file cannot be read."""
 
 def _render_report(json: str, format: str) -> str: ...
 def _log_next(timeout: float) -> list[tuple[int, str, str]]: ...

@@ -24,9 +24,9 @@ mod name;
 mod read;
 
 pub use check::{
-    check_file, check_file_guarded, check_paths, finding_sentence, CheckGuard, ClassCounts,
-    Expected, FileReport, Finding, FindingClass, VerifyConfig, VerifyReport, DEFAULT_MAX_FINDINGS,
-    FINDINGS, MAX_FINDINGS,
+    check_file, check_file_guarded, check_paths, check_paths_until, finding_sentence, CheckGuard,
+    ClassCounts, Expected, FileReport, Finding, FindingClass, SkippedPath, VerifyConfig,
+    VerifyReport, DEFAULT_MAX_FINDINGS, FINDINGS, MAX_FINDINGS,
 };
 pub use fill::{block_mask, block_seed, file_seed, fill_chunk, fill_payload, BlockContext};
 pub use format::{crc_ok, BlockHeader, HeaderError, FORMAT_VERSION, MAGIC};

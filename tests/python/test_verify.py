@@ -298,3 +298,51 @@ def test_verify_takes_bytes_paths_and_any_iterable(tmp_path: Path) -> None:
     with open(odd, "wb") as f:
         f.write(bytes(4096))
     assert loadmon.verify(odd, block_size=4096)["errors"]["torn"] == 1
+
+
+def _verify_threads() -> int:
+    """The check threads of this process (``loadmon-verify``, named by the binding)."""
+    names = []
+    for t in Path("/proc/self/task").iterdir():
+        try:
+            names.append((t / "comm").read_text().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names.count("loadmon-verify")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_ctrl_c_stops_the_check_left_behind(tmp_path: Path) -> None:
+    """Ctrl-C raises KeyboardInterrupt at once and the check on its own thread stops before
+    its next read (it used to read on to the end of its files: here 64 GiB of holes, well over
+    the bound on any machine)."""
+    import _thread
+    import threading
+    import time
+
+    big = tmp_path / NAME
+    with open(big, "wb") as f:
+        f.truncate(64 << 30)
+    assert _verify_threads() == 0
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        loadmon.verify(big, block_size=4096)
+    timer.join()
+    deadline = time.monotonic() + 10
+    while _verify_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _verify_threads() == 0, "the check went on after Ctrl-C"
+
+
+def test_a_directory_s_entries_that_are_not_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / NAME).write_bytes(bytes(4096))
+    (tmp_path / "client_100_0_2_2026-12-05_10.11.12").mkdir()
+    report = loadmon.verify(tmp_path, block_size=4096)
+    assert [Path(f["path"]).name for f in report["files"]] == [NAME]
+    assert report["skipped"] == [
+        {
+            "path": str(tmp_path / "client_100_0_2_2026-12-05_10.11.12"),
+            "reason": "not a regular file: a directory",
+        }
+    ]

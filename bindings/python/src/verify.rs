@@ -1,9 +1,11 @@
 //! `loadmon.verify`: checks files written with verified data, offline (`loadmon verify`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::Arc;
 
-use loadmon::verify::{check_paths, VerifyConfig, FINDINGS};
+use loadmon::verify::{check_paths_until, VerifyConfig, FINDINGS};
 use loadmon::Error;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -73,16 +75,19 @@ fn paths_arg(v: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
 /// class, ``findings`` (``path``, ``offset_bytes``, ``blocks``, ``class``, ``expected``,
 /// ``found``), ``findings_left_off``, ``notes``), ``blocks_checked``, ``blocks_ok``,
 /// ``errors`` (``corrupt``, ``stale``, ``misdirected``, ``torn``, ``short``), ``bytes_read``,
-/// ``elapsed_s``, ``cpu_s``, ``read_mb_s``, ``cpu_s_per_gb``. Bad blocks are findings, not
+/// ``elapsed_s``, ``cpu_s``, ``read_mb_s``, ``cpu_s_per_gb``, and ``skipped`` (entries of a
+/// directory named like data files that are not regular files, each ``path`` and ``reason``:
+/// left out, never opened). Bad blocks are findings, not
 /// errors: ``sum(report["errors"].values()) == 0`` means every block is as written.
 ///
 /// ``direct``: read with O_DIRECT (the page cache cannot answer); ``max_findings``: findings
 /// kept per file; ``block_size`` (an int of bytes or a text such as "64k"), ``run_id`` and
 /// ``generation``: what every block must be (None: settled from the file's own blocks).
 ///
-/// The check runs without the GIL; Ctrl-C raises KeyboardInterrupt at once (the check left
-/// behind ends on its own thread). Raises ConfigError for a bad option or a path that does not
-/// exist, FileError when a file cannot be read.
+/// The check runs without the GIL; Ctrl-C raises KeyboardInterrupt at once and stops the check
+/// on its own thread before its next read (of at most 4 MiB). Raises ConfigError for a bad
+/// option, a path that does not exist or a path given that is not a regular file, FileError
+/// when a file cannot be read or looked at (a symbolic-link loop).
 #[pyfunction]
 #[pyo3(signature = (paths, *, direct=None, max_findings=None, block_size=None, run_id=None,
     generation=None),
@@ -121,12 +126,16 @@ pub(crate) fn verify<'py>(
             generation: opt_int_arg(py, "generation", generation)?.or(d.generation),
         };
         core(py, config.validate())?;
-        // On a thread of its own, waited for in slices: Ctrl-C interrupts the wait.
+        // On a thread of its own, waited for in slices: Ctrl-C interrupts the wait and stops
+        // the check (within one read), which nobody waits for any more.
         let (tx, rx) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("loadmon-verify".into())
             .spawn(move || {
-                let _ = tx.send(check_paths(&paths, &config));
+                let until = || stopped.load(Ordering::Relaxed);
+                let _ = tx.send(check_paths_until(&paths, &config, &until));
             })
             .map_err(|e| to_py(py, &Error::Internal(format!("cannot start a thread: {e}"))))?;
         let report = wait_interruptibly(
@@ -140,7 +149,7 @@ pub(crate) fn verify<'py>(
                     "verify's thread ended without a report".into(),
                 ))),
             },
-            |_| {},
+            |_| stop.store(true, Ordering::Relaxed),
         )?;
         let report = core(py, report)?;
         let json = serialized(py, serde_json::to_string(&report))?;

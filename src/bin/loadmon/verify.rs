@@ -1,6 +1,8 @@
 //! `loadmon verify PATH…`: checks files written earlier with verified data, offline. Exit 0
 //! when every block is as written, [`EXIT_FINDINGS`] when something is not, 2 for bad input
-//! (an option out of bounds, a path that does not exist), 1 when a file cannot be read.
+//! (an option out of bounds, a path that does not exist or is not a regular file), 1 when a
+//! file cannot be read or looked at (a symbolic-link loop). An entry of a directory named like
+//! a data file that is not a regular file is skipped (`SKIPPED` line, `skipped[]` in JSON).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,8 +134,21 @@ fn text(r: &VerifyReport) -> String {
     for f in &r.files {
         file_text(f, &mut out);
     }
+    for k in &r.skipped {
+        let shown = k.path.display().to_string();
+        out.push_str(&format!(
+            "SKIPPED {}: {}\n",
+            escape_control(&shown),
+            k.reason
+        ));
+    }
+    let skipped = if r.skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} skipped)", r.skipped.len())
+    };
     out.push_str(&format!(
-        "verified {} file(s), {} blocks, {} bad ({}); read {:.1} MiB in {:.3} s: {:.1} MiB/s, \
+        "verified {} file(s){skipped}, {} blocks, {} bad ({}); read {:.1} MiB in {:.3} s: {:.1} MiB/s, \
          CPU {} s per GiB\n",
         r.files.len(),
         r.blocks_checked,

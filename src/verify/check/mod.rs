@@ -146,11 +146,25 @@ pub struct FileReport {
     pub notes: Vec<String>,
 }
 
+/// An entry of a checked directory left out: named like a data file (`client_<id>_…`) but not
+/// a regular file (a sub-directory, a FIFO, a socket, a device), so never opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedPath {
+    /// The entry (in JSON as text: bytes that are not UTF-8 become U+FFFD).
+    #[serde(serialize_with = "lossy_path")]
+    pub path: PathBuf,
+    /// Why: what it is (`not a regular file: a directory`).
+    pub reason: String,
+}
+
 /// What a check of several files found, with its cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
     /// Each file's report.
     pub files: Vec<FileReport>,
+    /// The entries of checked directories left out (not regular files), in the order met.
+    /// A path given itself that is not a regular file is an error, never skipped.
+    pub skipped: Vec<SkippedPath>,
     /// Whole blocks read, all files.
     pub blocks_checked: u64,
     /// Blocks found as written, all files.
@@ -242,9 +256,32 @@ pub fn check_file_guarded(
     scan::check_counting(path, expected, config, guard).map(|(r, _)| r)
 }
 
+/// What a directory's entry that is not a regular file is, for its [`SkippedPath`].
+fn not_regular(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "neither a file nor a directory"
+    }
+}
+
 /// The files `path` names: itself, or a directory's data files (names
-/// `client_<id>_…_<stamp>`), sorted.
-fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
+/// `client_<id>_…_<stamp>`), sorted, with the entries under such names that are not regular
+/// files (a symbolic link followed; never opened) left out in `skipped`.
+///
+/// # Errors
+/// [`Error::Config`] for a path that does not exist; [`Error::File`] when it, or an entry
+/// under a data file's name, cannot be listed or looked at (a symbolic-link loop).
+fn files_of(path: &Path, skipped: &mut Vec<SkippedPath>) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::Config(format!("verify: {} does not exist", path.display()))
@@ -255,25 +292,73 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
+    let mut odd = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| Error::file("list", path, e))? {
         let entry = entry.map_err(|e| Error::file("list", path, e))?;
         let name = entry.file_name();
-        if name.to_str().and_then(parse_file_name).is_some() {
-            out.push(entry.path());
+        if name.to_str().and_then(parse_file_name).is_none() {
+            continue;
+        }
+        let p = entry.path();
+        let t = std::fs::metadata(&p)
+            .map_err(|e| Error::file("stat", &p, e))?
+            .file_type();
+        if t.is_file() {
+            out.push(p);
+        } else {
+            odd.push(SkippedPath {
+                path: p,
+                reason: format!("not a regular file: {}", not_regular(t)),
+            });
         }
     }
     out.sort();
+    odd.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.append(&mut odd);
     Ok(out)
+}
+
+/// The expectation a file's name gives (client, stream, file number), where it has the
+/// writer's shape.
+fn expected_of_name(f: &Path) -> Expected {
+    let mut exp = Expected::default();
+    if let Some(id) = f
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_file_name)
+    {
+        exp.client_id = Some(id.client_id);
+        exp.stream = Some(id.stream);
+        exp.file_seq = Some(id.file_seq);
+    }
+    exp
 }
 
 /// Checks files written earlier (`loadmon verify`): each path a file or a directory (its data
 /// files). A file's client, stream and file number come from its name where it has the
-/// writer's shape, the rest from its blocks ([`check_file`]).
+/// writer's shape, the rest from its blocks ([`check_file`]). An entry of a directory named
+/// like a data file that is not a regular file (a sub-directory, a FIFO) is left out, listed
+/// in [`VerifyReport::skipped`]; a path given that is not a regular file is an error.
 ///
 /// # Errors
-/// [`Error::Config`] for a bad `config`, no path, a path that does not exist or a directory
-/// without data files; [`Error::File`] for a failed read.
+/// [`Error::Config`] for a bad `config`, no path, a path that does not exist, a directory
+/// without data files or a path that is not a regular file; [`Error::File`] for a path that
+/// cannot be looked at (a symbolic-link loop) or a failed read.
 pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyReport> {
+    check_paths_until(paths, config, &|| false)
+}
+
+/// [`check_paths`] that ends once `stop` says so: asked before each read (of at most 4 MiB),
+/// on the calling thread, so a check stopped ends within one read (a face whose caller gave up
+/// waiting: Python's Ctrl-C).
+///
+/// # Errors
+/// As [`check_paths`]; [`Error::Interrupted`] once `stop` returns `true`.
+pub fn check_paths_until(
+    paths: &[PathBuf],
+    config: &VerifyConfig,
+    stop: &dyn Fn() -> bool,
+) -> Result<VerifyReport> {
     config.validate()?;
     if paths.is_empty() {
         return Err(Error::Config("verify: no file given".into()));
@@ -284,11 +369,13 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
     let helpers = crate::stats::ClientCpu::new();
     let read_thread = || Some(helpers.enter_writer());
     let guard = CheckGuard {
+        stop: Some(stop),
         read_thread: Some(&read_thread),
         ..CheckGuard::default()
     };
     let mut report = VerifyReport {
         files: Vec::new(),
+        skipped: Vec::new(),
         blocks_checked: 0,
         blocks_ok: 0,
         errors: ClassCounts::default(),
@@ -299,25 +386,22 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
         cpu_s_per_gb: None,
     };
     for p in paths {
-        let files = files_of(p)?;
+        let before = report.skipped.len();
+        let files = files_of(p, &mut report.skipped)?;
         if files.is_empty() {
+            let odd = report.skipped.len() - before;
             return Err(Error::Config(format!(
-                "verify: {} holds no data file (client_<id>_…)",
-                p.display()
+                "verify: {} holds no data file (client_<id>_…){}",
+                p.display(),
+                if odd > 0 {
+                    format!("; {odd} entries under such names are not regular files")
+                } else {
+                    String::new()
+                }
             )));
         }
         for f in files {
-            let mut exp = Expected::default();
-            if let Some(id) = f
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(parse_file_name)
-            {
-                exp.client_id = Some(id.client_id);
-                exp.stream = Some(id.stream);
-                exp.file_seq = Some(id.file_seq);
-            }
-            let (r, read) = scan::check_counting(&f, &exp, config, &guard)?;
+            let (r, read) = scan::check_counting(&f, &expected_of_name(&f), config, &guard)?;
             report.bytes_read += read;
             report.blocks_checked += r.blocks_checked;
             report.blocks_ok += r.blocks_ok;
