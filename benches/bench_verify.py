@@ -18,8 +18,9 @@
    plain `0x5a`; headers filled on a helper thread while the other buffer is written (the
    writer's way); the same fill running but the `0x5a` buffer written (what the fill's CPU and
    memory traffic cost the device's writes); the headered bytes filled before the clock starts
-   and only written (what the data itself costs at the device). Interleaved; ratios are the
-   median of each repeat's ratio to its plain run.
+   and only written (what the data itself costs at the device; it holds every file in memory:
+   4 GiB at full size). Interleaved; ratios are the median of each repeat's ratio to its plain
+   run.
 
 `--tiny` runs each once at a tiny size and checks that each run did what it claims (every
 block checked and as written, fio's bytes all read and verified), judging no figure.
@@ -28,6 +29,7 @@ block checked and as written, fio's bytes all read and verified), judging no fig
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -282,11 +284,13 @@ def fill_run(d: Path, fill: Path, files: int, size_mb: int, args: list[str]) -> 
                            capture_output=True, timeout=600)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    m = re.search(r"([\d.]+) MiB/s, CPU ([\d.]+) s per GiB(?:, waited ([\d.]+) s)?", p.stdout)
-    if not m:
-        raise RuntimeError(f"verify_fill said: {p.stdout.strip()!r}")
-    return {"mb_s": float(m.group(1)), "cpu": float(m.group(2)),
-            "waited": float(m.group(3) or 0.0)}
+    m = re.search(r"(\d+) file\(s\) of (\d+) MiB: ([\d.]+) MiB/s, CPU ([\d.]+|-) s per GiB"
+                  r"(?:, waited ([\d.]+) s)?", p.stdout)
+    # Each run wrote what it was asked to (the tiny run's check), at a rate.
+    if not m or (int(m.group(1)), int(m.group(2))) != (files, size_mb) or float(m.group(3)) <= 0:
+        raise RuntimeError(f"verify_fill {' '.join(args)} said: {p.stdout.strip()!r}")
+    cpu = math.nan if m.group(4) == "-" else float(m.group(4))
+    return {"mb_s": float(m.group(3)), "cpu": cpu, "waited": float(m.group(5) or 0.0)}
 
 
 def bench_write_parts(tiny: bool, repeats: int, data_dir: Path, fill: Path,
@@ -304,7 +308,7 @@ def bench_write_parts(tiny: bool, repeats: int, data_dir: Path, fill: Path,
         mb = [r["mb_s"] for r in got[name]]
         ratio = [a / b for a, b in zip(mb, plain) if b > 0]
         waited = med([r["waited"] for r in got[name]]) if "--overlap" in args else "-"
-        rows.append(f"| {name} | {med(mb)} | {med(ratio)} | {med([r['cpu'] for r in got[name]])} "
+        rows.append(f"| {name} | {med(mb)} | {med(ratio)} | {med([r['cpu'] for r in got[name] if not math.isnan(r['cpu'])])} "
                     f"| {waited} |")
     head = (f"`examples/verify_fill --direct --files {files} --size-mb {size_mb}` (16 MiB writes, "
             f"no server) in `{data_dir}`, {repeats} repeat(s) interleaved: where the O_DIRECT "

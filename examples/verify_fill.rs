@@ -201,6 +201,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     if a.ahead < 2 || a.ahead > 64 {
         return Err("--ahead must be 2 to 64".into());
     }
+    if a.plain && a.prefilled {
+        return Err("--plain and --prefilled: one or the other".into());
+    }
+    if (a.write_constant || a.ahead != 2) && (!a.overlap || a.plain || a.prefilled) {
+        return Err("--write-constant and --ahead go with --overlap alone".into());
+    }
     let mut raw = vec![0x5au8; PIECE + 4096];
     let start = raw.as_ptr().align_offset(4096).min(4096);
     let buf = &mut raw[start..start + PIECE];

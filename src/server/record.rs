@@ -395,7 +395,10 @@ impl ClientRecord {
             // clients' at most the budget.
             let (path, expected, found) =
                 (cut_text(&f.path), cut_text(&f.expected), cut_text(&f.found));
-            if budget.take(path.len() + expected.len() + found.len()) {
+            // The record's own size counted too: a finding of empty texts is not free.
+            let cost =
+                std::mem::size_of::<VerifyFinding>() + path.len() + expected.len() + found.len();
+            if budget.take(cost) {
                 v.row.findings.push(VerifyFinding {
                     path,
                     expected,
@@ -860,13 +863,20 @@ impl FindingTextBudget {
         }
     }
 
-    /// Takes `bytes` if that many are left (all or nothing): whether it did.
+    /// Takes `bytes` if that many are left: whether it did. The first refusal spends what is
+    /// left, so that no later, shorter finding is kept after a longer one was not (each
+    /// client's kept findings stay its first ones, in order).
     pub(crate) fn take(&self, bytes: usize) -> bool {
-        self.left
+        let took = self
+            .left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
                 l.checked_sub(bytes)
             })
-            .is_ok()
+            .is_ok();
+        if !took {
+            self.left.store(0, Ordering::Relaxed);
+        }
+        took
     }
 
     /// Bytes taken so far.

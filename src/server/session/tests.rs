@@ -991,48 +991,60 @@ async fn a_vfind_flood_keeps_the_first_20_and_counts_saturate() {
     assert_eq!(v.blocks_checked, u64::MAX);
 }
 
+/// A corrupt finding at `offset` of `blocks` blocks, each text `text`.
+fn finding_of(text: &str, offset: u64, blocks: u64) -> VerifyFinding {
+    VerifyFinding {
+        class: crate::verify::FindingClass::Corrupt,
+        offset_bytes: offset,
+        blocks,
+        path: text.into(),
+        expected: text.into(),
+        found: text.into(),
+    }
+}
+
+/// Client `id` through a session of `r` sends 30 findings of 3 blocks with 1000-byte texts:
+/// its record, how many were kept, how many were left off past the fleet's budget.
+fn thirty_findings(r: &Rules, id: u32, t0: Instant) -> (ClientRecord, u64, u64) {
+    let long = "x".repeat(1000);
+    let (mut kept, mut past_fleet) = (0u64, 0u64);
+    let mut s = Session::new(peer(), r, t0);
+    s.on_message(Message::GetCid, t0, None, t0);
+    s.registered(id, t0);
+    let mut c = ClientRecord::new(id, peer(), None, t0);
+    s.on_message(Message::Start, t0, Some(&mut c), t0);
+    for i in 0..30u64 {
+        let f = Message::VerifyFinding(Box::new(finding_of(&long, i, 3)));
+        match s.on_message(f, t0, Some(&mut c), t0).note {
+            Note::Status(_) => kept += 1,
+            Note::Warn(ref w) if w.contains("bytes of finding text") => past_fleet += 1,
+            Note::Warn(ref w) => assert!(w.contains("past the client's first"), "{w}"),
+            ref other => panic!("{other:?}"),
+        }
+    }
+    (c, kept, past_fleet)
+}
+
 /// The fleet's budget of kept finding text: many clients' findings fill it, and past it a
 /// finding is still counted (its blocks, its client's `findings_left_off`) but not kept,
 /// whichever client sends it; the kept texts never add up to more than the budget.
 #[tokio::test(start_paused = true)]
 async fn the_fleets_finding_text_budget_holds_and_counts_stay_exact() {
     use crate::protocol::MAX_FINDINGS_SENT;
-    use crate::verify::FindingClass;
     let t0 = Instant::now();
-    // Room for 50 findings of 1000 bytes of text each (cut to 3 × 256 = 768 bytes), and a bit.
-    let budget = 50 * 768 + 100;
+    // Room for 50 findings of 1000 bytes of text each (cut to 3 × 256 = 768 bytes, and the
+    // record's own size), and a bit.
+    let each = 768 + std::mem::size_of::<VerifyFinding>();
+    let budget = 50 * each + 100;
     let r = Rules {
         finding_texts: Arc::new(FindingTextBudget::new(budget)),
         ..rules(None)
     };
-    let long = "x".repeat(1000);
-    let finding = |i: u64| {
-        Message::VerifyFinding(Box::new(VerifyFinding {
-            class: FindingClass::Corrupt,
-            offset_bytes: i,
-            blocks: 3,
-            path: long.clone(),
-            expected: long.clone(),
-            found: long.clone(),
-        }))
-    };
     let (mut kept, mut past_fleet) = (0u64, 0u64);
     let mut records = Vec::new();
     for n in 0..10u32 {
-        let mut s = Session::new(peer(), &r, t0);
-        s.on_message(Message::GetCid, t0, None, t0);
-        s.registered(100 + n, t0);
-        let mut c = ClientRecord::new(100 + n, peer(), None, t0);
-        s.on_message(Message::Start, t0, Some(&mut c), t0);
-        for i in 0..30u64 {
-            let step = s.on_message(finding(i), t0, Some(&mut c), t0);
-            match step.note {
-                Note::Status(_) => kept += 1,
-                Note::Warn(ref w) if w.contains("bytes of finding text") => past_fleet += 1,
-                Note::Warn(ref w) => assert!(w.contains("past the client's first"), "{w}"),
-                ref other => panic!("{other:?}"),
-            }
-        }
+        let (c, k, p) = thirty_findings(&r, 100 + n, t0);
+        (kept, past_fleet) = (kept + k, past_fleet + p);
         records.push(c);
     }
     assert_eq!(kept, 50, "as many as the budget holds");
@@ -1048,8 +1060,7 @@ async fn the_fleets_finding_text_budget_holds_and_counts_stay_exact() {
         .flat_map(|v| &v.findings)
         .map(|f| f.path.len() + f.expected.len() + f.found.len())
         .sum();
-    assert!(texts <= budget, "{texts} > {budget}");
-    assert_eq!(r.finding_texts.used(), texts);
+    assert!(texts + 50 * (each - 768) <= budget, "{texts} > {budget}");
     for (n, v) in reports.iter().enumerate() {
         // Every finding counted: its blocks, and each one kept or left off.
         assert_eq!((v.errors.corrupt, v.errors_total), (90, 90), "client {n}");
@@ -1064,4 +1075,37 @@ async fn the_fleets_finding_text_budget_holds_and_counts_stay_exact() {
             .unwrap_or(0);
         assert_eq!(v.findings.len(), want, "client {n}");
     }
+}
+
+/// The budget is spent for good at its first refusal: a later, shorter finding (even one of
+/// empty texts, which still costs its record's size) is not kept after a longer one was not.
+#[test]
+fn the_finding_text_budget_is_spent_at_its_first_refusal() {
+    use super::super::record::FindingKept;
+    let t0 = Instant::now();
+    let each = std::mem::size_of::<VerifyFinding>();
+    // Room for the first finding and 497 bytes: less than the second's (3 texts cut to 256
+    // bytes, and its record), more than an empty one's record.
+    let budget = FindingTextBudget::new(each + 3 + 497);
+    assert!(each < 497);
+    let mut c = ClientRecord::new(100, peer(), None, t0);
+    assert_eq!(
+        c.verify_finding(&finding_of("x", 0, 1), &budget),
+        FindingKept::Kept
+    );
+    let long = "y".repeat(400);
+    assert_eq!(
+        c.verify_finding(&finding_of(&long, 1, 1), &budget),
+        FindingKept::PastFleet
+    );
+    assert_eq!(budget.used(), each + 3 + 497);
+    assert_eq!(
+        c.verify_finding(&finding_of("", 2, 1), &budget),
+        FindingKept::PastFleet
+    );
+    let v = c.to_report(t0).verify.unwrap();
+    assert_eq!(
+        (v.findings.len(), v.findings_left_off, v.errors_total),
+        (1, 2, 3)
+    );
 }

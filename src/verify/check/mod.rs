@@ -280,8 +280,13 @@ fn not_regular(t: std::fs::FileType) -> &'static str {
 ///
 /// # Errors
 /// [`Error::Config`] for a path that does not exist; [`Error::File`] when it, or an entry
-/// under a data file's name, cannot be listed or looked at (a symbolic-link loop).
-fn files_of(path: &Path, skipped: &mut Vec<SkippedPath>) -> Result<Vec<PathBuf>> {
+/// under a data file's name, cannot be listed or looked at (a symbolic-link loop);
+/// [`Error::Interrupted`] once `stop` says so (asked before each entry).
+fn files_of(
+    path: &Path,
+    skipped: &mut Vec<SkippedPath>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::Config(format!("verify: {} does not exist", path.display()))
@@ -294,6 +299,12 @@ fn files_of(path: &Path, skipped: &mut Vec<SkippedPath>) -> Result<Vec<PathBuf>>
     let mut out = Vec::new();
     let mut odd = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| Error::file("list", path, e))? {
+        if stop() {
+            return Err(Error::Interrupted(format!(
+                "the listing of {} was stopped",
+                path.display()
+            )));
+        }
         let entry = entry.map_err(|e| Error::file("list", path, e))?;
         let name = entry.file_name();
         if name.to_str().and_then(parse_file_name).is_none() {
@@ -348,9 +359,9 @@ pub fn check_paths(paths: &[PathBuf], config: &VerifyConfig) -> Result<VerifyRep
     check_paths_until(paths, config, &|| false)
 }
 
-/// [`check_paths`] that ends once `stop` says so: asked before each read (of at most 4 MiB),
-/// on the calling thread, so a check stopped ends within one read (a face whose caller gave up
-/// waiting: Python's Ctrl-C).
+/// [`check_paths`] that ends once `stop` says so: asked before each read (of at most 4 MiB)
+/// and each entry of a directory listed, on the calling thread, so a check stopped ends
+/// within one read (a face whose caller gave up waiting: Python's Ctrl-C).
 ///
 /// # Errors
 /// As [`check_paths`]; [`Error::Interrupted`] once `stop` returns `true`.
@@ -387,7 +398,7 @@ pub fn check_paths_until(
     };
     for p in paths {
         let before = report.skipped.len();
-        let files = files_of(p, &mut report.skipped)?;
+        let files = files_of(p, &mut report.skipped, stop)?;
         if files.is_empty() {
             let odd = report.skipped.len() - before;
             return Err(Error::Config(format!(
