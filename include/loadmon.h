@@ -1257,8 +1257,8 @@ enum LoadmonStatus loadmon_worker_run(const struct LoadmonWorkerConfig *cfg, cha
  * (`path`, `offset_bytes`, `blocks`, `class`, `expected`, `found`), `findings_left_off`,
  * `notes`), `skipped` (each `path`, `reason`: a directory's entries named like data files
  * that are not regular files, left out unopened), `blocks_checked`, `blocks_ok`, `errors`
- * (`corrupt`, `stale`, `misdirected`,
- * `torn`, `short`: 0 each when every block is as written), `bytes_read`, `elapsed_s`,
+ * (`corrupt`, `stale`, `misdirected`, `torn`, `short`: 0 each when every block is as
+ * written), `bytes_read`, `elapsed_s`,
  * `cpu_s`, `read_mb_s`, `cpu_s_per_gb`. `LOADMON_CONFIG` for no path, a path that does not
  * exist, a directory without data files or an option out of range; `LOADMON_IO` when a file
  * cannot be read; `LOADMON_INVALID_ARGUMENT` for a NULL `paths` (with `n_paths` above 0) or

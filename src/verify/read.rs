@@ -3,8 +3,8 @@
 //!
 //! A whole file is read in order with [`Reader::pieces`]: for a file larger than one buffer,
 //! a helper thread reads the next piece into a second buffer while the caller checks the
-//! current one (so the device does not wait for the CPU), the stop still asked on the caller's
-//! thread before each read is ordered. A helper that cannot be started (or a second buffer
+//! current one (one read in flight: the next read overlaps this piece's check), the stop still
+//! asked on the caller's thread before each read is ordered. A helper that cannot be started (or a second buffer
 //! that cannot be had) leaves the reads on the caller's thread, one after the other.
 
 use std::fs::{File, OpenOptions};

@@ -71,14 +71,15 @@ fn paths_arg(v: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
 /// Checks files written with verified data (``TestClient(verify=...)``), offline, as
 /// ``loadmon verify --json`` does: ``paths`` is a file or a directory (its ``client_<id>_…``
 /// data files) as ``str``, ``bytes`` or ``os.PathLike``, or any iterable of them. Returns the
-/// report as a dict: ``files`` (each with ``path``, ``size_bytes``, ``expected``, ``blocks_checked``, ``blocks_ok``, ``errors`` by
+/// report as a dict: ``files`` (each with ``path``, ``size_bytes``, ``expected``,
+/// ``blocks_checked``, ``blocks_ok``, ``errors`` by
 /// class, ``findings`` (``path``, ``offset_bytes``, ``blocks``, ``class``, ``expected``,
 /// ``found``), ``findings_left_off``, ``notes``), ``blocks_checked``, ``blocks_ok``,
 /// ``errors`` (``corrupt``, ``stale``, ``misdirected``, ``torn``, ``short``), ``bytes_read``,
 /// ``elapsed_s``, ``cpu_s``, ``read_mb_s``, ``cpu_s_per_gb``, and ``skipped`` (entries of a
 /// directory named like data files that are not regular files, each ``path`` and ``reason``:
-/// left out, never opened). Bad blocks are findings, not
-/// errors: ``sum(report["errors"].values()) == 0`` means every block is as written.
+/// left out, never opened). Bad blocks are findings, not errors:
+/// ``sum(report["errors"].values()) == 0`` means every block is as written.
 ///
 /// ``direct``: read with O_DIRECT (the page cache cannot answer); ``max_findings``: findings
 /// kept per file; ``block_size`` (an int of bytes or a text such as "64k"), ``run_id`` and

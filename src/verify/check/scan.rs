@@ -469,16 +469,7 @@ mod tests {
         assert_eq!(read_bytes(u64::MAX), READ_BYTES);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
-        let ctx = BlockContext {
-            block_bytes: 4096,
-            run_id: 9,
-            client_id: 7,
-            stream: 0,
-            file_seq: 0,
-            generation: 1,
-            write_time_ns: 0,
-            file_size_bytes: 12 * 4096,
-        };
+        let ctx = ctx_7(4096, 12 * 4096);
         let mut data = vec![0u8; 12 * 4096];
         fill_chunk(&mut data, &ctx, 0).unwrap();
         data[5 * 4096 + 9] ^= 1;
@@ -497,16 +488,7 @@ mod tests {
     fn a_file_too_broken_up_to_record_is_judged_in_a_second_pass() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("client_7_0_2026-12-05_10.11.12");
-        let ctx = BlockContext {
-            block_bytes: 512,
-            run_id: 9,
-            client_id: 7,
-            stream: 0,
-            file_seq: 0,
-            generation: 1,
-            write_time_ns: 0,
-            file_size_bytes: 64 * 512,
-        };
+        let ctx = ctx_7(512, 64 * 512);
         let mut data = vec![0u8; 64 * 512];
         fill_chunk(&mut data, &ctx, 0).unwrap();
         // Every other block zeroed: 64 runs, more than MAX_RANGES.
@@ -541,16 +523,7 @@ mod tests {
     /// 16 blocks of 4 KiB of client 7's file 0 at `path`, with a zeroed one at 12 (so the
     /// first pass records a run of bad blocks to read again).
     fn sixteen_blocks(path: &Path) -> Vec<u8> {
-        let ctx = BlockContext {
-            block_bytes: 4096,
-            run_id: 9,
-            client_id: 7,
-            stream: 0,
-            file_seq: 0,
-            generation: 1,
-            write_time_ns: 0,
-            file_size_bytes: 16 * 4096,
-        };
+        let ctx = ctx_7(4096, 16 * 4096);
         let mut data = vec![0u8; 16 * 4096];
         fill_chunk(&mut data, &ctx, 0).unwrap();
         data[12 * 4096..13 * 4096].fill(0);
@@ -632,16 +605,7 @@ mod tests {
     /// rounded up to a block), with a corrupt block in the first piece and a zeroed run
     /// across the second and third pieces (the runs stay under MAX_RANGES).
     fn pieces_file(path: &Path, len: usize) -> Vec<u8> {
-        let ctx = BlockContext {
-            block_bytes: 4096,
-            run_id: 9,
-            client_id: 7,
-            stream: 0,
-            file_seq: 0,
-            generation: 1,
-            write_time_ns: 0,
-            file_size_bytes: len.next_multiple_of(4096) as u64,
-        };
+        let ctx = ctx_7(4096, len.next_multiple_of(4096) as u64);
         let mut data = vec![0u8; len.next_multiple_of(4096)];
         fill_chunk(&mut data, &ctx, 0).unwrap();
         data[5 * 4096 + 9] ^= 1;
@@ -649,6 +613,20 @@ mod tests {
         data.truncate(len);
         std::fs::write(path, &data).unwrap();
         data
+    }
+
+    /// Client 7's file 0 (run 9, generation 1) of `file_size_bytes` in `block_bytes` blocks.
+    fn ctx_7(block_bytes: u32, file_size_bytes: u64) -> BlockContext {
+        BlockContext {
+            block_bytes,
+            run_id: 9,
+            client_id: 7,
+            stream: 0,
+            file_seq: 0,
+            generation: 1,
+            write_time_ns: 0,
+            file_size_bytes,
+        }
     }
 
     fn client_7() -> Expected {

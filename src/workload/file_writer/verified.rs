@@ -621,30 +621,26 @@ mod tests {
         std::fs::write(&marker, marker_text(5, &[(&name, 0)])).unwrap();
         let fifo = dir.path().join("fifo");
         mkfifo(&fifo);
-        for target in [fifo.as_path(), Path::new("/proc/self/exe")] {
-            let _ = std::fs::remove_file(dir.path().join(&name));
-            std::os::unix::fs::symlink(target, dir.path().join(&name)).unwrap();
-            let e = bounded({
+        // The peer's check, on a thread of its own (a hang would fail the bound).
+        let check_peer_bounded = || {
+            bounded({
                 let (v, ctx, d) = (Arc::clone(&v), ctx.clone(), dir.path().to_path_buf());
                 move || {
                     v.check_peer(&ctx, &d, Vec::new())
                         .map_err(|e| e.to_string())
                 }
             })
-            .unwrap_err();
+        };
+        for target in [fifo.as_path(), Path::new("/proc/self/exe")] {
+            let _ = std::fs::remove_file(dir.path().join(&name));
+            std::os::unix::fs::symlink(target, dir.path().join(&name)).unwrap();
+            let e = check_peer_bounded().unwrap_err();
             assert!(e.contains("symbolic link") && e.contains(&name), "{e}");
         }
         // The FIFO itself under the name: refused at once.
         std::fs::remove_file(dir.path().join(&name)).unwrap();
         std::fs::rename(&fifo, dir.path().join(&name)).unwrap();
-        let e = bounded({
-            let (v, ctx, d) = (Arc::clone(&v), ctx.clone(), dir.path().to_path_buf());
-            move || {
-                v.check_peer(&ctx, &d, Vec::new())
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .unwrap_err();
+        let e = check_peer_bounded().unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
     }
 
